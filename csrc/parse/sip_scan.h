@@ -1,0 +1,84 @@
+/* Byte classes and scanning helpers shared by the grammar files (internal to
+ * csrc/parse). Every class test is one table load; no <ctype.h>, no locale.
+ *
+ * Folding: inside a header value, CRLF (or a bare LF) followed by SP or HTAB
+ * is linear white space (RFC 3261 §7.3.1). sip__skip_lws() treats it as such,
+ * so every grammar function can walk a raw value slice that still contains
+ * folds. */
+#ifndef SIP_SCAN_H
+#define SIP_SCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sip_types.h"
+
+enum {
+  SIP_C_DIGIT = 0x0001,    /* 0-9 */
+  SIP_C_ALPHA = 0x0002,    /* A-Z a-z */
+  SIP_C_HEX = 0x0004,      /* 0-9 A-F a-f */
+  SIP_C_TOKEN = 0x0008,    /* token: alphanum - . ! % * _ + ` ' ~ */
+  SIP_C_WS = 0x0010,       /* SP HTAB */
+  SIP_C_UNRESERVED = 0x0020, /* alphanum mark: - _ . ! ~ * ' ( ) */
+  SIP_C_USER = 0x0040,     /* unreserved + user-unreserved & = + $ , ; ? / (no %) */
+  SIP_C_PASSWORD = 0x0080, /* unreserved + & = + $ , (no %) */
+  SIP_C_PARAM = 0x0100,    /* unreserved + param-unreserved [ ] / : & + $ (no %) */
+  SIP_C_HNV = 0x0200,      /* unreserved + hnv-unreserved [ ] / ? : + $ (no %) */
+  SIP_C_HOST = 0x0400,     /* alphanum - . (hostname) */
+  SIP_C_WORD = 0x0800,     /* word (Call-ID): token + ( ) < > : \ " / [ ] ? { } */
+  SIP_C_SCHEME = 0x1000,   /* alphanum + - . (after the first alpha) */
+  SIP_C_UTF8 = 0x2000,     /* 0x80-0xFF */
+  SIP_C_CTL = 0x4000,      /* 0x00-0x1F, 0x7F */
+};
+
+extern const uint16_t sip__cclass[256];
+
+static inline int sip__is(unsigned char c, unsigned cls) {
+  return (sip__cclass[c] & cls) != 0;
+}
+
+static inline char sip__lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c;
+}
+
+static inline int sip__hexval(unsigned char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c = (unsigned char)(c | 0x20);
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  return -1;
+}
+
+/* Skip SP/HTAB and folds (CRLF or LF followed by SP/HTAB) from p up to end. */
+static inline const char *sip__skip_lws(const char *p, const char *end) {
+  for (;;) {
+    if (p < end && (*p == ' ' || *p == '\t')) {
+      p++;
+    } else if (p + 1 < end && *p == '\r' && p[1] == '\n' && p + 2 < end &&
+               (p[2] == ' ' || p[2] == '\t')) {
+      p += 3;
+    } else if (p + 1 < end && *p == '\n' && (p[1] == ' ' || p[1] == '\t')) {
+      p += 2;
+    } else {
+      return p;
+    }
+  }
+}
+
+/* Trim LWS (including folds and trailing CR/LF) from both ends of a slice. */
+static inline sip_str sip__trim(const char *p, const char *end) {
+  p = sip__skip_lws(p, end);
+  while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
+                     end[-1] == '\n'))
+    end--;
+  return (sip_str){p, (size_t)(end - p)};
+}
+
+/* Parse a decimal number of 1..n digits from [p, end); rejects anything else
+ * (no sign, no LWS). SIP_ERANGE when the value exceeds max, SIP_EVALUE when
+ * not all digits. Leading zeros are fine ("0068"). */
+int sip__parse_uint(const char *p, const char *end, uint64_t max,
+                    uint64_t *out);
+
+#endif

@@ -1,0 +1,53 @@
+/* Minimal assertion helpers for the C test programs. Each CHECK counts one
+ * passed or failed assertion; a test program ends with check_summary(), which
+ * prints "<name>: N passed, N failed" and returns the exit status. */
+#ifndef SIP_TEST_CHECK_H
+#define SIP_TEST_CHECK_H
+
+#include <stdio.h>
+#include <string.h>
+
+static int check_passed, check_failed;
+
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (cond) {                                                                \
+      check_passed++;                                                          \
+    } else {                                                                   \
+      check_failed++;                                                          \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                          \
+  } while (0)
+
+#define CHECK_MSG(cond, ...)                                                   \
+  do {                                                                         \
+    if (cond) {                                                                \
+      check_passed++;                                                          \
+    } else {                                                                   \
+      check_failed++;                                                          \
+      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                            \
+      fputc('\n', stderr);                                                     \
+    }                                                                          \
+  } while (0)
+
+/* A slice equals a C string, byte for byte. */
+#define CHECK_STR(slice, cstr)                                                 \
+  CHECK_MSG((slice).p != NULL && (slice).len == strlen(cstr) &&                \
+                memcmp((slice).p, (cstr), (slice).len) == 0,                   \
+            "got '%.*s', want '%s'", (int)(slice).len,                         \
+            (slice).p ? (slice).p : "(absent)", (cstr))
+
+#define CHECK_INT(got, want)                                                   \
+  do {                                                                         \
+    long long check_g_ = (long long)(got), check_w_ = (long long)(want);       \
+    CHECK_MSG(check_g_ == check_w_, "got %lld, want %lld", check_g_,           \
+              check_w_);                                                       \
+  } while (0)
+
+static inline int check_summary(const char *name) {
+  printf("%s: %d passed, %d failed\n", name, check_passed, check_failed);
+  return check_failed ? 1 : 0;
+}
+
+#endif
