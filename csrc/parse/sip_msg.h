@@ -76,8 +76,13 @@ typedef struct sip_msg {
 
   sip_arena arena;
 
-  /* caches of lazily parsed message-level fields (NULL = not parsed yet) */
+  /* caches of lazily parsed fields (NULL = not parsed yet): the Request-URI,
+   * and per header kind the parsed list of all its values (sip_via,
+   * sip_addr, sip_cseq, sip_ctype) or the multipart parts for CONTENT_TYPE's
+   * body. Edits drop the entry of the kind they touch. */
   sip_uri *ruri_parsed;
+  void *cache[SIP_H__COUNT];
+  sip_part *parts;
 
   /* edits */
   uint8_t dirty;        /* anything changed: serialize from parts */

@@ -1,0 +1,617 @@
+/* Message framing and the header index (RFC 3261 §7, §18.3), and the lazily
+ * parsed accessors on top of it.
+ *
+ * sip_msg_parse does only what every element needs for every message: the
+ * start line, each header's boundaries and name, Content-Length and the body.
+ * Everything else is parsed the first time someone asks, and cached. */
+#include <stdio.h>
+#include <string.h>
+
+#include "sip_msg.h"
+#include "sip_scan.h"
+
+const sip_limits sip_default_limits = {
+    .max_size = 65535,
+    .max_headers = 256,
+    .max_line = 16384,
+};
+
+/* ---- the header name table ------------------------------------------- */
+
+#define HDR_SLOTS 256 /* power of two, > 4x the table size */
+
+static const char *const hdr_names[SIP_H__COUNT] = {
+    NULL,
+#define HDR_NAME(id, name, compact, flags) name,
+    SIP_HEADER_TABLE(HDR_NAME)
+#undef HDR_NAME
+};
+
+static const unsigned char hdr_compact[SIP_H__COUNT] = {
+    0,
+#define HDR_COMPACT(id, name, compact, flags) compact,
+    SIP_HEADER_TABLE(HDR_COMPACT)
+#undef HDR_COMPACT
+};
+
+static const unsigned hdr_flag_tab[SIP_H__COUNT] = {
+    0,
+#define HDR_FLAGS(id, name, compact, flags) flags,
+    SIP_HEADER_TABLE(HDR_FLAGS)
+#undef HDR_FLAGS
+};
+
+static uint8_t hdr_by_compact[128];
+static uint8_t hdr_slot[HDR_SLOTS];
+static uint8_t hdr_name_len[SIP_H__COUNT];
+
+static unsigned hdr_hash(const char *p, size_t len) {
+  return ((unsigned)len * 7u + (unsigned)sip__lower(p[0]) * 31u +
+          (unsigned)sip__lower(p[len - 1]) * 3u +
+          (unsigned)sip__lower(p[len / 2])) &
+         (HDR_SLOTS - 1);
+}
+
+/* Runs before main (and before any dlopen'er calls in), so lookups need no
+ * initialisation check on the hot path. */
+__attribute__((constructor)) static void hdr_table_init(void) {
+  for (int id = 1; id < SIP_H__COUNT; id++) {
+    size_t len = strlen(hdr_names[id]);
+    hdr_name_len[id] = (uint8_t)len;
+    unsigned h = hdr_hash(hdr_names[id], len);
+    while (hdr_slot[h])
+      h = (h + 1) & (HDR_SLOTS - 1);
+    hdr_slot[h] = (uint8_t)id;
+    if (hdr_compact[id])
+      hdr_by_compact[(unsigned char)sip__lower((char)hdr_compact[id])] =
+          (uint8_t)id;
+  }
+}
+
+int sip_hdr_lookup(const char *name, size_t len) {
+  if (len == 0)
+    return SIP_H_OTHER;
+  if (len == 1) {
+    unsigned char c = (unsigned char)sip__lower(name[0]);
+    return c < 128 ? hdr_by_compact[c] : SIP_H_OTHER;
+  }
+  unsigned h = hdr_hash(name, len);
+  for (;;) {
+    int id = hdr_slot[h];
+    if (!id)
+      return SIP_H_OTHER;
+    if (hdr_name_len[id] == len) {
+      const char *c = hdr_names[id];
+      size_t i = 0;
+      while (i < len && sip__lower(name[i]) == sip__lower(c[i]))
+        i++;
+      if (i == len)
+        return id;
+    }
+    h = (h + 1) & (HDR_SLOTS - 1);
+  }
+}
+
+const char *sip_hdr_canonical(int id) {
+  return (id > 0 && id < SIP_H__COUNT) ? hdr_names[id] : NULL;
+}
+
+unsigned sip_hdr_flags(int id) {
+  return (id > 0 && id < SIP_H__COUNT) ? hdr_flag_tab[id] : 0;
+}
+
+/* ---- framing ----------------------------------------------------------- */
+
+static void msg_reset(sip_msg *m) {
+  const sip_limits *lim = m->limits;
+  sip_arena_free(&m->arena);
+  memset(m, 0, offsetof(sip_msg, hdr_inline));
+  m->limits = lim ? lim : &sip_default_limits;
+  m->hdr = m->hdr_inline;
+  m->hdr_cap = SIP_MSG_INLINE_HDRS;
+  sip_arena_init(&m->arena, m->arena_inline, sizeof(m->arena_inline));
+}
+
+void sip_msg_init(sip_msg *m, const sip_limits *limits) {
+  m->arena.chunks = NULL;
+  m->limits = limits;
+  msg_reset(m);
+}
+
+void sip_msg_free(sip_msg *m) { msg_reset(m); }
+
+static int fail(sip_msg *m, const char *base, const char *at, const char *what,
+                int err) {
+  m->err_off = (size_t)(at - base);
+  m->err_what = what;
+  return err;
+}
+
+/* "SIP/" 1*DIGIT "." 1*DIGIT, "SIP" in any case. */
+static int version_ok(const char *p, const char *end) {
+  if (end - p < 7 || sip__lower(p[0]) != 's' || sip__lower(p[1]) != 'i' ||
+      sip__lower(p[2]) != 'p' || p[3] != '/')
+    return 0;
+  p += 4;
+  const char *d = p;
+  while (p < end && sip__is((unsigned char)*p, SIP_C_DIGIT))
+    p++;
+  if (p == d || p == end || *p != '.')
+    return 0;
+  d = ++p;
+  while (p < end && sip__is((unsigned char)*p, SIP_C_DIGIT))
+    p++;
+  return p > d && p == end;
+}
+
+static int parse_start_line(sip_msg *m, const char *base, const char *p,
+                            const char *end) {
+  m->start_line = (sip_str){p, (size_t)(end - p)};
+  const char *sp1 = memchr(p, ' ', (size_t)(end - p));
+  if (!sp1 || sp1 == p)
+    return fail(m, base, p, "start line", SIP_ESTARTLINE);
+
+  if (version_ok(p, sp1)) { /* Status-Line */
+    m->version = (sip_str){p, (size_t)(sp1 - p)};
+    const char *c = sp1 + 1;
+    if (end - c < 3)
+      return fail(m, base, c, "status code", SIP_ESTARTLINE);
+    unsigned code = 0;
+    for (int i = 0; i < 3; i++) {
+      if (!sip__is((unsigned char)c[i], SIP_C_DIGIT))
+        return fail(m, base, c, "status code", SIP_ESTARTLINE);
+      code = code * 10 + (unsigned)(c[i] - '0');
+    }
+    c += 3;
+    if (c < end && *c != ' ')
+      return fail(m, base, c, "status code", SIP_ESTARTLINE);
+    if (code < 100 || code > 699)
+      return fail(m, base, c - 3, "status code", SIP_ERANGE);
+    m->status = (uint16_t)code;
+    /* "SIP/2.0 100" without the SP is taken liberally (RFC 4475 §3.1.1.13) */
+    m->reason = c < end ? (sip_str){c + 1, (size_t)(end - c - 1)}
+                        : (sip_str){c, 0};
+    for (const char *r = m->reason.p; r < end; r++)
+      if (*r == '\r' || *r == '\n')
+        return fail(m, base, r, "reason phrase", SIP_ESTARTLINE);
+    return 0;
+  }
+
+  /* Request-Line: Method SP Request-URI SP SIP-Version, single SPs */
+  for (const char *c = p; c < sp1; c++)
+    if (!sip__is((unsigned char)*c, SIP_C_TOKEN))
+      return fail(m, base, c, "method", SIP_ESTARTLINE);
+  const char *u = sp1 + 1;
+  const char *sp2 = memchr(u, ' ', (size_t)(end - u));
+  if (!sp2 || sp2 == u)
+    return fail(m, base, u, "Request-URI", SIP_ESTARTLINE);
+  for (const char *c = u; c < sp2; c++)
+    if (sip__is((unsigned char)*c, SIP_C_CTL | SIP_C_WS) || *c == '<' ||
+        *c == '>' || *c == '"')
+      return fail(m, base, c, "Request-URI", SIP_ESTARTLINE);
+  if (!version_ok(sp2 + 1, end))
+    return fail(m, base, sp2 + 1, "SIP version", SIP_EVERSION);
+  m->is_request = 1;
+  m->method = (sip_str){p, (size_t)(sp1 - p)};
+  m->ruri = (sip_str){u, (size_t)(sp2 - u)};
+  m->version = (sip_str){sp2 + 1, (size_t)(end - sp2 - 1)};
+  return 0;
+}
+
+static int grow_headers(sip_msg *m) {
+  uint32_t cap = m->hdr_cap * 2;
+  sip_hdr *h = sip_arena_alloc(&m->arena, cap * sizeof(*h));
+  if (!h)
+    return SIP_ENOMEM;
+  memcpy(h, m->hdr, m->nhdr * sizeof(*h));
+  m->hdr = h;
+  m->hdr_cap = cap;
+  return 0;
+}
+
+/* One header field: name, optional WS, ':', value (LWS trimmed). */
+static int index_header(sip_msg *m, const char *base, const char *line,
+                        const char *vend, const char *rawend) {
+  const char *p = line;
+  while (p < vend && sip__is((unsigned char)*p, SIP_C_TOKEN))
+    p++;
+  const char *nend = p;
+  while (p < vend && (*p == ' ' || *p == '\t'))
+    p++;
+  if (nend == line || p == vend || *p != ':')
+    return fail(m, base, nend, "header name", SIP_EHEADER);
+  if (m->nhdr >= m->limits->max_headers)
+    return fail(m, base, line, "header count", SIP_ETOOMANY);
+  if (m->nhdr == m->hdr_cap && grow_headers(m) < 0)
+    return fail(m, base, line, "header index", SIP_ENOMEM);
+  sip_hdr *h = &m->hdr[m->nhdr++];
+  h->name = (sip_str){line, (size_t)(nend - line)};
+  h->value = sip__trim(p + 1, vend);
+  h->raw = (sip_str){line, (size_t)(rawend - line)};
+  h->id = (uint16_t)sip_hdr_lookup(line, (size_t)(nend - line));
+  h->state = SIP_HS_ORIG;
+  h->parsed = NULL;
+  return 0;
+}
+
+/* The framing layer must reject a second Content-Length (mcl01): with two
+ * lengths there is no way to know where the message ends. */
+static int frame_content_length(sip_msg *m, const char *base, size_t *clen) {
+  const sip_hdr *found = NULL;
+  for (uint32_t i = 0; i < m->nhdr; i++) {
+    const sip_hdr *h = &m->hdr[i];
+    if (h->id != SIP_H_CONTENT_LENGTH)
+      continue;
+    if (found)
+      return fail(m, base, h->name.p, "Content-Length (repeated)", SIP_ECLEN);
+    found = h;
+  }
+  if (!found)
+    return 0;
+  uint64_t v;
+  int rc = sip__parse_uint(found->value.p, found->value.p + found->value.len,
+                           m->limits->max_size, &v);
+  if (rc < 0)
+    return fail(m, base, found->value.p, "Content-Length",
+                rc == SIP_ERANGE ? SIP_ETOOBIG : SIP_ECLEN);
+  m->has_clen = 1;
+  *clen = (size_t)v;
+  return 1;
+}
+
+int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
+  msg_reset(m);
+  if (len > (size_t)INT32_MAX)
+    return SIP_ETOOBIG;
+  const char *base = buf, *end = buf + len;
+  const sip_limits *lim = m->limits;
+  const char *p = buf;
+  /* §7.5: CRLFs before the start line are ignored (and stream keep-alives) */
+  while (p < end && (*p == '\r' || *p == '\n'))
+    p++;
+  if (p == end)
+    return mode == SIP_MODE_STREAM ? SIP_ENEEDMORE
+                                   : fail(m, base, p, "message", SIP_ESTARTLINE);
+  m->buf = p;
+
+  /* Scan lines up to the empty one. A header field spans its first line
+   * and every following line that starts with SP/HTAB. */
+  const char *line = p;
+  const char *field = NULL, *field_vend = NULL;
+  int seen_start = 0;
+  const char *limit_end = end;
+  if ((size_t)(end - p) > lim->max_size)
+    limit_end = p + lim->max_size;
+  for (;;) {
+    const char *nl = memchr(line, '\n', (size_t)(limit_end - line));
+    if (!nl) {
+      if ((size_t)(limit_end - line) > lim->max_line)
+        return fail(m, base, line, "line length", SIP_ELINELEN);
+      if (limit_end != end)
+        return fail(m, base, p, "message size", SIP_ETOOBIG);
+      if (mode == SIP_MODE_STREAM)
+        return SIP_ENEEDMORE;
+      return fail(m, base, end, "header section (no empty line)",
+                  SIP_EHEADER);
+    }
+    const char *lend = (nl > line && nl[-1] == '\r') ? nl - 1 : nl;
+    const char *next = nl + 1;
+    int fold = seen_start && (*line == ' ' || *line == '\t') && line < lend;
+    if (fold) {
+      if (!field)
+        return fail(m, base, line, "folded line after the start line",
+                    SIP_EHEADER);
+      field_vend = lend;
+      if ((size_t)(lend - field) > lim->max_line)
+        return fail(m, base, field, "line length", SIP_ELINELEN);
+      line = next;
+      continue;
+    }
+    if (field) {
+      int rc = index_header(m, base, field, field_vend, line);
+      if (rc < 0)
+        return rc;
+      field = NULL;
+    }
+    if ((size_t)(lend - line) > lim->max_line)
+      return fail(m, base, line, "line length", SIP_ELINELEN);
+    if (!seen_start) {
+      int rc = parse_start_line(m, base, line, lend);
+      if (rc < 0)
+        return rc;
+      seen_start = 1;
+    } else if (lend == line) {
+      m->head_end = (sip_str){line, (size_t)(next - line)};
+      p = next;
+      break;
+    } else {
+      field = line;
+      field_vend = lend;
+    }
+    line = next;
+  }
+
+  size_t clen = 0;
+  int has = frame_content_length(m, base, &clen);
+  if (has < 0)
+    return has;
+  size_t head = (size_t)(p - m->buf);
+  size_t avail = (size_t)(end - p);
+  if (!has)
+    clen = mode == SIP_MODE_STREAM ? 0 : avail;
+  if (head + clen > lim->max_size)
+    return fail(m, base, p, "message size", SIP_ETOOBIG);
+  if (avail < clen) {
+    if (mode == SIP_MODE_STREAM)
+      return SIP_ENEEDMORE;
+    return fail(m, base, end, "body", SIP_ESHORTBODY);
+  }
+  m->body = (sip_str){p, clen};
+  m->len = head + clen;
+  if (mode == SIP_MODE_STREAM)
+    return (int)((m->buf + m->len) - buf);
+  return (int)len;
+}
+
+size_t sip_msg_strerror(const sip_msg *m, int err, char *out, size_t cap) {
+  int n;
+  if (err == SIP_ENEEDMORE)
+    n = snprintf(out, cap, "PARSE: %s", sip_strerror(err));
+  else
+    n = snprintf(out, cap, "PARSE: %s at byte %zu: %s",
+                 m->err_what ? m->err_what : "message", m->err_off,
+                 sip_strerror(err));
+  if (n < 0)
+    n = 0;
+  return cap == 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
+}
+
+/* ---- the header index ---------------------------------------------------- */
+
+static int hdr_matches(const sip_hdr *h, int id, const char *name,
+                       size_t nlen) {
+  if (h->state == SIP_HS_REMOVED)
+    return 0;
+  if (id != SIP_H_OTHER)
+    return h->id == id;
+  return h->id == SIP_H_OTHER &&
+         sip_str_ieq(h->name, (sip_str){name, nlen});
+}
+
+int sip_msg_find(const sip_msg *m, int id, const char *name, size_t nlen,
+                 int from) {
+  if (from < 0)
+    from = 0;
+  for (uint32_t i = (uint32_t)from; i < m->nhdr; i++)
+    if (hdr_matches(&m->hdr[i], id, name, nlen))
+      return (int)i;
+  return -1;
+}
+
+int sip_msg_count(const sip_msg *m, int id, const char *name, size_t nlen) {
+  int n = 0;
+  for (uint32_t i = 0; i < m->nhdr; i++)
+    n += hdr_matches(&m->hdr[i], id, name, nlen);
+  return n;
+}
+
+int sip_msg_unfolded(sip_msg *m, const sip_hdr *h, sip_str *out) {
+  const char *p = h->value.p, *end = p + h->value.len;
+  if (!memchr(p, '\n', h->value.len)) {
+    *out = h->value;
+    return 0;
+  }
+  char *d = sip_arena_alloc(&m->arena, h->value.len);
+  if (!d)
+    return SIP_ENOMEM;
+  size_t n = 0;
+  while (p < end) {
+    if (*p == '\r' || *p == '\n') {
+      while (n && (d[n - 1] == ' ' || d[n - 1] == '\t'))
+        n--;
+      p = sip__skip_lws(p, end);
+      d[n++] = ' ';
+      continue;
+    }
+    d[n++] = *p++;
+  }
+  *out = (sip_str){d, n};
+  return 0;
+}
+
+/* ---- lazily parsed fields -------------------------------------------------- */
+
+static const sip_hdr *first_hdr(const sip_msg *m, int id) {
+  int i = sip_msg_find(m, id, NULL, 0, 0);
+  return i < 0 ? NULL : &m->hdr[i];
+}
+
+int sip_msg_get_ruri(sip_msg *m, const sip_uri **out) {
+  if (!m->is_request)
+    return SIP_ENOTFOUND;
+  if (!m->ruri_parsed) {
+    sip_uri *u = sip_arena_alloc(&m->arena, sizeof(*u));
+    if (!u)
+      return SIP_ENOMEM;
+    int rc = sip_uri_parse(&m->arena, m->ruri.p, m->ruri.len, u);
+    if (rc < 0)
+      return rc;
+    /* §19.1.5: headers are not allowed in a Request-URI (escruri) */
+    if ((u->kind == SIP_URI_SIP || u->kind == SIP_URI_SIPS) &&
+        u->headers_raw.p)
+      return SIP_EURI;
+    m->ruri_parsed = u;
+  }
+  *out = m->ruri_parsed;
+  return 0;
+}
+
+int sip_msg_get_vias(sip_msg *m, const sip_via **out) {
+  if (!m->cache[SIP_H_VIA]) {
+    sip_via *head = NULL, **tail = &head;
+    for (uint32_t i = 0; i < m->nhdr; i++) {
+      const sip_hdr *h = &m->hdr[i];
+      if (h->id != SIP_H_VIA || h->state == SIP_HS_REMOVED)
+        continue;
+      int rc = sip_via_list_parse(&m->arena, h->value.p, h->value.len, &tail);
+      if (rc < 0)
+        return rc;
+    }
+    if (!head)
+      return SIP_ENOTFOUND;
+    m->cache[SIP_H_VIA] = head;
+  }
+  *out = m->cache[SIP_H_VIA];
+  return 0;
+}
+
+int sip_msg_get_addrs(sip_msg *m, int id, const sip_addr **out) {
+  if (id <= 0 || id >= SIP_H__COUNT || !(hdr_flag_tab[id] & SIP_HF_ADDR))
+    return SIP_EINVAL;
+  if (!m->cache[id]) {
+    sip_addr *head = NULL, **tail = &head;
+    unsigned flags = id == SIP_H_CONTACT ? SIP_ADDR_ALLOW_STAR : 0;
+    for (uint32_t i = 0; i < m->nhdr; i++) {
+      const sip_hdr *h = &m->hdr[i];
+      if (h->id != id || h->state == SIP_HS_REMOVED)
+        continue;
+      int rc;
+      if (hdr_flag_tab[id] & SIP_HF_LIST) {
+        rc = sip_addr_list_parse(&m->arena, h->value.p, h->value.len, flags,
+                                 &tail);
+      } else {
+        sip_addr *a = sip_arena_alloc(&m->arena, sizeof(*a));
+        if (!a)
+          return SIP_ENOMEM;
+        rc = sip_addr_parse(&m->arena, h->value.p, h->value.len, flags, a);
+        a->next = NULL;
+        *tail = a;
+        tail = &a->next;
+      }
+      if (rc < 0)
+        return rc;
+    }
+    if (!head)
+      return SIP_ENOTFOUND;
+    m->cache[id] = head;
+  }
+  *out = m->cache[id];
+  return 0;
+}
+
+int sip_msg_get_addr(sip_msg *m, int id, const sip_addr **out) {
+  return sip_msg_get_addrs(m, id, out);
+}
+
+int sip_msg_get_cseq(sip_msg *m, const sip_cseq **out) {
+  if (!m->cache[SIP_H_CSEQ]) {
+    const sip_hdr *h = first_hdr(m, SIP_H_CSEQ);
+    if (!h)
+      return SIP_ENOTFOUND;
+    sip_cseq *c = sip_arena_alloc(&m->arena, sizeof(*c));
+    if (!c)
+      return SIP_ENOMEM;
+    int rc = sip_cseq_parse(h->value.p, h->value.len, c);
+    if (rc < 0)
+      return rc;
+    m->cache[SIP_H_CSEQ] = c;
+  }
+  *out = m->cache[SIP_H_CSEQ];
+  return 0;
+}
+
+/* Call-ID = word [ "@" word ] */
+int sip_msg_get_call_id(sip_msg *m, sip_str *out) {
+  const sip_hdr *h = first_hdr(m, SIP_H_CALL_ID);
+  if (!h)
+    return SIP_ENOTFOUND;
+  const char *p = h->value.p, *end = p + h->value.len;
+  int ats = 0;
+  if (p == end)
+    return SIP_EVALUE;
+  for (; p < end; p++) {
+    if (*p == '@') {
+      if (++ats > 1 || p == h->value.p || p + 1 == end)
+        return SIP_EVALUE;
+    } else if (!sip__is((unsigned char)*p, SIP_C_WORD)) {
+      return SIP_EVALUE;
+    }
+  }
+  *out = h->value;
+  return 0;
+}
+
+int sip_msg_get_ctype(sip_msg *m, const sip_ctype **out) {
+  if (!m->cache[SIP_H_CONTENT_TYPE]) {
+    const sip_hdr *h = first_hdr(m, SIP_H_CONTENT_TYPE);
+    if (!h)
+      return SIP_ENOTFOUND;
+    sip_ctype *c = sip_arena_alloc(&m->arena, sizeof(*c));
+    if (!c)
+      return SIP_ENOMEM;
+    int rc = sip_ctype_parse(&m->arena, h->value.p, h->value.len, c);
+    if (rc < 0)
+      return rc;
+    m->cache[SIP_H_CONTENT_TYPE] = c;
+  }
+  *out = m->cache[SIP_H_CONTENT_TYPE];
+  return 0;
+}
+
+int sip_msg_get_auth(sip_msg *m, int hdr_index, const sip_auth **out) {
+  if (hdr_index < 0 || (uint32_t)hdr_index >= m->nhdr)
+    return SIP_EINVAL;
+  sip_hdr *h = &m->hdr[hdr_index];
+  if (!(sip_hdr_flags(h->id) & SIP_HF_AUTH) || h->state == SIP_HS_REMOVED)
+    return SIP_EINVAL;
+  if (!h->parsed) {
+    sip_auth *a = sip_arena_alloc(&m->arena, sizeof(*a));
+    if (!a)
+      return SIP_ENOMEM;
+    int rc = sip_auth_parse(&m->arena, h->value.p, h->value.len, a);
+    if (rc < 0)
+      return rc;
+    h->parsed = a;
+  }
+  *out = h->parsed;
+  return 0;
+}
+
+int sip_msg_get_parts(sip_msg *m, const sip_part **out) {
+  if (!m->parts) {
+    const sip_ctype *ct;
+    int rc = sip_msg_get_ctype(m, &ct);
+    if (rc < 0)
+      return rc;
+    if (!sip_str_ieq_cstr(ct->type, "multipart") || !ct->boundary.p)
+      return SIP_ENOTFOUND;
+    sip_part *head = NULL;
+    rc = sip_multipart_parse(&m->arena, m->body.p, m->body.len, ct->boundary,
+                             &head);
+    if (rc < 0)
+      return rc;
+    m->parts = head;
+  }
+  *out = m->parts;
+  return 0;
+}
+
+static int get_number(sip_msg *m, int id, uint64_t max, uint32_t *out) {
+  const sip_hdr *h = first_hdr(m, id);
+  if (!h)
+    return SIP_ENOTFOUND;
+  uint64_t v;
+  int rc = sip__parse_uint(h->value.p, h->value.p + h->value.len, max, &v);
+  if (rc < 0)
+    return rc;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+int sip_msg_get_max_forwards(sip_msg *m, uint32_t *out) {
+  return get_number(m, SIP_H_MAX_FORWARDS, 255, out);
+}
+
+int sip_msg_get_expires(sip_msg *m, uint32_t *out) {
+  return get_number(m, SIP_H_EXPIRES, UINT32_MAX, out);
+}
