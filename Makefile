@@ -1,0 +1,302 @@
+# luasip: GNU make build.
+#
+#   make              build/lib/luasip/core.so (Lua module luasip.core) and
+#                     build/libsipparse.a (the parser alone, built without Lua)
+#   make test         install missing Debian packages (as root), build, run the
+#                     C tests and the busted specs; last line:
+#                     "luasip: N passed, N failed"
+#   make test-asan    the same suite built with ASan+UBSan into build-asan/
+#   make valgrind     the C tests under valgrind
+#   make fuzz         libFuzzer on the parser for FUZZ_SECONDS (default 60)
+#   make bench        parser throughput: luasip (C and Lua) vs sofia-sip, oSIP2
+#   make run          the example (parses the vectors and the bench corpus)
+#   make lint         luacheck
+#   make install      INST_LIBDIR=... INST_LUADIR=... (used by the rockspec)
+#
+# Variables passed by luarocks (LUA_INCDIR, LIBUV_INCDIR, LIBUV_LIBDIR,
+# OPENSSL_INCDIR, OPENSSL_LIBDIR) take precedence over pkg-config.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+BUILD ?= build
+SHARED ?= ../shared
+VECTORS ?= $(SHARED)/vectors
+CORPUS ?= $(wildcard $(SHARED)/bench/parser/corpus/*.sip)
+FUZZ_SECONDS ?= 60
+BENCH_SECONDS ?= 2.5
+# Label of the final summary line ("<name>: N passed, N failed").
+SUMMARY_NAME ?= luasip
+
+CC ?= cc
+AR ?= ar
+PKG_CONFIG ?= pkg-config
+LUA ?= lua5.4
+BUSTED ?= /usr/bin/busted
+LUACHECK ?= luacheck
+CLANG ?= clang
+CLANG_FORMAT ?= clang-format
+VALGRIND ?= valgrind
+
+# Debian packages `make deps` installs (as root) when any is missing.
+DEB_PACKAGES := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev \
+  libssl-dev luarocks lua-busted lua-check clang libclang-rt-14-dev valgrind \
+  sip-tester redis-server libsofia-sip-ua-dev libosip2-dev
+
+# --- dependencies' flags ----------------------------------------------------
+ifdef LUA_INCDIR
+LUA_CFLAGS := -I$(LUA_INCDIR)
+else
+LUA_CFLAGS := $(shell $(PKG_CONFIG) --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+endif
+ifdef LIBUV_INCDIR
+UV_CFLAGS := -I$(LIBUV_INCDIR)
+UV_LIBS := $(if $(LIBUV_LIBDIR),-L$(LIBUV_LIBDIR)) -luv
+else
+UV_CFLAGS := $(shell $(PKG_CONFIG) --cflags libuv 2>/dev/null)
+UV_LIBS := $(shell $(PKG_CONFIG) --libs libuv 2>/dev/null || echo -luv)
+endif
+ifdef OPENSSL_INCDIR
+SSL_CFLAGS := -I$(OPENSSL_INCDIR)
+SSL_LIBS := $(if $(OPENSSL_LIBDIR),-L$(OPENSSL_LIBDIR)) -lssl -lcrypto
+else
+SSL_CFLAGS := $(shell $(PKG_CONFIG) --cflags openssl 2>/dev/null)
+SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+endif
+
+# --- flags ------------------------------------------------------------------
+CFLAGS ?= -O2 -g
+WARNFLAGS := -Wall -Wextra -Werror
+# -std=c11 alone hides POSIX (and breaks uv.h); _DEFAULT_SOURCE brings it back.
+BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC -D_DEFAULT_SOURCE \
+  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -MMD -MP
+
+# SAN=1: ASan + UBSan (make test-asan uses BUILD=build-asan SAN=1).
+ifeq ($(SAN),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+  -fno-sanitize-recover=undefined
+endif
+BASE_CFLAGS += $(SAN_FLAGS)
+BASE_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
+
+# --- sources ----------------------------------------------------------------
+PARSE_SRC := $(sort $(wildcard csrc/parse/*.c))
+LUA_SRC := $(sort $(wildcard csrc/lua/*.c))
+CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/core/*.c))
+TEST_SRC := $(sort $(wildcard csrc/test/test_*.c))
+
+OBJ := $(BUILD)/obj
+PARSE_OBJ := $(PARSE_SRC:%.c=$(OBJ)/%.o)
+LUA_OBJ := $(LUA_SRC:%.c=$(OBJ)/%.o)
+CORE_OBJ := $(CORE_SRC:%.c=$(OBJ)/%.o)
+TEST_BIN := $(TEST_SRC:csrc/test/%.c=$(BUILD)/test/%)
+
+CORE_SO := $(BUILD)/lib/luasip/core.so
+PARSE_LIB := $(BUILD)/libsipparse.a
+CORE_LIB := $(BUILD)/libsipcore.a
+TEST_LIBS := $(if $(CORE_OBJ),$(CORE_LIB)) $(PARSE_LIB)
+
+# --- build ------------------------------------------------------------------
+.PHONY: all
+all: $(CORE_SO) $(PARSE_LIB)
+
+# The parser sees no Lua, libuv or OpenSSL headers.
+$(OBJ)/csrc/parse/%.o: csrc/parse/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -c $< -o $@
+
+# Bindings: the only files that see lua.h.
+$(OBJ)/csrc/lua/%.o: csrc/lua/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(LUA_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) -c $< -o $@
+
+# transport, txn, core: libuv and OpenSSL, no Lua.
+$(OBJ)/csrc/%.o: csrc/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) -c $< -o $@
+
+$(PARSE_LIB): $(PARSE_OBJ)
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(CORE_LIB): $(CORE_OBJ)
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# Lua symbols stay undefined: the interpreter provides them.
+$(CORE_SO): $(LUA_OBJ) $(CORE_OBJ) $(PARSE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -shared $(BASE_LDFLAGS) -o $@ $^ $(UV_LIBS) $(SSL_LIBS)
+
+# C tests link the static libraries, never Lua.
+$(BUILD)/test/%: csrc/test/%.c $(TEST_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -DLUASIP_VECTORS_DIR='"$(abspath $(VECTORS))"' \
+	  $(UV_CFLAGS) $(SSL_CFLAGS) -o $@ $< $(TEST_LIBS) $(BASE_LDFLAGS) \
+	  $(UV_LIBS) $(SSL_LIBS)
+
+.PHONY: ctests
+ctests: $(TEST_BIN)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# --- packages ---------------------------------------------------------------
+.PHONY: deps
+deps:
+	@missing=; \
+	if ! command -v dpkg-query >/dev/null 2>&1; then \
+	  echo "deps: not a Debian system; need: $(DEB_PACKAGES)"; exit 0; \
+	fi; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "deps: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing </dev/null; \
+	else \
+	  echo "deps: missing Debian packages; run as root: apt-get install -y$$missing"; \
+	fi
+
+# --- tests ------------------------------------------------------------------
+# Each suite step prints "<name>: N passed, N failed"; spec/support/summary.sh
+# sums them into the one final line.
+TEST_LOG = $(BUILD)/test.log
+TEST_ENV = LUASIP_VECTORS='$(abspath $(VECTORS))'
+ifeq ($(SAN),1)
+TEST_ENV += ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+BUSTED_ENV = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+endif
+BUSTED_ENV += LUA_PATH='lua/?.lua;lua/?/init.lua;;' \
+  LUA_CPATH='$(BUILD)/lib/?.so;;' LUASIP_VECTORS='$(abspath $(VECTORS))'
+BUSTED_ARGS = --ignore-lua -o plainTerminal --lpath='lua/?.lua;lua/?/init.lua' \
+  --cpath='$(BUILD)/lib/?.so'
+
+.PHONY: test test-asan check
+test: deps
+	@$(MAKE) --no-print-directory check
+
+test-asan: deps
+	@$(MAKE) --no-print-directory check BUILD=build-asan SAN=1
+
+# The suite without the package step (BUILD/SAN select the flavour).
+check: all ctests
+	@mkdir -p $(BUILD); : > $(TEST_LOG); \
+	for t in $(TEST_BIN); do \
+	  $(TEST_ENV) spec/support/ctest.sh $$(basename $$t) $$t 2>&1 | tee -a $(TEST_LOG); \
+	done; \
+	$(BUSTED_ENV) spec/support/busted.sh $(LUA) $(BUSTED) $(BUSTED_ARGS) 2>&1 \
+	  | tee -a $(TEST_LOG); \
+	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
+
+.PHONY: valgrind check-valgrind
+valgrind: deps
+	@$(MAKE) --no-print-directory check-valgrind
+
+check-valgrind: ctests
+	@mkdir -p $(BUILD); log=$(BUILD)/valgrind.log; : > $$log; \
+	for t in $(TEST_BIN); do \
+	  $(TEST_ENV) spec/support/ctest.sh $$(basename $$t)-valgrind \
+	    $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    --error-exitcode=1 $$t 2>&1 | tee -a $$log; \
+	done; \
+	spec/support/summary.sh $(SUMMARY_NAME) $$log
+
+# --- fuzzing ----------------------------------------------------------------
+FUZZ_BUILD := build-fuzz
+FUZZ_FLAGS := -std=c11 -O1 -g -D_DEFAULT_SOURCE -Icsrc -Icsrc/parse \
+  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -fno-omit-frame-pointer
+FUZZ_SEEDS := $(sort $(shell find $(VECTORS) -name '*.dat' 2>/dev/null)) \
+  $(wildcard $(SHARED)/bench/parser/corpus/*.sip)
+
+$(FUZZ_BUILD)/fuzz_parse: csrc/fuzz/fuzz_parse.c $(PARSE_SRC)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_FLAGS) -o $@ $^
+
+.PHONY: fuzz
+fuzz: deps
+	@$(MAKE) --no-print-directory check-fuzz
+
+check-fuzz: $(FUZZ_BUILD)/fuzz_parse
+	@set -o pipefail; d=$(FUZZ_BUILD); mkdir -p $$d/seeds $$d/corpus $$d/artifacts; \
+	i=0; for f in $(FUZZ_SEEDS); do i=$$((i+1)); cp $$f $$d/seeds/seed-$$i-$$(basename $$f); done; \
+	echo "fuzz: $$i seeds, $(FUZZ_SECONDS) s"; \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $$d/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	  -max_len=70000 -dict=csrc/fuzz/sip.dict -print_final_stats=1 \
+	  -artifact_prefix=$$d/artifacts/ $$d/corpus $$d/seeds > $$d/fuzz.log 2>&1; \
+	rc=$$?; tail -n 25 $$d/fuzz.log; \
+	if [ $$rc = 0 ]; then echo "fuzz_parse: 1 passed, 0 failed"; \
+	else echo "fuzz: exit $$rc, artifacts in $$d/artifacts/"; echo "fuzz_parse: 0 passed, 1 failed"; fi \
+	  > $$d/summary.log; cat $$d/summary.log; \
+	spec/support/summary.sh $(SUMMARY_NAME) $$d/summary.log
+
+# --- lint -------------------------------------------------------------------
+LINT_DIRS = $(wildcard lua spec examples csrc/bench)
+
+.PHONY: lint format-check
+lint:
+	@mkdir -p $(BUILD); log=$(BUILD)/lint.log; \
+	$(LUACHECK) --no-color $(LINT_DIRS) > $$log.raw 2>&1; rc=$$?; cat $$log.raw; \
+	spec/support/lintsum.sh $$rc < $$log.raw > $$log; cat $$log; \
+	spec/support/summary.sh $(SUMMARY_NAME) $$log
+
+C_FORMAT_FILES = $(wildcard csrc/*/*.c csrc/*/*.h)
+format-check:
+	@if ! command -v $(CLANG_FORMAT) >/dev/null; then \
+	  echo "format-check: $(CLANG_FORMAT) not installed (apt-get install clang-format)"; exit 0; fi; \
+	$(CLANG_FORMAT) --dry-run --Werror $(C_FORMAT_FILES)
+
+# --- benchmarks -------------------------------------------------------------
+$(BUILD)/bench/bench_parse: csrc/bench/bench_parse.c $(PARSE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -o $@ $< $(PARSE_LIB) $(BASE_LDFLAGS)
+
+$(BUILD)/bench/sofia_bench: $(SHARED)/bench/parser/sofia_bench.c
+	@mkdir -p $(@D)
+	gcc -O2 -o $@ $< $$($(PKG_CONFIG) --cflags --libs sofia-sip-ua)
+
+$(BUILD)/bench/osip_bench: $(SHARED)/bench/parser/osip_bench.c
+	@mkdir -p $(@D)
+	gcc -O2 -o $@ $< $$($(PKG_CONFIG) --cflags --libs libosip2)
+
+.PHONY: bench
+bench: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/bench_parse \
+	  $(BUILD)/bench/sofia_bench $(BUILD)/bench/osip_bench
+	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/lib/?.so;;' \
+	  BUILD=$(BUILD) LUA=$(LUA) BENCH_SECONDS=$(BENCH_SECONDS) \
+	  csrc/bench/run.sh $(CORPUS)
+
+# --- example ----------------------------------------------------------------
+.PHONY: run
+run: deps
+	@$(MAKE) --no-print-directory all
+	LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/lib/?.so;;' \
+	  timeout 120 $(LUA) examples/parse_demo.lua $(VECTORS) $(CORPUS)
+
+# --- install (luarocks "make" build type) -----------------------------------
+INST_PREFIX ?= /usr/local
+INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/5.4
+INST_LUADIR ?= $(INST_PREFIX)/share/lua/5.4
+
+.PHONY: install
+install: $(CORE_SO)
+	install -d '$(INST_LIBDIR)/luasip'
+	install -m 0755 $(CORE_SO) '$(INST_LIBDIR)/luasip/core.so'
+	cd lua && find luasip -name '*.lua' | while read -r f; do \
+	  install -D -m 0644 "$$f" '$(INST_LUADIR)'/"$$f" || exit 1; done
+
+# --- clean ------------------------------------------------------------------
+.PHONY: clean
+clean:
+	rm -rf build build-asan $(FUZZ_BUILD)
