@@ -12,7 +12,7 @@
 
 static void drop_cache(sip_msg *m, int id) {
   if (id > 0 && id < SIP_H__COUNT)
-    m->cache[id] = NULL;
+    m->cached &= ~((uint64_t)1 << id);
   if (id == SIP_H_CONTENT_TYPE)
     m->parts = NULL;
 }

@@ -44,11 +44,12 @@ static const unsigned hdr_flag_tab[SIP_H__COUNT] = {
 static uint8_t hdr_by_compact[128];
 static uint8_t hdr_slot[HDR_SLOTS];
 static uint8_t hdr_name_len[SIP_H__COUNT];
+/* lowercase copies, zero-padded so they can be compared 8 bytes at a time */
+static char hdr_lower[SIP_H__COUNT][24];
 
 static unsigned hdr_hash(const char *p, size_t len) {
-  return ((unsigned)len * 7u + (unsigned)sip__lower(p[0]) * 31u +
-          (unsigned)sip__lower(p[len - 1]) * 3u +
-          (unsigned)sip__lower(p[len / 2])) &
+  return ((unsigned)len * 7u + (unsigned)(p[0] | 0x20) * 31u +
+          (unsigned)(p[len - 1] | 0x20) * 3u + (unsigned)(p[1] | 0x20)) &
          (HDR_SLOTS - 1);
 }
 
@@ -58,6 +59,8 @@ __attribute__((constructor)) static void hdr_table_init(void) {
   for (int id = 1; id < SIP_H__COUNT; id++) {
     size_t len = strlen(hdr_names[id]);
     hdr_name_len[id] = (uint8_t)len;
+    for (size_t i = 0; i < len; i++)
+      hdr_lower[id][i] = sip__lower(hdr_names[id][i]);
     unsigned h = hdr_hash(hdr_names[id], len);
     while (hdr_slot[h])
       h = (h + 1) & (HDR_SLOTS - 1);
@@ -68,6 +71,25 @@ __attribute__((constructor)) static void hdr_table_init(void) {
   }
 }
 
+/* Header names are tokens, and for token characters OR-ing 0x20 folds case
+ * without mapping any other token character onto a letter, digit or '-', so
+ * the table compare can fold eight bytes at once. */
+static int name_eq_lower(const char *name, size_t len, const char *lower) {
+  const uint64_t fold = 0x2020202020202020ull;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t a, b;
+    memcpy(&a, name + i, 8);
+    memcpy(&b, lower + i, 8);
+    if ((a | fold) != b)
+      return 0;
+  }
+  for (; i < len; i++)
+    if ((name[i] | 0x20) != lower[i])
+      return 0;
+  return 1;
+}
+
 int sip_hdr_lookup(const char *name, size_t len) {
   if (len == 0)
     return SIP_H_OTHER;
@@ -75,19 +97,15 @@ int sip_hdr_lookup(const char *name, size_t len) {
     unsigned char c = (unsigned char)sip__lower(name[0]);
     return c < 128 ? hdr_by_compact[c] : SIP_H_OTHER;
   }
+  if (len >= sizeof(hdr_lower[0]))
+    return SIP_H_OTHER;
   unsigned h = hdr_hash(name, len);
   for (;;) {
     int id = hdr_slot[h];
     if (!id)
       return SIP_H_OTHER;
-    if (hdr_name_len[id] == len) {
-      const char *c = hdr_names[id];
-      size_t i = 0;
-      while (i < len && sip__lower(name[i]) == sip__lower(c[i]))
-        i++;
-      if (i == len)
-        return id;
-    }
+    if (hdr_name_len[id] == len && name_eq_lower(name, len, hdr_lower[id]))
+      return id;
     h = (h + 1) & (HDR_SLOTS - 1);
   }
 }
@@ -105,7 +123,7 @@ unsigned sip_hdr_flags(int id) {
 static void msg_reset(sip_msg *m) {
   const sip_limits *lim = m->limits;
   sip_arena_free(&m->arena);
-  memset(m, 0, offsetof(sip_msg, hdr_inline));
+  memset(m, 0, offsetof(sip_msg, cache));
   m->limits = lim ? lim : &sip_default_limits;
   m->hdr = m->hdr_inline;
   m->hdr_cap = SIP_MSG_INLINE_HDRS;
@@ -421,6 +439,15 @@ int sip_msg_unfolded(sip_msg *m, const sip_hdr *h, sip_str *out) {
 
 /* ---- lazily parsed fields -------------------------------------------------- */
 
+static void *cache_get(const sip_msg *m, int id) {
+  return (m->cached >> id) & 1u ? m->cache[id] : NULL;
+}
+
+static void cache_put(sip_msg *m, int id, void *v) {
+  m->cache[id] = v;
+  m->cached |= (uint64_t)1 << id;
+}
+
 static const sip_hdr *first_hdr(const sip_msg *m, int id) {
   int i = sip_msg_find(m, id, NULL, 0, 0);
   return i < 0 ? NULL : &m->hdr[i];
@@ -447,7 +474,7 @@ int sip_msg_get_ruri(sip_msg *m, const sip_uri **out) {
 }
 
 int sip_msg_get_vias(sip_msg *m, const sip_via **out) {
-  if (!m->cache[SIP_H_VIA]) {
+  if (!cache_get(m, SIP_H_VIA)) {
     sip_via *head = NULL, **tail = &head;
     for (uint32_t i = 0; i < m->nhdr; i++) {
       const sip_hdr *h = &m->hdr[i];
@@ -459,16 +486,16 @@ int sip_msg_get_vias(sip_msg *m, const sip_via **out) {
     }
     if (!head)
       return SIP_ENOTFOUND;
-    m->cache[SIP_H_VIA] = head;
+    cache_put(m, SIP_H_VIA, head);
   }
-  *out = m->cache[SIP_H_VIA];
+  *out = cache_get(m, SIP_H_VIA);
   return 0;
 }
 
 int sip_msg_get_addrs(sip_msg *m, int id, const sip_addr **out) {
   if (id <= 0 || id >= SIP_H__COUNT || !(hdr_flag_tab[id] & SIP_HF_ADDR))
     return SIP_EINVAL;
-  if (!m->cache[id]) {
+  if (!cache_get(m, id)) {
     sip_addr *head = NULL, **tail = &head;
     unsigned flags = id == SIP_H_CONTACT ? SIP_ADDR_ALLOW_STAR : 0;
     for (uint32_t i = 0; i < m->nhdr; i++) {
@@ -493,9 +520,9 @@ int sip_msg_get_addrs(sip_msg *m, int id, const sip_addr **out) {
     }
     if (!head)
       return SIP_ENOTFOUND;
-    m->cache[id] = head;
+    cache_put(m, id, head);
   }
-  *out = m->cache[id];
+  *out = cache_get(m, id);
   return 0;
 }
 
@@ -504,7 +531,7 @@ int sip_msg_get_addr(sip_msg *m, int id, const sip_addr **out) {
 }
 
 int sip_msg_get_cseq(sip_msg *m, const sip_cseq **out) {
-  if (!m->cache[SIP_H_CSEQ]) {
+  if (!cache_get(m, SIP_H_CSEQ)) {
     const sip_hdr *h = first_hdr(m, SIP_H_CSEQ);
     if (!h)
       return SIP_ENOTFOUND;
@@ -514,9 +541,9 @@ int sip_msg_get_cseq(sip_msg *m, const sip_cseq **out) {
     int rc = sip_cseq_parse(h->value.p, h->value.len, c);
     if (rc < 0)
       return rc;
-    m->cache[SIP_H_CSEQ] = c;
+    cache_put(m, SIP_H_CSEQ, c);
   }
-  *out = m->cache[SIP_H_CSEQ];
+  *out = cache_get(m, SIP_H_CSEQ);
   return 0;
 }
 
@@ -542,7 +569,7 @@ int sip_msg_get_call_id(sip_msg *m, sip_str *out) {
 }
 
 int sip_msg_get_ctype(sip_msg *m, const sip_ctype **out) {
-  if (!m->cache[SIP_H_CONTENT_TYPE]) {
+  if (!cache_get(m, SIP_H_CONTENT_TYPE)) {
     const sip_hdr *h = first_hdr(m, SIP_H_CONTENT_TYPE);
     if (!h)
       return SIP_ENOTFOUND;
@@ -552,9 +579,9 @@ int sip_msg_get_ctype(sip_msg *m, const sip_ctype **out) {
     int rc = sip_ctype_parse(&m->arena, h->value.p, h->value.len, c);
     if (rc < 0)
       return rc;
-    m->cache[SIP_H_CONTENT_TYPE] = c;
+    cache_put(m, SIP_H_CONTENT_TYPE, c);
   }
-  *out = m->cache[SIP_H_CONTENT_TYPE];
+  *out = cache_get(m, SIP_H_CONTENT_TYPE);
   return 0;
 }
 

@@ -47,7 +47,9 @@ typedef struct sip_hdr {
 } sip_hdr;
 
 #define SIP_MSG_INLINE_HDRS 32
-#define SIP_MSG_INLINE_ARENA 1024
+
+_Static_assert(SIP_H__COUNT <= 64, "sip_msg.cached is a 64-bit mask");
+#define SIP_MSG_INLINE_ARENA 4096
 
 typedef struct sip_msg {
   const char *buf; /* the message bytes (start line .. end of body) */
@@ -81,14 +83,15 @@ typedef struct sip_msg {
    * sip_addr, sip_cseq, sip_ctype) or the multipart parts for CONTENT_TYPE's
    * body. Edits drop the entry of the kind they touch. */
   sip_uri *ruri_parsed;
-  void *cache[SIP_H__COUNT];
   sip_part *parts;
+  uint64_t cached; /* bit id set: cache[id] is valid (cheaper to reset) */
 
   /* edits */
   uint8_t dirty;        /* anything changed: serialize from parts */
   uint8_t body_changed; /* Content-Length is rewritten */
   sip_str new_start_line;
 
+  void *cache[SIP_H__COUNT]; /* not cleared on reset: see cached */
   sip_hdr hdr_inline[SIP_MSG_INLINE_HDRS];
   uint64_t arena_inline[SIP_MSG_INLINE_ARENA / 8];
 } sip_msg;
