@@ -1,0 +1,58 @@
+/* Internal header of the Lua binding (csrc/lua). Only the binding files
+ * include lua.h; the parser builds and tests without Lua.
+ *
+ * Naming: luaopen_luasip_core is the one public symbol; everything shared
+ * between the binding files is sip__lua_*, everything else is static. */
+#ifndef SIP_LUA_LSIP_H
+#define SIP_LUA_LSIP_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "sip_msg.h"
+
+#define SIP_LUA_MESSAGE "luasip.Message"
+#define SIP_LUA_URI "luasip.URI"
+
+/* A parsed message. The userdata never moves, so the self-pointers inside
+ * sip_msg (inline header array, inline arena) stay valid.
+ * User values: 1 = the input Lua string (the slices point into it),
+ *              2 = cache table of derived Lua tables (dropped on edits),
+ *              3 = the Request-URI string set by an edit (nil otherwise). */
+typedef struct sip_lua_msg {
+  sip_msg m;
+  sip_limits limits;
+  uint8_t live; /* 0 after close / __gc: the arena is freed */
+} sip_lua_msg;
+
+#define SIP_LUA_MSG_UV_INPUT 1
+#define SIP_LUA_MSG_UV_CACHE 2
+#define SIP_LUA_MSG_UV_RURI 3
+#define SIP_LUA_MSG_NUV 3
+
+int luaopen_luasip_core(lua_State *L);
+
+static inline char sip__lua_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c;
+}
+
+/* Push a slice as a string, or nil when absent (p == NULL). */
+void sip__lua_push_str(lua_State *L, sip_str s);
+/* t[k] = s when s is present (t at the top of the stack). */
+void sip__lua_set_str(lua_State *L, const char *k, sip_str s);
+/* Push a table of parameters: lower-cased name -> decoded value, true for a
+ * parameter without a value. The first occurrence of a name wins. */
+void sip__lua_push_params(lua_State *L, const sip_params *ps);
+/* Push nil, "NAME: text", "NAME" for a SIP error code; returns 3. */
+int sip__lua_fail(lua_State *L, int err, const char *fmt, ...);
+
+/* Parse the string at stack index idx as a URI and push a luasip.URI, or
+ * push nil, err, name. Returns the number of pushed values (1 or 3). */
+int sip__lua_uri_new(lua_State *L, int idx);
+
+/* Register the metatables and put the constructors/method tables in the
+ * module table at the top of the stack. */
+void sip__lua_open_message(lua_State *L);
+void sip__lua_open_uri(lua_State *L);
+
+#endif

@@ -1,0 +1,958 @@
+/* luasip.Message: a parsed SIP message.
+ *
+ * The userdata holds the sip_msg itself; the input Lua string is user value 1
+ * (every slice points into it: zero-copy, Lua strings never move). Fields are
+ * served lazily by __index: a Lua string is made only when a script reads a
+ * field, and derived tables (from, to, via, contacts, ...) are cached in user
+ * value 2 until the next edit. Methods live in core.Message, which the Lua
+ * layer (lua/luasip/init.lua) extends with response(), validate(), ...
+ *
+ * Errors: expected failures (malformed input, absent fields) return
+ * nil, "PARSE: <what> at byte N: <why>", "<NAME>"; misuse raises. */
+#include <string.h>
+
+#include "lsip.h"
+
+/* ---- the userdata ------------------------------------------------------ */
+
+static sip_lua_msg *check_message(lua_State *L, int idx) {
+  sip_lua_msg *u = luaL_checkudata(L, idx, SIP_LUA_MESSAGE);
+  if (!u->live)
+    luaL_error(L, "attempt to use a closed " SIP_LUA_MESSAGE);
+  return u;
+}
+
+/* __gc and __close (and msg:close()): safe to call twice. */
+static int msg_gc(lua_State *L) {
+  sip_lua_msg *u = luaL_checkudata(L, 1, SIP_LUA_MESSAGE);
+  if (u->live) {
+    sip_msg_free(&u->m);
+    u->live = 0;
+  }
+  return 0;
+}
+
+static void drop_cache(lua_State *L, int idx) {
+  lua_pushnil(L);
+  lua_setiuservalue(L, idx, SIP_LUA_MSG_UV_CACHE);
+}
+
+static uint32_t opt_limit(lua_State *L, int t, const char *k, uint32_t def) {
+  lua_Integer v;
+  int isnum;
+  if (lua_getfield(L, t, k) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return def;
+  }
+  v = lua_tointegerx(L, -1, &isnum);
+  if (!isnum || v <= 0 || v > (lua_Integer)UINT32_MAX)
+    luaL_error(L, "opts.%s must be a positive integer", k);
+  lua_pop(L, 1);
+  return (uint32_t)v;
+}
+
+/* core.parse(bytes[, opts]) -> msg (datagram), msg, consumed (stream), or
+ * nil, err, name. opts: stream (boolean), pos (1-based start, default 1),
+ * max_size, max_headers, max_line. */
+static int l_parse(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  int stream = 0;
+  lua_Integer pos = 1;
+  sip_limits lim = sip_default_limits;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "stream");
+    stream = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 2, "pos");
+    pos = luaL_optinteger(L, -1, 1);
+    lua_pop(L, 1);
+    if (pos < 1 || (size_t)pos > len + 1)
+      luaL_argerror(L, 2, "opts.pos out of range");
+    lim.max_size = opt_limit(L, 2, "max_size", lim.max_size);
+    lim.max_headers = opt_limit(L, 2, "max_headers", lim.max_headers);
+    lim.max_line = opt_limit(L, 2, "max_line", lim.max_line);
+  }
+  lua_settop(L, 1);
+  /* closed and consistent before anything can fail */
+  sip_lua_msg *u = lua_newuserdatauv(L, sizeof(*u), SIP_LUA_MSG_NUV);
+  u->limits = lim;
+  u->live = 0;
+  sip_msg_init(&u->m, &u->limits);
+  u->live = 1;
+  luaL_setmetatable(L, SIP_LUA_MESSAGE);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 2, SIP_LUA_MSG_UV_INPUT);
+
+  const char *p = s + (pos - 1);
+  size_t n = len - (size_t)(pos - 1);
+  int rc = sip_msg_parse(&u->m, p, n,
+                         stream ? SIP_MODE_STREAM : SIP_MODE_DATAGRAM);
+  if (rc < 0) {
+    char buf[256];
+    if (rc == SIP_ENEEDMORE) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "NEEDMORE: %s (have %I bytes)", sip_strerror(rc),
+                      (lua_Integer)n);
+      lua_pushstring(L, sip_errname(rc));
+    } else {
+      sip_msg_strerror(&u->m, rc, buf, sizeof buf);
+      lua_pushnil(L);
+      lua_pushstring(L, buf);
+      lua_pushstring(L, sip_errname(rc));
+    }
+    sip_msg_free(&u->m);
+    u->live = 0;
+    return 3;
+  }
+  if (stream) {
+    lua_pushinteger(L, rc);
+    return 2;
+  }
+  return 1;
+}
+
+/* ---- error text for lazily parsed fields ------------------------------- */
+
+/* "PARSE: <Header> at byte N: <why>" (N = the header line's offset), or the
+ * parser's own text when the accessor recorded a place. */
+static int field_fail(lua_State *L, sip_lua_msg *u, int rc, int id,
+                      const char *what) {
+  sip_msg *m = &u->m;
+  if (m->err_what) {
+    char buf[256];
+    sip_msg_strerror(m, rc, buf, sizeof buf);
+    lua_pushnil(L);
+    lua_pushstring(L, buf);
+    lua_pushstring(L, sip_errname(rc));
+    return 3;
+  }
+  int i = id == SIP_H_OTHER ? -1 : sip_msg_find(m, id, NULL, 0, 0);
+  if (i >= 0 && m->hdr[i].state == SIP_HS_ORIG && m->hdr[i].raw.p >= m->buf &&
+      m->hdr[i].raw.p < m->buf + m->len)
+    return sip__lua_fail(L, rc, "PARSE: %s at byte %I: %s", what,
+                         (lua_Integer)(m->hdr[i].raw.p - m->buf),
+                         sip_strerror(rc));
+  if (id == SIP_H_OTHER && m->is_request && m->ruri.p >= m->buf &&
+      m->ruri.p < m->buf + m->len)
+    return sip__lua_fail(L, rc, "PARSE: %s at byte %I: %s", what,
+                         (lua_Integer)(m->ruri.p - m->buf), sip_strerror(rc));
+  return sip__lua_fail(L, rc, "PARSE: %s: %s", what, sip_strerror(rc));
+}
+
+/* ---- pushing parsed structures ----------------------------------------- */
+
+static void push_addr(lua_State *L, const sip_addr *a) {
+  lua_createtable(L, 0, 10);
+  if (a->display.p) {
+    sip__lua_set_str(L, "display", a->display_dec.p ? a->display_dec
+                                                    : a->display);
+    sip__lua_set_str(L, "display_raw", a->display);
+  }
+  sip__lua_set_str(L, "uri", a->uri.raw);
+  sip__lua_set_str(L, "tag", a->tag);
+  sip__lua_set_str(L, "raw", a->raw);
+  sip__lua_set_str(L, "params_raw", a->params_raw);
+  sip__lua_push_params(L, &a->params);
+  lua_setfield(L, -2, "params");
+  if (a->q >= 0) {
+    lua_pushnumber(L, (lua_Number)a->q / 1000.0);
+    lua_setfield(L, -2, "q");
+  }
+  if (a->expires >= 0) {
+    lua_pushinteger(L, (lua_Integer)a->expires);
+    lua_setfield(L, -2, "expires");
+  }
+  if (a->star) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "star");
+  }
+}
+
+/* A list of addresses; a "*" Contact sets list.star = true and adds no
+ * entry. */
+static void push_addr_list(lua_State *L, const sip_addr *a) {
+  int i = 0;
+  lua_newtable(L);
+  for (; a; a = a->next) {
+    if (a->star) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "star");
+      continue;
+    }
+    push_addr(L, a);
+    lua_rawseti(L, -2, ++i);
+  }
+}
+
+static void push_via(lua_State *L, const sip_via *v) {
+  lua_createtable(L, 0, 14);
+  sip__lua_set_str(L, "raw", v->raw);
+  sip__lua_set_str(L, "protocol", v->protocol);
+  sip__lua_set_str(L, "version", v->version);
+  sip__lua_set_str(L, "transport", v->transport);
+  sip__lua_set_str(L, "host", v->host);
+  if (v->has_port) {
+    lua_pushinteger(L, v->port);
+    lua_setfield(L, -2, "port");
+  }
+  if (v->has_rport) {
+    if (v->rport >= 0)
+      lua_pushinteger(L, v->rport);
+    else
+      lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "rport");
+  }
+  sip__lua_set_str(L, "branch", v->branch);
+  sip__lua_set_str(L, "received", v->received);
+  sip__lua_set_str(L, "maddr", v->maddr);
+  if (v->ttl.p) {
+    /* ttl = 1*3DIGIT: a number when it is one, the text otherwise */
+    lua_pushlstring(L, v->ttl.p, v->ttl.len);
+    if (lua_stringtonumber(L, lua_tostring(L, -1)))
+      lua_remove(L, -2);
+    lua_setfield(L, -2, "ttl");
+  }
+  sip__lua_set_str(L, "params_raw", v->params_raw);
+  sip__lua_push_params(L, &v->params);
+  lua_setfield(L, -2, "params");
+}
+
+/* ---- fields ------------------------------------------------------------ */
+
+#define FIELDS(X)                                                              \
+  X(METHOD, "method")                                                          \
+  X(URI, "uri")                                                                \
+  X(RURI, "ruri")                                                              \
+  X(STATUS, "status")                                                          \
+  X(REASON, "reason")                                                          \
+  X(VERSION, "version")                                                        \
+  X(IS_REQUEST, "is_request")                                                  \
+  X(START_LINE, "start_line")                                                  \
+  X(CALL_ID, "call_id")                                                        \
+  X(CSEQ, "cseq")                                                              \
+  X(CSEQ_METHOD, "cseq_method")                                                \
+  X(FROM, "from")                                                              \
+  X(TO, "to")                                                                  \
+  X(VIA, "via")                                                                \
+  X(CONTACTS, "contacts")                                                      \
+  X(ROUTES, "routes")                                                          \
+  X(RECORD_ROUTES, "record_routes")                                            \
+  X(PATHS, "paths")                                                            \
+  X(MAX_FORWARDS, "max_forwards")                                              \
+  X(EXPIRES, "expires")                                                        \
+  X(CONTENT_TYPE, "content_type")                                              \
+  X(CTYPE, "ctype")                                                            \
+  X(BODY, "body")                                                              \
+  X(HAS_CONTENT_LENGTH, "has_content_length")
+
+enum {
+  F__NONE = 0,
+#define F_ENUM(id, name) F_##id,
+  FIELDS(F_ENUM)
+#undef F_ENUM
+};
+
+static const char *const field_names[] = {
+    NULL,
+#define F_NAME(id, name) name,
+    FIELDS(F_NAME)
+#undef F_NAME
+};
+
+static int push_cached(lua_State *L, int idx, const char *key) {
+  if (lua_getiuservalue(L, idx, SIP_LUA_MSG_UV_CACHE) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (lua_getfield(L, -1, key) == LUA_TNIL) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_remove(L, -2);
+  return 1;
+}
+
+/* cache the value at the top of the stack under key (value stays) */
+static void store_cached(lua_State *L, int idx, const char *key) {
+  if (lua_getiuservalue(L, idx, SIP_LUA_MSG_UV_CACHE) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, idx, SIP_LUA_MSG_UV_CACHE);
+  }
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, key);
+  lua_pop(L, 1);
+}
+
+static void push_ruri_text(lua_State *L, int idx, sip_lua_msg *u) {
+  if (lua_getiuservalue(L, idx, SIP_LUA_MSG_UV_RURI) == LUA_TSTRING)
+    return;
+  lua_pop(L, 1);
+  sip__lua_push_str(L, u->m.ruri);
+}
+
+/* Push the value of field f of the message at idx. Returns 1 (the value,
+ * nil when absent or not applicable) or 3 (nil, err, name when malformed). */
+static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
+  sip_msg *m = &u->m;
+  int rc;
+  const char *key = field_names[f];
+  m->err_what = NULL;
+  switch (f) {
+  case F_METHOD:
+    sip__lua_push_str(L, m->is_request ? m->method : SIP_STR_NULL);
+    return 1;
+  case F_URI:
+    if (m->is_request)
+      push_ruri_text(L, idx, u);
+    else
+      lua_pushnil(L);
+    return 1;
+  case F_RURI: {
+    if (!m->is_request) {
+      lua_pushnil(L);
+      return 1;
+    }
+    if (push_cached(L, idx, key))
+      return 1;
+    const sip_uri *ru;
+    rc = sip_msg_get_ruri(m, &ru);
+    if (rc < 0)
+      return field_fail(L, u, rc, SIP_H_OTHER, "Request-URI");
+    /* the URI object owns its own parse of the text, so it stays valid
+     * after the message is closed or edited */
+    lua_pushlstring(L, ru->raw.p, ru->raw.len);
+    rc = sip__lua_uri_new(L, -1);
+    lua_remove(L, -1 - rc);
+    if (rc != 1)
+      return rc;
+    store_cached(L, idx, key);
+    return 1;
+  }
+  case F_STATUS:
+    if (m->is_request)
+      lua_pushnil(L);
+    else
+      lua_pushinteger(L, m->status);
+    return 1;
+  case F_REASON:
+    sip__lua_push_str(L, m->is_request ? SIP_STR_NULL : m->reason);
+    return 1;
+  case F_VERSION:
+    sip__lua_push_str(L, m->version);
+    return 1;
+  case F_IS_REQUEST:
+    lua_pushboolean(L, m->is_request);
+    return 1;
+  case F_START_LINE:
+    sip__lua_push_str(L, m->new_start_line.p ? m->new_start_line
+                                              : m->start_line);
+    return 1;
+  case F_CALL_ID: {
+    sip_str s;
+    rc = sip_msg_get_call_id(m, &s);
+    if (rc == SIP_ENOTFOUND) {
+      lua_pushnil(L);
+      return 1;
+    }
+    if (rc < 0)
+      return field_fail(L, u, rc, SIP_H_CALL_ID, "Call-ID");
+    sip__lua_push_str(L, s);
+    return 1;
+  }
+  case F_CSEQ:
+  case F_CSEQ_METHOD: {
+    const sip_cseq *c;
+    rc = sip_msg_get_cseq(m, &c);
+    if (rc == SIP_ENOTFOUND) {
+      lua_pushnil(L);
+      return 1;
+    }
+    if (rc < 0)
+      return field_fail(L, u, rc, SIP_H_CSEQ, "CSeq");
+    if (f == F_CSEQ)
+      lua_pushinteger(L, c->num);
+    else
+      sip__lua_push_str(L, c->method);
+    return 1;
+  }
+  case F_FROM:
+  case F_TO: {
+    if (push_cached(L, idx, key))
+      return 1;
+    const sip_addr *a;
+    int id = f == F_FROM ? SIP_H_FROM : SIP_H_TO;
+    rc = sip_msg_get_addr(m, id, &a);
+    if (rc == SIP_ENOTFOUND) {
+      lua_pushnil(L);
+      return 1;
+    }
+    if (rc < 0)
+      return field_fail(L, u, rc, id, f == F_FROM ? "From" : "To");
+    push_addr(L, a);
+    store_cached(L, idx, key);
+    return 1;
+  }
+  case F_VIA: {
+    if (push_cached(L, idx, key))
+      return 1;
+    const sip_via *v = NULL;
+    rc = sip_msg_get_vias(m, &v);
+    if (rc < 0 && rc != SIP_ENOTFOUND)
+      return field_fail(L, u, rc, SIP_H_VIA, "Via");
+    lua_newtable(L);
+    for (int i = 1; rc >= 0 && v; v = v->next, i++) {
+      push_via(L, v);
+      lua_rawseti(L, -2, i);
+    }
+    store_cached(L, idx, key);
+    return 1;
+  }
+  case F_CONTACTS:
+  case F_ROUTES:
+  case F_RECORD_ROUTES:
+  case F_PATHS: {
+    if (push_cached(L, idx, key))
+      return 1;
+    int id = f == F_CONTACTS  ? SIP_H_CONTACT
+             : f == F_ROUTES ? SIP_H_ROUTE
+             : f == F_PATHS  ? SIP_H_PATH
+                             : SIP_H_RECORD_ROUTE;
+    const sip_addr *a = NULL;
+    rc = sip_msg_get_addrs(m, id, &a);
+    if (rc < 0 && rc != SIP_ENOTFOUND)
+      return field_fail(L, u, rc, id, sip_hdr_canonical(id));
+    push_addr_list(L, rc < 0 ? NULL : a);
+    store_cached(L, idx, key);
+    return 1;
+  }
+  case F_MAX_FORWARDS:
+  case F_EXPIRES: {
+    uint32_t v;
+    int id = f == F_MAX_FORWARDS ? SIP_H_MAX_FORWARDS : SIP_H_EXPIRES;
+    rc = f == F_MAX_FORWARDS ? sip_msg_get_max_forwards(m, &v)
+                             : sip_msg_get_expires(m, &v);
+    if (rc == SIP_ENOTFOUND) {
+      lua_pushnil(L);
+      return 1;
+    }
+    if (rc < 0)
+      return field_fail(L, u, rc, id, sip_hdr_canonical(id));
+    lua_pushinteger(L, (lua_Integer)v);
+    return 1;
+  }
+  case F_CONTENT_TYPE:
+  case F_CTYPE: {
+    const sip_ctype *c;
+    rc = sip_msg_get_ctype(m, &c);
+    if (rc == SIP_ENOTFOUND) {
+      lua_pushnil(L);
+      return 1;
+    }
+    if (rc < 0)
+      return field_fail(L, u, rc, SIP_H_CONTENT_TYPE, "Content-Type");
+    if (f == F_CONTENT_TYPE) {
+      /* "type/subtype" as written, without parameters */
+      lua_pushlstring(L, c->type.p, c->type.len);
+      lua_pushliteral(L, "/");
+      lua_pushlstring(L, c->subtype.p, c->subtype.len);
+      lua_concat(L, 3);
+      return 1;
+    }
+    if (push_cached(L, idx, key))
+      return 1;
+    lua_createtable(L, 0, 4);
+    sip__lua_set_str(L, "type", c->type);
+    sip__lua_set_str(L, "subtype", c->subtype);
+    sip__lua_set_str(L, "boundary", c->boundary);
+    sip__lua_push_params(L, &c->params);
+    lua_setfield(L, -2, "params");
+    store_cached(L, idx, key);
+    return 1;
+  }
+  case F_BODY:
+    if (m->body.p)
+      lua_pushlstring(L, m->body.p, m->body.len);
+    else
+      lua_pushliteral(L, "");
+    return 1;
+  case F_HAS_CONTENT_LENGTH:
+    lua_pushboolean(L, m->has_clen);
+    return 1;
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+/* upvalue 1: methods table, upvalue 2: field name -> F_* */
+static int msg_index(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+    return 1;
+  lua_pop(L, 1);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
+    return 1; /* nil */
+  int f = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  int n = push_field(L, 1, u, f);
+  if (n > 1) {
+    lua_pop(L, 2); /* a field read yields nil; msg:get() has the error */
+  }
+  return 1;
+}
+
+/* msg:get(field) -> value, or nil, err, name when the field is malformed
+ * (nil alone when absent) */
+static int msg_get(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  luaL_checkstring(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNUMBER)
+    return luaL_argerror(L, 2, "unknown field");
+  int f = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return push_field(L, 1, u, f);
+}
+
+static void check_rc(lua_State *L, int rc, const char *what) {
+  if (rc < 0)
+    luaL_error(L, "%s: %s (%s)", what, sip_strerror(rc), sip_errname(rc));
+}
+
+/* msg.uri = "sip:..." and msg.body = "..." */
+static int msg_newindex(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  size_t len;
+  if (!strcmp(k, "uri")) {
+    if (!u->m.is_request)
+      return luaL_error(L, "cannot set the Request-URI of a response");
+    const char *v = luaL_checklstring(L, 3, &len);
+    check_rc(L, sip_msg_set_ruri(&u->m, v, len), "set uri");
+    lua_pushvalue(L, 3);
+    lua_setiuservalue(L, 1, SIP_LUA_MSG_UV_RURI);
+  } else if (!strcmp(k, "body")) {
+    const char *v = luaL_checklstring(L, 3, &len);
+    check_rc(L, sip_msg_set_body(&u->m, v, len), "set body");
+  } else {
+    return luaL_error(L, "cannot set field '%s' of " SIP_LUA_MESSAGE, k);
+  }
+  drop_cache(L, 1);
+  return 0;
+}
+
+/* ---- serialization ----------------------------------------------------- */
+
+static int msg_tostring(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  sip_msg *m = &u->m;
+  if (!m->dirty) {
+    size_t inlen;
+    lua_getiuservalue(L, 1, SIP_LUA_MSG_UV_INPUT);
+    const char *in = lua_tolstring(L, -1, &inlen);
+    if (in == m->buf && inlen == m->len)
+      return 1; /* the input string itself */
+    lua_pop(L, 1);
+    lua_pushlstring(L, m->buf, m->len);
+    return 1;
+  }
+  size_t n = sip_msg_size(m);
+  luaL_Buffer b;
+  char *d = luaL_buffinitsize(L, &b, n);
+  int rc = sip_msg_write(m, d, n);
+  check_rc(L, rc, "serialize");
+  luaL_pushresultsize(&b, (size_t)rc);
+  return 1;
+}
+
+/* ---- header access ------------------------------------------------------ */
+
+/* The header id for a name argument (long or compact form). */
+static int name_arg(lua_State *L, int arg, const char **name, size_t *len) {
+  *name = luaL_checklstring(L, arg, len);
+  if (*len == 0)
+    luaL_argerror(L, arg, "empty header name");
+  return sip_hdr_lookup(*name, *len);
+}
+
+/* msg:header(name) -> the first header line's value (folds unfolded), nil
+ * when absent */
+static int msg_header(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  const char *name;
+  size_t nlen;
+  int id = name_arg(L, 2, &name, &nlen);
+  int i = sip_msg_find(&u->m, id, name, nlen, 0);
+  if (i < 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  sip_str v;
+  check_rc(L, sip_msg_unfolded(&u->m, &u->m.hdr[i], &v), "header");
+  lua_pushlstring(L, v.p ? v.p : "", v.len);
+  return 1;
+}
+
+/* msg:headers(name[, split]) -> list of every value; lines of list headers
+ * (Via, Contact, Route, ...: SIP_HF_LIST) are split at top-level commas,
+ * empty items dropped, unless split is false (then one entry per line).
+ * An empty list when absent. */
+static int msg_headers(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  const char *name;
+  size_t nlen;
+  int id = name_arg(L, 2, &name, &nlen);
+  int split = (sip_hdr_flags(id) & SIP_HF_LIST) != 0 &&
+              (lua_isnoneornil(L, 3) || lua_toboolean(L, 3));
+  int n = 0;
+  lua_newtable(L);
+  for (int i = sip_msg_find(&u->m, id, name, nlen, 0); i >= 0;
+       i = sip_msg_find(&u->m, id, name, nlen, i + 1)) {
+    sip_str v;
+    check_rc(L, sip_msg_unfolded(&u->m, &u->m.hdr[i], &v), "headers");
+    if (!v.p)
+      v.p = "";
+    if (!split) {
+      lua_pushlstring(L, v.p, v.len);
+      lua_rawseti(L, -2, ++n);
+      continue;
+    }
+    sip_str rest = v, item;
+    int rc;
+    while ((rc = sip_split_next(&rest, &item)) > 0) {
+      if (item.len == 0)
+        continue;
+      lua_pushlstring(L, item.p, item.len);
+      lua_rawseti(L, -2, ++n);
+    }
+    if (rc < 0) /* unbalanced quote / '<': keep the rest as one item */
+    {
+      lua_pushlstring(L, rest.p, rest.len);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  return 1;
+}
+
+/* msg:count(name) -> number of header lines with that name */
+static int msg_count(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  const char *name;
+  size_t nlen;
+  int id = name_arg(L, 2, &name, &nlen);
+  lua_pushinteger(L, sip_msg_count(&u->m, id, name, nlen));
+  return 1;
+}
+
+/* msg:header_names() -> list of the live header names as written, in order */
+static int msg_header_names(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  int n = 0;
+  lua_newtable(L);
+  for (uint32_t i = 0; i < u->m.nhdr; i++) {
+    const sip_hdr *h = &u->m.hdr[i];
+    if (h->state == SIP_HS_REMOVED)
+      continue;
+    lua_pushlstring(L, h->name.p, h->name.len);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static const char *value_arg(lua_State *L, int arg, size_t *len) {
+  const char *v = luaL_checklstring(L, arg, len);
+  for (size_t i = 0; i < *len; i++)
+    if (v[i] == '\r' || v[i] == '\n')
+      luaL_argerror(L, arg, "header value contains a line break");
+  return v;
+}
+
+/* msg:set_header(name, value): the first instance gets the value, the
+ * others are removed; appended at the end when absent. */
+static int msg_set_header(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  const char *name;
+  size_t nlen, vlen;
+  int id = name_arg(L, 2, &name, &nlen);
+  const char *v = value_arg(L, 3, &vlen);
+  int i = sip_msg_find(&u->m, id, name, nlen, 0);
+  if (i < 0) {
+    check_rc(L,
+             sip_msg_insert_header(&u->m, -1, id, name, nlen, v, vlen),
+             "set_header");
+  } else {
+    check_rc(L, sip_msg_replace_value(&u->m, i, v, vlen), "set_header");
+    int j;
+    while ((j = sip_msg_find(&u->m, id, name, nlen, i + 1)) >= 0)
+      check_rc(L, sip_msg_remove_header(&u->m, j), "set_header");
+  }
+  drop_cache(L, 1);
+  return 0;
+}
+
+/* msg:add_header(name, value[, where]): where "last" (default) appends at
+ * the end of the header section; "first" inserts before the first instance
+ * of that header (at the top when there is none), so it becomes
+ * headers(name)[1]. */
+static int msg_add_header(lua_State *L) {
+  static const char *const wheres[] = {"last", "first", NULL};
+  sip_lua_msg *u = check_message(L, 1);
+  const char *name;
+  size_t nlen, vlen;
+  int id = name_arg(L, 2, &name, &nlen);
+  const char *v = value_arg(L, 3, &vlen);
+  int first = luaL_checkoption(L, 4, "last", wheres);
+  int at = -1;
+  if (first) {
+    at = sip_msg_find(&u->m, id, name, nlen, 0);
+    if (at < 0)
+      at = 0;
+  }
+  check_rc(L, sip_msg_insert_header(&u->m, at, id, name, nlen, v, vlen),
+           "add_header");
+  drop_cache(L, 1);
+  return 0;
+}
+
+/* msg:remove_header(name) -> number of header lines removed */
+static int msg_remove_header(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  const char *name;
+  size_t nlen;
+  int id = name_arg(L, 2, &name, &nlen);
+  int n = 0, i;
+  while ((i = sip_msg_find(&u->m, id, name, nlen, 0)) >= 0) {
+    check_rc(L, sip_msg_remove_header(&u->m, i), "remove_header");
+    n++;
+  }
+  if (n)
+    drop_cache(L, 1);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* msg:push_via(value): a new Via line before the first one (at the top when
+ * there is none) */
+static int msg_push_via(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  size_t vlen;
+  const char *v = value_arg(L, 2, &vlen);
+  int at = sip_msg_find(&u->m, SIP_H_VIA, NULL, 0, 0);
+  if (at < 0)
+    at = 0;
+  check_rc(L, sip_msg_insert_header(&u->m, at, SIP_H_VIA, NULL, 0, v, vlen),
+           "push_via");
+  drop_cache(L, 1);
+  return 0;
+}
+
+/* msg:pop_via() -> the removed top Via value, or nil when there is none.
+ * When the top Via line holds several comma-separated values, the line is
+ * rewritten without its first one. */
+static int msg_pop_via(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  sip_msg *m = &u->m;
+  int i = sip_msg_find(m, SIP_H_VIA, NULL, 0, 0);
+  for (; i >= 0; i = sip_msg_find(m, SIP_H_VIA, NULL, 0, i + 1)) {
+    sip_str v, rest, item, first = SIP_STR_NULL;
+    int rc;
+    check_rc(L, sip_msg_unfolded(m, &m->hdr[i], &v), "pop_via");
+    rest = v;
+    while ((rc = sip_split_next(&rest, &item)) > 0 && item.len == 0)
+      ;
+    if (rc <= 0) { /* an empty or unsplittable line: drop it as a whole */
+      if (rc < 0) {
+        lua_pushlstring(L, v.p, v.len);
+        check_rc(L, sip_msg_remove_header(m, i), "pop_via");
+        drop_cache(L, 1);
+        return 1;
+      }
+      check_rc(L, sip_msg_remove_header(m, i), "pop_via");
+      continue;
+    }
+    first = item;
+    lua_pushlstring(L, first.p, first.len);
+    /* anything left on the line? */
+    sip_str probe = rest, more;
+    int any = 0;
+    while ((rc = sip_split_next(&probe, &more)) > 0)
+      if (more.len) {
+        any = 1;
+        break;
+      }
+    if (any) {
+      const char *s = rest.p, *e = rest.p + rest.len;
+      while (s < e && (*s == ' ' || *s == '\t'))
+        s++;
+      /* copy first: the replacement may reuse the arena */
+      lua_pushlstring(L, s, (size_t)(e - s));
+      size_t nl;
+      const char *nv = lua_tolstring(L, -1, &nl);
+      check_rc(L, sip_msg_replace_value(m, i, nv, nl), "pop_via");
+      lua_pop(L, 1);
+    } else {
+      check_rc(L, sip_msg_remove_header(m, i), "pop_via");
+    }
+    drop_cache(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+/* msg:set_status(code[, reason]) for responses */
+static int msg_set_status(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  lua_Integer code = luaL_checkinteger(L, 2);
+  size_t rlen;
+  const char *r = luaL_optlstring(L, 3, "", &rlen);
+  if (u->m.is_request)
+    return luaL_error(L, "cannot set the status of a request");
+  luaL_argcheck(L, code >= 100 && code <= 699, 2, "status out of range");
+  check_rc(L, sip_msg_set_status(&u->m, (int)code, r, rlen), "set_status");
+  drop_cache(L, 1);
+  return 0;
+}
+
+/* msg:auth([name[, n]]) -> {scheme=, params={...}} of the n-th (default 1)
+ * header line called name (default "Authorization"); nil when absent, or
+ * nil, err, name when malformed. Param names lower-cased, values unquoted. */
+static int msg_auth(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  size_t nlen;
+  const char *name = luaL_optlstring(L, 2, "Authorization", &nlen);
+  lua_Integer nth = luaL_optinteger(L, 3, 1);
+  int id = sip_hdr_lookup(name, nlen);
+  luaL_argcheck(L, sip_hdr_flags(id) & SIP_HF_AUTH, 2,
+                "not a credentials or challenge header");
+  int i = -1;
+  for (lua_Integer k = 0; k < nth; k++) {
+    i = sip_msg_find(&u->m, id, NULL, 0, i + 1);
+    if (i < 0) {
+      lua_pushnil(L);
+      return 1;
+    }
+  }
+  const sip_auth *a;
+  u->m.err_what = NULL;
+  int rc = sip_msg_get_auth(&u->m, i, &a);
+  if (rc < 0) {
+    if (u->m.err_what)
+      return field_fail(L, u, rc, id, sip_hdr_canonical(id));
+    return sip__lua_fail(L, rc, "PARSE: %s at byte %I: %s",
+                         sip_hdr_canonical(id),
+                         (lua_Integer)(u->m.hdr[i].state == SIP_HS_ORIG
+                                           ? u->m.hdr[i].raw.p - u->m.buf
+                                           : -1),
+                         sip_strerror(rc));
+  }
+  lua_createtable(L, 0, 2);
+  sip__lua_set_str(L, "scheme", a->scheme);
+  sip__lua_push_params(L, &a->params);
+  lua_setfield(L, -2, "params");
+  return 1;
+}
+
+/* msg:parts() -> list of {content_type=, headers=, body=} of a multipart
+ * body; nil when the body is not multipart; nil, err, name when malformed */
+static int msg_parts(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  const sip_part *p;
+  u->m.err_what = NULL;
+  int rc = sip_msg_get_parts(&u->m, &p);
+  if (rc == SIP_ENOTFOUND) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (rc < 0)
+    return field_fail(L, u, rc, SIP_H_CONTENT_TYPE, "multipart body");
+  lua_newtable(L);
+  for (int i = 1; p; p = p->next, i++) {
+    lua_createtable(L, 0, 3);
+    sip__lua_set_str(L, "content_type", p->content_type);
+    sip__lua_set_str(L, "headers", p->headers);
+    if (p->body.p)
+      lua_pushlstring(L, p->body.p, p->body.len);
+    else
+      lua_pushliteral(L, "");
+    lua_setfield(L, -2, "body");
+    lua_rawseti(L, -2, i);
+  }
+  return 1;
+}
+
+/* msg:size() -> serialized size in bytes */
+static int msg_size(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  lua_pushinteger(L, (lua_Integer)sip_msg_size(&u->m));
+  return 1;
+}
+
+/* msg:is_closed() */
+static int msg_is_closed(lua_State *L) {
+  sip_lua_msg *u = luaL_checkudata(L, 1, SIP_LUA_MESSAGE);
+  lua_pushboolean(L, !u->live);
+  return 1;
+}
+
+static const luaL_Reg msg_methods[] = {
+    {"header", msg_header},
+    {"headers", msg_headers},
+    {"count", msg_count},
+    {"header_names", msg_header_names},
+    {"set_header", msg_set_header},
+    {"add_header", msg_add_header},
+    {"remove_header", msg_remove_header},
+    {"push_via", msg_push_via},
+    {"pop_via", msg_pop_via},
+    {"set_status", msg_set_status},
+    {"auth", msg_auth},
+    {"parts", msg_parts},
+    {"size", msg_size},
+    {"close", msg_gc},
+    {"is_closed", msg_is_closed},
+    {NULL, NULL},
+};
+
+static const luaL_Reg msg_meta[] = {
+    {"__gc", msg_gc},
+    {"__close", msg_gc},
+    {"__tostring", msg_tostring},
+    {"__newindex", msg_newindex},
+    {NULL, NULL},
+};
+
+static void push_field_table(lua_State *L) {
+  lua_newtable(L);
+  for (int f = 1; f < (int)(sizeof(field_names) / sizeof(field_names[0]));
+       f++) {
+    lua_pushinteger(L, f);
+    lua_setfield(L, -2, field_names[f]);
+  }
+}
+
+void sip__lua_open_message(lua_State *L) {
+  /* stack: core */
+  luaL_newmetatable(L, SIP_LUA_MESSAGE);
+  luaL_setfuncs(L, msg_meta, 0);
+  luaL_newlib(L, msg_methods); /* core, mt, methods */
+  push_field_table(L);
+  lua_pushcclosure(L, msg_get, 1);
+  lua_setfield(L, -2, "get");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "Message"); /* core.Message = methods (extensible) */
+  push_field_table(L);
+  lua_pushcclosure(L, msg_index, 2);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_parse);
+  lua_setfield(L, -2, "parse");
+  push_field_table(L);
+  lua_setfield(L, -2, "fields");
+}

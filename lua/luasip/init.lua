@@ -1,0 +1,461 @@
+--- SIP (RFC 3261) messages and URIs for Lua.
+--
+-- The public module wraps the private C module `luasip.core`: parsing is
+-- zero-copy (a message keeps its input string alive and makes Lua strings
+-- only for the fields a script reads), edits are recorded and serialized
+-- with every untouched header line written back byte for byte.
+--
+-- Errors follow one convention: an expected failure (malformed input, an
+-- incomplete stream) returns `nil, "NAME: message", "CODE"`, for example
+-- `nil, "PARSE: start line at byte 0: malformed start line", "STARTLINE"`;
+-- misuse (a wrong argument type) raises.
+--
+--     local sip = require "luasip"
+--     local msg, err = sip.parse(bytes)
+--     print(msg.method, msg.from.tag, msg.via[1].branch)
+--
+-- @module luasip
+local core = require "luasip.core"
+
+local concat = table.concat
+local format, lower = string.format, string.lower
+local random = math.random
+local type, tostring, error, ipairs, pairs = type, tostring, error, ipairs, pairs
+local getmetatable = getmetatable
+local sort = table.sort
+
+local M = {}
+
+M._VERSION = "luasip 0.1"
+
+--- Methods of `luasip.Message` objects (C methods from `luasip.core` plus
+-- the Lua ones defined here). Adding a function here adds a method.
+-- @table Message
+M.Message = core.Message
+
+--- Methods of `luasip.URI` objects.
+-- @table URI
+M.URI = core.URI
+
+--- Error codes by name: `sip.E.NEEDMORE`, `sip.E.CSEQ`, ...
+-- @table E
+M.E = core.E
+
+local Message = core.Message
+
+------------------------------------------------------------------------------
+-- Parsing
+------------------------------------------------------------------------------
+
+--- Parse one SIP message.
+--
+-- Datagram mode (the default): `bytes` is one UDP datagram; octets after the
+-- body are ignored (RFC 3261 §18.3) and a message without Content-Length has
+-- the rest of the datagram as body.
+--
+-- Stream mode (`opts.stream = true`): `bytes` is what a TCP/TLS connection
+-- has delivered; returns the message and the number of bytes it used (the
+-- rest belongs to the next message), or `nil, "NEEDMORE: ...", "NEEDMORE"`
+-- while incomplete. `opts.pos` (1-based, default 1) starts parsing inside
+-- the buffer without copying it.
+--
+-- Limits: `opts.max_size` (whole message, default 65535),
+-- `opts.max_headers` (header lines, default 256), `opts.max_line` (one line
+-- including folds, default 16384).
+--
+-- Only the framing is checked here (start line, header boundaries,
+-- Content-Length, body); header grammars are parsed lazily. Use
+-- `msg:validate()` to check every field a server relies on.
+--
+-- @tparam string bytes the message
+-- @tparam[opt] table opts `stream`, `pos`, `max_size`, `max_headers`, `max_line`
+-- @treturn[1] Message the message
+-- @treturn[1] integer bytes consumed (stream mode only)
+-- @return[2] nil
+-- @treturn[2] string `"PARSE: <what> at byte N: <why>"` or `"NEEDMORE: ..."`
+-- @treturn[2] string the error code name (`"STARTLINE"`, `"CLEN"`, ...)
+function M.parse(bytes, opts)
+  return core.parse(bytes, opts)
+end
+
+--- Parse a URI.
+--
+-- The result is a `luasip.URI` with fields `scheme`, `user` (decoded: `%HH`
+-- escapes resolved once, may contain NUL), `user_raw` (as written),
+-- `password`, `password_raw`, `host` (IPv6 keeps its brackets), `port`
+-- (integer or nil), `params` (lower-cased name -> decoded value, `true`
+-- for a parameter without value), `headers` (same for `?h=v`),
+-- `transport`, `maddr`, `user_param`, `method`, `ttl`, `lr` (boolean),
+-- `kind` (`"sip"`, `"sips"`, `"tel"`, `"other"`), `host_type` (`"name"`,
+-- `"ipv4"`, `"ipv6"`), `opaque` (other schemes), `raw`.
+-- `u1 == u2` compares per RFC 3261 §19.1.4; `tostring(u)` is the raw text.
+--
+-- @tparam string text the URI, exactly (no angle brackets, no LWS)
+-- @treturn[1] URI
+-- @return[2] nil
+-- @treturn[2] string error message
+-- @treturn[2] string error code name (`"URI"`, `"RANGE"`)
+function M.uri(text)
+  if type(text) ~= "string" then
+    error("bad argument #1 to 'uri' (string expected, got " .. type(text) .. ")", 2)
+  end
+  return core.uri(text)
+end
+
+--- The name of an error code (`"NEEDMORE"`, ...; `"UNKNOWN"` otherwise).
+-- @tparam integer code a negative error code
+-- @treturn string
+function M.errname(code)
+  return core.errname(code)
+end
+
+--- The message of an error code.
+-- @tparam integer code a negative error code
+-- @treturn string
+function M.strerror(code)
+  return core.strerror(code)
+end
+
+--- The canonical spelling of a header name (`"v"` -> `"Via"`), nil when the
+-- parser does not know the header.
+-- @tparam string name long or compact form, any case
+-- @treturn string|nil
+function M.header_name(name)
+  return core.header_name(name)
+end
+
+--- Whether a header is a comma-separated list (RFC 3261 §7.3.1).
+-- @tparam string name
+-- @treturn boolean
+function M.is_list_header(name)
+  return core.header_flags(name) & core.HF_LIST ~= 0
+end
+
+--- Split a header value at top-level commas (outside quotes and `<>`).
+-- @tparam string value
+-- @treturn[1] {string,...} the items, LWS-trimmed, empty ones dropped
+-- @return[2] nil
+-- @treturn[2] string error message
+-- @treturn[2] string error code name
+function M.split(value)
+  return core.split(value)
+end
+
+------------------------------------------------------------------------------
+-- Identifiers
+------------------------------------------------------------------------------
+
+local function rand_hex(nbytes)
+  local t = {}
+  for i = 1, nbytes do
+    t[i] = format("%02x", random(0, 255))
+  end
+  return concat(t)
+end
+
+--- A new random tag (RFC 3261 §19.3: at least 32 bits of randomness).
+-- @treturn string 16 hex digits
+function M.new_tag()
+  return rand_hex(8)
+end
+
+--- A new branch with the RFC 3261 magic cookie `z9hG4bK` (§8.1.1.7).
+-- @treturn string
+function M.new_branch()
+  return "z9hG4bK" .. rand_hex(10)
+end
+
+--- A new Call-ID (§8.1.1.4).
+-- @tparam[opt] string host appended after `@` when given
+-- @treturn string
+function M.new_call_id(host)
+  local id = rand_hex(16)
+  if host then
+    return id .. "@" .. host
+  end
+  return id
+end
+
+------------------------------------------------------------------------------
+-- Reason phrases (RFC 3261 §21 and common extensions)
+------------------------------------------------------------------------------
+
+--- Default reason phrases by status code.
+-- @table reasons
+M.reasons = {
+  [100] = "Trying", [180] = "Ringing", [181] = "Call Is Being Forwarded",
+  [182] = "Queued", [183] = "Session Progress", [199] = "Early Dialog Terminated",
+  [200] = "OK", [202] = "Accepted", [204] = "No Notification",
+  [300] = "Multiple Choices", [301] = "Moved Permanently",
+  [302] = "Moved Temporarily", [305] = "Use Proxy", [380] = "Alternative Service",
+  [400] = "Bad Request", [401] = "Unauthorized", [402] = "Payment Required",
+  [403] = "Forbidden", [404] = "Not Found", [405] = "Method Not Allowed",
+  [406] = "Not Acceptable", [407] = "Proxy Authentication Required",
+  [408] = "Request Timeout", [410] = "Gone", [412] = "Conditional Request Failed",
+  [413] = "Request Entity Too Large", [414] = "Request-URI Too Long",
+  [415] = "Unsupported Media Type", [416] = "Unsupported URI Scheme",
+  [417] = "Unknown Resource-Priority", [420] = "Bad Extension",
+  [421] = "Extension Required", [422] = "Session Interval Too Small",
+  [423] = "Interval Too Brief", [428] = "Use Identity Header",
+  [429] = "Provide Referrer Identity", [433] = "Anonymity Disallowed",
+  [436] = "Bad Identity-Info", [437] = "Unsupported Certificate",
+  [438] = "Invalid Identity Header", [439] = "First Hop Lacks Outbound Support",
+  [440] = "Max-Breadth Exceeded", [469] = "Bad Info Package",
+  [470] = "Consent Needed",
+  [480] = "Temporarily Unavailable", [481] = "Call/Transaction Does Not Exist",
+  [482] = "Loop Detected", [483] = "Too Many Hops", [484] = "Address Incomplete",
+  [485] = "Ambiguous", [486] = "Busy Here", [487] = "Request Terminated",
+  [488] = "Not Acceptable Here", [489] = "Bad Event", [491] = "Request Pending",
+  [493] = "Undecipherable", [494] = "Security Agreement Required",
+  [500] = "Server Internal Error", [501] = "Not Implemented",
+  [502] = "Bad Gateway", [503] = "Service Unavailable", [504] = "Server Time-out",
+  [505] = "Version Not Supported", [513] = "Message Too Large",
+  [555] = "Push Notification Service Not Supported",
+  [580] = "Precondition Failure",
+  [600] = "Busy Everywhere", [603] = "Decline", [604] = "Does Not Exist Anywhere",
+  [606] = "Not Acceptable", [607] = "Unwanted", [608] = "Rejected",
+}
+
+local class_reasons = {
+  [1] = "Trying", [2] = "OK", [3] = "Redirection", [4] = "Client Error",
+  [5] = "Server Error", [6] = "Global Failure",
+}
+
+--- The reason phrase for a status code (the class's generic phrase for
+-- unknown codes).
+-- @tparam integer code 100..699
+-- @treturn string
+function M.reason_phrase(code)
+  return M.reasons[code] or class_reasons[code // 100] or ""
+end
+
+------------------------------------------------------------------------------
+-- Lua-side Message methods
+------------------------------------------------------------------------------
+
+-- The fields validate() reads, in order: what a server must read before
+-- acting on a message.
+local request_fields = {
+  "ruri", "via", "from", "to", "call_id", "cseq", "max_forwards",
+  "contacts", "expires",
+}
+local response_fields = {
+  "via", "from", "to", "call_id", "cseq", "contacts", "expires",
+}
+
+--- Parse every field a server must read (Request-URI, Via, From, To,
+-- Call-ID, CSeq, Max-Forwards, Contact, Expires) and report the first
+-- malformed one. Absent headers are not an error here (that is a semantic
+-- check: see RFC 3261 §8.2).
+-- @function Message:validate
+-- @treturn[1] boolean true
+-- @return[2] nil
+-- @treturn[2] string `"PARSE: CSeq at byte N: value out of range"`
+-- @treturn[2] string the error code name
+function Message.validate(self)
+  local fields = self.is_request and request_fields or response_fields
+  for _, f in ipairs(fields) do
+    local v, err, name = self:get(f)
+    if v == nil and err then
+      return nil, err, name
+    end
+  end
+  return true
+end
+
+--- A copy of the message as it would be serialized now (a new parse).
+-- @function Message:copy
+-- @treturn Message
+function Message.copy(self)
+  return core.parse(tostring(self))
+end
+
+local function check_code(code, lvl)
+  if type(code) ~= "number" or code ~= code // 1 or code < 100 or code > 699 then
+    error("bad status code " .. tostring(code) .. " (100..699 expected)", lvl + 1)
+  end
+end
+
+local function check_line(v, what, lvl)
+  if type(v) ~= "string" then
+    error(what .. " must be a string, got " .. type(v), lvl + 1)
+  end
+  if v:find("[\r\n]") then
+    error(what .. " contains a line break", lvl + 1)
+  end
+  return v
+end
+
+--- Build a response to this request (RFC 3261 §8.2.6).
+--
+-- Copies every Via line (same values, same order), From, To, Call-ID and
+-- CSeq; adds a random To tag when the request's To has none and
+-- `code > 100`; copies Timestamp into a 100 (§8.2.6.1); ends with
+-- `Content-Length: 0`. Headers are written with their canonical names.
+-- @function Message:response
+-- @tparam integer code 100..699
+-- @tparam[opt] string reason default `sip.reason_phrase(code)`
+-- @treturn[1] Message the response
+-- @return[2] nil
+-- @treturn[2] string error message when the request's headers do not form
+--   a parsable response
+-- @treturn[2] string error code name
+function Message.response(self, code, reason)
+  if not self.is_request then
+    error("response() needs a request", 2)
+  end
+  check_code(code, 2)
+  reason = check_line(reason or M.reason_phrase(code), "reason", 2)
+  local out = { format("SIP/2.0 %d %s", code, reason) }
+  for _, v in ipairs(self:headers("Via", false)) do
+    out[#out + 1] = "Via: " .. v
+  end
+  local from = self:header("From")
+  if from then
+    out[#out + 1] = "From: " .. from
+  end
+  local to = self:header("To")
+  if to then
+    local parsed = self.to
+    if code > 100 and parsed and not parsed.tag then
+      to = to .. ";tag=" .. M.new_tag()
+    end
+    out[#out + 1] = "To: " .. to
+  end
+  for _, name in ipairs { "Call-ID", "CSeq" } do
+    local v = self:header(name)
+    if v then
+      out[#out + 1] = name .. ": " .. v
+    end
+  end
+  if code == 100 then
+    local ts = self:header("Timestamp")
+    if ts then
+      out[#out + 1] = "Timestamp: " .. ts
+    end
+  end
+  out[#out + 1] = "Content-Length: 0"
+  out[#out + 1] = ""
+  out[#out + 1] = ""
+  return core.parse(concat(out, "\r\n"))
+end
+
+------------------------------------------------------------------------------
+-- Building requests
+------------------------------------------------------------------------------
+
+-- "Alice <sip:a@x>" stays; a bare URI is put in <> so that parameters we
+-- add (tag) are header parameters, never URI parameters.
+local function addr(v, what)
+  if type(v) ~= "string" then
+    v = tostring(v)
+  end
+  check_line(v, what, 3)
+  if not v:find("<", 1, true) then
+    v = "<" .. v .. ">"
+  end
+  return v
+end
+
+local function has_param(v, name)
+  local after = v:match(">([^>]*)$") or v
+  return lower(after):find(";%s*" .. name .. "%s*=") ~= nil
+end
+
+local function list(v)
+  if type(v) == "table" and getmetatable(v) == nil then
+    return v
+  end
+  return { v }
+end
+
+--- Build a request and parse it.
+--
+-- Fields of `t`: `method` and `uri` (required); `from`, `to` (name-addr or
+-- URI; a bare URI is wrapped in `<>`; `to` defaults to `uri`); `call_id`
+-- (generated when absent); `cseq` (default 1); `via` (a value or a list;
+-- each gets a generated `branch` with the `z9hG4bK` cookie when it has
+-- none; no Via header when absent: the transport adds it); `contact` (a
+-- value or a list); `max_forwards` (default 70); `headers` (a list of
+-- `{name, value}` pairs in order, or a map name -> value or list of
+-- values, written in name order); `content_type`; `body`.
+-- A From tag is generated when `from` has none.
+-- @tparam table t
+-- @treturn[1] Message the request
+-- @return[2] nil
+-- @treturn[2] string error message
+-- @treturn[2] string error code name
+function M.request(t)
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'request' (table expected, got " .. type(t) .. ")", 2)
+  end
+  local method = check_line(t.method, "method", 2)
+  if not method:find("^[%w%-%.!%%%*_%+`'~]+$") then
+    error("bad method " .. format("%q", method), 2)
+  end
+  local uri = t.uri
+  if type(uri) ~= "string" then
+    uri = tostring(uri)
+  end
+  check_line(uri, "uri", 2)
+  local out = { method .. " " .. uri .. " SIP/2.0" }
+  if t.via then
+    for _, v in ipairs(list(t.via)) do
+      check_line(v, "via", 2)
+      if not has_param(v, "branch") then
+        v = v .. ";branch=" .. M.new_branch()
+      end
+      out[#out + 1] = "Via: " .. v
+    end
+  end
+  out[#out + 1] = "Max-Forwards: " .. tostring(t.max_forwards or 70)
+  if t.from then
+    local from = addr(t.from, "from")
+    if not has_param(from, "tag") then
+      from = from .. ";tag=" .. M.new_tag()
+    end
+    out[#out + 1] = "From: " .. from
+  end
+  out[#out + 1] = "To: " .. addr(t.to or uri, "to")
+  out[#out + 1] = "Call-ID: " .. check_line(t.call_id or M.new_call_id(), "call_id", 2)
+  out[#out + 1] = format("CSeq: %d %s", t.cseq or 1, method)
+  if t.contact then
+    for _, c in ipairs(list(t.contact)) do
+      out[#out + 1] = "Contact: " .. (c == "*" and c or addr(c, "contact"))
+    end
+  end
+  local h = t.headers
+  if h then
+    if #h > 0 then
+      for _, pair in ipairs(h) do
+        out[#out + 1] = check_line(pair[1], "header name", 2) .. ": "
+          .. check_line(pair[2], "header value", 2)
+      end
+    else
+      local names = {}
+      for k in pairs(h) do
+        names[#names + 1] = k
+      end
+      sort(names)
+      for _, k in ipairs(names) do
+        for _, v in ipairs(list(h[k])) do
+          out[#out + 1] = check_line(k, "header name", 2) .. ": "
+            .. check_line(tostring(v), "header value", 2)
+        end
+      end
+    end
+  end
+  local body = t.body or ""
+  if type(body) ~= "string" then
+    error("body must be a string", 2)
+  end
+  if t.content_type then
+    out[#out + 1] = "Content-Type: " .. check_line(t.content_type, "content_type", 2)
+  end
+  out[#out + 1] = "Content-Length: " .. #body
+  out[#out + 1] = ""
+  out[#out + 1] = body
+  return core.parse(concat(out, "\r\n"))
+end
+
+return M
