@@ -1,0 +1,205 @@
+/* name-addr / addr-spec with header parameters (RFC 3261 §20.10, §25.1):
+ * From, To, Contact, Route, Record-Route, Path, Reply-To, Refer-To, ... */
+#include <string.h>
+
+#include "sip_fields.h"
+#include "sip_scan.h"
+
+/* p at '"': the position past the closing quote, NULL when unterminated. */
+static const char *skip_quoted(const char *p, const char *end) {
+  for (p++; p < end; p++) {
+    if (*p == '"')
+      return p + 1;
+    if (*p == '\\' && ++p >= end)
+      return NULL;
+  }
+  return NULL;
+}
+
+static int is_lws_byte(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* qvalue = ("0" ["." 0*3DIGIT]) / ("1" ["." 0*3("0")]) as thousandths.
+ * Well-formed numbers above 1 are SIP_ERANGE, anything else SIP_EPARAM. */
+static int parse_q(sip_str v, int32_t *out) {
+  const char *p = v.p, *end = v.p + v.len;
+  if (p == end || !sip__is((unsigned char)*p, SIP_C_DIGIT))
+    return SIP_EPARAM;
+  uint32_t ip = 0;
+  for (; p < end && sip__is((unsigned char)*p, SIP_C_DIGIT); p++)
+    ip = ip > 9 ? ip : ip * 10 + (uint32_t)(*p - '0'); /* saturate */
+  uint32_t frac = 0, nd = 0;
+  if (p < end && *p == '.') {
+    for (p++; p < end && sip__is((unsigned char)*p, SIP_C_DIGIT); p++) {
+      if (++nd > 3)
+        return SIP_EPARAM;
+      frac = frac * 10 + (uint32_t)(*p - '0');
+    }
+  }
+  if (p != end)
+    return SIP_EPARAM;
+  for (; nd < 3; nd++)
+    frac *= 10;
+  if (ip > 1 || ip * 1000 + frac > 1000)
+    return SIP_ERANGE;
+  *out = (int32_t)(ip * 1000 + frac);
+  return 0;
+}
+
+/* Fill the convenience fields from the parsed header parameters; the first
+ * occurrence of a name wins, like sip_params_get(). */
+static int addr_conveniences(sip_addr *o) {
+  for (uint32_t i = 0; i < o->params.n; i++) {
+    const sip_param *pr = &o->params.v[i];
+    sip_str n = pr->name;
+    if (n.len == 3 && !o->tag.p && sip_str_ieq_cstr(n, "tag")) {
+      o->tag = pr->dec;
+    } else if (n.len == 1 && o->q < 0 && (n.p[0] | 0x20) == 'q') {
+      int r = parse_q(pr->dec, &o->q);
+      if (r < 0)
+        return r;
+    } else if (n.len == 7 && o->expires < 0 &&
+               sip_str_ieq_cstr(n, "expires")) {
+      uint64_t v;
+      int r = sip__parse_uint(pr->dec.p, pr->dec.p + pr->dec.len,
+                              UINT32_MAX, &v);
+      if (r < 0)
+        return r == SIP_ERANGE ? r : SIP_EPARAM;
+      o->expires = (int64_t)v;
+    }
+  }
+  return 0;
+}
+
+int sip_addr_parse(sip_arena *a, const char *p, size_t len, unsigned flags,
+                   sip_addr *out) {
+  memset(out, 0, sizeof *out);
+  out->q = -1;
+  out->expires = -1;
+  sip_str t = sip__trim(p, p + len);
+  out->raw = t;
+  const char *s = t.p, *end = t.p + t.len;
+  if (s == end)
+    return SIP_EADDR;
+  if ((flags & SIP_ADDR_ALLOW_STAR) && t.len == 1 && *s == '*') {
+    out->star = 1;
+    return 0;
+  }
+
+  const char *uri_s, *uri_e, *q = s;
+  int angle = 0;
+  if (*q == '"') {
+    const char *e = skip_quoted(q, end);
+    if (!e)
+      return SIP_EQUOTE;
+    out->display = (sip_str){q, (size_t)(e - q)};
+    int r = sip_unquote(a, out->display, &out->display_dec);
+    if (r < 0)
+      return r;
+    q = sip__skip_lws(e, end);
+    if (q == end || *q != '<')
+      return SIP_EADDR;
+    angle = 1;
+  } else if (*q == '<') {
+    angle = 1;
+  } else {
+    /* display-name = *(token LWS) or addr-spec: walk tokens separated by
+     * LWS and see whether a '<' follows. The LWS before '<' is optional
+     * (lwsdisp: "caller<sip:...>", RFC 4475 §3.1.1.6). */
+    const char *r = q, *last = q;
+    for (;;) {
+      const char *ts = r;
+      while (r < end && sip__is((unsigned char)*r, SIP_C_TOKEN))
+        r++;
+      if (r == ts)
+        break;
+      last = r;
+      r = sip__skip_lws(r, end);
+      if (r == last)
+        break;
+    }
+    if (last > q && r < end && *r == '<') {
+      out->display = out->display_dec = (sip_str){q, (size_t)(last - q)};
+      q = r;
+      angle = 1;
+    }
+  }
+
+  if (angle) {
+    const char *gt = memchr(q, '>', (size_t)(end - q));
+    if (!gt)
+      return SIP_EADDR;
+    uri_s = q + 1;
+    uri_e = gt;
+    /* badaspec: "< sip:... >" is not an addr-spec in brackets */
+    if (uri_s == uri_e || is_lws_byte(*uri_s) || is_lws_byte(uri_e[-1]))
+      return SIP_EADDR;
+    q = gt + 1;
+  } else {
+    /* addr-spec: the URI ends at the first ';' or LWS, and what follows is
+     * header parameters (cparam01). A URI needing ',', '?' or ';' must be
+     * bracketed (§20.10, regbadct); quotes or brackets here mean a broken
+     * display name (baddn: "Bell, Alexander <sip:...>"). */
+    uri_s = q;
+    while (q < end && *q != ';' && !is_lws_byte(*q)) {
+      char c = *q;
+      if (c == ',' || c == '?' || c == '<' || c == '>' || c == '"')
+        return SIP_EADDR;
+      q++;
+    }
+    uri_e = q;
+  }
+  out->angle = (uint8_t)angle;
+
+  /* Check the shape before the URI, so that a broken display name
+   * ("Ivan <sip:...>" in UTF-8) reports SIP_EADDR rather than SIP_EURI. */
+  q = sip__skip_lws(q, end);
+  if (q != end && *q != ';')
+    return SIP_EADDR;
+  int r = sip_uri_parse(a, uri_s, (size_t)(uri_e - uri_s), &out->uri);
+  if (r < 0)
+    return r;
+  if (q == end)
+    return 0;
+  out->params_raw = (sip_str){q, (size_t)(end - q)};
+  r = sip_params_parse(a, q, (size_t)(end - q), &out->params);
+  if (r < 0)
+    return r;
+  return addr_conveniences(out);
+}
+
+int sip_addr_list_parse(sip_arena *a, const char *p, size_t len, unsigned flags,
+                        sip_addr ***tail) {
+  /* Build the values on a local list and link it only when all parsed, so
+   * a failure leaves the caller's list as it was. */
+  sip_addr *head = NULL, **t = &head;
+  int n = 0, r;
+  sip_str rest = {p, len}, item;
+  if (!len || !memchr(p, ',', len)) { /* one value: skip the splitter */
+    item = rest;
+    rest = SIP_STR_NULL;
+    r = 1;
+  } else {
+    r = sip_split_next(&rest, &item);
+  }
+  while (r == 1) {
+    sip_addr *ad = sip_arena_alloc(a, sizeof *ad);
+    if (!ad)
+      return SIP_ENOMEM;
+    r = sip_addr_parse(a, item.p, item.len, flags, ad);
+    if (r < 0)
+      return r;
+    *t = ad;
+    t = &ad->next;
+    n++;
+    r = sip_split_next(&rest, &item);
+  }
+  if (r < 0)
+    return r == SIP_EVALUE ? SIP_EADDR : r;
+  if (n) {
+    **tail = head;
+    *tail = t;
+  }
+  return n;
+}
