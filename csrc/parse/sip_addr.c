@@ -23,6 +23,8 @@ static int is_lws_byte(char c) {
 /* qvalue = ("0" ["." 0*3DIGIT]) / ("1" ["." 0*3("0")]) as thousandths.
  * Well-formed numbers above 1 are SIP_ERANGE, anything else SIP_EPARAM. */
 static int parse_q(sip_str v, int32_t *out) {
+  if (!v.p) /* ";q" without a value */
+    return SIP_EPARAM;
   const char *p = v.p, *end = v.p + v.len;
   if (p == end || !sip__is((unsigned char)*p, SIP_C_DIGIT))
     return SIP_EPARAM;
@@ -62,6 +64,8 @@ static int addr_conveniences(sip_addr *o) {
     } else if (n.len == 7 && o->expires < 0 &&
                sip_str_ieq_cstr(n, "expires")) {
       uint64_t v;
+      if (!pr->dec.p)
+        return SIP_EPARAM;
       int r = sip__parse_uint(pr->dec.p, pr->dec.p + pr->dec.len,
                               UINT32_MAX, &v);
       if (r < 0)
