@@ -489,12 +489,13 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
 
 /* upvalue 1: methods table, upvalue 2: field name -> F_* */
 static int msg_index(lua_State *L) {
-  sip_lua_msg *u = check_message(L, 1);
+  luaL_checkudata(L, 1, SIP_LUA_MESSAGE);
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-    return 1;
+    return 1; /* methods stay reachable after close (close, is_closed) */
   lua_pop(L, 1);
+  sip_lua_msg *u = check_message(L, 1);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
     return 1; /* nil */
@@ -533,12 +534,14 @@ static int msg_newindex(lua_State *L) {
   if (!strcmp(k, "uri")) {
     if (!u->m.is_request)
       return luaL_error(L, "cannot set the Request-URI of a response");
-    const char *v = luaL_checklstring(L, 3, &len);
+    luaL_checktype(L, 3, LUA_TSTRING);
+    const char *v = lua_tolstring(L, 3, &len);
     check_rc(L, sip_msg_set_ruri(&u->m, v, len), "set uri");
     lua_pushvalue(L, 3);
     lua_setiuservalue(L, 1, SIP_LUA_MSG_UV_RURI);
   } else if (!strcmp(k, "body")) {
-    const char *v = luaL_checklstring(L, 3, &len);
+    luaL_checktype(L, 3, LUA_TSTRING);
+    const char *v = lua_tolstring(L, 3, &len);
     check_rc(L, sip_msg_set_body(&u->m, v, len), "set body");
   } else {
     return luaL_error(L, "cannot set field '%s' of " SIP_LUA_MESSAGE, k);
