@@ -98,14 +98,19 @@ static int push_cached_params(lua_State *L, const char *key,
 }
 
 static int uri_index(lua_State *L) {
-  sip_lua_uri *lu = check_uri(L, 1);
-  const sip_uri *u = &lu->u;
-  const char *k = luaL_checkstring(L, 2);
-  /* methods first */
+  luaL_checkudata(L, 1, SIP_LUA_URI);
+  /* methods first: they stay reachable after close */
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
     return 1;
   lua_pop(L, 1);
+  if (lua_type(L, 2) != LUA_TSTRING) {
+    lua_pushnil(L);
+    return 1;
+  }
+  sip_lua_uri *lu = check_uri(L, 1);
+  const sip_uri *u = &lu->u;
+  const char *k = lua_tostring(L, 2);
   if (!strcmp(k, "scheme")) {
     sip__lua_push_str(L, u->scheme);
   } else if (!strcmp(k, "user")) {
