@@ -129,8 +129,10 @@ int luaopen_luasip_core(lua_State *L) {
   static const struct {
     const char *name;
     unsigned v;
-  } flags[] = {{"HF_LIST", SIP_HF_LIST},         {"HF_SINGLE", SIP_HF_SINGLE},
-               {"HF_REQUIRED", SIP_HF_REQUIRED}, {"HF_ADDR", SIP_HF_ADDR},
+  } flags[] = {{"HF_LIST", SIP_HF_LIST},
+               {"HF_SINGLE", SIP_HF_SINGLE},
+               {"HF_REQUIRED", SIP_HF_REQUIRED},
+               {"HF_ADDR", SIP_HF_ADDR},
                {"HF_AUTH", SIP_HF_AUTH}};
   for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
     lua_pushinteger(L, (lua_Integer)flags[i].v);

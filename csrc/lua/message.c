@@ -87,8 +87,8 @@ static int l_parse(lua_State *L) {
 
   const char *p = s + (pos - 1);
   size_t n = len - (size_t)(pos - 1);
-  int rc = sip_msg_parse(&u->m, p, n,
-                         stream ? SIP_MODE_STREAM : SIP_MODE_DATAGRAM);
+  int rc =
+      sip_msg_parse(&u->m, p, n, stream ? SIP_MODE_STREAM : SIP_MODE_DATAGRAM);
   if (rc < 0) {
     char buf[256];
     if (rc == SIP_ENEEDMORE) {
@@ -146,8 +146,8 @@ static int field_fail(lua_State *L, sip_lua_msg *u, int rc, int id,
 static void push_addr(lua_State *L, const sip_addr *a) {
   lua_createtable(L, 0, 10);
   if (a->display.p) {
-    sip__lua_set_str(L, "display", a->display_dec.p ? a->display_dec
-                                                    : a->display);
+    sip__lua_set_str(L, "display",
+                     a->display_dec.p ? a->display_dec : a->display);
     sip__lua_set_str(L, "display_raw", a->display);
   }
   sip__lua_set_str(L, "uri", a->uri.raw);
@@ -254,10 +254,9 @@ enum {
 #undef F_ENUM
 };
 
-static const char *const field_names[] = {
-    NULL,
+static const char *const field_names[] = {NULL,
 #define F_NAME(id, name) name,
-    FIELDS(F_NAME)
+                                          FIELDS(F_NAME)
 #undef F_NAME
 };
 
@@ -348,8 +347,8 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     lua_pushboolean(L, m->is_request);
     return 1;
   case F_START_LINE:
-    sip__lua_push_str(L, m->new_start_line.p ? m->new_start_line
-                                              : m->start_line);
+    sip__lua_push_str(L,
+                      m->new_start_line.p ? m->new_start_line : m->start_line);
     return 1;
   case F_CALL_ID: {
     sip_str s;
@@ -417,7 +416,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
   case F_PATHS: {
     if (push_cached(L, idx, key))
       return 1;
-    int id = f == F_CONTACTS  ? SIP_H_CONTACT
+    int id = f == F_CONTACTS ? SIP_H_CONTACT
              : f == F_ROUTES ? SIP_H_ROUTE
              : f == F_PATHS  ? SIP_H_PATH
                              : SIP_H_RECORD_ROUTE;
@@ -686,8 +685,7 @@ static int msg_set_header(lua_State *L) {
   const char *v = value_arg(L, 3, &vlen);
   int i = sip_msg_find(&u->m, id, name, nlen, 0);
   if (i < 0) {
-    check_rc(L,
-             sip_msg_insert_header(&u->m, -1, id, name, nlen, v, vlen),
+    check_rc(L, sip_msg_insert_header(&u->m, -1, id, name, nlen, v, vlen),
              "set_header");
   } else {
     check_rc(L, sip_msg_replace_value(&u->m, i, v, vlen), "set_header");

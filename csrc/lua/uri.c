@@ -71,8 +71,8 @@ static int uri_tostring(lua_State *L) {
 static int uri_eq(lua_State *L) {
   sip_lua_uri *a = luaL_testudata(L, 1, SIP_LUA_URI);
   sip_lua_uri *b = luaL_testudata(L, 2, SIP_LUA_URI);
-  lua_pushboolean(L, a && b && a->live && b->live &&
-                         sip_uri_equal(&a->u, &b->u));
+  lua_pushboolean(L,
+                  a && b && a->live && b->live && sip_uri_equal(&a->u, &b->u));
   return 1;
 }
 
@@ -184,11 +184,8 @@ static const luaL_Reg uri_methods[] = {
 };
 
 static const luaL_Reg uri_meta[] = {
-    {"__gc", uri_gc},
-    {"__close", uri_gc},
-    {"__tostring", uri_tostring},
-    {"__eq", uri_eq},
-    {NULL, NULL},
+    {"__gc", uri_gc}, {"__close", uri_gc}, {"__tostring", uri_tostring},
+    {"__eq", uri_eq}, {NULL, NULL},
 };
 
 void sip__lua_open_uri(lua_State *L) {

@@ -43,6 +43,48 @@ M.E = core.E
 
 local Message = core.Message
 
+--- A parsed SIP message (`luasip.Message` userdata).
+--
+-- Fields (read lazily; a Lua string or table is made only when read, tables
+-- are cached until the next edit; a malformed field reads as nil, and
+-- `msg:get(name)` returns `nil, err, code` for it):
+--
+-- - `is_request` (boolean), `version` (`"SIP/2.0"` as written),
+--   `start_line`
+-- - requests: `method`, `uri` (Request-URI text), `ruri` (a `luasip.URI`,
+--   independent of the message's lifetime)
+-- - responses: `status` (integer), `reason` (may be `""`)
+-- - `call_id`, `cseq` (integer), `cseq_method`, `max_forwards`, `expires`
+--   (integers)
+-- - `from`, `to`: `{display=, display_raw=, uri=, tag=, params=, raw=,
+--   params_raw=}` (`display` is unquoted with quoted-pairs resolved;
+--   `params` keyed by lower-cased name, `true` for a bare name)
+-- - `via`: list, top first, of `{protocol=, version=, transport=, host=,
+--   port=, branch=, received=, rport=, maddr=, ttl=, params=, raw=}`
+--   (`rport` is an integer, or `true` without a value); `{}` when absent
+-- - `contacts`, `routes`, `record_routes`, `paths`: lists of `{display=,
+--   uri=, params=, q=, expires=, tag=, raw=}`; `contacts.star == true` for
+--   `Contact: *`; `{}` when absent
+-- - `content_type` (`"type/subtype"`), `ctype` (`{type=, subtype=,
+--   params=, boundary=}`), `body` (string), `has_content_length`
+--
+-- Assignable: `msg.uri = text` (Request-URI), `msg.body = bytes`
+-- (Content-Length follows).
+--
+-- Methods implemented in C: `header(name)` (first line's value, folds
+-- unfolded; long or compact name, any case), `headers(name[, split])`
+-- (all values; list headers split at top-level commas unless `split` is
+-- false), `count(name)`, `header_names()`, `set_header(name, value)`
+-- (first instance replaced, others removed, appended when absent),
+-- `add_header(name, value[, "first"|"last"])`, `remove_header(name)`
+-- (returns the count), `push_via(value)`, `pop_via()` (returns the removed
+-- value), `set_status(code[, reason])`, `auth([name[, n]])` (`{scheme=,
+-- params=}`), `parts()` (`{content_type=, headers=, body=}` list),
+-- `get(field)`, `size()`, `close()`, `is_closed()`. `tostring(msg)` gives
+-- the wire bytes: the input itself while unchanged. `__close` and `__gc`
+-- free the message (safe twice); a closed message raises when used.
+-- @type Message
+
 ------------------------------------------------------------------------------
 -- Parsing
 ------------------------------------------------------------------------------
