@@ -61,13 +61,12 @@ static int addr_conveniences(sip_addr *o) {
       int r = parse_q(pr->dec, &o->q);
       if (r < 0)
         return r;
-    } else if (n.len == 7 && o->expires < 0 &&
-               sip_str_ieq_cstr(n, "expires")) {
+    } else if (n.len == 7 && o->expires < 0 && sip_str_ieq_cstr(n, "expires")) {
       uint64_t v;
       if (!pr->dec.p)
         return SIP_EPARAM;
-      int r = sip__parse_uint(pr->dec.p, pr->dec.p + pr->dec.len,
-                              UINT32_MAX, &v);
+      int r =
+          sip__parse_uint(pr->dec.p, pr->dec.p + pr->dec.len, UINT32_MAX, &v);
       if (r < 0)
         return r == SIP_ERANGE ? r : SIP_EPARAM;
       o->expires = (int64_t)v;

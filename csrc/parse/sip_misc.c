@@ -73,9 +73,9 @@ int sip_ctype_parse(sip_arena *a, const char *p, size_t len, sip_ctype *out) {
  * "dXNlcjpwYXNz==", which are not auth-params. */
 static int is_token68(const char *p, const char *end) {
   const char *s = p;
-  while (p < end && (sip__is((unsigned char)*p, SIP_C_ALPHA | SIP_C_DIGIT) ||
-                     *p == '-' || *p == '.' || *p == '_' || *p == '~' ||
-                     *p == '+' || *p == '/'))
+  while (p < end &&
+         (sip__is((unsigned char)*p, SIP_C_ALPHA | SIP_C_DIGIT) || *p == '-' ||
+          *p == '.' || *p == '_' || *p == '~' || *p == '+' || *p == '/'))
     p++;
   if (p == s)
     return 0;
@@ -105,8 +105,8 @@ static int parse_auth_params(sip_arena *a, const char *p, const char *end,
   uint32_t n = 0;
   for (;;) {
     /* #auth-param allows empty list elements (RFC 7235 §7) */
-    while (p < end && (*p == ',' || *p == ' ' || *p == '\t' || *p == '\r' ||
-                       *p == '\n'))
+    while (p < end &&
+           (*p == ',' || *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
       p++;
     if (p == end)
       break;

@@ -123,8 +123,7 @@ static int parse_value(sip_arena *a, const char **pp, const char *end,
   return 0;
 }
 
-int sip_params_parse(sip_arena *a, const char *p, size_t len,
-                     sip_params *out) {
+int sip_params_parse(sip_arena *a, const char *p, size_t len, sip_params *out) {
   out->v = NULL;
   out->n = 0;
   sip_str t = sip__trim(p, p + len);

@@ -49,8 +49,8 @@ static int is_ipv4(const char *p, const char *end) {
 static const char *parse_host(const char *p, const char *end, sip_via *v) {
   const char *s = p;
   if (p < end && *p == '[') {
-    for (p++; p < end && (sip__is((unsigned char)*p, SIP_C_HEX) ||
-                          *p == ':' || *p == '.');
+    for (p++; p < end &&
+              (sip__is((unsigned char)*p, SIP_C_HEX) || *p == ':' || *p == '.');
          p++)
       ;
     if (p == end || *p != ']' || p == s + 1)
@@ -58,8 +58,11 @@ static const char *parse_host(const char *p, const char *end, sip_via *v) {
     p++;
     v->host_type = SIP_HOST_IPV6;
   } else {
+    /* '_' is not in hostname, but deployed hosts use it and nothing else
+     * in a sent-by could be confused with it. */
     int digits_only = 1;
-    for (; p < end && sip__is((unsigned char)*p, SIP_C_HOST); p++)
+    for (; p < end && (sip__is((unsigned char)*p, SIP_C_HOST) || *p == '_');
+         p++)
       if (*p != '.' && !sip__is((unsigned char)*p, SIP_C_DIGIT))
         digits_only = 0;
     if (p == s)
@@ -88,8 +91,8 @@ static int via_conveniences(sip_via *v) {
       v->has_rport = 1;
       if (pr->dec.p) {
         uint64_t port;
-        int r = sip__parse_uint(pr->dec.p, pr->dec.p + pr->dec.len, 65535,
-                                &port);
+        int r =
+            sip__parse_uint(pr->dec.p, pr->dec.p + pr->dec.len, 65535, &port);
         if (r < 0)
           return r == SIP_ERANGE ? r : SIP_EPARAM;
         v->rport = (int32_t)port;

@@ -143,24 +143,25 @@ static void test_params(void) {
   CHECK_STR(param(&ps, "+sip.instance")->dec, "<urn:uuid:1234>");
 
   /* RFC 5118 §4.5: bare and bracketed IPv6 received values */
-  CHECK_INT(sip_params_parse(&arena,
-                             S(";received=2001:db8::9:255;branch=z9hG4bKas3"),
-                             &ps),
+  CHECK_INT(sip_params_parse(
+                &arena, S(";received=2001:db8::9:255;branch=z9hG4bKas3"), &ps),
             0);
   CHECK_INT(ps.n, 2);
   CHECK_STR(ps.v[0].dec, "2001:db8::9:255");
   CHECK_STR(ps.v[1].dec, "z9hG4bKas3");
-  CHECK_INT(sip_params_parse(&arena,
-                             S(";received=[2001:db8::9:255];branch=z9hG4bKas3-111"),
-                             &ps),
-            0);
+  CHECK_INT(
+      sip_params_parse(
+          &arena, S(";received=[2001:db8::9:255];branch=z9hG4bKas3-111"), &ps),
+      0);
   CHECK_STR(ps.v[0].dec, "[2001:db8::9:255]");
 
   /* intmeth: a parameter name using all token punctuation, UTF-8 value */
-  CHECK_INT(sip_params_parse(&arena,
-                             S(";fromParam''~+*_!.-%=\"\xd1\x80\xd0\xb0\";tag=_token~1'+`*%!-."),
-                             &ps),
-            0);
+  CHECK_INT(
+      sip_params_parse(
+          &arena,
+          S(";fromParam''~+*_!.-%=\"\xd1\x80\xd0\xb0\";tag=_token~1'+`*%!-."),
+          &ps),
+      0);
   CHECK_INT(ps.n, 2);
   CHECK_STR(ps.v[0].name, "fromParam''~+*_!.-%");
   CHECK_STR(ps.v[0].dec, "\xd1\x80\xd0\xb0");
@@ -194,9 +195,10 @@ static void test_addr_rfc4475(void) {
   sip_addr a;
 
   /* wsinv To: addr-spec, LWS before ';' and around '=' */
-  CHECK_INT(addr(S("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n"),
-                 0, &a),
-            0);
+  CHECK_INT(
+      addr(S("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n"), 0,
+           &a),
+      0);
   CHECK_INT(a.angle, 0);
   CHECK_ABSENT(a.display);
   CHECK_STR(a.uri.raw, "sip:vivekg@chair-dnrc.example.com");
@@ -208,10 +210,11 @@ static void test_addr_rfc4475(void) {
   CHECK_INT(a.expires, -1);
 
   /* wsinv From: quoted-pairs in the display name, params folded */
-  CHECK_INT(addr(S("\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n"
-                   "  ;\r\n  tag = 98asjd8"),
-                 0, &a),
-            0);
+  CHECK_INT(
+      addr(S("\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n"
+             "  ;\r\n  tag = 98asjd8"),
+           0, &a),
+      0);
   CHECK_STR(a.display, "\"J Rosenberg \\\\\\\"\"");
   CHECK_STR(a.display_dec, "J Rosenberg \\\"");
   CHECK_INT(a.angle, 1);
@@ -219,10 +222,11 @@ static void test_addr_rfc4475(void) {
   CHECK_STR(a.tag, "98asjd8");
 
   /* wsinv Contact (m:) */
-  CHECK_INT(addr(S("\"Quoted string \\\"\\\"\" <sip:jdrosen@example.com> ; "
-                   "newparam =\r\n      newvalue ;\r\n  secondparam ; q = 0.33"),
-                 SIP_ADDR_ALLOW_STAR, &a),
-            0);
+  CHECK_INT(
+      addr(S("\"Quoted string \\\"\\\"\" <sip:jdrosen@example.com> ; "
+             "newparam =\r\n      newvalue ;\r\n  secondparam ; q = 0.33"),
+           SIP_ADDR_ALLOW_STAR, &a),
+      0);
   CHECK_STR(a.display_dec, "Quoted string \"\"");
   CHECK_INT(a.params.n, 3);
   CHECK_STR(param(&a.params, "newparam")->dec, "newvalue");
@@ -308,9 +312,9 @@ static void test_addr_rfc4475(void) {
   CHECK_STR(a.uri.opaque, "John_Smith");
 
   /* esc02: '%' in a display name is just a character */
-  CHECK_INT(addr(S("\"%Z%45\" <sip:resource@example.com>;tag=f232jadfj23"), 0,
-                 &a),
-            0);
+  CHECK_INT(
+      addr(S("\"%Z%45\" <sip:resource@example.com>;tag=f232jadfj23"), 0, &a),
+      0);
   CHECK_STR(a.display_dec, "%Z%45");
 
   /* escnull: %00 in the user part is decoded, not a terminator */
@@ -380,15 +384,14 @@ static void test_addr_contact(void) {
 static void test_addr_errors(void) {
   sip_addr a;
   /* badinv01 Contact */
-  CHECK_INT(addr(S("\"Joe\" <sip:joe@example.org>;;;;"), SIP_ADDR_ALLOW_STAR,
-                 &a),
-            SIP_EPARAM);
+  CHECK_INT(
+      addr(S("\"Joe\" <sip:joe@example.org>;;;;"), SIP_ADDR_ALLOW_STAR, &a),
+      SIP_EPARAM);
   /* quotbal To */
   CHECK_INT(addr(S("\"Mr. J. User <sip:j.user@example.com>"), 0, &a),
             SIP_EQUOTE);
   /* baddn From / To */
-  CHECK_INT(addr(S("Bell, Alexander <sip:a.g.bell@example.com>;tag=43"), 0,
-                 &a),
+  CHECK_INT(addr(S("Bell, Alexander <sip:a.g.bell@example.com>;tag=43"), 0, &a),
             SIP_EADDR);
   CHECK_INT(addr(S("Watson, Thomas <sip:t.watson@example.org>"), 0, &a),
             SIP_EADDR);
@@ -450,9 +453,8 @@ static void test_addr_list(void) {
                                 SIP_ADDR_ALLOW_STAR, &tail),
             SIP_EPARAM);
   CHECK(tail == before && *tail == NULL);
-  CHECK_INT(sip_addr_list_parse(&arena,
-                                S("\"Mr. J. User <sip:j.user@example.com>"),
-                                0, &tail),
+  CHECK_INT(sip_addr_list_parse(
+                &arena, S("\"Mr. J. User <sip:j.user@example.com>"), 0, &tail),
             SIP_EQUOTE);
   CHECK(sip_addr_list_parse(&arena,
                             S("Bell, Alexander <sip:a.g.bell@example.com>"), 0,
@@ -473,9 +475,9 @@ static void test_via(void) {
   sip_via *head = NULL, **tail = &head;
 
   /* wsinv Via: LWS and folds around '/' and before sent-by */
-  CHECK_INT(via(S("SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw"),
-                &tail),
-            1);
+  CHECK_INT(
+      via(S("SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw"), &tail),
+      1);
   const sip_via *v = head;
   CHECK_STR(v->protocol, "SIP");
   CHECK_STR(v->version, "2.0");
@@ -516,9 +518,9 @@ static void test_via(void) {
             1);
   CHECK_INT(via(S("SIP/2.0/TLS t3.example.com;branch=z9hG4bK2980unddj"), &tail),
             1);
-  CHECK_INT(via(S("SIP/2.0/UNKNOWN t4.example.com;branch=z9hG4bKasd0f3en"),
-                &tail),
-            1);
+  CHECK_INT(
+      via(S("SIP/2.0/UNKNOWN t4.example.com;branch=z9hG4bKasd0f3en"), &tail),
+      1);
   CHECK_INT(via(S("SIP/2.0/TCP t5.example.com;branch=z9hG4bK0a9idfnee"), &tail),
             1);
   int i = 0;
@@ -545,9 +547,9 @@ static void test_via(void) {
   v = head->next;
   CHECK_STR(v->received, "2001:db8::9:255");
   CHECK_STR(v->branch, "z9hG4bKas3");
-  CHECK_INT(via(S("SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bKas3-111"),
-                &tail),
-            1);
+  CHECK_INT(
+      via(S("SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bKas3-111"), &tail),
+      1);
   v = v->next;
   CHECK_INT(v->has_port, 1);
   CHECK_INT(v->port, 6050);
@@ -557,9 +559,9 @@ static void test_via(void) {
             1);
   v = v->next;
   CHECK_STR(v->received, "192.0.2.200");
-  CHECK_INT(via(S("SIP/2.0/UDP [::ffff:192.0.2.10]:19823;branch=z9hG4bKbh19"),
-                &tail),
-            1);
+  CHECK_INT(
+      via(S("SIP/2.0/UDP [::ffff:192.0.2.10]:19823;branch=z9hG4bKbh19"), &tail),
+      1);
   v = v->next;
   CHECK_STR(v->host, "[::ffff:192.0.2.10]");
   CHECK_INT(v->port, 19823);
@@ -592,10 +594,12 @@ static void test_via(void) {
   v = v->next;
   CHECK_STR(v->version, "7.0");
   CHECK_INT(via(S("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK"), &tail), 1);
-  CHECK_INT(via(S("SIP/2.0/UDP 255.255.255.255;branch=z9hG4bK1saber23"),
-                &tail),
+  CHECK_INT(via(S("SIP/2.0/UDP 255.255.255.255;branch=z9hG4bK1saber23"), &tail),
             1);
   CHECK_INT(via(S("SIP/2.0/UDP 192.0.2.1"), &tail), 1); /* inv2543 */
+  CHECK_INT(via(S("SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bKx"), &tail),
+            1);
+  CHECK_INT(via(S("SIP/2.0/TCP pbx_1.example.com:5061"), &tail), 1);
 
   /* errors leave the list untouched */
   sip_via **before = tail;
@@ -659,17 +663,18 @@ static void test_ctype(void) {
   CHECK_STR(ct.subtype, "sdp");
   CHECK_INT(ct.params.n, 0);
   CHECK_ABSENT(ct.boundary);
-  CHECK_INT(sip_ctype_parse(&arena, S("multipart/mixed;boundary=7a9cbec02ceef655"),
-                            &ct),
+  CHECK_INT(sip_ctype_parse(
+                &arena, S("multipart/mixed;boundary=7a9cbec02ceef655"), &ct),
             0); /* mpart01 */
   CHECK_STR(ct.type, "multipart");
   CHECK_STR(ct.subtype, "mixed");
   CHECK_STR(ct.boundary, "7a9cbec02ceef655");
-  CHECK_INT(sip_ctype_parse(&arena,
-                            S("Multipart/Related ;\r\n type=\"application/sdp\" ;"
-                              " Boundary=\"simple boundary\""),
-                            &ct),
-            0);
+  CHECK_INT(
+      sip_ctype_parse(&arena,
+                      S("Multipart/Related ;\r\n type=\"application/sdp\" ;"
+                        " Boundary=\"simple boundary\""),
+                      &ct),
+      0);
   CHECK_STR(ct.boundary, "simple boundary");
   CHECK_STR(sip_params_get(&ct.params, "type")->dec, "application/sdp");
   CHECK_INT(sip_ctype_parse(&arena, S("text / plain ; charset = UTF-8"), &ct),
@@ -690,15 +695,16 @@ static void test_ctype(void) {
 
 static void test_auth(void) {
   sip_auth au;
-  CHECK_INT(sip_auth_parse(&arena,
-                           S("Digest username=\"bob\", realm=\"biloxi.com\",\r\n"
-                             " nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\",\r\n"
-                             " uri=\"sip:bob@biloxi.com\", qop=auth, nc=00000001,"
-                             " cnonce=\"0a4f113b\", response=\"6629fae49393a05"
-                             "397450978507c4ef1\", algorithm=MD5,\r\n"
-                             " opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""),
-                           &au),
-            0);
+  CHECK_INT(
+      sip_auth_parse(&arena,
+                     S("Digest username=\"bob\", realm=\"biloxi.com\",\r\n"
+                       " nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\",\r\n"
+                       " uri=\"sip:bob@biloxi.com\", qop=auth, nc=00000001,"
+                       " cnonce=\"0a4f113b\", response=\"6629fae49393a05"
+                       "397450978507c4ef1\", algorithm=MD5,\r\n"
+                       " opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""),
+                     &au),
+      0);
   CHECK_STR(au.scheme, "Digest");
   CHECK_INT(au.params.n, 10);
   CHECK_STR(sip_params_get(&au.params, "username")->dec, "bob");
@@ -717,13 +723,14 @@ static void test_auth(void) {
             "5ccc069c403ebaf9f0171e9517f40e41");
 
   /* a challenge; empty quoted value, commas and quoted-pairs inside quotes */
-  CHECK_INT(sip_auth_parse(&arena,
-                           S("Digest realm=\"atlanta.com\", domain=\"sip:ss1."
-                             "carrier.com\", qop=\"auth,auth-int\", nonce=\"f84f1"
-                             "cec41e6cbe5aea9c8e88d359\", opaque=\"\", "
-                             "stale=FALSE, realm2=\"a\\\"b\""),
-                           &au),
-            0);
+  CHECK_INT(
+      sip_auth_parse(&arena,
+                     S("Digest realm=\"atlanta.com\", domain=\"sip:ss1."
+                       "carrier.com\", qop=\"auth,auth-int\", nonce=\"f84f1"
+                       "cec41e6cbe5aea9c8e88d359\", opaque=\"\", "
+                       "stale=FALSE, realm2=\"a\\\"b\""),
+                     &au),
+      0);
   CHECK_INT(au.params.n, 7);
   CHECK_STR(sip_params_get(&au.params, "qop")->dec, "auth,auth-int");
   const sip_param *op = sip_params_get(&au.params, "opaque");
@@ -732,9 +739,9 @@ static void test_auth(void) {
   CHECK_STR(sip_params_get(&au.params, "realm2")->dec, "a\"b");
 
   /* regaut01: an unknown scheme */
-  CHECK_INT(sip_auth_parse(&arena, S("NoOneKnowsThisScheme opaque-data=here"),
-                           &au),
-            0);
+  CHECK_INT(
+      sip_auth_parse(&arena, S("NoOneKnowsThisScheme opaque-data=here"), &au),
+      0);
   CHECK_STR(au.scheme, "NoOneKnowsThisScheme");
   CHECK_INT(au.params.n, 1);
   CHECK_STR(au.params.v[0].name, "opaque-data");
@@ -749,9 +756,9 @@ static void test_auth(void) {
   CHECK_INT(sip_auth_parse(&arena, S("Negotiate"), &au), 0);
   CHECK_INT(au.params.n, 0);
   /* an unquoted URI value (seen in the wild) and empty list elements */
-  CHECK_INT(sip_auth_parse(&arena, S("Digest uri=sip:a@b;transport=tcp, ,nc=1"),
-                           &au),
-            0);
+  CHECK_INT(
+      sip_auth_parse(&arena, S("Digest uri=sip:a@b;transport=tcp, ,nc=1"), &au),
+      0);
   CHECK_INT(au.params.n, 2);
   CHECK_STR(au.params.v[0].dec, "sip:a@b;transport=tcp");
 
@@ -792,8 +799,7 @@ static const char mpart01_body[] =
     "\232\025\355\253\333\223\321\014B\020.{r\211\322\234\300\311\256.\373\307"
     "\300\317\371\027/;\002~O\300'\341Tm\344\266\252:\273>f\314\313]\326\306"
     "K\203\203\024\234\270\346\377\030-\224O\345{e\274\231\320\005\r\n"
-    "--7a9cbec02ceef655--\r\n"
-;
+    "--7a9cbec02ceef655--\r\n";
 
 static void test_multipart(void) {
   sip_part *head;
@@ -835,13 +841,14 @@ static void test_multipart(void) {
   CHECK_STR(pt->body, "no headers\n--b1x not a delimiter");
   pt = pt->next;
   CHECK_STR(pt->content_type, "text/html ;\r\n charset=x");
-  CHECK_STR(pt->headers, "content-type :\r\n text/html ;\r\n charset=x\nX-A: 1");
+  CHECK_STR(pt->headers,
+            "content-type :\r\n text/html ;\r\n charset=x\nX-A: 1");
   CHECK_STR(pt->body, "<p>");
 
   /* an empty part and a part with headers but no body */
-  CHECK_INT(sip_multipart_parse(&arena,
-                                S("--z\r\n\r\n--z\r\nContent-Type: a/b\r\n--z--"),
-                                SIP_STR_LIT("z"), &head),
+  CHECK_INT(sip_multipart_parse(
+                &arena, S("--z\r\n\r\n--z\r\nContent-Type: a/b\r\n--z--"),
+                SIP_STR_LIT("z"), &head),
             2);
   CHECK(head->body.p != NULL && head->body.len == 0);
   CHECK_STR(head->next->content_type, "a/b");
@@ -853,9 +860,9 @@ static void test_multipart(void) {
   CHECK_INT(sip_multipart_parse(&arena, S("no delimiter at all"),
                                 SIP_STR_LIT("b"), &head),
             SIP_EMULTIPART);
-  CHECK_INT(sip_multipart_parse(&arena, S("--b--\r\n"), SIP_STR_LIT("b"),
-                                &head),
-            SIP_EMULTIPART);
+  CHECK_INT(
+      sip_multipart_parse(&arena, S("--b--\r\n"), SIP_STR_LIT("b"), &head),
+      SIP_EMULTIPART);
   CHECK_INT(sip_multipart_parse(&arena, S("x --b\r\n\r\nx\r\n--b--"),
                                 SIP_STR_LIT("b"), &head),
             SIP_EMULTIPART); /* a delimiter must start a line */
