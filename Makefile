@@ -69,8 +69,9 @@ endif
 # --- flags ------------------------------------------------------------------
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Werror
-# -std=c11 alone hides POSIX (and breaks uv.h); _DEFAULT_SOURCE brings it back.
-BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC -D_DEFAULT_SOURCE \
+# -std=c11 hides POSIX declarations (and uv.h needs them): a file that uses
+# POSIX or includes uv.h defines _DEFAULT_SOURCE (or _GNU_SOURCE) first.
+BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC \
   -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -MMD -MP
 
 # SAN=1: ASan + UBSan (make test-asan uses BUILD=build-asan SAN=1).
@@ -212,7 +213,7 @@ check-valgrind: ctests
 
 # --- fuzzing ----------------------------------------------------------------
 FUZZ_BUILD := build-fuzz
-FUZZ_FLAGS := -std=c11 -O1 -g -D_DEFAULT_SOURCE -Icsrc -Icsrc/parse \
+FUZZ_FLAGS := -std=c11 -O1 -g -Icsrc -Icsrc/parse \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -fno-omit-frame-pointer
 FUZZ_SEEDS := $(sort $(shell find $(VECTORS) -name '*.dat' 2>/dev/null)) \
@@ -222,23 +223,15 @@ $(FUZZ_BUILD)/fuzz_parse: csrc/fuzz/fuzz_parse.c $(PARSE_SRC)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_FLAGS) -o $@ $^
 
-.PHONY: fuzz
+.PHONY: fuzz check-fuzz
 fuzz: deps
 	@$(MAKE) --no-print-directory check-fuzz
 
 check-fuzz: $(FUZZ_BUILD)/fuzz_parse
-	@set -o pipefail; d=$(FUZZ_BUILD); mkdir -p $$d/seeds $$d/corpus $$d/artifacts; \
-	i=0; for f in $(FUZZ_SEEDS); do i=$$((i+1)); cp $$f $$d/seeds/seed-$$i-$$(basename $$f); done; \
-	echo "fuzz: $$i seeds, $(FUZZ_SECONDS) s"; \
-	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  $$d/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
-	  -max_len=70000 -dict=csrc/fuzz/sip.dict -print_final_stats=1 \
-	  -artifact_prefix=$$d/artifacts/ $$d/corpus $$d/seeds > $$d/fuzz.log 2>&1; \
-	rc=$$?; tail -n 25 $$d/fuzz.log; \
-	if [ $$rc = 0 ]; then echo "fuzz_parse: 1 passed, 0 failed"; \
-	else echo "fuzz: exit $$rc, artifacts in $$d/artifacts/"; echo "fuzz_parse: 0 passed, 1 failed"; fi \
-	  > $$d/summary.log; cat $$d/summary.log; \
-	spec/support/summary.sh $(SUMMARY_NAME) $$d/summary.log
+	@mkdir -p $(FUZZ_BUILD); \
+	csrc/fuzz/run.sh $(FUZZ_BUILD)/fuzz_parse $(FUZZ_SECONDS) $(FUZZ_BUILD) \
+	  $(FUZZ_SEEDS) 2>&1 | tee $(FUZZ_BUILD)/summary.log; \
+	spec/support/summary.sh $(SUMMARY_NAME) $(FUZZ_BUILD)/summary.log
 
 # --- lint -------------------------------------------------------------------
 LINT_DIRS = $(wildcard lua spec examples csrc/bench)

@@ -1,0 +1,165 @@
+/* libFuzzer target for the parser (make fuzz): one input is parsed as a
+ * datagram and as a stream, every lazily parsed field is read, an unchanged
+ * message must serialize to its own bytes, and a few edits are serialized.
+ * Any crash, out-of-bounds read (ASan), undefined behaviour (UBSan) or leak
+ * fails the run. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sip_msg.h"
+
+static volatile unsigned sink;
+
+static void touch(sip_str s) {
+  unsigned sum = 0;
+  for (size_t i = 0; i < s.len; i++)
+    sum += (unsigned char)s.p[i];
+  sink += sum;
+}
+
+static void touch_params(const sip_params *ps) {
+  for (uint32_t i = 0; i < ps->n; i++) {
+    touch(ps->v[i].name);
+    touch(ps->v[i].value);
+    touch(ps->v[i].dec);
+  }
+}
+
+static void touch_uri(const sip_uri *u) {
+  touch(u->raw);
+  touch(u->user_dec);
+  touch(u->password_dec);
+  touch(u->host);
+  touch_params(&u->params);
+  touch_params(&u->headers);
+  touch(u->opaque);
+}
+
+static void touch_addrs(const sip_addr *a) {
+  for (; a; a = a->next) {
+    touch(a->display_dec);
+    touch_uri(&a->uri);
+    touch_params(&a->params);
+    touch(a->tag);
+  }
+}
+
+static void read_all(sip_msg *m) {
+  const sip_uri *ruri;
+  const sip_via *via;
+  const sip_addr *addr;
+  const sip_cseq *cseq;
+  const sip_ctype *ct;
+  const sip_part *parts;
+  const sip_auth *auth;
+  sip_str s;
+  uint32_t u;
+
+  for (uint32_t i = 0; i < m->nhdr; i++) {
+    if (sip_msg_unfolded(m, &m->hdr[i], &s) == 0)
+      touch(s);
+  }
+  if (m->is_request && sip_msg_get_ruri(m, &ruri) == 0)
+    touch_uri(ruri);
+  if (sip_msg_get_vias(m, &via) == 0) {
+    for (; via; via = via->next) {
+      touch(via->transport);
+      touch(via->host);
+      touch(via->branch);
+      touch(via->received);
+      touch_params(&via->params);
+    }
+  }
+  static const int single[] = {SIP_H_FROM, SIP_H_TO, SIP_H_REFER_TO,
+                               SIP_H_REPLY_TO, SIP_H_REFERRED_BY};
+  for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
+    if (sip_msg_get_addr(m, single[i], &addr) == 0)
+      touch_addrs(addr);
+  static const int lists[] = {SIP_H_CONTACT, SIP_H_ROUTE, SIP_H_RECORD_ROUTE,
+                              SIP_H_PATH};
+  for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+    if (sip_msg_get_addrs(m, lists[i], &addr) == 0)
+      touch_addrs(addr);
+  if (sip_msg_get_cseq(m, &cseq) == 0)
+    touch(cseq->method);
+  if (sip_msg_get_call_id(m, &s) == 0)
+    touch(s);
+  (void)sip_msg_get_max_forwards(m, &u);
+  (void)sip_msg_get_expires(m, &u);
+  if (sip_msg_get_ctype(m, &ct) == 0) {
+    touch(ct->boundary);
+    touch_params(&ct->params);
+    if (sip_msg_get_parts(m, &parts) >= 0)
+      for (; parts; parts = parts->next) {
+        touch(parts->content_type);
+        touch(parts->body);
+      }
+  }
+  for (uint32_t i = 0; i < m->nhdr; i++) {
+    int id = m->hdr[i].id;
+    if (id == SIP_H_AUTHORIZATION || id == SIP_H_PROXY_AUTHORIZATION ||
+        id == SIP_H_WWW_AUTHENTICATE || id == SIP_H_PROXY_AUTHENTICATE) {
+      if (sip_msg_get_auth(m, (int)i, &auth) == 0)
+        touch_params(&auth->params);
+    }
+  }
+}
+
+static void serialize(const sip_msg *m, int unchanged) {
+  size_t n = sip_msg_size(m);
+  char *out = malloc(n ? n : 1);
+  if (!out)
+    return;
+  int w = sip_msg_write(m, out, n);
+  if (w < 0 || (size_t)w != n)
+    abort(); /* sip_msg_size promised exactly n bytes */
+  if (unchanged && (n != m->len || memcmp(out, m->buf, n) != 0))
+    abort(); /* an unchanged message serializes to its original bytes */
+  free(out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  const char *buf = (const char *)data;
+  sip_msg m;
+  char err[128];
+
+  sip_msg_init(&m, NULL);
+  int rc = sip_msg_parse(&m, buf, size, SIP_MODE_DATAGRAM);
+  if (rc > 0) {
+    if ((size_t)rc != size)
+      abort(); /* datagram mode consumes the whole buffer */
+    read_all(&m);
+    serialize(&m, 1);
+    /* edits: a proxy's typical changes */
+    static const char via[] = "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfuzz";
+    if (sip_msg_insert_header(&m, 0, SIP_H_VIA, NULL, 0, via,
+                              sizeof via - 1) == 0) {
+      int i = sip_msg_find(&m, SIP_H_MAX_FORWARDS, NULL, 0, 0);
+      if (i >= 0)
+        (void)sip_msg_replace_value(&m, i, "69", 2);
+      i = sip_msg_find(&m, SIP_H_ROUTE, NULL, 0, 0);
+      if (i >= 0)
+        (void)sip_msg_remove_header(&m, i);
+      (void)sip_msg_set_body(&m, "x", 1);
+      read_all(&m);
+      serialize(&m, 0);
+    }
+  } else {
+    sip_msg_strerror(&m, rc, err, sizeof err);
+    if (m.err_off > size)
+      abort();
+  }
+  sip_msg_free(&m);
+
+  sip_msg_init(&m, NULL);
+  rc = sip_msg_parse(&m, buf, size, SIP_MODE_STREAM);
+  if (rc > 0) {
+    if ((size_t)rc > size)
+      abort();
+    read_all(&m);
+    serialize(&m, 1);
+  }
+  sip_msg_free(&m);
+  return 0;
+}
