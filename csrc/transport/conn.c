@@ -1,0 +1,623 @@
+/* TCP and TLS connections: the connection table, accept and connect,
+ * incremental framing (RFC 3261 §18.3) with CRLF keep-alives (RFC 5626
+ * §3.5.1), idle / partial-message / connect timeouts, and writes.
+ *
+ * Framing: the receive buffer is searched for the end of the header section
+ * from where the last search stopped, and the parser runs only when it is
+ * there; once the parser reports the body incomplete, the message length is
+ * known and the parser runs again only when that many bytes are buffered.
+ * So a message trickling in byte by byte costs linear time. A complete
+ * message is copied into its own rxbuf and parsed there for delivery. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tp_int.h"
+
+/* ---- the connection table --------------------------------------------------- */
+
+static void link_conn(sip_conn **head, sip_conn *c) {
+  c->prev = NULL;
+  c->next = *head;
+  if (*head)
+    (*head)->prev = c;
+  *head = c;
+}
+
+static void unlink_conn(sip_conn **head, sip_conn *c) {
+  if (c->prev)
+    c->prev->next = c->next;
+  else if (*head == c)
+    *head = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+}
+
+sip_conn *sip__conn_find_id(const sip_tp *tp, uint64_t id) {
+  if (!id)
+    return NULL;
+  for (sip_conn *c = tp->conns; c; c = c->next)
+    if (c->id == id)
+      return c;
+  return NULL;
+}
+
+static sip_conn *find_addr(const sip_tp *tp, int transport,
+                           const struct sockaddr_storage *sa) {
+  for (sip_conn *c = tp->conns; c; c = c->next)
+    if (c->transport == transport && sip__addr_eq(&c->peer, sa))
+      return c;
+  return NULL;
+}
+
+/* ---- lifetime ------------------------------------------------------------------ */
+
+static void conn_timer(uv_timer_t *t);
+
+static sip_conn *conn_new(sip_tp *tp, int transport, int listener) {
+  sip_conn *c = calloc(1, sizeof(*c));
+  if (!c)
+    return NULL;
+  c->tp = tp;
+  c->id = tp->next_conn_id++;
+  c->transport = transport;
+  c->listener = listener;
+  c->state = SIP__CS_CONNECTING;
+  uv_tcp_init(tp->loop, &c->tcp);
+  uv_timer_init(tp->loop, &c->timer);
+  c->tcp.data = c;
+  c->timer.data = c;
+  c->handles = 2;
+  tp->handles += 2;
+  c->opened = c->last_io = uv_now(tp->loop);
+  link_conn(&tp->conns, c);
+  tp->nconns++;
+  tp->st.conn_opened++;
+  return c;
+}
+
+static void on_conn_handle_closed(uv_handle_t *h) {
+  sip_conn *c = h->data;
+  sip_tp *tp = c->tp;
+  if (--c->handles == 0) {
+    sip__tls_conn_free(c);
+    free(c->buf);
+    free(c->tls_name);
+    free(c);
+  }
+  sip__tp_handle_closed(tp);
+}
+
+static void close_handles(sip_conn *c) {
+  if (uv_is_closing((uv_handle_t *)&c->tcp))
+    return;
+  uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+static void fail_pending(sip_conn *c, int err) {
+  sip__wreq *w = c->pend_head;
+  c->pend_head = c->pend_tail = NULL;
+  c->pend_bytes = 0;
+  while (w) {
+    sip__wreq *next = w->next;
+    c->tp->st.tx_errors++;
+    if (w->cb)
+      w->cb(w->arg, err);
+    free(w);
+    w = next;
+  }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  close_handles(req->data);
+}
+
+static void on_linger_timeout(uv_timer_t *t) { close_handles(t->data); }
+
+void sip__conn_close(sip_conn *c, int err, int graceful) {
+  sip_tp *tp = c->tp;
+  if (c->state == SIP__CS_CLOSING)
+    return;
+  int was_open = c->state == SIP__CS_OPEN;
+  c->state = SIP__CS_CLOSING;
+  unlink_conn(&tp->conns, c);
+  tp->nconns--;
+  tp->st.conn_closed++;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  uv_timer_stop(&c->timer);
+  fail_pending(c, err ? err : UV_ECANCELED);
+  if (tp->cfg.on_conn)
+    tp->cfg.on_conn(tp->cfg.ud, c->id, SIP_TP_CONN_CLOSE, err,
+                    err ? tp->errtext : "");
+  if (graceful && was_open && !tp->closing) {
+    /* let queued writes (a 400 from on_bad, say) reach the peer first */
+    if (c->ssl)
+      sip__tls_shutdown(c);
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
+      uv_timer_start(&c->timer, on_linger_timeout, 2000, 0);
+      return;
+    }
+  }
+  close_handles(c);
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+/* 0 when no deadline applies. */
+static uint64_t deadline(const sip_conn *c) {
+  const sip_tp_config *cfg = &c->tp->cfg;
+  if (c->state == SIP__CS_CONNECTING || c->state == SIP__CS_HANDSHAKE)
+    return cfg->connect_timeout_ms ? c->opened + cfg->connect_timeout_ms : 0;
+  if (c->len > c->start && c->msg_start)
+    return cfg->partial_message_timeout_ms
+               ? c->msg_start + cfg->partial_message_timeout_ms
+               : 0;
+  return cfg->idle_timeout_ms ? c->last_io + cfg->idle_timeout_ms : 0;
+}
+
+static void conn_arm(sip_conn *c) {
+  if (c->state == SIP__CS_CLOSING)
+    return;
+  uint64_t d = deadline(c), now = uv_now(c->tp->loop);
+  if (!d) {
+    uv_timer_stop(&c->timer);
+    return;
+  }
+  uv_timer_start(&c->timer, conn_timer, d > now ? d - now : 0, 0);
+}
+
+static void conn_timer(uv_timer_t *t) {
+  sip_conn *c = t->data;
+  sip_tp *tp = c->tp;
+  uint64_t d = deadline(c);
+  if (d && uv_now(tp->loop) >= d) {
+    const char *what = c->state != SIP__CS_OPEN ? "connect/handshake"
+                       : (c->len > c->start && c->msg_start)
+                           ? "partial message"
+                           : "idle";
+    char peer[64];
+    sip_tp_addr_str(&c->peer, peer, sizeof(peer));
+    sip__seterr(tp, "%s %s: %s timeout", sip_tp_transport_name(c->transport),
+                peer, what);
+    tp->st.conn_timeouts++;
+    sip__conn_close(c, UV_ETIMEDOUT, 0);
+    return;
+  }
+  conn_arm(c);
+}
+
+/* ---- writes ----------------------------------------------------------------- */
+
+static void conn_written(uv_write_t *req, int status) {
+  sip__wreq *w = req->data;
+  sip_tp *tp = w->tp;
+  if (status == 0) {
+    w->conn->last_io = uv_now(tp->loop);
+    if (w->msg_len) {
+      tp->st.tx_msgs++;
+      tp->st.tx_bytes += w->msg_len;
+    }
+  } else if (w->msg_len) {
+    tp->st.tx_errors++;
+  }
+  if (w->cb)
+    w->cb(w->arg, status);
+  free(w);
+}
+
+sip__wreq *sip__conn_wreq(sip_conn *c, size_t len, uint32_t msg_len,
+                          sip_tp_send_cb cb, void *arg) {
+  sip__wreq *w = malloc(sizeof(*w) + len);
+  if (!w)
+    return NULL;
+  memset(w, 0, sizeof(*w));
+  w->tp = c->tp;
+  w->conn = c;
+  w->cb = cb;
+  w->arg = arg;
+  w->msg_len = msg_len;
+  w->len = len;
+  return w;
+}
+
+static sip__wreq *wreq_new(sip_conn *c, const char *p, size_t len,
+                           uint32_t msg_len, sip_tp_send_cb cb, void *arg) {
+  sip__wreq *w = sip__conn_wreq(c, len, msg_len, cb, arg);
+  if (w && len)
+    memcpy(w->data, p, len);
+  return w;
+}
+
+int sip__conn_write(sip_conn *c, sip__wreq *w) {
+  w->req.w.data = w;
+  uv_buf_t b = uv_buf_init(w->data, (unsigned int)w->len);
+  int rc = uv_write(&w->req.w, (uv_stream_t *)&c->tcp, &b, 1, conn_written);
+  if (rc < 0)
+    free(w);
+  return rc;
+}
+
+/* A user's message on an open connection. Consumes w. */
+static int send_now(sip_conn *c, sip__wreq *w) {
+  return c->ssl ? sip__tls_write(c, w) : sip__conn_write(c, w);
+}
+
+void sip__conn_opened(sip_conn *c) {
+  sip_tp *tp = c->tp;
+  c->state = SIP__CS_OPEN;
+  c->last_io = uv_now(tp->loop);
+  if (tp->cfg.on_conn)
+    tp->cfg.on_conn(tp->cfg.ud, c->id, SIP_TP_CONN_OPEN, 0, "");
+  sip__wreq *w = c->pend_head;
+  c->pend_head = c->pend_tail = NULL;
+  c->pend_bytes = 0;
+  while (w) {
+    sip__wreq *next = w->next;
+    sip_tp_send_cb cb = w->cb;
+    void *arg = w->arg;
+    int rc = c->state == SIP__CS_OPEN ? send_now(c, w)
+                                      : (free(w), UV_ECANCELED);
+    if (rc < 0) {
+      tp->st.tx_errors++;
+      if (cb)
+        cb(arg, rc);
+    }
+    w = next;
+  }
+  conn_arm(c);
+}
+
+/* ---- reading and framing ------------------------------------------------------ */
+
+int sip__conn_grow(sip_conn *c, size_t want) {
+  if (c->start) {
+    memmove(c->buf, c->buf + c->start, c->len - c->start);
+    c->len -= c->start;
+    c->start = 0;
+  }
+  if (c->cap - c->len >= want)
+    return 0;
+  size_t max = c->tp->cfg.max_conn_buffer;
+  size_t ncap = c->cap ? c->cap * 2 : 16384;
+  if (ncap < c->len + want)
+    ncap = c->len + want;
+  if (ncap > max)
+    ncap = max;
+  if (ncap <= c->cap)
+    return c->cap > c->len ? 0 : SIP_ETOOBIG;
+  char *nb = realloc(c->buf, ncap);
+  if (!nb)
+    return SIP_ENOMEM;
+  c->buf = nb;
+  c->cap = ncap;
+  return 0;
+}
+
+/* Is the empty line ending the header section in p[0..n)? Resumes the
+ * search at *scan and records how far it got. */
+static int head_complete(const char *p, size_t n, size_t *scan) {
+  size_t i = *scan >= 2 ? *scan - 2 : 0;
+  while (i < n) {
+    const char *nl = memchr(p + i, '\n', n - i);
+    if (!nl)
+      break;
+    i = (size_t)(nl - p);
+    if (i + 1 < n && p[i + 1] == '\n')
+      return 1;
+    if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n')
+      return 1;
+    i++;
+  }
+  *scan = n;
+  return 0;
+}
+
+/* After SIP_ENEEDMORE with the header section complete: the whole length
+ * (the parser has validated Content-Length). 0 when unknown. */
+static size_t known_length(const sip_msg *m, const char *p) {
+  if (!m->head_end.p || !m->has_clen)
+    return 0;
+  int i = sip_msg_find(m, SIP_H_CONTENT_LENGTH, NULL, 0, 0);
+  if (i < 0)
+    return 0;
+  size_t clen = 0;
+  sip_str v = m->hdr[i].value;
+  for (size_t k = 0; k < v.len && v.p[k] >= '0' && v.p[k] <= '9'; k++)
+    clen = clen * 10 + (size_t)(v.p[k] - '0');
+  return (size_t)(m->head_end.p + m->head_end.len - p) + clen;
+}
+
+static void conn_src(const sip_conn *c, sip_src *src) {
+  memset(src, 0, sizeof(*src));
+  src->transport = c->transport;
+  src->listener = c->listener;
+  src->conn_id = c->id;
+  src->local = c->local;
+  src->peer = c->peer;
+}
+
+void sip__conn_process(sip_conn *c) {
+  sip_tp *tp = c->tp;
+  sip_src src;
+  conn_src(c, &src);
+  while (c->state == SIP__CS_OPEN && !tp->closing && c->len > c->start) {
+    char *p = c->buf + c->start;
+    size_t avail = c->len - c->start;
+    if (!c->msg_start) {
+      /* at a message boundary: CRLF keep-alives (RFC 5626 §3.5.1). A
+       * server answers a double CRLF with one CRLF; a client ignores the
+       * CRLF pongs it gets. */
+      if (p[0] == '\n' || (p[0] == '\r' && avail >= 2 && p[1] != '\n')) {
+        c->start++; /* stray line-end byte */
+        c->crlf = 0;
+        continue;
+      }
+      if (p[0] == '\r') {
+        if (avail < 2)
+          break;
+        c->start += 2;
+        if (c->listener < 0)
+          continue;
+        if (!c->crlf) {
+          c->crlf = 1;
+          continue;
+        }
+        c->crlf = 0;
+        tp->st.keepalives++;
+        sip__wreq *w = wreq_new(c, "\r\n", 2, 0, NULL, NULL);
+        if (w && (c->ssl ? sip__tls_write(c, w) : sip__conn_write(c, w)) < 0)
+          sip__conn_close(c, UV_EPIPE, 0);
+        continue;
+      }
+      c->crlf = 0;
+      c->msg_start = uv_now(tp->loop);
+      c->scan = c->need = 0;
+    }
+    if (c->need) {
+      if (avail < c->need)
+        break;
+    } else if (!head_complete(p, avail, &c->scan) &&
+               avail < tp->cfg.limits.max_size) {
+      break; /* (at max_size the parser reports what is wrong) */
+    }
+    int rc = sip_msg_parse(&tp->scratch, p, avail, SIP_MODE_STREAM);
+    if (rc == SIP_ENEEDMORE) {
+      c->need = known_length(&tp->scratch, p);
+      break;
+    }
+    if (rc < 0) {
+      /* a framing error: the rest of the stream cannot be delimited */
+      sip_rxbuf *rx = sip__rxbuf_new(p, avail, &tp->cfg.limits);
+      if (rx) {
+        int rc2 = sip_msg_parse(&rx->msg, rx->data, rx->len, SIP_MODE_STREAM);
+        sip__deliver(tp, rx, rc2 < 0 ? rc2 : rc, &src);
+        sip_rxbuf_unref(rx);
+      }
+      sip__conn_close(c, rc, 1);
+      return;
+    }
+    size_t mlen = (size_t)rc;
+    sip_rxbuf *rx = sip__rxbuf_new(p, mlen, &tp->cfg.limits);
+    c->start += mlen;
+    c->msg_start = 0;
+    c->scan = c->need = 0;
+    if (!rx) {
+      tp->st.dropped++;
+      continue;
+    }
+    rc = sip_msg_parse(&rx->msg, rx->data, rx->len, SIP_MODE_STREAM);
+    sip__deliver(tp, rx, rc, &src);
+    sip_rxbuf_unref(rx);
+  }
+  if (c->state == SIP__CS_CLOSING)
+    return;
+  if (c->start == c->len) {
+    c->start = c->len = 0;
+    c->msg_start = 0;
+  }
+  conn_arm(c);
+}
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  sip_conn *c = h->data;
+  (void)suggested;
+  if (c->ssl) { /* ciphertext: decrypted into c->buf right away */
+    buf->base = c->tp->tls_scratch;
+    buf->len = sizeof(c->tp->tls_scratch);
+    return;
+  }
+  if (sip__conn_grow(c, 4096) < 0 || c->cap == c->len) {
+    buf->base = NULL; /* libuv reports UV_ENOBUFS */
+    buf->len = 0;
+    return;
+  }
+  buf->base = c->buf + c->len;
+  buf->len = c->cap - c->len;
+}
+
+static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  sip_conn *c = s->data;
+  sip_tp *tp = c->tp;
+  if (c->state == SIP__CS_CLOSING || n == 0)
+    return;
+  if (n < 0) {
+    if (n == UV_ENOBUFS) { /* a full buffer without a complete message */
+      sip__seterr(tp, "%s: message exceeds the connection buffer",
+                  sip_tp_transport_name(c->transport));
+      sip__conn_close(c, SIP_ETOOBIG, 0);
+    } else {
+      sip__conn_close(c, n == UV_EOF ? 0 : (int)n, n == UV_EOF);
+    }
+    return;
+  }
+  tp->st.rx_bytes += (uint64_t)n;
+  c->last_io = uv_now(tp->loop);
+  if (c->ssl) {
+    int rc = sip__tls_input(c, buf->base, (size_t)n);
+    if (rc == UV_EOF)
+      sip__conn_close(c, 0, 1);
+    else if (rc < 0)
+      sip__conn_close(c, rc, 0);
+    else
+      conn_arm(c);
+    return;
+  }
+  c->len += (size_t)n;
+  sip__conn_process(c);
+}
+
+/* Connected or accepted: start reading, and the TLS handshake. */
+static void conn_start(sip_conn *c) {
+  int n = (int)sizeof(c->local);
+  uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&c->local, &n);
+  uv_tcp_nodelay(&c->tcp, 1);
+  int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
+  if (rc == 0 && c->transport == SIP_TP_TLS) {
+    c->state = SIP__CS_HANDSHAKE;
+    rc = sip__tls_start(c);
+    if (rc == 0 && c->state != SIP__CS_CLOSING)
+      conn_arm(c);
+  } else if (rc == 0) {
+    sip__conn_opened(c);
+  }
+  if (rc < 0)
+    sip__conn_close(c, rc, 0);
+}
+
+/* ---- accept ------------------------------------------------------------------- */
+
+static void on_refused_closed(uv_handle_t *h) {
+  sip_tp *tp = h->data;
+  free(h);
+  sip__tp_handle_closed(tp);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  sip_listener *l = server->data;
+  sip_tp *tp = l->tp;
+  if (status < 0 || l->closing || tp->closing)
+    return;
+  if (tp->nconns >= tp->cfg.max_connections) {
+    /* accept and close at once: the peer sees the refusal now rather than
+     * waiting in the backlog */
+    uv_tcp_t *t = malloc(sizeof(*t));
+    if (!t)
+      return;
+    uv_tcp_init(tp->loop, t);
+    t->data = tp;
+    tp->handles++;
+    uv_accept(server, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, on_refused_closed);
+    tp->st.conn_refused++;
+    sip__seterr(tp, "%s: max_connections (%u) reached",
+                sip_tp_transport_name(l->transport), tp->cfg.max_connections);
+    return;
+  }
+  sip_conn *c = conn_new(tp, l->transport, l->id);
+  if (!c)
+    return;
+  int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+  if (rc < 0) {
+    sip__conn_close(c, rc, 0);
+    return;
+  }
+  int n = (int)sizeof(c->peer);
+  uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &n);
+  conn_start(c);
+}
+
+int sip__tcp_listen(sip_tp *tp, sip_listener *l) {
+  int rc = uv_tcp_init(tp->loop, &l->u.tcp);
+  if (rc < 0)
+    return rc;
+  l->u.h.data = l;
+  rc = uv_tcp_bind(&l->u.tcp, (const struct sockaddr *)&l->addr,
+                   l->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+  if (rc < 0)
+    return rc;
+  rc = uv_listen((uv_stream_t *)&l->u.tcp, 128, on_connection);
+  if (rc < 0)
+    return rc;
+  int n = (int)sizeof(l->addr);
+  return uv_tcp_getsockname(&l->u.tcp, (struct sockaddr *)&l->addr, &n);
+}
+
+/* ---- connect and send ----------------------------------------------------------- */
+
+static void on_connect(uv_connect_t *req, int status) {
+  sip_conn *c = req->data;
+  sip_tp *tp = c->tp;
+  if (c->state == SIP__CS_CLOSING)
+    return;
+  if (status < 0) {
+    char peer[64];
+    sip_tp_addr_str(&c->peer, peer, sizeof(peer));
+    sip__seterr(tp, "%s connect %s: %s", sip_tp_transport_name(c->transport),
+                peer, uv_strerror(status));
+    sip__conn_close(c, status, 0);
+    return;
+  }
+  conn_start(c);
+}
+
+int sip__conn_send(sip_tp *tp, const char *bytes, size_t len,
+                   const sip_dest *dst, sip_tp_send_cb cb, void *arg) {
+  sip_conn *c = NULL;
+  if (dst->conn_id) {
+    c = sip__conn_find_id(tp, dst->conn_id);
+    if (c && c->transport != dst->transport)
+      c = NULL;
+  }
+  if (!c && dst->addr.ss_family != AF_INET && dst->addr.ss_family != AF_INET6)
+    return dst->conn_id ? UV_ENOTCONN : SIP_EINVAL;
+  if (!c)
+    c = find_addr(tp, dst->transport, &dst->addr);
+  if (!c) {
+    if (dst->transport == SIP_TP_TLS && !tp->tls_client)
+      return SIP_EINVAL;
+    if (tp->nconns >= tp->cfg.max_connections) {
+      tp->st.conn_refused++;
+      return UV_EMFILE;
+    }
+    c = conn_new(tp, dst->transport, -1);
+    if (!c)
+      return SIP_ENOMEM;
+    c->peer = dst->addr;
+    if (dst->transport == SIP_TP_TLS && dst->tls_name) {
+      size_t n = strlen(dst->tls_name) + 1;
+      c->tls_name = malloc(n);
+      if (c->tls_name)
+        memcpy(c->tls_name, dst->tls_name, n);
+    }
+    c->creq.data = c;
+    int rc = uv_tcp_connect(&c->creq, &c->tcp,
+                            (const struct sockaddr *)&dst->addr, on_connect);
+    if (rc < 0) {
+      sip__conn_close(c, rc, 0);
+      return rc;
+    }
+    conn_arm(c);
+  }
+  size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+  if (queued + c->pend_bytes + len > tp->cfg.max_write_queue)
+    return UV_ENOBUFS;
+  sip__wreq *w = wreq_new(c, bytes, len, (uint32_t)len, cb, arg);
+  if (!w)
+    return SIP_ENOMEM;
+  if (c->state != SIP__CS_OPEN) {
+    if (c->pend_tail)
+      c->pend_tail->next = w;
+    else
+      c->pend_head = w;
+    c->pend_tail = w;
+    c->pend_bytes += len;
+    return 0;
+  }
+  int rc = send_now(c, w);
+  if (rc < 0)
+    tp->st.tx_errors++;
+  return rc;
+}

@@ -1,0 +1,262 @@
+/* The transport layer (RFC 3261 §18, RFC 3581, RFC 5626 §3.5.1): UDP, TCP
+ * and TLS listeners and connections on one libuv loop, framing, delivery of
+ * parsed messages, and sending requests and responses.
+ *
+ * Threading: everything runs on the loop's thread; nothing is thread-safe.
+ *
+ * Ownership of received bytes (zero-copy): every delivered message lives in a
+ * sip_rxbuf, one malloc'd block holding the message bytes and the parsed
+ * sip_msg whose slices point into them. The transport holds one reference
+ * during the callback and drops it afterwards; a callback that wants to keep
+ * the message beyond its return calls sip_rxbuf_ref() and later
+ * sip_rxbuf_unref(). Datagrams are copied once from the socket's batch buffer
+ * into their own rxbuf; for TCP/TLS each framed message is copied once from
+ * the connection buffer into its own rxbuf, so a kept message never pins a
+ * connection buffer and its bytes stay stable.
+ *
+ * Errors: functions return >= 0 on success or a negative code: SIP codes
+ * from sip_error.h or libuv codes (UV_E*), which pass through unchanged.
+ * sip_tp_errname() names either kind. Transport-specific conditions map to
+ * libuv codes: UV_ETIMEDOUT (idle, partial-message, connect timeouts),
+ * UV_EPROTO (TLS failure; sip_tp_last_error() has OpenSSL's text),
+ * UV_EMFILE (max_connections reached), UV_ENOBUFS (write queue full),
+ * UV_EAFNOSUPPORT (no UDP listener of the destination's address family),
+ * UV_EAI_NONAME (a destination that is a host name: no DNS at this layer),
+ * UV_ECANCELED (the transport or the connection was closed). */
+#ifndef SIP_TRANSPORT_H
+#define SIP_TRANSPORT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "sip_msg.h"
+
+/* §18.1.1: a request within 200 bytes of the path MTU (1500), i.e. larger
+ * than this, must go over a congestion-controlled transport. The caller
+ * decides; the transport only exposes the threshold. */
+#define SIP_TP_UDP_MTU_THRESHOLD 1300
+
+/* Default ports (RFC 3261 §18.2.2, §26.2). */
+#define SIP_TP_PORT 5060
+#define SIP_TP_PORT_TLS 5061
+
+/* Listeners per transport manager. */
+#define SIP_TP_MAX_LISTENERS 16
+
+enum sip_tp_transport {
+  SIP_TP_UDP = 1,
+  SIP_TP_TCP = 2,
+  SIP_TP_TLS = 3,
+};
+
+/* "UDP", "TCP", "TLS" (as written in Via); "?" otherwise. */
+const char *sip_tp_transport_name(int transport);
+/* SIP_TP_* for a Via transport token (case-insensitive), 0 when unknown. */
+int sip_tp_transport_from(sip_str token);
+
+/* ---- received messages ---------------------------------------------------- */
+
+/* One received message: its bytes and the message parsed in place. Reference
+ * counted (not atomically: loop thread only). */
+typedef struct sip_rxbuf {
+  int refs;         /* do not touch: use sip_rxbuf_ref/unref */
+  uint32_t len;     /* number of message bytes */
+  const char *data; /* the bytes (NUL-terminated copy of what was received) */
+  sip_msg msg;      /* parsed from data; for on_bad: parsed up to the error */
+  char bytes[];
+} sip_rxbuf;
+
+void sip_rxbuf_ref(sip_rxbuf *rx);
+/* Drops one reference; at zero frees the message's arena and the buffer. */
+void sip_rxbuf_unref(sip_rxbuf *rx);
+
+/* Where a message came from. Copyable by value. */
+typedef struct sip_src {
+  int transport;    /* SIP_TP_UDP / TCP / TLS */
+  int listener;     /* id of the listener that received it or accepted the
+                       connection; -1 for a connection this side opened */
+  uint64_t conn_id; /* TCP/TLS: the connection (never reused); 0 for UDP */
+  struct sockaddr_storage local; /* the listener's bound address for UDP
+                                    (a wildcard bind stays the wildcard) */
+  struct sockaddr_storage peer;  /* the packet's / connection's source */
+} sip_src;
+
+/* Where to send. Fill with sip_dest_init() and sip_tp_addr(). */
+typedef struct sip_dest {
+  int transport;
+  struct sockaddr_storage addr;
+  uint64_t conn_id;     /* TCP/TLS: use this connection while it is open;
+                           0 = any open connection to addr, else connect */
+  int listener;         /* UDP: send from this listener's socket; -1 = the
+                           first UDP listener of addr's family */
+  const char *tls_name; /* TLS: SNI and the name verified against the
+                           certificate; NULL verifies addr's IP instead.
+                           Copied; may be freed after sip_tp_send returns. */
+} sip_dest;
+
+void sip_dest_init(sip_dest *d, int transport);
+
+/* Numeric IPv4 or IPv6 address (brackets allowed: "[::1]") and port into a
+ * sockaddr. Returns 0 or SIP_EINVAL. No name resolution. */
+int sip_tp_addr(struct sockaddr_storage *out, const char *ip, size_t len,
+                int port);
+/* "127.0.0.1:5060" / "[::1]:5060" into out (NUL-terminated, cap > 0). */
+void sip_tp_addr_str(const struct sockaddr_storage *sa, char *out, size_t cap);
+/* Port of a sockaddr, host byte order. */
+int sip_tp_addr_port(const struct sockaddr_storage *sa);
+
+/* ---- configuration ---------------------------------------------------------- */
+
+typedef struct sip_tp sip_tp;
+
+enum sip_tp_conn_event {
+  SIP_TP_CONN_OPEN = 1,  /* accepted, or connected (after the TLS handshake) */
+  SIP_TP_CONN_CLOSE = 2, /* err: 0 for an orderly close by the peer or by us,
+                            else why (UV_ETIMEDOUT, UV_EPROTO, SIP_ECLEN ...) */
+};
+
+typedef struct sip_tp_config {
+  sip_limits limits;          /* parser limits (default sip_default_limits) */
+  uint32_t max_connections;   /* TCP+TLS, both directions (default 1024);
+                                 accepted beyond it: closed and counted */
+  uint32_t max_conn_buffer;   /* receive buffer per connection, bytes
+                                 (default 65535 + 1024; raised to at least
+                                 limits.max_size + 1024) */
+  uint32_t max_write_queue;   /* unsent bytes per connection before sends
+                                 fail with UV_ENOBUFS (default 4 MiB) */
+  uint32_t idle_timeout_ms;   /* no bytes in either direction: close
+                                 (default 120000, i.e. above the 90 s CRLF
+                                 keep-alive of RFC 5626 §4.4.1) */
+  uint32_t partial_message_timeout_ms; /* a message's first byte to its last
+                                 (default 10000): a peer that sends half a
+                                 message and stops is closed */
+  uint32_t connect_timeout_ms; /* TCP connect + TLS handshake (default 10000) */
+  int udp_rcvbuf;             /* SO_RCVBUF for UDP sockets (default 4 MiB;
+                                 0 leaves the system default) */
+
+  /* TLS (OpenSSL 3, TLS 1.2 minimum). The server side needs cert + key;
+   * the client side uses ca_file (else the system's default paths). */
+  const char *tls_cert_file;  /* PEM chain; copied at sip_tp_new */
+  const char *tls_key_file;   /* PEM private key */
+  const char *tls_ca_file;    /* PEM CA bundle for verification */
+  int tls_verify_peer;        /* outgoing: verify the server's certificate
+                                 and name (default 1) */
+  int tls_verify_client;      /* incoming: require a client certificate
+                                 signed by ca_file (default 0) */
+
+  /* Callbacks (all optional, ud passed back). */
+  void *ud;
+  /* A parsed message. For requests the top Via already carries received /
+   * rport (§18.2.1, RFC 3581). rx->msg is msg; take a reference to keep it. */
+  void (*on_message)(void *ud, sip_msg *msg, sip_rxbuf *rx,
+                     const sip_src *src);
+  /* A request that failed to parse (or whose top Via is malformed) but has a
+   * request line and Via, From, To, Call-ID and CSeq, not ACK: the layer
+   * above may answer 400 with errtext as the reason. rx->data/rx->len are
+   * the bytes (for a stream: what was buffered), rx->msg the partial parse.
+   * A stream that fails framing is closed after this returns (pending writes
+   * are flushed first). Everything else unparseable is dropped and counted. */
+  void (*on_bad)(void *ud, int err, const char *errtext, sip_rxbuf *rx,
+                 const sip_src *src);
+  /* Connection opened / closed (TCP/TLS). text: detail for a failure. */
+  void (*on_conn)(void *ud, uint64_t conn_id, int event, int err,
+                  const char *text);
+} sip_tp_config;
+
+/* Defaults as documented above. */
+void sip_tp_config_init(sip_tp_config *cfg);
+
+/* Create a transport manager on loop. Loads the TLS certificate/key/CA when
+ * configured. Returns 0 and sets *out, or SIP_ENOMEM, SIP_EINVAL (bad TLS
+ * files; err gets OpenSSL's text when errcap > 0). */
+int sip_tp_new(uv_loop_t *loop, const sip_tp_config *cfg, sip_tp **out,
+               char *err, size_t errcap);
+
+/* Close every listener and connection (pending sends fail with
+ * UV_ECANCELED), then free the manager in libuv close callbacks and call
+ * cb(arg) (may be NULL). Always asynchronous; tp must not be used after. */
+void sip_tp_close(sip_tp *tp, void (*cb)(void *arg), void *arg);
+
+/* ---- listening ---------------------------------------------------------------- */
+
+/* "udp:127.0.0.1:5060", "tcp:[::1]:0", "tls:0.0.0.0:5061" (numeric address,
+ * port 0 = ephemeral). Returns the listener id (>= 0), SIP_EINVAL for a
+ * malformed spec (or tls without a certificate), or a libuv code
+ * (UV_EADDRINUSE, ...). */
+int sip_tp_listen(sip_tp *tp, const char *spec);
+/* The bound address of a listener (the real port when 0 was asked).
+ * Returns its transport or SIP_EINVAL. */
+int sip_tp_listener_addr(const sip_tp *tp, int id,
+                         struct sockaddr_storage *out);
+/* The bound port of a listener or SIP_EINVAL. */
+int sip_tp_listener_port(const sip_tp *tp, int id);
+
+/* ---- sending ---------------------------------------------------------------- */
+
+/* Result of one send: 0 when handed to the kernel, else a negative code. */
+typedef void (*sip_tp_send_cb)(void *arg, int status);
+
+/* Send bytes (copied) to dst. UDP: sendto from a listener's socket. TCP/TLS:
+ * over dst->conn_id or an open connection to dst->addr, else a new
+ * connection (asynchronous connect + handshake; the bytes wait in a queue).
+ * Returns 0 and later calls cb(arg, status) exactly once, never from inside
+ * this call; or returns a negative code and never calls cb. */
+int sip_tp_send(sip_tp *tp, const char *bytes, size_t len,
+                const sip_dest *dst, sip_tp_send_cb cb, void *arg);
+
+/* Where a response goes (§18.2.2, RFC 3581 §4), given the request's top Via
+ * (as delivered, with received/rport) and its source:
+ *  reliable: the request's connection (dst->conn_id) if still open, else a
+ *            connection to received (or sent-by host) at the sent-by port
+ *            (default 5060, 5061 for TLS);
+ *  unreliable: maddr if present (port from sent-by, default 5060); else
+ *            received with rport's value if rport has one, else the sent-by
+ *            port; else sent-by host and port.
+ *  UDP responses go out through the listener that received the request.
+ * Returns 0, UV_EAI_NONAME when the target is a host name (resolving it,
+ * RFC 3263 §5, is the caller's job) or SIP_EINVAL. */
+int sip_tp_response_dest(const sip_tp *tp, const sip_via *top_via,
+                         const sip_src *src, sip_dest *out);
+/* sip_tp_response_dest() + sip_tp_send(). Same return contract. */
+int sip_tp_send_response(sip_tp *tp, const char *bytes, size_t len,
+                         const sip_via *top_via, const sip_src *src,
+                         sip_tp_send_cb cb, void *arg);
+
+/* Is a TCP/TLS connection with that id open (or connecting)? 1 or 0. */
+int sip_tp_conn_alive(const sip_tp *tp, uint64_t conn_id);
+/* Close a connection (after flushing its pending writes). 0 or SIP_ENOTFOUND. */
+int sip_tp_conn_close(sip_tp *tp, uint64_t conn_id);
+/* Open TCP/TLS connections. */
+uint32_t sip_tp_conn_count(const sip_tp *tp);
+
+/* ---- statistics and errors ---------------------------------------------------- */
+
+typedef struct sip_tp_counters {
+  uint64_t rx_msgs, rx_bytes;    /* messages delivered (on_message), bytes read */
+  uint64_t tx_msgs, tx_bytes;    /* sends completed, their bytes */
+  uint64_t tx_errors;            /* sends that failed */
+  uint64_t parse_errors;         /* datagrams / stream messages that failed */
+  uint64_t bad_delivered;        /* of those, passed to on_bad */
+  uint64_t dropped;              /* unparseable, unanswerable: dropped */
+  uint64_t keepalives;           /* CRLFCRLF pings answered (and empty
+                                    datagrams ignored) */
+  uint64_t conn_opened, conn_closed;
+  uint64_t conn_refused;         /* beyond max_connections */
+  uint64_t conn_timeouts;        /* idle, partial-message, connect */
+  uint64_t tls_failures;         /* handshakes and TLS records that failed */
+} sip_tp_counters;
+
+/* Copy the counters into *out. */
+void sip_tp_stats(const sip_tp *tp, sip_tp_counters *out);
+
+/* Name of any code this layer returns: "OK" for 0, SIP names
+ * ("CLEN") from sip_errname, libuv names ("ECONNREFUSED") from uv_err_name.
+ * Never NULL. */
+const char *sip_tp_errname(int err);
+/* Message for any code; never NULL. */
+const char *sip_tp_strerror(int err);
+/* Text of the last failure with detail (TLS errors drained from OpenSSL's
+ * error queue, parse errors); "" when none. Valid until the next failure. */
+const char *sip_tp_last_error(const sip_tp *tp);
+
+#endif

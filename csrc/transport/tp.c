@@ -1,0 +1,614 @@
+/* The transport manager: configuration, lifetime, listeners, delivery of
+ * received messages with the §18.2.1 Via fix-ups, response routing
+ * (§18.2.2), statistics and error names. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tp_int.h"
+
+/* ---- small helpers -------------------------------------------------------- */
+
+const char *sip_tp_transport_name(int t) {
+  switch (t) {
+  case SIP_TP_UDP:
+    return "UDP";
+  case SIP_TP_TCP:
+    return "TCP";
+  case SIP_TP_TLS:
+    return "TLS";
+  default:
+    return "?";
+  }
+}
+
+int sip_tp_transport_from(sip_str tok) {
+  if (sip_str_ieq_cstr(tok, "UDP"))
+    return SIP_TP_UDP;
+  if (sip_str_ieq_cstr(tok, "TCP"))
+    return SIP_TP_TCP;
+  if (sip_str_ieq_cstr(tok, "TLS"))
+    return SIP_TP_TLS;
+  return 0;
+}
+
+const char *sip_tp_errname(int err) {
+  if (err == 0)
+    return "OK";
+  if (err > SIP__EBASE && err < SIP__ELIMIT)
+    return sip_errname(err);
+  return uv_err_name(err);
+}
+
+const char *sip_tp_strerror(int err) {
+  if (err == 0)
+    return "success";
+  if (err > SIP__EBASE && err < SIP__ELIMIT)
+    return sip_strerror(err);
+  return uv_strerror(err);
+}
+
+const char *sip_tp_last_error(const sip_tp *tp) { return tp->errtext; }
+
+void sip__seterr(sip_tp *tp, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tp->errtext, sizeof(tp->errtext), fmt, ap);
+  va_end(ap);
+}
+
+void sip_dest_init(sip_dest *d, int transport) {
+  memset(d, 0, sizeof(*d));
+  d->transport = transport;
+  d->listener = -1;
+}
+
+int sip_tp_addr(struct sockaddr_storage *out, const char *ip, size_t len,
+                int port) {
+  char tmp[64];
+  if (!ip || port < 0 || port > 65535)
+    return SIP_EINVAL;
+  if (len >= 2 && ip[0] == '[' && ip[len - 1] == ']') {
+    ip++;
+    len -= 2;
+  }
+  if (len == 0 || len >= sizeof(tmp))
+    return SIP_EINVAL;
+  memcpy(tmp, ip, len);
+  tmp[len] = '\0';
+  memset(out, 0, sizeof(*out));
+  if (memchr(tmp, ':', len)) {
+    if (uv_ip6_addr(tmp, port, (struct sockaddr_in6 *)out) != 0)
+      return SIP_EINVAL;
+  } else if (uv_ip4_addr(tmp, port, (struct sockaddr_in *)out) != 0) {
+    return SIP_EINVAL;
+  }
+  return 0;
+}
+
+int sip_tp_addr_port(const struct sockaddr_storage *sa) {
+  if (sa->ss_family == AF_INET)
+    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+  if (sa->ss_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+  return 0;
+}
+
+/* The address without port; IPv4-mapped IPv6 shown as IPv4. */
+static void addr_ip(const struct sockaddr_storage *sa, char *out, size_t cap) {
+  out[0] = '\0';
+  if (sa->ss_family == AF_INET) {
+    uv_ip4_name((const struct sockaddr_in *)sa, out, cap);
+  } else if (sa->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+      inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, (socklen_t)cap);
+    else
+      uv_ip6_name(s6, out, cap);
+  }
+}
+
+void sip_tp_addr_str(const struct sockaddr_storage *sa, char *out,
+                     size_t cap) {
+  char ip[INET6_ADDRSTRLEN];
+  if (cap == 0)
+    return;
+  addr_ip(sa, ip, sizeof(ip));
+  if (sa->ss_family == AF_INET6 && strchr(ip, ':'))
+    snprintf(out, cap, "[%s]:%d", ip, sip_tp_addr_port(sa));
+  else
+    snprintf(out, cap, "%s:%d", ip, sip_tp_addr_port(sa));
+}
+
+socklen_t sip__addr_len(const struct sockaddr_storage *a) {
+  return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                  : sizeof(struct sockaddr_in);
+}
+
+int sip__addr_eq(const struct sockaddr_storage *a,
+                 const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family)
+    return 0;
+  if (a->ss_family == AF_INET) {
+    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+    return x->sin_port == y->sin_port &&
+           x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  if (a->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+  }
+  return 0;
+}
+
+/* ---- rxbuf -------------------------------------------------------------------- */
+
+sip_rxbuf *sip__rxbuf_new(const char *p, size_t len, const sip_limits *lim) {
+  sip_rxbuf *rx = malloc(offsetof(sip_rxbuf, bytes) + len + 1);
+  if (!rx)
+    return NULL;
+  rx->refs = 1;
+  rx->len = (uint32_t)len;
+  memcpy(rx->bytes, p, len);
+  rx->bytes[len] = '\0';
+  rx->data = rx->bytes;
+  sip_msg_init(&rx->msg, lim);
+  return rx;
+}
+
+void sip_rxbuf_ref(sip_rxbuf *rx) { rx->refs++; }
+
+void sip_rxbuf_unref(sip_rxbuf *rx) {
+  if (!rx || --rx->refs > 0)
+    return;
+  sip_msg_free(&rx->msg);
+  free(rx);
+}
+
+/* ---- configuration and lifetime ----------------------------------------------- */
+
+void sip_tp_config_init(sip_tp_config *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->limits = sip_default_limits;
+  cfg->max_connections = 1024;
+  cfg->max_conn_buffer = 65535 + 1024;
+  cfg->max_write_queue = 4u << 20;
+  cfg->idle_timeout_ms = 120000;
+  cfg->partial_message_timeout_ms = 10000;
+  cfg->connect_timeout_ms = 10000;
+  cfg->udp_rcvbuf = 4 << 20;
+  cfg->tls_verify_peer = 1;
+}
+
+static char *dup_or_null(const char *s) {
+  if (!s)
+    return NULL;
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d)
+    memcpy(d, s, n);
+  return d;
+}
+
+static void tp_free(sip_tp *tp) {
+  void (*cb)(void *) = tp->close_cb;
+  void *arg = tp->close_arg;
+  sip__tls_free(tp);
+  sip_msg_free(&tp->scratch);
+  free(tp->cert_file);
+  free(tp->key_file);
+  free(tp->ca_file);
+  free(tp);
+  if (cb)
+    cb(arg);
+}
+
+void sip__tp_handle_closed(sip_tp *tp) {
+  if (--tp->handles == 0 && tp->closing)
+    tp_free(tp);
+}
+
+static void on_anchor_closed(uv_handle_t *h) {
+  sip__tp_handle_closed(h->data);
+}
+
+int sip_tp_new(uv_loop_t *loop, const sip_tp_config *cfg, sip_tp **out,
+               char *err, size_t errcap) {
+  if (errcap)
+    err[0] = '\0';
+  if (!loop || !out)
+    return SIP_EINVAL;
+  sip_tp *tp = calloc(1, sizeof(*tp));
+  if (!tp)
+    return SIP_ENOMEM;
+  tp->loop = loop;
+  if (cfg)
+    tp->cfg = *cfg;
+  else
+    sip_tp_config_init(&tp->cfg);
+  sip_tp_config *c = &tp->cfg;
+  if (c->limits.max_size == 0)
+    c->limits = sip_default_limits;
+  if (c->max_conn_buffer < c->limits.max_size + 1024)
+    c->max_conn_buffer = c->limits.max_size + 1024;
+  if (c->max_write_queue == 0)
+    c->max_write_queue = 4u << 20;
+  tp->cert_file = dup_or_null(c->tls_cert_file);
+  tp->key_file = dup_or_null(c->tls_key_file);
+  tp->ca_file = dup_or_null(c->tls_ca_file);
+  c->tls_cert_file = tp->cert_file;
+  c->tls_key_file = tp->key_file;
+  c->tls_ca_file = tp->ca_file;
+  tp->next_conn_id = 1;
+  sip_msg_init(&tp->scratch, &tp->cfg.limits);
+  int rc = sip__tls_init(tp, err, errcap);
+  if (rc < 0) {
+    tp_free(tp);
+    return rc;
+  }
+  uv_timer_init(loop, &tp->anchor);
+  tp->anchor.data = tp;
+  uv_unref((uv_handle_t *)&tp->anchor);
+  tp->handles = 1;
+  *out = tp;
+  return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+  sip_listener *l = h->data;
+  sip_tp *tp = l->tp;
+  free(l->rbuf);
+  free(l);
+  sip__tp_handle_closed(tp);
+}
+
+void sip_tp_close(sip_tp *tp, void (*cb)(void *arg), void *arg) {
+  if (tp->closing)
+    return;
+  tp->closing = 1;
+  tp->close_cb = cb;
+  tp->close_arg = arg;
+  for (int i = 0; i < tp->nls; i++) {
+    sip_listener *l = tp->ls[i];
+    if (!l)
+      continue;
+    l->closing = 1;
+    tp->ls[i] = NULL;
+    uv_close(&l->u.h, on_listener_closed);
+  }
+  while (tp->conns)
+    sip__conn_close(tp->conns, UV_ECANCELED, 0);
+  uv_close((uv_handle_t *)&tp->anchor, on_anchor_closed);
+}
+
+void sip_tp_stats(const sip_tp *tp, sip_tp_counters *out) { *out = tp->st; }
+
+uint32_t sip_tp_conn_count(const sip_tp *tp) { return tp->nconns; }
+
+int sip_tp_conn_alive(const sip_tp *tp, uint64_t id) {
+  return sip__conn_find_id(tp, id) != NULL;
+}
+
+int sip_tp_conn_close(sip_tp *tp, uint64_t id) {
+  sip_conn *c = sip__conn_find_id(tp, id);
+  if (!c)
+    return SIP_ENOTFOUND;
+  sip__conn_close(c, 0, 1);
+  return 0;
+}
+
+/* ---- listening ---------------------------------------------------------------- */
+
+static int parse_spec(const char *spec, int *transport,
+                      struct sockaddr_storage *sa) {
+  if (!spec || strlen(spec) < 5 || spec[3] != ':')
+    return SIP_EINVAL;
+  *transport = sip_tp_transport_from((sip_str){spec, 3});
+  if (!*transport)
+    return SIP_EINVAL;
+  const char *host = spec + 4, *colon;
+  size_t hlen;
+  if (*host == '[') {
+    const char *rb = strchr(host, ']');
+    if (!rb || rb[1] != ':')
+      return SIP_EINVAL;
+    colon = rb + 1;
+  } else {
+    colon = strchr(host, ':');
+    if (!colon || strchr(colon + 1, ':'))
+      return SIP_EINVAL;
+  }
+  hlen = (size_t)(colon - host);
+  const char *p = colon + 1;
+  if (!*p || strlen(p) > 5)
+    return SIP_EINVAL;
+  int port = 0;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9')
+      return SIP_EINVAL;
+    port = port * 10 + (*p - '0');
+  }
+  return sip_tp_addr(sa, host, hlen, port);
+}
+
+int sip_tp_listen(sip_tp *tp, const char *spec) {
+  int transport;
+  struct sockaddr_storage sa;
+  if (tp->closing)
+    return UV_ECANCELED;
+  int rc = parse_spec(spec, &transport, &sa);
+  if (rc < 0) {
+    sip__seterr(tp, "listen: malformed spec '%s'", spec ? spec : "(null)");
+    return rc;
+  }
+  if (transport == SIP_TP_TLS && !tp->tls_server) {
+    sip__seterr(tp, "listen: %s: no TLS certificate configured", spec);
+    return SIP_EINVAL;
+  }
+  if (tp->nls >= SIP_TP_MAX_LISTENERS)
+    return SIP_ETOOMANY;
+  sip_listener *l = calloc(1, sizeof(*l));
+  if (!l)
+    return SIP_ENOMEM;
+  l->tp = tp;
+  l->id = tp->nls;
+  l->transport = transport;
+  l->addr = sa;
+  rc = transport == SIP_TP_UDP ? sip__udp_listen(tp, l)
+                               : sip__tcp_listen(tp, l);
+  if (rc < 0) {
+    sip__seterr(tp, "listen: %s: %s", spec, uv_strerror(rc));
+    if (l->u.h.data) { /* handle initialised: free in its close callback */
+      tp->handles++;
+      uv_close(&l->u.h, on_listener_closed);
+    } else {
+      free(l);
+    }
+    return rc;
+  }
+  tp->handles++;
+  tp->ls[tp->nls++] = l;
+  return l->id;
+}
+
+int sip_tp_listener_addr(const sip_tp *tp, int id,
+                         struct sockaddr_storage *out) {
+  if (id < 0 || id >= tp->nls || !tp->ls[id])
+    return SIP_EINVAL;
+  *out = tp->ls[id]->addr;
+  return tp->ls[id]->transport;
+}
+
+int sip_tp_listener_port(const sip_tp *tp, int id) {
+  struct sockaddr_storage sa;
+  int rc = sip_tp_listener_addr(tp, id, &sa);
+  return rc < 0 ? rc : sip_tp_addr_port(&sa);
+}
+
+/* ---- delivery and §18.2.1 ------------------------------------------------------ */
+
+/* Enough of a request to answer with a 400 (§8.2: the response needs Via,
+ * From, To, Call-ID and CSeq); ACK is never answered. */
+static int answerable(const sip_msg *m) {
+  static const int need[] = {SIP_H_VIA, SIP_H_FROM, SIP_H_TO, SIP_H_CALL_ID,
+                             SIP_H_CSEQ};
+  if (!m->is_request || sip_str_ieq_cstr(m->method, "ACK"))
+    return 0;
+  for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+    if (sip_msg_find(m, need[i], NULL, 0, 0) < 0)
+      return 0;
+  return 1;
+}
+
+/* Does the sent-by host name the packet's source address? */
+static int host_is_source(const sip_via *v, const struct sockaddr_storage *sa) {
+  if (v->host_type != SIP_HOST_IPV4 && v->host_type != SIP_HOST_IPV6)
+    return 0;
+  struct sockaddr_storage h;
+  if (sip_tp_addr(&h, v->host.p, v->host.len, 0) < 0)
+    return 0;
+  unsigned char src6[16];
+  if (sa->ss_family == AF_INET6) {
+    memcpy(src6, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    if (h.ss_family == AF_INET6)
+      return memcmp(src6, &((struct sockaddr_in6 *)&h)->sin6_addr, 16) == 0;
+    /* IPv4 sent-by from a v4-mapped source of a dual-stack socket */
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0,
+                                             0, 0, 0, 0, 0xff, 0xff};
+    return memcmp(src6, mapped, 12) == 0 &&
+           memcmp(src6 + 12, &((struct sockaddr_in *)&h)->sin_addr, 4) == 0;
+  }
+  return h.ss_family == AF_INET &&
+         ((struct sockaddr_in *)&h)->sin_addr.s_addr ==
+             ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
+}
+
+/* Appends p[0..n) to a bounded buffer; returns 0 or SIP_ETOOBIG. */
+typedef struct {
+  char *p;
+  size_t len, cap;
+} sbuf;
+
+static int put(sbuf *b, const char *p, size_t n) {
+  if (b->len + n > b->cap)
+    return SIP_ETOOBIG;
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+/* §18.2.1 and RFC 3581 §4: add received when the sent-by host is not the
+ * source address (and always when rport asks for it), fill an empty rport
+ * with the source port. Only the first via-parm of the first Via line is
+ * rewritten; the rest of the line is kept as written. No edit at all when
+ * nothing changes, so the message stays byte-for-byte as received. */
+static int fix_top_via(sip_msg *m, const sip_via *v, const sip_src *src) {
+  int fill_rport = v->has_rport && v->rport < 0;
+  int add_received = fill_rport || !host_is_source(v, &src->peer);
+  if (!add_received)
+    return 0;
+  int idx = sip_msg_find(m, SIP_H_VIA, NULL, 0, 0);
+  if (idx < 0)
+    return SIP_ENOTFOUND;
+  const sip_hdr *h = &m->hdr[idx];
+  const char *vs = h->value.p, *ve = vs + h->value.len;
+  if (v->raw.p < vs || v->raw.p + v->raw.len > ve)
+    return SIP_EINVAL; /* the value was edited: not ours to rewrite */
+  char ip[INET6_ADDRSTRLEN], port[8];
+  addr_ip(&src->peer, ip, sizeof(ip));
+  snprintf(port, sizeof(port), "%d", sip_tp_addr_port(&src->peer));
+
+  size_t cap = h->value.len + sizeof(ip) + 32;
+  char stackbuf[1024];
+  char *mem = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap);
+  if (!mem)
+    return SIP_ENOMEM;
+  sbuf b = {mem, 0, cap};
+  int rc = put(&b, vs, (size_t)(v->raw.p - vs));
+  /* sent-protocol and sent-by, without the LWS before the first ';' */
+  const char *pe = v->params_raw.p ? v->params_raw.p : v->raw.p + v->raw.len;
+  while (pe > v->raw.p && (pe[-1] == ' ' || pe[-1] == '\t'))
+    pe--;
+  rc = rc ? rc : put(&b, v->raw.p, (size_t)(pe - v->raw.p));
+  int received_done = 0;
+  for (uint32_t i = 0; rc == 0 && i < v->params.n; i++) {
+    const sip_param *pr = &v->params.v[i];
+    rc = put(&b, ";", 1);
+    if (!rc && sip_str_ieq_cstr(pr->name, "received")) {
+      if (received_done)
+        continue;
+      received_done = 1;
+      rc = put(&b, "received=", 9);
+      rc = rc ? rc : put(&b, ip, strlen(ip));
+      continue;
+    }
+    rc = rc ? rc : put(&b, pr->name.p, pr->name.len);
+    if (!rc && fill_rport && sip_str_ieq_cstr(pr->name, "rport") &&
+        !pr->value.p) {
+      rc = put(&b, "=", 1);
+      rc = rc ? rc : put(&b, port, strlen(port));
+      fill_rport = 0;
+      continue;
+    }
+    if (!rc && pr->value.p) {
+      rc = put(&b, "=", 1);
+      rc = rc ? rc : put(&b, pr->value.p, pr->value.len);
+    }
+  }
+  if (!rc && !received_done) {
+    rc = put(&b, ";received=", 10);
+    rc = rc ? rc : put(&b, ip, strlen(ip));
+  }
+  const char *after = v->raw.p + v->raw.len;
+  rc = rc ? rc : put(&b, after, (size_t)(ve - after));
+  if (!rc)
+    rc = sip_msg_replace_value(m, idx, b.p, b.len);
+  if (mem != stackbuf)
+    free(mem);
+  return rc;
+}
+
+static void bad(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
+  char text[256];
+  char peer[64];
+  tp->st.parse_errors++;
+  sip_msg_strerror(&rx->msg, rc, text, sizeof(text));
+  sip_tp_addr_str(&src->peer, peer, sizeof(peer));
+  sip__seterr(tp, "%s from %s: %s", sip_tp_transport_name(src->transport),
+              peer, text);
+  if (tp->cfg.on_bad && answerable(&rx->msg)) {
+    tp->st.bad_delivered++;
+    tp->cfg.on_bad(tp->cfg.ud, rc, text, rx, src);
+  } else {
+    tp->st.dropped++;
+  }
+}
+
+void sip__deliver(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
+  if (rc < 0) {
+    bad(tp, rx, rc, src);
+    return;
+  }
+  sip_msg *m = &rx->msg;
+  if (m->is_request) {
+    const sip_via *v;
+    rc = sip_msg_get_vias(m, &v);
+    if (rc == 0)
+      rc = fix_top_via(m, v, src);
+    if (rc < 0) {
+      if (rc == SIP_ENOTFOUND)
+        rc = SIP_EVIA;
+      m->err_what = "top Via";
+      m->err_off = 0;
+      bad(tp, rx, rc, src);
+      return;
+    }
+  }
+  tp->st.rx_msgs++;
+  if (tp->cfg.on_message)
+    tp->cfg.on_message(tp->cfg.ud, m, rx, src);
+}
+
+/* ---- sending and §18.2.2 ------------------------------------------------------- */
+
+int sip_tp_send(sip_tp *tp, const char *bytes, size_t len, const sip_dest *dst,
+                sip_tp_send_cb cb, void *arg) {
+  if (tp->closing)
+    return UV_ECANCELED;
+  if (!dst || !bytes || len == 0 || len > UINT32_MAX)
+    return SIP_EINVAL;
+  switch (dst->transport) {
+  case SIP_TP_UDP:
+    return sip__udp_send(tp, bytes, len, dst, cb, arg);
+  case SIP_TP_TCP:
+  case SIP_TP_TLS:
+    return sip__conn_send(tp, bytes, len, dst, cb, arg);
+  default:
+    return SIP_EINVAL;
+  }
+}
+
+/* A numeric host of a Via into a sockaddr; UV_EAI_NONAME for a name. */
+static int via_host(sip_str host, int port, struct sockaddr_storage *out) {
+  if (sip_tp_addr(out, host.p, host.len, port) == 0)
+    return 0;
+  return UV_EAI_NONAME;
+}
+
+int sip_tp_response_dest(const sip_tp *tp, const sip_via *v, const sip_src *src,
+                         sip_dest *out) {
+  if (!v || !src)
+    return SIP_EINVAL;
+  sip_dest_init(out, src->transport);
+  int reliable = src->transport != SIP_TP_UDP;
+  int defport = src->transport == SIP_TP_TLS ? SIP_TP_PORT_TLS : SIP_TP_PORT;
+  int sport = v->has_port ? v->port : defport;
+  if (reliable) {
+    /* the request's connection while it lasts, else a new one */
+    if (src->conn_id && sip__conn_find_id(tp, src->conn_id)) {
+      out->conn_id = src->conn_id;
+      out->addr = src->peer;
+      return 0;
+    }
+    return via_host(v->received.p ? v->received : v->host, sport, &out->addr);
+  }
+  out->listener = src->listener;
+  if (v->maddr.p)
+    return via_host(v->maddr, sport, &out->addr);
+  if (v->received.p)
+    return via_host(v->received, v->rport >= 0 ? v->rport : sport, &out->addr);
+  return via_host(v->host, sport, &out->addr);
+}
+
+int sip_tp_send_response(sip_tp *tp, const char *bytes, size_t len,
+                         const sip_via *top_via, const sip_src *src,
+                         sip_tp_send_cb cb, void *arg) {
+  sip_dest d;
+  int rc = sip_tp_response_dest(tp, top_via, src, &d);
+  if (rc < 0)
+    return rc;
+  return sip_tp_send(tp, bytes, len, &d, cb, arg);
+}

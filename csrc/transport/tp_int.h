@@ -1,0 +1,153 @@
+/* Internals shared by the transport's files (not installed, not public). */
+#ifndef SIP_TP_INT_H
+#define SIP_TP_INT_H
+
+#include <openssl/ssl.h>
+
+#include "sip_transport.h"
+
+/* UDP: datagrams read per recvmmsg batch; the listener's batch buffer is
+ * this many maximum-size datagrams. */
+#define SIP__UDP_BATCH 8
+#define SIP__UDP_DGRAM_MAX 65536
+
+/* A write request: the bytes follow the struct. */
+typedef struct sip__wreq {
+  union {
+    uv_write_t w;
+    uv_udp_send_t u;
+  } req;
+  sip_tp *tp;
+  struct sip_conn *conn;
+  sip_tp_send_cb cb;
+  void *arg;
+  struct sip__wreq *next; /* pending queue of a connection not yet open */
+  uint32_t msg_len;       /* bytes of the user's message (0: internal) */
+  size_t len;
+  char data[];
+} sip__wreq;
+
+typedef struct sip_listener {
+  union {
+    uv_handle_t h;
+    uv_udp_t udp;
+    uv_tcp_t tcp;
+  } u;
+  sip_tp *tp;
+  int id;
+  int transport;
+  int closing;
+  struct sockaddr_storage addr;
+  char *rbuf; /* UDP batch buffer */
+} sip_listener;
+
+enum sip__conn_state {
+  SIP__CS_CONNECTING = 1,
+  SIP__CS_HANDSHAKE,
+  SIP__CS_OPEN,
+  SIP__CS_CLOSING,
+};
+
+typedef struct sip_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_connect_t creq;
+  uv_shutdown_t sreq;
+  sip_tp *tp;
+  struct sip_conn *prev, *next; /* the connection table (open ones) */
+  uint64_t id;
+  int transport;
+  int listener; /* -1: outgoing */
+  int state;
+  int handles;  /* libuv handles still to close */
+  int crlf;     /* one CRLF seen at a message boundary */
+  struct sockaddr_storage local, peer;
+  /* receive buffer (plaintext): [start, len) is unconsumed */
+  char *buf;
+  size_t start, len, cap;
+  size_t scan;  /* bytes after start searched for the header section's end */
+  size_t need;  /* known length of the message at start, 0 = unknown */
+  uint64_t msg_start; /* uv_now() of the first byte of a partial message */
+  uint64_t last_io;
+  uint64_t opened;
+  /* sends waiting for connect/handshake (plaintext) */
+  sip__wreq *pend_head, *pend_tail;
+  size_t pend_bytes;
+  /* TLS: the SSL object reads from rbio and writes to wbio (memory BIOs);
+   * the uv stream moves ciphertext between them and the socket. */
+  SSL *ssl;
+  BIO *rbio, *wbio;
+  char *tls_name;
+} sip_conn;
+
+struct sip_tp {
+  uv_loop_t *loop;
+  sip_tp_config cfg;
+  char *cert_file, *key_file, *ca_file;
+  SSL_CTX *tls_server, *tls_client;
+
+  sip_listener *ls[SIP_TP_MAX_LISTENERS];
+  int nls;
+
+  sip_conn *conns; /* list of connections not closing */
+  uint32_t nconns;
+  uint64_t next_conn_id;
+
+  uv_timer_t anchor; /* always open: makes sip_tp_close asynchronous */
+  int handles;       /* open libuv handles owned by the manager */
+  int closing;
+  void (*close_cb)(void *);
+  void *close_arg;
+
+  sip_msg scratch; /* framing parses of stream buffers */
+  char tls_scratch[65536];
+  sip_tp_counters st;
+  char errtext[512];
+};
+
+/* tp.c */
+void sip__tp_handle_closed(sip_tp *tp);
+void sip__seterr(sip_tp *tp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+sip_rxbuf *sip__rxbuf_new(const char *p, size_t len, const sip_limits *lim);
+/* Parse outcome of rx (already parsed with rc) from src: delivers it,
+ * passes it to on_bad, or drops it. Consumes no reference. */
+void sip__deliver(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src);
+int sip__addr_eq(const struct sockaddr_storage *a,
+                 const struct sockaddr_storage *b);
+socklen_t sip__addr_len(const struct sockaddr_storage *a);
+
+/* udp.c */
+int sip__udp_listen(sip_tp *tp, sip_listener *l);
+int sip__udp_send(sip_tp *tp, const char *bytes, size_t len,
+                  const sip_dest *dst, sip_tp_send_cb cb, void *arg);
+
+/* conn.c */
+int sip__tcp_listen(sip_tp *tp, sip_listener *l);
+int sip__conn_send(sip_tp *tp, const char *bytes, size_t len,
+                   const sip_dest *dst, sip_tp_send_cb cb, void *arg);
+sip_conn *sip__conn_find_id(const sip_tp *tp, uint64_t id);
+/* err 0: orderly. graceful: flush queued writes first. */
+void sip__conn_close(sip_conn *c, int err, int graceful);
+/* A write request with room for len bytes (data not filled in). */
+sip__wreq *sip__conn_wreq(sip_conn *c, size_t len, uint32_t msg_len,
+                          sip_tp_send_cb cb, void *arg);
+/* Write w's bytes (ciphertext, or plain TCP) to the socket. Consumes w. */
+int sip__conn_write(sip_conn *c, sip__wreq *w);
+/* Plaintext arrived in c->buf[start..len): frame and deliver. */
+void sip__conn_process(sip_conn *c);
+void sip__conn_opened(sip_conn *c);
+int sip__conn_grow(sip_conn *c, size_t want);
+
+/* tls.c */
+int sip__tls_init(sip_tp *tp, char *err, size_t errcap);
+void sip__tls_free(sip_tp *tp);
+int sip__tls_start(sip_conn *c); /* SSL object, accept or connect state */
+/* Ciphertext from the socket. Returns 0, or a negative code (then the
+ * caller closes the connection). */
+int sip__tls_input(sip_conn *c, const char *p, size_t len);
+int sip__tls_write(sip_conn *c, sip__wreq *w); /* consumes w on success */
+void sip__tls_shutdown(sip_conn *c);
+void sip__tls_conn_free(sip_conn *c);
+
+#endif
