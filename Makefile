@@ -69,10 +69,12 @@ endif
 # --- flags ------------------------------------------------------------------
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Werror
-# -std=c11 hides POSIX declarations (and uv.h needs them): a file that uses
-# POSIX or includes uv.h defines _DEFAULT_SOURCE (or _GNU_SOURCE) first.
 BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC \
   -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -MMD -MP
+# -std=c11 hides POSIX declarations, and uv.h needs them: everything but the
+# parser (pure C11) is compiled with _GNU_SOURCE, as libuv itself is. Files
+# outside csrc/parse must not define _GNU_SOURCE themselves.
+POSIX_CFLAGS := -D_GNU_SOURCE
 
 # SAN=1: ASan + UBSan (make test-asan uses BUILD=build-asan SAN=1).
 ifeq ($(SAN),1)
@@ -104,19 +106,19 @@ TEST_LIBS := $(if $(CORE_OBJ),$(CORE_LIB)) $(PARSE_LIB)
 all: $(CORE_SO) $(PARSE_LIB)
 
 # The parser sees no Lua, libuv or OpenSSL headers.
-$(OBJ)/csrc/parse/%.o: csrc/parse/%.c
+$(OBJ)/csrc/parse/%.o: csrc/parse/%.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -c $< -o $@
 
 # Bindings: the only files that see lua.h.
-$(OBJ)/csrc/lua/%.o: csrc/lua/%.c
+$(OBJ)/csrc/lua/%.o: csrc/lua/%.c Makefile
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(LUA_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(LUA_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) -c $< -o $@
 
 # transport, txn, core: libuv and OpenSSL, no Lua.
-$(OBJ)/csrc/%.o: csrc/%.c
+$(OBJ)/csrc/%.o: csrc/%.c Makefile
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) -c $< -o $@
 
 $(PARSE_LIB): $(PARSE_OBJ)
 	@mkdir -p $(@D)
@@ -134,9 +136,9 @@ $(CORE_SO): $(LUA_OBJ) $(CORE_OBJ) $(PARSE_OBJ)
 	$(CC) -shared $(BASE_LDFLAGS) -o $@ $^ $(UV_LIBS) $(SSL_LIBS)
 
 # C tests link the static libraries, never Lua.
-$(BUILD)/test/%: csrc/test/%.c $(TEST_LIBS)
+$(BUILD)/test/%: csrc/test/%.c $(TEST_LIBS) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -DLUASIP_VECTORS_DIR='"$(abspath $(VECTORS))"' \
+	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) -DLUASIP_VECTORS_DIR='"$(abspath $(VECTORS))"' \
 	  $(UV_CFLAGS) $(SSL_CFLAGS) -o $@ $< $(TEST_LIBS) $(BASE_LDFLAGS) \
 	  $(UV_LIBS) $(SSL_LIBS)
 
@@ -252,7 +254,7 @@ format-check:
 # --- benchmarks -------------------------------------------------------------
 $(BUILD)/bench/bench_parse: csrc/bench/bench_parse.c $(PARSE_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -o $@ $< $(PARSE_LIB) $(BASE_LDFLAGS)
+	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) -o $@ $< $(PARSE_LIB) $(BASE_LDFLAGS)
 
 $(BUILD)/bench/sofia_bench: $(SHARED)/bench/parser/sofia_bench.c
 	@mkdir -p $(@D)

@@ -9,7 +9,6 @@
  *
  * Vectors directory: argv[1], else $LUASIP_VECTORS, else the compile-time
  * LUASIP_VECTORS_DIR, else ../shared/vectors. */
-#define _DEFAULT_SOURCE /* mmap, MAP_ANONYMOUS, sysconf, strtok_r */
 
 #include <stdio.h>
 #include <stdlib.h>
