@@ -35,7 +35,8 @@ local function one(bytes)
     + #m.call_id + m.cseq + #contacts + #routes
 end
 
-local rounds, t0, t = 0, clock(), 0
+local rounds, t0 = 0, clock()
+local t
 repeat
   for _ = 1, 200 do
     for i = 1, n do one(msgs[i]) end

@@ -1,0 +1,70 @@
+-- luarocks --lua-version 5.4 make rockspec/luasip-scm-1.rockspec [--tree DIR]
+-- (run from the repository root; builds with the Makefile, offline)
+rockspec_format = "3.0"
+package = "luasip"
+version = "scm-1"
+
+source = {
+  url = "git+https://github.com/luasip/luasip.git",
+  branch = "main",
+}
+
+description = {
+  summary = "SIP (RFC 3261) stack: C core on libuv, Lua 5.4 policy layer",
+  detailed = [[
+luasip is a SIP stack: a zero-copy C parser and (in progress) transports and
+transaction layer on libuv with OpenSSL for TLS, driven by routing policy
+written in Lua 5.4. `require "luasip"` gives sip.parse, sip.uri, sip.request
+and the luasip.Message / luasip.URI objects.
+]],
+  homepage = "https://github.com/luasip/luasip",
+  license = "MIT",
+  labels = { "sip", "voip", "libuv", "parser" },
+}
+
+dependencies = {
+  "lua >= 5.4",
+}
+
+external_dependencies = {
+  LIBUV = {
+    header = "uv.h",
+    library = "uv",
+  },
+  OPENSSL = {
+    header = "openssl/ssl.h",
+    library = "ssl",
+  },
+}
+
+test_dependencies = {
+  "busted",
+}
+
+build = {
+  type = "make",
+  build_target = "all",
+  build_variables = {
+    CC = "$(CC)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    LIBUV_INCDIR = "$(LIBUV_INCDIR)",
+    LIBUV_LIBDIR = "$(LIBUV_LIBDIR)",
+    OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
+    OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
+  },
+  install_target = "install",
+  install_variables = {
+    INST_LIBDIR = "$(LIBDIR)",
+    INST_LUADIR = "$(LUADIR)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    LIBUV_INCDIR = "$(LIBUV_INCDIR)",
+    LIBUV_LIBDIR = "$(LIBUV_LIBDIR)",
+    OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
+    OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
+  },
+}
+
+test = {
+  type = "command",
+  command = "make check",
+}
