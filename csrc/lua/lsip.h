@@ -14,13 +14,14 @@
 #define SIP_LUA_MESSAGE "luasip.Message"
 #define SIP_LUA_URI "luasip.URI"
 
-/* A parsed message. The userdata never moves, so the self-pointers inside
- * sip_msg (inline header array, inline arena) stay valid.
+/* A parsed message. The sip_msg is malloc'd (pooled) and never moves, so
+ * its self-pointers (inline header array, inline arena) stay valid; its
+ * limits pointer refers to the userdata, which does not move either.
  * User values: 1 = the input Lua string (the slices point into it),
  *              2 = cache table of derived Lua tables (dropped on edits),
  *              3 = the Request-URI string set by an edit (nil otherwise). */
 typedef struct sip_lua_msg {
-  sip_msg m;
+  sip_msg *m; /* from a free list; NULL once closed */
   sip_limits limits;
   uint8_t live; /* 0 after close / __gc: the arena is freed */
 } sip_lua_msg;

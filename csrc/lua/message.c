@@ -9,14 +9,57 @@
  *
  * Errors: expected failures (malformed input, absent fields) return
  * nil, "PARSE: <what> at byte N: <why>", "<NAME>"; misuse raises. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lsip.h"
 
 /* ---- the userdata ------------------------------------------------------ */
 
+/* A sip_msg is several KB (inline header index and arena), too big for
+ * malloc's fast paths, and scripts parse and drop messages at line rate: a
+ * small per-thread free list makes the common case allocation-free. */
+#define MSG_POOL_MAX 64
+static _Thread_local sip_msg *msg_pool[MSG_POOL_MAX];
+static _Thread_local int msg_pool_n;
+
+static sip_msg *msg_acquire(void) {
+  if (msg_pool_n > 0)
+    return msg_pool[--msg_pool_n];
+  sip_msg *m = malloc(sizeof(*m));
+  if (m) {
+    m->arena.chunks = NULL; /* sip_msg_init frees nothing on a fresh one */
+    sip_msg_init(m, NULL);
+  }
+  return m;
+}
+
+static void msg_release(sip_msg *m) {
+  sip_msg_free(m);
+  if (msg_pool_n < MSG_POOL_MAX)
+    msg_pool[msg_pool_n++] = m;
+  else
+    free(m);
+}
+
+/* The metatable is kept under a light userdata key too, so the hot paths
+ * can compare it without luaL_checkudata's registry lookup by name. */
+static const char msg_mt_key = 0;
+
+static sip_lua_msg *to_message(lua_State *L, int idx) {
+  sip_lua_msg *u = lua_touserdata(L, idx);
+  if (u && lua_getmetatable(L, idx)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &msg_mt_key);
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (same)
+      return u;
+  }
+  return luaL_checkudata(L, idx, SIP_LUA_MESSAGE); /* raises the usual error */
+}
+
 static sip_lua_msg *check_message(lua_State *L, int idx) {
-  sip_lua_msg *u = luaL_checkudata(L, idx, SIP_LUA_MESSAGE);
+  sip_lua_msg *u = to_message(L, idx);
   if (!u->live)
     luaL_error(L, "attempt to use a closed " SIP_LUA_MESSAGE);
   return u;
@@ -26,8 +69,9 @@ static sip_lua_msg *check_message(lua_State *L, int idx) {
 static int msg_gc(lua_State *L) {
   sip_lua_msg *u = luaL_checkudata(L, 1, SIP_LUA_MESSAGE);
   if (u->live) {
-    sip_msg_free(&u->m);
     u->live = 0;
+    msg_release(u->m);
+    u->m = NULL;
   }
   return 0;
 }
@@ -79,16 +123,20 @@ static int l_parse(lua_State *L) {
   sip_lua_msg *u = lua_newuserdatauv(L, sizeof(*u), SIP_LUA_MSG_NUV);
   u->limits = lim;
   u->live = 0;
-  sip_msg_init(&u->m, &u->limits);
-  u->live = 1;
+  u->m = NULL;
   luaL_setmetatable(L, SIP_LUA_MESSAGE);
+  u->m = msg_acquire();
+  if (!u->m)
+    return luaL_error(L, "not enough memory");
+  sip_msg_init(u->m, &u->limits);
+  u->live = 1;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, 2, SIP_LUA_MSG_UV_INPUT);
 
   const char *p = s + (pos - 1);
   size_t n = len - (size_t)(pos - 1);
   int rc =
-      sip_msg_parse(&u->m, p, n, stream ? SIP_MODE_STREAM : SIP_MODE_DATAGRAM);
+      sip_msg_parse(u->m, p, n, stream ? SIP_MODE_STREAM : SIP_MODE_DATAGRAM);
   if (rc < 0) {
     char buf[256];
     if (rc == SIP_ENEEDMORE) {
@@ -97,13 +145,14 @@ static int l_parse(lua_State *L) {
                       (lua_Integer)n);
       lua_pushstring(L, sip_errname(rc));
     } else {
-      sip_msg_strerror(&u->m, rc, buf, sizeof buf);
+      sip_msg_strerror(u->m, rc, buf, sizeof buf);
       lua_pushnil(L);
       lua_pushstring(L, buf);
       lua_pushstring(L, sip_errname(rc));
     }
-    sip_msg_free(&u->m);
     u->live = 0;
+    msg_release(u->m);
+    u->m = NULL;
     return 3;
   }
   if (stream) {
@@ -119,7 +168,7 @@ static int l_parse(lua_State *L) {
  * parser's own text when the accessor recorded a place. */
 static int field_fail(lua_State *L, sip_lua_msg *u, int rc, int id,
                       const char *what) {
-  sip_msg *m = &u->m;
+  sip_msg *m = u->m;
   if (m->err_what) {
     char buf[256];
     sip_msg_strerror(m, rc, buf, sizeof buf);
@@ -143,6 +192,40 @@ static int field_fail(lua_State *L, sip_lua_msg *u, int rc, int id,
 
 /* ---- pushing parsed structures ----------------------------------------- */
 
+/* Address and Via tables get their `params` table only when a script reads
+ * it: most reads want a tag or a branch, which are plain fields, and a params
+ * table per value was the largest cost of reading a message from Lua. The
+ * shared metatable builds it from params_raw on first access. */
+static const char lazy_mt_key = 0;
+
+static int lazy_index(lua_State *L) {
+  size_t klen;
+  const char *k = lua_tolstring(L, 2, &klen);
+  if (!k || klen != 6 || memcmp(k, "params", 6) != 0 || !lua_istable(L, 1))
+    return 0;
+  size_t len = 0;
+  const char *raw = NULL;
+  if (lua_getfield(L, 1, "params_raw") == LUA_TSTRING)
+    raw = lua_tolstring(L, -1, &len);
+  uint64_t inline_buf[128];
+  sip_arena a;
+  sip_arena_init(&a, inline_buf, sizeof(inline_buf));
+  sip_params ps = {NULL, 0};
+  int rc = raw ? sip_params_parse(&a, raw, len, &ps) : 0;
+  if (rc < 0)
+    ps.n = 0; /* it parsed when the value was read; only OOM gets here */
+  sip__lua_push_params(L, &ps);
+  sip_arena_free(&a);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 1, "params");
+  return 1;
+}
+
+static void set_lazy_mt(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
+  lua_setmetatable(L, -2);
+}
+
 static void push_addr(lua_State *L, const sip_addr *a) {
   lua_createtable(L, 0, 10);
   if (a->display.p) {
@@ -154,8 +237,7 @@ static void push_addr(lua_State *L, const sip_addr *a) {
   sip__lua_set_str(L, "tag", a->tag);
   sip__lua_set_str(L, "raw", a->raw);
   sip__lua_set_str(L, "params_raw", a->params_raw);
-  sip__lua_push_params(L, &a->params);
-  lua_setfield(L, -2, "params");
+  set_lazy_mt(L);
   if (a->q >= 0) {
     lua_pushnumber(L, (lua_Number)a->q / 1000.0);
     lua_setfield(L, -2, "q");
@@ -215,8 +297,7 @@ static void push_via(lua_State *L, const sip_via *v) {
     lua_setfield(L, -2, "ttl");
   }
   sip__lua_set_str(L, "params_raw", v->params_raw);
-  sip__lua_push_params(L, &v->params);
-  lua_setfield(L, -2, "params");
+  set_lazy_mt(L);
 }
 
 /* ---- fields ------------------------------------------------------------ */
@@ -290,13 +371,13 @@ static void push_ruri_text(lua_State *L, int idx, sip_lua_msg *u) {
   if (lua_getiuservalue(L, idx, SIP_LUA_MSG_UV_RURI) == LUA_TSTRING)
     return;
   lua_pop(L, 1);
-  sip__lua_push_str(L, u->m.ruri);
+  sip__lua_push_str(L, u->m->ruri);
 }
 
 /* Push the value of field f of the message at idx. Returns 1 (the value,
  * nil when absent or not applicable) or 3 (nil, err, name when malformed). */
 static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
-  sip_msg *m = &u->m;
+  sip_msg *m = u->m;
   int rc;
   const char *key = field_names[f];
   m->err_what = NULL;
@@ -488,7 +569,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
 
 /* upvalue 1: methods table, upvalue 2: field name -> F_* */
 static int msg_index(lua_State *L) {
-  luaL_checkudata(L, 1, SIP_LUA_MESSAGE);
+  to_message(L, 1);
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
@@ -531,17 +612,17 @@ static int msg_newindex(lua_State *L) {
   const char *k = luaL_checkstring(L, 2);
   size_t len;
   if (!strcmp(k, "uri")) {
-    if (!u->m.is_request)
+    if (!u->m->is_request)
       return luaL_error(L, "cannot set the Request-URI of a response");
     luaL_checktype(L, 3, LUA_TSTRING);
     const char *v = lua_tolstring(L, 3, &len);
-    check_rc(L, sip_msg_set_ruri(&u->m, v, len), "set uri");
+    check_rc(L, sip_msg_set_ruri(u->m, v, len), "set uri");
     lua_pushvalue(L, 3);
     lua_setiuservalue(L, 1, SIP_LUA_MSG_UV_RURI);
   } else if (!strcmp(k, "body")) {
     luaL_checktype(L, 3, LUA_TSTRING);
     const char *v = lua_tolstring(L, 3, &len);
-    check_rc(L, sip_msg_set_body(&u->m, v, len), "set body");
+    check_rc(L, sip_msg_set_body(u->m, v, len), "set body");
   } else {
     return luaL_error(L, "cannot set field '%s' of " SIP_LUA_MESSAGE, k);
   }
@@ -553,7 +634,7 @@ static int msg_newindex(lua_State *L) {
 
 static int msg_tostring(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
-  sip_msg *m = &u->m;
+  sip_msg *m = u->m;
   if (!m->dirty) {
     size_t inlen;
     lua_getiuservalue(L, 1, SIP_LUA_MSG_UV_INPUT);
@@ -590,13 +671,13 @@ static int msg_header(lua_State *L) {
   const char *name;
   size_t nlen;
   int id = name_arg(L, 2, &name, &nlen);
-  int i = sip_msg_find(&u->m, id, name, nlen, 0);
+  int i = sip_msg_find(u->m, id, name, nlen, 0);
   if (i < 0) {
     lua_pushnil(L);
     return 1;
   }
   sip_str v;
-  check_rc(L, sip_msg_unfolded(&u->m, &u->m.hdr[i], &v), "header");
+  check_rc(L, sip_msg_unfolded(u->m, &u->m->hdr[i], &v), "header");
   lua_pushlstring(L, v.p ? v.p : "", v.len);
   return 1;
 }
@@ -614,10 +695,10 @@ static int msg_headers(lua_State *L) {
               (lua_isnoneornil(L, 3) || lua_toboolean(L, 3));
   int n = 0;
   lua_newtable(L);
-  for (int i = sip_msg_find(&u->m, id, name, nlen, 0); i >= 0;
-       i = sip_msg_find(&u->m, id, name, nlen, i + 1)) {
+  for (int i = sip_msg_find(u->m, id, name, nlen, 0); i >= 0;
+       i = sip_msg_find(u->m, id, name, nlen, i + 1)) {
     sip_str v;
-    check_rc(L, sip_msg_unfolded(&u->m, &u->m.hdr[i], &v), "headers");
+    check_rc(L, sip_msg_unfolded(u->m, &u->m->hdr[i], &v), "headers");
     if (!v.p)
       v.p = "";
     if (!split) {
@@ -648,7 +729,7 @@ static int msg_count(lua_State *L) {
   const char *name;
   size_t nlen;
   int id = name_arg(L, 2, &name, &nlen);
-  lua_pushinteger(L, sip_msg_count(&u->m, id, name, nlen));
+  lua_pushinteger(L, sip_msg_count(u->m, id, name, nlen));
   return 1;
 }
 
@@ -657,8 +738,8 @@ static int msg_header_names(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
   int n = 0;
   lua_newtable(L);
-  for (uint32_t i = 0; i < u->m.nhdr; i++) {
-    const sip_hdr *h = &u->m.hdr[i];
+  for (uint32_t i = 0; i < u->m->nhdr; i++) {
+    const sip_hdr *h = &u->m->hdr[i];
     if (h->state == SIP_HS_REMOVED)
       continue;
     lua_pushlstring(L, h->name.p, h->name.len);
@@ -683,15 +764,15 @@ static int msg_set_header(lua_State *L) {
   size_t nlen, vlen;
   int id = name_arg(L, 2, &name, &nlen);
   const char *v = value_arg(L, 3, &vlen);
-  int i = sip_msg_find(&u->m, id, name, nlen, 0);
+  int i = sip_msg_find(u->m, id, name, nlen, 0);
   if (i < 0) {
-    check_rc(L, sip_msg_insert_header(&u->m, -1, id, name, nlen, v, vlen),
+    check_rc(L, sip_msg_insert_header(u->m, -1, id, name, nlen, v, vlen),
              "set_header");
   } else {
-    check_rc(L, sip_msg_replace_value(&u->m, i, v, vlen), "set_header");
+    check_rc(L, sip_msg_replace_value(u->m, i, v, vlen), "set_header");
     int j;
-    while ((j = sip_msg_find(&u->m, id, name, nlen, i + 1)) >= 0)
-      check_rc(L, sip_msg_remove_header(&u->m, j), "set_header");
+    while ((j = sip_msg_find(u->m, id, name, nlen, i + 1)) >= 0)
+      check_rc(L, sip_msg_remove_header(u->m, j), "set_header");
   }
   drop_cache(L, 1);
   return 0;
@@ -711,11 +792,11 @@ static int msg_add_header(lua_State *L) {
   int first = luaL_checkoption(L, 4, "last", wheres);
   int at = -1;
   if (first) {
-    at = sip_msg_find(&u->m, id, name, nlen, 0);
+    at = sip_msg_find(u->m, id, name, nlen, 0);
     if (at < 0)
       at = 0;
   }
-  check_rc(L, sip_msg_insert_header(&u->m, at, id, name, nlen, v, vlen),
+  check_rc(L, sip_msg_insert_header(u->m, at, id, name, nlen, v, vlen),
            "add_header");
   drop_cache(L, 1);
   return 0;
@@ -728,8 +809,8 @@ static int msg_remove_header(lua_State *L) {
   size_t nlen;
   int id = name_arg(L, 2, &name, &nlen);
   int n = 0, i;
-  while ((i = sip_msg_find(&u->m, id, name, nlen, 0)) >= 0) {
-    check_rc(L, sip_msg_remove_header(&u->m, i), "remove_header");
+  while ((i = sip_msg_find(u->m, id, name, nlen, 0)) >= 0) {
+    check_rc(L, sip_msg_remove_header(u->m, i), "remove_header");
     n++;
   }
   if (n)
@@ -744,10 +825,10 @@ static int msg_push_via(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
   size_t vlen;
   const char *v = value_arg(L, 2, &vlen);
-  int at = sip_msg_find(&u->m, SIP_H_VIA, NULL, 0, 0);
+  int at = sip_msg_find(u->m, SIP_H_VIA, NULL, 0, 0);
   if (at < 0)
     at = 0;
-  check_rc(L, sip_msg_insert_header(&u->m, at, SIP_H_VIA, NULL, 0, v, vlen),
+  check_rc(L, sip_msg_insert_header(u->m, at, SIP_H_VIA, NULL, 0, v, vlen),
            "push_via");
   drop_cache(L, 1);
   return 0;
@@ -758,7 +839,7 @@ static int msg_push_via(lua_State *L) {
  * rewritten without its first one. */
 static int msg_pop_via(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
-  sip_msg *m = &u->m;
+  sip_msg *m = u->m;
   int i = sip_msg_find(m, SIP_H_VIA, NULL, 0, 0);
   for (; i >= 0; i = sip_msg_find(m, SIP_H_VIA, NULL, 0, i + 1)) {
     sip_str v, rest, item, first = SIP_STR_NULL;
@@ -813,10 +894,10 @@ static int msg_set_status(lua_State *L) {
   lua_Integer code = luaL_checkinteger(L, 2);
   size_t rlen;
   const char *r = luaL_optlstring(L, 3, "", &rlen);
-  if (u->m.is_request)
+  if (u->m->is_request)
     return luaL_error(L, "cannot set the status of a request");
   luaL_argcheck(L, code >= 100 && code <= 699, 2, "status out of range");
-  check_rc(L, sip_msg_set_status(&u->m, (int)code, r, rlen), "set_status");
+  check_rc(L, sip_msg_set_status(u->m, (int)code, r, rlen), "set_status");
   drop_cache(L, 1);
   return 0;
 }
@@ -834,22 +915,22 @@ static int msg_auth(lua_State *L) {
                 "not a credentials or challenge header");
   int i = -1;
   for (lua_Integer k = 0; k < nth; k++) {
-    i = sip_msg_find(&u->m, id, NULL, 0, i + 1);
+    i = sip_msg_find(u->m, id, NULL, 0, i + 1);
     if (i < 0) {
       lua_pushnil(L);
       return 1;
     }
   }
   const sip_auth *a;
-  u->m.err_what = NULL;
-  int rc = sip_msg_get_auth(&u->m, i, &a);
+  u->m->err_what = NULL;
+  int rc = sip_msg_get_auth(u->m, i, &a);
   if (rc < 0) {
-    if (u->m.err_what)
+    if (u->m->err_what)
       return field_fail(L, u, rc, id, sip_hdr_canonical(id));
     return sip__lua_fail(L, rc, "PARSE: %s at byte %I: %s",
                          sip_hdr_canonical(id),
-                         (lua_Integer)(u->m.hdr[i].state == SIP_HS_ORIG
-                                           ? u->m.hdr[i].raw.p - u->m.buf
+                         (lua_Integer)(u->m->hdr[i].state == SIP_HS_ORIG
+                                           ? u->m->hdr[i].raw.p - u->m->buf
                                            : -1),
                          sip_strerror(rc));
   }
@@ -865,8 +946,8 @@ static int msg_auth(lua_State *L) {
 static int msg_parts(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
   const sip_part *p;
-  u->m.err_what = NULL;
-  int rc = sip_msg_get_parts(&u->m, &p);
+  u->m->err_what = NULL;
+  int rc = sip_msg_get_parts(u->m, &p);
   if (rc == SIP_ENOTFOUND) {
     lua_pushnil(L);
     return 1;
@@ -891,7 +972,7 @@ static int msg_parts(lua_State *L) {
 /* msg:size() -> serialized size in bytes */
 static int msg_size(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
-  lua_pushinteger(L, (lua_Integer)sip_msg_size(&u->m));
+  lua_pushinteger(L, (lua_Integer)sip_msg_size(u->m));
   return 1;
 }
 
@@ -940,7 +1021,13 @@ static void push_field_table(lua_State *L) {
 
 void sip__lua_open_message(lua_State *L) {
   /* stack: core */
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, lazy_index);
+  lua_setfield(L, -2, "__index");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
   luaL_newmetatable(L, SIP_LUA_MESSAGE);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &msg_mt_key);
   luaL_setfuncs(L, msg_meta, 0);
   luaL_newlib(L, msg_methods); /* core, mt, methods */
   push_field_table(L);
