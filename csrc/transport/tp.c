@@ -520,6 +520,10 @@ static void bad(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
   sip__seterr(tp, "%s from %s: %s", sip_tp_transport_name(src->transport),
               peer, text);
   if (tp->cfg.on_bad && answerable(&rx->msg)) {
+    /* the 400 is routed like any response: received/rport help */
+    const sip_via *v;
+    if (rc != SIP_EVIA && sip_msg_get_vias(&rx->msg, &v) == 0)
+      fix_top_via(&rx->msg, v, src);
     tp->st.bad_delivered++;
     tp->cfg.on_bad(tp->cfg.ud, rc, text, rx, src);
   } else {

@@ -1,0 +1,988 @@
+/* Transport test: real sockets on 127.0.0.1 and ::1 only, one libuv loop
+ * driven in small steps so raw test sockets and transport managers can talk
+ * to each other. Every wait is bounded. Prints
+ * "test_transport: N passed, N failed". */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sip_transport.h"
+#include "test/check.h"
+
+static uv_loop_t loop;
+
+static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
+
+static void step(void) {
+  uv_run(&loop, UV_RUN_NOWAIT);
+  struct timespec ts = {0, 500000};
+  nanosleep(&ts, NULL);
+}
+
+/* Run the loop until expr holds or ms pass. */
+#define RUN_UNTIL(expr, ms)                                                    \
+  do {                                                                         \
+    uint64_t d_ = now_ms() + (ms);                                             \
+    while (!(expr) && now_ms() < d_)                                           \
+      step();                                                                  \
+  } while (0)
+
+static void run_for(int ms) {
+  uint64_t d = now_ms() + (uint64_t)ms;
+  while (now_ms() < d)
+    step();
+}
+
+/* ---- what the callbacks saw ------------------------------------------------- */
+
+#define MAXMSG 16
+typedef struct rec {
+  sip_tp *tp;
+  sip_rxbuf *rx[MAXMSG];
+  sip_src src[MAXMSG];
+  int nmsg;
+  int nbad, bad_err;
+  char bad_text[256];
+  int respond_400; /* on_bad answers with a 400 over sip_tp_send_response */
+  int nopen, nclose, close_err;
+  uint64_t open_id;
+  int closed; /* sip_tp_close callback ran */
+} rec;
+
+static void on_message(void *ud, sip_msg *m, sip_rxbuf *rx,
+                       const sip_src *src) {
+  rec *r = ud;
+  (void)m;
+  if (r->nmsg < MAXMSG) {
+    sip_rxbuf_ref(rx); /* keep it beyond the callback */
+    r->rx[r->nmsg] = rx;
+    r->src[r->nmsg] = *src;
+  }
+  r->nmsg++;
+}
+
+static void on_bad(void *ud, int err, const char *text, sip_rxbuf *rx,
+                   const sip_src *src) {
+  rec *r = ud;
+  r->nbad++;
+  r->bad_err = err;
+  snprintf(r->bad_text, sizeof(r->bad_text), "%s", text);
+  if (r->respond_400) {
+    const sip_via *v;
+    if (sip_msg_get_vias(&rx->msg, &v) == 0) {
+      char resp[512];
+      int n = snprintf(resp, sizeof(resp),
+                       "SIP/2.0 400 Bad Request\r\nVia: %.*s\r\n"
+                       "Content-Length: 0\r\n\r\n",
+                       (int)v->raw.len, v->raw.p);
+      sip_tp_send_response(r->tp, resp, (size_t)n, v, src, NULL, NULL);
+    }
+  }
+}
+
+static void on_conn(void *ud, uint64_t id, int ev, int err, const char *text) {
+  rec *r = ud;
+  (void)text;
+  if (ev == SIP_TP_CONN_OPEN) {
+    r->nopen++;
+    r->open_id = id;
+  } else {
+    r->nclose++;
+    r->close_err = err;
+  }
+}
+
+static void rec_clear(rec *r) {
+  for (int i = 0; i < r->nmsg && i < MAXMSG; i++)
+    sip_rxbuf_unref(r->rx[i]);
+  r->nmsg = 0;
+  r->nbad = 0;
+  r->bad_err = 0;
+}
+
+static void on_closed(void *arg) { ((rec *)arg)->closed = 1; }
+
+typedef struct sendres {
+  int done, status;
+} sendres;
+
+static void on_sent(void *arg, int status) {
+  sendres *s = arg;
+  s->done++;
+  s->status = status;
+}
+
+static sip_tp *mk_tp(rec *r, sip_tp_config *cfg) {
+  sip_tp_config c;
+  if (!cfg) {
+    sip_tp_config_init(&c);
+    cfg = &c;
+  }
+  cfg->ud = r;
+  cfg->on_message = on_message;
+  cfg->on_bad = on_bad;
+  cfg->on_conn = on_conn;
+  char err[256];
+  sip_tp *tp = NULL;
+  int rc = sip_tp_new(&loop, cfg, &tp, err, sizeof(err));
+  CHECK_MSG(rc == 0, "sip_tp_new: %s %s", sip_tp_errname(rc), err);
+  r->tp = tp;
+  return tp;
+}
+
+static void close_tp(rec *r) {
+  rec_clear(r);
+  sip_tp_close(r->tp, on_closed, r);
+  RUN_UNTIL(r->closed, 3000);
+  CHECK(r->closed);
+}
+
+/* ---- raw sockets ------------------------------------------------------------ */
+
+static void loopback(struct sockaddr_storage *sa, int fam, int port) {
+  sip_tp_addr(sa, fam == AF_INET6 ? "::1" : "127.0.0.1",
+              fam == AF_INET6 ? 3 : 9, port);
+}
+
+static int sock_port(int s) {
+  struct sockaddr_storage sa;
+  socklen_t n = sizeof(sa);
+  getsockname(s, (struct sockaddr *)&sa, &n);
+  return sip_tp_addr_port(&sa);
+}
+
+static int udp_sock(int fam, int *port) {
+  int s = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  struct sockaddr_storage sa;
+  loopback(&sa, fam, 0);
+  if (s < 0 || bind(s, (struct sockaddr *)&sa,
+                    fam == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                    : sizeof(struct sockaddr_in)) < 0)
+    return -1;
+  *port = sock_port(s);
+  return s;
+}
+
+static void udp_to(int s, int fam, int port, const char *p, size_t n) {
+  struct sockaddr_storage sa;
+  loopback(&sa, fam, port);
+  ssize_t w = sendto(s, p, n, 0, (struct sockaddr *)&sa,
+                     fam == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                     : sizeof(struct sockaddr_in));
+  CHECK_INT(w, (ssize_t)n);
+}
+
+/* Bytes read, 0 at end of stream, -1 on timeout, -2 on an error (reset). */
+static ssize_t recv_poll(int s, char *buf, size_t cap, int ms) {
+  uint64_t d = now_ms() + (uint64_t)ms;
+  for (;;) {
+    ssize_t n = recv(s, buf, cap, 0);
+    if (n >= 0)
+      return n;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return -2;
+    if (now_ms() >= d)
+      return -1;
+    step();
+  }
+}
+
+static int tcp_connect(int fam, int port) {
+  int s = socket(fam, SOCK_STREAM, 0);
+  struct sockaddr_storage sa;
+  loopback(&sa, fam, port);
+  /* non-blocking connect: the loop must run for the accept */
+  fcntl(s, F_SETFL, O_NONBLOCK);
+  int rc = connect(s, (struct sockaddr *)&sa,
+                   fam == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                   : sizeof(struct sockaddr_in));
+  CHECK(rc == 0 || errno == EINPROGRESS);
+  int one = 1;
+  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  run_for(5);
+  return s;
+}
+
+static void tcp_write(int s, const char *p, size_t n) {
+  while (n) {
+    ssize_t w = send(s, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EAGAIN) {
+      step();
+      continue;
+    }
+    if (w <= 0) { /* counted only when it fails */
+      CHECK_MSG(0, "send: %s", strerror(errno));
+      return;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+/* ---- messages ---------------------------------------------------------------- */
+
+static int mkreq(char *out, size_t cap, const char *method, const char *via,
+                 const char *body) {
+  return snprintf(out, cap,
+                  "%s sip:bob@127.0.0.1 SIP/2.0\r\n"
+                  "Via: %s\r\n"
+                  "Max-Forwards: 70\r\n"
+                  "From: <sip:alice@a.example>;tag=1\r\n"
+                  "To: <sip:bob@b.example>\r\n"
+                  "Call-ID: c1@x\r\n"
+                  "CSeq: 1 %s\r\n"
+                  "Content-Length: %zu\r\n\r\n%s",
+                  method, via, method, strlen(body), body);
+}
+
+static sip_str top_via_value(const sip_msg *m) {
+  int i = sip_msg_find(m, SIP_H_VIA, NULL, 0, 0);
+  return i < 0 ? SIP_STR_NULL : m->hdr[i].value;
+}
+
+static int contains(const char *p, size_t n, const char *needle) {
+  size_t k = strlen(needle);
+  for (size_t i = 0; i + k <= n; i++)
+    if (memcmp(p + i, needle, k) == 0)
+      return 1;
+  return 0;
+}
+
+/* ---- tests --------------------------------------------------------------------- */
+
+static void test_names(void) {
+  CHECK(strcmp(sip_tp_errname(0), "OK") == 0);
+  CHECK(strcmp(sip_tp_errname(SIP_ECLEN), "CLEN") == 0);
+  CHECK(strcmp(sip_tp_errname(SIP_ENEEDMORE), "NEEDMORE") == 0);
+  CHECK(strcmp(sip_tp_errname(UV_ECONNREFUSED), "ECONNREFUSED") == 0);
+  CHECK(strcmp(sip_tp_errname(UV_ETIMEDOUT), "ETIMEDOUT") == 0);
+  CHECK(strlen(sip_tp_strerror(UV_EPROTO)) > 0);
+  CHECK(strcmp(sip_tp_strerror(SIP_ECLEN), "invalid Content-Length") == 0);
+  CHECK_INT(SIP_TP_UDP_MTU_THRESHOLD, 1300);
+  CHECK_INT(sip_tp_transport_from(SIP_STR_LIT("tls")), SIP_TP_TLS);
+  struct sockaddr_storage sa;
+  char buf[64];
+  CHECK_INT(sip_tp_addr(&sa, "[::1]", 5, 5060), 0);
+  sip_tp_addr_str(&sa, buf, sizeof(buf));
+  CHECK(strcmp(buf, "[::1]:5060") == 0);
+  CHECK_INT(sip_tp_addr(&sa, "example.com", 11, 5060), SIP_EINVAL);
+}
+
+static void test_listen_specs(void) {
+  rec r = {0};
+  sip_tp *tp = mk_tp(&r, NULL);
+  CHECK_INT(sip_tp_listen(tp, "foo:127.0.0.1:5060"), SIP_EINVAL);
+  CHECK_INT(sip_tp_listen(tp, "udp:localhost:5060"), SIP_EINVAL);
+  CHECK_INT(sip_tp_listen(tp, "udp:127.0.0.1:99999"), SIP_EINVAL);
+  CHECK_INT(sip_tp_listen(tp, "udp:127.0.0.1"), SIP_EINVAL);
+  CHECK_INT(sip_tp_listen(tp, "udp:::1:5060"), SIP_EINVAL);
+  CHECK_INT(sip_tp_listen(tp, "tls:127.0.0.1:0"), SIP_EINVAL); /* no cert */
+  int id = sip_tp_listen(tp, "tcp:127.0.0.1:0");
+  CHECK_INT(id, 0);
+  int port = sip_tp_listener_port(tp, id);
+  CHECK(port > 0);
+  char spec[64];
+  snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%d", port);
+  CHECK_INT(sip_tp_listen(tp, spec), UV_EADDRINUSE);
+  CHECK(strstr(sip_tp_last_error(tp), "address already in use") != NULL);
+  close_tp(&r);
+}
+
+static void test_udp(int fam) {
+  rec r = {0};
+  sip_tp *tp = mk_tp(&r, NULL);
+  int lid = sip_tp_listen(tp, fam == AF_INET6 ? "udp:[::1]:0"
+                                              : "udp:127.0.0.1:0");
+  CHECK(lid >= 0);
+  int lport = sip_tp_listener_port(tp, lid);
+  CHECK(lport > 0);
+  int cport = 0;
+  int s = udp_sock(fam, &cport);
+  CHECK(s >= 0);
+  const char *ip = fam == AF_INET6 ? "::1" : "127.0.0.1";
+
+  /* sent-by names another address, rport without value: received and
+   * rport are filled in */
+  char msg[1024], want[256];
+  const char *sentby = fam == AF_INET6 ? "[2001:db8::9]:5070" : "127.0.0.2:5070";
+  char via[256];
+  snprintf(via, sizeof(via), "SIP/2.0/UDP %s;branch=z9hG4bKu1;rport", sentby);
+  int n = mkreq(msg, sizeof(msg), "INVITE", via, "v=0\r\n");
+  udp_to(s, fam, lport, msg, (size_t)n);
+  RUN_UNTIL(r.nmsg == 1, 2000);
+  CHECK_INT(r.nmsg, 1);
+  if (r.nmsg != 1) {
+    close(s);
+    close_tp(&r);
+    return;
+  }
+  sip_msg *m = &r.rx[0]->msg;
+  const sip_src *src = &r.src[0];
+  CHECK_INT(src->transport, SIP_TP_UDP);
+  CHECK_INT(src->listener, lid);
+  CHECK_INT(src->conn_id, 0);
+  CHECK_INT(src->peer.ss_family, fam);
+  CHECK_INT(sip_tp_addr_port(&src->peer), cport);
+  CHECK_INT(sip_tp_addr_port(&src->local), lport);
+  CHECK(m->is_request);
+  CHECK_STR(m->method, "INVITE");
+  CHECK_STR(m->body, "v=0\r\n");
+  snprintf(want, sizeof(want),
+           "SIP/2.0/UDP %s;branch=z9hG4bKu1;rport=%d;received=%s", sentby,
+           cport, ip);
+  CHECK_STR(top_via_value(m), want);
+  const sip_via *v = NULL;
+  CHECK_INT(sip_msg_get_vias(m, &v), 0);
+  if (v) {
+    CHECK_STR(v->received, ip);
+    CHECK_INT(v->rport, cport);
+    CHECK_STR(v->branch, "z9hG4bKu1");
+  }
+  /* the serialized message carries the new Via */
+  size_t sz = sip_msg_size(m);
+  char *out = malloc(sz);
+  CHECK_INT(sip_msg_write(m, out, sz), (int)sz);
+  snprintf(want, sizeof(want), "Via: SIP/2.0/UDP %s;branch=z9hG4bKu1;rport=%d",
+           sentby, cport);
+  CHECK(contains(out, sz, want));
+  free(out);
+
+  /* §18.2.2 + RFC 3581: the response goes to received:rport, i.e. back to
+   * the test socket, not to the sent-by address */
+  sendres sr = {0};
+  const char *resp = "SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+  CHECK_INT(sip_tp_send_response(tp, resp, strlen(resp), v, src, on_sent, &sr),
+            0);
+  CHECK_INT(sr.done, 0); /* never synchronously */
+  char buf[2048];
+  ssize_t got = recv_poll(s, buf, sizeof(buf), 2000);
+  CHECK_INT(got, (ssize_t)strlen(resp));
+  RUN_UNTIL(sr.done, 1000);
+  CHECK_INT(sr.done, 1);
+  CHECK_INT(sr.status, 0);
+
+  /* the kept message is intact after more traffic */
+  CHECK_STR(m->method, "INVITE");
+
+  /* sent-by is the source address, no rport: no edit at all */
+  char via2[128];
+  snprintf(via2, sizeof(via2), "SIP/2.0/UDP %s%s%s:%d;branch=z9hG4bKu2",
+           fam == AF_INET6 ? "[" : "", ip, fam == AF_INET6 ? "]" : "", cport);
+  n = mkreq(msg, sizeof(msg), "OPTIONS", via2, "");
+  udp_to(s, fam, lport, msg, (size_t)n);
+  RUN_UNTIL(r.nmsg == 2, 2000);
+  CHECK_INT(r.nmsg, 2);
+  if (r.nmsg == 2) {
+    CHECK_STR(top_via_value(&r.rx[1]->msg), via2);
+    CHECK_INT(r.rx[1]->msg.dirty, 0);
+  }
+
+  /* a host name in sent-by: received added; a second Via value on the same
+   * line and a second Via line stay as written */
+  n = mkreq(msg, sizeof(msg), "OPTIONS",
+            "SIP/2.0/UDP client.invalid;branch=z9hG4bKu3 , SIP/2.0/TCP "
+            "p.invalid;branch=z9hG4bKp\r\nVia: SIP/2.0/UDP q.invalid",
+            "");
+  udp_to(s, fam, lport, msg, (size_t)n);
+  RUN_UNTIL(r.nmsg == 3, 2000);
+  CHECK_INT(r.nmsg, 3);
+  if (r.nmsg == 3) {
+    snprintf(want, sizeof(want),
+             "SIP/2.0/UDP client.invalid;branch=z9hG4bKu3;received=%s , "
+             "SIP/2.0/TCP p.invalid;branch=z9hG4bKp",
+             ip);
+    CHECK_STR(top_via_value(&r.rx[2]->msg), want);
+    CHECK_INT(sip_msg_count(&r.rx[2]->msg, SIP_H_VIA, NULL, 0), 2);
+  }
+
+  /* response targets computed without sending (§18.2.2) */
+  if (v) {
+    sip_dest d;
+    sip_via vv = *v;
+    vv.rport = -1; /* received without rport value: sent-by port */
+    CHECK_INT(sip_tp_response_dest(tp, &vv, src, &d), 0);
+    CHECK_INT(sip_tp_addr_port(&d.addr), 5070);
+    CHECK_INT(d.addr.ss_family, fam);
+    vv.maddr = SIP_STR_LIT("239.1.1.1");
+    CHECK_INT(sip_tp_response_dest(tp, &vv, src, &d), 0);
+    char a[64];
+    sip_tp_addr_str(&d.addr, a, sizeof(a));
+    CHECK(strcmp(a, "239.1.1.1:5070") == 0);
+    vv.maddr = SIP_STR_NULL;
+    vv.received = SIP_STR_NULL;
+    vv.host = SIP_STR_LIT("client.invalid");
+    CHECK_INT(sip_tp_response_dest(tp, &vv, src, &d), UV_EAI_NONAME);
+    vv.has_port = 0;
+    vv.host = SIP_STR_LIT("127.0.0.3");
+    CHECK_INT(sip_tp_response_dest(tp, &vv, src, &d), 0);
+    CHECK_INT(sip_tp_addr_port(&d.addr), 5060);
+    CHECK_INT(d.listener, lid);
+  }
+
+  /* malformed datagrams */
+  sip_tp_counters st;
+  sip_tp_stats(tp, &st);
+  uint64_t pe0 = st.parse_errors;
+  /* answerable: bad Content-Length -> on_bad */
+  n = snprintf(msg, sizeof(msg),
+               "OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP "
+               "127.0.0.2;branch=z9hG4bKb1\r\nFrom: <sip:a@x>;tag=1\r\n"
+               "To: <sip:b@y>\r\nCall-ID: bad1\r\nCSeq: 1 OPTIONS\r\n"
+               "Content-Length: abc\r\n\r\n");
+  udp_to(s, fam, lport, msg, (size_t)n);
+  RUN_UNTIL(r.nbad == 1, 2000);
+  CHECK_INT(r.nbad, 1);
+  CHECK_INT(r.bad_err, SIP_ECLEN);
+  CHECK(strstr(r.bad_text, "Content-Length") != NULL);
+  /* answerable but the top Via is garbage */
+  n = mkreq(msg, sizeof(msg), "OPTIONS", "garbage", "");
+  udp_to(s, fam, lport, msg, (size_t)n);
+  RUN_UNTIL(r.nbad == 2, 2000);
+  CHECK_INT(r.nbad, 2);
+  CHECK_INT(r.bad_err, SIP_EVIA);
+  /* not answerable: dropped and counted */
+  udp_to(s, fam, lport, "hello world\r\n\r\n", 15);
+  n = snprintf(msg, sizeof(msg), "ACK sip:b@x SIP/2.0\r\nContent-Length: x\r\n\r\n");
+  udp_to(s, fam, lport, msg, (size_t)n);
+  udp_to(s, fam, lport, "\r\n\r\n", 4); /* keep-alive noise */
+  RUN_UNTIL((sip_tp_stats(tp, &st), st.dropped >= 2 && st.keepalives >= 1),
+            2000);
+  CHECK_INT(st.dropped, 2);
+  CHECK_INT(st.keepalives, 1);
+  CHECK_INT(st.parse_errors - pe0, 4);
+  CHECK_INT(st.bad_delivered, 2);
+  CHECK_INT(st.rx_msgs, 3);
+  CHECK_INT(st.tx_msgs, 1);
+  CHECK_INT(r.nmsg, 3);
+
+  /* no UDP listener of the other family */
+  sip_dest d;
+  sip_dest_init(&d, SIP_TP_UDP);
+  loopback(&d.addr, fam == AF_INET6 ? AF_INET : AF_INET6, 5060);
+  CHECK_INT(sip_tp_send(tp, "x", 1, &d, NULL, NULL), UV_EAFNOSUPPORT);
+
+  close(s);
+  close_tp(&r);
+}
+
+/* TCP from raw sockets: splitting, batching, keep-alive, framing errors. */
+static void test_tcp_framing(int fam) {
+  rec r = {0};
+  sip_tp *tp = mk_tp(&r, NULL);
+  int lid = sip_tp_listen(tp, fam == AF_INET6 ? "tcp:[::1]:0"
+                                              : "tcp:127.0.0.1:0");
+  CHECK(lid >= 0);
+  int lport = sip_tp_listener_port(tp, lid);
+  int s = tcp_connect(fam, lport);
+  RUN_UNTIL(r.nopen == 1, 2000);
+  CHECK_INT(r.nopen, 1);
+
+  /* one message in 1-byte writes */
+  char msg[1024], msg2[1024];
+  int n = mkreq(msg, sizeof(msg), "INVITE",
+                "SIP/2.0/TCP client.invalid;branch=z9hG4bKt1", "hello");
+  for (int i = 0; i < n; i++) {
+    tcp_write(s, msg + i, 1);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    if (i % 16 == 0)
+      step();
+  }
+  RUN_UNTIL(r.nmsg == 1, 2000);
+  CHECK_INT(r.nmsg, 1);
+  if (r.nmsg < 1) {
+    close(s);
+    close_tp(&r);
+    return;
+  }
+  sip_msg *m1 = &r.rx[0]->msg;
+  CHECK_STR(m1->method, "INVITE");
+  CHECK_STR(m1->body, "hello");
+  CHECK_INT(r.src[0].transport, SIP_TP_TCP);
+  CHECK_INT(r.src[0].peer.ss_family, fam);
+  CHECK_INT(sip_tp_addr_port(&r.src[0].peer), sock_port(s));
+  CHECK(r.src[0].conn_id == r.open_id);
+  CHECK(sip_tp_conn_alive(tp, r.src[0].conn_id));
+  const sip_via *v = NULL;
+  CHECK_INT(sip_msg_get_vias(m1, &v), 0);
+  if (v)
+    CHECK_STR(v->received, fam == AF_INET6 ? "::1" : "127.0.0.1");
+
+  /* two messages in one write, then a CRLFCRLF ping between them */
+  int n1 = mkreq(msg, sizeof(msg), "OPTIONS",
+                 "SIP/2.0/TCP client.invalid;branch=z9hG4bKt2", "");
+  int n2 = mkreq(msg2, sizeof(msg2), "MESSAGE",
+                 "SIP/2.0/TCP client.invalid;branch=z9hG4bKt3", "body2");
+  char both[2048];
+  memcpy(both, msg, (size_t)n1);
+  memcpy(both + n1, msg2, (size_t)n2);
+  tcp_write(s, both, (size_t)(n1 + n2));
+  RUN_UNTIL(r.nmsg == 3, 2000);
+  CHECK_INT(r.nmsg, 3);
+  if (r.nmsg == 3) {
+    CHECK_STR(r.rx[1]->msg.method, "OPTIONS");
+    CHECK_STR(r.rx[2]->msg.method, "MESSAGE");
+    CHECK_STR(r.rx[2]->msg.body, "body2");
+    CHECK(r.src[1].conn_id == r.src[0].conn_id);
+  }
+  /* the first message, kept, is still intact */
+  CHECK_STR(m1->body, "hello");
+  CHECK_STR(m1->method, "INVITE");
+
+  /* keep-alive: CRLFCRLF is answered by CRLF, split or not */
+  char buf[256];
+  tcp_write(s, "\r\n\r\n", 4);
+  ssize_t got = recv_poll(s, buf, sizeof(buf), 2000);
+  CHECK_INT(got, 2);
+  CHECK(got == 2 && memcmp(buf, "\r\n", 2) == 0);
+  tcp_write(s, "\r\n", 2);
+  run_for(20);
+  tcp_write(s, "\r\n", 2);
+  got = recv_poll(s, buf, sizeof(buf), 2000);
+  CHECK_INT(got, 2);
+  /* a ping followed by a message in one write */
+  memcpy(both, "\r\n\r\n", 4);
+  memcpy(both + 4, msg, (size_t)n1);
+  tcp_write(s, both, (size_t)n1 + 4);
+  RUN_UNTIL(r.nmsg == 4, 2000);
+  CHECK_INT(r.nmsg, 4);
+  got = recv_poll(s, buf, sizeof(buf), 2000);
+  CHECK_INT(got, 2);
+  sip_tp_counters st;
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.keepalives, 3);
+  CHECK_INT(st.rx_msgs, 4);
+
+  /* framing error: bad Content-Length. on_bad answers 400 over the same
+   * connection, which is then closed after the 400 is written. */
+  r.respond_400 = 1;
+  n = snprintf(msg, sizeof(msg),
+               "OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP "
+               "client.invalid;branch=z9hG4bKb1\r\nFrom: <sip:a@x>;tag=1\r\n"
+               "To: <sip:b@y>\r\nCall-ID: bad1\r\nCSeq: 1 OPTIONS\r\n"
+               "Content-Length: abc\r\n\r\n");
+  tcp_write(s, msg, (size_t)n);
+  RUN_UNTIL(r.nbad == 1, 2000);
+  CHECK_INT(r.nbad, 1);
+  CHECK_INT(r.bad_err, SIP_ECLEN);
+  char resp[1024];
+  size_t rl = 0;
+  for (;;) {
+    got = recv_poll(s, resp + rl, sizeof(resp) - rl - 1, 2000);
+    if (got <= 0)
+      break;
+    rl += (size_t)got;
+  }
+  resp[rl] = '\0';
+  CHECK(strncmp(resp, "SIP/2.0 400 Bad Request\r\n", 25) == 0);
+  CHECK(strstr(resp, "received=") != NULL);
+  CHECK_INT(got, 0); /* then closed */
+  RUN_UNTIL(r.nclose == 1, 2000);
+  CHECK_INT(r.nclose, 1);
+  CHECK_INT(r.close_err, SIP_ECLEN);
+  CHECK_INT(sip_tp_conn_count(tp), 0);
+  close(s);
+
+  /* garbage on a stream: dropped, connection closed */
+  s = tcp_connect(fam, lport);
+  tcp_write(s, "garbage\r\n\r\n", 11);
+  got = recv_poll(s, buf, sizeof(buf), 2000);
+  CHECK(got == 0 || got == -2);
+  close(s);
+  RUN_UNTIL(r.nclose == 2, 2000);
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.dropped, 1);
+  CHECK_INT(st.conn_opened, 2);
+  CHECK_INT(st.conn_closed, 2);
+  close_tp(&r);
+}
+
+/* Partial-message and idle timeouts. */
+static void test_tcp_timeouts(void) {
+  rec r = {0};
+  sip_tp_config cfg;
+  sip_tp_config_init(&cfg);
+  cfg.partial_message_timeout_ms = 200;
+  cfg.idle_timeout_ms = 400;
+  sip_tp *tp = mk_tp(&r, &cfg);
+  int lport = sip_tp_listener_port(tp, sip_tp_listen(tp, "tcp:127.0.0.1:0"));
+  char msg[1024], buf[64];
+  int n = mkreq(msg, sizeof(msg), "OPTIONS",
+                "SIP/2.0/TCP client.invalid;branch=z9hG4bKp1", "");
+
+  /* half a message, then silence: closed after ~200 ms */
+  int s = tcp_connect(AF_INET, lport);
+  uint64_t t0 = now_ms();
+  tcp_write(s, msg, (size_t)n / 2);
+  ssize_t got = recv_poll(s, buf, sizeof(buf), 3000);
+  uint64_t dt = now_ms() - t0;
+  CHECK(got == 0 || got == -2);
+  CHECK_MSG(dt >= 150 && dt < 1500, "partial close after %llu ms",
+            (unsigned long long)dt);
+  CHECK_INT(r.nmsg, 0);
+  RUN_UNTIL(r.nclose == 1, 1000);
+  CHECK_INT(r.close_err, UV_ETIMEDOUT);
+  CHECK(strstr(sip_tp_last_error(tp), "partial message timeout") != NULL);
+  close(s);
+
+  /* a whole message, then silence: closed as idle after ~400 ms */
+  s = tcp_connect(AF_INET, lport);
+  t0 = now_ms();
+  tcp_write(s, msg, (size_t)n);
+  RUN_UNTIL(r.nmsg == 1, 2000);
+  CHECK_INT(r.nmsg, 1);
+  got = recv_poll(s, buf, sizeof(buf), 3000);
+  dt = now_ms() - t0;
+  CHECK(got == 0 || got == -2);
+  CHECK_MSG(dt >= 300 && dt < 2000, "idle close after %llu ms",
+            (unsigned long long)dt);
+  RUN_UNTIL(r.nclose == 2, 1000);
+  CHECK(strstr(sip_tp_last_error(tp), "idle timeout") != NULL);
+  close(s);
+
+  /* slowloris: one byte every 50 ms is still cut at the partial timeout */
+  s = tcp_connect(AF_INET, lport);
+  t0 = now_ms();
+  int i = 0;
+  for (; i < n && now_ms() - t0 < 1500; i++) {
+    if (send(s, msg + i, 1, MSG_NOSIGNAL) != 1)
+      break;
+    run_for(50);
+  }
+  CHECK_MSG(i < n, "a slow message of %d bytes was never cut", n);
+  close(s);
+  sip_tp_counters st;
+  RUN_UNTIL((sip_tp_stats(tp, &st), st.conn_closed == 3), 2000);
+  CHECK_INT(st.conn_timeouts, 3);
+  CHECK_INT(r.nmsg, 1);
+  close_tp(&r);
+}
+
+/* max_connections: the one beyond the limit is closed and counted. */
+static void test_tcp_limit(void) {
+  rec r = {0};
+  sip_tp_config cfg;
+  sip_tp_config_init(&cfg);
+  cfg.max_connections = 2;
+  sip_tp *tp = mk_tp(&r, &cfg);
+  int lport = sip_tp_listener_port(tp, sip_tp_listen(tp, "tcp:127.0.0.1:0"));
+  int s[3];
+  for (int i = 0; i < 3; i++) {
+    s[i] = tcp_connect(AF_INET, lport);
+    RUN_UNTIL(r.nopen == i + 1 || i == 2, 1000);
+  }
+  sip_tp_counters st;
+  RUN_UNTIL((sip_tp_stats(tp, &st), st.conn_refused == 1), 2000);
+  CHECK_INT(st.conn_refused, 1);
+  CHECK_INT(sip_tp_conn_count(tp), 2);
+  char buf[16];
+  ssize_t got = recv_poll(s[2], buf, sizeof(buf), 2000);
+  CHECK(got == 0 || got == -2);
+  CHECK_INT(recv_poll(s[0], buf, sizeof(buf), 50), -1); /* still open */
+  CHECK_INT(recv_poll(s[1], buf, sizeof(buf), 50), -1);
+  /* outgoing connections count too */
+  sip_dest d;
+  sip_dest_init(&d, SIP_TP_TCP);
+  loopback(&d.addr, AF_INET, lport);
+  CHECK_INT(sip_tp_send(tp, "x", 1, &d, NULL, NULL), UV_EMFILE);
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.conn_refused, 2);
+  for (int i = 0; i < 3; i++)
+    close(s[i]);
+  close_tp(&r);
+}
+
+/* Two managers: outgoing TCP, connection reuse, responses on the same
+ * connection, connection refused. */
+static void test_tcp_send(int fam) {
+  rec ra = {0}, rb = {0};
+  sip_tp *a = mk_tp(&ra, NULL);
+  sip_tp *b = mk_tp(&rb, NULL);
+  int lid = sip_tp_listen(b, fam == AF_INET6 ? "tcp:[::1]:0"
+                                             : "tcp:127.0.0.1:0");
+  CHECK(lid >= 0);
+  sip_dest d;
+  sip_dest_init(&d, SIP_TP_TCP);
+  loopback(&d.addr, fam, sip_tp_listener_port(b, lid));
+  char m1[1024], m2[1024];
+  int n1 = mkreq(m1, sizeof(m1), "INVITE",
+                 "SIP/2.0/TCP a.invalid;branch=z9hG4bKs1", "one");
+  int n2 = mkreq(m2, sizeof(m2), "BYE",
+                 "SIP/2.0/TCP a.invalid;branch=z9hG4bKs2", "");
+  sendres s1 = {0}, s2 = {0};
+  CHECK_INT(sip_tp_send(a, m1, (size_t)n1, &d, on_sent, &s1), 0);
+  CHECK_INT(sip_tp_send(a, m2, (size_t)n2, &d, on_sent, &s2), 0);
+  CHECK_INT(sip_tp_conn_count(a), 1);
+  RUN_UNTIL(rb.nmsg == 2 && s1.done && s2.done, 3000);
+  CHECK_INT(s1.done, 1);
+  CHECK_INT(s1.status, 0);
+  CHECK_INT(s2.status, 0);
+  CHECK_INT(rb.nmsg, 2);
+  if (rb.nmsg == 2) {
+    CHECK_STR(rb.rx[0]->msg.method, "INVITE");
+    CHECK_STR(rb.rx[1]->msg.method, "BYE");
+    CHECK(rb.src[0].conn_id == rb.src[1].conn_id);
+    CHECK_INT(rb.src[0].peer.ss_family, fam);
+  }
+  /* a third send later reuses the connection too */
+  sendres s3 = {0};
+  CHECK_INT(sip_tp_send(a, m2, (size_t)n2, &d, on_sent, &s3), 0);
+  RUN_UNTIL(rb.nmsg == 3 && s3.done, 3000);
+  CHECK_INT(rb.nmsg, 3);
+  sip_tp_counters st;
+  sip_tp_stats(a, &st);
+  CHECK_INT(st.conn_opened, 1);
+  CHECK_INT(st.tx_msgs, 3);
+  sip_tp_stats(b, &st);
+  CHECK_INT(st.conn_opened, 1);
+
+  /* the response goes back over the request's connection */
+  if (rb.nmsg >= 1) {
+    const sip_via *v;
+    CHECK_INT(sip_msg_get_vias(&rb.rx[0]->msg, &v), 0);
+    const char *resp = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP a.invalid\r\n"
+                       "Content-Length: 0\r\n\r\n";
+    sendres sr = {0};
+    CHECK_INT(sip_tp_send_response(b, resp, strlen(resp), v, &rb.src[0],
+                                   on_sent, &sr),
+              0);
+    RUN_UNTIL(ra.nmsg == 1 && sr.done, 3000);
+    CHECK_INT(ra.nmsg, 1);
+    CHECK_INT(sr.status, 0);
+    if (ra.nmsg == 1) {
+      CHECK_INT(ra.rx[0]->msg.status, 200);
+      CHECK(ra.src[0].conn_id == ra.open_id);
+      CHECK_INT(ra.src[0].listener, -1);
+    }
+    CHECK_INT(sip_tp_conn_count(b), 1);
+    /* after the connection is gone the response needs a new one to
+     * received:sent-by port (5060 here): only computed, not sent */
+    sip_tp_conn_close(b, rb.src[0].conn_id);
+    RUN_UNTIL(ra.nclose == 1, 2000);
+    CHECK_INT(ra.nclose, 1);
+    CHECK_INT(ra.close_err, 0);
+    sip_dest rd;
+    CHECK_INT(sip_tp_response_dest(b, v, &rb.src[0], &rd), 0);
+    CHECK_INT(rd.conn_id, 0);
+    CHECK_INT(sip_tp_addr_port(&rd.addr), 5060);
+    CHECK_INT(rd.addr.ss_family, fam);
+  }
+
+  /* connection refused comes back through the callback */
+  int probe = socket(fam, SOCK_STREAM, 0);
+  struct sockaddr_storage sa;
+  loopback(&sa, fam, 0);
+  bind(probe, (struct sockaddr *)&sa,
+       fam == AF_INET6 ? sizeof(struct sockaddr_in6)
+                       : sizeof(struct sockaddr_in));
+  int dead = sock_port(probe);
+  close(probe);
+  loopback(&d.addr, fam, dead);
+  sendres sf = {0};
+  CHECK_INT(sip_tp_send(a, m1, (size_t)n1, &d, on_sent, &sf), 0);
+  RUN_UNTIL(sf.done, 3000);
+  CHECK_INT(sf.done, 1);
+  CHECK_INT(sf.status, UV_ECONNREFUSED);
+  sip_tp_stats(a, &st);
+  CHECK_INT(st.tx_errors, 1);
+
+  /* pending sends fail with ECANCELED when the manager closes */
+  loopback(&d.addr, fam, sip_tp_listener_port(b, lid));
+  sendres sc = {0};
+  CHECK_INT(sip_tp_send(a, m1, (size_t)n1, &d, on_sent, &sc), 0);
+  close_tp(&ra);
+  CHECK_INT(sc.done, 1);
+  CHECK_INT(sc.status, UV_ECANCELED);
+  close_tp(&rb);
+}
+
+/* ---- TLS ---------------------------------------------------------------------- */
+
+static char tmpdir[64];
+
+static int sh(const char *cmd) {
+  char full[1024];
+  snprintf(full, sizeof(full), "cd %s && %s >/dev/null 2>&1", tmpdir, cmd);
+  return system(full);
+}
+
+static int make_certs(void) {
+  snprintf(tmpdir, sizeof(tmpdir), "/tmp/tp_test_XXXXXX");
+  if (!mkdtemp(tmpdir))
+    return -1;
+  FILE *f = fopen(strcat(strcpy((char[128]){0}, tmpdir), "/ext.cnf"), "w");
+  if (!f)
+    return -1;
+  fputs("subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "extendedKeyUsage=serverAuth,clientAuth\n",
+        f);
+  fclose(f);
+  const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd),
+           "openssl req -x509 %s -keyout ca.key -out ca.crt -days 1 "
+           "-subj /CN=tp-test-ca -addext basicConstraints=critical,CA:TRUE "
+           "-addext keyUsage=critical,keyCertSign,cRLSign",
+           ec);
+  if (sh(cmd) != 0)
+    return -1;
+  snprintf(cmd, sizeof(cmd),
+           "openssl req %s -keyout srv.key -out srv.csr -subj /CN=localhost",
+           ec);
+  if (sh(cmd) != 0)
+    return -1;
+  return sh("openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key "
+            "-CAcreateserial -out srv.crt -days 1 -extfile ext.cnf");
+}
+
+static void rm_certs(void) {
+  sh("rm -f ca.key ca.crt ca.srl srv.key srv.csr srv.crt ext.cnf");
+  rmdir(tmpdir);
+}
+
+static void test_tls(void) {
+  if (make_certs() != 0) {
+    CHECK_MSG(0, "openssl could not make the test certificates");
+    return;
+  }
+  char cert[128], key[128], ca[128];
+  snprintf(cert, sizeof(cert), "%s/srv.crt", tmpdir);
+  snprintf(key, sizeof(key), "%s/srv.key", tmpdir);
+  snprintf(ca, sizeof(ca), "%s/ca.crt", tmpdir);
+
+  /* bad files are reported with OpenSSL's text */
+  {
+    sip_tp_config cfg;
+    sip_tp_config_init(&cfg);
+    cfg.tls_cert_file = ca;
+    cfg.tls_key_file = key; /* does not match the CA certificate */
+    sip_tp *tp = NULL;
+    char err[512];
+    CHECK_INT(sip_tp_new(&loop, &cfg, &tp, err, sizeof(err)), SIP_EINVAL);
+    CHECK_MSG(strstr(err, "TLS:") && strstr(err, "key values mismatch"),
+              "err: %s", err);
+    CHECK(tp == NULL);
+  }
+
+  rec rs = {0}, rc = {0}, rbad = {0}, rip = {0};
+  sip_tp_config cfg;
+  sip_tp_config_init(&cfg);
+  cfg.tls_cert_file = cert;
+  cfg.tls_key_file = key;
+  sip_tp *srv = mk_tp(&rs, &cfg);
+  int lid = sip_tp_listen(srv, "tls:127.0.0.1:0");
+  CHECK(lid >= 0);
+  int lid6 = sip_tp_listen(srv, "tls:[::1]:0");
+  CHECK(lid6 >= 0);
+
+  sip_tp_config_init(&cfg);
+  cfg.tls_ca_file = ca;
+  cfg.tls_verify_peer = 1;
+  sip_tp *cli = mk_tp(&rc, &cfg);
+  sip_tp *bad = mk_tp(&rbad, &cfg);
+  sip_tp *ipc = mk_tp(&rip, &cfg);
+
+  sip_dest d;
+  sip_dest_init(&d, SIP_TP_TLS);
+  loopback(&d.addr, AF_INET, sip_tp_listener_port(srv, lid));
+  d.tls_name = "localhost";
+  char m1[1024];
+  int n1 = mkreq(m1, sizeof(m1), "INVITE",
+                 "SIP/2.0/TLS client.invalid;branch=z9hG4bKl1", "tls body");
+  sendres s1 = {0}, s2 = {0};
+  CHECK_INT(sip_tp_send(cli, m1, (size_t)n1, &d, on_sent, &s1), 0);
+  CHECK_INT(sip_tp_send(cli, m1, (size_t)n1, &d, on_sent, &s2), 0);
+  RUN_UNTIL(rs.nmsg == 2 && s2.done, 5000);
+  CHECK_INT(s1.status, 0);
+  CHECK_INT(s2.status, 0);
+  CHECK_INT(rs.nmsg, 2);
+  CHECK_INT(rc.nopen, 1);
+  CHECK_MSG(rs.nmsg == 2, "tls: %s / %s", sip_tp_last_error(cli),
+            sip_tp_last_error(srv));
+  if (rs.nmsg >= 1) {
+    CHECK_INT(rs.src[0].transport, SIP_TP_TLS);
+    CHECK_STR(rs.rx[0]->msg.body, "tls body");
+    const sip_via *v;
+    CHECK_INT(sip_msg_get_vias(&rs.rx[0]->msg, &v), 0);
+    CHECK_STR(v->received, "127.0.0.1");
+    /* response over the same TLS connection */
+    const char *resp = "SIP/2.0 180 Ringing\r\nContent-Length: 0\r\n\r\n";
+    sendres sr = {0};
+    CHECK_INT(sip_tp_send_response(srv, resp, strlen(resp), v, &rs.src[0],
+                                   on_sent, &sr),
+              0);
+    RUN_UNTIL(rc.nmsg == 1, 3000);
+    CHECK_INT(rc.nmsg, 1);
+    if (rc.nmsg == 1) {
+      CHECK_INT(rc.rx[0]->msg.status, 180);
+      CHECK_INT(rc.src[0].transport, SIP_TP_TLS);
+    }
+  }
+  /* CRLF keep-alive over TLS: the client ignores the pong */
+  sendres sk = {0};
+  CHECK_INT(sip_tp_send(cli, "\r\n\r\n", 4, &d, on_sent, &sk), 0);
+  sip_tp_counters st;
+  RUN_UNTIL((sip_tp_stats(srv, &st), st.keepalives == 1), 2000);
+  CHECK_INT(st.keepalives, 1);
+  CHECK_INT(st.conn_opened, 1);
+
+  /* the wrong name: the handshake fails, the send reports EPROTO */
+  d.tls_name = "wrong.example";
+  sendres sb = {0};
+  CHECK_INT(sip_tp_send(bad, m1, (size_t)n1, &d, on_sent, &sb), 0);
+  RUN_UNTIL(sb.done, 5000);
+  CHECK_INT(sb.status, UV_EPROTO);
+  CHECK_MSG(strstr(sip_tp_last_error(bad), "certificate") != NULL,
+            "error text: %s", sip_tp_last_error(bad));
+  sip_tp_stats(bad, &st);
+  CHECK_INT(st.tls_failures, 1);
+  CHECK_INT(rbad.nclose, 1);
+  CHECK_INT(rbad.close_err, UV_EPROTO);
+
+  /* no name: the IP address is verified (the certificate has IP SANs),
+   * over IPv6 */
+  sip_dest_init(&d, SIP_TP_TLS);
+  loopback(&d.addr, AF_INET6, sip_tp_listener_port(srv, lid6));
+  sendres si = {0};
+  int before = rs.nmsg;
+  CHECK_INT(sip_tp_send(ipc, m1, (size_t)n1, &d, on_sent, &si), 0);
+  RUN_UNTIL(si.done && rs.nmsg == before + 1, 5000);
+  CHECK_MSG(si.status == 0, "%s", sip_tp_last_error(ipc));
+  CHECK_INT(rs.nmsg, before + 1);
+  if (rs.nmsg == before + 1 && before < MAXMSG)
+    CHECK_INT(rs.src[before].peer.ss_family, AF_INET6);
+
+  close_tp(&rbad);
+  close_tp(&rip);
+  close_tp(&rc);
+  close_tp(&rs);
+  rm_certs();
+}
+
+int main(void) {
+  uv_loop_init(&loop);
+  test_names();
+  test_listen_specs();
+  test_udp(AF_INET);
+  test_udp(AF_INET6);
+  test_tcp_framing(AF_INET);
+  test_tcp_framing(AF_INET6);
+  test_tcp_timeouts();
+  test_tcp_limit();
+  test_tcp_send(AF_INET);
+  test_tcp_send(AF_INET6);
+  test_tls();
+  /* every handle was closed: the loop has nothing left */
+  uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK_INT(uv_loop_close(&loop), 0);
+  return check_summary("test_transport");
+}
