@@ -755,3 +755,32 @@ describe("lifetime", function()
     assert.equal("biloxi.example.com", u.host)
   end)
 end)
+
+describe("address and Via views", function()
+  it("read fields on demand and print as the value was written", function()
+    local m = parse(INVITE)
+    local from = m.from
+    assert.equal(from.raw, tostring(from))
+    assert.equal(m.via[1].raw, tostring(m.via[1]))
+    assert.equal(from.params, from.params) -- built once, then cached
+    assert.equal(from.tag, from.params.tag)
+    assert.is_nil(from.no_such_field)
+  end)
+
+  it("refuse to read after the message is closed", function()
+    local m = parse(INVITE)
+    local from, via = m.from, m.via[1]
+    m:close()
+    assert.has_error(function() return from.tag end)
+    assert.has_error(function() return via.branch end)
+  end)
+
+  it("keep the value read before an edit; the message gives the new one", function()
+    local m = parse(INVITE)
+    local old = m.from
+    m:set_header("From", "<sip:carol@chicago.example.com>;tag=new1")
+    assert.equal("new1", m.from.tag)
+    assert.is_not.equal("new1", old.tag)
+    assert.equal("sip:carol@chicago.example.com", m.from.uri)
+  end)
+end)

@@ -18,7 +18,7 @@
  * its self-pointers (inline header array, inline arena) stay valid; its
  * limits pointer refers to the userdata, which does not move either.
  * User values: 1 = the input Lua string (the slices point into it),
- *              2 = cache table of derived Lua tables (dropped on edits),
+ *              2 = unused,
  *              3 = the Request-URI string set by an edit (nil otherwise). */
 typedef struct sip_lua_msg {
   sip_msg *m; /* from a free list; NULL once closed */
@@ -27,9 +27,11 @@ typedef struct sip_lua_msg {
 } sip_lua_msg;
 
 #define SIP_LUA_MSG_UV_INPUT 1
-#define SIP_LUA_MSG_UV_CACHE 2
+#define SIP_LUA_MSG_UV_UNUSED 2
 #define SIP_LUA_MSG_UV_RURI 3
-#define SIP_LUA_MSG_NUV 3
+/* slots UV_RURI+1 .. UV_RURI+NCACHE cache derived values, one per field */
+#define SIP_LUA_MSG_NCACHE 28
+#define SIP_LUA_MSG_NUV (SIP_LUA_MSG_UV_RURI + SIP_LUA_MSG_NCACHE)
 
 int luaopen_luasip_core(lua_State *L);
 

@@ -77,8 +77,10 @@ static int msg_gc(lua_State *L) {
 }
 
 static void drop_cache(lua_State *L, int idx) {
-  lua_pushnil(L);
-  lua_setiuservalue(L, idx, SIP_LUA_MSG_UV_CACHE);
+  for (int slot = SIP_LUA_MSG_UV_RURI + 1; slot <= SIP_LUA_MSG_NUV; slot++) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, idx, slot);
+  }
 }
 
 static uint32_t opt_limit(lua_State *L, int t, const char *k, uint32_t def) {
@@ -192,69 +194,208 @@ static int field_fail(lua_State *L, sip_lua_msg *u, int rc, int id,
 
 /* ---- pushing parsed structures ----------------------------------------- */
 
-/* Address and Via tables get their `params` table only when a script reads
- * it: most reads want a tag or a branch, which are plain fields, and a params
- * table per value was the largest cost of reading a message from Lua. The
- * shared metatable builds it from params_raw on first access. */
-static const char lazy_mt_key = 0;
+/* Address and Via values are views: a small userdata pointing at the parsed
+ * structure in the message's arena, anchored to the message (user value 1)
+ * so the arena outlives it. A field becomes a Lua value only when a script
+ * reads it; building a table of every field for every value was most of the
+ * cost of reading a message from Lua. The arena is not freed by edits, so a
+ * view keeps showing the value as it was when read; msg.from after an edit
+ * gives a new view of the new value. User value 2 caches the params table. */
+#define SIP_LUA_ADDR "luasip.Address"
+#define SIP_LUA_VIA "luasip.Via"
 
-static int lazy_index(lua_State *L) {
-  size_t klen;
-  const char *k = lua_tolstring(L, 2, &klen);
-  if (!k || klen != 6 || memcmp(k, "params", 6) != 0 || !lua_istable(L, 1))
-    return 0;
-  size_t len = 0;
-  const char *raw = NULL;
-  if (lua_getfield(L, 1, "params_raw") == LUA_TSTRING)
-    raw = lua_tolstring(L, -1, &len);
-  uint64_t inline_buf[128];
-  sip_arena a;
-  sip_arena_init(&a, inline_buf, sizeof(inline_buf));
-  sip_params ps = {NULL, 0};
-  int rc = raw ? sip_params_parse(&a, raw, len, &ps) : 0;
-  if (rc < 0)
-    ps.n = 0; /* it parsed when the value was read; only OOM gets here */
-  sip__lua_push_params(L, &ps);
-  sip_arena_free(&a);
+typedef struct view {
+  const void *p;      /* sip_addr or sip_via */
+  sip_lua_msg *owner; /* kept alive by user value 1 */
+} view;
+
+#define ADDR_FIELDS(X)                                                         \
+  X(A_DISPLAY, "display")                                                      \
+  X(A_DISPLAY_RAW, "display_raw") X(A_URI, "uri") X(A_TAG, "tag")              \
+      X(A_RAW, "raw") X(A_PARAMS_RAW, "params_raw") X(A_PARAMS, "params")      \
+          X(A_Q, "q") X(A_EXPIRES, "expires") X(A_STAR, "star")
+#define VIA_FIELDS(X)                                                          \
+  X(V_RAW, "raw")                                                              \
+  X(V_PROTOCOL, "protocol") X(V_VERSION, "version")                            \
+      X(V_TRANSPORT, "transport") X(V_HOST, "host") X(V_PORT, "port")          \
+          X(V_RPORT, "rport") X(V_BRANCH, "branch") X(V_RECEIVED, "received")  \
+              X(V_MADDR, "maddr") X(V_TTL, "ttl")                              \
+                  X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
+
+enum {
+  VF__NONE = 0,
+#define VF_ENUM(id, name) id,
+  ADDR_FIELDS(VF_ENUM) VIA_FIELDS(VF_ENUM)
+#undef VF_ENUM
+};
+
+static const char addr_mt_key = 0, via_mt_key = 0;
+
+static void push_view(lua_State *L, int msgidx, sip_lua_msg *owner,
+                      const void *p, const char *mt_key) {
+  view *v = lua_newuserdatauv(L, sizeof(*v), 2);
+  v->p = p;
+  v->owner = owner;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, mt_key);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, msgidx);
+  lua_setiuservalue(L, -2, 1);
+}
+
+static void push_params_cached(lua_State *L, const sip_params *ps) {
+  if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE)
+    return;
+  lua_pop(L, 1);
+  sip__lua_push_params(L, ps);
   lua_pushvalue(L, -1);
-  lua_setfield(L, 1, "params");
+  lua_setiuservalue(L, 1, 2);
+}
+
+/* __index of both view types; upvalue 1: field name -> VF_* */
+static int view_index(lua_State *L) {
+  view *v = lua_touserdata(L, 1);
+  lua_settop(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNUMBER)
+    return 0;
+  int f = (int)lua_tointeger(L, -1);
+  if (!v || !v->owner->live)
+    return luaL_error(L, "attempt to use a value of a closed " SIP_LUA_MESSAGE);
+  const sip_addr *a = v->p;
+  const sip_via *w = v->p;
+  switch (f) {
+  case A_DISPLAY:
+    sip__lua_push_str(L, a->display_dec.p ? a->display_dec : a->display);
+    return 1;
+  case A_DISPLAY_RAW:
+    sip__lua_push_str(L, a->display);
+    return 1;
+  case A_URI:
+    sip__lua_push_str(L, a->uri.raw);
+    return 1;
+  case A_TAG:
+    sip__lua_push_str(L, a->tag);
+    return 1;
+  case A_RAW:
+    sip__lua_push_str(L, a->raw);
+    return 1;
+  case A_PARAMS_RAW:
+    sip__lua_push_str(L, a->params_raw);
+    return 1;
+  case A_PARAMS:
+    push_params_cached(L, &a->params);
+    return 1;
+  case A_Q:
+    if (a->q < 0)
+      return 0;
+    lua_pushnumber(L, (lua_Number)a->q / 1000.0);
+    return 1;
+  case A_EXPIRES:
+    if (a->expires < 0)
+      return 0;
+    lua_pushinteger(L, (lua_Integer)a->expires);
+    return 1;
+  case A_STAR:
+    if (!a->star)
+      return 0;
+    lua_pushboolean(L, 1);
+    return 1;
+  case V_RAW:
+    sip__lua_push_str(L, w->raw);
+    return 1;
+  case V_PROTOCOL:
+    sip__lua_push_str(L, w->protocol);
+    return 1;
+  case V_VERSION:
+    sip__lua_push_str(L, w->version);
+    return 1;
+  case V_TRANSPORT:
+    sip__lua_push_str(L, w->transport);
+    return 1;
+  case V_HOST:
+    sip__lua_push_str(L, w->host);
+    return 1;
+  case V_PORT:
+    if (!w->has_port)
+      return 0;
+    lua_pushinteger(L, w->port);
+    return 1;
+  case V_RPORT:
+    if (!w->has_rport)
+      return 0;
+    if (w->rport >= 0)
+      lua_pushinteger(L, w->rport);
+    else
+      lua_pushboolean(L, 1);
+    return 1;
+  case V_BRANCH:
+    sip__lua_push_str(L, w->branch);
+    return 1;
+  case V_RECEIVED:
+    sip__lua_push_str(L, w->received);
+    return 1;
+  case V_MADDR:
+    sip__lua_push_str(L, w->maddr);
+    return 1;
+  case V_TTL:
+    if (!w->ttl.p)
+      return 0;
+    /* ttl = 1*3DIGIT: a number when it is one, the text otherwise */
+    lua_pushlstring(L, w->ttl.p, w->ttl.len);
+    if (lua_stringtonumber(L, lua_tostring(L, -1)))
+      lua_remove(L, -2);
+    return 1;
+  case V_PARAMS_RAW:
+    sip__lua_push_str(L, w->params_raw);
+    return 1;
+  case V_PARAMS:
+    push_params_cached(L, &w->params);
+    return 1;
+  }
+  return 0;
+}
+
+static int view_tostring(lua_State *L) {
+  view *v = lua_touserdata(L, 1);
+  if (!v->owner->live)
+    return luaL_error(L, "attempt to use a value of a closed " SIP_LUA_MESSAGE);
+  int is_via =
+      lua_getmetatable(L, 1) &&
+      (lua_rawgetp(L, LUA_REGISTRYINDEX, &via_mt_key), lua_rawequal(L, -1, -2));
+  sip_str raw =
+      is_via ? ((const sip_via *)v->p)->raw : ((const sip_addr *)v->p)->raw;
+  lua_pushlstring(L, raw.p, raw.len);
   return 1;
 }
 
-static void set_lazy_mt(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
-  lua_setmetatable(L, -2);
+static void open_view(lua_State *L, const char *name, const char *key,
+                      int first, int last) {
+  static const char *const names[] = {NULL,
+#define VF_NAME(id, name) name,
+                                      ADDR_FIELDS(VF_NAME) VIA_FIELDS(VF_NAME)
+#undef VF_NAME
+  };
+  luaL_newmetatable(L, name);
+  lua_createtable(L, 0, last - first + 1);
+  for (int i = first; i <= last; i++) {
+    lua_pushinteger(L, i);
+    lua_setfield(L, -2, names[i]);
+  }
+  lua_pushcclosure(L, view_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, view_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
 
-static void push_addr(lua_State *L, const sip_addr *a) {
-  lua_createtable(L, 0, 10);
-  if (a->display.p) {
-    sip__lua_set_str(L, "display",
-                     a->display_dec.p ? a->display_dec : a->display);
-    sip__lua_set_str(L, "display_raw", a->display);
-  }
-  sip__lua_set_str(L, "uri", a->uri.raw);
-  sip__lua_set_str(L, "tag", a->tag);
-  sip__lua_set_str(L, "raw", a->raw);
-  sip__lua_set_str(L, "params_raw", a->params_raw);
-  set_lazy_mt(L);
-  if (a->q >= 0) {
-    lua_pushnumber(L, (lua_Number)a->q / 1000.0);
-    lua_setfield(L, -2, "q");
-  }
-  if (a->expires >= 0) {
-    lua_pushinteger(L, (lua_Integer)a->expires);
-    lua_setfield(L, -2, "expires");
-  }
-  if (a->star) {
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "star");
-  }
+static void push_addr(lua_State *L, int msgidx, sip_lua_msg *u,
+                      const sip_addr *a) {
+  push_view(L, msgidx, u, a, &addr_mt_key);
 }
 
 /* A list of addresses; a "*" Contact sets list.star = true and adds no
  * entry. */
-static void push_addr_list(lua_State *L, const sip_addr *a) {
+static void push_addr_list(lua_State *L, int msgidx, sip_lua_msg *u,
+                           const sip_addr *a) {
   int i = 0;
   lua_newtable(L);
   for (; a; a = a->next) {
@@ -263,41 +404,14 @@ static void push_addr_list(lua_State *L, const sip_addr *a) {
       lua_setfield(L, -2, "star");
       continue;
     }
-    push_addr(L, a);
+    push_addr(L, msgidx, u, a);
     lua_rawseti(L, -2, ++i);
   }
 }
 
-static void push_via(lua_State *L, const sip_via *v) {
-  lua_createtable(L, 0, 14);
-  sip__lua_set_str(L, "raw", v->raw);
-  sip__lua_set_str(L, "protocol", v->protocol);
-  sip__lua_set_str(L, "version", v->version);
-  sip__lua_set_str(L, "transport", v->transport);
-  sip__lua_set_str(L, "host", v->host);
-  if (v->has_port) {
-    lua_pushinteger(L, v->port);
-    lua_setfield(L, -2, "port");
-  }
-  if (v->has_rport) {
-    if (v->rport >= 0)
-      lua_pushinteger(L, v->rport);
-    else
-      lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "rport");
-  }
-  sip__lua_set_str(L, "branch", v->branch);
-  sip__lua_set_str(L, "received", v->received);
-  sip__lua_set_str(L, "maddr", v->maddr);
-  if (v->ttl.p) {
-    /* ttl = 1*3DIGIT: a number when it is one, the text otherwise */
-    lua_pushlstring(L, v->ttl.p, v->ttl.len);
-    if (lua_stringtonumber(L, lua_tostring(L, -1)))
-      lua_remove(L, -2);
-    lua_setfield(L, -2, "ttl");
-  }
-  sip__lua_set_str(L, "params_raw", v->params_raw);
-  set_lazy_mt(L);
+static void push_via(lua_State *L, int msgidx, sip_lua_msg *u,
+                     const sip_via *v) {
+  push_view(L, msgidx, u, v, &via_mt_key);
 }
 
 /* ---- fields ------------------------------------------------------------ */
@@ -333,7 +447,10 @@ enum {
 #define F_ENUM(id, name) F_##id,
   FIELDS(F_ENUM)
 #undef F_ENUM
+      F__COUNT
 };
+
+_Static_assert(F__COUNT <= SIP_LUA_MSG_NCACHE + 1, "a cache slot per field");
 
 static const char *const field_names[] = {NULL,
 #define F_NAME(id, name) name,
@@ -341,30 +458,21 @@ static const char *const field_names[] = {NULL,
 #undef F_NAME
 };
 
-static int push_cached(lua_State *L, int idx, const char *key) {
-  if (lua_getiuservalue(L, idx, SIP_LUA_MSG_UV_CACHE) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  if (lua_getfield(L, -1, key) == LUA_TNIL) {
-    lua_pop(L, 2);
-    return 0;
-  }
-  lua_remove(L, -2);
-  return 1;
+/* Derived values (tables, views, URI objects) are cached in user value
+ * slots, one per field: no string-keyed table on the hot path. */
+#define CACHE_SLOT(f) (SIP_LUA_MSG_UV_RURI + (f))
+
+static int push_cached(lua_State *L, int idx, int f) {
+  if (lua_getiuservalue(L, idx, CACHE_SLOT(f)) != LUA_TNIL)
+    return 1;
+  lua_pop(L, 1);
+  return 0;
 }
 
-/* cache the value at the top of the stack under key (value stays) */
-static void store_cached(lua_State *L, int idx, const char *key) {
-  if (lua_getiuservalue(L, idx, SIP_LUA_MSG_UV_CACHE) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, idx, SIP_LUA_MSG_UV_CACHE);
-  }
-  lua_pushvalue(L, -2);
-  lua_setfield(L, -2, key);
-  lua_pop(L, 1);
+/* cache the value at the top of the stack (the value stays) */
+static void store_cached(lua_State *L, int idx, int f) {
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, CACHE_SLOT(f));
 }
 
 static void push_ruri_text(lua_State *L, int idx, sip_lua_msg *u) {
@@ -379,7 +487,6 @@ static void push_ruri_text(lua_State *L, int idx, sip_lua_msg *u) {
 static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
   sip_msg *m = u->m;
   int rc;
-  const char *key = field_names[f];
   m->err_what = NULL;
   switch (f) {
   case F_METHOD:
@@ -396,7 +503,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
       lua_pushnil(L);
       return 1;
     }
-    if (push_cached(L, idx, key))
+    if (push_cached(L, idx, f))
       return 1;
     const sip_uri *ru;
     rc = sip_msg_get_ruri(m, &ru);
@@ -409,7 +516,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     lua_remove(L, -1 - rc);
     if (rc != 1)
       return rc;
-    store_cached(L, idx, key);
+    store_cached(L, idx, f);
     return 1;
   }
   case F_STATUS:
@@ -461,7 +568,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
   }
   case F_FROM:
   case F_TO: {
-    if (push_cached(L, idx, key))
+    if (push_cached(L, idx, f))
       return 1;
     const sip_addr *a;
     int id = f == F_FROM ? SIP_H_FROM : SIP_H_TO;
@@ -472,12 +579,12 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     }
     if (rc < 0)
       return field_fail(L, u, rc, id, f == F_FROM ? "From" : "To");
-    push_addr(L, a);
-    store_cached(L, idx, key);
+    push_addr(L, idx, u, a);
+    store_cached(L, idx, f);
     return 1;
   }
   case F_VIA: {
-    if (push_cached(L, idx, key))
+    if (push_cached(L, idx, f))
       return 1;
     const sip_via *v = NULL;
     rc = sip_msg_get_vias(m, &v);
@@ -485,17 +592,17 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
       return field_fail(L, u, rc, SIP_H_VIA, "Via");
     lua_newtable(L);
     for (int i = 1; rc >= 0 && v; v = v->next, i++) {
-      push_via(L, v);
+      push_via(L, idx, u, v);
       lua_rawseti(L, -2, i);
     }
-    store_cached(L, idx, key);
+    store_cached(L, idx, f);
     return 1;
   }
   case F_CONTACTS:
   case F_ROUTES:
   case F_RECORD_ROUTES:
   case F_PATHS: {
-    if (push_cached(L, idx, key))
+    if (push_cached(L, idx, f))
       return 1;
     int id = f == F_CONTACTS ? SIP_H_CONTACT
              : f == F_ROUTES ? SIP_H_ROUTE
@@ -505,8 +612,8 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     rc = sip_msg_get_addrs(m, id, &a);
     if (rc < 0 && rc != SIP_ENOTFOUND)
       return field_fail(L, u, rc, id, sip_hdr_canonical(id));
-    push_addr_list(L, rc < 0 ? NULL : a);
-    store_cached(L, idx, key);
+    push_addr_list(L, idx, u, rc < 0 ? NULL : a);
+    store_cached(L, idx, f);
     return 1;
   }
   case F_MAX_FORWARDS:
@@ -542,7 +649,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
       lua_concat(L, 3);
       return 1;
     }
-    if (push_cached(L, idx, key))
+    if (push_cached(L, idx, f))
       return 1;
     lua_createtable(L, 0, 4);
     sip__lua_set_str(L, "type", c->type);
@@ -550,7 +657,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     sip__lua_set_str(L, "boundary", c->boundary);
     sip__lua_push_params(L, &c->params);
     lua_setfield(L, -2, "params");
-    store_cached(L, idx, key);
+    store_cached(L, idx, f);
     return 1;
   }
   case F_BODY:
@@ -1021,10 +1128,8 @@ static void push_field_table(lua_State *L) {
 
 void sip__lua_open_message(lua_State *L) {
   /* stack: core */
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, lazy_index);
-  lua_setfield(L, -2, "__index");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &lazy_mt_key);
+  open_view(L, SIP_LUA_ADDR, &addr_mt_key, A_DISPLAY, A_STAR);
+  open_view(L, SIP_LUA_VIA, &via_mt_key, V_RAW, V_PARAMS);
   luaL_newmetatable(L, SIP_LUA_MESSAGE);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &msg_mt_key);

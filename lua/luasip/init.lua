@@ -116,9 +116,8 @@ local Message = core.Message
 -- @return[2] nil
 -- @treturn[2] string `"PARSE: <what> at byte N: <why>"` or `"NEEDMORE: ..."`
 -- @treturn[2] string the error code name (`"STARTLINE"`, `"CLEN"`, ...)
-function M.parse(bytes, opts)
-  return core.parse(bytes, opts)
-end
+-- @function parse
+M.parse = core.parse -- no wrapper: this is the hot path of every server
 
 --- Parse a URI.
 --
