@@ -89,6 +89,10 @@ static void on_conn_handle_closed(uv_handle_t *h) {
 }
 
 static void close_handles(sip_conn *c) {
+  if (c->draining) {
+    unlink_conn(&c->tp->draining, c);
+    c->draining = 0;
+  }
   if (uv_is_closing((uv_handle_t *)&c->tcp))
     return;
   uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
@@ -116,6 +120,8 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 static void on_linger_timeout(uv_timer_t *t) { close_handles(t->data); }
 
+void sip__conn_close_now(sip_conn *c) { close_handles(c); }
+
 void sip__conn_close(sip_conn *c, int err, int graceful) {
   sip_tp *tp = c->tp;
   if (c->state == SIP__CS_CLOSING)
@@ -138,6 +144,8 @@ void sip__conn_close(sip_conn *c, int err, int graceful) {
     c->sreq.data = c;
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
       uv_timer_start(&c->timer, on_linger_timeout, 2000, 0);
+      link_conn(&tp->draining, c);
+      c->draining = 1;
       return;
     }
   }
@@ -249,8 +257,7 @@ void sip__conn_opened(sip_conn *c) {
   sip_tp *tp = c->tp;
   c->state = SIP__CS_OPEN;
   c->last_io = uv_now(tp->loop);
-  if (tp->cfg.on_conn)
-    tp->cfg.on_conn(tp->cfg.ud, c->id, SIP_TP_CONN_OPEN, 0, "");
+  /* queued sends first: on_conn may send, and order must be kept */
   sip__wreq *w = c->pend_head;
   c->pend_head = c->pend_tail = NULL;
   c->pend_bytes = 0;
@@ -267,6 +274,8 @@ void sip__conn_opened(sip_conn *c) {
     }
     w = next;
   }
+  if (tp->cfg.on_conn && c->state == SIP__CS_OPEN)
+    tp->cfg.on_conn(tp->cfg.ud, c->id, SIP_TP_CONN_OPEN, 0, "");
   conn_arm(c);
 }
 

@@ -281,6 +281,8 @@ void sip_tp_close(sip_tp *tp, void (*cb)(void *arg), void *arg) {
   }
   while (tp->conns)
     sip__conn_close(tp->conns, UV_ECANCELED, 0);
+  while (tp->draining)
+    sip__conn_close_now(tp->draining);
   uv_close((uv_handle_t *)&tp->anchor, on_anchor_closed);
 }
 
@@ -476,15 +478,16 @@ static int fix_top_via(sip_msg *m, const sip_via *v, const sip_src *src) {
   int received_done = 0;
   for (uint32_t i = 0; rc == 0 && i < v->params.n; i++) {
     const sip_param *pr = &v->params.v[i];
-    rc = put(&b, ";", 1);
-    if (!rc && sip_str_ieq_cstr(pr->name, "received")) {
-      if (received_done)
-        continue;
-      received_done = 1;
-      rc = put(&b, "received=", 9);
-      rc = rc ? rc : put(&b, ip, strlen(ip));
+    if (sip_str_ieq_cstr(pr->name, "received")) {
+      /* a received the client wrote is replaced (once) by ours */
+      if (!received_done) {
+        received_done = 1;
+        rc = put(&b, ";received=", 10);
+        rc = rc ? rc : put(&b, ip, strlen(ip));
+      }
       continue;
     }
+    rc = put(&b, ";", 1);
     rc = rc ? rc : put(&b, pr->name.p, pr->name.len);
     if (!rc && fill_rport && sip_str_ieq_cstr(pr->name, "rport") &&
         !pr->value.p) {

@@ -61,6 +61,7 @@ typedef struct sip_conn {
   int state;
   int handles;  /* libuv handles still to close */
   int crlf;     /* one CRLF seen at a message boundary */
+  int draining; /* on tp->draining */
   struct sockaddr_storage local, peer;
   /* receive buffer (plaintext): [start, len) is unconsumed */
   char *buf;
@@ -89,7 +90,8 @@ struct sip_tp {
   sip_listener *ls[SIP_TP_MAX_LISTENERS];
   int nls;
 
-  sip_conn *conns; /* list of connections not closing */
+  sip_conn *conns;    /* connections not closing */
+  sip_conn *draining; /* closing after their queued writes */
   uint32_t nconns;
   uint64_t next_conn_id;
 
@@ -129,6 +131,7 @@ int sip__conn_send(sip_tp *tp, const char *bytes, size_t len,
 sip_conn *sip__conn_find_id(const sip_tp *tp, uint64_t id);
 /* err 0: orderly. graceful: flush queued writes first. */
 void sip__conn_close(sip_conn *c, int err, int graceful);
+void sip__conn_close_now(sip_conn *c);
 /* A write request with room for len bytes (data not filled in). */
 sip__wreq *sip__conn_wreq(sip_conn *c, size_t len, uint32_t msg_len,
                           sip_tp_send_cb cb, void *arg);

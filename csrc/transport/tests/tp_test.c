@@ -404,6 +404,31 @@ static void test_udp(int fam) {
     CHECK_INT(sip_msg_count(&r.rx[2]->msg, SIP_H_VIA, NULL, 0), 2);
   }
 
+  /* a received the client wrote is replaced, in place */
+  n = mkreq(msg, sizeof(msg), "OPTIONS",
+            "SIP/2.0/UDP 127.0.0.2 ; received=10.0.0.1;rport;branch=z9hG4bKu4",
+            "");
+  udp_to(s, fam, lport, msg, (size_t)n);
+  RUN_UNTIL(r.nmsg == 4, 2000);
+  CHECK_INT(r.nmsg, 4);
+  if (r.nmsg == 4) {
+    snprintf(want, sizeof(want),
+             "SIP/2.0/UDP 127.0.0.2;received=%s;rport=%d;branch=z9hG4bKu4", ip,
+             cport);
+    CHECK_STR(top_via_value(&r.rx[3]->msg), want);
+  }
+
+  /* a burst (recvmmsg batches): every datagram delivered, in order */
+  for (int i = 0; i < 40; i++) {
+    char via3[96];
+    snprintf(via3, sizeof(via3), "SIP/2.0/UDP 127.0.0.2;branch=z9hG4bKburst%d",
+             i);
+    n = mkreq(msg, sizeof(msg), "OPTIONS", via3, "");
+    udp_to(s, fam, lport, msg, (size_t)n);
+  }
+  RUN_UNTIL(r.nmsg == 44, 3000);
+  CHECK_INT(r.nmsg, 44);
+
   /* response targets computed without sending (§18.2.2) */
   if (v) {
     sip_dest d;
@@ -460,9 +485,9 @@ static void test_udp(int fam) {
   CHECK_INT(st.keepalives, 1);
   CHECK_INT(st.parse_errors - pe0, 4);
   CHECK_INT(st.bad_delivered, 2);
-  CHECK_INT(st.rx_msgs, 3);
+  CHECK_INT(st.rx_msgs, 44);
   CHECK_INT(st.tx_msgs, 1);
-  CHECK_INT(r.nmsg, 3);
+  CHECK_INT(r.nmsg, 44);
 
   /* no UDP listener of the other family */
   sip_dest d;
@@ -560,6 +585,31 @@ static void test_tcp_framing(int fam) {
   sip_tp_stats(tp, &st);
   CHECK_INT(st.keepalives, 3);
   CHECK_INT(st.rx_msgs, 4);
+
+  /* a 40000-byte body in three writes: the buffer grows, the length is
+   * known after the header section */
+  {
+    size_t blen = 40000;
+    char *body = malloc(blen + 1), *big = malloc(blen + 1024);
+    for (size_t i = 0; i < blen; i++)
+      body[i] = (char)('a' + i % 26);
+    body[blen] = '\0';
+    int bn = mkreq(big, blen + 1024, "MESSAGE",
+                   "SIP/2.0/TCP client.invalid;branch=z9hG4bKbig", body);
+    tcp_write(s, big, 100);
+    run_for(10);
+    tcp_write(s, big + 100, 20000);
+    run_for(10);
+    tcp_write(s, big + 20100, (size_t)bn - 20100);
+    RUN_UNTIL(r.nmsg == 5, 3000);
+    CHECK_INT(r.nmsg, 5);
+    if (r.nmsg == 5) {
+      CHECK_INT(r.rx[4]->msg.body.len, blen);
+      CHECK(memcmp(r.rx[4]->msg.body.p, body, blen) == 0);
+    }
+    free(body);
+    free(big);
+  }
 
   /* framing error: bad Content-Length. on_bad answers 400 over the same
    * connection, which is then closed after the 400 is written. */
@@ -926,6 +976,28 @@ static void test_tls(void) {
       CHECK_INT(rc.rx[0]->msg.status, 180);
       CHECK_INT(rc.src[0].transport, SIP_TP_TLS);
     }
+  }
+  /* a large message over TLS: several records */
+  {
+    size_t blen = 50000;
+    char *body = malloc(blen + 1), *big = malloc(blen + 1024);
+    for (size_t i = 0; i < blen; i++)
+      body[i] = (char)('A' + i % 26);
+    body[blen] = '\0';
+    int bn = mkreq(big, blen + 1024, "MESSAGE",
+                   "SIP/2.0/TLS client.invalid;branch=z9hG4bKl2", body);
+    sendres sbig = {0};
+    int before = rs.nmsg;
+    CHECK_INT(sip_tp_send(cli, big, (size_t)bn, &d, on_sent, &sbig), 0);
+    RUN_UNTIL(rs.nmsg == before + 1 && sbig.done, 5000);
+    CHECK_INT(sbig.status, 0);
+    CHECK_INT(rs.nmsg, before + 1);
+    if (rs.nmsg == before + 1 && before < MAXMSG) {
+      CHECK_INT(rs.rx[before]->msg.body.len, blen);
+      CHECK(memcmp(rs.rx[before]->msg.body.p, body, blen) == 0);
+    }
+    free(body);
+    free(big);
   }
   /* CRLF keep-alive over TLS: the client ignores the pong */
   sendres sk = {0};
