@@ -13,7 +13,8 @@
 
 #include "tp_int.h"
 
-/* ---- the connection table --------------------------------------------------- */
+/* ---- the connection table ---------------------------------------------------
+ */
 
 static void link_conn(sip_conn **head, sip_conn *c) {
   c->prev = NULL;
@@ -33,7 +34,7 @@ static void unlink_conn(sip_conn **head, sip_conn *c) {
   c->prev = c->next = NULL;
 }
 
-sip_conn *sip__conn_find_id(const sip_tp *tp, uint64_t id) {
+sip_conn *sip__tp_conn_find_id(const sip_tp *tp, uint64_t id) {
   if (!id)
     return NULL;
   for (sip_conn *c = tp->conns; c; c = c->next)
@@ -45,12 +46,13 @@ sip_conn *sip__conn_find_id(const sip_tp *tp, uint64_t id) {
 static sip_conn *find_addr(const sip_tp *tp, int transport,
                            const struct sockaddr_storage *sa) {
   for (sip_conn *c = tp->conns; c; c = c->next)
-    if (c->transport == transport && sip__addr_eq(&c->peer, sa))
+    if (c->transport == transport && sip__tp_addr_eq(&c->peer, sa))
       return c;
   return NULL;
 }
 
-/* ---- lifetime ------------------------------------------------------------------ */
+/* ---- lifetime
+ * ------------------------------------------------------------------ */
 
 static void conn_timer(uv_timer_t *t);
 
@@ -80,7 +82,7 @@ static void on_conn_handle_closed(uv_handle_t *h) {
   sip_conn *c = h->data;
   sip_tp *tp = c->tp;
   if (--c->handles == 0) {
-    sip__tls_conn_free(c);
+    sip__tp_tls_conn_free(c);
     free(c->buf);
     free(c->tls_name);
     free(c);
@@ -120,9 +122,9 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 static void on_linger_timeout(uv_timer_t *t) { close_handles(t->data); }
 
-void sip__conn_close_now(sip_conn *c) { close_handles(c); }
+void sip__tp_conn_close_now(sip_conn *c) { close_handles(c); }
 
-void sip__conn_close(sip_conn *c, int err, int graceful) {
+void sip__tp_conn_close(sip_conn *c, int err, int graceful) {
   sip_tp *tp = c->tp;
   if (c->state == SIP__CS_CLOSING)
     return;
@@ -140,7 +142,7 @@ void sip__conn_close(sip_conn *c, int err, int graceful) {
   if (graceful && was_open && !tp->closing) {
     /* let queued writes (a 400 from on_bad, say) reach the peer first */
     if (c->ssl)
-      sip__tls_shutdown(c);
+      sip__tp_tls_shutdown(c);
     c->sreq.data = c;
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
       uv_timer_start(&c->timer, on_linger_timeout, 2000, 0);
@@ -152,7 +154,8 @@ void sip__conn_close(sip_conn *c, int err, int graceful) {
   close_handles(c);
 }
 
-/* ---- timers ---------------------------------------------------------------- */
+/* ---- timers ----------------------------------------------------------------
+ */
 
 /* 0 when no deadline applies. */
 static uint64_t deadline(const sip_conn *c) {
@@ -183,21 +186,21 @@ static void conn_timer(uv_timer_t *t) {
   uint64_t d = deadline(c);
   if (d && uv_now(tp->loop) >= d) {
     const char *what = c->state != SIP__CS_OPEN ? "connect/handshake"
-                       : (c->len > c->start && c->msg_start)
-                           ? "partial message"
-                           : "idle";
+                       : (c->len > c->start && c->msg_start) ? "partial message"
+                                                             : "idle";
     char peer[64];
     sip_tp_addr_str(&c->peer, peer, sizeof(peer));
-    sip__seterr(tp, "%s %s: %s timeout", sip_tp_transport_name(c->transport),
-                peer, what);
+    sip__tp_seterr(tp, "%s %s: %s timeout", sip_tp_transport_name(c->transport),
+                   peer, what);
     tp->st.conn_timeouts++;
-    sip__conn_close(c, UV_ETIMEDOUT, 0);
+    sip__tp_conn_close(c, UV_ETIMEDOUT, 0);
     return;
   }
   conn_arm(c);
 }
 
-/* ---- writes ----------------------------------------------------------------- */
+/* ---- writes -----------------------------------------------------------------
+ */
 
 static void conn_written(uv_write_t *req, int status) {
   sip__wreq *w = req->data;
@@ -216,8 +219,8 @@ static void conn_written(uv_write_t *req, int status) {
   free(w);
 }
 
-sip__wreq *sip__conn_wreq(sip_conn *c, size_t len, uint32_t msg_len,
-                          sip_tp_send_cb cb, void *arg) {
+sip__wreq *sip__tp_conn_wreq(sip_conn *c, size_t len, uint32_t msg_len,
+                             sip_tp_send_cb cb, void *arg) {
   sip__wreq *w = malloc(sizeof(*w) + len);
   if (!w)
     return NULL;
@@ -233,13 +236,13 @@ sip__wreq *sip__conn_wreq(sip_conn *c, size_t len, uint32_t msg_len,
 
 static sip__wreq *wreq_new(sip_conn *c, const char *p, size_t len,
                            uint32_t msg_len, sip_tp_send_cb cb, void *arg) {
-  sip__wreq *w = sip__conn_wreq(c, len, msg_len, cb, arg);
+  sip__wreq *w = sip__tp_conn_wreq(c, len, msg_len, cb, arg);
   if (w && len)
     memcpy(w->data, p, len);
   return w;
 }
 
-int sip__conn_write(sip_conn *c, sip__wreq *w) {
+int sip__tp_conn_write(sip_conn *c, sip__wreq *w) {
   w->req.w.data = w;
   uv_buf_t b = uv_buf_init(w->data, (unsigned int)w->len);
   int rc = uv_write(&w->req.w, (uv_stream_t *)&c->tcp, &b, 1, conn_written);
@@ -250,10 +253,10 @@ int sip__conn_write(sip_conn *c, sip__wreq *w) {
 
 /* A user's message on an open connection. Consumes w. */
 static int send_now(sip_conn *c, sip__wreq *w) {
-  return c->ssl ? sip__tls_write(c, w) : sip__conn_write(c, w);
+  return c->ssl ? sip__tp_tls_write(c, w) : sip__tp_conn_write(c, w);
 }
 
-void sip__conn_opened(sip_conn *c) {
+void sip__tp_conn_opened(sip_conn *c) {
   sip_tp *tp = c->tp;
   c->state = SIP__CS_OPEN;
   c->last_io = uv_now(tp->loop);
@@ -265,8 +268,8 @@ void sip__conn_opened(sip_conn *c) {
     sip__wreq *next = w->next;
     sip_tp_send_cb cb = w->cb;
     void *arg = w->arg;
-    int rc = c->state == SIP__CS_OPEN ? send_now(c, w)
-                                      : (free(w), UV_ECANCELED);
+    int rc =
+        c->state == SIP__CS_OPEN ? send_now(c, w) : (free(w), UV_ECANCELED);
     if (rc < 0) {
       tp->st.tx_errors++;
       if (cb)
@@ -279,9 +282,10 @@ void sip__conn_opened(sip_conn *c) {
   conn_arm(c);
 }
 
-/* ---- reading and framing ------------------------------------------------------ */
+/* ---- reading and framing
+ * ------------------------------------------------------ */
 
-int sip__conn_grow(sip_conn *c, size_t want) {
+int sip__tp_conn_grow(sip_conn *c, size_t want) {
   if (c->start) {
     memmove(c->buf, c->buf + c->start, c->len - c->start);
     c->len -= c->start;
@@ -348,7 +352,7 @@ static void conn_src(const sip_conn *c, sip_src *src) {
   src->peer = c->peer;
 }
 
-void sip__conn_process(sip_conn *c) {
+void sip__tp_conn_process(sip_conn *c) {
   sip_tp *tp = c->tp;
   sip_src src;
   conn_src(c, &src);
@@ -377,8 +381,9 @@ void sip__conn_process(sip_conn *c) {
         c->crlf = 0;
         tp->st.keepalives++;
         sip__wreq *w = wreq_new(c, "\r\n", 2, 0, NULL, NULL);
-        if (w && (c->ssl ? sip__tls_write(c, w) : sip__conn_write(c, w)) < 0)
-          sip__conn_close(c, UV_EPIPE, 0);
+        if (w &&
+            (c->ssl ? sip__tp_tls_write(c, w) : sip__tp_conn_write(c, w)) < 0)
+          sip__tp_conn_close(c, UV_EPIPE, 0);
         continue;
       }
       c->crlf = 0;
@@ -399,17 +404,17 @@ void sip__conn_process(sip_conn *c) {
     }
     if (rc < 0) {
       /* a framing error: the rest of the stream cannot be delimited */
-      sip_rxbuf *rx = sip__rxbuf_new(p, avail, &tp->cfg.limits);
+      sip_rxbuf *rx = sip__tp_rxbuf_new(p, avail, &tp->cfg.limits);
       if (rx) {
         int rc2 = sip_msg_parse(&rx->msg, rx->data, rx->len, SIP_MODE_STREAM);
-        sip__deliver(tp, rx, rc2 < 0 ? rc2 : rc, &src);
+        sip__tp_deliver(tp, rx, rc2 < 0 ? rc2 : rc, &src);
         sip_rxbuf_unref(rx);
       }
-      sip__conn_close(c, rc, 1);
+      sip__tp_conn_close(c, rc, 1);
       return;
     }
     size_t mlen = (size_t)rc;
-    sip_rxbuf *rx = sip__rxbuf_new(p, mlen, &tp->cfg.limits);
+    sip_rxbuf *rx = sip__tp_rxbuf_new(p, mlen, &tp->cfg.limits);
     c->start += mlen;
     c->msg_start = 0;
     c->scan = c->need = 0;
@@ -418,7 +423,7 @@ void sip__conn_process(sip_conn *c) {
       continue;
     }
     rc = sip_msg_parse(&rx->msg, rx->data, rx->len, SIP_MODE_STREAM);
-    sip__deliver(tp, rx, rc, &src);
+    sip__tp_deliver(tp, rx, rc, &src);
     sip_rxbuf_unref(rx);
   }
   if (c->state == SIP__CS_CLOSING)
@@ -438,7 +443,7 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     buf->len = sizeof(c->tp->tls_scratch);
     return;
   }
-  if (sip__conn_grow(c, 4096) < 0 || c->cap == c->len) {
+  if (sip__tp_conn_grow(c, 4096) < 0 || c->cap == c->len) {
     buf->base = NULL; /* libuv reports UV_ENOBUFS */
     buf->len = 0;
     return;
@@ -454,28 +459,35 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   if (n < 0) {
     if (n == UV_ENOBUFS) { /* a full buffer without a complete message */
-      sip__seterr(tp, "%s: message exceeds the connection buffer",
-                  sip_tp_transport_name(c->transport));
-      sip__conn_close(c, SIP_ETOOBIG, 0);
+      sip__tp_seterr(tp, "%s: message exceeds the connection buffer",
+                     sip_tp_transport_name(c->transport));
+      sip__tp_conn_close(c, SIP_ETOOBIG, 0);
     } else {
-      sip__conn_close(c, n == UV_EOF ? 0 : (int)n, n == UV_EOF);
+      if (n != UV_EOF) {
+        char peer[64];
+        sip_tp_addr_str(&c->peer, peer, sizeof(peer));
+        sip__tp_seterr(tp, "%s %s: read: %s",
+                       sip_tp_transport_name(c->transport), peer,
+                       uv_strerror((int)n));
+      }
+      sip__tp_conn_close(c, n == UV_EOF ? 0 : (int)n, n == UV_EOF);
     }
     return;
   }
   tp->st.rx_bytes += (uint64_t)n;
   c->last_io = uv_now(tp->loop);
   if (c->ssl) {
-    int rc = sip__tls_input(c, buf->base, (size_t)n);
+    int rc = sip__tp_tls_input(c, buf->base, (size_t)n);
     if (rc == UV_EOF)
-      sip__conn_close(c, 0, 1);
+      sip__tp_conn_close(c, 0, 1);
     else if (rc < 0)
-      sip__conn_close(c, rc, 0);
+      sip__tp_conn_close(c, rc, 0);
     else
       conn_arm(c);
     return;
   }
   c->len += (size_t)n;
-  sip__conn_process(c);
+  sip__tp_conn_process(c);
 }
 
 /* Connected or accepted: start reading, and the TLS handshake. */
@@ -486,17 +498,18 @@ static void conn_start(sip_conn *c) {
   int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
   if (rc == 0 && c->transport == SIP_TP_TLS) {
     c->state = SIP__CS_HANDSHAKE;
-    rc = sip__tls_start(c);
+    rc = sip__tp_tls_start(c);
     if (rc == 0 && c->state != SIP__CS_CLOSING)
       conn_arm(c);
   } else if (rc == 0) {
-    sip__conn_opened(c);
+    sip__tp_conn_opened(c);
   }
   if (rc < 0)
-    sip__conn_close(c, rc, 0);
+    sip__tp_conn_close(c, rc, 0);
 }
 
-/* ---- accept ------------------------------------------------------------------- */
+/* ---- accept
+ * ------------------------------------------------------------------- */
 
 static void on_refused_closed(uv_handle_t *h) {
   sip_tp *tp = h->data;
@@ -521,8 +534,9 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_accept(server, (uv_stream_t *)t);
     uv_close((uv_handle_t *)t, on_refused_closed);
     tp->st.conn_refused++;
-    sip__seterr(tp, "%s: max_connections (%u) reached",
-                sip_tp_transport_name(l->transport), tp->cfg.max_connections);
+    sip__tp_seterr(tp, "%s: max_connections (%u) reached",
+                   sip_tp_transport_name(l->transport),
+                   tp->cfg.max_connections);
     return;
   }
   sip_conn *c = conn_new(tp, l->transport, l->id);
@@ -530,7 +544,7 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
   if (rc < 0) {
-    sip__conn_close(c, rc, 0);
+    sip__tp_conn_close(c, rc, 0);
     return;
   }
   int n = (int)sizeof(c->peer);
@@ -538,7 +552,7 @@ static void on_connection(uv_stream_t *server, int status) {
   conn_start(c);
 }
 
-int sip__tcp_listen(sip_tp *tp, sip_listener *l) {
+int sip__tp_tcp_listen(sip_tp *tp, sip_listener *l) {
   int rc = uv_tcp_init(tp->loop, &l->u.tcp);
   if (rc < 0)
     return rc;
@@ -554,7 +568,8 @@ int sip__tcp_listen(sip_tp *tp, sip_listener *l) {
   return uv_tcp_getsockname(&l->u.tcp, (struct sockaddr *)&l->addr, &n);
 }
 
-/* ---- connect and send ----------------------------------------------------------- */
+/* ---- connect and send
+ * ----------------------------------------------------------- */
 
 static void on_connect(uv_connect_t *req, int status) {
   sip_conn *c = req->data;
@@ -564,19 +579,19 @@ static void on_connect(uv_connect_t *req, int status) {
   if (status < 0) {
     char peer[64];
     sip_tp_addr_str(&c->peer, peer, sizeof(peer));
-    sip__seterr(tp, "%s connect %s: %s", sip_tp_transport_name(c->transport),
-                peer, uv_strerror(status));
-    sip__conn_close(c, status, 0);
+    sip__tp_seterr(tp, "%s connect %s: %s", sip_tp_transport_name(c->transport),
+                   peer, uv_strerror(status));
+    sip__tp_conn_close(c, status, 0);
     return;
   }
   conn_start(c);
 }
 
-int sip__conn_send(sip_tp *tp, const char *bytes, size_t len,
-                   const sip_dest *dst, sip_tp_send_cb cb, void *arg) {
+int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
+                      const sip_dest *dst, sip_tp_send_cb cb, void *arg) {
   sip_conn *c = NULL;
   if (dst->conn_id) {
-    c = sip__conn_find_id(tp, dst->conn_id);
+    c = sip__tp_conn_find_id(tp, dst->conn_id);
     if (c && c->transport != dst->transport)
       c = NULL;
   }
@@ -605,7 +620,7 @@ int sip__conn_send(sip_tp *tp, const char *bytes, size_t len,
     int rc = uv_tcp_connect(&c->creq, &c->tcp,
                             (const struct sockaddr *)&dst->addr, on_connect);
     if (rc < 0) {
-      sip__conn_close(c, rc, 0);
+      sip__tp_conn_close(c, rc, 0);
       return rc;
     }
     conn_arm(c);

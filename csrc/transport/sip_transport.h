@@ -54,15 +54,17 @@ const char *sip_tp_transport_name(int transport);
 /* SIP_TP_* for a Via transport token (case-insensitive), 0 when unknown. */
 int sip_tp_transport_from(sip_str token);
 
-/* ---- received messages ---------------------------------------------------- */
+/* ---- received messages ----------------------------------------------------
+ */
 
 /* One received message: its bytes and the message parsed in place. Reference
  * counted (not atomically: loop thread only). */
 typedef struct sip_rxbuf {
-  int refs;         /* do not touch: use sip_rxbuf_ref/unref */
-  uint32_t len;     /* number of message bytes */
-  const char *data; /* the bytes (NUL-terminated copy of what was received) */
-  sip_msg msg;      /* parsed from data; for on_bad: parsed up to the error */
+  int refs;          /* do not touch: use sip_rxbuf_ref/unref */
+  uint32_t len;      /* number of message bytes */
+  const char *data;  /* the bytes (NUL-terminated copy of what was received) */
+  sip_limits limits; /* msg->limits points here: the rxbuf may outlive tp */
+  sip_msg msg;       /* parsed from data; for on_bad: parsed up to the error */
   char bytes[];
 } sip_rxbuf;
 
@@ -105,7 +107,8 @@ void sip_tp_addr_str(const struct sockaddr_storage *sa, char *out, size_t cap);
 /* Port of a sockaddr, host byte order. */
 int sip_tp_addr_port(const struct sockaddr_storage *sa);
 
-/* ---- configuration ---------------------------------------------------------- */
+/* ---- configuration ----------------------------------------------------------
+ */
 
 typedef struct sip_tp sip_tp;
 
@@ -116,40 +119,39 @@ enum sip_tp_conn_event {
 };
 
 typedef struct sip_tp_config {
-  sip_limits limits;          /* parser limits (default sip_default_limits) */
-  uint32_t max_connections;   /* TCP+TLS, both directions (default 1024);
-                                 accepted beyond it: closed and counted */
-  uint32_t max_conn_buffer;   /* receive buffer per connection, bytes
-                                 (default 65535 + 1024; raised to at least
-                                 limits.max_size + 1024) */
-  uint32_t max_write_queue;   /* unsent bytes per connection before sends
-                                 fail with UV_ENOBUFS (default 4 MiB) */
-  uint32_t idle_timeout_ms;   /* no bytes in either direction: close
-                                 (default 120000, i.e. above the 90 s CRLF
-                                 keep-alive of RFC 5626 §4.4.1) */
+  sip_limits limits;        /* parser limits (default sip_default_limits) */
+  uint32_t max_connections; /* TCP+TLS, both directions (default 1024);
+                               accepted beyond it: closed and counted */
+  uint32_t max_conn_buffer; /* receive buffer per connection, bytes
+                               (default 65535 + 1024; raised to at least
+                               limits.max_size + 1024) */
+  uint32_t max_write_queue; /* unsent bytes per connection before sends
+                               fail with UV_ENOBUFS (default 4 MiB) */
+  uint32_t idle_timeout_ms; /* no bytes in either direction: close
+                               (default 120000, i.e. above the 90 s CRLF
+                               keep-alive of RFC 5626 §4.4.1) */
   uint32_t partial_message_timeout_ms; /* a message's first byte to its last
                                  (default 10000): a peer that sends half a
                                  message and stops is closed */
   uint32_t connect_timeout_ms; /* TCP connect + TLS handshake (default 10000) */
-  int udp_rcvbuf;             /* SO_RCVBUF for UDP sockets (default 4 MiB;
-                                 0 leaves the system default) */
+  int udp_rcvbuf;              /* SO_RCVBUF for UDP sockets (default 4 MiB;
+                                  0 leaves the system default) */
 
   /* TLS (OpenSSL 3, TLS 1.2 minimum). The server side needs cert + key;
    * the client side uses ca_file (else the system's default paths). */
-  const char *tls_cert_file;  /* PEM chain; copied at sip_tp_new */
-  const char *tls_key_file;   /* PEM private key */
-  const char *tls_ca_file;    /* PEM CA bundle for verification */
-  int tls_verify_peer;        /* outgoing: verify the server's certificate
-                                 and name (default 1) */
-  int tls_verify_client;      /* incoming: require a client certificate
-                                 signed by ca_file (default 0) */
+  const char *tls_cert_file; /* PEM chain; copied at sip_tp_new */
+  const char *tls_key_file;  /* PEM private key */
+  const char *tls_ca_file;   /* PEM CA bundle for verification */
+  int tls_verify_peer;       /* outgoing: verify the server's certificate
+                                and name (default 1) */
+  int tls_verify_client;     /* incoming: require a client certificate
+                                signed by ca_file (default 0) */
 
   /* Callbacks (all optional, ud passed back). */
   void *ud;
   /* A parsed message. For requests the top Via already carries received /
    * rport (§18.2.1, RFC 3581). rx->msg is msg; take a reference to keep it. */
-  void (*on_message)(void *ud, sip_msg *msg, sip_rxbuf *rx,
-                     const sip_src *src);
+  void (*on_message)(void *ud, sip_msg *msg, sip_rxbuf *rx, const sip_src *src);
   /* A request that failed to parse (or whose top Via is malformed) but has a
    * request line and Via, From, To, Call-ID and CSeq, not ACK: the layer
    * above may answer 400 with errtext as the reason. rx->data/rx->len are
@@ -177,7 +179,8 @@ int sip_tp_new(uv_loop_t *loop, const sip_tp_config *cfg, sip_tp **out,
  * cb(arg) (may be NULL). Always asynchronous; tp must not be used after. */
 void sip_tp_close(sip_tp *tp, void (*cb)(void *arg), void *arg);
 
-/* ---- listening ---------------------------------------------------------------- */
+/* ---- listening
+ * ---------------------------------------------------------------- */
 
 /* "udp:127.0.0.1:5060", "tcp:[::1]:0", "tls:0.0.0.0:5061" (numeric address,
  * port 0 = ephemeral). Returns the listener id (>= 0), SIP_EINVAL for a
@@ -191,7 +194,8 @@ int sip_tp_listener_addr(const sip_tp *tp, int id,
 /* The bound port of a listener or SIP_EINVAL. */
 int sip_tp_listener_port(const sip_tp *tp, int id);
 
-/* ---- sending ---------------------------------------------------------------- */
+/* ---- sending ----------------------------------------------------------------
+ */
 
 /* Result of one send: 0 when handed to the kernel, else a negative code. */
 typedef void (*sip_tp_send_cb)(void *arg, int status);
@@ -201,8 +205,8 @@ typedef void (*sip_tp_send_cb)(void *arg, int status);
  * connection (asynchronous connect + handshake; the bytes wait in a queue).
  * Returns 0 and later calls cb(arg, status) exactly once, never from inside
  * this call; or returns a negative code and never calls cb. */
-int sip_tp_send(sip_tp *tp, const char *bytes, size_t len,
-                const sip_dest *dst, sip_tp_send_cb cb, void *arg);
+int sip_tp_send(sip_tp *tp, const char *bytes, size_t len, const sip_dest *dst,
+                sip_tp_send_cb cb, void *arg);
 
 /* Where a response goes (§18.2.2, RFC 3581 §4), given the request's top Via
  * (as delivered, with received/rport) and its source:
@@ -224,26 +228,28 @@ int sip_tp_send_response(sip_tp *tp, const char *bytes, size_t len,
 
 /* Is a TCP/TLS connection with that id open (or connecting)? 1 or 0. */
 int sip_tp_conn_alive(const sip_tp *tp, uint64_t conn_id);
-/* Close a connection (after flushing its pending writes). 0 or SIP_ENOTFOUND. */
+/* Close a connection (after flushing its pending writes). 0 or SIP_ENOTFOUND.
+ */
 int sip_tp_conn_close(sip_tp *tp, uint64_t conn_id);
 /* Open TCP/TLS connections. */
 uint32_t sip_tp_conn_count(const sip_tp *tp);
 
-/* ---- statistics and errors ---------------------------------------------------- */
+/* ---- statistics and errors
+ * ---------------------------------------------------- */
 
 typedef struct sip_tp_counters {
-  uint64_t rx_msgs, rx_bytes;    /* messages delivered (on_message), bytes read */
-  uint64_t tx_msgs, tx_bytes;    /* sends completed, their bytes */
-  uint64_t tx_errors;            /* sends that failed */
-  uint64_t parse_errors;         /* datagrams / stream messages that failed */
-  uint64_t bad_delivered;        /* of those, passed to on_bad */
-  uint64_t dropped;              /* unparseable, unanswerable: dropped */
-  uint64_t keepalives;           /* CRLFCRLF pings answered (and empty
-                                    datagrams ignored) */
+  uint64_t rx_msgs, rx_bytes; /* messages delivered (on_message), bytes read */
+  uint64_t tx_msgs, tx_bytes; /* sends completed, their bytes */
+  uint64_t tx_errors;         /* sends that failed */
+  uint64_t parse_errors;      /* datagrams / stream messages that failed */
+  uint64_t bad_delivered;     /* of those, passed to on_bad */
+  uint64_t dropped;           /* unparseable, unanswerable: dropped */
+  uint64_t keepalives;        /* CRLFCRLF pings answered (and empty
+                                 datagrams ignored) */
   uint64_t conn_opened, conn_closed;
-  uint64_t conn_refused;         /* beyond max_connections */
-  uint64_t conn_timeouts;        /* idle, partial-message, connect */
-  uint64_t tls_failures;         /* handshakes and TLS records that failed */
+  uint64_t conn_refused;  /* beyond max_connections */
+  uint64_t conn_timeouts; /* idle, partial-message, connect */
+  uint64_t tls_failures;  /* handshakes and TLS records that failed */
 } sip_tp_counters;
 
 /* Copy the counters into *out. */

@@ -3,9 +3,9 @@
  * never touch the socket, and whatever OpenSSL puts into wbio is written to
  * the stream. No call blocks; "want read" just means wait for the next read.
  * OpenSSL's error queue is drained into the manager's error text. */
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +43,7 @@ static SSL_CTX *new_ctx(const SSL_METHOD *m) {
   return ctx;
 }
 
-int sip__tls_init(sip_tp *tp, char *err, size_t errcap) {
+int sip__tp_tls_init(sip_tp *tp, char *err, size_t errcap) {
   const sip_tp_config *c = &tp->cfg;
   ERR_clear_error();
   tp->tls_client = new_ctx(TLS_client_method());
@@ -78,9 +78,8 @@ int sip__tls_init(sip_tp *tp, char *err, size_t errcap) {
       return ctx_fail(tp, c->tls_key_file, err, errcap);
   }
   if (c->tls_verify_client) {
-    if (!c->tls_ca_file ||
-        SSL_CTX_load_verify_locations(tp->tls_server, c->tls_ca_file, NULL) !=
-            1)
+    if (!c->tls_ca_file || SSL_CTX_load_verify_locations(
+                               tp->tls_server, c->tls_ca_file, NULL) != 1)
       return ctx_fail(tp, "tls_verify_client needs tls_ca_file", err, errcap);
     SSL_CTX_set_verify(tp->tls_server,
                        SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
@@ -88,13 +87,13 @@ int sip__tls_init(sip_tp *tp, char *err, size_t errcap) {
   return 0;
 }
 
-void sip__tls_free(sip_tp *tp) {
+void sip__tp_tls_free(sip_tp *tp) {
   SSL_CTX_free(tp->tls_server);
   SSL_CTX_free(tp->tls_client);
   tp->tls_server = tp->tls_client = NULL;
 }
 
-void sip__tls_conn_free(sip_conn *c) {
+void sip__tp_tls_conn_free(sip_conn *c) {
   SSL_free(c->ssl); /* frees rbio and wbio */
   c->ssl = NULL;
 }
@@ -106,7 +105,7 @@ static int flush_wbio(sip_conn *c, uint32_t msg_len, sip_tp_send_cb cb,
   size_t n = BIO_ctrl_pending(c->wbio);
   if (n == 0)
     return 0;
-  sip__wreq *w = sip__conn_wreq(c, n, msg_len, cb, arg);
+  sip__wreq *w = sip__tp_conn_wreq(c, n, msg_len, cb, arg);
   if (!w)
     return SIP_ENOMEM;
   int got = BIO_read(c->wbio, w->data, (int)n);
@@ -115,7 +114,7 @@ static int flush_wbio(sip_conn *c, uint32_t msg_len, sip_tp_send_cb cb,
     return UV_EPROTO;
   }
   w->len = (size_t)got;
-  return sip__conn_write(c, w);
+  return sip__tp_conn_write(c, w);
 }
 
 static int tls_fail(sip_conn *c, const char *what) {
@@ -144,7 +143,7 @@ static int handshake(sip_conn *c) {
   if (r == 1) {
     if (wr < 0)
       return wr;
-    sip__conn_opened(c);
+    sip__tp_conn_opened(c);
     return read_app(c); /* records that came with the last flight */
   }
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
@@ -157,7 +156,7 @@ static int is_ip_literal(const char *s) {
   return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
 }
 
-int sip__tls_start(sip_conn *c) {
+int sip__tp_tls_start(sip_conn *c) {
   sip_tp *tp = c->tp;
   int server = c->listener >= 0;
   ERR_clear_error();
@@ -189,18 +188,19 @@ int sip__tls_start(sip_conn *c) {
     X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
     int ok;
     if (name && !is_ip_literal(name)) {
-      X509_VERIFY_PARAM_set_hostflags(vp,
-                                      X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
       ok = X509_VERIFY_PARAM_set1_host(vp, name, 0);
     } else if (name) {
       ok = X509_VERIFY_PARAM_set1_ip_asc(vp, name);
     } else if (c->peer.ss_family == AF_INET6) {
       ok = X509_VERIFY_PARAM_set1_ip(
-          vp, (const unsigned char *)&((struct sockaddr_in6 *)&c->peer)->sin6_addr,
+          vp,
+          (const unsigned char *)&((struct sockaddr_in6 *)&c->peer)->sin6_addr,
           16);
     } else {
       ok = X509_VERIFY_PARAM_set1_ip(
-          vp, (const unsigned char *)&((struct sockaddr_in *)&c->peer)->sin_addr,
+          vp,
+          (const unsigned char *)&((struct sockaddr_in *)&c->peer)->sin_addr,
           4);
     }
     if (ok != 1)
@@ -214,20 +214,20 @@ static int read_app(sip_conn *c) {
   for (;;) {
     if (c->state != SIP__CS_OPEN)
       return 0;
-    if (c->cap - c->len < 4096 && sip__conn_grow(c, 4096) < 0) {
+    if (c->cap - c->len < 4096 && sip__tp_conn_grow(c, 4096) < 0) {
       /* full: frame what is there, which frees space or fails */
-      sip__conn_process(c);
+      sip__tp_conn_process(c);
       if (c->state != SIP__CS_OPEN)
         return 0;
-      if (c->cap == c->len && sip__conn_grow(c, 1) < 0) {
-        sip__seterr(c->tp, "TLS: message exceeds the connection buffer");
+      if (c->cap == c->len && sip__tp_conn_grow(c, 1) < 0) {
+        sip__tp_seterr(c->tp, "TLS: message exceeds the connection buffer");
         return SIP_ETOOBIG;
       }
     }
     size_t room = c->cap - c->len;
     ERR_clear_error();
-    int n = SSL_read(c->ssl, c->buf + c->len, room > INT32_MAX ? INT32_MAX
-                                                                : (int)room);
+    int n = SSL_read(c->ssl, c->buf + c->len,
+                     room > INT32_MAX ? INT32_MAX : (int)room);
     if (n > 0) {
       c->len += (size_t)n;
       continue;
@@ -239,16 +239,16 @@ static int read_app(sip_conn *c) {
     if (e == SSL_ERROR_WANT_READ)
       break;
     if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify */
-      sip__conn_process(c);
+      sip__tp_conn_process(c);
       return UV_EOF;
     }
     return tls_fail(c, "read from");
   }
-  sip__conn_process(c);
+  sip__tp_conn_process(c);
   return 0;
 }
 
-int sip__tls_input(sip_conn *c, const char *p, size_t len) {
+int sip__tp_tls_input(sip_conn *c, const char *p, size_t len) {
   if (BIO_write(c->rbio, p, (int)len) != (int)len)
     return tls_fail(c, "buffer for");
   if (c->state == SIP__CS_HANDSHAKE)
@@ -256,7 +256,7 @@ int sip__tls_input(sip_conn *c, const char *p, size_t len) {
   return read_app(c);
 }
 
-int sip__tls_write(sip_conn *c, sip__wreq *w) {
+int sip__tp_tls_write(sip_conn *c, sip__wreq *w) {
   ERR_clear_error();
   int n = w->len ? SSL_write(c->ssl, w->data, (int)w->len) : 1;
   int rc = n > 0 ? flush_wbio(c, w->msg_len, w->cb, w->arg)
@@ -265,7 +265,7 @@ int sip__tls_write(sip_conn *c, sip__wreq *w) {
   return rc;
 }
 
-void sip__tls_shutdown(sip_conn *c) {
+void sip__tp_tls_shutdown(sip_conn *c) {
   ERR_clear_error();
   SSL_shutdown(c->ssl);
   flush_wbio(c, 0, NULL, NULL);

@@ -9,7 +9,8 @@
 
 #include "tp_int.h"
 
-/* ---- small helpers -------------------------------------------------------- */
+/* ---- small helpers --------------------------------------------------------
+ */
 
 const char *sip_tp_transport_name(int t) {
   switch (t) {
@@ -52,7 +53,7 @@ const char *sip_tp_strerror(int err) {
 
 const char *sip_tp_last_error(const sip_tp *tp) { return tp->errtext; }
 
-void sip__seterr(sip_tp *tp, const char *fmt, ...) {
+void sip__tp_seterr(sip_tp *tp, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(tp->errtext, sizeof(tp->errtext), fmt, ap);
@@ -110,8 +111,7 @@ static void addr_ip(const struct sockaddr_storage *sa, char *out, size_t cap) {
   }
 }
 
-void sip_tp_addr_str(const struct sockaddr_storage *sa, char *out,
-                     size_t cap) {
+void sip_tp_addr_str(const struct sockaddr_storage *sa, char *out, size_t cap) {
   char ip[INET6_ADDRSTRLEN];
   if (cap == 0)
     return;
@@ -122,13 +122,13 @@ void sip_tp_addr_str(const struct sockaddr_storage *sa, char *out,
     snprintf(out, cap, "%s:%d", ip, sip_tp_addr_port(sa));
 }
 
-socklen_t sip__addr_len(const struct sockaddr_storage *a) {
+socklen_t sip__tp_addr_len(const struct sockaddr_storage *a) {
   return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                   : sizeof(struct sockaddr_in);
 }
 
-int sip__addr_eq(const struct sockaddr_storage *a,
-                 const struct sockaddr_storage *b) {
+int sip__tp_addr_eq(const struct sockaddr_storage *a,
+                    const struct sockaddr_storage *b) {
   if (a->ss_family != b->ss_family)
     return 0;
   if (a->ss_family == AF_INET) {
@@ -144,9 +144,10 @@ int sip__addr_eq(const struct sockaddr_storage *a,
   return 0;
 }
 
-/* ---- rxbuf -------------------------------------------------------------------- */
+/* ---- rxbuf
+ * -------------------------------------------------------------------- */
 
-sip_rxbuf *sip__rxbuf_new(const char *p, size_t len, const sip_limits *lim) {
+sip_rxbuf *sip__tp_rxbuf_new(const char *p, size_t len, const sip_limits *lim) {
   sip_rxbuf *rx = malloc(offsetof(sip_rxbuf, bytes) + len + 1);
   if (!rx)
     return NULL;
@@ -155,7 +156,8 @@ sip_rxbuf *sip__rxbuf_new(const char *p, size_t len, const sip_limits *lim) {
   memcpy(rx->bytes, p, len);
   rx->bytes[len] = '\0';
   rx->data = rx->bytes;
-  sip_msg_init(&rx->msg, lim);
+  rx->limits = lim ? *lim : sip_default_limits;
+  sip_msg_init(&rx->msg, &rx->limits);
   return rx;
 }
 
@@ -168,7 +170,8 @@ void sip_rxbuf_unref(sip_rxbuf *rx) {
   free(rx);
 }
 
-/* ---- configuration and lifetime ----------------------------------------------- */
+/* ---- configuration and lifetime
+ * ----------------------------------------------- */
 
 void sip_tp_config_init(sip_tp_config *cfg) {
   memset(cfg, 0, sizeof(*cfg));
@@ -196,7 +199,7 @@ static char *dup_or_null(const char *s) {
 static void tp_free(sip_tp *tp) {
   void (*cb)(void *) = tp->close_cb;
   void *arg = tp->close_arg;
-  sip__tls_free(tp);
+  sip__tp_tls_free(tp);
   sip_msg_free(&tp->scratch);
   free(tp->cert_file);
   free(tp->key_file);
@@ -211,9 +214,7 @@ void sip__tp_handle_closed(sip_tp *tp) {
     tp_free(tp);
 }
 
-static void on_anchor_closed(uv_handle_t *h) {
-  sip__tp_handle_closed(h->data);
-}
+static void on_anchor_closed(uv_handle_t *h) { sip__tp_handle_closed(h->data); }
 
 int sip_tp_new(uv_loop_t *loop, const sip_tp_config *cfg, sip_tp **out,
                char *err, size_t errcap) {
@@ -244,7 +245,7 @@ int sip_tp_new(uv_loop_t *loop, const sip_tp_config *cfg, sip_tp **out,
   c->tls_ca_file = tp->ca_file;
   tp->next_conn_id = 1;
   sip_msg_init(&tp->scratch, &tp->cfg.limits);
-  int rc = sip__tls_init(tp, err, errcap);
+  int rc = sip__tp_tls_init(tp, err, errcap);
   if (rc < 0) {
     tp_free(tp);
     return rc;
@@ -280,9 +281,9 @@ void sip_tp_close(sip_tp *tp, void (*cb)(void *arg), void *arg) {
     uv_close(&l->u.h, on_listener_closed);
   }
   while (tp->conns)
-    sip__conn_close(tp->conns, UV_ECANCELED, 0);
+    sip__tp_conn_close(tp->conns, UV_ECANCELED, 0);
   while (tp->draining)
-    sip__conn_close_now(tp->draining);
+    sip__tp_conn_close_now(tp->draining);
   uv_close((uv_handle_t *)&tp->anchor, on_anchor_closed);
 }
 
@@ -291,18 +292,19 @@ void sip_tp_stats(const sip_tp *tp, sip_tp_counters *out) { *out = tp->st; }
 uint32_t sip_tp_conn_count(const sip_tp *tp) { return tp->nconns; }
 
 int sip_tp_conn_alive(const sip_tp *tp, uint64_t id) {
-  return sip__conn_find_id(tp, id) != NULL;
+  return sip__tp_conn_find_id(tp, id) != NULL;
 }
 
 int sip_tp_conn_close(sip_tp *tp, uint64_t id) {
-  sip_conn *c = sip__conn_find_id(tp, id);
+  sip_conn *c = sip__tp_conn_find_id(tp, id);
   if (!c)
     return SIP_ENOTFOUND;
-  sip__conn_close(c, 0, 1);
+  sip__tp_conn_close(c, 0, 1);
   return 0;
 }
 
-/* ---- listening ---------------------------------------------------------------- */
+/* ---- listening
+ * ---------------------------------------------------------------- */
 
 static int parse_spec(const char *spec, int *transport,
                       struct sockaddr_storage *sa) {
@@ -343,11 +345,11 @@ int sip_tp_listen(sip_tp *tp, const char *spec) {
     return UV_ECANCELED;
   int rc = parse_spec(spec, &transport, &sa);
   if (rc < 0) {
-    sip__seterr(tp, "listen: malformed spec '%s'", spec ? spec : "(null)");
+    sip__tp_seterr(tp, "listen: malformed spec '%s'", spec ? spec : "(null)");
     return rc;
   }
   if (transport == SIP_TP_TLS && !tp->tls_server) {
-    sip__seterr(tp, "listen: %s: no TLS certificate configured", spec);
+    sip__tp_seterr(tp, "listen: %s: no TLS certificate configured", spec);
     return SIP_EINVAL;
   }
   if (tp->nls >= SIP_TP_MAX_LISTENERS)
@@ -359,10 +361,10 @@ int sip_tp_listen(sip_tp *tp, const char *spec) {
   l->id = tp->nls;
   l->transport = transport;
   l->addr = sa;
-  rc = transport == SIP_TP_UDP ? sip__udp_listen(tp, l)
-                               : sip__tcp_listen(tp, l);
+  rc = transport == SIP_TP_UDP ? sip__tp_udp_listen(tp, l)
+                               : sip__tp_tcp_listen(tp, l);
   if (rc < 0) {
-    sip__seterr(tp, "listen: %s: %s", spec, uv_strerror(rc));
+    sip__tp_seterr(tp, "listen: %s: %s", spec, uv_strerror(rc));
     if (l->u.h.data) { /* handle initialised: free in its close callback */
       tp->handles++;
       uv_close(&l->u.h, on_listener_closed);
@@ -390,7 +392,8 @@ int sip_tp_listener_port(const sip_tp *tp, int id) {
   return rc < 0 ? rc : sip_tp_addr_port(&sa);
 }
 
-/* ---- delivery and §18.2.1 ------------------------------------------------------ */
+/* ---- delivery and §18.2.1
+ * ------------------------------------------------------ */
 
 /* Enough of a request to answer with a 400 (§8.2: the response needs Via,
  * From, To, Call-ID and CSeq); ACK is never answered. */
@@ -418,7 +421,7 @@ static int host_is_source(const sip_via *v, const struct sockaddr_storage *sa) {
     if (h.ss_family == AF_INET6)
       return memcmp(src6, &((struct sockaddr_in6 *)&h)->sin6_addr, 16) == 0;
     /* IPv4 sent-by from a v4-mapped source of a dual-stack socket */
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0,
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
                                              0, 0, 0, 0, 0xff, 0xff};
     return memcmp(src6, mapped, 12) == 0 &&
            memcmp(src6 + 12, &((struct sockaddr_in *)&h)->sin_addr, 4) == 0;
@@ -520,8 +523,8 @@ static void bad(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
   tp->st.parse_errors++;
   sip_msg_strerror(&rx->msg, rc, text, sizeof(text));
   sip_tp_addr_str(&src->peer, peer, sizeof(peer));
-  sip__seterr(tp, "%s from %s: %s", sip_tp_transport_name(src->transport),
-              peer, text);
+  sip__tp_seterr(tp, "%s from %s: %s", sip_tp_transport_name(src->transport),
+                 peer, text);
   if (tp->cfg.on_bad && answerable(&rx->msg)) {
     /* the 400 is routed like any response: received/rport help */
     const sip_via *v;
@@ -534,7 +537,7 @@ static void bad(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
   }
 }
 
-void sip__deliver(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
+void sip__tp_deliver(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
   if (rc < 0) {
     bad(tp, rx, rc, src);
     return;
@@ -559,7 +562,8 @@ void sip__deliver(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
     tp->cfg.on_message(tp->cfg.ud, m, rx, src);
 }
 
-/* ---- sending and §18.2.2 ------------------------------------------------------- */
+/* ---- sending and §18.2.2
+ * ------------------------------------------------------- */
 
 int sip_tp_send(sip_tp *tp, const char *bytes, size_t len, const sip_dest *dst,
                 sip_tp_send_cb cb, void *arg) {
@@ -569,10 +573,10 @@ int sip_tp_send(sip_tp *tp, const char *bytes, size_t len, const sip_dest *dst,
     return SIP_EINVAL;
   switch (dst->transport) {
   case SIP_TP_UDP:
-    return sip__udp_send(tp, bytes, len, dst, cb, arg);
+    return sip__tp_udp_send(tp, bytes, len, dst, cb, arg);
   case SIP_TP_TCP:
   case SIP_TP_TLS:
-    return sip__conn_send(tp, bytes, len, dst, cb, arg);
+    return sip__tp_conn_send(tp, bytes, len, dst, cb, arg);
   default:
     return SIP_EINVAL;
   }
@@ -595,7 +599,7 @@ int sip_tp_response_dest(const sip_tp *tp, const sip_via *v, const sip_src *src,
   int sport = v->has_port ? v->port : defport;
   if (reliable) {
     /* the request's connection while it lasts, else a new one */
-    if (src->conn_id && sip__conn_find_id(tp, src->conn_id)) {
+    if (src->conn_id && sip__tp_conn_find_id(tp, src->conn_id)) {
       out->conn_id = src->conn_id;
       out->addr = src->peer;
       return 0;

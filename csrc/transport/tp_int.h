@@ -41,7 +41,7 @@ typedef struct sip_listener {
   char *rbuf; /* UDP batch buffer */
 } sip_listener;
 
-enum sip__conn_state {
+enum sip__tp_conn_state {
   SIP__CS_CONNECTING = 1,
   SIP__CS_HANDSHAKE,
   SIP__CS_OPEN,
@@ -66,8 +66,8 @@ typedef struct sip_conn {
   /* receive buffer (plaintext): [start, len) is unconsumed */
   char *buf;
   size_t start, len, cap;
-  size_t scan;  /* bytes after start searched for the header section's end */
-  size_t need;  /* known length of the message at start, 0 = unknown */
+  size_t scan; /* bytes after start searched for the header section's end */
+  size_t need; /* known length of the message at start, 0 = unknown */
   uint64_t msg_start; /* uv_now() of the first byte of a partial message */
   uint64_t last_io;
   uint64_t opened;
@@ -109,48 +109,48 @@ struct sip_tp {
 
 /* tp.c */
 void sip__tp_handle_closed(sip_tp *tp);
-void sip__seterr(sip_tp *tp, const char *fmt, ...)
+void sip__tp_seterr(sip_tp *tp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-sip_rxbuf *sip__rxbuf_new(const char *p, size_t len, const sip_limits *lim);
+sip_rxbuf *sip__tp_rxbuf_new(const char *p, size_t len, const sip_limits *lim);
 /* Parse outcome of rx (already parsed with rc) from src: delivers it,
  * passes it to on_bad, or drops it. Consumes no reference. */
-void sip__deliver(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src);
-int sip__addr_eq(const struct sockaddr_storage *a,
-                 const struct sockaddr_storage *b);
-socklen_t sip__addr_len(const struct sockaddr_storage *a);
+void sip__tp_deliver(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src);
+int sip__tp_addr_eq(const struct sockaddr_storage *a,
+                    const struct sockaddr_storage *b);
+socklen_t sip__tp_addr_len(const struct sockaddr_storage *a);
 
 /* udp.c */
-int sip__udp_listen(sip_tp *tp, sip_listener *l);
-int sip__udp_send(sip_tp *tp, const char *bytes, size_t len,
-                  const sip_dest *dst, sip_tp_send_cb cb, void *arg);
+int sip__tp_udp_listen(sip_tp *tp, sip_listener *l);
+int sip__tp_udp_send(sip_tp *tp, const char *bytes, size_t len,
+                     const sip_dest *dst, sip_tp_send_cb cb, void *arg);
 
 /* conn.c */
-int sip__tcp_listen(sip_tp *tp, sip_listener *l);
-int sip__conn_send(sip_tp *tp, const char *bytes, size_t len,
-                   const sip_dest *dst, sip_tp_send_cb cb, void *arg);
-sip_conn *sip__conn_find_id(const sip_tp *tp, uint64_t id);
+int sip__tp_tcp_listen(sip_tp *tp, sip_listener *l);
+int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
+                      const sip_dest *dst, sip_tp_send_cb cb, void *arg);
+sip_conn *sip__tp_conn_find_id(const sip_tp *tp, uint64_t id);
 /* err 0: orderly. graceful: flush queued writes first. */
-void sip__conn_close(sip_conn *c, int err, int graceful);
-void sip__conn_close_now(sip_conn *c);
+void sip__tp_conn_close(sip_conn *c, int err, int graceful);
+void sip__tp_conn_close_now(sip_conn *c);
 /* A write request with room for len bytes (data not filled in). */
-sip__wreq *sip__conn_wreq(sip_conn *c, size_t len, uint32_t msg_len,
-                          sip_tp_send_cb cb, void *arg);
+sip__wreq *sip__tp_conn_wreq(sip_conn *c, size_t len, uint32_t msg_len,
+                             sip_tp_send_cb cb, void *arg);
 /* Write w's bytes (ciphertext, or plain TCP) to the socket. Consumes w. */
-int sip__conn_write(sip_conn *c, sip__wreq *w);
+int sip__tp_conn_write(sip_conn *c, sip__wreq *w);
 /* Plaintext arrived in c->buf[start..len): frame and deliver. */
-void sip__conn_process(sip_conn *c);
-void sip__conn_opened(sip_conn *c);
-int sip__conn_grow(sip_conn *c, size_t want);
+void sip__tp_conn_process(sip_conn *c);
+void sip__tp_conn_opened(sip_conn *c);
+int sip__tp_conn_grow(sip_conn *c, size_t want);
 
 /* tls.c */
-int sip__tls_init(sip_tp *tp, char *err, size_t errcap);
-void sip__tls_free(sip_tp *tp);
-int sip__tls_start(sip_conn *c); /* SSL object, accept or connect state */
+int sip__tp_tls_init(sip_tp *tp, char *err, size_t errcap);
+void sip__tp_tls_free(sip_tp *tp);
+int sip__tp_tls_start(sip_conn *c); /* SSL object, accept or connect state */
 /* Ciphertext from the socket. Returns 0, or a negative code (then the
  * caller closes the connection). */
-int sip__tls_input(sip_conn *c, const char *p, size_t len);
-int sip__tls_write(sip_conn *c, sip__wreq *w); /* consumes w on success */
-void sip__tls_shutdown(sip_conn *c);
-void sip__tls_conn_free(sip_conn *c);
+int sip__tp_tls_input(sip_conn *c, const char *p, size_t len);
+int sip__tp_tls_write(sip_conn *c, sip__wreq *w); /* consumes w on success */
+void sip__tp_tls_shutdown(sip_conn *c);
+void sip__tp_tls_conn_free(sip_conn *c);
 
 #endif

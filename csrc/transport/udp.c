@@ -33,7 +33,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
   if (l->closing || tp->closing || nread == 0 || !addr)
     return;
   if (nread < 0) {
-    sip__seterr(tp, "udp recv: %s", uv_strerror((int)nread));
+    sip__tp_seterr(tp, "udp recv: %s", uv_strerror((int)nread));
     return;
   }
   tp->st.rx_bytes += (uint64_t)nread;
@@ -54,17 +54,17 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
   memcpy(&src.peer, addr,
          addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                      : sizeof(struct sockaddr_in));
-  sip_rxbuf *rx = sip__rxbuf_new(buf->base, (size_t)nread, &tp->cfg.limits);
+  sip_rxbuf *rx = sip__tp_rxbuf_new(buf->base, (size_t)nread, &tp->cfg.limits);
   if (!rx) {
     tp->st.dropped++;
     return;
   }
   int rc = sip_msg_parse(&rx->msg, rx->data, rx->len, SIP_MODE_DATAGRAM);
-  sip__deliver(tp, rx, rc, &src);
+  sip__tp_deliver(tp, rx, rc, &src);
   sip_rxbuf_unref(rx);
 }
 
-int sip__udp_listen(sip_tp *tp, sip_listener *l) {
+int sip__tp_udp_listen(sip_tp *tp, sip_listener *l) {
   unsigned int fl = (unsigned int)l->addr.ss_family | UV_UDP_RECVMMSG;
   int rc = uv_udp_init_ex(tp->loop, &l->u.udp, fl);
   if (rc < 0)
@@ -97,7 +97,7 @@ static void udp_sent(uv_udp_send_t *req, int status) {
     tp->st.tx_bytes += w->len;
   } else {
     tp->st.tx_errors++;
-    sip__seterr(tp, "udp send: %s", uv_strerror(status));
+    sip__tp_seterr(tp, "udp send: %s", uv_strerror(status));
   }
   if (w->cb)
     w->cb(w->arg, status);
@@ -119,8 +119,8 @@ static sip_listener *pick(sip_tp *tp, const sip_dest *dst) {
   return NULL;
 }
 
-int sip__udp_send(sip_tp *tp, const char *bytes, size_t len,
-                  const sip_dest *dst, sip_tp_send_cb cb, void *arg) {
+int sip__tp_udp_send(sip_tp *tp, const char *bytes, size_t len,
+                     const sip_dest *dst, sip_tp_send_cb cb, void *arg) {
   if (dst->addr.ss_family != AF_INET && dst->addr.ss_family != AF_INET6)
     return SIP_EINVAL;
   if (len > SIP__UDP_DGRAM_MAX - 8 - 40)

@@ -42,7 +42,8 @@ static void run_for(int ms) {
     step();
 }
 
-/* ---- what the callbacks saw ------------------------------------------------- */
+/* ---- what the callbacks saw -------------------------------------------------
+ */
 
 #define MAXMSG 16
 typedef struct rec {
@@ -146,7 +147,8 @@ static void close_tp(rec *r) {
   CHECK(r->closed);
 }
 
-/* ---- raw sockets ------------------------------------------------------------ */
+/* ---- raw sockets ------------------------------------------------------------
+ */
 
 static void loopback(struct sockaddr_storage *sa, int fam, int port) {
   sip_tp_addr(sa, fam == AF_INET6 ? "::1" : "127.0.0.1",
@@ -228,7 +230,8 @@ static void tcp_write(int s, const char *p, size_t n) {
   }
 }
 
-/* ---- messages ---------------------------------------------------------------- */
+/* ---- messages
+ * ---------------------------------------------------------------- */
 
 static int mkreq(char *out, size_t cap, const char *method, const char *via,
                  const char *body) {
@@ -257,7 +260,8 @@ static int contains(const char *p, size_t n, const char *needle) {
   return 0;
 }
 
-/* ---- tests --------------------------------------------------------------------- */
+/* ---- tests
+ * --------------------------------------------------------------------- */
 
 static void test_names(void) {
   CHECK(strcmp(sip_tp_errname(0), "OK") == 0);
@@ -300,8 +304,8 @@ static void test_listen_specs(void) {
 static void test_udp(int fam) {
   rec r = {0};
   sip_tp *tp = mk_tp(&r, NULL);
-  int lid = sip_tp_listen(tp, fam == AF_INET6 ? "udp:[::1]:0"
-                                              : "udp:127.0.0.1:0");
+  int lid =
+      sip_tp_listen(tp, fam == AF_INET6 ? "udp:[::1]:0" : "udp:127.0.0.1:0");
   CHECK(lid >= 0);
   int lport = sip_tp_listener_port(tp, lid);
   CHECK(lport > 0);
@@ -313,7 +317,8 @@ static void test_udp(int fam) {
   /* sent-by names another address, rport without value: received and
    * rport are filled in */
   char msg[1024], want[256];
-  const char *sentby = fam == AF_INET6 ? "[2001:db8::9]:5070" : "127.0.0.2:5070";
+  const char *sentby =
+      fam == AF_INET6 ? "[2001:db8::9]:5070" : "127.0.0.2:5070";
   char via[256];
   snprintf(via, sizeof(via), "SIP/2.0/UDP %s;branch=z9hG4bKu1;rport", sentby);
   int n = mkreq(msg, sizeof(msg), "INVITE", via, "v=0\r\n");
@@ -476,7 +481,8 @@ static void test_udp(int fam) {
   CHECK_INT(r.bad_err, SIP_EVIA);
   /* not answerable: dropped and counted */
   udp_to(s, fam, lport, "hello world\r\n\r\n", 15);
-  n = snprintf(msg, sizeof(msg), "ACK sip:b@x SIP/2.0\r\nContent-Length: x\r\n\r\n");
+  n = snprintf(msg, sizeof(msg),
+               "ACK sip:b@x SIP/2.0\r\nContent-Length: x\r\n\r\n");
   udp_to(s, fam, lport, msg, (size_t)n);
   udp_to(s, fam, lport, "\r\n\r\n", 4); /* keep-alive noise */
   RUN_UNTIL((sip_tp_stats(tp, &st), st.dropped >= 2 && st.keepalives >= 1),
@@ -503,8 +509,8 @@ static void test_udp(int fam) {
 static void test_tcp_framing(int fam) {
   rec r = {0};
   sip_tp *tp = mk_tp(&r, NULL);
-  int lid = sip_tp_listen(tp, fam == AF_INET6 ? "tcp:[::1]:0"
-                                              : "tcp:127.0.0.1:0");
+  int lid =
+      sip_tp_listen(tp, fam == AF_INET6 ? "tcp:[::1]:0" : "tcp:127.0.0.1:0");
   CHECK(lid >= 0);
   int lport = sip_tp_listener_port(tp, lid);
   int s = tcp_connect(fam, lport);
@@ -756,8 +762,8 @@ static void test_tcp_send(int fam) {
   rec ra = {0}, rb = {0};
   sip_tp *a = mk_tp(&ra, NULL);
   sip_tp *b = mk_tp(&rb, NULL);
-  int lid = sip_tp_listen(b, fam == AF_INET6 ? "tcp:[::1]:0"
-                                             : "tcp:127.0.0.1:0");
+  int lid =
+      sip_tp_listen(b, fam == AF_INET6 ? "tcp:[::1]:0" : "tcp:127.0.0.1:0");
   CHECK(lid >= 0);
   sip_dest d;
   sip_dest_init(&d, SIP_TP_TCP);
@@ -854,7 +860,8 @@ static void test_tcp_send(int fam) {
   close_tp(&rb);
 }
 
-/* ---- TLS ---------------------------------------------------------------------- */
+/* ---- TLS
+ * ---------------------------------------------------------------------- */
 
 static char tmpdir[64];
 
