@@ -850,6 +850,25 @@ static void test_tcp_send(int fam) {
   sip_tp_stats(a, &st);
   CHECK_INT(st.tx_errors, 1);
 
+  /* max_write_queue: bytes waiting for the connect count */
+  {
+    rec rq = {0};
+    sip_tp_config cfg;
+    sip_tp_config_init(&cfg);
+    cfg.max_write_queue = 70000;
+    sip_tp *q = mk_tp(&rq, &cfg);
+    static char chunk[30000];
+    memset(chunk, 'x', sizeof(chunk));
+    loopback(&d.addr, fam, sip_tp_listener_port(b, lid));
+    sendres q1 = {0}, q2 = {0};
+    CHECK_INT(sip_tp_send(q, chunk, sizeof(chunk), &d, on_sent, &q1), 0);
+    CHECK_INT(sip_tp_send(q, chunk, sizeof(chunk), &d, on_sent, &q2), 0);
+    CHECK_INT(sip_tp_send(q, chunk, sizeof(chunk), &d, NULL, NULL), UV_ENOBUFS);
+    close_tp(&rq);
+    CHECK_INT(q1.status, UV_ECANCELED);
+    CHECK_INT(q2.status, UV_ECANCELED);
+  }
+
   /* pending sends fail with ECANCELED when the manager closes */
   loopback(&d.addr, fam, sip_tp_listener_port(b, lid));
   sendres sc = {0};
@@ -1039,6 +1058,41 @@ static void test_tls(void) {
   CHECK_INT(rs.nmsg, before + 1);
   if (rs.nmsg == before + 1 && before < MAXMSG)
     CHECK_INT(rs.src[before].peer.ss_family, AF_INET6);
+
+  /* mutual TLS: a server that requires a client certificate refuses a
+   * client without one and accepts one with a certificate from the CA */
+  {
+    rec rm = {0}, rn = {0}, ry = {0};
+    sip_tp_config_init(&cfg);
+    cfg.tls_cert_file = cert;
+    cfg.tls_key_file = key;
+    cfg.tls_ca_file = ca;
+    cfg.tls_verify_client = 1;
+    sip_tp *mt = mk_tp(&rm, &cfg);
+    int mid = sip_tp_listen(mt, "tls:127.0.0.1:0");
+    sip_tp_config_init(&cfg);
+    cfg.tls_ca_file = ca;
+    sip_tp *nocert = mk_tp(&rn, &cfg);
+    cfg.tls_cert_file = cert;
+    cfg.tls_key_file = key;
+    sip_tp *withcert = mk_tp(&ry, &cfg);
+    sip_dest_init(&d, SIP_TP_TLS);
+    loopback(&d.addr, AF_INET, sip_tp_listener_port(mt, mid));
+    d.tls_name = "localhost";
+    sendres sn = {0}, sy = {0};
+    CHECK_INT(sip_tp_send(nocert, m1, (size_t)n1, &d, on_sent, &sn), 0);
+    RUN_UNTIL((sip_tp_stats(mt, &st), st.tls_failures == 1), 5000);
+    CHECK_INT(st.tls_failures, 1);
+    CHECK_INT(rm.nmsg, 0);
+    CHECK_INT(sip_tp_send(withcert, m1, (size_t)n1, &d, on_sent, &sy), 0);
+    RUN_UNTIL(rm.nmsg == 1 && sy.done, 5000);
+    CHECK_INT(rm.nmsg, 1);
+    CHECK_INT(sy.status, 0);
+    RUN_UNTIL(sn.done, 2000);
+    close_tp(&rn);
+    close_tp(&ry);
+    close_tp(&rm);
+  }
 
   close_tp(&rbad);
   close_tp(&rip);
