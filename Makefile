@@ -88,13 +88,17 @@ BASE_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 PARSE_SRC := $(sort $(wildcard csrc/parse/*.c))
 LUA_SRC := $(sort $(wildcard csrc/lua/*.c))
 CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/core/*.c))
-TEST_SRC := $(sort $(wildcard csrc/test/test_*.c))
+# C tests: csrc/test/test_*.c, and each layer's own csrc/<layer>/tests/*_test.c
+TEST_SRC := $(sort $(wildcard csrc/test/test_*.c)) \
+  $(sort $(wildcard csrc/*/tests/*_test.c))
+TEST_TIMEOUT ?= 300
 
 OBJ := $(BUILD)/obj
 PARSE_OBJ := $(PARSE_SRC:%.c=$(OBJ)/%.o)
 LUA_OBJ := $(LUA_SRC:%.c=$(OBJ)/%.o)
 CORE_OBJ := $(CORE_SRC:%.c=$(OBJ)/%.o)
-TEST_BIN := $(TEST_SRC:csrc/test/%.c=$(BUILD)/test/%)
+TEST_BIN := $(addprefix $(BUILD)/test/,$(basename $(notdir $(TEST_SRC))))
+vpath %.c $(sort $(dir $(TEST_SRC)))
 
 CORE_SO := $(BUILD)/lib/luasip/core.so
 PARSE_LIB := $(BUILD)/libsipparse.a
@@ -136,7 +140,7 @@ $(CORE_SO): $(LUA_OBJ) $(CORE_OBJ) $(PARSE_OBJ)
 	$(CC) -shared $(BASE_LDFLAGS) -o $@ $^ $(UV_LIBS) $(SSL_LIBS)
 
 # C tests link the static libraries, never Lua.
-$(BUILD)/test/%: csrc/test/%.c $(TEST_LIBS) Makefile
+$(BUILD)/test/%: %.c $(TEST_LIBS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) -DLUASIP_VECTORS_DIR='"$(abspath $(VECTORS))"' \
 	  $(UV_CFLAGS) $(SSL_CFLAGS) -o $@ $< $(TEST_LIBS) $(BASE_LDFLAGS) \
@@ -194,7 +198,8 @@ test-asan: deps
 check: all ctests
 	@mkdir -p $(BUILD); : > $(TEST_LOG); \
 	for t in $(TEST_BIN); do \
-	  $(TEST_ENV) spec/support/ctest.sh $$(basename $$t) $$t 2>&1 | tee -a $(TEST_LOG); \
+	  $(TEST_ENV) spec/support/ctest.sh $$(basename $$t) \
+	    timeout -k 10 $(TEST_TIMEOUT) $$t 2>&1 | tee -a $(TEST_LOG); \
 	done; \
 	$(BUSTED_ENV) spec/support/busted.sh $(LUA) $(BUSTED) $(BUSTED_ARGS) 2>&1 \
 	  | tee -a $(TEST_LOG); \
@@ -208,7 +213,7 @@ check-valgrind: ctests
 	@mkdir -p $(BUILD); log=$(BUILD)/valgrind.log; : > $$log; \
 	for t in $(TEST_BIN); do \
 	  $(TEST_ENV) spec/support/ctest.sh $$(basename $$t)-valgrind \
-	    $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    timeout -k 10 $$(($(TEST_TIMEOUT) * 2)) $(VALGRIND) -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	    --error-exitcode=1 $$t 2>&1 | tee -a $$log; \
 	done; \
 	spec/support/summary.sh $(SUMMARY_NAME) $$log
