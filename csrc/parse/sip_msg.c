@@ -424,14 +424,15 @@ int sip_msg_unfolded(sip_msg *m, const sip_hdr *h, sip_str *out) {
     return SIP_ENOMEM;
   size_t n = 0;
   while (p < end) {
-    if (*p == '\r' || *p == '\n') {
-      while (n && (d[n - 1] == ' ' || d[n - 1] == '\t'))
-        n--;
-      p = sip__skip_lws(p, end);
-      d[n++] = ' ';
+    const char *after = (*p == '\r' || *p == '\n') ? sip__skip_lws(p, end) : p;
+    if (after == p) { /* not a fold: a lone CR is just a byte of the value */
+      d[n++] = *p++;
       continue;
     }
-    d[n++] = *p++;
+    while (n && (d[n - 1] == ' ' || d[n - 1] == '\t'))
+      n--;
+    d[n++] = ' ';
+    p = after;
   }
   *out = (sip_str){d, n};
   return 0;

@@ -45,6 +45,17 @@ static void test_request(void) {
   CHECK_INT(sip_msg_unfolded(&m, &m.hdr[i], &u), 0);
   CHECK_STR(u, "folded across two lines");
   CHECK_STR(m.hdr[i].raw, "Subject: folded\r\n  across two lines\r\n");
+  sip_msg_free(&m);
+  /* regression: a lone CR inside a folded value made unfolding loop forever */
+  const char *lone_cr = "OPTIONS sip:a@b SIP/2.0\r\nSubject: a\rb\r\n c\r\n\r\n";
+  sip_msg_init(&m, NULL);
+  CHECK(parse(&m, lone_cr, SIP_MODE_DATAGRAM) > 0);
+  CHECK_INT(sip_msg_unfolded(&m, &m.hdr[0], &u), 0);
+  CHECK_STR(u, "a\rb c");
+  sip_msg_free(&m);
+  sip_msg_init(&m, NULL);
+  CHECK(parse(&m, INVITE, SIP_MODE_DATAGRAM) > 0);
+  i = sip_msg_find(&m, SIP_H_SUBJECT, NULL, 0, 0);
   CHECK_INT(sip_msg_count(&m, SIP_H_VIA, NULL, 0), 1);
   CHECK_INT(sip_msg_find(&m, SIP_H_OTHER, "X-Nope", 6, 0), -1);
   uint32_t mf;
