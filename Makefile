@@ -43,7 +43,7 @@ VALGRIND ?= valgrind
 # Debian packages `make deps` installs (as root) when any is missing.
 DEB_PACKAGES := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev \
   libssl-dev luarocks lua-busted lua-check clang libclang-rt-14-dev valgrind \
-  sip-tester redis-server libsofia-sip-ua-dev libosip2-dev
+  sip-tester redis-server libsofia-sip-ua-dev libosip2-dev openssl iproute2
 
 # --- dependencies' flags ----------------------------------------------------
 ifdef LUA_INCDIR
