@@ -211,16 +211,17 @@ typedef struct view {
 
 #define ADDR_FIELDS(X)                                                         \
   X(A_DISPLAY, "display")                                                      \
-  X(A_DISPLAY_RAW, "display_raw") X(A_URI, "uri") X(A_TAG, "tag")              \
-      X(A_RAW, "raw") X(A_PARAMS_RAW, "params_raw") X(A_PARAMS, "params")      \
-          X(A_Q, "q") X(A_EXPIRES, "expires") X(A_STAR, "star")
+  X(A_DISPLAY_RAW, "display_raw")                                              \
+  X(A_URI, "uri") X(A_TAG, "tag") X(A_RAW, "raw")                              \
+      X(A_PARAMS_RAW, "params_raw") X(A_PARAMS, "params") X(A_Q, "q")          \
+          X(A_EXPIRES, "expires") X(A_STAR, "star")
 #define VIA_FIELDS(X)                                                          \
   X(V_RAW, "raw")                                                              \
-  X(V_PROTOCOL, "protocol") X(V_VERSION, "version")                            \
-      X(V_TRANSPORT, "transport") X(V_HOST, "host") X(V_PORT, "port")          \
-          X(V_RPORT, "rport") X(V_BRANCH, "branch") X(V_RECEIVED, "received")  \
-              X(V_MADDR, "maddr") X(V_TTL, "ttl")                              \
-                  X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
+  X(V_PROTOCOL, "protocol")                                                    \
+  X(V_VERSION, "version") X(V_TRANSPORT, "transport") X(V_HOST, "host")        \
+      X(V_PORT, "port") X(V_RPORT, "rport") X(V_BRANCH, "branch")              \
+          X(V_RECEIVED, "received") X(V_MADDR, "maddr") X(V_TTL, "ttl")        \
+              X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
 
 enum {
   VF__NONE = 0,
@@ -676,22 +677,22 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
 
 /* upvalue 1: methods table, upvalue 2: field name -> F_* */
 static int msg_index(lua_State *L) {
-  to_message(L, 1);
+  sip_lua_msg *u = to_message(L, 1);
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-    return 1; /* methods stay reachable after close (close, is_closed) */
-  lua_pop(L, 1);
-  sip_lua_msg *u = check_message(L, 1);
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
-    return 1; /* nil */
-  int f = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  int n = push_field(L, 1, u, f);
-  if (n > 1) {
-    lua_pop(L, 2); /* a field read yields nil; msg:get() has the error */
+  /* fields first: they are what a script reads per message */
+  if (lua_rawget(L, lua_upvalueindex(2)) == LUA_TNUMBER) {
+    int f = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (!u->live)
+      return luaL_error(L, "attempt to use a closed " SIP_LUA_MESSAGE);
+    if (push_field(L, 1, u, f) > 1)
+      lua_pop(L, 2); /* a field read yields nil; msg:get() has the error */
+    return 1;
   }
+  lua_pop(L, 1);
+  /* methods stay reachable after close (close, is_closed) */
+  lua_rawget(L, lua_upvalueindex(1));
   return 1;
 }
 
