@@ -29,8 +29,9 @@ typedef struct sip_lua_msg {
 #define SIP_LUA_MSG_UV_INPUT 1
 #define SIP_LUA_MSG_UV_UNUSED 2
 #define SIP_LUA_MSG_UV_RURI 3
-/* slots UV_RURI+1 .. UV_RURI+NCACHE cache derived values, one per field */
-#define SIP_LUA_MSG_NCACHE 28
+/* slots UV_RURI+1 .. UV_RURI+NCACHE cache derived values (message.c maps
+ * each cached field to its slot) */
+#define SIP_LUA_MSG_NCACHE 9
 #define SIP_LUA_MSG_NUV (SIP_LUA_MSG_UV_RURI + SIP_LUA_MSG_NCACHE)
 
 int luaopen_luasip_core(lua_State *L);

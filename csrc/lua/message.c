@@ -212,16 +212,18 @@ typedef struct view {
 #define ADDR_FIELDS(X)                                                         \
   X(A_DISPLAY, "display")                                                      \
   X(A_DISPLAY_RAW, "display_raw")                                              \
-  X(A_URI, "uri") X(A_TAG, "tag") X(A_RAW, "raw")                              \
-      X(A_PARAMS_RAW, "params_raw") X(A_PARAMS, "params") X(A_Q, "q")          \
-          X(A_EXPIRES, "expires") X(A_STAR, "star")
+  X(A_URI, "uri")                                                              \
+  X(A_TAG, "tag") X(A_RAW, "raw") X(A_PARAMS_RAW, "params_raw")                \
+      X(A_PARAMS, "params") X(A_Q, "q") X(A_EXPIRES, "expires")                \
+          X(A_STAR, "star")
 #define VIA_FIELDS(X)                                                          \
   X(V_RAW, "raw")                                                              \
   X(V_PROTOCOL, "protocol")                                                    \
-  X(V_VERSION, "version") X(V_TRANSPORT, "transport") X(V_HOST, "host")        \
-      X(V_PORT, "port") X(V_RPORT, "rport") X(V_BRANCH, "branch")              \
-          X(V_RECEIVED, "received") X(V_MADDR, "maddr") X(V_TTL, "ttl")        \
-              X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
+  X(V_VERSION, "version")                                                      \
+  X(V_TRANSPORT, "transport") X(V_HOST, "host") X(V_PORT, "port")              \
+      X(V_RPORT, "rport") X(V_BRANCH, "branch") X(V_RECEIVED, "received")      \
+          X(V_MADDR, "maddr") X(V_TTL, "ttl") X(V_PARAMS_RAW, "params_raw")    \
+              X(V_PARAMS, "params")
 
 enum {
   VF__NONE = 0,
@@ -451,8 +453,6 @@ enum {
       F__COUNT
 };
 
-_Static_assert(F__COUNT <= SIP_LUA_MSG_NCACHE + 1, "a cache slot per field");
-
 static const char *const field_names[] = {NULL,
 #define F_NAME(id, name) name,
                                           FIELDS(F_NAME)
@@ -460,8 +460,17 @@ static const char *const field_names[] = {NULL,
 };
 
 /* Derived values (tables, views, URI objects) are cached in user value
- * slots, one per field: no string-keyed table on the hot path. */
-#define CACHE_SLOT(f) (SIP_LUA_MSG_UV_RURI + (f))
+ * slots, one per cached field: no string-keyed table on the hot path, and
+ * no slot (initialised and traversed by the GC for every message) for the
+ * fields that are cheap to make again. */
+static const uint8_t cache_slot[F__COUNT] = {
+    [F_RURI] = 1,          [F_FROM] = 2,     [F_TO] = 3,
+    [F_VIA] = 4,           [F_CONTACTS] = 5, [F_ROUTES] = 6,
+    [F_RECORD_ROUTES] = 7, [F_PATHS] = 8,    [F_CTYPE] = 9,
+};
+_Static_assert(9 <= SIP_LUA_MSG_NCACHE, "a user value slot per cached field");
+
+#define CACHE_SLOT(f) (SIP_LUA_MSG_UV_RURI + cache_slot[f])
 
 static int push_cached(lua_State *L, int idx, int f) {
   if (lua_getiuservalue(L, idx, CACHE_SLOT(f)) != LUA_TNIL)
