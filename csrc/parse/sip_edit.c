@@ -134,6 +134,7 @@ int sip_msg_insert_header(sip_msg *m, int at, int id, const char *name,
   m->nhdr++;
   m->hdr[at] = (sip_hdr){.name = n, .value = v, .raw = SIP_STR_NULL,
                          .id = (uint16_t)id, .state = SIP_HS_ADDED};
+  m->present |= (uint64_t)1 << id;
   drop_cache(m, id);
   m->dirty = 1;
   return 0;

@@ -247,6 +247,7 @@ static int index_header(sip_msg *m, const char *base, const char *line,
   h->value = sip__trim(p + 1, vend);
   h->raw = (sip_str){line, (size_t)(rawend - line)};
   h->id = (uint16_t)sip_hdr_lookup(line, (size_t)(nend - line));
+  m->present |= (uint64_t)1 << h->id;
   h->state = SIP_HS_ORIG;
   h->parsed = NULL;
   return 0;
@@ -396,8 +397,14 @@ static int hdr_matches(const sip_hdr *h, int id, const char *name,
          sip_str_ieq(h->name, (sip_str){name, nlen});
 }
 
+static int surely_absent(const sip_msg *m, int id) {
+  return id > 0 && id < SIP_H__COUNT && !((m->present >> id) & 1u);
+}
+
 int sip_msg_find(const sip_msg *m, int id, const char *name, size_t nlen,
                  int from) {
+  if (surely_absent(m, id))
+    return -1;
   if (from < 0)
     from = 0;
   for (uint32_t i = (uint32_t)from; i < m->nhdr; i++)
@@ -475,6 +482,8 @@ int sip_msg_get_ruri(sip_msg *m, const sip_uri **out) {
 }
 
 int sip_msg_get_vias(sip_msg *m, const sip_via **out) {
+  if (surely_absent(m, SIP_H_VIA))
+    return SIP_ENOTFOUND;
   if (!cache_get(m, SIP_H_VIA)) {
     sip_via *head = NULL, **tail = &head;
     for (uint32_t i = 0; i < m->nhdr; i++) {
@@ -496,6 +505,8 @@ int sip_msg_get_vias(sip_msg *m, const sip_via **out) {
 int sip_msg_get_addrs(sip_msg *m, int id, const sip_addr **out) {
   if (id <= 0 || id >= SIP_H__COUNT || !(hdr_flag_tab[id] & SIP_HF_ADDR))
     return SIP_EINVAL;
+  if (surely_absent(m, id))
+    return SIP_ENOTFOUND;
   if (!cache_get(m, id)) {
     sip_addr *head = NULL, **tail = &head;
     unsigned flags = id == SIP_H_CONTACT ? SIP_ADDR_ALLOW_STAR : 0;

@@ -71,6 +71,8 @@ typedef struct sip_msg {
 
   sip_str body;
   uint8_t has_clen;    /* a Content-Length header was present */
+  uint64_t present;    /* bit id: a header of that kind was indexed or added
+                          (removals leave it set: it only rules absence in) */
 
   /* where parsing failed: offset into the input and what was being parsed */
   size_t err_off;
