@@ -74,8 +74,7 @@ int sip_msg_set_ruri(sip_msg *m, const char *uri, size_t len) {
   return 0;
 }
 
-int sip_msg_set_status(sip_msg *m, int status, const char *reason,
-                       size_t len) {
+int sip_msg_set_status(sip_msg *m, int status, const char *reason, size_t len) {
   if (m->is_request || status < 100 || status > 699)
     return SIP_EINVAL;
   for (size_t i = 0; i < len; i++)
@@ -115,25 +114,22 @@ int sip_msg_insert_header(sip_msg *m, int at, int id, const char *name,
     return SIP_EINVAL;
   if (at < 0 || (uint32_t)at > m->nhdr)
     at = (int)m->nhdr;
-  if (m->nhdr == m->hdr_cap) {
-    uint32_t cap = m->hdr_cap * 2;
-    sip_hdr *h = sip_arena_alloc(&m->arena, cap * sizeof(*h));
-    if (!h)
-      return SIP_ENOMEM;
-    memcpy(h, m->hdr, m->nhdr * sizeof(*h));
-    m->hdr = h;
-    m->hdr_cap = cap;
-  }
+  if (m->nhdr == m->hdr_cap && sip__msg_grow_headers(m) < 0)
+    return SIP_ENOMEM;
   sip_str n, v;
   int rc = copy_str(m, name, nlen, &n);
   if (rc == 0)
     rc = copy_str(m, value, vlen, &v);
   if (rc < 0)
     return rc;
-  memmove(&m->hdr[at + 1], &m->hdr[at], (m->nhdr - (uint32_t)at) * sizeof(sip_hdr));
+  memmove(&m->hdr[at + 1], &m->hdr[at],
+          (m->nhdr - (uint32_t)at) * sizeof(sip_hdr));
   m->nhdr++;
-  m->hdr[at] = (sip_hdr){.name = n, .value = v, .raw = SIP_STR_NULL,
-                         .id = (uint16_t)id, .state = SIP_HS_ADDED};
+  m->hdr[at] = (sip_hdr){.name = n,
+                         .value = v,
+                         .raw = SIP_STR_NULL,
+                         .id = (uint16_t)id,
+                         .state = SIP_HS_ADDED};
   m->present |= (uint64_t)1 << id;
   drop_cache(m, id);
   m->dirty = 1;
@@ -177,8 +173,8 @@ int sip_msg_set_body(sip_msg *m, const char *body, size_t len) {
   int nn = snprintf(num, sizeof(num), "%zu", len);
   int i = sip_msg_find(m, SIP_H_CONTENT_LENGTH, NULL, 0, 0);
   rc = i >= 0 ? sip_msg_replace_value(m, i, num, (size_t)nn)
-              : sip_msg_insert_header(m, -1, SIP_H_CONTENT_LENGTH, NULL, 0,
-                                      num, (size_t)nn);
+              : sip_msg_insert_header(m, -1, SIP_H_CONTENT_LENGTH, NULL, 0, num,
+                                      (size_t)nn);
   if (rc < 0)
     return rc;
   m->body = b;
@@ -189,7 +185,8 @@ int sip_msg_set_body(sip_msg *m, const char *body, size_t len) {
   return 0;
 }
 
-/* ---- serialization -------------------------------------------------------- */
+/* ---- serialization --------------------------------------------------------
+ */
 
 static size_t hdr_size(const sip_hdr *h) {
   switch (h->state) {

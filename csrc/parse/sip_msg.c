@@ -20,10 +20,9 @@ const sip_limits sip_default_limits = {
 
 #define HDR_SLOTS 256 /* power of two, > 4x the table size */
 
-static const char *const hdr_names[SIP_H__COUNT] = {
-    NULL,
+static const char *const hdr_names[SIP_H__COUNT] = {NULL,
 #define HDR_NAME(id, name, compact, flags) name,
-    SIP_HEADER_TABLE(HDR_NAME)
+                                                    SIP_HEADER_TABLE(HDR_NAME)
 #undef HDR_NAME
 };
 
@@ -34,10 +33,9 @@ static const unsigned char hdr_compact[SIP_H__COUNT] = {
 #undef HDR_COMPACT
 };
 
-static const unsigned hdr_flag_tab[SIP_H__COUNT] = {
-    0,
+static const unsigned hdr_flag_tab[SIP_H__COUNT] = {0,
 #define HDR_FLAGS(id, name, compact, flags) flags,
-    SIP_HEADER_TABLE(HDR_FLAGS)
+                                                    SIP_HEADER_TABLE(HDR_FLAGS)
 #undef HDR_FLAGS
 };
 
@@ -187,8 +185,8 @@ static int parse_start_line(sip_msg *m, const char *base, const char *p,
       return fail(m, base, c - 3, "status code", SIP_ERANGE);
     m->status = (uint16_t)code;
     /* "SIP/2.0 100" without the SP is taken liberally (RFC 4475 §3.1.1.13) */
-    m->reason = c < end ? (sip_str){c + 1, (size_t)(end - c - 1)}
-                        : (sip_str){c, 0};
+    m->reason =
+        c < end ? (sip_str){c + 1, (size_t)(end - c - 1)} : (sip_str){c, 0};
     for (const char *r = m->reason.p; r < end; r++)
       if (*r == '\r' || *r == '\n')
         return fail(m, base, r, "reason phrase", SIP_ESTARTLINE);
@@ -216,7 +214,7 @@ static int parse_start_line(sip_msg *m, const char *base, const char *p,
   return 0;
 }
 
-static int grow_headers(sip_msg *m) {
+int sip__msg_grow_headers(sip_msg *m) {
   uint32_t cap = m->hdr_cap * 2;
   sip_hdr *h = sip_arena_alloc(&m->arena, cap * sizeof(*h));
   if (!h)
@@ -240,7 +238,7 @@ static int index_header(sip_msg *m, const char *base, const char *line,
     return fail(m, base, nend, "header name", SIP_EHEADER);
   if (m->nhdr >= m->limits->max_headers)
     return fail(m, base, line, "header count", SIP_ETOOMANY);
-  if (m->nhdr == m->hdr_cap && grow_headers(m) < 0)
+  if (m->nhdr == m->hdr_cap && sip__msg_grow_headers(m) < 0)
     return fail(m, base, line, "header index", SIP_ENOMEM);
   sip_hdr *h = &m->hdr[m->nhdr++];
   h->name = (sip_str){line, (size_t)(nend - line)};
@@ -289,8 +287,9 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
   while (p < end && (*p == '\r' || *p == '\n'))
     p++;
   if (p == end)
-    return mode == SIP_MODE_STREAM ? SIP_ENEEDMORE
-                                   : fail(m, base, p, "message", SIP_ESTARTLINE);
+    return mode == SIP_MODE_STREAM
+               ? SIP_ENEEDMORE
+               : fail(m, base, p, "message", SIP_ESTARTLINE);
   m->buf = p;
 
   /* Scan lines up to the empty one. A header field spans its first line
@@ -310,8 +309,7 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
         return fail(m, base, p, "message size", SIP_ETOOBIG);
       if (mode == SIP_MODE_STREAM)
         return SIP_ENEEDMORE;
-      return fail(m, base, end, "header section (no empty line)",
-                  SIP_EHEADER);
+      return fail(m, base, end, "header section (no empty line)", SIP_EHEADER);
     }
     const char *lend = (nl > line && nl[-1] == '\r') ? nl - 1 : nl;
     const char *next = nl + 1;
@@ -393,8 +391,7 @@ static int hdr_matches(const sip_hdr *h, int id, const char *name,
     return 0;
   if (id != SIP_H_OTHER)
     return h->id == id;
-  return h->id == SIP_H_OTHER &&
-         sip_str_ieq(h->name, (sip_str){name, nlen});
+  return h->id == SIP_H_OTHER && sip_str_ieq(h->name, (sip_str){name, nlen});
 }
 
 static int surely_absent(const sip_msg *m, int id) {
@@ -445,7 +442,8 @@ int sip_msg_unfolded(sip_msg *m, const sip_hdr *h, sip_str *out) {
   return 0;
 }
 
-/* ---- lazily parsed fields -------------------------------------------------- */
+/* ---- lazily parsed fields --------------------------------------------------
+ */
 
 static void *cache_get(const sip_msg *m, int id) {
   return (m->cached >> id) & 1u ? m->cache[id] : NULL;
@@ -472,8 +470,7 @@ int sip_msg_get_ruri(sip_msg *m, const sip_uri **out) {
     if (rc < 0)
       return rc;
     /* §19.1.5: headers are not allowed in a Request-URI (escruri) */
-    if ((u->kind == SIP_URI_SIP || u->kind == SIP_URI_SIPS) &&
-        u->headers_raw.p)
+    if ((u->kind == SIP_URI_SIP || u->kind == SIP_URI_SIPS) && u->headers_raw.p)
       return SIP_EURI;
     m->ruri_parsed = u;
   }

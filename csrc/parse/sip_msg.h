@@ -18,16 +18,18 @@
 typedef struct sip_limits {
   uint32_t max_size;    /* whole message incl. body, bytes (default 65535) */
   uint32_t max_headers; /* header field lines (default 256) */
-  uint32_t max_line;    /* one start line or header line incl. folds (default 16384) */
+  uint32_t
+      max_line; /* one start line or header line incl. folds (default 16384) */
 } sip_limits;
 
 extern const sip_limits sip_default_limits;
 
 enum sip_parse_mode {
-  SIP_MODE_DATAGRAM = 0, /* one message per buffer; bytes after the body are
-                            ignored (§18.3); no Content-Length = rest of buffer */
-  SIP_MODE_STREAM = 1,   /* TCP/TLS: SIP_ENEEDMORE until a whole message is
-                            there; no Content-Length means an empty body */
+  SIP_MODE_DATAGRAM =
+      0,               /* one message per buffer; bytes after the body are
+                          ignored (§18.3); no Content-Length = rest of buffer */
+  SIP_MODE_STREAM = 1, /* TCP/TLS: SIP_ENEEDMORE until a whole message is
+                          there; no Content-Length means an empty body */
 };
 
 enum sip_hdr_state {
@@ -57,22 +59,22 @@ typedef struct sip_msg {
   const sip_limits *limits;
 
   uint8_t is_request;
-  uint16_t status;     /* responses: 100..699 */
-  sip_str method;      /* requests */
-  sip_str ruri;        /* requests: Request-URI as written */
-  sip_str version;     /* "SIP/2.0" as written (may be another version) */
-  sip_str reason;      /* responses: reason phrase (may be empty) */
-  sip_str start_line;  /* without its line end */
-  sip_str head_end;    /* the empty line ending the header section */
+  uint16_t status;    /* responses: 100..699 */
+  sip_str method;     /* requests */
+  sip_str ruri;       /* requests: Request-URI as written */
+  sip_str version;    /* "SIP/2.0" as written (may be another version) */
+  sip_str reason;     /* responses: reason phrase (may be empty) */
+  sip_str start_line; /* without its line end */
+  sip_str head_end;   /* the empty line ending the header section */
 
   sip_hdr *hdr; /* header fields in wire order */
   uint32_t nhdr;
   uint32_t hdr_cap;
 
   sip_str body;
-  uint8_t has_clen;    /* a Content-Length header was present */
-  uint64_t present;    /* bit id: a header of that kind was indexed or added
-                          (removals leave it set: it only rules absence in) */
+  uint8_t has_clen; /* a Content-Length header was present */
+  uint64_t present; /* bit id: a header of that kind was indexed or added
+                       (removals leave it set: it only rules absence in) */
 
   /* where parsing failed: offset into the input and what was being parsed */
   size_t err_off;
@@ -137,13 +139,19 @@ int sip_msg_unfolded(sip_msg *m, const sip_hdr *h, sip_str *out);
 /* Lazily parsed fields; each parses on first call and caches. Return 0 and
  * set *out, SIP_ENOTFOUND when the header is absent, or the parse error. */
 int sip_msg_get_ruri(sip_msg *m, const sip_uri **out);
-int sip_msg_get_vias(sip_msg *m, const sip_via **out);  /* all Via values, top first */
-int sip_msg_get_addr(sip_msg *m, int id, const sip_addr **out); /* From/To/Refer-To...: first value */
-int sip_msg_get_addrs(sip_msg *m, int id, const sip_addr **out); /* Contact/Route/Record-Route/Path: all values in order */
+int sip_msg_get_vias(sip_msg *m,
+                     const sip_via **out); /* all Via values, top first */
+int sip_msg_get_addr(
+    sip_msg *m, int id,
+    const sip_addr **out); /* From/To/Refer-To...: first value */
+int sip_msg_get_addrs(sip_msg *m, int id,
+                      const sip_addr **out); /* Contact/Route/Record-Route/Path:
+                                                all values in order */
 int sip_msg_get_cseq(sip_msg *m, const sip_cseq **out);
 int sip_msg_get_call_id(sip_msg *m, sip_str *out);
 int sip_msg_get_ctype(sip_msg *m, const sip_ctype **out);
-int sip_msg_get_auth(sip_msg *m, int hdr_index, const sip_auth **out); /* that header line */
+int sip_msg_get_auth(sip_msg *m, int hdr_index,
+                     const sip_auth **out);              /* that header line */
 int sip_msg_get_parts(sip_msg *m, const sip_part **out); /* multipart body */
 /* Max-Forwards 0..255; Expires 0..2^32-1 */
 int sip_msg_get_max_forwards(sip_msg *m, uint32_t *out);
@@ -168,6 +176,9 @@ int sip_msg_set_body(sip_msg *m, const char *body, size_t len);
  * their raw bytes (folds and spelling kept). sip_msg_write returns the number
  * of bytes written or SIP_EINVAL when cap is too small. */
 size_t sip_msg_size(const sip_msg *m);
+
+/* internal (csrc/parse only): double the header index into the arena */
+int sip__msg_grow_headers(sip_msg *m);
 int sip_msg_write(const sip_msg *m, char *out, size_t cap);
 
 #endif

@@ -47,7 +47,8 @@ static void test_request(void) {
   CHECK_STR(m.hdr[i].raw, "Subject: folded\r\n  across two lines\r\n");
   sip_msg_free(&m);
   /* regression: a lone CR inside a folded value made unfolding loop forever */
-  const char *lone_cr = "OPTIONS sip:a@b SIP/2.0\r\nSubject: a\rb\r\n c\r\n\r\n";
+  const char *lone_cr =
+      "OPTIONS sip:a@b SIP/2.0\r\nSubject: a\rb\r\n c\r\n\r\n";
   sip_msg_init(&m, NULL);
   CHECK(parse(&m, lone_cr, SIP_MODE_DATAGRAM) > 0);
   CHECK_INT(sip_msg_unfolded(&m, &m.hdr[0], &u), 0);
@@ -72,8 +73,9 @@ static void test_request(void) {
 static void test_response(void) {
   sip_msg m;
   sip_msg_init(&m, NULL);
-  const char *r = "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
-                  "Content-Length: 0\r\n\r\n";
+  const char *r =
+      "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+      "Content-Length: 0\r\n\r\n";
   CHECK(parse(&m, r, SIP_MODE_DATAGRAM) > 0);
   CHECK(!m.is_request);
   CHECK_INT(m.status, 180);
@@ -161,7 +163,8 @@ static void test_framing(void) {
                   "Content-Length: 3\r\n\r\nabc",
                   SIP_MODE_DATAGRAM),
             SIP_ECLEN);
-  CHECK_INT(parse(&m, "OPTIONS sip:a@b SIP/2.0\r\nl: 99999999999999999999\r\n\r\n",
+  CHECK_INT(parse(&m,
+                  "OPTIONS sip:a@b SIP/2.0\r\nl: 99999999999999999999\r\n\r\n",
                   SIP_MODE_DATAGRAM),
             SIP_ETOOBIG);
   /* header section without an empty line */
@@ -175,12 +178,12 @@ static void test_framing(void) {
   CHECK_STR(m.hdr[0].value, "x\n  y");
   CHECK_STR(m.body, "Z");
   /* a header line without a colon, and a fold right after the start line */
-  CHECK_INT(parse(&m, "OPTIONS sip:a@b SIP/2.0\r\nVia x\r\n\r\n",
-                  SIP_MODE_DATAGRAM),
-            SIP_EHEADER);
-  CHECK_INT(parse(&m, "OPTIONS sip:a@b SIP/2.0\r\n x: y\r\n\r\n",
-                  SIP_MODE_DATAGRAM),
-            SIP_EHEADER);
+  CHECK_INT(
+      parse(&m, "OPTIONS sip:a@b SIP/2.0\r\nVia x\r\n\r\n", SIP_MODE_DATAGRAM),
+      SIP_EHEADER);
+  CHECK_INT(
+      parse(&m, "OPTIONS sip:a@b SIP/2.0\r\n x: y\r\n\r\n", SIP_MODE_DATAGRAM),
+      SIP_EHEADER);
   sip_msg_free(&m);
 }
 
@@ -190,12 +193,14 @@ static void test_limits(void) {
   sip_msg_init(&m, &lim);
   CHECK(parse(&m, "OPTIONS sip:a@b SIP/2.0\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n",
               SIP_MODE_DATAGRAM) > 0);
+  CHECK_INT(
+      parse(&m,
+            "OPTIONS sip:a@b SIP/2.0\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\n\r\n",
+            SIP_MODE_DATAGRAM),
+      SIP_ETOOMANY);
   CHECK_INT(parse(&m,
-                  "OPTIONS sip:a@b SIP/2.0\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\n\r\n",
-                  SIP_MODE_DATAGRAM),
-            SIP_ETOOMANY);
-  CHECK_INT(parse(&m,
-                  "OPTIONS sip:a@b SIP/2.0\r\na: 0123456789012345678901234567890123456789\r\n\r\n",
+                  "OPTIONS sip:a@b SIP/2.0\r\na: "
+                  "0123456789012345678901234567890123456789\r\n\r\n",
                   SIP_MODE_DATAGRAM),
             SIP_ELINELEN);
   CHECK_INT(parse(&m,
@@ -203,9 +208,9 @@ static void test_limits(void) {
                   " 01234567890123456789\r\n\r\n",
                   SIP_MODE_DATAGRAM),
             SIP_ELINELEN);
-  CHECK_INT(parse(&m, "OPTIONS sip:a@b SIP/2.0\r\nl: 90\r\n\r\n",
-                  SIP_MODE_DATAGRAM),
-            SIP_ETOOBIG);
+  CHECK_INT(
+      parse(&m, "OPTIONS sip:a@b SIP/2.0\r\nl: 90\r\n\r\n", SIP_MODE_DATAGRAM),
+      SIP_ETOOBIG);
   char big[300];
   memset(big, 'x', sizeof(big));
   memcpy(big, "OPTIONS sip:a@b SIP/2.0\r\n", 25);
@@ -214,7 +219,8 @@ static void test_limits(void) {
 
   /* more headers than the inline index holds: the index grows in the arena */
   char many[8192];
-  size_t n = (size_t)snprintf(many, sizeof(many), "OPTIONS sip:a@b SIP/2.0\r\n");
+  size_t n =
+      (size_t)snprintf(many, sizeof(many), "OPTIONS sip:a@b SIP/2.0\r\n");
   for (int i = 0; i < 100; i++)
     n += (size_t)snprintf(many + n, sizeof(many) - n, "X-H%d: %d\r\n", i, i);
   n += (size_t)snprintf(many + n, sizeof(many) - n, "\r\n");
@@ -231,22 +237,35 @@ static void test_table(void) {
     const char *name;
     int id;
   } names[] = {
-      {"via", SIP_H_VIA},          {"v", SIP_H_VIA},
-      {"VIA", SIP_H_VIA},          {"f", SIP_H_FROM},
-      {"t", SIP_H_TO},             {"i", SIP_H_CALL_ID},
-      {"call-id", SIP_H_CALL_ID},  {"m", SIP_H_CONTACT},
-      {"l", SIP_H_CONTENT_LENGTH}, {"c", SIP_H_CONTENT_TYPE},
-      {"e", SIP_H_CONTENT_ENCODING}, {"k", SIP_H_SUPPORTED},
-      {"s", SIP_H_SUBJECT},        {"o", SIP_H_EVENT},
-      {"u", SIP_H_ALLOW_EVENTS},   {"r", SIP_H_REFER_TO},
-      {"b", SIP_H_REFERRED_BY},    {"x", SIP_H_SESSION_EXPIRES},
-      {"y", SIP_H_IDENTITY},       {"n", SIP_H_IDENTITY_INFO},
-      {"a", SIP_H_ACCEPT_CONTACT}, {"j", SIP_H_REJECT_CONTACT},
+      {"via", SIP_H_VIA},
+      {"v", SIP_H_VIA},
+      {"VIA", SIP_H_VIA},
+      {"f", SIP_H_FROM},
+      {"t", SIP_H_TO},
+      {"i", SIP_H_CALL_ID},
+      {"call-id", SIP_H_CALL_ID},
+      {"m", SIP_H_CONTACT},
+      {"l", SIP_H_CONTENT_LENGTH},
+      {"c", SIP_H_CONTENT_TYPE},
+      {"e", SIP_H_CONTENT_ENCODING},
+      {"k", SIP_H_SUPPORTED},
+      {"s", SIP_H_SUBJECT},
+      {"o", SIP_H_EVENT},
+      {"u", SIP_H_ALLOW_EVENTS},
+      {"r", SIP_H_REFER_TO},
+      {"b", SIP_H_REFERRED_BY},
+      {"x", SIP_H_SESSION_EXPIRES},
+      {"y", SIP_H_IDENTITY},
+      {"n", SIP_H_IDENTITY_INFO},
+      {"a", SIP_H_ACCEPT_CONTACT},
+      {"j", SIP_H_REJECT_CONTACT},
       {"d", SIP_H_REQUEST_DISPOSITION},
       {"MaX-fOrWaRdS", SIP_H_MAX_FORWARDS},
       {"www-authenticate", SIP_H_WWW_AUTHENTICATE},
-      {"C%6Fntact", SIP_H_OTHER},  {"q", SIP_H_OTHER},
-      {"Vias", SIP_H_OTHER},       {"X-Custom", SIP_H_OTHER},
+      {"C%6Fntact", SIP_H_OTHER},
+      {"q", SIP_H_OTHER},
+      {"Vias", SIP_H_OTHER},
+      {"X-Custom", SIP_H_OTHER},
   };
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     CHECK_MSG(sip_hdr_lookup(names[i].name, strlen(names[i].name)) ==
@@ -287,20 +306,21 @@ static void test_edits(void) {
   CHECK_INT(sip_msg_write(&m, (char[8]){0}, 8), SIP_EINVAL);
 
   CHECK_INT(sip_msg_set_ruri(&m, "sip:bob@192.0.2.4:5062", 22), 0);
-  CHECK_INT(sip_msg_insert_header(&m, sip_msg_find(&m, SIP_H_VIA, NULL, 0, 0),
-                                  SIP_H_VIA, NULL, 0,
-                                  "SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1",
-                                  46),
+  CHECK_INT(sip_msg_insert_header(
+                &m, sip_msg_find(&m, SIP_H_VIA, NULL, 0, 0), SIP_H_VIA, NULL, 0,
+                "SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1", 46),
             0);
   int mf = sip_msg_find(&m, SIP_H_MAX_FORWARDS, NULL, 0, 0);
   CHECK_INT(sip_msg_replace_value(&m, mf, "69", 2), 0);
-  CHECK_INT(sip_msg_remove_header(&m, sip_msg_find(&m, SIP_H_SUBJECT, NULL, 0, 0)),
-            0);
+  CHECK_INT(
+      sip_msg_remove_header(&m, sip_msg_find(&m, SIP_H_SUBJECT, NULL, 0, 0)),
+      0);
   CHECK_INT(sip_msg_insert_header(&m, -1, SIP_H_OTHER, "Record-Route", 12,
                                   "<sip:proxy.example.com;lr>", 26),
             0);
   CHECK_INT(sip_msg_set_body(&m, "v=0\r\no=x\r\n", 10), 0);
-  CHECK_INT(sip_msg_insert_header(&m, -1, SIP_H_OTHER, "Bad", 3, "a\r\nInjected: 1", 15),
+  CHECK_INT(sip_msg_insert_header(&m, -1, SIP_H_OTHER, "Bad", 3,
+                                  "a\r\nInjected: 1", 15),
             SIP_EINVAL);
   CHECK_INT(sip_msg_insert_header(&m, -1, SIP_H_OTHER, "Bad Name", 8, "a", 1),
             SIP_EINVAL);
@@ -338,7 +358,8 @@ static void test_edits(void) {
   sip_msg_free(&m);
 
   sip_msg_init(&m, NULL);
-  CHECK(parse(&m, "SIP/2.0 180 Ringing\r\nl: 0\r\n\r\n", SIP_MODE_DATAGRAM) > 0);
+  CHECK(parse(&m, "SIP/2.0 180 Ringing\r\nl: 0\r\n\r\n", SIP_MODE_DATAGRAM) >
+        0);
   CHECK_INT(sip_msg_set_status(&m, 486, "Busy Here", 9), 0);
   out = serialize(&m, &len);
   CHECK_MSG(out && strcmp(out, "SIP/2.0 486 Busy Here\r\nl: 0\r\n\r\n") == 0,
