@@ -118,15 +118,6 @@ static int bytes_eq(sip_str a, sip_str b) {
   return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
 }
 
-static int bytes_ieq(sip_str a, sip_str b) {
-  if (a.len != b.len)
-    return 0;
-  for (size_t i = 0; i < a.len; i++)
-    if (sip__lower(a.p[i]) != sip__lower(b.p[i]))
-      return 0;
-  return 1;
-}
-
 /* lit must be lower-case letters only: then c | 0x20 equals lit[i] exactly
  * when c is that letter in either case, which saves the range test. */
 static inline int ieq_lit(sip_str s, const char *lit, size_t n) {
@@ -142,7 +133,7 @@ static inline int ieq_lit(sip_str s, const char *lit, size_t n) {
 static int opt_eq(sip_str a, sip_str b, int icase) {
   if (!a.p || !b.p)
     return !a.p && !b.p;
-  return icase ? bytes_ieq(a, b) : bytes_eq(a, b);
+  return icase ? sip_str_ieq(a, b) : bytes_eq(a, b);
 }
 
 static enum wk wk_of(sip_str name) {
@@ -562,7 +553,7 @@ int sip_uri_parse(sip_arena *a, const char *p, size_t len, sip_uri *out) {
 
 static const sip_param *find_param(const sip_params *ps, sip_str name) {
   for (uint32_t i = 0; i < ps->n; i++)
-    if (bytes_ieq(ps->v[i].name, name))
+    if (sip_str_ieq(ps->v[i].name, name))
       return &ps->v[i];
   return NULL;
 }
@@ -571,7 +562,7 @@ static const sip_param *find_param(const sip_params *ps, sip_str name) {
 static int headers_within(const sip_params *a, const sip_params *b) {
   for (uint32_t i = 0; i < a->n; i++) {
     uint32_t j = 0;
-    while (j < b->n && !(bytes_ieq(a->v[i].name, b->v[j].name) &&
+    while (j < b->n && !(sip_str_ieq(a->v[i].name, b->v[j].name) &&
                          opt_eq(a->v[i].dec, b->v[j].dec, 0)))
       j++;
     if (j == b->n)
@@ -584,7 +575,7 @@ int sip_uri_equal(const sip_uri *a, const sip_uri *b) {
   if (a->kind != b->kind)
     return 0;
   if (a->kind != SIP_URI_SIP && a->kind != SIP_URI_SIPS) {
-    if (!a->raw.p || !b->raw.p || !bytes_ieq(a->scheme, b->scheme))
+    if (!a->raw.p || !b->raw.p || !sip_str_ieq(a->scheme, b->scheme))
       return 0;
     size_t skip = a->scheme.len + 1;
     return bytes_eq((sip_str){a->raw.p + skip, a->raw.len - skip},
@@ -592,7 +583,7 @@ int sip_uri_equal(const sip_uri *a, const sip_uri *b) {
   }
   if (!opt_eq(a->user_dec, b->user_dec, 0) ||
       !opt_eq(a->password_dec, b->password_dec, 0) ||
-      !bytes_ieq(a->host, b->host) || a->has_port != b->has_port ||
+      !sip_str_ieq(a->host, b->host) || a->has_port != b->has_port ||
       a->port != b->port)
     return 0;
   /* §19.1.4: these must match even when only one side has them */
