@@ -5,17 +5,6 @@
 #include "sip_fields.h"
 #include "sip_scan.h"
 
-/* p at '"': the position past the closing quote, NULL when unterminated. */
-static const char *skip_quoted(const char *p, const char *end) {
-  for (p++; p < end; p++) {
-    if (*p == '"')
-      return p + 1;
-    if (*p == '\\' && ++p >= end)
-      return NULL;
-  }
-  return NULL;
-}
-
 static int is_lws_byte(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
@@ -93,7 +82,7 @@ int sip_addr_parse(sip_arena *a, const char *p, size_t len, unsigned flags,
   const char *uri_s, *uri_e, *q = s;
   int angle = 0;
   if (*q == '"') {
-    const char *e = skip_quoted(q, end);
+    const char *e = sip__skip_quoted(q, end, NULL);
     if (!e)
       return SIP_EQUOTE;
     out->display = (sip_str){q, (size_t)(e - q)};

@@ -92,13 +92,7 @@ static int is_auth_value_char(unsigned char c) {
 
 static int parse_auth_params(sip_arena *a, const char *p, const char *end,
                              sip_params *out) {
-  size_t max = 1;
-  for (const char *q = p; q < end; q++) {
-    q = memchr(q, ',', (size_t)(end - q));
-    if (!q)
-      break;
-    max++;
-  }
+  size_t max = 1 + sip__count_byte(p, end, ',');
   sip_param *v = sip_arena_alloc(a, max * sizeof *v);
   if (!v)
     return SIP_ENOMEM;
@@ -122,12 +116,9 @@ static int parse_auth_params(sip_arena *a, const char *p, const char *end,
       p = sip__skip_lws(p + 1, end);
       s = p;
       if (p < end && *p == '"') {
-        for (p++; p < end && *p != '"'; p++)
-          if (*p == '\\' && ++p == end)
-            break;
-        if (p >= end)
+        p = sip__skip_quoted(p, end, NULL);
+        if (!p)
           return SIP_EQUOTE;
-        p++;
         pr->value = (sip_str){s, (size_t)(p - s)};
         int r = sip_unquote(a, pr->value, &pr->dec);
         if (r < 0)

@@ -5,22 +5,6 @@
 #include "sip_fields.h"
 #include "sip_scan.h"
 
-/* p points at the opening '"'. Returns the position just past the closing
- * quote, or NULL when the string is unterminated. *pairs is set when a
- * quoted-pair was seen, so callers know whether decoding must copy. */
-static const char *skip_quoted(const char *p, const char *end, int *pairs) {
-  for (p++; p < end; p++) {
-    if (*p == '"')
-      return p + 1;
-    if (*p == '\\') {
-      if (++p >= end)
-        return NULL;
-      *pairs = 1;
-    }
-  }
-  return NULL;
-}
-
 /* The inside of a quoted string, [p, end), with quoted-pairs resolved. Only
  * copies (into the arena) when there was a quoted-pair. */
 static int decode_quoted(sip_arena *a, const char *p, const char *end,
@@ -35,7 +19,7 @@ static int decode_quoted(sip_arena *a, const char *p, const char *end,
   size_t n = 0;
   for (; p < end; p++) {
     if (*p == '\\')
-      p++; /* skip_quoted guaranteed a byte after it */
+      p++; /* sip__skip_quoted guaranteed a byte after it */
     d[n++] = *p;
   }
   *out = (sip_str){d, n};
@@ -49,7 +33,7 @@ int sip_unquote(sip_arena *a, sip_str in, sip_str *out) {
   }
   const char *end = in.p + in.len;
   int pairs = 0;
-  const char *q = skip_quoted(in.p, end, &pairs);
+  const char *q = sip__skip_quoted(in.p, end, &pairs);
   if (q != end) /* unterminated, or text after the closing quote */
     return SIP_EQUOTE;
   return decode_quoted(a, in.p + 1, q - 1, pairs, out);
@@ -78,7 +62,7 @@ int sip_split_next(sip_str *rest, sip_str *item) {
     }
     if (*p == '"') {
       int pairs = 0;
-      p = skip_quoted(p, end, &pairs);
+      p = sip__skip_quoted(p, end, &pairs);
       if (!p)
         return SIP_EQUOTE;
     } else { /* '<': a URI may contain commas; brackets do not nest */
@@ -105,7 +89,7 @@ static int parse_value(sip_arena *a, const char **pp, const char *end,
   const char *p = *pp, *s = p;
   if (p < end && *p == '"') {
     int pairs = 0;
-    p = skip_quoted(p, end, &pairs);
+    p = sip__skip_quoted(p, end, &pairs);
     if (!p)
       return SIP_EQUOTE;
     pr->value = (sip_str){s, (size_t)(p - s)};
@@ -135,13 +119,7 @@ int sip_params_parse(sip_arena *a, const char *p, size_t len, sip_params *out) {
     return SIP_EPARAM;
 
   /* Every parameter starts at a ';', so their count bounds the array. */
-  size_t max = 0;
-  for (const char *q = p; q < end; q++) {
-    q = memchr(q, ';', (size_t)(end - q));
-    if (!q)
-      break;
-    max++;
-  }
+  size_t max = sip__count_byte(p, end, ';');
   sip_param *v = sip_arena_alloc(a, max * sizeof *v);
   if (!v)
     return SIP_ENOMEM;

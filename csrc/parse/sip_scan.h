@@ -14,21 +14,21 @@
 #include "sip_types.h"
 
 enum {
-  SIP_C_DIGIT = 0x0001,    /* 0-9 */
-  SIP_C_ALPHA = 0x0002,    /* A-Z a-z */
-  SIP_C_HEX = 0x0004,      /* 0-9 A-F a-f */
-  SIP_C_TOKEN = 0x0008,    /* token: alphanum - . ! % * _ + ` ' ~ */
-  SIP_C_WS = 0x0010,       /* SP HTAB */
+  SIP_C_DIGIT = 0x0001,      /* 0-9 */
+  SIP_C_ALPHA = 0x0002,      /* A-Z a-z */
+  SIP_C_HEX = 0x0004,        /* 0-9 A-F a-f */
+  SIP_C_TOKEN = 0x0008,      /* token: alphanum - . ! % * _ + ` ' ~ */
+  SIP_C_WS = 0x0010,         /* SP HTAB */
   SIP_C_UNRESERVED = 0x0020, /* alphanum mark: - _ . ! ~ * ' ( ) */
-  SIP_C_USER = 0x0040,     /* unreserved + user-unreserved & = + $ , ; ? / (no %) */
+  SIP_C_USER = 0x0040, /* unreserved + user-unreserved & = + $ , ; ? / (no %) */
   SIP_C_PASSWORD = 0x0080, /* unreserved + & = + $ , (no %) */
-  SIP_C_PARAM = 0x0100,    /* unreserved + param-unreserved [ ] / : & + $ (no %) */
-  SIP_C_HNV = 0x0200,      /* unreserved + hnv-unreserved [ ] / ? : + $ (no %) */
-  SIP_C_HOST = 0x0400,     /* alphanum - . (hostname) */
-  SIP_C_WORD = 0x0800,     /* word (Call-ID): token + ( ) < > : \ " / [ ] ? { } */
-  SIP_C_SCHEME = 0x1000,   /* alphanum + - . (after the first alpha) */
-  SIP_C_UTF8 = 0x2000,     /* 0x80-0xFF */
-  SIP_C_CTL = 0x4000,      /* 0x00-0x1F, 0x7F */
+  SIP_C_PARAM = 0x0100, /* unreserved + param-unreserved [ ] / : & + $ (no %) */
+  SIP_C_HNV = 0x0200,   /* unreserved + hnv-unreserved [ ] / ? : + $ (no %) */
+  SIP_C_HOST = 0x0400,  /* alphanum - . (hostname) */
+  SIP_C_WORD = 0x0800,  /* word (Call-ID): token + ( ) < > : \ " / [ ] ? { } */
+  SIP_C_SCHEME = 0x1000, /* alphanum + - . (after the first alpha) */
+  SIP_C_UTF8 = 0x2000,   /* 0x80-0xFF */
+  SIP_C_CTL = 0x4000,    /* 0x00-0x1F, 0x7F */
 };
 
 extern const uint16_t sip__cclass[256];
@@ -74,6 +74,14 @@ static inline sip_str sip__trim(const char *p, const char *end) {
     end--;
   return (sip_str){p, (size_t)(end - p)};
 }
+
+/* p points at the opening '"' of a quoted-string. Returns the position just
+ * past the closing quote, or NULL when it is unterminated. When pairs is not
+ * NULL, *pairs is set to 1 if a quoted-pair was seen (decoding must copy). */
+const char *sip__skip_quoted(const char *p, const char *end, int *pairs);
+
+/* How many times byte c occurs in [p, end): bounds a list's array size. */
+size_t sip__count_byte(const char *p, const char *end, char c);
 
 /* Parse a decimal number of 1..n digits from [p, end); rejects anything else
  * (no sign, no LWS). SIP_ERANGE when the value exceeds max, SIP_EVALUE when
