@@ -8,42 +8,7 @@
 #include <string.h>
 
 #include "sip_msg.h"
-
-static volatile unsigned sink;
-
-static void touch(sip_str s) {
-  unsigned sum = 0;
-  for (size_t i = 0; i < s.len; i++)
-    sum += (unsigned char)s.p[i];
-  sink += sum;
-}
-
-static void touch_params(const sip_params *ps) {
-  for (uint32_t i = 0; i < ps->n; i++) {
-    touch(ps->v[i].name);
-    touch(ps->v[i].value);
-    touch(ps->v[i].dec);
-  }
-}
-
-static void touch_uri(const sip_uri *u) {
-  touch(u->raw);
-  touch(u->user_dec);
-  touch(u->password_dec);
-  touch(u->host);
-  touch_params(&u->params);
-  touch_params(&u->headers);
-  touch(u->opaque);
-}
-
-static void touch_addrs(const sip_addr *a) {
-  for (; a; a = a->next) {
-    touch(a->display_dec);
-    touch_uri(&a->uri);
-    touch_params(&a->params);
-    touch(a->tag);
-  }
-}
+#include "test/touch.h"
 
 static void read_all(sip_msg *m) {
   const sip_uri *ruri;
@@ -133,8 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     serialize(&m, 1);
     /* edits: a proxy's typical changes */
     static const char via[] = "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfuzz";
-    if (sip_msg_insert_header(&m, 0, SIP_H_VIA, NULL, 0, via,
-                              sizeof via - 1) == 0) {
+    if (sip_msg_insert_header(&m, 0, SIP_H_VIA, NULL, 0, via, sizeof via - 1) ==
+        0) {
       int i = sip_msg_find(&m, SIP_H_MAX_FORWARDS, NULL, 0, 0);
       if (i >= 0)
         (void)sip_msg_replace_value(&m, i, "69", 2);

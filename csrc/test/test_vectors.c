@@ -18,6 +18,7 @@
 
 #include "check.h"
 #include "sip_msg.h"
+#include "touch.h"
 
 #ifndef LUASIP_VECTORS_DIR
 #define LUASIP_VECTORS_DIR "../shared/vectors"
@@ -77,61 +78,6 @@ static char *slurp(const char *path, size_t *len) {
   fclose(f);
   *len = n;
   return b;
-}
-
-/* Read every byte of a slice, so a slice that points outside the message (or
- * past the guard) is caught. */
-static volatile unsigned touch_sum;
-static void touch(sip_str s) {
-  unsigned sum = 0;
-  for (size_t i = 0; i < s.len; i++)
-    sum += (unsigned char)s.p[i];
-  touch_sum += sum;
-}
-
-static void touch_params(const sip_params *ps) {
-  for (uint32_t i = 0; i < ps->n; i++) {
-    touch(ps->v[i].name);
-    touch(ps->v[i].value);
-    touch(ps->v[i].dec);
-  }
-}
-
-static void touch_uri(const sip_uri *u) {
-  touch(u->raw);
-  touch(u->scheme);
-  touch(u->user);
-  touch(u->user_dec);
-  touch(u->password);
-  touch(u->password_dec);
-  touch(u->host);
-  touch(u->params_raw);
-  touch_params(&u->params);
-  touch(u->headers_raw);
-  touch_params(&u->headers);
-  touch(u->opaque);
-  touch(u->transport);
-  touch(u->maddr);
-  touch(u->user_param);
-  touch(u->method);
-  touch(u->ttl);
-}
-
-static void touch_addr(const sip_addr *a) {
-  touch(a->raw);
-  touch(a->display);
-  touch(a->display_dec);
-  touch_uri(&a->uri);
-  touch(a->params_raw);
-  touch_params(&a->params);
-  touch(a->tag);
-}
-
-static int count_addrs(const sip_addr *a) {
-  int n = 0;
-  for (; a; a = a->next, n++)
-    touch_addr(a);
-  return n;
 }
 
 static int ieq(sip_str s, const char *c) {
@@ -228,15 +174,15 @@ static void read_fields(sip_msg *m, fields *f) {
 
   rc = sip_msg_get_addrs(m, SIP_H_CONTACT, &f->contacts);
   if (rc == 0)
-    f->ncontact = count_addrs(f->contacts);
+    f->ncontact = touch_addrs(f->contacts);
   note(f, "Contact", rc);
   rc = sip_msg_get_addrs(m, SIP_H_ROUTE, &f->routes);
   if (rc == 0)
-    count_addrs(f->routes);
+    touch_addrs(f->routes);
   note(f, "Route", rc);
   rc = sip_msg_get_addrs(m, SIP_H_RECORD_ROUTE, &f->rroutes);
   if (rc == 0)
-    count_addrs(f->rroutes);
+    touch_addrs(f->rroutes);
   note(f, "Record-Route", rc);
 
   rc = sip_msg_get_cseq(m, &f->cseq);
@@ -450,8 +396,7 @@ static void specific(const char *file, sip_msg *m, const fields *f,
              IS("ipv6-correct-abnf-2-colons.dat")) {
     CHECK(f->ruri && f->ruri->host_type == SIP_HOST_IPV6);
   } else if (IS("port-ambiguous.dat")) {
-    CHECK(f->ruri && f->ruri->host_type == SIP_HOST_IPV6 &&
-          !f->ruri->has_port);
+    CHECK(f->ruri && f->ruri->host_type == SIP_HOST_IPV6 && !f->ruri->has_port);
   } else if (IS("port-unambiguous.dat")) {
     CHECK(f->ruri && f->ruri->has_port && f->ruri->port == 5070);
   } else if (IS("mult-ip-in-header.dat")) {
@@ -520,9 +465,8 @@ static void run_vector(guard *g, const char *dir, const char *file,
               expected, rc, sip_errname(rc), rc < 0 ? err : "");
     if (rc > 0) {
       for (int i = 0; i < f.n; i++)
-        CHECK_MSG(f.rc[i] == 0 || f.rc[i] == SIP_ENOTFOUND,
-                  "%s (%s): %s: %s", file, expected, f.name[i],
-                  sip_errname(f.rc[i]));
+        CHECK_MSG(f.rc[i] == 0 || f.rc[i] == SIP_ENOTFOUND, "%s (%s): %s: %s",
+                  file, expected, f.name[i], sip_errname(f.rc[i]));
       specific(file, &m, &f, len);
     }
   } else if (invalid) {
@@ -538,8 +482,8 @@ static void run_vector(guard *g, const char *dir, const char *file,
                 file);
     }
     if (rc < 0) {
-      CHECK_MSG(m.err_off <= len, "%s: err_off %zu beyond %zu", file,
-                m.err_off, len);
+      CHECK_MSG(m.err_off <= len, "%s: err_off %zu beyond %zu", file, m.err_off,
+                len);
     }
   }
   if (getenv("LUASIP_VERBOSE"))
@@ -560,8 +504,9 @@ static void run_vector(guard *g, const char *dir, const char *file,
       if (r != SIP_ENEEDMORE)
         break;
     }
-    CHECK_MSG(r > 0 && (size_t)r == n, "%s: stream mode at %zu/%zu bytes: %d (%s)",
-              file, n, len, r, sip_errname(r));
+    CHECK_MSG(r > 0 && (size_t)r == n,
+              "%s: stream mode at %zu/%zu bytes: %d (%s)", file, n, len, r,
+              sip_errname(r));
     if (r > 0) {
       done = (size_t)r;
       sip_msg_init(&m, NULL);
