@@ -146,24 +146,21 @@ end
 --- The name of an error code (`"NEEDMORE"`, ...; `"UNKNOWN"` otherwise).
 -- @tparam integer code a negative error code
 -- @treturn string
-function M.errname(code)
-  return core.errname(code)
-end
+-- @function errname
+M.errname = core.errname
 
 --- The message of an error code.
 -- @tparam integer code a negative error code
 -- @treturn string
-function M.strerror(code)
-  return core.strerror(code)
-end
+-- @function strerror
+M.strerror = core.strerror
 
 --- The canonical spelling of a header name (`"v"` -> `"Via"`), nil when the
 -- parser does not know the header.
 -- @tparam string name long or compact form, any case
 -- @treturn string|nil
-function M.header_name(name)
-  return core.header_name(name)
-end
+-- @function header_name
+M.header_name = core.header_name
 
 --- Whether a header is a comma-separated list (RFC 3261 §7.3.1).
 -- @tparam string name
