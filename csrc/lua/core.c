@@ -126,6 +126,8 @@ int luaopen_luasip_core(lua_State *L) {
   luaL_newlib(L, core_funcs);
   sip__lua_open_uri(L);
   sip__lua_open_message(L);
+  sip__lua_open_loop(L);
+  sip__lua_open_server(L);
   static const struct {
     const char *name;
     unsigned v;

@@ -8,26 +8,50 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <uv.h>
 
 #include "sip_msg.h"
 
 #define SIP_LUA_MESSAGE "luasip.Message"
 #define SIP_LUA_URI "luasip.URI"
+#define SIP_LUA_LOOP "luasip.Loop"
+#define SIP_LUA_SERVER "luasip.Server"
+
+/* The loop of a Lua state (loop.c). */
+typedef struct sip_lua_loop {
+  uv_loop_t loop;
+  lua_State *L; /* the thread inside core.run/step; NULL when not running */
+  uint64_t rng[2];
+  int initialized;
+} sip_lua_loop;
+
+/* The state's loop, created on first use. */
+sip_lua_loop *sip__lua_loop(lua_State *L);
+/* Push the loop's userdata (servers keep it as a user value). */
+void sip__lua_push_loop(lua_State *L);
+uint64_t sip__lua_random(sip_lua_loop *lp);
+/* ndigits random lower-case hex digits into out (not NUL-terminated). */
+void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits);
 
 /* A parsed message. The sip_msg is malloc'd (pooled) and never moves, so
  * its self-pointers (inline header array, inline arena) stay valid; its
  * limits pointer refers to the userdata, which does not move either.
- * User values: 1 = the input Lua string (the slices point into it),
- *              2 = unused,
+ * User values: 1 = the input Lua string (the slices point into it; nil
+ *                  for a message whose owner keeps the bytes),
+ *              2 = the owner's Lua object (a received request's server),
  *              3 = the Request-URI string set by an edit (nil otherwise). */
 typedef struct sip_lua_msg {
-  sip_msg *m; /* from a free list; NULL once closed */
+  sip_msg *m; /* from a free list, or the owner's; NULL once closed */
   sip_limits limits;
   uint8_t live; /* 0 after close / __gc: the arena is freed */
+  /* A message that someone else owns (a received one lives in its rxbuf):
+   * close calls release(owner) instead of returning m to the free list. */
+  void (*release)(void *owner);
+  void *owner;
 } sip_lua_msg;
 
 #define SIP_LUA_MSG_UV_INPUT 1
-#define SIP_LUA_MSG_UV_UNUSED 2
+#define SIP_LUA_MSG_UV_OWNER 2
 #define SIP_LUA_MSG_UV_RURI 3
 /* slots UV_RURI+1 .. UV_RURI+NCACHE cache derived values (message.c maps
  * each cached field to its slot) */
@@ -54,9 +78,21 @@ int sip__lua_fail(lua_State *L, int err, const char *fmt, ...);
  * push nil, err, name. Returns the number of pushed values (1 or 3). */
 int sip__lua_uri_new(lua_State *L, int idx);
 
+/* Push a luasip.Message for m, which stays owned by `owner`: closing the
+ * message (close, __close, __gc) calls release(owner) once. The userdata is
+ * sizeof(sip_lua_msg) + extra bytes: a binding that needs per-message state
+ * embeds sip_lua_msg as the first member of its own struct. Returns the
+ * userdata; m must be parsed and must outlive it until release. */
+sip_lua_msg *sip__lua_message_push(lua_State *L, sip_msg *m, size_t extra,
+                                   void (*release)(void *owner), void *owner);
+/* The message at idx (raises unless it is an open luasip.Message). */
+sip_lua_msg *sip__lua_message_check(lua_State *L, int idx);
+
 /* Register the metatables and put the constructors/method tables in the
  * module table at the top of the stack. */
 void sip__lua_open_message(lua_State *L);
 void sip__lua_open_uri(lua_State *L);
+void sip__lua_open_loop(lua_State *L);
+void sip__lua_open_server(lua_State *L);
 
 #endif

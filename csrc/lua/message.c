@@ -4,8 +4,8 @@
  * (every slice points into it: zero-copy, Lua strings never move). Fields are
  * served lazily by __index: a Lua string is made only when a script reads a
  * field, and derived tables (from, to, via, contacts, ...) are cached in user
- * value 2 until the next edit. Methods live in core.Message, which the Lua
- * layer (lua/luasip/init.lua) extends with response(), validate(), ...
+ * values (lsip.h) until the next edit. Methods live in core.Message, which the
+ * Lua layer (lua/luasip/init.lua) extends with response(), validate(), ...
  *
  * Errors: expected failures (malformed input, absent fields) return
  * nil, "PARSE: <what> at byte N: <why>", "<NAME>"; misuse raises. */
@@ -70,10 +70,30 @@ static int msg_gc(lua_State *L) {
   sip_lua_msg *u = luaL_checkudata(L, 1, SIP_LUA_MESSAGE);
   if (u->live) {
     u->live = 0;
-    msg_release(u->m);
+    if (u->release)
+      u->release(u->owner);
+    else
+      msg_release(u->m);
     u->m = NULL;
   }
   return 0;
+}
+
+sip_lua_msg *sip__lua_message_check(lua_State *L, int idx) {
+  return check_message(L, idx);
+}
+
+sip_lua_msg *sip__lua_message_push(lua_State *L, sip_msg *m, size_t extra,
+                                   void (*release)(void *owner), void *owner) {
+  sip_lua_msg *u = lua_newuserdatauv(L, sizeof(*u) + extra, SIP_LUA_MSG_NUV);
+  memset(u, 0, sizeof(*u) + extra);
+  u->limits = *m->limits;
+  u->m = m;
+  u->release = release;
+  u->owner = owner;
+  u->live = 1;
+  luaL_setmetatable(L, SIP_LUA_MESSAGE);
+  return u;
 }
 
 static void drop_cache(lua_State *L, int idx) {
@@ -126,6 +146,8 @@ static int l_parse(lua_State *L) {
   u->limits = lim;
   u->live = 0;
   u->m = NULL;
+  u->release = NULL;
+  u->owner = NULL;
   luaL_setmetatable(L, SIP_LUA_MESSAGE);
   u->m = msg_acquire();
   if (!u->m)
@@ -213,17 +235,17 @@ typedef struct view {
   X(A_DISPLAY, "display")                                                      \
   X(A_DISPLAY_RAW, "display_raw")                                              \
   X(A_URI, "uri")                                                              \
-  X(A_TAG, "tag") X(A_RAW, "raw") X(A_PARAMS_RAW, "params_raw")                \
-      X(A_PARAMS, "params") X(A_Q, "q") X(A_EXPIRES, "expires")                \
-          X(A_STAR, "star")
+  X(A_TAG, "tag")                                                              \
+  X(A_RAW, "raw") X(A_PARAMS_RAW, "params_raw") X(A_PARAMS, "params")          \
+      X(A_Q, "q") X(A_EXPIRES, "expires") X(A_STAR, "star")
 #define VIA_FIELDS(X)                                                          \
   X(V_RAW, "raw")                                                              \
   X(V_PROTOCOL, "protocol")                                                    \
   X(V_VERSION, "version")                                                      \
-  X(V_TRANSPORT, "transport") X(V_HOST, "host") X(V_PORT, "port")              \
-      X(V_RPORT, "rport") X(V_BRANCH, "branch") X(V_RECEIVED, "received")      \
-          X(V_MADDR, "maddr") X(V_TTL, "ttl") X(V_PARAMS_RAW, "params_raw")    \
-              X(V_PARAMS, "params")
+  X(V_TRANSPORT, "transport")                                                  \
+  X(V_HOST, "host") X(V_PORT, "port") X(V_RPORT, "rport")                      \
+      X(V_BRANCH, "branch") X(V_RECEIVED, "received") X(V_MADDR, "maddr")      \
+          X(V_TTL, "ttl") X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
 
 enum {
   VF__NONE = 0,

@@ -19,7 +19,6 @@ local core = require "luasip.core"
 
 local concat = table.concat
 local format, lower = string.format, string.lower
-local random = math.random
 local type, tostring, error, ipairs, pairs = type, tostring, error, ipairs, pairs
 local getmetatable = getmetatable
 local sort = table.sort
@@ -183,12 +182,9 @@ end
 -- Identifiers
 ------------------------------------------------------------------------------
 
+-- Seeded from the operating system's random source, unlike math.random.
 local function rand_hex(nbytes)
-  local t = {}
-  for i = 1, nbytes do
-    t[i] = format("%02x", random(0, 255))
-  end
-  return concat(t)
+  return core.random_hex(2 * nbytes)
 end
 
 --- A new random tag (RFC 3261 §19.3: at least 32 bits of randomness).
@@ -407,6 +403,31 @@ local function list(v)
   return { v }
 end
 
+-- Header lines from a list of `{name, value}` pairs (kept in order) or a
+-- map name -> value or list of values (written in name order).
+local function add_header_lines(out, h, lvl)
+  lvl = lvl + 1
+  if #h > 0 then
+    for _, pair in ipairs(h) do
+      out[#out + 1] = check_line(pair[1], "header name", lvl) .. ": "
+        .. check_line(pair[2], "header value", lvl)
+    end
+    return out
+  end
+  local names = {}
+  for k in pairs(h) do
+    names[#names + 1] = k
+  end
+  sort(names)
+  for _, k in ipairs(names) do
+    for _, v in ipairs(list(h[k])) do
+      out[#out + 1] = check_line(k, "header name", lvl) .. ": "
+        .. check_line(tostring(v), "header value", lvl)
+    end
+  end
+  return out
+end
+
 --- Build a request and parse it.
 --
 -- Fields of `t`: `method` and `uri` (required); `from`, `to` (name-addr or
@@ -462,26 +483,8 @@ function M.request(t)
       out[#out + 1] = "Contact: " .. (c == "*" and c or addr(c, "contact"))
     end
   end
-  local h = t.headers
-  if h then
-    if #h > 0 then
-      for _, pair in ipairs(h) do
-        out[#out + 1] = check_line(pair[1], "header name", 2) .. ": "
-          .. check_line(pair[2], "header value", 2)
-      end
-    else
-      local names = {}
-      for k in pairs(h) do
-        names[#names + 1] = k
-      end
-      sort(names)
-      for _, k in ipairs(names) do
-        for _, v in ipairs(list(h[k])) do
-          out[#out + 1] = check_line(k, "header name", 2) .. ": "
-            .. check_line(tostring(v), "header value", 2)
-        end
-      end
-    end
+  if t.headers then
+    add_header_lines(out, t.headers, 2)
   end
   local body = t.body or ""
   if type(body) ~= "string" then
@@ -494,6 +497,49 @@ function M.request(t)
   out[#out + 1] = ""
   out[#out + 1] = body
   return core.parse(concat(out, "\r\n"))
+end
+
+------------------------------------------------------------------------------
+-- Received requests and the server
+------------------------------------------------------------------------------
+
+local reply_c = Message.reply
+
+--- Answer a received request (stateless at the transport level).
+--
+-- Builds the response of §8.2.6 in C (every Via, From, To with a To tag
+-- that stays the same for every reply to this request, Call-ID, CSeq, the
+-- given headers, Content-Length) and sends it where §18.2.2 and RFC 3581
+-- say: the same connection for TCP/TLS, the received/rport address for UDP.
+-- One final response per request: a second final reply raises, and so does
+-- a reply to an ACK. Only for requests a `luasip.server` delivered.
+-- @function Message:reply
+-- @tparam integer code 100..699
+-- @tparam[opt] string reason default phrase of the code
+-- @tparam[opt] table headers `{ {name, value}, ... }` in order, or
+--   `{ name = value or {values} }`
+-- @tparam[opt] string body (give its Content-Type in `headers`)
+-- @treturn[1] boolean true once handed to the transport
+-- @return[2] nil
+-- @treturn[2] string error message (the server is closed, ...)
+-- @treturn[2] string error code name
+function Message.reply(self, code, reason, headers, body)
+  if headers ~= nil then
+    if type(headers) ~= "table" then
+      error("bad argument #3 to 'reply' (table expected, got " .. type(headers) .. ")", 2)
+    end
+    local lines = add_header_lines({}, headers, 1)
+    lines[#lines + 1] = ""
+    return reply_c(self, code, reason, concat(lines, "\r\n"), body)
+  end
+  return reply_c(self, code, reason, nil, body)
+end
+
+--- Create a server: listeners, sanity checks and a request handler.
+-- See `luasip.server` for the options.
+-- @function server
+function M.server(opts)
+  return require("luasip.server").new(opts)
 end
 
 return M

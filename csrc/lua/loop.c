@@ -1,0 +1,163 @@
+/* The luasip loop: one libuv loop per Lua state, kept in the registry.
+ *
+ * Every server (and later every transaction layer and timer) of a Lua state
+ * runs on it. core.run() runs it until core.stop() or until nothing is left
+ * to do; core.step() runs one non-blocking iteration, so a host with its own
+ * event loop can drive luasip by polling core.backend_fd() and calling step()
+ * when it is readable or core.backend_timeout() has passed.
+ *
+ * While the loop runs, lp->L is the Lua thread that called run/step: libuv
+ * callbacks call into Lua on that thread, which is the running one. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsip.h"
+
+static const char loop_key = 0;
+
+static void walk_close(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+/* __gc: the last object of the state to go (it was created before any
+ * server, so it is finalized after them): finish the closes they started. */
+static int loop_gc(lua_State *L) {
+  sip_lua_loop *lp = luaL_checkudata(L, 1, SIP_LUA_LOOP);
+  if (!lp->initialized)
+    return 0;
+  lp->L = NULL;
+  uv_run(&lp->loop, UV_RUN_NOWAIT);
+  uv_walk(&lp->loop, walk_close, NULL);
+  uv_run(&lp->loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&lp->loop) == 0)
+    lp->initialized = 0;
+  return 0;
+}
+
+sip_lua_loop *sip__lua_loop(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key) == LUA_TUSERDATA) {
+    sip_lua_loop *lp = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return lp;
+  }
+  lua_pop(L, 1);
+  sip_lua_loop *lp = lua_newuserdatauv(L, sizeof(*lp), 0);
+  memset(lp, 0, sizeof(*lp));
+  luaL_setmetatable(L, SIP_LUA_LOOP);
+  int rc = uv_loop_init(&lp->loop);
+  if (rc < 0)
+    luaL_error(L, "cannot create the event loop: %s", uv_strerror(rc));
+  lp->initialized = 1;
+  uint64_t seed[2] = {0, 0};
+  if (uv_random(NULL, NULL, seed, sizeof seed, 0, NULL) < 0 ||
+      (seed[0] | seed[1]) == 0) {
+    seed[0] = uv_hrtime() ^ (uint64_t)(uintptr_t)lp;
+    seed[1] = (uint64_t)uv_os_getpid() * 0x9e3779b97f4a7c15u;
+  }
+  lp->rng[0] = seed[0] | 1;
+  lp->rng[1] = seed[1];
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
+  return lp;
+}
+
+void sip__lua_push_loop(lua_State *L) {
+  sip__lua_loop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
+}
+
+/* xorshift128+: tags only need to be unpredictable enough not to collide
+ * (RFC 3261 §19.3 asks for 32 random bits); the seed comes from the OS. */
+uint64_t sip__lua_random(sip_lua_loop *lp) {
+  uint64_t s1 = lp->rng[0];
+  const uint64_t s0 = lp->rng[1];
+  lp->rng[0] = s0;
+  s1 ^= s1 << 23;
+  lp->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+  return lp->rng[1] + s0;
+}
+
+void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits) {
+  static const char hex[] = "0123456789abcdef";
+  uint64_t r = 0;
+  for (size_t i = 0; i < ndigits; i++) {
+    if (i % 16 == 0)
+      r = sip__lua_random(lp);
+    out[i] = hex[r & 15];
+    r >>= 4;
+  }
+}
+
+static int run_loop(lua_State *L, uv_run_mode mode) {
+  sip_lua_loop *lp = sip__lua_loop(L);
+  if (lp->L)
+    return luaL_error(L, "the luasip loop is already running");
+  lp->L = L;
+  int alive = uv_run(&lp->loop, mode);
+  lp->L = NULL;
+  lua_pushboolean(L, alive != 0);
+  return 1;
+}
+
+/* core.run() -> alive: runs until core.stop() or nothing is left to do. */
+static int l_run(lua_State *L) { return run_loop(L, UV_RUN_DEFAULT); }
+
+/* core.step() -> alive: one iteration that does not wait. */
+static int l_step(lua_State *L) { return run_loop(L, UV_RUN_NOWAIT); }
+
+/* core.stop(): the running core.run() returns after this iteration. */
+static int l_stop(lua_State *L) {
+  uv_stop(&sip__lua_loop(L)->loop);
+  return 0;
+}
+
+/* core.now() -> the loop's clock in milliseconds (updated each iteration). */
+static int l_now(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)uv_now(&sip__lua_loop(L)->loop));
+  return 1;
+}
+
+/* core.backend_fd() -> a file descriptor that is readable when step() has
+ * work, for hosts that embed luasip in their own loop. */
+static int l_backend_fd(lua_State *L) {
+  lua_pushinteger(L, uv_backend_fd(&sip__lua_loop(L)->loop));
+  return 1;
+}
+
+/* core.backend_timeout() -> milliseconds until a timer is due (-1: none). */
+static int l_backend_timeout(lua_State *L) {
+  lua_pushinteger(L, uv_backend_timeout(&sip__lua_loop(L)->loop));
+  return 1;
+}
+
+/* core.random_hex(n) -> n random lower-case hex digits (1..64) */
+static int l_random_hex(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= 64, 1, "1..64 digits");
+  char buf[64];
+  sip__lua_random_hex(sip__lua_loop(L), buf, (size_t)n);
+  lua_pushlstring(L, buf, (size_t)n);
+  return 1;
+}
+
+static const luaL_Reg loop_funcs[] = {
+    {"run", l_run},
+    {"step", l_step},
+    {"stop", l_stop},
+    {"now", l_now},
+    {"backend_fd", l_backend_fd},
+    {"backend_timeout", l_backend_timeout},
+    {"random_hex", l_random_hex},
+    {NULL, NULL},
+};
+
+void sip__lua_open_loop(lua_State *L) {
+  /* stack: core */
+  luaL_newmetatable(L, SIP_LUA_LOOP);
+  lua_pushcfunction(L, loop_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, loop_funcs, 0);
+}

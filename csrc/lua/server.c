@@ -1,0 +1,802 @@
+/* luasip.Server: a transport manager (csrc/transport) on the luasip loop,
+ * the request sanity checks of §8.2 / §16.3 (csrc/parse/sip_sanity), and the
+ * delivery of received messages to Lua.
+ *
+ * Path of a request: transport -> on_message -> sanity check (a failure is
+ * answered here, in C, with the check's status and reason; an ACK is dropped)
+ * -> the Lua request handler with a luasip.Message that wraps the received
+ * buffer (zero-copy: the message keeps a reference on the sip_rxbuf).
+ * Received requests get two methods: reply() (stateless at this layer) and
+ * source(). Every call into Lua is protected; an error in the handler is
+ * logged with its traceback and answered with 500.
+ *
+ * A server stays alive while it is open, even when the script drops every
+ * reference to it: an open listener must not vanish with a garbage
+ * collection. close() releases it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsip.h"
+#include "sip_reply.h"
+#include "sip_sanity.h"
+#include "sip_transport.h"
+
+/* User values of the server userdata. */
+enum {
+  SRV_UV_LOOP = 1, /* the loop userdata: finalized after the server */
+  SRV_UV_REQUEST,  /* function(req): the request handler */
+  SRV_UV_RESPONSE, /* function(res): responses (nil: dropped, counted) */
+  SRV_UV_LOG,      /* function(level, text): log sink (nil: stderr) */
+  SRV_UV_SANITY,   /* strings the sanity configuration points into */
+  SRV_NUV = SRV_UV_SANITY
+};
+
+#define MAX_TAGS 32
+
+typedef struct srv_counters {
+  uint64_t requests, responses;
+  uint64_t rejected;          /* answered by the sanity checks */
+  uint64_t rejected_by[8];    /* 400 405 416 420 505 483 other */
+  uint64_t dropped_sanity;    /* ACKs and responses that failed them */
+  uint64_t bad_answered;      /* unparsable requests answered with 400 */
+  uint64_t responses_dropped; /* no response handler */
+  uint64_t script_errors;
+  uint64_t replies, reply_errors;
+} srv_counters;
+
+/* The transport's callbacks get this, not the server: it outlives a server
+ * that the garbage collector frees while the transport is still closing. */
+typedef struct srv_bridge {
+  struct sip_lua_server *srv; /* NULL once the server is closed */
+} srv_bridge;
+
+typedef struct sip_lua_server {
+  sip_tp *tp;
+  sip_lua_loop *lp;
+  srv_bridge *bridge;
+  int self_ref; /* registry reference while open */
+  sip_sanity_config sanity;
+  const char *supported[MAX_TAGS + 1];
+  const char *schemes[MAX_TAGS + 1];
+  srv_counters st;
+} sip_lua_server;
+
+/* A received request or response: the message plus where it came from. */
+typedef struct sip_lua_rx {
+  sip_lua_msg base; /* first: a luasip.Message */
+  sip_lua_server *srv;
+  sip_src src;
+  uint16_t final_status; /* a final reply was sent */
+  uint8_t dropped;       /* the script chose not to answer */
+  uint8_t has_tag;
+  char to_tag[16];
+} sip_lua_rx;
+
+static void rx_release(void *owner) { sip_rxbuf_unref(owner); }
+
+/* ---- logging and the protected call ------------------------------------ */
+
+static void srv_log(lua_State *L, int srvidx, const char *level,
+                    const char *text) {
+  srvidx = lua_absindex(L, srvidx);
+  if (lua_getiuservalue(L, srvidx, SRV_UV_LOG) == LUA_TFUNCTION) {
+    lua_pushstring(L, level);
+    lua_pushstring(L, text);
+    if (lua_pcall(L, 2, 0, 0) == LUA_OK)
+      return;
+    fprintf(stderr, "luasip: log handler failed: %s\n",
+            lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+  }
+  lua_pop(L, 1);
+  fprintf(stderr, "luasip: %s: %s\n", level, text);
+}
+
+static int traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg)
+    msg =
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* The one path from C into Lua: function and nargs on the stack. Returns
+ * LUA_OK, or logs the error with its traceback and returns the error code.
+ * The stack is left as it was below the function. */
+static int protected_call(lua_State *L, int srvidx, int nargs) {
+  srvidx = lua_absindex(L, srvidx);
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, traceback);
+  lua_insert(L, base);
+  int rc = lua_pcall(L, nargs, 0, base);
+  if (rc != LUA_OK) {
+    sip_lua_server *s = lua_touserdata(L, srvidx);
+    s->st.script_errors++;
+    srv_log(L, srvidx, "error", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_remove(L, base);
+  return rc;
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+/* Where to answer when the top Via cannot be read (a request that failed to
+ * parse): the connection it came on, or the datagram's source address. */
+static void fallback_dest(const sip_src *src, sip_dest *d) {
+  sip_dest_init(d, src->transport);
+  d->addr = src->peer;
+  d->conn_id = src->conn_id;
+  d->listener = src->listener;
+}
+
+/* Build a response to req and send it per §18.2.2. Returns 0 or a negative
+ * code (the send itself completes asynchronously; failures are counted by
+ * the transport). */
+static int send_reply(sip_lua_server *s, sip_msg *req, const sip_src *src,
+                      int status, sip_str reason, sip_str to_tag, sip_str extra,
+                      sip_str body) {
+  size_t n = sip_reply_size(req, status, reason, to_tag, extra, body);
+  if (n == 0) {
+    s->st.reply_errors++;
+    return SIP_EINVAL;
+  }
+  char stackbuf[4096];
+  char *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
+  if (!buf)
+    return SIP_ENOMEM;
+  int rc = sip_reply_write(req, status, reason, to_tag, extra, body, buf, n);
+  if (rc >= 0) {
+    const sip_via *via;
+    if (sip_msg_get_vias(req, &via) == 0) {
+      rc = sip_tp_send_response(s->tp, buf, (size_t)rc, via, src, NULL, NULL);
+    } else {
+      sip_dest d;
+      fallback_dest(src, &d);
+      rc = sip_tp_send(s->tp, buf, (size_t)rc, &d, NULL, NULL);
+    }
+  }
+  if (buf != stackbuf)
+    free(buf);
+  if (rc < 0)
+    s->st.reply_errors++;
+  else
+    s->st.replies++;
+  return rc;
+}
+
+static sip_str tag_for(sip_lua_server *s, char tag[16]) {
+  sip__lua_random_hex(s->lp, tag, 16);
+  return (sip_str){tag, 16};
+}
+
+static int is_ack(const sip_msg *m) {
+  return m->is_request && m->method.len == 3 &&
+         memcmp(m->method.p, "ACK", 3) == 0;
+}
+
+static int rejected_slot(int status) {
+  switch (status) {
+  case 400:
+    return 0;
+  case 405:
+    return 1;
+  case 416:
+    return 2;
+  case 420:
+    return 3;
+  case 505:
+    return 4;
+  case 483:
+    return 5;
+  default:
+    return 6;
+  }
+}
+
+/* ---- transport callbacks ------------------------------------------------- */
+
+/* The server userdata on top of the stack of the running thread, or NULL
+ * (nothing pushed) when the loop is not run from Lua or the server closed. */
+static lua_State *enter(srv_bridge *b, sip_lua_server **out) {
+  sip_lua_server *s = b->srv;
+  if (!s || !s->lp->L)
+    return NULL;
+  lua_State *L = s->lp->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+  *out = s;
+  return L;
+}
+
+static void push_received(lua_State *L, int srvidx, sip_lua_server *s,
+                          sip_rxbuf *rx, const sip_src *src) {
+  sip_rxbuf_ref(rx);
+  sip_lua_rx *r = (sip_lua_rx *)sip__lua_message_push(
+      L, &rx->msg, sizeof(sip_lua_rx) - sizeof(sip_lua_msg), rx_release, rx);
+  r->srv = s;
+  r->src = *src;
+  lua_pushvalue(L, srvidx);
+  lua_setiuservalue(L, -2, SIP_LUA_MSG_UV_OWNER);
+}
+
+static void reject(sip_lua_server *s, sip_msg *m, const sip_src *src,
+                   const sip_sanity_result *r) {
+  char tag[16], extra[300];
+  sip_str ex = {NULL, 0};
+  if (r->status == 420 && r->unsupported[0]) {
+    int n =
+        snprintf(extra, sizeof extra, "Unsupported: %s\r\n", r->unsupported);
+    if (n > 0 && (size_t)n < sizeof extra)
+      ex = (sip_str){extra, (size_t)n};
+  }
+  s->st.rejected++;
+  s->st.rejected_by[rejected_slot(r->status)]++;
+  send_reply(s, m, src, r->status, (sip_str){r->reason, strlen(r->reason)},
+             tag_for(s, tag), ex, (sip_str){NULL, 0});
+}
+
+static void on_message(void *ud, sip_msg *msg, sip_rxbuf *rx,
+                       const sip_src *src) {
+  sip_lua_server *s;
+  lua_State *L = enter(ud, &s);
+  if (!L)
+    return;
+  int top = lua_gettop(L);
+  if (msg->is_request)
+    s->st.requests++;
+  else
+    s->st.responses++;
+  sip_sanity_result res;
+  if (sip_sanity_check(msg, &s->sanity, &res) != 0) {
+    if (msg->is_request && !is_ack(msg))
+      reject(s, msg, src, &res);
+    else
+      s->st.dropped_sanity++;
+    lua_settop(L, top - 1);
+    return;
+  }
+  int uv = msg->is_request ? SRV_UV_REQUEST : SRV_UV_RESPONSE;
+  if (lua_getiuservalue(L, top, uv) != LUA_TFUNCTION) {
+    lua_settop(L, top - 1);
+    if (!msg->is_request) {
+      s->st.responses_dropped++;
+    } else if (!is_ack(msg)) {
+      char tag[16];
+      static const char why[] = "Service Unavailable (no request handler)";
+      send_reply(s, msg, src, 503, (sip_str){why, sizeof why - 1},
+                 tag_for(s, tag), (sip_str){NULL, 0}, (sip_str){NULL, 0});
+    }
+    return;
+  }
+  push_received(L, top, s, rx, src);
+  lua_pushvalue(L, -1);
+  lua_insert(L, top + 1); /* keep the message below the call */
+  if (protected_call(L, top, 1) != LUA_OK && msg->is_request && !is_ack(msg)) {
+    sip_lua_rx *r = lua_touserdata(L, top + 1);
+    if (r->base.live && !r->final_status) {
+      char tag[16];
+      r->final_status = 500;
+      send_reply(s, msg, src, 500, (sip_str){NULL, 0}, tag_for(s, tag),
+                 (sip_str){NULL, 0}, (sip_str){NULL, 0});
+    }
+  }
+  lua_settop(L, top - 1);
+}
+
+static void on_bad(void *ud, int err, const char *errtext, sip_rxbuf *rx,
+                   const sip_src *src) {
+  (void)errtext;
+  sip_lua_server *s;
+  lua_State *L = enter(ud, &s);
+  if (!L)
+    return;
+  lua_pop(L, 1);
+  sip_sanity_result r;
+  if (sip_sanity_parse_error(err, &r) == 0)
+    return;
+  char tag[16];
+  s->st.requests++;
+  s->st.bad_answered++;
+  send_reply(s, &rx->msg, src, r.status, (sip_str){r.reason, strlen(r.reason)},
+             tag_for(s, tag), (sip_str){NULL, 0}, (sip_str){NULL, 0});
+}
+
+static void bridge_free(void *arg) { free(arg); }
+
+/* ---- construction ---------------------------------------------------------
+ */
+
+static sip_lua_server *check_server(lua_State *L, int idx) {
+  sip_lua_server *s = luaL_checkudata(L, idx, SIP_LUA_SERVER);
+  if (!s->tp)
+    luaL_error(L, "attempt to use a closed " SIP_LUA_SERVER);
+  return s;
+}
+
+static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def,
+                           lua_Integer lo, lua_Integer hi) {
+  int isnum;
+  if (lua_getfield(L, t, k) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return def;
+  }
+  lua_Integer v = lua_tointegerx(L, -1, &isnum);
+  if (!isnum || v < lo || v > hi)
+    luaL_error(L, "option %s must be an integer in %I..%I", k, lo, hi);
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *opt_str(lua_State *L, int t, const char *k) {
+  if (lua_getfield(L, t, k) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  const char *v = lua_tostring(L, -1);
+  if (!v)
+    luaL_error(L, "option %s must be a string", k);
+  lua_pop(L, 1); /* still referenced by the options table during new() */
+  return v;
+}
+
+static int opt_bool(lua_State *L, int t, const char *k, int def) {
+  int ty = lua_getfield(L, t, k);
+  int v = ty == LUA_TNIL ? def : lua_toboolean(L, -1);
+  if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
+    luaL_error(L, "option %s must be a boolean", k);
+  lua_pop(L, 1);
+  return v;
+}
+
+static const struct {
+  const char *name;
+  unsigned bit;
+} sanity_names[] = {
+    {"version", SIP_SANITY_VERSION},
+    {"required", SIP_SANITY_REQUIRED},
+    {"cseq", SIP_SANITY_CSEQ},
+    {"content_length", SIP_SANITY_CLEN},
+    {"scheme", SIP_SANITY_SCHEME},
+    {"require", SIP_SANITY_REQUIRE},
+    {"proxy_require", SIP_SANITY_PROXY_REQUIRE},
+    {"max_forwards", SIP_SANITY_MAX_FORWARDS},
+    {"fields", SIP_SANITY_FIELDS},
+};
+
+/* A list of strings into out[] (NULL-terminated); the strings are kept
+ * alive in the table at keep (they are interned Lua strings). */
+static void string_list(lua_State *L, int t, const char *k, const char **out,
+                        int keep) {
+  if (lua_getfield(L, t, k) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_argexpected(L, lua_istable(L, -1), 1, "a list of strings");
+  int n = (int)luaL_len(L, -1);
+  if (n > MAX_TAGS)
+    luaL_error(L, "sanity.%s: at most %d entries", k, MAX_TAGS);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    const char *v = lua_tostring(L, -1);
+    if (!v || lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "sanity.%s[%d] must be a string", k, i);
+    out[i - 1] = v;
+    lua_rawseti(L, keep, (lua_Integer)luaL_len(L, keep) + 1);
+  }
+  out[n] = NULL;
+  lua_pop(L, 1);
+}
+
+/* sanity = false | { version = bool, ..., supported = {...},
+ * schemes = {...} } */
+static void configure_sanity(lua_State *L, int opts, sip_lua_server *s,
+                             int keep) {
+  sip_sanity_config_init(&s->sanity);
+  int ty = lua_getfield(L, opts, "sanity");
+  if (ty == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (ty == LUA_TBOOLEAN) {
+    if (!lua_toboolean(L, -1))
+      s->sanity.checks = 0;
+    lua_pop(L, 1);
+    return;
+  }
+  if (ty != LUA_TTABLE)
+    luaL_error(L, "option sanity must be a table or a boolean");
+  int t = lua_gettop(L);
+  for (size_t i = 0; i < sizeof sanity_names / sizeof sanity_names[0]; i++) {
+    unsigned bit = sanity_names[i].bit;
+    int on =
+        opt_bool(L, t, sanity_names[i].name, (s->sanity.checks & bit) != 0);
+    s->sanity.checks =
+        on ? (s->sanity.checks | bit) : (s->sanity.checks & ~bit);
+  }
+  if (lua_getfield(L, t, "supported") != LUA_TNIL) {
+    string_list(L, t, "supported", s->supported, keep);
+    s->sanity.supported = s->supported;
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, t, "schemes") != LUA_TNIL) {
+    string_list(L, t, "schemes", s->schemes, keep);
+    s->sanity.schemes = s->schemes;
+  }
+  lua_pop(L, 2);
+}
+
+/* core.server(opts) -> server, or nil, err, name. opts: max_size,
+ * max_headers, max_line, max_connections, max_conn_buffer, max_write_queue,
+ * idle_timeout, partial_timeout, connect_timeout (ms), udp_rcvbuf,
+ * tls = { cert, key, ca, verify_peer, verify_client }, sanity (see
+ * configure_sanity). Listeners are added with server:listen(). */
+static int l_server(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  sip_lua_loop *lp = sip__lua_loop(L);
+
+  sip_tp_config cfg;
+  sip_tp_config_init(&cfg);
+  cfg.limits.max_size =
+      (uint32_t)opt_int(L, 1, "max_size", cfg.limits.max_size, 256, 1 << 26);
+  cfg.limits.max_headers = (uint32_t)opt_int(
+      L, 1, "max_headers", cfg.limits.max_headers, 8, 1 << 16);
+  cfg.limits.max_line =
+      (uint32_t)opt_int(L, 1, "max_line", cfg.limits.max_line, 64, 1 << 26);
+  cfg.max_connections = (uint32_t)opt_int(L, 1, "max_connections",
+                                          cfg.max_connections, 0, 1 << 24);
+  cfg.max_conn_buffer = (uint32_t)opt_int(L, 1, "max_conn_buffer",
+                                          cfg.max_conn_buffer, 1024, 1 << 28);
+  cfg.max_write_queue = (uint32_t)opt_int(L, 1, "max_write_queue",
+                                          cfg.max_write_queue, 1024, 1 << 30);
+  cfg.idle_timeout_ms =
+      (uint32_t)opt_int(L, 1, "idle_timeout", cfg.idle_timeout_ms, 1, 1 << 30);
+  cfg.partial_message_timeout_ms = (uint32_t)opt_int(
+      L, 1, "partial_timeout", cfg.partial_message_timeout_ms, 1, 1 << 30);
+  cfg.connect_timeout_ms = (uint32_t)opt_int(
+      L, 1, "connect_timeout", cfg.connect_timeout_ms, 1, 1 << 30);
+  cfg.udp_rcvbuf = (int)opt_int(L, 1, "udp_rcvbuf", cfg.udp_rcvbuf, 0, 1 << 30);
+  if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
+    luaL_argexpected(L, lua_istable(L, -1), 1, "opts.tls: a table");
+    int t = lua_gettop(L);
+    cfg.tls_cert_file = opt_str(L, t, "cert");
+    cfg.tls_key_file = opt_str(L, t, "key");
+    cfg.tls_ca_file = opt_str(L, t, "ca");
+    cfg.tls_verify_peer = opt_bool(L, t, "verify_peer", cfg.tls_verify_peer);
+    cfg.tls_verify_client =
+        opt_bool(L, t, "verify_client", cfg.tls_verify_client);
+  }
+  lua_pop(L, 1); /* the tls table stays referenced by opts (index 1) */
+
+  sip_lua_server *s = lua_newuserdatauv(L, sizeof(*s), SRV_NUV);
+  memset(s, 0, sizeof(*s));
+  s->self_ref = LUA_NOREF;
+  s->lp = lp;
+  luaL_setmetatable(L, SIP_LUA_SERVER);
+  int sidx = lua_gettop(L);
+  sip__lua_push_loop(L);
+  lua_setiuservalue(L, sidx, SRV_UV_LOOP);
+  lua_newtable(L);
+  int keep = lua_gettop(L);
+  configure_sanity(L, 1, s, keep);
+  lua_setiuservalue(L, sidx, SRV_UV_SANITY);
+
+  s->bridge = calloc(1, sizeof(*s->bridge));
+  if (!s->bridge)
+    return luaL_error(L, "not enough memory");
+  cfg.ud = s->bridge;
+  cfg.on_message = on_message;
+  cfg.on_bad = on_bad;
+  char err[256] = "";
+  int rc = sip_tp_new(&lp->loop, &cfg, &s->tp, err, sizeof err);
+  if (rc < 0) {
+    free(s->bridge);
+    s->bridge = NULL;
+    s->tp = NULL;
+    return sip__lua_fail(L, rc, "%s%s%s", sip_tp_strerror(rc),
+                         err[0] ? ": " : "", err);
+  }
+  s->bridge->srv = s;
+  lua_pushvalue(L, sidx);
+  s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, sidx);
+  return 1;
+}
+
+static void server_close(lua_State *L, sip_lua_server *s) {
+  if (!s->tp)
+    return;
+  s->bridge->srv = NULL;
+  sip_tp_close(s->tp, bridge_free, s->bridge);
+  s->tp = NULL;
+  s->bridge = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
+  s->self_ref = LUA_NOREF;
+}
+
+/* server:close(): listeners and connections closed (asynchronously: the
+ * loop finishes it). Safe to call twice. */
+static int srv_close(lua_State *L) {
+  server_close(L, luaL_checkudata(L, 1, SIP_LUA_SERVER));
+  return 0;
+}
+
+static int srv_is_closed(lua_State *L) {
+  sip_lua_server *s = luaL_checkudata(L, 1, SIP_LUA_SERVER);
+  lua_pushboolean(L, s->tp == NULL);
+  return 1;
+}
+
+/* server:listen("udp:127.0.0.1:5060") -> id, or nil, err, name */
+static int srv_listen(lua_State *L) {
+  sip_lua_server *s = check_server(L, 1);
+  const char *spec = luaL_checkstring(L, 2);
+  int rc = sip_tp_listen(s->tp, spec);
+  if (rc < 0) {
+    const char *detail = sip_tp_last_error(s->tp);
+    return sip__lua_fail(L, rc, "listen %s: %s%s%s", spec, sip_tp_strerror(rc),
+                         detail[0] ? ": " : "", detail);
+  }
+  lua_pushinteger(L, rc);
+  return 1;
+}
+
+static void push_addr(lua_State *L, const struct sockaddr_storage *sa,
+                      const char *hostk, const char *portk) {
+  char text[64];
+  sip_tp_addr_str(sa, text, sizeof text);
+  /* "host:port" or "[v6]:port": split at the last colon */
+  char *colon = strrchr(text, ':');
+  if (colon)
+    *colon = 0;
+  char *host = text;
+  if (host[0] == '[') {
+    host++;
+    host[strlen(host) - 1] = 0;
+  }
+  lua_pushstring(L, host);
+  lua_setfield(L, -2, hostk);
+  lua_pushinteger(L, sip_tp_addr_port(sa));
+  lua_setfield(L, -2, portk);
+}
+
+/* server:listener(id) -> { transport = "UDP", host = "127.0.0.1",
+ * port = 5060 } or nil when there is no such listener. */
+static int srv_listener(lua_State *L) {
+  sip_lua_server *s = check_server(L, 1);
+  int id = (int)luaL_checkinteger(L, 2);
+  struct sockaddr_storage sa;
+  int tr = sip_tp_listener_addr(s->tp, id, &sa);
+  if (tr < 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, sip_tp_transport_name(tr));
+  lua_setfield(L, -2, "transport");
+  push_addr(L, &sa, "host", "port");
+  return 1;
+}
+
+static int set_handler(lua_State *L, int uv) {
+  check_server(L, 1);
+  if (!lua_isnil(L, 2))
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, uv);
+  return 0;
+}
+
+/* server:set_request_handler(fn | nil): fn(req) for every request that
+ * passed the sanity checks. Without one, requests get 503. */
+static int srv_set_request_handler(lua_State *L) {
+  return set_handler(L, SRV_UV_REQUEST);
+}
+
+/* server:set_response_handler(fn | nil): fn(res) for received responses. */
+static int srv_set_response_handler(lua_State *L) {
+  return set_handler(L, SRV_UV_RESPONSE);
+}
+
+/* server:set_log_handler(fn | nil): fn(level, text) for errors the server
+ * reports (script errors with their traceback). Default: stderr. */
+static int srv_set_log_handler(lua_State *L) {
+  return set_handler(L, SRV_UV_LOG);
+}
+
+#define SET_COUNTER(name, value)                                               \
+  do {                                                                         \
+    lua_pushinteger(L, (lua_Integer)(value));                                  \
+    lua_setfield(L, -2, name);                                                 \
+  } while (0)
+
+/* server:stats() -> table of counters (transport and server). */
+static int srv_stats(lua_State *L) {
+  sip_lua_server *s = check_server(L, 1);
+  sip_tp_counters c;
+  sip_tp_stats(s->tp, &c);
+  lua_createtable(L, 0, 40);
+  SET_COUNTER("rx_msgs", c.rx_msgs);
+  SET_COUNTER("rx_bytes", c.rx_bytes);
+  SET_COUNTER("tx_msgs", c.tx_msgs);
+  SET_COUNTER("tx_bytes", c.tx_bytes);
+  SET_COUNTER("tx_errors", c.tx_errors);
+  SET_COUNTER("parse_errors", c.parse_errors);
+  SET_COUNTER("dropped", c.dropped);
+  SET_COUNTER("keepalives", c.keepalives);
+  SET_COUNTER("conn_opened", c.conn_opened);
+  SET_COUNTER("conn_closed", c.conn_closed);
+  SET_COUNTER("conn_refused", c.conn_refused);
+  SET_COUNTER("conn_timeouts", c.conn_timeouts);
+  SET_COUNTER("tls_failures", c.tls_failures);
+  SET_COUNTER("connections", sip_tp_conn_count(s->tp));
+  SET_COUNTER("requests", s->st.requests);
+  SET_COUNTER("responses", s->st.responses);
+  SET_COUNTER("rejected", s->st.rejected);
+  static const char *const by[] = {
+      "rejected_400", "rejected_405", "rejected_416",  "rejected_420",
+      "rejected_505", "rejected_483", "rejected_other"};
+  for (int i = 0; i < 7; i++)
+    SET_COUNTER(by[i], s->st.rejected_by[i]);
+  SET_COUNTER("dropped_sanity", s->st.dropped_sanity);
+  SET_COUNTER("bad_answered", s->st.bad_answered);
+  SET_COUNTER("responses_dropped", s->st.responses_dropped);
+  SET_COUNTER("script_errors", s->st.script_errors);
+  SET_COUNTER("replies", s->st.replies);
+  SET_COUNTER("reply_errors", s->st.reply_errors);
+  return 1;
+}
+
+static int srv_gc(lua_State *L) {
+  server_close(L, luaL_checkudata(L, 1, SIP_LUA_SERVER));
+  return 0;
+}
+
+static int srv_tostring(lua_State *L) {
+  sip_lua_server *s = luaL_checkudata(L, 1, SIP_LUA_SERVER);
+  lua_pushfstring(L, SIP_LUA_SERVER " (%s%p)", s->tp ? "" : "closed, ",
+                  (void *)s);
+  return 1;
+}
+
+/* ---- methods of received messages ------------------------------------------
+ */
+
+static sip_lua_rx *check_received(lua_State *L, int idx, const char *what) {
+  sip_lua_msg *u = sip__lua_message_check(L, idx);
+  if (u->release != rx_release)
+    luaL_error(L, "%s: not a message received by a luasip server", what);
+  return (sip_lua_rx *)u;
+}
+
+static sip_str opt_slice(lua_State *L, int idx) {
+  size_t n;
+  const char *p = luaL_optlstring(L, idx, NULL, &n);
+  return (sip_str){p, p ? n : 0};
+}
+
+/* req:reply(status[, reason[, extra[, body]]]) -> true, or nil, err, name.
+ * Stateless: builds the response (§8.2.6) and sends it per §18.2.2. extra:
+ * complete header lines, each ending with CRLF. One final response per
+ * request: a second one raises. */
+static int msg_reply(lua_State *L) {
+  sip_lua_rx *r = check_received(L, 1, "reply");
+  sip_msg *m = r->base.m;
+  lua_Integer status = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, status >= 100 && status <= 699, 2, "status 100..699");
+  sip_str reason = opt_slice(L, 3), extra = opt_slice(L, 4),
+          body = opt_slice(L, 5);
+  for (size_t i = 0; i < reason.len; i++)
+    if ((unsigned char)reason.p[i] < 0x20 && reason.p[i] != '\t')
+      luaL_argerror(L, 3, "reason contains a control character");
+  if (extra.len && (extra.len < 2 || extra.p[extra.len - 2] != '\r' ||
+                    extra.p[extra.len - 1] != '\n'))
+    luaL_argerror(L, 4, "header lines must end with CRLF");
+  if (!m->is_request)
+    return luaL_error(L, "reply: a response cannot be answered");
+  if (is_ack(m))
+    return luaL_error(L, "reply: an ACK cannot be answered (§17.1.1.3)");
+  if (r->final_status)
+    return luaL_error(L, "reply: the request was already answered with %d",
+                      (int)r->final_status);
+  if (!r->srv->tp)
+    return sip__lua_fail(L, UV_ECANCELED, "reply: the server is closed");
+  if (!r->has_tag) {
+    tag_for(r->srv, r->to_tag);
+    r->has_tag = 1;
+  }
+  if (status >= 200)
+    r->final_status = (uint16_t)status;
+  int rc = send_reply(r->srv, m, &r->src, (int)status, reason,
+                      (sip_str){r->to_tag, sizeof r->to_tag}, extra, body);
+  if (rc < 0)
+    return sip__lua_fail(L, rc, "reply: %s", sip_tp_strerror(rc));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* msg:answered() -> the final status sent for this request, or false */
+static int msg_answered(lua_State *L) {
+  sip_lua_rx *r = check_received(L, 1, "answered");
+  if (r->final_status)
+    lua_pushinteger(L, r->final_status);
+  else
+    lua_pushboolean(L, 0);
+  return 1;
+}
+
+/* msg:drop(): the script deliberately leaves this request unanswered (no
+ * default 500 when its handler ends). */
+static int msg_drop(lua_State *L) {
+  check_received(L, 1, "drop")->dropped = 1;
+  return 0;
+}
+
+/* msg:handled() -> true once a final reply was sent or drop() was called */
+static int msg_handled(lua_State *L) {
+  sip_lua_rx *r = check_received(L, 1, "handled");
+  lua_pushboolean(L, r->final_status != 0 || r->dropped);
+  return 1;
+}
+
+/* msg:source() -> { transport = "UDP", host =, port =, local_host =,
+ * local_port =, conn_id = (TCP/TLS) } */
+static int msg_source(lua_State *L) {
+  sip_lua_rx *r = check_received(L, 1, "source");
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, sip_tp_transport_name(r->src.transport));
+  lua_setfield(L, -2, "transport");
+  push_addr(L, &r->src.peer, "host", "port");
+  if (r->src.transport == SIP_TP_UDP) {
+    push_addr(L, &r->src.local, "local_host", "local_port");
+  } else {
+    lua_pushinteger(L, (lua_Integer)r->src.conn_id);
+    lua_setfield(L, -2, "conn_id");
+  }
+  return 1;
+}
+
+static const luaL_Reg srv_methods[] = {
+    {"listen", srv_listen},
+    {"listener", srv_listener},
+    {"set_request_handler", srv_set_request_handler},
+    {"set_response_handler", srv_set_response_handler},
+    {"set_log_handler", srv_set_log_handler},
+    {"stats", srv_stats},
+    {"close", srv_close},
+    {"is_closed", srv_is_closed},
+    {NULL, NULL},
+};
+
+static const luaL_Reg srv_meta[] = {
+    {"__gc", srv_gc},
+    {"__close", srv_gc},
+    {"__tostring", srv_tostring},
+    {NULL, NULL},
+};
+
+static const luaL_Reg received_methods[] = {
+    {"reply", msg_reply},     {"answered", msg_answered}, {"drop", msg_drop},
+    {"handled", msg_handled}, {"source", msg_source},     {NULL, NULL},
+};
+
+void sip__lua_open_server(lua_State *L) {
+  /* stack: core */
+  luaL_newmetatable(L, SIP_LUA_SERVER);
+  luaL_setfuncs(L, srv_meta, 0);
+  luaL_newlib(L, srv_methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "Server"); /* core.Server: extensible by the Lua layer */
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "Message");
+  luaL_setfuncs(L, received_methods, 0);
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_server);
+  lua_setfield(L, -2, "server");
+}

@@ -1,0 +1,185 @@
+--- The server object: listeners, request sanity checks, request handlers.
+--
+--     local sip = require "luasip"
+--     local srv = assert(sip.server{ listen = { "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060" } })
+--     srv:on_request(function(req) req:reply(200) end)
+--     srv:run()
+--
+-- Before a handler sees a request, the C core applies the checks of RFC
+-- 3261 §8.2 and §16.3 (see `sanity` below) and answers failures itself:
+-- 505 for another SIP version, 400 for missing, repeated or malformed
+-- mandatory headers, a CSeq method that does not match, a Content-Length
+-- that does not match the body, 416 for an unsupported Request-URI scheme,
+-- 420 with `Unsupported` for unknown extensions in `Require`. A request too
+-- broken to parse but with enough headers to answer gets 400 with a reason
+-- that names the problem; anything else is dropped. Every answer and drop
+-- is counted in `srv:stats()`.
+--
+-- Each request's handler runs in its own coroutine. An error in it is
+-- logged with its traceback and answered with `500`; a handler that ends
+-- without a final reply (and without `req:drop()`) gets a `500` too, with
+-- a log line saying so. The server keeps serving either way.
+-- @module luasip.server
+local core = require "luasip.core"
+local log = require "luasip.log"
+
+local Server = core.Server
+local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
+local traceback = debug.traceback
+local setmetatable, type, ipairs, error = setmetatable, type, ipairs, error
+
+local M = {}
+
+-- Lua-side state of a server (the C userdata holds no Lua fields).
+local state = setmetatable({}, { __mode = "k" })
+
+local function log_sink(level, text)
+  log.write(level, text)
+end
+
+local function handler_failed(req, err)
+  log.error("request handler failed: %s", err)
+  if req.method ~= "ACK" and not req:answered() and not req:is_closed() then
+    req:reply(500)
+  end
+end
+
+--- Create a server.
+--
+-- Options (all optional):
+--
+-- - `listen`: a spec or a list of specs: `"udp:127.0.0.1:5060"`,
+--   `"tcp:[::1]:5060"`, `"tls:0.0.0.0:5061"` (numeric addresses; port 0
+--   picks a free port, see `srv:listener(id)`)
+-- - `tls = { cert =, key =, ca =, verify_peer = true, verify_client =
+--   false }`: PEM files; a `tls:` listener needs `cert` and `key`
+-- - limits: `max_size` (65535 bytes), `max_headers` (256), `max_line`
+--   (16384), `max_connections` (1024), `max_conn_buffer`,
+--   `max_write_queue` (4 MiB), `udp_rcvbuf` (4 MiB)
+-- - timeouts in milliseconds: `idle_timeout` (120000), `partial_timeout`
+--   (10000: a peer that sends half a message and stops),
+--   `connect_timeout` (10000)
+-- - `sanity`: `false` turns every check off; a table switches single
+--   checks (`version`, `required`, `cseq`, `content_length`, `scheme`,
+--   `require`, `proxy_require`, `max_forwards`, `fields`: booleans; all on
+--   except `proxy_require`) and sets `supported` (option tags this server
+--   supports, for Require) and `schemes` (default `{"sip", "sips", "tel"}`)
+-- - `start = false`: do not open the listeners yet (see `srv:start()`)
+-- @tparam[opt] table opts
+-- @treturn[1] Server
+-- @return[2] nil
+-- @treturn[2] string error message (`"listen udp:...: address already in use"`)
+-- @treturn[2] string error code name
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'server' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local listen = opts.listen or {}
+  if type(listen) == "string" then
+    listen = { listen }
+  end
+  local srv, err, name = core.server(opts)
+  if not srv then
+    return nil, err, name
+  end
+  srv:set_log_handler(log_sink)
+  state[srv] = { listen = listen, ids = {} }
+  if opts.start ~= false then
+    local ok, lerr, lname = srv:start()
+    if not ok then
+      srv:close()
+      return nil, lerr, lname
+    end
+  end
+  return srv
+end
+
+--- Open the listeners given at creation (when created with `start =
+-- false`); the server is then served whenever the luasip loop runs:
+-- `srv:run()`, `sip.run()`, or `sip.step()` from a host's own loop.
+-- @treturn[1] Server self
+-- @return[2] nil
+-- @treturn[2] string error message
+-- @treturn[2] string error code name
+function Server:start()
+  local st = state[self]
+  for i, spec in ipairs(st.listen) do
+    if not st.ids[i] then
+      local id, err, name = self:listen(spec)
+      if not id then
+        return nil, err, name
+      end
+      st.ids[i] = id
+    end
+  end
+  return self
+end
+
+--- Close the listeners and connections. Inside `srv:run()`, makes it return.
+function Server:stop()
+  local st = state[self]
+  self:close()
+  if st and st.running then
+    core.stop()
+  end
+end
+
+--- Serve until `srv:stop()` (or `sip.stop()`).
+-- @treturn Server self
+function Server:run()
+  local st = state[self]
+  st.running = true
+  local ok, err = pcall(core.run)
+  st.running = false
+  if not ok then
+    error(err, 2)
+  end
+  return self
+end
+
+--- Set the request handler: `fn(req)` runs in its own coroutine for every
+-- request that passed the sanity checks, and may yield (to wait for a
+-- response, a timer, a database).
+-- @tparam function fn
+-- @treturn Server self
+function Server:on_request(fn)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'on_request' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  self:set_request_handler(function(req)
+    local co = co_create(fn)
+    local ok, err = co_resume(co, req)
+    if not ok then
+      return handler_failed(req, traceback(co, err))
+    end
+    if co_status(co) == "dead" and req.method ~= "ACK" and not req:handled() then
+      log.warn("%s handler returned without a final reply: answered 500", req.method)
+      req:reply(500, "Server Internal Error (no reply from the script)")
+    end
+  end)
+  return self
+end
+
+--- Set the handler of responses that reach the server: `fn(res)`.
+-- Without one, they are dropped and counted (`responses_dropped`).
+-- @tparam function fn
+-- @treturn Server self
+function Server:on_response(fn)
+  self:set_response_handler(fn)
+  return self
+end
+
+--- Run the luasip loop until `sip.stop()` or until nothing is left.
+-- @function run
+M.run = core.run
+
+--- One non-blocking iteration of the loop (for hosts with their own loop).
+-- @function step
+M.step = core.step
+
+--- Make the running `run()` return.
+-- @function stop
+M.stop = core.stop
+
+return M
