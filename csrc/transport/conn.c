@@ -34,23 +34,6 @@ static void unlink_conn(sip_conn **head, sip_conn *c) {
   c->prev = c->next = NULL;
 }
 
-sip_conn *sip__tp_conn_find_id(const sip_tp *tp, uint64_t id) {
-  if (!id)
-    return NULL;
-  for (sip_conn *c = tp->conns; c; c = c->next)
-    if (c->id == id)
-      return c;
-  return NULL;
-}
-
-static sip_conn *find_addr(const sip_tp *tp, int transport,
-                           const struct sockaddr_storage *sa) {
-  for (sip_conn *c = tp->conns; c; c = c->next)
-    if (c->transport == transport && sip__tp_addr_eq(&c->peer, sa))
-      return c;
-  return NULL;
-}
-
 /* ---- lifetime
  * ------------------------------------------------------------------ */
 
@@ -131,6 +114,7 @@ void sip__tp_conn_close(sip_conn *c, int err, int graceful) {
   int was_open = c->state == SIP__CS_OPEN;
   c->state = SIP__CS_CLOSING;
   unlink_conn(&tp->conns, c);
+  sip__tp_table_remove(tp, c);
   tp->nconns--;
   tp->st.conn_closed++;
   uv_read_stop((uv_stream_t *)&c->tcp);
@@ -549,6 +533,10 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   int n = (int)sizeof(c->peer);
   uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &n);
+  if ((rc = sip__tp_table_add(tp, c)) < 0) {
+    sip__tp_conn_close(c, rc, 0);
+    return;
+  }
   conn_start(c);
 }
 
@@ -566,6 +554,36 @@ int sip__tp_tcp_listen(sip_tp *tp, sip_listener *l) {
     return rc;
   int n = (int)sizeof(l->addr);
   return uv_tcp_getsockname(&l->u.tcp, (struct sockaddr *)&l->addr, &n);
+}
+
+/* ---- aliases (RFC 5923)
+ * ------------------------------------------------------------ */
+
+/* ";alias" in the top Via of a request says that the sender will accept
+ * requests to its sent-by over this connection. RFC 5923 §5 grants that only
+ * when the sender authenticated with a certificate naming the sent-by host
+ * (TLS with verify_client); over TCP anyone could claim any address, so it
+ * is taken only with tcp_accept_aliases (Kamailio makes the same choice).
+ * The sent-by must be a numeric address: connections are found by address,
+ * and resolving names is not this layer's job. */
+void sip__tp_conn_via_alias(sip_tp *tp, const sip_src *src, const sip_via *v) {
+  if (!src->conn_id || !sip_params_get(&v->params, "alias"))
+    return;
+  sip_conn *c = sip__tp_conn_find_id(tp, src->conn_id);
+  if (!c || c->state != SIP__CS_OPEN)
+    return;
+  if (c->transport == SIP_TP_TCP ? !tp->cfg.tcp_accept_aliases
+                                 : !sip__tp_tls_peer_names(c, v->host)) {
+    tp->st.aliases_refused++;
+    return;
+  }
+  struct sockaddr_storage sa;
+  int port = v->has_port
+                 ? v->port
+                 : (c->transport == SIP_TP_TLS ? SIP_TP_PORT_TLS : SIP_TP_PORT);
+  if (sip_tp_addr(&sa, v->host.p, v->host.len, port) < 0 ||
+      sip__tp_table_alias(tp, c, &sa) < 0)
+    tp->st.aliases_refused++;
 }
 
 /* ---- connect and send
@@ -598,7 +616,7 @@ int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
   if (!c && dst->addr.ss_family != AF_INET && dst->addr.ss_family != AF_INET6)
     return dst->conn_id ? UV_ENOTCONN : SIP_EINVAL;
   if (!c)
-    c = find_addr(tp, dst->transport, &dst->addr);
+    c = sip__tp_conn_find_addr(tp, dst->transport, &dst->addr);
   if (!c) {
     if (dst->transport == SIP_TP_TLS && !tp->tls_client)
       return SIP_EINVAL;
@@ -610,6 +628,11 @@ int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
     if (!c)
       return SIP_ENOMEM;
     c->peer = dst->addr;
+    int rc = sip__tp_table_add(tp, c);
+    if (rc < 0) {
+      sip__tp_conn_close(c, rc, 0);
+      return rc;
+    }
     if (dst->transport == SIP_TP_TLS && dst->tls_name) {
       size_t n = strlen(dst->tls_name) + 1;
       c->tls_name = malloc(n);
@@ -617,8 +640,8 @@ int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
         memcpy(c->tls_name, dst->tls_name, n);
     }
     c->creq.data = c;
-    int rc = uv_tcp_connect(&c->creq, &c->tcp,
-                            (const struct sockaddr *)&dst->addr, on_connect);
+    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&dst->addr,
+                        on_connect);
     if (rc < 0) {
       sip__tp_conn_close(c, rc, 0);
       return rc;

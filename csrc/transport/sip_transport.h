@@ -147,6 +147,13 @@ typedef struct sip_tp_config {
   int tls_verify_client;     /* incoming: require a client certificate
                                 signed by ca_file (default 0) */
 
+  /* RFC 5923 connection reuse: a request whose top Via has ";alias" makes
+   * its connection usable for requests to the Via's sent-by (a numeric
+   * address). Over TLS when the client's verified certificate names the
+   * sent-by host (so only with tls_verify_client); over TCP only when this
+   * is set (default 0: anyone can claim any address over TCP). */
+  int tcp_accept_aliases;
+
   /* Callbacks (all optional, ud passed back). */
   void *ud;
   /* A parsed message. For requests the top Via already carries received /
@@ -247,9 +254,11 @@ typedef struct sip_tp_counters {
   uint64_t keepalives;        /* CRLFCRLF pings answered (and empty
                                  datagrams ignored) */
   uint64_t conn_opened, conn_closed;
-  uint64_t conn_refused;  /* beyond max_connections */
-  uint64_t conn_timeouts; /* idle, partial-message, connect */
-  uint64_t tls_failures;  /* handshakes and TLS records that failed */
+  uint64_t conn_refused;    /* beyond max_connections */
+  uint64_t conn_timeouts;   /* idle, partial-message, connect */
+  uint64_t tls_failures;    /* handshakes and TLS records that failed */
+  uint64_t aliases;         /* connection aliases taken (RFC 5923) */
+  uint64_t aliases_refused; /* ;alias not honoured (see tcp_accept_aliases) */
 } sip_tp_counters;
 
 /* Copy the counters into *out. */

@@ -271,3 +271,29 @@ void sip__tp_tls_shutdown(sip_conn *c) {
   flush_wbio(c, 0, NULL, NULL);
   ERR_clear_error();
 }
+
+int sip__tp_tls_peer_names(sip_conn *c, sip_str host) {
+  if (!c->ssl || SSL_get_verify_result(c->ssl) != X509_V_OK)
+    return 0;
+  X509 *cert = SSL_get1_peer_certificate(c->ssl);
+  if (!cert)
+    return 0;
+  char name[256];
+  const char *p = host.p;
+  size_t n = host.len;
+  if (n >= 2 && p[0] == '[' && p[n - 1] == ']') {
+    p++;
+    n -= 2;
+  }
+  int ok = 0;
+  if (n > 0 && n < sizeof name) {
+    memcpy(name, p, n);
+    name[n] = 0;
+    ok = is_ip_literal(name)
+             ? X509_check_ip_asc(cert, name, 0) == 1
+             : X509_check_host(cert, name, n,
+                               X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
+  }
+  X509_free(cert);
+  return ok;
+}

@@ -200,6 +200,7 @@ static void tp_free(sip_tp *tp) {
   void (*cb)(void *) = tp->close_cb;
   void *arg = tp->close_arg;
   sip__tp_tls_free(tp);
+  sip__tp_table_free(tp);
   sip_msg_free(&tp->scratch);
   free(tp->cert_file);
   free(tp->key_file);
@@ -548,6 +549,8 @@ void sip__tp_deliver(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
     rc = sip_msg_get_vias(m, &v);
     if (rc == 0)
       rc = fix_top_via(m, v, src);
+    if (rc == 0 && src->conn_id)
+      sip__tp_conn_via_alias(tp, src, v);
     if (rc < 0) {
       if (rc == SIP_ENOTFOUND)
         rc = SIP_EVIA;

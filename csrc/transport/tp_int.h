@@ -41,6 +41,19 @@ typedef struct sip_listener {
   char *rbuf; /* UDP batch buffer */
 } sip_listener;
 
+/* An entry of the connection table by address: a connection's peer address,
+ * or an alias of it (RFC 5923). */
+typedef struct sip__tp_key {
+  struct sip__tp_key *next;       /* in its bucket */
+  struct sip__tp_key *alias_next; /* the connection's other aliases */
+  struct sip_conn *conn;
+  int transport;
+  struct sockaddr_storage addr;
+} sip__tp_key;
+
+/* Aliases one connection may collect (RFC 5923 §5). */
+#define SIP__TP_MAX_ALIASES 4
+
 enum sip__tp_conn_state {
   SIP__CS_CONNECTING = 1,
   SIP__CS_HANDSHAKE,
@@ -54,7 +67,11 @@ typedef struct sip_conn {
   uv_connect_t creq;
   uv_shutdown_t sreq;
   sip_tp *tp;
-  struct sip_conn *prev, *next; /* the connection table (open ones) */
+  struct sip_conn *prev, *next; /* tp->conns (open ones) or tp->draining */
+  struct sip_conn *id_next;     /* in its bucket of tp->by_id */
+  sip__tp_key key;              /* peer address, in tp->by_addr */
+  sip__tp_key *aliases;         /* more addresses (RFC 5923) */
+  int in_table;
   uint64_t id;
   int transport;
   int listener; /* -1: outgoing */
@@ -94,6 +111,10 @@ struct sip_tp {
   sip_conn *draining; /* closing after their queued writes */
   uint32_t nconns;
   uint64_t next_conn_id;
+  /* conn_table.c: open connections by id and by (transport, address) */
+  sip_conn **by_id;
+  sip__tp_key **by_addr;
+  uint32_t nbuckets, nkeys;
 
   uv_timer_t anchor; /* always open: makes sip_tp_close asynchronous */
   int handles;       /* open libuv handles owned by the manager */
@@ -128,7 +149,18 @@ int sip__tp_udp_send(sip_tp *tp, const char *bytes, size_t len,
 int sip__tp_tcp_listen(sip_tp *tp, sip_listener *l);
 int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
                       const sip_dest *dst, sip_tp_send_cb cb, void *arg);
+
+/* conn_table.c */
+int sip__tp_table_add(sip_tp *tp, sip_conn *c);     /* id and peer address */
+void sip__tp_table_remove(sip_tp *tp, sip_conn *c); /* and its aliases */
 sip_conn *sip__tp_conn_find_id(const sip_tp *tp, uint64_t id);
+sip_conn *sip__tp_conn_find_addr(const sip_tp *tp, int transport,
+                                 const struct sockaddr_storage *sa);
+/* Make sa reach c too. 0, UV_EEXIST (another connection has it), UV_ENOSPC
+ * (SIP__TP_MAX_ALIASES), SIP_ENOMEM, SIP_EINVAL (c not in the table). */
+int sip__tp_table_alias(sip_tp *tp, sip_conn *c,
+                        const struct sockaddr_storage *sa);
+void sip__tp_table_free(sip_tp *tp);
 /* err 0: orderly. graceful: flush queued writes first. */
 void sip__tp_conn_close(sip_conn *c, int err, int graceful);
 void sip__tp_conn_close_now(sip_conn *c);
@@ -141,6 +173,8 @@ int sip__tp_conn_write(sip_conn *c, sip__wreq *w);
 void sip__tp_conn_process(sip_conn *c);
 void sip__tp_conn_opened(sip_conn *c);
 int sip__tp_conn_grow(sip_conn *c, size_t want);
+/* A request arrived over src with top Via v: honour ";alias" (RFC 5923). */
+void sip__tp_conn_via_alias(sip_tp *tp, const sip_src *src, const sip_via *v);
 
 /* tls.c */
 int sip__tp_tls_init(sip_tp *tp, char *err, size_t errcap);
@@ -152,5 +186,8 @@ int sip__tp_tls_input(sip_conn *c, const char *p, size_t len);
 int sip__tp_tls_write(sip_conn *c, sip__wreq *w); /* consumes w on success */
 void sip__tp_tls_shutdown(sip_conn *c);
 void sip__tp_tls_conn_free(sip_conn *c);
+/* Did the peer present a verified certificate that names host (a DNS name
+ * or an IP literal, brackets allowed)? 1 or 0. */
+int sip__tp_tls_peer_names(sip_conn *c, sip_str host);
 
 #endif

@@ -758,6 +758,111 @@ static void test_tcp_limit(void) {
 
 /* Two managers: outgoing TCP, connection reuse, responses on the same
  * connection, connection refused. */
+
+/* RFC 5923 over TCP: with tcp_accept_aliases, ";alias" in the top Via makes
+ * the connection reachable at the Via's sent-by; without it the alias is
+ * refused and counted. The alias address is a loopback address where
+ * nothing listens, so a send that ignored the alias would fail to connect. */
+static void test_tcp_alias(void) {
+  for (int accept = 0; accept <= 1; accept++) {
+    rec ra = {0}, rb = {0};
+    sip_tp_config cfg;
+    sip_tp_config_init(&cfg);
+    cfg.tcp_accept_aliases = accept;
+    sip_tp *a = mk_tp(&ra, NULL);
+    sip_tp *b = mk_tp(&rb, &cfg);
+    int lid = sip_tp_listen(b, "tcp:127.0.0.1:0");
+    sip_dest d;
+    sip_dest_init(&d, SIP_TP_TCP);
+    loopback(&d.addr, AF_INET, sip_tp_listener_port(b, lid));
+    char m[1024];
+    int n = mkreq(m, sizeof(m), "OPTIONS",
+                  "SIP/2.0/TCP 127.0.0.5:5099;branch=z9hG4bKal1;alias", "");
+    sendres s1 = {0};
+    CHECK_INT(sip_tp_send(a, m, (size_t)n, &d, on_sent, &s1), 0);
+    RUN_UNTIL(rb.nmsg == 1, 3000);
+    CHECK_INT(rb.nmsg, 1);
+    sip_tp_counters st;
+    sip_tp_stats(b, &st);
+    CHECK_INT(st.aliases, accept ? 1 : 0);
+    CHECK_INT(st.aliases_refused, accept ? 0 : 1);
+    /* b sends a request to the alias address */
+    sip_dest back;
+    sip_dest_init(&back, SIP_TP_TCP);
+    sip_tp_addr(&back.addr, "127.0.0.5", 9, 5099);
+    n = mkreq(m, sizeof(m), "NOTIFY", "SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKal2",
+              "");
+    sendres s2 = {0};
+    CHECK_INT(sip_tp_send(b, m, (size_t)n, &back, on_sent, &s2), 0);
+    RUN_UNTIL(s2.done && (!accept || ra.nmsg == 1), 3000);
+    CHECK_INT(s2.done, 1);
+    if (accept) {
+      CHECK_INT(s2.status, 0);
+      CHECK_INT(ra.nmsg, 1);
+      if (ra.nmsg == 1)
+        CHECK_STR(ra.rx[0]->msg.method, "NOTIFY");
+      sip_tp_stats(b, &st);
+      CHECK_INT(st.conn_opened, 1); /* no new connection */
+    } else {
+      CHECK(s2.status < 0); /* nothing listens at 127.0.0.5:5099 */
+      CHECK_INT(ra.nmsg, 0);
+    }
+    close_tp(&ra);
+    close_tp(&rb);
+  }
+}
+
+/* Hundreds of connections: the table grows past its first sizes and every
+ * response still finds its connection by id. */
+static void test_tcp_many(void) {
+  enum { NCONN = 300 };
+  rec rb = {0};
+  sip_tp *b = mk_tp(&rb, NULL);
+  int port = sip_tp_listener_port(b, sip_tp_listen(b, "tcp:127.0.0.1:0"));
+  static int socks[NCONN];
+  char m[1024];
+  for (int i = 0; i < NCONN; i++) {
+    socks[i] = tcp_connect(AF_INET, port);
+    char via[64];
+    snprintf(via, sizeof via, "SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKm%d", i);
+    int n = mkreq(m, sizeof(m), "OPTIONS", via, "");
+    tcp_write(socks[i], m, (size_t)n);
+  }
+  RUN_UNTIL(rb.nmsg == NCONN, 10000);
+  CHECK_INT(rb.nmsg, NCONN);
+  CHECK_INT(sip_tp_conn_count(b), NCONN);
+  /* answer the first MAXMSG over their own connections, by id */
+  int answered = 0;
+  for (int i = 0; i < MAXMSG && i < rb.nmsg; i++) {
+    const sip_via *v;
+    if (sip_msg_get_vias(&rb.rx[i]->msg, &v) != 0)
+      continue;
+    int n = snprintf(m, sizeof m,
+                     "SIP/2.0 200 OK\r\nVia: %.*s\r\nContent-Length: 0\r\n\r\n",
+                     (int)v->raw.len, v->raw.p);
+    if (sip_tp_send_response(b, m, (size_t)n, v, &rb.src[i], NULL, NULL) == 0)
+      answered++;
+  }
+  CHECK_INT(answered, MAXMSG);
+  /* each of those sockets gets the answer carrying its own branch */
+  int right = 0;
+  for (int i = 0; i < NCONN && right < MAXMSG; i++) {
+    char buf[2048];
+    ssize_t n = recv_poll(socks[i], buf, sizeof buf - 1, i < 40 ? 500 : 5);
+    if (n > 0) {
+      char want[64];
+      snprintf(want, sizeof want, "branch=z9hG4bKm%d\r", i);
+      right += contains(buf, (size_t)n, want);
+    }
+  }
+  CHECK_INT(right, MAXMSG);
+  for (int i = 0; i < NCONN; i++)
+    close(socks[i]);
+  RUN_UNTIL(sip_tp_conn_count(b) == 0, 5000);
+  CHECK_INT(sip_tp_conn_count(b), 0);
+  close_tp(&rb);
+}
+
 static void test_tcp_send(int fam) {
   rec ra = {0}, rb = {0};
   sip_tp *a = mk_tp(&ra, NULL);
@@ -1088,6 +1193,28 @@ static void test_tls(void) {
     RUN_UNTIL(rm.nmsg == 1 && sy.done, 5000);
     CHECK_INT(rm.nmsg, 1);
     CHECK_INT(sy.status, 0);
+    /* RFC 5923: the client's verified certificate names 127.0.0.1, so an
+     * alias for 127.0.0.1 is taken and one for 127.0.0.9 is not */
+    char ma[1024];
+    int na = mkreq(ma, sizeof(ma), "OPTIONS",
+                   "SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKta1;alias", "");
+    CHECK_INT(sip_tp_send(withcert, ma, (size_t)na, &d, NULL, NULL), 0);
+    na = mkreq(ma, sizeof(ma), "OPTIONS",
+               "SIP/2.0/TLS 127.0.0.9:5999;branch=z9hG4bKta2;alias", "");
+    CHECK_INT(sip_tp_send(withcert, ma, (size_t)na, &d, NULL, NULL), 0);
+    RUN_UNTIL(rm.nmsg == 3, 5000);
+    CHECK_INT(rm.nmsg, 3);
+    sip_tp_stats(mt, &st);
+    CHECK_INT(st.aliases, 1);
+    CHECK_INT(st.aliases_refused, 1);
+    sip_dest ad;
+    sip_dest_init(&ad, SIP_TP_TLS);
+    sip_tp_addr(&ad.addr, "127.0.0.1", 9, 5999);
+    sendres sa = {0};
+    CHECK_INT(sip_tp_send(mt, ma, (size_t)na, &ad, on_sent, &sa), 0);
+    RUN_UNTIL(ry.nmsg == 1 && sa.done, 5000);
+    CHECK_INT(ry.nmsg, 1); /* over the client's own connection */
+    CHECK_INT(sa.status, 0);
     RUN_UNTIL(sn.done, 2000);
     close_tp(&rn);
     close_tp(&ry);
@@ -1113,6 +1240,8 @@ int main(void) {
   test_tcp_limit();
   test_tcp_send(AF_INET);
   test_tcp_send(AF_INET6);
+  test_tcp_alias();
+  test_tcp_many();
   test_tls();
   /* every handle was closed: the loop has nothing left */
   uv_run(&loop, UV_RUN_NOWAIT);
