@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lsip.h"
+#include "sip_reply.h"
 
 void sip__lua_push_str(lua_State *L, sip_str s) {
   if (s.p)
@@ -113,7 +114,15 @@ static int l_split(lua_State *L) {
   return 1;
 }
 
+/* core.reason_phrase(code) -> the default phrase (class phrase for an
+ * unknown code of 100..699) */
+static int l_reason_phrase(lua_State *L) {
+  lua_pushstring(L, sip_reason_phrase((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
+    {"reason_phrase", l_reason_phrase},
     {"errname", l_errname},
     {"strerror", l_strerror},
     {"header_name", l_header_name},

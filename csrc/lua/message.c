@@ -236,16 +236,18 @@ typedef struct view {
   X(A_DISPLAY_RAW, "display_raw")                                              \
   X(A_URI, "uri")                                                              \
   X(A_TAG, "tag")                                                              \
-  X(A_RAW, "raw") X(A_PARAMS_RAW, "params_raw") X(A_PARAMS, "params")          \
-      X(A_Q, "q") X(A_EXPIRES, "expires") X(A_STAR, "star")
+  X(A_RAW, "raw")                                                              \
+  X(A_PARAMS_RAW, "params_raw") X(A_PARAMS, "params") X(A_Q, "q")              \
+      X(A_EXPIRES, "expires") X(A_STAR, "star")
 #define VIA_FIELDS(X)                                                          \
   X(V_RAW, "raw")                                                              \
   X(V_PROTOCOL, "protocol")                                                    \
   X(V_VERSION, "version")                                                      \
   X(V_TRANSPORT, "transport")                                                  \
-  X(V_HOST, "host") X(V_PORT, "port") X(V_RPORT, "rport")                      \
-      X(V_BRANCH, "branch") X(V_RECEIVED, "received") X(V_MADDR, "maddr")      \
-          X(V_TTL, "ttl") X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
+  X(V_HOST, "host")                                                            \
+  X(V_PORT, "port") X(V_RPORT, "rport") X(V_BRANCH, "branch")                  \
+      X(V_RECEIVED, "received") X(V_MADDR, "maddr") X(V_TTL, "ttl")            \
+          X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
 
 enum {
   VF__NONE = 0,

@@ -429,6 +429,7 @@ static void configure_sanity(lua_State *L, int opts, sip_lua_server *s,
 /* core.server(opts) -> server, or nil, err, name. opts: max_size,
  * max_headers, max_line, max_connections, max_conn_buffer, max_write_queue,
  * idle_timeout, partial_timeout, connect_timeout (ms), udp_rcvbuf,
+ * tcp_accept_aliases,
  * tls = { cert, key, ca, verify_peer, verify_client }, sanity (see
  * configure_sanity). Listeners are added with server:listen(). */
 static int l_server(lua_State *L) {
@@ -461,6 +462,7 @@ static int l_server(lua_State *L) {
   cfg.connect_timeout_ms = (uint32_t)opt_int(
       L, 1, "connect_timeout", cfg.connect_timeout_ms, 1, 1 << 30);
   cfg.udp_rcvbuf = (int)opt_int(L, 1, "udp_rcvbuf", cfg.udp_rcvbuf, 0, 1 << 30);
+  cfg.tcp_accept_aliases = opt_bool(L, 1, "tcp_accept_aliases", 0);
   if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
     luaL_argexpected(L, lua_istable(L, -1), 1, "opts.tls: a table");
     int t = lua_gettop(L);
@@ -634,6 +636,8 @@ static int srv_stats(lua_State *L) {
   SET_COUNTER("conn_refused", c.conn_refused);
   SET_COUNTER("conn_timeouts", c.conn_timeouts);
   SET_COUNTER("tls_failures", c.tls_failures);
+  SET_COUNTER("aliases", c.aliases);
+  SET_COUNTER("aliases_refused", c.aliases_refused);
   SET_COUNTER("connections", sip_tp_conn_count(s->tp));
   SET_COUNTER("requests", s->st.requests);
   SET_COUNTER("responses", s->st.responses);

@@ -88,10 +88,18 @@ static const struct {
     {608, "Rejected"}, /* RFC 8688 */
 };
 
+/* §21: an unknown code is treated as the x00 of its class, so its phrase
+ * names the class. */
+static const char *const class_phrases[] = {
+    NULL,           "Trying",        "OK", "Redirection", "Client Error",
+    "Server Error", "Global Failure"};
+
 const char *sip_reason_phrase(int status) {
   for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
     if (phrases[i].code == status)
       return phrases[i].phrase;
+  if (status >= 100 && status <= 699)
+    return class_phrases[status / 100];
   return "Unknown";
 }
 

@@ -49,7 +49,8 @@ int sip_reply_write(const sip_msg *req, int status, sip_str reason,
 
 /* The default reason phrase of a status code: RFC 3261 §21 and the codes of
  * later RFCs in common use (202, 204, 412, 417, 421-423, 428, 429, 433,
- * 436-440, 469, 470, 489, 491, 493, 494, 580, 603, 607, 608, ...); "Unknown"
+ * 436-440, 469, 470, 489, 491, 493, 494, 580, 603, 607, 608, ...); for
+ * another code of 100..699 its class ("Client Error" for 499); "Unknown"
  * for any other code. Never NULL. */
 const char *sip_reason_phrase(int status);
 

@@ -1192,7 +1192,7 @@ static void test_reply_exact(void) {
                       sizeof(out));
   CHECK(n > 15 && memcmp(out, "SIP/2.0 699 \r\nVia: ", 19) == 0);
   n = sip_reply_write(&t.m, 499, NONE, NONE, NONE, NONE, out, sizeof(out));
-  CHECK(n > 20 && memcmp(out, "SIP/2.0 499 Unknown\r\n", 21) == 0);
+  CHECK(n > 25 && memcmp(out, "SIP/2.0 499 Client Error\r\n", 26) == 0);
 
   /* invalid arguments: size 0, write SIP_EINVAL */
   static const struct {
@@ -1509,7 +1509,9 @@ static void test_reason_phrases(void) {
     const char *p = sip_reason_phrase(rfc3261[i]);
     CHECK_MSG(strcmp(p, "Unknown") != 0 && reason_clean(p), "%d", rfc3261[i]);
   }
-  CHECK(strcmp(sip_reason_phrase(499), "Unknown") == 0);
+  CHECK(strcmp(sip_reason_phrase(499), "Client Error") == 0);
+  CHECK(strcmp(sip_reason_phrase(198), "Trying") == 0);
+  CHECK(strcmp(sip_reason_phrase(650), "Global Failure") == 0);
   CHECK(strcmp(sip_reason_phrase(0), "Unknown") == 0);
   CHECK(strcmp(sip_reason_phrase(-1), "Unknown") == 0);
   CHECK(strcmp(sip_reason_phrase(1000), "Unknown") == 0);

@@ -233,6 +233,20 @@ int sip_tp_send_response(sip_tp *tp, const char *bytes, size_t len,
                          const sip_via *top_via, const sip_src *src,
                          sip_tp_send_cb cb, void *arg);
 
+/* Where a request goes when its next hop is uri (RFC 3261 §18.1.1, RFC 3263
+ * §4 for numeric hosts): maddr when present, else the host; the transport
+ * from ";transport=" (udp, tcp, tls; "tcp" in a sips URI means TLS), else
+ * TLS for sips, else UDP; the port from the URI, else 5060 (5061 for TLS).
+ * A UDP request of msg_len > SIP_TP_UDP_MTU_THRESHOLD goes over TCP
+ * instead (§18.1.1), unless the URI names the transport explicitly.
+ * For TLS, dst->tls_name is set to the host when the caller passes
+ * name_buf (the name to verify; a numeric host verifies the address).
+ * Returns 0, UV_EAI_NONAME when the host is a name (resolving it per RFC
+ * 3263 is the caller's job), SIP_EINVAL for a URI that is not sip/sips or
+ * names another transport (sctp, ws ...). */
+int sip_tp_request_dest(const sip_uri *uri, size_t msg_len, sip_dest *out,
+                        char *name_buf, size_t name_cap);
+
 /* Is a TCP/TLS connection with that id open (or connecting)? 1 or 0. */
 int sip_tp_conn_alive(const sip_tp *tp, uint64_t conn_id);
 /* Close a connection (after flushing its pending writes). 0 or SIP_ENOTFOUND.

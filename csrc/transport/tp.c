@@ -592,6 +592,44 @@ static int via_host(sip_str host, int port, struct sockaddr_storage *out) {
   return UV_EAI_NONAME;
 }
 
+int sip_tp_request_dest(const sip_uri *u, size_t msg_len, sip_dest *out,
+                        char *name_buf, size_t name_cap) {
+  if (!u || (u->kind != SIP_URI_SIP && u->kind != SIP_URI_SIPS))
+    return SIP_EINVAL;
+  int transport = u->kind == SIP_URI_SIPS ? SIP_TP_TLS : SIP_TP_UDP;
+  int explicit_transport = u->transport.p != NULL;
+  if (explicit_transport) {
+    int t = sip_tp_transport_from(u->transport);
+    if (!t)
+      return SIP_EINVAL;
+    /* RFC 3261 §26.2.2: sips with transport=tcp means TLS over TCP */
+    transport = (u->kind == SIP_URI_SIPS && t != SIP_TP_UDP) ? SIP_TP_TLS : t;
+    if (u->kind == SIP_URI_SIPS && t == SIP_TP_UDP)
+      return SIP_EINVAL; /* no TLS over UDP here (DTLS is not supported) */
+  }
+  if (transport == SIP_TP_UDP && !explicit_transport &&
+      msg_len > SIP_TP_UDP_MTU_THRESHOLD)
+    transport = SIP_TP_TCP;
+  sip_str host = u->maddr.p ? u->maddr : u->host;
+  int port = u->has_port
+                 ? u->port
+                 : (transport == SIP_TP_TLS ? SIP_TP_PORT_TLS : SIP_TP_PORT);
+  sip_dest_init(out, transport);
+  if (sip_tp_addr(&out->addr, host.p, host.len, port) < 0)
+    return UV_EAI_NONAME;
+  sip_str name = u->host;
+  if (name.len >= 2 && name.p[0] == '[') { /* the IPv6 address itself */
+    name.p++;
+    name.len -= 2;
+  }
+  if (transport == SIP_TP_TLS && name_buf && name_cap > name.len) {
+    memcpy(name_buf, name.p, name.len);
+    name_buf[name.len] = 0;
+    out->tls_name = name_buf;
+  }
+  return 0;
+}
+
 int sip_tp_response_dest(const sip_tp *tp, const sip_via *v, const sip_src *src,
                          sip_dest *out) {
   if (!v || !src)

@@ -59,6 +59,9 @@ end
 -- - timeouts in milliseconds: `idle_timeout` (120000), `partial_timeout`
 --   (10000: a peer that sends half a message and stops),
 --   `connect_timeout` (10000)
+-- - `tcp_accept_aliases` (false): honour `;alias` (RFC 5923) in Via over
+--   TCP too; over TLS an alias is taken only from a client whose verified
+--   certificate names the Via's sent-by host (`tls.verify_client`)
 -- - `sanity`: `false` turns every check off; a table switches single
 --   checks (`version`, `required`, `cseq`, `content_length`, `scheme`,
 --   `require`, `proxy_require`, `max_forwards`, `fields`: booleans; all on

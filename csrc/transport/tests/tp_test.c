@@ -863,6 +863,60 @@ static void test_tcp_many(void) {
   close_tp(&rb);
 }
 
+/* §18.1.1 and the URI rules of RFC 3263 §4 for numeric hosts. */
+static void test_request_dest(void) {
+  static const struct {
+    const char *uri;
+    size_t len;
+    int rc, transport, port;
+    const char *addr, *name;
+  } cases[] = {
+      {"sip:bob@127.0.0.1", 100, 0, SIP_TP_UDP, 5060, "127.0.0.1:5060", NULL},
+      {"sip:bob@127.0.0.1", 1301, 0, SIP_TP_TCP, 5060, "127.0.0.1:5060", NULL},
+      {"sip:bob@127.0.0.1", 1300, 0, SIP_TP_UDP, 5060, "127.0.0.1:5060", NULL},
+      {"sip:bob@127.0.0.1;transport=udp", 4000, 0, SIP_TP_UDP, 5060,
+       "127.0.0.1:5060", NULL},
+      {"sip:bob@127.0.0.1:5070;transport=TCP", 10, 0, SIP_TP_TCP, 5070,
+       "127.0.0.1:5070", NULL},
+      {"sips:bob@127.0.0.1", 10, 0, SIP_TP_TLS, 5061, "127.0.0.1:5061",
+       "127.0.0.1"},
+      {"sips:bob@[::1]:5071;transport=tcp", 10, 0, SIP_TP_TLS, 5071,
+       "[::1]:5071", "::1"},
+      {"sip:bob@127.0.0.1;transport=tls", 10, 0, SIP_TP_TLS, 5061,
+       "127.0.0.1:5061", "127.0.0.1"},
+      {"sip:bob@example.com;maddr=127.0.0.2", 10, 0, SIP_TP_UDP, 5060,
+       "127.0.0.2:5060", NULL},
+      {"sip:bob@example.com", 10, UV_EAI_NONAME, 0, 0, NULL, NULL},
+      {"sip:bob@127.0.0.1;transport=sctp", 10, SIP_EINVAL, 0, 0, NULL, NULL},
+      {"sips:bob@127.0.0.1;transport=udp", 10, SIP_EINVAL, 0, 0, NULL, NULL},
+      {"tel:+15551234", 10, SIP_EINVAL, 0, 0, NULL, NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    uint64_t block[256];
+    sip_arena a;
+    sip_arena_init(&a, block, sizeof block);
+    sip_uri u;
+    CHECK_INT(sip_uri_parse(&a, cases[i].uri, strlen(cases[i].uri), &u), 0);
+    sip_dest d;
+    char name[64];
+    int rc = sip_tp_request_dest(&u, cases[i].len, &d, name, sizeof name);
+    CHECK_MSG(rc == cases[i].rc, "%s: rc %d", cases[i].uri, rc);
+    if (rc == 0) {
+      char text[64];
+      sip_tp_addr_str(&d.addr, text, sizeof text);
+      CHECK_INT(d.transport, cases[i].transport);
+      CHECK_MSG(strcmp(text, cases[i].addr) == 0, "%s: %s", cases[i].uri, text);
+      if (cases[i].name)
+        CHECK_MSG(d.tls_name && strcmp(d.tls_name, cases[i].name) == 0,
+                  "%s: tls_name %s", cases[i].uri,
+                  d.tls_name ? d.tls_name : "(none)");
+      else
+        CHECK(d.tls_name == NULL);
+    }
+    sip_arena_free(&a);
+  }
+}
+
 static void test_tcp_send(int fam) {
   rec ra = {0}, rb = {0};
   sip_tp *a = mk_tp(&ra, NULL);
@@ -1241,6 +1295,7 @@ int main(void) {
   test_tcp_send(AF_INET);
   test_tcp_send(AF_INET6);
   test_tcp_alias();
+  test_request_dest();
   test_tcp_many();
   test_tls();
   /* every handle was closed: the loop has nothing left */
