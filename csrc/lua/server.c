@@ -21,6 +21,7 @@
 #include "sip_reply.h"
 #include "sip_sanity.h"
 #include "sip_transport.h"
+#include "sip_txn.h"
 
 /* User values of the server userdata. */
 enum {
@@ -51,8 +52,20 @@ typedef struct srv_bridge {
   struct sip_lua_server *srv; /* NULL once the server is closed */
 } srv_bridge;
 
+/* A client transaction started from Lua: the function that gets its
+ * responses (a registry reference) until the transaction terminates. */
+typedef struct client_ctx {
+  struct client_ctx *prev, *next;
+  struct sip_lua_server *srv;
+  int fn_ref;
+  int transport;
+} client_ctx;
+
 typedef struct sip_lua_server {
   sip_tp *tp;
+  client_ctx *clients; /* live client transactions started from Lua */
+  sip_txl *txl;        /* NULL: stateless (transactions = false) */
+  int auto_cancel;
   sip_lua_loop *lp;
   srv_bridge *bridge;
   int self_ref; /* registry reference while open */
@@ -66,14 +79,27 @@ typedef struct sip_lua_server {
 typedef struct sip_lua_rx {
   sip_lua_msg base; /* first: a luasip.Message */
   sip_lua_server *srv;
+  sip_rxbuf *rx;
+  sip_txn *txn; /* the server transaction (a reference), or NULL */
   sip_src src;
   uint16_t final_status; /* a final reply was sent */
   uint8_t dropped;       /* the script chose not to answer */
+  uint8_t cancelled;     /* a CANCEL ended it (487 sent) */
   uint8_t has_tag;
   char to_tag[16];
 } sip_lua_rx;
 
-static void rx_release(void *owner) { sip_rxbuf_unref(owner); }
+/* owner: the sip_lua_rx itself (a userdata: it does not move) */
+static void rx_release(void *owner) {
+  sip_lua_rx *r = owner;
+  if (r->txn) {
+    if (sip_txn_udata(r->txn) == r)
+      sip_txn_set_udata(r->txn, NULL);
+    sip_txn_unref(r->txn);
+    r->txn = NULL;
+  }
+  sip_rxbuf_unref(r->rx);
+}
 
 /* ---- logging and the protected call ------------------------------------ */
 
@@ -134,9 +160,9 @@ static void fallback_dest(const sip_src *src, sip_dest *d) {
 /* Build a response to req and send it per §18.2.2. Returns 0 or a negative
  * code (the send itself completes asynchronously; failures are counted by
  * the transport). */
-static int send_reply(sip_lua_server *s, sip_msg *req, const sip_src *src,
-                      int status, sip_str reason, sip_str to_tag, sip_str extra,
-                      sip_str body) {
+static int send_reply(sip_lua_server *s, sip_txn *t, sip_msg *req,
+                      const sip_src *src, int status, sip_str reason,
+                      sip_str to_tag, sip_str extra, sip_str body) {
   size_t n = sip_reply_size(req, status, reason, to_tag, extra, body);
   if (n == 0) {
     s->st.reply_errors++;
@@ -147,7 +173,9 @@ static int send_reply(sip_lua_server *s, sip_msg *req, const sip_src *src,
   if (!buf)
     return SIP_ENOMEM;
   int rc = sip_reply_write(req, status, reason, to_tag, extra, body, buf, n);
-  if (rc >= 0) {
+  if (rc >= 0 && t) {
+    rc = sip_txn_reply(t, status, buf, (size_t)rc);
+  } else if (rc >= 0) {
     const sip_via *via;
     if (sip_msg_get_vias(req, &via) == 0) {
       rc = sip_tp_send_response(s->tp, buf, (size_t)rc, via, src, NULL, NULL);
@@ -209,19 +237,29 @@ static lua_State *enter(srv_bridge *b, sip_lua_server **out) {
   return L;
 }
 
-static void push_received(lua_State *L, int srvidx, sip_lua_server *s,
-                          sip_rxbuf *rx, const sip_src *src) {
-  sip_rxbuf_ref(rx);
+static sip_lua_rx *push_received(lua_State *L, int srvidx, sip_lua_server *s,
+                                 sip_rxbuf *rx, const sip_src *src,
+                                 sip_txn *t) {
   sip_lua_rx *r = (sip_lua_rx *)sip__lua_message_push(
-      L, &rx->msg, sizeof(sip_lua_rx) - sizeof(sip_lua_msg), rx_release, rx);
+      L, &rx->msg, sizeof(sip_lua_rx) - sizeof(sip_lua_msg), rx_release, NULL);
+  r->base.owner = r;
+  sip_rxbuf_ref(rx);
+  r->rx = rx;
   r->srv = s;
-  r->src = *src;
+  if (src)
+    r->src = *src;
+  if (t) {
+    sip_txn_ref(t);
+    r->txn = t;
+    sip_txn_set_udata(t, r);
+  }
   lua_pushvalue(L, srvidx);
   lua_setiuservalue(L, -2, SIP_LUA_MSG_UV_OWNER);
+  return r;
 }
 
-static void reject(sip_lua_server *s, sip_msg *m, const sip_src *src,
-                   const sip_sanity_result *r) {
+static void reject(sip_lua_server *s, sip_txn *t, sip_msg *m,
+                   const sip_src *src, const sip_sanity_result *r) {
   char tag[16], extra[300];
   sip_str ex = {NULL, 0};
   if (r->status == 420 && r->unsupported[0]) {
@@ -232,9 +270,115 @@ static void reject(sip_lua_server *s, sip_msg *m, const sip_src *src,
   }
   s->st.rejected++;
   s->st.rejected_by[rejected_slot(r->status)]++;
-  send_reply(s, m, src, r->status, (sip_str){r->reason, strlen(r->reason)},
+  send_reply(s, t, m, src, r->status, (sip_str){r->reason, strlen(r->reason)},
              tag_for(s, tag), ex, (sip_str){NULL, 0});
 }
+
+static void answer_plain(sip_lua_server *s, sip_txn *t, sip_msg *m,
+                         const sip_src *src, int status, const char *reason) {
+  char tag[16];
+  send_reply(s, t, m, src, status,
+             (sip_str){reason, reason ? strlen(reason) : 0}, tag_for(s, tag),
+             (sip_str){NULL, 0}, (sip_str){NULL, 0});
+}
+
+/* §9.2 for a UAS: the CANCEL gets 200 (481 when it matches nothing), and an
+ * INVITE still without a final response gets 487. */
+static void auto_cancel(sip_lua_server *s, sip_txn *t, sip_msg *msg,
+                        const sip_src *src) {
+  sip_txn *inv = sip_txn_find_cancelled(s->txl, msg);
+  if (!inv) {
+    answer_plain(s, t, msg, src, 481, NULL);
+    return;
+  }
+  answer_plain(s, t, msg, src, 200, NULL);
+  sip_lua_rx *r = sip_txn_udata(inv);
+  if (r && r->base.live && !r->final_status && !r->dropped) {
+    r->final_status = 487;
+    r->cancelled = 1;
+    if (!r->has_tag) {
+      tag_for(s, r->to_tag);
+      r->has_tag = 1;
+    }
+    send_reply(s, inv, r->base.m, &r->src, 487, (sip_str){NULL, 0},
+               (sip_str){r->to_tag, sizeof r->to_tag}, (sip_str){NULL, 0},
+               (sip_str){NULL, 0});
+  }
+}
+
+/* A request (with its server transaction, NULL when stateless or for an
+ * ACK) or a response for the Lua handlers. The server is at index top. */
+static void deliver(lua_State *L, int top, sip_lua_server *s, sip_msg *msg,
+                    sip_rxbuf *rx, const sip_src *src, sip_txn *t) {
+  int uv = msg->is_request ? SRV_UV_REQUEST : SRV_UV_RESPONSE;
+  if (lua_getiuservalue(L, top, uv) != LUA_TFUNCTION) {
+    lua_settop(L, top);
+    if (!msg->is_request)
+      s->st.responses_dropped++;
+    else if (!is_ack(msg))
+      answer_plain(s, t, msg, src, 503,
+                   "Service Unavailable (no request handler)");
+    return;
+  }
+  sip_lua_rx *r = push_received(L, top, s, rx, src, t);
+  lua_pushvalue(L, -1);
+  lua_insert(L, top + 1); /* keep the message below the call */
+  if (protected_call(L, top, 1) != LUA_OK && msg->is_request && !is_ack(msg) &&
+      r->base.live && !r->final_status) {
+    r->final_status = 500;
+    if (!r->has_tag) {
+      tag_for(s, r->to_tag);
+      r->has_tag = 1;
+    }
+    send_reply(s, r->txn, msg, src, 500, (sip_str){NULL, 0},
+               (sip_str){r->to_tag, sizeof r->to_tag}, (sip_str){NULL, 0},
+               (sip_str){NULL, 0});
+  }
+  lua_settop(L, top);
+}
+
+/* ---- transaction layer callbacks ----------------------------------------- */
+
+static void txl_on_request(void *ud, sip_txn *t, sip_msg *msg, sip_rxbuf *rx,
+                           const sip_src *src) {
+  sip_lua_server *s;
+  lua_State *L = enter(ud, &s);
+  if (!L)
+    return;
+  int top = lua_gettop(L);
+  if (s->auto_cancel && msg->method.len == 6 &&
+      memcmp(msg->method.p, "CANCEL", 6) == 0)
+    auto_cancel(s, t, msg, src);
+  else
+    deliver(L, top, s, msg, rx, src, t);
+  lua_settop(L, top - 1);
+}
+
+static void txl_on_ack(void *ud, sip_txn *t, sip_msg *msg, sip_rxbuf *rx,
+                       const sip_src *src) {
+  (void)t; /* an ACK is answered by nobody: no transaction for the script */
+  sip_lua_server *s;
+  lua_State *L = enter(ud, &s);
+  if (!L)
+    return;
+  int top = lua_gettop(L);
+  deliver(L, top, s, msg, rx, src, NULL);
+  lua_settop(L, top - 1);
+}
+
+static void txl_on_stray(void *ud, sip_msg *msg, sip_rxbuf *rx,
+                         const sip_src *src) {
+  sip_lua_server *s;
+  lua_State *L = enter(ud, &s);
+  if (!L)
+    return;
+  int top = lua_gettop(L);
+  deliver(L, top, s, msg, rx, src, NULL);
+  lua_settop(L, top - 1);
+}
+
+/* ---- transport callbacks --------------------------------------------------
+ */
 
 static void on_message(void *ud, sip_msg *msg, sip_rxbuf *rx,
                        const sip_src *src) {
@@ -250,36 +394,18 @@ static void on_message(void *ud, sip_msg *msg, sip_rxbuf *rx,
   sip_sanity_result res;
   if (sip_sanity_check(msg, &s->sanity, &res) != 0) {
     if (msg->is_request && !is_ack(msg))
-      reject(s, msg, src, &res);
+      reject(s, NULL, msg, src, &res);
     else
       s->st.dropped_sanity++;
-    lua_settop(L, top - 1);
-    return;
-  }
-  int uv = msg->is_request ? SRV_UV_REQUEST : SRV_UV_RESPONSE;
-  if (lua_getiuservalue(L, top, uv) != LUA_TFUNCTION) {
-    lua_settop(L, top - 1);
-    if (!msg->is_request) {
-      s->st.responses_dropped++;
-    } else if (!is_ack(msg)) {
-      char tag[16];
-      static const char why[] = "Service Unavailable (no request handler)";
-      send_reply(s, msg, src, 503, (sip_str){why, sizeof why - 1},
-                 tag_for(s, tag), (sip_str){NULL, 0}, (sip_str){NULL, 0});
+  } else if (s->txl) {
+    int rc = sip_txl_receive(s->txl, msg, rx, src);
+    if (rc < 0 && msg->is_request && !is_ack(msg)) {
+      s->st.rejected++;
+      s->st.rejected_by[rejected_slot(400)]++;
+      answer_plain(s, NULL, msg, src, 400, "Bad Request (unmatchable)");
     }
-    return;
-  }
-  push_received(L, top, s, rx, src);
-  lua_pushvalue(L, -1);
-  lua_insert(L, top + 1); /* keep the message below the call */
-  if (protected_call(L, top, 1) != LUA_OK && msg->is_request && !is_ack(msg)) {
-    sip_lua_rx *r = lua_touserdata(L, top + 1);
-    if (r->base.live && !r->final_status) {
-      char tag[16];
-      r->final_status = 500;
-      send_reply(s, msg, src, 500, (sip_str){NULL, 0}, tag_for(s, tag),
-                 (sip_str){NULL, 0}, (sip_str){NULL, 0});
-    }
+  } else {
+    deliver(L, top, s, msg, rx, src, NULL);
   }
   lua_settop(L, top - 1);
 }
@@ -298,8 +424,9 @@ static void on_bad(void *ud, int err, const char *errtext, sip_rxbuf *rx,
   char tag[16];
   s->st.requests++;
   s->st.bad_answered++;
-  send_reply(s, &rx->msg, src, r.status, (sip_str){r.reason, strlen(r.reason)},
-             tag_for(s, tag), (sip_str){NULL, 0}, (sip_str){NULL, 0});
+  send_reply(s, NULL, &rx->msg, src, r.status,
+             (sip_str){r.reason, strlen(r.reason)}, tag_for(s, tag),
+             (sip_str){NULL, 0}, (sip_str){NULL, 0});
 }
 
 static void bridge_free(void *arg) { free(arg); }
@@ -503,6 +630,32 @@ static int l_server(lua_State *L) {
     return sip__lua_fail(L, rc, "%s%s%s", sip_tp_strerror(rc),
                          err[0] ? ": " : "", err);
   }
+  if (opt_bool(L, 1, "transactions", 1)) {
+    sip_txl_config tc;
+    sip_txl_config_init(&tc);
+    tc.t1_ms = (uint32_t)opt_int(L, 1, "t1", tc.t1_ms, 1, 1 << 24);
+    tc.t2_ms = (uint32_t)opt_int(L, 1, "t2", tc.t2_ms, 1, 1 << 24);
+    tc.t4_ms = (uint32_t)opt_int(L, 1, "t4", tc.t4_ms, 1, 1 << 24);
+    tc.timer_d_ms =
+        (uint32_t)opt_int(L, 1, "timer_d", tc.timer_d_ms, 1, 1 << 24);
+    lua_Integer trying =
+        opt_int(L, 1, "trying_delay", tc.trying_delay_ms, -1, 1 << 24);
+    tc.trying_delay_ms = trying < 0 ? SIP_TXN_NO_TRYING : (uint32_t)trying;
+    tc.max_transactions = (uint32_t)opt_int(L, 1, "max_transactions",
+                                            tc.max_transactions, 1, 1 << 26);
+    tc.ud = s->bridge;
+    tc.on_request = txl_on_request;
+    tc.on_ack = txl_on_ack;
+    tc.on_stray_response = txl_on_stray;
+    rc = sip_txl_new(&lp->loop, s->tp, &tc, &s->txl);
+    if (rc < 0) {
+      sip_tp_close(s->tp, bridge_free, s->bridge);
+      s->tp = NULL;
+      s->bridge = NULL;
+      return sip__lua_fail(L, rc, "transactions: %s", sip_tp_strerror(rc));
+    }
+    s->auto_cancel = opt_bool(L, 1, "auto_cancel", 1);
+  }
   s->bridge->srv = s;
   lua_pushvalue(L, sidx);
   s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -510,10 +663,164 @@ static int l_server(lua_State *L) {
   return 1;
 }
 
+/* ---- client transactions ---------------------------------------------------
+ */
+
+static void client_free(lua_State *L, client_ctx *c) {
+  sip_lua_server *s = c->srv;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    s->clients = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  if (L)
+    luaL_unref(L, LUA_REGISTRYINDEX, c->fn_ref);
+  free(c);
+}
+
+static void on_client_event(void *arg, sip_txn *t, int event, int err) {
+  (void)t;
+  (void)err;
+  client_ctx *c = arg;
+  if (event == SIP_TXN_EV_TERMINATED)
+    client_free(c->srv->lp->L, c);
+}
+
+/* fn(status, response or nil) for every response the transaction reports;
+ * nil with 408 / 503 when the layer made the status up. */
+static void on_client_response(void *arg, sip_txn *t, int status, sip_msg *msg,
+                               sip_rxbuf *rx) {
+  (void)t;
+  (void)msg;
+  client_ctx *c = arg;
+  sip_lua_server *s = c->srv;
+  lua_State *L = s->lp->L;
+  if (!L || !s->tp)
+    return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
+  lua_pushinteger(L, status);
+  if (rx) {
+    sip_lua_rx *r = push_received(L, top, s, rx, NULL, NULL);
+    r->src.transport = c->transport;
+  } else {
+    lua_pushnil(L);
+  }
+  protected_call(L, top, 2);
+  lua_settop(L, top - 1);
+}
+
+/* Where a request goes by itself: the first Route when it is a loose
+ * router (§8.1.2), else the Request-URI. */
+static int next_hop(sip_msg *m, size_t len, sip_dest *d, char *name,
+                    size_t cap) {
+  const sip_addr *route;
+  const sip_uri *uri;
+  int rc = sip_msg_get_addrs(m, SIP_H_ROUTE, &route);
+  if (rc == 0 && route && route->uri.lr) {
+    uri = &route->uri;
+  } else if (rc < 0 && rc != SIP_ENOTFOUND) {
+    return rc;
+  } else if ((rc = sip_msg_get_ruri(m, &uri)) < 0) {
+    return rc;
+  }
+  return sip_tp_request_dest(uri, len, d, name, cap);
+}
+
+/* server:request(msg, dest, fn) -> branch, or nil, err, name. Starts a
+ * client transaction for msg (a request, not ACK), sent to dest ("udp:
+ * 127.0.0.1:5070"; nil: the next hop from Route / Request-URI) with a new
+ * top Via naming the listener it leaves from. msg itself is not changed.
+ * fn(status, res) gets the responses (see on_client_response). */
+static int srv_request(lua_State *L) {
+  sip_lua_server *s = check_server(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  const char *spec = luaL_optstring(L, 3, NULL);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  if (!s->txl)
+    return luaL_error(L, "request: the server has no transaction layer "
+                         "(created with transactions = false)");
+  if (!m->is_request || is_ack(m))
+    return luaL_error(L, "request: needs a request other than ACK");
+  size_t n = sip_msg_size(m);
+  sip_dest d;
+  char name[256];
+  int rc;
+  if (spec) {
+    int tr;
+    sip_dest_init(&d, SIP_TP_UDP);
+    if ((rc = sip_tp_parse_spec(spec, &tr, &d.addr)) < 0)
+      return sip__lua_fail(L, rc, "request: bad destination %s", spec);
+    d.transport = tr;
+  } else if ((rc = next_hop(m, n + 120, &d, name, sizeof name)) < 0) {
+    return sip__lua_fail(
+        L, rc, "request: no next hop: %s%s", sip_tp_strerror(rc),
+        rc == UV_EAI_NONAME ? " (a host name: no DNS yet)" : "");
+  }
+  int lid = sip_tp_find_listener(s->tp, d.transport, d.addr.ss_family);
+  if (lid < 0)
+    return sip__lua_fail(L, UV_EAFNOSUPPORT, "request: no %s listener for %s",
+                         sip_tp_transport_name(d.transport),
+                         d.addr.ss_family == AF_INET6 ? "IPv6" : "IPv4");
+  d.listener = lid;
+  struct sockaddr_storage la;
+  sip_tp_listener_addr(s->tp, lid, &la);
+  char sent_by[64], branch[SIP_TXN_BRANCH_SIZE], via[200];
+  sip_tp_addr_str(&la, sent_by, sizeof sent_by);
+  sip_txn_new_branch(branch);
+  int vlen = snprintf(via, sizeof via, "Via: SIP/2.0/%s %s;branch=%s%s\r\n",
+                      sip_tp_transport_name(d.transport), sent_by, branch,
+                      d.transport == SIP_TP_UDP ? ";rport" : "");
+  char *buf = malloc(n + (size_t)vlen);
+  if (!buf)
+    return luaL_error(L, "not enough memory");
+  rc = sip_msg_write(m, buf + vlen, n);
+  const char *eol = rc > 0 ? memchr(buf + vlen, '\n', (size_t)rc) : NULL;
+  if (!eol) {
+    free(buf);
+    return sip__lua_fail(L, SIP_EINVAL, "request: cannot serialize");
+  }
+  /* the start line moves up; the Via goes right after it */
+  size_t start_len = (size_t)(eol + 1 - (buf + vlen));
+  memmove(buf, buf + vlen, start_len);
+  memcpy(buf + start_len, via, (size_t)vlen);
+  client_ctx *c = calloc(1, sizeof(*c));
+  if (!c) {
+    free(buf);
+    return luaL_error(L, "not enough memory");
+  }
+  sip_txn *t;
+  rc = sip_txn_request(s->txl, buf, (size_t)rc + (size_t)vlen, &d,
+                       on_client_response, c, &t);
+  free(buf);
+  if (rc < 0) {
+    free(c);
+    return sip__lua_fail(L, rc, "request: %s", sip_tp_strerror(rc));
+  }
+  lua_pushvalue(L, 4);
+  c->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  c->srv = s;
+  c->transport = d.transport;
+  c->next = s->clients;
+  if (s->clients)
+    s->clients->prev = c;
+  s->clients = c;
+  sip_txn_set_event_cb(t, on_client_event, c);
+  lua_pushstring(L, branch);
+  return 1;
+}
+
 static void server_close(lua_State *L, sip_lua_server *s) {
   if (!s->tp)
     return;
   s->bridge->srv = NULL;
+  if (s->txl)
+    sip_txl_close(s->txl, NULL, NULL); /* silent: no more callbacks */
+  s->txl = NULL;
+  while (s->clients)
+    client_free(L, s->clients);
   sip_tp_close(s->tp, bridge_free, s->bridge);
   s->tp = NULL;
   s->bridge = NULL;
@@ -651,6 +958,26 @@ static int srv_stats(lua_State *L) {
   SET_COUNTER("bad_answered", s->st.bad_answered);
   SET_COUNTER("responses_dropped", s->st.responses_dropped);
   SET_COUNTER("script_errors", s->st.script_errors);
+  if (s->txl) {
+    sip_txl_counters x;
+    sip_txl_stats(s->txl, &x);
+    SET_COUNTER("txn_live", x.live_total);
+    SET_COUNTER("txn_live_ict", x.live[SIP_TXN_ICT]);
+    SET_COUNTER("txn_live_nict", x.live[SIP_TXN_NICT]);
+    SET_COUNTER("txn_live_ist", x.live[SIP_TXN_IST]);
+    SET_COUNTER("txn_live_nist", x.live[SIP_TXN_NIST]);
+    SET_COUNTER("txn_created",
+                x.created[0] + x.created[1] + x.created[2] + x.created[3]);
+    SET_COUNTER("txn_timeouts", x.timeouts);
+    SET_COUNTER("txn_retransmissions", x.retransmissions);
+    SET_COUNTER("txn_absorbed", x.absorbed);
+    SET_COUNTER("txn_stray_responses", x.stray_responses);
+    SET_COUNTER("txn_stray_acks", x.stray_acks);
+    SET_COUNTER("txn_transport_errors", x.transport_errors);
+    SET_COUNTER("txn_rejected", x.rejected);
+    SET_COUNTER("txn_trying_sent", x.trying_sent);
+    SET_COUNTER("txn_mem_bytes", x.mem_bytes);
+  }
   SET_COUNTER("replies", s->st.replies);
   SET_COUNTER("reply_errors", s->st.reply_errors);
   return 1;
@@ -705,6 +1032,9 @@ static int msg_reply(lua_State *L) {
     return luaL_error(L, "reply: a response cannot be answered");
   if (is_ack(m))
     return luaL_error(L, "reply: an ACK cannot be answered (§17.1.1.3)");
+  if (r->cancelled)
+    return sip__lua_fail(L, SIP_EINVAL,
+                         "reply: the request was cancelled (487 sent)");
   if (r->final_status)
     return luaL_error(L, "reply: the request was already answered with %d",
                       (int)r->final_status);
@@ -716,7 +1046,7 @@ static int msg_reply(lua_State *L) {
   }
   if (status >= 200)
     r->final_status = (uint16_t)status;
-  int rc = send_reply(r->srv, m, &r->src, (int)status, reason,
+  int rc = send_reply(r->srv, r->txn, m, &r->src, (int)status, reason,
                       (sip_str){r->to_tag, sizeof r->to_tag}, extra, body);
   if (rc < 0)
     return sip__lua_fail(L, rc, "reply: %s", sip_tp_strerror(rc));
@@ -731,6 +1061,13 @@ static int msg_answered(lua_State *L) {
     lua_pushinteger(L, r->final_status);
   else
     lua_pushboolean(L, 0);
+  return 1;
+}
+
+/* msg:is_cancelled() -> true once a CANCEL ended this INVITE (the core
+ * answered 487) */
+static int msg_is_cancelled(lua_State *L) {
+  lua_pushboolean(L, check_received(L, 1, "is_cancelled")->cancelled);
   return 1;
 }
 
@@ -752,6 +1089,10 @@ static int msg_handled(lua_State *L) {
  * local_port =, conn_id = (TCP/TLS) } */
 static int msg_source(lua_State *L) {
   sip_lua_rx *r = check_received(L, 1, "source");
+  if (r->src.peer.ss_family == 0) { /* a response to a client transaction */
+    lua_pushnil(L);
+    return 1;
+  }
   lua_createtable(L, 0, 6);
   lua_pushstring(L, sip_tp_transport_name(r->src.transport));
   lua_setfield(L, -2, "transport");
@@ -768,6 +1109,7 @@ static int msg_source(lua_State *L) {
 static const luaL_Reg srv_methods[] = {
     {"listen", srv_listen},
     {"listener", srv_listener},
+    {"request", srv_request},
     {"set_request_handler", srv_set_request_handler},
     {"set_response_handler", srv_set_response_handler},
     {"set_log_handler", srv_set_log_handler},
@@ -785,8 +1127,13 @@ static const luaL_Reg srv_meta[] = {
 };
 
 static const luaL_Reg received_methods[] = {
-    {"reply", msg_reply},     {"answered", msg_answered}, {"drop", msg_drop},
-    {"handled", msg_handled}, {"source", msg_source},     {NULL, NULL},
+    {"reply", msg_reply},
+    {"answered", msg_answered},
+    {"drop", msg_drop},
+    {"handled", msg_handled},
+    {"is_cancelled", msg_is_cancelled},
+    {"source", msg_source},
+    {NULL, NULL},
 };
 
 void sip__lua_open_server(lua_State *L) {

@@ -194,6 +194,13 @@ void sip_tp_close(sip_tp *tp, void (*cb)(void *arg), void *arg);
  * malformed spec (or tls without a certificate), or a libuv code
  * (UV_EADDRINUSE, ...). */
 int sip_tp_listen(sip_tp *tp, const char *spec);
+/* "udp:127.0.0.1:5060" / "tls:[::1]:5061" into a transport and address
+ * (numeric only). 0 or SIP_EINVAL. */
+int sip_tp_parse_spec(const char *spec, int *transport,
+                      struct sockaddr_storage *sa);
+/* The first open listener of that transport and address family (AF_INET,
+ * AF_INET6), or -1: the address a request sent that way names in its Via. */
+int sip_tp_find_listener(const sip_tp *tp, int transport, int family);
 /* The bound address of a listener (the real port when 0 was asked).
  * Returns its transport or SIP_EINVAL. */
 int sip_tp_listener_addr(const sip_tp *tp, int id,

@@ -307,7 +307,7 @@ int sip_tp_conn_close(sip_tp *tp, uint64_t id) {
 /* ---- listening
  * ---------------------------------------------------------------- */
 
-static int parse_spec(const char *spec, int *transport,
+int sip_tp_parse_spec(const char *spec, int *transport,
                       struct sockaddr_storage *sa) {
   if (!spec || strlen(spec) < 5 || spec[3] != ':')
     return SIP_EINVAL;
@@ -339,12 +339,22 @@ static int parse_spec(const char *spec, int *transport,
   return sip_tp_addr(sa, host, hlen, port);
 }
 
+int sip_tp_find_listener(const sip_tp *tp, int transport, int family) {
+  for (int i = 0; i < tp->nls; i++) {
+    const sip_listener *l = tp->ls[i];
+    if (l && !l->closing && l->transport == transport &&
+        l->addr.ss_family == family)
+      return i;
+  }
+  return -1;
+}
+
 int sip_tp_listen(sip_tp *tp, const char *spec) {
   int transport;
   struct sockaddr_storage sa;
   if (tp->closing)
     return UV_ECANCELED;
-  int rc = parse_spec(spec, &transport, &sa);
+  int rc = sip_tp_parse_spec(spec, &transport, &sa);
   if (rc < 0) {
     sip__tp_seterr(tp, "listen: malformed spec '%s'", spec ? spec : "(null)");
     return rc;

@@ -501,4 +501,23 @@ function M.server(opts)
   return require("luasip.server").new(opts)
 end
 
+--- Run `fn(...)` in its own coroutine, so it can wait (`srv:send`) without
+-- blocking the loop. See `luasip.server.spawn`.
+-- @function spawn
+function M.spawn(fn, ...)
+  return require("luasip.server").spawn(fn, ...)
+end
+
+--- Run the luasip loop until `sip.stop()` or until nothing is left to do.
+-- @function run
+M.run = core.run
+
+--- One iteration of the loop that does not wait (for a host's own loop).
+-- @function step
+M.step = core.step
+
+--- Make the running `sip.run()` return.
+-- @function stop
+M.stop = core.stop
+
 return M

@@ -25,6 +25,7 @@ local log = require "luasip.log"
 
 local Server = core.Server
 local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
+local co_running, co_yield = coroutine.running, coroutine.yield
 local traceback = debug.traceback
 local setmetatable, type, ipairs, error = setmetatable, type, ipairs, error
 
@@ -37,10 +38,23 @@ local function log_sink(level, text)
   log.write(level, text)
 end
 
-local function handler_failed(req, err)
-  log.error("request handler failed: %s", err)
-  if req.method ~= "ACK" and not req:answered() and not req:is_closed() then
-    req:reply(500)
+-- The request each handler coroutine serves (nil for sip.spawn ones).
+local served = setmetatable({}, { __mode = "k" })
+
+-- Resume a handler coroutine and apply the rules for how it ends: an error
+-- is logged with its traceback and answered 500; a handler that finishes
+-- without a final reply or req:drop() gets a 500 too.
+local function resume(co, ...)
+  local ok, err = co_resume(co, ...)
+  local req = served[co]
+  if not ok then
+    log.error("request handler failed: %s", traceback(co, err))
+    if req and req.method ~= "ACK" and not req:is_closed() and not req:handled() then
+      req:reply(500)
+    end
+  elseif req and co_status(co) == "dead" and req.method ~= "ACK" and not req:handled() then
+    log.warn("%s handler returned without a final reply: answered 500", req.method)
+    req:reply(500, "Server Internal Error (no reply from the script)")
   end
 end
 
@@ -152,16 +166,71 @@ function Server:on_request(fn)
   end
   self:set_request_handler(function(req)
     local co = co_create(fn)
-    local ok, err = co_resume(co, req)
-    if not ok then
-      return handler_failed(req, traceback(co, err))
-    end
-    if co_status(co) == "dead" and req.method ~= "ACK" and not req:handled() then
-      log.warn("%s handler returned without a final reply: answered 500", req.method)
-      req:reply(500, "Server Internal Error (no reply from the script)")
-    end
+    served[co] = req
+    resume(co, req)
   end)
   return self
+end
+
+--- Send a request and wait for its final response (a client transaction,
+-- RFC 3261 §17.1). Call it from a request handler or a `sip.spawn`
+-- coroutine: it yields until the final response, and the loop keeps
+-- serving meanwhile.
+--
+-- The request goes to `dest` (`"udp:127.0.0.1:5070"`), or when `dest` is
+-- nil to the next hop (the first Route if it has `lr`, else the
+-- Request-URI; numeric hosts only until DNS arrives), over the transport
+-- the URI names (§18.1.1: a UDP request over 1300 bytes goes over TCP).
+-- The transaction adds a top Via with a new branch; `req` itself is not
+-- changed, so it can be sent again. Retransmissions and timeouts are the
+-- transaction's: Timer B/F expiry gives a 408, a transport failure a 503
+-- (made-up responses built from the request).
+-- @tparam Message req a request (not ACK)
+-- @tparam[opt] string dest
+-- @tparam[opt] table opts `on_provisional = function(res)` for 1xx;
+--   `on_2xx = function(res)` for further 2xx of an INVITE (forks and
+--   retransmissions: the caller sends the ACK for each)
+-- @treturn[1] Message the final response
+-- @return[2] nil
+-- @treturn[2] string error message (no route, no listener, ...)
+-- @treturn[2] string error code name
+function Server:send(req, dest, opts)
+  local co, main = co_running()
+  if main then
+    error("srv:send() must run inside a request handler or sip.spawn()", 2)
+  end
+  local on_provisional = opts and opts.on_provisional
+  local on_2xx = opts and opts.on_2xx
+  local waiting = true
+  local branch, err, name = self:request(req, dest, function(status, res)
+    if status < 200 then
+      if on_provisional then
+        on_provisional(res)
+      end
+    elseif waiting then
+      waiting = false
+      resume(co, res or req:response(status))
+    elseif on_2xx and status < 300 then
+      on_2xx(res)
+    end
+  end)
+  if not branch then
+    return nil, err, name
+  end
+  return co_yield()
+end
+
+--- Run `fn(...)` in a new coroutine now (it may call `srv:send` and other
+-- waiting functions); errors are logged with their traceback.
+-- @tparam function fn
+-- @return the coroutine
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local co = co_create(fn)
+  resume(co, ...)
+  return co
 end
 
 --- Set the handler of responses that reach the server: `fn(res)`.
