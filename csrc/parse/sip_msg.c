@@ -303,6 +303,15 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
   for (;;) {
     const char *nl = memchr(line, '\n', (size_t)(limit_end - line));
     if (!nl) {
+      /* The pending field ends here unless this line continues it: index it
+       * now, so that a message cut by a limit still shows the headers
+       * before the cut (its sender may get an answer: 513). */
+      if (field && line < limit_end && *line != ' ' && *line != '\t') {
+        int rc = index_header(m, base, field, field_vend, line);
+        if (rc < 0)
+          return rc;
+        field = NULL;
+      }
       if ((size_t)(limit_end - line) > lim->max_line)
         return fail(m, base, line, "line length", SIP_ELINELEN);
       if (limit_end != end)

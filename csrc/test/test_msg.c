@@ -215,6 +215,21 @@ static void test_limits(void) {
   memset(big, 'x', sizeof(big));
   memcpy(big, "OPTIONS sip:a@b SIP/2.0\r\n", 25);
   CHECK_INT(sip_msg_parse(&m, big, sizeof(big), SIP_MODE_STREAM), SIP_ELINELEN);
+  /* a limit that cuts the line after a header still indexes that header
+   * (the layer above may answer 513 with it), but not one a fold might
+   * still continue */
+  CHECK_INT(parse(&m,
+                  "OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\nX: "
+                  "0123456789012345678901234567890123456789",
+                  SIP_MODE_DATAGRAM),
+            SIP_ELINELEN);
+  CHECK_INT(sip_msg_find(&m, SIP_H_CSEQ, NULL, 0, 0), 0);
+  CHECK_INT(parse(&m,
+                  "OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n "
+                  "0123456789012345678901234567890123456789",
+                  SIP_MODE_DATAGRAM),
+            SIP_ELINELEN);
+  CHECK_INT(sip_msg_find(&m, SIP_H_CSEQ, NULL, 0, 0), -1);
   sip_msg_free(&m);
 
   /* more headers than the inline index holds: the index grows in the arena */
