@@ -261,4 +261,72 @@ describe("TLS server", function()
       assert.are.equal(0, #seen)
     end)
   end)
+  describe("as a client (srv:send)", function()
+    -- The final response to one OPTIONS to uri from a server whose TLS
+    -- client side trusts the test CA.
+    local function send_options(uri, client_tls)
+      local client = N.server { listen = { "tls:127.0.0.1:0", "udp:127.0.0.1:0" },
+        tls = client_tls or { cert = pki.server, key = pki.server_key, ca = pki.ca } }
+      local res, err
+      sip.spawn(function()
+        local req = sip.request { method = "OPTIONS", uri = uri, from = "sip:client@127.0.0.1" }
+        res, err = client:send(req)
+      end)
+      N.pump_until(function() return res or err end, 5)
+      return res, err
+    end
+
+    it("sends a sips: request over TLS, the server's name checked against its certificate", function()
+      local target, l = tls_server()
+      local client = N.server { listen = { "tls:127.0.0.1:0" },
+        tls = { cert = pki.server, key = pki.server_key, ca = pki.ca } }
+      local res
+      sip.spawn(function()
+        res = client:send(sip.request { method = "OPTIONS", uri = "sips:bob@127.0.0.1:" .. l.port,
+          from = "sips:alice@127.0.0.1" })
+      end)
+      assert.is_truthy(N.pump_until(function() return res end, 5))
+      assert.are.equal(200, res.status)
+      local st = target:stats()
+      assert.are.equal(1, st.rx_msgs)
+      assert.are.equal(0, st.tls_failures)
+      assert.are.equal(0, client:stats().tls_failures)
+    end)
+
+    it("gets 503 when the certificate does not name the target (transport=tls to an address it lacks)", function()
+      -- the certificate names 127.0.0.1 and localhost; 127.0.0.2 reaches the
+      -- same loopback server but is not in it
+      local target = N.server { listen = { "tls:127.0.0.2:0" }, tls = { cert = pki.server, key = pki.server_key } }
+      target:on_request(function(req) req:reply(200) end)
+      local port = target:listener(0).port
+      local client = N.server { listen = { "tls:127.0.0.1:0" },
+        tls = { cert = pki.server, key = pki.server_key, ca = pki.ca } }
+      local res
+      sip.spawn(function()
+        res = client:send(sip.request { method = "OPTIONS", uri = "sip:bob@127.0.0.2:" .. port .. ";transport=tls",
+          from = "sip:alice@127.0.0.1" })
+      end)
+      assert.is_truthy(N.pump_until(function() return res end, 5))
+      assert.are.equal(503, res.status)
+      assert.are.equal(0, target:stats().rx_msgs)
+      assert.are.equal(1, client:stats().tls_failures)
+    end)
+
+    it("gets 503 when nothing listens, or the server's certificate comes from a CA the client does not trust",
+    function()
+      local res = send_options("sips:bob@127.0.0.1:1") -- port 1: refused
+      assert.are.equal(503, res.status)
+      local _, l = tls_server()
+      local done
+      local client = N.server { listen = { "tls:127.0.0.1:0" },
+        tls = { cert = pki.server, key = pki.server_key, ca = pki["other-ca"] } }
+      sip.spawn(function()
+        done = client:send(sip.request { method = "OPTIONS", uri = "sips:bob@127.0.0.1:" .. l.port,
+          from = "sips:alice@127.0.0.1" })
+      end)
+      assert.is_truthy(N.pump_until(function() return done end, 5))
+      assert.are.equal(503, done.status)
+      assert.are.equal(1, client:stats().tls_failures)
+    end)
+  end)
 end)
