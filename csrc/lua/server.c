@@ -225,16 +225,55 @@ static int rejected_slot(int status) {
 
 /* ---- transport callbacks ------------------------------------------------- */
 
-/* The server userdata on top of the stack of the running thread, or NULL
- * (nothing pushed) when the loop is not run from Lua or the server closed. */
-static lua_State *enter(srv_bridge *b, sip_lua_server **out) {
-  sip_lua_server *s = b->srv;
-  if (!s || !s->lp->L)
-    return NULL;
-  lua_State *L = s->lp->L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
-  *out = s;
-  return L;
+/* Every call from the loop into Lua goes through run_entry(): the work is
+ * done by entry_body() inside lua_pcall, so that no error (a memory error
+ * under the state's limit, a bug) can escape into libuv. When the body fails
+ * before the handler ran, the request is answered 500 from C. */
+enum entry_kind {
+  ENTRY_MESSAGE = 1, /* from the transport, stateless server */
+  ENTRY_REQUEST,     /* from the transaction layer: a new request */
+  ENTRY_ACK,         /* from the transaction layer: an ACK for the TU */
+  ENTRY_STRAY,       /* from the transaction layer: a stray response */
+  ENTRY_CLIENT,      /* a response for a client transaction from Lua */
+};
+
+typedef struct entry {
+  int kind;
+  sip_lua_server *s;
+  sip_msg *msg;
+  sip_rxbuf *rx;
+  const sip_src *src;
+  sip_txn *t;
+  struct client_ctx *client;
+  int status;
+  int handler_called; /* set just before the Lua handler is called */
+} entry;
+
+static int entry_body(lua_State *L);
+
+static void run_entry(entry *e) {
+  lua_State *L = e->s->lp->L;
+  if (!L || !e->s->tp)
+    return;
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 8))
+    return;
+  lua_pushcfunction(L, traceback);
+  lua_pushcfunction(L, entry_body);
+  lua_pushlightuserdata(L, e);
+  if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
+    sip_lua_server *s = e->s;
+    s->st.script_errors++;
+    const char *err = lua_tostring(L, -1);
+    fprintf(stderr, "luasip: error: %s\n", err ? err : "(no message)");
+    if (!e->handler_called && e->msg && e->msg->is_request && !is_ack(e->msg) &&
+        e->kind != ENTRY_CLIENT && s->tp) {
+      char tag[16];
+      send_reply(s, e->t, e->msg, e->src, 500, (sip_str){NULL, 0},
+                 tag_for(s, tag), (sip_str){NULL, 0}, (sip_str){NULL, 0});
+    }
+  }
+  lua_settop(L, top);
 }
 
 static sip_lua_rx *push_received(lua_State *L, int srvidx, sip_lua_server *s,
@@ -308,11 +347,14 @@ static void auto_cancel(sip_lua_server *s, sip_txn *t, sip_msg *msg,
 
 /* A request (with its server transaction, NULL when stateless or for an
  * ACK) or a response for the Lua handlers. The server is at index top. */
-static void deliver(lua_State *L, int top, sip_lua_server *s, sip_msg *msg,
-                    sip_rxbuf *rx, const sip_src *src, sip_txn *t) {
+static void deliver(lua_State *L, int top, sip_lua_server *s, entry *e,
+                    sip_txn *t) {
+  sip_msg *msg = e->msg;
+  const sip_src *src = e->src;
   int uv = msg->is_request ? SRV_UV_REQUEST : SRV_UV_RESPONSE;
   if (lua_getiuservalue(L, top, uv) != LUA_TFUNCTION) {
     lua_settop(L, top);
+    e->handler_called = 1; /* answered here */
     if (!msg->is_request)
       s->st.responses_dropped++;
     else if (!is_ack(msg))
@@ -320,9 +362,10 @@ static void deliver(lua_State *L, int top, sip_lua_server *s, sip_msg *msg,
                    "Service Unavailable (no request handler)");
     return;
   }
-  sip_lua_rx *r = push_received(L, top, s, rx, src, t);
+  sip_lua_rx *r = push_received(L, top, s, e->rx, src, t);
   lua_pushvalue(L, -1);
   lua_insert(L, top + 1); /* keep the message below the call */
+  e->handler_called = 1;
   if (protected_call(L, top, 1) != LUA_OK && msg->is_request && !is_ack(msg) &&
       r->base.live && !r->final_status) {
     r->final_status = 500;
@@ -341,40 +384,36 @@ static void deliver(lua_State *L, int top, sip_lua_server *s, sip_msg *msg,
 
 static void txl_on_request(void *ud, sip_txn *t, sip_msg *msg, sip_rxbuf *rx,
                            const sip_src *src) {
-  sip_lua_server *s;
-  lua_State *L = enter(ud, &s);
-  if (!L)
+  srv_bridge *b = ud;
+  if (!b->srv)
     return;
-  int top = lua_gettop(L);
-  if (s->auto_cancel && msg->method.len == 6 &&
-      memcmp(msg->method.p, "CANCEL", 6) == 0)
-    auto_cancel(s, t, msg, src);
-  else
-    deliver(L, top, s, msg, rx, src, t);
-  lua_settop(L, top - 1);
+  entry e = {.kind = ENTRY_REQUEST,
+             .s = b->srv,
+             .msg = msg,
+             .rx = rx,
+             .src = src,
+             .t = t};
+  run_entry(&e);
 }
 
 static void txl_on_ack(void *ud, sip_txn *t, sip_msg *msg, sip_rxbuf *rx,
                        const sip_src *src) {
   (void)t; /* an ACK is answered by nobody: no transaction for the script */
-  sip_lua_server *s;
-  lua_State *L = enter(ud, &s);
-  if (!L)
+  srv_bridge *b = ud;
+  if (!b->srv)
     return;
-  int top = lua_gettop(L);
-  deliver(L, top, s, msg, rx, src, NULL);
-  lua_settop(L, top - 1);
+  entry e = {.kind = ENTRY_ACK, .s = b->srv, .msg = msg, .rx = rx, .src = src};
+  run_entry(&e);
 }
 
 static void txl_on_stray(void *ud, sip_msg *msg, sip_rxbuf *rx,
                          const sip_src *src) {
-  sip_lua_server *s;
-  lua_State *L = enter(ud, &s);
-  if (!L)
+  srv_bridge *b = ud;
+  if (!b->srv)
     return;
-  int top = lua_gettop(L);
-  deliver(L, top, s, msg, rx, src, NULL);
-  lua_settop(L, top - 1);
+  entry e = {
+      .kind = ENTRY_STRAY, .s = b->srv, .msg = msg, .rx = rx, .src = src};
+  run_entry(&e);
 }
 
 /* ---- transport callbacks --------------------------------------------------
@@ -382,11 +421,10 @@ static void txl_on_stray(void *ud, sip_msg *msg, sip_rxbuf *rx,
 
 static void on_message(void *ud, sip_msg *msg, sip_rxbuf *rx,
                        const sip_src *src) {
-  sip_lua_server *s;
-  lua_State *L = enter(ud, &s);
-  if (!L)
+  srv_bridge *b = ud;
+  sip_lua_server *s = b->srv;
+  if (!s || !s->lp->L)
     return;
-  int top = lua_gettop(L);
   if (msg->is_request)
     s->st.requests++;
   else
@@ -405,19 +443,17 @@ static void on_message(void *ud, sip_msg *msg, sip_rxbuf *rx,
       answer_plain(s, NULL, msg, src, 400, "Bad Request (unmatchable)");
     }
   } else {
-    deliver(L, top, s, msg, rx, src, NULL);
+    entry e = {.kind = ENTRY_MESSAGE, .s = s, .msg = msg, .rx = rx, .src = src};
+    run_entry(&e);
   }
-  lua_settop(L, top - 1);
 }
 
 static void on_bad(void *ud, int err, const char *errtext, sip_rxbuf *rx,
                    const sip_src *src) {
   (void)errtext;
-  sip_lua_server *s;
-  lua_State *L = enter(ud, &s);
-  if (!L)
+  sip_lua_server *s = ((srv_bridge *)ud)->srv;
+  if (!s)
     return;
-  lua_pop(L, 1);
   sip_sanity_result r;
   if (sip_sanity_parse_error(err, &r) == 0)
     return;
@@ -691,25 +727,55 @@ static void on_client_event(void *arg, sip_txn *t, int event, int err) {
  * nil with 408 / 503 when the layer made the status up. */
 static void on_client_response(void *arg, sip_txn *t, int status, sip_msg *msg,
                                sip_rxbuf *rx) {
-  (void)t;
-  (void)msg;
   client_ctx *c = arg;
-  sip_lua_server *s = c->srv;
-  lua_State *L = s->lp->L;
-  if (!L || !s->tp)
-    return;
+  entry e = {.kind = ENTRY_CLIENT,
+             .s = c->srv,
+             .msg = msg,
+             .rx = rx,
+             .t = t,
+             .client = c,
+             .status = status};
+  run_entry(&e);
+}
+
+/* The work of run_entry(), under lua_pcall: the entry is argument 1. */
+static int entry_body(lua_State *L) {
+  entry *e = lua_touserdata(L, 1);
+  sip_lua_server *s = e->s;
+  lua_settop(L, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
   int top = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
-  lua_pushinteger(L, status);
-  if (rx) {
-    sip_lua_rx *r = push_received(L, top, s, rx, NULL, NULL);
-    r->src.transport = c->transport;
-  } else {
-    lua_pushnil(L);
+  switch (e->kind) {
+  case ENTRY_REQUEST:
+    if (s->auto_cancel && e->msg->method.len == 6 &&
+        memcmp(e->msg->method.p, "CANCEL", 6) == 0) {
+      e->handler_called = 1; /* answered here, in C */
+      auto_cancel(s, e->t, e->msg, e->src);
+      break;
+    }
+    deliver(L, top, s, e, e->t);
+    break;
+  case ENTRY_MESSAGE:
+  case ENTRY_ACK:
+  case ENTRY_STRAY:
+    deliver(L, top, s, e, NULL);
+    break;
+  case ENTRY_CLIENT: {
+    client_ctx *c = e->client;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
+    lua_pushinteger(L, e->status);
+    if (e->rx) {
+      sip_lua_rx *r = push_received(L, top, s, e->rx, NULL, NULL);
+      r->src.transport = c->transport;
+    } else {
+      lua_pushnil(L);
+    }
+    e->handler_called = 1;
+    protected_call(L, top, 2);
+    break;
   }
-  protected_call(L, top, 2);
-  lua_settop(L, top - 1);
+  }
+  return 0;
 }
 
 /* Where a request goes by itself: the first Route when it is a loose
