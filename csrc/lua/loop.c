@@ -142,7 +142,12 @@ static int l_random_hex(lua_State *L) {
   return 1;
 }
 
+static int l_set_memory_limit(lua_State *L);
+static int l_memory(lua_State *L);
+
 static const luaL_Reg loop_funcs[] = {
+    {"set_memory_limit", l_set_memory_limit},
+    {"memory", l_memory},
     {"run", l_run},
     {"step", l_step},
     {"stop", l_stop},
@@ -160,4 +165,92 @@ void sip__lua_open_loop(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_setfuncs(L, loop_funcs, 0);
+}
+
+/* ---- the memory limit of the state ---------------------------------------
+ *
+ * A script must not take the whole machine: the state's allocator is
+ * wrapped so that growth beyond the limit fails. Lua then collects garbage
+ * and retries, and if that is not enough raises "not enough memory" where
+ * the script allocated: inside a handler that is a 500 for that request
+ * (every entry from C is protected, see server.c), never a crash. The
+ * wrapper stays installed until the state closes, so its bookkeeping lives
+ * in static storage, for the first state that asks (one per process). */
+static struct {
+  lua_State *owner;
+  lua_Alloc orig;
+  void *orig_ud;
+  size_t used, limit;
+} mem;
+
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize > old && mem.limit && mem.used + (nsize - old) > mem.limit)
+    return NULL;
+  void *p = mem.orig(mem.orig_ud, ptr, osize, nsize);
+  if (nsize == 0 || p) {
+    size_t now = nsize;
+    mem.used = mem.used + now >= old ? mem.used + now - old : 0;
+  }
+  return p;
+}
+
+/* The wrapper is code in this module, which lua_close unloads before it
+ * frees the last objects: a sentinel finalized before that (it is created
+ * after the package library's table of loaded modules) puts the original
+ * allocator back. */
+static int restore_alloc(lua_State *L) {
+  if (mem.owner) {
+    lua_setallocf(L, mem.orig, mem.orig_ud);
+    mem.owner = NULL;
+    mem.limit = 0;
+  }
+  return 0;
+}
+
+static const char sentinel_key = 0;
+
+/* core.set_memory_limit(bytes) -> true, or nil, err: 0 removes the limit.
+ * A limit below what the state uses now is refused. */
+static int l_set_memory_limit(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0, 1, "bytes >= 0");
+  lua_State *main;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (mem.owner && mem.owner != main)
+    return sip__lua_fail(L, SIP_EINVAL,
+                         "set_memory_limit: another Lua state has the limit");
+  if (!mem.owner) {
+    mem.owner = main;
+    mem.orig = lua_getallocf(L, &mem.orig_ud);
+    mem.used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
+               (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+    lua_newuserdatauv(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, restore_alloc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
+    lua_setallocf(L, limited_alloc, NULL);
+  }
+  if (n > 0 && (size_t)n < mem.used)
+    return sip__lua_fail(L, SIP_EINVAL,
+                         "set_memory_limit: %I bytes are in use already",
+                         (lua_Integer)mem.used);
+  mem.limit = (size_t)n;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.memory() -> bytes in use, limit (0: none) */
+static int l_memory(lua_State *L) {
+  size_t used = mem.owner ? mem.used
+                          : (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
+                                (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+  lua_pushinteger(L, (lua_Integer)used);
+  lua_pushinteger(L, (lua_Integer)mem.limit);
+  return 2;
 }

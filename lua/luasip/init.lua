@@ -508,6 +508,17 @@ function M.spawn(fn, ...)
   return require("luasip.server").spawn(fn, ...)
 end
 
+--- Limits for scripts: `{ instructions = n, memory = bytes }`. See
+-- `luasip.server.set_limits`.
+-- @function set_limits
+function M.set_limits(t)
+  return require("luasip.server").set_limits(t)
+end
+
+--- Bytes the Lua state uses and its limit (0: none).
+-- @function memory
+M.memory = core.memory
+
 --- Run the luasip loop until `sip.stop()` or until nothing is left to do.
 -- @function run
 M.run = core.run

@@ -26,7 +26,7 @@ local log = require "luasip.log"
 local Server = core.Server
 local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
 local co_running, co_yield = coroutine.running, coroutine.yield
-local traceback = debug.traceback
+local traceback, sethook = debug.traceback, debug.sethook
 local setmetatable, type, ipairs, error = setmetatable, type, ipairs, error
 
 local M = {}
@@ -41,10 +41,20 @@ end
 -- The request each handler coroutine serves (nil for sip.spawn ones).
 local served = setmetatable({}, { __mode = "k" })
 
+-- Instructions a handler may run between two waits (0: no limit).
+local budget = 0
+
+local function over_budget()
+  error(string.format("instruction budget exceeded (%d instructions without waiting)", budget), 2)
+end
+
 -- Resume a handler coroutine and apply the rules for how it ends: an error
 -- is logged with its traceback and answered 500; a handler that finishes
 -- without a final reply or req:drop() gets a 500 too.
 local function resume(co, ...)
+  if budget > 0 then
+    sethook(co, over_budget, "", budget)
+  end
   local ok, err = co_resume(co, ...)
   local req = served[co]
   if not ok then
@@ -240,6 +250,34 @@ end
 function Server:on_response(fn)
   self:set_response_handler(fn)
   return self
+end
+
+--- Limits that keep one script from taking the server down.
+--
+-- `instructions`: Lua instructions a handler may run between two waits
+-- (`srv:send`, ...) before it is stopped with an error (logged, answered
+-- 500); 0 turns it off. `memory`: bytes the whole Lua state may use;
+-- beyond it the allocation that crosses it fails with "not enough memory"
+-- in the script that made it (a 500 for that request), never a crash; 0
+-- turns it off.
+-- @tparam table t `{ instructions = n, memory = bytes }`
+-- @treturn[1] boolean true
+-- @return[2] nil
+-- @treturn[2] string error message (a memory limit below what is in use)
+function M.set_limits(t)
+  if t.instructions ~= nil then
+    if type(t.instructions) ~= "number" or t.instructions < 0 or t.instructions % 1 ~= 0 then
+      error("instructions must be a non-negative integer", 2)
+    end
+    budget = t.instructions
+  end
+  if t.memory ~= nil then
+    local ok, err, name = core.set_memory_limit(t.memory)
+    if not ok then
+      return nil, err, name
+    end
+  end
+  return true
 end
 
 --- Run the luasip loop until `sip.stop()` or until nothing is left.
