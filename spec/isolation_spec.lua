@@ -45,10 +45,12 @@ describe("isolation", function()
       if req.method == "OPTIONS" then
         return req:reply(200)
       end
-      local t = {}
+      local hoard = {}
       for i = 1, math.huge do
-        t[i] = string.rep("x", 1000) .. i
+        hoard[i] = string.rep("x", 1000) .. i
+        hoard.last = hoard[i]
       end
+      return hoard
     end)
     local status = ask(l, "INFO")
     collectgarbage()
