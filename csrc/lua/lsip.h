@@ -38,10 +38,16 @@ void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits);
  * limits pointer refers to the userdata, which does not move either.
  * User values: 1 = the input Lua string (the slices point into it; nil
  *                  for a message whose owner keeps the bytes),
- *              2 = the owner's Lua object (a received request's server),
+ *              2 = the owner's Lua object (a received request's server;
+ *                  for a message from core.parse, the token that gives
+ *                  its sip_msg back: see message.c),
  *              3 = the Request-URI string set by an edit (nil otherwise). */
 typedef struct sip_lua_msg {
   sip_msg *m; /* from a free list, or the owner's; NULL once closed */
+  /* the userdata's address scrambled with a constant: message.c's hot
+   * paths tell a luasip.Message from any other userdata with it instead of
+   * comparing metatables (set by message.c, never by a binding) */
+  uintptr_t tag;
   sip_limits limits;
   uint8_t live; /* 0 after close / __gc: the arena is freed */
   /* A message that someone else owns (a received one lives in its rxbuf):

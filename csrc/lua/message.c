@@ -42,32 +42,84 @@ static void msg_release(sip_msg *m) {
     free(m);
 }
 
-/* The metatable is kept under a light userdata key too, so the hot paths
- * can compare it without luaL_checkudata's registry lookup by name. */
-static const char msg_mt_key = 0;
+/* Hot paths (every field read goes through __index) tell a message from
+ * any other value by its tag, the userdata's own address scrambled with a
+ * constant: no metatable fetch and compare. Only message.c writes a
+ * sip_lua_msg, and no Lua value can forge the tag (a full userdata of
+ * another kind would have to hold its own address xor this constant);
+ * anything else takes luaL_checkudata's path and its usual error. */
+#define MSG_TAG_KEY ((uintptr_t)0x5349504d53474c55ull) /* "SIPMSGLU" */
+
+static inline uintptr_t msg_tag(const sip_lua_msg *u) {
+  return (uintptr_t)u ^ MSG_TAG_KEY;
+}
 
 static sip_lua_msg *to_message(lua_State *L, int idx) {
   sip_lua_msg *u = lua_touserdata(L, idx);
-  if (u && lua_getmetatable(L, idx)) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &msg_mt_key);
-    int same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    if (same)
-      return u;
-  }
+  if (u && lua_rawlen(L, idx) >= sizeof(*u) && u->tag == msg_tag(u))
+    return u;
   return luaL_checkudata(L, idx, SIP_LUA_MESSAGE); /* raises the usual error */
+}
+
+/* A parsed message gives its sip_msg back to the pool through a token: a
+ * small userdata in its OWNER user value (free for messages that core.parse
+ * made), whose __gc releases the sip_msg. A finalizer on the message itself
+ * made the collector keep every dead message, and everything it caches (the
+ * via, from, to views and the lists), for one more cycle and traverse it
+ * again: a third of the cost of reading a message from Lua. The token
+ * references nothing, so nothing else is kept. Such a message has no __gc
+ * (its metatable is the Message metatable less __gc); one made by
+ * sip__lua_message_push keeps the finalizer on itself, where its release
+ * callback expects it.
+ *
+ * The token is the message's liveness: were the message resurrected by
+ * some other object's finalizer after the token was finalized (the token
+ * does not keep the message, so both can be collectable at once), it must
+ * read as closed, not as a window on a sip_msg that is back in the pool.
+ * The token outlives the message (the message references it), so reading
+ * it is always safe. */
+typedef struct msg_token {
+  sip_msg *m; /* NULL once released */
+  uintptr_t tag;
+} msg_token;
+
+#define TOKEN_TAG_KEY ((uintptr_t)0x534950544f4b4e55ull) /* "SIPTOKNU" */
+
+static inline uintptr_t token_tag(const msg_token *t) {
+  return (uintptr_t)t ^ TOKEN_TAG_KEY;
+}
+
+/* the release callback of parsed messages (owner: the token) */
+static void token_release(void *owner) {
+  msg_token *t = owner;
+  if (t->m) {
+    msg_release(t->m);
+    t->m = NULL;
+  }
+}
+
+static int token_gc(lua_State *L) {
+  msg_token *t = lua_touserdata(L, 1);
+  if (t && lua_rawlen(L, 1) == sizeof(*t) && t->tag == token_tag(t))
+    token_release(t);
+  return 0;
+}
+
+static inline int msg_live(const sip_lua_msg *u) {
+  return u->live && (u->release != token_release ||
+                     ((const msg_token *)u->owner)->m != NULL);
 }
 
 static sip_lua_msg *check_message(lua_State *L, int idx) {
   sip_lua_msg *u = to_message(L, idx);
-  if (!u->live)
+  if (!msg_live(u))
     luaL_error(L, "attempt to use a closed " SIP_LUA_MESSAGE);
   return u;
 }
 
-/* __gc and __close (and msg:close()): safe to call twice. */
+/* __gc (of pushed messages), __close and msg:close(): safe to call twice. */
 static int msg_gc(lua_State *L) {
-  sip_lua_msg *u = luaL_checkudata(L, 1, SIP_LUA_MESSAGE);
+  sip_lua_msg *u = to_message(L, 1);
   if (u->live) {
     u->live = 0;
     if (u->release)
@@ -87,6 +139,7 @@ sip_lua_msg *sip__lua_message_push(lua_State *L, sip_msg *m, size_t extra,
                                    void (*release)(void *owner), void *owner) {
   sip_lua_msg *u = lua_newuserdatauv(L, sizeof(*u) + extra, SIP_LUA_MSG_NUV);
   memset(u, 0, sizeof(*u) + extra);
+  u->tag = msg_tag(u);
   u->limits = *m->limits;
   u->m = m;
   u->release = release;
@@ -119,7 +172,8 @@ static uint32_t opt_limit(lua_State *L, int t, const char *k, uint32_t def) {
 
 /* core.parse(bytes[, opts]) -> msg (datagram), msg, consumed (stream), or
  * nil, err, name. opts: stream (boolean), pos (1-based start, default 1),
- * max_size, max_headers, max_line. */
+ * max_size, max_headers, max_line. Upvalue 1: the metatable of parsed
+ * messages, 2: the token metatable. */
 static int l_parse(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
@@ -143,19 +197,32 @@ static int l_parse(lua_State *L) {
   lua_settop(L, 1);
   /* closed and consistent before anything can fail */
   sip_lua_msg *u = lua_newuserdatauv(L, sizeof(*u), SIP_LUA_MSG_NUV);
+  u->tag = msg_tag(u);
   u->limits = lim;
   u->live = 0;
   u->m = NULL;
   u->release = NULL;
   u->owner = NULL;
-  luaL_setmetatable(L, SIP_LUA_MESSAGE);
-  u->m = msg_acquire();
-  if (!u->m)
-    return luaL_error(L, "not enough memory");
-  sip_msg_init(u->m, &u->limits);
-  u->live = 1;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_setmetatable(L, 2);
+  msg_token *t = lua_newuserdatauv(L, sizeof(*t), 0);
+  t->m = NULL;
+  t->tag = token_tag(t);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setmetatable(L, 3);
+  lua_setiuservalue(L, 2, SIP_LUA_MSG_UV_OWNER);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, 2, SIP_LUA_MSG_UV_INPUT);
+  t->m = msg_acquire();
+  if (!t->m)
+    return luaL_error(L, "not enough memory");
+  /* a pooled message is empty (sip_msg_free'd), and sip_msg_parse resets
+   * everything but the limits: only those are left to set */
+  t->m->limits = &u->limits;
+  u->m = t->m;
+  u->release = token_release;
+  u->owner = t;
+  u->live = 1;
 
   const char *p = s + (pos - 1);
   size_t n = len - (size_t)(pos - 1);
@@ -175,7 +242,7 @@ static int l_parse(lua_State *L) {
       lua_pushstring(L, sip_errname(rc));
     }
     u->live = 0;
-    msg_release(u->m);
+    token_release(t);
     u->m = NULL;
     return 3;
   }
@@ -229,7 +296,25 @@ static int field_fail(lua_State *L, sip_lua_msg *u, int rc, int id,
 typedef struct view {
   const void *p;      /* sip_addr or sip_via */
   sip_lua_msg *owner; /* kept alive by user value 1 */
+  uintptr_t tag;      /* view_tag(v, kind): see view_check */
 } view;
+
+enum { VIEW_ADDR = 1, VIEW_VIA = 2 };
+
+#define VIEW_TAG_KEY ((uintptr_t)0x5349505649455755ull) /* "SIPVIEWU" */
+
+static inline uintptr_t view_tag(const view *v, int kind) {
+  return ((uintptr_t)v ^ VIEW_TAG_KEY) + (uintptr_t)kind;
+}
+
+/* The view at idx when it is one of that kind (like to_message: no
+ * metatable compare on the hot path), else NULL. */
+static view *view_check(lua_State *L, int idx, int kind) {
+  view *v = lua_touserdata(L, idx);
+  if (v && lua_rawlen(L, idx) == sizeof(*v) && v->tag == view_tag(v, kind))
+    return v;
+  return NULL;
+}
 
 #define ADDR_FIELDS(X)                                                         \
   X(A_DISPLAY, "display")                                                      \
@@ -237,17 +322,18 @@ typedef struct view {
   X(A_URI, "uri")                                                              \
   X(A_TAG, "tag")                                                              \
   X(A_RAW, "raw")                                                              \
-  X(A_PARAMS_RAW, "params_raw") X(A_PARAMS, "params") X(A_Q, "q")              \
-      X(A_EXPIRES, "expires") X(A_STAR, "star")
+  X(A_PARAMS_RAW, "params_raw")                                                \
+  X(A_PARAMS, "params") X(A_Q, "q") X(A_EXPIRES, "expires") X(A_STAR, "star")
 #define VIA_FIELDS(X)                                                          \
   X(V_RAW, "raw")                                                              \
   X(V_PROTOCOL, "protocol")                                                    \
   X(V_VERSION, "version")                                                      \
   X(V_TRANSPORT, "transport")                                                  \
   X(V_HOST, "host")                                                            \
-  X(V_PORT, "port") X(V_RPORT, "rport") X(V_BRANCH, "branch")                  \
-      X(V_RECEIVED, "received") X(V_MADDR, "maddr") X(V_TTL, "ttl")            \
-          X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
+  X(V_PORT, "port")                                                            \
+  X(V_RPORT, "rport") X(V_BRANCH, "branch") X(V_RECEIVED, "received")          \
+      X(V_MADDR, "maddr") X(V_TTL, "ttl") X(V_PARAMS_RAW, "params_raw")        \
+          X(V_PARAMS, "params")
 
 enum {
   VF__NONE = 0,
@@ -256,14 +342,19 @@ enum {
 #undef VF_ENUM
 };
 
-static const char addr_mt_key = 0, via_mt_key = 0;
+/* The message's field readers (msg_index, msg:get) are closures whose
+ * upvalues 2 and 3 are the Address and Via metatables: no registry lookup
+ * per view made. */
+#define UV_ADDR_MT lua_upvalueindex(2)
+#define UV_VIA_MT lua_upvalueindex(3)
 
 static void push_view(lua_State *L, int msgidx, sip_lua_msg *owner,
-                      const void *p, const char *mt_key) {
+                      const void *p, int kind) {
   view *v = lua_newuserdatauv(L, sizeof(*v), 2);
   v->p = p;
   v->owner = owner;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, mt_key);
+  v->tag = view_tag(v, kind);
+  lua_pushvalue(L, kind == VIEW_VIA ? UV_VIA_MT : UV_ADDR_MT);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, msgidx);
   lua_setiuservalue(L, -2, 1);
@@ -279,13 +370,15 @@ static void push_params_cached(lua_State *L, const sip_params *ps) {
 }
 
 /* __index of both view types; upvalue 1: field name -> VF_* */
-static int view_index(lua_State *L) {
-  view *v = lua_touserdata(L, 1);
+static int view_index(lua_State *L, int kind) {
+  view *v = view_check(L, 1, kind);
+  if (!v)
+    return luaL_typeerror(L, 1, "luasip view");
   lua_settop(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNUMBER)
     return 0;
   int f = (int)lua_tointeger(L, -1);
-  if (!v || !v->owner->live)
+  if (!msg_live(v->owner))
     return luaL_error(L, "attempt to use a value of a closed " SIP_LUA_MESSAGE);
   const sip_addr *a = v->p;
   const sip_via *w = v->p;
@@ -381,21 +474,29 @@ static int view_index(lua_State *L) {
   return 0;
 }
 
+static int addr_index(lua_State *L) { return view_index(L, VIEW_ADDR); }
+static int via_index(lua_State *L) { return view_index(L, VIEW_VIA); }
+
 static int view_tostring(lua_State *L) {
-  view *v = lua_touserdata(L, 1);
-  if (!v->owner->live)
+  int is_via = 1;
+  view *v = view_check(L, 1, VIEW_VIA);
+  if (!v) {
+    is_via = 0;
+    v = view_check(L, 1, VIEW_ADDR);
+  }
+  if (!v)
+    return luaL_typeerror(L, 1, "luasip view");
+  if (!msg_live(v->owner))
     return luaL_error(L, "attempt to use a value of a closed " SIP_LUA_MESSAGE);
-  int is_via =
-      lua_getmetatable(L, 1) &&
-      (lua_rawgetp(L, LUA_REGISTRYINDEX, &via_mt_key), lua_rawequal(L, -1, -2));
   sip_str raw =
       is_via ? ((const sip_via *)v->p)->raw : ((const sip_addr *)v->p)->raw;
   lua_pushlstring(L, raw.p, raw.len);
   return 1;
 }
 
-static void open_view(lua_State *L, const char *name, const char *key,
-                      int first, int last) {
+/* Push the metatable of a view kind (also registered under its name). */
+static void open_view(lua_State *L, const char *name, int kind, int first,
+                      int last) {
   static const char *const names[] = {NULL,
 #define VF_NAME(id, name) name,
                                       ADDR_FIELDS(VF_NAME) VIA_FIELDS(VF_NAME)
@@ -407,24 +508,29 @@ static void open_view(lua_State *L, const char *name, const char *key,
     lua_pushinteger(L, i);
     lua_setfield(L, -2, names[i]);
   }
-  lua_pushcclosure(L, view_index, 1);
+  lua_pushcclosure(L, kind == VIEW_VIA ? via_index : addr_index, 1);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, view_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
 
 static void push_addr(lua_State *L, int msgidx, sip_lua_msg *u,
                       const sip_addr *a) {
-  push_view(L, msgidx, u, a, &addr_mt_key);
+  push_view(L, msgidx, u, a, VIEW_ADDR);
 }
 
 /* A list of addresses; a "*" Contact sets list.star = true and adds no
- * entry. */
+ * entry. The table is made at its final size. */
 static void push_addr_list(lua_State *L, int msgidx, sip_lua_msg *u,
                            const sip_addr *a) {
-  int i = 0;
-  lua_newtable(L);
+  int i = 0, n = 0, star = 0;
+  for (const sip_addr *b = a; b; b = b->next) {
+    if (b->star)
+      star = 1;
+    else
+      n++;
+  }
+  lua_createtable(L, n, star);
   for (; a; a = a->next) {
     if (a->star) {
       lua_pushboolean(L, 1);
@@ -438,7 +544,7 @@ static void push_addr_list(lua_State *L, int msgidx, sip_lua_msg *u,
 
 static void push_via(lua_State *L, int msgidx, sip_lua_msg *u,
                      const sip_via *v) {
-  push_view(L, msgidx, u, v, &via_mt_key);
+  push_view(L, msgidx, u, v, VIEW_VIA);
 }
 
 /* ---- fields ------------------------------------------------------------ */
@@ -624,7 +730,10 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     rc = sip_msg_get_vias(m, &v);
     if (rc < 0 && rc != SIP_ENOTFOUND)
       return field_fail(L, u, rc, SIP_H_VIA, "Via");
-    lua_newtable(L);
+    int n = 0;
+    for (const sip_via *w = rc >= 0 ? v : NULL; w; w = w->next)
+      n++;
+    lua_createtable(L, n, 0);
     for (int i = 1; rc >= 0 && v; v = v->next, i++) {
       push_via(L, idx, u, v);
       lua_rawseti(L, -2, i);
@@ -708,16 +817,17 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
   return 1;
 }
 
-/* upvalue 1: methods table, upvalue 2: field name -> F_* */
+/* upvalue 1: field name -> F_*, 2 and 3: the view metatables (see
+ * UV_ADDR_MT), 4: the methods table */
 static int msg_index(lua_State *L) {
   sip_lua_msg *u = to_message(L, 1);
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
   /* fields first: they are what a script reads per message */
-  if (lua_rawget(L, lua_upvalueindex(2)) == LUA_TNUMBER) {
+  if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER) {
     int f = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
-    if (!u->live)
+    if (!msg_live(u))
       return luaL_error(L, "attempt to use a closed " SIP_LUA_MESSAGE);
     if (push_field(L, 1, u, f) > 1)
       lua_pop(L, 2); /* a field read yields nil; msg:get() has the error */
@@ -725,12 +835,12 @@ static int msg_index(lua_State *L) {
   }
   lua_pop(L, 1);
   /* methods stay reachable after close (close, is_closed) */
-  lua_rawget(L, lua_upvalueindex(1));
+  lua_rawget(L, lua_upvalueindex(4));
   return 1;
 }
 
 /* msg:get(field) -> value, or nil, err, name when the field is malformed
- * (nil alone when absent) */
+ * (nil alone when absent). Upvalues as msg_index's first three. */
 static int msg_get(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
   luaL_checkstring(L, 2);
@@ -1119,8 +1229,8 @@ static int msg_size(lua_State *L) {
 
 /* msg:is_closed() */
 static int msg_is_closed(lua_State *L) {
-  sip_lua_msg *u = luaL_checkudata(L, 1, SIP_LUA_MESSAGE);
-  lua_pushboolean(L, !u->live);
+  sip_lua_msg *u = to_message(L, 1);
+  lua_pushboolean(L, !msg_live(u));
   return 1;
 }
 
@@ -1143,8 +1253,8 @@ static const luaL_Reg msg_methods[] = {
     {NULL, NULL},
 };
 
+/* the metatable of parsed messages; pushed ones add __gc */
 static const luaL_Reg msg_meta[] = {
-    {"__gc", msg_gc},
     {"__close", msg_gc},
     {"__tostring", msg_tostring},
     {"__newindex", msg_newindex},
@@ -1161,25 +1271,45 @@ static void push_field_table(lua_State *L) {
 }
 
 void sip__lua_open_message(lua_State *L) {
-  /* stack: core */
-  open_view(L, SIP_LUA_ADDR, &addr_mt_key, A_DISPLAY, A_STAR);
-  open_view(L, SIP_LUA_VIA, &via_mt_key, V_RAW, V_PARAMS);
+  int core = lua_gettop(L);
+  open_view(L, SIP_LUA_ADDR, VIEW_ADDR, A_DISPLAY, A_STAR); /* core+1 */
+  open_view(L, SIP_LUA_VIA, VIEW_VIA, V_RAW, V_PARAMS);     /* core+2 */
+  /* core+3: pushed messages' metatable (registered by name), core+4:
+   * parsed messages' (the same less __gc), core+5: the tokens' */
   luaL_newmetatable(L, SIP_LUA_MESSAGE);
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &msg_mt_key);
   luaL_setfuncs(L, msg_meta, 0);
-  luaL_newlib(L, msg_methods); /* core, mt, methods */
+  lua_pushcfunction(L, msg_gc);
+  lua_setfield(L, core + 3, "__gc");
+  lua_createtable(L, 0, 5);
+  luaL_setfuncs(L, msg_meta, 0);
+  lua_pushliteral(L, SIP_LUA_MESSAGE);
+  lua_setfield(L, core + 4, "__name");
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, token_gc);
+  lua_setfield(L, core + 5, "__gc");
+  lua_pushliteral(L, "luasip.MessageToken");
+  lua_setfield(L, core + 5, "__name");
+  luaL_newlib(L, msg_methods); /* core+6 */
   push_field_table(L);
-  lua_pushcclosure(L, msg_get, 1);
-  lua_setfield(L, -2, "get");
+  lua_pushvalue(L, core + 1);
+  lua_pushvalue(L, core + 2);
+  lua_pushcclosure(L, msg_get, 3);
+  lua_setfield(L, core + 6, "get");
+  lua_pushvalue(L, core + 6);
+  lua_setfield(L, core, "Message"); /* core.Message = methods (extensible) */
+  push_field_table(L);
+  lua_pushvalue(L, core + 1);
+  lua_pushvalue(L, core + 2);
+  lua_pushvalue(L, core + 6);
+  lua_pushcclosure(L, msg_index, 4);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "Message"); /* core.Message = methods (extensible) */
+  lua_setfield(L, core + 3, "__index");
+  lua_setfield(L, core + 4, "__index");
+  lua_pushvalue(L, core + 4);
+  lua_pushvalue(L, core + 5);
+  lua_pushcclosure(L, l_parse, 2);
+  lua_setfield(L, core, "parse");
   push_field_table(L);
-  lua_pushcclosure(L, msg_index, 2);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  lua_pushcfunction(L, l_parse);
-  lua_setfield(L, -2, "parse");
-  push_field_table(L);
-  lua_setfield(L, -2, "fields");
+  lua_setfield(L, core, "fields");
+  lua_settop(L, core);
 }
