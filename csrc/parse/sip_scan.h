@@ -52,6 +52,9 @@ static inline int sip__hexval(unsigned char c) {
 
 /* Skip SP/HTAB and folds (CRLF or LF followed by SP/HTAB) from p up to end. */
 static inline const char *sip__skip_lws(const char *p, const char *end) {
+  /* the usual case, a byte that starts no LWS, in one compare */
+  if (p < end && (unsigned char)*p > ' ')
+    return p;
   for (;;) {
     if (p < end && (*p == ' ' || *p == '\t')) {
       p++;
