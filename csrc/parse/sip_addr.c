@@ -44,13 +44,13 @@ static int addr_conveniences(sip_addr *o) {
   for (uint32_t i = 0; i < o->params.n; i++) {
     const sip_param *pr = &o->params.v[i];
     sip_str n = pr->name;
-    if (n.len == 3 && !o->tag.p && sip_str_ieq_cstr(n, "tag")) {
+    if (!o->tag.p && sip__ieq_letters(n, "tag", 3)) {
       o->tag = pr->dec;
     } else if (n.len == 1 && o->q < 0 && (n.p[0] | 0x20) == 'q') {
       int r = parse_q(pr->dec, &o->q);
       if (r < 0)
         return r;
-    } else if (n.len == 7 && o->expires < 0 && sip_str_ieq_cstr(n, "expires")) {
+    } else if (o->expires < 0 && sip__ieq_letters(n, "expires", 7)) {
       uint64_t v;
       if (!pr->dec.p)
         return SIP_EPARAM;
@@ -64,19 +64,34 @@ static int addr_conveniences(sip_addr *o) {
   return 0;
 }
 
+/* Everything but the URI, which sip_uri_parse zeroes itself; a return
+ * before the URI is parsed zeroes it (no_uri). */
+static void zero_but_uri(sip_addr *o) {
+  memset(o, 0, offsetof(sip_addr, uri));
+  memset(&o->params_raw, 0, sizeof *o - offsetof(sip_addr, params_raw));
+}
+
+static int no_uri(sip_addr *o, int rc) {
+  memset(&o->uri, 0, sizeof o->uri);
+  return rc;
+}
+
 int sip_addr_parse(sip_arena *a, const char *p, size_t len, unsigned flags,
                    sip_addr *out) {
-  memset(out, 0, sizeof *out);
+  _Static_assert(offsetof(sip_addr, params_raw) ==
+                     offsetof(sip_addr, uri) + sizeof(sip_uri),
+                 "sip_addr: uri is followed by params_raw");
+  zero_but_uri(out);
   out->q = -1;
   out->expires = -1;
   sip_str t = sip__trim(p, p + len);
   out->raw = t;
   const char *s = t.p, *end = t.p + t.len;
   if (s == end)
-    return SIP_EADDR;
+    return no_uri(out, SIP_EADDR);
   if ((flags & SIP_ADDR_ALLOW_STAR) && t.len == 1 && *s == '*') {
     out->star = 1;
-    return 0;
+    return no_uri(out, 0);
   }
 
   const char *uri_s, *uri_e, *q = s;
@@ -84,14 +99,14 @@ int sip_addr_parse(sip_arena *a, const char *p, size_t len, unsigned flags,
   if (*q == '"') {
     const char *e = sip__skip_quoted(q, end, NULL);
     if (!e)
-      return SIP_EQUOTE;
+      return no_uri(out, SIP_EQUOTE);
     out->display = (sip_str){q, (size_t)(e - q)};
     int r = sip_unquote(a, out->display, &out->display_dec);
     if (r < 0)
-      return r;
+      return no_uri(out, r);
     q = sip__skip_lws(e, end);
     if (q == end || *q != '<')
-      return SIP_EADDR;
+      return no_uri(out, SIP_EADDR);
     angle = 1;
   } else if (*q == '<') {
     angle = 1;
@@ -121,12 +136,12 @@ int sip_addr_parse(sip_arena *a, const char *p, size_t len, unsigned flags,
   if (angle) {
     const char *gt = memchr(q, '>', (size_t)(end - q));
     if (!gt)
-      return SIP_EADDR;
+      return no_uri(out, SIP_EADDR);
     uri_s = q + 1;
     uri_e = gt;
     /* badaspec: "< sip:... >" is not an addr-spec in brackets */
     if (uri_s == uri_e || is_lws_byte(*uri_s) || is_lws_byte(uri_e[-1]))
-      return SIP_EADDR;
+      return no_uri(out, SIP_EADDR);
     q = gt + 1;
   } else {
     /* addr-spec: the URI ends at the first ';' or LWS, and what follows is
@@ -137,7 +152,7 @@ int sip_addr_parse(sip_arena *a, const char *p, size_t len, unsigned flags,
     while (q < end && *q != ';' && !is_lws_byte(*q)) {
       char c = *q;
       if (c == ',' || c == '?' || c == '<' || c == '>' || c == '"')
-        return SIP_EADDR;
+        return no_uri(out, SIP_EADDR);
       q++;
     }
     uri_e = q;
@@ -148,7 +163,7 @@ int sip_addr_parse(sip_arena *a, const char *p, size_t len, unsigned flags,
    * ("Ivan <sip:...>" in UTF-8) reports SIP_EADDR rather than SIP_EURI. */
   q = sip__skip_lws(q, end);
   if (q != end && *q != ';')
-    return SIP_EADDR;
+    return no_uri(out, SIP_EADDR);
   int r = sip_uri_parse(a, uri_s, (size_t)(uri_e - uri_s), &out->uri);
   if (r < 0)
     return r;

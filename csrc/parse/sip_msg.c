@@ -40,6 +40,8 @@ static const unsigned hdr_flag_tab[SIP_H__COUNT] = {0,
 };
 
 static uint8_t hdr_by_compact[128];
+/* Call-ID bytes: word characters and '@' */
+static uint8_t callid_byte[256];
 static uint8_t hdr_slot[HDR_SLOTS];
 static uint8_t hdr_name_len[SIP_H__COUNT];
 /* lowercase copies, zero-padded so they can be compared 8 bytes at a time */
@@ -54,6 +56,8 @@ static unsigned hdr_hash(const char *p, size_t len) {
 /* Runs before main (and before any dlopen'er calls in), so lookups need no
  * initialisation check on the hot path. */
 __attribute__((constructor)) static void hdr_table_init(void) {
+  for (int c = 0; c < 256; c++)
+    callid_byte[c] = c == '@' || sip__is((unsigned char)c, SIP_C_WORD);
   for (int id = 1; id < SIP_H__COUNT; id++) {
     size_t len = strlen(hdr_names[id]);
     hdr_name_len[id] = (uint8_t)len;
@@ -69,26 +73,44 @@ __attribute__((constructor)) static void hdr_table_init(void) {
   }
 }
 
+static uint64_t load8(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
 /* Header names are tokens, and for token characters OR-ing 0x20 folds case
  * without mapping any other token character onto a letter, digit or '-', so
- * the table compare can fold eight bytes at once. */
-static int name_eq_lower(const char *name, size_t len, const char *lower) {
+ * the table compare can fold eight bytes at once: whole words, then the
+ * last eight bytes (overlapping; the table copies are zero-padded). A name
+ * shorter than eight is one masked word when at least eight bytes can be
+ * read from it (overread: the rest of the header line is there). */
+static int name_eq_lower(const char *name, size_t len, const char *lower,
+                         int overread) {
   const uint64_t fold = 0x2020202020202020ull;
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t a, b;
-    memcpy(&a, name + i, 8);
-    memcpy(&b, lower + i, 8);
-    if ((a | fold) != b)
-      return 0;
+  if (len >= 8) {
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8)
+      if ((load8(name + i) | fold) != load8(lower + i))
+        return 0;
+    return i == len || (load8(name + len - 8) | fold) == load8(lower + len - 8);
   }
-  for (; i < len; i++)
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (overread) {
+    uint64_t mask = ~(uint64_t)0 >> (8 * (8 - len));
+    return ((load8(name) | fold) & mask) == load8(lower);
+  }
+#else
+  (void)overread;
+#endif
+  for (size_t i = 0; i < len; i++)
     if ((name[i] | 0x20) != lower[i])
       return 0;
   return 1;
 }
 
-int sip_hdr_lookup(const char *name, size_t len) {
+/* sip_hdr_lookup; overread: name[0..8) may be read whatever len is */
+static int hdr_lookup(const char *name, size_t len, int overread) {
   if (len == 0)
     return SIP_H_OTHER;
   if (len == 1) {
@@ -102,10 +124,15 @@ int sip_hdr_lookup(const char *name, size_t len) {
     int id = hdr_slot[h];
     if (!id)
       return SIP_H_OTHER;
-    if (hdr_name_len[id] == len && name_eq_lower(name, len, hdr_lower[id]))
+    if (hdr_name_len[id] == len &&
+        name_eq_lower(name, len, hdr_lower[id], overread))
       return id;
     h = (h + 1) & (HDR_SLOTS - 1);
   }
+}
+
+int sip_hdr_lookup(const char *name, size_t len) {
+  return hdr_lookup(name, len, 0);
 }
 
 const char *sip_hdr_canonical(int id) {
@@ -226,8 +253,9 @@ int sip__msg_grow_headers(sip_msg *m) {
 }
 
 /* One header field: name, optional WS, ':', value (LWS trimmed). */
-static int index_header(sip_msg *m, const char *base, const char *line,
-                        const char *vend, const char *rawend) {
+__attribute__((always_inline)) static inline int
+index_header(sip_msg *m, const char *base, const char *line, const char *vend,
+             const char *rawend) {
   const char *p = line;
   while (p < vend && sip__is((unsigned char)*p, SIP_C_TOKEN))
     p++;
@@ -244,7 +272,7 @@ static int index_header(sip_msg *m, const char *base, const char *line,
   h->name = (sip_str){line, (size_t)(nend - line)};
   h->value = sip__trim(p + 1, vend);
   h->raw = (sip_str){line, (size_t)(rawend - line)};
-  h->id = (uint16_t)sip_hdr_lookup(line, (size_t)(nend - line));
+  h->id = (uint16_t)hdr_lookup(line, (size_t)(nend - line), rawend - line >= 8);
   m->present |= (uint64_t)1 << h->id;
   h->state = SIP_HS_ORIG;
   h->parsed = NULL;
@@ -570,18 +598,17 @@ int sip_msg_get_call_id(sip_msg *m, sip_str *out) {
   const sip_hdr *h = first_hdr(m, SIP_H_CALL_ID);
   if (!h)
     return SIP_ENOTFOUND;
-  const char *p = h->value.p, *end = p + h->value.len;
-  int ats = 0;
-  if (p == end)
+  const char *s = h->value.p, *end = s + h->value.len;
+  if (s == end)
     return SIP_EVALUE;
-  for (; p < end; p++) {
-    if (*p == '@') {
-      if (++ats > 1 || p == h->value.p || p + 1 == end)
-        return SIP_EVALUE;
-    } else if (!sip__is((unsigned char)*p, SIP_C_WORD)) {
+  for (const char *p = s; p < end; p++)
+    if (!callid_byte[(unsigned char)*p])
       return SIP_EVALUE;
-    }
-  }
+  /* at most one '@', with a word on both sides */
+  const char *at = memchr(s, '@', h->value.len);
+  if (at &&
+      (at == s || at + 1 == end || memchr(at + 1, '@', (size_t)(end - at - 1))))
+    return SIP_EVALUE;
   *out = h->value;
   return 0;
 }

@@ -107,6 +107,8 @@ static int parse_value(sip_arena *a, const char **pp, const char *end,
   return 0;
 }
 
+#define PARAMS_LOCAL 8
+
 int sip_params_parse(sip_arena *a, const char *p, size_t len, sip_params *out) {
   out->v = NULL;
   out->n = 0;
@@ -118,14 +120,19 @@ int sip_params_parse(sip_arena *a, const char *p, size_t len, sip_params *out) {
   if (*p != ';')
     return SIP_EPARAM;
 
-  /* Every parameter starts at a ';', so their count bounds the array. */
-  size_t max = sip__count_byte(p, end, ';');
-  sip_param *v = sip_arena_alloc(a, max * sizeof *v);
-  if (!v)
-    return SIP_ENOMEM;
-
+  /* The usual few parameters are gathered on the stack and copied to the
+   * arena at their exact count; past that, every parameter left starts at
+   * a ';', so their count bounds the array. */
+  sip_param local[PARAMS_LOCAL], *v = local;
   uint32_t n = 0;
   while (p < end) { /* p is at a ';' */
+    if (n == PARAMS_LOCAL && v == local) {
+      size_t max = n + sip__count_byte(p, end, ';');
+      v = sip_arena_alloc(a, max * sizeof *v);
+      if (!v)
+        return SIP_ENOMEM;
+      memcpy(v, local, sizeof local);
+    }
     p = sip__skip_lws(p + 1, end);
     const char *ns = p;
     while (p < end && sip__is((unsigned char)*p, SIP_C_TOKEN))
@@ -145,6 +152,12 @@ int sip_params_parse(sip_arena *a, const char *p, size_t len, sip_params *out) {
     }
     if (p < end && *p != ';')
       return SIP_EPARAM;
+  }
+  if (v == local) {
+    v = sip_arena_alloc(a, n * sizeof *v);
+    if (!v)
+      return SIP_ENOMEM;
+    memcpy(v, local, n * sizeof *v);
   }
   out->v = v;
   out->n = n;

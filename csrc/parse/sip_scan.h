@@ -69,6 +69,18 @@ static inline const char *sip__skip_lws(const char *p, const char *end) {
   }
 }
 
+/* s equals lit (n bytes, lower-case letters only) ignoring case: OR-ing 0x20
+ * maps exactly the two cases of a letter onto its lower-case form, and no
+ * other byte onto a letter. */
+static inline int sip__ieq_letters(sip_str s, const char *lit, size_t n) {
+  if (s.len != n)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)(s.p[i] | 0x20) != (unsigned char)lit[i])
+      return 0;
+  return 1;
+}
+
 /* Trim LWS (including folds and trailing CR/LF) from both ends of a slice. */
 static inline sip_str sip__trim(const char *p, const char *end) {
   p = sip__skip_lws(p, end);

@@ -44,6 +44,13 @@ static int is_ipv4(const char *p, const char *end) {
   return parts == 4;
 }
 
+static int digits_and_dots(const char *p, const char *end) {
+  for (; p < end; p++)
+    if (*p != '.' && !sip__is((unsigned char)*p, SIP_C_DIGIT))
+      return 0;
+  return 1;
+}
+
 /* sent-by host: IPv6 reference (brackets kept), IPv4 or hostname.
  * Returns the position after it, NULL when malformed. */
 static const char *parse_host(const char *p, const char *end, sip_via *v) {
@@ -60,16 +67,13 @@ static const char *parse_host(const char *p, const char *end, sip_via *v) {
   } else {
     /* '_' is not in hostname, but deployed hosts use it and nothing else
      * in a sent-by could be confused with it. */
-    int digits_only = 1;
-    for (; p < end && (sip__is((unsigned char)*p, SIP_C_HOST) || *p == '_');
-         p++)
-      if (*p != '.' && !sip__is((unsigned char)*p, SIP_C_DIGIT))
-        digits_only = 0;
+    while (p < end && (sip__is((unsigned char)*p, SIP_C_HOST) || *p == '_'))
+      p++;
     if (p == s)
       return NULL;
-    if (is_ipv4(s, p))
+    if (is_ipv4(s, p)) /* returns at once for a name: a letter first */
       v->host_type = SIP_HOST_IPV4;
-    else if (digits_only) /* "192.0.2.256" is neither address nor name */
+    else if (digits_and_dots(s, p)) /* "192.0.2.256": neither */
       return NULL;
     else
       v->host_type = SIP_HOST_NAME;
@@ -82,12 +86,11 @@ static int via_conveniences(sip_via *v) {
   for (uint32_t i = 0; i < v->params.n; i++) {
     const sip_param *pr = &v->params.v[i];
     sip_str n = pr->name;
-    if (n.len == 6 && !v->branch.p && sip_str_ieq_cstr(n, "branch")) {
+    if (!v->branch.p && sip__ieq_letters(n, "branch", 6)) {
       v->branch = pr->dec;
-    } else if (n.len == 8 && !v->received.p &&
-               sip_str_ieq_cstr(n, "received")) {
+    } else if (!v->received.p && sip__ieq_letters(n, "received", 8)) {
       v->received = pr->dec;
-    } else if (n.len == 5 && !v->has_rport && sip_str_ieq_cstr(n, "rport")) {
+    } else if (!v->has_rport && sip__ieq_letters(n, "rport", 5)) {
       v->has_rport = 1;
       if (pr->dec.p) {
         uint64_t port;
@@ -97,9 +100,9 @@ static int via_conveniences(sip_via *v) {
           return r == SIP_ERANGE ? r : SIP_EPARAM;
         v->rport = (int32_t)port;
       }
-    } else if (n.len == 5 && !v->maddr.p && sip_str_ieq_cstr(n, "maddr")) {
+    } else if (!v->maddr.p && sip__ieq_letters(n, "maddr", 5)) {
       v->maddr = pr->dec;
-    } else if (n.len == 3 && !v->ttl.p && sip_str_ieq_cstr(n, "ttl")) {
+    } else if (!v->ttl.p && sip__ieq_letters(n, "ttl", 3)) {
       v->ttl = pr->dec;
     }
   }
