@@ -42,6 +42,8 @@ static const unsigned hdr_flag_tab[SIP_H__COUNT] = {0,
 static uint8_t hdr_by_compact[128];
 /* Call-ID bytes: word characters and '@' */
 static uint8_t callid_byte[256];
+/* bytes that cannot be in a Request-URI on the wire: CTL, SP, HTAB, < > " */
+static uint8_t ruri_bad[256];
 static uint8_t hdr_slot[HDR_SLOTS];
 static uint8_t hdr_name_len[SIP_H__COUNT];
 /* lowercase copies, zero-padded so they can be compared 8 bytes at a time */
@@ -56,8 +58,11 @@ static unsigned hdr_hash(const char *p, size_t len) {
 /* Runs before main (and before any dlopen'er calls in), so lookups need no
  * initialisation check on the hot path. */
 __attribute__((constructor)) static void hdr_table_init(void) {
-  for (int c = 0; c < 256; c++)
+  for (int c = 0; c < 256; c++) {
     callid_byte[c] = c == '@' || sip__is((unsigned char)c, SIP_C_WORD);
+    ruri_bad[c] = sip__is((unsigned char)c, SIP_C_CTL | SIP_C_WS) || c == '<' ||
+                  c == '>' || c == '"';
+  }
   for (int id = 1; id < SIP_H__COUNT; id++) {
     size_t len = strlen(hdr_names[id]);
     hdr_name_len[id] = (uint8_t)len;
@@ -110,7 +115,8 @@ static int name_eq_lower(const char *name, size_t len, const char *lower,
 }
 
 /* sip_hdr_lookup; overread: name[0..8) may be read whatever len is */
-static int hdr_lookup(const char *name, size_t len, int overread) {
+__attribute__((always_inline)) static inline int
+hdr_lookup(const char *name, size_t len, int overread) {
   if (len == 0)
     return SIP_H_OTHER;
   if (len == 1) {
@@ -229,8 +235,7 @@ static int parse_start_line(sip_msg *m, const char *base, const char *p,
   if (!sp2 || sp2 == u)
     return fail(m, base, u, "Request-URI", SIP_ESTARTLINE);
   for (const char *c = u; c < sp2; c++)
-    if (sip__is((unsigned char)*c, SIP_C_CTL | SIP_C_WS) || *c == '<' ||
-        *c == '>' || *c == '"')
+    if (ruri_bad[(unsigned char)*c])
       return fail(m, base, c, "Request-URI", SIP_ESTARTLINE);
   if (!version_ok(sp2 + 1, end))
     return fail(m, base, sp2 + 1, "SIP version", SIP_EVERSION);
@@ -257,6 +262,11 @@ __attribute__((always_inline)) static inline int
 index_header(sip_msg *m, const char *base, const char *line, const char *vend,
              const char *rawend) {
   const char *p = line;
+  while (vend - p >= 4 && sip__is((unsigned char)p[0], SIP_C_TOKEN) &&
+         sip__is((unsigned char)p[1], SIP_C_TOKEN) &&
+         sip__is((unsigned char)p[2], SIP_C_TOKEN) &&
+         sip__is((unsigned char)p[3], SIP_C_TOKEN))
+    p += 4;
   while (p < vend && sip__is((unsigned char)*p, SIP_C_TOKEN))
     p++;
   const char *nend = p;
@@ -441,6 +451,13 @@ int sip_msg_find(const sip_msg *m, int id, const char *name, size_t nlen,
     return -1;
   if (from < 0)
     from = 0;
+  if (id != SIP_H_OTHER) { /* the usual case: compare ids only */
+    const sip_hdr *hdr = m->hdr;
+    for (uint32_t i = (uint32_t)from, n = m->nhdr; i < n; i++)
+      if (hdr[i].id == id && hdr[i].state != SIP_HS_REMOVED)
+        return (int)i;
+    return -1;
+  }
   for (uint32_t i = (uint32_t)from; i < m->nhdr; i++)
     if (hdr_matches(&m->hdr[i], id, name, nlen))
       return (int)i;
@@ -520,8 +537,8 @@ int sip_msg_get_vias(sip_msg *m, const sip_via **out) {
     return SIP_ENOTFOUND;
   if (!cache_get(m, SIP_H_VIA)) {
     sip_via *head = NULL, **tail = &head;
-    for (uint32_t i = 0; i < m->nhdr; i++) {
-      const sip_hdr *h = &m->hdr[i];
+    /* parsing does not touch the header index: walk it with locals */
+    for (const sip_hdr *h = m->hdr, *hend = h + m->nhdr; h < hend; h++) {
       if (h->id != SIP_H_VIA || h->state == SIP_HS_REMOVED)
         continue;
       int rc = sip_via_list_parse(&m->arena, h->value.p, h->value.len, &tail);
@@ -544,8 +561,7 @@ int sip_msg_get_addrs(sip_msg *m, int id, const sip_addr **out) {
   if (!cache_get(m, id)) {
     sip_addr *head = NULL, **tail = &head;
     unsigned flags = id == SIP_H_CONTACT ? SIP_ADDR_ALLOW_STAR : 0;
-    for (uint32_t i = 0; i < m->nhdr; i++) {
-      const sip_hdr *h = &m->hdr[i];
+    for (const sip_hdr *h = m->hdr, *hend = h + m->nhdr; h < hend; h++) {
       if (h->id != id || h->state == SIP_HS_REMOVED)
         continue;
       int rc;

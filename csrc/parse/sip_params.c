@@ -84,6 +84,14 @@ static int is_value_char(unsigned char c) {
   return sip__is(c, SIP_C_TOKEN) || c == ':' || c == '[' || c == ']';
 }
 
+/* is_value_char as a table (built once) for the value loop */
+static uint8_t value_byte[256];
+
+__attribute__((constructor)) static void value_byte_init(void) {
+  for (int c = 0; c < 256; c++)
+    value_byte[c] = (uint8_t)is_value_char((unsigned char)c);
+}
+
 static int parse_value(sip_arena *a, const char **pp, const char *end,
                        sip_param *pr) {
   const char *p = *pp, *s = p;
@@ -97,7 +105,7 @@ static int parse_value(sip_arena *a, const char **pp, const char *end,
     if (r < 0)
       return r;
   } else {
-    while (p < end && is_value_char((unsigned char)*p))
+    while (p < end && value_byte[(unsigned char)*p])
       p++;
     if (p == s)
       return SIP_EPARAM;

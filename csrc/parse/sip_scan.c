@@ -419,7 +419,14 @@ int sip__parse_uint(const char *p, const char *end, uint64_t max,
 }
 
 const char *sip__skip_quoted(const char *p, const char *end, int *pairs) {
-  for (p++; p < end; p++) {
+  /* No '"' after the opening one: unterminated whatever else is there. The
+   * usual quoted string has no quoted-pair: then the first '"' ends it. */
+  const char *q = ++p < end ? memchr(p, '"', (size_t)(end - p)) : NULL;
+  if (!q)
+    return NULL;
+  if (!memchr(p, '\\', (size_t)(q - p)))
+    return q + 1;
+  for (; p < end; p++) {
     if (*p == '"')
       return p + 1;
     if (*p == '\\') {

@@ -84,8 +84,9 @@ static inline int sip__ieq_letters(sip_str s, const char *lit, size_t n) {
 /* Trim LWS (including folds and trailing CR/LF) from both ends of a slice. */
 static inline sip_str sip__trim(const char *p, const char *end) {
   p = sip__skip_lws(p, end);
-  while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
-                     end[-1] == '\n'))
+  while (
+      end > p && (unsigned char)end[-1] <= ' ' &&
+      (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
     end--;
   return (sip_str){p, (size_t)(end - p)};
 }

@@ -44,6 +44,14 @@ static int is_ipv4(const char *p, const char *end) {
   return parts == 4;
 }
 
+/* hostname bytes and '_' (built once) */
+static uint8_t host_byte[256];
+
+__attribute__((constructor)) static void host_byte_init(void) {
+  for (int c = 0; c < 256; c++)
+    host_byte[c] = sip__is((unsigned char)c, SIP_C_HOST) || c == '_';
+}
+
 static int digits_and_dots(const char *p, const char *end) {
   for (; p < end; p++)
     if (*p != '.' && !sip__is((unsigned char)*p, SIP_C_DIGIT))
@@ -67,7 +75,7 @@ static const char *parse_host(const char *p, const char *end, sip_via *v) {
   } else {
     /* '_' is not in hostname, but deployed hosts use it and nothing else
      * in a sent-by could be confused with it. */
-    while (p < end && (sip__is((unsigned char)*p, SIP_C_HOST) || *p == '_'))
+    while (p < end && host_byte[(unsigned char)*p])
       p++;
     if (p == s)
       return NULL;
