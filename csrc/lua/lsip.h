@@ -49,7 +49,8 @@ typedef struct sip_lua_msg {
    * comparing metatables (set by message.c, never by a binding) */
   uintptr_t tag;
   sip_limits limits;
-  uint8_t live; /* 0 after close / __gc: the arena is freed */
+  uint8_t live;    /* 0 after close / __gc: the arena is freed */
+  uint16_t cached; /* message.c: the cache user values in use, a bit each */
   /* A message that someone else owns (a received one lives in its rxbuf):
    * close calls release(owner) instead of returning m to the free list. */
   void (*release)(void *owner);

@@ -149,10 +149,13 @@ sip_lua_msg *sip__lua_message_push(lua_State *L, sip_msg *m, size_t extra,
   return u;
 }
 
-static void drop_cache(lua_State *L, int idx) {
-  for (int slot = SIP_LUA_MSG_UV_RURI + 1; slot <= SIP_LUA_MSG_NUV; slot++) {
-    lua_pushnil(L);
-    lua_setiuservalue(L, idx, slot);
+static void drop_cache(lua_State *L, int idx, sip_lua_msg *u) {
+  for (int i = 0; u->cached; i++) {
+    if (u->cached & (1u << i)) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, idx, SIP_LUA_MSG_UV_RURI + 1 + i);
+      u->cached &= (uint16_t) ~(1u << i);
+    }
   }
 }
 
@@ -200,6 +203,7 @@ static int l_parse(lua_State *L) {
   u->tag = msg_tag(u);
   u->limits = lim;
   u->live = 0;
+  u->cached = 0;
   u->m = NULL;
   u->release = NULL;
   u->owner = NULL;
@@ -331,9 +335,9 @@ static view *view_check(lua_State *L, int idx, int kind) {
   X(V_TRANSPORT, "transport")                                                  \
   X(V_HOST, "host")                                                            \
   X(V_PORT, "port")                                                            \
-  X(V_RPORT, "rport") X(V_BRANCH, "branch") X(V_RECEIVED, "received")          \
-      X(V_MADDR, "maddr") X(V_TTL, "ttl") X(V_PARAMS_RAW, "params_raw")        \
-          X(V_PARAMS, "params")
+  X(V_RPORT, "rport")                                                          \
+  X(V_BRANCH, "branch") X(V_RECEIVED, "received") X(V_MADDR, "maddr")          \
+      X(V_TTL, "ttl") X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
 
 enum {
   VF__NONE = 0,
@@ -374,7 +378,8 @@ static int view_index(lua_State *L, int kind) {
   view *v = view_check(L, 1, kind);
   if (!v)
     return luaL_typeerror(L, 1, "luasip view");
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2)
+    lua_settop(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNUMBER)
     return 0;
   int f = (int)lua_tointeger(L, -1);
@@ -599,20 +604,24 @@ static const uint8_t cache_slot[F__COUNT] = {
     [F_RECORD_ROUTES] = 7, [F_PATHS] = 8,    [F_CTYPE] = 9,
 };
 _Static_assert(9 <= SIP_LUA_MSG_NCACHE, "a user value slot per cached field");
+_Static_assert(SIP_LUA_MSG_NCACHE <= 16, "sip_lua_msg.cached is 16 bits");
 
 #define CACHE_SLOT(f) (SIP_LUA_MSG_UV_RURI + cache_slot[f])
 
-static int push_cached(lua_State *L, int idx, int f) {
-  if (lua_getiuservalue(L, idx, CACHE_SLOT(f)) != LUA_TNIL)
-    return 1;
-  lua_pop(L, 1);
-  return 0;
+/* u->cached says which slots hold a value: a first read (every read, in a
+ * script that reads each field once) costs no user value fetch */
+static int push_cached(lua_State *L, int idx, sip_lua_msg *u, int f) {
+  if (!(u->cached & (1u << (cache_slot[f] - 1))))
+    return 0;
+  lua_getiuservalue(L, idx, CACHE_SLOT(f));
+  return 1;
 }
 
 /* cache the value at the top of the stack (the value stays) */
-static void store_cached(lua_State *L, int idx, int f) {
+static void store_cached(lua_State *L, int idx, sip_lua_msg *u, int f) {
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, idx, CACHE_SLOT(f));
+  u->cached |= (uint16_t)(1u << (cache_slot[f] - 1));
 }
 
 static void push_ruri_text(lua_State *L, int idx, sip_lua_msg *u) {
@@ -643,7 +652,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
       lua_pushnil(L);
       return 1;
     }
-    if (push_cached(L, idx, f))
+    if (push_cached(L, idx, u, f))
       return 1;
     const sip_uri *ru;
     rc = sip_msg_get_ruri(m, &ru);
@@ -656,7 +665,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     lua_remove(L, -1 - rc);
     if (rc != 1)
       return rc;
-    store_cached(L, idx, f);
+    store_cached(L, idx, u, f);
     return 1;
   }
   case F_STATUS:
@@ -708,7 +717,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
   }
   case F_FROM:
   case F_TO: {
-    if (push_cached(L, idx, f))
+    if (push_cached(L, idx, u, f))
       return 1;
     const sip_addr *a;
     int id = f == F_FROM ? SIP_H_FROM : SIP_H_TO;
@@ -720,11 +729,11 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     if (rc < 0)
       return field_fail(L, u, rc, id, f == F_FROM ? "From" : "To");
     push_addr(L, idx, u, a);
-    store_cached(L, idx, f);
+    store_cached(L, idx, u, f);
     return 1;
   }
   case F_VIA: {
-    if (push_cached(L, idx, f))
+    if (push_cached(L, idx, u, f))
       return 1;
     const sip_via *v = NULL;
     rc = sip_msg_get_vias(m, &v);
@@ -738,14 +747,14 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
       push_via(L, idx, u, v);
       lua_rawseti(L, -2, i);
     }
-    store_cached(L, idx, f);
+    store_cached(L, idx, u, f);
     return 1;
   }
   case F_CONTACTS:
   case F_ROUTES:
   case F_RECORD_ROUTES:
   case F_PATHS: {
-    if (push_cached(L, idx, f))
+    if (push_cached(L, idx, u, f))
       return 1;
     int id = f == F_CONTACTS ? SIP_H_CONTACT
              : f == F_ROUTES ? SIP_H_ROUTE
@@ -756,7 +765,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     if (rc < 0 && rc != SIP_ENOTFOUND)
       return field_fail(L, u, rc, id, sip_hdr_canonical(id));
     push_addr_list(L, idx, u, rc < 0 ? NULL : a);
-    store_cached(L, idx, f);
+    store_cached(L, idx, u, f);
     return 1;
   }
   case F_MAX_FORWARDS:
@@ -792,7 +801,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
       lua_concat(L, 3);
       return 1;
     }
-    if (push_cached(L, idx, f))
+    if (push_cached(L, idx, u, f))
       return 1;
     lua_createtable(L, 0, 4);
     sip__lua_set_str(L, "type", c->type);
@@ -800,7 +809,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     sip__lua_set_str(L, "boundary", c->boundary);
     sip__lua_push_params(L, &c->params);
     lua_setfield(L, -2, "params");
-    store_cached(L, idx, f);
+    store_cached(L, idx, u, f);
     return 1;
   }
   case F_BODY:
@@ -821,12 +830,13 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
  * UV_ADDR_MT), 4: the methods table */
 static int msg_index(lua_State *L) {
   sip_lua_msg *u = to_message(L, 1);
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2) /* a direct call; the VM passes exactly two */
+    lua_settop(L, 2);
   lua_pushvalue(L, 2);
-  /* fields first: they are what a script reads per message */
+  /* fields first: they are what a script reads per message. The field's
+   * value is pushed above its number and returned from the top. */
   if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER) {
     int f = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
     if (!msg_live(u))
       return luaL_error(L, "attempt to use a closed " SIP_LUA_MESSAGE);
     if (push_field(L, 1, u, f) > 1)
@@ -877,7 +887,7 @@ static int msg_newindex(lua_State *L) {
   } else {
     return luaL_error(L, "cannot set field '%s' of " SIP_LUA_MESSAGE, k);
   }
-  drop_cache(L, 1);
+  drop_cache(L, 1, u);
   return 0;
 }
 
@@ -1025,7 +1035,7 @@ static int msg_set_header(lua_State *L) {
     while ((j = sip_msg_find(u->m, id, name, nlen, i + 1)) >= 0)
       check_rc(L, sip_msg_remove_header(u->m, j), "set_header");
   }
-  drop_cache(L, 1);
+  drop_cache(L, 1, u);
   return 0;
 }
 
@@ -1049,7 +1059,7 @@ static int msg_add_header(lua_State *L) {
   }
   check_rc(L, sip_msg_insert_header(u->m, at, id, name, nlen, v, vlen),
            "add_header");
-  drop_cache(L, 1);
+  drop_cache(L, 1, u);
   return 0;
 }
 
@@ -1065,7 +1075,7 @@ static int msg_remove_header(lua_State *L) {
     n++;
   }
   if (n)
-    drop_cache(L, 1);
+    drop_cache(L, 1, u);
   lua_pushinteger(L, n);
   return 1;
 }
@@ -1081,7 +1091,7 @@ static int msg_push_via(lua_State *L) {
     at = 0;
   check_rc(L, sip_msg_insert_header(u->m, at, SIP_H_VIA, NULL, 0, v, vlen),
            "push_via");
-  drop_cache(L, 1);
+  drop_cache(L, 1, u);
   return 0;
 }
 
@@ -1103,7 +1113,7 @@ static int msg_pop_via(lua_State *L) {
       if (rc < 0) {
         lua_pushlstring(L, v.p, v.len);
         check_rc(L, sip_msg_remove_header(m, i), "pop_via");
-        drop_cache(L, 1);
+        drop_cache(L, 1, u);
         return 1;
       }
       check_rc(L, sip_msg_remove_header(m, i), "pop_via");
@@ -1132,7 +1142,7 @@ static int msg_pop_via(lua_State *L) {
     } else {
       check_rc(L, sip_msg_remove_header(m, i), "pop_via");
     }
-    drop_cache(L, 1);
+    drop_cache(L, 1, u);
     return 1;
   }
   lua_pushnil(L);
@@ -1149,7 +1159,7 @@ static int msg_set_status(lua_State *L) {
     return luaL_error(L, "cannot set the status of a request");
   luaL_argcheck(L, code >= 100 && code <= 699, 2, "status out of range");
   check_rc(L, sip_msg_set_status(u->m, (int)code, r, rlen), "set_status");
-  drop_cache(L, 1);
+  drop_cache(L, 1, u);
   return 0;
 }
 
