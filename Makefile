@@ -186,6 +186,14 @@ BUSTED_ENV += LUA_PATH='lua/?.lua;lua/?/init.lua;;' \
   LUA_CPATH='$(BUILD)/lib/?.so;;' LUASIP_VECTORS='$(abspath $(VECTORS))'
 BUSTED_ARGS = --ignore-lua -o plainTerminal --lpath='lua/?.lua;lua/?/init.lua' \
   --cpath='$(BUILD)/lib/?.so'
+# Network tests (spec/netns/run.sh): the torture vectors over UDP and TCP
+# ("vectors-net") and SIPp OPTIONS ("sipp-options") against
+# examples/stateless200.lua, in a loopback-only network namespace (needs
+# root; otherwise one failure). Under SAN=1 the server gets the ASan
+# runtime preloaded, as busted does.
+NETNS_ENV = BUILD=$(BUILD) SHARED='$(SHARED)' LUA=$(LUA) \
+  $(if $(filter 1,$(SAN)),LUASIP_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1)
 
 .PHONY: test test-asan check
 test: deps
@@ -203,6 +211,7 @@ check: all ctests
 	done; \
 	$(BUSTED_ENV) spec/support/busted.sh $(LUA) $(BUSTED) $(BUSTED_ARGS) 2>&1 \
 	  | tee -a $(TEST_LOG); \
+	$(NETNS_ENV) spec/netns/run.sh 2>&1 | tee -a $(TEST_LOG); \
 	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
 
 .PHONY: valgrind check-valgrind
@@ -269,13 +278,19 @@ $(BUILD)/bench/osip_bench: $(SHARED)/bench/parser/osip_bench.c
 	@mkdir -p $(@D)
 	gcc -O2 -o $@ $< $$($(PKG_CONFIG) --cflags --libs libosip2)
 
+# Packages only `make bench` installs (through `deps`, as root): Kamailio,
+# the reference of the stateless OPTIONS comparison (options_bench.sh).
+BENCH_PACKAGES := kamailio kamailio-lua-modules
+
 .PHONY: bench
 bench: deps
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES='$(BENCH_PACKAGES)'
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/bench_parse \
 	  $(BUILD)/bench/sofia_bench $(BUILD)/bench/osip_bench
 	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/lib/?.so;;' \
 	  BUILD=$(BUILD) LUA=$(LUA) BENCH_SECONDS=$(BENCH_SECONDS) \
 	  csrc/bench/run.sh $(CORPUS)
+	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/options_bench.sh
 
 # --- example ----------------------------------------------------------------
 .PHONY: run
