@@ -246,6 +246,20 @@ static int parse_start_line(sip_msg *m, const char *base, const char *p,
   return 0;
 }
 
+/* After a Request-Line failed to parse: if it starts with a method token
+ * and SP, treat the message as a request with that method, so that the
+ * headers read after it can still answer it (400), RFC 4475 §3.1.2.7-10. */
+static void guess_request(sip_msg *m, const char *p, const char *end) {
+  const char *sp1 = memchr(p, ' ', (size_t)(end - p));
+  if (!sp1 || sp1 == p || version_ok(p, sp1))
+    return;
+  for (const char *c = p; c < sp1; c++)
+    if (!sip__is((unsigned char)*c, SIP_C_TOKEN))
+      return;
+  m->is_request = 1;
+  m->method = (sip_str){p, (size_t)(sp1 - p)};
+}
+
 int sip__msg_grow_headers(sip_msg *m) {
   uint32_t cap = m->hdr_cap * 2;
   sip_hdr *h = sip_arena_alloc(&m->arena, cap * sizeof(*h));
@@ -335,6 +349,7 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
   const char *line = p;
   const char *field = NULL, *field_vend = NULL;
   int seen_start = 0;
+  int start_err = 0; /* the start line failed; the headers are still read */
   const char *limit_end = end;
   if ((size_t)(end - p) > lim->max_size)
     limit_end = p + lim->max_size;
@@ -356,6 +371,8 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
         return fail(m, base, p, "message size", SIP_ETOOBIG);
       if (mode == SIP_MODE_STREAM)
         return SIP_ENEEDMORE;
+      if (start_err)
+        return start_err;
       return fail(m, base, end, "header section (no empty line)", SIP_EHEADER);
     }
     const char *lend = (nl > line && nl[-1] == '\r') ? nl - 1 : nl;
@@ -381,8 +398,10 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
       return fail(m, base, line, "line length", SIP_ELINELEN);
     if (!seen_start) {
       int rc = parse_start_line(m, base, line, lend);
-      if (rc < 0)
-        return rc;
+      if (rc < 0) {
+        start_err = rc;
+        guess_request(m, line, lend);
+      }
       seen_start = 1;
     } else if (lend == line) {
       m->head_end = (sip_str){line, (size_t)(next - line)};
@@ -395,6 +414,8 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
     line = next;
   }
 
+  if (start_err)
+    return start_err;
   size_t clen = 0;
   int has = frame_content_length(m, base, &clen);
   if (has < 0)

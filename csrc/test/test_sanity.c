@@ -1436,9 +1436,16 @@ static void test_reply_partial(void) {
   tfree(&o);
   tfree(&t);
 
-  /* nothing usable at all: still a well-formed response */
+  /* a broken Request-Line: the headers after it are still indexed, the
+   * message counts as a request of its method (RFC 4475 §3.1.2.9) */
   CHECK(tparse(&t, "INVITE  sip:bob@example.org SIP/2.0\r\n" VIA "\r\n") < 0);
-  CHECK_INT(t.m.nhdr, 0);
+  CHECK_INT(t.m.nhdr, 1);
+  CHECK_INT(t.m.is_request, 1);
+  CHECK_STR(t.m.method, "INVITE");
+  tfree(&t);
+
+  /* nothing usable at all: still a well-formed response */
+  CHECK(tparse(&t, "INVITE  sip:bob@example.org SIP/2.0\r\nX: 1\r\n") < 0);
   int n = reply(&t.m, 400, NONE, NONE, NONE, NONE, &o);
   CHECK_INT(n, (int)strlen("SIP/2.0 400 Bad Request\r\n"
                            "Content-Length: 0\r\n\r\n"));
