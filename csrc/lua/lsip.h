@@ -39,8 +39,8 @@ void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits);
  * User values: 1 = the input Lua string (the slices point into it; nil
  *                  for a message whose owner keeps the bytes),
  *              2 = the owner's Lua object (a received request's server;
- *                  for a message from core.parse, the token that gives
- *                  its sip_msg back: see message.c),
+ *                  for a message from core.parse, the slot pool its
+ *                  sip_msg comes from: see message.c),
  *              3 = the Request-URI string set by an edit (nil otherwise). */
 typedef struct sip_lua_msg {
   sip_msg *m; /* from a free list, or the owner's; NULL once closed */

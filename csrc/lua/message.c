@@ -1,6 +1,7 @@
 /* luasip.Message: a parsed SIP message.
  *
- * The userdata holds the sip_msg itself; the input Lua string is user value 1
+ * The userdata points at a sip_msg (from the state's slot pool for a message
+ * core.parse made, or its owner's); the input Lua string is user value 1
  * (every slice points into it: zero-copy, Lua strings never move). Fields are
  * served lazily by __index: a Lua string is made only when a script reads a
  * field, and derived tables (from, to, via, contacts, ...) are cached in user
@@ -61,53 +62,192 @@ static sip_lua_msg *to_message(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, SIP_LUA_MESSAGE); /* raises the usual error */
 }
 
-/* A parsed message gives its sip_msg back to the pool through a token: a
- * small userdata in its OWNER user value (free for messages that core.parse
- * made), whose __gc releases the sip_msg. A finalizer on the message itself
- * made the collector keep every dead message, and everything it caches (the
- * via, from, to views and the lists), for one more cycle and traverse it
- * again: a third of the cost of reading a message from Lua. The token
- * references nothing, so nothing else is kept. Such a message has no __gc
- * (its metatable is the Message metatable less __gc); one made by
- * sip__lua_message_push keeps the finalizer on itself, where its release
- * callback expects it.
+/* ---- parsed messages' sip_msg: the slot pool -------------------------------
  *
- * The token is the message's liveness: were the message resurrected by
- * some other object's finalizer after the token was finalized (the token
- * does not keep the message, so both can be collectable at once), it must
- * read as closed, not as a window on a sip_msg that is back in the pool.
- * The token outlives the message (the message references it), so reading
- * it is always safe. */
-typedef struct msg_token {
-  sip_msg *m; /* NULL once released */
-  uintptr_t tag;
-} msg_token;
+ * A message that core.parse made takes its sip_msg from a slot of the Lua
+ * state's pool, and the slot is free again once the message is closed or
+ * collected. Collected is learnt without a finalizer: a weak-valued table
+ * W maps each slot to its message, and the collector clears the entry when
+ * the message dies. A finalizer on the message (or on a token it owns)
+ * cost a third of reading a message from Lua: the collector keeps every
+ * dead message, and all it caches, for one more cycle, and calls each
+ * finalizer in a protected call.
+ *
+ * Slot state: 0 free; 1 taken, and W says whether its message still lives;
+ * 2 claimed by a core.parse under way (W is not set yet; an allocation can
+ * run a finalizer, and the finalizer another core.parse). A message knows
+ * its slot by index and the slot's generation, bumped whenever the slot is
+ * taken or released: a message that outlived its slot (resurrected by
+ * some finalizer after the collector cleared W, or still reachable when
+ * the pool is finalized at lua_close) reads as closed, never as a window
+ * on another message. The message anchors the pool (OWNER user value), so
+ * the slot array it reads is always there.
+ *
+ * The pool searches from where it last took a slot, a few slots at most,
+ * and adds one when those are all busy: it grows to what the collector
+ * leaves uncollected at once. Every full round it gives the sip_msg of
+ * free slots beyond SLOT_KEEP back (to msg_release), and frees the arena
+ * chunks of the others, so memory follows the messages that live. */
+#define SLOT_PROBES 4
+#define SLOT_KEEP 64
 
-#define TOKEN_TAG_KEY ((uintptr_t)0x534950544f4b4e55ull) /* "SIPTOKNU" */
+enum { SLOT_FREE = 0, SLOT_TAKEN = 1, SLOT_CLAIMED = 2 };
 
-static inline uintptr_t token_tag(const msg_token *t) {
-  return (uintptr_t)t ^ TOKEN_TAG_KEY;
-}
+typedef struct msg_slot {
+  sip_msg *m;   /* NULL: none yet, or given back */
+  uint32_t gen; /* see above */
+  uint8_t state;
+} msg_slot;
 
-/* the release callback of parsed messages (owner: the token) */
-static void token_release(void *owner) {
-  msg_token *t = owner;
-  if (t->m) {
-    msg_release(t->m);
-    t->m = NULL;
-  }
-}
+typedef struct slot_pool {
+  msg_slot *slot;    /* cap entries: the slab (user value 2) */
+  uint32_t n, cap;   /* slots made, room (W has entries up to cap) */
+  uint32_t next;     /* where the next search starts */
+  uint32_t taken;    /* since the last round of trimming */
+  uint8_t finalized; /* pool_gc ran (lua_close) */
+} slot_pool;
 
-static int token_gc(lua_State *L) {
-  msg_token *t = lua_touserdata(L, 1);
-  if (t && lua_rawlen(L, 1) == sizeof(*t) && t->tag == token_tag(t))
-    token_release(t);
-  return 0;
+/* a message made by core.parse: base.owner is the parsed_msg itself */
+typedef struct parsed_msg {
+  sip_lua_msg base;
+  slot_pool *pool;
+  uint32_t idx, gen;
+} parsed_msg;
+
+/* the release callback of parsed messages (close, __close) */
+static void slot_release(void *owner) {
+  parsed_msg *pm = owner;
+  msg_slot *s = &pm->pool->slot[pm->idx];
+  if (s->gen != pm->gen)
+    return;
+  s->gen++;
+  s->state = SLOT_FREE;
+  if (s->m && s->m->arena.chunks) /* memory now, not at the next parse */
+    sip_msg_free(s->m);
 }
 
 static inline int msg_live(const sip_lua_msg *u) {
-  return u->live && (u->release != token_release ||
-                     ((const msg_token *)u->owner)->m != NULL);
+  if (!u->live)
+    return 0;
+  if (u->release != slot_release)
+    return 1;
+  const parsed_msg *pm = (const parsed_msg *)u;
+  return pm->pool->slot[pm->idx].gen == pm->gen;
+}
+
+/* Does the message of a taken slot live? (W at index wi) */
+static int slot_busy(lua_State *L, slot_pool *p, uint32_t i, int wi) {
+  msg_slot *s = &p->slot[i];
+  if (s->state != SLOT_TAKEN)
+    return s->state == SLOT_CLAIMED;
+  int t = lua_rawgeti(L, wi, (lua_Integer)i + 1);
+  lua_pop(L, 1);
+  if (t == LUA_TUSERDATA)
+    return 1;
+  s->state = SLOT_FREE; /* collected */
+  return 0;
+}
+
+/* a round of trimming (see above) */
+static void slot_trim(lua_State *L, slot_pool *p, int wi) {
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < p->n; i++) {
+    msg_slot *s = &p->slot[i];
+    if (!s->m || slot_busy(L, p, i, wi))
+      continue;
+    if (kept < SLOT_KEEP) {
+      kept++;
+      if (s->m->arena.chunks)
+        sip_msg_free(s->m);
+    } else {
+      msg_release(s->m);
+      s->m = NULL;
+    }
+  }
+  p->taken = 0;
+}
+
+/* Claim a slot; returns its index. The pool is at pi, W at wi (both
+ * pseudo-indices of l_parse). Raises on memory errors with nothing
+ * claimed. */
+static uint32_t slot_claim(lua_State *L, slot_pool *p, int pi, int wi) {
+  if (p->taken >= p->n && p->n > SLOT_KEEP)
+    slot_trim(L, p, wi);
+  for (int k = 0; k < SLOT_PROBES && p->n; k++) {
+    uint32_t i = p->next;
+    p->next = i + 1 < p->n ? i + 1 : 0;
+    if (!slot_busy(L, p, i, wi)) {
+      p->slot[i].state = SLOT_CLAIMED;
+      p->taken++;
+      return i;
+    }
+  }
+  while (p->n == p->cap) {
+    /* Allocations can run finalizers, and they core.parse: nothing is
+     * claimed here, and the new slab is installed only if p did not change
+     * meanwhile. W gets entries (false) up to cap, mostly in its array
+     * part, so that taking a slot seldom allocates. */
+    uint32_t cap = p->cap * 2;
+    msg_slot *slab = lua_newuserdatauv(L, cap * sizeof(*slab), 0);
+    for (uint32_t j = p->cap; j < cap; j++) {
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, wi, (lua_Integer)j + 1);
+    }
+    if (p->cap * 2 == cap) {
+      memcpy(slab, p->slot, p->n * sizeof(*slab));
+      p->slot = slab;
+      p->cap = cap;
+      lua_setiuservalue(L, pi, 1);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  uint32_t i = p->n++;
+  p->slot[i] = (msg_slot){NULL, 0, SLOT_CLAIMED};
+  p->taken++;
+  return i;
+}
+
+/* __gc of the pool: only at lua_close, or once no core.parse and no
+ * message can reach it. Messages still reachable then read as closed. */
+static int pool_gc(lua_State *L) {
+  slot_pool *p = lua_touserdata(L, 1);
+  if (!p || lua_rawlen(L, 1) != sizeof(*p) || p->finalized)
+    return 0;
+  for (uint32_t i = 0; i < p->n; i++) {
+    msg_slot *s = &p->slot[i];
+    s->gen++;
+    s->state = SLOT_FREE;
+    if (s->m)
+      msg_release(s->m);
+    s->m = NULL;
+  }
+  p->finalized = 1;
+  return 0;
+}
+
+/* Push a new pool and its W table (for l_parse's upvalues). */
+static void push_pool(lua_State *L) {
+  slot_pool *p = lua_newuserdatauv(L, sizeof(*p), 1);
+  memset(p, 0, sizeof(*p));
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, pool_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushliteral(L, "luasip.MessagePool");
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, -2);
+  p->cap = 64;
+  p->slot = lua_newuserdatauv(L, p->cap * sizeof(*p->slot), 0);
+  lua_setiuservalue(L, -2, 1);
+  lua_createtable(L, (int)p->cap, 0); /* W */
+  for (uint32_t j = 0; j < p->cap; j++) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, (lua_Integer)j + 1);
+  }
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
 }
 
 static sip_lua_msg *check_message(lua_State *L, int idx) {
@@ -176,7 +316,7 @@ static uint32_t opt_limit(lua_State *L, int t, const char *k, uint32_t def) {
 /* core.parse(bytes[, opts]) -> msg (datagram), msg, consumed (stream), or
  * nil, err, name. opts: stream (boolean), pos (1-based start, default 1),
  * max_size, max_headers, max_line. Upvalue 1: the metatable of parsed
- * messages, 2: the token metatable. */
+ * messages, 2: the slot pool, 3: its W table. */
 static int l_parse(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
@@ -198,34 +338,47 @@ static int l_parse(lua_State *L) {
     lim.max_line = opt_limit(L, 2, "max_line", lim.max_line);
   }
   lua_settop(L, 1);
+  slot_pool *pool = lua_touserdata(L, lua_upvalueindex(2));
+  if (pool->finalized)
+    return luaL_error(L, "luasip.core is being unloaded");
   /* closed and consistent before anything can fail */
-  sip_lua_msg *u = lua_newuserdatauv(L, sizeof(*u), SIP_LUA_MSG_NUV);
+  parsed_msg *pm = lua_newuserdatauv(L, sizeof(*pm), SIP_LUA_MSG_NUV);
+  sip_lua_msg *u = &pm->base;
   u->tag = msg_tag(u);
   u->limits = lim;
   u->live = 0;
   u->cached = 0;
   u->m = NULL;
-  u->release = NULL;
-  u->owner = NULL;
+  u->release = slot_release;
+  u->owner = pm;
+  pm->pool = pool;
+  pm->idx = 0;
+  pm->gen = 0;
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_setmetatable(L, 2);
-  msg_token *t = lua_newuserdatauv(L, sizeof(*t), 0);
-  t->m = NULL;
-  t->tag = token_tag(t);
   lua_pushvalue(L, lua_upvalueindex(2));
-  lua_setmetatable(L, 3);
   lua_setiuservalue(L, 2, SIP_LUA_MSG_UV_OWNER);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, 2, SIP_LUA_MSG_UV_INPUT);
-  t->m = msg_acquire();
-  if (!t->m)
+  uint32_t i = slot_claim(L, pool, lua_upvalueindex(2), lua_upvalueindex(3));
+  msg_slot *sl = &pool->slot[i];
+  if (!sl->m && !(sl->m = msg_acquire())) {
+    sl->state = SLOT_FREE;
     return luaL_error(L, "not enough memory");
-  /* a pooled message is empty (sip_msg_free'd), and sip_msg_parse resets
-   * everything but the limits: only those are left to set */
-  t->m->limits = &u->limits;
-  u->m = t->m;
-  u->release = token_release;
-  u->owner = t;
+  }
+  sl->gen++;
+  pm->idx = i;
+  pm->gen = sl->gen;
+  /* the slot is CLAIMED until W has the message (setting it may allocate,
+   * and so run a finalizer that parses) */
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, lua_upvalueindex(3), (lua_Integer)i + 1);
+  sl->state = SLOT_TAKEN;
+  /* a pooled message is empty (sip_msg_free'd, or its arena chunks were
+   * freed when it went free), and sip_msg_parse resets everything but the
+   * limits: only those are left to set */
+  sl->m->limits = &u->limits;
+  u->m = sl->m;
   u->live = 1;
 
   const char *p = s + (pos - 1);
@@ -246,7 +399,7 @@ static int l_parse(lua_State *L) {
       lua_pushstring(L, sip_errname(rc));
     }
     u->live = 0;
-    token_release(t);
+    slot_release(pm);
     u->m = NULL;
     return 3;
   }
@@ -336,8 +489,10 @@ static view *view_check(lua_State *L, int idx, int kind) {
   X(V_HOST, "host")                                                            \
   X(V_PORT, "port")                                                            \
   X(V_RPORT, "rport")                                                          \
-  X(V_BRANCH, "branch") X(V_RECEIVED, "received") X(V_MADDR, "maddr")          \
-      X(V_TTL, "ttl") X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
+  X(V_BRANCH, "branch")                                                        \
+  X(V_RECEIVED, "received")                                                    \
+  X(V_MADDR, "maddr")                                                          \
+  X(V_TTL, "ttl") X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
 
 enum {
   VF__NONE = 0,
@@ -1285,7 +1440,8 @@ void sip__lua_open_message(lua_State *L) {
   open_view(L, SIP_LUA_ADDR, VIEW_ADDR, A_DISPLAY, A_STAR); /* core+1 */
   open_view(L, SIP_LUA_VIA, VIEW_VIA, V_RAW, V_PARAMS);     /* core+2 */
   /* core+3: pushed messages' metatable (registered by name), core+4:
-   * parsed messages' (the same less __gc), core+5: the tokens' */
+   * parsed messages' (the same less __gc), core+5, core+6: the slot pool
+   * and its W table */
   luaL_newmetatable(L, SIP_LUA_MESSAGE);
   luaL_setfuncs(L, msg_meta, 0);
   lua_pushcfunction(L, msg_gc);
@@ -1294,30 +1450,27 @@ void sip__lua_open_message(lua_State *L) {
   luaL_setfuncs(L, msg_meta, 0);
   lua_pushliteral(L, SIP_LUA_MESSAGE);
   lua_setfield(L, core + 4, "__name");
-  lua_createtable(L, 0, 2);
-  lua_pushcfunction(L, token_gc);
-  lua_setfield(L, core + 5, "__gc");
-  lua_pushliteral(L, "luasip.MessageToken");
-  lua_setfield(L, core + 5, "__name");
-  luaL_newlib(L, msg_methods); /* core+6 */
+  push_pool(L);
+  luaL_newlib(L, msg_methods); /* core+7 */
   push_field_table(L);
   lua_pushvalue(L, core + 1);
   lua_pushvalue(L, core + 2);
   lua_pushcclosure(L, msg_get, 3);
-  lua_setfield(L, core + 6, "get");
-  lua_pushvalue(L, core + 6);
+  lua_setfield(L, core + 7, "get");
+  lua_pushvalue(L, core + 7);
   lua_setfield(L, core, "Message"); /* core.Message = methods (extensible) */
   push_field_table(L);
   lua_pushvalue(L, core + 1);
   lua_pushvalue(L, core + 2);
-  lua_pushvalue(L, core + 6);
+  lua_pushvalue(L, core + 7);
   lua_pushcclosure(L, msg_index, 4);
   lua_pushvalue(L, -1);
   lua_setfield(L, core + 3, "__index");
   lua_setfield(L, core + 4, "__index");
   lua_pushvalue(L, core + 4);
   lua_pushvalue(L, core + 5);
-  lua_pushcclosure(L, l_parse, 2);
+  lua_pushvalue(L, core + 6);
+  lua_pushcclosure(L, l_parse, 3);
   lua_setfield(L, core, "parse");
   push_field_table(L);
   lua_setfield(L, core, "fields");
