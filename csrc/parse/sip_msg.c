@@ -48,6 +48,12 @@ static uint8_t hdr_slot[HDR_SLOTS];
 static uint8_t hdr_name_len[SIP_H__COUNT];
 /* lowercase copies, zero-padded so they can be compared 8 bytes at a time */
 static char hdr_lower[SIP_H__COUNT][24];
+/* what OR-ing folds: 0x20 for every byte (tokens, below), or only at the
+ * letters of a table name (exact, for a name that is not checked yet) */
+static const char fold_tokens[24] = {
+    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
+    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20};
+static char hdr_fold_letters[SIP_H__COUNT][24];
 
 static unsigned hdr_hash(const char *p, size_t len) {
   return ((unsigned)len * 7u + (unsigned)(p[0] | 0x20) * 31u +
@@ -66,8 +72,11 @@ __attribute__((constructor)) static void hdr_table_init(void) {
   for (int id = 1; id < SIP_H__COUNT; id++) {
     size_t len = strlen(hdr_names[id]);
     hdr_name_len[id] = (uint8_t)len;
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = 0; i < len; i++) {
       hdr_lower[id][i] = sip__lower(hdr_names[id][i]);
+      hdr_fold_letters[id][i] =
+          sip__is((unsigned char)hdr_names[id][i], SIP_C_ALPHA) ? 0x20 : 0;
+    }
     unsigned h = hdr_hash(hdr_names[id], len);
     while (hdr_slot[h])
       h = (h + 1) & (HDR_SLOTS - 1);
@@ -86,37 +95,42 @@ static uint64_t load8(const char *p) {
 
 /* Header names are tokens, and for token characters OR-ing 0x20 folds case
  * without mapping any other token character onto a letter, digit or '-', so
- * the table compare can fold eight bytes at once: whole words, then the
- * last eight bytes (overlapping; the table copies are zero-padded). A name
- * shorter than eight is one masked word when at least eight bytes can be
- * read from it (overread: the rest of the header line is there). */
-static int name_eq_lower(const char *name, size_t len, const char *lower,
-                         int overread) {
-  const uint64_t fold = 0x2020202020202020ull;
+ * the table compare can fold eight bytes at once (fold_tokens): whole
+ * words, then the last eight bytes (overlapping; the table copies are
+ * zero-padded). A name not known to be a token folds only where the table
+ * name has a letter (hdr_fold_letters): then equal means exactly the table
+ * name, letters in any case. A name shorter than eight is one masked word
+ * when at least eight bytes can be read from it (overread: the rest of the
+ * header line is there). */
+__attribute__((always_inline)) static inline int
+name_eq_lower(const char *name, size_t len, const char *lower, const char *fold,
+              int overread) {
   if (len >= 8) {
     size_t i = 0;
     for (; i + 8 <= len; i += 8)
-      if ((load8(name + i) | fold) != load8(lower + i))
+      if ((load8(name + i) | load8(fold + i)) != load8(lower + i))
         return 0;
-    return i == len || (load8(name + len - 8) | fold) == load8(lower + len - 8);
+    return i == len || (load8(name + len - 8) | load8(fold + len - 8)) ==
+                           load8(lower + len - 8);
   }
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   if (overread) {
     uint64_t mask = ~(uint64_t)0 >> (8 * (8 - len));
-    return ((load8(name) | fold) & mask) == load8(lower);
+    return ((load8(name) | load8(fold)) & mask) == load8(lower);
   }
 #else
   (void)overread;
 #endif
   for (size_t i = 0; i < len; i++)
-    if ((name[i] | 0x20) != lower[i])
+    if ((name[i] | fold[i]) != lower[i])
       return 0;
   return 1;
 }
 
-/* sip_hdr_lookup; overread: name[0..8) may be read whatever len is */
+/* sip_hdr_lookup; overread: name[0..8) may be read whatever len is; exact:
+ * the name is not known to be a token (see name_eq_lower) */
 __attribute__((always_inline)) static inline int
-hdr_lookup(const char *name, size_t len, int overread) {
+hdr_lookup(const char *name, size_t len, int overread, int exact) {
   if (len == 0)
     return SIP_H_OTHER;
   if (len == 1) {
@@ -131,14 +145,15 @@ hdr_lookup(const char *name, size_t len, int overread) {
     if (!id)
       return SIP_H_OTHER;
     if (hdr_name_len[id] == len &&
-        name_eq_lower(name, len, hdr_lower[id], overread))
+        name_eq_lower(name, len, hdr_lower[id],
+                      exact ? hdr_fold_letters[id] : fold_tokens, overread))
       return id;
     h = (h + 1) & (HDR_SLOTS - 1);
   }
 }
 
 int sip_hdr_lookup(const char *name, size_t len) {
-  return hdr_lookup(name, len, 0);
+  return hdr_lookup(name, len, 0, 0);
 }
 
 const char *sip_hdr_canonical(int id) {
@@ -275,19 +290,38 @@ int sip__msg_grow_headers(sip_msg *m) {
 __attribute__((always_inline)) static inline int
 index_header(sip_msg *m, const char *base, const char *line, const char *vend,
              const char *rawend) {
-  const char *p = line;
-  while (vend - p >= 4 && sip__is((unsigned char)p[0], SIP_C_TOKEN) &&
-         sip__is((unsigned char)p[1], SIP_C_TOKEN) &&
-         sip__is((unsigned char)p[2], SIP_C_TOKEN) &&
-         sip__is((unsigned char)p[3], SIP_C_TOKEN))
-    p += 4;
-  while (p < vend && sip__is((unsigned char)*p, SIP_C_TOKEN))
-    p++;
-  const char *nend = p;
-  while (p < vend && (*p == ' ' || *p == '\t'))
-    p++;
-  if (nend == line || p == vend || *p != ':')
-    return fail(m, base, nend, "header name", SIP_EHEADER);
+  const char *p, *nend = NULL;
+  int overread = rawend - line >= 8, id = SIP_H_OTHER;
+  /* The usual field is a known header: a name before the first ':' that is
+   * exactly a table name (letters in any case) is all token characters,
+   * and is what the token scan below would find. */
+  const char *colon = memchr(line, ':', (size_t)(vend - line));
+  if (colon) {
+    const char *ne = colon;
+    while (ne > line && (ne[-1] == ' ' || ne[-1] == '\t'))
+      ne--;
+    id = hdr_lookup(line, (size_t)(ne - line), overread, 1);
+    if (id != SIP_H_OTHER)
+      nend = ne;
+  }
+  if (!nend) {
+    p = line;
+    while (vend - p >= 4 && sip__is((unsigned char)p[0], SIP_C_TOKEN) &&
+           sip__is((unsigned char)p[1], SIP_C_TOKEN) &&
+           sip__is((unsigned char)p[2], SIP_C_TOKEN) &&
+           sip__is((unsigned char)p[3], SIP_C_TOKEN))
+      p += 4;
+    while (p < vend && sip__is((unsigned char)*p, SIP_C_TOKEN))
+      p++;
+    nend = p;
+    while (p < vend && (*p == ' ' || *p == '\t'))
+      p++;
+    if (nend == line || p == vend || *p != ':')
+      return fail(m, base, nend, "header name", SIP_EHEADER);
+    id = hdr_lookup(line, (size_t)(nend - line), overread, 0);
+  } else {
+    p = colon;
+  }
   if (m->nhdr >= m->limits->max_headers)
     return fail(m, base, line, "header count", SIP_ETOOMANY);
   if (m->nhdr == m->hdr_cap && sip__msg_grow_headers(m) < 0)
@@ -296,7 +330,7 @@ index_header(sip_msg *m, const char *base, const char *line, const char *vend,
   h->name = (sip_str){line, (size_t)(nend - line)};
   h->value = sip__trim(p + 1, vend);
   h->raw = (sip_str){line, (size_t)(rawend - line)};
-  h->id = (uint16_t)hdr_lookup(line, (size_t)(nend - line), rawend - line >= 8);
+  h->id = (uint16_t)id;
   m->present |= (uint64_t)1 << h->id;
   h->state = SIP_HS_ORIG;
   h->parsed = NULL;
