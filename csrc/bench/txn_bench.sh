@@ -62,7 +62,7 @@ start_server() { # start_server ARGS...
   timeout -k 5 600 "$LUA" examples/uas200.lua --listen "udp:127.0.0.1:$PORT" "$@" >"$work/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do
-    grep -q '^listening on ' "$work/server.log" && break
+    grep -qs '^listening on ' "$work/server.log" && break
     sleep 0.1
   done
   # the Lua process under timeout(1): measure the interpreter itself

@@ -87,7 +87,7 @@ stat() {
 "$LUA" examples/uas200.lua --listen "udp:127.0.0.1:$PORT" --t1 100 --t2 1000 >"$work/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do
-  grep -q '^listening on ' "$work/server.log" && break
+  grep -qs '^listening on ' "$work/server.log" && break
   kill -0 "$SERVER_PID" 2>/dev/null || break
   sleep 0.1
 done
