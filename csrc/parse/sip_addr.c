@@ -117,8 +117,7 @@ int sip_addr_parse(sip_arena *a, const char *p, size_t len, unsigned flags,
     const char *r = q, *last = q;
     for (;;) {
       const char *ts = r;
-      while (r < end && sip__is((unsigned char)*r, SIP_C_TOKEN))
-        r++;
+      r = sip__span(r, end, SIP_C_TOKEN);
       if (r == ts)
         break;
       last = r;

@@ -672,9 +672,8 @@ int sip_msg_get_call_id(sip_msg *m, sip_str *out) {
   const char *s = h->value.p, *end = s + h->value.len;
   if (s == end)
     return SIP_EVALUE;
-  for (const char *p = s; p < end; p++)
-    if (!callid_byte[(unsigned char)*p])
-      return SIP_EVALUE;
+  if (sip__span_tab(s, end, callid_byte) != end)
+    return SIP_EVALUE;
   /* at most one '@', with a word on both sides */
   const char *at = memchr(s, '@', h->value.len);
   if (at &&

@@ -105,8 +105,7 @@ static int parse_value(sip_arena *a, const char **pp, const char *end,
     if (r < 0)
       return r;
   } else {
-    while (p < end && value_byte[(unsigned char)*p])
-      p++;
+    p = sip__span_tab(p, end, value_byte);
     if (p == s)
       return SIP_EPARAM;
     pr->value = pr->dec = (sip_str){s, (size_t)(p - s)};
@@ -143,8 +142,7 @@ int sip_params_parse(sip_arena *a, const char *p, size_t len, sip_params *out) {
     }
     p = sip__skip_lws(p + 1, end);
     const char *ns = p;
-    while (p < end && sip__is((unsigned char)*p, SIP_C_TOKEN))
-      p++;
+    p = sip__span(p, end, SIP_C_TOKEN);
     if (p == ns) /* ";;", a trailing ';' or a non-token name */
       return SIP_EPARAM;
     sip_param *pr = &v[n++];

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sip_types.h"
 
@@ -50,11 +51,37 @@ static inline int sip__hexval(unsigned char c) {
   return -1;
 }
 
+/* The first byte of [p, end) not in class cls (end when there is none),
+ * four bytes a step: the scanners' inner loop. */
+static inline const char *sip__span(const char *p, const char *end,
+                                    unsigned cls) {
+  while (end - p >= 4 && sip__is((unsigned char)p[0], cls) &&
+         sip__is((unsigned char)p[1], cls) &&
+         sip__is((unsigned char)p[2], cls) && sip__is((unsigned char)p[3], cls))
+    p += 4;
+  while (p < end && sip__is((unsigned char)*p, cls))
+    p++;
+  return p;
+}
+
+/* The same for a byte table (non-zero: in the set). */
+static inline const char *sip__span_tab(const char *p, const char *end,
+                                        const uint8_t *tab) {
+  while (end - p >= 4 && tab[(unsigned char)p[0]] && tab[(unsigned char)p[1]] &&
+         tab[(unsigned char)p[2]] && tab[(unsigned char)p[3]])
+    p += 4;
+  while (p < end && tab[(unsigned char)*p])
+    p++;
+  return p;
+}
+
 /* Skip SP/HTAB and folds (CRLF or LF followed by SP/HTAB) from p up to end. */
 static inline const char *sip__skip_lws(const char *p, const char *end) {
-  /* the usual case, a byte that starts no LWS, in one compare */
+  /* the usual cases: a byte that starts no LWS, or one SP before it */
   if (p < end && (unsigned char)*p > ' ')
     return p;
+  if (end - p >= 2 && *p == ' ' && (unsigned char)p[1] > ' ')
+    return p + 1;
   for (;;) {
     if (p < end && (*p == ' ' || *p == '\t')) {
       p++;
@@ -75,6 +102,23 @@ static inline const char *sip__skip_lws(const char *p, const char *end) {
 static inline int sip__ieq_letters(sip_str s, const char *lit, size_t n) {
   if (s.len != n)
     return 0;
+  /* n is a constant: two overlapping words cover 2..8 bytes */
+  if (n >= 4 && n <= 8) {
+    uint32_t a, b, c, d;
+    memcpy(&a, s.p, 4);
+    memcpy(&b, lit, 4);
+    memcpy(&c, s.p + n - 4, 4);
+    memcpy(&d, lit + n - 4, 4);
+    return ((a | 0x20202020u) == b) & ((c | 0x20202020u) == d);
+  }
+  if (n >= 2 && n < 4) {
+    uint16_t a, b, c, d;
+    memcpy(&a, s.p, 2);
+    memcpy(&b, lit, 2);
+    memcpy(&c, s.p + n - 2, 2);
+    memcpy(&d, lit + n - 2, 2);
+    return ((uint16_t)(a | 0x2020u) == b) & ((uint16_t)(c | 0x2020u) == d);
+  }
   for (size_t i = 0; i < n; i++)
     if ((unsigned char)(s.p[i] | 0x20) != (unsigned char)lit[i])
       return 0;

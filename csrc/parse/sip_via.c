@@ -8,9 +8,7 @@
 #include "sip_scan.h"
 
 static const char *skip_token(const char *p, const char *end) {
-  while (p < end && sip__is((unsigned char)*p, SIP_C_TOKEN))
-    p++;
-  return p;
+  return sip__span(p, end, SIP_C_TOKEN);
 }
 
 /* token LWS? "/" LWS? ; stores the token. NULL when malformed. */
@@ -75,8 +73,7 @@ static const char *parse_host(const char *p, const char *end, sip_via *v) {
   } else {
     /* '_' is not in hostname, but deployed hosts use it and nothing else
      * in a sent-by could be confused with it. */
-    while (p < end && host_byte[(unsigned char)*p])
-      p++;
+    p = sip__span_tab(p, end, host_byte);
     if (p == s)
       return NULL;
     if (is_ipv4(s, p)) /* returns at once for a name: a letter first */
