@@ -60,10 +60,12 @@ uint32_t sip__txn_hash_server(uint64_t seed, sip_str branch, sip_str host,
 }
 
 uint32_t sip__txn_hash_2543(uint64_t seed, sip_str callid, uint32_t cseq,
-                            sip_str fromtag) {
+                            sip_str fromtag, sip_str ruri, sip_str via) {
   uint64_t h = mix_bytes(seed ^ 0x32353433ull, callid.p, callid.len);
   h = mix_u32(h, cseq);
-  return fin(mix_bytes(h, fromtag.p, fromtag.len));
+  h = mix_bytes(h, fromtag.p, fromtag.len);
+  h = mix_bytes(h, ruri.p, ruri.len);
+  return fin(mix_lower(h, via.p, via.len));
 }
 
 /* ---- tables
@@ -138,9 +140,10 @@ void sip__txn_table_del(sip__txn_table *tb, sip_txn *t) {
  * ------------------------------------------------------------- */
 
 /* getrandom(2) refills a pool, so a branch costs no system call in the
- * common case. Loop thread only, like everything else here. */
-static unsigned char pool[256];
-static size_t pool_left;
+ * common case. One pool per thread: loops in several threads each get
+ * their own. */
+static _Thread_local unsigned char pool[256];
+static _Thread_local size_t pool_left;
 
 static void refill(void) {
   size_t got = 0;
@@ -156,7 +159,7 @@ static void refill(void) {
   if (got < sizeof(pool)) {
     /* no getrandom (ENOSYS in an old sandbox): splitmix64 over the clock.
      * Unique enough for branches; not for secrets. */
-    static uint64_t x;
+    static _Thread_local uint64_t x;
     x ^= uv_hrtime() ^ (uint64_t)(uintptr_t)&got;
     for (; got < sizeof(pool); got++) {
       uint64_t z = (x += 0x9e3779b97f4a7c15ull);

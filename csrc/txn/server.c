@@ -82,7 +82,8 @@ static sip_txn *find_server(sip_txl *txl, const sip_via *v, sip_str method) {
  * the transaction sent (ack != 0). */
 static sip_txn *find_2543(sip_txl *txl, const key2543 *k, sip_str method,
                           int ack) {
-  uint32_t h = sip__txn_hash_2543(txl->seed, k->callid, k->cseq, k->fromtag);
+  uint32_t h = sip__txn_hash_2543(txl->seed, k->callid, k->cseq, k->fromtag,
+                                  k->ruri, k->via);
   for (sip_txn *t = txl->s2543.b[h & txl->s2543.mask]; t; t = t->hnext) {
     if (t->hash != h || t->cseq != k->cseq ||
         !str_eq(sip__txn_str(t, t->method), method) ||
@@ -186,7 +187,8 @@ static sip_txn *server_new(sip_txl *txl, sip_msg *msg, const sip_via *v,
     t->totag = sip__txn_put(t, &used, k->totag.p, k->totag.len);
     t->fromtag = sip__txn_put(t, &used, k->fromtag.p, k->fromtag.len);
     t->callid = sip__txn_put(t, &used, k->callid.p, k->callid.len);
-    t->hash = sip__txn_hash_2543(txl->seed, k->callid, k->cseq, k->fromtag);
+    t->hash = sip__txn_hash_2543(txl->seed, k->callid, k->cseq, k->fromtag,
+                                 k->ruri, k->via);
   } else {
     t->hash =
         sip__txn_hash_server(txl->seed, branch, v->host, t->port, msg->method);
@@ -435,8 +437,11 @@ int sip_txn_reply(sip_txn *t, int status, const char *bytes, size_t len) {
     sip__txn_terminate(t);
     return rc;
   }
+  /* Timer J = 0 on a reliable transport, from when the transport has
+   * delivered its verdict: a connection that cannot be (re)established
+   * still reaches the TU as SIP_TXN_EV_TRANSPORT (§17.2.4) */
   if (t->kind == SIP_TXN_NIST && status >= 200 && (t->flags & SIP__TF_RELIABLE))
-    sip__txn_terminate(t); /* Timer J = 0 */
+    t->flags |= SIP__TF_END_ON_SENT;
   return 0;
 }
 
@@ -469,4 +474,16 @@ void sip__txn_server_timer(sip_txn *t, int which) {
     return;
   }
   sip__txn_terminate(t); /* I, J, L */
+}
+
+void sip_txn_abandon(sip_txn *t) {
+  if (!t || (t->kind != SIP_TXN_IST && t->kind != SIP_TXN_NIST))
+    return;
+  if (t->state != SIP_TXN_PROCEEDING && t->state != SIP_TXN_TRYING)
+    return;
+  /* no 100 Trying for a request nobody will answer: the sender keeps
+   * retransmitting and gives up on its own Timer B/F */
+  t->flags &= (uint8_t)~SIP__TF_TRYING;
+  sip__txn_timer_stop(t, 0);
+  sip__txn_timer_in(t, 1, 64 * (uint64_t)t->txl->cfg.t1_ms);
 }

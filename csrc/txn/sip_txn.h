@@ -276,12 +276,20 @@ void sip_txn_detach(sip_txn *t);
  *  - final: once. IST 2xx -> Accepted (Timer L = 64*T1; further 2xx, the
  *    TU's retransmissions, are allowed and sent as they come); IST 300-699
  *    -> Completed (Timer G retransmits on UDP until the ACK, Timer H);
- *    NIST -> Completed (Timer J, 0 on reliable transports).
+ *    NIST -> Completed (Timer J; on reliable transports 0, counted from
+ *    the transport's report on the send, so a failure is still told).
  * Returns 0, SIP_EINVAL (not a server transaction, status out of range, a
  * final response already sent -- except 2xx in Accepted --, Terminated),
  * or the transport's code when the send failed at once: the transaction is
  * then Terminated (§17.2.4) and no event is raised for that failure. */
 int sip_txn_reply(sip_txn *t, int status, const char *bytes, size_t len);
+
+/* The TU will never answer this request (a script dropped it, or forgot
+ * it): the automatic 100 Trying is cancelled and the transaction ends
+ * after 64*T1 (the sender's Timer B/F), absorbing retransmissions until
+ * then, so it does not hold a max_transactions slot for ever. No-op for a
+ * transaction that already sent a final response or is not a server one. */
+void sip_txn_abandon(sip_txn *t);
 
 /* The INVITE server transaction a CANCEL request cancels (§9.2: matched
  * like the INVITE's retransmission would be, by branch and sent-by, or by

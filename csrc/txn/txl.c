@@ -259,10 +259,13 @@ static void addr_to(const sip__txn_addr *a, struct sockaddr_storage *ss) {
 
 static void on_sent(void *arg, int status) {
   sip_txn *t = arg;
+  t->sends--;
   if (status < 0 && !t->txl->closing && t->state != SIP_TXN_TERMINATED)
     sip__txn_transport_error(t, status);
   else if (status < 0 && !t->txl->closing)
     t->txl->st.transport_errors++; /* a late one: counted only */
+  else if ((t->flags & SIP__TF_END_ON_SENT) && t->sends == 0)
+    sip__txn_terminate(t); /* the final went out: Timer J = 0 */
   sip_txn_unref(t);
 }
 
@@ -305,6 +308,8 @@ int sip__txn_send(sip_txn *t, const char *p, size_t n) {
   }
   if (rc < 0)
     t->refs--; /* no callback will come; the caller holds its own */
+  else
+    t->sends++;
   return rc;
 }
 

@@ -42,6 +42,8 @@ enum {
   SIP__TF_PENDING_ERR = 0x08, /* client: tn[1] reports err (send failed) */
   SIP__TF_DEAD = 0x10,        /* on the dead list */
   SIP__TF_FINAL = 0x20,       /* client: a final was delivered to the TU */
+  SIP__TF_END_ON_SENT = 0x40, /* NIST, reliable: Timer J = 0 counts from
+                                 the transport's verdict on the final */
 };
 
 struct sip_txn {
@@ -66,7 +68,8 @@ struct sip_txn {
   uint16_t status;
   uint16_t port; /* server: sent-by port, 0 when absent */
   uint16_t rtag_len;
-  uint16_t klen; /* bytes of k[] */
+  uint16_t klen;  /* bytes of k[] */
+  uint16_t sends; /* transport callbacks pending */
   uint8_t kind, state, flags;
   /* in k[]: */
   sip__txn_slice branch, method;
@@ -102,7 +105,7 @@ struct sip_txl {
 
   sip__txn_table client; /* key: branch + CSeq method */
   sip__txn_table server; /* key: branch + sent-by + method (ACK: INVITE) */
-  sip__txn_table s2543;  /* key: Call-ID + CSeq number + From tag */
+  sip__txn_table s2543;  /* key: Call-ID, CSeq number, From tag, R-URI, Via */
   sip_txn *dead;         /* Terminated, layer reference still held */
 
   uint64_t seed;
@@ -146,8 +149,10 @@ sip__txn_slice sip__txn_put(sip_txn *t, size_t *used, const char *p, size_t n);
 uint32_t sip__txn_hash_client(uint64_t seed, sip_str branch, sip_str method);
 uint32_t sip__txn_hash_server(uint64_t seed, sip_str branch, sip_str host,
                               uint16_t port, sip_str method);
+/* Every RFC 2543 field but the To tag (an ACK's differs from its
+ * INVITE's), so a peer varying only one field cannot grow one chain. */
 uint32_t sip__txn_hash_2543(uint64_t seed, sip_str callid, uint32_t cseq,
-                            sip_str fromtag);
+                            sip_str fromtag, sip_str ruri, sip_str via);
 int sip__txn_table_init(sip_txl *txl, sip__txn_table *tb);
 void sip__txn_table_free(sip_txl *txl, sip__txn_table *tb);
 /* Insert t (t->hash set). Grows the table; 0 or SIP_ENOMEM (then t is not

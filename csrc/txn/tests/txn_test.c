@@ -978,6 +978,22 @@ static void test_ist_trying(void) {
   CHECK(k > 0 && starts(buf, "SIP/2.0 603 "));
   CHECK_INT(stats(&e).trying_sent, 1);
 
+  /* the INVITE again before the delay: the client is waiting, the 100 goes
+   * out at once */
+  int p3, s3 = udp_sock(&p3); /* s gets the 603's retransmissions */
+  n = mkreq(req, sizeof(req), "INVITE", "UDP", p3, "z9hG4bKtr5", "tr5@x", 1,
+            "INVITE", NULL);
+  udp_to(s3, e.udp_port, req, (size_t)n);
+  RUN_UNTIL(e.nreq == 4, 1000);
+  t0 = now_ms();
+  udp_to(s3, e.udp_port, req, (size_t)n);
+  k = recv_one(s3, buf, sizeof(buf), 1000);
+  CHECK(k > 0 && starts(buf, "SIP/2.0 100 "));
+  CHECK_MSG(now_ms() - t0 < 2.0 * T1, "100 after %.1f ms", now_ms() - t0);
+  CHECK_INT(collect(s3, 5 * T1, NULL, 0), 0); /* and only once */
+  CHECK_INT(stats(&e).trying_sent, 2);
+  close(s3);
+
   /* SIP_TXN_NO_TRYING */
   env f;
   sip_txl_config c;
@@ -1384,6 +1400,31 @@ static void test_tcp(void) {
   CHECK_INT(sip_txn_state(e.txn), SIP_TXN_TERMINATED);
   CHECK_INT(stats(&e).retransmissions, 0);
   close(s);
+
+  /* §17.2.4: the request's connection is gone and the Via's port refuses
+   * a new one: the TU hears of it (event), the transaction ends */
+  int xport, xs = tcp_listen_sock(&xport);
+  close(xs);
+  RUN_UNTIL(sip_tp_conn_count(e.tp) == 0, 2000);
+  e.reply_status = 0;
+  s = tcp_connect(e.tcp_port);
+  n = mkreq(req, sizeof(req), "OPTIONS", "TCP", xport, "z9hG4bKtcpx", "tx@x", 1,
+            "OPTIONS", NULL);
+  CHECK(send(s, req, (size_t)n, MSG_NOSIGNAL) == n);
+  RUN_UNTIL(e.nreq == 3, 1000);
+  CHECK_INT(e.nreq, 3);
+  close(s);
+  RUN_UNTIL(sip_tp_conn_count(e.tp) == 0, 2000);
+  CHECK_INT(sip_tp_conn_count(e.tp), 0);
+  int ev0 = e.ev_transport;
+  uint64_t te0 = stats(&e).transport_errors;
+  CHECK_INT(tu_reply(e.txn, &e.rx->msg, 200, "tu1"), 0);
+  CHECK_INT(sip_txn_state(e.txn), SIP_TXN_COMPLETED);
+  RUN_UNTIL(e.ev_transport == ev0 + 1, 3000);
+  CHECK_INT(e.ev_transport, ev0 + 1);
+  CHECK_INT(sip_txn_state(e.txn), SIP_TXN_TERMINATED);
+  CHECK_INT(sip_txn_error(e.txn), UV_ECONNREFUSED);
+  CHECK_INT(stats(&e).transport_errors, te0 + 1);
   env_close(&e);
 }
 
@@ -1575,6 +1616,41 @@ static void test_load(void) {
   env_close(&e);
 }
 
+/* What matching needs is missing: an error, nothing called. */
+static void test_receive_errors(void) {
+  env e;
+  env_open(&e, NULL);
+  sip_src src;
+  memset(&src, 0, sizeof(src));
+  src.transport = SIP_TP_UDP;
+  src.listener = e.udp_id;
+  sip_tp_addr(&src.peer, "127.0.0.1", 9, 9);
+  const char *nocseq = "OPTIONS sip:a@b SIP/2.0\r\n"
+                       "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKe1\r\n"
+                       "From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>\r\n"
+                       "Call-ID: e1@x\r\n\r\n";
+  const char *novia = "OPTIONS sip:a@b SIP/2.0\r\n"
+                      "From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>\r\n"
+                      "Call-ID: e1@x\r\nCSeq: 1 OPTIONS\r\n\r\n";
+  const char *nocallid2543 = "OPTIONS sip:a@b SIP/2.0\r\n"
+                             "Via: SIP/2.0/UDP 127.0.0.1:9\r\n"
+                             "From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>\r\n"
+                             "CSeq: 1 OPTIONS\r\n\r\n";
+  const char *resp_novia = "SIP/2.0 200 OK\r\nCSeq: 1 OPTIONS\r\n\r\n";
+  const char *msgs[] = {nocseq, novia, nocallid2543, resp_novia};
+  int want[] = {SIP_ECSEQ, SIP_EVIA, SIP_ENOTFOUND, SIP_TXL_RX_STRAY};
+  for (int i = 0; i < 4; i++) {
+    sip_rxbuf *rx = fake_rx(msgs[i], strlen(msgs[i]));
+    CHECK(sip_msg_parse(&rx->msg, rx->data, rx->len, SIP_MODE_DATAGRAM) > 0);
+    CHECK_INT(sip_txl_receive(e.txl, &rx->msg, rx, &src), want[i]);
+    sip_rxbuf_unref(rx);
+  }
+  CHECK_INT(e.nreq, 0);
+  CHECK_INT(e.nstray, 1);
+  CHECK_INT(stats(&e).live_total, 0);
+  env_close(&e);
+}
+
 static int under_valgrind(void) {
   const char *p = getenv("LD_PRELOAD");
   return p && strstr(p, "vgpreload") != NULL;
@@ -1606,6 +1682,7 @@ int main(void) {
   test_tcp();
   test_max_transactions();
   test_refs_close();
+  test_receive_errors();
   test_load();
   uv_run(&loop, UV_RUN_NOWAIT);
   CHECK_INT(uv_loop_close(&loop), 0);
