@@ -93,6 +93,8 @@ typedef struct sip_lua_rx {
 static void rx_release(void *owner) {
   sip_lua_rx *r = owner;
   if (r->txn) {
+    if (!r->final_status) /* collected unanswered: nobody will answer */
+      sip_txn_abandon(r->txn);
     if (sip_txn_udata(r->txn) == r)
       sip_txn_set_udata(r->txn, NULL);
     sip_txn_unref(r->txn);
@@ -1140,7 +1142,10 @@ static int msg_is_cancelled(lua_State *L) {
 /* msg:drop(): the script deliberately leaves this request unanswered (no
  * default 500 when its handler ends). */
 static int msg_drop(lua_State *L) {
-  check_received(L, 1, "drop")->dropped = 1;
+  sip_lua_rx *r = check_received(L, 1, "drop");
+  r->dropped = 1;
+  if (r->txn && !r->final_status)
+    sip_txn_abandon(r->txn);
   return 0;
 }
 

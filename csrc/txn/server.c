@@ -445,6 +445,22 @@ int sip_txn_reply(sip_txn *t, int status, const char *bytes, size_t len) {
   return 0;
 }
 
+void sip_txn_abandon(sip_txn *t) {
+  if (!t)
+    return;
+  sip_txn_detach(t);
+  if (sip__txn_is_client(t) || t->state == SIP_TXN_TERMINATED ||
+      (t->state != SIP_TXN_TRYING && t->state != SIP_TXN_PROCEEDING))
+    return;
+  if (t->flags & SIP__TF_TRYING) { /* never sent: nothing to re-send */
+    t->flags &= (uint8_t)~SIP__TF_TRYING;
+    sip__txn_timer_stop(t, 0);
+    sip__txn_take_out(t, NULL, 0);
+  }
+  /* tn[1] is idle in Trying / Proceeding: it ends the transaction */
+  sip__txn_timer_in(t, 1, 64 * (uint64_t)t->txl->cfg.t1_ms);
+}
+
 /* ---- timers
  * ----------------------------------------------------------------- */
 
@@ -473,17 +489,5 @@ void sip__txn_server_timer(sip_txn *t, int which) {
     sip__txn_event(t, SIP_TXN_EV_TIMEOUT, 0);
     return;
   }
-  sip__txn_terminate(t); /* I, J, L */
-}
-
-void sip_txn_abandon(sip_txn *t) {
-  if (!t || (t->kind != SIP_TXN_IST && t->kind != SIP_TXN_NIST))
-    return;
-  if (t->state != SIP_TXN_PROCEEDING && t->state != SIP_TXN_TRYING)
-    return;
-  /* no 100 Trying for a request nobody will answer: the sender keeps
-   * retransmitting and gives up on its own Timer B/F */
-  t->flags &= (uint8_t)~SIP__TF_TRYING;
-  sip__txn_timer_stop(t, 0);
-  sip__txn_timer_in(t, 1, 64 * (uint64_t)t->txl->cfg.t1_ms);
+  sip__txn_terminate(t); /* I, J, L; the end of an abandoned one */
 }

@@ -284,19 +284,24 @@ void sip_txn_detach(sip_txn *t);
  * then Terminated (§17.2.4) and no event is raised for that failure. */
 int sip_txn_reply(sip_txn *t, int status, const char *bytes, size_t len);
 
-/* The TU will never answer this request (a script dropped it, or forgot
- * it): the automatic 100 Trying is cancelled and the transaction ends
- * after 64*T1 (the sender's Timer B/F), absorbing retransmissions until
- * then, so it does not hold a max_transactions slot for ever. No-op for a
- * transaction that already sent a final response or is not a server one. */
-void sip_txn_abandon(sip_txn *t);
-
 /* The INVITE server transaction a CANCEL request cancels (§9.2: matched
  * like the INVITE's retransmission would be, by branch and sent-by, or by
  * the RFC 2543 rules), not Terminated; NULL when none or msg is not a
  * CANCEL. The pointer follows the lifetime rules (take a reference to keep
  * it). */
 sip_txn *sip_txn_find_cancelled(sip_txl *txl, sip_msg *msg);
+
+/* The TU will never answer this server transaction (a script dropped the
+ * request, or its handle was collected unanswered). No-op once a final
+ * response was sent, or when Terminated. The pending automatic 100 Trying
+ * is cancelled and the callbacks are detached (as sip_txn_detach); the
+ * transaction stays for 64*T1 more -- as long as a client retransmits
+ * (Timers B, F) -- absorbing retransmissions of the request (the last
+ * provisional, if one was sent, is re-sent as usual), then terminates and
+ * frees its max_transactions slot. Without this an unanswered NIST (Trying)
+ * or IST (Proceeding) has no timer and lives for ever. For a client
+ * transaction: sip_txn_detach. */
+void sip_txn_abandon(sip_txn *t);
 
 /* Event callback (see enum sip_txn_event), replacing any previous one; for
  * either kind. cb may be NULL. */

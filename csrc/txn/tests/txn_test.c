@@ -1069,6 +1069,53 @@ static void test_nist(void) {
   env_close(&e);
 }
 
+/* The TU gives up on requests: no 100, retransmissions absorbed, the end
+ * after 64*T1 (an unanswered NIST / IST has no timer otherwise). */
+static void test_abandon(void) {
+  env e;
+  env_open(&e, NULL);
+  int pport, s = udp_sock(&pport);
+  char req[2048], inv[2048];
+  int n = mkreq(req, sizeof(req), "MESSAGE", "UDP", pport, "z9hG4bKab1", "ab@x",
+                1, "MESSAGE", NULL);
+  udp_to(s, e.udp_port, req, (size_t)n);
+  RUN_UNTIL(e.nreq == 1, 1000);
+  sip_txn *nist = e.txn;
+  sip_txn_ref(nist);
+  int in = mkreq(inv, sizeof(inv), "INVITE", "UDP", pport, "z9hG4bKab2", "ab@x",
+                 2, "INVITE", NULL);
+  udp_to(s, e.udp_port, inv, (size_t)in);
+  RUN_UNTIL(e.nreq == 2, 1000);
+  sip_txn *ist = e.txn;
+  double t0 = now_ms();
+  sip_txn_abandon(nist);
+  sip_txn_abandon(ist);
+  CHECK_INT(collect(s, 6 * T1, NULL, 0), 0); /* no 100 Trying */
+  udp_to(s, e.udp_port, req, (size_t)n);
+  udp_to(s, e.udp_port, inv, (size_t)in);
+  CHECK_INT(collect(s, 3 * T1, NULL, 0), 0);
+  CHECK_INT(e.nreq, 2); /* absorbed, not new */
+  CHECK_INT(stats(&e).live_total, 2);
+  RUN_UNTIL(stats(&e).live_total == 0, 100 * T1);
+  CHECK_INT(stats(&e).live_total, 0);
+  CHECK_NEAR(now_ms() - t0, 64.0 * T1);
+  CHECK_INT(sip_txn_state(nist), SIP_TXN_TERMINATED);
+  CHECK_INT(stats(&e).trying_sent, 0);
+  run_for(2 * T1);
+  CHECK_INT(e.ev_term, 0); /* detached */
+  /* once a final is out, abandoning changes nothing */
+  e.reply_status = 200;
+  n = mkreq(req, sizeof(req), "OPTIONS", "UDP", pport, "z9hG4bKab3", "ab@x", 3,
+            "OPTIONS", NULL);
+  udp_to(s, e.udp_port, req, (size_t)n);
+  RUN_UNTIL(e.nreq == 3, 1000);
+  sip_txn_abandon(e.txn);
+  CHECK_INT(sip_txn_state(e.txn), SIP_TXN_COMPLETED);
+  sip_txn_unref(nist);
+  close(s);
+  env_close(&e);
+}
+
 /* A stray response and an ACK for nothing go up. */
 static void test_strays(void) {
   env e;
@@ -1676,6 +1723,7 @@ int main(void) {
   test_ist_accepted();
   test_ist_trying();
   test_nist();
+  test_abandon();
   test_strays();
   test_cancel();
   test_rfc2543();
