@@ -55,7 +55,7 @@ static inline uintptr_t msg_tag(const sip_lua_msg *u) {
   return (uintptr_t)u ^ MSG_TAG_KEY;
 }
 
-static sip_lua_msg *to_message(lua_State *L, int idx) {
+static inline sip_lua_msg *to_message(lua_State *L, int idx) {
   sip_lua_msg *u = lua_touserdata(L, idx);
   if (u && lua_rawlen(L, idx) >= sizeof(*u) && u->tag == msg_tag(u))
     return u;
@@ -466,7 +466,7 @@ static inline uintptr_t view_tag(const view *v, int kind) {
 
 /* The view at idx when it is one of that kind (like to_message: no
  * metatable compare on the hot path), else NULL. */
-static view *view_check(lua_State *L, int idx, int kind) {
+static inline view *view_check(lua_State *L, int idx, int kind) {
   view *v = lua_touserdata(L, idx);
   if (v && lua_rawlen(L, idx) == sizeof(*v) && v->tag == view_tag(v, kind))
     return v;
@@ -499,13 +499,128 @@ enum {
 #define VF_ENUM(id, name) id,
   ADDR_FIELDS(VF_ENUM) VIA_FIELDS(VF_ENUM)
 #undef VF_ENUM
+      VF__COUNT
 };
 
+static const char *const view_field_names[VF__COUNT] = {NULL,
+#define VF_NAME(id, name) name,
+                                                        ADDR_FIELDS(VF_NAME)
+                                                            VIA_FIELDS(VF_NAME)
+#undef VF_NAME
+};
+
+/* ---- field names -> ids ---------------------------------------------------
+ *
+ * Every field read is an __index call with a string key: the readers find
+ * the field with a switch on the length and compares of constant length
+ * (inlined), not with a Lua table lookup and a conversion of its value.
+ * The switches follow the X-macro lists; open checks they agree. */
+typedef int (*field_finder)(const char *k, size_t len);
+
+/* the field of the string key at idx, 0 when it is not one */
+static inline int key_field(lua_State *L, int idx, field_finder find) {
+  size_t len;
+  if (lua_type(L, idx) != LUA_TSTRING)
+    return 0;
+  const char *k = lua_tolstring(L, idx, &len);
+  return find(k, len);
+}
+
+/* Address field name -> A_*, 0 when none (as ADDR_FIELDS) */
+static int addr_field(const char *k, size_t len) {
+  switch (len) {
+  case 1:
+    if (!memcmp(k, "q", 1))
+      return A_Q;
+    break;
+  case 3:
+    if (!memcmp(k, "uri", 3))
+      return A_URI;
+    if (!memcmp(k, "tag", 3))
+      return A_TAG;
+    if (!memcmp(k, "raw", 3))
+      return A_RAW;
+    break;
+  case 4:
+    if (!memcmp(k, "star", 4))
+      return A_STAR;
+    break;
+  case 6:
+    if (!memcmp(k, "params", 6))
+      return A_PARAMS;
+    break;
+  case 7:
+    if (!memcmp(k, "display", 7))
+      return A_DISPLAY;
+    if (!memcmp(k, "expires", 7))
+      return A_EXPIRES;
+    break;
+  case 10:
+    if (!memcmp(k, "params_raw", 10))
+      return A_PARAMS_RAW;
+    break;
+  case 11:
+    if (!memcmp(k, "display_raw", 11))
+      return A_DISPLAY_RAW;
+    break;
+  }
+  return 0;
+}
+
+/* Via field name -> V_*, 0 when none (as VIA_FIELDS) */
+static int via_field(const char *k, size_t len) {
+  switch (len) {
+  case 3:
+    if (!memcmp(k, "raw", 3))
+      return V_RAW;
+    if (!memcmp(k, "ttl", 3))
+      return V_TTL;
+    break;
+  case 4:
+    if (!memcmp(k, "host", 4))
+      return V_HOST;
+    if (!memcmp(k, "port", 4))
+      return V_PORT;
+    break;
+  case 5:
+    if (!memcmp(k, "rport", 5))
+      return V_RPORT;
+    if (!memcmp(k, "maddr", 5))
+      return V_MADDR;
+    break;
+  case 6:
+    if (!memcmp(k, "branch", 6))
+      return V_BRANCH;
+    if (!memcmp(k, "params", 6))
+      return V_PARAMS;
+    break;
+  case 7:
+    if (!memcmp(k, "version", 7))
+      return V_VERSION;
+    break;
+  case 8:
+    if (!memcmp(k, "protocol", 8))
+      return V_PROTOCOL;
+    if (!memcmp(k, "received", 8))
+      return V_RECEIVED;
+    break;
+  case 9:
+    if (!memcmp(k, "transport", 9))
+      return V_TRANSPORT;
+    break;
+  case 10:
+    if (!memcmp(k, "params_raw", 10))
+      return V_PARAMS_RAW;
+    break;
+  }
+  return 0;
+}
+
 /* The message's field readers (msg_index, msg:get) are closures whose
- * upvalues 2 and 3 are the Address and Via metatables: no registry lookup
+ * upvalues 1 and 2 are the Address and Via metatables: no registry lookup
  * per view made. */
-#define UV_ADDR_MT lua_upvalueindex(2)
-#define UV_VIA_MT lua_upvalueindex(3)
+#define UV_ADDR_MT lua_upvalueindex(1)
+#define UV_VIA_MT lua_upvalueindex(2)
 
 static void push_view(lua_State *L, int msgidx, sip_lua_msg *owner,
                       const void *p, int kind) {
@@ -528,16 +643,14 @@ static void push_params_cached(lua_State *L, const sip_params *ps) {
   lua_setiuservalue(L, 1, 2);
 }
 
-/* __index of both view types; upvalue 1: field name -> VF_* */
+/* __index of both view types */
 static int view_index(lua_State *L, int kind) {
   view *v = view_check(L, 1, kind);
   if (!v)
     return luaL_typeerror(L, 1, "luasip view");
-  if (lua_gettop(L) != 2)
-    lua_settop(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNUMBER)
+  int f = key_field(L, 2, kind == VIEW_VIA ? via_field : addr_field);
+  if (!f)
     return 0;
-  int f = (int)lua_tointeger(L, -1);
   if (!msg_live(v->owner))
     return luaL_error(L, "attempt to use a value of a closed " SIP_LUA_MESSAGE);
   const sip_addr *a = v->p;
@@ -655,20 +768,9 @@ static int view_tostring(lua_State *L) {
 }
 
 /* Push the metatable of a view kind (also registered under its name). */
-static void open_view(lua_State *L, const char *name, int kind, int first,
-                      int last) {
-  static const char *const names[] = {NULL,
-#define VF_NAME(id, name) name,
-                                      ADDR_FIELDS(VF_NAME) VIA_FIELDS(VF_NAME)
-#undef VF_NAME
-  };
+static void open_view(lua_State *L, const char *name, int kind) {
   luaL_newmetatable(L, name);
-  lua_createtable(L, 0, last - first + 1);
-  for (int i = first; i <= last; i++) {
-    lua_pushinteger(L, i);
-    lua_setfield(L, -2, names[i]);
-  }
-  lua_pushcclosure(L, kind == VIEW_VIA ? via_index : addr_index, 1);
+  lua_pushcfunction(L, kind == VIEW_VIA ? via_index : addr_index);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, view_tostring);
   lua_setfield(L, -2, "__tostring");
@@ -748,6 +850,85 @@ static const char *const field_names[] = {NULL,
                                           FIELDS(F_NAME)
 #undef F_NAME
 };
+
+/* Message field name -> F_*, 0 when none (as FIELDS) */
+static int msg_field(const char *k, size_t len) {
+  switch (len) {
+  case 2:
+    if (!memcmp(k, "to", 2))
+      return F_TO;
+    break;
+  case 3:
+    if (!memcmp(k, "uri", 3))
+      return F_URI;
+    if (!memcmp(k, "via", 3))
+      return F_VIA;
+    break;
+  case 4:
+    if (!memcmp(k, "ruri", 4))
+      return F_RURI;
+    if (!memcmp(k, "cseq", 4))
+      return F_CSEQ;
+    if (!memcmp(k, "from", 4))
+      return F_FROM;
+    if (!memcmp(k, "body", 4))
+      return F_BODY;
+    break;
+  case 5:
+    if (!memcmp(k, "paths", 5))
+      return F_PATHS;
+    if (!memcmp(k, "ctype", 5))
+      return F_CTYPE;
+    break;
+  case 6:
+    if (!memcmp(k, "method", 6))
+      return F_METHOD;
+    if (!memcmp(k, "status", 6))
+      return F_STATUS;
+    if (!memcmp(k, "reason", 6))
+      return F_REASON;
+    if (!memcmp(k, "routes", 6))
+      return F_ROUTES;
+    break;
+  case 7:
+    if (!memcmp(k, "version", 7))
+      return F_VERSION;
+    if (!memcmp(k, "call_id", 7))
+      return F_CALL_ID;
+    if (!memcmp(k, "expires", 7))
+      return F_EXPIRES;
+    break;
+  case 8:
+    if (!memcmp(k, "contacts", 8))
+      return F_CONTACTS;
+    break;
+  case 10:
+    if (!memcmp(k, "is_request", 10))
+      return F_IS_REQUEST;
+    if (!memcmp(k, "start_line", 10))
+      return F_START_LINE;
+    break;
+  case 11:
+    if (!memcmp(k, "cseq_method", 11))
+      return F_CSEQ_METHOD;
+    break;
+  case 12:
+    if (!memcmp(k, "max_forwards", 12))
+      return F_MAX_FORWARDS;
+    if (!memcmp(k, "content_type", 12))
+      return F_CONTENT_TYPE;
+    break;
+  case 13:
+    if (!memcmp(k, "record_routes", 13))
+      return F_RECORD_ROUTES;
+    break;
+  case 18:
+    if (!memcmp(k, "has_content_length", 18))
+      return F_HAS_CONTENT_LENGTH;
+    break;
+  }
+  return 0;
+}
 
 /* Derived values (tables, views, URI objects) are cached in user value
  * slots, one per cached field: no string-keyed table on the hot path, and
@@ -981,39 +1162,34 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
   return 1;
 }
 
-/* upvalue 1: field name -> F_*, 2 and 3: the view metatables (see
- * UV_ADDR_MT), 4: the methods table */
+/* upvalues 1 and 2: the view metatables (see UV_ADDR_MT), 3: the methods
+ * table */
 static int msg_index(lua_State *L) {
   sip_lua_msg *u = to_message(L, 1);
-  if (lua_gettop(L) != 2) /* a direct call; the VM passes exactly two */
-    lua_settop(L, 2);
-  lua_pushvalue(L, 2);
-  /* fields first: they are what a script reads per message. The field's
-   * value is pushed above its number and returned from the top. */
-  if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER) {
-    int f = (int)lua_tointeger(L, -1);
+  /* fields first: they are what a script reads per message; the value is
+   * returned from the top */
+  int f = key_field(L, 2, msg_field);
+  if (f) {
     if (!msg_live(u))
       return luaL_error(L, "attempt to use a closed " SIP_LUA_MESSAGE);
     if (push_field(L, 1, u, f) > 1)
       lua_pop(L, 2); /* a field read yields nil; msg:get() has the error */
     return 1;
   }
-  lua_pop(L, 1);
   /* methods stay reachable after close (close, is_closed) */
-  lua_rawget(L, lua_upvalueindex(4));
+  lua_settop(L, 2);
+  lua_rawget(L, lua_upvalueindex(3));
   return 1;
 }
 
 /* msg:get(field) -> value, or nil, err, name when the field is malformed
- * (nil alone when absent). Upvalues as msg_index's first three. */
+ * (nil alone when absent). Upvalues as msg_index's first two. */
 static int msg_get(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
   luaL_checkstring(L, 2);
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNUMBER)
+  int f = key_field(L, 2, msg_field);
+  if (!f)
     return luaL_argerror(L, 2, "unknown field");
-  int f = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
   return push_field(L, 1, u, f);
 }
 
@@ -1435,10 +1611,25 @@ static void push_field_table(lua_State *L) {
   }
 }
 
+/* the switches of msg_field, addr_field, via_field know every name */
+static int field_finders_ok(void) {
+  for (int f = 1; f < F__COUNT; f++)
+    if (msg_field(field_names[f], strlen(field_names[f])) != f)
+      return 0;
+  for (int f = 1; f < VF__COUNT; f++) {
+    const char *n = view_field_names[f];
+    if ((f <= A_STAR ? addr_field(n, strlen(n)) : via_field(n, strlen(n))) != f)
+      return 0;
+  }
+  return 1;
+}
+
 void sip__lua_open_message(lua_State *L) {
   int core = lua_gettop(L);
-  open_view(L, SIP_LUA_ADDR, VIEW_ADDR, A_DISPLAY, A_STAR); /* core+1 */
-  open_view(L, SIP_LUA_VIA, VIEW_VIA, V_RAW, V_PARAMS);     /* core+2 */
+  if (!field_finders_ok())
+    luaL_error(L, "luasip.core: field name switch out of date");
+  open_view(L, SIP_LUA_ADDR, VIEW_ADDR); /* core+1 */
+  open_view(L, SIP_LUA_VIA, VIEW_VIA);   /* core+2 */
   /* core+3: pushed messages' metatable (registered by name), core+4:
    * parsed messages' (the same less __gc), core+5, core+6: the slot pool
    * and its W table */
@@ -1452,18 +1643,16 @@ void sip__lua_open_message(lua_State *L) {
   lua_setfield(L, core + 4, "__name");
   push_pool(L);
   luaL_newlib(L, msg_methods); /* core+7 */
-  push_field_table(L);
   lua_pushvalue(L, core + 1);
   lua_pushvalue(L, core + 2);
-  lua_pushcclosure(L, msg_get, 3);
+  lua_pushcclosure(L, msg_get, 2);
   lua_setfield(L, core + 7, "get");
   lua_pushvalue(L, core + 7);
   lua_setfield(L, core, "Message"); /* core.Message = methods (extensible) */
-  push_field_table(L);
   lua_pushvalue(L, core + 1);
   lua_pushvalue(L, core + 2);
   lua_pushvalue(L, core + 7);
-  lua_pushcclosure(L, msg_index, 4);
+  lua_pushcclosure(L, msg_index, 3);
   lua_pushvalue(L, -1);
   lua_setfield(L, core + 3, "__index");
   lua_setfield(L, core + 4, "__index");
