@@ -92,8 +92,9 @@ static sip_txn *find_2543(sip_txl *txl, const key2543 *k, sip_str method,
         !str_eq(sip__txn_str(t, t->ruri), k->ruri) ||
         !str_ieq(sip__txn_str(t, t->via), k->via))
       continue;
-    sip_str tag = ack ? (sip_str){t->rtag ? t->rtag : "", t->rtag_len}
-                      : sip__txn_str(t, t->totag);
+    sip_str tag =
+        ack ? (sip_str){t->rtag ? t->rtag : "", t->rtag ? strlen(t->rtag) : 0}
+            : sip__txn_str(t, t->totag);
     if (str_eq(tag, k->totag))
       return t;
   }
@@ -360,14 +361,14 @@ static void keep_rtag(sip_txn *t, const char *bytes, size_t len) {
   const sip_addr *to;
   if (sip_msg_parse(m, bytes, len, SIP_MODE_DATAGRAM) >= 0 &&
       sip_msg_get_addr(m, SIP_H_TO, &to) == 0 && to->tag.len &&
-      to->tag.len <= UINT16_MAX) {
-    char *p = sip__txn_alloc(txl, to->tag.len, 1);
+      memchr(to->tag.p, '\0', to->tag.len) == NULL) {
+    char *p = sip__txn_alloc(txl, to->tag.len + 1, 1);
     if (p) {
       memcpy(p, to->tag.p, to->tag.len);
+      p[to->tag.len] = '\0';
       if (t->rtag)
-        sip__txn_free(txl, t->rtag, t->rtag_len, 1);
+        sip__txn_free(txl, t->rtag, strlen(t->rtag) + 1, 1);
       t->rtag = p;
-      t->rtag_len = (uint16_t)to->tag.len;
     }
   }
   sip_msg_free(m);

@@ -45,7 +45,11 @@
  * (the layer is closing). Transport codes pass through.
  *
  * Timers: one uv_timer_t per layer drives a binary min-heap of deadlines
- * (at most two per transaction). Times are uv_now() milliseconds. */
+ * (at most two per transaction). Times are uv_now() milliseconds; arming
+ * one calls uv_update_time() first, so a call from outside a callback or
+ * after a long one counts from the real now. Retransmission intervals are
+ * anchored at the previous deadline (a late loop does not stretch the
+ * schedule). */
 #ifndef SIP_TXN_H
 #define SIP_TXN_H
 
@@ -59,7 +63,7 @@
 #define SIP_TXN_MAGIC "z9hG4bK"
 
 /* Buffer sizes incl. the NUL of sip_txn_new_branch / sip_txn_new_tag. */
-#define SIP_TXN_BRANCH_SIZE 30 /* "z9hG4bK" + 22 chars (128 random bits) */
+#define SIP_TXN_BRANCH_SIZE 30 /* "z9hG4bK" + 22 chars (132 random bits) */
 #define SIP_TXN_TAG_SIZE 17    /* 16 chars (96 random bits) */
 
 /* Defaults (§17.1.1.1, §17.1.2.2, Table 4). */
@@ -194,13 +198,14 @@ enum sip_txl_rx {
 };
 
 /* Hand a received message to the layer (from sip_tp_config.on_message; msg
- * is rx->msg). The layer takes its own rx references if it keeps anything,
- * the caller's reference is untouched. Returns a SIP_TXL_RX_* value, or a
- * negative code when a request lacks what matching needs (no parseable top
- * Via: SIP_EVIA; CSeq: SIP_ECSEQ / SIP_ERANGE; for RFC 2543 matching also
- * Call-ID, From, To) -- nothing was called then and the caller may answer
- * 400 -- or UV_ECANCELED when the layer is closing. A response without a
- * usable Via or CSeq goes to on_stray_response. */
+ * is rx->msg; msg's lazily parsed fields get parsed). The layer keeps no
+ * reference to rx (a transaction copies what it needs: its keys, the top
+ * Via, a prebuilt 100 Trying), the caller's reference is untouched. Returns a
+ * SIP_TXL_RX_* value, or a negative code when a request lacks what matching
+ * needs (no parseable top Via: SIP_EVIA; CSeq: SIP_ECSEQ / SIP_ERANGE; for RFC
+ * 2543 matching also Call-ID, From, To) -- nothing was called then and the
+ * caller may answer 400 -- or UV_ECANCELED when the layer is closing. A
+ * response without a usable Via or CSeq goes to on_stray_response. */
 int sip_txl_receive(sip_txl *txl, sip_msg *msg, sip_rxbuf *rx,
                     const sip_src *src);
 
@@ -236,8 +241,8 @@ void sip_txl_stats(const sip_txl *txl, sip_txl_counters *out);
 /* ---- client transactions
  * -------------------------------------------------- */
 
-/* A new branch: SIP_TXN_MAGIC and 128 bits from getrandom(2) in base64url,
- * NUL-terminated. Returns its length (29). */
+/* A new branch: SIP_TXN_MAGIC and 22 base64url characters (132 bits from
+ * getrandom(2)), NUL-terminated. Returns its length (29). */
 size_t sip_txn_new_branch(char out[SIP_TXN_BRANCH_SIZE]);
 /* A random tag (From/To) of 16 base64url characters, NUL-terminated.
  * Returns its length (16). */
@@ -248,7 +253,13 @@ size_t sip_txn_new_tag(char out[SIP_TXN_TAG_SIZE]);
  * Via and a branch starting with z9hG4bK in place (the TU builds the Via;
  * sip_txn_new_branch makes a branch); its CSeq method is the request's.
  * The bytes are copied and sent to dest (copied, tls_name included); the
- * transport of dest decides reliability (UDP: Timers A / E retransmit).
+ * transport of dest decides reliability (UDP: Timers A / E retransmit; the
+ * §18.1.1 size rule is the caller's, see sip_tp_request_dest). For a
+ * 300-699 final to an INVITE the layer sends the ACK of §17.1.1.3 itself:
+ * "ACK <Request-URI> SIP/2.0", the request's top Via only, its Route
+ * fields, Max-Forwards: 70, its From, the response's To, its Call-ID,
+ * "CSeq: <number> ACK", Content-Length: 0; it is re-sent for every
+ * retransmission of that final until Timer D.
  * on_response(arg, ...) reports responses (see sip_txn_response_cb); it
  * may be NULL. Returns 0 and sets *out (may be NULL) to the transaction
  * (see the lifetime rules), or SIP_EINVAL (unparseable request, ACK, no

@@ -199,7 +199,7 @@ static void txn_free(sip_txn *t) {
   sip_txl *txl = t->txl;
   sip__txn_take_out(t, NULL, 0);
   if (t->rtag)
-    sip__txn_free(txl, t->rtag, t->rtag_len, 1);
+    sip__txn_free(txl, t->rtag, strlen(t->rtag) + 1, 1);
   sip__txn_free(txl, t, sizeof(sip_txn) + t->klen, 1);
   txl->st.zombies--;
   txl->nalloc--;

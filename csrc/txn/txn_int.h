@@ -57,7 +57,7 @@ struct sip_txn {
   sip_txn_event_cb on_event;
   void *ev_arg;
   void *udata;
-  char *rtag; /* RFC 2543 IST: To tag of the final response sent */
+  char *rtag; /* RFC 2543 IST: To tag of the final response sent (NUL) */
   sip__txn_addr addr;
   uint32_t hash;
   int32_t refs;
@@ -66,8 +66,7 @@ struct sip_txn {
   int32_t err;
   uint32_t cseq; /* server: CSeq number (RFC 2543 matching) */
   uint16_t status;
-  uint16_t port; /* server: sent-by port, 0 when absent */
-  uint16_t rtag_len;
+  uint16_t port;  /* server: sent-by port, 0 when absent */
   uint16_t klen;  /* bytes of k[] */
   uint16_t sends; /* transport callbacks pending */
   uint8_t kind, state, flags;
