@@ -83,13 +83,15 @@ static inline sip_lua_msg *to_message(lua_State *L, int idx) {
  * on another message. The message anchors the pool (OWNER user value), so
  * the slot array it reads is always there.
  *
- * The pool searches from where it last took a slot, a few slots at most,
- * and adds one when those are all busy: it grows to what the collector
- * leaves uncollected at once. Every full round it gives the sip_msg of
- * free slots beyond SLOT_KEEP back (to msg_release), and frees the arena
- * chunks of the others, so memory follows the messages that live. */
+ * The pool searches [0, lim) round robin from where it last took a slot, a
+ * few slots at most; when those are busy it takes the next slot past lim
+ * (made before, or added): it grows to what the collector leaves
+ * uncollected at once, and the slots below lim keep their sip_msg. Past
+ * SLOT_KEEP slots, every full round gives the sip_msg of the free slots at
+ * SLOT_KEEP and beyond back (to msg_release) and brings lim back to
+ * SLOT_KEEP: a burst does not keep its memory. */
 #define SLOT_PROBES 4
-#define SLOT_KEEP 64
+#define SLOT_KEEP 256
 
 enum { SLOT_FREE = 0, SLOT_TAKEN = 1, SLOT_CLAIMED = 2 };
 
@@ -100,10 +102,11 @@ typedef struct msg_slot {
 } msg_slot;
 
 typedef struct slot_pool {
-  msg_slot *slot;    /* cap entries: the slab (user value 2) */
+  msg_slot *slot;    /* cap entries: the slab (user value 1) */
   uint32_t n, cap;   /* slots made, room (W has entries up to cap) */
-  uint32_t next;     /* where the next search starts */
-  uint32_t taken;    /* since the last round of trimming */
+  uint32_t lim;      /* the round robin's range, <= n */
+  uint32_t next;     /* where the next search starts, < lim */
+  uint32_t taken;    /* since the last round */
   uint8_t finalized; /* pool_gc ran (lua_close) */
 } slot_pool;
 
@@ -148,39 +151,43 @@ static int slot_busy(lua_State *L, slot_pool *p, uint32_t i, int wi) {
   return 0;
 }
 
-/* a round of trimming (see above) */
+/* the end of a round past SLOT_KEEP slots (see above) */
 static void slot_trim(lua_State *L, slot_pool *p, int wi) {
-  uint32_t kept = 0;
-  for (uint32_t i = 0; i < p->n; i++) {
+  for (uint32_t i = SLOT_KEEP; i < p->n; i++) {
     msg_slot *s = &p->slot[i];
-    if (!s->m || slot_busy(L, p, i, wi))
-      continue;
-    if (kept < SLOT_KEEP) {
-      kept++;
-      if (s->m->arena.chunks)
-        sip_msg_free(s->m);
-    } else {
+    if (s->m && !slot_busy(L, p, i, wi)) {
       msg_release(s->m);
       s->m = NULL;
     }
   }
+  p->lim = SLOT_KEEP;
+  if (p->next >= p->lim)
+    p->next = 0;
   p->taken = 0;
+}
+
+static uint32_t slot_take(slot_pool *p, uint32_t i) {
+  p->slot[i].state = SLOT_CLAIMED;
+  p->taken++;
+  return i;
 }
 
 /* Claim a slot; returns its index. The pool is at pi, W at wi (both
  * pseudo-indices of l_parse). Raises on memory errors with nothing
  * claimed. */
 static uint32_t slot_claim(lua_State *L, slot_pool *p, int pi, int wi) {
-  if (p->taken >= p->n && p->n > SLOT_KEEP)
+  if (p->taken >= p->lim && p->n > SLOT_KEEP)
     slot_trim(L, p, wi);
-  for (int k = 0; k < SLOT_PROBES && p->n; k++) {
+  for (int k = 0; k < SLOT_PROBES && p->lim; k++) {
     uint32_t i = p->next;
-    p->next = i + 1 < p->n ? i + 1 : 0;
-    if (!slot_busy(L, p, i, wi)) {
-      p->slot[i].state = SLOT_CLAIMED;
-      p->taken++;
-      return i;
-    }
+    p->next = i + 1 < p->lim ? i + 1 : 0;
+    if (!slot_busy(L, p, i, wi))
+      return slot_take(p, i);
+  }
+  while (p->lim < p->n) { /* slots a trim left out */
+    uint32_t i = p->lim++;
+    if (!slot_busy(L, p, i, wi))
+      return slot_take(p, i);
   }
   while (p->n == p->cap) {
     /* Allocations can run finalizers, and they core.parse: nothing is
@@ -203,9 +210,9 @@ static uint32_t slot_claim(lua_State *L, slot_pool *p, int pi, int wi) {
     }
   }
   uint32_t i = p->n++;
-  p->slot[i] = (msg_slot){NULL, 0, SLOT_CLAIMED};
-  p->taken++;
-  return i;
+  p->lim = p->n;
+  p->slot[i] = (msg_slot){NULL, 0, SLOT_FREE};
+  return slot_take(p, i);
 }
 
 /* __gc of the pool: only at lua_close, or once no core.parse and no
