@@ -418,6 +418,22 @@ int sip__parse_uint(const char *p, const char *end, uint64_t max,
   return 0;
 }
 
+/* sip__skip_lws past its inline cases */
+const char *sip__skip_lws_slow(const char *p, const char *end) {
+  for (;;) {
+    if (p < end && (*p == ' ' || *p == '\t')) {
+      p++;
+    } else if (p + 1 < end && *p == '\r' && p[1] == '\n' && p + 2 < end &&
+               (p[2] == ' ' || p[2] == '\t')) {
+      p += 3;
+    } else if (p + 1 < end && *p == '\n' && (p[1] == ' ' || p[1] == '\t')) {
+      p += 2;
+    } else {
+      return p;
+    }
+  }
+}
+
 const char *sip__skip_quoted(const char *p, const char *end, int *pairs) {
   /* No '"' after the opening one: unterminated whatever else is there. The
    * usual quoted string has no quoted-pair: then the first '"' ends it. */

@@ -75,25 +75,17 @@ static inline const char *sip__span_tab(const char *p, const char *end,
   return p;
 }
 
-/* Skip SP/HTAB and folds (CRLF or LF followed by SP/HTAB) from p up to end. */
+/* Skip SP/HTAB and folds (CRLF or LF followed by SP/HTAB) from p up to end.
+ * The usual cases inline (a byte that starts no LWS, or one SP before it),
+ * the rest in sip_scan.c. */
+const char *sip__skip_lws_slow(const char *p, const char *end);
+
 static inline const char *sip__skip_lws(const char *p, const char *end) {
-  /* the usual cases: a byte that starts no LWS, or one SP before it */
   if (p < end && (unsigned char)*p > ' ')
     return p;
   if (end - p >= 2 && *p == ' ' && (unsigned char)p[1] > ' ')
     return p + 1;
-  for (;;) {
-    if (p < end && (*p == ' ' || *p == '\t')) {
-      p++;
-    } else if (p + 1 < end && *p == '\r' && p[1] == '\n' && p + 2 < end &&
-               (p[2] == ' ' || p[2] == '\t')) {
-      p += 3;
-    } else if (p + 1 < end && *p == '\n' && (p[1] == ' ' || p[1] == '\t')) {
-      p += 2;
-    } else {
-      return p;
-    }
-  }
+  return sip__skip_lws_slow(p, end);
 }
 
 /* s equals lit (n bytes, lower-case letters only) ignoring case: OR-ing 0x20
