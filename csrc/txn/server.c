@@ -64,10 +64,12 @@ static int get_key2543(sip_msg *msg, const sip_via *v, const sip_cseq *cs,
 }
 
 /* branch + sent-by + method (ACK and CANCEL lookups pass "INVITE"). */
-static sip_txn *find_server(sip_txl *txl, const sip_via *v, sip_str method) {
+static sip_txn *find_server(sip_txl *txl, const sip_via *v, sip_str method,
+                            uint32_t *hash) {
   uint16_t port = v->has_port ? v->port : 0;
   uint32_t h =
       sip__txn_hash_server(txl->seed, v->branch, v->host, port, method);
+  *hash = h;
   for (sip_txn *t = txl->server.b[h & txl->server.mask]; t; t = t->hnext)
     if (t->hash == h && t->port == port &&
         str_eq(sip__txn_str(t, t->branch), v->branch) &&
@@ -81,9 +83,10 @@ static sip_txn *find_server(sip_txl *txl, const sip_via *v, sip_str method) {
  * and top Via; an ACK's To tag is compared with the tag of the response
  * the transaction sent (ack != 0). */
 static sip_txn *find_2543(sip_txl *txl, const key2543 *k, sip_str method,
-                          int ack) {
+                          int ack, uint32_t *hash) {
   uint32_t h = sip__txn_hash_2543(txl->seed, k->callid, k->cseq, k->fromtag,
                                   k->ruri, k->via);
+  *hash = h;
   for (sip_txn *t = txl->s2543.b[h & txl->s2543.mask]; t; t = t->hnext) {
     if (t->hash != h || t->cseq != k->cseq ||
         !str_eq(sip__txn_str(t, t->method), method) ||
@@ -109,13 +112,14 @@ sip_txn *sip_txn_find_cancelled(sip_txl *txl, sip_msg *msg) {
       sip_msg_get_cseq(msg, &cs) < 0)
     return NULL;
   sip_txn *t;
+  uint32_t h;
   if (has_cookie(v->branch)) {
-    t = find_server(txl, v, SIP_STR_LIT("INVITE"));
+    t = find_server(txl, v, SIP_STR_LIT("INVITE"), &h);
   } else {
     key2543 k;
     if (get_key2543(msg, v, cs, &k) < 0)
       return NULL;
-    t = find_2543(txl, &k, SIP_STR_LIT("INVITE"), 0);
+    t = find_2543(txl, &k, SIP_STR_LIT("INVITE"), 0, &h);
   }
   return t && t->kind == SIP_TXN_IST ? t : NULL;
 }
@@ -136,14 +140,18 @@ static size_t outside(sip_str via, sip_str s) {
   return s.p && s.p >= via.p && s.p + s.len <= via.p + via.len ? 0 : s.len;
 }
 
+static void set_sockaddr(sip__txn_addr *a, const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET6)
+    memcpy(&a->u.in6, ss, sizeof(a->u.in6));
+  else if (ss->ss_family == AF_INET)
+    memcpy(&a->u.in4, ss, sizeof(a->u.in4));
+}
+
 static void set_addr(sip__txn_addr *a, const sip_src *src) {
   a->transport = (uint8_t)src->transport;
   a->listener = (int16_t)src->listener;
   a->conn_id = src->conn_id;
-  if (src->peer.ss_family == AF_INET6)
-    memcpy(&a->u.in6, &src->peer, sizeof(a->u.in6));
-  else if (src->peer.ss_family == AF_INET)
-    memcpy(&a->u.in4, &src->peer, sizeof(a->u.in4));
+  set_sockaddr(a, &src->peer);
 }
 
 /* Build a response to msg into a new accounted buffer. */
@@ -161,8 +169,10 @@ static char *make_reply(sip_txl *txl, sip_msg *msg, int status, sip_str tag,
   return buf;
 }
 
+/* hash: the key's, from the lookup that found nothing (the method is the
+ * request's: no ACK gets here) */
 static sip_txn *server_new(sip_txl *txl, sip_msg *msg, const sip_via *v,
-                           const sip_cseq *cs, const key2543 *k,
+                           const sip_cseq *cs, const key2543 *k, uint32_t hash,
                            const sip_src *src, int *err) {
   int kind = is_method(msg->method, "INVITE") ? SIP_TXN_IST : SIP_TXN_NIST;
   sip_str via = v->raw, branch = nonull(v->branch);
@@ -188,15 +198,20 @@ static sip_txn *server_new(sip_txl *txl, sip_msg *msg, const sip_via *v,
     t->totag = sip__txn_put(t, &used, k->totag.p, k->totag.len);
     t->fromtag = sip__txn_put(t, &used, k->fromtag.p, k->fromtag.len);
     t->callid = sip__txn_put(t, &used, k->callid.p, k->callid.len);
-    t->hash = sip__txn_hash_2543(txl->seed, k->callid, k->cseq, k->fromtag,
-                                 k->ruri, k->via);
-  } else {
-    t->hash =
-        sip__txn_hash_server(txl->seed, branch, v->host, t->port, msg->method);
   }
+  t->hash = hash;
   set_addr(&t->addr, src);
-  if (src->transport != SIP_TP_UDP)
+  sip_dest d;
+  if (src->transport != SIP_TP_UDP) {
     t->flags |= SIP__TF_RELIABLE;
+  } else if (sip_tp_response_dest(txl->tp, v, src, &d) == 0 &&
+             (d.addr.ss_family == AF_INET || d.addr.ss_family == AF_INET6)) {
+    /* UDP: where responses go does not change (no connection to come and
+     * go), so §18.2.2 is worked out once instead of per send */
+    t->addr.listener = (int16_t)d.listener;
+    set_sockaddr(&t->addr, &d.addr);
+    t->flags |= SIP__TF_DEST;
+  }
   t->state = kind == SIP_TXN_IST ? SIP_TXN_PROCEEDING : SIP_TXN_TRYING;
   int rc = sip__txn_table_add(txl, k ? &txl->s2543 : &txl->server, t);
   if (rc == 0 && kind == SIP_TXN_IST &&
@@ -319,13 +334,14 @@ int sip__txn_server_request(sip_txl *txl, sip_msg *msg, sip_rxbuf *rx,
   key2543 k;
   int rfc3261 = has_cookie(v->branch);
   sip_txn *t;
+  uint32_t h;
   if (rfc3261) {
-    t = find_server(txl, v, mkey);
+    t = find_server(txl, v, mkey, &h);
   } else {
     rc = get_key2543(msg, v, cs, &k);
     if (rc < 0)
       return rc;
-    t = find_2543(txl, &k, mkey, ack);
+    t = find_2543(txl, &k, mkey, ack, &h);
   }
   if (t)
     return matched(t, ack, msg, rx, src);
@@ -340,7 +356,7 @@ int sip__txn_server_request(sip_txl *txl, sip_msg *msg, sip_rxbuf *rx,
     reject(txl, msg, v, src);
     return SIP_TXL_RX_REJECTED;
   }
-  t = server_new(txl, msg, v, cs, rfc3261 ? NULL : &k, src, &rc);
+  t = server_new(txl, msg, v, cs, rfc3261 ? NULL : &k, h, src, &rc);
   if (!t)
     return rc;
   if (c->on_request) {

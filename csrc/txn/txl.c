@@ -275,7 +275,8 @@ int sip__txn_send(sip_txn *t, const char *p, size_t n) {
     return UV_ECANCELED;
   int rc;
   t->refs++;
-  if (sip__txn_is_client(t)) {
+  if (sip__txn_is_client(t) || (t->flags & SIP__TF_DEST)) {
+    /* a client's destination, or a UDP server's resolved one */
     sip_dest d;
     sip_dest_init(&d, t->addr.transport);
     addr_to(&t->addr, &d.addr);
@@ -284,9 +285,10 @@ int sip__txn_send(sip_txn *t, const char *p, size_t n) {
     d.tls_name = t->tls_name.len ? t->k + t->tls_name.off : NULL;
     rc = sip_tp_send(txl->tp, p, n, &d, on_sent, t);
   } else {
-    /* §18.2.2 from the request's top Via (as received, with received /
-     * rport) and source: re-parsed from the copy, so the connection's
-     * liveness is judged at each send, as the transport does */
+    /* TCP/TLS (or a UDP Via the transport could not resolve): §18.2.2
+     * from the request's top Via (as received, with received / rport) and
+     * source, re-parsed from the copy, so the connection's liveness is
+     * judged at each send, as the transport does */
     char abuf[2048];
     sip_arena a;
     sip_arena_init(&a, abuf, sizeof(abuf));
@@ -320,7 +322,8 @@ void sip__txn_transport_error(sip_txn *t, int err) {
     return;
   t->err = err;
   t->refs++;
-  if (sip__txn_is_client(t)) {
+  if (sip__txn_is_client(t) || (t->flags & SIP__TF_DEST)) {
+    /* a client's destination, or a UDP server's resolved one */
     /* §17.1.4: a 503 for the TU, unless it has its final already */
     int tell = !(t->flags & SIP__TF_FINAL);
     sip__txn_terminate(t);

@@ -44,6 +44,8 @@ enum {
   SIP__TF_FINAL = 0x20,       /* client: a final was delivered to the TU */
   SIP__TF_END_ON_SENT = 0x40, /* NIST, reliable: Timer J = 0 counts from
                                  the transport's verdict on the final */
+  SIP__TF_DEST = 0x80,        /* server, UDP: addr is the response
+                                 destination (§18.2.2 resolved once) */
 };
 
 struct sip_txn {
