@@ -50,7 +50,7 @@ static void run_for(double ms) {
 
 /* |got - want| within the tolerance for a wait of want ms */
 static int near(double got, double want) {
-  double tol = slow ? 25 + want * 0.3 : 4 + want * 0.15;
+  double tol = slow ? 25 + want * 0.3 : 5 + want * 0.2;
   return got >= want - tol && got <= want + tol;
 }
 
