@@ -54,6 +54,12 @@ static const char fold_tokens[24] = {
     0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
     0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20};
 static char hdr_fold_letters[SIP_H__COUNT][24];
+/* per first letter (a..z), the names a header name can be: the compact
+ * form first (len 1), then the usual headers, then the others; len 0 ends */
+typedef struct hdr_cand {
+  uint8_t len, id;
+} hdr_cand;
+static hdr_cand hdr_by_first[26][16];
 
 static unsigned hdr_hash(const char *p, size_t len) {
   return ((unsigned)len * 7u + (unsigned)(p[0] | 0x20) * 31u +
@@ -84,6 +90,39 @@ __attribute__((constructor)) static void hdr_table_init(void) {
     if (hdr_compact[id])
       hdr_by_compact[(unsigned char)sip__lower((char)hdr_compact[id])] =
           (uint8_t)id;
+  }
+  static const uint8_t usual[] = {SIP_H_VIA,
+                                  SIP_H_FROM,
+                                  SIP_H_TO,
+                                  SIP_H_CALL_ID,
+                                  SIP_H_CSEQ,
+                                  SIP_H_CONTACT,
+                                  SIP_H_CONTENT_LENGTH,
+                                  SIP_H_CONTENT_TYPE,
+                                  SIP_H_MAX_FORWARDS,
+                                  SIP_H_ROUTE,
+                                  SIP_H_RECORD_ROUTE,
+                                  SIP_H_EXPIRES,
+                                  SIP_H_USER_AGENT,
+                                  SIP_H_ALLOW,
+                                  SIP_H_SUPPORTED,
+                                  SIP_H_SERVER,
+                                  SIP_H_AUTHORIZATION,
+                                  SIP_H_REQUIRE};
+  int n[26] = {0};
+  uint8_t seen[SIP_H__COUNT] = {0};
+  for (int c = 'a'; c <= 'z'; c++)
+    if (hdr_by_compact[c])
+      hdr_by_first[c - 'a'][n[c - 'a']++] = (hdr_cand){1, hdr_by_compact[c]};
+  for (size_t i = 0; i < sizeof usual; i++) {
+    int c = hdr_lower[usual[i]][0] - 'a';
+    hdr_by_first[c][n[c]++] = (hdr_cand){hdr_name_len[usual[i]], usual[i]};
+    seen[usual[i]] = 1;
+  }
+  for (int id = 1; id < SIP_H__COUNT; id++) {
+    int c = hdr_lower[id][0] - 'a';
+    if (!seen[id] && c >= 0 && c < 26 && n[c] < 15)
+      hdr_by_first[c][n[c]++] = (hdr_cand){hdr_name_len[id], (uint8_t)id};
   }
 }
 
@@ -292,10 +331,25 @@ index_header(sip_msg *m, const char *base, const char *line, const char *vend,
              const char *rawend) {
   const char *p, *nend = NULL;
   int overread = rawend - line >= 8, id = SIP_H_OTHER;
-  /* The usual field is a known header: a name before the first ':' that is
-   * exactly a table name (letters in any case) is all token characters,
-   * and is what the token scan below would find. */
-  const char *colon = memchr(line, ':', (size_t)(vend - line));
+  /* The usual field is a known header: a name that is exactly a table name
+   * (letters in any case) is all token characters, and is what the token
+   * scan below would find. First a table name right before a ':', by the
+   * first letter; then the name before the first ':' (allows LWS). */
+  size_t room = (size_t)(vend - line);
+  unsigned c0 = ((unsigned char)line[0] | 0x20u) - 'a';
+  if (c0 < 26) {
+    for (const hdr_cand *k = hdr_by_first[c0]; k->len; k++) {
+      size_t len = k->len;
+      if (room > len && line[len] == ':' &&
+          (len == 1 || name_eq_lower(line, len, hdr_lower[k->id],
+                                     hdr_fold_letters[k->id], overread))) {
+        id = k->id;
+        nend = line + len;
+        break;
+      }
+    }
+  }
+  const char *colon = nend ? NULL : memchr(line, ':', room);
   if (colon) {
     const char *ne = colon;
     while (ne > line && (ne[-1] == ' ' || ne[-1] == '\t'))
@@ -304,7 +358,9 @@ index_header(sip_msg *m, const char *base, const char *line, const char *vend,
     if (id != SIP_H_OTHER)
       nend = ne;
   }
-  if (!nend) {
+  if (nend) {
+    p = colon ? colon : nend;
+  } else {
     p = line;
     while (vend - p >= 4 && sip__is((unsigned char)p[0], SIP_C_TOKEN) &&
            sip__is((unsigned char)p[1], SIP_C_TOKEN) &&
@@ -319,8 +375,6 @@ index_header(sip_msg *m, const char *base, const char *line, const char *vend,
     if (nend == line || p == vend || *p != ':')
       return fail(m, base, nend, "header name", SIP_EHEADER);
     id = hdr_lookup(line, (size_t)(nend - line), overread, 0);
-  } else {
-    p = colon;
   }
   if (m->nhdr >= m->limits->max_headers)
     return fail(m, base, line, "header count", SIP_ETOOMANY);
