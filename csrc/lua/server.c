@@ -44,6 +44,8 @@ typedef struct srv_counters {
   uint64_t responses_dropped; /* no response handler */
   uint64_t script_errors;
   uint64_t replies, reply_errors;
+  uint64_t retx_2xx;    /* 2xx to INVITE re-sent (§13.3.1.4) */
+  uint64_t unacked_2xx; /* 2xx never acknowledged within 64*T1 */
 } srv_counters;
 
 /* The transport's callbacks get this, not the server: it outlives a server
@@ -66,6 +68,8 @@ typedef struct sip_lua_server {
   client_ctx *clients; /* live client transactions started from Lua */
   sip_txl *txl;        /* NULL: stateless (transactions = false) */
   int auto_cancel;
+  uint32_t t1_ms, t2_ms;
+  struct retx2xx *retx; /* 2xx to INVITE waiting for their ACK */
   sip_lua_loop *lp;
   srv_bridge *bridge;
   int self_ref; /* registry reference while open */
@@ -162,9 +166,10 @@ static void fallback_dest(const sip_src *src, sip_dest *d) {
 /* Build a response to req and send it per §18.2.2. Returns 0 or a negative
  * code (the send itself completes asynchronously; failures are counted by
  * the transport). */
-static int send_reply(sip_lua_server *s, sip_txn *t, sip_msg *req,
-                      const sip_src *src, int status, sip_str reason,
-                      sip_str to_tag, sip_str extra, sip_str body) {
+static int send_reply_keep(sip_lua_server *s, sip_txn *t, sip_msg *req,
+                           const sip_src *src, int status, sip_str reason,
+                           sip_str to_tag, sip_str extra, sip_str body,
+                           char **keep, size_t *keep_len) {
   size_t n = sip_reply_size(req, status, reason, to_tag, extra, body);
   if (n == 0) {
     s->st.reply_errors++;
@@ -187,6 +192,10 @@ static int send_reply(sip_lua_server *s, sip_txn *t, sip_msg *req,
       rc = sip_tp_send(s->tp, buf, (size_t)rc, &d, NULL, NULL);
     }
   }
+  if (keep && rc >= 0 && (*keep = malloc(n)) != NULL) {
+    memcpy(*keep, buf, n);
+    *keep_len = n;
+  }
   if (buf != stackbuf)
     free(buf);
   if (rc < 0)
@@ -194,6 +203,125 @@ static int send_reply(sip_lua_server *s, sip_txn *t, sip_msg *req,
   else
     s->st.replies++;
   return rc;
+}
+
+static int send_reply(sip_lua_server *s, sip_txn *t, sip_msg *req,
+                      const sip_src *src, int status, sip_str reason,
+                      sip_str to_tag, sip_str extra, sip_str body) {
+  return send_reply_keep(s, t, req, src, status, reason, to_tag, extra, body,
+                         NULL, NULL);
+}
+
+/* ---- 2xx retransmission (§13.3.1.4) ----------------------------------------
+ *
+ * The INVITE server transaction sends a 2xx once (RFC 6026: it goes to
+ * Accepted); over an unreliable transport the UAS core re-sends it at T1,
+ * doubling up to T2, until the ACK arrives (its own branch: matched here by
+ * Call-ID, CSeq number and To tag) or 64*T1 have passed. */
+typedef struct retx2xx {
+  struct retx2xx *prev, *next;
+  uv_timer_t timer;
+  sip_lua_server *srv;
+  sip_txn *t; /* a reference */
+  int status;
+  uint32_t interval, elapsed;
+  uint32_t cseq;
+  char to_tag[64];
+  size_t call_id_len, len;
+  char *call_id, *bytes;
+} retx2xx;
+
+static void retx_closed(uv_handle_t *h) {
+  retx2xx *x = h->data;
+  free(x->bytes);
+  free(x->call_id);
+  free(x);
+}
+
+static void retx_end(retx2xx *x) {
+  sip_lua_server *s = x->srv;
+  if (x->prev)
+    x->prev->next = x->next;
+  else
+    s->retx = x->next;
+  if (x->next)
+    x->next->prev = x->prev;
+  sip_txn_unref(x->t);
+  uv_timer_stop(&x->timer);
+  uv_close((uv_handle_t *)&x->timer, retx_closed);
+}
+
+static void retx_fire(uv_timer_t *h) {
+  retx2xx *x = h->data;
+  sip_lua_server *s = x->srv;
+  x->elapsed += x->interval;
+  if (x->elapsed >= 64 * s->t1_ms ||
+      sip_txn_state(x->t) == SIP_TXN_TERMINATED) {
+    s->st.unacked_2xx++;
+    retx_end(x);
+    return;
+  }
+  if (sip_txn_reply(x->t, x->status, x->bytes, x->len) < 0) {
+    retx_end(x);
+    return;
+  }
+  s->st.retx_2xx++;
+  x->interval = 2 * x->interval < s->t2_ms ? 2 * x->interval : s->t2_ms;
+  uv_timer_start(&x->timer, retx_fire, x->interval, 0);
+}
+
+static void retx_start(sip_lua_server *s, sip_lua_rx *r, int status,
+                       char *bytes, size_t len) {
+  sip_msg *m = r->base.m;
+  const sip_cseq *cs;
+  sip_str cid;
+  const sip_addr *to;
+  retx2xx *x = calloc(1, sizeof(*x));
+  if (!x || sip_msg_get_cseq(m, &cs) < 0 || sip_msg_get_call_id(m, &cid) < 0 ||
+      sip_msg_get_addr(m, SIP_H_TO, &to) < 0 ||
+      (x->call_id = malloc(cid.len ? cid.len : 1)) == NULL) {
+    free(x);
+    free(bytes);
+    return;
+  }
+  memcpy(x->call_id, cid.p, cid.len);
+  x->call_id_len = cid.len;
+  x->cseq = cs->num;
+  sip_str tag = to->tag.p ? to->tag : (sip_str){r->to_tag, sizeof r->to_tag};
+  snprintf(x->to_tag, sizeof x->to_tag, "%.*s", (int)tag.len, tag.p);
+  x->srv = s;
+  x->t = r->txn;
+  sip_txn_ref(x->t);
+  x->status = status;
+  x->bytes = bytes;
+  x->len = len;
+  x->interval = s->t1_ms;
+  uv_timer_init(&s->lp->loop, &x->timer);
+  x->timer.data = x;
+  uv_timer_start(&x->timer, retx_fire, x->interval, 0);
+  x->next = s->retx;
+  if (s->retx)
+    s->retx->prev = x;
+  s->retx = x;
+}
+
+/* An ACK arrived: does it acknowledge a 2xx being re-sent? */
+static void retx_ack(sip_lua_server *s, sip_msg *ack) {
+  const sip_cseq *cs;
+  sip_str cid;
+  const sip_addr *to;
+  if (!s->retx || sip_msg_get_cseq(ack, &cs) < 0 ||
+      sip_msg_get_call_id(ack, &cid) < 0 ||
+      sip_msg_get_addr(ack, SIP_H_TO, &to) < 0 || !to->tag.p)
+    return;
+  for (retx2xx *x = s->retx; x; x = x->next)
+    if (x->cseq == cs->num && x->call_id_len == cid.len &&
+        memcmp(x->call_id, cid.p, cid.len) == 0 &&
+        strlen(x->to_tag) == to->tag.len &&
+        memcmp(x->to_tag, to->tag.p, to->tag.len) == 0) {
+      retx_end(x);
+      return;
+    }
 }
 
 static sip_str tag_for(sip_lua_server *s, char tag[16]) {
@@ -404,6 +532,7 @@ static void txl_on_ack(void *ud, sip_txn *t, sip_msg *msg, sip_rxbuf *rx,
   srv_bridge *b = ud;
   if (!b->srv)
     return;
+  retx_ack(b->srv, msg);
   entry e = {.kind = ENTRY_ACK, .s = b->srv, .msg = msg, .rx = rx, .src = src};
   run_entry(&e);
 }
@@ -693,6 +822,9 @@ static int l_server(lua_State *L) {
       return sip__lua_fail(L, rc, "transactions: %s", sip_tp_strerror(rc));
     }
     s->auto_cancel = opt_bool(L, 1, "auto_cancel", 1);
+    sip_txl_config eff = tc;
+    s->t1_ms = eff.t1_ms ? eff.t1_ms : SIP_TXN_T1_MS;
+    s->t2_ms = eff.t2_ms ? eff.t2_ms : SIP_TXN_T2_MS;
   }
   s->bridge->srv = s;
   lua_pushvalue(L, sidx);
@@ -889,6 +1021,8 @@ static void server_close(lua_State *L, sip_lua_server *s) {
   s->txl = NULL;
   while (s->clients)
     client_free(L, s->clients);
+  while (s->retx)
+    retx_end(s->retx);
   sip_tp_close(s->tp, bridge_free, s->bridge);
   s->tp = NULL;
   s->bridge = NULL;
@@ -1046,6 +1180,8 @@ static int srv_stats(lua_State *L) {
     SET_COUNTER("txn_trying_sent", x.trying_sent);
     SET_COUNTER("txn_mem_bytes", x.mem_bytes);
   }
+  SET_COUNTER("retx_2xx", s->st.retx_2xx);
+  SET_COUNTER("unacked_2xx", s->st.unacked_2xx);
   SET_COUNTER("replies", s->st.replies);
   SET_COUNTER("reply_errors", s->st.reply_errors);
   return 1;
@@ -1114,8 +1250,18 @@ static int msg_reply(lua_State *L) {
   }
   if (status >= 200)
     r->final_status = (uint16_t)status;
-  int rc = send_reply(r->srv, r->txn, m, &r->src, (int)status, reason,
-                      (sip_str){r->to_tag, sizeof r->to_tag}, extra, body);
+  int retransmit = r->txn && sip_txn_kind(r->txn) == SIP_TXN_IST &&
+                   status >= 200 && status < 300 &&
+                   r->src.transport == SIP_TP_UDP;
+  char *keep = NULL;
+  size_t keep_len = 0;
+  int rc = send_reply_keep(r->srv, r->txn, m, &r->src, (int)status, reason,
+                           (sip_str){r->to_tag, sizeof r->to_tag}, extra, body,
+                           retransmit ? &keep : NULL, &keep_len);
+  if (keep && rc >= 0)
+    retx_start(r->srv, r, (int)status, keep, keep_len);
+  else
+    free(keep);
   if (rc < 0)
     return sip__lua_fail(L, rc, "reply: %s", sip_tp_strerror(rc));
   lua_pushboolean(L, 1);
