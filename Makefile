@@ -8,7 +8,9 @@
 #   make test-asan    the same suite built with ASan+UBSan into build-asan/
 #   make valgrind     the C tests under valgrind
 #   make fuzz         libFuzzer on the parser for FUZZ_SECONDS (default 60)
-#   make bench        parser throughput: luasip (C and Lua) vs sofia-sip, oSIP2
+#   make bench        parser throughput (luasip C and Lua vs sofia-sip, oSIP2),
+#                     stateless OPTIONS CPU vs Kamailio, transactions/s and
+#                     bytes per transaction
 #   make run          the example (parses the vectors and the bench corpus)
 #   make lint         luacheck
 #   make install      INST_LIBDIR=... INST_LUADIR=... (used by the rockspec)
@@ -294,6 +296,7 @@ bench: deps
 	  BUILD=$(BUILD) LUA=$(LUA) BENCH_SECONDS=$(BENCH_SECONDS) \
 	  csrc/bench/run.sh $(CORPUS)
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/options_bench.sh
+	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/txn_bench.sh
 
 # --- example ----------------------------------------------------------------
 .PHONY: run
