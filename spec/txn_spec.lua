@@ -1120,3 +1120,22 @@ describe("client transactions through srv:send (T1 = 10 ms)", function()
     assert.are.equal(0, srv:stats().txn_created)
   end)
 end)
+
+describe("srv:send and close", function()
+  after_each(N.cleanup)
+
+  it("gives a waiting srv:send a 503 when its server is closed", function()
+    local srv = N.server { t1 = 10, t2 = 40, t4 = 50 }
+    local silent = N.udp()
+    local res
+    sip.spawn(function()
+      res = srv:send(sip.request { method = "OPTIONS", uri = "sip:x@127.0.0.1:" .. silent.port,
+        from = "sip:a@127.0.0.1" })
+    end)
+    N.pump_for(0.03)
+    assert.is_nil(res)
+    srv:close()
+    assert.is_truthy(res, "srv:send still waiting after close")
+    assert.are.equal(503, res.status)
+  end)
+end)

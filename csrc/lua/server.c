@@ -68,6 +68,7 @@ typedef struct sip_lua_server {
   client_ctx *clients; /* live client transactions started from Lua */
   sip_txl *txl;        /* NULL: stateless (transactions = false) */
   int auto_cancel;
+  int closing; /* inside close(): no second one */
   uint32_t t1_ms, t2_ms;
   struct retx2xx *retx; /* 2xx to INVITE waiting for their ACK */
   sip_lua_loop *lp;
@@ -1033,7 +1034,20 @@ static void server_close(lua_State *L, sip_lua_server *s) {
 /* server:close(): listeners and connections closed (asynchronously: the
  * loop finishes it). Safe to call twice. */
 static int srv_close(lua_State *L) {
-  server_close(L, luaL_checkudata(L, 1, SIP_LUA_SERVER));
+  sip_lua_server *s = luaL_checkudata(L, 1, SIP_LUA_SERVER);
+  if (!s->tp || s->closing)
+    return 0;
+  /* srv:send() calls still waiting get a 503 (§8.1.3.1: the transport is
+   * gone) before the transaction layer closes silently */
+  s->closing = 1;
+  lua_settop(L, 1);
+  for (client_ctx *c = s->clients; c; c = c->next) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
+    lua_pushinteger(L, 503);
+    lua_pushnil(L);
+    protected_call(L, 1, 2);
+  }
+  server_close(L, s);
   return 0;
 }
 
