@@ -5,6 +5,7 @@
 #define SIP_TEST_CHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int check_passed, check_failed;
@@ -44,6 +45,30 @@ static int check_passed, check_failed;
     CHECK_MSG(check_g_ == check_w_, "got %lld, want %lld", check_g_,           \
               check_w_);                                                       \
   } while (0)
+
+/* A whole file into a malloc'd buffer (*len bytes), NULL when it cannot be
+ * opened. */
+static inline char *slurp(const char *path, size_t *len) {
+  *len = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  size_t cap = 4096, n = 0;
+  char *b = malloc(cap);
+  for (;;) {
+    if (n == cap) {
+      cap *= 2;
+      b = realloc(b, cap);
+    }
+    size_t r = fread(b + n, 1, cap - n, f);
+    if (r == 0)
+      break;
+    n += r;
+  }
+  fclose(f);
+  *len = n;
+  return b;
+}
 
 static inline int check_summary(const char *name) {
   printf("%s: %d passed, %d failed\n", name, check_passed, check_failed);

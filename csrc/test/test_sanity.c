@@ -665,27 +665,6 @@ static void test_parse_error(void) {
 /* ---- the torture vectors -------------------------------------------------
  */
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  size_t cap = 4096, n = 0;
-  char *b = malloc(cap);
-  for (;;) {
-    if (n == cap) {
-      cap *= 2;
-      b = realloc(b, cap);
-    }
-    size_t r = fread(b + n, 1, cap - n, f);
-    if (r == 0)
-      break;
-    n += r;
-  }
-  fclose(f);
-  *len = n;
-  return b;
-}
-
 #define PARSE_FAILS (-1)
 
 static const sip_str NONE = {NULL, 0};

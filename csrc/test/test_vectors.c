@@ -59,27 +59,6 @@ static char *guard_place(guard *g, const char *data, size_t len) {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  size_t cap = 4096, n = 0;
-  char *b = malloc(cap);
-  for (;;) {
-    if (n == cap) {
-      cap *= 2;
-      b = realloc(b, cap);
-    }
-    size_t r = fread(b + n, 1, cap - n, f);
-    if (r == 0)
-      break;
-    n += r;
-  }
-  fclose(f);
-  *len = n;
-  return b;
-}
-
 static int ieq(sip_str s, const char *c) {
   return s.p && sip_str_ieq_cstr(s, c);
 }
