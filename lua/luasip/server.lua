@@ -230,6 +230,14 @@ function Server:send(req, dest, opts)
   return co_yield()
 end
 
+--- Resume a coroutine that waits in a waiting function (a store, a
+-- database) with the values it returns, under the same rules as a request
+-- handler: an error is logged with its traceback and the request answered
+-- 500, a handler that ends without a final reply gets 500.
+-- @tparam thread co
+-- @function resume
+M.resume = resume
+
 --- Run `fn(...)` in a new coroutine now (it may call `srv:send` and other
 -- waiting functions); errors are logged with their traceback.
 -- @tparam function fn
