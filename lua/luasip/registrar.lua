@@ -226,7 +226,7 @@ end
 -- The contact-params as written after the URI.
 local function raw_params(c)
   local raw = c.raw or ""
-  local after = raw:match("^[^<]*<.*>(.*)$")
+  local after = raw:match("^[^<]*<[^>]*>(.*)$")
   if after then
     return after
   end
@@ -606,8 +606,10 @@ function M.save(req, opts)
     end
   end
   local final = {}
-  for k, b in pairs(by_key) do
-    final[k] = b
+  if not star then
+    for k, b in pairs(by_key) do
+      final[k] = b
+    end
   end
   for _, ch in ipairs(changes) do
     local old = by_key[ch.key]
