@@ -189,7 +189,9 @@ BUSTED_ENV += LUA_PATH='lua/?.lua;lua/?/init.lua;;' \
 BUSTED_ARGS = --ignore-lua -o plainTerminal --lpath='lua/?.lua;lua/?/init.lua' \
   --cpath='$(BUILD)/lib/?.so'
 # SIPp with 10% loss both ways against transactions (spec/sipp/txn_loss.sh,
-# "sipp-txn"; plain build only, about 40 s).
+# "sipp-txn"; plain build only, about 40 s). SIPp registration scenarios
+# against examples/registrar.lua (spec/sipp/reg.sh, "sipp-reg"; plain build
+# only, about 7 s).
 # Network tests (spec/netns/run.sh): the torture vectors over UDP and TCP
 # ("vectors-net") and SIPp OPTIONS ("sipp-options") against
 # examples/stateless200.lua, in a loopback-only network namespace (needs
@@ -217,6 +219,7 @@ check: all ctests
 	  | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/netns/run.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/txn_loss.sh 2>&1 | tee -a $(TEST_LOG);) \
+	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/reg.sh 2>&1 | tee -a $(TEST_LOG);) \
 	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
 
 .PHONY: valgrind check-valgrind
