@@ -100,6 +100,7 @@ sip_lua_msg *sip__lua_message_check(lua_State *L, int idx);
 void sip__lua_open_message(lua_State *L);
 void sip__lua_open_uri(lua_State *L);
 void sip__lua_open_loop(lua_State *L);
+void sip__lua_open_events(lua_State *L);
 void sip__lua_open_server(lua_State *L);
 /* location service support (loctimer.c) */
 void sip__lua_open_loctimer(lua_State *L);

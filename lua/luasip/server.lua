@@ -251,6 +251,53 @@ function M.spawn(fn, ...)
   return co
 end
 
+local function milliseconds(seconds, what, lvl)
+  if type(seconds) ~= "number" or seconds < 0 or seconds ~= seconds then
+    error(string.format("bad %s (seconds >= 0 expected, got %s)", what, tostring(seconds)), lvl + 1)
+  end
+  return math.floor(seconds * 1000 + 0.5)
+end
+
+--- Run `fn()` in its own coroutine after `seconds` (like `spawn`: it may
+-- wait, and an error is logged with its traceback).
+--
+-- Options: `interval` (seconds) repeats it at that period; `background =
+-- true` keeps the timer from holding `sip.run()` open on its own (for
+-- housekeeping such as expiry sweeps).
+-- @tparam number seconds
+-- @tparam function fn
+-- @tparam[opt] table opts `{ interval = s, background = true }`
+-- @return a handle: `h:stop()`, `h:active()`
+function M.timer(seconds, fn, opts)
+  local delay = milliseconds(seconds, "delay", 2)
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'timer' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local interval = opts and opts.interval and milliseconds(opts.interval, "interval", 2) or 0
+  local h = assert(core.timer(delay, interval, function()
+    M.spawn(fn)
+  end))
+  if opts and opts.background then
+    h:unref()
+  end
+  return h
+end
+
+--- Wait `seconds` (inside a request handler or a `spawn` coroutine); the
+-- loop serves other requests meanwhile.
+-- @tparam number seconds
+function M.sleep(seconds)
+  local ms = milliseconds(seconds, "delay", 2)
+  local co, main = co_running()
+  if main then
+    error("sleep() must run inside a request handler or sip.spawn()", 2)
+  end
+  assert(core.timer(ms, 0, function()
+    resume(co)
+  end))
+  co_yield()
+end
+
 --- Set the handler of responses that reach the server: `fn(res)`.
 -- Without one, they are dropped and counted (`responses_dropped`).
 -- @tparam function fn
