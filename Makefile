@@ -45,7 +45,8 @@ VALGRIND ?= valgrind
 # Debian packages `make deps` installs (as root) when any is missing.
 DEB_PACKAGES := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev \
   libssl-dev luarocks lua-busted lua-check clang libclang-rt-14-dev valgrind \
-  sip-tester redis-server libsofia-sip-ua-dev libosip2-dev openssl iproute2
+  sip-tester redis-server libsofia-sip-ua-dev libosip2-dev openssl iproute2 \
+  libhiredis-dev libsqlite3-dev
 
 # --- dependencies' flags ----------------------------------------------------
 ifdef LUA_INCDIR
@@ -67,6 +68,12 @@ else
 SSL_CFLAGS := $(shell $(PKG_CONFIG) --cflags openssl 2>/dev/null)
 SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 endif
+
+# The location backends (csrc/lua/redis.c, csrc/lua/sqlite.c): hiredis and
+# SQLite, linked into core.so only (HIREDIS_*DIR, SQLITE_*DIR from luarocks).
+LOC_CFLAGS := $(if $(HIREDIS_INCDIR),-I$(HIREDIS_INCDIR)) $(if $(SQLITE_INCDIR),-I$(SQLITE_INCDIR))
+LOC_LIBS := $(if $(HIREDIS_LIBDIR),-L$(HIREDIS_LIBDIR)) $(if $(SQLITE_LIBDIR),-L$(SQLITE_LIBDIR)) \
+  $(or $(shell $(PKG_CONFIG) --libs hiredis sqlite3 2>/dev/null),-lhiredis -lsqlite3)
 
 # --- flags ------------------------------------------------------------------
 CFLAGS ?= -O2 -g
@@ -119,7 +126,7 @@ $(OBJ)/csrc/parse/%.o: csrc/parse/%.c Makefile
 # Bindings: the only files that see lua.h.
 $(OBJ)/csrc/lua/%.o: csrc/lua/%.c Makefile
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(LUA_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(LUA_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) $(LOC_CFLAGS) -c $< -o $@
 
 # transport, txn, core: libuv and OpenSSL, no Lua.
 $(OBJ)/csrc/%.o: csrc/%.c Makefile
@@ -139,7 +146,7 @@ $(CORE_LIB): $(CORE_OBJ)
 # Lua symbols stay undefined: the interpreter provides them.
 $(CORE_SO): $(LUA_OBJ) $(CORE_OBJ) $(PARSE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) -shared $(BASE_LDFLAGS) -o $@ $^ $(UV_LIBS) $(SSL_LIBS)
+	$(CC) -shared $(BASE_LDFLAGS) -o $@ $^ $(UV_LIBS) $(SSL_LIBS) $(LOC_LIBS)
 
 # C tests link the static libraries, never Lua.
 $(BUILD)/test/%: %.c $(TEST_LIBS) Makefile

@@ -35,6 +35,14 @@ external_dependencies = {
     header = "openssl/ssl.h",
     library = "ssl",
   },
+  HIREDIS = {
+    header = "hiredis/adapters/libuv.h",
+    library = "hiredis",
+  },
+  SQLITE = {
+    header = "sqlite3.h",
+    library = "sqlite3",
+  },
 }
 
 test_dependencies = {
@@ -51,6 +59,10 @@ build = {
     LIBUV_LIBDIR = "$(LIBUV_LIBDIR)",
     OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
     OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
+    HIREDIS_INCDIR = "$(HIREDIS_INCDIR)",
+    HIREDIS_LIBDIR = "$(HIREDIS_LIBDIR)",
+    SQLITE_INCDIR = "$(SQLITE_INCDIR)",
+    SQLITE_LIBDIR = "$(SQLITE_LIBDIR)",
   },
   install_target = "install",
   install_variables = {
@@ -61,6 +73,10 @@ build = {
     LIBUV_LIBDIR = "$(LIBUV_LIBDIR)",
     OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
     OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
+    HIREDIS_INCDIR = "$(HIREDIS_INCDIR)",
+    HIREDIS_LIBDIR = "$(HIREDIS_LIBDIR)",
+    SQLITE_INCDIR = "$(SQLITE_INCDIR)",
+    SQLITE_LIBDIR = "$(SQLITE_LIBDIR)",
   },
 }
 

@@ -139,6 +139,8 @@ int luaopen_luasip_core(lua_State *L) {
   sip__lua_open_events(L);
   sip__lua_open_server(L);
   sip__lua_open_loctimer(L);
+  sip__lua_open_redis(L);
+  sip__lua_open_sqlite(L);
   static const struct {
     const char *name;
     unsigned v;

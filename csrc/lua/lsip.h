@@ -104,5 +104,7 @@ void sip__lua_open_events(lua_State *L);
 void sip__lua_open_server(lua_State *L);
 /* location service support (loctimer.c) */
 void sip__lua_open_loctimer(lua_State *L);
+void sip__lua_open_redis(lua_State *L);
+void sip__lua_open_sqlite(lua_State *L);
 
 #endif
