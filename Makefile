@@ -307,6 +307,7 @@ bench: deps
 	  csrc/bench/run.sh $(CORPUS)
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/options_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/txn_bench.sh
+	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/reg_bench.sh
 
 # --- example ----------------------------------------------------------------
 .PHONY: run
