@@ -58,7 +58,11 @@ local function resume(co, ...)
   local ok, err = co_resume(co, ...)
   local req = served[co]
   if not ok then
-    log.error("request handler failed: %s", traceback(co, err))
+    if req then
+      log.error("%s handler failed: %s", req.method, traceback(co, err))
+    else
+      log.error("task failed (sip.spawn / sip.timer): %s", traceback(co, err))
+    end
     if req and req.method ~= "ACK" and not req:is_closed() and not req:handled() then
       req:reply(500)
     end
