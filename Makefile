@@ -13,7 +13,8 @@
 #                     bytes per transaction
 #   make run          the example (parses the vectors and the bench corpus)
 #   make lint         luacheck
-#   make install      INST_LIBDIR=... INST_LUADIR=... (used by the rockspec)
+#   make install      INST_LIBDIR=... INST_LUADIR=... INST_BINDIR=... (the
+#                     rockspec uses it; bin/luasip goes to INST_BINDIR)
 #
 # Variables passed by luarocks (LUA_INCDIR, LIBUV_INCDIR, LIBUV_LIBDIR,
 # OPENSSL_INCDIR, OPENSSL_LIBDIR) take precedence over pkg-config.
@@ -265,7 +266,7 @@ check-fuzz: $(FUZZ_BUILD)/fuzz_parse
 	spec/support/summary.sh $(SUMMARY_NAME) $(FUZZ_BUILD)/summary.log
 
 # --- lint -------------------------------------------------------------------
-LINT_DIRS = $(wildcard lua spec examples csrc/bench)
+LINT_DIRS = $(wildcard lua spec examples csrc/bench bin/luasip)
 
 .PHONY: lint format-check
 lint:
@@ -320,6 +321,9 @@ run: deps
 INST_PREFIX ?= /usr/local
 INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/5.4
 INST_LUADIR ?= $(INST_PREFIX)/share/lua/5.4
+INST_BINDIR ?= $(INST_PREFIX)/bin
+# luarocks installs (and wraps) bin/luasip itself: the rockspec sets 0.
+INSTALL_BIN ?= 1
 
 .PHONY: install
 install: $(CORE_SO)
@@ -327,6 +331,7 @@ install: $(CORE_SO)
 	install -m 0755 $(CORE_SO) '$(INST_LIBDIR)/luasip/core.so'
 	cd lua && find luasip -name '*.lua' | while read -r f; do \
 	  install -D -m 0644 "$$f" '$(INST_LUADIR)'/"$$f" || exit 1; done
+	$(if $(filter 1,$(INSTALL_BIN)),install -D -m 0755 bin/luasip '$(INST_BINDIR)/luasip')
 
 # --- clean ------------------------------------------------------------------
 .PHONY: clean
