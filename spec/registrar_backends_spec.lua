@@ -68,8 +68,10 @@ local function wait_for(file, pattern, seconds)
     if f then
       local s = f:read("a")
       f:close()
-      if s:find(pattern) then
-        return true
+      for _, p in ipairs(type(pattern) == "table" and pattern or { pattern }) do
+        if s:find(p) then
+          return true
+        end
       end
     end
     socket.sleep(0.05)
@@ -102,7 +104,9 @@ local function start_registrar(dir, port, url, name)
   local cmd = string.format("exec %s %s/examples/registrar.lua --listen udp:127.0.0.1:%d --listen tcp:127.0.0.1:%d"
     .. " --location '%s'", runner, root, port, port, url)
   local pid = spawn(cmd, log)
-  assert(wait_for(log, "[Ll]istening on [^\n]*[Tt][Cc][Pp]", 10), "registrar did not start:\n" .. read(log))
+  -- ready: "listening on TCP:..." (script_host) or "serving ... tcp:..." (luasip run)
+  assert(wait_for(log, { "[Ll]istening on [^\n]*[Tt][Cc][Pp]", "serving [^\n]*tcp:" }, 10),
+    "registrar did not start:\n" .. read(log))
   return pid, log
 end
 
