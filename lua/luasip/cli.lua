@@ -56,17 +56,7 @@ options of run:
                        or G suffix (default 1G; 0: no limit)
 ]]
 
-local own_options = {
-  listen = "value",
-  ["log-level"] = "value",
-  ["log-format"] = "value",
-  trace = "flag",
-  watch = "flag",
-  grace = "value",
-  instructions = "value",
-  memory = "value",
-  help = "flag",
-}
+local own_options = script.command_options
 
 local function parse_size(text)
   local n, unit = tostring(text):match("^(%d+)([KkMmGg]?)$")

@@ -34,18 +34,18 @@ local known_fields = {
   stop = "function",
 }
 
---- Options of the `luasip` command itself: a script option must not take
--- one of these names.
-M.reserved = {
-  listen = true,
-  ["log-level"] = true,
-  ["log-format"] = true,
-  trace = true,
-  watch = true,
-  grace = true,
-  instructions = true,
-  memory = true,
-  help = true,
+--- Options of the `luasip` command itself ("flag" or "value"); a script
+-- option must not take one of these names.
+M.command_options = {
+  listen = "value",
+  ["log-level"] = "value",
+  ["log-format"] = "value",
+  trace = "flag",
+  watch = "flag",
+  grace = "value",
+  instructions = "value",
+  memory = "value",
+  help = "flag",
 }
 
 local function sorted_keys(t)
@@ -61,7 +61,7 @@ local function check_option(name, o)
   if type(name) ~= "string" or not name:match("^[%a][%w-]*$") then
     return format("option name %q: letters, digits and '-' only", tostring(name))
   end
-  if M.reserved[name] then
+  if M.command_options[name] then
     return format("option --%s is one of luasip's own options", name)
   end
   if type(o) ~= "table" then
