@@ -286,6 +286,13 @@ describe("location sqlite", function()
     assert.equal(2, n2)
   end)
 
+  it("raises outside a coroutine", function()
+    assert.has_error(function() store:lookup("sip:a@x") end,
+      "location: this operation may wait: call it from a request handler or sip.spawn()")
+    assert.has_error(function() store:save("sip:a@x", binding("k", os.time() + 9)) end,
+      "location: save() may wait: call it from a request handler or sip.spawn()")
+  end)
+
   it("keeps bindings across processes: a child saves, we read; we save, a child reads", function()
     local t = os.time() + 3600
     local out, ok = child(url, ([[
