@@ -14,7 +14,8 @@
 #                     per binding (vs Kamailio usrloc)
 #   make run          the example (parses the vectors and the bench corpus)
 #   make lint         luacheck
-#   make install      INST_LIBDIR=... INST_LUADIR=... (used by the rockspec)
+#   make install      INST_LIBDIR=... INST_LUADIR=... INST_BINDIR=... (the
+#                     rockspec uses it; bin/luasip goes to INST_BINDIR)
 #
 # Variables passed by luarocks (LUA_INCDIR, LIBUV_INCDIR, LIBUV_LIBDIR,
 # OPENSSL_INCDIR, OPENSSL_LIBDIR) take precedence over pkg-config.
@@ -197,7 +198,9 @@ BUSTED_ENV += LUA_PATH='lua/?.lua;lua/?/init.lua;;' \
 BUSTED_ARGS = --ignore-lua -o plainTerminal --lpath='lua/?.lua;lua/?/init.lua' \
   --cpath='$(BUILD)/lib/?.so'
 # SIPp with 10% loss both ways against transactions (spec/sipp/txn_loss.sh,
-# "sipp-txn"; plain build only, about 40 s).
+# "sipp-txn"; plain build only, about 40 s). SIPp registration scenarios
+# against examples/registrar.lua (spec/sipp/reg.sh, "sipp-reg"; plain build
+# only, about 7 s).
 # Network tests (spec/netns/run.sh): the torture vectors over UDP and TCP
 # ("vectors-net") and SIPp OPTIONS ("sipp-options") against
 # examples/stateless200.lua, in a loopback-only network namespace (needs
@@ -225,6 +228,7 @@ check: all ctests
 	  | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/netns/run.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/txn_loss.sh 2>&1 | tee -a $(TEST_LOG);) \
+	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/reg.sh 2>&1 | tee -a $(TEST_LOG);) \
 	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
 
 .PHONY: valgrind check-valgrind
@@ -263,7 +267,7 @@ check-fuzz: $(FUZZ_BUILD)/fuzz_parse
 	spec/support/summary.sh $(SUMMARY_NAME) $(FUZZ_BUILD)/summary.log
 
 # --- lint -------------------------------------------------------------------
-LINT_DIRS = $(wildcard lua spec examples csrc/bench)
+LINT_DIRS = $(wildcard lua spec examples csrc/bench bin/luasip)
 
 .PHONY: lint format-check
 lint:
@@ -306,6 +310,7 @@ bench: deps
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/options_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/txn_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/location_bench.sh
+	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/reg_bench.sh
 
 # --- example ----------------------------------------------------------------
 .PHONY: run
@@ -318,6 +323,9 @@ run: deps
 INST_PREFIX ?= /usr/local
 INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/5.4
 INST_LUADIR ?= $(INST_PREFIX)/share/lua/5.4
+INST_BINDIR ?= $(INST_PREFIX)/bin
+# luarocks installs (and wraps) bin/luasip itself: the rockspec sets 0.
+INSTALL_BIN ?= 1
 
 .PHONY: install
 install: $(CORE_SO)
@@ -325,6 +333,7 @@ install: $(CORE_SO)
 	install -m 0755 $(CORE_SO) '$(INST_LIBDIR)/luasip/core.so'
 	cd lua && find luasip -name '*.lua' | while read -r f; do \
 	  install -D -m 0644 "$$f" '$(INST_LUADIR)'/"$$f" || exit 1; done
+	$(if $(filter 1,$(INSTALL_BIN)),install -D -m 0755 bin/luasip '$(INST_BINDIR)/luasip')
 
 # --- clean ------------------------------------------------------------------
 .PHONY: clean

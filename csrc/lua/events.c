@@ -15,7 +15,7 @@
  * userdata (and so to its callback): dropping the Lua value of a running
  * timer does not stop it; stop() does.
  *
- * Callbacks run through a protected call: an error is written to stderr
+ * Callbacks run through sip__lua_call: an error is written to stderr
  * with its traceback and the loop goes on (luasip.server wraps the
  * callbacks it gives here in coroutines with its own error handling). */
 #include <signal.h>
@@ -62,28 +62,12 @@ static void event_stop(lua_State *L, event_box *box) {
     free(ev);
 }
 
-static int msgh(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
-  return 1;
-}
-
-/* Push the callback, then call it with nargs arguments already pushed
- * below... callers push fn first via push_callback, then the arguments. */
+/* Push the callback of an active event (0: nothing to call). */
 static int push_callback(lua_State *L, event *ev) {
   if (!L || ev->self_ref == LUA_NOREF || !lua_checkstack(L, 6))
     return 0;
-  lua_pushcfunction(L, msgh);
   lua_rawgeti(L, LUA_REGISTRYINDEX, ev->fn_ref);
   return 1;
-}
-
-static void call_callback(lua_State *L, int nargs, const char *what) {
-  int base = lua_gettop(L) - nargs - 1; /* the message handler's index */
-  if (lua_pcall(L, nargs, 0, base) != LUA_OK)
-    fprintf(stderr, "luasip: error in a %s callback: %s\n", what,
-            lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no message)");
-  lua_settop(L, base - 1);
 }
 
 /* A one-shot timer is stopped before its callback runs, so that the
@@ -100,7 +84,7 @@ static void on_timer(uv_timer_t *t) {
     /* the callback stays on the stack; stop() only drops the references */
     event_stop(L, box);
   }
-  call_callback(L, 0, "timer");
+  sip__lua_call(L, 0, "a timer callback");
 }
 
 static const struct {
@@ -121,7 +105,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     if (signals[i].num == signum)
       name = signals[i].name;
   lua_pushstring(L, name);
-  call_callback(L, 1, "signal");
+  sip__lua_call(L, 1, "a signal callback");
 }
 
 static void on_watch(uv_fs_event_t *w, const char *filename, int events,
@@ -137,7 +121,7 @@ static void on_watch(uv_fs_event_t *w, const char *filename, int events,
     lua_pushstring(L, filename ? filename : "");
     lua_pushstring(L, (events & UV_RENAME) ? "rename" : "change");
   }
-  call_callback(L, 2, "watch");
+  sip__lua_call(L, 2, "a file watch callback");
 }
 
 /* A new stopped event and its box at the top of the stack; fn at fnidx. */

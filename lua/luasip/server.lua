@@ -58,7 +58,11 @@ local function resume(co, ...)
   local ok, err = co_resume(co, ...)
   local req = served[co]
   if not ok then
-    log.error("request handler failed: %s", traceback(co, err))
+    if req then
+      log.error("%s handler failed: %s", req.method, traceback(co, err))
+    else
+      log.error("task failed (sip.spawn / sip.timer): %s", traceback(co, err))
+    end
     if req and req.method ~= "ACK" and not req:is_closed() and not req:handled() then
       req:reply(500)
     end
@@ -141,6 +145,22 @@ function Server:start()
     end
   end
   return self
+end
+
+--- The open listeners as specs with their actual ports:
+-- `{ "udp:127.0.0.1:5060", "tcp:[::1]:40312" }` (a port 0 given to
+-- `listen` shows as the port the system chose).
+-- @treturn table
+function Server:listeners()
+  local out = {}
+  for _, id in ipairs(state[self].ids) do
+    local l = self:listener(id)
+    if l then
+      local host = l.host:find(":", 1, true) and "[" .. l.host .. "]" or l.host
+      out[#out + 1] = string.format("%s:%s:%d", l.transport:lower(), host, l.port)
+    end
+  end
+  return out
 end
 
 --- Close the listeners and connections. Inside `srv:run()`, makes it return.
@@ -297,6 +317,14 @@ function M.sleep(seconds)
   end))
   co_yield()
 end
+
+--- Resume a coroutine that waits for an event (for modules that wait on
+-- something of their own: a database reply, a DNS answer), with the same
+-- rules as every handler: the instruction budget, and an error logged with
+-- its traceback and answered 500 when the coroutine serves a request.
+-- @param co the coroutine (from `coroutine.running()` before it yielded)
+-- @param ... what its `coroutine.yield()` returns
+M.wake = resume
 
 --- Set the handler of responses that reach the server: `fn(res)`.
 -- Without one, they are dropped and counted (`responses_dropped`).
