@@ -16,7 +16,7 @@
 local pack, unpack = string.pack, string.unpack
 local concat = table.concat
 local type, pairs, math_type, error, tostring = type, pairs, math.type, error, tostring
-local sort = table.sort
+local sort, byte = table.sort, string.byte
 
 local M = {}
 
@@ -25,12 +25,19 @@ local NAMES = {
   "socket", "user_agent", "updated", "params", "pub_gruu", "temp_gruu", "flags",
   "methods",
 }
-local INDEX = {}
+-- the name byte of each known field, ready to write
+local PREFIX = {}
 for i, n in ipairs(NAMES) do
-  INDEX[n] = i
+  PREFIX[n] = string.char(i)
 end
 
 local HEADER = "<dds2" -- expires, saved, key
+
+-- type bytes, as the one-letter strings decode compares
+local TYPES = {}
+for c in ("sSijdtfaK"):gmatch(".") do
+  TYPES[byte(c)] = c
+end
 
 --- Check a binding as the interface asks (raises for a programmer mistake).
 -- @tparam table b
@@ -55,14 +62,8 @@ function M.check(b, lvl)
 end
 
 local function put(out, n, name, v)
-  local idx = INDEX[name]
-  if idx then
-    n = n + 1
-    out[n] = pack("B", idx)
-  else
-    n = n + 1
-    out[n] = pack("Bs1", 0, name)
-  end
+  n = n + 1
+  out[n] = PREFIX[name] or pack("Bs1", 0, name)
   local t = type(v)
   n = n + 1
   if t == "string" then
@@ -115,7 +116,7 @@ function M.encode(b, saved)
       end
       if name == "contact" and v == key then
         n = n + 1
-        out[n] = pack("B", 1) .. "K"
+        out[n] = "\1K"
       else
         n = put(out, n, name, v)
       end
@@ -133,14 +134,12 @@ function M.decode(s)
   local b = { key = key, expires = expires // 1 == expires and math.tointeger(expires) or expires }
   local len = #s
   while pos <= len do
-    local idx, name
-    idx, pos = unpack("B", s, pos)
-    if idx == 0 then
+    local name = NAMES[byte(s, pos)]
+    pos = pos + 1
+    if not name then
       name, pos = unpack("s1", s, pos)
-    else
-      name = NAMES[idx]
     end
-    local tc = s:sub(pos, pos)
+    local tc = TYPES[byte(s, pos)]
     pos = pos + 1
     local v
     if tc == "s" then
@@ -167,7 +166,7 @@ function M.decode(s)
     elseif tc == "S" then
       v, pos = unpack("<s4", s, pos)
     else
-      error("location: corrupt binding record (type " .. tc .. ")")
+      error("location: corrupt binding record (type " .. tostring(tc) .. ")")
     end
     b[name] = v
   end
