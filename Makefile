@@ -190,6 +190,8 @@ BUSTED_ARGS = --ignore-lua -o plainTerminal --lpath='lua/?.lua;lua/?/init.lua' \
   --cpath='$(BUILD)/lib/?.so'
 # SIPp with 10% loss both ways against transactions (spec/sipp/txn_loss.sh,
 # "sipp-txn"; plain build only, about 40 s).
+# The proxy against SIPp UACs/UASes in its own loopback-only namespace
+# (spec/sipp/proxy_sipp.sh, "sipp-proxy", about 15 s).
 # Network tests (spec/netns/run.sh): the torture vectors over UDP and TCP
 # ("vectors-net") and SIPp OPTIONS ("sipp-options") against
 # examples/stateless200.lua, in a loopback-only network namespace (needs
@@ -216,6 +218,7 @@ check: all ctests
 	$(BUSTED_ENV) spec/support/busted.sh $(LUA) $(BUSTED) $(BUSTED_ARGS) 2>&1 \
 	  | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/netns/run.sh 2>&1 | tee -a $(TEST_LOG); \
+	$(NETNS_ENV) spec/sipp/proxy_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/txn_loss.sh 2>&1 | tee -a $(TEST_LOG);) \
 	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
 

@@ -153,6 +153,11 @@ local function request(req)
   if method == "REGISTER" then
     return register(req)
   end
+  -- §16.3 item 3 before anything else (as Kamailio's maxfwd), except an
+  -- OPTIONS to the proxy itself, which it answers as a UAS
+  if req.max_forwards == 0 and not (method == "OPTIONS" and to_self(req)) then
+    return req:reply(483, "Too Many Hops")
+  end
   if not req:is_initial() then
     if req:loose_route() then
       return proxy.relay(req)
