@@ -13,7 +13,8 @@
 #                     bytes per transaction
 #   make run          the example (parses the vectors and the bench corpus)
 #   make lint         luacheck
-#   make install      INST_LIBDIR=... INST_LUADIR=... (used by the rockspec)
+#   make install      INST_LIBDIR=... INST_LUADIR=... INST_BINDIR=... (the
+#                     rockspec uses it; bin/luasip goes to INST_BINDIR)
 #
 # Variables passed by luarocks (LUA_INCDIR, LIBUV_INCDIR, LIBUV_LIBDIR,
 # OPENSSL_INCDIR, OPENSSL_LIBDIR) take precedence over pkg-config.
@@ -45,7 +46,8 @@ VALGRIND ?= valgrind
 # Debian packages `make deps` installs (as root) when any is missing.
 DEB_PACKAGES := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev \
   libssl-dev luarocks lua-busted lua-check clang libclang-rt-14-dev valgrind \
-  sip-tester redis-server libsofia-sip-ua-dev libosip2-dev openssl iproute2
+  sip-tester redis-server libsofia-sip-ua-dev libosip2-dev openssl iproute2 \
+  libhiredis-dev libsqlite3-dev
 
 # --- dependencies' flags ----------------------------------------------------
 ifdef LUA_INCDIR
@@ -67,6 +69,12 @@ else
 SSL_CFLAGS := $(shell $(PKG_CONFIG) --cflags openssl 2>/dev/null)
 SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 endif
+
+# The location backends (csrc/lua/redis.c, csrc/lua/sqlite.c): hiredis and
+# SQLite, linked into core.so only (HIREDIS_*DIR, SQLITE_*DIR from luarocks).
+LOC_CFLAGS := $(if $(HIREDIS_INCDIR),-I$(HIREDIS_INCDIR)) $(if $(SQLITE_INCDIR),-I$(SQLITE_INCDIR))
+LOC_LIBS := $(if $(HIREDIS_LIBDIR),-L$(HIREDIS_LIBDIR)) $(if $(SQLITE_LIBDIR),-L$(SQLITE_LIBDIR)) \
+  $(or $(shell $(PKG_CONFIG) --libs hiredis sqlite3 2>/dev/null),-lhiredis -lsqlite3)
 
 # --- flags ------------------------------------------------------------------
 CFLAGS ?= -O2 -g
@@ -119,7 +127,7 @@ $(OBJ)/csrc/parse/%.o: csrc/parse/%.c Makefile
 # Bindings: the only files that see lua.h.
 $(OBJ)/csrc/lua/%.o: csrc/lua/%.c Makefile
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(LUA_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(LUA_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) $(LOC_CFLAGS) -c $< -o $@
 
 # transport, txn, core: libuv and OpenSSL, no Lua.
 $(OBJ)/csrc/%.o: csrc/%.c Makefile
@@ -139,7 +147,7 @@ $(CORE_LIB): $(CORE_OBJ)
 # Lua symbols stay undefined: the interpreter provides them.
 $(CORE_SO): $(LUA_OBJ) $(CORE_OBJ) $(PARSE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) -shared $(BASE_LDFLAGS) -o $@ $^ $(UV_LIBS) $(SSL_LIBS)
+	$(CC) -shared $(BASE_LDFLAGS) -o $@ $^ $(UV_LIBS) $(SSL_LIBS) $(LOC_LIBS)
 
 # C tests link the static libraries, never Lua.
 $(BUILD)/test/%: %.c $(TEST_LIBS) Makefile
@@ -189,7 +197,9 @@ BUSTED_ENV += LUA_PATH='lua/?.lua;lua/?/init.lua;;' \
 BUSTED_ARGS = --ignore-lua -o plainTerminal --lpath='lua/?.lua;lua/?/init.lua' \
   --cpath='$(BUILD)/lib/?.so'
 # SIPp with 10% loss both ways against transactions (spec/sipp/txn_loss.sh,
-# "sipp-txn"; plain build only, about 40 s).
+# "sipp-txn"; plain build only, about 40 s). SIPp registration scenarios
+# against examples/registrar.lua (spec/sipp/reg.sh, "sipp-reg"; plain build
+# only, about 7 s).
 # The proxy against SIPp UACs/UASes in its own loopback-only namespace
 # (spec/sipp/proxy_sipp.sh, "sipp-proxy", about 15 s).
 # Network tests (spec/netns/run.sh): the torture vectors over UDP and TCP
@@ -220,6 +230,7 @@ check: all ctests
 	$(NETNS_ENV) spec/netns/run.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/sipp/proxy_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/txn_loss.sh 2>&1 | tee -a $(TEST_LOG);) \
+	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/reg.sh 2>&1 | tee -a $(TEST_LOG);) \
 	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
 
 .PHONY: valgrind check-valgrind
@@ -258,7 +269,7 @@ check-fuzz: $(FUZZ_BUILD)/fuzz_parse
 	spec/support/summary.sh $(SUMMARY_NAME) $(FUZZ_BUILD)/summary.log
 
 # --- lint -------------------------------------------------------------------
-LINT_DIRS = $(wildcard lua spec examples csrc/bench)
+LINT_DIRS = $(wildcard lua spec examples csrc/bench bin/luasip)
 
 .PHONY: lint format-check
 lint:
@@ -300,6 +311,7 @@ bench: deps
 	  csrc/bench/run.sh $(CORPUS)
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/options_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/txn_bench.sh
+	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/reg_bench.sh
 
 # --- example ----------------------------------------------------------------
 .PHONY: run
@@ -312,6 +324,9 @@ run: deps
 INST_PREFIX ?= /usr/local
 INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/5.4
 INST_LUADIR ?= $(INST_PREFIX)/share/lua/5.4
+INST_BINDIR ?= $(INST_PREFIX)/bin
+# luarocks installs (and wraps) bin/luasip itself: the rockspec sets 0.
+INSTALL_BIN ?= 1
 
 .PHONY: install
 install: $(CORE_SO)
@@ -319,6 +334,7 @@ install: $(CORE_SO)
 	install -m 0755 $(CORE_SO) '$(INST_LIBDIR)/luasip/core.so'
 	cd lua && find luasip -name '*.lua' | while read -r f; do \
 	  install -D -m 0644 "$$f" '$(INST_LUADIR)'/"$$f" || exit 1; done
+	$(if $(filter 1,$(INSTALL_BIN)),install -D -m 0755 bin/luasip '$(INST_BINDIR)/luasip')
 
 # --- clean ------------------------------------------------------------------
 .PHONY: clean

@@ -12,10 +12,11 @@ source = {
 description = {
   summary = "SIP (RFC 3261) stack: C core on libuv, Lua 5.4 policy layer",
   detailed = [[
-luasip is a SIP stack: a zero-copy C parser and (in progress) transports and
-transaction layer on libuv with OpenSSL for TLS, driven by routing policy
-written in Lua 5.4. `require "luasip"` gives sip.parse, sip.uri, sip.request
-and the luasip.Message / luasip.URI objects.
+luasip is a SIP stack: a zero-copy C parser, transports (UDP, TCP, TLS) and
+the RFC 3261 transaction layer on libuv with OpenSSL for TLS, driven by
+routing policy written in Lua 5.4. `luasip run script.lua` serves a routing
+script (reloaded on SIGHUP); `require "luasip"` gives the same API to any
+Lua program.
 ]],
   homepage = "https://github.com/luasip/luasip",
   license = "MIT",
@@ -35,6 +36,14 @@ external_dependencies = {
     header = "openssl/ssl.h",
     library = "ssl",
   },
+  HIREDIS = {
+    header = "hiredis/adapters/libuv.h",
+    library = "hiredis",
+  },
+  SQLITE = {
+    header = "sqlite3.h",
+    library = "sqlite3",
+  },
 }
 
 test_dependencies = {
@@ -51,9 +60,14 @@ build = {
     LIBUV_LIBDIR = "$(LIBUV_LIBDIR)",
     OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
     OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
+    HIREDIS_INCDIR = "$(HIREDIS_INCDIR)",
+    HIREDIS_LIBDIR = "$(HIREDIS_LIBDIR)",
+    SQLITE_INCDIR = "$(SQLITE_INCDIR)",
+    SQLITE_LIBDIR = "$(SQLITE_LIBDIR)",
   },
   install_target = "install",
   install_variables = {
+    INSTALL_BIN = "0",
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
     LUA_INCDIR = "$(LUA_INCDIR)",
@@ -61,6 +75,18 @@ build = {
     LIBUV_LIBDIR = "$(LIBUV_LIBDIR)",
     OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
     OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
+    HIREDIS_INCDIR = "$(HIREDIS_INCDIR)",
+    HIREDIS_LIBDIR = "$(HIREDIS_LIBDIR)",
+    SQLITE_INCDIR = "$(SQLITE_INCDIR)",
+    SQLITE_LIBDIR = "$(SQLITE_LIBDIR)",
+  },
+}
+
+-- luarocks installs the command into the tree's bin, with a wrapper that
+-- sets the tree's paths
+build.install = {
+  bin = {
+    luasip = "bin/luasip",
   },
 }
 

@@ -136,7 +136,11 @@ int luaopen_luasip_core(lua_State *L) {
   sip__lua_open_uri(L);
   sip__lua_open_message(L);
   sip__lua_open_loop(L);
+  sip__lua_open_events(L);
   sip__lua_open_server(L);
+  sip__lua_open_loctimer(L);
+  sip__lua_open_redis(L);
+  sip__lua_open_sqlite(L);
   static const struct {
     const char *name;
     unsigned v;

@@ -90,6 +90,30 @@ void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits) {
   }
 }
 
+static int traceback_handler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg && !lua_isnoneornil(L, 1))
+    msg = luaL_tolstring(L, 1, NULL);
+  luaL_traceback(L, L, msg ? msg : "(no error message)", 1);
+  return 1;
+}
+
+/* The one way the loop calls into Lua (see lsip.h). */
+int sip__lua_call(lua_State *L, int nargs, const char *what) {
+  int fn = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, traceback_handler);
+  lua_insert(L, fn);
+  int rc = lua_pcall(L, nargs, 0, fn);
+  if (rc != LUA_OK) {
+    const char *err = lua_tostring(L, -1);
+    fprintf(stderr, "luasip: error in %s: %s\n", what,
+            err ? err : "(no error message)");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1); /* the handler */
+  return rc;
+}
+
 static int run_loop(lua_State *L, uv_run_mode mode) {
   sip_lua_loop *lp = sip__lua_loop(L);
   if (lp->L)

@@ -30,6 +30,13 @@ sip_lua_loop *sip__lua_loop(lua_State *L);
 /* Push the loop's userdata (servers keep it as a user value). */
 void sip__lua_push_loop(lua_State *L);
 uint64_t sip__lua_random(sip_lua_loop *lp);
+/* Every call from the loop into Lua goes through here: the function below
+ * its nargs arguments on the top of L's stack runs under lua_pcall with a
+ * traceback handler, so that no error (a script's, a memory error under
+ * the state's limit) escapes into libuv. An error is written to stderr
+ * with `what` and its traceback; the stack loses the function and its
+ * arguments either way. Returns the lua_pcall status. */
+int sip__lua_call(lua_State *L, int nargs, const char *what);
 /* ndigits random lower-case hex digits into out (not NUL-terminated). */
 void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits);
 
@@ -100,6 +107,11 @@ sip_lua_msg *sip__lua_message_check(lua_State *L, int idx);
 void sip__lua_open_message(lua_State *L);
 void sip__lua_open_uri(lua_State *L);
 void sip__lua_open_loop(lua_State *L);
+void sip__lua_open_events(lua_State *L);
 void sip__lua_open_server(lua_State *L);
+/* location service support (loctimer.c) */
+void sip__lua_open_loctimer(lua_State *L);
+void sip__lua_open_redis(lua_State *L);
+void sip__lua_open_sqlite(lua_State *L);
 
 #endif

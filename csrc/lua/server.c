@@ -1020,6 +1020,14 @@ static int srv_is_closed(lua_State *L) {
   return 1;
 }
 
+/* server:set_trace(on): every message in and out to stderr (--trace) */
+static int srv_set_trace(lua_State *L) {
+  sip_lua_server *s = check_server(L, 1);
+  sip_tp_set_trace(s->tp, lua_toboolean(L, 2) ? stderr : NULL);
+  lua_settop(L, 1);
+  return 1;
+}
+
 /* server:listen("udp:127.0.0.1:5060") -> id, or nil, err, name */
 static int srv_listen(lua_State *L) {
   sip_lua_server *s = check_server(L, 1);
@@ -1315,6 +1323,7 @@ static const luaL_Reg srv_methods[] = {
     {"set_request_handler", srv_set_request_handler},
     {"set_response_handler", srv_set_response_handler},
     {"set_log_handler", srv_set_log_handler},
+    {"set_trace", srv_set_trace},
     {"stats", srv_stats},
     {"close", srv_close},
     {"is_closed", srv_is_closed},

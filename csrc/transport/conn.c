@@ -654,6 +654,8 @@ int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
   sip__wreq *w = wreq_new(c, bytes, len, (uint32_t)len, cb, arg);
   if (!w)
     return SIP_ENOMEM;
+  if (tp->trace)
+    sip__tp_trace(tp, 1, bytes, len, c->transport, NULL, &c->peer);
   if (c->state != SIP__CS_OPEN) {
     if (c->pend_tail)
       c->pend_tail->next = w;

@@ -27,6 +27,7 @@
 #define SIP_TRANSPORT_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "sip_msg.h"
@@ -219,6 +220,10 @@ typedef void (*sip_tp_send_cb)(void *arg, int status);
  * connection (asynchronous connect + handshake; the bytes wait in a queue).
  * Returns 0 and later calls cb(arg, status) exactly once, never from inside
  * this call; or returns a negative code and never calls cb. */
+/* Write every message received and sent (with time, transport and
+ * addresses) to out, flushed per message; NULL turns it off. */
+void sip_tp_set_trace(sip_tp *tp, FILE *out);
+
 int sip_tp_send(sip_tp *tp, const char *bytes, size_t len, const sip_dest *dst,
                 sip_tp_send_cb cb, void *arg);
 

@@ -530,6 +530,9 @@ static int fix_top_via(sip_msg *m, const sip_via *v, const sip_src *src) {
 
 static void bad(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
   char text[256];
+  if (tp->trace)
+    sip__tp_trace(tp, 0, rx->data, rx->len, src->transport, &src->local,
+                  &src->peer);
   char peer[64];
   tp->st.parse_errors++;
   sip_msg_strerror(&rx->msg, rc, text, sizeof(text));
@@ -554,6 +557,9 @@ void sip__tp_deliver(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
     return;
   }
   sip_msg *m = &rx->msg;
+  if (tp->trace)
+    sip__tp_trace(tp, 0, rx->data, rx->len, src->transport, &src->local,
+                  &src->peer);
   if (m->is_request) {
     const sip_via *v;
     rc = sip_msg_get_vias(m, &v);

@@ -126,7 +126,13 @@ struct sip_tp {
   char tls_scratch[65536];
   sip_tp_counters st;
   char errtext[512];
+  FILE *trace; /* trace.c: NULL = off */
 };
+
+/* trace.c: one message, when tp->trace is set */
+void sip__tp_trace(sip_tp *tp, int outgoing, const char *bytes, size_t len,
+                   int transport, const struct sockaddr_storage *local,
+                   const struct sockaddr_storage *peer);
 
 /* tp.c */
 void sip__tp_handle_closed(sip_tp *tp);

@@ -147,5 +147,7 @@ int sip__tp_udp_send(sip_tp *tp, const char *bytes, size_t len,
     tp->st.tx_errors++;
     return rc;
   }
+  if (tp->trace)
+    sip__tp_trace(tp, 1, bytes, len, SIP_TP_UDP, &l->addr, &dst->addr);
   return 0;
 }

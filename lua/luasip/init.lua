@@ -515,6 +515,19 @@ function M.set_limits(t)
   return require("luasip.server").set_limits(t)
 end
 
+--- Run `fn` in its own coroutine after `seconds`; `opts.interval`
+-- repeats it. See `luasip.server.timer`.
+-- @function timer
+function M.timer(seconds, fn, opts)
+  return require("luasip.server").timer(seconds, fn, opts)
+end
+
+--- Wait `seconds` inside a handler or `spawn` coroutine.
+-- @function sleep
+function M.sleep(seconds)
+  return require("luasip.server").sleep(seconds)
+end
+
 --- Bytes the Lua state uses and its limit (0: none).
 -- @function memory
 M.memory = core.memory

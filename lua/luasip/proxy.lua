@@ -55,7 +55,7 @@ local sip_uri = core.uri
 
 local M = {}
 
-local resume = server._resume
+local resume = server.resume
 
 core.set_proxy_resume(function(co, status, res)
   resume(co, status, res)

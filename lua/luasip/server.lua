@@ -58,7 +58,11 @@ local function resume(co, ...)
   local ok, err = co_resume(co, ...)
   local req = served[co]
   if not ok then
-    log.error("request handler failed: %s", traceback(co, err))
+    if req then
+      log.error("%s handler failed: %s", req.method, traceback(co, err))
+    else
+      log.error("task failed (sip.spawn / sip.timer): %s", traceback(co, err))
+    end
     if req and req.method ~= "ACK" and not req:is_closed() and not req:handled() then
       req:reply(500)
     end
@@ -71,9 +75,6 @@ local function resume(co, ...)
     req:reply(500, "Server Internal Error (no reply from the script)")
   end
 end
-
--- for luasip.proxy: resume a handler coroutine with the rules above
-M._resume = resume
 
 --- Create a server.
 --
@@ -148,6 +149,22 @@ function Server:start()
     end
   end
   return self
+end
+
+--- The open listeners as specs with their actual ports:
+-- `{ "udp:127.0.0.1:5060", "tcp:[::1]:40312" }` (a port 0 given to
+-- `listen` shows as the port the system chose).
+-- @treturn table
+function Server:listeners()
+  local out = {}
+  for _, id in ipairs(state[self].ids) do
+    local l = self:listener(id)
+    if l then
+      local host = l.host:find(":", 1, true) and "[" .. l.host .. "]" or l.host
+      out[#out + 1] = string.format("%s:%s:%d", l.transport:lower(), host, l.port)
+    end
+  end
+  return out
 end
 
 --- Close the listeners and connections. Inside `srv:run()`, makes it return.
@@ -237,6 +254,14 @@ function Server:send(req, dest, opts)
   return co_yield()
 end
 
+--- Resume a coroutine that waits in a waiting function (a store, a
+-- database) with the values it returns, under the same rules as a request
+-- handler: an error is logged with its traceback and the request answered
+-- 500, a handler that ends without a final reply gets 500.
+-- @tparam thread co
+-- @function resume
+M.resume = resume
+
 --- Run `fn(...)` in a new coroutine now (it may call `srv:send` and other
 -- waiting functions); errors are logged with their traceback.
 -- @tparam function fn
@@ -249,6 +274,61 @@ function M.spawn(fn, ...)
   resume(co, ...)
   return co
 end
+
+local function milliseconds(seconds, what, lvl)
+  if type(seconds) ~= "number" or seconds < 0 or seconds ~= seconds then
+    error(string.format("bad %s (seconds >= 0 expected, got %s)", what, tostring(seconds)), lvl + 1)
+  end
+  return math.floor(seconds * 1000 + 0.5)
+end
+
+--- Run `fn()` in its own coroutine after `seconds` (like `spawn`: it may
+-- wait, and an error is logged with its traceback).
+--
+-- Options: `interval` (seconds) repeats it at that period; `background =
+-- true` keeps the timer from holding `sip.run()` open on its own (for
+-- housekeeping such as expiry sweeps).
+-- @tparam number seconds
+-- @tparam function fn
+-- @tparam[opt] table opts `{ interval = s, background = true }`
+-- @return a handle: `h:stop()`, `h:active()`
+function M.timer(seconds, fn, opts)
+  local delay = milliseconds(seconds, "delay", 2)
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'timer' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local interval = opts and opts.interval and milliseconds(opts.interval, "interval", 2) or 0
+  local h = assert(core.timer(delay, interval, function()
+    M.spawn(fn)
+  end))
+  if opts and opts.background then
+    h:unref()
+  end
+  return h
+end
+
+--- Wait `seconds` (inside a request handler or a `spawn` coroutine); the
+-- loop serves other requests meanwhile.
+-- @tparam number seconds
+function M.sleep(seconds)
+  local ms = milliseconds(seconds, "delay", 2)
+  local co, main = co_running()
+  if main then
+    error("sleep() must run inside a request handler or sip.spawn()", 2)
+  end
+  assert(core.timer(ms, 0, function()
+    resume(co)
+  end))
+  co_yield()
+end
+
+--- Resume a coroutine that waits for an event (for modules that wait on
+-- something of their own: a database reply, a DNS answer), with the same
+-- rules as every handler: the instruction budget, and an error logged with
+-- its traceback and answered 500 when the coroutine serves a request.
+-- @param co the coroutine (from `coroutine.running()` before it yielded)
+-- @param ... what its `coroutine.yield()` returns
+M.wake = resume
 
 --- Set the handler of responses that reach the server: `fn(res)`.
 -- Without one, they are dropped and counted (`responses_dropped`).

@@ -71,16 +71,15 @@ if ! command -v sipp >/dev/null; then
 fi
 NSX=(ip netns exec "$NS")
 
-"${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} \
-  LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH="$BUILD/lib/?.so;;" \
-  timeout -k 5 600 "$LUA" spec/sipp/proxy_run.lua examples/proxy.lua \
+"${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD" \
+  timeout -k 5 600 "$LUA" bin/luasip run examples/proxy.lua \
   --listen "udp:127.0.0.1:$P" --listen "tcp:127.0.0.1:$P" >"$work/proxy.log" 2>&1 &
 PROXY_PID=$!
 for _ in $(seq 100); do
-  [ "$(grep -c '^listening on ' "$work/proxy.log")" -ge 2 ] && break
+  grep -qs 'serving .*tcp' "$work/proxy.log" && break
   sleep 0.1
 done
-if [ "$(grep -c '^listening on ' "$work/proxy.log")" -lt 2 ]; then
+if ! grep -qs 'serving .*tcp' "$work/proxy.log"; then
   echo "sipp-proxy: the proxy did not start:"; sed 's/^/  | /' "$work/proxy.log"
   echo "sipp-proxy: 0 passed, 1 failed"
   exit 1
@@ -243,7 +242,7 @@ grep -q '^ok \|^FAIL ' "$work/vectors.out" || { result vectors 1 "no result"; se
 if ! kill -0 "$PROXY_PID" 2>/dev/null; then
   result "proxy alive" 1
   sed 's/^/  | /' "$work/proxy.log"
-elif grep -q 'runtime error\|Sanitizer\|error:' "$work/proxy.log"; then
+elif grep -qE 'runtime error|Sanitizer| error ' "$work/proxy.log"; then
   result "proxy log clean" 1
   sed 's/^/  | /' "$work/proxy.log" | head -n 40
 fi

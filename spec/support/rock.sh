@@ -35,6 +35,16 @@ else
   fail=$((fail + 1))
 fi
 echo "$out"
+# the command, through luarocks' wrapper, from another folder
+script=$tree/check_me.lua
+printf 'return { request = function(req) req:reply(404) end }\n' > "$script"
+if out=$(cd /tmp && "$tree/bin/luasip" check "$script" 2>&1) && grep -q ': ok (handlers: request' <<<"$out"; then
+  pass=$((pass + 1))
+  echo "rock: $tree/bin/luasip check: $out"
+else
+  fail=$((fail + 1))
+  echo "rock: luasip check from the tree failed: $out"
+fi
 cd "$root" || exit 1
 echo "rock: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,0 +1,62 @@
+--- Helpers shared by the location backends (private).
+-- @module luasip.location.util
+local core = require "luasip.core"
+local server = require "luasip.server"
+
+local co_running, co_yield = coroutine.running, coroutine.yield
+local pack, unpack, error = table.pack, table.unpack, error
+
+local M = {}
+
+--- Seconds since the epoch, microsecond precision.
+-- @function now
+M.now = core.location_clock
+
+--- A background one-shot timer: `t:start(ms)`, `t:stop()`, `t:close()`;
+-- `fn()` runs on the loop (does not keep the loop alive).
+-- @function timer
+M.timer = core.location_timer
+
+--- Run `fn(...)` in its own coroutine (errors are logged).
+-- @function spawn
+M.spawn = server.spawn
+
+--- Raise unless running inside a coroutine.
+-- @tparam string what the method's name, for the message
+function M.need_coroutine(what)
+  local _, main = co_running()
+  if main then
+    error("location: " .. what .. "() may wait: call it from a request handler or sip.spawn()", 3)
+  end
+end
+
+--- Wait for a callback: `start(cb)` begins an operation that calls `cb(...)`
+-- once (later, from the loop) and returns true, or returns nil, err when it
+-- cannot begin. Returns what `cb` was given.
+-- @tparam function start
+function M.wait(start)
+  local co, main = co_running()
+  if main then
+    error("location: this operation may wait: call it from a request handler or sip.spawn()", 3)
+  end
+  local state, early = 0, nil
+  local ok, err = start(function(...)
+    if state == 1 then
+      state = 2
+      server.resume(co, ...)
+    elseif state == 0 then
+      early = pack(...)
+    end
+  end)
+  if not ok then
+    state = 3
+    return nil, err
+  end
+  if early then
+    return unpack(early, 1, early.n)
+  end
+  state = 1
+  return co_yield()
+end
+
+return M

@@ -1,0 +1,799 @@
+--- A registrar (RFC 3261 §10.3) with Path (RFC 3327), SIP Outbound (RFC
+-- 5626) and GRUU (RFC 5627), on a location store (`luasip.location`).
+--
+--     local registrar = require "luasip.registrar"
+--     local loc = require("luasip.location").open("memory")
+--     srv:on_request(function(req)
+--       if req.method == "REGISTER" then
+--         return registrar.save(req, { location = loc, domains = { "example.com" } })
+--       end
+--       local contacts = registrar.lookup(req.uri, { location = loc })
+--       ...
+--     end)
+--
+-- `registrar.save(req, opts)` does every step of §10.3 and answers the
+-- request itself. Status codes it chooses:
+--
+-- - 404 when the Request-URI or the To host is not a served domain
+--   (`opts.domains`; §21.4.5: "the domain in the Request-URI does not match
+--   any of the domains handled by the recipient"; §10.3 step 5);
+--   416 for a Request-URI that is not sip/sips
+-- - 420 + Unsupported for a Require tag the registrar does not implement
+--   (the C sanity layer answers first for tags missing from the server's
+--   `sanity.supported`; the registrar checks again against its own list)
+-- - 400 for a To that is not a SIP/SIPS URI, a malformed Contact, q or
+--   Expires, `*` with other Contacts or with an Expires other than 0, a
+--   `reg-id` without `+sip.instance` or on more than one Contact
+-- - 403 when `opts.authorize` refuses without answering, or when a
+--   Contact is one of our GRUUs
+-- - 423 + Min-Expires for an expiry below `min_expires` (not 0)
+-- - 439 for an outbound registration whose first hop did not add a Path
+--   with `ob` (RFC 5626 §6)
+-- - 500 "CSeq Out Of Order" when a binding's Call-ID matches and the CSeq
+--   is not higher (§10.3 steps 6-7: "the update MUST be aborted and the
+--   request fails"; nothing is changed)
+-- - 503 "Too Many Registered Contacts" past `opts.max_contacts` (as
+--   Kamailio and OpenSIPS answer)
+-- - 500 + Retry-After when the location store fails (logged)
+-- - 200 listing every binding with `expires=` (seconds left) and `q`,
+--   a Date header, Path (when the UA supports path), Require: outbound
+--   (when reg-id was used), pub-gruu/temp-gruu (when the UA supports gruu)
+-- @module luasip.registrar
+local sip = require "luasip"
+local log = require "luasip.log"
+
+local format, lower = string.format, string.lower
+local concat, sort = table.concat, table.sort
+local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
+local time, date = os.time, os.date
+
+local M = {}
+
+--- Defaults of `save` options.
+-- @table defaults
+-- @field default_expires 3600 (no `expires` param, no Expires header)
+-- @field min_expires 60 (below: 423 + Min-Expires)
+-- @field max_expires 7200 (above: shortened to it)
+-- @field max_contacts 10 (bindings per AOR; above: 503)
+-- @field retry_after 5 (seconds, in the 500 of a store failure)
+M.defaults = {
+  default_expires = 3600,
+  min_expires = 60,
+  max_expires = 7200,
+  max_contacts = 10,
+  retry_after = 5,
+}
+
+--- Option tags this registrar implements (a Require of anything else gets
+-- 420 unless `opts.supported` lists it). Give them to the server's
+-- `sanity.supported` so that the C layer lets them through.
+M.supported = { "path", "outbound", "gruu" }
+
+local MAX_U32 = 4294967295
+
+------------------------------------------------------------------------------
+-- URIs and AORs
+------------------------------------------------------------------------------
+
+-- Characters a SIP user part may hold unescaped (RFC 3261 §25.1: unreserved
+-- and user-unreserved); anything else is written %XX.
+local function escape_user(s)
+  return (s:gsub("[^%w%-_%.!~%*'%(%)&=%+%$,;%?/]", function(c)
+    return format("%%%02X", c:byte())
+  end))
+end
+
+local function uri_of(u)
+  if type(u) == "string" then
+    return sip.uri(u)
+  end
+  return u
+end
+
+--- The canonical address-of-record of a URI (§10.3 step 5): scheme (sip or
+-- sips), user and host; host lower-case; no port, parameters or headers;
+-- escapes normalized (a character is escaped if and only if it must be,
+-- with upper-case hex), so `sip:%61lice@Example.COM:5060;transport=tcp` is
+-- `sip:alice@example.com`.
+-- @tparam string|URI uri
+-- @treturn[1] string the AOR
+-- @return[2] nil
+-- @treturn[2] string why (not a SIP/SIPS URI, unparsable)
+function M.aor(uri)
+  local u, err = uri_of(uri)
+  if not u then
+    return nil, err
+  end
+  local scheme = lower(u.scheme or "")
+  if scheme ~= "sip" and scheme ~= "sips" then
+    return nil, "not a SIP or SIPS URI"
+  end
+  local host = lower(u.host or "")
+  if host == "" then
+    return nil, "no host"
+  end
+  local user = u.user
+  if user and user ~= "" then
+    return scheme .. ":" .. escape_user(user) .. "@" .. host
+  end
+  return scheme .. ":" .. host
+end
+
+-- The key of a binding without instance: the Contact URI with scheme and
+-- host lower-cased, the user's escapes normalized, and only the URI
+-- parameters §19.1.4 always compares (user, ttl, method, maddr,
+-- transport), lower-cased and sorted; headers kept.
+local compared_params = { "maddr", "method", "transport", "ttl", "user" }
+local function contact_key(u)
+  local t = { lower(u.scheme or ""), ":" }
+  if u.user then
+    t[#t + 1] = escape_user(u.user)
+    if u.password then
+      t[#t + 1] = ":" .. escape_user(u.password)
+    end
+    t[#t + 1] = "@"
+  end
+  t[#t + 1] = lower(u.host or u.opaque or "")
+  if u.port then
+    t[#t + 1] = ":" .. u.port
+  end
+  local params = u.params
+  if params then
+    for _, name in ipairs(compared_params) do
+      local v = params[name]
+      if v then
+        t[#t + 1] = ";" .. name .. (v == true and "" or "=" .. lower(v))
+      end
+    end
+  end
+  local h = tostring(u.raw or ""):match("%?(.*)$")
+  if h then
+    t[#t + 1] = "?" .. h
+  end
+  return concat(t)
+end
+
+------------------------------------------------------------------------------
+-- Helpers
+------------------------------------------------------------------------------
+
+local function set_of(list)
+  local s = {}
+  for _, v in ipairs(list or {}) do
+    s[lower(v)] = true
+  end
+  return s
+end
+
+local default_supported = set_of(M.supported)
+
+-- Does opts.domains serve host? (no domains: every host is served)
+local function serves(opts, host, req)
+  local d = opts.domains
+  if d == nil then
+    return true
+  end
+  host = lower(host or "")
+  if type(d) == "function" then
+    return d(host, req) and true or false
+  end
+  for _, name in ipairs(d) do
+    if lower(name) == host then
+      return true
+    end
+  end
+  return false
+end
+
+--- The current time as an HTTP date (RFC 1123, GMT), for the Date header.
+-- @tparam[opt] number t seconds since the epoch (default now)
+-- @treturn string e.g. `Sat, 13 Nov 2010 23:29:00 GMT`
+function M.http_date(t)
+  return date("!%a, %d %b %Y %H:%M:%S GMT", t)
+end
+
+-- Split a contact's header parameters (";a=b;c") into the part to keep
+-- (everything but q, expires, pub-gruu, temp-gruu), respecting quotes.
+local dropped_params = { q = true, expires = true, ["pub-gruu"] = true, ["temp-gruu"] = true }
+local function kept_params(s)
+  if not s or s == "" then
+    return ""
+  end
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local j, inq = i + 1, false
+    while j <= n do
+      local c = s:sub(j, j)
+      if c == '"' then
+        inq = not inq
+      elseif c == "\\" and inq then
+        j = j + 1
+      elseif c == ";" and not inq then
+        break
+      end
+      j = j + 1
+    end
+    local p = s:sub(i, j - 1) -- ";name[=value]"
+    local name = lower(p:match("^;%s*([^=%s]+)") or "")
+    if name ~= "" and not dropped_params[name] then
+      out[#out + 1] = p:gsub("^;%s*", ";"):gsub("%s+$", "")
+    end
+    i = j
+  end
+  return concat(out)
+end
+
+-- The contact-params as written after the URI.
+local function raw_params(c)
+  local raw = c.raw or ""
+  local after = raw:match("^[^<]*<[^>]*>(.*)$")
+  if after then
+    return after
+  end
+  local u = c.uri or ""
+  if raw:sub(1, #u) == u then
+    return raw:sub(#u + 1)
+  end
+  return ""
+end
+
+-- A qvalue (RFC 3261 §25.1): 0[.ddd] or 1[.000].
+local function qvalue(q)
+  if q == nil then
+    return 1
+  end
+  q = tostring(q)
+  if not (q:match("^0%.?%d?%d?%d?$") or q:match("^1%.?0?0?0?$")) then
+    return nil
+  end
+  return tonumber(q)
+end
+
+-- The request's contacts; a Contact whose expires is beyond 2^32-1 makes
+-- the parser reject the whole field: such values are taken as 2^32-1 (and
+-- clamped to max_expires later) by reading a copy where they are.
+local function get_contacts(req)
+  local cs, err, code = req:get("contacts")
+  if cs or code ~= "RANGE" then
+    return cs, err
+  end
+  local lines = { "REGISTER sip:x SIP/2.0" }
+  for _, v in ipairs(req:headers("Contact", false)) do
+    v = v:gsub("(;%s*[Ee][Xx][Pp][Ii][Rr][Ee][Ss]%s*=%s*)(%d+)", function(p, d)
+      if #d > 10 or tonumber(d) > MAX_U32 then
+        return p .. MAX_U32
+      end
+      return p .. d
+    end)
+    lines[#lines + 1] = "Contact: " .. v
+  end
+  lines[#lines + 1] = "\r\n"
+  local m = sip.parse(concat(lines, "\r\n"))
+  if not m then
+    return nil, err
+  end
+  cs, err = m:get("contacts")
+  return cs, err
+end
+
+-- The Expires header: nil when absent, a number (2^32-1 for larger digit
+-- strings), or false when malformed.
+local function header_expires(req)
+  local v = req:header("Expires")
+  if v == nil then
+    return nil
+  end
+  v = v:match("^%s*(%d+)%s*$")
+  if not v then
+    return false
+  end
+  if #v > 10 or tonumber(v) > MAX_U32 then
+    return MAX_U32
+  end
+  return tonumber(v)
+end
+
+local function has_tag(req, header, tag)
+  for _, v in ipairs(req:headers(header)) do
+    if lower(v) == tag then
+      return true
+    end
+  end
+  return false
+end
+
+local function transport_addr(transport, host, port)
+  if host and host:find(":", 1, true) and not host:find("^%[") then
+    host = "[" .. host .. "]"
+  end
+  return lower(transport) .. ":" .. tostring(host) .. ":" .. tostring(port)
+end
+
+local function store_of(opts)
+  local loc = opts.location
+  if type(loc) == "table" or type(loc) == "userdata" then
+    return loc
+  end
+  local store, err = require("luasip.location").open(loc)
+  if not store then
+    error("registrar: location " .. tostring(loc) .. ": " .. tostring(err), 3)
+  end
+  return store
+end
+
+local function opt(opts, name)
+  local v = opts[name]
+  if v == nil then
+    return M.defaults[name]
+  end
+  return v
+end
+
+local function store_failed(req, store, opts, what, err)
+  log.error("registrar: location %s: %s failed: %s", tostring(store.url), what, tostring(err))
+  req:reply(500, "Server Internal Error (location service unavailable)",
+    { { "Retry-After", tostring(opt(opts, "retry_after")) } })
+  return 500
+end
+
+local function fail(req, code, reason, headers)
+  req:reply(code, reason, headers)
+  return code, reason
+end
+
+------------------------------------------------------------------------------
+-- GRUU (RFC 5627)
+------------------------------------------------------------------------------
+
+-- The instance URN without its angle brackets.
+local function urn(instance)
+  return (instance:gsub("^<(.*)>$", "%1"))
+end
+
+local function pub_gruu(aor, instance)
+  return aor .. ";gr=" .. urn(instance)
+end
+
+local TGRUU = "tgruu:" -- prefix of the store AOR holding a temp GRUU's target
+
+-- A temporary GRUU: sip:tgruu.<base>.<n>@host;gr. The base is random and
+-- made once per (binding, Call-ID): the store keeps "tgruu:<base>" ->
+-- { contact = aor, instance, call_id } with the binding's expiry, so that
+-- every temp GRUU handed out during this registration resolves until it
+-- ends, and none after the UA registers with a new Call-ID (§5.1 of RFC
+-- 5627). n changes on every refresh, so each 200 carries a new one. The
+-- AOR cannot be read from it (the base is random), but temp GRUUs of the
+-- same registration share the base.
+local function temp_gruu(aor, base, n)
+  local scheme, host = aor:match("^(sips?):.-([^@]+)$")
+  return format("%s:tgruu.%s.%d@%s;gr", scheme, base, n, host)
+end
+
+------------------------------------------------------------------------------
+-- save
+------------------------------------------------------------------------------
+
+-- Contact header value for a binding in a 200 / 3xx.
+local function contact_value(b, now, gruu)
+  local t = { "<", b.contact, ">" }
+  local left = (b.expires or now) - now
+  if left < 0 then
+    left = 0
+  end
+  t[#t + 1] = ";expires=" .. left
+  if b.q and b.q ~= 1 then
+    t[#t + 1] = ";q=" .. format("%g", b.q)
+  end
+  if b.params and b.params ~= "" then
+    t[#t + 1] = b.params
+  end
+  if gruu and b.pub_gruu then
+    t[#t + 1] = ';pub-gruu="' .. b.pub_gruu .. '"'
+    if b.temp_gruu then
+      t[#t + 1] = ';temp-gruu="' .. b.temp_gruu .. '"'
+    end
+  end
+  return concat(t)
+end
+
+local function by_q(a, b)
+  if a.q ~= b.q then
+    return (a.q or 1) > (b.q or 1)
+  end
+  return (a.updated or 0) > (b.updated or 0)
+end
+
+--- Process a REGISTER: every step of RFC 3261 §10.3, and answer it.
+--
+-- Options (all optional):
+--
+-- - `location`: a store from `luasip.location.open`, or its URL (default
+--   `"memory"`)
+-- - `domains`: a list of served domains, or `function(host, req)` ->
+--   boolean; nil serves every domain
+-- - `authorize`: `function(req, aor)` -> true to go on; anything else
+--   stops here: the hook answered (e.g. 401), or the registrar answers 403
+-- - `on_binding`: `function(req, binding)` called for every binding about
+--   to be saved (not for removals): return nothing or true to keep it, a
+--   table to save instead, or `nil, code, reason` to refuse the whole
+--   request with that answer
+-- - `default_expires` (3600), `min_expires` (60; 0 turns the 423 off),
+--   `max_expires` (7200), `max_contacts` (10), `retry_after` (5)
+-- - `supported`: more option tags to accept in Require
+-- - `path` (true): store Path (RFC 3327) and return it to UAs that
+--   support path; false ignores Path
+-- - `outbound` (true): RFC 5626 binding keys and flows; `gruu` (true):
+--   RFC 5627 GRUUs
+--
+-- Bindings are keyed by `+sip.instance` and `reg-id` when the UA supports
+-- outbound, by `+sip.instance` alone when it gives no reg-id, else by the
+-- Contact URI. The lookup-then-write is not atomic across registrar
+-- instances: two REGISTERs for one AOR at the same time can overshoot
+-- `max_contacts` (RFC 3261 §10.2 has a UA wait for each answer).
+-- @tparam Message req a received REGISTER
+-- @tparam[opt] table opts
+-- @treturn integer the status code sent
+-- @treturn table|string on 200 the bindings now registered (sorted by q);
+--   otherwise the reason
+function M.save(req, opts)
+  opts = opts or {}
+  if req.method ~= "REGISTER" then
+    error("registrar.save: a REGISTER expected, got " .. tostring(req.method), 2)
+  end
+
+  -- 1. The Request-URI's domain.
+  local ruri = req.ruri
+  local rscheme = ruri and lower(ruri.scheme or "")
+  if rscheme ~= "sip" and rscheme ~= "sips" then
+    return fail(req, 416, "Unsupported URI Scheme")
+  end
+  if not serves(opts, ruri.host, req) then
+    return fail(req, 404, "Domain Not Served Here")
+  end
+
+  -- 2. Require (§8.2.2.3).
+  local extra = opts.supported and set_of(opts.supported)
+  local unsupported = {}
+  for _, tag in ipairs(req:headers("Require")) do
+    local t = lower(tag)
+    if not default_supported[t] and not (extra and extra[t]) then
+      unsupported[#unsupported + 1] = tag
+    end
+  end
+  if #unsupported > 0 then
+    return fail(req, 420, "Bad Extension", { { "Unsupported", concat(unsupported, ", ") } })
+  end
+
+  -- 5. The address-of-record (before 3-4: the hook is given it).
+  local to = req.to
+  local to_uri = to and sip.uri(to.uri)
+  local aor = to_uri and M.aor(to_uri)
+  if not aor then
+    return fail(req, 400, "Bad Request (To must be a SIP or SIPS URI)")
+  end
+  if not serves(opts, to_uri.host, req) then
+    return fail(req, 404, "Not Found (domain of To not served here)")
+  end
+
+  -- 3-4. Authentication and authorization.
+  if opts.authorize then
+    local ok = opts.authorize(req, aor)
+    if ok ~= true then
+      if req:handled() then
+        return req:answered() or 0, "authorize hook answered"
+      end
+      return fail(req, 403, "Forbidden")
+    end
+  end
+
+  -- 6. The Contact header field.
+  local contacts, cerr = get_contacts(req)
+  if not contacts then
+    return fail(req, 400, "Bad Request (malformed Contact" .. (cerr and (": " .. cerr) or "") .. ")")
+  end
+  local hexp = header_expires(req)
+  if hexp == false then
+    return fail(req, 400, "Bad Request (malformed Expires)")
+  end
+  local star = contacts.star
+  if star then
+    if #contacts > 0 or #req:headers("Contact") > 1 then
+      return fail(req, 400, "Bad Request (Contact * must be the only Contact)")
+    end
+    if hexp ~= 0 then
+      return fail(req, 400, "Bad Request (Contact * needs Expires: 0)")
+    end
+  end
+
+  local now = time()
+  local call_id, cseq = req.call_id, req.cseq
+  local default_expires = opt(opts, "default_expires")
+  local min_expires, max_expires = opt(opts, "min_expires"), opt(opts, "max_expires")
+  local use_path = opts.path ~= false
+  local use_outbound = opts.outbound ~= false and has_tag(req, "Supported", "outbound")
+  local use_gruu = opts.gruu ~= false and has_tag(req, "Supported", "gruu")
+  local src = req:source() or {}
+  local received = src.host and transport_addr(src.transport, src.host, src.port)
+  local socket = src.local_host and transport_addr(src.transport, src.local_host, src.local_port)
+  local paths
+  if use_path and #req.paths > 0 then
+    paths = {}
+    for i, p in ipairs(req.paths) do
+      paths[i] = tostring(p.raw)
+    end
+  end
+  local ua = req:header("User-Agent")
+
+  -- The requested changes, validated before anything is written.
+  local changes, reg_ids, used_outbound = {}, 0, false
+  for _, c in ipairs(contacts) do
+    local u = sip.uri(c.uri)
+    if not u then
+      return fail(req, 400, "Bad Request (malformed Contact URI)")
+    end
+    local cp = c.params or {}
+    local q = qvalue(cp.q)
+    if not q then
+      return fail(req, 400, "Bad Request (q must be 0 to 1)")
+    end
+    local e = c.expires or hexp or default_expires
+    if e > 0 and e < min_expires then
+      return fail(req, 423, "Interval Too Brief", { { "Min-Expires", tostring(min_expires) } })
+    end
+    if e > max_expires then
+      e = max_expires
+    end
+    if u.params and u.params.gr ~= nil and serves(opts, u.host, req) and M.aor(u) then
+      return fail(req, 403, "Forbidden (Contact is a GRUU)")
+    end
+    local instance = cp["+sip.instance"]
+    local reg_id = cp["reg-id"]
+    if instance == true then
+      instance = nil
+    end
+    local key
+    if reg_id ~= nil and use_outbound then
+      reg_id = tonumber(reg_id)
+      if not instance or not reg_id or reg_id < 1 or reg_id > MAX_U32 or reg_id % 1 ~= 0 then
+        return fail(req, 400, "Bad Request (reg-id needs +sip.instance and a number 1 to 2^32-1)")
+      end
+      reg_ids = reg_ids + 1
+      key = instance .. ";" .. reg_id
+      used_outbound = true
+    elseif instance then
+      reg_id = nil
+      key = instance
+    else
+      reg_id = nil
+      key = contact_key(u)
+    end
+    changes[#changes + 1] = {
+      key = key, contact = tostring(c.uri), expires = e, q = q, instance = instance,
+      reg_id = reg_id, params = kept_params(raw_params(c)),
+    }
+  end
+  if reg_ids > 1 then
+    return fail(req, 400, "Bad Request (reg-id on more than one Contact)")
+  end
+  if used_outbound and #req.via > 1 then
+    local first = req.paths[1]
+    local fu = first and sip.uri(first.uri)
+    if not (fu and fu.params and fu.params.ob ~= nil) then
+      return fail(req, 439, "First Hop Lacks Outbound Support")
+    end
+  end
+
+  -- 6-7. The current bindings; Call-ID / CSeq ordering.
+  local store = store_of(opts)
+  local current, lerr = store:lookup(aor)
+  if not current then
+    return store_failed(req, store, opts, "lookup " .. aor, lerr)
+  end
+  local by_key = {}
+  for _, b in ipairs(current) do
+    by_key[b.key] = b
+  end
+  local function in_order(b)
+    return not b or b.call_id ~= call_id or (b.cseq or -1) < cseq
+  end
+  local removes, saves = {}, {}
+  if star then
+    for _, b in ipairs(current) do
+      if not in_order(b) then
+        return fail(req, 500, "Server Internal Error (CSeq out of order)")
+      end
+      removes[#removes + 1] = b.key
+    end
+  end
+  local final = {}
+  if not star then
+    for k, b in pairs(by_key) do
+      final[k] = b
+    end
+  end
+  for _, ch in ipairs(changes) do
+    local old = by_key[ch.key]
+    if not in_order(old) then
+      return fail(req, 500, "Server Internal Error (CSeq out of order)")
+    end
+    if ch.expires == 0 then
+      if old then
+        removes[#removes + 1] = ch.key
+      end
+      final[ch.key] = nil
+    else
+      local b = {
+        key = ch.key, contact = ch.contact, expires = now + ch.expires, q = ch.q,
+        call_id = call_id, cseq = cseq, path = paths, received = received,
+        socket = socket, conn_id = src.conn_id, instance = ch.instance,
+        reg_id = ch.reg_id, user_agent = ua, updated = now, params = ch.params,
+      }
+      if ch.instance and opts.gruu ~= false then
+        b.pub_gruu = pub_gruu(aor, ch.instance)
+        local base, n = old and old.call_id == call_id and old.tgruu_base, 1
+        if base then
+          n = (old.tgruu_n or 0) + 1
+        else
+          base = sip.new_tag() .. sip.new_tag()
+        end
+        b.tgruu_base, b.tgruu_n = base, n
+        b.temp_gruu = temp_gruu(aor, base, n)
+      end
+      if opts.on_binding then
+        local r, code, reason = opts.on_binding(req, b)
+        if r == nil and code then
+          return fail(req, code, reason)
+        elseif type(r) == "table" then
+          b = r
+        end
+      end
+      saves[#saves + 1] = b
+      final[ch.key] = nil
+      final[b.key] = b
+    end
+  end
+  local count = 0
+  for _ in pairs(final) do
+    count = count + 1
+  end
+  if count > opt(opts, "max_contacts") and #saves > 0 then
+    return fail(req, 503, "Too Many Registered Contacts")
+  end
+
+  -- Write everything, or undo what was written (§10.3 step 7).
+  local done = {}
+  local function undo()
+    for i = #done, 1, -1 do
+      local d = done[i]
+      if d.old then
+        store:save(aor, d.old)
+      else
+        store:remove(aor, d.key)
+      end
+    end
+  end
+  for _, b in ipairs(saves) do
+    local ok, err = store:save(aor, b)
+    if not ok then
+      undo()
+      return store_failed(req, store, opts, "save " .. aor, err)
+    end
+    done[#done + 1] = { key = b.key, old = by_key[b.key] }
+    if b.tgruu_base then
+      local ok2, err2 = store:save(TGRUU .. b.tgruu_base, {
+        key = "target", contact = aor, expires = b.expires, instance = b.instance,
+        call_id = b.call_id,
+      })
+      if not ok2 then
+        undo()
+        return store_failed(req, store, opts, "save temp-gruu of " .. aor, err2)
+      end
+    end
+  end
+  for _, k in ipairs(removes) do
+    local ok, err = store:remove(aor, k)
+    if not ok then
+      undo()
+      return store_failed(req, store, opts, "remove from " .. aor, err)
+    end
+    done[#done + 1] = { key = k, old = by_key[k], removed = true }
+  end
+
+  -- 8. The 200: every current binding.
+  local list = {}
+  for _, b in pairs(final) do
+    list[#list + 1] = b
+  end
+  sort(list, by_q)
+  local headers = {}
+  for _, b in ipairs(list) do
+    headers[#headers + 1] = { "Contact", contact_value(b, now, use_gruu) }
+  end
+  if paths and has_tag(req, "Supported", "path") then
+    for _, p in ipairs(paths) do
+      headers[#headers + 1] = { "Path", p }
+    end
+  end
+  if used_outbound then
+    headers[#headers + 1] = { "Require", "outbound" }
+  end
+  headers[#headers + 1] = { "Date", M.http_date(now) }
+  req:reply(200, nil, headers)
+  return 200, list
+end
+
+------------------------------------------------------------------------------
+-- lookup
+------------------------------------------------------------------------------
+
+--- The live bindings for a URI, sorted by q (highest first) then most
+-- recent: what a proxy forks to or a redirect server returns.
+--
+-- A GRUU resolves to its one binding: a public GRUU (`;gr=urn`) to the
+-- binding of that instance, a temporary one (`sip:tgruu.*@host;gr`) to the
+-- binding whose registration issued it while it keeps the same Call-ID.
+-- Each binding has `contact`, `q`, `expires` (absolute), `path` (list or
+-- nil), `received` (`"udp:192.0.2.4:5060"`, the REGISTER's source, for
+-- NAT), `socket`, `instance`, `reg_id`, ...
+-- @tparam string|URI uri a Request-URI or AOR
+-- @tparam[opt] table opts `location` (store or URL)
+-- @treturn[1] {table,...} the bindings (`{}` when none)
+-- @return[2] nil
+-- @treturn[2] string error (store failure, not a SIP URI)
+function M.lookup(uri, opts)
+  opts = opts or {}
+  local u, err = uri_of(uri)
+  if not u then
+    return nil, err
+  end
+  local aor
+  aor, err = M.aor(u)
+  if not aor then
+    return nil, err
+  end
+  local store = store_of(opts)
+  local gr = u.params and u.params.gr
+  if gr == nil then
+    return store:lookup(aor)
+  end
+  local want_instance, want_call_id
+  if gr == true then
+    local base = u.user and u.user:match("^tgruu%.([%w]+)%.%d+$")
+    if not base then
+      return {}
+    end
+    local t, terr = store:lookup(TGRUU .. base)
+    if not t then
+      return nil, terr
+    end
+    if not t[1] then
+      return {}
+    end
+    aor, want_instance, want_call_id = t[1].contact, t[1].instance, t[1].call_id
+  else
+    want_instance = "<" .. gr .. ">"
+  end
+  local all, lerr = store:lookup(aor)
+  if not all then
+    return nil, lerr
+  end
+  for _, b in ipairs(all) do
+    if b.instance and lower(b.instance) == lower(want_instance)
+      and (not want_call_id or b.call_id == want_call_id) then
+      return { b }
+    end
+  end
+  return {}
+end
+
+--- A Contact header value for a binding: `<uri>;expires=N;q=Q` plus the
+-- contact parameters it was registered with (N: seconds left, from the
+-- absolute `expires`; q only when not 1); used by `luasip.redirect`.
+-- @tparam table binding `contact`, `expires` (absolute), `q`, `params`
+-- @tparam[opt] number now default `os.time()`
+-- @treturn string
+function M.contact_value(binding, now)
+  return contact_value(binding, now or time(), false)
+end
+
+return M
