@@ -262,7 +262,8 @@ static void ctx_free(sip_proxy_ctx *c) {
   free_pending(c);
   free(c->rr_params);
   sip_txn_unref(c->st);
-  sip_rxbuf_unref(c->rx);
+  if (c->rx)
+    sip_rxbuf_unref(c->rx);
   free(c);
 }
 
@@ -408,7 +409,8 @@ static void on_event(void *arg, sip_txn *t, int event, int err) {
 static void send_cancel(px_branch *b) {
   sip_proxy_ctx *c = b->c;
   b->cancel = 1;
-  if (b->cancel_sent || !b->t || !b->provisional || !c->p || !c->invite)
+  if (b->cancel_sent || !b->t || !b->provisional || !c->p || !c->invite ||
+      !c->rx)
     return;
   b->cancel_sent = 1;
   char buf[8192];
@@ -694,6 +696,29 @@ static int failover_status(const sip_proxy_ctx *c, int s) {
 
 static int start_group(sip_proxy_ctx *c);
 
+/* A final response went upstream and no round runs: what only served
+ * building requests and choosing the response goes (the request, kept
+ * responses); what forwards late 2xx (the server transaction, the
+ * branches' transactions) stays. Memory per call in flight. */
+static void shed(sip_proxy_ctx *c) {
+  if (c->running || !c->final_sent)
+    return;
+  int need_rx = 0;
+  for (int i = 0; i < c->nbr; i++) {
+    px_branch *b = c->br[i];
+    if (b->final) {
+      sip_rxbuf_unref(b->final);
+      b->final = NULL;
+    }
+    if (b->t && b->cancel && !b->cancel_sent)
+      need_rx = 1;
+  }
+  if (!need_rx && c->rx) {
+    sip_rxbuf_unref(c->rx);
+    c->rx = NULL;
+  }
+}
+
 static void round_done(sip_proxy_ctx *c) {
   c->running = 0;
   c->round_due = c->group_due = 0;
@@ -711,7 +736,14 @@ static void round_done(sip_proxy_ctx *c) {
     msg = rx ? &rx->msg : NULL;
   }
   rearm(c);
+  if (rx)
+    sip_rxbuf_ref(rx); /* for the callback: shed may drop the branch's */
+  c->refs++;
   notify(c, SIP_PROXY_EV_DONE, idx, status, msg, rx);
+  shed(c);
+  if (rx)
+    sip_rxbuf_unref(rx);
+  sip_proxy_ctx_unref(c);
 }
 
 /* After any change: start the next serial group or end the round. */
@@ -1006,7 +1038,7 @@ int sip_proxy_cancel(sip_proxy_ctx *c) {
 }
 
 int sip_proxy_finish(sip_proxy_ctx *c) {
-  if (sip_proxy_final_sent(c) || c->running)
+  if (sip_proxy_final_sent(c) || c->running || !c->rx)
     return 0;
   int idx = best_in(c, 0);
   c->final_sent = 1;
@@ -1044,6 +1076,7 @@ int sip_proxy_finish(sip_proxy_ctx *c) {
     }
   }
   int rc = send_up(c, &b->final->msg, (sip_str){agg, an});
+  shed(c);
   return rc < 0 ? rc : 1;
 }
 
