@@ -453,6 +453,12 @@ int sip_proxy_best(const uint16_t *status, int n) {
       continue;
     }
     int b = status[best];
+    if (b < 300)
+      continue; /* the first 2xx stays */
+    if (s < 300) {
+      best = i;
+      continue;
+    }
     if (b >= 600)
       continue; /* the first 6xx stays */
     if (s >= 600 || s / 100 < b / 100 ||

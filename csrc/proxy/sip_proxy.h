@@ -127,9 +127,9 @@ int sip_proxy_write_cancel(sip_msg *req, sip_str ruri, sip_str via,
                            sip_str route, char *buf, size_t cap);
 
 /* §16.7 step 6: index of the best of n final statuses (0 = no response
- * yet, skipped): a 6xx if any, else the lowest class, preferring 401, 407,
- * 415, 420, 484 within 4xx; the first in order among equals. -1 when no
- * status is final. */
+ * yet, skipped): a 2xx if any (forwarded already by then), else a 6xx,
+ * else the lowest class, preferring 401, 407, 415, 420, 484 within 4xx;
+ * the first in order among equals. -1 when no status is final. */
 int sip_proxy_best(const uint16_t *status, int n);
 
 /* Prepare a response received on a branch for forwarding: its top Via
