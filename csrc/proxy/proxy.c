@@ -874,8 +874,12 @@ static void on_timer(uv_timer_t *h) {
   uint64_t now = now_ms(c->p);
   c->refs++;
   if (c->running && c->round_due && c->round_due <= now) {
+    /* the round's time is up: 408 for what is pending (their CANCEL goes
+     * now, or when a provisional comes) */
     c->round_due = 0;
-    cancel_pending(c, c->round_first);
+    free_pending(c);
+    for (int i = c->round_first; i < c->nbr; i++)
+      branch_give_up(c->br[i], 408);
   }
   if (c->running && c->group_due && c->group_due <= now) {
     c->group_due = 0;
