@@ -289,4 +289,72 @@ describe("luasip.proxy", function()
     assert.is_false(proxy.is_private("172.32.0.1"))
     assert.is_false(proxy.is_private("127.0.0.1"))
   end)
+  it("serial: a group that rings past branch_timeout is cancelled and the next starts", function()
+    local a, b = N.udp(V4), N.udp(V4)
+    setup(function(req, out)
+      out.status = proxy.relay(req, {
+        { uri = "sip:a@127.0.0.1:" .. a.port, q = 0.9 },
+        { uri = "sip:b@127.0.0.1:" .. b.port, q = 0.1 },
+      }, { fork = "serial", branch_timeout = 0.3 }).status
+    end)
+    invite()
+    local ra = assert(next_msg(a))
+    a:send(response(ra, 180, "Ringing"), V4, port)
+    local c = assert(next_msg(a, 3))
+    assert.equal("CANCEL", c.start:match("^(%u+)"))
+    local rb = assert(next_msg(b))
+    b:send(response(rb, 200, "OK"), V4, port)
+    local got
+    N.pump_until(function()
+      local m = next_msg(uac, 0.1)
+      if m and m.status and m.status >= 200 then
+        got = m
+      end
+      return got
+    end, 3)
+    assert.equal(200, got and got.status)
+    assert.truthy(N.pump_until(function()
+      return outcome.status
+    end))
+    assert.equal(200, outcome.status)
+  end)
+
+  it("recurse: the Contacts of a 3xx become branches", function()
+    local a, b = N.udp(V4), N.udp(V4)
+    setup(function(req, out)
+      out.status = proxy.relay(req, "sip:a@127.0.0.1:" .. a.port, { recurse = true }).status
+    end)
+    invite()
+    local ra = assert(next_msg(a))
+    a:send(response(ra, 302, "Moved", { "Contact: <sip:b@127.0.0.1:" .. b.port .. ">" }), V4, port)
+    local rb = assert(next_msg(b))
+    assert.equal("INVITE sip:b@127.0.0.1:" .. b.port .. " SIP/2.0", rb.start)
+    b:send(response(rb, 200, "OK"), V4, port)
+    assert.equal(200, assert(next_final(uac)).status)
+  end)
+
+  it("every response context is freed once its transactions end", function()
+    local uas = N.udp(V4)
+    setup(function(req)
+      req:record_route()
+      return proxy.relay(req, "sip:uas@127.0.0.1:" .. uas.port)
+    end, { t1 = 10, t2 = 40, t4 = 50, timer_d = 100 })
+    for i = 1, 3 do
+      invite { call_id = "free-" .. i }
+      local r = assert(next_msg(uas))
+      uas:send(response(r, i == 2 and 486 or 200, "X"), V4, port)
+      assert(next_final(uac))
+    end
+    assert.equal(3, srv:stats().proxy_relayed)
+    N.pump_until(function()
+      return srv:stats().txn_live == 0
+    end, 5)
+    assert.equal(0, srv:stats().txn_live)
+    -- the handlers' requests hold their context until collected
+    assert.truthy(N.pump_until(function()
+      collectgarbage()
+      return srv:stats().proxy_live_ctx == 0
+    end, 5))
+    assert.equal(0, srv:stats().proxy_ctx_bytes)
+  end)
 end)
