@@ -10,7 +10,8 @@
 #   make fuzz         libFuzzer on the parser for FUZZ_SECONDS (default 60)
 #   make bench        parser throughput (luasip C and Lua vs sofia-sip, oSIP2),
 #                     stateless OPTIONS CPU vs Kamailio, transactions/s and
-#                     bytes per transaction
+#                     bytes per transaction, location store ops/s and bytes
+#                     per binding (vs Kamailio usrloc)
 #   make run          the example (parses the vectors and the bench corpus)
 #   make lint         luacheck
 #   make install      INST_LIBDIR=... INST_LUADIR=... INST_BINDIR=... (the
@@ -311,6 +312,7 @@ bench: deps
 	  csrc/bench/run.sh $(CORPUS)
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/options_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/txn_bench.sh
+	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/location_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/reg_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/proxy_bench.sh
 

@@ -13,11 +13,11 @@ return {
   options = {
     location = { default = "memory", arg = "URL",
                  help = "location service: memory, sqlite:PATH or redis://HOST:PORT/DB" },
-    ["min-expires"] = { default = "60", arg = "SECONDS", help = "shorter registrations get 423" },
+    ["min-expires"] = { default = 60, arg = "SECONDS", help = "shorter registrations get 423" },
   },
   setup = function(ctx)
     loc = assert(location.open(ctx.options.location))
-    min_expires = assert(tonumber(ctx.options["min-expires"] or ctx.options.min_expires), "--min-expires: seconds")
+    min_expires = ctx.options["min-expires"]
   end,
   methods = {
     REGISTER = function(req)

@@ -178,13 +178,17 @@ describe("location memory", function()
     store:on_expire(function()
       expired = expired + 1
     end)
-    local soon = socket.gettime() + 0.2
-    run(function()
+    local soon = socket.gettime() + 1
+    -- saves after `soon` remove instead (a past expiry): count what lives
+    local live = run(function()
       for i = 1, 30000 do
         assert(store:save("sip:u" .. i .. "@x", binding("k", soon)))
       end
+      return store:count()
     end, 30)
-    assert(N.pump_until(function() return expired == 30000 end, 20))
+    assert.is_true(live > 20000) -- BATCH is 20000: several timer runs
+    N.pump_until(function() return expired == live end, 20)
+    assert.equal(live, expired)
     assert.equal(0, run(function() return store:count() end))
   end)
 
@@ -203,5 +207,360 @@ describe("location memory", function()
     for _, e in ipairs(errs) do
       assert.is_string(e)
     end
+  end)
+end)
+
+------------------------------------------------------------------------------
+-- Child processes (a second luasip instance) and a real redis-server
+------------------------------------------------------------------------------
+
+local LUA = os.getenv("LUA") or "lua5.4"
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- Run `body` (Lua source, inside a coroutine with `store` opened on url)
+-- in a fresh lua5.4 process; returns what it printed.
+local function child(url, body)
+  local script = ([[
+local sip = require "luasip"
+local location = require "luasip.location"
+local core = require "luasip.core"
+local store = assert(location.open(%q))
+local ok, err
+sip.spawn(function()
+  ok, err = pcall(function() %s end)
+end)
+core.run()
+if not ok then io.stderr:write(tostring(err), "\n") os.exit(1) end
+]]):format(url, body)
+  local cmd = ("LUA_PATH=%s LUA_CPATH=%s timeout -k 5 20 %s -e %s 2>&1"):format(
+    shell_quote(package.path), shell_quote(package.cpath), LUA, shell_quote(script))
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok
+end
+
+local function tmpdir()
+  local p = assert(io.popen("mktemp -d /tmp/luasip-loc-XXXXXX"))
+  local d = p:read("l")
+  p:close()
+  return d
+end
+
+describe("location sqlite", function()
+  local dir, url, store
+  before_each(function()
+    N.server()
+    dir = tmpdir()
+    url = "sqlite:" .. dir .. "/loc.db?sweep=0.1"
+    store = assert(location.open(url))
+  end)
+  after_each(function()
+    location.close(url)
+    N.cleanup()
+    os.execute("rm -rf " .. shell_quote(dir))
+  end)
+
+  it("saves, upserts, orders, removes, counts", function()
+    local t = os.time() + 3600
+    local list, n1, after, n2 = run(function()
+      assert(store:save("sip:a@x", binding("k1", t, { q = 0.5, path = { "<sip:p;lr>" }, cseq = 1, call_id = "c" })))
+      assert(store:save("sip:a@x", binding("k2", t, { q = 0.5 })))
+      assert(store:save("sip:a@x", binding("k3", t, { q = 1 })))
+      assert(store:save("sip:a@x", binding("k1", t, { q = 0.5, cseq = 2, call_id = "c" })))
+      assert(store:save("sip:b@x", binding("kb", t)))
+      local list = store:lookup("sip:a@x")
+      local n1 = store:count()
+      assert(store:remove("sip:a@x", "k3"))
+      assert(store:remove("sip:a@x", "none"))
+      assert(store:remove_all("sip:b@x"))
+      return list, n1, store:lookup("sip:a@x"), store:count()
+    end)
+    assert.equal("k3 k1 k2", keys(list))
+    assert.same({ key = "k1", contact = "k1", expires = t, q = 0.5, cseq = 2, call_id = "c" }, list[2])
+    assert.equal(4, n1)
+    assert.equal("k1 k2", keys(after))
+    assert.equal(2, n2)
+  end)
+
+  it("raises outside a coroutine", function()
+    assert.has_error(function() store:lookup("sip:a@x") end,
+      "location: this operation may wait: call it from a request handler or sip.spawn()")
+    assert.has_error(function() store:save("sip:a@x", binding("k", os.time() + 9)) end,
+      "location: save() may wait: call it from a request handler or sip.spawn()")
+  end)
+
+  it("keeps bindings across processes: a child saves, we read; we save, a child reads", function()
+    local t = os.time() + 3600
+    local out, ok = child(url, ([[
+      assert(store:save("sip:child@x", { key = "ck", contact = "sip:child@192.0.2.9", expires = %d, q = 0.7,
+        path = { "<sip:edge;lr>" } }))
+      print("saved")
+    ]]):format(t))
+    assert.is_true(ok, out)
+    assert.equal("saved\n", out)
+    local list = run(function()
+      return store:lookup("sip:child@x")
+    end)
+    assert.same({ { key = "ck", contact = "sip:child@192.0.2.9", expires = t, q = 0.7, path = { "<sip:edge;lr>" } } },
+      list)
+    run(function()
+      assert(store:save("sip:parent@x", binding("pk", t)))
+    end)
+    location.close(url) -- luasip stops; a new one starts on the same file
+    out, ok = child(url, [[
+      local l = store:lookup("sip:parent@x")
+      print(#l, l[1].key, store:count())
+    ]])
+    assert.is_true(ok, out)
+    assert.equal("1\tpk\t2\n", out)
+    store = assert(location.open(url))
+    assert.equal(2, run(function() return store:count() end))
+  end)
+
+  it("deletes expired rows by its sweep timer and calls on_expire", function()
+    local expired = {}
+    store:on_expire(function(aor, b)
+      expired[#expired + 1] = aor .. " " .. b.key .. " " .. tostring(b.call_id)
+    end)
+    run(function()
+      assert(store:save("sip:a@x", binding("short", socket.gettime() + 0.3, { call_id = "c9" })))
+      assert(store:save("sip:a@x", binding("long", os.time() + 3600)))
+    end)
+    N.pump_until(function() return #expired > 0 end, 5)
+    assert.same({ "sip:a@x short c9" }, expired)
+    -- the row is gone from the file, not only filtered
+    local out, ok = child(url, [[ print(store:count(), #store:lookup("sip:a@x")) ]])
+    assert.is_true(ok, out)
+    assert.equal("1\t1\n", out)
+  end)
+
+  it("fails with nil, message on a file it cannot open, and recovers when it can", function()
+    local bad_url = "sqlite:" .. dir .. "/sub/loc.db"
+    local bad = assert(location.open(bad_url))
+    local r, err = run(function()
+      return bad:save("sip:a@x", binding("k", os.time() + 60))
+    end)
+    assert.is_nil(r)
+    assert.matches("^location sqlite:.*/sub/loc.db: open .*unable to open", err)
+    os.execute("mkdir " .. shell_quote(dir .. "/sub"))
+    local ok, list = run(function()
+      return bad:save("sip:a@x", binding("k", os.time() + 60)), bad:lookup("sip:a@x")
+    end)
+    assert.is_true(ok)
+    assert.equal("k", keys(list))
+    location.close(bad_url)
+  end)
+
+  it("many concurrent saves are all committed (group commit)", function()
+    local pending, failed = 200, 0
+    for i = 1, 200 do
+      sip.spawn(function()
+        if not store:save("sip:u" .. i .. "@x", binding("k", os.time() + 60)) then
+          failed = failed + 1
+        end
+        pending = pending - 1
+      end)
+    end
+    N.pump_until(function() return pending == 0 end, 20)
+    assert.equal(0, pending)
+    assert.equal(0, failed)
+    local out, ok = child(url, [[ print(store:count()) ]])
+    assert.is_true(ok, out)
+    assert.equal("200\n", out)
+  end)
+end)
+
+-- A redis-server of our own on a random loopback port, stopped by its PID.
+local Redis = {}
+Redis.__index = Redis
+
+local function redis_ping(port)
+  local c = socket.tcp()
+  c:settimeout(0.2)
+  if not c:connect("127.0.0.1", port) then
+    c:close()
+    return false
+  end
+  c:send("PING\r\n")
+  local line = c:receive("*l")
+  c:close()
+  return line == "+PONG"
+end
+
+local function pid_alive(pid)
+  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+end
+
+function Redis.start(port)
+  for _ = 1, 5 do
+    local p = port or math.random(20000, 60000)
+    local log = os.tmpname()
+    local h = assert(io.popen(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no "
+      .. "--daemonize no >%s 2>&1 & echo $!"):format(p, log)))
+    local pid = tonumber(h:read("l"))
+    h:close()
+    local up = N.pump_until(function()
+      return redis_ping(p) or not pid_alive(pid)
+    end, 5) and redis_ping(p)
+    if up then
+      return setmetatable({ port = p, pid = pid, log = log }, Redis)
+    end
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    os.remove(log)
+    if port then
+      break
+    end
+  end
+  error("cannot start redis-server")
+end
+
+function Redis:stop()
+  os.execute("kill " .. self.pid .. " 2>/dev/null")
+  N.pump_until(function() return not pid_alive(self.pid) end, 10)
+  os.execute("kill -9 " .. self.pid .. " 2>/dev/null")
+  os.remove(self.log)
+end
+
+describe("location redis", function()
+  local redis, url, store
+  setup(function()
+    redis = Redis.start()
+  end)
+  teardown(function()
+    if redis then
+      redis:stop()
+    end
+  end)
+  before_each(function()
+    N.server()
+    url = ("redis://127.0.0.1:%d/1?timeout=1000&connect_timeout=1000"):format(redis.port)
+    store = assert(location.open(url))
+  end)
+  after_each(function()
+    run(function()
+      store.rd:command(function() end, "FLUSHDB")
+      return require("luasip.location.util").wait(function(cb) return store.rd:command(cb, "PING") end)
+    end)
+    location.close(url)
+    N.cleanup()
+  end)
+
+  local function raw(...)
+    local args = table.pack(...)
+    return require("luasip.location.util").wait(function(cb)
+      return store.rd:command(cb, table.unpack(args, 1, args.n))
+    end)
+  end
+
+  it("saves, upserts, orders, removes, counts", function()
+    local t = os.time() + 3600
+    local list, n1, after, n2 = run(function()
+      assert(store:save("sip:a@x", binding("k1", t, { q = 0.5, path = { "<sip:p;lr>" }, cseq = 1 })))
+      assert(store:save("sip:a@x", binding("k2", t, { q = 0.5 })))
+      assert(store:save("sip:a@x", binding("k3", t, { q = 1 })))
+      assert(store:save("sip:a@x", binding("k1", t, { q = 0.5, cseq = 2 })))
+      assert(store:save("sip:b@x", binding("kb", t)))
+      local list = store:lookup("sip:a@x")
+      local n1 = store:count()
+      assert(store:remove("sip:a@x", "k3"))
+      assert(store:remove("sip:a@x", "none"))
+      assert(store:remove_all("sip:b@x"))
+      return list, n1, store:lookup("sip:a@x"), store:count()
+    end)
+    assert.equal("k3 k1 k2", keys(list))
+    assert.same({ key = "k1", contact = "k1", expires = t, q = 0.5, cseq = 2 }, list[2])
+    assert.equal(4, n1)
+    assert.equal("k1 k2", keys(after))
+    assert.equal(2, n2)
+  end)
+
+  it("two luasip processes share the bindings", function()
+    local t = os.time() + 3600
+    local out, ok = child(url, ([[
+      assert(store:save("sip:shared@x", { key = "from-child", contact = "sip:c@192.0.2.1", expires = %d }))
+      print("saved")
+    ]]):format(t))
+    assert.is_true(ok, out)
+    assert.equal("saved\n", out)
+    local list = run(function()
+      assert(store:save("sip:shared@x", binding("from-parent", t, { q = 0.9 })))
+      return store:lookup("sip:shared@x")
+    end)
+    assert.equal("from-child from-parent", keys(list))
+    out, ok = child(url, [[
+      local l = store:lookup("sip:shared@x")
+      print(l[1].key, l[1].q, l[2].key, l[2].q, store:count())
+    ]])
+    assert.is_true(ok, out)
+    assert.equal("from-child\tnil\tfrom-parent\t0.9\t2\n", out)
+  end)
+
+  it("lets Redis expire an AOR by its TTL (no lookup, no timer of ours)", function()
+    local key = "luasip:loc:sip:ttl@x"
+    local ttl, exists = run(function()
+      assert(store:save("sip:ttl@x", binding("k", os.time() + 1)))
+      return raw("TTL", key), raw("EXISTS", key)
+    end)
+    assert.equal(1, exists)
+    assert.is_true(ttl >= 0 and ttl <= 2, tostring(ttl))
+    local gone = N.pump_until(function()
+      return run(function() return raw("EXISTS", key) end) == 0
+    end, 6)
+    assert.truthy(gone)
+    -- an AOR's TTL follows its latest binding; expired fields are purged
+    -- by the next save
+    local ttl2, fields = run(function()
+      assert(store:save("sip:two@x", binding("short", socket.gettime() + 0.2)))
+      assert(store:save("sip:two@x", binding("long", os.time() + 100)))
+      sip.sleep(0.4)
+      assert(store:save("sip:two@x", binding("long", os.time() + 100)))
+      return raw("TTL", "luasip:loc:sip:two@x"), raw("HKEYS", "luasip:loc:sip:two@x")
+    end)
+    assert.is_true(ttl2 > 90, tostring(ttl2))
+    assert.same({ "long" }, fields)
+  end)
+
+  it("Redis down: nil, message at once and the server keeps serving; Redis back: works with no reopen", function()
+    local srv, l = N.server()
+    srv:on_request(function(req)
+      local ok, err = store:save("sip:a@x", binding("k", os.time() + 60))
+      if ok then
+        req:reply(200)
+      else
+        req:reply(500, nil, { ["Retry-After"] = "5", ["X-Err"] = err })
+      end
+    end)
+    local function register()
+      local peer = N.udp(N.V4)
+      peer:send(N.request { method = "REGISTER", uri = "sip:127.0.0.1", via_port = peer.port }, N.V4, l.port)
+      local data = peer:recv(10)
+      peer:close()
+      return data and N.parse(data)
+    end
+    assert.equal(200, assert(register()).status)
+    redis:stop()
+    local r, err = run(function()
+      return store:lookup("sip:a@x")
+    end, 10)
+    assert.is_nil(r)
+    assert.matches("^location redis://127.0.0.1:%d+/1.*: ", err)
+    local r2, err2 = run(function()
+      return store:save("sip:a@x", binding("k", os.time() + 60))
+    end, 10)
+    assert.is_nil(r2)
+    assert.is_string(err2)
+    local res = assert(register())
+    assert.equal(500, res.status)
+    assert.equal("5", res:get("Retry-After"))
+    redis = Redis.start(redis.port)
+    assert.equal(200, assert(register()).status)
+    local list = run(function()
+      return store:lookup("sip:a@x")
+    end)
+    assert.equal("k", keys(list))
   end)
 end)

@@ -98,23 +98,22 @@ describe("luasip command", function()
       assert.matches("ok %(handlers: ACK, BYE, INVITE, OPTIONS", out)
     end)
 
-    it("reports a compile error with the line, exit 1", function()
-      local path = script("bad.lua", "return {\n request = function(req) req:reply(200) \n")
-      local rc, _, err = P.run { "check", path }
-      assert.equal(1, rc)
-      assert.matches("bad%.lua:3:", err)
-    end)
-
-    it("reports a script that breaks the contract", function()
-      local path = script("typo.lua", "return { reqeust = function() end }")
-      local rc, _, err = P.run { "check", path }
-      assert.equal(1, rc)
-      assert.matches("unknown field \"reqeust\"", err)
-      path = script("nohandler.lua", "return { listen = {} }")
-      rc, _, err = P.run { "check", path }
-      assert.equal(1, rc)
-      assert.matches("defines no handler", err)
-    end)
+    -- each broken script, and what check must say about it (exit 1)
+    local broken = {
+      { "a compile error, with its line", "bad.lua", "return {\n request = function(req) req:reply(200) \n",
+        "bad%.lua:3:" },
+      { "an error while the file runs", "raises.lua", "error('no config here')", "raises%.lua:1: no config here" },
+      { "a misspelt field", "typo.lua", "return { reqeust = function() end }", "unknown field \"reqeust\"" },
+      { "no handler at all", "nohandler.lua", "return { listen = {} }", "defines no handler" },
+      { "a value that is not a table", "number.lua", "return 42", "must return a table %(got number%)" },
+    }
+    for _, case in ipairs(broken) do
+      it("reports " .. case[1] .. " (exit 1)", function()
+        local rc, _, err = P.run { "check", script(case[2], case[3]) }
+        assert.equal(1, rc)
+        assert.matches(case[4], err)
+      end)
+    end
 
     it("names an unknown option (exit 2) and lists the script's options with --help", function()
       local path = script("ok.lua", versioned("v1"))

@@ -109,8 +109,8 @@ void sip__lua_open_uri(lua_State *L);
 void sip__lua_open_loop(lua_State *L);
 void sip__lua_open_events(lua_State *L);
 void sip__lua_open_server(lua_State *L);
-/* location service support (loctimer.c) */
-void sip__lua_open_loctimer(lua_State *L);
+/* location service support (location.c, redis.c, sqlite.c) */
+void sip__lua_open_location(lua_State *L);
 void sip__lua_open_redis(lua_State *L);
 void sip__lua_open_sqlite(lua_State *L);
 

@@ -56,17 +56,7 @@ options of run:
                        or G suffix (default 1G; 0: no limit)
 ]]
 
-local own_options = {
-  listen = "value",
-  ["log-level"] = "value",
-  ["log-format"] = "value",
-  trace = "flag",
-  watch = "flag",
-  grace = "value",
-  instructions = "value",
-  memory = "value",
-  help = "flag",
-}
+local own_options = script.command_options
 
 local function parse_size(text)
   local n, unit = tostring(text):match("^(%d+)([KkMmGg]?)$")
@@ -85,35 +75,36 @@ local function parse_args(words)
   local i = 1
   while i <= #words do
     local word = words[i]
-    local name, value = word:match("^%-%-([^=]+)=(.*)$")
-    name = name or word:match("^%-%-(.+)$")
+    local name, inline = script.option_word(word)
     local kind = name and own_options[name]
     if kind == "flag" then
-      if value then
-        return nil, format("option --%s takes no value", name)
+      local err = script.flag_value_error(name, inline)
+      if err then
+        return nil, err
       end
       g[name] = true
+      i = i + 1
     elseif kind == "value" then
+      local value, next_i = script.option_value(words, i, name, inline)
       if not value then
-        i = i + 1
-        value = words[i]
-        if not value then
-          return nil, format("option --%s needs a value", name)
-        end
+        return nil, next_i
       end
       if name == "listen" then
         g.listen[#g.listen + 1] = value
       else
         g[name] = value
       end
-    elseif not name and not g.script and word ~= "-h" then
-      g.script = word
-    elseif word == "-h" then
-      g.help = true
+      i = next_i
     else
-      rest[#rest + 1] = word
+      if word == "-h" then
+        g.help = true
+      elseif not name and not g.script then
+        g.script = word
+      else
+        rest[#rest + 1] = word
+      end
+      i = i + 1
     end
-    i = i + 1
   end
   if g["log-level"] and not ({ error = 1, warn = 1, info = 1, debug = 1 })[g["log-level"]] then
     return nil, format("--log-level must be error, warn, info or debug (got %q)", g["log-level"])

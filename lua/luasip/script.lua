@@ -34,18 +34,18 @@ local known_fields = {
   stop = "function",
 }
 
---- Options of the `luasip` command itself: a script option must not take
--- one of these names.
-M.reserved = {
-  listen = true,
-  ["log-level"] = true,
-  ["log-format"] = true,
-  trace = true,
-  watch = true,
-  grace = true,
-  instructions = true,
-  memory = true,
-  help = true,
+--- Options of the `luasip` command itself ("flag" or "value"); a script
+-- option must not take one of these names.
+M.command_options = {
+  listen = "value",
+  ["log-level"] = "value",
+  ["log-format"] = "value",
+  trace = "flag",
+  watch = "flag",
+  grace = "value",
+  instructions = "value",
+  memory = "value",
+  help = "flag",
 }
 
 local function sorted_keys(t)
@@ -61,7 +61,7 @@ local function check_option(name, o)
   if type(name) ~= "string" or not name:match("^[%a][%w-]*$") then
     return format("option name %q: letters, digits and '-' only", tostring(name))
   end
-  if M.reserved[name] then
+  if M.command_options[name] then
     return format("option --%s is one of luasip's own options", name)
   end
   if type(o) ~= "table" then
@@ -160,6 +160,42 @@ local function convert(name, o, value)
   return value
 end
 
+--- Split a command-line word `--name=value` or `--name`: name, and the
+-- value when given inline (nil for a word that is not an option).
+-- @tparam string word
+-- @treturn string|nil name
+-- @treturn string|nil inline value
+function M.option_word(word)
+  local name, value = word:match("^%-%-([^=]+)=(.*)$")
+  return name or word:match("^%-%-(.+)$"), value
+end
+
+--- The value of option `name` at `words[i]`: the inline one, else the
+-- next word. Returns the value and the index of the word after it, or
+-- nil and a message.
+-- @tparam table words
+-- @tparam integer i
+-- @tparam string name
+-- @tparam string|nil inline
+function M.option_value(words, i, name, inline)
+  if inline then
+    return inline, i + 1
+  end
+  local value = words[i + 1]
+  if not value then
+    return nil, format("option --%s needs a value", name)
+  end
+  return value, i + 2
+end
+
+--- Refuse a value given to a flag.
+-- @treturn string|nil the message
+function M.flag_value_error(name, inline, hint)
+  if inline then
+    return format("option --%s takes no value%s", name, hint or "")
+  end
+end
+
 --- Parse a script's options from `--name value`, `--name=value`, and for
 -- boolean options `--name` / `--no-name`. Options not given take their
 -- defaults.
@@ -177,39 +213,40 @@ function M.parse_options(spec, args)
   local i = 1
   while i <= #args do
     local word = args[i]
-    local name, value = word:match("^%-%-([^=]+)=(.*)$")
-    name = name or word:match("^%-%-(.+)$")
+    local name, inline = M.option_word(word)
     if not name then
       return nil, format("unexpected argument %q", word)
     end
     local o = defs[name]
-    if not o and name:sub(1, 3) == "no-" and defs[name:sub(4)] and type(defs[name:sub(4)].default) == "boolean" then
-      if value then
-        return nil, format("option --%s takes no value", name)
+    local negated = not o and name:sub(1, 3) == "no-" and defs[name:sub(4)]
+    if negated and type(negated.default) == "boolean" then
+      local err = M.flag_value_error(name, inline)
+      if err then
+        return nil, err
       end
       out[name:sub(4)] = false
+      i = i + 1
     elseif not o then
       return nil, format("unknown option --%s (see --help)", name)
     elseif type(o.default) == "boolean" then
-      if value then
-        return nil, format("option --%s takes no value (use --no-%s to turn it off)", name, name)
+      local err = M.flag_value_error(name, inline, format(" (use --no-%s to turn it off)", name))
+      if err then
+        return nil, err
       end
       out[name] = true
+      i = i + 1
     else
+      local value, next_i = M.option_value(args, i, name, inline)
       if not value then
-        i = i + 1
-        value = args[i]
-        if not value then
-          return nil, format("option --%s needs a value", name)
-        end
+        return nil, next_i
       end
       local v, err = convert(name, o, value)
       if v == nil then
         return nil, err
       end
       out[name] = v
+      i = next_i
     end
-    i = i + 1
   end
   return out
 end

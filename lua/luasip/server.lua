@@ -256,8 +256,10 @@ end
 
 --- Resume a coroutine that waits in a waiting function (a store, a
 -- database) with the values it returns, under the same rules as a request
--- handler: an error is logged with its traceback and the request answered
--- 500, a handler that ends without a final reply gets 500.
+-- handler: the instruction budget applies, an error is logged with its
+-- traceback and the request answered 500, a handler that ends without a
+-- final reply gets 500. Modules that wait on events of their own (a
+-- database reply, a DNS answer) resume their callers with it.
 -- @tparam thread co
 -- @function resume
 M.resume = resume
@@ -321,14 +323,6 @@ function M.sleep(seconds)
   end))
   co_yield()
 end
-
---- Resume a coroutine that waits for an event (for modules that wait on
--- something of their own: a database reply, a DNS answer), with the same
--- rules as every handler: the instruction budget, and an error logged with
--- its traceback and answered 500 when the coroutine serves a request.
--- @param co the coroutine (from `coroutine.running()` before it yielded)
--- @param ... what its `coroutine.yield()` returns
-M.wake = resume
 
 --- Set the handler of responses that reach the server: `fn(res)`.
 -- Without one, they are dropped and counted (`responses_dropped`).

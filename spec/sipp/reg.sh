@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Usage: spec/sipp/reg.sh
-# SIPp registration scenarios against examples/registrar.lua (run by
-# `luasip run` when bin/luasip exists, else by spec/support/script_host.lua)
-# on udp and tcp 127.0.0.1:$PORT (5074) with --min-expires 2 and
+# SIPp registration scenarios against `luasip run examples/registrar.lua`
+# on udp and tcp 127.0.0.1 (ports the system picks, read from the
+# server's "serving ... on" line; SIPp's own port too) with --min-expires 2 and
 # --location $LOCATION (memory):
 #   reg_basic   register, refresh, a second contact, remove one, `*`
 #               removal (UDP: $CALLS calls (50) at 50/s; TCP: the same)
@@ -16,13 +16,10 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
-PORT=${PORT:-5074}
-SIPP_PORT=${SIPP_PORT:-5085}
 CALLS=${CALLS:-50}
 EXPIRY_CALLS=${EXPIRY_CALLS:-5}
 LOCATION=${LOCATION:-memory}
 export LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$BUILD/lib/?.so;;"
-LUA=${LUA:-lua5.4}
 passed=0 failed=0
 SERVER_PID=
 
@@ -62,22 +59,20 @@ if [ ! -f "$BUILD/lib/luasip/core.so" ]; then
   exit 1
 fi
 
-args=(examples/registrar.lua --listen "udp:127.0.0.1:$PORT" --listen "tcp:127.0.0.1:$PORT"
+server=(bin/luasip run examples/registrar.lua --listen udp:127.0.0.1:0 --listen tcp:127.0.0.1:0
   --location "$LOCATION" --min-expires 2)
-if [ -x bin/luasip ]; then
-  server=(bin/luasip run "${args[@]}")
-else
-  server=("$LUA" spec/support/script_host.lua "${args[@]}")
-fi
 echo "server: ${server[*]}"
 "${server[@]}" >"$work/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do
-  grep -qsiE '(listening on|serving) .*tcp' "$work/server.log" && break
+  grep -qs 'serving .* on .*tcp:' "$work/server.log" && break
   kill -0 "$SERVER_PID" 2>/dev/null || break
   sleep 0.1
 done
-if ! grep -qiE '(listening on|serving) .*tcp' "$work/server.log"; then
+listeners=$(grep -m1 -o 'serving .* on .*tcp:[^ ]*' "$work/server.log")
+UDP_PORT=$(grep -o 'udp:127\.0\.0\.1:[0-9]*' <<<"$listeners" | cut -d: -f3)
+TCP_PORT=$(grep -o 'tcp:127\.0\.0\.1:[0-9]*' <<<"$listeners" | cut -d: -f3)
+if [ -z "$UDP_PORT" ] || [ -z "$TCP_PORT" ]; then
   echo "server did not start; its output:"
   sed 's/^/  | /' "$work/server.log"
   echo "sipp-reg: 0 passed, 1 failed"
@@ -96,8 +91,10 @@ sipp_counts() {
 run() { # run NAME SCENARIO TRANSPORT CALLS RATE
   local name=$1 sf=$2 tr=$3 calls=$4 rate=$5 dir=$work/$1 rc
   mkdir -p "$dir"
-  (cd "$dir" && timeout -k 5 60 sipp "127.0.0.1:$PORT" -sf "$OLDPWD/spec/sipp/$sf" -t "$tr" \
-    -i 127.0.0.1 -p "$SIPP_PORT" -m "$calls" -r "$rate" -l 20 -timeout 50s -nostdin \
+  local port=$UDP_PORT
+  [ "$tr" = u1 ] || port=$TCP_PORT
+  (cd "$dir" && timeout -k 5 60 sipp "127.0.0.1:$port" -sf "$OLDPWD/spec/sipp/$sf" -t "$tr" \
+    -i 127.0.0.1 -m "$calls" -r "$rate" -l 20 -timeout 50s -nostdin \
     -trace_stat -stf stat.csv -trace_err -error_file err.log >sipp.out 2>&1)
   rc=$?
   read -r ok bad < <(sipp_counts "$dir/stat.csv")

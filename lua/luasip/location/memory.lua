@@ -184,16 +184,16 @@ function Store:lookup(aor)
   end
   local t = now()
   if type(cur) == "string" then
-    local b, saved = decode(cur)
-    if saved and b.expires > t then
-      return { b }
+    if times(cur) > t then
+      return { (decode(cur)) }
     end
     return {}
   end
   local list = {}
   for i = 1, #cur do
-    local b, saved = decode(cur[i])
-    if b.expires > t then
+    local s = cur[i]
+    if times(s) > t then
+      local b, saved = decode(s)
       list[#list + 1] = { b, saved }
     end
   end

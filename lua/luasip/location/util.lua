@@ -4,7 +4,7 @@ local core = require "luasip.core"
 local server = require "luasip.server"
 
 local co_running, co_yield = coroutine.running, coroutine.yield
-local pack, unpack, error = table.pack, table.unpack, error
+local pack, unpack, error, setmetatable = table.pack, table.unpack, error, setmetatable
 
 local M = {}
 
@@ -12,10 +12,36 @@ local M = {}
 -- @function now
 M.now = core.location_clock
 
---- A background one-shot timer: `t:start(ms)`, `t:stop()`, `t:close()`;
--- `fn()` runs on the loop (does not keep the loop alive).
--- @function timer
-M.timer = core.location_timer
+local Timer = {}
+Timer.__index = Timer
+
+--- (Re)arm: `fn()` runs once after `ms` milliseconds (a pending start is
+-- replaced).
+function Timer:start(ms)
+  if self.h then
+    self.h:stop()
+  end
+  local h = core.timer(math.tointeger(math.ceil(ms > 0 and ms or 0)) or 0, 0, self.fn)
+  h:unref()
+  self.h = h
+end
+
+--- Disarm.
+function Timer:stop()
+  if self.h then
+    self.h:stop()
+    self.h = nil
+  end
+end
+Timer.close = Timer.stop
+
+--- A background one-shot timer on `core.timer` (the timers of
+-- `sip.timer`): `t:start(ms)`, `t:stop()`, `t:close()`. `fn()` runs on the
+-- loop, not in a coroutine, and does not keep the loop alive.
+-- @tparam function fn
+function M.timer(fn)
+  return setmetatable({ fn = fn }, Timer)
+end
 
 --- Run `fn(...)` in its own coroutine (errors are logged).
 -- @function spawn
