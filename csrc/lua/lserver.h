@@ -83,11 +83,10 @@ typedef struct sip_lua_rx {
   char to_tag[16];
   uint8_t routed; /* §16.4 done (req:loose_route) */
   uint8_t route_flags;
-  uint8_t rr;            /* req:record_route() */
-  char rr_params[48];    /* its parameters (";a=b") */
-  sip_proxy_ctx *px; /* response context (a reference), NULL until relay */
+  uint8_t rr;         /* req:record_route() */
+  char rr_params[48]; /* its parameters (";a=b") */
+  sip_proxy_ctx *px;  /* response context (a reference), NULL until relay */
 } sip_lua_rx;
-
 
 /* server.c, for proxy.c */
 /* Push a received message (request with its transaction t, or a response:

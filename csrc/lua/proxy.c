@@ -132,7 +132,8 @@ static int on_event(void *ud, sip_proxy_ctx *c, int ev, int branch, int status,
   return e.result;
 }
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------
+ */
 
 static sip_lua_rx *check_request(lua_State *L, const char *what) {
   sip_lua_rx *r = sip__lua_check_received(L, 1, what);
@@ -295,7 +296,8 @@ static px_lua *ensure_ctx(lua_State *L, sip_lua_rx *r) {
   return pl;
 }
 
-/* ---- methods -------------------------------------------------------------- */
+/* ---- methods --------------------------------------------------------------
+ */
 
 /* req:is_initial() -> true when the To header has no tag */
 static int m_is_initial(lua_State *L) {
@@ -509,9 +511,12 @@ void sip__lua_proxy_stats(lua_State *L, sip_lua_server *s) {
 }
 
 static const luaL_Reg methods[] = {
-    {"is_initial", m_is_initial}, {"record_route", m_record_route},
-    {"loose_route", m_loose_route}, {"_relay", m_relay},
-    {"forward", m_forward},       {"finish", m_finish},
+    {"is_initial", m_is_initial},
+    {"record_route", m_record_route},
+    {"loose_route", m_loose_route},
+    {"_relay", m_relay},
+    {"forward", m_forward},
+    {"finish", m_finish},
     {NULL, NULL},
 };
 

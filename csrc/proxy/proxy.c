@@ -28,14 +28,14 @@ struct sip_proxy {
 
 typedef struct px_branch {
   sip_proxy_ctx *c;
-  sip_txn *t;        /* client transaction (a reference); NULL once over */
-  sip_rxbuf *final;  /* the final response kept (3xx-6xx) */
-  char *ruri;        /* Request-URI sent (for the CANCEL) */
-  char *route;       /* the Route lines sent, NULL when none */
-  sip_dest dest;     /* where it went */
-  uint64_t timer_c;  /* due (uv ms), 0: none */
-  uint64_t give_up;  /* cancelled, waiting for its final: due */
-  uint16_t status;   /* final status (made up: 408 / 503), 0: pending */
+  sip_txn *t;       /* client transaction (a reference); NULL once over */
+  sip_rxbuf *final; /* the final response kept (3xx-6xx) */
+  char *ruri;       /* Request-URI sent (for the CANCEL) */
+  char *route;      /* the Route lines sent, NULL when none */
+  sip_dest dest;    /* where it went */
+  uint64_t timer_c; /* due (uv ms), 0: none */
+  uint64_t give_up; /* cancelled, waiting for its final: due */
+  uint16_t status;  /* final status (made up: 408 / 503), 0: pending */
   uint8_t provisional, cancel, cancel_sent, group;
   char via[128];
 } px_branch;
@@ -72,7 +72,8 @@ struct sip_proxy_ctx {
   char lhash[17];
 };
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------
+ */
 
 static uint64_t now_ms(sip_proxy *p) {
   uv_update_time(p->loop);
@@ -105,7 +106,8 @@ static int is_invite(const sip_msg *m) {
   return m->method.len == 6 && memcmp(m->method.p, "INVITE", 6) == 0;
 }
 
-/* ---- the proxy -------------------------------------------------------------- */
+/* ---- the proxy --------------------------------------------------------------
+ */
 
 int sip_proxy_new(uv_loop_t *loop, sip_tp *tp, sip_txl *txl, sip_proxy **out) {
   sip_proxy *p = calloc(1, sizeof(*p));
@@ -141,8 +143,7 @@ void sip_proxy_update_listeners(sip_proxy *p) {
       *colon = 0;
     memcpy(a->host, text, sizeof a->host - 1);
     a->host[sizeof a->host - 1] = 0;
-    snprintf(p->rr[p->self.naddr].uri, sizeof p->rr[0].uri, "<sip:%s%s",
-             sb,
+    snprintf(p->rr[p->self.naddr].uri, sizeof p->rr[0].uri, "<sip:%s%s", sb,
              tr == SIP_TP_TCP   ? ";transport=tcp"
              : tr == SIP_TP_TLS ? ";transport=tls"
                                 : "");
@@ -157,8 +158,8 @@ int sip_proxy_add_alias(sip_proxy *p, const char *host, size_t len) {
   if (!d)
     return SIP_ENOMEM;
   for (size_t i = 0; i < len; i++)
-    d[i] = (host[i] >= 'A' && host[i] <= 'Z') ? (char)(host[i] | 0x20)
-                                              : host[i];
+    d[i] =
+        (host[i] >= 'A' && host[i] <= 'Z') ? (char)(host[i] | 0x20) : host[i];
   d[len] = 0;
   p->self.alias[p->self.nalias++] = d;
   return 0;
@@ -201,7 +202,8 @@ void sip_proxy_close(sip_proxy *p) {
   free(p);
 }
 
-/* ---- contexts ------------------------------------------------------------- */
+/* ---- contexts -------------------------------------------------------------
+ */
 
 static void on_timer(uv_timer_t *h);
 
@@ -323,7 +325,8 @@ static int notify(sip_proxy_ctx *c, int ev, int branch, int status,
   return rc;
 }
 
-/* ---- sending upstream ------------------------------------------------------- */
+/* ---- sending upstream -------------------------------------------------------
+ */
 
 /* A response made up from the request (408, 487, 500, 483 ...). */
 static int reply_made_up(sip_proxy_ctx *c, int status, const char *reason,
@@ -340,8 +343,8 @@ static int reply_made_up(sip_proxy_ctx *c, int status, const char *reason,
   char *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
   if (!buf)
     return SIP_ENOMEM;
-  int rc = sip_reply_write(req, status, rs, to_tag, extra, SIP_STR_NULL, buf,
-                           n);
+  int rc =
+      sip_reply_write(req, status, rs, to_tag, extra, SIP_STR_NULL, buf, n);
   if (rc >= 0)
     rc = sip_txn_reply(c->st, status, buf, (size_t)rc);
   if (buf != stackbuf)
@@ -371,8 +374,8 @@ static int send_up(sip_proxy_ctx *c, sip_msg *res, sip_str extra) {
        * step 5), along the next Via */
       const sip_via *v;
       if (sip_msg_get_vias(res, &v) == 0)
-        rc = sip_tp_send_response(c->p->tp, buf, (size_t)len, v, &c->src,
-                                  NULL, NULL);
+        rc = sip_tp_send_response(c->p->tp, buf, (size_t)len, v, &c->src, NULL,
+                                  NULL);
     }
   }
   if (buf != stackbuf)
@@ -382,7 +385,8 @@ static int send_up(sip_proxy_ctx *c, sip_msg *res, sip_str extra) {
   return rc;
 }
 
-/* ---- branches ---------------------------------------------------------------- */
+/* ---- branches
+ * ---------------------------------------------------------------- */
 
 static void on_response(void *arg, sip_txn *t, int status, sip_msg *msg,
                         sip_rxbuf *rx);
@@ -415,8 +419,8 @@ static void send_cancel(px_branch *b) {
   b->cancel_sent = 1;
   char buf[8192];
   int n = sip_proxy_write_cancel(&c->rx->msg, cstr(b->ruri), cstr(b->via),
-                                 b->route ? cstr(b->route) : SIP_STR_NULL,
-                                 buf, sizeof buf);
+                                 b->route ? cstr(b->route) : SIP_STR_NULL, buf,
+                                 sizeof buf);
   if (n < 0)
     return;
   sip_dest d = b->dest;
@@ -466,8 +470,8 @@ static size_t rr_lines(sip_proxy_ctx *c, int oi, int ii, char *out,
   size_t n = 0;
   if (oi < 0)
     return 0;
-  int k = snprintf(out, cap, "Record-Route: %s;lr%s>\r\n", p->rr[oi].uri,
-                   params);
+  int k =
+      snprintf(out, cap, "Record-Route: %s;lr%s>\r\n", p->rr[oi].uri, params);
   if (k < 0 || (size_t)k >= cap)
     return 0;
   n = (size_t)k;
@@ -578,8 +582,8 @@ static px_branch *start_branch(sip_proxy_ctx *c, const px_target *tg) {
   size_t approx = sip_msg_size(m) + 400 + ruri.len + push.len;
   int rc = resolve_dest(m, ruri, tg ? cstr(tg->dest) : SIP_STR_NULL, push,
                         approx, &b->dest);
-  int lid = rc < 0 ? -1
-                   : listener_for(p, b->dest.transport, b->dest.addr.ss_family);
+  int lid =
+      rc < 0 ? -1 : listener_for(p, b->dest.transport, b->dest.addr.ss_family);
   int oi = lid < 0 ? -1 : self_index(p, lid);
   if (rc < 0 || oi < 0 || !b->ruri) {
     b->status = 503;
@@ -631,11 +635,13 @@ static px_branch *start_branch(sip_proxy_ctx *c, const px_target *tg) {
   c->refs++;
   sip_txn_set_event_cb(t, on_event, b);
   if (c->invite)
-    b->timer_c = now_ms(p) + (c->o.timer_c_ms ? c->o.timer_c_ms : p->timer_c_ms);
+    b->timer_c =
+        now_ms(p) + (c->o.timer_c_ms ? c->o.timer_c_ms : p->timer_c_ms);
   return b;
 }
 
-/* ---- rounds ---------------------------------------------------------------- */
+/* ---- rounds ----------------------------------------------------------------
+ */
 
 static void rearm(sip_proxy_ctx *c) {
   if (!c->p || c->timer_state)
@@ -723,8 +729,8 @@ static void round_done(sip_proxy_ctx *c) {
   c->running = 0;
   c->round_due = c->group_due = 0;
   free_pending(c);
-  int idx = c->best_2xx >= c->round_first ? c->best_2xx
-                                          : best_in(c, c->round_first);
+  int idx =
+      c->best_2xx >= c->round_first ? c->best_2xx : best_in(c, c->round_first);
   int status;
   sip_msg *msg = NULL;
   sip_rxbuf *rx = NULL;
@@ -1084,7 +1090,8 @@ int sip_proxy_finish(sip_proxy_ctx *c) {
   return rc < 0 ? rc : 1;
 }
 
-/* ---- stateless ---------------------------------------------------------------- */
+/* ---- stateless
+ * ---------------------------------------------------------------- */
 
 int sip_proxy_forward(sip_proxy *p, sip_msg *m, const sip_src *src,
                       const sip_proxy_target *target, int record_route,
@@ -1108,8 +1115,8 @@ int sip_proxy_forward(sip_proxy *p, sip_msg *m, const sip_src *src,
   sip_str push = target ? target->route : SIP_STR_NULL;
   sip_dest d;
   size_t approx = sip_msg_size(m) + 400 + ruri.len + push.len;
-  rc = resolve_dest(m, ruri, target ? target->dest : SIP_STR_NULL, push,
-                    approx, &d);
+  rc = resolve_dest(m, ruri, target ? target->dest : SIP_STR_NULL, push, approx,
+                    &d);
   if (rc < 0)
     return rc;
   int lid = listener_for(p, d.transport, d.addr.ss_family);

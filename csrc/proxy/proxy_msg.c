@@ -37,9 +37,9 @@ int sip_proxy_is_self(const sip_proxy_self *self, const sip_uri *uri) {
     return 0;
   if (alias_match(self, uri->host))
     return 1;
-  int port = uri->has_port ? uri->port
-                           : (uri->kind == SIP_URI_SIPS ? SIP_TP_PORT_TLS
-                                                        : SIP_TP_PORT);
+  int port = uri->has_port
+                 ? uri->port
+                 : (uri->kind == SIP_URI_SIPS ? SIP_TP_PORT_TLS : SIP_TP_PORT);
   for (int i = 0; i < self->naddr; i++)
     if (self->addr[i].port == port && host_eq(uri->host, self->addr[i].host))
       return 1;
@@ -48,8 +48,8 @@ int sip_proxy_is_self(const sip_proxy_self *self, const sip_uri *uri) {
 
 int sip_proxy_via_is_self(const sip_proxy_self *self, const sip_via *v) {
   int t = sip_tp_transport_from(v->transport);
-  int port = v->has_port ? v->port
-                         : (t == SIP_TP_TLS ? SIP_TP_PORT_TLS : SIP_TP_PORT);
+  int port =
+      v->has_port ? v->port : (t == SIP_TP_TLS ? SIP_TP_PORT_TLS : SIP_TP_PORT);
   for (int i = 0; i < self->naddr; i++)
     if (self->addr[i].port == port && host_eq(v->host, self->addr[i].host))
       return 1;
@@ -159,7 +159,8 @@ int sip_proxy_detect_loop(sip_msg *m, const sip_proxy_self *self) {
   return 0;
 }
 
-/* ---- list header edits ---------------------------------------------------- */
+/* ---- list header edits ----------------------------------------------------
+ */
 
 /* The items of header line idx (folds unfolded). */
 static int line_items(sip_msg *m, int idx, sip_str *items, int max) {
@@ -330,7 +331,8 @@ int sip_proxy_decrement_mf(sip_msg *m) {
   return rc;
 }
 
-/* ---- forwarded request ---------------------------------------------------- */
+/* ---- forwarded request ----------------------------------------------------
+ */
 
 /* Start line of m as sip_msg_write writes it, and where the header lines
  * begin in that output. */
@@ -375,8 +377,8 @@ static size_t leading_vias(const char *h, const char *end) {
   return (size_t)(p - h);
 }
 
-int sip_proxy_write_request(const sip_msg *m, const sip_proxy_fwd *f,
-                            char *buf, size_t cap) {
+int sip_proxy_write_request(const sip_msg *m, const sip_proxy_fwd *f, char *buf,
+                            size_t cap) {
   size_t body = sip_msg_size(m);
   sip_str ruri = f->ruri.p ? f->ruri : m->ruri;
   size_t pre = m->method.len + 1 + ruri.len + 1 + m->version.len + 2 + 5 +
@@ -436,7 +438,8 @@ int sip_proxy_write_cancel(sip_msg *req, sip_str ruri, sip_str via,
   return n;
 }
 
-/* ---- responses ------------------------------------------------------------ */
+/* ---- responses ------------------------------------------------------------
+ */
 
 static int preferred(int s) {
   return s == 401 || s == 407 || s == 415 || s == 420 || s == 484;

@@ -117,8 +117,8 @@ size_t sip_proxy_request_size(const sip_msg *m, const sip_proxy_fwd *f);
 /* Write the forwarded request into buf[0..cap): start line (with f->ruri),
  * Via, extra, then m's header lines and body as sip_msg_write gives them.
  * Returns the length, or SIP_EINVAL (cap too small). */
-int sip_proxy_write_request(const sip_msg *m, const sip_proxy_fwd *f,
-                            char *buf, size_t cap);
+int sip_proxy_write_request(const sip_msg *m, const sip_proxy_fwd *f, char *buf,
+                            size_t cap);
 
 /* The CANCEL of a branch (§9.1): Request-URI, the branch's top Via (value),
  * its Route lines (route: complete lines or empty), From, To, Call-ID and
@@ -154,8 +154,8 @@ typedef struct sip_proxy sip_proxy;
 typedef struct sip_proxy_ctx sip_proxy_ctx;
 
 typedef struct sip_proxy_counters {
-  uint64_t relayed;         /* requests relayed statefully (rounds) */
-  uint64_t branches;        /* client branches created */
+  uint64_t relayed;             /* requests relayed statefully (rounds) */
+  uint64_t branches;            /* client branches created */
   uint64_t forwarded_stateless; /* requests forwarded without state */
   uint64_t responses_forwarded; /* responses sent upstream */
   uint64_t strays_forwarded;    /* responses forwarded without a txn */
@@ -198,20 +198,20 @@ enum sip_proxy_fork {
 };
 
 typedef struct sip_proxy_opts {
-  int fork;                /* enum sip_proxy_fork */
-  uint32_t timeout_ms;     /* whole round (0: none): pending branches are
-                              cancelled when it fires */
+  int fork;                   /* enum sip_proxy_fork */
+  uint32_t timeout_ms;        /* whole round (0: none): pending branches are
+                                 cancelled when it fires */
   uint32_t branch_timeout_ms; /* one branch / serial group without a final
                                  response (0: none): cancelled, the next
                                  group starts */
-  uint32_t timer_c_ms;     /* 0: the proxy's */
-  int recurse;             /* 3xx Contacts become new branches (§16.5) */
-  int record_route;        /* add Record-Route (per branch: the right
-                              transport, double when in and out differ) */
-  sip_str rr_params;       /* appended to the Record-Route URI (";a=b") */
-  const uint16_t *failover; /* serial: statuses that move to the next group
-                               (0-terminated); NULL: any 3xx-5xx */
-  int routed;               /* §16.4 done by the caller already */
+  uint32_t timer_c_ms;        /* 0: the proxy's */
+  int recurse;                /* 3xx Contacts become new branches (§16.5) */
+  int record_route;           /* add Record-Route (per branch: the right
+                                 transport, double when in and out differ) */
+  sip_str rr_params;          /* appended to the Record-Route URI (";a=b") */
+  const uint16_t *failover;   /* serial: statuses that move to the next group
+                                 (0-terminated); NULL: any 3xx-5xx */
+  int routed;                 /* §16.4 done by the caller already */
 } sip_proxy_opts;
 
 /* Events of the context callback. */

@@ -178,8 +178,7 @@ static void test_forward_and_loop(void) {
            "Record-Route: <sip:127.0.0.1:5070;lr>\r\n"
            "From: <sip:alice@a.example>;tag=f1\r\n",
            via);
-  CHECK_MSG(strncmp(buf, want_start, strlen(want_start)) == 0, "got:\n%s",
-            buf);
+  CHECK_MSG(strncmp(buf, want_start, strlen(want_start)) == 0, "got:\n%s", buf);
   CHECK(strstr(buf, "Max-Forwards: 69\r\n") != NULL);
   CHECK(strstr(buf, "Record-Route: <sip:10.0.0.7;lr>\r\n") != NULL);
   CHECK(n > 4 && memcmp(buf + n - 8, "\r\n\r\nbody", 8) == 0);
@@ -221,16 +220,15 @@ static void test_cancel(void) {
       SIP_STR_LIT("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx.y"),
       (sip_str){route, strlen(route)}, buf, sizeof buf);
   CHECK(n > 0);
-  const char *want =
-      "CANCEL sip:bob@10.0.0.9 SIP/2.0\r\n"
-      "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx.y\r\n"
-      "Route: <sip:10.0.0.2;lr>\r\n"
-      "From: <sip:alice@a.example>;tag=f1\r\n"
-      "To: <sip:bob@b.example>\r\n"
-      "Call-ID: call-1\r\n"
-      "CSeq: 7 CANCEL\r\n"
-      "Max-Forwards: 70\r\n"
-      "Content-Length: 0\r\n\r\n";
+  const char *want = "CANCEL sip:bob@10.0.0.9 SIP/2.0\r\n"
+                     "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx.y\r\n"
+                     "Route: <sip:10.0.0.2;lr>\r\n"
+                     "From: <sip:alice@a.example>;tag=f1\r\n"
+                     "To: <sip:bob@b.example>\r\n"
+                     "Call-ID: call-1\r\n"
+                     "CSeq: 7 CANCEL\r\n"
+                     "Max-Forwards: 70\r\n"
+                     "Content-Length: 0\r\n\r\n";
   CHECK_MSG(n > 0 && strcmp(buf, want) == 0, "got:\n%s", buf);
   sip_msg c;
   CHECK(parse(&c, buf));
