@@ -81,7 +81,7 @@ LOC_LIBS := $(if $(HIREDIS_LIBDIR),-L$(HIREDIS_LIBDIR)) $(if $(SQLITE_LIBDIR),-L
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC \
-  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -MMD -MP
+  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -Icsrc/proxy -MMD -MP
 # -std=c11 hides POSIX declarations, and uv.h needs them: everything but the
 # parser (pure C11) is compiled with _GNU_SOURCE, as libuv itself is. Files
 # outside csrc/parse must not define _GNU_SOURCE themselves.
@@ -98,7 +98,7 @@ BASE_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 # --- sources ----------------------------------------------------------------
 PARSE_SRC := $(sort $(wildcard csrc/parse/*.c))
 LUA_SRC := $(sort $(wildcard csrc/lua/*.c))
-CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/core/*.c))
+CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/core/*.c csrc/proxy/*.c))
 # C tests: csrc/test/test_*.c, and each layer's own csrc/<layer>/tests/*_test.c
 TEST_SRC := $(sort $(wildcard csrc/test/test_*.c)) \
   $(sort $(wildcard csrc/*/tests/*_test.c))
@@ -201,6 +201,8 @@ BUSTED_ARGS = --ignore-lua -o plainTerminal --lpath='lua/?.lua;lua/?/init.lua' \
 # "sipp-txn"; plain build only, about 40 s). SIPp registration scenarios
 # against examples/registrar.lua (spec/sipp/reg.sh, "sipp-reg"; plain build
 # only, about 7 s).
+# The proxy against SIPp UACs/UASes in its own loopback-only namespace
+# (spec/sipp/proxy_sipp.sh, "sipp-proxy", about 15 s).
 # Network tests (spec/netns/run.sh): the torture vectors over UDP and TCP
 # ("vectors-net") and SIPp OPTIONS ("sipp-options") against
 # examples/stateless200.lua, in a loopback-only network namespace (needs
@@ -227,6 +229,7 @@ check: all ctests
 	$(BUSTED_ENV) spec/support/busted.sh $(LUA) $(BUSTED) $(BUSTED_ARGS) 2>&1 \
 	  | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/netns/run.sh 2>&1 | tee -a $(TEST_LOG); \
+	$(NETNS_ENV) spec/sipp/proxy_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/txn_loss.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/reg.sh 2>&1 | tee -a $(TEST_LOG);) \
 	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
@@ -311,6 +314,7 @@ bench: deps
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/txn_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/location_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/reg_bench.sh
+	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/proxy_bench.sh
 
 # --- example ----------------------------------------------------------------
 .PHONY: run

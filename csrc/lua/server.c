@@ -17,86 +17,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lsip.h"
+#include "lserver.h"
 #include "sip_reply.h"
-#include "sip_sanity.h"
-#include "sip_transport.h"
-#include "sip_txn.h"
-
-/* User values of the server userdata. */
-enum {
-  SRV_UV_LOOP = 1, /* the loop userdata: finalized after the server */
-  SRV_UV_REQUEST,  /* function(req): the request handler */
-  SRV_UV_RESPONSE, /* function(res): responses (nil: dropped, counted) */
-  SRV_UV_LOG,      /* function(level, text): log sink (nil: stderr) */
-  SRV_UV_SANITY,   /* strings the sanity configuration points into */
-  SRV_NUV = SRV_UV_SANITY
-};
-
-#define MAX_TAGS 32
-
-typedef struct srv_counters {
-  uint64_t requests, responses;
-  uint64_t rejected;          /* answered by the sanity checks */
-  uint64_t rejected_by[8];    /* 400 405 416 420 505 483 other */
-  uint64_t dropped_sanity;    /* ACKs and responses that failed them */
-  uint64_t bad_answered;      /* unparsable requests answered with 400 */
-  uint64_t responses_dropped; /* no response handler */
-  uint64_t script_errors;
-  uint64_t replies, reply_errors;
-  uint64_t retx_2xx;    /* 2xx to INVITE re-sent (§13.3.1.4) */
-  uint64_t unacked_2xx; /* 2xx never acknowledged within 64*T1 */
-} srv_counters;
-
-/* The transport's callbacks get this, not the server: it outlives a server
- * that the garbage collector frees while the transport is still closing. */
-typedef struct srv_bridge {
-  struct sip_lua_server *srv; /* NULL once the server is closed */
-} srv_bridge;
-
-/* A client transaction started from Lua: the function that gets its
- * responses (a registry reference) until the transaction terminates. */
-typedef struct client_ctx {
-  struct client_ctx *prev, *next;
-  struct sip_lua_server *srv;
-  int fn_ref;
-  int transport;
-} client_ctx;
-
-typedef struct sip_lua_server {
-  sip_tp *tp;
-  client_ctx *clients; /* live client transactions started from Lua */
-  sip_txl *txl;        /* NULL: stateless (transactions = false) */
-  int auto_cancel;
-  int closing; /* inside close(): no second one */
-  uint32_t t1_ms, t2_ms;
-  struct retx2xx *retx; /* 2xx to INVITE waiting for their ACK */
-  sip_lua_loop *lp;
-  srv_bridge *bridge;
-  int self_ref; /* registry reference while open */
-  sip_sanity_config sanity;
-  const char *supported[MAX_TAGS + 1];
-  const char *schemes[MAX_TAGS + 1];
-  srv_counters st;
-} sip_lua_server;
-
-/* A received request or response: the message plus where it came from. */
-typedef struct sip_lua_rx {
-  sip_lua_msg base; /* first: a luasip.Message */
-  sip_lua_server *srv;
-  sip_rxbuf *rx;
-  sip_txn *txn; /* the server transaction (a reference), or NULL */
-  sip_src src;
-  uint16_t final_status; /* a final reply was sent */
-  uint8_t dropped;       /* the script chose not to answer */
-  uint8_t cancelled;     /* a CANCEL ended it (487 sent) */
-  uint8_t has_tag;
-  char to_tag[16];
-} sip_lua_rx;
 
 /* owner: the sip_lua_rx itself (a userdata: it does not move) */
 static void rx_release(void *owner) {
   sip_lua_rx *r = owner;
+  if (r->px) {
+    sip_proxy_ctx *c = r->px;
+    r->px = NULL;
+    sip_proxy_ctx_unref(c);
+  }
   if (r->txn) {
     if (!r->final_status) /* collected unanswered: nobody will answer */
       sip_txn_abandon(r->txn);
@@ -151,6 +82,10 @@ static int protected_call(lua_State *L, int srvidx, int nargs) {
   }
   lua_remove(L, base);
   return rc;
+}
+
+int sip__lua_srv_pcall(lua_State *L, int srvidx, int nargs) {
+  return protected_call(L, srvidx, nargs);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -407,11 +342,15 @@ static void run_entry(entry *e) {
   lua_settop(L, top);
 }
 
-static sip_lua_rx *push_received(lua_State *L, int srvidx, sip_lua_server *s,
-                                 sip_rxbuf *rx, const sip_src *src,
-                                 sip_txn *t) {
+sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
+                                   sip_rxbuf *rx, const sip_src *src,
+                                   sip_txn *t) {
   sip_lua_rx *r = (sip_lua_rx *)sip__lua_message_push(
       L, &rx->msg, sizeof(sip_lua_rx) - sizeof(sip_lua_msg), rx_release, NULL);
+  /* the receive buffer (about 7 KB with its parsed message) is memory the
+   * collector does not see: let it work as if it had been allocated, so
+   * that garbage requests give their buffers back at the pace they come */
+  lua_gc(L, LUA_GCSTEP, (int)((sizeof(*rx) + rx->len) >> 10));
   r->base.owner = r;
   sip_rxbuf_ref(rx);
   r->rx = rx;
@@ -463,7 +402,12 @@ static void auto_cancel(sip_lua_server *s, sip_txn *t, sip_msg *msg,
   }
   answer_plain(s, t, msg, src, 200, NULL);
   sip_lua_rx *r = sip_txn_udata(inv);
-  if (r && r->base.live && !r->final_status && !r->dropped) {
+  /* §16.10: a proxied INVITE's pending branches are cancelled; their 487
+   * ends the round and goes upstream */
+  if (r && r->px && sip_proxy_cancel(r->px))
+    return;
+  if (r && r->base.live && !r->final_status && !r->dropped &&
+      !(r->px && sip_proxy_final_sent(r->px))) {
     r->final_status = 487;
     r->cancelled = 1;
     if (!r->has_tag) {
@@ -493,7 +437,7 @@ static void deliver(lua_State *L, int top, sip_lua_server *s, entry *e,
                    "Service Unavailable (no request handler)");
     return;
   }
-  sip_lua_rx *r = push_received(L, top, s, e->rx, src, t);
+  sip_lua_rx *r = sip__lua_push_received(L, top, s, e->rx, src, t);
   lua_pushvalue(L, -1);
   lua_insert(L, top + 1); /* keep the message below the call */
   e->handler_called = 1;
@@ -543,6 +487,10 @@ static void txl_on_stray(void *ud, sip_msg *msg, sip_rxbuf *rx,
   srv_bridge *b = ud;
   if (!b->srv)
     return;
+  /* a response to a request this proxy forwarded (statelessly, or after
+   * its client transaction ended): along the next Via (§16.11) */
+  if (b->srv->px && sip_proxy_forward_response(b->srv->px, msg) != 0)
+    return;
   entry e = {
       .kind = ENTRY_STRAY, .s = b->srv, .msg = msg, .rx = rx, .src = src};
   run_entry(&e);
@@ -567,7 +515,11 @@ static void on_message(void *ud, sip_msg *msg, sip_rxbuf *rx,
       reject(s, NULL, msg, src, &res);
     else
       s->st.dropped_sanity++;
-  } else if (s->txl) {
+    return;
+  }
+  if (s->force_rport && msg->is_request && src->transport == SIP_TP_UDP)
+    sip_proxy_force_rport(msg, src);
+  if (s->txl) {
     int rc = sip_txl_receive(s->txl, msg, rx, src);
     if (rc < 0 && msg->is_request && !is_ack(msg)) {
       s->st.rejected++;
@@ -575,6 +527,8 @@ static void on_message(void *ud, sip_msg *msg, sip_rxbuf *rx,
       answer_plain(s, NULL, msg, src, 400, "Bad Request (unmatchable)");
     }
   } else {
+    if (!msg->is_request && s->px && sip_proxy_forward_response(s->px, msg))
+      return;
     entry e = {.kind = ENTRY_MESSAGE, .s = s, .msg = msg, .rx = rx, .src = src};
     run_entry(&e);
   }
@@ -827,6 +781,16 @@ static int l_server(lua_State *L) {
     s->t1_ms = eff.t1_ms ? eff.t1_ms : SIP_TXN_T1_MS;
     s->t2_ms = eff.t2_ms ? eff.t2_ms : SIP_TXN_T2_MS;
   }
+  s->force_rport = opt_bool(L, 1, "force_rport", 0);
+  if (sip_proxy_new(&lp->loop, s->tp, s->txl, &s->px) < 0) {
+    if (s->txl)
+      sip_txl_close(s->txl, NULL, NULL);
+    s->txl = NULL;
+    sip_tp_close(s->tp, bridge_free, s->bridge);
+    s->tp = NULL;
+    s->bridge = NULL;
+    return luaL_error(L, "not enough memory");
+  }
   s->bridge->srv = s;
   lua_pushvalue(L, sidx);
   s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -900,7 +864,7 @@ static int entry_body(lua_State *L) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
     lua_pushinteger(L, e->status);
     if (e->rx) {
-      sip_lua_rx *r = push_received(L, top, s, e->rx, NULL, NULL);
+      sip_lua_rx *r = sip__lua_push_received(L, top, s, e->rx, NULL, NULL);
       r->src.transport = c->transport;
     } else {
       lua_pushnil(L);
@@ -1017,6 +981,9 @@ static void server_close(lua_State *L, sip_lua_server *s) {
   if (!s->tp)
     return;
   s->bridge->srv = NULL;
+  if (s->px)
+    sip_proxy_close(s->px); /* before the transactions it references */
+  s->px = NULL;
   if (s->txl)
     sip_txl_close(s->txl, NULL, NULL); /* silent: no more callbacks */
   s->txl = NULL;
@@ -1070,6 +1037,8 @@ static int srv_listen(lua_State *L) {
   sip_lua_server *s = check_server(L, 1);
   const char *spec = luaL_checkstring(L, 2);
   int rc = sip_tp_listen(s->tp, spec);
+  if (rc >= 0 && s->px)
+    sip_proxy_update_listeners(s->px);
   if (rc < 0) {
     const char *detail = sip_tp_last_error(s->tp);
     return sip__lua_fail(L, rc, "listen %s: %s%s%s", spec, sip_tp_strerror(rc),
@@ -1202,6 +1171,8 @@ static int srv_stats(lua_State *L) {
     SET_COUNTER("txn_trying_sent", x.trying_sent);
     SET_COUNTER("txn_mem_bytes", x.mem_bytes);
   }
+  if (s->px)
+    sip__lua_proxy_stats(L, s);
   SET_COUNTER("retx_2xx", s->st.retx_2xx);
   SET_COUNTER("unacked_2xx", s->st.unacked_2xx);
   SET_COUNTER("replies", s->st.replies);
@@ -1224,7 +1195,7 @@ static int srv_tostring(lua_State *L) {
 /* ---- methods of received messages ------------------------------------------
  */
 
-static sip_lua_rx *check_received(lua_State *L, int idx, const char *what) {
+sip_lua_rx *sip__lua_check_received(lua_State *L, int idx, const char *what) {
   sip_lua_msg *u = sip__lua_message_check(L, idx);
   if (u->release != rx_release)
     luaL_error(L, "%s: not a message received by a luasip server", what);
@@ -1242,7 +1213,7 @@ static sip_str opt_slice(lua_State *L, int idx) {
  * complete header lines, each ending with CRLF. One final response per
  * request: a second one raises. */
 static int msg_reply(lua_State *L) {
-  sip_lua_rx *r = check_received(L, 1, "reply");
+  sip_lua_rx *r = sip__lua_check_received(L, 1, "reply");
   sip_msg *m = r->base.m;
   lua_Integer status = luaL_checkinteger(L, 2);
   luaL_argcheck(L, status >= 100 && status <= 699, 2, "status 100..699");
@@ -1264,6 +1235,9 @@ static int msg_reply(lua_State *L) {
   if (r->final_status)
     return luaL_error(L, "reply: the request was already answered with %d",
                       (int)r->final_status);
+  if (r->px && sip_proxy_final_sent(r->px) && status >= 200)
+    return sip__lua_fail(L, SIP_EINVAL,
+                         "reply: a final response was relayed already");
   if (!r->srv->tp)
     return sip__lua_fail(L, UV_ECANCELED, "reply: the server is closed");
   if (!r->has_tag) {
@@ -1292,7 +1266,7 @@ static int msg_reply(lua_State *L) {
 
 /* msg:answered() -> the final status sent for this request, or false */
 static int msg_answered(lua_State *L) {
-  sip_lua_rx *r = check_received(L, 1, "answered");
+  sip_lua_rx *r = sip__lua_check_received(L, 1, "answered");
   if (r->final_status)
     lua_pushinteger(L, r->final_status);
   else
@@ -1303,14 +1277,14 @@ static int msg_answered(lua_State *L) {
 /* msg:is_cancelled() -> true once a CANCEL ended this INVITE (the core
  * answered 487) */
 static int msg_is_cancelled(lua_State *L) {
-  lua_pushboolean(L, check_received(L, 1, "is_cancelled")->cancelled);
+  lua_pushboolean(L, sip__lua_check_received(L, 1, "is_cancelled")->cancelled);
   return 1;
 }
 
 /* msg:drop(): the script deliberately leaves this request unanswered (no
  * default 500 when its handler ends). */
 static int msg_drop(lua_State *L) {
-  sip_lua_rx *r = check_received(L, 1, "drop");
+  sip_lua_rx *r = sip__lua_check_received(L, 1, "drop");
   r->dropped = 1;
   if (r->txn && !r->final_status)
     sip_txn_abandon(r->txn);
@@ -1319,15 +1293,16 @@ static int msg_drop(lua_State *L) {
 
 /* msg:handled() -> true once a final reply was sent or drop() was called */
 static int msg_handled(lua_State *L) {
-  sip_lua_rx *r = check_received(L, 1, "handled");
-  lua_pushboolean(L, r->final_status != 0 || r->dropped);
+  sip_lua_rx *r = sip__lua_check_received(L, 1, "handled");
+  lua_pushboolean(L, r->final_status != 0 || r->dropped ||
+                         (r->px && sip_proxy_final_sent(r->px)));
   return 1;
 }
 
 /* msg:source() -> { transport = "UDP", host =, port =, local_host =,
  * local_port =, conn_id = (TCP/TLS) } */
 static int msg_source(lua_State *L) {
-  sip_lua_rx *r = check_received(L, 1, "source");
+  sip_lua_rx *r = sip__lua_check_received(L, 1, "source");
   if (r->src.peer.ss_family == 0) { /* a response to a client transaction */
     lua_pushnil(L);
     return 1;
@@ -1387,6 +1362,7 @@ void sip__lua_open_server(lua_State *L) {
   lua_pop(L, 1);
   lua_getfield(L, -1, "Message");
   luaL_setfuncs(L, received_methods, 0);
+  sip__lua_open_proxy(L);
   lua_pop(L, 1);
   lua_pushcfunction(L, l_server);
   lua_setfield(L, -2, "server");

@@ -67,6 +67,10 @@ local function resume(co, ...)
       req:reply(500)
     end
   elseif req and co_status(co) == "dead" and req.method ~= "ACK" and not req:handled() then
+    -- a relayed request: the best response of its last round goes upstream
+    if req:finish() then
+      return
+    end
     log.warn("%s handler returned without a final reply: answered 500", req.method)
     req:reply(500, "Server Internal Error (no reply from the script)")
   end

@@ -1,0 +1,106 @@
+/* Internal header of the server binding (csrc/lua/server.c) shared with the
+ * proxy binding (csrc/lua/proxy.c): the server userdata and the received
+ * message. Only csrc/lua includes it. */
+#ifndef SIP_LUA_LSERVER_H
+#define SIP_LUA_LSERVER_H
+
+#include "lsip.h"
+#include "sip_proxy.h"
+#include "sip_sanity.h"
+#include "sip_transport.h"
+#include "sip_txn.h"
+
+/* User values of the server userdata. */
+enum {
+  SRV_UV_LOOP = 1, /* the loop userdata: finalized after the server */
+  SRV_UV_REQUEST,  /* function(req): the request handler */
+  SRV_UV_RESPONSE, /* function(res): responses (nil: dropped, counted) */
+  SRV_UV_LOG,      /* function(level, text): log sink (nil: stderr) */
+  SRV_UV_SANITY,   /* strings the sanity configuration points into */
+  SRV_NUV = SRV_UV_SANITY
+};
+
+#define MAX_TAGS 32
+
+typedef struct srv_counters {
+  uint64_t requests, responses;
+  uint64_t rejected;          /* answered by the sanity checks */
+  uint64_t rejected_by[8];    /* 400 405 416 420 505 483 other */
+  uint64_t dropped_sanity;    /* ACKs and responses that failed them */
+  uint64_t bad_answered;      /* unparsable requests answered with 400 */
+  uint64_t responses_dropped; /* no response handler */
+  uint64_t script_errors;
+  uint64_t replies, reply_errors;
+  uint64_t retx_2xx;    /* 2xx to INVITE re-sent (§13.3.1.4) */
+  uint64_t unacked_2xx; /* 2xx never acknowledged within 64*T1 */
+} srv_counters;
+
+/* The transport's callbacks get this, not the server: it outlives a server
+ * that the garbage collector frees while the transport is still closing. */
+typedef struct srv_bridge {
+  struct sip_lua_server *srv; /* NULL once the server is closed */
+} srv_bridge;
+
+/* A client transaction started from Lua: the function that gets its
+ * responses (a registry reference) until the transaction terminates. */
+typedef struct client_ctx {
+  struct client_ctx *prev, *next;
+  struct sip_lua_server *srv;
+  int fn_ref;
+  int transport;
+} client_ctx;
+
+typedef struct sip_lua_server {
+  sip_tp *tp;
+  client_ctx *clients; /* live client transactions started from Lua */
+  sip_txl *txl;        /* NULL: stateless (transactions = false) */
+  int auto_cancel;
+  int closing; /* inside close(): no second one */
+  uint32_t t1_ms, t2_ms;
+  struct retx2xx *retx; /* 2xx to INVITE waiting for their ACK */
+  sip_lua_loop *lp;
+  srv_bridge *bridge;
+  int self_ref; /* registry reference while open */
+  sip_sanity_config sanity;
+  const char *supported[MAX_TAGS + 1];
+  const char *schemes[MAX_TAGS + 1];
+  srv_counters st;
+  sip_proxy *px;   /* the proxy core (NULL once closed) */
+  int force_rport; /* RFC 3581 rport forced on UDP requests */
+} sip_lua_server;
+
+/* A received request or response: the message plus where it came from. */
+typedef struct sip_lua_rx {
+  sip_lua_msg base; /* first: a luasip.Message */
+  sip_lua_server *srv;
+  sip_rxbuf *rx;
+  sip_txn *txn; /* the server transaction (a reference), or NULL */
+  sip_src src;
+  uint16_t final_status; /* a final reply was sent */
+  uint8_t dropped;       /* the script chose not to answer */
+  uint8_t cancelled;     /* a CANCEL ended it (487 sent) */
+  uint8_t has_tag;
+  char to_tag[16];
+  uint8_t routed; /* §16.4 done (req:loose_route) */
+  uint8_t route_flags;
+  uint8_t rr;         /* req:record_route() */
+  char rr_params[48]; /* its parameters (";a=b") */
+  sip_proxy_ctx *px;  /* response context (a reference), NULL until relay */
+} sip_lua_rx;
+
+/* server.c, for proxy.c */
+/* Push a received message (request with its transaction t, or a response:
+ * t NULL) for server s whose userdata is at srvidx. */
+sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
+                                   sip_rxbuf *rx, const sip_src *src,
+                                   sip_txn *t);
+/* lua_pcall with a traceback; errors are logged and counted. */
+int sip__lua_srv_pcall(lua_State *L, int srvidx, int nargs);
+/* The received message at idx (raises otherwise). */
+sip_lua_rx *sip__lua_check_received(lua_State *L, int idx, const char *what);
+/* proxy.c: the proxy methods of received messages (module table on top). */
+void sip__lua_open_proxy(lua_State *L);
+/* proxy.c: srv:proxy_stats() fields into the table on top */
+void sip__lua_proxy_stats(lua_State *L, sip_lua_server *s);
+
+#endif

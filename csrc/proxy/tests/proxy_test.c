@@ -1,0 +1,317 @@
+/* The proxy's message functions (csrc/proxy/proxy_msg.c): "myself", loop
+ * hash and detection, Route preprocessing and strict routing, Max-Forwards,
+ * the forwarded request, the CANCEL of a branch, best response selection,
+ * the forwarded response, Proxy-Require, force rport. No sockets. Prints
+ * "proxy_test: N passed, N failed". */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sip_proxy.h"
+#include "test/check.h"
+
+static sip_proxy_self self;
+
+static void add_self(int transport, const char *host, int port) {
+  sip_proxy_addr *a = &self.addr[self.naddr++];
+  a->id = self.naddr - 1;
+  a->transport = transport;
+  a->family = AF_INET;
+  a->port = (uint16_t)port;
+  snprintf(a->host, sizeof a->host, "%s", host);
+  snprintf(a->sent_by, sizeof a->sent_by, "%s:%d", host, port);
+}
+
+/* parse text (CRLF already in it) into m; returns m or NULL */
+static sip_msg *parse(sip_msg *m, const char *text) {
+  sip_msg_init(m, NULL);
+  if (sip_msg_parse(m, text, strlen(text), SIP_MODE_DATAGRAM) < 0)
+    return NULL;
+  return m;
+}
+
+static char *serialize(const sip_msg *m) {
+  size_t n = sip_msg_size(m);
+  char *b = malloc(n + 1);
+  int rc = sip_msg_write(m, b, n);
+  b[rc < 0 ? 0 : rc] = 0;
+  return b;
+}
+
+#define INVITE_HEAD                                                            \
+  "Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc\r\n"                       \
+  "From: <sip:alice@a.example>;tag=f1\r\n"                                     \
+  "To: <sip:bob@b.example>\r\n"                                                \
+  "Call-ID: call-1\r\n"                                                        \
+  "CSeq: 7 INVITE\r\n"
+
+static void test_self(void) {
+  char mem[2048];
+  sip_arena a;
+  sip_arena_init(&a, mem, sizeof mem);
+  sip_uri u;
+  CHECK_INT(sip_uri_parse(&a, "sip:127.0.0.1:5070;lr", 21, &u), 0);
+  CHECK_INT(sip_proxy_is_self(&self, &u), 1);
+  CHECK_INT(sip_uri_parse(&a, "sip:127.0.0.1;lr", 16, &u), 0);
+  CHECK_INT(sip_proxy_is_self(&self, &u), 0); /* 5060 is not ours */
+  CHECK_INT(sip_uri_parse(&a, "sip:bob@Proxy.Example.COM", 25, &u), 0);
+  CHECK_INT(sip_proxy_is_self(&self, &u), 1); /* alias, any port */
+  CHECK_INT(sip_uri_parse(&a, "sip:bob@other.example", 21, &u), 0);
+  CHECK_INT(sip_proxy_is_self(&self, &u), 0);
+  sip_arena_free(&a);
+}
+
+static void test_best(void) {
+  uint16_t a[] = {486, 0, 404};
+  CHECK_INT(sip_proxy_best(a, 3), 0); /* same class: the first */
+  uint16_t b[] = {503, 486, 302};
+  CHECK_INT(sip_proxy_best(b, 3), 2); /* lowest class */
+  uint16_t c[] = {486, 603, 200};
+  CHECK_INT(sip_proxy_best(c, 3), 2); /* 2xx */
+  uint16_t d[] = {486, 603, 404};
+  CHECK_INT(sip_proxy_best(d, 3), 1); /* 6xx wins over 4xx */
+  uint16_t e[] = {404, 401, 480};
+  CHECK_INT(sip_proxy_best(e, 3), 1); /* 401 preferred in 4xx */
+  uint16_t f[] = {0, 0};
+  CHECK_INT(sip_proxy_best(f, 2), -1);
+  uint16_t g[] = {500, 408, 603, 600};
+  CHECK_INT(sip_proxy_best(g, 4), 2); /* the first 6xx */
+}
+
+static void test_mf(void) {
+  sip_msg m;
+  CHECK(parse(&m, "INVITE sip:bob@b.example SIP/2.0\r\n" INVITE_HEAD
+                  "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"));
+  CHECK_INT(sip_proxy_decrement_mf(&m), 0);
+  uint32_t mf = 0;
+  CHECK_INT(sip_msg_get_max_forwards(&m, &mf), 0);
+  CHECK_INT(mf, 69);
+  sip_msg_free(&m);
+  CHECK(parse(&m, "INVITE sip:bob@b.example SIP/2.0\r\n" INVITE_HEAD
+                  "Content-Length: 0\r\n\r\n"));
+  CHECK_INT(sip_proxy_decrement_mf(&m), 0);
+  CHECK_INT(sip_msg_get_max_forwards(&m, &mf), 0);
+  CHECK_INT(mf, 70);
+  sip_msg_free(&m);
+  CHECK(parse(&m, "INVITE sip:bob@b.example SIP/2.0\r\n" INVITE_HEAD
+                  "Max-Forwards: 0\r\nContent-Length: 0\r\n\r\n"));
+  CHECK_INT(sip_proxy_decrement_mf(&m), SIP_ERANGE);
+  sip_msg_free(&m);
+}
+
+static void test_route(void) {
+  sip_msg m;
+  /* loose: our two values (double Record-Route) go, the next stays */
+  CHECK(parse(&m, "BYE sip:bob@10.0.0.9 SIP/2.0\r\n" INVITE_HEAD
+                  "Route: <sip:127.0.0.1:5070;lr>, "
+                  "<sip:127.0.0.1:5070;transport=tcp;lr>\r\n"
+                  "Route: <sip:10.0.0.2;lr>\r\nContent-Length: 0\r\n\r\n"));
+  int rc = sip_proxy_route_pre(&m, &self);
+  CHECK_INT(rc, SIP_PROXY_ROUTE_PRESENT | SIP_PROXY_ROUTE_OWN |
+                    SIP_PROXY_ROUTE_MORE);
+  const sip_addr *r;
+  CHECK_INT(sip_msg_get_addrs(&m, SIP_H_ROUTE, &r), 0);
+  CHECK_STR(r->uri.raw, "sip:10.0.0.2;lr");
+  CHECK(r->next == NULL);
+  sip_msg_free(&m);
+
+  /* no Route: nothing */
+  CHECK(parse(&m, "INVITE sip:bob@b.example SIP/2.0\r\n" INVITE_HEAD
+                  "Content-Length: 0\r\n\r\n"));
+  CHECK_INT(sip_proxy_route_pre(&m, &self), 0);
+  sip_msg_free(&m);
+
+  /* a strict router put our Record-Route URI in the Request-URI */
+  CHECK(parse(&m, "BYE sip:127.0.0.1:5070;lr SIP/2.0\r\n" INVITE_HEAD
+                  "Route: <sip:10.0.0.3;lr>, <sip:bob@10.0.0.9>\r\n"
+                  "Content-Length: 0\r\n\r\n"));
+  rc = sip_proxy_route_pre(&m, &self);
+  CHECK(rc & SIP_PROXY_ROUTE_STRICT);
+  CHECK_STR(m.ruri, "sip:bob@10.0.0.9");
+  CHECK_INT(sip_msg_get_addrs(&m, SIP_H_ROUTE, &r), 0);
+  CHECK_STR(r->uri.raw, "sip:10.0.0.3;lr");
+  CHECK(r->next == NULL);
+  sip_msg_free(&m);
+
+  /* the next hop is a strict router: R-URI to the end, Route to R-URI */
+  CHECK(parse(&m, "BYE sip:bob@10.0.0.9 SIP/2.0\r\n" INVITE_HEAD
+                  "Route: <sip:10.0.0.4>, <sip:10.0.0.5;lr>\r\n"
+                  "Content-Length: 0\r\n\r\n"));
+  CHECK_INT(sip_proxy_route_strict_next(&m), 1);
+  CHECK_STR(m.ruri, "sip:10.0.0.4");
+  CHECK_INT(sip_msg_get_addrs(&m, SIP_H_ROUTE, &r), 0);
+  CHECK_STR(r->uri.raw, "sip:10.0.0.5;lr");
+  CHECK(r->next && r->next->next == NULL);
+  if (r->next)
+    CHECK_STR(r->next->uri.raw, "sip:bob@10.0.0.9");
+  sip_msg_free(&m);
+}
+
+static void test_forward_and_loop(void) {
+  sip_msg m;
+  CHECK(parse(&m, "INVITE sip:bob@b.example SIP/2.0\r\n" INVITE_HEAD
+                  "Record-Route: <sip:10.0.0.7;lr>\r\n"
+                  "Max-Forwards: 70\r\nContent-Length: 4\r\n\r\nbody"));
+  const sip_via *v;
+  CHECK_INT(sip_msg_get_vias(&m, &v), 0);
+  char h[17];
+  CHECK_INT(sip_proxy_loop_hash(&m, v, h), 0);
+  CHECK_INT(strlen(h), 16);
+  CHECK_INT(sip_proxy_decrement_mf(&m), 0);
+  char via[160];
+  snprintf(via, sizeof via,
+           "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK%s.rnd123", h);
+  const char *rr = "Record-Route: <sip:127.0.0.1:5070;lr>\r\n";
+  sip_proxy_fwd f = {.ruri = SIP_STR_LIT("sip:bob@10.0.0.9:5090"),
+                     .via = {via, strlen(via)},
+                     .extra = {rr, strlen(rr)}};
+  size_t cap = sip_proxy_request_size(&m, &f);
+  char *buf = malloc(cap + 1);
+  int n = sip_proxy_write_request(&m, &f, buf, cap);
+  CHECK(n > 0);
+  buf[n > 0 ? n : 0] = 0;
+  char want_start[400];
+  snprintf(want_start, sizeof want_start,
+           "INVITE sip:bob@10.0.0.9:5090 SIP/2.0\r\nVia: %s\r\n"
+           "Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc\r\n"
+           "Record-Route: <sip:127.0.0.1:5070;lr>\r\n"
+           "From: <sip:alice@a.example>;tag=f1\r\n",
+           via);
+  CHECK_MSG(strncmp(buf, want_start, strlen(want_start)) == 0, "got:\n%s", buf);
+  CHECK(strstr(buf, "Max-Forwards: 69\r\n") != NULL);
+  CHECK(strstr(buf, "Record-Route: <sip:10.0.0.7;lr>\r\n") != NULL);
+  CHECK(n > 4 && memcmp(buf + n - 8, "\r\n\r\nbody", 8) == 0);
+
+  /* the forwarded request comes back retargeted (another Request-URI than
+   * the one received first): a spiral */
+  sip_msg back;
+  CHECK(parse(&back, buf));
+  CHECK_INT(sip_proxy_detect_loop(&back, &self), 0);
+  sip_msg_free(&back);
+  /* forwarded with the Request-URI it came with and back again: a loop */
+  f.ruri = SIP_STR_LIT("sip:bob@b.example");
+  n = sip_proxy_write_request(&m, &f, buf, cap);
+  CHECK(n > 0);
+  buf[n > 0 ? n : 0] = 0;
+  CHECK(parse(&back, buf));
+  CHECK_INT(sip_proxy_detect_loop(&back, &self), 1);
+  sip_msg_free(&back);
+  free(buf);
+  sip_msg_free(&m);
+
+  /* a request that went elsewhere first: the same branch, other R-URI */
+  CHECK(parse(&m, "INVITE sip:carol@b.example SIP/2.0\r\n"
+                  "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK"
+                  "0123456789abcdef.x\r\n" INVITE_HEAD
+                  "Content-Length: 0\r\n\r\n"));
+  CHECK_INT(sip_proxy_detect_loop(&m, &self), 0);
+  sip_msg_free(&m);
+}
+
+static void test_cancel(void) {
+  sip_msg m;
+  CHECK(parse(&m, "INVITE sip:bob@b.example SIP/2.0\r\n" INVITE_HEAD
+                  "Content-Length: 0\r\n\r\n"));
+  char buf[1024];
+  const char *route = "Route: <sip:10.0.0.2;lr>\r\n";
+  int n = sip_proxy_write_cancel(
+      &m, SIP_STR_LIT("sip:bob@10.0.0.9"),
+      SIP_STR_LIT("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx.y"),
+      (sip_str){route, strlen(route)}, buf, sizeof buf);
+  CHECK(n > 0);
+  const char *want = "CANCEL sip:bob@10.0.0.9 SIP/2.0\r\n"
+                     "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx.y\r\n"
+                     "Route: <sip:10.0.0.2;lr>\r\n"
+                     "From: <sip:alice@a.example>;tag=f1\r\n"
+                     "To: <sip:bob@b.example>\r\n"
+                     "Call-ID: call-1\r\n"
+                     "CSeq: 7 CANCEL\r\n"
+                     "Max-Forwards: 70\r\n"
+                     "Content-Length: 0\r\n\r\n";
+  CHECK_MSG(n > 0 && strcmp(buf, want) == 0, "got:\n%s", buf);
+  sip_msg c;
+  CHECK(parse(&c, buf));
+  sip_msg_free(&c);
+  sip_msg_free(&m);
+}
+
+static void test_response(void) {
+  sip_msg m;
+  CHECK(parse(&m, "SIP/2.0 503 Service Unavailable\r\n"
+                  "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx.y, "
+                  "SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc\r\n"
+                  "From: <sip:alice@a.example>;tag=f1\r\n"
+                  "To: <sip:bob@b.example>;tag=t1\r\n"
+                  "Call-ID: call-1\r\nCSeq: 7 INVITE\r\n"
+                  "Content-Length: 0\r\n\r\n"));
+  const char *extra = "WWW-Authenticate: Digest realm=\"b\"\r\n";
+  CHECK_INT(sip_proxy_response_edit(&m, (sip_str){extra, strlen(extra)}), 0);
+  char *s = serialize(&m);
+  const char *want = "SIP/2.0 500 Server Internal Error\r\n"
+                     "Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc\r\n";
+  CHECK_MSG(strncmp(s, want, strlen(want)) == 0, "got:\n%s", s);
+  CHECK(strstr(s, "WWW-Authenticate: Digest realm=\"b\"\r\n") != NULL);
+  free(s);
+  sip_msg_free(&m);
+
+  /* our Via on its own line: the line goes */
+  CHECK(parse(&m, "SIP/2.0 180 Ringing\r\n"
+                  "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx.y\r\n"
+                  "Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc\r\n"
+                  "From: <sip:alice@a.example>;tag=f1\r\n"
+                  "To: <sip:bob@b.example>;tag=t1\r\n"
+                  "Call-ID: call-1\r\nCSeq: 7 INVITE\r\n"
+                  "Content-Length: 0\r\n\r\n"));
+  CHECK_INT(sip_proxy_response_edit(&m, SIP_STR_NULL), 0);
+  const sip_via *v;
+  CHECK_INT(sip_msg_get_vias(&m, &v), 0);
+  CHECK_STR(v->host, "10.0.0.1");
+  CHECK(v->next == NULL);
+  CHECK_INT(m.status, 180);
+  sip_msg_free(&m);
+}
+
+static void test_proxy_require_and_rport(void) {
+  sip_msg m;
+  CHECK(parse(&m, "INVITE sip:bob@b.example SIP/2.0\r\n" INVITE_HEAD
+                  "Proxy-Require: foo, bar\r\nContent-Length: 0\r\n\r\n"));
+  char tags[64];
+  const char *const sup[] = {"bar", NULL};
+  CHECK_INT(sip_proxy_unsupported(&m, sup, tags, sizeof tags), 1);
+  CHECK(strcmp(tags, "foo") == 0);
+  const char *const both[] = {"foo", "bar", NULL};
+  CHECK_INT(sip_proxy_unsupported(&m, both, tags, sizeof tags), 0);
+
+  sip_src src;
+  memset(&src, 0, sizeof src);
+  src.transport = SIP_TP_UDP;
+  struct sockaddr_in *in = (struct sockaddr_in *)&src.peer;
+  in->sin_family = AF_INET;
+  in->sin_port = htons(40000);
+  inet_pton(AF_INET, "192.0.2.9", &in->sin_addr);
+  CHECK_INT(sip_proxy_force_rport(&m, &src), 1);
+  const sip_via *v;
+  CHECK_INT(sip_msg_get_vias(&m, &v), 0);
+  CHECK_STR(v->received, "192.0.2.9");
+  CHECK_INT(v->rport, 40000);
+  CHECK_STR(v->branch, "z9hG4bKabc");
+  CHECK_INT(sip_proxy_force_rport(&m, &src), 0); /* once */
+  sip_msg_free(&m);
+}
+
+int main(void) {
+  add_self(SIP_TP_UDP, "127.0.0.1", 5070);
+  add_self(SIP_TP_TCP, "127.0.0.1", 5070);
+  char alias[] = "proxy.example.com";
+  self.alias[self.nalias++] = alias;
+  test_self();
+  test_best();
+  test_mf();
+  test_route();
+  test_forward_and_loop();
+  test_cancel();
+  test_response();
+  test_proxy_require_and_rport();
+  return check_summary("proxy_test");
+}

@@ -1,0 +1,124 @@
+-- A registrar + stateful proxy for a domain, as a `luasip run` script (the
+-- script contract: a table with listen, options, setup, request).
+--
+--     luasip run examples/proxy.lua --listen udp:127.0.0.1:5060 \
+--       [--domain example.com] [--nat] [--timeout 30]
+--       [--location memory|sqlite:PATH|redis://HOST:PORT/DB]
+--
+-- Policy (the benchmark's and Kamailio's routing.lua):
+--   OPTIONS to the proxy itself (no user part)  -> 200
+--   REGISTER                                    -> luasip.registrar
+--   requests with a To tag (in dialog)          -> loose-routed (this proxy's
+--                                                  Route removed), relayed;
+--                                                  404 without a Route
+--   initial requests with a preloaded Route     -> 403
+--   INVITE / SUBSCRIBE                          -> Record-Route
+--   initial requests to a registered AOR        -> relayed to its bindings:
+--                                                  equal q in parallel, lower
+--                                                  q after (serial groups);
+--                                                  404 when none
+-- CANCEL never reaches the script: the core cancels the branches (§16.10).
+--
+-- Bindings: luasip.registrar (every §10.3 step, Path, Outbound, GRUU) over
+-- luasip.location (--location memory | sqlite:PATH | redis://HOST:PORT/DB);
+-- each binding keeps the REGISTER's source as `received`, and --nat relays
+-- to it instead of the Contact's address (nathelper's fix_nated_register).
+local proxy = require "luasip.proxy"
+local registrar = require "luasip.registrar"
+local location = require "luasip.location"
+
+local tonumber = tonumber
+
+local loc
+local opts = { nat = false }
+local reg_opts = { min_expires = 10, max_expires = 3600 }
+local domains -- nil: any
+
+-- bindings -> relay targets (the binding tables themselves unless --nat
+-- asks for the received address, which they carry anyway)
+local function targets_of(bindings)
+  if opts.nat then
+    return bindings
+  end
+  for _, b in ipairs(bindings) do
+    b.received = nil
+  end
+  return bindings
+end
+
+local function to_self(req)
+  local u = req.uri
+  return not u:find("@", 1, true)
+end
+
+local relay_opts = { fork = "serial" }
+
+local function request(req)
+  local method = req.method
+  if method == "REGISTER" then
+    return registrar.save(req, reg_opts)
+  end
+  -- §16.3 item 3 before anything else (as Kamailio's maxfwd), except an
+  -- OPTIONS to the proxy itself, which it answers as a UAS
+  if req.max_forwards == 0 and not (method == "OPTIONS" and to_self(req)) then
+    return req:reply(483, "Too Many Hops")
+  end
+  if not req:is_initial() then
+    if req:loose_route() then
+      return proxy.relay(req)
+    end
+    if method == "ACK" then
+      return -- an ACK for nothing we know: absorbed
+    end
+    return req:reply(404, "Not here")
+  end
+  if method == "OPTIONS" and to_self(req) then
+    return req:reply(200, nil, { Allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER" })
+  end
+  if req:loose_route() then
+    return req:reply(403, "No pre-loaded routes")
+  end
+  if method == "INVITE" or method == "SUBSCRIBE" then
+    req:record_route()
+  end
+  local ruri = req.ruri
+  if domains and not (ruri and domains[ruri.host:lower()]) then
+    return req:reply(404, "Not Found")
+  end
+  local bindings, err = registrar.lookup(ruri, reg_opts)
+  if not bindings then
+    return req:reply(500, "Location Service Failed (" .. tostring(err) .. ")", { ["Retry-After"] = "5" })
+  end
+  if #bindings == 0 then
+    return req:reply(404, "Not Found")
+  end
+  return proxy.relay(req, targets_of(bindings), relay_opts)
+end
+
+return {
+  listen = { "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060" },
+  server = { sanity = { supported = registrar.supported } },
+  options = {
+    location = { default = "memory", arg = "URL",
+                 help = "location service: memory, sqlite:PATH or redis://HOST:PORT/DB" },
+    domain = { arg = "HOST", help = "the domain this proxy serves (default: any)" },
+    nat = { default = false, help = "relay to the REGISTER's source address (fix_nated_register)" },
+    timeout = { arg = "SECONDS", help = "overall time for a relayed request" },
+  },
+  setup = function(ctx)
+    local o = ctx.options or {}
+    loc = assert(location.open(o.location or "memory"))
+    reg_opts.location = loc
+    opts.nat = o.nat and true or false
+    domains = nil
+    if o.domain then
+      domains = { [o.domain:lower()] = true }
+      reg_opts.domains = { o.domain }
+      if ctx.server then
+        ctx.server:add_alias(o.domain)
+      end
+    end
+    relay_opts.timeout = tonumber(o.timeout)
+  end,
+  request = request,
+}
