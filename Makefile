@@ -12,7 +12,9 @@
 #                     stateless OPTIONS CPU vs Kamailio, transactions/s and
 #                     bytes per transaction, location store ops/s and bytes
 #                     per binding (vs Kamailio usrloc)
-#   make run          the example (parses the vectors and the bench corpus)
+#   make run          the registrar + proxy (examples/proxy.lua) on
+#                     udp/tcp 127.0.0.1:5060, foreground, Ctrl-C stops it
+#   make demo         the parser demo (the vectors and the bench corpus)
 #   make lint         luacheck
 #   make install      INST_LIBDIR=... INST_LUADIR=... INST_BINDIR=... (the
 #                     rockspec uses it; bin/luasip goes to INST_BINDIR)
@@ -318,8 +320,17 @@ bench: deps
 
 # --- example ----------------------------------------------------------------
 .PHONY: run
+# The registrar + proxy on loopback, in the foreground until Ctrl-C
+# (RUN_ARGS: more `luasip run` options, e.g. --trace or --location URL).
+RUN_LISTEN ?= --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060
+RUN_ARGS ?=
 run: deps
 	@$(MAKE) --no-print-directory all
+	LUASIP_BUILD=$(BUILD) $(LUA) bin/luasip run examples/proxy.lua $(RUN_LISTEN) $(RUN_ARGS)
+
+# The parser demo: every torture vector and the bench corpus, parsed.
+.PHONY: demo
+demo: all
 	LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/lib/?.so;;' \
 	  timeout 120 $(LUA) examples/parse_demo.lua $(VECTORS) $(CORPUS)
 
