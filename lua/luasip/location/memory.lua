@@ -291,10 +291,7 @@ end
 
 --- `fn(aor, binding)` runs in its own coroutine when a binding expires.
 function Store:on_expire(fn)
-  if fn ~= nil and type(fn) ~= "function" then
-    error("bad argument #1 to 'on_expire' (function expected)", 2)
-  end
-  self.expire_fn = fn
+  util.set_on_expire(self, fn)
 end
 
 --- Drop every binding and stop the timer.

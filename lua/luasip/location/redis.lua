@@ -180,10 +180,7 @@ end
 --- Kept for the interface: Redis TTLs remove expired bindings, this
 -- backend never calls `fn`.
 function Store:on_expire(fn)
-  if fn ~= nil and type(fn) ~= "function" then
-    error("bad argument #1 to 'on_expire' (function expected)", 2)
-  end
-  self.expire_fn = fn
+  util.set_on_expire(self, fn)
 end
 
 --- Close the connection (pending operations fail with "closed").

@@ -171,10 +171,7 @@ end
 --- `fn(aor, binding)` runs in its own coroutine for each binding the
 -- sweep deletes.
 function Store:on_expire(fn)
-  if fn ~= nil and type(fn) ~= "function" then
-    error("bad argument #1 to 'on_expire' (function expected)", 2)
-  end
-  self.expire_fn = fn
+  util.set_on_expire(self, fn)
 end
 
 --- Stop the sweep and close the file (operations not yet done are dropped).

@@ -47,6 +47,16 @@ end
 -- @function spawn
 M.spawn = server.spawn
 
+--- Set `store.expire_fn` for the backends' `on_expire(fn)` (nil clears it).
+-- @tparam table store
+-- @tparam function|nil fn
+function M.set_on_expire(store, fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    error("bad argument #1 to 'on_expire' (function expected)", 3)
+  end
+  store.expire_fn = fn
+end
+
 --- Raise unless running inside a coroutine.
 -- @tparam string what the method's name, for the message
 function M.need_coroutine(what)
