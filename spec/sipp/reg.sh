@@ -20,44 +20,13 @@ CALLS=${CALLS:-50}
 EXPIRY_CALLS=${EXPIRY_CALLS:-5}
 LOCATION=${LOCATION:-memory}
 export LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$BUILD/lib/?.so;;"
-passed=0 failed=0
-SERVER_PID=
-
-check() { # check NAME GOT WANT
-  if [ "$2" = "$3" ]; then
-    passed=$((passed + 1)); echo "ok   $1 = $2"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 = $2, want $3"
-  fi
-}
-
-stop_server() {
-  local _
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 20); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-    SERVER_PID=
-  fi
-}
+SUITE=sipp-reg
+. spec/sipp/lib.sh
 
 work=$(mktemp -d /tmp/luasip-sipp-reg.XXXXXX)
 trap 'stop_server; rm -rf "$work"' EXIT
 
-if ! command -v sipp >/dev/null; then
-  echo "sipp-reg: sipp not installed (apt-get install sip-tester)"
-  echo "sipp-reg: 0 passed, 1 failed"
-  exit 1
-fi
-if [ ! -f "$BUILD/lib/luasip/core.so" ]; then
-  echo "sipp-reg: $BUILD/lib/luasip/core.so missing: run make first"
-  echo "sipp-reg: 0 passed, 1 failed"
-  exit 1
-fi
+need_sipp_and_build
 
 server=(bin/luasip run examples/registrar.lua --listen udp:127.0.0.1:0 --listen tcp:127.0.0.1:0
   --location "$LOCATION" --min-expires 2)

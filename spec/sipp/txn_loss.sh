@@ -31,44 +31,13 @@ CALLS=${CALLS:-100}
 UAC_COUNT=${UAC_COUNT:-200}
 export LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$BUILD/lib/?.so;;"
 LUA=${LUA:-lua5.4}
-passed=0 failed=0
-SERVER_PID=
-
-check() { # check NAME GOT WANT
-  if [ "$2" = "$3" ]; then
-    passed=$((passed + 1)); echo "ok   $1 = $2"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 = $2, want $3"
-  fi
-}
-
-stop_server() {
-  local _
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 20); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-    SERVER_PID=
-  fi
-}
+SUITE=sipp-txn
+. spec/sipp/lib.sh
 
 work=$(mktemp -d /tmp/luasip-txn-loss.XXXXXX)
 trap 'stop_server; rm -rf "$work"' EXIT
 
-if ! command -v sipp >/dev/null; then
-  echo "sipp-txn: sipp not installed (apt-get install sip-tester)"
-  echo "sipp-txn: 0 passed, 1 failed"
-  exit 1
-fi
-if [ ! -f "$BUILD/lib/luasip/core.so" ]; then
-  echo "sipp-txn: $BUILD/lib/luasip/core.so missing: run make first"
-  echo "sipp-txn: 0 passed, 1 failed"
-  exit 1
-fi
+need_sipp_and_build
 
 # SuccessfulCall FailedCall Retransmissions from a -trace_stat file
 sipp_counts() {
