@@ -226,8 +226,9 @@ static int push_binding(lua_State *L, const char *p, size_t len) {
   lua_createtable(L, 0, 16);
   lua_pushlstring(L, rd.key.p, rd.key.len);
   lua_setfield(L, -2, "key");
-  if (rd.expires == floor(rd.expires) && fabs(rd.expires) < 9e15)
-    lua_pushinteger(L, (lua_Integer)rd.expires);
+  lua_Integer whole;
+  if (rd.expires == floor(rd.expires) && lua_numbertointeger(rd.expires, &whole))
+    lua_pushinteger(L, whole);
   else
     lua_pushnumber(L, rd.expires);
   lua_setfield(L, -2, "expires");

@@ -13,10 +13,12 @@
 -- binding was stored, for the most-recent-first order) come first so a
 -- backend can read them without decoding the rest.
 -- @module luasip.location.codec
+local core = require "luasip.core"
+
 local pack, unpack = string.pack, string.unpack
 local concat = table.concat
 local type, pairs, math_type, error, tostring = type, pairs, math.type, error, tostring
-local sort, byte = table.sort, string.byte
+local sort = table.sort
 
 local M = {}
 
@@ -32,12 +34,6 @@ for i, n in ipairs(NAMES) do
 end
 
 local HEADER = "<dds2" -- expires, saved, key
-
--- type bytes, as the one-letter strings decode compares
-local TYPES = {}
-for c in ("sSijdtfaK"):gmatch(".") do
-  TYPES[byte(c)] = c
-end
 
 --- Check a binding as the interface asks (raises for a programmer mistake).
 -- @tparam table b
@@ -125,53 +121,13 @@ function M.encode(b, saved)
   return concat(out, "", 1, n)
 end
 
---- Decode a binding.
+--- Decode a binding (in C: csrc/lua/registrar.c, which the registrar's
+-- fast path shares).
+-- @function decode
 -- @tparam string s
 -- @treturn table the binding (a new table); `saved` is not a field of it
 -- @treturn number saved
-function M.decode(s)
-  local expires, saved, key, pos = unpack(HEADER, s)
-  local b = { key = key, expires = expires // 1 == expires and math.tointeger(expires) or expires }
-  local len = #s
-  while pos <= len do
-    local name = NAMES[byte(s, pos)]
-    pos = pos + 1
-    if not name then
-      name, pos = unpack("s1", s, pos)
-    end
-    local tc = TYPES[byte(s, pos)]
-    pos = pos + 1
-    local v
-    if tc == "s" then
-      v, pos = unpack("<s2", s, pos)
-    elseif tc == "K" then
-      v = key
-    elseif tc == "i" then
-      v, pos = unpack("<i4", s, pos)
-    elseif tc == "d" then
-      v, pos = unpack("<d", s, pos)
-    elseif tc == "t" then
-      v = true
-    elseif tc == "f" then
-      v = false
-    elseif tc == "j" then
-      v, pos = unpack("<j", s, pos)
-    elseif tc == "a" then
-      local m
-      m, pos = unpack("<I2", s, pos)
-      v = {}
-      for i = 1, m do
-        v[i], pos = unpack("<s2", s, pos)
-      end
-    elseif tc == "S" then
-      v, pos = unpack("<s4", s, pos)
-    else
-      error("location: corrupt binding record (type " .. tostring(tc) .. ")")
-    end
-    b[name] = v
-  end
-  return b, saved
-end
+M.decode = core.binding_decode
 
 --- The expiry time and save time of an encoded binding, without decoding it.
 -- @tparam string s
