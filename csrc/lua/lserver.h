@@ -94,6 +94,10 @@ typedef struct sip_lua_rx {
 sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
                                    sip_rxbuf *rx, const sip_src *src,
                                    sip_txn *t);
+/* Send a reply to a received request (msg_reply once its checks passed;
+ * the registrar's fast path). Returns 0 or a negative code. */
+int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
+                      sip_str body);
 /* lua_pcall with a traceback; errors are logged and counted. */
 int sip__lua_srv_pcall(lua_State *L, int srvidx, int nargs);
 /* The received message at idx (raises otherwise). */

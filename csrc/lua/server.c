@@ -1208,6 +1208,32 @@ static sip_str opt_slice(lua_State *L, int idx) {
   return (sip_str){p, p ? n : 0};
 }
 
+/* Send a reply to a received request whose checks (msg_reply's) passed:
+ * the To tag chosen once per request, the final status recorded, a 2xx to
+ * an INVITE over UDP kept for retransmission. Returns 0 or a negative code. */
+int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
+                      sip_str body) {
+  if (!r->has_tag) {
+    tag_for(r->srv, r->to_tag);
+    r->has_tag = 1;
+  }
+  if (status >= 200)
+    r->final_status = (uint16_t)status;
+  int retransmit = r->txn && sip_txn_kind(r->txn) == SIP_TXN_IST &&
+                   status >= 200 && status < 300 &&
+                   r->src.transport == SIP_TP_UDP;
+  char *keep = NULL;
+  size_t keep_len = 0;
+  int rc = send_reply_keep(r->srv, r->txn, r->base.m, &r->src, status, reason,
+                           (sip_str){r->to_tag, sizeof r->to_tag}, extra, body,
+                           retransmit ? &keep : NULL, &keep_len);
+  if (keep && rc >= 0)
+    retx_start(r->srv, r, status, keep, keep_len);
+  else
+    free(keep);
+  return rc;
+}
+
 /* req:reply(status[, reason[, extra[, body]]]) -> true, or nil, err, name.
  * Stateless: builds the response (§8.2.6) and sends it per §18.2.2. extra:
  * complete header lines, each ending with CRLF. One final response per
@@ -1240,24 +1266,7 @@ static int msg_reply(lua_State *L) {
                          "reply: a final response was relayed already");
   if (!r->srv->tp)
     return sip__lua_fail(L, UV_ECANCELED, "reply: the server is closed");
-  if (!r->has_tag) {
-    tag_for(r->srv, r->to_tag);
-    r->has_tag = 1;
-  }
-  if (status >= 200)
-    r->final_status = (uint16_t)status;
-  int retransmit = r->txn && sip_txn_kind(r->txn) == SIP_TXN_IST &&
-                   status >= 200 && status < 300 &&
-                   r->src.transport == SIP_TP_UDP;
-  char *keep = NULL;
-  size_t keep_len = 0;
-  int rc = send_reply_keep(r->srv, r->txn, m, &r->src, (int)status, reason,
-                           (sip_str){r->to_tag, sizeof r->to_tag}, extra, body,
-                           retransmit ? &keep : NULL, &keep_len);
-  if (keep && rc >= 0)
-    retx_start(r->srv, r, (int)status, keep, keep_len);
-  else
-    free(keep);
+  int rc = sip__lua_rx_reply(r, (int)status, reason, extra, body);
   if (rc < 0)
     return sip__lua_fail(L, rc, "reply: %s", sip_tp_strerror(rc));
   lua_pushboolean(L, 1);

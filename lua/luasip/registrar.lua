@@ -40,12 +40,15 @@
 --   (when reg-id was used), pub-gruu/temp-gruu (when the UA supports gruu)
 -- @module luasip.registrar
 local sip = require "luasip"
+local core = require "luasip.core"
 local log = require "luasip.log"
 
 local format, lower = string.format, string.lower
 local concat, sort = table.concat, table.sort
 local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
 local time, date = os.time, os.date
+local clock = core.location_clock
+local fast_save = core.registrar_save
 
 local M = {}
 
@@ -403,44 +406,12 @@ local function by_q(a, b)
   return (a.updated or 0) > (b.updated or 0)
 end
 
---- Process a REGISTER: every step of RFC 3261 §10.3, and answer it.
---
--- Options (all optional):
---
--- - `location`: a store from `luasip.location.open`, or its URL (default
---   `"memory"`)
--- - `domains`: a list of served domains, or `function(host, req)` ->
---   boolean; nil serves every domain
--- - `authorize`: `function(req, aor)` -> true to go on; anything else
---   stops here: the hook answered (e.g. 401), or the registrar answers 403
--- - `on_binding`: `function(req, binding)` called for every binding about
---   to be saved (not for removals): return nothing or true to keep it, a
---   table to save instead, or `nil, code, reason` to refuse the whole
---   request with that answer
--- - `default_expires` (3600), `min_expires` (60; 0 turns the 423 off),
---   `max_expires` (7200), `max_contacts` (10), `retry_after` (5)
--- - `supported`: more option tags to accept in Require
--- - `path` (true): store Path (RFC 3327) and return it to UAs that
---   support path; false ignores Path
--- - `outbound` (true): RFC 5626 binding keys and flows; `gruu` (true):
---   RFC 5627 GRUUs
---
--- Bindings are keyed by `+sip.instance` and `reg-id` when the UA supports
--- outbound, by `+sip.instance` alone when it gives no reg-id, else by the
--- Contact URI. The lookup-then-write is not atomic across registrar
--- instances: two REGISTERs for one AOR at the same time can overshoot
--- `max_contacts` (RFC 3261 §10.2 has a UA wait for each answer).
--- @tparam Message req a received REGISTER
--- @tparam[opt] table opts
--- @treturn integer the status code sent
--- @treturn table|string on 200 the bindings now registered (sorted by q);
---   otherwise the reason
-function M.save(req, opts)
-  opts = opts or {}
-  if req.method ~= "REGISTER" then
-    error("registrar.save: a REGISTER expected, got " .. tostring(req.method), 2)
-  end
+-- How many saves each path handled (see M.stats).
+local handled = { fast = 0, general = 0 }
 
+-- The general path: every case, every store.
+local function general_save(req, opts)
+  handled.general = handled.general + 1
   -- 1. The Request-URI's domain.
   local ruri = req.ruri
   local rscheme = ruri and lower(ruri.scheme or "")
@@ -720,6 +691,79 @@ function M.save(req, opts)
   headers[#headers + 1] = { "Date", M.http_date(now) }
   req:reply(200, nil, headers)
   return 200, list
+end
+
+-- After the C fast path: false (not a case it takes), or it stored and
+-- answered; the store then accounts for the new bindings.
+local function fast_done(store, status, list, aor, added, ...)
+  if not status then
+    return nil
+  end
+  handled.fast = handled.fast + 1
+  store:fast_saved(aor, added, ...)
+  return status, list
+end
+
+--- Process a REGISTER: every step of RFC 3261 §10.3, and answer it.
+--
+-- Options (all optional):
+--
+-- - `location`: a store from `luasip.location.open`, or its URL (default
+--   `"memory"`)
+-- - `domains`: a list of served domains, or `function(host, req)` ->
+--   boolean; nil serves every domain
+-- - `authorize`: `function(req, aor)` -> true to go on; anything else
+--   stops here: the hook answered (e.g. 401), or the registrar answers 403
+-- - `on_binding`: `function(req, binding)` called for every binding about
+--   to be saved (not for removals): return nothing or true to keep it, a
+--   table to save instead, or `nil, code, reason` to refuse the whole
+--   request with that answer
+-- - `default_expires` (3600), `min_expires` (60; 0 turns the 423 off),
+--   `max_expires` (7200), `max_contacts` (10), `retry_after` (5)
+-- - `supported`: more option tags to accept in Require
+-- - `path` (true): store Path (RFC 3327) and return it to UAs that
+--   support path; false ignores Path
+-- - `outbound` (true): RFC 5626 binding keys and flows; `gruu` (true):
+--   RFC 5627 GRUUs
+-- - `fast` (true): false turns the C fast path off (below)
+--
+-- Bindings are keyed by `+sip.instance` and `reg-id` when the UA supports
+-- outbound, by `+sip.instance` alone when it gives no reg-id, else by the
+-- Contact URI. The lookup-then-write is not atomic across registrar
+-- instances: two REGISTERs for one AOR at the same time can overshoot
+-- `max_contacts` (RFC 3261 §10.2 has a UA wait for each answer).
+--
+-- The fast path: with the memory store and neither `authorize` nor
+-- `on_binding`, a REGISTER that ends in a 200 without extensions (no
+-- Require, Path, `+sip.instance`, `reg-id` or GRUU, served domains given as
+-- a list) is handled by C from parse to answer, with the same bindings,
+-- answer and return values as the Lua path, which takes every other case.
+-- @tparam Message req a received REGISTER
+-- @tparam[opt] table opts
+-- @treturn integer the status code sent
+-- @treturn table|string on 200 the bindings now registered (sorted by q);
+--   otherwise the reason
+function M.save(req, opts)
+  opts = opts or {}
+  if req.method ~= "REGISTER" then
+    error("registrar.save: a REGISTER expected, got " .. tostring(req.method), 2)
+  end
+  if opts.fast ~= false and opts.authorize == nil and opts.on_binding == nil then
+    local store = store_of(opts)
+    if store.fast_saved then
+      local status, list = fast_done(store, fast_save(req, store.aors, opts, M.defaults, time(), clock()))
+      if status then
+        return status, list
+      end
+    end
+  end
+  return general_save(req, opts)
+end
+
+--- How many REGISTERs each path of `save` handled in this process.
+-- @treturn table `{ fast = N, general = N }`
+function M.stats()
+  return { fast = handled.fast, general = handled.general }
 end
 
 ------------------------------------------------------------------------------
