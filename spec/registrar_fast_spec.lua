@@ -754,7 +754,62 @@ local function outcome(group)
   return played[group]
 end
 
+-- Many bindings on one AOR: 16 Contacts per REGISTER (the most the fast
+-- path takes in one request) while the AOR holds up to 64 (the most it
+-- takes stored), then once more: the general path takes over, with the
+-- same result.
+local function play_many()
+  local fast_store = memory.new({ backend = "memory" }, "memory:fast-many")
+  local general_store = memory.new({ backend = "memory" }, "memory:general-many")
+  local opts = { min_expires = 60, max_expires = 7200, max_contacts = 96 }
+  local general_opts = copy(opts)
+  general_opts.fast = false
+  local fast = registrar_on(fast_store, opts)
+  local general = registrar_on(general_store, general_opts)
+  local peer = N.udp(V4)
+  local out = { fast_by_step = {} }
+  local ok, err = pcall(function()
+    for step = 1, 6 do
+      local headers = {}
+      for i = 1, 16 do
+        headers[i] = format("Contact: <sip:dev%d-%d@192.0.2.%d:%d;transport=tcp>;q=0.%d;expires=%d",
+          step, i, i, 5000 + step, i % 10, 600 + i)
+      end
+      local req = {
+        ruri = "sip:example.com", from = "<sip:many@example.com>;tag=m" .. step,
+        to = "<sip:many@example.com>", call_id = "many-" .. step .. "@192.0.2.1", cseq = step,
+        headers = headers,
+      }
+      local bytes = bytes_of(req, peer.port, format("z9hG4bKmany%d", step))
+      local before = fast.fast
+      local ra, ea = exchange(peer, bytes, fast)
+      local rb, eb = exchange(peer, bytes, general)
+      out.fast_by_step[step] = fast.fast - before
+      local why = (not ra and "fast registrar: " .. ea) or (not rb and "general registrar: " .. eb)
+        or answer_diff(ra, rb) or stores_diff(fast_store, general_store, "sip:many@example.com")
+      if why then
+        out.mismatch = format("step %d: %s\n--- request\n%s", step, why, bytes)
+        return
+      end
+      out.contacts = #ra:all("Contact")
+    end
+  end)
+  fast_store:close()
+  general_store:close()
+  N.cleanup()
+  assert(ok, err)
+  return out
+end
+
 describe("registrar.save fast path vs general path (fast = false)", function()
+  it("16 Contacts per REGISTER up to 96 bindings on one AOR: the same answers and bindings", function()
+    local r = play_many()
+    assert(r.mismatch == nil, r.mismatch)
+    assert.are.equal(96, r.contacts)
+    -- steps 1-5 (up to 64 stored) in C, step 6 (80 stored) in Lua
+    assert.are.same({ 1, 1, 1, 1, 1, 0 }, r.fast_by_step)
+  end)
+
   for _, group in ipairs(GROUPS) do
     describe(group.name .. " (" .. group.count .. " REGISTERs, seed " .. group.seed .. ")", function()
       it("the answers and the stored bindings are the same after every request", function()

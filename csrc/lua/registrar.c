@@ -514,7 +514,9 @@ static int l_registrar_save(lua_State *L) {
     return 1;
   }
 
-  /* Decided: write. The new records (9 .. 8+nch; nil for removals). */
+  /* Decided: write. The new records (9 .. 8+nch; nil for removals), then
+   * the stored ones again, the list, its tables and the results. */
+  luaL_checkstack(L, 2 * pl.nch + pl.ncur + 8, "registrar_save");
   char blobmem[4096];
   for (int k = 0; k < pl.nch; k++) {
     change *ch = &pl.ch[k];
@@ -662,7 +664,6 @@ static int l_registrar_save(lua_State *L) {
   lua_pushvalue(L, 7);
   lua_pushinteger(L, added);
   int nret = 4;
-  luaL_checkstack(L, pl.nch, "registrar_save");
   for (int k = 0; k < pl.nch; k++)
     if (pl.ch[k].expires > 0) {
       lua_pushinteger(L, now + pl.ch[k].expires);
