@@ -22,7 +22,9 @@
 -- Bindings: luasip.registrar (every §10.3 step, Path, Outbound, GRUU) over
 -- luasip.location (--location memory | sqlite:PATH | redis://HOST:PORT/DB);
 -- each binding keeps the REGISTER's source as `received`, and --nat relays
--- to it instead of the Contact's address (nathelper's fix_nated_register).
+-- to it instead of the Contact's address (nathelper's fix_nated_register)
+-- and rewrites a private Contact of a request or of the callee's response
+-- to the address it came from (fix_nated_contact).
 local proxy = require "luasip.proxy"
 local registrar = require "luasip.registrar"
 local location = require "luasip.location"
@@ -52,6 +54,16 @@ local function to_self(req)
 end
 
 local relay_opts = { fork = "serial" }
+local dialog_opts = {}
+
+-- --nat: a Contact from behind a NAT gets the address the message came
+-- from (nathelper's fix_nated_contact), in requests and in the callee's
+-- responses (the relay hooks run before a response is forwarded)
+local function fix_nated(msg)
+  if msg and proxy.is_nated(msg) then
+    proxy.fix_nated_contact(msg)
+  end
+end
 
 local function request(req)
   local method = req.method
@@ -63,9 +75,12 @@ local function request(req)
   if req.max_forwards == 0 and not (method == "OPTIONS" and to_self(req)) then
     return req:reply(483, "Too Many Hops")
   end
+  if opts.nat then
+    fix_nated(req)
+  end
   if not req:is_initial() then
     if req:loose_route() then
-      return proxy.relay(req)
+      return proxy.relay(req, nil, dialog_opts)
     end
     if method == "ACK" then
       return -- an ACK for nothing we know: absorbed
@@ -102,7 +117,9 @@ return {
     location = { default = "memory", arg = "URL",
                  help = "location service: memory, sqlite:PATH or redis://HOST:PORT/DB" },
     domain = { arg = "HOST", help = "the domain this proxy serves (default: any)" },
-    nat = { default = false, help = "relay to the REGISTER's source address (fix_nated_register)" },
+    nat = { default = false,
+            help = "relay to the REGISTER's source address (fix_nated_register); private Contacts of"
+              .. " requests and responses get the address they came from (fix_nated_contact)" },
     timeout = { arg = "SECONDS", help = "overall time for a relayed request" },
   },
   setup = function(ctx)
@@ -110,6 +127,9 @@ return {
     loc = assert(location.open(o.location or "memory"))
     reg_opts.location = loc
     opts.nat = o.nat and true or false
+    local hook = opts.nat and fix_nated or nil
+    relay_opts.on_provisional, relay_opts.on_response = hook, hook
+    dialog_opts.on_provisional, dialog_opts.on_response = hook, hook
     domains = nil
     if o.domain then
       domains = { [o.domain:lower()] = true }

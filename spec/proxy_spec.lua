@@ -289,6 +289,33 @@ describe("luasip.proxy", function()
     assert.is_false(proxy.is_private("172.32.0.1"))
     assert.is_false(proxy.is_private("127.0.0.1"))
   end)
+  it("NAT: the callee's private Contact in its 180 and 200 is fixed in the relay hooks", function()
+    local uas = N.udp(V4)
+    local sources = {}
+    local function fix(res)
+      sources[#sources + 1] = proxy.received(res)
+      if proxy.is_nated(res) then
+        proxy.fix_nated_contact(res)
+      end
+    end
+    setup(function(req)
+      req:record_route()
+      proxy.relay(req, "sip:uas@127.0.0.1:" .. uas.port, { on_provisional = fix, on_response = fix })
+    end)
+    invite()
+    local r = assert(next_msg(uas))
+    uas:send(response(r, 180, "Ringing", { "Contact: <sip:bob@10.0.0.7:5060>" }), V4, port)
+    local ringing = assert(next_msg(uac))
+    assert.equal(180, ringing.status)
+    assert.equal("<sip:bob@127.0.0.1:" .. uas.port .. ">", ringing:get("Contact"))
+    uas:send(response(r, 200, "OK", { "Contact: <sip:bob@192.168.0.7:5062;ob>;+sip.instance=\"<urn:x>\"" }), V4, port)
+    local ok = assert(next_final(uac))
+    assert.equal(200, ok.status)
+    assert.equal("<sip:bob@127.0.0.1:" .. uas.port .. ";ob>;+sip.instance=\"<urn:x>\"", ok:get("Contact"))
+    -- a response's source is where it came from, as for requests
+    assert.same({ "udp:127.0.0.1:" .. uas.port, "udp:127.0.0.1:" .. uas.port }, sources)
+  end)
+
   it("serial: a group that rings past branch_timeout is cancelled and the next starts", function()
     local a, b = N.udp(V4), N.udp(V4)
     setup(function(req, out)

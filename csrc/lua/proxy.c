@@ -73,7 +73,7 @@ static int event_body(lua_State *L) {
     unref(L, &pl->final_ref);
     lua_pushinteger(L, e->status);
     if (e->rx)
-      sip__lua_push_received(L, srvidx, s, e->rx, NULL, NULL);
+      sip__lua_push_received(L, srvidx, s, e->rx, &e->rx->src, NULL);
     else
       lua_pushnil(L);
     sip__lua_srv_pcall(L, srvidx, 3);
@@ -86,7 +86,7 @@ static int event_body(lua_State *L) {
   int tb = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, fn);
   if (e->rx)
-    sip__lua_push_received(L, srvidx, s, e->rx, NULL, NULL);
+    sip__lua_push_received(L, srvidx, s, e->rx, &e->rx->src, NULL);
   else
     lua_pushnil(L);
   lua_pushinteger(L, e->branch + 1);

@@ -58,21 +58,6 @@ int sip_tp_transport_from(sip_str token);
 /* ---- received messages ----------------------------------------------------
  */
 
-/* One received message: its bytes and the message parsed in place. Reference
- * counted (not atomically: loop thread only). */
-typedef struct sip_rxbuf {
-  int refs;          /* do not touch: use sip_rxbuf_ref/unref */
-  uint32_t len;      /* number of message bytes */
-  const char *data;  /* the bytes (NUL-terminated copy of what was received) */
-  sip_limits limits; /* msg->limits points here: the rxbuf may outlive tp */
-  sip_msg msg;       /* parsed from data; for on_bad: parsed up to the error */
-  char bytes[];
-} sip_rxbuf;
-
-void sip_rxbuf_ref(sip_rxbuf *rx);
-/* Drops one reference; at zero frees the message's arena and the buffer. */
-void sip_rxbuf_unref(sip_rxbuf *rx);
-
 /* Where a message came from. Copyable by value. */
 typedef struct sip_src {
   int transport;    /* SIP_TP_UDP / TCP / TLS */
@@ -83,6 +68,23 @@ typedef struct sip_src {
                                     (a wildcard bind stays the wildcard) */
   struct sockaddr_storage peer;  /* the packet's / connection's source */
 } sip_src;
+
+/* One received message: its bytes and the message parsed in place. Reference
+ * counted (not atomically: loop thread only). */
+typedef struct sip_rxbuf {
+  int refs;          /* do not touch: use sip_rxbuf_ref/unref */
+  uint32_t len;      /* number of message bytes */
+  const char *data;  /* the bytes (NUL-terminated copy of what was received) */
+  sip_limits limits; /* msg->limits points here: the rxbuf may outlive tp */
+  sip_msg msg;       /* parsed from data; for on_bad: parsed up to the error */
+  sip_src src;       /* where it came from (set when it is delivered): a
+                        response keeps it through the transaction layer */
+  char bytes[];
+} sip_rxbuf;
+
+void sip_rxbuf_ref(sip_rxbuf *rx);
+/* Drops one reference; at zero frees the message's arena and the buffer. */
+void sip_rxbuf_unref(sip_rxbuf *rx);
 
 /* Where to send. Fill with sip_dest_init() and sip_tp_addr(). */
 typedef struct sip_dest {

@@ -157,6 +157,7 @@ sip_rxbuf *sip__tp_rxbuf_new(const char *p, size_t len, const sip_limits *lim) {
   rx->bytes[len] = '\0';
   rx->data = rx->bytes;
   rx->limits = lim ? *lim : sip_default_limits;
+  memset(&rx->src, 0, sizeof rx->src);
   sip_msg_init(&rx->msg, &rx->limits);
   return rx;
 }
@@ -552,6 +553,7 @@ static void bad(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
 }
 
 void sip__tp_deliver(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
+  rx->src = *src;
   if (rc < 0) {
     bad(tp, rx, rc, src);
     return;

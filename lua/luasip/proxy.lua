@@ -173,10 +173,12 @@ function M.received(req)
   return src.transport:lower() .. ":" .. host .. ":" .. src.port
 end
 
---- nat_uac_test-like: true when the request seems to come from behind a
--- NAT: its first Contact names a private address, or the top Via's sent-by
--- is not its source address and port.
--- @tparam Message req
+--- nat_uac_test-like: true when the message seems to come from behind a
+-- NAT: its first Contact names a private address, or (a request) the top
+-- Via's sent-by is not its source address and port. For the responses the
+-- relay hooks get (`on_provisional`, `on_response`), the Contact test
+-- alone.
+-- @tparam Message req a received request, or a response in a relay hook
 -- @treturn boolean
 function M.is_nated(req)
   local src = req:source()
@@ -187,6 +189,9 @@ function M.is_nated(req)
   local u = c and c.uri and sip_uri(c.uri)
   if u and is_private(u.host) then
     return true
+  end
+  if req.status then
+    return false -- the top Via of a response is this proxy's own
   end
   local v = req.via and req.via[1]
   if v then
@@ -217,11 +222,13 @@ local function contact_at(c, host, port, transport)
   return "<" .. uri .. ">" .. hp
 end
 
---- fix_nated_contact: the first Contact of a request gets the source
--- address and port of the request (the address its NAT exposes), so the
--- other side reaches it (Kamailio nathelper's fix_nated_contact()). Only
--- requests: responses to forwarded requests carry no source here.
--- @tparam Message req
+--- fix_nated_contact: the first Contact of a message gets the address
+-- and port it came from (the address its NAT exposes), so the other side
+-- reaches it (Kamailio nathelper's fix_nated_contact()). For a request
+-- (the caller behind NAT) in the handler; for a response (the callee's
+-- 18x / 2xx) in the relay hooks `on_provisional` / `on_response`, which run
+-- before it is forwarded.
+-- @tparam Message req a received request, or a response in a relay hook
 -- @treturn boolean true when the Contact was rewritten
 function M.fix_nated_contact(req)
   local src = req:source()
