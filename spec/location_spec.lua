@@ -6,21 +6,11 @@ local location = require "luasip.location"
 local N = require "spec.support.net"
 local socket = require "socket"
 
-local pack, unpack = table.pack, table.unpack
 
 -- Run fn(...) in a coroutine on the luasip loop until it returns (at most
 -- `seconds`, default 5); returns its results, or raises when it timed out
 -- or failed.
-local function run(fn, seconds)
-  local done, res
-  sip.spawn(function()
-    res = pack(pcall(fn))
-    done = true
-  end)
-  assert(N.pump_until(function() return done end, seconds or 5), "timed out")
-  assert(res[1], res[2])
-  return unpack(res, 2, res.n)
-end
+local run = N.run_task
 
 local function binding(key, expires, extra)
   local b = { key = key, contact = key, expires = expires }

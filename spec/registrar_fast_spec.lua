@@ -23,10 +23,8 @@ local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") o
 local N = dofile(here .. "/support/net.lua")
 local registrar = require "luasip.registrar"
 local memory = require "luasip.location.memory"
-local sip = require "luasip"
 
 local V4 = N.V4
-local pack, unpack = table.pack, table.unpack
 local concat, sort = table.concat, table.sort
 local format = string.format
 local math_type, abs = math.type, math.abs
@@ -38,20 +36,7 @@ local FAST_SHARE = 0.4
 -- Helpers
 ------------------------------------------------------------------------------
 
--- Run fn in a coroutine on the luasip loop (store methods may yield) and
--- return its results.
-local function run(fn, seconds)
-  local done, res
-  sip.spawn(function()
-    res = pack(pcall(fn))
-    done = true
-  end)
-  assert(N.pump_until(function()
-    return done
-  end, seconds or 5), "timed out")
-  assert(res[1], res[2])
-  return unpack(res, 2, res.n)
-end
+local run = N.run_task
 
 -- A 64-bit LCG (Knuth's MMIX constants; Lua integers wrap): rnd(n) is
 -- 1..n, rnd:chance(p) is true p percent of the time.
@@ -109,19 +94,18 @@ local function split_commas(v)
   return out
 end
 
-local function norm_tgruu(s)
-  if type(s) ~= "string" then
-    return s
+-- A string with the parts that may differ between the two servers masked
+-- (anything else as it is).
+local function masking(pattern, mask)
+  return function(s)
+    if type(s) ~= "string" then
+      return s
+    end
+    return (s:gsub(pattern, mask))
   end
-  return (s:gsub("tgruu%.[%w]+%.", "tgruu.*."))
 end
-
-local function norm_socket(s)
-  if type(s) ~= "string" then
-    return s
-  end
-  return (s:gsub(":%d+$", ":*"))
-end
+local norm_tgruu = masking("tgruu%.[%w]+%.", "tgruu.*.") -- the random part
+local norm_socket = masking(":%d+$", ":*") -- the server's port
 
 -- A value for failure messages (numbers show their Lua subtype).
 local function show(v)

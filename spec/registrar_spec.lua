@@ -9,25 +9,11 @@ local log = require "luasip.log"
 local registrar = require "luasip.registrar"
 local location = require "luasip.location"
 
-local sip = require "luasip"
 
 local V4 = N.V4
 local pack, unpack = table.pack, table.unpack
 
--- Run fn in a coroutine on the luasip loop (store methods may yield) and
--- return its results.
-local function run(fn, seconds)
-  local done, res
-  sip.spawn(function()
-    res = pack(pcall(fn))
-    done = true
-  end)
-  assert(N.pump_until(function()
-    return done
-  end, seconds or 5), "timed out")
-  assert(res[1], res[2])
-  return unpack(res, 2, res.n)
-end
+local run = N.run_task
 
 -- The memory store is memoized by URL: every test uses its own AORs. The
 -- spec reads it through `S` (each call in a coroutine).

@@ -37,6 +37,22 @@ function N.step()
   core.step()
 end
 
+--- Run fn in a coroutine on the luasip loop (so it may wait, as store
+-- methods do) until it ends or seconds (default 5) pass; return its
+-- results, raising its error or "timed out".
+function N.run_task(fn, seconds)
+  local done, res
+  sip.spawn(function()
+    res = table.pack(pcall(fn))
+    done = true
+  end)
+  assert(N.pump_until(function()
+    return done
+  end, seconds or 5), "timed out")
+  assert(res[1], res[2])
+  return table.unpack(res, 2, res.n)
+end
+
 --- Run the loop until cond() returns a true value (returned) or seconds
 -- (default 2) pass (returns nil). cond is checked first, before any step.
 function N.pump_until(cond, seconds)

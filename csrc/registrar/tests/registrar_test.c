@@ -11,30 +11,29 @@
 
 static sip_arena arena;
 
-static const char *aor_of(const char *text, char *out, size_t cap) {
+/* fn (sip_reg_aor or sip_reg_contact_key) on a URI, as a C string: the
+ * text, or "(unparsable)", "(refused)", "(overflow)". */
+static const char *uri_text(int (*fn)(const sip_uri *, sip_obuf *),
+                            const char *text, char *out, size_t cap) {
   sip_uri u;
   if (sip_uri_parse(&arena, text, strlen(text), &u) < 0)
     return "(unparsable)";
   sip_obuf b;
   sip_obuf_init(&b, out, cap - 1);
-  if (sip_reg_aor(&u, &b) < 0)
-    return "(not an AOR)";
+  if (fn(&u, &b) < 0)
+    return "(refused)";
   if (b.overflow)
     return "(overflow)";
   out[b.len] = 0;
   return out;
 }
 
+static const char *aor_of(const char *text, char *out, size_t cap) {
+  return uri_text(sip_reg_aor, text, out, cap);
+}
+
 static const char *key_of(const char *text, char *out, size_t cap) {
-  sip_uri u;
-  if (sip_uri_parse(&arena, text, strlen(text), &u) < 0)
-    return "(unparsable)";
-  sip_obuf b;
-  sip_obuf_init(&b, out, cap - 1);
-  if (sip_reg_contact_key(&u, &b) < 0)
-    return "(not a SIP URI)";
-  out[b.len] = 0;
-  return out;
+  return uri_text(sip_reg_contact_key, text, out, cap);
 }
 
 static const char *kept(const char *params, char *out, size_t cap) {
@@ -58,7 +57,7 @@ static void test_aor(void) {
   CHECK_CSTR(aor_of("sip:a%20b%40c;d?e/f@h", buf, sizeof buf), "sip:a%20b%40c;d?e/f@h");
   CHECK_CSTR(aor_of("sip:%c3%a9@h", buf, sizeof buf), "sip:%C3%A9@h");
   CHECK_CSTR(aor_of("sip:u:pw@h", buf, sizeof buf), "sip:u@h");
-  CHECK_CSTR(aor_of("tel:+1234", buf, sizeof buf), "(not an AOR)");
+  CHECK_CSTR(aor_of("tel:+1234", buf, sizeof buf), "(refused)");
   char small[8];
   CHECK_CSTR(aor_of("sip:alice@example.com", small, sizeof small), "(overflow)");
 }
@@ -72,7 +71,7 @@ static void test_key(void) {
   CHECK_CSTR(key_of("sip:u:p%41ss@h?Subject=Hi", buf, sizeof buf), "sip:u:pAss@h?Subject=Hi");
   CHECK_CSTR(key_of("sip:[2001:DB8::1]:5060", buf, sizeof buf), "sip:[2001:db8::1]:5060");
   CHECK_CSTR(key_of("sip:h;transport", buf, sizeof buf), "sip:h;transport");
-  CHECK_CSTR(key_of("mailto:a@b", buf, sizeof buf), "(not a SIP URI)");
+  CHECK_CSTR(key_of("mailto:a@b", buf, sizeof buf), "(refused)");
 }
 
 static void test_params(void) {
