@@ -516,7 +516,7 @@ static int l_registrar_save(lua_State *L) {
 
   /* Decided: write. The new records (9 .. 8+nch; nil for removals), then
    * the stored ones again, the list, its tables and the results. */
-  luaL_checkstack(L, 2 * pl.nch + pl.ncur + 8, "registrar_save");
+  luaL_checkstack(L, 2 * pl.nch + pl.ncur + 24, "registrar_save");
   char blobmem[4096];
   for (int k = 0; k < pl.nch; k++) {
     change *ch = &pl.ch[k];
@@ -548,7 +548,7 @@ static int l_registrar_save(lua_State *L) {
     sip_binding_put_int(&b, SIP_BF_UPDATED, NULL, now);
     sip_binding_put_str(&b, SIP_BF_PARAMS, NULL, ch->params);
     if (b.overflow)
-      return luaL_error(L, "registrar: binding of %s too large", pl.aor.p);
+      return luaL_error(L, "registrar: binding of %s too large", lua_tostring(L, 7));
     lua_pushlstring(L, b.p, b.len);
   }
   int first_new = 9;
@@ -594,20 +594,6 @@ static int l_registrar_save(lua_State *L) {
         break;
       }
   }
-  lua_pushvalue(L, 7);
-  if (n == 0) {
-    lua_pushnil(L);
-  } else if (n == 1) {
-    lua_pushvalue(L, slots[0]);
-  } else {
-    lua_createtable(L, n, 0);
-    for (int j = 0; j < n; j++) {
-      lua_pushvalue(L, slots[j]);
-      lua_rawseti(L, -2, j + 1);
-    }
-  }
-  lua_rawset(L, 2);
-
   /* Step 8: the 200 with every current binding. */
   listed items[MAX_CURRENT + MAX_CHANGES];
   int ni = 0;
@@ -637,15 +623,11 @@ static int l_registrar_save(lua_State *L) {
   strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
   sip_obuf_puts(&extra, date);
   if (extra.overflow)
-    return luaL_error(L, "registrar: the 200 for %s is too large", pl.aor.p);
-  int rc = sip__lua_rx_reply(r, 200, SIP_STR_NULL,
-                             (sip_str){extra.p, extra.len}, SIP_STR_NULL);
-  if (rc < 0)
-    return sip__lua_fail(L, rc, "reply: %s", sip_tp_strerror(rc));
-
-  /* 200, list, aor, added, the expiry of each saved binding */
-  lua_pushinteger(L, 200);
+    return luaL_error(L, "registrar: the 200 for %s is too large", lua_tostring(L, 7));
+  /* The list returned (the bindings of the 200). Every allocation comes
+   * before the one write into the store: a memory error leaves no trace. */
   lua_createtable(L, ni, 0);
+  int list = lua_gettop(L);
   for (int i = 0; i < ni; i++) {
     size_t len;
     const char *p;
@@ -661,6 +643,28 @@ static int l_registrar_save(lua_State *L) {
     lua_pop(L, 1); /* saved */
     lua_rawseti(L, -2, i + 1);
   }
+  lua_pushvalue(L, 7);
+  if (n == 0) {
+    lua_pushnil(L);
+  } else if (n == 1) {
+    lua_pushvalue(L, slots[0]);
+  } else {
+    lua_createtable(L, n, 0);
+    for (int j = 0; j < n; j++) {
+      lua_pushvalue(L, slots[j]);
+      lua_rawseti(L, -2, j + 1);
+    }
+  }
+  lua_rawset(L, 2);
+
+  /* stored: a send that fails (counted by the server) changes nothing
+   * here, as for the Lua path, which does not look at req:reply's result */
+  (void)sip__lua_rx_reply(r, 200, SIP_STR_NULL, (sip_str){extra.p, extra.len},
+                          SIP_STR_NULL);
+
+  /* 200, list, aor, added, the expiry of each saved binding */
+  lua_pushinteger(L, 200);
+  lua_pushvalue(L, list);
   lua_pushvalue(L, 7);
   lua_pushinteger(L, added);
   int nret = 4;
