@@ -1,4 +1,5 @@
 /* Registration text: AOR, binding key, kept contact parameters, qvalues. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,17 +100,8 @@ int sip_reg_contact_key(const sip_uri *u, sip_obuf *out) {
   sip_obuf_put_lower(out, u->host.p, u->host.len);
   if (u->has_port) {
     char port[8];
-    size_t n = 0;
-    unsigned v = u->port;
-    char rev[8];
-    do {
-      rev[n++] = (char)('0' + v % 10);
-      v /= 10;
-    } while (v);
-    port[0] = ':';
-    for (size_t i = 0; i < n; i++)
-      port[1 + i] = rev[n - 1 - i];
-    sip_obuf_put(out, port, n + 1);
+    int n = snprintf(port, sizeof port, ":%u", (unsigned)u->port);
+    sip_obuf_put(out, port, (size_t)n);
   }
   for (size_t i = 0; i < sizeof compared / sizeof *compared; i++) {
     const sip_param *p = sip_params_get(&u->params, compared[i]);
