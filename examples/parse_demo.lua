@@ -8,7 +8,7 @@
 -- from the repository root, or with the rock installed)
 local sip = require "luasip"
 
-local dir = arg[1] or "../shared/vectors"
+local dir = arg[1] or "spec/vectors"
 
 local function slurp(path)
   local f, err = io.open(path, "rb")

@@ -1,4 +1,4 @@
--- The RFC 4475 / RFC 5118 torture messages of ../shared/vectors, walked from
+-- The RFC 4475 / RFC 5118 torture messages of spec/vectors, walked from
 -- INDEX.tsv: every `valid` message parses, validates and reads back right;
 -- every `invalid-parse` message is refused with an error naming the problem
 -- (or, only where the INDEX note allows a liberal reading, accepted without

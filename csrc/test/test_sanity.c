@@ -1,13 +1,13 @@
 /* Request sanity checks (sip_sanity) and the response builder (sip_reply):
  * every check on small hand-written messages, every torture vector of
- * ../shared/vectors against the status a server that answers 200 to every
+ * spec/vectors against the status a server that answers 200 to every
  * valid request gives it, and responses re-parsed field by field.
  *
  * Plain C11 (no POSIX): every input is copied into a malloc'd block of its
  * exact size, so ASan and valgrind see a read past its end.
  *
  * Vectors directory: argv[1], else $LUASIP_VECTORS, else the compile-time
- * LUASIP_VECTORS_DIR, else ../shared/vectors. */
+ * LUASIP_VECTORS_DIR, else spec/vectors (the repository's copy). */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,7 @@
 #include "sip_sanity.h"
 
 #ifndef LUASIP_VECTORS_DIR
-#define LUASIP_VECTORS_DIR "../shared/vectors"
+#define LUASIP_VECTORS_DIR "spec/vectors"
 #endif
 
 /* ---- helpers -------------------------------------------------------------

@@ -506,8 +506,8 @@ static void test_unescape(void) {
 }
 
 /* The Request-URI of every request in the RFC 4475 / 5118 vectors, read from
- * the files when they are around ($SIP_VECTORS, or the shared tree next to
- * the project); only the four whose Request-URI is itself bad fail. */
+ * the files ($LUASIP_VECTORS, else the repository's spec/vectors, as the
+ * other vector tests do); only the four whose Request-URI is itself bad fail. */
 static const struct {
   const char *file;
   int want;
@@ -577,8 +577,7 @@ static FILE *open_vector(const char *dir, const char *file) {
 }
 
 static void test_vectors(void) {
-  const char *dirs[] = {getenv("SIP_VECTORS"), "../shared/vectors",
-                        "/work/shared/vectors"};
+  const char *dirs[] = {getenv("LUASIP_VECTORS"), "spec/vectors"};
   const char *dir = NULL;
   for (size_t i = 0; i < sizeof dirs / sizeof dirs[0] && !dir; i++) {
     FILE *f = dirs[i] ? open_vector(dirs[i], vectors[0].file) : NULL;
@@ -588,7 +587,7 @@ static void test_vectors(void) {
     }
   }
   if (!dir) {
-    printf("test_uri: vectors not found, Request-URI vector check skipped\n");
+    CHECK_MSG(0, "vectors not found ($LUASIP_VECTORS, spec/vectors)");
     return;
   }
   for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {

@@ -1,5 +1,5 @@
 /* The parser against the RFC 4475 / RFC 5118 torture vectors of
- * ../shared/vectors: every file of INDEX.tsv is parsed with its verdict
+ * spec/vectors: every file of INDEX.tsv is parsed with its verdict
  * checked, every lazily parsed field is read, and each valid message is also
  * fed to stream mode one byte at a time.
  *
@@ -8,7 +8,7 @@
  * report other out-of-bounds reads).
  *
  * Vectors directory: argv[1], else $LUASIP_VECTORS, else the compile-time
- * LUASIP_VECTORS_DIR, else ../shared/vectors. */
+ * LUASIP_VECTORS_DIR, else spec/vectors (the repository's copy). */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@
 #include "touch.h"
 
 #ifndef LUASIP_VECTORS_DIR
-#define LUASIP_VECTORS_DIR "../shared/vectors"
+#define LUASIP_VECTORS_DIR "spec/vectors"
 #endif
 
 /* ---- guard-page buffer ------------------------------------------------- */

@@ -9,7 +9,7 @@
 #   2. a fresh server, then spec/netns/sipp_options.sh: SIPp OPTIONS over UDP
 #      and TCP ("sipp-options: N passed, N failed").
 # The namespace is luasip-test-$$, deleted on exit; the servers are stopped
-# by PID. $SHARED is the shared material (../shared), $BUILD selects the build (default build/), $LUASIP_PRELOAD is
+# by PID. $BUILD selects the build (default build/), $LUASIP_PRELOAD is
 # preloaded into the servers only (make test-asan: the ASan runtime).
 # Without root or `ip netns`, the vectors count as one failure (they are
 # never sent outside a namespace) and SIPp runs in the current namespace
@@ -19,8 +19,7 @@ cd "$(dirname "$0")/../.." || exit 1
 . spec/netns/lib.sh
 PORT=${1:-5070}
 NS=luasip-test-$$
-export SHARED=${SHARED:-../shared}
-export LUASIP_VECTORS=${LUASIP_VECTORS:-$(realpath "$SHARED/vectors")}
+export LUASIP_VECTORS=${LUASIP_VECTORS:-$(realpath spec/vectors)}
 work=$(mktemp -d /tmp/luasip-netns.XXXXXX)
 ns_made=
 

@@ -2,7 +2,7 @@
 # Usage: spec/netns/sipp_options.sh [PORT]   (default 5070)
 # SIPp interop: starts examples/stateless200.lua on udp+tcp 127.0.0.1:PORT
 # (lib.sh: $BUILD, $LUASIP_PRELOAD), runs SIPp's OPTIONS scenario
-# ($SIPP_SCENARIO, default ../shared/bench/sipp/options.xml: OPTIONS, expect
+# ($SIPP_SCENARIO, default spec/sipp/options.xml: OPTIONS, expect
 # 200) over UDP (-t u1) and TCP (-t t1), $SIPP_CALLS calls (500) at
 # $SIPP_RATE/s (500), and checks SuccessfulCall = SIPP_CALLS and
 # FailedCall = 0 in SIPp's -trace_stat file: two checks per transport.
@@ -12,8 +12,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 . spec/netns/lib.sh
 PORT=${1:-5070}
-SHARED=${SHARED:-../shared}
-SCENARIO=$(realpath "${SIPP_SCENARIO:-$SHARED/bench/sipp/options.xml}" 2>/dev/null)
+SCENARIO=$(realpath "${SIPP_SCENARIO:-spec/sipp/options.xml}" 2>/dev/null)
 CALLS=${SIPP_CALLS:-500}
 RATE=${SIPP_RATE:-500}
 passed=0 failed=0
@@ -35,7 +34,7 @@ if ! command -v sipp >/dev/null; then
   exit 1
 fi
 if [ ! -f "$SCENARIO" ]; then
-  echo "sipp-options: no scenario ${SIPP_SCENARIO:-$SHARED/bench/sipp/options.xml}"
+  echo "sipp-options: no scenario ${SIPP_SCENARIO:-spec/sipp/options.xml}"
   echo "sipp-options: 0 passed, 1 failed"
   exit 1
 fi

@@ -28,7 +28,7 @@ local socket = require "socket"
 
 local PORT = tonumber(arg[1] or os.getenv("LUASIP_PORT") or 5070)
 local SERVER = "127.0.0.1"
-local VECTORS = os.getenv("LUASIP_VECTORS") or "../shared/vectors"
+local VECTORS = os.getenv("LUASIP_VECTORS") or "spec/vectors"
 local SILENCE = 0.3 -- seconds of silence that count as "no answer"
 local WAIT = 2.0 -- seconds to wait for an expected answer
 

@@ -26,7 +26,6 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 LUA=${LUA:-lua5.4}
-SHARED=${SHARED:-../shared}
 DIR=$(pwd)/spec/sipp
 NS=luasip-proxy-$$
 P=5070
@@ -122,12 +121,23 @@ fill() {
   local kv k v
   for kv in "$@"; do
     k=${kv%%=*} v=${kv#*=}
-    python3 - "$dst" "@$k@" "$v" <<'PY'
-import sys
-p, k, v = sys.argv[1:]
-s = open(p).read().replace(k, v)
-open(p, "w").write(s)
-PY
+    "$LUA" - "$dst" "@$k@" "$v" <<'LUA'
+local path, key, value = arg[1], arg[2], arg[3]
+local f = assert(io.open(path, "rb"))
+local text = f:read("a")
+f:close()
+local parts, at = {}, 1
+while true do
+  local i, j = text:find(key, at, true)
+  if not i then break end
+  parts[#parts + 1] = text:sub(at, i - 1) .. value
+  at = j + 1
+end
+parts[#parts + 1] = text:sub(at)
+f = assert(io.open(path, "wb"))
+f:write(table.concat(parts))
+f:close()
+LUA
   done
 }
 
@@ -230,7 +240,7 @@ check loop loop-uac
 
 # --- RFC 4475 vectors at the proxy ---------------------------------------------------------------
 "${NSX[@]}" env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH="$BUILD/lib/?.so;;" \
-  timeout -k 5 30 "$LUA" spec/sipp/proxy_vectors.lua "$P" "$SHARED/vectors/rfc4475" >"$work/vectors.out" 2>&1
+  timeout -k 5 30 "$LUA" spec/sipp/proxy_vectors.lua "$P" spec/vectors/rfc4475 >"$work/vectors.out" 2>&1
 while read -r st name rest; do
   case $st in
     ok) result "vector $name" 0 ;;

@@ -78,7 +78,7 @@ run_uac() { # run_uac NAME SCENARIO CALLS RATE SERVICE
   rc=$?
   read -r ok bad re < <(sipp_counts "$dir/stat.csv")
   printf 'sipp %s: exit %s, %.1f s, SuccessfulCall %s, FailedCall %s, Retransmissions %s\n' "$name" "$rc" \
-    "$(echo "$(date +%s.%N) - $t0" | bc)" "$ok" "$bad" "$re"
+    "$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { print a - b }')" "$ok" "$bad" "$re"
   check "$name SuccessfulCall" "$ok" "$calls"
   check "$name FailedCall" "$bad" 0
   if [ "$bad" != 0 ] || [ "$ok" != "$calls" ]; then

@@ -1,5 +1,5 @@
 -- Shared helpers for the busted specs: locating the repository and the
--- shared vectors, reading files, building CRLF messages.
+-- torture vectors, reading files, building CRLF messages.
 local H = {}
 
 local src = debug.getinfo(1, "S").source:gsub("^@", "")
@@ -10,9 +10,9 @@ if H.spec_dir == "spec" then
   H.root = "."
 end
 
---- The shared vectors: $LUASIP_VECTORS, else ../shared/vectors next to the
--- repository root (the layout of the work tree and of CI).
-H.vectors_dir = os.getenv("LUASIP_VECTORS") or (H.root .. "/../shared/vectors")
+--- The torture vectors: $LUASIP_VECTORS, else the repository's own copy
+-- (spec/vectors).
+H.vectors_dir = os.getenv("LUASIP_VECTORS") or (H.root .. "/spec/vectors")
 
 function H.read(path)
   local f = assert(io.open(path, "rb"))

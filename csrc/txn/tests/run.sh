@@ -10,7 +10,7 @@ mode=${1:-plain}
 cd "$(dirname "$0")/../../.."
 out=build/txn-test/$mode
 mkdir -p "$out"
-vectors=$(cd .. && pwd)/shared/vectors
+vectors=$(pwd)/spec/vectors
 flags="-std=c11 -Wall -Wextra -Werror -g -O1 -D_GNU_SOURCE -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn"
 if [ "$mode" = asan ]; then
   flags="$flags -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"

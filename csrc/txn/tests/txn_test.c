@@ -20,7 +20,7 @@
 #include "txn/txn_int.h"
 
 #ifndef LUASIP_VECTORS_DIR
-#define LUASIP_VECTORS_DIR "../shared/vectors"
+#define LUASIP_VECTORS_DIR "spec/vectors"
 #endif
 
 static uv_loop_t loop;
