@@ -59,7 +59,8 @@ cleanup() {
   [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# interrupted, or out of time: the result line still counts a failure
+trap 'echo "baresip: interrupted"; echo "baresip: $passed passed, $((failed + 1)) failed"; exit 130' INT TERM
 # the whole suite is bounded: a watchdog ends this script (its trap stops the rest)
 (
   trap 'kill "$s" 2>/dev/null; exit 0' TERM
