@@ -16,11 +16,13 @@
 #                alice dials bob through the proxy (bob answers by itself),
 #                the call is established on both sides ("Call
 #                established"), alice hangs up through cons, the call ends
-#                on both sides (bob's through the BYE the proxy relays)
+#                on both sides (bob's through the BYE the proxy relays);
+#                every message of the call in the proxy's trace (--trace)
+#                went over the transport under test, INVITE and BYE among them
 #   proxy        the proxy is still running and logged no warning or error
 #
-# Every wait is bounded (the whole suite takes seconds; it is killed after
-# 100 s); the processes it started are stopped by PID, the namespace is
+# Every wait is bounded (20 s a call; the whole suite takes seconds and is
+# ended after 100 s); the processes it started are stopped by PID, the namespace is
 # deleted on exit. Prints "baresip: N passed, N failed" last and exits
 # non-zero on a failure. $BUILD (build), $LUA (lua5.4), $LUASIP_PRELOAD
 # (preloaded into the proxy), KEEP=1 keeps the work dir (logs, configs).
@@ -35,9 +37,13 @@ work=$(mktemp -d /tmp/luasip-baresip.XXXXXX)
 PIDS=()
 ns_made=
 
-stop_pid() { # SIGTERM, up to 2 s, then SIGKILL
-  local pid=$1 _
-  kill "$pid" 2>/dev/null || return 0
+stop_pid() { # SIGTERM, up to 2 s, then SIGKILL; forgotten once reaped
+  local pid=$1 _ keep=() p
+  for p in "${PIDS[@]}"; do
+    [ "$p" = "$pid" ] || keep+=("$p")
+  done
+  PIDS=("${keep[@]}")
+  kill "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
   for _ in $(seq 20); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
@@ -52,11 +58,12 @@ cleanup() {
   for pid in "${PIDS[@]}"; do
     stop_pid "$pid"
   done
+  PIDS=()
   if [ -n "$ns_made" ]; then
     ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns delete "$NS" 2>/dev/null
   fi
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 # interrupted, or out of time: the result line still counts a failure
@@ -90,7 +97,7 @@ give_up() { # give_up WHY: the suite cannot run, counted as one failure
   finish
 }
 
-[ "$(id -u)" = 0 ] && command -v ip >/dev/null ||
+{ [ "$(id -u)" = 0 ] && command -v ip >/dev/null; } ||
   give_up "needs root and ip netns (a proxy sends where messages say: never outside a namespace)"
 command -v baresip >/dev/null || give_up "baresip not installed (apt-get install baresip-core)"
 command -v openssl >/dev/null || give_up "openssl not installed"
@@ -151,14 +158,17 @@ make_pki >"$work/pki.log" 2>&1 || { sed 's/^/  | /' "$work/pki.log"; give_up "op
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
 
-# wait_for FILE ERE SECONDS: until a line of FILE matches
+# wait_for FILE ERE [SECONDS]: until a line of FILE matches, for SECONDS or
+# until $DEADLINE (a value of $SECONDS)
+DEADLINE=0
 wait_for() {
-  local file=$1 re=$2 _
-  for _ in $(seq $(($3 * 10))); do
+  local file=$1 re=$2 until=$DEADLINE
+  [ -n "${3:-}" ] && until=$((SECONDS + $3))
+  while :; do
     grep -qsE "$re" "$file" && return 0
+    [ "$SECONDS" -lt "$until" ] || return 1
     sleep 0.1
   done
-  return 1
 }
 
 if ! wait_for "$work/proxy.log" 'serving .*tls:' 10; then
@@ -197,6 +207,7 @@ EOF
 
 # cons PORT COMMAND: one command line to a phone's cons module (UDP)
 cons() {
+  # shellcheck disable=SC2016 # ($1 and $2 are the inner shell's)
   "${NSX[@]}" bash -c 'printf "%s\n" "$1" >"/dev/udp/127.0.0.1/$2"' _ "$2" "$1"
 }
 
@@ -211,7 +222,7 @@ show_logs() {
 # call_test TP INDEX
 call_test() {
   local tp=$1 i=$2 TP alog blog apid bpid why='' show=logs
-  TP=$(tr a-z A-Z <<<"$tp")
+  TP=${tp^^}
   local asip=$((5100 + i * 20)) bsip=$((5110 + i * 20))
   local acons=$((5600 + i * 20)) bcons=$((5610 + i * 20))
   local dir=$work/$tp pport=$P
@@ -221,24 +232,25 @@ call_test() {
   alog=$dir/alice.log blog=$dir/bob.log
   local start
   start=$(($(wc -l <"$work/proxy.log") + 1))
+  DEADLINE=$((SECONDS + 20)) # for the whole call
   "${NSX[@]}" timeout -k 2 40 baresip -4 -f "$dir/alice" -t 30 </dev/null >"$alog" 2>&1 &
   apid=$!
   "${NSX[@]}" timeout -k 2 40 baresip -4 -f "$dir/bob" -t 30 </dev/null >"$blog" 2>&1 &
   bpid=$!
   PIDS+=("$apid" "$bpid")
   local reg="\{0/$TP/v4\} 200 OK"
-  if ! wait_for "$alog" "alice@127.0.0.1: $reg" 10 || ! wait_for "$blog" "bob@127.0.0.1: $reg" 10; then
-    why="(registration over $TP)"
+  if ! wait_for "$alog" "alice@127.0.0.1: $reg" || ! wait_for "$blog" "bob@127.0.0.1: $reg"; then
+    why="(not both registered over $TP)"
   else
     cons "$acons" "/dial sip:bob@127.0.0.1:$pport" # baresip adds the account's transport
-    if ! wait_for "$alog" 'alice@127.0.0.1: Call established: sip:bob@' 10 ||
-      ! wait_for "$blog" 'bob@127.0.0.1: Call established: sip:alice@' 10; then
+    if ! wait_for "$alog" 'alice@127.0.0.1: Call established: sip:bob@' ||
+      ! wait_for "$blog" 'bob@127.0.0.1: Call established: sip:alice@'; then
       why="(call not established on both sides)"
     else
       sleep 1 # the call stays up a moment
       cons "$acons" "/hangup"
-      if ! wait_for "$alog" 'Call with sip:bob@[^ ]* terminated' 10 ||
-        ! wait_for "$blog" 'Call with sip:alice@[^ ]* terminated' 10; then
+      if ! wait_for "$alog" 'Call with sip:bob@[^ ]* terminated' ||
+        ! wait_for "$blog" 'Call with sip:alice@[^ ]* terminated'; then
         why="(call not ended on both sides)"
       fi
     fi
