@@ -17,6 +17,7 @@
 --                                                  equal q in parallel, lower
 --                                                  q after (serial groups);
 --                                                  404 when none
+--   an ACK without a To tag (stray)             -> absorbed, never answered
 -- CANCEL never reaches the script: the core cancels the branches (§16.10).
 --
 -- Bindings: luasip.registrar (every §10.3 step, Path, Outbound, GRUU) over
@@ -69,6 +70,9 @@ local function request(req)
   local method = req.method
   if method == "REGISTER" then
     return registrar.save(req, reg_opts)
+  end
+  if method == "ACK" and req:is_initial() then
+    return -- an ACK without a To tag acknowledges nothing here: absorbed
   end
   -- §16.3 item 3 before anything else (as Kamailio's maxfwd), except an
   -- OPTIONS to the proxy itself, which it answers as a UAS

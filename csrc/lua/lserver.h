@@ -33,6 +33,7 @@ typedef struct srv_counters {
   uint64_t replies, reply_errors;
   uint64_t retx_2xx;    /* 2xx to INVITE re-sent (§13.3.1.4) */
   uint64_t unacked_2xx; /* 2xx never acknowledged within 64*T1 */
+  uint64_t ack_replies; /* req:reply() on an ACK: nothing sent */
 } srv_counters;
 
 /* The transport's callbacks get this, not the server: it outlives a server

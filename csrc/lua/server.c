@@ -1175,6 +1175,7 @@ static int srv_stats(lua_State *L) {
     sip__lua_proxy_stats(L, s);
   SET_COUNTER("retx_2xx", s->st.retx_2xx);
   SET_COUNTER("unacked_2xx", s->st.unacked_2xx);
+  SET_COUNTER("ack_replies", s->st.ack_replies);
   SET_COUNTER("replies", s->st.replies);
   SET_COUNTER("reply_errors", s->st.reply_errors);
   return 1;
@@ -1237,7 +1238,8 @@ int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
 /* req:reply(status[, reason[, extra[, body]]]) -> true, or nil, err, name.
  * Stateless: builds the response (§8.2.6) and sends it per §18.2.2. extra:
  * complete header lines, each ending with CRLF. One final response per
- * request: a second one raises. */
+ * request: a second one raises. On an ACK nothing is sent: nil, err
+ * (counted as ack_replies). */
 static int msg_reply(lua_State *L) {
   sip_lua_rx *r = sip__lua_check_received(L, 1, "reply");
   sip_msg *m = r->base.m;
@@ -1253,8 +1255,12 @@ static int msg_reply(lua_State *L) {
     luaL_argerror(L, 4, "header lines must end with CRLF");
   if (!m->is_request)
     return luaL_error(L, "reply: a response cannot be answered");
-  if (is_ack(m))
-    return luaL_error(L, "reply: an ACK cannot be answered (§17.1.1.3)");
+  if (is_ack(m)) { /* a no-op, counted: a script answering every request
+                       alike must not fail (or log) once per stray ACK */
+    r->srv->st.ack_replies++;
+    return sip__lua_fail(L, SIP_EINVAL,
+                         "reply: an ACK is not answered (§17.1.1.3)");
+  }
   if (r->cancelled)
     return sip__lua_fail(L, SIP_EINVAL,
                          "reply: the request was cancelled (487 sent)");
