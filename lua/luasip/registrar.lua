@@ -47,7 +47,7 @@ local log = require "luasip.log"
 
 local format, lower = string.format, string.lower
 local concat, sort = table.concat, table.sort
-local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
+local type, tostring, tonumber, ipairs, pairs, next = type, tostring, tonumber, ipairs, pairs, next
 local time, date = os.time, os.date
 local clock = core.location_clock
 local fast_save = core.registrar_save
@@ -364,6 +364,11 @@ local function pub_gruu(aor, instance)
 end
 
 local TGRUU = "tgruu:" -- prefix of the store AOR holding a temp GRUU's target
+
+-- The stores this process's registrar issues GRUUs from, with the save
+-- options (their `domains`): RFC 5627 §5.5, a domain that hands out GRUUs
+-- routes requests to them (M.resolve_gruu, proxy.relay).
+local issuers = setmetatable({}, { __mode = "k" })
 
 -- A temporary GRUU: sip:tgruu.<base>.<n>@host;gr. The base is random and
 -- made once per (binding, Call-ID): the store keeps "tgruu:<base>" ->
@@ -785,6 +790,9 @@ function M.save(req, opts)
   if req.method ~= "REGISTER" then
     error("registrar.save: a REGISTER expected, got " .. tostring(req.method), 2)
   end
+  if opts.gruu ~= false then
+    M.issue_gruus(opts)
+  end
   if opts.fast ~= false and opts.authorize == nil and opts.on_binding == nil then
     local store = store_of(opts)
     if store.fast_saved then
@@ -865,6 +873,60 @@ function M.lookup(uri, opts)
     end
   end
   return {}
+end
+
+--- Declare that GRUUs are issued from a store (and its domains): what
+-- `registrar.save` does when GRUU is on, so that `resolve_gruu` (and
+-- `proxy.relay`) route them. A proxy that does not run the registrar
+-- itself but shares its store (Redis, SQLite) calls it in its setup.
+-- @tparam table opts `location` (store or URL), `domains` (as for `save`)
+function M.issue_gruus(opts)
+  issuers[store_of(opts)] = opts
+end
+
+--- Resolve a Request-URI that is one of our GRUUs (RFC 5627 §5.5: the
+-- domain that issued a GRUU routes requests to it, in a dialog too).
+--
+-- A URI with a `gr` parameter is one of ours when a store GRUUs were
+-- issued from (see `issue_gruus`) has a binding for it, or when its host is
+-- one of that registrar's `domains` (given as a list or function; without
+-- `domains` only GRUUs found in the store are claimed, so a GRUU of
+-- another domain still goes on to its own).
+-- @tparam string|URI uri
+-- @tparam[opt] Message req given to a `domains` function
+-- @treturn[1] boolean false: not one of our GRUUs
+-- @treturn[2] {table,...} the binding it names, or `{}`
+-- @treturn[2] integer when `{}`: the status to answer, 404 for a temporary
+--   GRUU that does not exist (anymore), 480 for a public one whose instance
+--   is not registered now
+-- @return[3] nil
+-- @treturn[3] string a store failure
+function M.resolve_gruu(uri, req)
+  local u = uri_of(uri)
+  if not u or not u.params or u.params.gr == nil or not next(issuers) then
+    return false
+  end
+  local scheme = lower(u.scheme or "")
+  if scheme ~= "sip" and scheme ~= "sips" then
+    return false
+  end
+  local claimed = false
+  for store, o in pairs(issuers) do
+    local found, err = M.lookup(u, { location = store })
+    if not found then
+      return nil, err
+    end
+    if found[1] then
+      return found
+    end
+    if o.domains ~= nil and serves(o, u.host, req) then
+      claimed = true
+    end
+  end
+  if claimed then
+    return {}, u.params.gr == true and 404 or 480
+  end
+  return false
 end
 
 --- A Contact header value for a binding: `<uri>;expires=N;q=Q` plus the
