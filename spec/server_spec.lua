@@ -93,6 +93,7 @@ for _, fam in ipairs(families) do
         "To: Bob <sip:bob@127.0.0.1>;tag=" .. tag,
         "Call-ID: " .. cid,
         "CSeq: 7 OPTIONS",
+        "Server: " .. require("luasip.server").product(),
         "Content-Type: text/plain",
         "X-Extra: 1",
         "X-Extra: 2",
@@ -120,8 +121,8 @@ for _, fam in ipairs(families) do
       for _, h in ipairs(r.headers) do
         names[#names + 1] = h[1]
       end
-      assert.are.same({ "Via", "From", "To", "Call-ID", "CSeq", "Allow", "Allow", "Supported", "Content-Length" },
-        names)
+      assert.are.same({ "Via", "From", "To", "Call-ID", "CSeq", "Server", "Allow", "Allow", "Supported",
+        "Content-Length" }, names)
       assert.are.equal("0", r:get("Content-Length"))
       assert.are.equal("", r.body)
     end)

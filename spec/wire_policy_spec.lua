@@ -6,7 +6,10 @@
 -- namespace: spec/netns/gruu.sh.
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/support/net.lua")
+local sip = require "luasip"
 local log = require "luasip.log"
+local proxy = require "luasip.proxy"
+local server = require "luasip.server"
 local registrar = require "luasip.registrar"
 local location = require "luasip.location"
 
@@ -272,5 +275,125 @@ describe("[wire] item 9: luasip.log rate limit", function()
       log.error("flood %d", 0)
     end
     assert.are.equal(33, #lines)
+  end)
+end)
+
+describe("[wire] item 5: Server and User-Agent headers", function()
+  after_each(function()
+    N.cleanup()
+  end)
+
+  -- A server whose handler replies 200 to OPTIONS, answers an INVITE late
+  -- (after its 100 Trying), relays a MESSAGE to a peer that never answers
+  -- (the proxy's own 408) and registers REGISTERs (the C fast path).
+  local function setup(opts)
+    opts.trying_delay = 1
+    opts.sanity = { supported = registrar.supported }
+    local srv, l = N.server(opts)
+    local silent = N.udp(V4)
+    srv:on_request(function(req)
+      if req.method == "INVITE" then
+        sip.sleep(0.1)
+        return req:reply(486)
+      elseif req.method == "MESSAGE" then
+        return proxy.relay(req, "sip:x@127.0.0.1:" .. silent.port, { timeout = 0.2 })
+      elseif req.method == "REGISTER" then
+        return registrar.save(req, { location = "memory" })
+      end
+      req:reply(200)
+    end)
+    return srv, l, N.udp(V4)
+  end
+
+  -- Every response luasip makes, as parsed responses.
+  local function responses(l, peer)
+    local out = {}
+    local function ask(t, want)
+      t.via_port = peer.port
+      peer:send(N.request(t), l.host, l.port)
+      local deadline = os.time() + 5
+      while os.time() <= deadline do
+        local d = peer:recv(1)
+        local r = d and N.parse(d)
+        if r then
+          out[#out + 1] = r
+          if r.status == want then
+            return
+          end
+        end
+      end
+      error("no " .. want .. " to " .. t.method)
+    end
+    ask({ method = "OPTIONS" }, 200)
+    ask({ method = "OPTIONS", headers = { "Require: nosuchext" } }, 420) -- the C sanity check
+    ask({ method = "INVITE" }, 486) -- 100 Trying from the transaction layer, then 486
+    ask({ method = "MESSAGE" }, 408) -- the proxy core's own
+    ask({ method = "REGISTER", uri = "sip:example.com", to = "<sip:srvhdr@example.com>",
+      headers = { "Contact: <sip:srvhdr@127.0.0.1:5999>" } }, 200)
+    local statuses = {}
+    for _, r in ipairs(out) do
+      statuses[#statuses + 1] = r.status
+    end
+    assert.are.same({ 200, 420, 100, 486, 408, 200 }, statuses)
+    return out
+  end
+
+  it("responses luasip originates carry Server: luasip/<version> by default", function()
+    local _, l, peer = setup {}
+    local want = "luasip/" .. sip._VERSION:match("(%S+)$")
+    assert.are.equal(want, server.product())
+    for _, r in ipairs(responses(l, peer)) do
+      assert.are.same({ want }, r:all("Server"), r.start)
+    end
+  end)
+
+  it("server_header sets the value; false leaves it out", function()
+    local _, l, peer = setup { server_header = "Acme-SBC/2.1" }
+    for _, r in ipairs(responses(l, peer)) do
+      assert.are.same({ "Acme-SBC/2.1" }, r:all("Server"), r.start)
+    end
+    N.cleanup()
+    _, l, peer = setup { server_header = false }
+    for _, r in ipairs(responses(l, peer)) do
+      assert.are.same({}, r:all("Server"), r.start)
+    end
+  end)
+
+  it("server_header and user_agent refuse control characters", function()
+    assert.has_error(function()
+      sip.server { server_header = "a\r\nX-Injected: 1" }
+    end)
+    assert.has_error(function()
+      sip.server { user_agent = "" }
+    end)
+  end)
+
+  -- The request srv:send sends to a peer, as the peer sees it.
+  local function sent_request(opts, headers)
+    local srv = N.server(opts)
+    local peer = N.udp(V4)
+    sip.spawn(function()
+      srv:send(assert(sip.request { method = "OPTIONS", uri = "sip:peer@127.0.0.1:" .. peer.port,
+        from = "sip:luasip@127.0.0.1", headers = headers }))
+    end)
+    local d = assert(peer:recv(3), "nothing sent")
+    local r = N.parse(d)
+    peer:send(table.concat({ "SIP/2.0 200 OK", "Via: " .. r:get("Via"), "From: " .. r:get("From"),
+      "To: " .. r:get("To") .. ";tag=p1", "Call-ID: " .. r:get("Call-ID"), "CSeq: " .. r:get("CSeq"),
+      "Content-Length: 0", "", "" }, "\r\n"), V4, srv:listener(0).port)
+    N.pump_for(0.02)
+    return r
+  end
+
+  it("requests luasip originates carry User-Agent: luasip/<version>, configurable, or none", function()
+    assert.are.same({ server.product() }, sent_request({}):all("User-Agent"))
+    assert.are.same({ "Acme-UA/3" }, sent_request({ user_agent = "Acme-UA/3" }):all("User-Agent"))
+    assert.are.same({}, sent_request({ user_agent = false }):all("User-Agent"))
+    -- a request with its own keeps it, alone
+    local r = sent_request({}, { { "User-Agent", "Mine/1" } })
+    assert.are.same({ "Mine/1" }, r:all("User-Agent"))
+    -- the Via comes first, the rest follows intact
+    assert.are.equal("OPTIONS sip:peer@127.0.0.1:" .. r.start:match(":(%d+) SIP") .. " SIP/2.0", r.start)
+    assert.are.equal("Via", r.headers[1][1])
   end)
 end)

@@ -68,6 +68,10 @@ typedef struct sip_lua_server {
   srv_counters st;
   sip_proxy *px;   /* the proxy core (NULL once closed) */
   int force_rport; /* RFC 3581 rport forced on UDP requests */
+  /* options server_header / user_agent: the header lines ("Server: x\r\n")
+   * of the responses / requests luasip originates; length 0: none */
+  size_t server_len, ua_len;
+  char server_line[SIP_TXL_SERVER_MAX + 16], ua_line[SIP_TXL_SERVER_MAX + 16];
 } sip_lua_server;
 
 /* A received request or response: the message plus where it came from. */
