@@ -762,8 +762,8 @@ static int l_server(lua_State *L) {
         opt_bool(L, t, "verify_client", cfg.tls_verify_client);
   }
   lua_pop(L, 1); /* the tls table stays referenced by opts (index 1) */
-  char server_line[sizeof ((sip_lua_server *)0)->server_line];
-  char ua_line[sizeof ((sip_lua_server *)0)->ua_line];
+  char server_line[sizeof((sip_lua_server *)0)->server_line];
+  char ua_line[sizeof((sip_lua_server *)0)->ua_line];
   size_t server_len = header_option(L, "server_header", "Server", server_line,
                                     sizeof server_line);
   size_t ua_len =
@@ -1017,8 +1017,8 @@ static int srv_request(lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   sip_txn *t;
-  rc = sip_txn_request(s->txl, buf, (size_t)rc + add, &d,
-                       on_client_response, c, &t);
+  rc = sip_txn_request(s->txl, buf, (size_t)rc + add, &d, on_client_response, c,
+                       &t);
   free(buf);
   if (rc < 0) {
     free(c);

@@ -369,8 +369,8 @@ int sip_txl_set_server(sip_txl *txl, const char *value) {
   for (size_t i = 0; i < n; i++)
     if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
       return SIP_EINVAL;
-  txl->server_hdr_len = (size_t)snprintf(txl->server_hdr, sizeof txl->server_hdr,
-                                     "Server: %s\r\n", value);
+  txl->server_hdr_len = (size_t)snprintf(
+      txl->server_hdr, sizeof txl->server_hdr, "Server: %s\r\n", value);
   return 0;
 }
 
