@@ -10,6 +10,9 @@
 --   REGISTER                                    -> luasip.registrar
 --   requests with a To tag (in dialog)          -> loose-routed (this proxy's
 --                                                  Route removed), relayed;
+--                                                  to the registered contact
+--                                                  when the target is one of
+--                                                  our GRUUs (RFC 5627 §5.5);
 --                                                  404 without a Route
 --   initial requests with a preloaded Route     -> 403
 --   INVITE / SUBSCRIBE                          -> Record-Route
@@ -17,6 +20,7 @@
 --                                                  equal q in parallel, lower
 --                                                  q after (serial groups);
 --                                                  404 when none
+--   an ACK without a To tag (stray)             -> absorbed, never answered
 -- CANCEL never reaches the script: the core cancels the branches (§16.10).
 --
 -- Bindings: luasip.registrar (every §10.3 step, Path, Outbound, GRUU) over
@@ -70,6 +74,9 @@ local function request(req)
   if method == "REGISTER" then
     return registrar.save(req, reg_opts)
   end
+  if method == "ACK" and req:is_initial() then
+    return -- an ACK without a To tag acknowledges nothing here: absorbed
+  end
   -- §16.3 item 3 before anything else (as Kamailio's maxfwd), except an
   -- OPTIONS to the proxy itself, which it answers as a UAS
   if req.max_forwards == 0 and not (method == "OPTIONS" and to_self(req)) then
@@ -79,7 +86,21 @@ local function request(req)
     fix_nated(req)
   end
   if not req:is_initial() then
-    if req:loose_route() then
+    local routed = req:loose_route()
+    -- a GRUU of ours as the remote target (RFC 5627 §5.5)
+    local gruu, code = proxy.resolve_gruu(req)
+    if gruu == nil then
+      return req:reply(500, "Location Service Failed (" .. tostring(code) .. ")", { ["Retry-After"] = "5" })
+    elseif gruu then
+      if gruu[1] then
+        return proxy.relay(req, targets_of(gruu), dialog_opts)
+      end
+      if method ~= "ACK" then
+        return req:reply(code)
+      end
+      return
+    end
+    if routed then
       return proxy.relay(req, nil, dialog_opts)
     end
     if method == "ACK" then

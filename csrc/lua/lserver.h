@@ -33,6 +33,7 @@ typedef struct srv_counters {
   uint64_t replies, reply_errors;
   uint64_t retx_2xx;    /* 2xx to INVITE re-sent (§13.3.1.4) */
   uint64_t unacked_2xx; /* 2xx never acknowledged within 64*T1 */
+  uint64_t ack_replies; /* req:reply() on an ACK: nothing sent */
 } srv_counters;
 
 /* The transport's callbacks get this, not the server: it outlives a server
@@ -67,6 +68,10 @@ typedef struct sip_lua_server {
   srv_counters st;
   sip_proxy *px;   /* the proxy core (NULL once closed) */
   int force_rport; /* RFC 3581 rport forced on UDP requests */
+  /* options server_header / user_agent: the header lines ("Server: x\r\n")
+   * of the responses / requests luasip originates; length 0: none */
+  size_t server_len, ua_len;
+  char server_line[SIP_TXL_SERVER_MAX + 16], ua_line[SIP_TXL_SERVER_MAX + 16];
 } sip_lua_server;
 
 /* A received request or response: the message plus where it came from. */

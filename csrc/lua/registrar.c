@@ -335,14 +335,15 @@ static int plan_request(lua_State *L, sip_lua_rx *r, int opts, int defaults,
   int hx = header_expires(m, &hexp);
   if (hx < 0)
     return 0;
-  lua_Integer min_e, max_e, def_e;
+  lua_Integer min_e, max_e, def_e, max_cs;
   if (!opt_int(L, opts, defaults, "min_expires", &min_e) ||
       !opt_int(L, opts, defaults, "max_expires", &max_e) ||
-      !opt_int(L, opts, defaults, "default_expires", &def_e))
+      !opt_int(L, opts, defaults, "default_expires", &def_e) ||
+      !opt_int(L, opts, defaults, "max_contact_size", &max_cs))
     return 0;
   for (pl->nch = 0; c; c = c->next) {
-    if (c->star || pl->nch == MAX_CHANGES)
-      return 0;
+    if (c->star || pl->nch == MAX_CHANGES || (lua_Integer)c->raw.len > max_cs)
+      return 0; /* a Contact too long: the general path's 400 */
     change *ch = &pl->ch[pl->nch++];
     const sip_uri *u = &c->uri;
     if (has_byte(c->display, "<>") || has_byte(c->params_raw, "\r\n") ||
@@ -547,8 +548,10 @@ static int l_registrar_save(lua_State *L) {
       sip_binding_put_str(&b, SIP_BF_USER_AGENT, NULL, pl.user_agent);
     sip_binding_put_int(&b, SIP_BF_UPDATED, NULL, now);
     sip_binding_put_str(&b, SIP_BF_PARAMS, NULL, ch->params);
-    if (b.overflow)
-      return luaL_error(L, "registrar: binding of %s too large", lua_tostring(L, 7));
+    if (b.overflow) { /* nothing written yet: the general path takes it */
+      lua_pushboolean(L, 0);
+      return 1;
+    }
     lua_pushlstring(L, b.p, b.len);
   }
   int first_new = 9;
@@ -622,8 +625,10 @@ static int l_registrar_save(lua_State *L) {
   gmtime_r(&tt, &tm);
   strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
   sip_obuf_puts(&extra, date);
-  if (extra.overflow)
-    return luaL_error(L, "registrar: the 200 for %s is too large", lua_tostring(L, 7));
+  if (extra.overflow) { /* nothing written yet: the general path takes it */
+    lua_pushboolean(L, 0);
+    return 1;
+  }
   /* The list returned (the bindings of the 200). Every allocation comes
    * before the one write into the store: a memory error leaves no trace. */
   lua_createtable(L, ni, 0);

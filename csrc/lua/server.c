@@ -99,22 +99,35 @@ static void fallback_dest(const sip_src *src, sip_dest *d) {
   d->listener = src->listener;
 }
 
-/* Build a response to req and send it per §18.2.2. Returns 0 or a negative
- * code (the send itself completes asynchronously; failures are counted by
- * the transport). */
+/* Build a response to req (the Server header first when one is set) and
+ * send it per §18.2.2. Returns 0 or a negative code (the send itself
+ * completes asynchronously; failures are counted by the transport). */
 static int send_reply_keep(sip_lua_server *s, sip_txn *t, sip_msg *req,
                            const sip_src *src, int status, sip_str reason,
                            sip_str to_tag, sip_str extra, sip_str body,
                            char **keep, size_t *keep_len) {
+  char xbuf[1024], *x = NULL;
+  if (s->server_len) {
+    size_t xn = s->server_len + extra.len;
+    x = xn <= sizeof xbuf ? xbuf : malloc(xn);
+    if (!x)
+      return SIP_ENOMEM;
+    memcpy(x, s->server_line, s->server_len);
+    if (extra.len)
+      memcpy(x + s->server_len, extra.p, extra.len);
+    extra = (sip_str){x, xn};
+  }
   size_t n = sip_reply_size(req, status, reason, to_tag, extra, body);
-  if (n == 0) {
+  char stackbuf[4096];
+  char *buf = n == 0 ? NULL : n <= sizeof stackbuf ? stackbuf : malloc(n);
+  if (!buf) {
+    if (x && x != xbuf)
+      free(x);
+    if (n)
+      return SIP_ENOMEM;
     s->st.reply_errors++;
     return SIP_EINVAL;
   }
-  char stackbuf[4096];
-  char *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
-  if (!buf)
-    return SIP_ENOMEM;
   int rc = sip_reply_write(req, status, reason, to_tag, extra, body, buf, n);
   if (rc >= 0 && t) {
     rc = sip_txn_reply(t, status, buf, (size_t)rc);
@@ -134,6 +147,8 @@ static int send_reply_keep(sip_lua_server *s, sip_txn *t, sip_msg *req,
   }
   if (buf != stackbuf)
     free(buf);
+  if (x && x != xbuf)
+    free(x);
   if (rc < 0)
     s->st.reply_errors++;
   else
@@ -675,6 +690,30 @@ static void configure_sanity(lua_State *L, int opts, sip_lua_server *s,
   lua_pop(L, 2);
 }
 
+/* A header option of opts (index 1): a string value, or nil / false for
+ * none. Writes "Name: value\r\n" into line and returns its length (0 for
+ * none); raises for a value with control characters, empty or longer
+ * than SIP_TXL_SERVER_MAX. */
+static size_t header_option(lua_State *L, const char *k, const char *name,
+                            char *line, size_t cap) {
+  int ty = lua_getfield(L, 1, k);
+  if (ty == LUA_TNIL || (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  size_t n;
+  const char *v = ty == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+  if (!v || n == 0 || n > SIP_TXL_SERVER_MAX)
+    luaL_error(L, "option %s must be false or a string of 1 to %d bytes", k,
+               SIP_TXL_SERVER_MAX);
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+      luaL_error(L, "option %s: control characters are not allowed", k);
+  int len = snprintf(line, cap, "%s: %s\r\n", name, v);
+  lua_pop(L, 1);
+  return (size_t)len;
+}
+
 /* core.server(opts) -> server, or nil, err, name. opts: max_size,
  * max_headers, max_line, max_connections, max_conn_buffer, max_write_queue,
  * idle_timeout, partial_timeout, connect_timeout (ms), udp_rcvbuf,
@@ -723,9 +762,19 @@ static int l_server(lua_State *L) {
         opt_bool(L, t, "verify_client", cfg.tls_verify_client);
   }
   lua_pop(L, 1); /* the tls table stays referenced by opts (index 1) */
+  char server_line[sizeof((sip_lua_server *)0)->server_line];
+  char ua_line[sizeof((sip_lua_server *)0)->ua_line];
+  size_t server_len = header_option(L, "server_header", "Server", server_line,
+                                    sizeof server_line);
+  size_t ua_len =
+      header_option(L, "user_agent", "User-Agent", ua_line, sizeof ua_line);
 
   sip_lua_server *s = lua_newuserdatauv(L, sizeof(*s), SRV_NUV);
   memset(s, 0, sizeof(*s));
+  memcpy(s->server_line, server_line, server_len);
+  s->server_len = server_len;
+  memcpy(s->ua_line, ua_line, ua_len);
+  s->ua_len = ua_len;
   s->self_ref = LUA_NOREF;
   s->lp = lp;
   luaL_setmetatable(L, SIP_LUA_SERVER);
@@ -782,6 +831,11 @@ static int l_server(lua_State *L) {
     s->t2_ms = eff.t2_ms ? eff.t2_ms : SIP_TXN_T2_MS;
   }
   s->force_rport = opt_bool(L, 1, "force_rport", 0);
+  if (s->txl && s->server_len) {
+    s->server_line[s->server_len - 2] = '\0'; /* the value alone */
+    sip_txl_set_server(s->txl, s->server_line + strlen("Server: "));
+    s->server_line[s->server_len - 2] = '\r';
+  }
   if (sip_proxy_new(&lp->loop, s->tp, s->txl, &s->px) < 0) {
     if (s->txl)
       sip_txl_close(s->txl, NULL, NULL);
@@ -938,27 +992,33 @@ static int srv_request(lua_State *L) {
   int vlen = snprintf(via, sizeof via, "Via: SIP/2.0/%s %s;branch=%s%s\r\n",
                       sip_tp_transport_name(d.transport), sent_by, branch,
                       d.transport == SIP_TP_UDP ? ";rport" : "");
-  char *buf = malloc(n + (size_t)vlen);
+  /* the User-Agent option, unless the request has its own */
+  size_t ua = s->ua_len && sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0) < 0
+                  ? s->ua_len
+                  : 0;
+  size_t add = (size_t)vlen + ua;
+  char *buf = malloc(n + add);
   if (!buf)
     return luaL_error(L, "not enough memory");
-  rc = sip_msg_write(m, buf + vlen, n);
-  const char *eol = rc > 0 ? memchr(buf + vlen, '\n', (size_t)rc) : NULL;
+  rc = sip_msg_write(m, buf + add, n);
+  const char *eol = rc > 0 ? memchr(buf + add, '\n', (size_t)rc) : NULL;
   if (!eol) {
     free(buf);
     return sip__lua_fail(L, SIP_EINVAL, "request: cannot serialize");
   }
-  /* the start line moves up; the Via goes right after it */
-  size_t start_len = (size_t)(eol + 1 - (buf + vlen));
-  memmove(buf, buf + vlen, start_len);
+  /* the start line moves up; the Via (and User-Agent) go right after it */
+  size_t start_len = (size_t)(eol + 1 - (buf + add));
+  memmove(buf, buf + add, start_len);
   memcpy(buf + start_len, via, (size_t)vlen);
+  memcpy(buf + start_len + (size_t)vlen, s->ua_line, ua);
   client_ctx *c = calloc(1, sizeof(*c));
   if (!c) {
     free(buf);
     return luaL_error(L, "not enough memory");
   }
   sip_txn *t;
-  rc = sip_txn_request(s->txl, buf, (size_t)rc + (size_t)vlen, &d,
-                       on_client_response, c, &t);
+  rc = sip_txn_request(s->txl, buf, (size_t)rc + add, &d, on_client_response, c,
+                       &t);
   free(buf);
   if (rc < 0) {
     free(c);
@@ -1175,6 +1235,7 @@ static int srv_stats(lua_State *L) {
     sip__lua_proxy_stats(L, s);
   SET_COUNTER("retx_2xx", s->st.retx_2xx);
   SET_COUNTER("unacked_2xx", s->st.unacked_2xx);
+  SET_COUNTER("ack_replies", s->st.ack_replies);
   SET_COUNTER("replies", s->st.replies);
   SET_COUNTER("reply_errors", s->st.reply_errors);
   return 1;
@@ -1237,7 +1298,8 @@ int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
 /* req:reply(status[, reason[, extra[, body]]]) -> true, or nil, err, name.
  * Stateless: builds the response (§8.2.6) and sends it per §18.2.2. extra:
  * complete header lines, each ending with CRLF. One final response per
- * request: a second one raises. */
+ * request: a second one raises. On an ACK nothing is sent: nil, err
+ * (counted as ack_replies). */
 static int msg_reply(lua_State *L) {
   sip_lua_rx *r = sip__lua_check_received(L, 1, "reply");
   sip_msg *m = r->base.m;
@@ -1253,8 +1315,12 @@ static int msg_reply(lua_State *L) {
     luaL_argerror(L, 4, "header lines must end with CRLF");
   if (!m->is_request)
     return luaL_error(L, "reply: a response cannot be answered");
-  if (is_ack(m))
-    return luaL_error(L, "reply: an ACK cannot be answered (§17.1.1.3)");
+  if (is_ack(m)) { /* a no-op, counted: a script answering every request
+                       alike must not fail (or log) once per stray ACK */
+    r->srv->st.ack_replies++;
+    return sip__lua_fail(L, SIP_EINVAL,
+                         "reply: an ACK is not answered (§17.1.1.3)");
+  }
   if (r->cancelled)
     return sip__lua_fail(L, SIP_EINVAL,
                          "reply: the request was cancelled (487 sent)");

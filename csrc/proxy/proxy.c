@@ -328,9 +328,33 @@ static int notify(sip_proxy_ctx *c, int ev, int branch, int status,
 /* ---- sending upstream -------------------------------------------------------
  */
 
-/* A response made up from the request (408, 487, 500, 483 ...). */
+static int reply_made_up_x(sip_proxy_ctx *c, int status, const char *reason,
+                           sip_str extra);
+
+/* A response made up from the request (408, 487, 500, 483 ...), with the
+ * Server header of the transaction layer (sip_txl_set_server) first. */
 static int reply_made_up(sip_proxy_ctx *c, int status, const char *reason,
                          sip_str extra) {
+  sip_str server = sip_txl_server_line(c->p ? c->p->txl : NULL);
+  char xbuf[1024], *x = NULL;
+  if (server.len) {
+    size_t xn = server.len + extra.len;
+    x = xn <= sizeof xbuf ? xbuf : malloc(xn);
+    if (!x)
+      return SIP_ENOMEM;
+    memcpy(x, server.p, server.len);
+    if (extra.len)
+      memcpy(x + server.len, extra.p, extra.len);
+    extra = (sip_str){x, xn};
+  }
+  int rc = reply_made_up_x(c, status, reason, extra);
+  if (x && x != xbuf)
+    free(x);
+  return rc;
+}
+
+static int reply_made_up_x(sip_proxy_ctx *c, int status, const char *reason,
+                           sip_str extra) {
   char tag[SIP_TXN_TAG_SIZE];
   sip_txn_new_tag(tag);
   sip_msg *req = &c->rx->msg;

@@ -158,13 +158,14 @@ static void set_addr(sip__txn_addr *a, const sip_src *src) {
 static char *make_reply(sip_txl *txl, sip_msg *msg, int status, sip_str tag,
                         size_t *len) {
   sip_str none = SIP_STR_LIT("");
-  size_t n = sip_reply_size(msg, status, SIP_STR_NULL, tag, none, none);
+  sip_str server = sip_txl_server_line(txl);
+  size_t n = sip_reply_size(msg, status, SIP_STR_NULL, tag, server, none);
   if (!n)
     return NULL;
   char *buf = sip__txn_alloc(txl, n, 1);
   if (!buf)
     return NULL;
-  sip_reply_write(msg, status, SIP_STR_NULL, tag, none, none, buf, n);
+  sip_reply_write(msg, status, SIP_STR_NULL, tag, server, none, buf, n);
   *len = n;
   return buf;
 }

@@ -238,6 +238,17 @@ typedef struct sip_txl_counters {
 /* Copy the counters into *out. */
 void sip_txl_stats(const sip_txl *txl, sip_txl_counters *out);
 
+/* The Server header field of the responses the layer makes itself (100
+ * Trying, 503 past max_transactions) and, through sip_txl_server_line, of
+ * those its users make: value is 1..SIP_TXL_SERVER_MAX bytes without
+ * control characters; NULL for none (the default). Returns 0, or
+ * SIP_EINVAL (nothing changed). */
+#define SIP_TXL_SERVER_MAX 200
+int sip_txl_set_server(sip_txl *txl, const char *value);
+
+/* "Server: <value>\r\n", or an empty string when none is set. */
+sip_str sip_txl_server_line(const sip_txl *txl);
+
 /* ---- client transactions
  * -------------------------------------------------- */
 

@@ -1,5 +1,6 @@
 /* The layer: configuration, lifetime, memory accounting, the receive entry
  * point, sending, termination and the accessors every transaction shares. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -353,6 +354,30 @@ int sip_txl_receive(sip_txl *txl, sip_msg *msg, sip_rxbuf *rx,
                            : sip__txn_client_response(txl, msg, rx, src);
   sip__txn_timer_rearm(txl);
   return rc;
+}
+
+int sip_txl_set_server(sip_txl *txl, const char *value) {
+  if (!txl)
+    return SIP_EINVAL;
+  if (!value) {
+    txl->server_hdr_len = 0;
+    return 0;
+  }
+  size_t n = strlen(value);
+  if (n == 0 || n > SIP_TXL_SERVER_MAX)
+    return SIP_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+      return SIP_EINVAL;
+  txl->server_hdr_len = (size_t)snprintf(
+      txl->server_hdr, sizeof txl->server_hdr, "Server: %s\r\n", value);
+  return 0;
+}
+
+sip_str sip_txl_server_line(const sip_txl *txl) {
+  if (!txl || !txl->server_hdr_len)
+    return (sip_str){"", 0};
+  return (sip_str){txl->server_hdr, txl->server_hdr_len};
 }
 
 void sip_txl_stats(const sip_txl *txl, sip_txl_counters *out) {

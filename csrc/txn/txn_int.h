@@ -113,6 +113,8 @@ struct sip_txl {
   uint64_t nalloc;  /* transactions allocated and not freed */
   sip_msg *scratch; /* parses of requests the TU sends and of responses */
   sip_txl_counters st;
+  size_t server_hdr_len; /* "Server: ...\r\n" (sip_txl_set_server), 0: none */
+  char server_hdr[SIP_TXL_SERVER_MAX + 12];
 };
 
 static inline sip_str sip__txn_str(const sip_txn *t, sip__txn_slice s) {

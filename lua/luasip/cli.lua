@@ -476,6 +476,7 @@ local function run(g, rest)
   end
   log.info("serving %s on %s (pid %d)", g.script, concat(srv:listeners(), " "), M.pid())
   srv:run()
+  log.flush()
   log.info("stopped (%d reloads, %d failed reloads, %d script errors)", rt.reloads, rt.failed_reloads,
     rt.errors)
   return 0

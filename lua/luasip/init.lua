@@ -470,8 +470,10 @@ local reply_c = Message.reply
 -- that stays the same for every reply to this request, Call-ID, CSeq, the
 -- given headers, Content-Length) and sends it where §18.2.2 and RFC 3581
 -- say: the same connection for TCP/TLS, the received/rport address for UDP.
--- One final response per request: a second final reply raises, and so does
--- a reply to an ACK. Only for requests a `luasip.server` delivered.
+-- One final response per request: a second final reply raises. An ACK is
+-- never answered: a reply to one sends nothing and returns nil, err
+-- (counted in `srv:stats().ack_replies`). Only for requests a
+-- `luasip.server` delivered.
 -- @function Message:reply
 -- @tparam integer code 100..699
 -- @tparam[opt] string reason default phrase of the code

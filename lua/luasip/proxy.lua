@@ -27,7 +27,10 @@
 -- In-dialog requests: `req:loose_route()` removes this proxy's Route
 -- values (and fixes a strict router's Request-URI); `proxy.relay(req)`
 -- then sends the request to its next hop. An ACK is always forwarded
--- statelessly (it has no response).
+-- statelessly (it has no response). A Request-URI that is one of the GRUUs
+-- this domain's registrar issued (RFC 5627 §5.5; a UA's Contact, so the
+-- remote target of its dialogs) is resolved by `proxy.relay(req)` to the
+-- registered contact, in a dialog or not (`proxy.resolve_gruu`).
 --
 -- Methods the proxy adds to received requests (C):
 --
@@ -89,6 +92,9 @@ end)
 -- ends, unless it replies itself or relays again. When the core answered
 -- the request at once (483, 482, 420) the response says so and nothing is
 -- left to do. For an ACK, nothing is returned (forwarded statelessly).
+-- Without targets, a Request-URI that is one of our GRUUs goes to the
+-- binding it names (`proxy.resolve_gruu`; 404 / 480 answered when it names
+-- none).
 -- @tparam Message req a received request
 -- @param[opt] targets
 -- @tparam[opt] table opts
@@ -96,6 +102,21 @@ end)
 -- @return[2] nil
 -- @treturn[2] string error message
 function M.relay(req, targets, opts)
+  if targets == nil then
+    local found, code = M.resolve_gruu(req)
+    if found == nil then
+      return nil, code
+    elseif found then
+      if not found[1] then
+        if req.method == "ACK" then
+          return
+        end
+        req:reply(code)
+        return req:response(code)
+      end
+      targets = found
+    end
+  end
   local r, err, name = req:_relay(targets, opts)
   if r == true then
     if req.method == "ACK" then
@@ -111,6 +132,30 @@ function M.relay(req, targets, opts)
     return nil, err, name
   end
   return req:response(r)
+end
+
+--- The registered contact of a request sent to one of our GRUUs (RFC 5627
+-- §5.5: a domain that issues GRUUs routes them, in a dialog too, where the
+-- GRUU is the remote target). Applies `req:loose_route()` first; a request
+-- that still has a Route to follow is not resolved. `proxy.relay(req)`
+-- without targets calls it; a script calls it to choose targets itself.
+-- See `luasip.registrar.resolve_gruu` for which GRUUs are ours.
+-- @tparam Message req a received request
+-- @treturn[1] boolean false: the Request-URI is not one of our GRUUs
+-- @treturn[2] {table,...} the binding (a relay target), or `{}`
+-- @treturn[2] integer when `{}`: the status to answer (404, 480)
+-- @return[3] nil
+-- @treturn[3] string a store failure
+function M.resolve_gruu(req)
+  local u = req.ruri
+  if not (u and u.params and u.params.gr ~= nil) then
+    return false
+  end
+  req:loose_route()
+  if req:header("Route") then
+    return false
+  end
+  return require("luasip.registrar").resolve_gruu(req.ruri, req)
 end
 
 --- Forward a request statelessly (RFC 3261 §16.11): Max-Forwards

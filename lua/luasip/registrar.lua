@@ -21,7 +21,9 @@
 -- - 420 + Unsupported for a Require tag the registrar does not implement
 --   (the C sanity layer answers first for tags missing from the server's
 --   `sanity.supported`; the registrar checks again against its own list)
--- - 400 for a To that is not a SIP/SIPS URI, a malformed Contact, q or
+-- - 400 for a To that is not a SIP/SIPS URI, a missing or malformed field
+--   it reads (Request-URI, To, Call-ID, CSeq, Via, Path), a Contact longer
+--   than `max_contact_size`, a malformed Contact, q or
 --   Expires, `*` with other Contacts or with an Expires other than 0, a
 --   `reg-id` without `+sip.instance` or on more than one Contact
 -- - 403 when `opts.authorize` refuses without answering, or when a
@@ -45,7 +47,7 @@ local log = require "luasip.log"
 
 local format, lower = string.format, string.lower
 local concat, sort = table.concat, table.sort
-local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
+local type, tostring, tonumber, ipairs, pairs, next = type, tostring, tonumber, ipairs, pairs, next
 local time, date = os.time, os.date
 local clock = core.location_clock
 local fast_save = core.registrar_save
@@ -59,12 +61,16 @@ local M = {}
 -- @field max_expires 7200 (above: shortened to it)
 -- @field max_contacts 10 (bindings per AOR; above: 503)
 -- @field retry_after 5 (seconds, in the 500 of a store failure)
+-- @field max_contact_size 1024 (bytes of one Contact value, URI and
+--   parameters; longer: 400 "Contact too long", as Kamailio's
+--   contact_max_size)
 M.defaults = {
   default_expires = 3600,
   min_expires = 60,
   max_expires = 7200,
   max_contacts = 10,
   retry_after = 5,
+  max_contact_size = 1024,
 }
 
 --- Option tags this registrar implements (a Require of anything else gets
@@ -359,6 +365,11 @@ end
 
 local TGRUU = "tgruu:" -- prefix of the store AOR holding a temp GRUU's target
 
+-- The stores this process's registrar issues GRUUs from, with the save
+-- options (their `domains`): RFC 5627 §5.5, a domain that hands out GRUUs
+-- routes requests to them (M.resolve_gruu, proxy.relay).
+local issuers = setmetatable({}, { __mode = "k" })
+
 -- A temporary GRUU: sip:tgruu.<base>.<n>@host;gr. The base is random and
 -- made once per (binding, Call-ID): the store keeps "tgruu:<base>" ->
 -- { contact = aor, instance, call_id } with the binding's expiry, so that
@@ -409,12 +420,28 @@ end
 -- How many saves each path handled (see M.stats).
 local handled = { fast = 0, general = 0 }
 
+-- A field of the request that must be there and parse: the value, or nil
+-- and the reason of a 400 naming it and why (every field the registrar
+-- reads goes through here or has its own check: a malformed one is the
+-- client's error, never a script error).
+local function field(req, name, what)
+  local v, err = req:get(name)
+  if v == nil then
+    return nil, format("Bad Request (%s %s)", err and "malformed" or "missing",
+      what .. (err and (": " .. tostring(err):gsub("[%c]", " ")) or ""))
+  end
+  return v
+end
+
 -- The general path: every case, every store.
 local function general_save(req, opts)
   handled.general = handled.general + 1
   -- 1. The Request-URI's domain.
-  local ruri = req.ruri
-  local rscheme = ruri and lower(ruri.scheme or "")
+  local ruri, rerr = field(req, "ruri", "Request-URI")
+  if not ruri then
+    return fail(req, 400, rerr)
+  end
+  local rscheme = lower(ruri.scheme or "")
   if rscheme ~= "sip" and rscheme ~= "sips" then
     return fail(req, 416, "Unsupported URI Scheme")
   end
@@ -435,9 +462,19 @@ local function general_save(req, opts)
     return fail(req, 420, "Bad Extension", { { "Unsupported", concat(unsupported, ", ") } })
   end
 
+  -- The other fields read below.
+  local call_id, cerr0 = field(req, "call_id", "Call-ID")
+  local cseq, serr0 = field(req, "cseq", "CSeq")
+  local vias, verr0 = field(req, "via", "Via")
+  local to, terr0 = field(req, "to", "To")
+  local plist, perr0 = field(req, "paths", "Path")
+  local bad = cerr0 or serr0 or verr0 or terr0 or perr0
+  if bad then
+    return fail(req, 400, bad)
+  end
+
   -- 5. The address-of-record (before 3-4: the hook is given it).
-  local to = req.to
-  local to_uri = to and sip.uri(to.uri)
+  local to_uri = sip.uri(to.uri)
   local aor = to_uri and M.aor(to_uri)
   if not aor then
     return fail(req, 400, "Bad Request (To must be a SIP or SIPS URI)")
@@ -477,7 +514,6 @@ local function general_save(req, opts)
   end
 
   local now = time()
-  local call_id, cseq = req.call_id, req.cseq
   local default_expires = opt(opts, "default_expires")
   local min_expires, max_expires = opt(opts, "min_expires"), opt(opts, "max_expires")
   local use_path = opts.path ~= false
@@ -487,9 +523,9 @@ local function general_save(req, opts)
   local received = src.host and transport_addr(src.transport, src.host, src.port)
   local socket = src.local_host and transport_addr(src.transport, src.local_host, src.local_port)
   local paths
-  if use_path and #req.paths > 0 then
+  if use_path and #plist > 0 then
     paths = {}
-    for i, p in ipairs(req.paths) do
+    for i, p in ipairs(plist) do
       paths[i] = tostring(p.raw)
     end
   end
@@ -497,7 +533,12 @@ local function general_save(req, opts)
 
   -- The requested changes, validated before anything is written.
   local changes, reg_ids, used_outbound = {}, 0, false
+  local max_size = opt(opts, "max_contact_size")
   for _, c in ipairs(contacts) do
+    local size = #tostring(c.raw)
+    if size > max_size then
+      return fail(req, 400, format("Bad Request (Contact too long: %d bytes, at most %d)", size, max_size))
+    end
     local u = sip.uri(c.uri)
     if not u then
       return fail(req, 400, "Bad Request (malformed Contact URI)")
@@ -546,8 +587,8 @@ local function general_save(req, opts)
   if reg_ids > 1 then
     return fail(req, 400, "Bad Request (reg-id on more than one Contact)")
   end
-  if used_outbound and #req.via > 1 then
-    local first = req.paths[1]
+  if used_outbound and #vias > 1 then
+    local first = plist[1]
     local fu = first and sip.uri(first.uri)
     if not (fu and fu.params and fu.params.ob ~= nil) then
       return fail(req, 439, "First Hop Lacks Outbound Support")
@@ -719,7 +760,8 @@ end
 --   table to save instead, or `nil, code, reason` to refuse the whole
 --   request with that answer
 -- - `default_expires` (3600), `min_expires` (60; 0 turns the 423 off),
---   `max_expires` (7200), `max_contacts` (10), `retry_after` (5)
+--   `max_expires` (7200), `max_contacts` (10), `retry_after` (5),
+--   `max_contact_size` (1024 bytes; a longer Contact value gets 400)
 -- - `supported`: more option tags to accept in Require
 -- - `path` (true): store Path (RFC 3327) and return it to UAs that
 --   support path; false ignores Path
@@ -747,6 +789,9 @@ function M.save(req, opts)
   opts = opts or {}
   if req.method ~= "REGISTER" then
     error("registrar.save: a REGISTER expected, got " .. tostring(req.method), 2)
+  end
+  if opts.gruu ~= false then
+    M.issue_gruus(opts)
   end
   if opts.fast ~= false and opts.authorize == nil and opts.on_binding == nil then
     local store = store_of(opts)
@@ -828,6 +873,60 @@ function M.lookup(uri, opts)
     end
   end
   return {}
+end
+
+--- Declare that GRUUs are issued from a store (and its domains): what
+-- `registrar.save` does when GRUU is on, so that `resolve_gruu` (and
+-- `proxy.relay`) route them. A proxy that does not run the registrar
+-- itself but shares its store (Redis, SQLite) calls it in its setup.
+-- @tparam table opts `location` (store or URL), `domains` (as for `save`)
+function M.issue_gruus(opts)
+  issuers[store_of(opts)] = opts
+end
+
+--- Resolve a Request-URI that is one of our GRUUs (RFC 5627 §5.5: the
+-- domain that issued a GRUU routes requests to it, in a dialog too).
+--
+-- A URI with a `gr` parameter is one of ours when a store GRUUs were
+-- issued from (see `issue_gruus`) has a binding for it, or when its host is
+-- one of that registrar's `domains` (given as a list or function; without
+-- `domains` only GRUUs found in the store are claimed, so a GRUU of
+-- another domain still goes on to its own).
+-- @tparam string|URI uri
+-- @tparam[opt] Message req given to a `domains` function
+-- @treturn[1] boolean false: not one of our GRUUs
+-- @treturn[2] {table,...} the binding it names, or `{}`
+-- @treturn[2] integer when `{}`: the status to answer, 404 for a temporary
+--   GRUU that does not exist (anymore), 480 for a public one whose instance
+--   is not registered now
+-- @return[3] nil
+-- @treturn[3] string a store failure
+function M.resolve_gruu(uri, req)
+  local u = uri_of(uri)
+  if not u or not u.params or u.params.gr == nil or not next(issuers) then
+    return false
+  end
+  local scheme = lower(u.scheme or "")
+  if scheme ~= "sip" and scheme ~= "sips" then
+    return false
+  end
+  local claimed = false
+  for store, o in pairs(issuers) do
+    local found, err = M.lookup(u, { location = store })
+    if not found then
+      return nil, err
+    end
+    if found[1] then
+      return found
+    end
+    if o.domains ~= nil and serves(o, u.host, req) then
+      claimed = true
+    end
+  end
+  if claimed then
+    return {}, u.params.gr == true and 404 or 480
+  end
+  return false
 end
 
 --- A Contact header value for a binding: `<uri>;expires=N;q=Q` plus the

@@ -27,7 +27,7 @@ local Server = core.Server
 local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
 local co_running, co_yield = coroutine.running, coroutine.yield
 local traceback, sethook = debug.traceback, debug.sethook
-local setmetatable, type, ipairs, error = setmetatable, type, ipairs, error
+local setmetatable, type, ipairs, pairs, error = setmetatable, type, ipairs, pairs, error
 
 local M = {}
 
@@ -99,6 +99,14 @@ end
 --   `require`, `proxy_require`, `max_forwards`, `fields`: booleans; all on
 --   except `proxy_require`) and sets `supported` (option tags this server
 --   supports, for Require) and `schemes` (default `{"sip", "sips", "tel"}`)
+-- - `server_header` (`"luasip/<version>"`): the Server header of every
+--   response luasip makes itself (replies, sanity rejects, 100 Trying, the
+--   proxy's own 408/483/..., the registrar's answers); `false` leaves it
+--   out (to hide the software). Responses relayed from elsewhere are not
+--   touched.
+-- - `user_agent` (`"luasip/<version>"`): the User-Agent header of the
+--   requests `srv:send` originates, unless they have their own; `false`
+--   leaves it out
 -- - `start = false`: do not open the listeners yet (see `srv:start()`)
 -- @tparam[opt] table opts
 -- @treturn[1] Server
@@ -114,6 +122,21 @@ function M.new(opts)
   if type(listen) == "string" then
     listen = { listen }
   end
+  if opts.server_header == nil or opts.server_header == true or opts.user_agent == nil
+    or opts.user_agent == true then
+    local copy = {}
+    for k, v in pairs(opts) do
+      copy[k] = v
+    end
+    local product = M.product()
+    if copy.server_header == nil or copy.server_header == true then
+      copy.server_header = product
+    end
+    if copy.user_agent == nil or copy.user_agent == true then
+      copy.user_agent = product
+    end
+    opts = copy
+  end
   local srv, err, name = core.server(opts)
   if not srv then
     return nil, err, name
@@ -128,6 +151,13 @@ function M.new(opts)
     end
   end
   return srv
+end
+
+--- The default Server / User-Agent value: `"luasip/<version>"`.
+-- @treturn string
+function M.product()
+  local v = require("luasip")._VERSION
+  return "luasip/" .. (v:match("(%S+)$") or v)
 end
 
 --- Open the listeners given at creation (when created with `start =
