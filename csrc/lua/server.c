@@ -545,10 +545,12 @@ static void on_bad(void *ud, int err, const char *errtext, sip_rxbuf *rx,
     return;
   char tag[16];
   s->st.requests++;
-  s->st.bad_answered++;
-  send_reply(s, NULL, &rx->msg, src, r.status,
-             (sip_str){r.reason, strlen(r.reason)}, tag_for(s, tag),
-             (sip_str){NULL, 0}, (sip_str){NULL, 0});
+  /* no answer when the response would copy a control character back
+   * (SIP_ECTL in Via, From, To, Call-ID or CSeq): counted in reply_errors */
+  if (send_reply(s, NULL, &rx->msg, src, r.status,
+                 (sip_str){r.reason, strlen(r.reason)}, tag_for(s, tag),
+                 (sip_str){NULL, 0}, (sip_str){NULL, 0}) >= 0)
+    s->st.bad_answered++;
 }
 
 static void bridge_free(void *arg) { free(arg); }

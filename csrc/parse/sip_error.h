@@ -25,6 +25,7 @@
   X(PARAM, "malformed parameter")                                              \
   X(QUOTE, "unterminated quoted string")                                       \
   X(VALUE, "malformed header value")                                           \
+  X(CTL, "control character in a header field")                                \
   X(RANGE, "value out of range")                                               \
   X(MULTIPART, "malformed multipart body")                                     \
   X(NOTFOUND, "not found")                                                     \

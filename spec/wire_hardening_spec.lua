@@ -1,0 +1,103 @@
+-- Issue [wire]: hardening of the wire side, one regression per item.
+--   6  control characters in header fields make a message invalid: 400
+--      with a reason over the network, never a script
+-- (the TLS, memory and trim items follow below)
+local N = require "spec.support.net"
+local sip = require "luasip"
+
+local V4 = N.V4
+
+-- Every control character RFC 3261 allows nowhere in a header field.
+local BAD = {}
+for c = 0x00, 0x1f do
+  if c ~= 0x09 and c ~= 0x0a and c ~= 0x0d then
+    BAD[#BAD + 1] = string.char(c)
+  end
+end
+BAD[#BAD + 1] = "\127"
+
+local REASON = "Bad Request (control character in a header field)"
+
+describe("control characters in header fields", function()
+  after_each(N.cleanup)
+
+  -- A server whose handler records what reaches it and answers 200.
+  local function server(listen)
+    local srv, l = N.server { listen = listen }
+    local seen = {}
+    srv:on_request(function(req)
+      seen[#seen + 1] = req
+      req:reply(200)
+    end)
+    return srv, l, seen
+  end
+
+  it("are refused by sip.parse with the code CTL", function()
+    for _, c in ipairs(BAD) do
+      local msg, err, code = sip.parse((N.request { headers = { "Subject: a" .. c .. "b" } }))
+      assert.is_nil(msg)
+      assert.equal("CTL", code)
+      assert.matches("control character in a header field", err)
+    end
+    -- HTAB, and a quoted-pair in a quoted-string (RFC 4475 intmeth), stay valid
+    assert.is_truthy(sip.parse((N.request { headers = { "Subject: a\tb" } })))
+    local msg = assert(sip.parse((N.request { to = '"N\\\0L" <sip:bob@127.0.0.1>' })))
+    assert.equal("sip:bob@127.0.0.1", tostring(msg.to.uri))
+  end)
+
+  it("get 400 with a reason over UDP, every byte, and never reach the handler", function()
+    local srv, l, seen = server()
+    local u = N.udp()
+    for i, c in ipairs(BAD) do
+      local bytes, cid = N.request { rport = true, headers = { "Subject: a" .. c .. "b", "X-Other: x" } }
+      u:send(bytes, V4, l.port)
+      local r = N.parse(assert(u:recv(2), "no answer for byte " .. i))
+      assert.equal("SIP/2.0 400 " .. REASON, r.start)
+      assert.equal(cid, r:get("Call-ID"))
+    end
+    -- a good request after them is served: the handler saw only that one
+    u:send((N.request { rport = true }), V4, l.port)
+    assert.equal(200, N.parse(assert(u:recv(2))).status)
+    assert.equal(1, #seen)
+    local st = srv:stats()
+    assert.equal(#BAD, st.parse_errors)
+    assert.equal(#BAD, st.bad_answered)
+  end)
+
+  it("in a header the response would copy: no answer, counted, nothing reaches the handler", function()
+    local srv, l, seen = server()
+    local u = N.udp()
+    for _, t in ipairs {
+      { from = "<sip:alice@127.0.0.1>;tag=a\0b" },
+      { to = "<sip:bob@127.0.0.1>\1" },
+      { call_id = "cid\127x" },
+      { via = "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK\27x;rport" },
+    } do
+      t.rport = true
+      u:send((N.request(t)), V4, l.port)
+    end
+    u:send((N.request { rport = true }), V4, l.port)
+    -- the only answer is the good request's 200
+    assert.equal(200, N.parse(assert(u:recv(2))).status)
+    N.pump_for(0.05)
+    assert.equal(0, u:pending())
+    assert.equal(1, #seen)
+    local st = srv:stats()
+    assert.equal(4, st.parse_errors)
+    assert.equal(0, st.bad_answered)
+    assert.equal(4, st.reply_errors)
+  end)
+
+  it("get 400 over TCP, then the connection is closed", function()
+    local srv, l, seen = server { "tcp:127.0.0.1:0" }
+    local p = assert(N.tcp(V4, l.port))
+    local bytes, cid = N.request { transport = "TCP", after = { "X-Nul: a\0b" } }
+    p:send(bytes)
+    local r = N.parse(assert(p:read_message(2)))
+    assert.equal("SIP/2.0 400 " .. REASON, r.start)
+    assert.equal(cid, r:get("Call-ID"))
+    assert.is_truthy(p:wait_closed(2))
+    assert.equal(0, #seen)
+    assert.equal(1, srv:stats().bad_answered)
+  end)
+end)
