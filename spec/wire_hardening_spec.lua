@@ -1,7 +1,9 @@
 -- Issue [wire]: hardening of the wire side, one regression per item.
+--   4  a refused TLS certificate when luasip connects out: a warning with
+--      the peer, the reason and the verification error, counted in
+--      srv:stats() (the trace side is in csrc/transport/tests/tp_test.c)
 --   6  control characters in header fields make a message invalid: 400
 --      with a reason over the network, never a script
--- (the TLS, memory and trim items follow below)
 local N = require "spec.support.net"
 local sip = require "luasip"
 
@@ -99,5 +101,55 @@ describe("control characters in header fields", function()
     assert.is_truthy(p:wait_closed(2))
     assert.equal(0, #seen)
     assert.equal(1, srv:stats().bad_answered)
+  end)
+end)
+
+describe("a refused TLS certificate when luasip connects out", function()
+  local dir
+
+  lazy_setup(function()
+    dir = N.tmpdir()
+    -- the target's self-signed certificate (names 127.0.0.1), and another
+    -- one the client trusts instead
+    for _, name in ipairs { "target", "other" } do
+      N.sh(string.format("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        .. "-keyout '%s/%s.key' -out '%s/%s.pem' -days 2 -subj '/CN=%s' -addext 'subjectAltName=IP:127.0.0.1'",
+        dir, name, dir, name, name))
+    end
+  end)
+
+  lazy_teardown(function()
+    N.cleanup()
+    N.rmdir(dir)
+  end)
+
+  after_each(N.cleanup)
+
+  it("is logged with the peer, the reason and the verification error, and counted; the caller gets 503", function()
+    local target = N.server { listen = { "tls:127.0.0.1:0" },
+      tls = { cert = dir .. "/target.pem", key = dir .. "/target.key" } }
+    target:on_request(function(req) req:reply(200) end)
+    local port = target:listener(0).port
+    local client = N.server { listen = { "tls:127.0.0.1:0" },
+      tls = { cert = dir .. "/other.pem", key = dir .. "/other.key", ca = dir .. "/other.pem" } }
+    local logs = {}
+    client:set_log_handler(function(level, text)
+      logs[#logs + 1] = level .. " " .. text
+    end)
+    local res
+    sip.spawn(function()
+      res = client:send(sip.request { method = "OPTIONS", uri = "sips:bob@127.0.0.1:" .. port,
+        from = "sips:alice@127.0.0.1" })
+    end)
+    assert.is_truthy(N.pump_until(function() return res end, 5))
+    assert.equal(503, res.status)
+    assert.equal(1, #logs, table.concat(logs, "\n"))
+    assert.matches("^warn TLS: certificate of 127%.0%.0%.1:" .. port .. "[^\n]* refused: "
+      .. "certificate verify failed %(verify error 18: self.signed certificate%)$", logs[1])
+    local st = client:stats()
+    assert.equal(1, st.tls_verify_failures)
+    assert.equal(1, st.tls_failures)
+    assert.equal(0, st.tx_msgs)
+    assert.equal(0, target:stats().rx_msgs)
   end)
 end)

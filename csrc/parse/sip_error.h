@@ -29,6 +29,7 @@
   X(RANGE, "value out of range")                                               \
   X(MULTIPART, "malformed multipart body")                                     \
   X(NOTFOUND, "not found")                                                     \
+  X(CERT, "peer certificate refused")                                          \
   X(INVAL, "invalid argument")
 
 /* Codes count up from SIP__EBASE, so all of them are negative and far below
