@@ -4,8 +4,12 @@
 --      srv:stats() (the trace side is in csrc/transport/tests/tp_test.c)
 --   6  control characters in header fields make a message invalid: 400
 --      with a reason over the network, never a script
+--  10  a handler that allocates without bound is stopped by the default
+--      handler memory budget at once, while other requests are served
 local N = require "spec.support.net"
+local P = require "spec.support.proc"
 local sip = require "luasip"
+local socket = require "socket"
 
 local V4 = N.V4
 
@@ -151,5 +155,74 @@ describe("a refused TLS certificate when luasip connects out", function()
     assert.equal(1, st.tls_failures)
     assert.equal(0, st.tx_msgs)
     assert.equal(0, target:stats().rx_msgs)
+  end)
+end)
+
+describe("a handler allocating without bound under luasip run's default limits", function()
+  local dir
+
+  lazy_setup(function()
+    dir = N.tmpdir()
+  end)
+
+  lazy_teardown(function()
+    P.cleanup()
+    N.cleanup()
+    N.rmdir(dir)
+  end)
+
+  it("is answered 500 quickly, and OPTIONS from another socket are all answered", function()
+    local path = dir .. "/hog.lua"
+    local f = assert(io.open(path, "w"))
+    f:write([[
+return {
+  listen = { "udp:127.0.0.1:0" },
+  methods = {
+    OPTIONS = function(req) req:reply(200, "alive") end,
+    MESSAGE = function(req)
+      local t = {}
+      for i = 1, 1e9 do t[i] = ("x"):rep(1000000) .. i end
+      req:reply(200, "unreachable")
+    end,
+  },
+}
+]])
+    f:close()
+    local p = P.start { "run", path }
+    local port = assert(p:port("udp"), p:log())
+    local hog, other = N.udp(), N.udp()
+    local t0 = socket.gettime()
+    hog:send((N.request { method = "MESSAGE", rport = true }), V4, port)
+    -- 32 OPTIONS, one every 3 ms, while the handler runs away
+    local sent, answered, elapsed = 0, 0, nil
+    local deadline = t0 + 5
+    while (answered < 32 or not elapsed) and socket.gettime() < deadline do
+      if sent < 32 and socket.gettime() >= t0 + sent * 0.003 then
+        other:send((N.request { rport = true }), V4, port)
+        sent = sent + 1
+      end
+      other:poll()
+      while #other.queue > 0 do
+        local r = N.parse(table.remove(other.queue, 1).data)
+        assert.equal("SIP/2.0 200 alive", r.start)
+        answered = answered + 1
+      end
+      if not elapsed then
+        hog:poll()
+        if #hog.queue > 0 then
+          elapsed = socket.gettime() - t0
+          assert.equal("SIP/2.0 500 Server Internal Error", N.parse(hog.queue[1].data).start)
+        end
+      end
+      socket.sleep(0.001)
+    end
+    assert.is_truthy(elapsed, "no answer to the MESSAGE: " .. p:log())
+    print(string.format("\nwire-hardening: runaway handler answered 500 after %.1f ms; %d/32 OPTIONS answered",
+      elapsed * 1000, answered))
+    -- a generous bound: before the budget it took 5-6 s
+    assert.is_true(elapsed < 1.5, string.format("%.3f s", elapsed))
+    assert.equal(32, answered)
+    assert.matches("MESSAGE handler of [^\n]* failed: [^\n]*not enough memory %(the handler memory budget: "
+      .. "16777216 bytes between two waits%)", p:log())
   end)
 end)

@@ -167,10 +167,18 @@ static int l_random_hex(lua_State *L) {
 }
 
 static int l_set_memory_limit(lua_State *L);
+static int l_set_handler_memory(lua_State *L);
+static int l_handler_enter(lua_State *L);
+static int l_handler_leave(lua_State *L);
+static int l_memory_refusals(lua_State *L);
 static int l_memory(lua_State *L);
 
 static const luaL_Reg loop_funcs[] = {
     {"set_memory_limit", l_set_memory_limit},
+    {"set_handler_memory", l_set_handler_memory},
+    {"handler_enter", l_handler_enter},
+    {"handler_leave", l_handler_leave},
+    {"memory_refusals", l_memory_refusals},
     {"memory", l_memory},
     {"run", l_run},
     {"step", l_step},
@@ -200,18 +208,40 @@ void sip__lua_open_loop(lua_State *L) {
  * (every entry from C is protected, see server.c), never a crash. The
  * wrapper stays installed until the state closes, so its bookkeeping lives
  * in static storage, for the first state that asks (one per process). */
+/* Next to the state's limit, a handler's budget: a handler (a coroutine
+ * resumed by luasip.server, between two waits) may grow the state by
+ * `budget` bytes, measured from where it was resumed. A runaway handler
+ * then fails within a few tens of milliseconds with "not enough memory"
+ * (the emergency collection Lua runs first frees its garbage: only what it
+ * keeps counts), instead of growing the process to the state's limit while
+ * the loop waits. ceiling is 0 outside handlers. */
 static struct {
   lua_State *owner;
   lua_Alloc orig;
   void *orig_ud;
   size_t used, limit;
+  size_t budget, ceiling;
+  int slack_used;        /* the ceiling was raised once for error handling */
+  uint64_t ceiling_hits; /* allocations refused by a handler's budget */
 } mem;
+
+/* After the first refusal the ceiling rises this much, once per resume, so
+ * that the error can still be handled (a traceback, a log line, the 500). */
+#define HANDLER_SLACK (1u << 20)
 
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   (void)ud;
   size_t old = ptr ? osize : 0;
   if (nsize > old && mem.limit && mem.used + (nsize - old) > mem.limit)
     return NULL;
+  if (nsize > old && mem.ceiling && mem.used + (nsize - old) > mem.ceiling) {
+    mem.ceiling_hits++;
+    if (!mem.slack_used) {
+      mem.slack_used = 1;
+      mem.ceiling = mem.used + HANDLER_SLACK;
+    }
+    return NULL;
+  }
   void *p = mem.orig(mem.orig_ud, ptr, osize, nsize);
   if (nsize == 0 || p) {
     size_t now = nsize;
@@ -229,24 +259,23 @@ static int restore_alloc(lua_State *L) {
     lua_setallocf(L, mem.orig, mem.orig_ud);
     mem.owner = NULL;
     mem.limit = 0;
+    mem.budget = mem.ceiling = 0;
   }
   return 0;
 }
 
 static const char sentinel_key = 0;
 
-/* core.set_memory_limit(bytes) -> true, or nil, err: 0 removes the limit.
- * A limit below what the state uses now is refused. */
-static int l_set_memory_limit(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 0, 1, "bytes >= 0");
+/* Install the counting allocator on L's state (once). 0, or nil + err
+ * pushed (another state has it) and returns the number of results. */
+static int install_alloc(lua_State *L, const char *what) {
   lua_State *main;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   main = lua_tothread(L, -1);
   lua_pop(L, 1);
   if (mem.owner && mem.owner != main)
-    return sip__lua_fail(L, SIP_EINVAL,
-                         "set_memory_limit: another Lua state has the limit");
+    return sip__lua_fail(L, SIP_EINVAL, "%s: another Lua state has the limit",
+                         what);
   if (!mem.owner) {
     mem.owner = main;
     mem.orig = lua_getallocf(L, &mem.orig_ud);
@@ -260,6 +289,17 @@ static int l_set_memory_limit(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
     lua_setallocf(L, limited_alloc, NULL);
   }
+  return 0;
+}
+
+/* core.set_memory_limit(bytes) -> true, or nil, err: 0 removes the limit.
+ * A limit below what the state uses now is refused. */
+static int l_set_memory_limit(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0, 1, "bytes >= 0");
+  int nres = install_alloc(L, "set_memory_limit");
+  if (nres)
+    return nres;
   if (n > 0 && (size_t)n < mem.used)
     return sip__lua_fail(L, SIP_EINVAL,
                          "set_memory_limit: %I bytes are in use already",
@@ -269,12 +309,56 @@ static int l_set_memory_limit(lua_State *L) {
   return 1;
 }
 
-/* core.memory() -> bytes in use, limit (0: none) */
+/* core.set_handler_memory(bytes) -> true, or nil, err: the budget of a
+ * handler between two waits (0: none). */
+static int l_set_handler_memory(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0, 1, "bytes >= 0");
+  int nres = install_alloc(L, "set_handler_memory");
+  if (nres)
+    return nres;
+  mem.budget = (size_t)n;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.handler_enter() -> mark: a handler is resumed; its budget starts
+ * from what the state uses now. The mark (the ceiling before: resumes
+ * nest) goes back to handler_leave when the handler waits or ends. */
+static int l_handler_enter(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)mem.ceiling);
+  lua_pushboolean(L, mem.slack_used);
+  if (mem.owner && mem.budget) {
+    mem.ceiling = mem.used + mem.budget;
+    mem.slack_used = 0;
+  }
+  return 2;
+}
+
+/* core.handler_leave(mark, slack_used) */
+static int l_handler_leave(lua_State *L) {
+  lua_Integer c = luaL_checkinteger(L, 1);
+  mem.ceiling = (size_t)c;
+  mem.slack_used = lua_toboolean(L, 2);
+  return 0;
+}
+
+/* core.memory_refusals() -> allocations refused by handler budgets so far
+ * (compare two readings to tell a budget's "not enough memory" from the
+ * state limit's) */
+static int l_memory_refusals(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)mem.ceiling_hits);
+  return 1;
+}
+
+/* core.memory() -> bytes in use, limit (0: none), handler budget (0:
+ * none) */
 static int l_memory(lua_State *L) {
   size_t used = mem.owner ? mem.used
                           : (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
                                 (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
   lua_pushinteger(L, (lua_Integer)used);
   lua_pushinteger(L, (lua_Integer)mem.limit);
-  return 2;
+  lua_pushinteger(L, (lua_Integer)mem.budget);
+  return 3;
 }
