@@ -6,6 +6,8 @@
 --      with a reason over the network, never a script
 --  10  a handler that allocates without bound is stopped by the default
 --      handler memory budget at once, while other requests are served
+--  11  the resident size comes back near its baseline once 100,000
+--      registrations have expired (the trim timer)
 local N = require "spec.support.net"
 local P = require "spec.support.proc"
 local sip = require "luasip"
@@ -224,5 +226,99 @@ return {
     assert.equal(32, answered)
     assert.matches("MESSAGE handler of [^\n]* failed: [^\n]*not enough memory %(the handler memory budget: "
       .. "16777216 bytes between two waits%)", p:log())
+  end)
+end)
+
+describe("memory after a peak", function()
+  local dir
+
+  lazy_setup(function()
+    dir = N.tmpdir()
+  end)
+
+  lazy_teardown(function()
+    P.cleanup()
+    N.cleanup()
+    N.rmdir(dir)
+  end)
+
+  local function rss_kb(pid)
+    local f = assert(io.open("/proc/" .. pid .. "/status"))
+    local s = f:read("a")
+    f:close()
+    return tonumber(s:match("VmRSS:%s*(%d+) kB"))
+  end
+
+  it("goes back near the baseline once 100,000 registrations have expired", function()
+    local path = dir .. "/reg.lua"
+    local f = assert(io.open(path, "w"))
+    f:write([[
+local registrar = require "luasip.registrar"
+local location = require "luasip.location"
+local loc
+return {
+  listen = { "udp:127.0.0.1:0" },
+  server = { t1 = 10 }, -- Timer J 640 ms: the transactions go soon after
+  setup = function() loc = assert(location.open("memory")) end,
+  methods = {
+    REGISTER = function(req) registrar.save(req, { location = loc, min_expires = 1 }) end,
+    OPTIONS = function(req) req:reply(200, "bindings " .. loc:count()) end,
+  },
+}
+]])
+    f:close()
+    local p = P.start { "run", path }
+    local port = assert(p:port("udp"), p:log())
+    local u = N.udp()
+    local function bindings()
+      u:send((N.request { rport = true }), V4, port)
+      local d = assert(u:recv(5), "no answer to OPTIONS")
+      return tonumber(N.parse(d).start:match("bindings (%d+)"))
+    end
+    assert.equal(0, bindings())
+    socket.sleep(1.2) -- a trim tick after the start
+    local base = rss_kb(p.pid)
+    -- 100,000 REGISTERs, 256 in flight, each for its own AOR, expiring in 2 s
+    local total, window, sent, got = 100000, 256, 0, 0
+    local head = "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bKr%d\r\n"
+      .. "Max-Forwards: 70\r\nFrom: <sip:u%d@127.0.0.1>;tag=f%d\r\nTo: <sip:u%d@127.0.0.1>\r\n"
+      .. "Call-ID: reg%d@wire\r\nCSeq: 1 REGISTER\r\nContact: <sip:u%d@127.0.0.1:%d>\r\nExpires: 2\r\n"
+      .. "Content-Length: 0\r\n\r\n"
+    -- (a datagram lost on the way frees its slot after 0.2 s of silence)
+    local deadline = socket.gettime() + 25
+    local t0 = socket.gettime()
+    local done, last = 0, t0
+    while done < total and socket.gettime() < deadline do
+      while sent < total and sent - done < window do
+        sent = sent + 1
+        u.s:sendto(string.format(head, u.port, sent, sent, sent, sent, sent, sent, u.port), V4, port)
+      end
+      local d = u.s:receive()
+      if d then
+        assert(d:find("^SIP/2.0 200 "), d)
+        got, done, last = got + 1, done + 1, socket.gettime()
+      elseif socket.gettime() - last > 0.2 then
+        done, last = sent, socket.gettime()
+      else
+        socket.sleep(0.0005)
+      end
+    end
+    local took = socket.gettime() - t0
+    assert.is_true(got > total * 0.99, got .. " answers")
+    local peak = rss_kb(p.pid)
+    -- the bindings expire, the transactions end, a trim tick comes
+    local now, n
+    deadline = socket.gettime() + 20
+    repeat
+      socket.sleep(0.25)
+      n = bindings()
+      now = rss_kb(p.pid)
+    until (n == 0 and now < base + 16 * 1024) or socket.gettime() > deadline
+    print(string.format("\nwire-hardening: VmRSS baseline %.1f MB, after 100,000 REGISTERs %.1f MB (%d answered "
+      .. "in %.1f s), after expiry %.1f MB", base / 1024, peak / 1024, got, took, now / 1024))
+    assert.equal(0, n)
+    -- the load grew it (else this test shows nothing)
+    assert.is_true(peak > base + 32 * 1024, string.format("peak %d kB, base %d kB", peak, base))
+    assert.is_true(now < base + 16 * 1024, string.format("now %d kB, base %d kB", now, base))
   end)
 end)

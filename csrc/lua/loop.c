@@ -11,10 +11,87 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
+#define HAVE_MALLINFO2 1
+#endif
+#endif
 
 #include "lsip.h"
 
 static const char loop_key = 0;
+
+/* ---- giving memory back ---------------------------------------------------
+ *
+ * After a peak (100,000 registrations that expired, a burst of
+ * transactions) the live state is small again but the process keeps its
+ * size: the Lua collector works only when Lua allocates, so an idle server
+ * keeps its garbage, and glibc keeps what the process freed in its arenas.
+ * Once a second an unref'd timer (it keeps no loop alive) does two things:
+ *  - when the Lua heap changed by less than IDLE_KB since the last tick
+ *    (the server is idle) and grew by half (and 1 MiB) since the last such
+ *    collection, a full collection, if the heap is at most FULL_GC_MAX_KB
+ *    (a few tens of milliseconds, once per episode; a larger heap is left
+ *    to the collector's own pace);
+ *  - when at least TRIM_MIN_FREE bytes were freed in the C heap since the
+ *    lowest point after the last trim, and the free part is at least half
+ *    of what is in use, malloc_trim(0) hands the free pages back. In a
+ *    steady state freed memory is reused and nothing is trimmed. */
+#define TRIM_INTERVAL_MS 1000
+#define TRIM_MIN_FREE ((size_t)8 << 20)
+#define IDLE_KB 256
+#define FULL_GC_MAX_KB ((size_t)64 << 10)
+
+static int gc_full(lua_State *L) {
+  lua_gc(L, LUA_GCCOLLECT);
+  return 0;
+}
+
+static void trim_tick(uv_timer_t *t) {
+  sip_lua_loop *lp = t->data;
+  lua_State *L = lp->L;
+  if (L && lua_checkstack(L, 2)) {
+    size_t kb = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
+    size_t diff = kb > lp->lua_kb ? kb - lp->lua_kb : lp->lua_kb - kb;
+    if (diff < IDLE_KB && kb > lp->lua_full_kb + lp->lua_full_kb / 2 + 1024 &&
+        kb <= FULL_GC_MAX_KB) {
+      lua_pushcfunction(L, gc_full);
+      if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+        lua_pop(L, 1);
+      kb = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
+      lp->lua_full_kb = kb;
+    }
+    lp->lua_kb = kb;
+  }
+#ifdef HAVE_MALLINFO2
+  struct mallinfo2 mi = mallinfo2();
+  if (mi.fordblks < lp->free_low)
+    lp->free_low = mi.fordblks;
+  if (mi.fordblks >= lp->free_low + TRIM_MIN_FREE &&
+      mi.fordblks >= mi.uordblks / 2) {
+    malloc_trim(0);
+    lp->trims++;
+    lp->free_low = mallinfo2().fordblks;
+  }
+#endif
+}
+
+/* core.malloc_info() -> bytes in use and free in the C heap (-1 when the C
+ * library does not tell), and the trims made so far */
+static int l_malloc_info(lua_State *L) {
+  sip_lua_loop *lp = sip__lua_loop(L);
+#ifdef HAVE_MALLINFO2
+  struct mallinfo2 mi = mallinfo2();
+  lua_pushinteger(L, (lua_Integer)(mi.uordblks + mi.hblkhd));
+  lua_pushinteger(L, (lua_Integer)mi.fordblks);
+#else
+  lua_pushinteger(L, -1);
+  lua_pushinteger(L, -1);
+#endif
+  lua_pushinteger(L, (lua_Integer)lp->trims);
+  return 3;
+}
 
 static void walk_close(uv_handle_t *h, void *arg) {
   (void)arg;
@@ -51,6 +128,11 @@ sip_lua_loop *sip__lua_loop(lua_State *L) {
   if (rc < 0)
     luaL_error(L, "cannot create the event loop: %s", uv_strerror(rc));
   lp->initialized = 1;
+  if (uv_timer_init(&lp->loop, &lp->trim) == 0) {
+    lp->trim.data = lp;
+    uv_timer_start(&lp->trim, trim_tick, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
+    uv_unref((uv_handle_t *)&lp->trim);
+  }
   uint64_t seed[2] = {0, 0};
   if (uv_random(NULL, NULL, seed, sizeof seed, 0, NULL) < 0 ||
       (seed[0] | seed[1]) == 0) {
@@ -180,6 +262,7 @@ static const luaL_Reg loop_funcs[] = {
     {"handler_leave", l_handler_leave},
     {"memory_refusals", l_memory_refusals},
     {"memory", l_memory},
+    {"malloc_info", l_malloc_info},
     {"run", l_run},
     {"step", l_step},
     {"stop", l_stop},
