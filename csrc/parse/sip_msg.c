@@ -398,9 +398,10 @@ index_header(sip_msg *m, const char *base, const char *line, const char *vend,
 
 /* index_header, then the field's bytes are checked for control characters
  * (RFC 3261 §25.1 allows none but HTAB in LWS, and any but CR and LF as a
- * quoted-pair in a quoted-string): *ctl keeps the first one found. The field stays indexed, so that the message can still be answered
- * (400) from its other headers; sip_msg_parse fails with SIP_ECTL once the
- * header section is read. */
+ * quoted-pair in a quoted-string): *ctl keeps the first one found. The field
+ * stays indexed, so that the message can still be answered (400) from its other
+ * headers; sip_msg_parse fails with SIP_ECTL once the header section is read.
+ */
 static inline int index_field(sip_msg *m, const char *base, const char *line,
                               const char *vend, const char *rawend,
                               const char **ctl) {

@@ -161,8 +161,8 @@ static int clean(const sip_hdr *h) {
  * failed to parse with SIP_ECTL still has its header index): a response
  * never carries one back. */
 static int copied_ok(const sip_msg *req, int status) {
-  static const int singles[] = {SIP_H_FROM, SIP_H_TO, SIP_H_CALL_ID,
-                                SIP_H_CSEQ, SIP_H_TIMESTAMP};
+  static const int singles[] = {SIP_H_FROM, SIP_H_TO, SIP_H_CALL_ID, SIP_H_CSEQ,
+                                SIP_H_TIMESTAMP};
   size_t n = sizeof(singles) / sizeof(singles[0]) - (status == 100 ? 0 : 1);
   for (uint32_t i = 0; i < req->nhdr; i++)
     if (req->hdr[i].id == SIP_H_VIA && req->hdr[i].state != SIP_HS_REMOVED &&
@@ -170,8 +170,7 @@ static int copied_ok(const sip_msg *req, int status) {
       return 0;
   for (size_t k = 0; k < n; k++)
     for (uint32_t i = 0; i < req->nhdr; i++)
-      if (req->hdr[i].id == singles[k] &&
-          req->hdr[i].state != SIP_HS_REMOVED) {
+      if (req->hdr[i].id == singles[k] && req->hdr[i].state != SIP_HS_REMOVED) {
         if (!clean(&req->hdr[i]))
           return 0;
         break; /* only the first live line is copied */

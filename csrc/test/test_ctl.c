@@ -43,9 +43,9 @@ static char *guarded(const char *data, size_t len) {
 }
 
 static const unsigned char bad_bytes[] = {
-    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x0b, 0x0c,
-    0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18,
-    0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x7f};
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x0b,
+    0x0c, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16,
+    0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x7f};
 #define NBAD (sizeof bad_bytes / sizeof bad_bytes[0])
 
 /* The request, with "@" in the line of header `which` replaced by byte b. */
@@ -140,8 +140,8 @@ static void test_every_byte_every_header(void) {
           char out[2048];
           int wr = need && need <= sizeof out
                        ? sip_reply_write(&m, 400, reason, (sip_str){"t1", 2},
-                                         (sip_str){NULL, 0},
-                                         (sip_str){NULL, 0}, out, sizeof out)
+                                         (sip_str){NULL, 0}, (sip_str){NULL, 0},
+                                         out, sizeof out)
                        : -1;
           CHECK(wr > 0 && !has_ctl(out, (size_t)wr));
         }
@@ -190,9 +190,9 @@ static int parses(const char *s, size_t n) {
 
 static void test_allowed(void) {
   /* HTAB in LWS and inside a value, a fold, UTF-8 */
-  CHECK(parses(LIT("OPTIONS sip:b@h SIP/2.0\r\nSubject:\tone\ttwo\r\n"
-                   " \tthree \xc3\xa9\xe2\x82\xac\r\nContent-Length: 0\r\n\r\n")) >
-        0);
+  CHECK(parses(LIT(
+            "OPTIONS sip:b@h SIP/2.0\r\nSubject:\tone\ttwo\r\n"
+            " \tthree \xc3\xa9\xe2\x82\xac\r\nContent-Length: 0\r\n\r\n")) > 0);
   /* quoted-pairs carrying NUL, BEL and DEL in a quoted display name (RFC
    * 4475 intmeth) */
   CHECK(parses(LIT("OPTIONS sip:b@h SIP/2.0\r\n"

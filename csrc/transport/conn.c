@@ -240,8 +240,7 @@ int sip__tp_conn_write(sip_conn *c, sip__wreq *w) {
  * (a refused certificate) is never shown as sent. */
 static int send_now(sip_conn *c, sip__wreq *w) {
   if (c->tp->trace && w->msg_len)
-    sip__tp_trace(c->tp, 1, w->data, w->len, c->transport, &c->local,
-                  &c->peer);
+    sip__tp_trace(c->tp, 1, w->data, w->len, c->transport, &c->local, &c->peer);
   return c->ssl ? sip__tp_tls_write(c, w) : sip__tp_conn_write(c, w);
 }
 

@@ -1215,8 +1215,10 @@ static void test_tls(void) {
   {
     char peer[64], want[256];
     sip_tp_addr_str(&d.addr, peer, sizeof(peer));
-    snprintf(want, sizeof(want), "TLS: certificate of %s (wrong.example) "
-             "refused: certificate verify failed (verify error 62: ", peer);
+    snprintf(want, sizeof(want),
+             "TLS: certificate of %s (wrong.example) "
+             "refused: certificate verify failed (verify error 62: ",
+             peer);
     CHECK_MSG(strncmp(rbad.close_text, want, strlen(want)) == 0 &&
                   strstr(rbad.close_text, "mismatch") != NULL,
               "close text: %s", rbad.close_text);
