@@ -1,6 +1,7 @@
 /* libFuzzer target for the parser (make fuzz): one input is parsed as a
  * datagram and as a stream, every lazily parsed field is read, an unchanged
- * message must serialize to its own bytes, and a few edits are serialized.
+ * message must serialize to its own bytes and has no control character in
+ * its header fields, and a few edits are serialized.
  * Any crash, out-of-bounds read (ASan), undefined behaviour (UBSan) or leak
  * fails the run. */
 #include <stdint.h>
@@ -71,6 +72,26 @@ static void read_all(sip_msg *m) {
   }
 }
 
+static int ctl(unsigned char c) {
+  return (c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f;
+}
+
+/* RFC 3261 §25.1: a parsed message has no control character in a header
+ * field other than HTAB, CR/LF of a fold, or the escaped byte of a
+ * quoted-pair (checked here independently of the parser: a backslash
+ * before it), and none in a reason phrase. */
+static void check_no_ctl(const sip_msg *m) {
+  for (uint32_t i = 0; i < m->nhdr; i++) {
+    sip_str v = m->hdr[i].raw;
+    for (size_t k = 0; k < v.len; k++)
+      if (ctl((unsigned char)v.p[k]) && (k == 0 || v.p[k - 1] != '\\'))
+        abort();
+  }
+  for (size_t k = 0; k < m->reason.len; k++)
+    if (ctl((unsigned char)m->reason.p[k]))
+      abort();
+}
+
 static void serialize(const sip_msg *m, int unchanged) {
   size_t n = sip_msg_size(m);
   char *out = malloc(n ? n : 1);
@@ -94,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (rc > 0) {
     if ((size_t)rc != size)
       abort(); /* datagram mode consumes the whole buffer */
+    check_no_ctl(&m);
     read_all(&m);
     serialize(&m, 1);
     /* edits: a proxy's typical changes */
@@ -113,6 +135,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else {
     sip_msg_strerror(&m, rc, err, sizeof err);
     if (m.err_off > size)
+      abort();
+    /* SIP_ECTL points at the control character */
+    if (rc == SIP_ECTL &&
+        (m.err_off >= size || !ctl((unsigned char)buf[m.err_off])))
       abort();
   }
   sip_msg_free(&m);

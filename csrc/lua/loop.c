@@ -11,10 +11,87 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
+#define HAVE_MALLINFO2 1
+#endif
+#endif
 
 #include "lsip.h"
 
 static const char loop_key = 0;
+
+/* ---- giving memory back ---------------------------------------------------
+ *
+ * After a peak (100,000 registrations that expired, a burst of
+ * transactions) the live state is small again but the process keeps its
+ * size: the Lua collector works only when Lua allocates, so an idle server
+ * keeps its garbage, and glibc keeps what the process freed in its arenas.
+ * Once a second an unref'd timer (it keeps no loop alive) does two things:
+ *  - when the Lua heap changed by less than IDLE_KB since the last tick
+ *    (the server is idle) and grew by half (and 1 MiB) since the last such
+ *    collection, a full collection, if the heap is at most FULL_GC_MAX_KB
+ *    (a few tens of milliseconds, once per episode; a larger heap is left
+ *    to the collector's own pace);
+ *  - when at least TRIM_MIN_FREE bytes were freed in the C heap since the
+ *    lowest point after the last trim, and the free part is at least half
+ *    of what is in use, malloc_trim(0) hands the free pages back. In a
+ *    steady state freed memory is reused and nothing is trimmed. */
+#define TRIM_INTERVAL_MS 1000
+#define TRIM_MIN_FREE ((size_t)8 << 20)
+#define IDLE_KB 256
+#define FULL_GC_MAX_KB ((size_t)64 << 10)
+
+static int gc_full(lua_State *L) {
+  lua_gc(L, LUA_GCCOLLECT);
+  return 0;
+}
+
+static void trim_tick(uv_timer_t *t) {
+  sip_lua_loop *lp = t->data;
+  lua_State *L = lp->L;
+  if (L && lua_checkstack(L, 2)) {
+    size_t kb = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
+    size_t diff = kb > lp->lua_kb ? kb - lp->lua_kb : lp->lua_kb - kb;
+    if (diff < IDLE_KB && kb > lp->lua_full_kb + lp->lua_full_kb / 2 + 1024 &&
+        kb <= FULL_GC_MAX_KB) {
+      lua_pushcfunction(L, gc_full);
+      if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+        lua_pop(L, 1);
+      kb = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
+      lp->lua_full_kb = kb;
+    }
+    lp->lua_kb = kb;
+  }
+#ifdef HAVE_MALLINFO2
+  struct mallinfo2 mi = mallinfo2();
+  if (mi.fordblks < lp->free_low)
+    lp->free_low = mi.fordblks;
+  if (mi.fordblks >= lp->free_low + TRIM_MIN_FREE &&
+      mi.fordblks >= mi.uordblks / 2) {
+    malloc_trim(0);
+    lp->trims++;
+    lp->free_low = mallinfo2().fordblks;
+  }
+#endif
+}
+
+/* core.malloc_info() -> bytes in use and free in the C heap (-1 when the C
+ * library does not tell), and the trims made so far */
+static int l_malloc_info(lua_State *L) {
+  sip_lua_loop *lp = sip__lua_loop(L);
+#ifdef HAVE_MALLINFO2
+  struct mallinfo2 mi = mallinfo2();
+  lua_pushinteger(L, (lua_Integer)(mi.uordblks + mi.hblkhd));
+  lua_pushinteger(L, (lua_Integer)mi.fordblks);
+#else
+  lua_pushinteger(L, -1);
+  lua_pushinteger(L, -1);
+#endif
+  lua_pushinteger(L, (lua_Integer)lp->trims);
+  return 3;
+}
 
 static void walk_close(uv_handle_t *h, void *arg) {
   (void)arg;
@@ -51,6 +128,11 @@ sip_lua_loop *sip__lua_loop(lua_State *L) {
   if (rc < 0)
     luaL_error(L, "cannot create the event loop: %s", uv_strerror(rc));
   lp->initialized = 1;
+  if (uv_timer_init(&lp->loop, &lp->trim) == 0) {
+    lp->trim.data = lp;
+    uv_timer_start(&lp->trim, trim_tick, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
+    uv_unref((uv_handle_t *)&lp->trim);
+  }
   uint64_t seed[2] = {0, 0};
   if (uv_random(NULL, NULL, seed, sizeof seed, 0, NULL) < 0 ||
       (seed[0] | seed[1]) == 0) {
@@ -167,11 +249,20 @@ static int l_random_hex(lua_State *L) {
 }
 
 static int l_set_memory_limit(lua_State *L);
+static int l_set_handler_memory(lua_State *L);
+static int l_handler_enter(lua_State *L);
+static int l_handler_leave(lua_State *L);
+static int l_memory_refusals(lua_State *L);
 static int l_memory(lua_State *L);
 
 static const luaL_Reg loop_funcs[] = {
     {"set_memory_limit", l_set_memory_limit},
+    {"set_handler_memory", l_set_handler_memory},
+    {"handler_enter", l_handler_enter},
+    {"handler_leave", l_handler_leave},
+    {"memory_refusals", l_memory_refusals},
     {"memory", l_memory},
+    {"malloc_info", l_malloc_info},
     {"run", l_run},
     {"step", l_step},
     {"stop", l_stop},
@@ -200,18 +291,40 @@ void sip__lua_open_loop(lua_State *L) {
  * (every entry from C is protected, see server.c), never a crash. The
  * wrapper stays installed until the state closes, so its bookkeeping lives
  * in static storage, for the first state that asks (one per process). */
+/* Next to the state's limit, a handler's budget: a handler (a coroutine
+ * resumed by luasip.server, between two waits) may grow the state by
+ * `budget` bytes, measured from where it was resumed. A runaway handler
+ * then fails within a few tens of milliseconds with "not enough memory"
+ * (the emergency collection Lua runs first frees its garbage: only what it
+ * keeps counts), instead of growing the process to the state's limit while
+ * the loop waits. ceiling is 0 outside handlers. */
 static struct {
   lua_State *owner;
   lua_Alloc orig;
   void *orig_ud;
   size_t used, limit;
+  size_t budget, ceiling;
+  int slack_used;        /* the ceiling was raised once for error handling */
+  uint64_t ceiling_hits; /* allocations refused by a handler's budget */
 } mem;
+
+/* After the first refusal the ceiling rises this much, once per resume, so
+ * that the error can still be handled (a traceback, a log line, the 500). */
+#define HANDLER_SLACK (1u << 20)
 
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   (void)ud;
   size_t old = ptr ? osize : 0;
   if (nsize > old && mem.limit && mem.used + (nsize - old) > mem.limit)
     return NULL;
+  if (nsize > old && mem.ceiling && mem.used + (nsize - old) > mem.ceiling) {
+    mem.ceiling_hits++;
+    if (!mem.slack_used) {
+      mem.slack_used = 1;
+      mem.ceiling = mem.used + HANDLER_SLACK;
+    }
+    return NULL;
+  }
   void *p = mem.orig(mem.orig_ud, ptr, osize, nsize);
   if (nsize == 0 || p) {
     size_t now = nsize;
@@ -229,24 +342,23 @@ static int restore_alloc(lua_State *L) {
     lua_setallocf(L, mem.orig, mem.orig_ud);
     mem.owner = NULL;
     mem.limit = 0;
+    mem.budget = mem.ceiling = 0;
   }
   return 0;
 }
 
 static const char sentinel_key = 0;
 
-/* core.set_memory_limit(bytes) -> true, or nil, err: 0 removes the limit.
- * A limit below what the state uses now is refused. */
-static int l_set_memory_limit(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 0, 1, "bytes >= 0");
+/* Install the counting allocator on L's state (once). 0, or nil + err
+ * pushed (another state has it) and returns the number of results. */
+static int install_alloc(lua_State *L, const char *what) {
   lua_State *main;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   main = lua_tothread(L, -1);
   lua_pop(L, 1);
   if (mem.owner && mem.owner != main)
-    return sip__lua_fail(L, SIP_EINVAL,
-                         "set_memory_limit: another Lua state has the limit");
+    return sip__lua_fail(L, SIP_EINVAL, "%s: another Lua state has the limit",
+                         what);
   if (!mem.owner) {
     mem.owner = main;
     mem.orig = lua_getallocf(L, &mem.orig_ud);
@@ -260,6 +372,17 @@ static int l_set_memory_limit(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
     lua_setallocf(L, limited_alloc, NULL);
   }
+  return 0;
+}
+
+/* core.set_memory_limit(bytes) -> true, or nil, err: 0 removes the limit.
+ * A limit below what the state uses now is refused. */
+static int l_set_memory_limit(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0, 1, "bytes >= 0");
+  int nres = install_alloc(L, "set_memory_limit");
+  if (nres)
+    return nres;
   if (n > 0 && (size_t)n < mem.used)
     return sip__lua_fail(L, SIP_EINVAL,
                          "set_memory_limit: %I bytes are in use already",
@@ -269,12 +392,56 @@ static int l_set_memory_limit(lua_State *L) {
   return 1;
 }
 
-/* core.memory() -> bytes in use, limit (0: none) */
+/* core.set_handler_memory(bytes) -> true, or nil, err: the budget of a
+ * handler between two waits (0: none). */
+static int l_set_handler_memory(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0, 1, "bytes >= 0");
+  int nres = install_alloc(L, "set_handler_memory");
+  if (nres)
+    return nres;
+  mem.budget = (size_t)n;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.handler_enter() -> mark: a handler is resumed; its budget starts
+ * from what the state uses now. The mark (the ceiling before: resumes
+ * nest) goes back to handler_leave when the handler waits or ends. */
+static int l_handler_enter(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)mem.ceiling);
+  lua_pushboolean(L, mem.slack_used);
+  if (mem.owner && mem.budget) {
+    mem.ceiling = mem.used + mem.budget;
+    mem.slack_used = 0;
+  }
+  return 2;
+}
+
+/* core.handler_leave(mark, slack_used) */
+static int l_handler_leave(lua_State *L) {
+  lua_Integer c = luaL_checkinteger(L, 1);
+  mem.ceiling = (size_t)c;
+  mem.slack_used = lua_toboolean(L, 2);
+  return 0;
+}
+
+/* core.memory_refusals() -> allocations refused by handler budgets so far
+ * (compare two readings to tell a budget's "not enough memory" from the
+ * state limit's) */
+static int l_memory_refusals(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)mem.ceiling_hits);
+  return 1;
+}
+
+/* core.memory() -> bytes in use, limit (0: none), handler budget (0:
+ * none) */
 static int l_memory(lua_State *L) {
   size_t used = mem.owner ? mem.used
                           : (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
                                 (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
   lua_pushinteger(L, (lua_Integer)used);
   lua_pushinteger(L, (lua_Integer)mem.limit);
-  return 2;
+  lua_pushinteger(L, (lua_Integer)mem.budget);
+  return 3;
 }

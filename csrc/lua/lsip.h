@@ -23,6 +23,11 @@ typedef struct sip_lua_loop {
   lua_State *L; /* the thread inside core.run/step; NULL when not running */
   uint64_t rng[2];
   int initialized;
+  uv_timer_t trim;    /* loop.c: gives freed heap memory back (unref'd) */
+  uint64_t trims;     /* malloc_trim calls made by it */
+  size_t free_low;    /* the least free heap seen since the last trim */
+  size_t lua_kb;      /* the Lua heap at the previous tick */
+  size_t lua_full_kb; /* the Lua heap after the last idle collection */
 } sip_lua_loop;
 
 /* The state's loop, created on first use. */

@@ -316,6 +316,7 @@ enum entry_kind {
   ENTRY_ACK,         /* from the transaction layer: an ACK for the TU */
   ENTRY_STRAY,       /* from the transaction layer: a stray response */
   ENTRY_CLIENT,      /* a response for a client transaction from Lua */
+  ENTRY_LOG,         /* a log line from the transport (text in e->text) */
 };
 
 typedef struct entry {
@@ -328,6 +329,7 @@ typedef struct entry {
   struct client_ctx *client;
   int status;
   int handler_called; /* set just before the Lua handler is called */
+  const char *text;   /* ENTRY_LOG */
 } entry;
 
 static int entry_body(lua_State *L);
@@ -560,10 +562,25 @@ static void on_bad(void *ud, int err, const char *errtext, sip_rxbuf *rx,
     return;
   char tag[16];
   s->st.requests++;
-  s->st.bad_answered++;
-  send_reply(s, NULL, &rx->msg, src, r.status,
-             (sip_str){r.reason, strlen(r.reason)}, tag_for(s, tag),
-             (sip_str){NULL, 0}, (sip_str){NULL, 0});
+  /* no answer when the response would copy a control character back
+   * (SIP_ECTL in Via, From, To, Call-ID or CSeq): counted in reply_errors */
+  if (send_reply(s, NULL, &rx->msg, src, r.status,
+                 (sip_str){r.reason, strlen(r.reason)}, tag_for(s, tag),
+                 (sip_str){NULL, 0}, (sip_str){NULL, 0}) >= 0)
+    s->st.bad_answered++;
+}
+
+/* A connection closed: a refused certificate (ours refusing the peer's, or
+ * a client's refused by verify_client) is a warning in the log, with the
+ * transport's text (peer, name checked, reason, verification error). */
+static void on_conn(void *ud, uint64_t conn_id, int event, int err,
+                    const char *text) {
+  (void)conn_id;
+  sip_lua_server *s = ((srv_bridge *)ud)->srv;
+  if (!s || event != SIP_TP_CONN_CLOSE || err != SIP_ECERT)
+    return;
+  entry e = {.kind = ENTRY_LOG, .s = s, .text = text};
+  run_entry(&e);
 }
 
 static void bridge_free(void *arg) { free(arg); }
@@ -792,6 +809,7 @@ static int l_server(lua_State *L) {
   cfg.ud = s->bridge;
   cfg.on_message = on_message;
   cfg.on_bad = on_bad;
+  cfg.on_conn = on_conn;
   char err[256] = "";
   int rc = sip_tp_new(&lp->loop, &cfg, &s->tp, err, sizeof err);
   if (rc < 0) {
@@ -927,6 +945,9 @@ static int entry_body(lua_State *L) {
     protected_call(L, top, 2);
     break;
   }
+  case ENTRY_LOG:
+    srv_log(L, top, "warn", e->text);
+    break;
   }
   return 0;
 }
@@ -1196,6 +1217,7 @@ static int srv_stats(lua_State *L) {
   SET_COUNTER("conn_refused", c.conn_refused);
   SET_COUNTER("conn_timeouts", c.conn_timeouts);
   SET_COUNTER("tls_failures", c.tls_failures);
+  SET_COUNTER("tls_verify_failures", c.tls_verify_failures);
   SET_COUNTER("aliases", c.aliases);
   SET_COUNTER("aliases_refused", c.aliases_refused);
   SET_COUNTER("connections", sip_tp_conn_count(s->tp));

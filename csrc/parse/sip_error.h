@@ -25,9 +25,11 @@
   X(PARAM, "malformed parameter")                                              \
   X(QUOTE, "unterminated quoted string")                                       \
   X(VALUE, "malformed header value")                                           \
+  X(CTL, "control character in a header field")                                \
   X(RANGE, "value out of range")                                               \
   X(MULTIPART, "malformed multipart body")                                     \
   X(NOTFOUND, "not found")                                                     \
+  X(CERT, "peer certificate refused")                                          \
   X(INVAL, "invalid argument")
 
 /* Codes count up from SIP__EBASE, so all of them are negative and far below

@@ -277,6 +277,11 @@ static int parse_start_line(sip_msg *m, const char *base, const char *p,
     for (const char *r = m->reason.p; r < end; r++)
       if (*r == '\r' || *r == '\n')
         return fail(m, base, r, "reason phrase", SIP_ESTARTLINE);
+    /* §25.1: no control characters but HTAB in the Reason-Phrase */
+    const char *bad = sip__ctl_find(m->reason.p, end, 0);
+    if (bad)
+      return fail(m, base, bad, "reason phrase (control character)",
+                  SIP_ESTARTLINE);
     return 0;
   }
 
@@ -391,6 +396,21 @@ index_header(sip_msg *m, const char *base, const char *line, const char *vend,
   return 0;
 }
 
+/* index_header, then the field's bytes are checked for control characters
+ * (RFC 3261 §25.1 allows none but HTAB in LWS, and any but CR and LF as a
+ * quoted-pair in a quoted-string): *ctl keeps the first one found. The field
+ * stays indexed, so that the message can still be answered (400) from its other
+ * headers; sip_msg_parse fails with SIP_ECTL once the header section is read.
+ */
+static inline int index_field(sip_msg *m, const char *base, const char *line,
+                              const char *vend, const char *rawend,
+                              const char **ctl) {
+  int rc = index_header(m, base, line, vend, rawend);
+  if (rc == 0 && !*ctl)
+    *ctl = sip__ctl_find(line, vend, 1);
+  return rc;
+}
+
 /* The framing layer must reject a second Content-Length (mcl01): with two
  * lengths there is no way to know where the message ends. */
 static int frame_content_length(sip_msg *m, const char *base, size_t *clen) {
@@ -438,6 +458,7 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
   const char *field = NULL, *field_vend = NULL;
   int seen_start = 0;
   int start_err = 0; /* the start line failed; the headers are still read */
+  const char *ctl = NULL; /* the first control character in a field */
   const char *limit_end = end;
   if ((size_t)(end - p) > lim->max_size)
     limit_end = p + lim->max_size;
@@ -448,7 +469,7 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
        * now, so that a message cut by a limit still shows the headers
        * before the cut (its sender may get an answer: 513). */
       if (field && line < limit_end && *line != ' ' && *line != '\t') {
-        int rc = index_header(m, base, field, field_vend, line);
+        int rc = index_field(m, base, field, field_vend, line, &ctl);
         if (rc < 0)
           return rc;
         field = NULL;
@@ -477,7 +498,7 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
       continue;
     }
     if (field) {
-      int rc = index_header(m, base, field, field_vend, line);
+      int rc = index_field(m, base, field, field_vend, line, &ctl);
       if (rc < 0)
         return rc;
       field = NULL;
@@ -504,6 +525,8 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode) {
 
   if (start_err)
     return start_err;
+  if (ctl)
+    return fail(m, base, ctl, "header field", SIP_ECTL);
   size_t clen = 0;
   int has = frame_content_length(m, base, &clen);
   if (has < 0)

@@ -153,10 +153,36 @@ static int extra_ok(sip_str e) {
   return 1;
 }
 
+static int clean(const sip_hdr *h) {
+  return sip__ctl_find(h->value.p, h->value.p + h->value.len, 1) == NULL;
+}
+
+/* No value the response copies holds a control character (a request that
+ * failed to parse with SIP_ECTL still has its header index): a response
+ * never carries one back. */
+static int copied_ok(const sip_msg *req, int status) {
+  static const int singles[] = {SIP_H_FROM, SIP_H_TO, SIP_H_CALL_ID, SIP_H_CSEQ,
+                                SIP_H_TIMESTAMP};
+  size_t n = sizeof(singles) / sizeof(singles[0]) - (status == 100 ? 0 : 1);
+  for (uint32_t i = 0; i < req->nhdr; i++)
+    if (req->hdr[i].id == SIP_H_VIA && req->hdr[i].state != SIP_HS_REMOVED &&
+        !clean(&req->hdr[i]))
+      return 0;
+  for (size_t k = 0; k < n; k++)
+    for (uint32_t i = 0; i < req->nhdr; i++)
+      if (req->hdr[i].id == singles[k] && req->hdr[i].state != SIP_HS_REMOVED) {
+        if (!clean(&req->hdr[i]))
+          return 0;
+        break; /* only the first live line is copied */
+      }
+  return 1;
+}
+
 static int args_ok(const sip_msg *req, int status, sip_str reason,
                    sip_str to_tag, sip_str extra, sip_str body) {
   return req && status >= 100 && status <= 699 && reason_ok(reason) &&
-         tag_ok(to_tag) && extra_ok(extra) && (body.p || body.len == 0);
+         tag_ok(to_tag) && extra_ok(extra) && (body.p || body.len == 0) &&
+         copied_ok(req, status);
 }
 
 /* ---- building ------------------------------------------------------------

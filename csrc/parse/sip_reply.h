@@ -29,7 +29,9 @@
  * status 100..699; reason without CR, LF or other control bytes (HTAB is
  * fine); to_tag a non-empty token when given; extra empty or complete header
  * lines, each ending in CRLF, no empty line, no bare CR or LF (folded
- * continuation lines are fine). */
+ * continuation lines are fine); no control character other than HTAB in a
+ * value the response copies from the request (see sip__ctl_find: such a
+ * request, which failed to parse with SIP_ECTL, gets no answer). */
 #ifndef SIP_REPLY_H
 #define SIP_REPLY_H
 

@@ -455,6 +455,51 @@ const char *sip__skip_quoted(const char *p, const char *end, int *pairs) {
   return NULL;
 }
 
+/* a control byte the grammar never allows in a field (see sip__ctl_find) */
+static int ctl_bad(unsigned char c) {
+  return (c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f;
+}
+
+static const char *ctl_scan(const char *p, const char *end) {
+  /* a word with no byte below 0x20 and none equal to 0x7f is skipped with a
+   * few operations ("has less than" and "has zero" of Hacker's Delight,
+   * both exact as existence tests); a word that has one is looked at byte
+   * by byte (HTAB, CR and LF are fine) */
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  while (end - p >= 8) {
+    uint64_t x, y;
+    memcpy(&x, p, 8);
+    y = x ^ (ones * 0x7f);
+    if (((x - ones * 0x20) & ~x & highs) | ((y - ones) & ~y & highs)) {
+      for (int i = 0; i < 8; i++)
+        if (ctl_bad((unsigned char)p[i]))
+          return p + i;
+    }
+    p += 8;
+  }
+  for (; p < end; p++)
+    if (ctl_bad((unsigned char)*p))
+      return p;
+  return NULL;
+}
+
+const char *sip__ctl_find(const char *p, const char *end, int quoted_pairs) {
+  const char *bad = ctl_scan(p, end);
+  if (!bad || !quoted_pairs)
+    return bad;
+  int quoted = 0;
+  for (const char *q = p; q < end; q++) {
+    unsigned char c = (unsigned char)*q;
+    if (quoted && c == '\\' && q + 1 < end && q[1] != '\r' && q[1] != '\n')
+      q++; /* a quoted-pair: its second byte may be a control character */
+    else if (c == '"')
+      quoted = !quoted;
+    else if (ctl_bad(c))
+      return q;
+  }
+  return NULL;
+}
+
 size_t sip__count_byte(const char *p, const char *end, char c) {
   size_t n = 0;
   while (p < end && (p = memchr(p, c, (size_t)(end - p))) != NULL) {

@@ -132,6 +132,16 @@ static inline sip_str sip__trim(const char *p, const char *end) {
  * NULL, *pairs is set to 1 if a quoted-pair was seen (decoding must copy). */
 const char *sip__skip_quoted(const char *p, const char *end, int *pairs);
 
+/* The first control character of [p, end) that RFC 3261 §25.1 does not
+ * allow there: 0x00-0x1F other than HTAB, CR and LF, or DEL (0x7F). CR and
+ * LF are left to the framing (line ends, folds). With quoted_pairs, one that
+ * is the second byte of a quoted-pair inside a quoted-string is allowed
+ * (quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F); RFC 4475 intmeth has
+ * BEL, NUL and DEL in a display name that way). NULL when there is none.
+ * Eight bytes a step; the quote-aware walk runs only for a value that has
+ * a control character at all. */
+const char *sip__ctl_find(const char *p, const char *end, int quoted_pairs);
+
 /* How many times byte c occurs in [p, end): bounds a list's array size. */
 size_t sip__count_byte(const char *p, const char *end, char c);
 

@@ -235,8 +235,12 @@ int sip__tp_conn_write(sip_conn *c, sip__wreq *w) {
   return rc;
 }
 
-/* A user's message on an open connection. Consumes w. */
+/* A user's message on an open connection. Consumes w. Traced here, when it
+ * goes to the socket: a message queued for a connection that never opens
+ * (a refused certificate) is never shown as sent. */
 static int send_now(sip_conn *c, sip__wreq *w) {
+  if (c->tp->trace && w->msg_len)
+    sip__tp_trace(c->tp, 1, w->data, w->len, c->transport, &c->local, &c->peer);
   return c->ssl ? sip__tp_tls_write(c, w) : sip__tp_conn_write(c, w);
 }
 
@@ -654,8 +658,6 @@ int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
   sip__wreq *w = wreq_new(c, bytes, len, (uint32_t)len, cb, arg);
   if (!w)
     return SIP_ENOMEM;
-  if (tp->trace)
-    sip__tp_trace(tp, 1, bytes, len, c->transport, NULL, &c->peer);
   if (c->state != SIP__CS_OPEN) {
     if (c->pend_tail)
       c->pend_tail->next = w;

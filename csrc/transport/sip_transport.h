@@ -282,10 +282,14 @@ typedef struct sip_tp_counters {
   uint64_t keepalives;        /* CRLFCRLF pings answered (and empty
                                  datagrams ignored) */
   uint64_t conn_opened, conn_closed;
-  uint64_t conn_refused;    /* beyond max_connections */
-  uint64_t conn_timeouts;   /* idle, partial-message, connect */
-  uint64_t tls_failures;    /* handshakes and TLS records that failed */
-  uint64_t aliases;         /* connection aliases taken (RFC 5923) */
+  uint64_t conn_refused;        /* beyond max_connections */
+  uint64_t conn_timeouts;       /* idle, partial-message, connect */
+  uint64_t tls_failures;        /* handshakes and TLS records that failed */
+  uint64_t tls_verify_failures; /* of those, peer certificates refused (the
+                                   close event has err SIP_ECERT and a text
+                                   naming the peer, the reason and the
+                                   verification error) */
+  uint64_t aliases;             /* connection aliases taken (RFC 5923) */
   uint64_t aliases_refused; /* ;alias not honoured (see tcp_accept_aliases) */
 } sip_tp_counters;
 

@@ -117,16 +117,34 @@ static int flush_wbio(sip_conn *c, uint32_t msg_len, sip_tp_send_cb cb,
   return sip__tp_conn_write(c, w);
 }
 
+/* The peer's certificate failed verification: one text with the peer (and
+ * the name checked), OpenSSL's reason and the verification error, for the
+ * close event (the server logs it); SIP_ECERT fails the pending sends. */
+static int cert_fail(sip_conn *c, const char *peer, long vr) {
+  sip_tp *tp = c->tp;
+  unsigned long e = ERR_peek_last_error();
+  const char *reason = e ? ERR_reason_error_string(e) : NULL;
+  const char *name = c->tls_name;
+  snprintf(tp->errtext, sizeof(tp->errtext),
+           "TLS: %scertificate of %s%s%s%s refused: %s (verify error %ld: %s)",
+           c->listener >= 0 ? "client " : "", peer, name ? " (" : "",
+           name ? name : "", name ? ")" : "",
+           reason ? reason : "handshake failed", vr,
+           X509_verify_cert_error_string(vr));
+  ERR_clear_error();
+  tp->st.tls_failures++;
+  tp->st.tls_verify_failures++;
+  return SIP_ECERT;
+}
+
 static int tls_fail(sip_conn *c, const char *what) {
   sip_tp *tp = c->tp;
   char peer[64], detail[256];
   sip_tp_addr_str(&c->peer, peer, sizeof(peer));
-  long vr = SSL_get_verify_result(c->ssl);
+  long vr = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
   if (vr != X509_V_OK)
-    snprintf(detail, sizeof(detail), "%s %s: certificate: %s", what, peer,
-             X509_verify_cert_error_string(vr));
-  else
-    snprintf(detail, sizeof(detail), "%s %s", what, peer);
+    return cert_fail(c, peer, vr);
+  snprintf(detail, sizeof(detail), "%s %s", what, peer);
   drain(tp->errtext, sizeof(tp->errtext), detail);
   tp->st.tls_failures++;
   return UV_EPROTO;

@@ -29,6 +29,7 @@ M.defaults = {
   grace = 5,                 -- seconds requests in progress get at shutdown
   instructions = 10000000,   -- Lua instructions a handler may run between two waits
   memory = 1024 * 1024 * 1024, -- bytes the Lua state may use
+  handler_memory = 16 * 1024 * 1024, -- bytes a handler may add between two waits
   watch_delay = 0.2,         -- seconds of quiet after a file change before reloading
 }
 
@@ -54,6 +55,9 @@ options of run:
                        10000000; 0: no limit)
   --memory SIZE        memory limit of the Lua state, bytes or with a K, M
                        or G suffix (default 1G; 0: no limit)
+  --handler-memory SIZE  bytes a handler may add to the state between two
+                       waits before it is stopped with a 500 (default 16M;
+                       0: no limit)
 ]]
 
 local own_options = script.command_options
@@ -126,12 +130,14 @@ local function parse_args(words)
     end
     g.instructions = n
   end
-  if g.memory then
-    local n = parse_size(g.memory)
-    if not n then
-      return nil, format("--memory must be bytes, or a number with K, M or G (got %q)", g.memory)
+  for _, name in ipairs { "memory", "handler-memory" } do
+    if g[name] then
+      local n = parse_size(g[name])
+      if not n then
+        return nil, format("--%s must be bytes, or a number with K, M or G (got %q)", name, g[name])
+      end
+      g[name] = n
     end
-    g.memory = n
   end
   return g, rest
 end
@@ -237,9 +243,11 @@ local function dispatcher(rt)
       return
     end
     rt.inflight[req] = true
+    local refused = server.memory_refusals()
     local ok, err = xpcall(handler, traceback, req)
     rt.inflight[req] = nil
     if not ok then
+      err = server.memory_error(err, refused)
       rt.errors = rt.errors + 1
       log.error("%s handler of %s failed: %s", method, rt.path, tostring(err))
       if spec.failure then
@@ -398,6 +406,7 @@ local function run(g, rest)
   local ok, lerr = sip.set_limits {
     instructions = g.instructions or limits.instructions or M.defaults.instructions,
     memory = g.memory or limits.memory or M.defaults.memory,
+    handler_memory = g["handler-memory"] or limits.handler_memory or M.defaults.handler_memory,
   }
   if not ok then
     log.error("limits: %s", lerr)

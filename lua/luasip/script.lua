@@ -45,6 +45,7 @@ M.command_options = {
   grace = "value",
   instructions = "value",
   memory = "value",
+  ["handler-memory"] = "value",
   help = "flag",
 }
 

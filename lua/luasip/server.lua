@@ -28,6 +28,8 @@ local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coro
 local co_running, co_yield = coroutine.running, coroutine.yield
 local traceback, sethook = debug.traceback, debug.sethook
 local setmetatable, type, ipairs, pairs, error = setmetatable, type, ipairs, pairs, error
+local handler_enter, handler_leave = core.handler_enter, core.handler_leave
+local memory_refusals = core.memory_refusals
 
 local M = {}
 
@@ -50,14 +52,19 @@ end
 
 -- Resume a handler coroutine and apply the rules for how it ends: an error
 -- is logged with its traceback and answered 500; a handler that finishes
--- without a final reply or req:drop() gets a 500 too.
+-- without a final reply or req:drop() gets a 500 too. Between two waits it
+-- has the instruction budget and the handler memory budget.
 local function resume(co, ...)
   if budget > 0 then
     sethook(co, over_budget, "", budget)
   end
+  local refused = memory_refusals()
+  local ceiling, slack = handler_enter()
   local ok, err = co_resume(co, ...)
+  handler_leave(ceiling, slack)
   local req = served[co]
   if not ok then
+    err = M.memory_error(err, refused)
     if req then
       log.error("%s handler failed: %s", req.method, traceback(co, err))
     else
@@ -74,6 +81,26 @@ local function resume(co, ...)
     log.warn("%s handler returned without a final reply: answered 500", req.method)
     req:reply(500, "Server Internal Error (no reply from the script)")
   end
+end
+
+--- A count to give `memory_error` later: allocations refused by handler
+-- memory budgets so far.
+-- @function memory_refusals
+M.memory_refusals = memory_refusals
+
+--- `err`, naming the handler memory budget when it is Lua's memory error
+-- and a budget refused an allocation since `mark` (a `memory_refusals()`
+-- value); other errors unchanged.
+-- @param err an error value
+-- @tparam integer mark
+-- @return err
+function M.memory_error(err, mark)
+  if type(err) == "string" and err:find("^not enough memory") and memory_refusals() ~= mark then
+    local _, _, budget_bytes = core.memory()
+    return (err:gsub("^not enough memory", string.format(
+      "not enough memory (the handler memory budget: %d bytes between two waits)", budget_bytes), 1))
+  end
+  return err
 end
 
 --- Create a server.
@@ -370,8 +397,13 @@ end
 -- 500); 0 turns it off. `memory`: bytes the whole Lua state may use;
 -- beyond it the allocation that crosses it fails with "not enough memory"
 -- in the script that made it (a 500 for that request), never a crash; 0
--- turns it off.
--- @tparam table t `{ instructions = n, memory = bytes }`
+-- turns it off. `handler_memory`: bytes a handler (or a `spawn`/`timer`
+-- task) may add to the state between two waits, counted from where it was
+-- resumed, after garbage is collected; the allocation that crosses it
+-- fails the same way. It stops a runaway handler within milliseconds,
+-- long before the state's limit; 0 turns it off. (`luasip run` sets
+-- 10,000,000 instructions, 1 GiB and 16 MiB unless told otherwise.)
+-- @tparam table t `{ instructions = n, memory = bytes, handler_memory = bytes }`
 -- @treturn[1] boolean true
 -- @return[2] nil
 -- @treturn[2] string error message (a memory limit below what is in use)
@@ -384,6 +416,15 @@ function M.set_limits(t)
   end
   if t.memory ~= nil then
     local ok, err, name = core.set_memory_limit(t.memory)
+    if not ok then
+      return nil, err, name
+    end
+  end
+  if t.handler_memory ~= nil then
+    if type(t.handler_memory) ~= "number" or t.handler_memory < 0 or t.handler_memory % 1 ~= 0 then
+      error("handler_memory must be a non-negative integer", 2)
+    end
+    local ok, err, name = core.set_handler_memory(t.handler_memory)
     if not ok then
       return nil, err, name
     end

@@ -55,6 +55,7 @@ typedef struct rec {
   char bad_text[256];
   int respond_400; /* on_bad answers with a 400 over sip_tp_send_response */
   int nopen, nclose, close_err;
+  char close_text[512];
   uint64_t open_id;
   int closed; /* sip_tp_close callback ran */
 } rec;
@@ -99,6 +100,7 @@ static void on_conn(void *ud, uint64_t id, int ev, int err, const char *text) {
   } else {
     r->nclose++;
     r->close_err = err;
+    snprintf(r->close_text, sizeof(r->close_text), "%s", text);
   }
 }
 
@@ -1192,18 +1194,67 @@ static void test_tls(void) {
   CHECK_INT(st.keepalives, 1);
   CHECK_INT(st.conn_opened, 1);
 
-  /* the wrong name: the handshake fails, the send reports EPROTO */
+  /* the wrong name: the handshake fails, the send reports SIP_ECERT; the
+   * close event names the peer, the name checked, OpenSSL's reason and the
+   * verification error; the refusal is counted; the trace never shows the
+   * request as sent (issue [wire] 4) */
   d.tls_name = "wrong.example";
   sendres sb = {0};
+  FILE *trace = tmpfile();
+  CHECK(trace != NULL);
+  sip_tp_set_trace(bad, trace);
   CHECK_INT(sip_tp_send(bad, m1, (size_t)n1, &d, on_sent, &sb), 0);
   RUN_UNTIL(sb.done, 5000);
-  CHECK_INT(sb.status, UV_EPROTO);
-  CHECK_MSG(strstr(sip_tp_last_error(bad), "certificate") != NULL,
-            "error text: %s", sip_tp_last_error(bad));
+  CHECK_INT(sb.status, SIP_ECERT);
   sip_tp_stats(bad, &st);
   CHECK_INT(st.tls_failures, 1);
+  CHECK_INT(st.tls_verify_failures, 1);
+  CHECK_INT(st.tx_msgs, 0);
   CHECK_INT(rbad.nclose, 1);
-  CHECK_INT(rbad.close_err, UV_EPROTO);
+  CHECK_INT(rbad.close_err, SIP_ECERT);
+  {
+    char peer[64], want[256];
+    sip_tp_addr_str(&d.addr, peer, sizeof(peer));
+    snprintf(want, sizeof(want),
+             "TLS: certificate of %s (wrong.example) "
+             "refused: certificate verify failed (verify error 62: ",
+             peer);
+    CHECK_MSG(strncmp(rbad.close_text, want, strlen(want)) == 0 &&
+                  strstr(rbad.close_text, "mismatch") != NULL,
+              "close text: %s", rbad.close_text);
+    CHECK_MSG(strcmp(sip_tp_last_error(bad), rbad.close_text) == 0,
+              "last error: %s", sip_tp_last_error(bad));
+    char tb[4096];
+    size_t tn = 0;
+    if (trace) {
+      rewind(trace);
+      tn = fread(tb, 1, sizeof(tb) - 1, trace);
+      fclose(trace);
+    }
+    tb[tn] = '\0';
+    CHECK_MSG(strstr(tb, " -> ") == NULL && strstr(tb, "INVITE") == NULL,
+              "traced as sent: %s", tb);
+    sip_tp_set_trace(bad, NULL);
+  }
+  /* a good send traces the request once it goes out */
+  {
+    FILE *t2 = tmpfile();
+    sip_tp_set_trace(cli, t2);
+    d.tls_name = "localhost";
+    sendres sg = {0};
+    int before = rs.nmsg;
+    CHECK_INT(sip_tp_send(cli, m1, (size_t)n1, &d, on_sent, &sg), 0);
+    RUN_UNTIL(sg.done && rs.nmsg == before + 1, 5000);
+    CHECK_INT(sg.status, 0);
+    char tb[4096];
+    rewind(t2);
+    size_t tn = fread(tb, 1, sizeof(tb) - 1, t2);
+    tb[tn] = '\0';
+    CHECK_MSG(strstr(tb, " -> ") != NULL && strstr(tb, "\nINVITE ") != NULL,
+              "trace: %s", tb);
+    sip_tp_set_trace(cli, NULL);
+    fclose(t2);
+  }
 
   /* no name: the IP address is verified (the certificate has IP SANs),
    * over IPv6 */
