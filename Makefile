@@ -89,7 +89,7 @@ LOC_LIBS := $(if $(HIREDIS_LIBDIR),-L$(HIREDIS_LIBDIR)) $(if $(SQLITE_LIBDIR),-L
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC \
-  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -Icsrc/proxy -Icsrc/registrar -MMD -MP
+  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -MMD -MP
 # -std=c11 hides POSIX declarations, and uv.h needs them: everything but the
 # parser (pure C11) is compiled with _GNU_SOURCE, as libuv itself is. Files
 # outside csrc/parse must not define _GNU_SOURCE themselves.
@@ -107,7 +107,7 @@ BASE_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 PARSE_SRC := $(sort $(wildcard csrc/parse/*.c))
 LUA_SRC := $(sort $(wildcard csrc/lua/*.c))
 CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/core/*.c csrc/proxy/*.c \
-  csrc/registrar/*.c))
+  csrc/registrar/*.c csrc/dns/*.c))
 # C tests: csrc/test/test_*.c, and each layer's own csrc/<layer>/tests/*_test.c
 TEST_SRC := $(sort $(wildcard csrc/test/test_*.c)) \
   $(sort $(wildcard csrc/*/tests/*_test.c))
@@ -157,14 +157,14 @@ $(CORE_LIB): $(CORE_OBJ)
 # Lua symbols stay undefined: the interpreter provides them.
 $(CORE_SO): $(LUA_OBJ) $(CORE_OBJ) $(PARSE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) -shared $(BASE_LDFLAGS) -o $@ $^ $(UV_LIBS) $(SSL_LIBS) $(LOC_LIBS)
+	$(CC) -shared $(BASE_LDFLAGS) -o $@ $^ $(UV_LIBS) $(SSL_LIBS) $(LOC_LIBS) -lcares
 
 # C tests link the static libraries, never Lua.
 $(BUILD)/test/%: %.c $(TEST_LIBS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) -DLUASIP_VECTORS_DIR='"$(abspath $(VECTORS))"' \
 	  $(UV_CFLAGS) $(SSL_CFLAGS) -o $@ $< $(TEST_LIBS) $(BASE_LDFLAGS) \
-	  $(UV_LIBS) $(SSL_LIBS)
+	  $(UV_LIBS) $(SSL_LIBS) -lcares
 
 .PHONY: ctests
 ctests: $(TEST_BIN)
