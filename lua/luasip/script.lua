@@ -45,6 +45,8 @@ M.command_options = {
   grace = "value",
   instructions = "value",
   memory = "value",
+  dns = "value",
+  ["dns-timeout"] = "value",
   help = "flag",
 }
 
