@@ -816,8 +816,11 @@ int sip_dns_new(uv_loop_t *loop, const sip_dns_config *cfg, sip_dns **out) {
   }
   struct ares_options o;
   memset(&o, 0, sizeof o);
-  /* per try; c-ares doubles it for each round over the servers */
-  unsigned per_try = cfg->timeout_ms / (2 * cfg->tries);
+  /* per try: c-ares doubles it for each round over the servers, so with
+   * one server the tries add up to the whole timeout (the deadline of
+   * each resolution ends it in any case) */
+  unsigned rounds = cfg->tries > 16 ? 65535u : (1u << cfg->tries) - 1;
+  unsigned per_try = cfg->timeout_ms / rounds;
   o.timeout = (int)(per_try < 100 ? 100 : per_try);
   o.tries = (int)cfg->tries;
   o.sock_state_cb = sock_state;
