@@ -52,6 +52,11 @@ local ZONE = {
   "srv-host=_sip._udp.busy.test,ok.busy.test,5073,20,0",
   "host-record=busy.busy.test,127.0.0.1",
   "host-record=ok.busy.test,127.0.0.1",
+  -- proxy.relay's failover: a 503 (no Retry-After) first
+  "srv-host=_sip._udp.relay.test,busy.relay.test,5077,10,0",
+  "srv-host=_sip._udp.relay.test,ok.relay.test,5073,20,0",
+  "host-record=busy.relay.test,127.0.0.1",
+  "host-record=ok.relay.test,127.0.0.1",
   -- IPv6 only
   "host-record=v6.test,::1",
   -- a name with no SIP service at all and no address
@@ -130,6 +135,7 @@ setup(function()
     start_uas("udp:127.0.0.1:5073", 200),
     start_uas("tcp:127.0.0.1:5074", 200),
     start_uas("udp:127.0.0.1:5075", 503, { ["Retry-After"] = "60" }),
+    start_uas("udp:127.0.0.1:5077", 503),
   }
   if N.have_ipv6() then
     servers[#servers + 1] = start_uas("udp:[::1]:5076", 200)
@@ -228,6 +234,26 @@ describe("RFC 3263 with dnsmasq", function()
     assert.is_true(dns.stats().negative_hits > neg)
     -- a name that exists without a SIP server or an address: 404 too
     assert.equal(404, send("sip:bob@noaddr.test").status)
+  end)
+
+  it("proxy.relay: fails over to the next target; NXDOMAIN is answered 404", function()
+    local proxy = require "luasip.proxy"
+    local px = assert(sip.server { listen = { "udp:127.0.0.1:0", "tcp:127.0.0.1:0" }, t1 = 25 })
+    servers[#servers + 1] = px
+    local port = px:listener(0).port
+    px:on_request(function(req)
+      local user = req.ruri.user
+      proxy.relay(req, "sip:" .. user .. "@" .. (user == "nx" and "nx.test" or "relay.test"))
+    end)
+    local f0 = server:stats().dns_failovers
+    uas[5077] = 0
+    local res = send("sip:bob@127.0.0.1:" .. port)
+    assert.equal(200, res.status)
+    assert.equal("from 5073", res.reason)
+    assert.equal(1, uas[5077]) -- the 503 came first
+    assert.equal(f0 + 1, server:stats().dns_failovers)
+    res = send("sip:nx@127.0.0.1:" .. port)
+    assert.equal(404, res.status)
   end)
 
   it("IPv6: an AAAA-only name gives [::1]", function()
