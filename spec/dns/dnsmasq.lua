@@ -43,7 +43,7 @@ function D.start(lines, port)
   f:write(table.concat(lines, "\n"), "\n")
   f:close()
   local cmd = string.format(
-    "(dnsmasq --no-daemon --port=%d --listen-address=127.0.0.1 --bind-interfaces --no-resolv"
+    "(env -u LD_PRELOAD dnsmasq --no-daemon --port=%d --listen-address=127.0.0.1 --bind-interfaces --no-resolv"
       .. " --no-hosts --pid-file= --conf-file=%s >%s 2>&1 </dev/null & echo $! >%s) >/dev/null 2>&1",
     self.port, quote(conf), quote(self.dir .. "/log"), quote(self.dir .. "/pid"))
   assert(os.execute(cmd))

@@ -28,6 +28,9 @@ cleanup() {
   for p in "${PIDS[@]}"; do
     kill "$p" 2>/dev/null
   done
+  for p in "${PIDS[@]}"; do
+    wait "$p" 2>/dev/null
+  done
   if [ -n "$ns_made" ]; then
     ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns delete "$NS" 2>/dev/null
@@ -84,7 +87,7 @@ auth-ttl=60
 srv-host=_sip._udp.example.test,uas.example.test,5090,0,0
 host-record=uas.example.test,127.0.0.1
 CONF
-"${NSX[@]}" dnsmasq --no-daemon --port=5353 --listen-address=127.0.0.1 --bind-interfaces \
+"${NSX[@]}" env -u LD_PRELOAD dnsmasq --no-daemon --port=5353 --listen-address=127.0.0.1 --bind-interfaces \
   --no-resolv --no-hosts --pid-file= --conf-file="$work/dnsmasq.conf" >"$work/dnsmasq.log" 2>&1 &
 PIDS+=($!)
 "${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD" \
