@@ -85,11 +85,20 @@ LOC_CFLAGS := $(if $(HIREDIS_INCDIR),-I$(HIREDIS_INCDIR)) $(if $(SQLITE_INCDIR),
 LOC_LIBS := $(if $(HIREDIS_LIBDIR),-L$(HIREDIS_LIBDIR)) $(if $(SQLITE_LIBDIR),-L$(SQLITE_LIBDIR)) \
   $(or $(shell $(PKG_CONFIG) --libs hiredis sqlite3 2>/dev/null),-lhiredis -lsqlite3)
 
+# The DNS resolver (csrc/dns): c-ares (CARES_*DIR from luarocks).
+ifdef CARES_INCDIR
+CARES_CFLAGS := -I$(CARES_INCDIR)
+CARES_LIBS := $(if $(CARES_LIBDIR),-L$(CARES_LIBDIR)) -lcares
+else
+CARES_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcares 2>/dev/null)
+CARES_LIBS := $(shell $(PKG_CONFIG) --libs libcares 2>/dev/null || echo -lcares)
+endif
+
 # --- flags ------------------------------------------------------------------
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC \
-  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -Icsrc/proxy -Icsrc/registrar -MMD -MP
+  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -MMD -MP
 # -std=c11 hides POSIX declarations, and uv.h needs them: everything but the
 # parser (pure C11) is compiled with _GNU_SOURCE, as libuv itself is. Files
 # outside csrc/parse must not define _GNU_SOURCE themselves.
@@ -107,7 +116,7 @@ BASE_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 PARSE_SRC := $(sort $(wildcard csrc/parse/*.c))
 LUA_SRC := $(sort $(wildcard csrc/lua/*.c))
 CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/core/*.c csrc/proxy/*.c \
-  csrc/registrar/*.c))
+  csrc/registrar/*.c csrc/dns/*.c))
 # C tests: csrc/test/test_*.c, and each layer's own csrc/<layer>/tests/*_test.c
 TEST_SRC := $(sort $(wildcard csrc/test/test_*.c)) \
   $(sort $(wildcard csrc/*/tests/*_test.c))
@@ -137,12 +146,12 @@ $(OBJ)/csrc/parse/%.o: csrc/parse/%.c Makefile
 # Bindings: the only files that see lua.h.
 $(OBJ)/csrc/lua/%.o: csrc/lua/%.c Makefile
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(LUA_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) $(LOC_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(LUA_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) $(CARES_CFLAGS) $(LOC_CFLAGS) -c $< -o $@
 
 # transport, txn, core: libuv and OpenSSL, no Lua.
 $(OBJ)/csrc/%.o: csrc/%.c Makefile
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) $(CARES_CFLAGS) -c $< -o $@
 
 $(PARSE_LIB): $(PARSE_OBJ)
 	@mkdir -p $(@D)
@@ -157,14 +166,14 @@ $(CORE_LIB): $(CORE_OBJ)
 # Lua symbols stay undefined: the interpreter provides them.
 $(CORE_SO): $(LUA_OBJ) $(CORE_OBJ) $(PARSE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) -shared $(BASE_LDFLAGS) -o $@ $^ $(UV_LIBS) $(SSL_LIBS) $(LOC_LIBS)
+	$(CC) -shared $(BASE_LDFLAGS) -o $@ $^ $(UV_LIBS) $(SSL_LIBS) $(LOC_LIBS) $(CARES_LIBS)
 
 # C tests link the static libraries, never Lua.
 $(BUILD)/test/%: %.c $(TEST_LIBS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) -DLUASIP_VECTORS_DIR='"$(abspath $(VECTORS))"' \
-	  $(UV_CFLAGS) $(SSL_CFLAGS) -o $@ $< $(TEST_LIBS) $(BASE_LDFLAGS) \
-	  $(UV_LIBS) $(SSL_LIBS)
+	  $(UV_CFLAGS) $(SSL_CFLAGS) $(CARES_CFLAGS) -o $@ $< $(TEST_LIBS) $(BASE_LDFLAGS) \
+	  $(UV_LIBS) $(SSL_LIBS) $(CARES_LIBS)
 
 .PHONY: ctests
 ctests: $(TEST_BIN)
@@ -242,6 +251,7 @@ check: all ctests
 	$(NETNS_ENV) spec/netns/run.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/sipp/proxy_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/netns/gruu.sh 2>&1 | tee -a $(TEST_LOG); \
+	$(NETNS_ENV) spec/dns/run.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/txn_loss.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/reg.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/baresip/run.sh 2>&1 | tee -a $(TEST_LOG);) \

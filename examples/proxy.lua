@@ -16,6 +16,9 @@
 --                                                  404 without a Route
 --   initial requests with a preloaded Route     -> 403
 --   INVITE / SUBSCRIBE                          -> Record-Route
+--   initial requests for another domain (with  -> relayed to that domain's servers
+--   --domain)                                      (RFC 3263: NAPTR, SRV, A;
+--                                                  failover); 404 if it has none
 --   initial requests to a registered AOR        -> relayed to its bindings:
 --                                                  equal q in parallel, lower
 --                                                  q after (serial groups);
@@ -119,7 +122,9 @@ local function request(req)
   end
   local ruri = req.ruri
   if domains and not (ruri and domains[ruri.host:lower()]) then
-    return req:reply(404, "Not Found")
+    -- another domain: its servers are located by DNS (RFC 3263) and the
+    -- request relayed there (NXDOMAIN: 404)
+    return proxy.relay(req, nil, relay_opts)
   end
   local bindings, err = registrar.lookup(ruri, reg_opts)
   if not bindings then

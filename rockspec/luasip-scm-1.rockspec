@@ -44,6 +44,10 @@ external_dependencies = {
     header = "sqlite3.h",
     library = "sqlite3",
   },
+  CARES = {
+    header = "ares.h",
+    library = "cares",
+  },
 }
 
 test_dependencies = {
@@ -64,6 +68,8 @@ build = {
     HIREDIS_LIBDIR = "$(HIREDIS_LIBDIR)",
     SQLITE_INCDIR = "$(SQLITE_INCDIR)",
     SQLITE_LIBDIR = "$(SQLITE_LIBDIR)",
+    CARES_INCDIR = "$(CARES_INCDIR)",
+    CARES_LIBDIR = "$(CARES_LIBDIR)",
   },
   install_target = "install",
   install_variables = {
@@ -79,6 +85,8 @@ build = {
     HIREDIS_LIBDIR = "$(HIREDIS_LIBDIR)",
     SQLITE_INCDIR = "$(SQLITE_INCDIR)",
     SQLITE_LIBDIR = "$(SQLITE_LIBDIR)",
+    CARES_INCDIR = "$(CARES_INCDIR)",
+    CARES_LIBDIR = "$(CARES_LIBDIR)",
   },
 }
 

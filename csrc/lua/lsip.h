@@ -120,5 +120,7 @@ void sip__lua_open_location(lua_State *L);
 void sip__lua_open_registrar(lua_State *L);
 void sip__lua_open_redis(lua_State *L);
 void sip__lua_open_sqlite(lua_State *L);
+/* dns.c: the resolver (core.dns_*) */
+void sip__lua_open_dns(lua_State *L);
 
 #endif

@@ -531,30 +531,35 @@ static int resolve_dest(sip_msg *m, sip_str ruri, sip_str dest, sip_str route,
   sip_arena a;
   sip_arena_init(&a, mem, sizeof mem);
   sip_uri u;
-  const sip_uri *hop = NULL;
+  const sip_uri *hop;
+  rc = sip_proxy_next_hop(m, ruri, route, &a, &u, &hop);
+  if (rc == 0)
+    rc = sip_tp_request_dest(hop, len, d, NULL, 0);
+  sip_arena_free(&a);
+  return rc;
+}
+
+int sip_proxy_next_hop(sip_msg *m, sip_str ruri, sip_str route, sip_arena *a,
+                       sip_uri *u, const sip_uri **hop) {
+  *hop = NULL;
   if (route.p) {
     sip_str rest = route, it;
     sip_addr ad;
     if (sip_split_next(&rest, &it) == 1 &&
-        sip_addr_parse(&a, it.p, it.len, 0, &ad) == 0) {
-      u = ad.uri;
-      hop = &u;
+        sip_addr_parse(a, it.p, it.len, 0, &ad) == 0) {
+      *u = ad.uri;
+      *hop = u;
+      return 0;
     }
   }
-  if (!hop) {
-    const sip_addr *r;
-    if (sip_msg_get_addrs(m, SIP_H_ROUTE, &r) == 0 && r->uri.lr)
-      hop = &r->uri;
+  const sip_addr *r;
+  if (sip_msg_get_addrs(m, SIP_H_ROUTE, &r) == 0 && r->uri.lr) {
+    *hop = &r->uri;
+    return 0;
   }
-  if (!hop) {
-    if ((rc = sip_uri_parse(&a, ruri.p, ruri.len, &u)) < 0) {
-      sip_arena_free(&a);
-      return rc;
-    }
-    hop = &u;
-  }
-  rc = sip_tp_request_dest(hop, len, d, NULL, 0);
-  sip_arena_free(&a);
+  int rc = sip_uri_parse(a, ruri.p, ruri.len, u);
+  if (rc == 0)
+    *hop = u;
   return rc;
 }
 

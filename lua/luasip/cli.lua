@@ -58,6 +58,10 @@ options of run:
   --handler-memory SIZE  bytes a handler may add to the state between two
                        waits before it is stopped with a 500 (default 16M;
                        0: no limit)
+  --dns SERVERS        DNS servers for RFC 3263 (host names in next hops):
+                       127.0.0.1:5353 or a comma-separated list (default:
+                       those of /etc/resolv.conf)
+  --dns-timeout S      seconds a DNS resolution may take (default 5)
 ]]
 
 local own_options = script.command_options
@@ -115,6 +119,13 @@ local function parse_args(words)
   end
   if g["log-format"] and g["log-format"] ~= "text" and g["log-format"] ~= "json" then
     return nil, format("--log-format must be text or json (got %q)", g["log-format"])
+  end
+  if g["dns-timeout"] then
+    local s = tonumber(g["dns-timeout"])
+    if not s or s <= 0 then
+      return nil, format("--dns-timeout must be a number of seconds (got %q)", g["dns-timeout"])
+    end
+    g["dns-timeout"] = s
   end
   if g.grace then
     local s = tonumber(g.grace)
@@ -411,6 +422,13 @@ local function run(g, rest)
   if not ok then
     log.error("limits: %s", lerr)
     return 1
+  end
+  if g.dns or g["dns-timeout"] then
+    local dok, derr = sip.dns { servers = g.dns, timeout = g["dns-timeout"] }
+    if not dok then
+      log.error("--dns: %s", derr)
+      return 1
+    end
   end
   local listen = #g.listen > 0 and g.listen or as_list(spec.listen) or M.defaults.listen
   local sopts = {}

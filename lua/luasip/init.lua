@@ -530,6 +530,21 @@ function M.sleep(seconds)
   return require("luasip.server").sleep(seconds)
 end
 
+--- Resolve a SIP URI into its ordered targets (RFC 3263): `{ { transport =,
+-- host =, port =, addr =, dest = }, ... }` or `nil, err, name`. Waits inside
+-- a handler or `spawn` coroutine. See `luasip.dns.resolve`.
+-- @function resolve
+function M.resolve(uri)
+  return require("luasip.dns").resolve(uri)
+end
+
+--- Configure the resolver: `{ servers = "127.0.0.1:5353", timeout = s, ... }`.
+-- See `luasip.dns.configure`.
+-- @function dns
+function M.dns(opts)
+  return require("luasip.dns").configure(opts)
+end
+
 --- Bytes the Lua state uses and its limit (0: none).
 -- @function memory
 M.memory = core.memory

@@ -53,7 +53,8 @@ local core = require "luasip.core"
 local server = require "luasip.server"
 
 local co_running, co_yield = coroutine.running, coroutine.yield
-local type, tonumber, error, ipairs, tostring = type, tonumber, error, ipairs, tostring
+local type, tonumber, error, ipairs, pairs, tostring = type, tonumber, error, ipairs, pairs, tostring
+local next_hop = core.dns_next_hop
 local sip_uri = core.uri
 
 local M = {}
@@ -64,6 +65,68 @@ core.set_proxy_resume(function(co, status, res)
   resume(co, status, res)
 end)
 
+-- RFC 3263 for the proxy: targets whose next hop is a host name are
+-- located before the C core sees them (it sends to numeric addresses).
+
+-- The next hop of a target (nil: the request's own), its host, numeric?
+local function hop_of(req, t)
+  if t == nil then
+    return next_hop(req)
+  elseif type(t) == "string" then
+    return next_hop(req, t)
+  elseif type(t) ~= "table" or t.dest or t.received then
+    return nil, nil, true
+  end
+  return next_hop(req, t.uri or t.contact, t.route or (t.path and t.path[1]))
+end
+
+-- A copy of target t that goes to dest.
+local function with_dest(req, t, dest)
+  local c = {}
+  if type(t) == "table" then
+    for k, v in pairs(t) do
+      c[k] = v
+    end
+  elseif type(t) == "string" then
+    c.uri = t
+  end
+  c.uri = c.uri or c.contact or req.uri
+  c.dest = dest
+  return c
+end
+
+local function is_single(targets)
+  return type(targets) ~= "table" or targets.uri ~= nil or targets.contact ~= nil
+end
+
+-- The request cannot be routed: NXDOMAIN / no SIP service is a 404, a DNS
+-- failure a 500 (a proxy does not send 503 upstream, §16.7 step 6).
+local function dns_failed(req, err, name)
+  local status = name == "EAI_NONAME" and 404 or 500
+  if req.method ~= "ACK" and not req:handled() then
+    req:reply(status, (status == 404 and "Not Found" or "Server Internal Error") .. " (DNS: " .. err .. ")")
+  end
+  return req:response(status), err, name
+end
+
+local function relay_once(req, targets, opts)
+  local r, err, name = req:_relay(targets, opts)
+  if r == true then
+    if req.method == "ACK" then
+      return
+    end
+    local _, main = co_running()
+    if main then
+      error("proxy.relay() must run inside a request handler or sip.spawn()", 3)
+    end
+    local status, res = co_yield()
+    return res or req:response(status), res == nil
+  elseif r == nil then
+    return nil, err, name
+  end
+  return req:response(r)
+end
+
 --- Relay a request statefully and wait for the outcome of this round.
 --
 -- `targets`: nil (the request's own Request-URI / Route: in-dialog
@@ -72,6 +135,14 @@ end)
 -- of those. `dest` / `received` (`"udp:192.0.2.4:5060"`) is where the
 -- branch is sent instead of the Request-URI's host (a registration behind
 -- NAT); `path` (list) / `route` (string) are pushed as Route values.
+--
+-- A next hop whose host is a name is located by RFC 3263 (`luasip.dns`)
+-- first. A single target: its DNS targets are tried in order, a new round
+-- each time the previous one ended in a transport error, a timeout or a
+-- 503 (§4.3; the failed target is tried last for a while). In a list,
+-- each such target goes to its first DNS target. A name that does not
+-- exist (or has no SIP service) is answered 404, a DNS failure 500 (the
+-- returned response says so).
 --
 -- Options: `fork = "parallel"` (default, all targets at once) or
 -- `"serial"` (groups of equal q, highest first; the next group starts
@@ -117,21 +188,57 @@ function M.relay(req, targets, opts)
       targets = found
     end
   end
-  local r, err, name = req:_relay(targets, opts)
-  if r == true then
-    if req.method == "ACK" then
-      return
+  if is_single(targets) then
+    local hop, _, numeric = hop_of(req, targets)
+    if not hop or numeric then
+      return (relay_once(req, targets, opts))
     end
-    local _, main = co_running()
-    if main then
-      error("proxy.relay() must run inside a request handler or sip.spawn()", 2)
+    local dns = require "luasip.dns"
+    local found, err, name = dns.resolve(hop)
+    if not found then
+      return dns_failed(req, err, name)
     end
-    local status, res = co_yield()
-    return res or req:response(status)
-  elseif r == nil then
-    return nil, err, name
+    local res
+    for i, t in ipairs(found) do
+      if i > 1 then
+        dns.count_failover()
+      end
+      local made_up
+      res, made_up = relay_once(req, with_dest(req, targets, t.dest), opts)
+      if not res or i == #found or not dns.should_failover(res, made_up)
+        or (req.method == "INVITE" and req:handled()) then
+        if res and dns.should_failover(res, made_up) then
+          dns.failed(t, res)
+        end
+        return res, made_up
+      end
+      dns.failed(t, res)
+    end
+    return res
   end
-  return req:response(r)
+  local list, changed = {}, false
+  local last_err, last_name
+  for i, t in ipairs(targets) do
+    local hop, _, numeric = hop_of(req, t)
+    list[#list + 1] = t
+    if hop and not numeric then
+      changed = true
+      local found, err, name = require("luasip.dns").resolve(hop)
+      if found then
+        list[#list] = with_dest(req, t, found[1].dest)
+      else
+        list[#list] = nil
+        last_err, last_name = err, name
+      end
+    end
+    if i > 64 then
+      break
+    end
+  end
+  if changed and #list == 0 then
+    return dns_failed(req, last_err, last_name)
+  end
+  return (relay_once(req, list, opts))
 end
 
 --- The registered contact of a request sent to one of our GRUUs (RFC 5627
@@ -165,13 +272,23 @@ end
 -- called; responses come back through the server and are forwarded along
 -- their next Via by the core. The request is not answered (a stateful
 -- server drops its transaction: use `transactions = false` for a purely
--- stateless proxy, so retransmissions are forwarded too).
+-- stateless proxy, so retransmissions are forwarded too). A next hop whose
+-- host is a name goes to its first RFC 3263 target (a stateless proxy
+-- does not fail over); a name that cannot be resolved: nil, err.
 -- @tparam Message req
 -- @param[opt] target a URI string or `{ uri =, dest =, route = }`
 -- @treturn[1] boolean true
 -- @return[2] nil
 -- @treturn[2] string error message
 function M.forward(req, target)
+  local hop, _, numeric = hop_of(req, target)
+  if hop and not numeric then
+    local found, err, name = require("luasip.dns").resolve(hop)
+    if not found then
+      return nil, err, name
+    end
+    target = with_dest(req, target, found[1].dest)
+  end
   return req:forward(target)
 end
 

@@ -46,6 +46,8 @@ M.command_options = {
   instructions = "value",
   memory = "value",
   ["handler-memory"] = "value",
+  dns = "value",
+  ["dns-timeout"] = "value",
   help = "flag",
 }
 

@@ -263,6 +263,68 @@ function Server:on_request(fn)
   return self
 end
 
+-- One client transaction to `dest`: the final response and whether the
+-- transaction made it up (a timeout or a transport error), or nil, err,
+-- name when it could not start.
+local function send_one(self, co, req, dest, opts)
+  local on_provisional = opts and opts.on_provisional
+  local on_2xx = opts and opts.on_2xx
+  local waiting = true
+  local branch, err, name = self:request(req, dest, function(status, res)
+    if status < 200 then
+      if on_provisional then
+        on_provisional(res)
+      end
+    elseif waiting then
+      waiting = false
+      resume(co, res or req:response(status), res == nil)
+    elseif on_2xx and status < 300 then
+      on_2xx(res)
+    end
+  end)
+  if not branch then
+    return nil, err, name
+  end
+  return co_yield()
+end
+
+-- A next hop that is a host name: its targets (RFC 3263 §4), tried in
+-- order; a transport error, a timeout or a 503 moves the request to the
+-- next one with a new branch (§4.3), and the failed target is avoided for
+-- a while. No target: a 404 (no such domain / no SIP service) or a 503
+-- (the DNS servers failed or did not answer), made up.
+local function send_resolved(self, co, req, hop, opts)
+  local dns = require "luasip.dns"
+  local targets, err, name = dns.resolve(hop)
+  if not targets then
+    if name == "EAI_NONAME" then
+      return req:response(404, "Not Found (DNS: " .. err .. ")")
+    end
+    return req:response(503, "Service Unavailable (DNS: " .. err .. ")")
+  end
+  local last, serr, sname
+  for i, t in ipairs(targets) do
+    if i > 1 then
+      dns.count_failover()
+    end
+    local res, made_up, name2 = send_one(self, co, req, t.dest, opts)
+    if res then
+      if not dns.should_failover(res, made_up) then
+        return res
+      end
+      last = res
+      dns.failed(t, res)
+    else
+      serr, sname = made_up, name2 -- this target cannot be used here
+      dns.failed(t)
+    end
+  end
+  if last then
+    return last
+  end
+  return nil, serr, sname
+end
+
 --- Send a request and wait for its final response (a client transaction,
 -- RFC 3261 §17.1). Call it from a request handler or a `sip.spawn`
 -- coroutine: it yields until the final response, and the loop keeps
@@ -270,8 +332,13 @@ end
 --
 -- The request goes to `dest` (`"udp:127.0.0.1:5070"`), or when `dest` is
 -- nil to the next hop (the first Route if it has `lr`, else the
--- Request-URI; numeric hosts only until DNS arrives), over the transport
--- the URI names (§18.1.1: a UDP request over 1300 bytes goes over TCP).
+-- Request-URI), over the transport the URI names (§18.1.1: a UDP request
+-- over 1300 bytes goes over TCP). A next hop whose host is a name is
+-- located by RFC 3263 (`luasip.dns`): its targets are tried in order, and
+-- a transport error, a timeout or a 503 moves the request to the next
+-- target with a new branch (§4.3; the failed target is tried last for a
+-- while, a 503's Retry-After long). A name that does not exist (or has no
+-- SIP service) gives a made-up 404, a DNS failure a 503.
 -- The transaction adds a top Via with a new branch; `req` itself is not
 -- changed, so it can be sent again. Retransmissions and timeouts are the
 -- transaction's: Timer B/F expiry gives a 408, a transport failure a 503
@@ -290,25 +357,17 @@ function Server:send(req, dest, opts)
   if main then
     error("srv:send() must run inside a request handler or sip.spawn()", 2)
   end
-  local on_provisional = opts and opts.on_provisional
-  local on_2xx = opts and opts.on_2xx
-  local waiting = true
-  local branch, err, name = self:request(req, dest, function(status, res)
-    if status < 200 then
-      if on_provisional then
-        on_provisional(res)
-      end
-    elseif waiting then
-      waiting = false
-      resume(co, res or req:response(status))
-    elseif on_2xx and status < 300 then
-      on_2xx(res)
+  if dest == nil then
+    local hop, _, numeric = core.dns_next_hop(req)
+    if hop and not numeric then
+      return send_resolved(self, co, req, hop, opts)
     end
-  end)
-  if not branch then
-    return nil, err, name
   end
-  return co_yield()
+  local res, err, name = send_one(self, co, req, dest, opts)
+  if res then
+    return res
+  end
+  return nil, err, name
 end
 
 --- Resume a coroutine that waits in a waiting function (a store, a
@@ -379,6 +438,22 @@ function M.sleep(seconds)
     resume(co)
   end))
   co_yield()
+end
+
+local c_stats = Server.stats
+
+--- Counters of the server (transport, sanity, transactions, proxy; see
+-- the README) and of the resolver: `dns_lookups`, `dns_cache_hits`,
+-- `dns_cache_misses`, `dns_failures`, `dns_timeouts`, `dns_failovers`,
+-- `dns_avoided`, `dns_cache_entries`, ... (`luasip.dns.stats`, shared by
+-- the servers of the Lua state).
+-- @treturn table
+function Server:stats()
+  local t = c_stats(self)
+  for k, v in pairs(core.dns_stats()) do
+    t["dns_" .. k] = v
+  end
+  return t
 end
 
 --- Set the handler of responses that reach the server: `fn(res)`.
