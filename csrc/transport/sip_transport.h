@@ -217,15 +217,18 @@ int sip_tp_listener_port(const sip_tp *tp, int id);
 /* Result of one send: 0 when handed to the kernel, else a negative code. */
 typedef void (*sip_tp_send_cb)(void *arg, int status);
 
-/* Send bytes (copied) to dst. UDP: sendto from a listener's socket. TCP/TLS:
- * over dst->conn_id or an open connection to dst->addr, else a new
- * connection (asynchronous connect + handshake; the bytes wait in a queue).
- * Returns 0 and later calls cb(arg, status) exactly once, never from inside
- * this call; or returns a negative code and never calls cb. */
 /* Write every message received and sent (with time, transport and
  * addresses) to out, flushed per message; NULL turns it off. */
 void sip_tp_set_trace(sip_tp *tp, FILE *out);
 
+/* Send bytes (copied) to dst. UDP: one sendmsg per datagram from a
+ * listener's socket, so a failure is the result of that datagram alone (an
+ * unroutable destination fails at once: ENETUNREACH ...); when the socket
+ * has no room the datagram waits, in order. TCP/TLS: over dst->conn_id or
+ * an open connection to dst->addr, else a new connection (asynchronous
+ * connect + handshake; the bytes wait in a queue).
+ * Returns 0 and later calls cb(arg, status) exactly once, never from inside
+ * this call; or returns a negative code and never calls cb. */
 int sip_tp_send(sip_tp *tp, const char *bytes, size_t len, const sip_dest *dst,
                 sip_tp_send_cb cb, void *arg);
 

@@ -218,6 +218,40 @@ void sip__tp_handle_closed(sip_tp *tp) {
 
 static void on_anchor_closed(uv_handle_t *h) { sip__tp_handle_closed(h->data); }
 
+/* ---- deferred send results
+ * ------------------------------------------------------ */
+
+/* Every result queued so far, in order (the callbacks may queue more: they
+ * wait for the next run). */
+static void run_done(sip_tp *tp) {
+  sip__done *d = tp->done_head;
+  tp->done_head = tp->done_tail = NULL;
+  while (d) {
+    sip__done *next = d->next;
+    d->cb(d->arg, d->status);
+    free(d);
+    d = next;
+  }
+}
+
+static void on_done_idle(uv_idle_t *h) {
+  sip_tp *tp = h->data;
+  run_done(tp);
+  if (!tp->done_head)
+    uv_idle_stop(&tp->done_idle);
+}
+
+void sip__tp_defer(sip_tp *tp, sip__done *d) {
+  d->next = NULL;
+  if (tp->done_tail)
+    tp->done_tail->next = d;
+  else
+    tp->done_head = d;
+  tp->done_tail = d;
+  if (!tp->closing)
+    uv_idle_start(&tp->done_idle, on_done_idle);
+}
+
 int sip_tp_new(uv_loop_t *loop, const sip_tp_config *cfg, sip_tp **out,
                char *err, size_t errcap) {
   if (errcap)
@@ -255,7 +289,9 @@ int sip_tp_new(uv_loop_t *loop, const sip_tp_config *cfg, sip_tp **out,
   uv_timer_init(loop, &tp->anchor);
   tp->anchor.data = tp;
   uv_unref((uv_handle_t *)&tp->anchor);
-  tp->handles = 1;
+  uv_idle_init(loop, &tp->done_idle);
+  tp->done_idle.data = tp;
+  tp->handles = 2;
   *out = tp;
   return 0;
 }
@@ -280,12 +316,18 @@ void sip_tp_close(sip_tp *tp, void (*cb)(void *arg), void *arg) {
       continue;
     l->closing = 1;
     tp->ls[i] = NULL;
+    if (l->transport == SIP_TP_UDP)
+      sip__tp_udp_close(l);
     uv_close(&l->u.h, on_listener_closed);
   }
   while (tp->conns)
     sip__tp_conn_close(tp->conns, UV_ECANCELED, 0);
   while (tp->draining)
     sip__tp_conn_close_now(tp->draining);
+  /* datagrams the kernel took: their results, now */
+  while (tp->done_head)
+    run_done(tp);
+  uv_close((uv_handle_t *)&tp->done_idle, on_anchor_closed);
   uv_close((uv_handle_t *)&tp->anchor, on_anchor_closed);
 }
 
