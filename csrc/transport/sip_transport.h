@@ -226,7 +226,10 @@ void sip_tp_set_trace(sip_tp *tp, FILE *out);
  * unroutable destination fails at once: ENETUNREACH ...); when the socket
  * has no room the datagram waits, in order. TCP/TLS: over dst->conn_id or
  * an open connection to dst->addr, else a new connection (asynchronous
- * connect + handshake; the bytes wait in a queue).
+ * connect + handshake; the bytes wait in a queue); a message written to a
+ * stream always carries one Content-Length equal to its body's length
+ * (§18.3: added or corrected here when not), and bytes that are not a
+ * message (no header end) fail with SIP_EINVAL.
  * Returns 0 and later calls cb(arg, status) exactly once, never from inside
  * this call; or returns a negative code and never calls cb. */
 int sip_tp_send(sip_tp *tp, const char *bytes, size_t len, const sip_dest *dst,
@@ -279,6 +282,8 @@ typedef struct sip_tp_counters {
   uint64_t rx_msgs, rx_bytes; /* messages delivered (on_message), bytes read */
   uint64_t tx_msgs, tx_bytes; /* sends completed, their bytes */
   uint64_t tx_errors;         /* sends that failed */
+  uint64_t clen_fixed;        /* messages to TCP/TLS that lacked a correct
+                                 Content-Length: one was written (§18.3) */
   uint64_t parse_errors;      /* datagrams / stream messages that failed */
   uint64_t bad_delivered;     /* of those, passed to on_bad */
   uint64_t dropped;           /* unparseable, unanswerable: dropped */

@@ -678,6 +678,79 @@ static void test_udp_queue(void) {
     CHECK_MSG(sr[i].done == 1, "datagram %d: %d results", i, sr[i].done);
 }
 
+/* [wire] 2: every message written to a stream carries one correct
+ * Content-Length (§18.3, §20.14): missing (an ACK relayed from UDP),
+ * wrong, repeated or folded ones are replaced by one line; a correct one
+ * goes out byte for byte; bytes that are not a message are refused. */
+static void test_tcp_clen(void) {
+  rec r = {0};
+  sip_tp *tp = mk_tp(&r, NULL);
+  int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  struct sockaddr_storage sa;
+  loopback(&sa, AF_INET, 0);
+  CHECK(ls >= 0);
+  CHECK_INT(bind(ls, (struct sockaddr *)&sa, sizeof(struct sockaddr_in)), 0);
+  CHECK_INT(listen(ls, 4), 0);
+  sip_dest d;
+  sip_dest_init(&d, SIP_TP_TCP);
+  loopback(&d.addr, AF_INET, sock_port(ls));
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"ACK sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\r\n",
+       "ACK sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"
+       "Content-Length: 0\r\n\r\n"},
+      {"BYE sip:b@x SIP/2.0\r\nl : 99\r\nTo: <sip:b@x>\r\n\r\nabc",
+       "BYE sip:b@x SIP/2.0\r\nTo: <sip:b@x>\r\nContent-Length: 3\r\n\r\nabc"},
+      {"SIP/2.0 200 OK\r\ncontent-length:3\r\n\r\nabc",
+       "SIP/2.0 200 OK\r\ncontent-length:3\r\n\r\nabc"},
+      {"INFO sip:b@x SIP/2.0\r\nContent-Length: 2\r\nX: 1\r\n"
+       "Content-Length: 2\r\n\r\nab",
+       "INFO sip:b@x SIP/2.0\r\nX: 1\r\nContent-Length: 2\r\n\r\nab"},
+      {"INFO sip:b@x SIP/2.0\r\nContent-Length:\r\n 1\r\nX: 1\r\n\r\n",
+       "INFO sip:b@x SIP/2.0\r\nX: 1\r\nContent-Length: 0\r\n\r\n"},
+      {"SIP/2.0 180 Ringing\r\nContent-Lengthy: 5\r\n\r\n",
+       "SIP/2.0 180 Ringing\r\nContent-Lengthy: 5\r\nContent-Length: "
+       "0\r\n\r\n"},
+  };
+  enum { NC = sizeof(cases) / sizeof(cases[0]) };
+  char want[2048] = "";
+  for (size_t i = 0; i < NC; i++) {
+    CHECK_INT(sip_tp_send(tp, cases[i].in, strlen(cases[i].in), &d, NULL, NULL),
+              0);
+    strcat(want, cases[i].out);
+  }
+  CHECK_INT(sip_tp_send(tp, "garbage", 7, &d, NULL, NULL), SIP_EINVAL);
+  int s = -1;
+  uint64_t deadline = now_ms() + 2000;
+  while (s < 0 && now_ms() < deadline) {
+    s = accept(ls, NULL, NULL);
+    step();
+  }
+  CHECK(s >= 0);
+  char got[2048];
+  size_t n = 0, wn = strlen(want);
+  deadline = now_ms() + 2000;
+  while (s >= 0 && n < wn && now_ms() < deadline) {
+    ssize_t k = recv(s, got + n, sizeof(got) - 1 - n, MSG_DONTWAIT);
+    if (k > 0)
+      n += (size_t)k;
+    else
+      step();
+  }
+  got[n] = 0;
+  CHECK_MSG(n == wn && memcmp(got, want, wn) == 0, "got:\n%s\nwant:\n%s", got,
+            want);
+  sip_tp_counters st;
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.clen_fixed, NC - 1);
+  CHECK_INT(st.tx_msgs, NC);
+  if (s >= 0)
+    close(s);
+  close(ls);
+  close_tp(&r);
+}
+
 /* TCP from raw sockets: splitting, batching, keep-alive, framing errors. */
 static void test_tcp_framing(int fam) {
   rec r = {0};
@@ -1189,8 +1262,16 @@ static void test_tcp_send(int fam) {
     sip_tp_config_init(&cfg);
     cfg.max_write_queue = 70000;
     sip_tp *q = mk_tp(&rq, &cfg);
-    static char chunk[30000];
+    static char chunk[30000]; /* a message of 30000 bytes */
     memset(chunk, 'x', sizeof(chunk));
+    char head[128];
+    int hn =
+        snprintf(head, sizeof(head),
+                 "MESSAGE sip:b@x SIP/2.0\r\nContent-Length: %5d\r\n\r\n", 0);
+    snprintf(head, sizeof(head),
+             "MESSAGE sip:b@x SIP/2.0\r\nContent-Length: %5d\r\n\r\n",
+             (int)sizeof(chunk) - hn);
+    memcpy(chunk, head, (size_t)hn);
     loopback(&d.addr, fam, sip_tp_listener_port(b, lid));
     sendres q1 = {0}, q2 = {0};
     CHECK_INT(sip_tp_send(q, chunk, sizeof(chunk), &d, on_sent, &q1), 0);
@@ -1465,6 +1546,7 @@ int main(void) {
   test_udp_queue();
   test_tcp_framing(AF_INET);
   test_tcp_framing(AF_INET6);
+  test_tcp_clen();
   test_tcp_timeouts();
   test_tcp_limit();
   test_tcp_send(AF_INET);
