@@ -667,14 +667,15 @@ int sip_tp_request_dest(const sip_uri *u, size_t msg_len, sip_dest *out,
     if (u->kind == SIP_URI_SIPS && t == SIP_TP_UDP)
       return SIP_EINVAL; /* no TLS over UDP here (DTLS is not supported) */
   }
-  if (transport == SIP_TP_UDP && !explicit_transport &&
-      msg_len > SIP_TP_UDP_MTU_THRESHOLD)
+  int size_rule = transport == SIP_TP_UDP && !explicit_transport;
+  if (size_rule && msg_len > SIP_TP_UDP_MTU_THRESHOLD)
     transport = SIP_TP_TCP;
   sip_str host = u->maddr.p ? u->maddr : u->host;
   int port = u->has_port
                  ? u->port
                  : (transport == SIP_TP_TLS ? SIP_TP_PORT_TLS : SIP_TP_PORT);
   sip_dest_init(out, transport);
+  out->size_rule = size_rule;
   if (sip_tp_addr(&out->addr, host.p, host.len, port) < 0)
     return UV_EAI_NONAME;
   sip_str name = u->host;
@@ -688,6 +689,16 @@ int sip_tp_request_dest(const sip_uri *u, size_t msg_len, sip_dest *out,
     out->tls_name = name_buf;
   }
   return 0;
+}
+
+int sip_tp_request_switch(sip_dest *d, size_t len) {
+  if (!d->size_rule || d->transport != SIP_TP_UDP ||
+      len <= SIP_TP_UDP_MTU_THRESHOLD)
+    return 0;
+  d->transport = SIP_TP_TCP;
+  d->listener = -1;
+  d->conn_id = 0;
+  return 1;
 }
 
 int sip_tp_response_dest(const sip_tp *tp, const sip_via *v, const sip_src *src,
