@@ -1179,6 +1179,7 @@ static int srv_stats(lua_State *L) {
   SET_COUNTER("tls_failures", c.tls_failures);
   SET_COUNTER("aliases", c.aliases);
   SET_COUNTER("aliases_refused", c.aliases_refused);
+  SET_COUNTER("clen_fixed", c.clen_fixed);
   SET_COUNTER("connections", sip_tp_conn_count(s->tp));
   SET_COUNTER("requests", s->st.requests);
   SET_COUNTER("responses", s->st.responses);
@@ -1208,6 +1209,7 @@ static int srv_stats(lua_State *L) {
     SET_COUNTER("txn_stray_responses", x.stray_responses);
     SET_COUNTER("txn_stray_acks", x.stray_acks);
     SET_COUNTER("txn_transport_errors", x.transport_errors);
+    SET_COUNTER("txn_udp_fallbacks", x.udp_fallbacks);
     SET_COUNTER("txn_rejected", x.rejected);
     SET_COUNTER("txn_trying_sent", x.trying_sent);
     SET_COUNTER("txn_mem_bytes", x.mem_bytes);
