@@ -1158,9 +1158,26 @@ static void test_request_dest(void) {
                   d.tls_name ? d.tls_name : "(none)");
       else
         CHECK(d.tls_name == NULL);
+      /* §18.1.1 is the rule only when the URI named no transport */
+      CHECK_INT(d.size_rule, strstr(cases[i].uri, "sip:") == cases[i].uri &&
+                                 !strstr(cases[i].uri, "transport="));
     }
     sip_arena_free(&a);
   }
+  /* on the real size: switched to TCP above 1300 bytes, by the rule only */
+  sip_dest d;
+  sip_dest_init(&d, SIP_TP_UDP);
+  loopback(&d.addr, AF_INET, 5120);
+  d.listener = 3;
+  CHECK_INT(sip_tp_request_switch(&d, 2000), 0); /* no size_rule */
+  d.size_rule = 1;
+  CHECK_INT(sip_tp_request_switch(&d, 1300), 0);
+  CHECK_INT(d.transport, SIP_TP_UDP);
+  CHECK_INT(sip_tp_request_switch(&d, 1301), 1);
+  CHECK_INT(d.transport, SIP_TP_TCP);
+  CHECK_INT(d.listener, -1);
+  CHECK_INT(sip_tp_addr_port(&d.addr), 5120);
+  CHECK_INT(sip_tp_request_switch(&d, 1301), 0); /* TCP already */
 }
 
 static void test_tcp_send(int fam) {
