@@ -631,11 +631,7 @@ static int build_request(sip_proxy *p, const px_build *bd, int transport,
   return len;
 }
 
-/* A request of bd to d, leaving from listener index oi, written for d's
- * transport; then §18.1.1 on its real size: a UDP request larger than
- * SIP_TP_UDP_MTU_THRESHOLD whose URI left the transport open is written
- * again for TCP (when there is a TCP listener to name in its Via), to be
- * sent with the UDP form as its fallback. */
+/* One hop's request as written (see write_hop). */
 typedef struct px_req {
   char stack[8192];
   char *heap, *tcp;         /* malloc'd (NULL when not): req_free */
@@ -647,6 +643,12 @@ typedef struct px_req {
 _Static_assert(sizeof(((px_req *)0)->via) == sizeof(((px_branch *)0)->via),
                "one Via size");
 
+/* A request of bd to d, leaving from listener index oi, written for d's
+ * transport; then §18.1.1 on its real size: a UDP request larger than
+ * SIP_TP_UDP_MTU_THRESHOLD whose URI left the transport open is written
+ * again for TCP (when there is a TCP listener to name in its Via; else it
+ * goes over UDP after all), to be sent with the UDP form as its fallback.
+ * 0 or a negative code; req_free(r) in both cases. */
 static int write_hop(sip_proxy *p, const px_build *bd, sip_dest *d, int oi,
                      px_req *r) {
   r->tcp = NULL;
