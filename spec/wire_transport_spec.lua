@@ -145,8 +145,18 @@ describe("[wire] transport", function()
       end)
     end
 
+    local guard
+
     before_each(function()
-      callee = N.udp(V4) -- nothing listens on TCP at its port
+      callee = N.udp(V4)
+      -- its TCP port bound and not listening: a connect to it is refused,
+      -- and no other process can listen there meanwhile
+      guard = assert(socket.tcp())
+      assert(guard:bind(V4, callee.port))
+    end)
+
+    after_each(function()
+      guard:close()
     end)
 
     it("a 1,000-byte INVITE goes out over UDP (not TCP on an estimate)", function()
