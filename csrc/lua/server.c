@@ -899,6 +899,9 @@ static void on_client_event(void *arg, sip_txn *t, int event, int err) {
 static void on_client_response(void *arg, sip_txn *t, int status, sip_msg *msg,
                                sip_rxbuf *rx) {
   client_ctx *c = arg;
+  sip_dest d; /* (after a §18.1.1 fallback from TCP: UDP) */
+  if (sip_txn_dest(t, &d) == 0)
+    c->transport = d.transport;
   entry e = {.kind = ENTRY_CLIENT,
              .s = c->srv,
              .msg = msg,
@@ -969,10 +972,55 @@ static int next_hop(sip_msg *m, size_t len, sip_dest *d, char *name,
   return sip_tp_request_dest(uri, len, d, name, cap);
 }
 
+/* msg with a new top Via (branch) naming the listener d leaves from
+ * (d->listener set), into a malloc'd *out. Returns the length, or a
+ * negative code (UV_EAFNOSUPPORT: no listener of d's transport and family;
+ * SIP_ENOMEM; SIP_EINVAL: msg cannot be written). */
+static int write_request(sip_lua_server *s, sip_msg *m, sip_dest *d,
+                         const char *branch, char **out) {
+  *out = NULL;
+  int lid = sip_tp_find_listener(s->tp, d->transport, d->addr.ss_family);
+  if (lid < 0)
+    return UV_EAFNOSUPPORT;
+  d->listener = lid;
+  struct sockaddr_storage la;
+  sip_tp_listener_addr(s->tp, lid, &la);
+  char sent_by[64], via[200];
+  sip_tp_addr_str(&la, sent_by, sizeof sent_by);
+  int vlen = snprintf(via, sizeof via, "Via: SIP/2.0/%s %s;branch=%s%s\r\n",
+                      sip_tp_transport_name(d->transport), sent_by, branch,
+                      d->transport == SIP_TP_UDP ? ";rport" : "");
+  /* the User-Agent option, unless the request has its own */
+  size_t ua = s->ua_len && sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0) < 0
+                  ? s->ua_len
+                  : 0;
+  size_t add = (size_t)vlen + ua;
+  size_t n = sip_msg_size(m);
+  char *buf = malloc(n + add);
+  if (!buf)
+    return SIP_ENOMEM;
+  int rc = sip_msg_write(m, buf + add, n);
+  const char *eol = rc > 0 ? memchr(buf + add, '\n', (size_t)rc) : NULL;
+  if (!eol) {
+    free(buf);
+    return SIP_EINVAL;
+  }
+  /* the start line moves up; the Via (and User-Agent) go right after it */
+  size_t start_len = (size_t)(eol + 1 - (buf + add));
+  memmove(buf, buf + add, start_len);
+  memcpy(buf + start_len, via, (size_t)vlen);
+  memcpy(buf + start_len + (size_t)vlen, s->ua_line, ua);
+  *out = buf;
+  return rc + (int)add;
+}
+
 /* server:request(msg, dest, fn) -> branch, or nil, err, name. Starts a
  * client transaction for msg (a request, not ACK), sent to dest ("udp:
  * 127.0.0.1:5070"; nil: the next hop from Route / Request-URI) with a new
  * top Via naming the listener it leaves from. msg itself is not changed.
+ * Without dest and without a transport in the next hop's URI, §18.1.1
+ * decides on the real size: a request larger than 1300 bytes for UDP goes
+ * over TCP, and over UDP after all when the connection fails.
  * fn(status, res) gets the responses (see on_client_response). */
 static int srv_request(lua_State *L) {
   sip_lua_server *s = check_server(L, 1);
@@ -984,7 +1032,6 @@ static int srv_request(lua_State *L) {
                          "(created with transactions = false)");
   if (!m->is_request || is_ack(m))
     return luaL_error(L, "request: needs a request other than ACK");
-  size_t n = sip_msg_size(m);
   sip_dest d;
   char name[256];
   int rc;
@@ -994,53 +1041,47 @@ static int srv_request(lua_State *L) {
     if ((rc = sip_tp_parse_spec(spec, &tr, &d.addr)) < 0)
       return sip__lua_fail(L, rc, "request: bad destination %s", spec);
     d.transport = tr;
-  } else if ((rc = next_hop(m, n + 120, &d, name, sizeof name)) < 0) {
+  } else if ((rc = next_hop(m, 0, &d, name, sizeof name)) < 0) {
     return sip__lua_fail(
         L, rc, "request: no next hop: %s%s", sip_tp_strerror(rc),
         rc == UV_EAI_NONAME ? " (a host name: no DNS yet)" : "");
   }
-  int lid = sip_tp_find_listener(s->tp, d.transport, d.addr.ss_family);
-  if (lid < 0)
-    return sip__lua_fail(L, UV_EAFNOSUPPORT, "request: no %s listener for %s",
+  char branch[SIP_TXN_BRANCH_SIZE];
+  sip_txn_new_branch(branch);
+  char *buf, *tbuf = NULL;
+  int len = write_request(s, m, &d, branch, &buf), tlen = -1;
+  if (len == UV_EAFNOSUPPORT)
+    return sip__lua_fail(L, len, "request: no %s listener for %s",
                          sip_tp_transport_name(d.transport),
                          d.addr.ss_family == AF_INET6 ? "IPv6" : "IPv4");
-  d.listener = lid;
-  struct sockaddr_storage la;
-  sip_tp_listener_addr(s->tp, lid, &la);
-  char sent_by[64], branch[SIP_TXN_BRANCH_SIZE], via[200];
-  sip_tp_addr_str(&la, sent_by, sizeof sent_by);
-  sip_txn_new_branch(branch);
-  int vlen = snprintf(via, sizeof via, "Via: SIP/2.0/%s %s;branch=%s%s\r\n",
-                      sip_tp_transport_name(d.transport), sent_by, branch,
-                      d.transport == SIP_TP_UDP ? ";rport" : "");
-  /* the User-Agent option, unless the request has its own */
-  size_t ua = s->ua_len && sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0) < 0
-                  ? s->ua_len
-                  : 0;
-  size_t add = (size_t)vlen + ua;
-  char *buf = malloc(n + add);
-  if (!buf)
+  if (len == SIP_ENOMEM)
     return luaL_error(L, "not enough memory");
-  rc = sip_msg_write(m, buf + add, n);
-  const char *eol = rc > 0 ? memchr(buf + add, '\n', (size_t)rc) : NULL;
-  if (!eol) {
-    free(buf);
-    return sip__lua_fail(L, SIP_EINVAL, "request: cannot serialize");
+  if (len < 0)
+    return sip__lua_fail(L, len, "request: cannot serialize");
+  sip_dest td = d;
+  if (sip_tp_request_switch(&td, (size_t)len)) {
+    /* §18.1.1: too large for UDP; without a TCP listener, UDP after all */
+    tlen = write_request(s, m, &td, branch, &tbuf);
+    if (tlen == SIP_ENOMEM) {
+      free(buf);
+      return luaL_error(L, "not enough memory");
+    }
   }
-  /* the start line moves up; the Via (and User-Agent) go right after it */
-  size_t start_len = (size_t)(eol + 1 - (buf + add));
-  memmove(buf, buf + add, start_len);
-  memcpy(buf + start_len, via, (size_t)vlen);
-  memcpy(buf + start_len + (size_t)vlen, s->ua_line, ua);
   client_ctx *c = calloc(1, sizeof(*c));
   if (!c) {
     free(buf);
+    free(tbuf);
     return luaL_error(L, "not enough memory");
   }
   sip_txn *t;
-  rc = sip_txn_request(s->txl, buf, (size_t)rc + add, &d, on_client_response, c,
-                       &t);
+  if (tlen >= 0)
+    rc = sip_txn_request_switched(s->txl, tbuf, (size_t)tlen, &td, buf,
+                                  (size_t)len, &d, on_client_response, c, &t);
+  else
+    rc = sip_txn_request(s->txl, buf, (size_t)len, &d, on_client_response, c,
+                         &t);
   free(buf);
+  free(tbuf);
   if (rc < 0) {
     free(c);
     return sip__lua_fail(L, rc, "request: %s", sip_tp_strerror(rc));
@@ -1048,7 +1089,7 @@ static int srv_request(lua_State *L) {
   lua_pushvalue(L, 4);
   c->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   c->srv = s;
-  c->transport = d.transport;
+  c->transport = tlen >= 0 ? td.transport : d.transport;
   c->next = s->clients;
   if (s->clients)
     s->clients->prev = c;
@@ -1220,6 +1261,7 @@ static int srv_stats(lua_State *L) {
   SET_COUNTER("tls_verify_failures", c.tls_verify_failures);
   SET_COUNTER("aliases", c.aliases);
   SET_COUNTER("aliases_refused", c.aliases_refused);
+  SET_COUNTER("clen_fixed", c.clen_fixed);
   SET_COUNTER("connections", sip_tp_conn_count(s->tp));
   SET_COUNTER("requests", s->st.requests);
   SET_COUNTER("responses", s->st.responses);
@@ -1249,6 +1291,7 @@ static int srv_stats(lua_State *L) {
     SET_COUNTER("txn_stray_responses", x.stray_responses);
     SET_COUNTER("txn_stray_acks", x.stray_acks);
     SET_COUNTER("txn_transport_errors", x.transport_errors);
+    SET_COUNTER("txn_udp_fallbacks", x.udp_fallbacks);
     SET_COUNTER("txn_rejected", x.rejected);
     SET_COUNTER("txn_trying_sent", x.trying_sent);
     SET_COUNTER("txn_mem_bytes", x.mem_bytes);

@@ -38,6 +38,8 @@ typedef struct px_branch {
   uint16_t status;  /* final status (made up: 408 / 503), 0: pending */
   uint8_t provisional, cancel, cancel_sent, group;
   char via[128];
+  char *udp_via; /* moved to TCP for its size (§18.1.1): the Via of its
+                    UDP form, used when the transaction fell back to it */
 } px_branch;
 
 typedef struct px_target {
@@ -258,6 +260,7 @@ static void ctx_free(sip_proxy_ctx *c) {
       sip_rxbuf_unref(b->final);
     free(b->ruri);
     free(b->route);
+    free(b->udp_via);
     free(b);
   }
   free(c->br);
@@ -434,6 +437,8 @@ static void on_event(void *arg, sip_txn *t, int event, int err) {
     branch_release_txn(b);
 }
 
+static void branch_sync_dest(px_branch *b);
+
 static void send_cancel(px_branch *b) {
   sip_proxy_ctx *c = b->c;
   b->cancel = 1;
@@ -441,6 +446,7 @@ static void send_cancel(px_branch *b) {
       !c->rx)
     return;
   b->cancel_sent = 1;
+  branch_sync_dest(b);
   char buf[8192];
   int n = sip_proxy_write_cancel(&c->rx->msg, cstr(b->ruri), cstr(b->via),
                                  b->route ? cstr(b->route) : SIP_STR_NULL, buf,
@@ -451,6 +457,20 @@ static void send_cancel(px_branch *b) {
   d.tls_name = NULL;
   if (sip_txn_request(c->p->txl, buf, (size_t)n, &d, NULL, NULL, NULL) == 0)
     c->p->st.cancels_sent++;
+}
+
+/* The branch's transaction fell back from TCP to UDP (§18.1.1): so do its
+ * Via and destination (for the CANCEL, §9.1: the request's top Via, the
+ * same destination). */
+static void branch_sync_dest(px_branch *b) {
+  sip_dest d;
+  if (!b->udp_via || !b->t || sip_txn_dest(b->t, &d) < 0 ||
+      d.transport != SIP_TP_UDP)
+    return;
+  b->dest = d;
+  snprintf(b->via, sizeof b->via, "%s", b->udp_via);
+  free(b->udp_via);
+  b->udp_via = NULL;
 }
 
 /* Give up a branch now (made-up final status): its transaction goes on
@@ -487,11 +507,11 @@ static int listener_for(sip_proxy *p, int transport, int family) {
 
 /* Record-Route lines for a branch leaving from listener index oi (request
  * in on ii, -1 unknown). */
-static size_t rr_lines(sip_proxy_ctx *c, int oi, int ii, char *out,
-                       size_t cap) {
-  sip_proxy *p = c->p;
-  const char *params = c->rr_params ? c->rr_params : "";
+static size_t rr_lines(sip_proxy *p, const char *params, int oi, int ii,
+                       char *out, size_t cap) {
   size_t n = 0;
+  if (!params)
+    params = "";
   if (oi < 0)
     return 0;
   int k =
@@ -584,6 +604,107 @@ static char *route_lines(sip_msg *m, sip_str push) {
   return s;
 }
 
+/* The listener index (in p->self) a request to d leaves from, d->listener
+ * set; -1 when there is none of its transport and family. */
+static int out_index(sip_proxy *p, sip_dest *d) {
+  int lid = listener_for(p, d->transport, d->addr.ss_family);
+  int oi = lid < 0 ? -1 : self_index(p, lid);
+  if (oi >= 0)
+    d->listener = lid;
+  return oi;
+}
+
+/* How one hop's request is written: everything but the transport. */
+typedef struct px_build {
+  sip_msg *m;
+  sip_str ruri, push;
+  const char *branch;    /* the Via branch */
+  int record_route, ii;  /* Record-Route; the listener index it came in on */
+  const char *rr_params; /* NULL: none */
+} px_build;
+
+/* The request of bd for a next hop over transport, leaving from listener
+ * index oi: its Via (copied into via), Record-Route lines, pushed Route
+ * lines, then m. Into stack when it fits, else into a malloc'd buffer;
+ * *out says which. Returns the length or a negative code. */
+static int build_request(sip_proxy *p, const px_build *bd, int transport,
+                         int oi, char *via, size_t vcap, char *stack,
+                         size_t scap, char **out) {
+  *out = NULL;
+  int k = snprintf(via, vcap, "SIP/2.0/%s %s;branch=%s",
+                   sip_tp_transport_name(transport), p->self.addr[oi].sent_by,
+                   bd->branch);
+  if (k < 0 || (size_t)k >= vcap)
+    return SIP_ERANGE;
+  char extra[1024];
+  size_t en = 0;
+  if (bd->record_route)
+    en = rr_lines(p, bd->rr_params, oi, bd->ii, extra, sizeof extra);
+  if (bd->push.p) {
+    k = snprintf(extra + en, sizeof extra - en, "Route: %.*s\r\n",
+                 (int)bd->push.len, bd->push.p);
+    if (k < 0 || (size_t)k >= sizeof extra - en)
+      return SIP_ERANGE;
+    en += (size_t)k;
+  }
+  sip_proxy_fwd f = {.ruri = bd->ruri, .via = cstr(via), .extra = {extra, en}};
+  size_t cap = sip_proxy_request_size(bd->m, &f);
+  char *buf = cap <= scap ? stack : malloc(cap);
+  if (!buf)
+    return SIP_ENOMEM;
+  int len = sip_proxy_write_request(bd->m, &f, buf, cap);
+  if (len < 0 && buf != stack)
+    free(buf);
+  else if (buf != stack)
+    *out = buf;
+  return len;
+}
+
+/* One hop's request as written (see write_hop). */
+typedef struct px_req {
+  char stack[8192];
+  char *heap, *tcp;         /* malloc'd (NULL when not): req_free */
+  const char *bytes;        /* the request as written for d: len bytes, via */
+  int len, tlen;            /* tlen >= 0: switched, the TCP form is tcp, tvia */
+  sip_dest td;              /* its destination */
+  char via[128], tvia[128]; /* as px_branch.via */
+} px_req;
+_Static_assert(sizeof(((px_req *)0)->via) == sizeof(((px_branch *)0)->via),
+               "one Via size");
+
+/* A request of bd to d, leaving from listener index oi, written for d's
+ * transport; then §18.1.1 on its real size: a UDP request larger than
+ * SIP_TP_UDP_MTU_THRESHOLD whose URI left the transport open is written
+ * again for TCP (when there is a TCP listener to name in its Via; else it
+ * goes over UDP after all), to be sent with the UDP form as its fallback.
+ * 0 or a negative code; req_free(r) in both cases. */
+static int write_hop(sip_proxy *p, const px_build *bd, sip_dest *d, int oi,
+                     px_req *r) {
+  r->tcp = NULL;
+  r->tlen = -1;
+  r->len = build_request(p, bd, d->transport, oi, r->via, sizeof r->via,
+                         r->stack, sizeof r->stack, &r->heap);
+  if (r->len < 0)
+    return r->len;
+  r->bytes = r->heap ? r->heap : r->stack;
+  r->td = *d;
+  int toi;
+  if (sip_tp_request_switch(&r->td, (size_t)r->len) &&
+      (toi = out_index(p, &r->td)) >= 0) {
+    char none[1];
+    r->tlen = build_request(p, bd, SIP_TP_TCP, toi, r->tvia, sizeof r->tvia,
+                            none, 0, &r->tcp);
+    if (r->tlen < 0)
+      return r->tlen;
+  }
+  return 0;
+}
+
+static void req_free(px_req *r) {
+  free(r->heap);
+  free(r->tcp);
+}
+
 /* Start one branch; its status is set (503) when it could not be sent. */
 static px_branch *start_branch(sip_proxy_ctx *c, const px_target *tg) {
   sip_proxy *p = c->p;
@@ -607,54 +728,47 @@ static px_branch *start_branch(sip_proxy_ctx *c, const px_target *tg) {
   sip_str ruri = tg && tg->uri ? cstr(tg->uri) : m->ruri;
   sip_str push = tg ? cstr(tg->route) : SIP_STR_NULL;
   b->ruri = dupstr(ruri);
-  sip_proxy_fwd f = {.ruri = ruri};
-  size_t approx = sip_msg_size(m) + 400 + ruri.len + push.len;
-  int rc = resolve_dest(m, ruri, tg ? cstr(tg->dest) : SIP_STR_NULL, push,
-                        approx, &b->dest);
-  int lid =
-      rc < 0 ? -1 : listener_for(p, b->dest.transport, b->dest.addr.ss_family);
-  int oi = lid < 0 ? -1 : self_index(p, lid);
+  int rc = resolve_dest(m, ruri, tg ? cstr(tg->dest) : SIP_STR_NULL, push, 0,
+                        &b->dest);
+  int oi = rc < 0 ? -1 : out_index(p, &b->dest);
   if (rc < 0 || oi < 0 || !b->ruri) {
     b->status = 503;
     return b;
   }
-  b->dest.listener = lid;
-  char rnd[SIP_TXN_BRANCH_SIZE];
+  char rnd[SIP_TXN_BRANCH_SIZE], branch[48];
   sip_txn_new_branch(rnd);
-  snprintf(b->via, sizeof b->via, "SIP/2.0/%s %s;branch=z9hG4bK%s.%.10s",
-           sip_tp_transport_name(b->dest.transport), p->self.addr[oi].sent_by,
-           c->lhash, rnd + 7);
-  f.via = cstr(b->via);
-  char extra[1024];
-  size_t en = 0;
-  if (c->o.record_route)
-    en = rr_lines(c, oi, self_index(p, c->src.listener), extra, sizeof extra);
-  if (push.p) {
-    int k = snprintf(extra + en, sizeof extra - en, "Route: %.*s\r\n",
-                     (int)push.len, push.p);
-    if (k < 0 || (size_t)k >= sizeof extra - en) {
-      b->status = 503;
-      return b;
-    }
-    en += (size_t)k;
-  }
-  f.extra = (sip_str){extra, en};
-  if (c->invite)
-    b->route = route_lines(m, push);
-  size_t cap = sip_proxy_request_size(m, &f);
-  char stackbuf[8192];
-  char *buf = cap <= sizeof stackbuf ? stackbuf : malloc(cap);
-  if (!buf) {
+  snprintf(branch, sizeof branch, "z9hG4bK%s.%.10s", c->lhash, rnd + 7);
+  px_build bd = {.m = m,
+                 .ruri = ruri,
+                 .push = push,
+                 .branch = branch,
+                 .record_route = c->o.record_route,
+                 .ii = self_index(p, c->src.listener),
+                 .rr_params = c->rr_params};
+  px_req req, *r = &req;
+  if (write_hop(p, &bd, &b->dest, oi, r) < 0) {
+    req_free(r);
     b->status = 503;
     return b;
   }
-  int len = sip_proxy_write_request(m, &f, buf, cap);
+  if (c->invite)
+    b->route = route_lines(m, push);
   sip_txn *t = NULL;
-  rc = len < 0 ? len
-               : sip_txn_request(p->txl, buf, (size_t)len, &b->dest,
-                                 on_response, b, &t);
-  if (buf != stackbuf)
-    free(buf);
+  if (r->tlen >= 0) {
+    /* too large for UDP: over TCP, the UDP form as its fallback */
+    sip_dest ud = b->dest;
+    b->dest = r->td;
+    b->udp_via = dupstr(cstr(r->via));
+    memcpy(b->via, r->tvia, sizeof b->via);
+    rc = sip_txn_request_switched(p->txl, r->tcp, (size_t)r->tlen, &b->dest,
+                                  r->bytes, (size_t)r->len, &ud, on_response, b,
+                                  &t);
+  } else {
+    memcpy(b->via, r->via, sizeof b->via);
+    rc = sip_txn_request(p->txl, r->bytes, (size_t)r->len, &b->dest,
+                         on_response, b, &t);
+  }
+  req_free(r);
   if (rc < 0) {
     b->status = 503;
     return b;
@@ -1122,6 +1236,38 @@ int sip_proxy_finish(sip_proxy_ctx *c) {
 /* ---- stateless
  * ---------------------------------------------------------------- */
 
+/* Stateless, §18.1.1: the TCP form of a request too large for UDP; when
+ * the connection fails, its UDP form (there is no transaction to do it). */
+typedef struct px_fallback {
+  sip_tp *tp;
+  sip_dest udp;
+  size_t len;
+  char bytes[];
+} px_fallback;
+
+static void fallback_sent(void *arg, int status) {
+  px_fallback *f = arg;
+  if (status < 0 && status != UV_ECANCELED)
+    sip_tp_send(f->tp, f->bytes, f->len, &f->udp, NULL, NULL);
+  free(f);
+}
+
+static int send_switched(sip_tp *tp, const px_req *r, const sip_dest *udp) {
+  px_fallback *f = malloc(sizeof(*f) + (size_t)r->len);
+  if (!f)
+    return SIP_ENOMEM;
+  f->tp = tp;
+  f->udp = *udp;
+  f->len = (size_t)r->len;
+  memcpy(f->bytes, r->bytes, f->len);
+  int rc = sip_tp_send(tp, r->tcp, (size_t)r->tlen, &r->td, fallback_sent, f);
+  if (rc < 0) { /* at once (no connection possible): the UDP form now */
+    free(f);
+    rc = sip_tp_send(tp, r->bytes, (size_t)r->len, udp, NULL, NULL);
+  }
+  return rc;
+}
+
 int sip_proxy_forward(sip_proxy *p, sip_msg *m, const sip_src *src,
                       const sip_proxy_target *target, int record_route,
                       sip_str rr_params) {
@@ -1143,16 +1289,12 @@ int sip_proxy_forward(sip_proxy *p, sip_msg *m, const sip_src *src,
   sip_str ruri = target && target->uri.p ? target->uri : m->ruri;
   sip_str push = target ? target->route : SIP_STR_NULL;
   sip_dest d;
-  size_t approx = sip_msg_size(m) + 400 + ruri.len + push.len;
-  rc = resolve_dest(m, ruri, target ? target->dest : SIP_STR_NULL, push, approx,
-                    &d);
+  rc = resolve_dest(m, ruri, target ? target->dest : SIP_STR_NULL, push, 0, &d);
   if (rc < 0)
     return rc;
-  int lid = listener_for(p, d.transport, d.addr.ss_family);
-  int oi = lid < 0 ? -1 : self_index(p, lid);
+  int oi = out_index(p, &d);
   if (oi < 0)
     return UV_EAFNOSUPPORT;
-  d.listener = lid;
   /* §16.11: the same branch for a retransmission (and for the CANCEL / ACK
    * of an INVITE: the method is not in it) */
   {
@@ -1171,42 +1313,26 @@ int sip_proxy_forward(sip_proxy *p, sip_msg *m, const sip_src *src,
     }
     h2[16] = 0;
   }
-  char via[160];
-  snprintf(via, sizeof via, "SIP/2.0/%s %s;branch=z9hG4bK%s.%s",
-           sip_tp_transport_name(d.transport), p->self.addr[oi].sent_by, lh,
-           h2);
-  char extra[1024];
-  size_t en = 0;
-  if (record_route) {
-    sip_proxy_ctx tmp;
-    memset(&tmp, 0, sizeof tmp);
-    tmp.p = p;
-    char params[256] = "";
-    if (rr_params.p && rr_params.len < sizeof params) {
-      memcpy(params, rr_params.p, rr_params.len);
-      params[rr_params.len] = 0;
-      tmp.rr_params = params;
-    }
-    en = rr_lines(&tmp, oi, src ? self_index(p, src->listener) : -1, extra,
-                  sizeof extra);
+  char branch[48], params[256] = "";
+  snprintf(branch, sizeof branch, "z9hG4bK%s.%s", lh, h2);
+  if (rr_params.p && rr_params.len < sizeof params) {
+    memcpy(params, rr_params.p, rr_params.len);
+    params[rr_params.len] = 0;
   }
-  if (push.p) {
-    int k = snprintf(extra + en, sizeof extra - en, "Route: %.*s\r\n",
-                     (int)push.len, push.p);
-    if (k < 0 || (size_t)k >= sizeof extra - en)
-      return SIP_ERANGE;
-    en += (size_t)k;
-  }
-  sip_proxy_fwd f = {.ruri = ruri, .via = cstr(via), .extra = {extra, en}};
-  size_t cap = sip_proxy_request_size(m, &f);
-  char stackbuf[8192];
-  char *buf = cap <= sizeof stackbuf ? stackbuf : malloc(cap);
-  if (!buf)
-    return SIP_ENOMEM;
-  int len = sip_proxy_write_request(m, &f, buf, cap);
-  rc = len < 0 ? len : sip_tp_send(p->tp, buf, (size_t)len, &d, NULL, NULL);
-  if (buf != stackbuf)
-    free(buf);
+  px_build bd = {.m = m,
+                 .ruri = ruri,
+                 .push = push,
+                 .branch = branch,
+                 .record_route = record_route,
+                 .ii = src ? self_index(p, src->listener) : -1,
+                 .rr_params = params};
+  px_req req, *r = &req;
+  rc = write_hop(p, &bd, &d, oi, r);
+  if (rc == 0 && r->tlen >= 0)
+    rc = send_switched(p->tp, r, &d);
+  else if (rc == 0)
+    rc = sip_tp_send(p->tp, r->bytes, (size_t)r->len, &d, NULL, NULL);
+  req_free(r);
   if (rc == 0)
     p->st.forwarded_stateless++;
   return rc;

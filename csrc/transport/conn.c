@@ -590,6 +590,137 @@ void sip__tp_conn_via_alias(sip_tp *tp, const sip_src *src, const sip_via *v) {
     tp->st.aliases_refused++;
 }
 
+/* ---- Content-Length on streams (§18.3, §20.14)
+ * ------------------------------------------------------ */
+
+/* Over UDP a message may omit Content-Length (the datagram ends it); over
+ * a stream it is what frames the message, and a peer that cannot frame one
+ * waits for ever (an ACK or BYE relayed from UDP to TCP without it hung the
+ * call). So every message written to a stream is checked here, the one
+ * place every TCP and TLS send passes: one Content-Length with the body's
+ * length goes out unchanged (the usual case: a scan of the header
+ * section); a missing, repeated or wrong one is replaced by one correct
+ * "Content-Length: N" line at the end of the header section. */
+
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/* Is the header line p[0..n) a Content-Length field ("l" compact)? */
+static int is_clen_line(const char *p, size_t n) {
+  static const char name[] = "content-length";
+  size_t k = 0;
+  while (k < n && p[k] != ':' && p[k] != ' ' && p[k] != '\t')
+    k++;
+  size_t c = k;
+  while (c < n && (p[c] == ' ' || p[c] == '\t'))
+    c++;
+  if (c >= n || p[c] != ':')
+    return 0;
+  if (k == 1)
+    return lower((unsigned char)p[0]) == 'l';
+  if (k != sizeof(name) - 1)
+    return 0;
+  for (size_t i = 0; i < k; i++)
+    if (lower((unsigned char)p[i]) != name[i])
+      return 0;
+  return 1;
+}
+
+/* The value of a Content-Length line as a number; -1 when not digits. */
+static long long clen_value(const char *p, size_t n) {
+  const char *e = p + n, *v = memchr(p, ':', n);
+  long long x = 0;
+  int digits = 0;
+  for (v++; v < e && (*v == ' ' || *v == '\t'); v++)
+    ;
+  for (; v < e && *v >= '0' && *v <= '9' && digits < 18; v++, digits++)
+    x = x * 10 + (*v - '0');
+  for (; v < e && (*v == ' ' || *v == '\t'); v++)
+    ;
+  return digits && v == e ? x : -1;
+}
+
+/* Walk the header lines of p[0..n): *eoh gets the offset of the empty
+ * line. Returns 1 when exactly one Content-Length equals the body's
+ * length, 0 when it must be rewritten, SIP_EINVAL when there is no header
+ * section end (not a message). With out, writes the rewritten message
+ * there (every Content-Length line and its continuations left out, one
+ * correct line added) and returns its length. */
+static long long clen_scan(const char *p, size_t n, size_t *eoh, char *out) {
+  const char *end = p + n, *nl = memchr(p, '\n', n);
+  if (!nl)
+    return SIP_EINVAL;
+  const char *line = nl + 1;
+  size_t o = 0;
+  if (out) {
+    memcpy(out, p, (size_t)(line - p));
+    o = (size_t)(line - p);
+  }
+  int count = 0, skip = 0;
+  long long val = -1;
+  while (line < end) {
+    nl = memchr(line, '\n', (size_t)(end - line));
+    if (!nl)
+      return SIP_EINVAL;
+    size_t len = (size_t)(nl + 1 - line);
+    size_t text = len - (len >= 2 && nl[-1] == '\r' ? 2 : 1);
+    if (text == 0) { /* the empty line */
+      size_t body = (size_t)(end - (nl + 1));
+      *eoh = (size_t)(line - p);
+      if (!out)
+        return count == 1 && val == (long long)body;
+      o += (size_t)sprintf(out + o, "Content-Length: %zu\r\n", body);
+      memcpy(out + o, line, (size_t)(end - line));
+      return (long long)(o + (size_t)(end - line));
+    }
+    if (line[0] != ' ' && line[0] != '\t') {
+      skip = is_clen_line(line, text);
+      if (skip && ++count == 1)
+        val = clen_value(line, text);
+    }
+    if (out && !skip) {
+      memcpy(out + o, line, len);
+      o += len;
+    }
+    line = nl + 1;
+  }
+  return SIP_EINVAL;
+}
+
+/* Only line ends: a keep-alive (RFC 5626 §3.5.1), not a message. */
+static int only_crlf(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != '\r' && p[i] != '\n')
+      return 0;
+  return 1;
+}
+
+/* A write request for a message to a stream, with a correct
+ * Content-Length (see above). NULL and *err on failure. */
+static sip__wreq *stream_wreq(sip_conn *c, const char *p, size_t len,
+                              sip_tp_send_cb cb, void *arg, int *err) {
+  size_t eoh = 0;
+  long long ok = only_crlf(p, len) ? 1 : clen_scan(p, len, &eoh, NULL);
+  *err = SIP_ENOMEM;
+  if (ok < 0) {
+    *err = (int)ok;
+    sip__tp_seterr(c->tp, "%s send: not a SIP message (no header end)",
+                   sip_tp_transport_name(c->transport));
+    return NULL;
+  }
+  if (ok)
+    return wreq_new(c, p, len, (uint32_t)len, cb, arg);
+  /* at most: the message, a new line, with every old one left out */
+  size_t cap = len + 40;
+  sip__wreq *w = sip__tp_conn_wreq(c, cap, 0, cb, arg);
+  if (!w)
+    return NULL;
+  long long n = clen_scan(p, len, &eoh, w->data);
+  w->len = (size_t)n;
+  w->msg_len = (uint32_t)n;
+  c->tp->st.clen_fixed++;
+  return w;
+}
+
 /* ---- connect and send
  * ----------------------------------------------------------- */
 
@@ -655,16 +786,19 @@ int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
   size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
   if (queued + c->pend_bytes + len > tp->cfg.max_write_queue)
     return UV_ENOBUFS;
-  sip__wreq *w = wreq_new(c, bytes, len, (uint32_t)len, cb, arg);
-  if (!w)
-    return SIP_ENOMEM;
+  int err;
+  sip__wreq *w = stream_wreq(c, bytes, len, cb, arg, &err);
+  if (!w) {
+    tp->st.tx_errors++;
+    return err;
+  }
   if (c->state != SIP__CS_OPEN) {
     if (c->pend_tail)
       c->pend_tail->next = w;
     else
       c->pend_head = w;
     c->pend_tail = w;
-    c->pend_bytes += len;
+    c->pend_bytes += w->len;
     return 0;
   }
   int rc = send_now(c, w);

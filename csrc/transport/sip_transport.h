@@ -97,6 +97,9 @@ typedef struct sip_dest {
   const char *tls_name; /* TLS: SNI and the name verified against the
                            certificate; NULL verifies addr's IP instead.
                            Copied; may be freed after sip_tp_send returns. */
+  int size_rule;        /* set by sip_tp_request_dest: the URI named no
+                           transport, so §18.1.1 chooses by size (see
+                           sip_tp_request_switch) */
 } sip_dest;
 
 void sip_dest_init(sip_dest *d, int transport);
@@ -217,15 +220,21 @@ int sip_tp_listener_port(const sip_tp *tp, int id);
 /* Result of one send: 0 when handed to the kernel, else a negative code. */
 typedef void (*sip_tp_send_cb)(void *arg, int status);
 
-/* Send bytes (copied) to dst. UDP: sendto from a listener's socket. TCP/TLS:
- * over dst->conn_id or an open connection to dst->addr, else a new
- * connection (asynchronous connect + handshake; the bytes wait in a queue).
- * Returns 0 and later calls cb(arg, status) exactly once, never from inside
- * this call; or returns a negative code and never calls cb. */
 /* Write every message received and sent (with time, transport and
  * addresses) to out, flushed per message; NULL turns it off. */
 void sip_tp_set_trace(sip_tp *tp, FILE *out);
 
+/* Send bytes (copied) to dst. UDP: one sendmsg per datagram from a
+ * listener's socket, so a failure is the result of that datagram alone (an
+ * unroutable destination fails at once: ENETUNREACH ...); when the socket
+ * has no room the datagram waits, in order. TCP/TLS: over dst->conn_id or
+ * an open connection to dst->addr, else a new connection (asynchronous
+ * connect + handshake; the bytes wait in a queue); a message written to a
+ * stream always carries one Content-Length equal to its body's length
+ * (§18.3: added or corrected here when not), and bytes that are not a
+ * message (no header end) fail with SIP_EINVAL.
+ * Returns 0 and later calls cb(arg, status) exactly once, never from inside
+ * this call; or returns a negative code and never calls cb. */
 int sip_tp_send(sip_tp *tp, const char *bytes, size_t len, const sip_dest *dst,
                 sip_tp_send_cb cb, void *arg);
 
@@ -250,9 +259,13 @@ int sip_tp_send_response(sip_tp *tp, const char *bytes, size_t len,
 /* Where a request goes when its next hop is uri (RFC 3261 §18.1.1, RFC 3263
  * §4 for numeric hosts): maddr when present, else the host; the transport
  * from ";transport=" (udp, tcp, tls; "tcp" in a sips URI means TLS), else
- * TLS for sips, else UDP; the port from the URI, else 5060 (5061 for TLS).
- * A UDP request of msg_len > SIP_TP_UDP_MTU_THRESHOLD goes over TCP
- * instead (§18.1.1), unless the URI names the transport explicitly.
+ * TLS for sips, else UDP (and dst->size_rule is set); the port from the
+ * URI, else 5060 (5061 for TLS). A UDP request of msg_len >
+ * SIP_TP_UDP_MTU_THRESHOLD goes over TCP instead (§18.1.1), unless the URI
+ * names the transport explicitly. msg_len must be the size of the request
+ * as written for UDP: callers that build the request after choosing (its
+ * Via names the transport) pass 0, write it, then ask
+ * sip_tp_request_switch with its real size.
  * For TLS, dst->tls_name is set to the host when the caller passes
  * name_buf (the name to verify; a numeric host verifies the address).
  * Returns 0, UV_EAI_NONAME when the host is a name (resolving it per RFC
@@ -260,6 +273,16 @@ int sip_tp_send_response(sip_tp *tp, const char *bytes, size_t len,
  * names another transport (sctp, ws ...). */
 int sip_tp_request_dest(const sip_uri *uri, size_t msg_len, sip_dest *out,
                         char *name_buf, size_t name_cap);
+
+/* §18.1.1 on the real size: a request written for UDP to d (from
+ * sip_tp_request_dest) is len bytes. When it is larger than
+ * SIP_TP_UDP_MTU_THRESHOLD (1300: the path MTU is unknown) and the URI left
+ * the transport to this rule (d->size_rule), d becomes TCP to the same
+ * address and port (listener -1) and 1 is returned: the caller writes the
+ * request again for TCP (Via transport, Record-Route) and sends that, with
+ * the UDP form as the fallback for a connection that fails
+ * (sip_txn_request_switched). Otherwise 0 and d is unchanged. */
+int sip_tp_request_switch(sip_dest *d, size_t len);
 
 /* Is a TCP/TLS connection with that id open (or connecting)? 1 or 0. */
 int sip_tp_conn_alive(const sip_tp *tp, uint64_t conn_id);
@@ -276,6 +299,8 @@ typedef struct sip_tp_counters {
   uint64_t rx_msgs, rx_bytes; /* messages delivered (on_message), bytes read */
   uint64_t tx_msgs, tx_bytes; /* sends completed, their bytes */
   uint64_t tx_errors;         /* sends that failed */
+  uint64_t clen_fixed;        /* messages to TCP/TLS that lacked a correct
+                                 Content-Length: one was written (§18.3) */
   uint64_t parse_errors;      /* datagrams / stream messages that failed */
   uint64_t bad_delivered;     /* of those, passed to on_bad */
   uint64_t dropped;           /* unparseable, unanswerable: dropped */

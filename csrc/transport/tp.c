@@ -218,6 +218,40 @@ void sip__tp_handle_closed(sip_tp *tp) {
 
 static void on_anchor_closed(uv_handle_t *h) { sip__tp_handle_closed(h->data); }
 
+/* ---- deferred send results
+ * ------------------------------------------------------ */
+
+/* Every result queued so far, in order (the callbacks may queue more: they
+ * wait for the next run). */
+static void run_done(sip_tp *tp) {
+  sip__done *d = tp->done_head;
+  tp->done_head = tp->done_tail = NULL;
+  while (d) {
+    sip__done *next = d->next;
+    d->cb(d->arg, d->status);
+    free(d);
+    d = next;
+  }
+}
+
+static void on_done_idle(uv_idle_t *h) {
+  sip_tp *tp = h->data;
+  run_done(tp);
+  if (!tp->done_head)
+    uv_idle_stop(&tp->done_idle);
+}
+
+void sip__tp_defer(sip_tp *tp, sip__done *d) {
+  d->next = NULL;
+  if (tp->done_tail)
+    tp->done_tail->next = d;
+  else
+    tp->done_head = d;
+  tp->done_tail = d;
+  if (!tp->closing)
+    uv_idle_start(&tp->done_idle, on_done_idle);
+}
+
 int sip_tp_new(uv_loop_t *loop, const sip_tp_config *cfg, sip_tp **out,
                char *err, size_t errcap) {
   if (errcap)
@@ -255,7 +289,9 @@ int sip_tp_new(uv_loop_t *loop, const sip_tp_config *cfg, sip_tp **out,
   uv_timer_init(loop, &tp->anchor);
   tp->anchor.data = tp;
   uv_unref((uv_handle_t *)&tp->anchor);
-  tp->handles = 1;
+  uv_idle_init(loop, &tp->done_idle);
+  tp->done_idle.data = tp;
+  tp->handles = 2;
   *out = tp;
   return 0;
 }
@@ -280,12 +316,18 @@ void sip_tp_close(sip_tp *tp, void (*cb)(void *arg), void *arg) {
       continue;
     l->closing = 1;
     tp->ls[i] = NULL;
+    if (l->transport == SIP_TP_UDP)
+      sip__tp_udp_close(l);
     uv_close(&l->u.h, on_listener_closed);
   }
   while (tp->conns)
     sip__tp_conn_close(tp->conns, UV_ECANCELED, 0);
   while (tp->draining)
     sip__tp_conn_close_now(tp->draining);
+  /* datagrams the kernel took: their results, now */
+  while (tp->done_head)
+    run_done(tp);
+  uv_close((uv_handle_t *)&tp->done_idle, on_anchor_closed);
   uv_close((uv_handle_t *)&tp->anchor, on_anchor_closed);
 }
 
@@ -625,14 +667,15 @@ int sip_tp_request_dest(const sip_uri *u, size_t msg_len, sip_dest *out,
     if (u->kind == SIP_URI_SIPS && t == SIP_TP_UDP)
       return SIP_EINVAL; /* no TLS over UDP here (DTLS is not supported) */
   }
-  if (transport == SIP_TP_UDP && !explicit_transport &&
-      msg_len > SIP_TP_UDP_MTU_THRESHOLD)
+  int size_rule = transport == SIP_TP_UDP && !explicit_transport;
+  if (size_rule && msg_len > SIP_TP_UDP_MTU_THRESHOLD)
     transport = SIP_TP_TCP;
   sip_str host = u->maddr.p ? u->maddr : u->host;
   int port = u->has_port
                  ? u->port
                  : (transport == SIP_TP_TLS ? SIP_TP_PORT_TLS : SIP_TP_PORT);
   sip_dest_init(out, transport);
+  out->size_rule = size_rule;
   if (sip_tp_addr(&out->addr, host.p, host.len, port) < 0)
     return UV_EAI_NONAME;
   sip_str name = u->host;
@@ -646,6 +689,16 @@ int sip_tp_request_dest(const sip_uri *u, size_t msg_len, sip_dest *out,
     out->tls_name = name_buf;
   }
   return 0;
+}
+
+int sip_tp_request_switch(sip_dest *d, size_t len) {
+  if (!d->size_rule || d->transport != SIP_TP_UDP ||
+      len <= SIP_TP_UDP_MTU_THRESHOLD)
+    return 0;
+  d->transport = SIP_TP_TCP;
+  d->listener = -1;
+  d->conn_id = 0;
+  return 1;
 }
 
 int sip_tp_response_dest(const sip_tp *tp, const sip_via *v, const sip_src *src,

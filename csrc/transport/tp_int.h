@@ -27,6 +27,9 @@ typedef struct sip__wreq {
   char data[];
 } sip__wreq;
 
+/* udp.c: a datagram waiting for room in the socket (see sip__tp_udp_send) */
+typedef struct sip__udp_out sip__udp_out;
+
 typedef struct sip_listener {
   union {
     uv_handle_t h;
@@ -39,7 +42,19 @@ typedef struct sip_listener {
   int closing;
   struct sockaddr_storage addr;
   char *rbuf; /* UDP batch buffer */
+  /* UDP sends the socket had no room for: at most one handed to libuv
+   * (busy), the others wait here in order */
+  sip__udp_out *busy, *q_head, *q_tail;
 } sip_listener;
+
+/* A send result to report from the loop (sip_tp_send never calls back from
+ * inside itself): UDP datagrams the kernel took at once. */
+typedef struct sip__done {
+  struct sip__done *next;
+  sip_tp_send_cb cb;
+  void *arg;
+  int status;
+} sip__done;
 
 /* An entry of the connection table by address: a connection's peer address,
  * or an alias of it (RFC 5923). */
@@ -116,8 +131,10 @@ struct sip_tp {
   sip__tp_key **by_addr;
   uint32_t nbuckets, nkeys;
 
-  uv_timer_t anchor; /* always open: makes sip_tp_close asynchronous */
-  int handles;       /* open libuv handles owned by the manager */
+  uv_timer_t anchor;   /* always open: makes sip_tp_close asynchronous */
+  uv_idle_t done_idle; /* runs while done_head has entries */
+  sip__done *done_head, *done_tail;
+  int handles; /* open libuv handles owned by the manager */
   int closing;
   void (*close_cb)(void *);
   void *close_arg;
@@ -138,6 +155,9 @@ void sip__tp_trace(sip_tp *tp, int outgoing, const char *bytes, size_t len,
 void sip__tp_handle_closed(sip_tp *tp);
 void sip__tp_seterr(sip_tp *tp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Report d (malloc'd by the caller; status and cb set) from the loop, after
+ * the ones queued before it. Takes d. */
+void sip__tp_defer(sip_tp *tp, sip__done *d);
 sip_rxbuf *sip__tp_rxbuf_new(const char *p, size_t len, const sip_limits *lim);
 /* Parse outcome of rx (already parsed with rc) from src: delivers it,
  * passes it to on_bad, or drops it. Consumes no reference. */
@@ -150,6 +170,8 @@ socklen_t sip__tp_addr_len(const struct sockaddr_storage *a);
 int sip__tp_udp_listen(sip_tp *tp, sip_listener *l);
 int sip__tp_udp_send(sip_tp *tp, const char *bytes, size_t len,
                      const sip_dest *dst, sip_tp_send_cb cb, void *arg);
+/* The listener closes: its waiting datagrams fail with UV_ECANCELED. */
+void sip__tp_udp_close(sip_listener *l);
 
 /* conn.c */
 int sip__tp_tcp_listen(sip_tp *tp, sip_listener *l);

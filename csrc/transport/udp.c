@@ -89,19 +89,104 @@ int sip__tp_udp_listen(sip_tp *tp, sip_listener *l) {
   return uv_udp_recv_start(&l->u.udp, udp_alloc, udp_recv);
 }
 
-static void udp_sent(uv_udp_send_t *req, int status) {
-  sip__wreq *w = req->data;
-  sip_tp *tp = w->tp;
+/* ---- sending ----------------------------------------------------------------
+ *
+ * One sendmsg per datagram (uv_udp_try_send), so that an error belongs to
+ * the datagram that caused it and to no other. libuv's own queue
+ * (uv_udp_send) sends what accumulated in one loop iteration with one
+ * sendmmsg of up to 20 datagrams, and when the kernel refuses the first of
+ * them (ENETUNREACH for an unroutable Contact, say) it reports that error
+ * for every datagram of the batch, none of which was sent (libuv 1.44
+ * uv__udp_sendmmsg): under load, one bad destination failed unrelated
+ * requests and responses. Only when the socket has no room (EAGAIN) does a
+ * datagram wait here, in order; libuv is then given one datagram at a time
+ * (a batch of one), to be told when the socket is writable again. */
+
+struct sip__udp_out {
+  uv_udp_send_t req;
+  sip__udp_out *next;
+  sip_listener *l;
+  sip_tp_send_cb cb;
+  void *arg;
+  struct sockaddr_storage to;
+  size_t len;
+  char data[];
+};
+
+static socklen_t to_len(const struct sockaddr_storage *sa) {
+  return sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                   : sizeof(struct sockaddr_in);
+}
+
+/* Count a result (0 or an error of this datagram alone). */
+static void account(sip_tp *tp, size_t len, int status,
+                    const struct sockaddr_storage *to) {
   if (status == 0) {
     tp->st.tx_msgs++;
-    tp->st.tx_bytes += w->len;
-  } else {
-    tp->st.tx_errors++;
-    sip__tp_seterr(tp, "udp send: %s", uv_strerror(status));
+    tp->st.tx_bytes += len;
+    return;
   }
-  if (w->cb)
-    w->cb(w->arg, status);
-  free(w);
+  char a[64];
+  tp->st.tx_errors++;
+  sip_tp_addr_str(to, a, sizeof(a));
+  sip__tp_seterr(tp, "udp send to %s: %s", a, uv_strerror(status));
+}
+
+/* A waiting datagram's result (from the loop: the callback may run now). */
+static void out_done(sip__udp_out *o, int status) {
+  account(o->l->tp, o->len, status, &o->to);
+  if (o->cb)
+    o->cb(o->arg, status);
+  free(o);
+}
+
+static void out_sent(uv_udp_send_t *req, int status);
+
+/* Hand o to libuv (alone: a batch of one). 0 or libuv's code. */
+static int out_start(sip_listener *l, sip__udp_out *o) {
+  uv_buf_t b = uv_buf_init(o->data, (unsigned int)o->len);
+  o->req.data = o;
+  int rc = uv_udp_send(&o->req, &l->u.udp, &b, 1,
+                       (const struct sockaddr *)&o->to, out_sent);
+  if (rc == 0)
+    l->busy = o;
+  return rc;
+}
+
+/* The socket has room again: the waiting datagrams, in order. */
+static void drain(sip_listener *l) {
+  while (l->q_head && !l->busy && !l->closing) {
+    sip__udp_out *o = l->q_head;
+    l->q_head = o->next;
+    if (!l->q_head)
+      l->q_tail = NULL;
+    uv_buf_t b = uv_buf_init(o->data, (unsigned int)o->len);
+    int rc = uv_udp_try_send(&l->u.udp, &b, 1, (const struct sockaddr *)&o->to);
+    if (rc == UV_EAGAIN)
+      rc = out_start(l, o);
+    else
+      rc = rc < 0 ? rc : 0;
+    if (l->busy != o)
+      out_done(o, rc);
+  }
+}
+
+static void out_sent(uv_udp_send_t *req, int status) {
+  sip__udp_out *o = req->data;
+  sip_listener *l = o->l;
+  l->busy = NULL;
+  out_done(o, status);
+  drain(l);
+}
+
+void sip__tp_udp_close(sip_listener *l) {
+  sip__udp_out *o = l->q_head;
+  l->q_head = l->q_tail = NULL;
+  while (o) { /* (the busy one: libuv cancels it when the handle closes) */
+    sip__udp_out *next = o->next;
+    out_done(o, UV_ECANCELED);
+    o = next;
+  }
 }
 
 static sip_listener *pick(sip_tp *tp, const sip_dest *dst) {
@@ -128,24 +213,57 @@ int sip__tp_udp_send(sip_tp *tp, const char *bytes, size_t len,
   sip_listener *l = pick(tp, dst);
   if (!l)
     return UV_EAFNOSUPPORT;
-  sip__wreq *w = malloc(sizeof(*w) + len);
-  if (!w)
+  if (!l->busy && !l->q_head) {
+    /* the common case: the kernel takes it now, or says why not */
+    sip__done *d = NULL;
+    if (cb && !(d = malloc(sizeof(*d))))
+      return SIP_ENOMEM;
+    uv_buf_t b = uv_buf_init((char *)bytes, (unsigned int)len);
+    int rc =
+        uv_udp_try_send(&l->u.udp, &b, 1, (const struct sockaddr *)&dst->addr);
+    if (rc != UV_EAGAIN) {
+      rc = rc < 0 ? rc : 0;
+      account(tp, len, rc, &dst->addr);
+      if (rc < 0) {
+        free(d);
+        return rc;
+      }
+      if (tp->trace)
+        sip__tp_trace(tp, 1, bytes, len, SIP_TP_UDP, &l->addr, &dst->addr);
+      if (d) {
+        d->cb = cb;
+        d->arg = arg;
+        d->status = 0;
+        sip__tp_defer(tp, d);
+      }
+      return 0;
+    }
+    free(d);
+  }
+  /* no room in the socket: wait, in order */
+  sip__udp_out *o = malloc(sizeof(*o) + len);
+  if (!o)
     return SIP_ENOMEM;
-  memset(w, 0, sizeof(*w));
-  w->tp = tp;
-  w->cb = cb;
-  w->arg = arg;
-  w->len = len;
-  w->msg_len = (uint32_t)len;
-  memcpy(w->data, bytes, len);
-  w->req.u.data = w;
-  uv_buf_t b = uv_buf_init(w->data, (unsigned int)len);
-  int rc = uv_udp_send(&w->req.u, &l->u.udp, &b, 1,
-                       (const struct sockaddr *)&dst->addr, udp_sent);
-  if (rc < 0) {
-    free(w);
-    tp->st.tx_errors++;
-    return rc;
+  memset(o, 0, sizeof(*o));
+  o->l = l;
+  o->cb = cb;
+  o->arg = arg;
+  o->len = len;
+  memcpy(&o->to, &dst->addr, to_len(&dst->addr));
+  memcpy(o->data, bytes, len);
+  if (!l->busy) {
+    int rc = out_start(l, o);
+    if (rc < 0) {
+      account(tp, len, rc, &dst->addr);
+      free(o);
+      return rc;
+    }
+  } else {
+    if (l->q_tail)
+      l->q_tail->next = o;
+    else
+      l->q_head = o;
+    l->q_tail = o;
   }
   if (tp->trace)
     sip__tp_trace(tp, 1, bytes, len, SIP_TP_UDP, &l->addr, &dst->addr);

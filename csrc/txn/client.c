@@ -48,9 +48,59 @@ static int dest_ok(const sip_dest *d) {
   return fam == AF_INET || fam == AF_INET6;
 }
 
+static void addr_from(sip__txn_addr *a, const sip_dest *d) {
+  memset(a, 0, sizeof(*a));
+  a->transport = (uint8_t)d->transport;
+  a->listener = (int16_t)d->listener;
+  a->conn_id = d->conn_id;
+  if (d->addr.ss_family == AF_INET6)
+    memcpy(&a->u.in6, &d->addr, sizeof(a->u.in6));
+  else
+    memcpy(&a->u.in4, &d->addr, sizeof(a->u.in4));
+}
+
+int sip_txn_dest(const sip_txn *t, sip_dest *out) {
+  if (!sip__txn_is_client(t))
+    return SIP_EINVAL;
+  sip_dest_init(out, t->addr.transport);
+  if (t->addr.u.sa.sa_family == AF_INET6)
+    memcpy(&out->addr, &t->addr.u.in6, sizeof(t->addr.u.in6));
+  else if (t->addr.u.sa.sa_family == AF_INET)
+    memcpy(&out->addr, &t->addr.u.in4, sizeof(t->addr.u.in4));
+  out->conn_id = t->addr.conn_id;
+  out->listener = t->addr.listener;
+  return 0;
+}
+
+static int request(sip_txl *txl, const char *bytes, size_t len,
+                   const sip_dest *dest, const char *udp_bytes, size_t udp_len,
+                   const sip_dest *udp_dest, sip_txn_response_cb on_response,
+                   void *arg, sip_txn **out);
+
 int sip_txn_request(sip_txl *txl, const char *bytes, size_t len,
                     const sip_dest *dest, sip_txn_response_cb on_response,
                     void *arg, sip_txn **out) {
+  return request(txl, bytes, len, dest, NULL, 0, NULL, on_response, arg, out);
+}
+
+int sip_txn_request_switched(sip_txl *txl, const char *bytes, size_t len,
+                             const sip_dest *dest, const char *udp_bytes,
+                             size_t udp_len, const sip_dest *udp_dest,
+                             sip_txn_response_cb on_response, void *arg,
+                             sip_txn **out) {
+  if (out)
+    *out = NULL;
+  if (!udp_bytes || !udp_len || udp_len > UINT32_MAX || !udp_dest ||
+      udp_dest->transport != SIP_TP_UDP || !dest_ok(udp_dest))
+    return SIP_EINVAL;
+  return request(txl, bytes, len, dest, udp_bytes, udp_len, udp_dest,
+                 on_response, arg, out);
+}
+
+static int request(sip_txl *txl, const char *bytes, size_t len,
+                   const sip_dest *dest, const char *udp_bytes, size_t udp_len,
+                   const sip_dest *udp_dest, sip_txn_response_cb on_response,
+                   void *arg, sip_txn **out) {
   if (out)
     *out = NULL;
   if (!txl || !bytes || !len || len > UINT32_MAX || !dest || !dest_ok(dest))
@@ -94,18 +144,22 @@ int sip_txn_request(sip_txl *txl, const char *bytes, size_t len,
   }
   sip_msg_free(m); /* nothing points into it any more */
   t->hash = h;
-  t->addr.transport = (uint8_t)dest->transport;
-  t->addr.listener = (int16_t)dest->listener;
-  t->addr.conn_id = dest->conn_id;
-  if (dest->addr.ss_family == AF_INET6)
-    memcpy(&t->addr.u.in6, &dest->addr, sizeof(t->addr.u.in6));
-  else
-    memcpy(&t->addr.u.in4, &dest->addr, sizeof(t->addr.u.in4));
+  addr_from(&t->addr, dest);
   if (dest->transport != SIP_TP_UDP)
     t->flags |= SIP__TF_RELIABLE;
   t->on_response = on_response;
   t->arg = arg;
   rc = sip__txn_set_out(t, bytes, len);
+  if (rc == 0 && udp_bytes && dest->transport != SIP_TP_UDP) {
+    t->alt = sip__txn_alloc(txl, sizeof(sip__txn_alt) + udp_len, 1);
+    if (!t->alt) {
+      rc = SIP_ENOMEM;
+    } else {
+      addr_from(&t->alt->addr, udp_dest);
+      t->alt->len = (uint32_t)udp_len;
+      memcpy(t->alt->bytes, udp_bytes, udp_len);
+    }
+  }
   if (rc == 0)
     rc = sip__txn_table_add(txl, &txl->client, t);
   if (rc < 0) {

@@ -233,6 +233,9 @@ typedef struct sip_txl_counters {
                            (structs, keys, stored messages), the matching
                            tables, the timer heap, scratch space */
   uint64_t txn_bytes;   /* of mem_bytes, the transactions' part */
+  /* requests moved to TCP for their size (§18.1.1) whose connection
+   * failed, sent over UDP instead */
+  uint64_t udp_fallbacks;
 } sip_txl_counters;
 
 /* Copy the counters into *out. */
@@ -280,6 +283,27 @@ size_t sip_txn_new_tag(char out[SIP_TXN_TAG_SIZE]);
 int sip_txn_request(sip_txl *txl, const char *bytes, size_t len,
                     const sip_dest *dest, sip_txn_response_cb on_response,
                     void *arg, sip_txn **out);
+
+/* sip_txn_request for a request that would have gone over UDP but is too
+ * large for it (§18.1.1, sip_tp_request_switch): bytes (its TCP form) go
+ * to dest; when that fails -- the connection is refused (a UA listening on
+ * UDP only), reset, times out ... -- before any response came, the
+ * transaction goes on with udp_bytes (the same request written for UDP:
+ * same branch and method) to udp_dest, with the timers of an unreliable
+ * transport (§18.1.1: "SHOULD retry the request, using UDP"); the TU sees
+ * the responses as usual, and sip_txn_dest() tells where it went. Same
+ * return contract as sip_txn_request (SIP_EINVAL also for a udp_dest that
+ * is not UDP). */
+int sip_txn_request_switched(sip_txl *txl, const char *bytes, size_t len,
+                             const sip_dest *dest, const char *udp_bytes,
+                             size_t udp_len, const sip_dest *udp_dest,
+                             sip_txn_response_cb on_response, void *arg,
+                             sip_txn **out);
+
+/* Where a client transaction sends (transport, address, connection,
+ * listener; tls_name NULL): after a §18.1.1 fallback, the UDP destination.
+ * 0, or SIP_EINVAL for a server transaction. */
+int sip_txn_dest(const sip_txn *t, sip_dest *out);
 
 /* Stop calling back (on_response and the event callback) without touching
  * the state machine: retransmissions, the ACK for a non-2xx and timers go

@@ -196,9 +196,17 @@ sip__txn_slice sip__txn_put(sip_txn *t, size_t *used, const char *p, size_t n) {
   return s;
 }
 
+void sip__txn_drop_alt(sip_txn *t) {
+  if (!t->alt)
+    return;
+  sip__txn_free(t->txl, t->alt, sizeof(sip__txn_alt) + t->alt->len, 1);
+  t->alt = NULL;
+}
+
 static void txn_free(sip_txn *t) {
   sip_txl *txl = t->txl;
   sip__txn_take_out(t, NULL, 0);
+  sip__txn_drop_alt(t);
   if (t->rtag)
     sip__txn_free(txl, t->rtag, strlen(t->rtag) + 1, 1);
   sip__txn_free(txl, t, sizeof(sip_txn) + t->klen, 1);
@@ -233,6 +241,7 @@ void sip__txn_terminate(sip_txn *t) {
   txl->st.zombies++;
   /* nothing is re-sent any more: give the memory back now */
   sip__txn_take_out(t, NULL, 0);
+  sip__txn_drop_alt(t);
   t->flags |= SIP__TF_DEAD;
   t->hnext = txl->dead;
   txl->dead = t;
@@ -316,11 +325,46 @@ int sip__txn_send(sip_txn *t, const char *p, size_t n) {
   return rc;
 }
 
+/* §18.1.1: the connection for a request moved from UDP to TCP for its
+ * size failed before any response (refused: the peer listens on UDP only;
+ * reset; timed out ...): the transaction goes on with the request's UDP
+ * form, to its UDP destination, as an unreliable one (Timer A / E; Timer B
+ * / F start again). 0 when it did, else the code of the UDP send. */
+static int fall_back(sip_txn *t) {
+  sip_txl *txl = t->txl;
+  sip__txn_alt *a = t->alt;
+  int rc = sip__txn_set_out(t, a->bytes, a->len);
+  if (rc < 0) {
+    sip__txn_drop_alt(t);
+    return rc;
+  }
+  t->addr = a->addr;
+  sip__txn_drop_alt(t);
+  t->flags &= (uint8_t) ~(SIP__TF_RELIABLE | SIP__TF_PENDING_ERR);
+  t->err = 0;
+  t->interval = txl->cfg.t1_ms;
+  rc = sip__txn_timer_in(t, 0, txl->cfg.t1_ms);
+  if (rc == 0)
+    rc = sip__txn_timer_in(t, 1, 64 * (uint64_t)txl->cfg.t1_ms);
+  if (rc == 0)
+    rc = sip__txn_send(t, t->out, t->out_len);
+  if (rc == 0)
+    txl->st.udp_fallbacks++;
+  return rc;
+}
+
 void sip__txn_transport_error(sip_txn *t, int err) {
   sip_txl *txl = t->txl;
   txl->st.transport_errors++;
   if (t->state == SIP_TXN_TERMINATED)
     return;
+  if (t->alt && !txl->closing && !(t->flags & SIP__TF_FINAL) &&
+      (t->state == SIP_TXN_CALLING || t->state == SIP_TXN_TRYING)) {
+    int rc = fall_back(t);
+    if (rc == 0)
+      return;
+    err = rc;
+  }
   t->err = err;
   t->refs++;
   if (sip__txn_is_client(t) || (t->flags & SIP__TF_DEST)) {

@@ -48,6 +48,14 @@ enum {
                                  destination (§18.2.2 resolved once) */
 };
 
+/* Client: the UDP form of a request sent over TCP for its size (§18.1.1),
+ * sent instead when the connection fails before any response. */
+typedef struct sip__txn_alt {
+  sip__txn_addr addr;
+  uint32_t len;
+  char bytes[];
+} sip__txn_alt;
+
 struct sip_txn {
   sip_txl *txl;
   struct sip_txn *hnext; /* hash chain; the dead list once Terminated */
@@ -59,7 +67,8 @@ struct sip_txn {
   sip_txn_event_cb on_event;
   void *ev_arg;
   void *udata;
-  char *rtag; /* RFC 2543 IST: To tag of the final response sent (NUL) */
+  char *rtag;        /* RFC 2543 IST: To tag of the final response sent (NUL) */
+  sip__txn_alt *alt; /* client: the UDP fallback, NULL when none */
   sip__txn_addr addr;
   uint32_t hash;
   int32_t refs;
@@ -142,6 +151,8 @@ void sip__txn_event(sip_txn *t, int ev, int err);
 int sip__txn_send(sip_txn *t, const char *p, size_t n);
 /* A transport failure (sync or async) for t. */
 void sip__txn_transport_error(sip_txn *t, int err);
+/* Free t->alt (no fallback any more). */
+void sip__txn_drop_alt(sip_txn *t);
 /* A new transaction with room for klen key bytes (<= 65535), one layer
  * reference, timers idle, counted live. NULL when out of memory. */
 sip_txn *sip__txn_new(sip_txl *txl, int kind, size_t klen);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +20,21 @@
 #include "test/check.h"
 
 static uv_loop_t loop;
+
+/* Fault injection: the next fake_eagain calls of sendmsg(2) (libuv's
+ * uv_udp_try_send) fail with EAGAIN, as when a socket's send buffer is
+ * full -- which the loopback interface never is. This definition takes
+ * the place of libc's for libuv too. */
+static int fake_eagain;
+
+ssize_t sendmsg(int fd, const struct msghdr *m, int flags) {
+  if (fake_eagain > 0) {
+    fake_eagain--;
+    errno = EAGAIN;
+    return -1;
+  }
+  return syscall(SYS_sendmsg, fd, m, flags);
+}
 
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
 
@@ -507,6 +523,236 @@ static void test_udp(int fam) {
   close_tp(&r);
 }
 
+/* [wire] 7: a send error belongs to the datagram that failed. A burst of
+ * datagrams from one listener in one loop iteration, one of them to a
+ * destination the kernel refuses at once (port 0: EINVAL, nothing leaves
+ * 127.0.0.1): every other datagram arrives and is reported sent. libuv's
+ * batched uv_udp_send (one sendmmsg of up to 20) reported the first error
+ * of a batch for all of it, and sent none of the rest. */
+static int results(const sendres *sr, int n) {
+  int done = 0;
+  for (int i = 0; i < n; i++)
+    done += sr[i].done;
+  return done;
+}
+
+static void test_udp_errors(void) {
+  rec r = {0};
+  sip_tp *tp = mk_tp(&r, NULL);
+  int lid = sip_tp_listen(tp, "udp:127.0.0.1:0");
+  CHECK(lid >= 0);
+  int sport = 0;
+  int s = udp_sock(AF_INET, &sport);
+  CHECK(s >= 0);
+  enum { N = 12, BAD = 3 };
+  sendres sr[N];
+  memset(sr, 0, sizeof(sr));
+  int sync_err = 0;
+  char msg[256];
+  for (int i = 0; i < N; i++) {
+    sip_dest d;
+    sip_dest_init(&d, SIP_TP_UDP);
+    loopback(&d.addr, AF_INET, i == BAD ? 0 : sport);
+    int n = snprintf(msg, sizeof(msg),
+                     "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\n"
+                     "Call-ID: burst-%d\r\n\r\n",
+                     i);
+    int rc = sip_tp_send(tp, msg, (size_t)n, &d, on_sent, &sr[i]);
+    if (i == BAD) {
+      if (rc < 0) {
+        sync_err = rc;
+        sr[i].done = 1;
+        sr[i].status = rc;
+      }
+    } else {
+      CHECK_INT(rc, 0);
+    }
+  }
+  /* every live datagram arrives */
+  int got = 0, seen[N] = {0};
+  char buf[512];
+  uint64_t deadline = now_ms() + 2000;
+  while (got < N - 1 && now_ms() < deadline) {
+    ssize_t k = recv_poll(s, buf, sizeof(buf) - 1, 50);
+    if (k <= 0)
+      continue;
+    buf[k] = 0;
+    const char *p = strstr(buf, "burst-");
+    int i = p ? atoi(p + 6) : -1;
+    if (i >= 0 && i < N && !seen[i]) {
+      seen[i] = 1;
+      got++;
+    }
+  }
+  CHECK_INT(got, N - 1);
+  CHECK_INT(seen[BAD], 0);
+  RUN_UNTIL(results(sr, N) == N, 2000);
+  for (int i = 0; i < N; i++) {
+    CHECK_MSG(sr[i].done == 1, "datagram %d: %d results", i, sr[i].done);
+    if (i == BAD)
+      CHECK_MSG(sr[i].status == UV_EINVAL, "datagram %d: %s", i,
+                sip_tp_errname(sr[i].status));
+    else
+      CHECK_MSG(sr[i].status == 0, "datagram %d: %s", i,
+                sip_tp_errname(sr[i].status));
+  }
+  (void)sync_err; /* at once or from the loop: either is its own */
+  sip_tp_counters st;
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.tx_errors, 1);
+  CHECK_INT(st.tx_msgs, N - 1);
+  CHECK(strstr(sip_tp_last_error(tp), "127.0.0.1:0") != NULL);
+  close(s);
+  close_tp(&r);
+}
+
+/* The send buffer is full (EAGAIN, injected): datagrams wait in order, go
+ * out one at a time when there is room, each with its own result; closing
+ * fails the ones still waiting, once each. */
+static void test_udp_queue(void) {
+  rec r = {0};
+  sip_tp *tp = mk_tp(&r, NULL);
+  int lid = sip_tp_listen(tp, "udp:127.0.0.1:0");
+  CHECK(lid >= 0);
+  int sport = 0;
+  int s = udp_sock(AF_INET, &sport);
+  CHECK(s >= 0);
+  enum { N = 8, BAD = 5 };
+  sendres sr[N];
+  memset(sr, 0, sizeof(sr));
+  char msg[256];
+  /* the first try and the first retry find no room */
+  fake_eagain = 2;
+  for (int i = 0; i < N; i++) {
+    sip_dest d;
+    sip_dest_init(&d, SIP_TP_UDP);
+    loopback(&d.addr, AF_INET, i == BAD ? 0 : sport);
+    int n = snprintf(msg, sizeof(msg),
+                     "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\n"
+                     "Call-ID: queued-%d\r\n\r\n",
+                     i);
+    CHECK_INT(sip_tp_send(tp, msg, (size_t)n, &d, on_sent, &sr[i]), 0);
+  }
+  CHECK_INT(results(sr, N), 0); /* never from inside sip_tp_send */
+  int order[N], got = 0;
+  char buf[512];
+  uint64_t deadline = now_ms() + 2000;
+  while (got < N - 1 && now_ms() < deadline) {
+    ssize_t k = recv_poll(s, buf, sizeof(buf) - 1, 50);
+    if (k <= 0)
+      continue;
+    buf[k] = 0;
+    const char *p = strstr(buf, "queued-");
+    order[got++] = p ? atoi(p + 7) : -1;
+  }
+  CHECK_INT(got, N - 1);
+  for (int i = 0, want = 0; i < got; i++, want++) {
+    if (want == BAD)
+      want++;
+    CHECK_MSG(order[i] == want, "arrival %d: datagram %d", i, order[i]);
+  }
+  RUN_UNTIL(results(sr, N) == N, 2000);
+  for (int i = 0; i < N; i++) {
+    CHECK_MSG(sr[i].done == 1, "datagram %d: %d results", i, sr[i].done);
+    CHECK_MSG(sr[i].status == (i == BAD ? UV_EINVAL : 0), "datagram %d: %s", i,
+              sip_tp_errname(sr[i].status));
+  }
+  CHECK_INT(fake_eagain, 0);
+  sip_tp_counters st;
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.tx_errors, 1);
+  CHECK_INT(st.tx_msgs, N - 1);
+
+  /* closing with datagrams waiting: one result each */
+  memset(sr, 0, sizeof(sr));
+  fake_eagain = 1000;
+  for (int i = 0; i < 4; i++) {
+    sip_dest d;
+    sip_dest_init(&d, SIP_TP_UDP);
+    loopback(&d.addr, AF_INET, sport);
+    CHECK_INT(sip_tp_send(tp, "x", 1, &d, on_sent, &sr[i]), 0);
+  }
+  close(s);
+  close_tp(&r);
+  fake_eagain = 0;
+  RUN_UNTIL(results(sr, 4) == 4, 2000);
+  for (int i = 0; i < 4; i++)
+    CHECK_MSG(sr[i].done == 1, "datagram %d: %d results", i, sr[i].done);
+}
+
+/* [wire] 2: every message written to a stream carries one correct
+ * Content-Length (§18.3, §20.14): missing (an ACK relayed from UDP),
+ * wrong, repeated or folded ones are replaced by one line; a correct one
+ * goes out byte for byte; bytes that are not a message are refused. */
+static void test_tcp_clen(void) {
+  rec r = {0};
+  sip_tp *tp = mk_tp(&r, NULL);
+  int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  struct sockaddr_storage sa;
+  loopback(&sa, AF_INET, 0);
+  CHECK(ls >= 0);
+  CHECK_INT(bind(ls, (struct sockaddr *)&sa, sizeof(struct sockaddr_in)), 0);
+  CHECK_INT(listen(ls, 4), 0);
+  sip_dest d;
+  sip_dest_init(&d, SIP_TP_TCP);
+  loopback(&d.addr, AF_INET, sock_port(ls));
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"ACK sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\r\n",
+       "ACK sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"
+       "Content-Length: 0\r\n\r\n"},
+      {"BYE sip:b@x SIP/2.0\r\nl : 99\r\nTo: <sip:b@x>\r\n\r\nabc",
+       "BYE sip:b@x SIP/2.0\r\nTo: <sip:b@x>\r\nContent-Length: 3\r\n\r\nabc"},
+      {"SIP/2.0 200 OK\r\ncontent-length:3\r\n\r\nabc",
+       "SIP/2.0 200 OK\r\ncontent-length:3\r\n\r\nabc"},
+      {"INFO sip:b@x SIP/2.0\r\nContent-Length: 2\r\nX: 1\r\n"
+       "Content-Length: 2\r\n\r\nab",
+       "INFO sip:b@x SIP/2.0\r\nX: 1\r\nContent-Length: 2\r\n\r\nab"},
+      {"INFO sip:b@x SIP/2.0\r\nContent-Length:\r\n 1\r\nX: 1\r\n\r\n",
+       "INFO sip:b@x SIP/2.0\r\nX: 1\r\nContent-Length: 0\r\n\r\n"},
+      {"SIP/2.0 180 Ringing\r\nContent-Lengthy: 5\r\n\r\n",
+       "SIP/2.0 180 Ringing\r\nContent-Lengthy: 5\r\nContent-Length: "
+       "0\r\n\r\n"},
+  };
+  enum { NC = sizeof(cases) / sizeof(cases[0]) };
+  char want[2048] = "";
+  for (size_t i = 0; i < NC; i++) {
+    CHECK_INT(sip_tp_send(tp, cases[i].in, strlen(cases[i].in), &d, NULL, NULL),
+              0);
+    strcat(want, cases[i].out);
+  }
+  CHECK_INT(sip_tp_send(tp, "garbage", 7, &d, NULL, NULL), SIP_EINVAL);
+  int s = -1;
+  uint64_t deadline = now_ms() + 2000;
+  while (s < 0 && now_ms() < deadline) {
+    s = accept(ls, NULL, NULL);
+    step();
+  }
+  CHECK(s >= 0);
+  char got[2048];
+  size_t n = 0, wn = strlen(want);
+  deadline = now_ms() + 2000;
+  while (s >= 0 && n < wn && now_ms() < deadline) {
+    ssize_t k = recv(s, got + n, sizeof(got) - 1 - n, MSG_DONTWAIT);
+    if (k > 0)
+      n += (size_t)k;
+    else
+      step();
+  }
+  got[n] = 0;
+  CHECK_MSG(n == wn && memcmp(got, want, wn) == 0, "got:\n%s\nwant:\n%s", got,
+            want);
+  sip_tp_counters st;
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.clen_fixed, NC - 1);
+  CHECK_INT(st.tx_msgs, NC);
+  if (s >= 0)
+    close(s);
+  close(ls);
+  close_tp(&r);
+}
+
 /* TCP from raw sockets: splitting, batching, keep-alive, framing errors. */
 static void test_tcp_framing(int fam) {
   rec r = {0};
@@ -914,9 +1160,26 @@ static void test_request_dest(void) {
                   d.tls_name ? d.tls_name : "(none)");
       else
         CHECK(d.tls_name == NULL);
+      /* §18.1.1 is the rule only when the URI named no transport */
+      CHECK_INT(d.size_rule, strstr(cases[i].uri, "sip:") == cases[i].uri &&
+                                 !strstr(cases[i].uri, "transport="));
     }
     sip_arena_free(&a);
   }
+  /* on the real size: switched to TCP above 1300 bytes, by the rule only */
+  sip_dest d;
+  sip_dest_init(&d, SIP_TP_UDP);
+  loopback(&d.addr, AF_INET, 5120);
+  d.listener = 3;
+  CHECK_INT(sip_tp_request_switch(&d, 2000), 0); /* no size_rule */
+  d.size_rule = 1;
+  CHECK_INT(sip_tp_request_switch(&d, 1300), 0);
+  CHECK_INT(d.transport, SIP_TP_UDP);
+  CHECK_INT(sip_tp_request_switch(&d, 1301), 1);
+  CHECK_INT(d.transport, SIP_TP_TCP);
+  CHECK_INT(d.listener, -1);
+  CHECK_INT(sip_tp_addr_port(&d.addr), 5120);
+  CHECK_INT(sip_tp_request_switch(&d, 1301), 0); /* TCP already */
 }
 
 static void test_tcp_send(int fam) {
@@ -1018,8 +1281,16 @@ static void test_tcp_send(int fam) {
     sip_tp_config_init(&cfg);
     cfg.max_write_queue = 70000;
     sip_tp *q = mk_tp(&rq, &cfg);
-    static char chunk[30000];
+    static char chunk[30000]; /* a message of 30000 bytes */
     memset(chunk, 'x', sizeof(chunk));
+    char head[128];
+    int hn =
+        snprintf(head, sizeof(head),
+                 "MESSAGE sip:b@x SIP/2.0\r\nContent-Length: %5d\r\n\r\n", 0);
+    snprintf(head, sizeof(head),
+             "MESSAGE sip:b@x SIP/2.0\r\nContent-Length: %5d\r\n\r\n",
+             (int)sizeof(chunk) - hn);
+    memcpy(chunk, head, (size_t)hn);
     loopback(&d.addr, fam, sip_tp_listener_port(b, lid));
     sendres q1 = {0}, q2 = {0};
     CHECK_INT(sip_tp_send(q, chunk, sizeof(chunk), &d, on_sent, &q1), 0);
@@ -1339,8 +1610,11 @@ int main(void) {
   test_listen_specs();
   test_udp(AF_INET);
   test_udp(AF_INET6);
+  test_udp_errors();
+  test_udp_queue();
   test_tcp_framing(AF_INET);
   test_tcp_framing(AF_INET6);
+  test_tcp_clen();
   test_tcp_timeouts();
   test_tcp_limit();
   test_tcp_send(AF_INET);

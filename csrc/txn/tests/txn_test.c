@@ -777,6 +777,70 @@ static void test_sync_send_error(void) {
   env_close(&e);
 }
 
+/* §18.1.1: a request moved from UDP to TCP for its size, to a peer that
+ * listens on UDP only: the refused connection makes the transaction go on
+ * with the request's UDP form, over UDP, as an unreliable one (Timer A),
+ * and the ACK of its non-2xx final follows it. */
+static void test_udp_fallback(void) {
+  env e;
+  env_open(&e, NULL);
+  int pport, s = udp_sock(&pport);
+  sip_dest ud, td;
+  udp_dest(&ud, pport);
+  td = ud;
+  td.transport = SIP_TP_TCP; /* nothing listens on TCP there */
+  char ureq[2048], treq[2048], br[SIP_TXN_BRANCH_SIZE];
+  sip_txn_new_branch(br);
+  int n = mkcreq(ureq, sizeof(ureq), "INVITE", e.udp_port, br, "fb@x");
+  memcpy(treq, ureq, (size_t)n);
+  char *v = strstr(treq, "SIP/2.0/UDP");
+  memcpy(v, "SIP/2.0/TCP", 11); /* the TCP form's top Via */
+  cres c = {0};
+  sip_txn *t = NULL;
+  CHECK_INT(sip_txn_request_switched(e.txl, treq, (size_t)n, &td, ureq,
+                                     (size_t)n, &td, on_resp, &c, &t),
+            SIP_EINVAL); /* the fallback must be UDP */
+  CHECK_INT(sip_txn_request_switched(e.txl, treq, (size_t)n, &td, ureq,
+                                     (size_t)n, &ud, on_resp, &c, &t),
+            0);
+  sip_txn_ref(t);
+  sip_dest d;
+  CHECK_INT(sip_txn_dest(t, &d), 0);
+  CHECK_INT(d.transport, SIP_TP_TCP);
+  /* the UDP form, then Timer A's retransmissions of it */
+  int target = 3;
+  collect(s, 20 * T1, &npk, target);
+  CHECK(npk >= target);
+  for (int i = 0; i < target && i < npk; i++)
+    CHECK_MSG(pk[i].n == n && memcmp(pk[i].d, ureq, (size_t)n) == 0,
+              "datagram %d: %.*s", i, pk[i].n, pk[i].d);
+  if (npk >= 3)
+    CHECK_NEAR(pk[2].t - pk[1].t, 2.0 * T1);
+  CHECK_INT(c.n, 0); /* no 503 for the refused connection */
+  CHECK_INT(sip_txn_dest(t, &d), 0);
+  CHECK_INT(d.transport, SIP_TP_UDP);
+  CHECK_INT(stats(&e).udp_fallbacks, 1);
+  /* a 486 over UDP: the TU gets it, the ACK goes over UDP */
+  char resp[2048];
+  int rn = peer_reply(pk[0].d, pk[0].n, 486, "b1", resp, sizeof(resp));
+  CHECK(rn > 0);
+  udp_to(s, e.udp_port, resp, (size_t)rn);
+  RUN_UNTIL(c.n >= 1, 1000);
+  CHECK_INT(c.n, 1);
+  CHECK_INT(c.status[0], 486);
+  char ack[2048];
+  int an;
+  do
+    an = recv_one(s, ack, sizeof(ack), 500);
+  while (an > 0 && starts(ack, "INVITE"));
+  CHECK(an > 0 && starts(ack, "ACK sip:carol@127.0.0.1"));
+  if (an > 0)
+    CHECK(contains(ack, (size_t)an, "Via: SIP/2.0/UDP"));
+  sip_txn_unref(t);
+  close(s);
+  env_close(&e);
+}
+
 /* ---- INVITE server
  * ------------------------------------------------------------------ */
 
@@ -1722,6 +1786,7 @@ int main(void) {
   test_nict_proceeding();
   test_detach();
   test_sync_send_error();
+  test_udp_fallback();
   test_ist_timer_g();
   test_ist_ack();
   test_ist_accepted();
