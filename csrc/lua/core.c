@@ -142,6 +142,7 @@ int luaopen_luasip_core(lua_State *L) {
   sip__lua_open_registrar(L);
   sip__lua_open_redis(L);
   sip__lua_open_sqlite(L);
+  sip__lua_open_auth(L);
   static const struct {
     const char *name;
     unsigned v;

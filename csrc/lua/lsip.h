@@ -115,5 +115,7 @@ void sip__lua_open_location(lua_State *L);
 void sip__lua_open_registrar(lua_State *L);
 void sip__lua_open_redis(lua_State *L);
 void sip__lua_open_sqlite(lua_State *L);
+/* auth.c: the digest primitives (core.digest_*, core.nonce_*) */
+void sip__lua_open_auth(lua_State *L);
 
 #endif

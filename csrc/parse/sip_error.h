@@ -27,6 +27,8 @@
   X(VALUE, "malformed header value")                                           \
   X(RANGE, "value out of range")                                               \
   X(MULTIPART, "malformed multipart body")                                     \
+  X(STALE, "nonce expired")                                                    \
+  X(REPLAY, "nonce count already used")                                        \
   X(NOTFOUND, "not found")                                                     \
   X(INVAL, "invalid argument")
 
