@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <openssl/rand.h>
 
 #include "sip_digest.h"
@@ -192,16 +192,16 @@ static int hmac_tag(sip_str secret, const char *stamp, size_t stamp_len,
   if (!ctx)
     return SIP_ENOMEM;
   char digest[] = "SHA256";
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_END};
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                         OSSL_PARAM_END};
   size_t dlen = 0;
-  int ok = EVP_MAC_init(ctx, (const unsigned char *)secret.p, secret.len,
-                        params) &&
-           EVP_MAC_update(ctx, (const unsigned char *)stamp, stamp_len) &&
-           EVP_MAC_update(ctx, (const unsigned char *)":", 1) &&
-           (realm.len == 0 ||
-            EVP_MAC_update(ctx, (const unsigned char *)realm.p, realm.len)) &&
-           EVP_MAC_final(ctx, d, &dlen, sizeof d);
+  int ok =
+      EVP_MAC_init(ctx, (const unsigned char *)secret.p, secret.len, params) &&
+      EVP_MAC_update(ctx, (const unsigned char *)stamp, stamp_len) &&
+      EVP_MAC_update(ctx, (const unsigned char *)":", 1) &&
+      (realm.len == 0 ||
+       EVP_MAC_update(ctx, (const unsigned char *)realm.p, realm.len)) &&
+      EVP_MAC_final(ctx, d, &dlen, sizeof d);
   EVP_MAC_CTX_free(ctx);
   if (!ok || dlen < SIP_NONCE_KEY_LEN)
     return SIP_ENOMEM;
@@ -244,9 +244,8 @@ static int from_hex(const char *p, size_t n, unsigned char *out) {
   return 0;
 }
 
-int sip_nonce_check(sip_str secret, sip_str realm, sip_str nonce,
-                    uint64_t now, uint32_t lifetime, uint64_t *issued,
-                    unsigned char *key) {
+int sip_nonce_check(sip_str secret, sip_str realm, sip_str nonce, uint64_t now,
+                    uint32_t lifetime, uint64_t *issued, unsigned char *key) {
   unsigned char raw[16], got[SIP_NONCE_KEY_LEN], want[SIP_NONCE_KEY_LEN];
   if (!secret.p || secret.len == 0 || !nonce.p || nonce.len != SIP_NONCE_LEN ||
       from_hex(nonce.p, 16, raw) < 0 ||
@@ -270,7 +269,8 @@ int sip_nonce_check(sip_str secret, sip_str realm, sip_str nonce,
   return 0;
 }
 
-/* ---- nonce-count memory ---------------------------------------------------- */
+/* ---- nonce-count memory ----------------------------------------------------
+ */
 
 typedef struct nc_entry {
   unsigned char key[SIP_NONCE_KEY_LEN];

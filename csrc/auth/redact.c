@@ -23,7 +23,9 @@ static void puts_(out_buf *o, const char *s) { put(o, s, strlen(s)); }
 
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; }
 
-static int is_ws(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static int is_ws(int c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 static int is_tok(int c) {
   return c > ' ' && c < 0x7f && !strchr("()<>@,;:\\\"/[]?={}", c);
@@ -56,7 +58,7 @@ static int auth_line(const char *p, const char *end, const char **value) {
 }
 
 static const char *const kept[] = {"username", "realm", "uri", "algorithm",
-                                   "qop", "nc", NULL};
+                                   "qop",      "nc",    NULL};
 
 static int keep_param(const char *p, size_t n) {
   for (int i = 0; kept[i]; i++)

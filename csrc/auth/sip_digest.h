@@ -77,9 +77,10 @@ int sip_digest_equal(sip_str a, sip_str b);
  *
  * nonce = hex(time, 16) hex(salt, 16) hex(tag, 32), 64 characters, where
  * time is in microseconds (SIP_NONCE_SECOND per second: the nonce-count
- * memory below orders nonces by it), salt is 8 random bytes and tag the first 16 bytes of
- * HMAC-SHA256(secret, time-hex salt-hex ":" realm). A nonce is bound to its
- * realm; the server keeps nothing per nonce (but see the cache below). */
+ * memory below orders nonces by it), salt is 8 random bytes and tag the first
+ * 16 bytes of HMAC-SHA256(secret, time-hex salt-hex ":" realm). A nonce is
+ * bound to its realm; the server keeps nothing per nonce (but see the cache
+ * below). */
 #define SIP_NONCE_LEN 64
 /* Times of nonces (now, issued) are microseconds since the epoch;
  * lifetimes are seconds. */
@@ -99,9 +100,8 @@ int sip_nonce_make(sip_str secret, sip_str realm, uint64_t now, char *out);
  * and at most lifetime seconds old, SIP_ESTALE when valid but older (or
  * more than 60 s in the future: a clock step), SIP_EVALUE when it is not a
  * nonce of ours. */
-int sip_nonce_check(sip_str secret, sip_str realm, sip_str nonce,
-                    uint64_t now, uint32_t lifetime, uint64_t *issued,
-                    unsigned char *key);
+int sip_nonce_check(sip_str secret, sip_str realm, sip_str nonce, uint64_t now,
+                    uint32_t lifetime, uint64_t *issued, unsigned char *key);
 
 /* ---- nonce-count memory ---------------------------------------------------
  *

@@ -158,7 +158,8 @@ static int l_nonce_check(lua_State *L) {
   return 2;
 }
 
-/* ---- luasip.NonceCache ---------------------------------------------------- */
+/* ---- luasip.NonceCache ----------------------------------------------------
+ */
 
 typedef struct lua_nonce_cache {
   sip_nonce_cache *c; /* NULL once closed */
@@ -194,9 +195,9 @@ static int cache_use(lua_State *L) {
   luaL_argcheck(L, nc >= 0 && nc <= 0xffffffff, 4, "nc 0..2^32-1");
   luaL_argcheck(L, lifetime >= 0 && lifetime <= 0x7fffffff, 5,
                 "lifetime in seconds expected");
-  int rc = sip_nonce_cache_use(u->c, (const unsigned char *)key.p,
-                               (uint64_t)issued, (uint32_t)nc, now_us(L, 6),
-                               (uint32_t)lifetime);
+  int rc =
+      sip_nonce_cache_use(u->c, (const unsigned char *)key.p, (uint64_t)issued,
+                          (uint32_t)nc, now_us(L, 6), (uint32_t)lifetime);
   if (rc < 0)
     return sip__lua_fail(L, rc, "nonce: %s", sip_strerror(rc));
   lua_pushboolean(L, 1);
@@ -231,7 +232,8 @@ static int cache_tostring(lua_State *L) {
   return 1;
 }
 
-/* ---- misc ------------------------------------------------------------------ */
+/* ---- misc ------------------------------------------------------------------
+ */
 
 static int l_random_bytes(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);

@@ -80,8 +80,7 @@ static void test_rfc_vectors(void) {
             1);
   CHECK_INT(sip_digest_verify(&r2617, S("6629fae49393a05397450978507c4ef2")),
             0);
-  CHECK_INT(sip_digest_verify(&r2617, S("6629fae49393a05397450978507c4ef")),
-            0);
+  CHECK_INT(sip_digest_verify(&r2617, S("6629fae49393a05397450978507c4ef")), 0);
   CHECK_INT(sip_digest_verify(&r2617, SIP_STR_NULL), 0);
   r2617.qop = S("auth-conf");
   CHECK_INT(sip_digest_response(&r2617, out), SIP_EINVAL);
@@ -135,8 +134,7 @@ static void test_fixtures(void) {
     CHECK_MSG(alg >= 0, "%s: algorithm %s", f[0], f[1]);
     char ha1[SIP_DIGEST_HEX_BUF], out[SIP_DIGEST_HEX_BUF];
     sip_digest_ha1(alg, cs(f[2]), cs(f[3]), cs(f[4]), ha1);
-    CHECK_MSG(strcmp(ha1, f[12]) == 0, "%s: HA1 %s, want %s", f[0], ha1,
-              f[12]);
+    CHECK_MSG(strcmp(ha1, f[12]) == 0, "%s: HA1 %s, want %s", f[0], ha1, f[12]);
     static char body[4096];
     int blen = unhex(f[11], body);
     int noqop = strcmp(f[10], "-") == 0;
@@ -184,22 +182,22 @@ static void test_nonces(void) {
                             &issued, key),
             0);
   CHECK(issued == now);
-  CHECK_INT(sip_nonce_check(secret, S("example.com"), (sip_str){n2, 64},
-                            now, 300, NULL, key2),
+  CHECK_INT(sip_nonce_check(secret, S("example.com"), (sip_str){n2, 64}, now,
+                            300, NULL, key2),
             0);
   CHECK(memcmp(key, key2, SIP_NONCE_KEY_LEN) != 0);
   /* another realm, another secret, a changed digit, a changed time */
   CHECK_INT(sip_nonce_check(secret, S("example.org"), s1, now, 300, NULL, NULL),
             SIP_EVALUE);
-  CHECK_INT(sip_nonce_check(S("another secret"), S("example.com"), s1, now,
-                            300, NULL, NULL),
+  CHECK_INT(sip_nonce_check(S("another secret"), S("example.com"), s1, now, 300,
+                            NULL, NULL),
             SIP_EVALUE);
   char bad[SIP_NONCE_LEN + 1];
   for (int i = 0; i < SIP_NONCE_LEN; i += 7) {
     memcpy(bad, n1, sizeof bad);
     bad[i] = bad[i] == '0' ? '1' : '0';
-    CHECK_MSG(sip_nonce_check(secret, S("example.com"), (sip_str){bad, 64},
-                              now, 300, NULL, NULL) == SIP_EVALUE,
+    CHECK_MSG(sip_nonce_check(secret, S("example.com"), (sip_str){bad, 64}, now,
+                              300, NULL, NULL) == SIP_EVALUE,
               "digit %d", i);
   }
   memcpy(bad, n1, sizeof bad);
@@ -207,8 +205,8 @@ static void test_nonces(void) {
     if (bad[i] >= 'a' && bad[i] <= 'f')
       bad[i] = (char)(bad[i] - 32);
   if (strcmp(bad, n1) != 0)
-    CHECK_INT(sip_nonce_check(secret, S("example.com"), (sip_str){bad, 64},
-                              now, 300, NULL, NULL),
+    CHECK_INT(sip_nonce_check(secret, S("example.com"), (sip_str){bad, 64}, now,
+                              300, NULL, NULL),
               SIP_EVALUE);
   CHECK_INT(sip_nonce_check(secret, S("example.com"), (sip_str){n1, 63}, now,
                             300, NULL, NULL),
@@ -216,8 +214,8 @@ static void test_nonces(void) {
   CHECK_INT(sip_nonce_check(secret, S("example.com"), SIP_STR_NULL, now, 300,
                             NULL, NULL),
             SIP_EVALUE);
-  CHECK_INT(sip_nonce_check(secret, S("example.com"), S("\"\""), now, 300,
-                            NULL, NULL),
+  CHECK_INT(sip_nonce_check(secret, S("example.com"), S("\"\""), now, 300, NULL,
+                            NULL),
             SIP_EVALUE);
   /* lifetime */
   CHECK_INT(sip_nonce_check(secret, S("example.com"), s1, now + 300 * sec, 300,
