@@ -468,5 +468,32 @@ describe("luasip.auth", function()
       assert.matches("algorithm=MD5", b)
       assert.not_matches("qop=", b)
     end)
+
+    it("proxy.relay strips the credentials of our realm and forwards the others", function()
+      local proxy = require "luasip.proxy"
+      local far, l = N.server()
+      local far_port = l.port
+      local got
+      far:on_request(function(req)
+        got = req:headers("Proxy-Authorization")
+        req:reply(200)
+      end)
+      uas:on_request(function(req)
+        local user = auth.authenticate(req, lookup, { realm = "example.com", proxy = true })
+        if user then
+          proxy.relay(req, "sip:bob@127.0.0.1:" .. far_port)
+        end
+      end)
+      local req = outgoing("MESSAGE", "sip:bob@example.com")
+      req:add_header("Proxy-Authorization",
+        'Digest username="a", realm="upstream.org", nonce="n", uri="sip:bob@example.com", response="0"')
+      local res = send(req, function(realm)
+        assert.equal("example.com", realm)
+        return "alice", "secret"
+      end)
+      assert.equal(200, res.status)
+      assert.equal(1, #got)
+      assert.matches('realm="upstream.org"', got[1], 1, true)
+    end)
   end)
 end)
