@@ -281,7 +281,8 @@ describe("luasip.auth", function()
       -- 100 Authorization lines, for other realms, then ours
       local lines = {}
       for i = 1, 100 do
-        lines[i] = ('Authorization: Digest realm="r%d.example", username="alice", nonce="x", uri="sip:example.com", response="0"'):format(i)
+        lines[i] = ('Authorization: Digest realm="r%d.example", username="alice", nonce="x", '
+          .. 'uri="sip:example.com", response="0"'):format(i)
       end
       assert.same({ nil, "no credentials" }, { auth.check(request({ headers = lines }), lookup, opts) })
       lines[101] = "Authorization: " .. credentials({ nonce = fresh_nonce() })
@@ -291,9 +292,11 @@ describe("luasip.auth", function()
     it("consume removes the accepted credentials (our realm) and keeps the others", function()
       local nonce = fresh_nonce()
       local req = request({ method = "INVITE", uri = "sip:bob@example.com", headers = {
-        'Proxy-Authorization: Digest realm="upstream.org", username="a", nonce="n", uri="sip:bob@example.com", response="0"',
+        'Proxy-Authorization: Digest realm="upstream.org", username="a", nonce="n", '
+          .. 'uri="sip:bob@example.com", response="0"',
         "Proxy-Authorization: " .. credentials({ nonce = nonce, method = "INVITE", uri = "sip:bob@example.com" }),
-        'Authorization: Digest realm="example.com", username="alice", nonce="n", uri="sip:bob@example.com", response="1"',
+        'Authorization: Digest realm="example.com", username="alice", nonce="n", '
+          .. 'uri="sip:bob@example.com", response="1"',
       } })
       assert.equal(0, auth.consume(req)) -- nothing accepted yet
       assert.equal("alice", auth.check(req, lookup, { realm = "example.com" }))
