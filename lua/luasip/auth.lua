@@ -406,9 +406,13 @@ end
 
 --- `auth.check`, and on failure `auth.challenge` (with `stale=true` when
 -- check says so).
+--
+-- `opts.match = "to"` (a registrar: the AOR) or `"from"` (a proxy: the
+-- caller) also requires the user part of that URI to be the authenticated
+-- user, and answers 403 otherwise.
 -- @tparam Message req
 -- @tparam function lookup
--- @tparam[opt] table opts as `auth.check` and `auth.challenge`
+-- @tparam[opt] table opts as `auth.check` and `auth.challenge`, and `match`
 -- @treturn[1] string the user
 -- @return[2] nil (the request was answered)
 -- @treturn[2] string why (as `auth.check`)
@@ -416,6 +420,14 @@ function M.authenticate(req, lookup, opts)
   opts = opts or {}
   local user, why, stale = M.check(req, lookup, opts)
   if user then
+    if opts.match then
+      local addr = opts.match == "from" and req.from or req.to
+      local u = addr and core.uri(addr.uri)
+      if not u or u.user ~= user then
+        req:reply(403, "Forbidden (credentials of another user)")
+        return nil, "identity mismatch"
+      end
+    end
     return user
   end
   if stale then
