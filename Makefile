@@ -235,6 +235,7 @@ check: all ctests
 	$(NETNS_ENV) spec/sipp/proxy_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/txn_loss.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/reg.sh 2>&1 | tee -a $(TEST_LOG);) \
+	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/auth_sipp.sh 2>&1 | tee -a $(TEST_LOG);) \
 	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
 
 .PHONY: valgrind check-valgrind
