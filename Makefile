@@ -253,13 +253,13 @@ check-valgrind: ctests
 
 # --- fuzzing ----------------------------------------------------------------
 FUZZ_BUILD := build-fuzz
-FUZZ_FLAGS := -std=c11 -O1 -g -Icsrc -Icsrc/parse \
+FUZZ_FLAGS := -std=c11 -O1 -g -Icsrc -Icsrc/parse -Icsrc/auth \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -fno-omit-frame-pointer
 FUZZ_SEEDS := $(sort $(shell find $(VECTORS) -name '*.dat' 2>/dev/null)) \
-  $(wildcard $(SHARED)/bench/parser/corpus/*.sip)
+  $(wildcard $(SHARED)/bench/parser/corpus/*.sip) $(wildcard csrc/fuzz/corpus/*.sip)
 
-$(FUZZ_BUILD)/fuzz_parse: csrc/fuzz/fuzz_parse.c $(PARSE_SRC)
+$(FUZZ_BUILD)/fuzz_parse: csrc/fuzz/fuzz_parse.c $(PARSE_SRC) csrc/auth/redact.c
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_FLAGS) -o $@ $^
 
