@@ -1,5 +1,6 @@
 -- Driven by spec/sipp/auth_sipp.sh (in its loopback-only namespace):
 --   lua5.4 spec/sipp/auth_driver.lua REGISTRAR_PORT PROXY_PORT NONCE_LIFETIME
+--                                    REGISTRAR_PID REGISTRAR_LOG
 -- against examples/registrar.lua --users (--algorithms MD5,SHA-256) and
 -- examples/proxy.lua --users --domain example.com, both on udp 127.0.0.1.
 --
@@ -7,7 +8,9 @@
 --    not luasip.auth's client): 401, 200, the same nc again (challenged,
 --    stale=true), a higher nc (200), the nonce after its lifetime (stale),
 --    a wrong password (401 without stale), 100 junk Authorization lines and
---    an 8 KB one (401, server still answering).
+--    an 8 KB one (401, server still answering); then a script reload
+--    (SIGHUP): a nonce handed out before it is still good, and its nc
+--    still remembered.
 -- B. luasip as the client: srv:send REGISTER to the registrar (SHA-256
 --    chosen over MD5), bob registers at the proxy (401), alice's INVITE
 --    through the proxy (407, then Proxy-Authorization, 200 from bob, who
@@ -18,6 +21,7 @@ local core = require "luasip.core"
 local sip = require "luasip"
 
 local REG, PROXY, LIFETIME = tonumber(arg[1]), tonumber(arg[2]), tonumber(arg[3])
+local REG_PID, REG_LOG = tonumber(arg[4]), arg[5]
 local H = "127.0.0.1"
 
 local function result(name, ok, detail)
@@ -108,7 +112,8 @@ local c3 = challenge_of(r)
 result("raw: a wrong password: 401 without stale", status(r) == 401 and c3 and c3.stale == nil, status(r))
 local junk = {}
 for i = 1, 100 do
-  junk[i] = ('Authorization: Digest realm="example.com", username=alice%d, nonce=x%d, uri=sip:x, response=%d'):format(i, i, i)
+  junk[i] = ('Authorization: Digest realm="example.com", username=alice%d, nonce=x%d, uri=sip:x, '
+    .. 'response=%d'):format(i, i, i)
 end
 r = register(junk)
 result("raw: 100 junk Authorization lines: 401", status(r) == 401, status(r))
@@ -116,6 +121,35 @@ r = register({ 'Authorization: Digest realm="example.com", username="' .. ("a"):
 result("raw: an 8 KB Authorization: 401", status(r) == 401, status(r))
 r = register({ authorization(c3, "00000001") })
 result("raw: the server still answers: 200", status(r) == 200, status(r))
+
+-- reload: the secret and the nc memory live in luasip.auth, which a reload
+-- does not reload
+local function reloads()
+  local f = io.open(REG_LOG)
+  local n = 0
+  for line in (f and f:lines() or function() end) do
+    n = n + (line:find("reloaded", 1, true) and 1 or 0)
+  end
+  if f then
+    f:close()
+  end
+  return n
+end
+r = register()
+local c4 = challenge_of(r)
+r = register({ authorization(c4, "00000001") })
+result("reload: a fresh nonce, nc 1: 200", status(r) == 200, status(r))
+local before = reloads()
+os.execute("kill -HUP " .. REG_PID)
+local deadline = socket.gettime() + 3
+while reloads() == before and socket.gettime() < deadline do
+  socket.sleep(0.05)
+end
+result("reload: the registrar reloaded its script", reloads() > before)
+r = register({ authorization(c4, "00000001") })
+result("reload: an nc used before it is still refused", status(r) == 401, status(r))
+r = register({ authorization(c4, "00000002") })
+result("reload: a nonce handed out before it is still good", status(r) == 200, status(r))
 
 ------------------------------------------------------------------------------
 -- B. luasip as the client

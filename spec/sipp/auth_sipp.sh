@@ -2,7 +2,7 @@
 # Usage: spec/sipp/auth_sipp.sh            (as root; from anywhere)
 # Digest authentication end to end, in a loopback-only network namespace (a
 # proxy sends where messages say): examples/registrar.lua --users
-# (--realm example.com --algorithms MD5,SHA-256, --nonce-lifetime 3,
+# (--realm example.com --algorithms MD5,SHA-256, --nonce-lifetime 5,
 # --trace; SIPp digests the URI sip:IP:PORT) on udp/tcp
 # 127.0.0.1:5180 and examples/proxy.lua --users --domain example.com on udp
 # 127.0.0.1:5190, each its own `luasip run` process.
@@ -14,7 +14,8 @@
 #                     headers get 401; luasip as client (srv:send with
 #                     credentials): REGISTER with SHA-256, INVITE through the
 #                     proxy (407 -> Proxy-Authorization -> 200, stripped
-#                     before bob)
+#                     before bob); after a SIGHUP reload of the registrar,
+#                     an earlier nonce is good and its used nc refused
 #   trace             the registrar's --trace shows no digest response
 #   servers           both still running, no error in their logs
 # Prints "sipp-auth: N passed, N failed". $BUILD (build), $LUA (lua5.4),
@@ -26,7 +27,7 @@ LUA=${LUA:-lua5.4}
 DIR=$(pwd)/spec/sipp
 NS=luasip-auth-$$
 RP=5180 PP=5190
-LIFETIME=3
+LIFETIME=5
 passed=0 failed=0
 work=$(mktemp -d /tmp/luasip-auth-sipp.XXXXXX)
 REG_PID= PROXY_PID= ns_made=
@@ -121,8 +122,11 @@ sipp_run reg-wrong "127.0.0.1:$RP" -sf "$DIR/auth_reg_wrong.xml" -i 127.0.0.1 -p
   -s alice -au alice -ap wrong -m 5 -r 10
 result sipp-reg-wrong $?
 
+# the registrar itself (REG_PID is timeout(1), which would arm its KILL on
+# a forwarded SIGHUP): the driver reloads it with SIGHUP
+reg_lua=$(pgrep -P "$REG_PID" | head -n 1)
 "${NSX[@]}" timeout -k 5 60 "$LUA" spec/sipp/auth_driver.lua "$RP" "$PP" "$LIFETIME" \
-  >"$work/driver.out" 2>&1
+  "${reg_lua:-0}" "$work/registrar.log" >"$work/driver.out" 2>&1
 drc=$?
 cat "$work/driver.out"
 passed=$((passed + $(grep -c '^ok ' "$work/driver.out")))
