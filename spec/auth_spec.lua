@@ -433,6 +433,29 @@ describe("luasip.auth", function()
       assert.equal(1, #seen)
     end)
 
+    it("answers a stale=true challenge once more; auth-int when it is the only qop; username*", function()
+      local jason = "J\195\164s\195\184n Doe"
+      local opts = { realm = "example.com", qop = "auth-int", proxy = false } -- a UAS: 401
+      uas:on_request(function(req)
+        seen[#seen + 1] = req:header("Authorization") or false
+        local user = auth.check(req, lookup, opts)
+        if user and #seen == 2 then -- right, but say the nonce went stale
+          return auth.challenge(req, { realm = "example.com", qop = "auth-int", stale = true, proxy = false })
+        elseif user == jason then
+          return req:reply(200)
+        end
+        auth.challenge(req, opts)
+      end)
+      local req = outgoing("MESSAGE", "sip:bob@127.0.0.1:" .. uas_port)
+      local res = send(req, function()
+        return jason, "Secret, or not?"
+      end)
+      assert.equal(200, res.status)
+      assert.equal(3, #seen)
+      assert.matches("qop=auth-int", seen[3], 1, true)
+      assert.matches("username*=UTF-8''J%C3%A4s%C3%B8n%20Doe", seen[3], 1, true)
+    end)
+
     it("answers a 407 with Proxy-Authorization, and several realms together", function()
       uas:on_request(function(req)
         seen[#seen + 1] = req:headers("Proxy-Authorization")
