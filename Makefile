@@ -98,7 +98,7 @@ endif
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC \
-  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -MMD -MP
+  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -Icsrc/auth -MMD -MP
 # -std=c11 hides POSIX declarations, and uv.h needs them: everything but the
 # parser (pure C11) is compiled with _GNU_SOURCE, as libuv itself is. Files
 # outside csrc/parse must not define _GNU_SOURCE themselves.
@@ -116,7 +116,7 @@ BASE_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 PARSE_SRC := $(sort $(wildcard csrc/parse/*.c))
 LUA_SRC := $(sort $(wildcard csrc/lua/*.c))
 CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/core/*.c csrc/proxy/*.c \
-  csrc/registrar/*.c csrc/dns/*.c))
+  csrc/registrar/*.c csrc/dns/*.c csrc/auth/*.c))
 # C tests: csrc/test/test_*.c, and each layer's own csrc/<layer>/tests/*_test.c
 TEST_SRC := $(sort $(wildcard csrc/test/test_*.c)) \
   $(sort $(wildcard csrc/*/tests/*_test.c))
@@ -256,6 +256,7 @@ check: all ctests
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/reg.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/baresip/run.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/netns/wire_load.sh 2>&1 | tee -a $(TEST_LOG);) \
+	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/auth_sipp.sh 2>&1 | tee -a $(TEST_LOG);) \
 	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
 
 .PHONY: valgrind check-valgrind
@@ -274,13 +275,13 @@ check-valgrind: ctests
 
 # --- fuzzing ----------------------------------------------------------------
 FUZZ_BUILD := build-fuzz
-FUZZ_FLAGS := -std=c11 -O1 -g -Icsrc -Icsrc/parse \
+FUZZ_FLAGS := -std=c11 -O1 -g -Icsrc -Icsrc/parse -Icsrc/auth \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -fno-omit-frame-pointer
 FUZZ_SEEDS := $(sort $(shell find $(VECTORS) -name '*.dat' 2>/dev/null)) \
   $(wildcard csrc/fuzz/seeds/*.sip)
 
-$(FUZZ_BUILD)/fuzz_parse: csrc/fuzz/fuzz_parse.c $(PARSE_SRC)
+$(FUZZ_BUILD)/fuzz_parse: csrc/fuzz/fuzz_parse.c $(PARSE_SRC) csrc/auth/redact.c
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_FLAGS) -o $@ $^
 

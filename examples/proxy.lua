@@ -4,6 +4,7 @@
 --     luasip run examples/proxy.lua --listen udp:127.0.0.1:5060 \
 --       [--domain example.com] [--nat] [--timeout 30]
 --       [--location memory|sqlite:PATH|redis://HOST:PORT/DB]
+--       [--users FILE [--algorithms LIST] [--nonce-lifetime SECONDS]]
 --
 -- Policy (the benchmark's and Kamailio's routing.lua):
 --   OPTIONS to the proxy itself (no user part)  -> 200
@@ -26,6 +27,13 @@
 --   an ACK without a To tag (stray)             -> absorbed, never answered
 -- CANCEL never reaches the script: the core cancels the branches (§16.10).
 --
+-- --users FILE (lines `user:password` or `user:realm:ALGORITHM:HA1-hex`):
+-- digest authentication (luasip.auth), realm --domain (default: the
+-- request's domain): REGISTER gets 401 (and 403 for another user's AOR);
+-- initial INVITE, MESSAGE and SUBSCRIBE from a user of the domain get 407
+-- (and 403 when the From user is not the authenticated one); proxy.relay
+-- removes the accepted credentials before forwarding.
+--
 -- Bindings: luasip.registrar (every §10.3 step, Path, Outbound, GRUU) over
 -- luasip.location (--location memory | sqlite:PATH | redis://HOST:PORT/DB);
 -- each binding keeps the REGISTER's source as `received`, and --nat relays
@@ -35,6 +43,8 @@
 local proxy = require "luasip.proxy"
 local registrar = require "luasip.registrar"
 local location = require "luasip.location"
+local auth = require "luasip.auth"
+local sip = require "luasip"
 
 local tonumber = tonumber
 
@@ -60,6 +70,28 @@ local function to_self(req)
   return not u:find("@", 1, true)
 end
 
+-- --users: digest authentication ------------------------------------------
+local users -- the lookup of the users file; nil: no authentication
+local reg_auth = { match = "to" }
+local call_auth = { match = "from", proxy = true }
+local CHALLENGED = { INVITE = true, MESSAGE = true, SUBSCRIBE = true }
+
+-- true to go on; false when the request was answered (401/407/403)
+local function authorized(req, method)
+  if method == "REGISTER" then
+    return auth.authenticate(req, users, reg_auth) ~= nil
+  end
+  if not CHALLENGED[method] then
+    return true
+  end
+  local from = req.from and sip.uri(req.from.uri)
+  if not from or (domains and not domains[tostring(from.host):lower()]) then
+    return true -- not from a user of the domain
+  end
+  return auth.authenticate(req, users, call_auth) ~= nil
+end
+-- ---------------------------------------------------------------------------
+
 local relay_opts = { fork = "serial" }
 local dialog_opts = {}
 
@@ -75,6 +107,9 @@ end
 local function request(req)
   local method = req.method
   if method == "REGISTER" then
+    if users and not authorized(req, method) then
+      return
+    end
     return registrar.save(req, reg_opts)
   end
   if method == "ACK" and req:is_initial() then
@@ -117,6 +152,9 @@ local function request(req)
   if req:loose_route() then
     return req:reply(403, "No pre-loaded routes")
   end
+  if users and not authorized(req, method) then
+    return
+  end
   if method == "INVITE" or method == "SUBSCRIBE" then
     req:record_route()
   end
@@ -147,6 +185,10 @@ return {
             help = "relay to the REGISTER's source address (fix_nated_register); private Contacts of"
               .. " requests and responses get the address they came from (fix_nated_contact)" },
     timeout = { arg = "SECONDS", help = "overall time for a relayed request" },
+    users = { arg = "FILE", help = "require digest auth (401 REGISTER, 407 INVITE/MESSAGE/SUBSCRIBE);"
+              .. " lines user:password or user:realm:ALGORITHM:HA1-hex" },
+    algorithms = { default = "SHA-256,MD5", arg = "LIST", help = "digest algorithms offered, in order" },
+    ["nonce-lifetime"] = { default = 300, arg = "SECONDS", help = "how long a nonce is good" },
   },
   setup = function(ctx)
     local o = ctx.options or {}
@@ -165,6 +207,15 @@ return {
       end
     end
     relay_opts.timeout = tonumber(o.timeout)
+    users = o.users and assert(auth.load_users(o.users)) or nil
+    local algs = {}
+    for a in (o.algorithms or "SHA-256,MD5"):gmatch("[^,%s]+") do
+      algs[#algs + 1] = a
+    end
+    for _, t in ipairs({ reg_auth, call_auth }) do
+      t.realm, t.algorithms = o.domain, algs
+      t.lifetime = math.tointeger(o["nonce-lifetime"] or 300)
+    end
   end,
   request = request,
 }

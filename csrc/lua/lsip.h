@@ -122,5 +122,7 @@ void sip__lua_open_redis(lua_State *L);
 void sip__lua_open_sqlite(lua_State *L);
 /* dns.c: the resolver (core.dns_*) */
 void sip__lua_open_dns(lua_State *L);
+/* auth.c: the digest primitives (core.digest_*, core.nonce_*) */
+void sip__lua_open_auth(lua_State *L);
 
 #endif

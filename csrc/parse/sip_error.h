@@ -28,6 +28,8 @@
   X(CTL, "control character in a header field")                                \
   X(RANGE, "value out of range")                                               \
   X(MULTIPART, "malformed multipart body")                                     \
+  X(STALE, "nonce expired")                                                    \
+  X(REPLAY, "nonce count already used")                                        \
   X(NOTFOUND, "not found")                                                     \
   X(CERT, "peer certificate refused")                                          \
   X(INVAL, "invalid argument")

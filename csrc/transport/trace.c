@@ -2,9 +2,11 @@
  * transport so that nothing escapes it (answers made in C, retransmissions
  * from the transaction timers, messages that failed to parse). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "sip_digest.h"
 #include "tp_int.h"
 
 void sip_tp_set_trace(sip_tp *tp, FILE *out) { tp->trace = out; }
@@ -34,10 +36,22 @@ void sip__tp_trace(sip_tp *tp, int outgoing, const char *bytes, size_t len,
   } else {
     snprintf(stamp, sizeof stamp, "-");
   }
+  /* credentials never reach a trace (csrc/auth/redact.c) */
+  size_t wire = len, need = sip_auth_redact(bytes, len, NULL, 0);
+  char *red = need ? malloc(need) : NULL;
+  if (red) {
+    sip_auth_redact(bytes, len, red, need);
+    bytes = red;
+    len = need;
+  } else if (need) {
+    bytes = "(not shown: it holds credentials, and no memory to redact)\n";
+    len = strlen(bytes);
+  }
   /* the message may hold a body without a final newline: end the block */
   int nl = len > 0 && bytes[len - 1] == '\n';
   fprintf(tp->trace, "%s %s %s %s %s (%zu bytes)\n%.*s%s\n", stamp,
-          sip_tp_transport_name(transport), here, outgoing ? "->" : "<-",
-          there, len, (int)len, bytes, nl ? "" : "\n");
+          sip_tp_transport_name(transport), here, outgoing ? "->" : "<-", there,
+          wire, (int)len, bytes, nl ? "" : "\n");
   fflush(tp->trace);
+  free(red);
 }

@@ -51,6 +51,7 @@
 -- @module luasip.proxy
 local core = require "luasip.core"
 local server = require "luasip.server"
+local consume_credentials = require("luasip.auth").consume
 
 local co_running, co_yield = coroutine.running, coroutine.yield
 local type, tonumber, error, ipairs, pairs, tostring = type, tonumber, error, ipairs, pairs, tostring
@@ -160,7 +161,9 @@ end
 -- Returns the best final response of the round (a luasip.Message; a
 -- made-up one for 408, 487 and statuses without a response). A 2xx has
 -- already been forwarded; anything else goes upstream when the handler
--- ends, unless it replies itself or relays again. When the core answered
+-- ends, unless it replies itself or relays again. Credentials that
+-- `auth.check` accepted for this request (our realm) are removed first
+-- (`auth.consume`); credentials for other realms are forwarded. When the core answered
 -- the request at once (483, 482, 420) the response says so and nothing is
 -- left to do. For an ACK, nothing is returned (forwarded statelessly).
 -- Without targets, a Request-URI that is one of our GRUUs goes to the
@@ -173,6 +176,7 @@ end
 -- @return[2] nil
 -- @treturn[2] string error message
 function M.relay(req, targets, opts)
+  consume_credentials(req) -- ours (auth.check accepted them) go no further
   if targets == nil then
     local found, code = M.resolve_gruu(req)
     if found == nil then

@@ -347,7 +347,10 @@ end
 -- @tparam[opt] string dest
 -- @tparam[opt] table opts `on_provisional = function(res)` for 1xx;
 --   `on_2xx = function(res)` for further 2xx of an INVITE (forks and
---   retransmissions: the caller sends the ACK for each)
+--   retransmissions: the caller sends the ACK for each);
+--   `credentials = function(realm, challenge)` returning `user, password`:
+--   a 401/407 is answered once per realm (`luasip.auth.send`; the
+--   request that got the final response is then the second result)
 -- @treturn[1] Message the final response
 -- @return[2] nil
 -- @treturn[2] string error message (no route, no listener, ...)
@@ -356,6 +359,9 @@ function Server:send(req, dest, opts)
   local co, main = co_running()
   if main then
     error("srv:send() must run inside a request handler or sip.spawn()", 2)
+  end
+  if opts and opts.credentials then -- digest: answer 401/407 (luasip.auth)
+    return require("luasip.auth").send(self, req, dest, opts)
   end
   if dest == nil then
     local hop, _, numeric = core.dns_next_hop(req)

@@ -1,0 +1,743 @@
+--- Digest authentication (RFC 3261 §22, RFC 7616, RFC 8760): MD5, SHA-256
+-- and SHA-512-256, server and client side.
+--
+--     local auth = require "luasip.auth"
+--     local lookup = assert(auth.load_users("users.txt"))  -- or your own function
+--     -- in a handler:
+--     local user = auth.authenticate(req, lookup, { realm = "example.com" })
+--     if not user then return end          -- answered: 401 / 407 challenge
+--
+-- Server side: `auth.challenge` answers 401 (a registrar or UAS) or 407 (a
+-- proxy) with one WWW-/Proxy-Authenticate per algorithm; `auth.check`
+-- verifies the credentials of a request and returns the user. Nonces are
+-- stateless: an HMAC over the time they were made, with a secret this
+-- process draws at start (it survives script reloads; `auth.configure`
+-- sets a shared one for several servers), valid for `lifetime` seconds. An
+-- expired nonce with a valid digest, or a nonce-count already seen, gets a
+-- new challenge with `stale=true`; the highest nc of each nonce in use is
+-- kept in a fixed-size table (see `auth.configure`). Digests are computed
+-- and compared in C (constant time); no credential or HA1 is logged.
+--
+-- A malformed header, an unknown user and a wrong password all get the same
+-- new challenge; `auth.check` tells the script which it was (for its own
+-- logs), the network never does. Credentials for another realm are
+-- ignored, so the request is challenged for ours. `proxy.relay` removes
+-- the credentials `auth.check` accepted (our realm) before forwarding and
+-- leaves the others.
+--
+-- Client side: `srv:send(req, dest, { credentials = fn })` answers a 401
+-- or 407 once per realm (see `auth.send`).
+-- @module luasip.auth
+local core = require "luasip.core"
+
+local type, tostring, tonumber, ipairs, pairs, error = type, tostring, tonumber, ipairs, pairs, error
+local setmetatable = setmetatable
+local concat, sort = table.concat, table.sort
+local byte, char, format = string.byte, string.char, string.format
+
+local M = {}
+
+------------------------------------------------------------------------------
+-- Process-wide state: the nonce secret and the nc memory
+------------------------------------------------------------------------------
+
+-- Drawn once per process: `require` caches this module, and a script
+-- reload does not reload it, so nonces handed out before a reload stay
+-- valid after it.
+local config = {
+  secret = core.random_bytes(32),
+  lifetime = 300,
+  max_nonces = 65536,
+}
+local cache -- the luasip.NonceCache, made on first use
+
+local function nonce_cache()
+  if not cache then
+    cache = assert(core.nonce_cache(config.max_nonces))
+  end
+  return cache
+end
+
+--- Settings shared by every `auth.check` of this process.
+--
+-- - `secret`: the nonce key (a string of 16 bytes or more; default: 32
+--   random bytes drawn at start). Give several servers the same secret to
+--   let them accept each other's nonces.
+-- - `lifetime`: seconds a nonce is valid (300); a request may override it
+--   with `opts.lifetime`.
+-- - `max_nonces`: nonces whose highest nc is remembered (65536, 32 bytes
+--   each). Past it the oldest are forgotten, and a forgotten nonce (or one
+--   made before it) gets a `stale=true` challenge: memory stays bounded and
+--   a replay is never accepted.
+-- @tparam table t
+function M.configure(t)
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'configure' (table expected, got " .. type(t) .. ")", 2)
+  end
+  if t.secret ~= nil then
+    if type(t.secret) ~= "string" or #t.secret < 16 then
+      error("secret: a string of at least 16 bytes expected", 2)
+    end
+    config.secret = t.secret
+  end
+  if t.lifetime ~= nil then
+    if math.type(t.lifetime) ~= "integer" or t.lifetime < 1 then
+      error("lifetime: seconds (integer > 0) expected", 2)
+    end
+    config.lifetime = t.lifetime
+  end
+  if t.max_nonces ~= nil then
+    if math.type(t.max_nonces) ~= "integer" or t.max_nonces < 1 then
+      error("max_nonces: integer > 0 expected", 2)
+    end
+    config.max_nonces = t.max_nonces
+    if cache then
+      cache:close()
+      cache = nil
+    end
+  end
+end
+
+--- Counters of the nc memory: `{ nonces = n, bytes = b }`.
+-- @treturn table
+function M.stats()
+  local c = nonce_cache()
+  return { nonces = c:count(), bytes = c:bytes() }
+end
+
+------------------------------------------------------------------------------
+-- Helpers
+------------------------------------------------------------------------------
+
+local DEFAULT_ALGORITHMS = { "SHA-256", "MD5" }
+-- client preference: strongest first (RFC 8760 §3)
+local STRENGTH = { ["SHA-512-256"] = 3, ["SHA-256"] = 2, ["MD5"] = 1 }
+
+local function quote(s)
+  return '"' .. tostring(s):gsub('[\\"]', "\\%0") .. '"'
+end
+
+local function host_of(uri)
+  local u = uri and core.uri(uri)
+  return u and u.host and u.host:lower() or nil
+end
+
+-- 401 (registrar / UAS) or 407 (proxy)
+local function is_proxy(req, opts)
+  if opts.proxy ~= nil then
+    return opts.proxy and true or false
+  end
+  if req.method == "REGISTER" then
+    return false
+  end
+  -- a request addressed to this server itself (no user part) is ours to
+  -- answer as a UAS; anything else is on its way through a proxy
+  local ruri = core.uri(req.uri or "")
+  return ruri ~= nil and ruri.user ~= nil
+end
+
+local function realm_of(req, opts)
+  if opts.realm then
+    return opts.realm
+  end
+  if req.method == "REGISTER" then
+    return host_of(req.uri) or "luasip"
+  end
+  local from = req.from
+  return from and host_of(from.uri) or host_of(req.uri) or "luasip"
+end
+
+local function list_of(v, default)
+  if v == nil then
+    return default
+  end
+  if type(v) == "string" then
+    return { v }
+  end
+  return v
+end
+
+local function qops_of(opts)
+  if opts.qop == false then
+    return {}
+  end
+  return list_of(opts.qop, { "auth" })
+end
+
+-- canonical algorithm names, checked
+local function algorithms_of(opts)
+  local out = {}
+  for i, a in ipairs(list_of(opts.algorithms, DEFAULT_ALGORITHMS)) do
+    local name, sess = core.digest_alg(a)
+    if not name then
+      error(format("unknown digest algorithm '%s'", tostring(a)), 3)
+    end
+    out[i] = sess and name .. "-sess" or name
+  end
+  return out
+end
+
+------------------------------------------------------------------------------
+-- Server side
+------------------------------------------------------------------------------
+
+--- The status and challenge headers `auth.challenge` would send.
+-- @tparam Message req
+-- @tparam[opt] table opts as `auth.challenge`
+-- @treturn integer 401 or 407
+-- @treturn table header list `{ {name, value}, ... }`
+function M.challenge_headers(req, opts)
+  opts = opts or {}
+  local proxy = is_proxy(req, opts)
+  local realm = realm_of(req, opts)
+  local nonce = core.nonce_new(opts.secret or config.secret, realm)
+  local qops = qops_of(opts)
+  local name = proxy and "Proxy-Authenticate" or "WWW-Authenticate"
+  local headers = {}
+  for _, alg in ipairs(algorithms_of(opts)) do
+    local v = { "Digest realm=", quote(realm), ", nonce=\"", nonce, "\", algorithm=", alg }
+    if #qops > 0 then
+      v[#v + 1] = ", qop=" .. quote(concat(qops, ","))
+    end
+    if opts.opaque then
+      v[#v + 1] = ", opaque=" .. quote(opts.opaque)
+    end
+    if opts.stale then
+      v[#v + 1] = ", stale=true"
+    end
+    headers[#headers + 1] = { name, concat(v) }
+  end
+  return proxy and 407 or 401, headers
+end
+
+--- Answer a request with a digest challenge.
+--
+-- 401 with WWW-Authenticate, or 407 with Proxy-Authenticate for a proxy
+-- (`opts.proxy`; when not given: REGISTER and a Request-URI without a user
+-- part get 401, anything else 407). One header per algorithm, in the
+-- order given, with one fresh nonce.
+--
+-- Options: `realm` (default: the Request-URI host of a REGISTER, the From
+-- host otherwise), `algorithms` (list, default `{ "SHA-256", "MD5" }`;
+-- also "SHA-512-256" and the "-sess" forms), `qop` ("auth", "auth-int", a
+-- list of them, or false for none; default "auth"), `opaque`, `stale`,
+-- `proxy`, `secret`.
+-- @tparam Message req a received request
+-- @tparam[opt] table opts
+-- @treturn integer the status sent
+function M.challenge(req, opts)
+  local code, headers = M.challenge_headers(req, opts)
+  req:reply(code, nil, headers)
+  return code
+end
+
+-- RFC 7616 §3.4.4: username*=UTF-8''percent-encoded
+local function decode_ext(v)
+  local charset, rest = v:match("^([%w%-]+)'[^']*'(.*)$")
+  if not charset or charset:lower() ~= "utf-8" then
+    return nil
+  end
+  if rest:find("%%[^%x]") or rest:find("%%%x?$") then
+    return nil
+  end
+  return (rest:gsub("%%(%x%x)", function(h)
+    return char(tonumber(h, 16))
+  end))
+end
+
+local function encode_ext(s)
+  return "UTF-8''" .. s:gsub("[^%w!#$&+%-%.^_`|~]", function(c)
+    return format("%%%02X", byte(c))
+  end)
+end
+
+-- requests whose credentials auth.check accepted: req -> { name, realm }
+local verified = setmetatable({}, { __mode = "k" })
+
+local DUMMY_HA1 = string.rep("0", 64)
+
+local function uri_matches(a, b)
+  if a == b then
+    return true
+  end
+  local ua, ub = core.uri(a), core.uri(b)
+  return ua ~= nil and ub ~= nil and ua == ub
+end
+
+-- The first Digest credentials for realm among the request's header lines
+-- called name; nil, "malformed credentials" when some line could not be
+-- read and none was for realm.
+local function find_credentials(req, name, realm)
+  local broken = false
+  for i = 1, req:count(name) do
+    local a, err = req:auth(name, i)
+    if a then
+      if a.scheme:lower() == "digest" and a.params.realm == realm then
+        return a.params
+      end
+    elseif err then
+      broken = true
+    end
+  end
+  return nil, broken and "malformed credentials" or "no credentials"
+end
+
+--- Verify the credentials of a request.
+--
+-- Reads Authorization (or Proxy-Authorization for a proxy, as
+-- `auth.challenge` decides) for our realm, checks the nonce (ours, not
+-- expired), the algorithm and qop (those offered; no qop only with
+-- `opts.allow_no_qop`, RFC 2069), that the URI is the Request-URI, the
+-- nonce-count (above every one seen for the nonce; without qop a nonce is
+-- good for one request), and the digest.
+--
+-- `lookup(user, realm)` may wait (a database). It returns the password, or
+-- a table of HA1s by algorithm (`{ ["SHA-256"] = hex, MD5 = hex }`), or
+-- nil for an unknown user. `username*` (RFC 7616 §3.4.4) is decoded, so
+-- `lookup` gets the UTF-8 name.
+--
+-- Options: those of `auth.challenge` (`realm`, `algorithms`, `qop`,
+-- `proxy`, `secret`), `lifetime` (seconds, default `auth.configure`'s
+-- 300), `allow_no_qop` (false).
+-- @tparam Message req
+-- @tparam function lookup
+-- @tparam[opt] table opts
+-- @treturn[1] string the user
+-- @return[2] nil
+-- @treturn[2] string why (for the script's logs: "no credentials",
+--   "malformed credentials", "unknown user", "wrong password", "stale
+--   nonce", "nonce count replayed", ...)
+-- @treturn[2] boolean true when the challenge should say `stale=true`
+function M.check(req, lookup, opts)
+  opts = opts or {}
+  local realm = realm_of(req, opts)
+  local hname = is_proxy(req, opts) and "Proxy-Authorization" or "Authorization"
+  local p, why = find_credentials(req, hname, realm)
+  if not p then
+    return nil, why
+  end
+  -- the fields every request-digest needs
+  local user, ext = p.username, p["username*"]
+  if ext then
+    if user then
+      return nil, "malformed credentials" -- both forms (RFC 7616 §3.4.4)
+    end
+    user = type(ext) == "string" and decode_ext(ext)
+  end
+  local nonce, uri, response = p.nonce, p.uri, p.response
+  if type(user) ~= "string" or type(nonce) ~= "string" or type(uri) ~= "string"
+      or type(response) ~= "string" then
+    return nil, "malformed credentials"
+  end
+  local alg = p.algorithm or "MD5"
+  local offered = false
+  for _, a in ipairs(algorithms_of(opts)) do
+    if type(alg) == "string" and a:lower() == alg:lower() then
+      offered, alg = true, a
+      break
+    end
+  end
+  if not offered then
+    return nil, "algorithm not offered"
+  end
+  local qop, nc, cnonce = p.qop, p.nc, p.cnonce
+  local count
+  if qop ~= nil then
+    local ok = false
+    for _, q in ipairs(qops_of(opts)) do
+      ok = ok or q == qop
+    end
+    if not ok then
+      return nil, "qop not offered"
+    end
+    if type(nc) ~= "string" or not nc:find("^%x%x%x%x%x%x%x%x$") or type(cnonce) ~= "string" then
+      return nil, "malformed credentials"
+    end
+    count = tonumber(nc, 16)
+  elseif opts.allow_no_qop then
+    count, nc, cnonce = 1, nil, nil
+  else
+    return nil, "qop missing"
+  end
+  if not uri_matches(uri, req.uri) then
+    return nil, "uri mismatch"
+  end
+  local secret = opts.secret or config.secret
+  local lifetime = opts.lifetime or config.lifetime
+  local issued, key, ncode = core.nonce_check(secret, realm, nonce, lifetime)
+  if not issued and ncode ~= "STALE" then
+    return nil, "invalid nonce"
+  end
+  -- the secret: may wait
+  local secret_of = lookup(user, realm)
+  local ha1
+  local base = alg:gsub("%-sess$", "")
+  if type(secret_of) == "string" then
+    ha1 = core.digest_ha1(base, user, realm, secret_of)
+  elseif type(secret_of) == "table" then
+    ha1 = secret_of[base] or secret_of[base:lower()]
+  end
+  local known = type(ha1) == "string"
+  -- the same work for an unknown user as for a wrong password
+  local good = core.digest_verify({
+    algorithm = alg, ha1 = known and ha1 or DUMMY_HA1, nonce = nonce, nc = nc,
+    cnonce = cnonce, qop = qop, method = req.method, uri = uri,
+    body = qop == "auth-int" and (req.body or "") or nil,
+  }, response)
+  if not known then
+    return nil, "unknown user"
+  end
+  if not good then
+    return nil, "wrong password"
+  end
+  if not issued then
+    return nil, "stale nonce", true
+  end
+  local ok, _, code = nonce_cache():use(key, issued, count, lifetime)
+  if not ok then
+    if code == "REPLAY" then
+      return nil, "nonce count replayed", true
+    end
+    return nil, "stale nonce", true
+  end
+  verified[req] = { name = hname, realm = realm }
+  return user
+end
+
+--- `auth.check`, and on failure `auth.challenge` (with `stale=true` when
+-- check says so).
+--
+-- `opts.match = "to"` (a registrar: the AOR) or `"from"` (a proxy: the
+-- caller) also requires the user part of that URI to be the authenticated
+-- user, and answers 403 otherwise.
+-- @tparam Message req
+-- @tparam function lookup
+-- @tparam[opt] table opts as `auth.check` and `auth.challenge`, and `match`
+-- @treturn[1] string the user
+-- @return[2] nil (the request was answered)
+-- @treturn[2] string why (as `auth.check`)
+function M.authenticate(req, lookup, opts)
+  opts = opts or {}
+  local user, why, stale = M.check(req, lookup, opts)
+  if user then
+    if opts.match then
+      local addr = opts.match == "from" and req.from or req.to
+      local u = addr and core.uri(addr.uri)
+      if not u or u.user ~= user then
+        req:reply(403, "Forbidden (credentials of another user)")
+        return nil, "identity mismatch"
+      end
+    end
+    return user
+  end
+  if stale then
+    local o = setmetatable({ stale = true }, { __index = opts })
+    M.challenge(req, o)
+  else
+    M.challenge(req, opts)
+  end
+  return nil, why
+end
+
+--- Remove the credentials `auth.check` accepted for this request (the
+-- header lines for our realm; credentials for other realms stay), before
+-- it is forwarded. `proxy.relay` calls it.
+-- @tparam Message req
+-- @treturn integer header lines removed
+function M.consume(req)
+  local v = verified[req]
+  if not v then
+    return 0
+  end
+  verified[req] = nil
+  local values = req:headers(v.name)
+  local keep = {}
+  for i, value in ipairs(values) do
+    local a = req:auth(v.name, i)
+    if not (a and a.scheme:lower() == "digest" and a.params.realm == v.realm) then
+      keep[#keep + 1] = value
+    end
+  end
+  if #keep == #values then
+    return 0
+  end
+  req:remove_header(v.name)
+  for _, value in ipairs(keep) do
+    req:add_header(v.name, value)
+  end
+  return #values - #keep
+end
+
+--- A lookup function from a users file: lines `user:password`, or
+-- `user:realm:ALGORITHM:HA1-hex` (one line per algorithm; ALGORITHM is
+-- MD5, SHA-256 or SHA-512-256); `#` comments and blank lines are skipped.
+-- A password line is good for every realm, an HA1 line for its realm.
+-- @tparam string path
+-- @treturn[1] function `lookup(user, realm)` for `auth.check`
+-- @treturn[1] integer the number of users
+-- @return[2] nil
+-- @treturn[2] string error message (`"users.txt:3: ..."`)
+function M.load_users(path)
+  local f, err = io.open(path, "r")
+  if not f then
+    return nil, err
+  end
+  local users, n, lineno = {}, 0, 0
+  for line in f:lines() do
+    lineno = lineno + 1
+    line = line:gsub("\r$", "")
+    if not line:find("^%s*$") and not line:find("^%s*#") then
+      local user, realm, alg, ha1 = line:match("^([^:]+):([^:]*):([%w%-]+):(%x+)$")
+      local e
+      if user then
+        local name = core.digest_alg(alg)
+        if not name or alg:find("%-sess$") then
+          e = "unknown algorithm " .. alg
+        elseif #ha1 ~= (name == "MD5" and 32 or 64) then
+          e = "HA1 of the wrong length for " .. name
+        else
+          e = users[user] or { ha1 = {} }
+          if not e.ha1 then
+            f:close()
+            return nil, format("%s:%d: user %s has a password already", path, lineno, user)
+          end
+          e.ha1[realm] = e.ha1[realm] or {}
+          e.ha1[realm][name] = ha1:lower()
+          if not users[user] then
+            n = n + 1
+          end
+          users[user], e = e, nil
+        end
+      else
+        local u, pw = line:match("^([^:]+):(.*)$")
+        if not u then
+          e = "expected user:password or user:realm:ALGORITHM:HA1"
+        elseif users[u] then
+          e = "user " .. u .. " given twice"
+        else
+          users[u] = { password = pw }
+          n = n + 1
+        end
+      end
+      if e then
+        f:close()
+        return nil, format("%s:%d: %s", path, lineno, e)
+      end
+    end
+  end
+  f:close()
+  return function(user, realm)
+    local e = users[user]
+    if not e then
+      return nil
+    end
+    return e.password or e.ha1[realm]
+  end, n
+end
+
+------------------------------------------------------------------------------
+-- Client side
+------------------------------------------------------------------------------
+
+local function hex(s)
+  return (s:gsub(".", function(c)
+    return format("%02x", byte(c))
+  end))
+end
+
+local function needs_ext(user)
+  return user:find('[%c"\\\128-\255]') ~= nil
+end
+
+-- The challenges of a 401/407 (both header kinds: a proxy aggregates the
+-- challenges of every forked branch into one response): realm -> the
+-- strongest Digest challenge we support.
+local function challenges_of(res)
+  local by_realm, order = {}, {}
+  for _, hname in ipairs({ "Proxy-Authenticate", "WWW-Authenticate" }) do
+    for i = 1, res:count(hname) do
+      local a = res:auth(hname, i)
+      local p = a and a.scheme:lower() == "digest" and a.params
+      local realm = p and type(p.realm) == "string" and p.realm
+      local alg = p and (type(p.algorithm) == "string" and p.algorithm or "MD5")
+      local name, sess = nil, false
+      if alg then
+        name, sess = core.digest_alg(alg)
+      end
+      if realm and name and type(p.nonce) == "string" then
+        local rank = STRENGTH[name] * 2 + (sess and 0 or 1)
+        local cur = by_realm[realm]
+        if not cur then
+          order[#order + 1] = realm
+        end
+        if not cur or rank > cur.rank then
+          by_realm[realm] = {
+            rank = rank, params = p, realm = realm,
+            algorithm = sess and name .. "-sess" or name,
+            header = hname == "Proxy-Authenticate" and "Proxy-Authorization" or "Authorization",
+          }
+        end
+      end
+    end
+  end
+  local out = {}
+  for i, realm in ipairs(order) do
+    out[i] = by_realm[realm]
+  end
+  return out
+end
+
+-- The credentials value answering challenge c for req.
+local function credentials_value(req, c, user, password, body)
+  local p = c.params
+  local qop
+  if type(p.qop) == "string" then
+    local offered = {}
+    for q in p.qop:gmatch("[^%s,]+") do
+      offered[q:lower()] = true
+    end
+    qop = offered.auth and "auth" or offered["auth-int"] and "auth-int" or nil
+    if not qop then
+      return nil -- only qops we do not know
+    end
+  end
+  local base = c.algorithm:gsub("%-sess$", "")
+  local ha1 = core.digest_ha1(base, user, c.realm, password)
+  local cnonce = qop and hex(core.random_bytes(12)) or nil
+  local nc = qop and "00000001" or nil
+  local response = core.digest_response({
+    algorithm = c.algorithm, ha1 = ha1, nonce = p.nonce, nc = nc, cnonce = cnonce,
+    qop = qop, method = req.method, uri = req.uri,
+    body = qop == "auth-int" and (body or "") or nil,
+  })
+  local v = { "Digest " }
+  if needs_ext(user) then
+    v[#v + 1] = "username*=" .. encode_ext(user)
+  else
+    v[#v + 1] = "username=" .. quote(user)
+  end
+  v[#v + 1] = ", realm=" .. quote(c.realm) .. ", nonce=" .. quote(p.nonce)
+    .. ", uri=" .. quote(req.uri) .. ", response=\"" .. response .. "\""
+    .. ", algorithm=" .. c.algorithm
+  if qop then
+    v[#v + 1] = ", qop=" .. qop .. ", nc=" .. nc .. ", cnonce=\"" .. cnonce .. "\""
+  end
+  if type(p.opaque) == "string" then
+    v[#v + 1] = ", opaque=" .. quote(p.opaque)
+  end
+  return concat(v)
+end
+
+-- A copy of req with the next CSeq and, per challenge, new credentials in
+-- place of earlier ones for the same realm.
+local function next_request(req, answers)
+  local copy = assert(core.parse(tostring(req)))
+  copy:set_header("CSeq", (req.cseq + 1) .. " " .. req.cseq_method)
+  local by_header = {}
+  for _, a in ipairs(answers) do
+    by_header[a.header] = by_header[a.header] or {}
+    by_header[a.header][a.realm] = a.value
+  end
+  for hname, realms in pairs(by_header) do
+    local keep = {}
+    for i, value in ipairs(copy:headers(hname)) do
+      local a = copy:auth(hname, i)
+      if not (a and type(a.params.realm) == "string" and realms[a.params.realm]) then
+        keep[#keep + 1] = value
+      end
+    end
+    copy:remove_header(hname)
+    for _, value in ipairs(keep) do
+      copy:add_header(hname, value)
+    end
+    local names = {}
+    for realm in pairs(realms) do
+      names[#names + 1] = realm
+    end
+    sort(names)
+    for _, realm in ipairs(names) do
+      copy:add_header(hname, realms[realm])
+    end
+  end
+  return copy
+end
+
+--- Send a request and answer digest challenges (what `srv:send` does when
+-- `opts.credentials` is given).
+--
+-- A 401 or 407 is answered by sending the request once more, with the
+-- next CSeq (the transaction gives it a new branch) and, for every realm
+-- challenged, Authorization (for WWW-Authenticate) or Proxy-Authorization
+-- (for Proxy-Authenticate) — all the challenges of a response together,
+-- as a proxy aggregates those of its forks. For each realm the strongest
+-- algorithm offered is used (SHA-512-256, SHA-256, MD5), with qop=auth, a
+-- cnonce and nc=00000001 when offered (auth-int when it is the only one; the
+-- RFC 2069 form when the challenge has no qop).
+--
+-- `opts.credentials(realm, challenge)` gives `user, password` (challenge:
+-- the challenge's parameters, e.g. `challenge.algorithm`); nil stops and
+-- the 401/407 is returned. A second challenge for a realm already answered
+-- is returned too (a wrong password), unless it says `stale=true`, which
+-- is answered once more.
+-- @tparam Server srv
+-- @tparam Message req
+-- @tparam[opt] string dest
+-- @tparam table opts `credentials` and the options of `srv:send`
+-- @treturn[1] Message the final response
+-- @treturn[1] Message the request that got it (a copy with credentials and
+--   the CSeq to acknowledge, when a challenge was answered)
+-- @return[2] nil
+-- @treturn[2] string error message
+-- @treturn[2] string error code name
+function M.send(srv, req, dest, opts)
+  local credentials = opts.credentials
+  if type(credentials) ~= "function" then
+    error("credentials: function(realm, challenge) expected", 2)
+  end
+  local plain = {}
+  for k, v in pairs(opts) do
+    if k ~= "credentials" then
+      plain[k] = v
+    end
+  end
+  local answered, stale_retried = {}, {}
+  local cur = req
+  local res, err, name = srv:send(cur, dest, plain)
+  for _ = 1, 8 do -- bounded: realms answered once, stale once more
+    if not res or (res.status ~= 401 and res.status ~= 407) or req.method == "ACK"
+        or req.method == "CANCEL" then
+      break
+    end
+    local answers = {}
+    for _, c in ipairs(challenges_of(res)) do
+      local again = answered[c.realm]
+      if again then
+        if c.params.stale ~= "true" and c.params.stale ~= "TRUE" or stale_retried[c.realm] then
+          return res -- a second challenge for this realm: credentials refused
+        end
+        stale_retried[c.realm] = true
+      end
+      local user, password = credentials(c.realm, c.params)
+      if type(user) ~= "string" or type(password) ~= "string" then
+        return res
+      end
+      local value = credentials_value(cur, c, user, password, cur.body)
+      if not value then
+        return res
+      end
+      answered[c.realm] = true
+      answers[#answers + 1] = { header = c.header, realm = c.realm, value = value }
+    end
+    if #answers == 0 then
+      break
+    end
+    cur = next_request(cur, answers)
+    res, err, name = srv:send(cur, dest, plain)
+  end
+  if not res then
+    return nil, err, name
+  end
+  return res, cur
+end
+
+return M
