@@ -280,6 +280,7 @@ return {
     local base = rss_kb(p.pid)
     -- 100,000 REGISTERs, 256 in flight, each for its own AOR, expiring in 2 s
     local total, window, sent, got = 100000, 256, 0, 0
+    local peak = 0
     local head = "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bKr%d\r\n"
       .. "Max-Forwards: 70\r\nFrom: <sip:u%d@127.0.0.1>;tag=f%d\r\nTo: <sip:u%d@127.0.0.1>\r\n"
       .. "Call-ID: reg%d@wire\r\nCSeq: 1 REGISTER\r\nContact: <sip:u%d@127.0.0.1:%d>\r\nExpires: 2\r\n"
@@ -297,6 +298,9 @@ return {
       if d then
         assert(d:find("^SIP/2.0 200 "), d)
         got, done, last = got + 1, done + 1, socket.gettime()
+        if got % 1000 == 0 then -- a trim may come before the load ends
+          peak = math.max(peak, rss_kb(p.pid))
+        end
       elseif socket.gettime() - last > 0.2 then
         done, last = sent, socket.gettime()
       else
@@ -305,7 +309,7 @@ return {
     end
     local took = socket.gettime() - t0
     assert.is_true(got > total * 0.99, got .. " answers")
-    local peak = rss_kb(p.pid)
+    peak = math.max(peak, rss_kb(p.pid))
     -- the bindings expire, the transactions end, a trim tick comes
     local now, n
     deadline = socket.gettime() + 20

@@ -33,15 +33,26 @@ static const char loop_key = 0;
  *    (the server is idle) and grew by half (and 1 MiB) since the last such
  *    collection, a full collection, if the heap is at most FULL_GC_MAX_KB
  *    (a few tens of milliseconds, once per episode; a larger heap is left
- *    to the collector's own pace);
- *  - when at least TRIM_MIN_FREE bytes were freed in the C heap since the
- *    lowest point after the last trim, and the free part is at least half
- *    of what is in use, malloc_trim(0) hands the free pages back. In a
- *    steady state freed memory is reused and nothing is trimmed. */
+ *    to the collector's own pace). State that a peak left behind often dies
+ *    after that collection (registrations expiring seconds later) and adds
+ *    too little to the heap to start another one: so after a collection
+ *    that freed a quarter of the heap (and 1 MiB), idle ones follow 2, 4,
+ *    8... seconds apart, then every GC_GAP_MAX_S seconds (back to 2 after
+ *    one that frees a quarter again);
+ *  - when the free part of the C heap is at least TRIM_MIN_FREE and half of
+ *    what is in use, and either that much was freed since the lowest point
+ *    after the last trim, or (idle) what is in use moved by TRIM_MOVED
+ *    since the last trim, malloc_trim(0) hands the free pages back. The
+ *    second case matters: the pages freed by a trim still count as free,
+ *    and the state that dies after it (what pinned pages then) frees less
+ *    than TRIM_MIN_FREE. In a steady state freed memory is reused and
+ *    nothing is trimmed. */
 #define TRIM_INTERVAL_MS 1000
 #define TRIM_MIN_FREE ((size_t)8 << 20)
+#define TRIM_MOVED ((size_t)1 << 20)
 #define IDLE_KB 256
 #define FULL_GC_MAX_KB ((size_t)64 << 10)
+#define GC_GAP_MAX_S 32
 
 static int gc_full(lua_State *L) {
   lua_gc(L, LUA_GCCOLLECT);
@@ -51,16 +62,26 @@ static int gc_full(lua_State *L) {
 static void trim_tick(uv_timer_t *t) {
   sip_lua_loop *lp = t->data;
   lua_State *L = lp->L;
+  int idle = 1;
   if (L && lua_checkstack(L, 2)) {
     size_t kb = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
     size_t diff = kb > lp->lua_kb ? kb - lp->lua_kb : lp->lua_kb - kb;
-    if (diff < IDLE_KB && kb > lp->lua_full_kb + lp->lua_full_kb / 2 + 1024 &&
-        kb <= FULL_GC_MAX_KB) {
+    idle = diff < IDLE_KB;
+    int grew = kb > lp->lua_full_kb + lp->lua_full_kb / 2 + 1024;
+    int follow_up = lp->gc_gap_s && ++lp->gc_wait_s >= lp->gc_gap_s;
+    if (idle && kb <= FULL_GC_MAX_KB && (grew || follow_up)) {
+      size_t before = kb;
       lua_pushcfunction(L, gc_full);
       if (lua_pcall(L, 0, 0, 0) != LUA_OK)
         lua_pop(L, 1);
       kb = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
       lp->lua_full_kb = kb;
+      lp->gc_wait_s = 0;
+      if (before > kb + 1024 && before - kb >= before / 4)
+        lp->gc_gap_s = 2;
+      else if (lp->gc_gap_s)
+        lp->gc_gap_s =
+            lp->gc_gap_s < GC_GAP_MAX_S / 2 ? lp->gc_gap_s * 2 : GC_GAP_MAX_S;
     }
     lp->lua_kb = kb;
   }
@@ -68,12 +89,19 @@ static void trim_tick(uv_timer_t *t) {
   struct mallinfo2 mi = mallinfo2();
   if (mi.fordblks < lp->free_low)
     lp->free_low = mi.fordblks;
-  if (mi.fordblks >= lp->free_low + TRIM_MIN_FREE &&
-      mi.fordblks >= mi.uordblks / 2) {
+  size_t used = mi.uordblks;
+  size_t moved = used > lp->used_at_trim ? used - lp->used_at_trim
+                                         : lp->used_at_trim - used;
+  if (mi.fordblks >= TRIM_MIN_FREE && mi.fordblks >= used / 2 &&
+      (mi.fordblks >= lp->free_low + TRIM_MIN_FREE ||
+       (idle && moved >= TRIM_MOVED))) {
     malloc_trim(0);
     lp->trims++;
     lp->free_low = mallinfo2().fordblks;
+    lp->used_at_trim = used;
   }
+#else
+  (void)idle;
 #endif
 }
 
