@@ -476,3 +476,72 @@ int sip_sdp_parse(sip_sdp *sdp, const char *buf, size_t len,
   }
   return (int)sdp->nlines;
 }
+
+/* --- comparing lines ------------------------------------------------------ */
+
+/* Digit strings as numbers: leading zeros do not count. */
+static int num_eq(sip_str a, sip_str b) {
+  while (a.len > 1 && a.p[0] == '0')
+    a.p++, a.len--;
+  while (b.len > 1 && b.p[0] == '0')
+    b.p++, b.len--;
+  return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static int str_eq(sip_str a, sip_str b) {
+  if (!a.p || !b.p)
+    return !a.p && !b.p;
+  return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+/* The same space-separated tokens. */
+static int toks_eq(sip_str a, sip_str b) {
+  const char *pa = a.p ? a.p : "", *ea = pa + a.len;
+  const char *pb = b.p ? b.p : "", *eb = pb + b.len;
+  for (;;) {
+    sip_str ta = next_tok(&pa, ea), tb = next_tok(&pb, eb);
+    if (!ta.p || !tb.p)
+      return !ta.p && !tb.p;
+    if (!str_eq(ta, tb))
+      return 0;
+  }
+}
+
+int sip_sdp_line_equal(const sip_sdp_line *a, const sip_sdp_line *b) {
+  if (a->type != b->type)
+    return 0;
+  switch (a->type) {
+  case 'v':
+    return num_eq(a->value, b->value);
+  case 'o':
+    return str_eq(a->u.o.username, b->u.o.username) &&
+           num_eq(a->u.o.sess_id, b->u.o.sess_id) &&
+           num_eq(a->u.o.sess_version, b->u.o.sess_version) &&
+           str_eq(a->u.o.nettype, b->u.o.nettype) &&
+           str_eq(a->u.o.addrtype, b->u.o.addrtype) &&
+           str_eq(a->u.o.address, b->u.o.address);
+  case 'c':
+    return str_eq(a->u.c.nettype, b->u.c.nettype) &&
+           str_eq(a->u.c.addrtype, b->u.c.addrtype) &&
+           str_eq(a->u.c.address, b->u.c.address);
+  case 'b':
+    return str_eq(a->u.b.bwtype, b->u.b.bwtype) &&
+           num_eq(a->u.b.bandwidth, b->u.b.bandwidth);
+  case 't':
+    return num_eq(a->u.t.start, b->u.t.start) &&
+           num_eq(a->u.t.stop, b->u.t.stop);
+  case 'm':
+    return str_eq(a->u.m.media, b->u.m.media) &&
+           num_eq(a->u.m.port, b->u.m.port) &&
+           (a->u.m.nports.p ? b->u.m.nports.p &&
+                                  num_eq(a->u.m.nports, b->u.m.nports)
+                            : !b->u.m.nports.p) &&
+           str_eq(a->u.m.proto, b->u.m.proto) &&
+           toks_eq(a->u.m.fmts, b->u.m.fmts);
+  case 'a':
+    return str_eq(a->u.a.name, b->u.a.name) &&
+           str_eq(a->u.a.value, b->u.a.value);
+  default:
+    return str_eq(a->value, b->value);
+  }
+}

@@ -82,6 +82,12 @@ int sip_sdp_parse_line(char type, const char *value, size_t len,
 /* 1 when formatting l's fields gives back l->value byte for byte. */
 int sip_sdp_line_canonical(const sip_sdp_line *l);
 
+/* 1 when a and b have the same type and the same fields: numbers compared
+ * as numbers (leading zeros ignored), formats token by token, text and
+ * attributes byte for byte. A caller that kept a non-canonical line's value
+ * writes it back as it was when its fields are still equal to it. */
+int sip_sdp_line_equal(const sip_sdp_line *a, const sip_sdp_line *b);
+
 /* Write lines[0..n) as a description: each line "x=" then, when its value is
  * present, the value as it is, otherwise the fields of its type formatted
  * with single spaces; each line ends in CRLF (LF when lf_only), the last one
