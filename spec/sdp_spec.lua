@@ -411,7 +411,8 @@ m=audio 6002 RTP/AVP 0
   end)
 
   it("reports what an answer settled", function()
-    local ans = sdp.answer(offer_of "v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\nm=audio 1 RTP/AVP 0\nm=audio 2 RTP/AVP 18\n", caps)
+    local offer = offer_of "v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\nm=audio 1 RTP/AVP 0\nm=audio 2 RTP/AVP 18\n"
+    local ans = sdp.answer(offer, caps)
     local n = sdp.negotiated(ans)
     assert.equal(2, n.n)
     assert.equal("PCMU", n[1].codecs[1].name)
