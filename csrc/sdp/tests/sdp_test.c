@@ -141,6 +141,18 @@ static void test_lenient(void) {
   CHECK_INT(sip_sdp_line_canonical(&lines[3]), 0);
   CHECK_INT(sip_sdp_line_canonical(&lines[4]), 0);
   CHECK_STR(lines[4].u.m.fmts, "0   8");
+  /* the same fields as the canonical text: numbers and format lists */
+  {
+    sip_sdp_line c;
+    const char *what;
+    CHECK_INT(sip_sdp_parse_line('m', "audio 04000 RTP/AVP 0 8", 23, &c, &what), 0);
+    CHECK(sip_sdp_line_equal(&lines[4], &c));
+    CHECK_INT(sip_sdp_parse_line('m', "audio 4000 RTP/AVP 0 18", 23, &c, &what), 0);
+    CHECK(!sip_sdp_line_equal(&lines[4], &c));
+    CHECK_INT(sip_sdp_parse_line('m', "audio 4000/2 RTP/AVP 0 8", 24, &c, &what), 0);
+    CHECK(!sip_sdp_line_equal(&lines[4], &c));
+    CHECK(!sip_sdp_line_equal(&lines[4], &lines[3]));
+  }
   CHECK(roundtrip_exact(t, strlen(t)));
   char out[128];
   lines[4].value = SIP_STR_NULL;
