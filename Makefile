@@ -98,7 +98,7 @@ endif
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC \
-  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -Icsrc/auth -MMD -MP
+  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/core -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -Icsrc/auth -Icsrc/sdp -MMD -MP
 # -std=c11 hides POSIX declarations, and uv.h needs them: everything but the
 # parser (pure C11) is compiled with _GNU_SOURCE, as libuv itself is. Files
 # outside csrc/parse must not define _GNU_SOURCE themselves.
@@ -113,7 +113,7 @@ BASE_CFLAGS += $(SAN_FLAGS)
 BASE_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 
 # --- sources ----------------------------------------------------------------
-PARSE_SRC := $(sort $(wildcard csrc/parse/*.c))
+PARSE_SRC := $(sort $(wildcard csrc/parse/*.c csrc/sdp/*.c))
 LUA_SRC := $(sort $(wildcard csrc/lua/*.c))
 CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/core/*.c csrc/proxy/*.c \
   csrc/registrar/*.c csrc/dns/*.c csrc/auth/*.c))
@@ -275,7 +275,7 @@ check-valgrind: ctests
 
 # --- fuzzing ----------------------------------------------------------------
 FUZZ_BUILD := build-fuzz
-FUZZ_FLAGS := -std=c11 -O1 -g -Icsrc -Icsrc/parse -Icsrc/auth \
+FUZZ_FLAGS := -std=c11 -O1 -g -Icsrc -Icsrc/parse -Icsrc/auth -Icsrc/sdp \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -fno-omit-frame-pointer
 FUZZ_SEEDS := $(sort $(shell find $(VECTORS) -name '*.dat' 2>/dev/null)) \

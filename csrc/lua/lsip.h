@@ -127,5 +127,7 @@ void sip__lua_open_sqlite(lua_State *L);
 void sip__lua_open_dns(lua_State *L);
 /* auth.c: the digest primitives (core.digest_*, core.nonce_*) */
 void sip__lua_open_auth(lua_State *L);
+/* sdp.c: the SDP parser and writer (core.sdp_parse, core.sdp_write) */
+void sip__lua_open_sdp(lua_State *L);
 
 #endif

@@ -32,6 +32,7 @@
   X(REPLAY, "nonce count already used")                                        \
   X(NOTFOUND, "not found")                                                     \
   X(CERT, "peer certificate refused")                                          \
+  X(SDP, "malformed session description")                                      \
   X(INVAL, "invalid argument")
 
 /* Codes count up from SIP__EBASE, so all of them are negative and far below

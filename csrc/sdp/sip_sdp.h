@@ -1,0 +1,102 @@
+/* SDP (RFC 8866): a zero-copy parser and a writer. No Lua, no libuv.
+ *
+ * The parser splits a session description into lines, checks the grammar of
+ * each line it knows (v o s i u e p c b t r z k a m) and the order of the
+ * lines (§5: session part v o s [i] [u] *e *p [c] *b *(t *r) [z] [k] *a, then
+ * per media m [i] *c *b [k] *a), and fills a caller-supplied array with one
+ * sip_sdp_line per line whose slices point into the caller's buffer. It
+ * allocates nothing and never logs.
+ *
+ * Leniency, and what it costs: tokens may be separated by several spaces and
+ * a line may end in spaces (o c m b t); such a line is still parsed, and
+ * sip_sdp_line_canonical() tells that writing its fields back would not give
+ * its bytes, so a caller that wants byte-exact output keeps the line's value
+ * (see sip_sdp_write). Line endings are CRLF or LF but the same throughout;
+ * the last line may lack its line ending. Anything else (an unknown type
+ * letter, a line out of order, a missing v/o/s, a NUL, a lone CR, an empty
+ * line, a non-numeric port) is SIP_ESDP with the line number and a reason. */
+#ifndef SIP_SDP_H
+#define SIP_SDP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sip_types.h"
+
+/* One line "<type>=<value>". The union member that matches type holds the
+ * fields (slices into value); for s i u e p k z r the value is the text. */
+typedef struct sip_sdp_line {
+  char type;
+  sip_str value; /* after "x=", without the line ending */
+  union {
+    struct {
+      sip_str username, sess_id, sess_version, nettype, addrtype, address;
+    } o;
+    struct {
+      sip_str nettype, addrtype, address; /* address keeps /ttl/count */
+    } c;
+    struct {
+      sip_str bwtype, bandwidth;
+    } b;
+    struct {
+      sip_str start, stop;
+    } t;
+    struct {
+      sip_str media, port, nports; /* nports absent without "/n" */
+      sip_str proto;
+      sip_str fmts; /* "0 8 101": the formats, single-space separated
+                       when canonical; absent when there are none */
+    } m;
+    struct {
+      sip_str name;
+      sip_str value; /* absent for a property attribute ("a=recvonly") */
+    } a;
+  } u;
+} sip_sdp_line;
+
+typedef struct sip_sdp {
+  sip_sdp_line *lines; /* the caller's array */
+  uint32_t nlines;
+  uint32_t nmedia;
+  uint32_t first_media; /* index of the first m= line (nlines: none) */
+  uint8_t lf_only;      /* line endings are LF (0: CRLF) */
+  uint8_t last_eol;     /* the last line has its line ending */
+  /* on SIP_ESDP: the 1-based line, the byte offset of that line, and a
+   * static reason ("m= line: port is not a number") */
+  uint32_t err_line;
+  size_t err_off;
+  const char *err_what;
+} sip_sdp;
+
+/* Parse buf[0..len) into lines[0..max). Returns the number of lines (>= 1),
+ * SIP_ESDP for a malformed description (sdp->err_* say where and why), or
+ * SIP_ETOOMANY when it has more than max lines. sdp is always initialised. */
+int sip_sdp_parse(sip_sdp *sdp, const char *buf, size_t len,
+                  sip_sdp_line *lines, uint32_t max);
+
+/* Parse one line's value (without "x=" and the line ending) for type into
+ * *l. Returns 0, or SIP_ESDP with *what set to a static reason. */
+int sip_sdp_parse_line(char type, const char *value, size_t len,
+                       sip_sdp_line *l, const char **what);
+
+/* 1 when formatting l's fields gives back l->value byte for byte. */
+int sip_sdp_line_canonical(const sip_sdp_line *l);
+
+/* 1 when a and b have the same type and the same fields: numbers compared
+ * as numbers (leading zeros ignored), formats token by token, text and
+ * attributes byte for byte. A caller that kept a non-canonical line's value
+ * writes it back as it was when its fields are still equal to it. */
+int sip_sdp_line_equal(const sip_sdp_line *a, const sip_sdp_line *b);
+
+/* Write lines[0..n) as a description: each line "x=" then, when its value is
+ * present, the value as it is, otherwise the fields of its type formatted
+ * with single spaces; each line ends in CRLF (LF when lf_only), the last one
+ * only when last_eol. Writes at most cap bytes and returns the full length
+ * (call with cap 0 to size the output), or SIP_EINVAL when a field holds a
+ * CR, LF or NUL, a token field is empty or holds a space, a numeric field is
+ * not a number, or a type letter is not one of SDP's; *bad is then the index
+ * of the offending line (bad may be NULL). Nothing checks the order. */
+int sip_sdp_write(const sip_sdp_line *lines, uint32_t n, int lf_only,
+                  int last_eol, char *out, size_t cap, uint32_t *bad);
+
+#endif
