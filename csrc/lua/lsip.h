@@ -124,5 +124,7 @@ void sip__lua_open_sqlite(lua_State *L);
 void sip__lua_open_dns(lua_State *L);
 /* auth.c: the digest primitives (core.digest_*, core.nonce_*) */
 void sip__lua_open_auth(lua_State *L);
+/* textsrv.c: core.text_server (metrics, control socket), core.ctl_call */
+void sip__lua_open_textsrv(lua_State *L);
 
 #endif
