@@ -48,6 +48,8 @@ M.command_options = {
   ["handler-memory"] = "value",
   dns = "value",
   ["dns-timeout"] = "value",
+  metrics = "value",
+  ctl = "value",
   help = "flag",
 }
 
