@@ -443,10 +443,10 @@ local function start_operations(rt, g)
       if g.ctl then
         return nil, "--ctl " .. path .. ": " .. tostring(err)
       end
-      log.info("no control socket (%s); --ctl PATH names another", tostring(err))
+      log.debug("no control socket (%s); --ctl PATH names another", tostring(err))
     else
       rt.handles[#rt.handles + 1] = { stop = function() h:close() end }
-      log.info("control socket %s", path)
+      log.debug("control socket %s", path)
     end
   end
   return true
