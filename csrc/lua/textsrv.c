@@ -166,7 +166,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   (void)hint;
   tconn *c = h->data;
   size_t cap = c->srv ? c->srv->max_request + 1 : 0;
-  *b = uv_buf_init(c->buf + c->len, (unsigned)(cap > c->len ? cap - c->len : 0));
+  *b =
+      uv_buf_init(c->buf + c->len, (unsigned)(cap > c->len ? cap - c->len : 0));
 }
 
 static char *find_term(tsrv *s, char *p, size_t n) {
@@ -582,7 +583,7 @@ static int l_ctl_call(lua_State *L) {
 }
 
 static const luaL_Reg ts_methods[] = {
-    {"reply", ts_reply}, {"port", ts_port},   {"stats", ts_stats},
+    {"reply", ts_reply}, {"port", ts_port}, {"stats", ts_stats},
     {"close", ts_close}, {NULL, NULL},
 };
 
