@@ -85,7 +85,8 @@ start_uas() { # start_uas N: a SIPp UAS on 127.0.0.1:507N
 
 kill_uas() { # kill_uas N: SIGKILL, as a crash
   local p=${UAS_PID[$1]}
-  pkill -9 -P "$p" 2>/dev/null # its timeout's child: the sipp we started
+  local c
+  for c in $(cat "/proc/$p/task/$p/children" 2>/dev/null); do kill -9 "$c" 2>/dev/null; done # the sipp we started (timeout's child)
   kill -9 "$p" 2>/dev/null
   wait "$p" 2>/dev/null
   UAS_PID[$1]=
