@@ -145,6 +145,7 @@ int luaopen_luasip_core(lua_State *L) {
   sip__lua_open_dns(L);
   sip__lua_open_auth(L);
   sip__lua_open_sdp(L);
+  sip__lua_open_textsrv(L);
   static const struct {
     const char *name;
     unsigned v;

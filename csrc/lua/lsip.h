@@ -129,5 +129,7 @@ void sip__lua_open_dns(lua_State *L);
 void sip__lua_open_auth(lua_State *L);
 /* sdp.c: the SDP parser and writer (core.sdp_parse, core.sdp_write) */
 void sip__lua_open_sdp(lua_State *L);
+/* textsrv.c: core.text_server (metrics, control socket), core.ctl_call */
+void sip__lua_open_textsrv(lua_State *L);
 
 #endif

@@ -2,6 +2,7 @@
 --
 --     luasip run SCRIPT [--listen SPEC]... [--log-level L] [--trace] [--watch] [script options]
 --     luasip check SCRIPT [script options]
+--     luasip ctl [--socket PATH] [--json] COMMAND [ARG]...
 --
 -- `run` serves in the foreground. SIGHUP (and with `--watch`, a change of
 -- the file) reloads the script: new requests take the new policy, requests
@@ -37,6 +38,7 @@ local usage = [[
 usage: luasip run SCRIPT [options] [script options]
        luasip check SCRIPT [script options]
        luasip run SCRIPT --help     (lists the script's own options)
+       luasip ctl [--socket PATH] [--json] COMMAND [ARG]...   (luasip ctl help)
        luasip version
 
 options of run:
@@ -62,6 +64,10 @@ options of run:
                        127.0.0.1:5353 or a comma-separated list (default:
                        those of /etc/resolv.conf)
   --dns-timeout S      seconds a DNS resolution may take (default 5)
+  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics
+                       (e.g. 127.0.0.1:9090)
+  --ctl PATH           the control socket of `luasip ctl` (default
+                       /run/luasip/luasip.ctl as root; `off`: none)
 ]]
 
 local own_options = script.command_options
@@ -253,6 +259,10 @@ local function dispatcher(rt)
       end
       return
     end
+    local count = rt.count_request
+    if count then
+      count(method)
+    end
     rt.inflight[req] = true
     local refused = server.memory_refusals()
     local ok, err = xpcall(handler, traceback, req)
@@ -401,6 +411,47 @@ local function watch(rt)
   return true
 end
 
+-- --metrics and the control socket (--ctl, on by default: a default path
+-- in use by another server is left to it).
+local function start_operations(rt, g)
+  local runtime = function()
+    return { reloads = rt.reloads, failed_reloads = rt.failed_reloads, errors = rt.errors,
+      generation = rt.generation }
+  end
+  if g.metrics then
+    local metrics = require "luasip.metrics"
+    metrics.set_runtime(runtime)
+    rt.count_request = metrics.count_request
+    local h, err = metrics.serve(g.metrics, rt.server)
+    if not h then
+      return nil, "--metrics " .. g.metrics .. ": " .. tostring(err)
+    end
+    rt.handles[#rt.handles + 1] = { stop = function() h:close() end }
+    log.info("metrics at http://%s:%d/metrics", g.metrics:match("^(.*):%d+$"), h:port())
+  end
+  if g.ctl ~= "off" and g.ctl ~= "none" then
+    local ctl = require "luasip.ctl"
+    local path = g.ctl or ctl.default_path()
+    local h, err = ctl.serve(path, {
+      server = rt.server, runtime = runtime,
+      reload = function(why)
+        reload(rt, why)
+        return rt.generation
+      end,
+    })
+    if not h then
+      if g.ctl then
+        return nil, "--ctl " .. path .. ": " .. tostring(err)
+      end
+      log.debug("no control socket (%s); --ctl PATH names another", tostring(err))
+    else
+      rt.handles[#rt.handles + 1] = { stop = function() h:close() end }
+      log.debug("control socket %s", path)
+    end
+  end
+  return true
+end
+
 local function run(g, rest)
   log.configure { level = g["log-level"] or "info", format = g["log-format"] or "text" }
   local before = loaded_names()
@@ -501,6 +552,12 @@ local function run(g, rest)
       return 1
     end
   end
+  local mok, merr = start_operations(rt, g)
+  if not mok then
+    log.error("%s: %s", g.script, merr)
+    srv:close()
+    return 1
+  end
   log.info("serving %s on %s (pid %d)", g.script, concat(srv:listeners(), " "), M.pid())
   srv:run()
   log.flush()
@@ -556,6 +613,9 @@ function M.main(argv)
   if command == "version" or command == "--version" then
     say(io.stdout, sip._VERSION)
     return 0
+  end
+  if command == "ctl" then
+    return require("luasip.ctl").main(words)
   end
   if command ~= "run" and command ~= "check" then
     say(io.stderr, format("luasip: unknown command %q\n%s", command, usage))

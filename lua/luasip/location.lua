@@ -170,6 +170,23 @@ function M.open(url)
   return s
 end
 
+--- The stores opened so far, one entry per store: a list of `{ url =,
+-- store = }` sorted by URL (for `luasip ctl location` and the metrics).
+-- @treturn table
+function M.opened()
+  local seen, out = {}, {}
+  for k, s in pairs(stores) do
+    if not seen[s] then
+      seen[s] = true
+      out[#out + 1] = { url = s.url or k, store = s }
+    end
+  end
+  table.sort(out, function(a, b)
+    return a.url < b.url
+  end)
+  return out
+end
+
 --- Forget a memoized store (closes it when the backend has a `close`).
 -- For tests and tools; scripts keep their stores.
 -- @tparam string url

@@ -48,6 +48,8 @@ M.command_options = {
   ["handler-memory"] = "value",
   dns = "value",
   ["dns-timeout"] = "value",
+  metrics = "value",
+  ctl = "value",
   help = "flag",
 }
 
@@ -73,6 +75,9 @@ local function check_option(name, o)
   local d = o.default
   if d ~= nil and type(d) ~= "string" and type(d) ~= "number" and type(d) ~= "boolean" then
     return format("option --%s: default must be a string, number or boolean", name)
+  end
+  if o.multiple ~= nil and (type(o.multiple) ~= "boolean" or type(d) == "boolean") then
+    return format("option --%s: multiple must be a boolean, for a string or number option", name)
   end
   if o.help ~= nil and type(o.help) ~= "string" then
     return format("option --%s: help must be a string", name)
@@ -210,6 +215,7 @@ end
 function M.parse_options(spec, args)
   local defs = spec.options or {}
   local out = {}
+  local given = {}
   for name, o in pairs(defs) do
     out[name] = o.default
   end
@@ -247,8 +253,21 @@ function M.parse_options(spec, args)
       if v == nil then
         return nil, err
       end
-      out[name] = v
+      if o.multiple then -- repeatable: a list of the values given
+        if not given[name] then
+          out[name] = {}
+        end
+        out[name][#out[name] + 1] = v
+      else
+        out[name] = v
+      end
+      given[name] = true
       i = next_i
+    end
+  end
+  for name, o in pairs(defs) do
+    if o.multiple and not given[name] then
+      out[name] = { o.default } -- {} without a default
     end
   end
   return out
@@ -267,6 +286,9 @@ function M.options_help(spec)
       left = "--" .. name .. ", --no-" .. name
     else
       left = "--" .. name .. " " .. (o.arg or (type(o.default) == "number" and "N" or "VALUE"))
+      if o.multiple then
+        left = left .. "..."
+      end
     end
     local default = o.default ~= nil and format(" (default: %s)", tostring(o.default)) or ""
     lines[#lines + 1] = format("  %-28s %s%s", left, o.help or "", default)
