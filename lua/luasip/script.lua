@@ -48,6 +48,9 @@ M.command_options = {
   ["handler-memory"] = "value",
   dns = "value",
   ["dns-timeout"] = "value",
+  ["tls-cert"] = "value",
+  ["tls-key"] = "value",
+  ["tls-ca"] = "value",
   help = "flag",
 }
 
