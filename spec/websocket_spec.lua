@@ -58,6 +58,24 @@ describe("WebSocket", function()
     assert.are.equal(503, res.status)
   end)
 
+  it("luasip run: --listen wss: takes --tls-cert and --tls-key (no script edit)", function()
+    local dir = N.tmpdir()
+    N.sh(string.format("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+      .. "-keyout '%s/k.pem' -out '%s/c.pem' -days 1 -subj /CN=localhost", dir, dir))
+    local function run(extra)
+      local p = assert(io.popen("timeout -s TERM 1 bin/luasip run examples/webphone.lua "
+        .. "--listen wss:127.0.0.1:0 --listen udp:127.0.0.1:0 " .. extra .. " 2>&1"))
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    local ok = run(string.format("--tls-cert '%s/c.pem' --tls-key '%s/k.pem'", dir, dir))
+    local refused = run("")
+    N.rmdir(dir)
+    assert.is_truthy(ok:find("serving examples/webphone.lua on wss:127.0.0.1:%d+ udp:127.0.0.1:%d+"), ok)
+    assert.is_truthy(refused:find("no TLS certificate configured", 1, true), refused)
+  end)
+
   describe("examples/webphone.lua", function()
     local proxy, ws_port, udp_port, ua, seen
 
