@@ -183,21 +183,17 @@ ctests: $(TEST_BIN)
 # --- packages ---------------------------------------------------------------
 .PHONY: deps
 deps:
-	@missing=; \
-	if ! command -v dpkg-query >/dev/null 2>&1; then \
+	@missing=$$(deps/missing.sh $(DEB_GROUPS)); rc=$$?; \
+	if [ $$rc = 2 ]; then \
 	  echo "deps: not a Debian system; need: $(DEB_PACKAGES)"; exit 0; \
-	fi; \
-	for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' \
-	    || missing="$$missing $$p"; \
-	done; \
+	elif [ $$rc != 0 ]; then exit $$rc; fi; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
-	  echo "deps: installing$$missing"; \
+	  echo "deps: installing $$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing </dev/null; \
 	else \
-	  echo "deps: missing Debian packages; run as root: apt-get install -y$$missing"; \
+	  echo "deps: missing Debian packages; run as root: apt-get install -y $$missing"; \
 	fi
 
 # --- tests ------------------------------------------------------------------
@@ -258,7 +254,26 @@ check: all ctests
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/netns/wire_load.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/auth_sipp.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/balancer_sipp.sh 2>&1 | tee -a $(TEST_LOG);) \
+	$(if $(filter 1,$(SAN)),,$(MAKE) -s --no-print-directory browser-deps; BUILD=$(BUILD) LUA=$(LUA) spec/browser/run.sh 2>&1 | tee -a $(TEST_LOG);) \
 	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
+
+# The browser test's npm packages (spec/browser/package.json, pinned by its
+# package-lock.json) into $(BUILD)/npm, never a browser (Debian's chromium
+# is used), and JsSIP bundled for the demo page into examples/webphone/lib/
+# (ignored by git).
+NPM ?= npm
+NPM_DIR = $(BUILD)/npm
+.PHONY: browser-deps webphone-deps
+browser-deps webphone-deps: examples/webphone/lib/jssip.min.js
+$(NPM_DIR)/.installed: spec/browser/package.json spec/browser/package-lock.json
+	@mkdir -p $(NPM_DIR)
+	cp spec/browser/package.json spec/browser/package-lock.json $(NPM_DIR)/
+	cd $(NPM_DIR) && PUPPETEER_SKIP_DOWNLOAD=1 $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+examples/webphone/lib/jssip.min.js: $(NPM_DIR)/.installed
+	@mkdir -p $(@D)
+	$(NPM_DIR)/node_modules/.bin/esbuild $(NPM_DIR)/node_modules/jssip/lib-es5/JsSIP.js --bundle \
+	  --minify --platform=browser --format=iife --global-name=JsSIP --log-level=warning --outfile=$@
 
 .PHONY: valgrind check-valgrind
 valgrind: DEB_GROUPS = build ci

@@ -768,6 +768,10 @@ static int l_server(lua_State *L) {
       L, 1, "connect_timeout", cfg.connect_timeout_ms, 1, 1 << 30);
   cfg.udp_rcvbuf = (int)opt_int(L, 1, "udp_rcvbuf", cfg.udp_rcvbuf, 0, 1 << 30);
   cfg.tcp_accept_aliases = opt_bool(L, 1, "tcp_accept_aliases", 0);
+  cfg.ws_origins = opt_str(L, 1, "ws_origins"); /* WebSocket (ws.c) */
+  cfg.http_root = opt_str(L, 1, "http_root");
+  cfg.ws_ping_interval_ms = (uint32_t)opt_int(
+      L, 1, "ws_ping_interval", cfg.ws_ping_interval_ms, 0, 1 << 30);
   if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
     luaL_argexpected(L, lua_istable(L, -1), 1, "opts.tls: a table");
     int t = lua_gettop(L);
@@ -980,13 +984,19 @@ static int write_request(sip_lua_server *s, sip_msg *m, sip_dest *d,
                          const char *branch, char **out) {
   *out = NULL;
   int lid = sip_tp_find_listener(s->tp, d->transport, d->addr.ss_family);
-  if (lid < 0)
-    return UV_EAFNOSUPPORT;
-  d->listener = lid;
-  struct sockaddr_storage la;
-  sip_tp_listener_addr(s->tp, lid, &la);
   char sent_by[64], via[200];
-  sip_tp_addr_str(&la, sent_by, sizeof sent_by);
+  if (lid < 0 && (d->transport == SIP_TP_WS || d->transport == SIP_TP_WSS)) {
+    /* a WebSocket client cannot be reached but over its connection: RFC
+     * 7118 §5.2's .invalid host (named after this server) */
+    snprintf(sent_by, sizeof sent_by, "%08x.invalid", (unsigned)(uintptr_t)s);
+  } else if (lid < 0) {
+    return UV_EAFNOSUPPORT;
+  } else {
+    d->listener = lid;
+    struct sockaddr_storage la;
+    sip_tp_listener_addr(s->tp, lid, &la);
+    sip_tp_addr_str(&la, sent_by, sizeof sent_by);
+  }
   int vlen = snprintf(via, sizeof via, "Via: SIP/2.0/%s %s;branch=%s%s\r\n",
                       sip_tp_transport_name(d->transport), sent_by, branch,
                       d->transport == SIP_TP_UDP ? ";rport" : "");
@@ -1258,6 +1268,9 @@ static int srv_stats(lua_State *L) {
   SET_COUNTER("conn_refused", c.conn_refused);
   SET_COUNTER("conn_timeouts", c.conn_timeouts);
   SET_COUNTER("tls_failures", c.tls_failures);
+  SET_COUNTER("ws_upgrades", c.ws_upgrades);
+  SET_COUNTER("ws_rejected", c.ws_rejected);
+  SET_COUNTER("ws_errors", c.ws_errors);
   SET_COUNTER("tls_verify_failures", c.tls_verify_failures);
   SET_COUNTER("aliases", c.aliases);
   SET_COUNTER("aliases_refused", c.aliases_refused);

@@ -148,6 +148,8 @@ void sip_proxy_update_listeners(sip_proxy *p) {
     snprintf(p->rr[p->self.naddr].uri, sizeof p->rr[0].uri, "<sip:%s%s", sb,
              tr == SIP_TP_TCP   ? ";transport=tcp"
              : tr == SIP_TP_TLS ? ";transport=tls"
+             : tr == SIP_TP_WS  ? ";transport=ws"
+             : tr == SIP_TP_WSS ? ";transport=wss"
                                 : "");
     p->self.naddr++;
   }

@@ -54,7 +54,8 @@ static sip_conn *conn_new(sip_tp *tp, int transport, int listener) {
   c->timer.data = c;
   c->handles = 2;
   tp->handles += 2;
-  c->opened = c->last_io = uv_now(tp->loop);
+  c->opened = c->last_io = c->last_rx = uv_now(tp->loop);
+  c->ws = sip__tp_is_ws(transport);
   link_conn(&tp->conns, c);
   tp->nconns++;
   tp->st.conn_opened++;
@@ -66,6 +67,7 @@ static void on_conn_handle_closed(uv_handle_t *h) {
   sip_tp *tp = c->tp;
   if (--c->handles == 0) {
     sip__tp_tls_conn_free(c);
+    sip__tp_ws_free(c);
     free(c->buf);
     free(c->tls_name);
     free(c);
@@ -111,7 +113,9 @@ void sip__tp_conn_close(sip_conn *c, int err, int graceful) {
   sip_tp *tp = c->tp;
   if (c->state == SIP__CS_CLOSING)
     return;
-  int was_open = c->state == SIP__CS_OPEN;
+  /* a WebSocket refusal (an HTTP 4xx) is flushed like a message */
+  int was_open = c->state == SIP__CS_OPEN || c->state == SIP__CS_WSHAKE;
+  int ws_open = c->ws && c->state == SIP__CS_OPEN;
   c->state = SIP__CS_CLOSING;
   unlink_conn(&tp->conns, c);
   sip__tp_table_remove(tp, c);
@@ -125,6 +129,8 @@ void sip__tp_conn_close(sip_conn *c, int err, int graceful) {
                     err ? tp->errtext : "");
   if (graceful && was_open && !tp->closing) {
     /* let queued writes (a 400 from on_bad, say) reach the peer first */
+    if (ws_open)
+      sip__tp_ws_close(c, err ? 1011 : 1000);
     if (c->ssl)
       sip__tp_tls_shutdown(c);
     c->sreq.data = c;
@@ -144,12 +150,18 @@ void sip__tp_conn_close(sip_conn *c, int err, int graceful) {
 /* 0 when no deadline applies. */
 static uint64_t deadline(const sip_conn *c) {
   const sip_tp_config *cfg = &c->tp->cfg;
-  if (c->state == SIP__CS_CONNECTING || c->state == SIP__CS_HANDSHAKE)
+  if (c->state == SIP__CS_CONNECTING || c->state == SIP__CS_HANDSHAKE ||
+      c->state == SIP__CS_WSHAKE)
     return cfg->connect_timeout_ms ? c->opened + cfg->connect_timeout_ms : 0;
-  if (c->len > c->start && c->msg_start)
+  if ((c->len > c->start || c->ws_frag) && c->msg_start)
     return cfg->partial_message_timeout_ms
                ? c->msg_start + cfg->partial_message_timeout_ms
                : 0;
+  if (c->ws) { /* pings keep last_io fresh: idle counts what was read */
+    uint64_t idle = cfg->idle_timeout_ms ? c->last_rx + cfg->idle_timeout_ms : 0;
+    uint64_t ping = sip__tp_ws_ping_due(c);
+    return ping && (!idle || ping < idle) ? ping : idle;
+  }
   return cfg->idle_timeout_ms ? c->last_io + cfg->idle_timeout_ms : 0;
 }
 
@@ -168,8 +180,12 @@ static void conn_timer(uv_timer_t *t) {
   sip_conn *c = t->data;
   sip_tp *tp = c->tp;
   uint64_t d = deadline(c);
-  if (d && uv_now(tp->loop) >= d) {
-    const char *what = c->state != SIP__CS_OPEN ? "connect/handshake"
+  uint64_t ping = c->state == SIP__CS_OPEN ? sip__tp_ws_ping_due(c) : 0;
+  if (ping && d == ping && uv_now(tp->loop) >= d) {
+    sip__tp_ws_ping(c);
+  } else if (d && uv_now(tp->loop) >= d) {
+    const char *what = c->state == SIP__CS_WSHAKE ? "WebSocket handshake"
+                       : c->state != SIP__CS_OPEN ? "connect/handshake"
                        : (c->len > c->start && c->msg_start) ? "partial message"
                                                              : "idle";
     char peer[64];
@@ -226,6 +242,13 @@ static sip__wreq *wreq_new(sip_conn *c, const char *p, size_t len,
   return w;
 }
 
+int sip__tp_conn_raw(sip_conn *c, const char *p, size_t len) {
+  sip__wreq *w = wreq_new(c, p, len, 0, NULL, NULL);
+  if (!w)
+    return SIP_ENOMEM;
+  return c->ssl ? sip__tp_tls_write(c, w) : sip__tp_conn_write(c, w);
+}
+
 int sip__tp_conn_write(sip_conn *c, sip__wreq *w) {
   w->req.w.data = w;
   uv_buf_t b = uv_buf_init(w->data, (unsigned int)w->len);
@@ -241,11 +264,20 @@ int sip__tp_conn_write(sip_conn *c, sip__wreq *w) {
 static int send_now(sip_conn *c, sip__wreq *w) {
   if (c->tp->trace && w->msg_len)
     sip__tp_trace(c->tp, 1, w->data, w->len, c->transport, &c->local, &c->peer);
+  if (c->ws && !(w = sip__tp_ws_frame(c, w)))
+    return SIP_ENOMEM;
   return c->ssl ? sip__tp_tls_write(c, w) : sip__tp_conn_write(c, w);
 }
 
 void sip__tp_conn_opened(sip_conn *c) {
   sip_tp *tp = c->tp;
+  if (c->ws && c->state != SIP__CS_WSHAKE) {
+    /* TCP/TLS is up; the connection opens when the upgrade is done */
+    c->state = SIP__CS_WSHAKE;
+    sip__tp_ws_start(c);
+    conn_arm(c);
+    return;
+  }
   c->state = SIP__CS_OPEN;
   c->last_io = uv_now(tp->loop);
   /* queued sends first: on_conn may send, and order must be kept */
@@ -342,6 +374,15 @@ static void conn_src(const sip_conn *c, sip_src *src) {
 
 void sip__tp_conn_process(sip_conn *c) {
   sip_tp *tp = c->tp;
+  if (c->ws) {
+    sip__tp_ws_process(c);
+    if (c->state != SIP__CS_CLOSING) {
+      if (c->start == c->len)
+        c->start = c->len = 0;
+      conn_arm(c);
+    }
+    return;
+  }
   sip_src src;
   conn_src(c, &src);
   while (c->state == SIP__CS_OPEN && !tp->closing && c->len > c->start) {
@@ -463,7 +504,7 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   tp->st.rx_bytes += (uint64_t)n;
-  c->last_io = uv_now(tp->loop);
+  c->last_io = c->last_rx = uv_now(tp->loop);
   if (c->ssl) {
     int rc = sip__tp_tls_input(c, buf->base, (size_t)n);
     if (rc == UV_EOF)
@@ -484,7 +525,7 @@ static void conn_start(sip_conn *c) {
   uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&c->local, &n);
   uv_tcp_nodelay(&c->tcp, 1);
   int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
-  if (rc == 0 && c->transport == SIP_TP_TLS) {
+  if (rc == 0 && sip__tp_is_tls(c->transport)) {
     c->state = SIP__CS_HANDSHAKE;
     rc = sip__tp_tls_start(c);
     if (rc == 0 && c->state != SIP__CS_CLOSING)
@@ -753,7 +794,7 @@ int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
   if (!c)
     c = sip__tp_conn_find_addr(tp, dst->transport, &dst->addr);
   if (!c) {
-    if (dst->transport == SIP_TP_TLS && !tp->tls_client)
+    if (sip__tp_is_tls(dst->transport) && !tp->tls_client)
       return SIP_EINVAL;
     if (tp->nconns >= tp->cfg.max_connections) {
       tp->st.conn_refused++;
@@ -768,7 +809,7 @@ int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
       sip__tp_conn_close(c, rc, 0);
       return rc;
     }
-    if (dst->transport == SIP_TP_TLS && dst->tls_name) {
+    if (sip__tp_is_tls(dst->transport) && dst->tls_name) {
       size_t n = strlen(dst->tls_name) + 1;
       c->tls_name = malloc(n);
       if (c->tls_name)

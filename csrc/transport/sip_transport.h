@@ -48,9 +48,15 @@ enum sip_tp_transport {
   SIP_TP_UDP = 1,
   SIP_TP_TCP = 2,
   SIP_TP_TLS = 3,
+  SIP_TP_WS = 4,  /* SIP over WebSocket (RFC 7118) over TCP */
+  SIP_TP_WSS = 5, /* ... over TLS */
 };
 
-/* "UDP", "TCP", "TLS" (as written in Via); "?" otherwise. */
+/* Default ports of ws: and wss: (RFC 6455 §3). */
+#define SIP_TP_PORT_WS 80
+#define SIP_TP_PORT_WSS 443
+
+/* "UDP", "TCP", "TLS", "WS", "WSS" (as written in Via); "?" otherwise. */
 const char *sip_tp_transport_name(int transport);
 /* SIP_TP_* for a Via transport token (case-insensitive), 0 when unknown. */
 int sip_tp_transport_from(sip_str token);
@@ -159,6 +165,18 @@ typedef struct sip_tp_config {
    * sent-by host (so only with tls_verify_client); over TCP only when this
    * is set (default 0: anyone can claim any address over TCP). */
   int tcp_accept_aliases;
+
+  /* WebSocket (RFC 6455, RFC 7118), ws: and wss: listeners and connections.
+   * The upgrade must ask for the "sip" subprotocol and version 13. */
+  const char *ws_origins;      /* accepted Origin values, separated by
+                                  spaces or commas (copied); NULL or "":
+                                  any Origin, or none. Others get 403 */
+  const char *http_root;       /* a GET without Upgrade on a ws/wss
+                                  listener serves files under this folder
+                                  (copied); NULL: 404 */
+  uint32_t ws_ping_interval_ms; /* an open WebSocket with nothing received
+                                   for this long gets a ping (default
+                                   30000; 0: none) */
 
   /* Callbacks (all optional, ud passed back). */
   void *ud;
@@ -316,6 +334,13 @@ typedef struct sip_tp_counters {
                                    verification error) */
   uint64_t aliases;             /* connection aliases taken (RFC 5923) */
   uint64_t aliases_refused; /* ;alias not honoured (see tcp_accept_aliases) */
+  uint64_t ws_upgrades;        /* WebSocket handshakes completed */
+  uint64_t ws_rejected;        /* upgrades refused (4xx) or failed */
+  uint64_t ws_errors;          /* connections closed for a framing error
+                                  (close 1002), or an oversized frame or
+                                  message (1009) */
+  uint64_t ws_pings;           /* pings received (answered) and sent */
+  uint64_t http_files;         /* static files served (http_root) */
 } sip_tp_counters;
 
 /* Copy the counters into *out. */

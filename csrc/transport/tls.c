@@ -230,12 +230,12 @@ int sip__tp_tls_start(sip_conn *c) {
 /* Decrypt whatever is in rbio into the connection buffer and frame it. */
 static int read_app(sip_conn *c) {
   for (;;) {
-    if (c->state != SIP__CS_OPEN)
+    if (c->state != SIP__CS_OPEN && c->state != SIP__CS_WSHAKE)
       return 0;
     if (c->cap - c->len < 4096 && sip__tp_conn_grow(c, 4096) < 0) {
       /* full: frame what is there, which frees space or fails */
       sip__tp_conn_process(c);
-      if (c->state != SIP__CS_OPEN)
+      if (c->state != SIP__CS_OPEN && c->state != SIP__CS_WSHAKE)
         return 0;
       if (c->cap == c->len && sip__tp_conn_grow(c, 1) < 0) {
         sip__tp_seterr(c->tp, "TLS: message exceeds the connection buffer");

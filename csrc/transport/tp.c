@@ -20,6 +20,10 @@ const char *sip_tp_transport_name(int t) {
     return "TCP";
   case SIP_TP_TLS:
     return "TLS";
+  case SIP_TP_WS:
+    return "WS";
+  case SIP_TP_WSS:
+    return "WSS";
   default:
     return "?";
   }
@@ -32,6 +36,10 @@ int sip_tp_transport_from(sip_str tok) {
     return SIP_TP_TCP;
   if (sip_str_ieq_cstr(tok, "TLS"))
     return SIP_TP_TLS;
+  if (sip_str_ieq_cstr(tok, "WS"))
+    return SIP_TP_WS;
+  if (sip_str_ieq_cstr(tok, "WSS"))
+    return SIP_TP_WSS;
   return 0;
 }
 
@@ -185,6 +193,7 @@ void sip_tp_config_init(sip_tp_config *cfg) {
   cfg->connect_timeout_ms = 10000;
   cfg->udp_rcvbuf = 4 << 20;
   cfg->tls_verify_peer = 1;
+  cfg->ws_ping_interval_ms = 30000;
 }
 
 static char *dup_or_null(const char *s) {
@@ -206,6 +215,8 @@ static void tp_free(sip_tp *tp) {
   free(tp->cert_file);
   free(tp->key_file);
   free(tp->ca_file);
+  free(tp->ws_origins);
+  free(tp->http_root);
   free(tp);
   if (cb)
     cb(arg);
@@ -276,6 +287,10 @@ int sip_tp_new(uv_loop_t *loop, const sip_tp_config *cfg, sip_tp **out,
   tp->cert_file = dup_or_null(c->tls_cert_file);
   tp->key_file = dup_or_null(c->tls_key_file);
   tp->ca_file = dup_or_null(c->tls_ca_file);
+  tp->ws_origins = dup_or_null(c->ws_origins);
+  tp->http_root = dup_or_null(c->http_root);
+  c->ws_origins = tp->ws_origins;
+  c->http_root = tp->http_root;
   c->tls_cert_file = tp->cert_file;
   c->tls_key_file = tp->key_file;
   c->tls_ca_file = tp->ca_file;
@@ -352,12 +367,13 @@ int sip_tp_conn_close(sip_tp *tp, uint64_t id) {
 
 int sip_tp_parse_spec(const char *spec, int *transport,
                       struct sockaddr_storage *sa) {
-  if (!spec || strlen(spec) < 5 || spec[3] != ':')
+  const char *sep = spec ? strchr(spec, ':') : NULL;
+  if (!sep || sep - spec < 2 || sep - spec > 3 || strlen(sep) < 2)
     return SIP_EINVAL;
-  *transport = sip_tp_transport_from((sip_str){spec, 3});
+  *transport = sip_tp_transport_from((sip_str){spec, (size_t)(sep - spec)});
   if (!*transport)
     return SIP_EINVAL;
-  const char *host = spec + 4, *colon;
+  const char *host = sep + 1, *colon;
   size_t hlen;
   if (*host == '[') {
     const char *rb = strchr(host, ']');
@@ -402,7 +418,7 @@ int sip_tp_listen(sip_tp *tp, const char *spec) {
     sip__tp_seterr(tp, "listen: malformed spec '%s'", spec ? spec : "(null)");
     return rc;
   }
-  if (transport == SIP_TP_TLS && !tp->tls_server) {
+  if (sip__tp_is_tls(transport) && !tp->tls_server) {
     sip__tp_seterr(tp, "listen: %s: no TLS certificate configured", spec);
     return SIP_EINVAL;
   }
@@ -639,6 +655,8 @@ int sip_tp_send(sip_tp *tp, const char *bytes, size_t len, const sip_dest *dst,
     return sip__tp_udp_send(tp, bytes, len, dst, cb, arg);
   case SIP_TP_TCP:
   case SIP_TP_TLS:
+  case SIP_TP_WS:
+  case SIP_TP_WSS:
     return sip__tp_conn_send(tp, bytes, len, dst, cb, arg);
   default:
     return SIP_EINVAL;
@@ -662,8 +680,12 @@ int sip_tp_request_dest(const sip_uri *u, size_t msg_len, sip_dest *out,
     int t = sip_tp_transport_from(u->transport);
     if (!t)
       return SIP_EINVAL;
-    /* RFC 3261 §26.2.2: sips with transport=tcp means TLS over TCP */
-    transport = (u->kind == SIP_URI_SIPS && t != SIP_TP_UDP) ? SIP_TP_TLS : t;
+    /* RFC 3261 §26.2.2: sips with transport=tcp means TLS over TCP; RFC
+     * 7118 §7: sips with transport=ws means WSS */
+    transport = u->kind != SIP_URI_SIPS ? t
+                : t == SIP_TP_WS       ? SIP_TP_WSS
+                : t == SIP_TP_TCP      ? SIP_TP_TLS
+                                       : t;
     if (u->kind == SIP_URI_SIPS && t == SIP_TP_UDP)
       return SIP_EINVAL; /* no TLS over UDP here (DTLS is not supported) */
   }
@@ -671,9 +693,11 @@ int sip_tp_request_dest(const sip_uri *u, size_t msg_len, sip_dest *out,
   if (size_rule && msg_len > SIP_TP_UDP_MTU_THRESHOLD)
     transport = SIP_TP_TCP;
   sip_str host = u->maddr.p ? u->maddr : u->host;
-  int port = u->has_port
-                 ? u->port
-                 : (transport == SIP_TP_TLS ? SIP_TP_PORT_TLS : SIP_TP_PORT);
+  int port = u->has_port                ? u->port
+             : transport == SIP_TP_TLS ? SIP_TP_PORT_TLS
+             : transport == SIP_TP_WS  ? SIP_TP_PORT_WS
+             : transport == SIP_TP_WSS ? SIP_TP_PORT_WSS
+                                       : SIP_TP_PORT;
   sip_dest_init(out, transport);
   out->size_rule = size_rule;
   if (sip_tp_addr(&out->addr, host.p, host.len, port) < 0)
@@ -683,7 +707,7 @@ int sip_tp_request_dest(const sip_uri *u, size_t msg_len, sip_dest *out,
     name.p++;
     name.len -= 2;
   }
-  if (transport == SIP_TP_TLS && name_buf && name_cap > name.len) {
+  if (sip__tp_is_tls(transport) && name_buf && name_cap > name.len) {
     memcpy(name_buf, name.p, name.len);
     name_buf[name.len] = 0;
     out->tls_name = name_buf;
@@ -716,6 +740,10 @@ int sip_tp_response_dest(const sip_tp *tp, const sip_via *v, const sip_src *src,
       out->addr = src->peer;
       return 0;
     }
+    /* RFC 7118 §5.2: a WebSocket client cannot be connected to (its Via
+     * host is ".invalid"): only its own connection reaches it */
+    if (sip__tp_is_ws(src->transport))
+      return UV_ENOTCONN;
     return via_host(v->received.p ? v->received : v->host, sport, &out->addr);
   }
   out->listener = src->listener;

@@ -72,6 +72,7 @@ typedef struct sip__tp_key {
 enum sip__tp_conn_state {
   SIP__CS_CONNECTING = 1,
   SIP__CS_HANDSHAKE,
+  SIP__CS_WSHAKE, /* WebSocket: the HTTP upgrade (after TCP/TLS) */
   SIP__CS_OPEN,
   SIP__CS_CLOSING,
 };
@@ -110,6 +111,15 @@ typedef struct sip_conn {
    * the uv stream moves ciphertext between them and the socket. */
   SSL *ssl;
   BIO *rbio, *wbio;
+  /* WebSocket (ws.c): ws is set for WS/WSS connections */
+  int ws;
+  int ws_frag;        /* a fragmented message is being collected */
+  int ws_closing;     /* our close frame was sent */
+  char *ws_msg;       /* the message so far (fragments) */
+  size_t ws_mlen, ws_mcap;
+  uint64_t last_rx;   /* uv_now() of the last bytes read */
+  uint64_t ping_sent; /* uv_now() of our last ping, 0: none outstanding */
+  char ws_accept[32]; /* client: the Sec-WebSocket-Accept expected */
   char *tls_name;
 } sip_conn;
 
@@ -117,6 +127,7 @@ struct sip_tp {
   uv_loop_t *loop;
   sip_tp_config cfg;
   char *cert_file, *key_file, *ca_file;
+  char *ws_origins, *http_root; /* copies of cfg's (ws.c) */
   SSL_CTX *tls_server, *tls_client;
 
   sip_listener *ls[SIP_TP_MAX_LISTENERS];
@@ -217,5 +228,29 @@ void sip__tp_tls_conn_free(sip_conn *c);
 /* Did the peer present a verified certificate that names host (a DNS name
  * or an IP literal, brackets allowed)? 1 or 0. */
 int sip__tp_tls_peer_names(sip_conn *c, sip_str host);
+
+/* ws.c: WebSocket (RFC 6455) under SIP (RFC 7118) */
+static inline int sip__tp_is_ws(int transport) {
+  return transport == SIP_TP_WS || transport == SIP_TP_WSS;
+}
+static inline int sip__tp_is_tls(int transport) {
+  return transport == SIP_TP_TLS || transport == SIP_TP_WSS;
+}
+/* TCP (and TLS) is up: a server waits for the upgrade request, a client
+ * sends one. State SIP__CS_WSHAKE until sip__tp_conn_opened. */
+void sip__tp_ws_start(sip_conn *c);
+/* Bytes in c->buf[start..len): the upgrade, then frames. */
+void sip__tp_ws_process(sip_conn *c);
+/* A SIP message in w becomes one text frame (masked by a client).
+ * Returns the new request (w freed) or NULL (w freed). */
+sip__wreq *sip__tp_ws_frame(sip_conn *c, sip__wreq *w);
+/* Send a close frame (once) before an orderly close. */
+void sip__tp_ws_close(sip_conn *c, int code);
+/* The connection timer: a ping is due (0: none). */
+uint64_t sip__tp_ws_ping_due(const sip_conn *c);
+void sip__tp_ws_ping(sip_conn *c);
+void sip__tp_ws_free(sip_conn *c);
+/* Write raw bytes (no framing) on the connection, TLS or not. */
+int sip__tp_conn_raw(sip_conn *c, const char *p, size_t len);
 
 #endif

@@ -41,8 +41,7 @@ static void deliver(sip_txn *t, int status, sip_msg *msg, sip_rxbuf *rx) {
  * --------------------------------------------------------------- */
 
 static int dest_ok(const sip_dest *d) {
-  if (d->transport != SIP_TP_UDP && d->transport != SIP_TP_TCP &&
-      d->transport != SIP_TP_TLS)
+  if (d->transport < SIP_TP_UDP || d->transport > SIP_TP_WSS)
     return 0;
   int fam = d->addr.ss_family;
   return fam == AF_INET || fam == AF_INET6;

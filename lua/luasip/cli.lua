@@ -44,8 +44,13 @@ usage: luasip run SCRIPT [options] [script options]
 options of run:
   --listen SPEC        listen on SPEC (repeatable; replaces the script's
                        `listen`): udp:127.0.0.1:5060, tcp:[::1]:5060,
-                       tls:0.0.0.0:5061 (default: the script's, else
-                       udp and tcp on 127.0.0.1:5060)
+                       tls:0.0.0.0:5061, ws:127.0.0.1:8080 (SIP over
+                       WebSocket, RFC 7118), wss:127.0.0.1:8443 (default:
+                       the script's, else udp and tcp on 127.0.0.1:5060)
+  --tls-cert FILE      PEM certificate (chain) of tls: and wss: listeners
+                       (replaces the script's server.tls.cert)
+  --tls-key FILE       its PEM private key (server.tls.key)
+  --tls-ca FILE        PEM CA bundle to verify peers with (server.tls.ca)
   --log-level LEVEL    error, warn, info (default) or debug
   --log-format FORMAT  text (default) or json (one JSON object a line)
   --trace              print every SIP message in and out (stderr)
@@ -487,6 +492,16 @@ local function run(g, rest)
     sopts[k] = v
   end
   sopts.listen, sopts.start = listen, false
+  if g["tls-cert"] or g["tls-key"] or g["tls-ca"] then
+    local tls = {}
+    for k, v in pairs(sopts.tls or {}) do
+      tls[k] = v
+    end
+    tls.cert = g["tls-cert"] or tls.cert
+    tls.key = g["tls-key"] or tls.key
+    tls.ca = g["tls-ca"] or tls.ca
+    sopts.tls = tls
+  end
   local srv, serr = sip.server(sopts)
   if not srv then
     log.error("%s: server: %s", g.script, serr)

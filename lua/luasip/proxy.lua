@@ -340,7 +340,8 @@ function M.received(req)
 end
 
 --- nat_uac_test-like: true when the message seems to come from behind a
--- NAT: its first Contact names a private address, or (a request) the top
+-- NAT: its first Contact names a private address or an `.invalid` host
+-- (a WebSocket client, RFC 7118), or (a request) the top
 -- Via's sent-by is not its source address and port. For the responses the
 -- relay hooks get (`on_provisional`, `on_response`), the Contact test
 -- alone.
@@ -354,6 +355,11 @@ function M.is_nated(req)
   local c = req.contacts and req.contacts[1]
   local u = c and c.uri and sip_uri(c.uri)
   if u and is_private(u.host) then
+    return true
+  end
+  -- a WebSocket client (RFC 7118 §5.2): an .invalid host, reachable only
+  -- over its connection
+  if u and tostring(u.host):lower():find("%.invalid%.?$") then
     return true
   end
   if req.status then

@@ -50,6 +50,9 @@ M.command_options = {
   ["dns-timeout"] = "value",
   metrics = "value",
   ctl = "value",
+  ["tls-cert"] = "value",
+  ["tls-key"] = "value",
+  ["tls-ca"] = "value",
   help = "flag",
 }
 

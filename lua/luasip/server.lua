@@ -108,7 +108,8 @@ end
 -- Options (all optional):
 --
 -- - `listen`: a spec or a list of specs: `"udp:127.0.0.1:5060"`,
---   `"tcp:[::1]:5060"`, `"tls:0.0.0.0:5061"` (numeric addresses; port 0
+--   `"tcp:[::1]:5060"`, `"tls:0.0.0.0:5061"`, `"ws:127.0.0.1:8080"`,
+--   `"wss:127.0.0.1:8443"` (numeric addresses; port 0
 --   picks a free port, see `srv:listener(id)`)
 -- - `tls = { cert =, key =, ca =, verify_peer = true, verify_client =
 --   false }`: PEM files; a `tls:` listener needs `cert` and `key`
@@ -134,6 +135,14 @@ end
 -- - `user_agent` (`"luasip/<version>"`): the User-Agent header of the
 --   requests `srv:send` originates, unless they have their own; `false`
 --   leaves it out
+-- - WebSocket (`ws:` and `wss:` listeners, RFC 7118; `wss:` needs
+--   `tls.cert` and `tls.key`): `ws_origins` (a list, or a string of
+--   origins separated by spaces: the `Origin` values accepted, others get
+--   403; default: any), `http_root` (a folder: a GET without Upgrade on a
+--   WebSocket port serves its files, GET only, nothing outside it;
+--   default: 404), `ws_ping_interval` (30000 ms: a WebSocket with nothing
+--   received for that long gets a ping; 0: none). The handshake must come
+--   within `connect_timeout`; frames and messages are limited to `max_size`
 -- - `start = false`: do not open the listeners yet (see `srv:start()`)
 -- @tparam[opt] table opts
 -- @treturn[1] Server
@@ -162,6 +171,14 @@ function M.new(opts)
     if copy.user_agent == nil or copy.user_agent == true then
       copy.user_agent = product
     end
+    opts = copy
+  end
+  if type(opts.ws_origins) == "table" then
+    local copy = {}
+    for k, v in pairs(opts) do
+      copy[k] = v
+    end
+    copy.ws_origins = table.concat(opts.ws_origins, " ")
     opts = copy
   end
   local srv, err, name = core.server(opts)
