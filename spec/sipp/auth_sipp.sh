@@ -124,7 +124,8 @@ result sipp-reg-wrong $?
 
 # the registrar itself (REG_PID is timeout(1), which would arm its KILL on
 # a forwarded SIGHUP): the driver reloads it with SIGHUP
-reg_lua=$(pgrep -P "$REG_PID" | head -n 1)
+# (from /proc: a minbase machine has no procps)
+reg_lua=$(cat /proc/"$REG_PID"/task/*/children 2>/dev/null | awk '{ print $1; exit }')
 "${NSX[@]}" timeout -k 5 60 "$LUA" spec/sipp/auth_driver.lua "$RP" "$PP" "$LIFETIME" \
   "${reg_lua:-0}" "$work/registrar.log" >"$work/driver.out" 2>&1
 drc=$?
