@@ -266,8 +266,12 @@ uint64_t sip__tp_ws_ping_due(const sip_conn *c) {
   uint32_t every = c->tp->cfg.ws_ping_interval_ms;
   if (!c->ws || !every || c->state != SIP__CS_OPEN || c->ws_closing)
     return 0;
-  if (c->ping_sent && c->ping_sent >= c->last_rx)
-    return 0; /* one outstanding: the idle timeout decides */
+  /* One outstanding: the idle timeout decides. Anything received since
+   * (the pong, in the same millisecond of loop time on loopback) answers
+   * it: a ping is sent at least `every` after the last receipt, so
+   * ping_sent == last_rx means received after. */
+  if (c->ping_sent && c->ping_sent > c->last_rx)
+    return 0;
   return c->last_rx + every;
 }
 
