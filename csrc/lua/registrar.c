@@ -1,8 +1,9 @@
 /* The registrar's text and the location binding codec, for
  * lua/luasip/registrar.lua and the location backends: the one copy of each
- * is in csrc/registrar/, this file only converts.
+ * is in csrc/registrar/ (the qvalue: the Contact parser), this file only
+ * converts. And the registrar's fast path (below), which uses them too.
  *
- *   core.registrar_aor(uri) -> aor | nil, why
+ *   core.registrar_aor(uri) -> aor, host | nil, why
  *   core.registrar_contact(uri) -> key, host, gr | nil, why
  *   core.registrar_kept_params(params_raw) -> string
  *   core.binding_encode(b, saved) -> string
@@ -10,16 +11,35 @@
  *   core.binding_times(s) -> expires, saved
  *   core.binding_key(s) -> key
  *   core.location_clock() -> seconds since the epoch (float, microseconds)
+ *   core.registrar_save(req, aors, opts, defaults, now, saved)
+ *     -> 200, list, aor, added, expires...   done: stored, answered
+ *     -> false                               not a common case: the caller
+ *                                            runs registrar.save's Lua flow
  *
  * `uri` is a string or a luasip.URI. Misuse (a wrong argument type, a
  * binding that cannot be stored, a corrupt record) raises.
+ *
+ * registrar_save does RFC 3261 §10.3 for a REGISTER whose every step ends
+ * well and needs no extension: R-URI and To served, no Require, no Path, each
+ * Contact a SIP/SIPS URI without +sip.instance, reg-id or gr, an expiry of 0
+ * or within the limits, CSeq in order, max_contacts kept. The store is the
+ * memory backend's `aors` table (AOR -> encoded binding, or an array of
+ * them; see lua/luasip/location/memory.lua). It decides everything before
+ * it writes or answers, so "false" leaves no trace. `now` is os.time(),
+ * `saved` the store's clock (location_clock). The caller schedules expiry
+ * for each returned `expires` and adds `added` to the store's count. It is
+ * kept for speed (CPU per REGISTER: see README, "Registrar"); every other
+ * case, and every other store, goes through the Lua flow.
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
-#include "lsip.h"
+#include "lserver.h"
 #include "sip_binding.h"
 #include "sip_registrar.h"
 
@@ -60,7 +80,7 @@ static void push_text(lua_State *L, int (*fn)(const sip_uri *, sip_obuf *),
  * compared parameter names. */
 static size_t text_cap(const sip_uri *u) { return 3 * u->raw.len + 64; }
 
-/* core.registrar_aor(uri) -> aor | nil, why */
+/* core.registrar_aor(uri) -> aor, host (as written) | nil, why */
 static int l_aor(lua_State *L) {
   lua_settop(L, 1);
   uint64_t inl[512 / 8];
@@ -81,8 +101,9 @@ static int l_aor(lua_State *L) {
     return 2;
   }
   push_text(L, sip_reg_aor, &u, text_cap(&u));
+  sip__lua_push_str(L, u.host);
   sip_arena_free(&a);
-  return 1;
+  return 2;
 }
 
 /* core.registrar_contact(uri) -> key, host (nil unless SIP/SIPS), gr (the
@@ -273,6 +294,196 @@ static int l_binding_encode(lua_State *L) {
   return 1;
 }
 
+#define MAX_CHANGES 16  /* Contacts in one request */
+#define MAX_CURRENT 64  /* stored bindings of one AOR */
+#define MAX_U32 4294967295LL
+
+typedef struct change {
+  sip_str contact; /* the URI as written */
+  sip_str key;     /* in the scratch buffer */
+  sip_str params;  /* kept contact parameters, in the scratch buffer */
+  int64_t expires; /* seconds from now; 0 removes */
+  double q;
+  int q_integral;
+  int old;         /* index of the live stored binding with this key, or -1 */
+} change;
+
+typedef struct stored {
+  sip_breader rd;
+  int live;
+  sip_str call_id, contact, params;
+  int has_cseq;
+  double cseq;
+  double q;
+  double updated;
+  int64_t expires; /* integral (checked) */
+  int replaced;    /* a change has its key */
+} stored;
+
+/* An item of the 200: q, then the most recently updated first. */
+typedef struct listed {
+  double q, updated;
+  int from_change; /* index into changes, or -1 */
+  int from_stored; /* index into stored, or -1 */
+} listed;
+
+static int cmp_listed(const void *a, const void *b) {
+  const listed *x = a, *y = b;
+  if (x->q != y->q)
+    return x->q > y->q ? -1 : 1;
+  if (x->updated != y->updated)
+    return x->updated > y->updated ? -1 : 1;
+  return 0;
+}
+
+static int streq(sip_str a, sip_str b) {
+  return a.len == b.len && (a.len == 0 || !memcmp(a.p, b.p, a.len));
+}
+
+/* opts[name], else defaults[name], as an integer; 0 when neither is one */
+static int opt_int(lua_State *L, int opts, int defaults, const char *name,
+                   lua_Integer *out) {
+  int isnum;
+  if (lua_getfield(L, opts, name) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_getfield(L, defaults, name);
+  }
+  *out = lua_tointegerx(L, -1, &isnum);
+  lua_pop(L, 1);
+  return isnum;
+}
+
+/* Is host served by opts.domains (a list; nil serves every host)? Returns
+ * 1 / 0, or -1 when only the general path can tell (a function, or a list
+ * of something else than strings). */
+static int served(lua_State *L, int opts, sip_str host) {
+  int t = lua_getfield(L, opts, "domains");
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  if (t != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  int found = 0;
+  for (lua_Integer i = 1;; i++) {
+    int it = lua_rawgeti(L, -1, i);
+    if (it == LUA_TNIL) {
+      lua_pop(L, 1);
+      break;
+    }
+    if (it != LUA_TSTRING) {
+      lua_pop(L, 2);
+      return -1;
+    }
+    size_t n;
+    const char *name = lua_tolstring(L, -1, &n);
+    if (!found && sip_str_ieq(host, (sip_str){name, n}))
+      found = 1;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return found;
+}
+
+static int has_header(sip_msg *m, int id) {
+  return sip_msg_find(m, id, NULL, 0, 0) >= 0;
+}
+
+/* The Expires header: 1 and *out (digits beyond 2^32-1 give 2^32-1), 0 when
+ * absent, -1 when it is not plain digits. */
+static int header_expires(sip_msg *m, int64_t *out) {
+  int i = sip_msg_find(m, SIP_H_EXPIRES, NULL, 0, 0);
+  if (i < 0)
+    return 0;
+  sip_str v = m->hdr[i].value;
+  if (v.len == 0)
+    return -1;
+  int64_t n = 0;
+  for (size_t k = 0; k < v.len; k++) {
+    if (v.p[k] < '0' || v.p[k] > '9')
+      return -1;
+    if (n <= MAX_U32)
+      n = n * 10 + (v.p[k] - '0');
+  }
+  *out = v.len > 10 || n > MAX_U32 ? MAX_U32 : n;
+  return 1;
+}
+
+static int has_byte(sip_str s, const char *set) {
+  for (size_t i = 0; i < s.len; i++)
+    if (strchr(set, s.p[i]) && s.p[i])
+      return 1;
+  return 0;
+}
+
+/* Read what the 200 and the ordering checks need from a stored binding.
+ * Returns 0, or -1 when the general path must handle this AOR (a binding
+ * with an instance or GRUU, a missing q, a fractional expiry, a corrupt
+ * record). */
+static int read_stored(stored *s, double t) {
+  s->live = s->rd.expires > t;
+  if (!s->live)
+    return 0;
+  if (s->rd.expires != floor(s->rd.expires) || fabs(s->rd.expires) > 9e15)
+    return -1;
+  s->expires = (int64_t)s->rd.expires;
+  int has_q = 0, has_contact = 0;
+  sip_bfield f;
+  int rc;
+  while ((rc = sip_binding_next(&s->rd, &f)) == 1) {
+    int is_str = f.type == SIP_BT_STR || f.type == SIP_BT_LSTR ||
+                 f.type == SIP_BT_KEY;
+    int is_num = f.type == SIP_BT_I32 || f.type == SIP_BT_I64 ||
+                 f.type == SIP_BT_DBL;
+    double num = f.type == SIP_BT_DBL ? f.d : (double)f.i;
+    switch (f.id) {
+    case SIP_BF_INSTANCE:
+    case SIP_BF_PUB_GRUU:
+    case SIP_BF_TEMP_GRUU:
+      return -1;
+    case SIP_BF_CONTACT:
+      if (!is_str)
+        return -1;
+      s->contact = f.str;
+      has_contact = 1;
+      break;
+    case SIP_BF_PARAMS:
+      if (!is_str)
+        return -1;
+      s->params = f.str;
+      break;
+    case SIP_BF_CALL_ID:
+      if (!is_str)
+        return -1;
+      s->call_id = f.str;
+      break;
+    case SIP_BF_CSEQ:
+      if (!is_num)
+        return -1;
+      s->cseq = num;
+      s->has_cseq = 1;
+      break;
+    case SIP_BF_Q:
+      if (!is_num)
+        return -1;
+      s->q = num;
+      has_q = 1;
+      break;
+    case SIP_BF_UPDATED:
+      if (!is_num)
+        return -1;
+      s->updated = num;
+      break;
+    default:
+      break;
+    }
+  }
+  return rc < 0 || !has_q || !has_contact ? -1 : 0;
+}
+
+
 /* Push binding record p as a table; -1 when it is corrupt. */
 static int push_binding(lua_State *L, const char *p, size_t len) {
   sip_breader rd;
@@ -376,6 +587,397 @@ static int l_clock(lua_State *L) {
   return 1;
 }
 
+/* "udp:127.0.0.1:5060" */
+static void put_transport_addr(sip_obuf *b, int transport,
+                               const struct sockaddr_storage *sa) {
+  const char *name = sip_tp_transport_name(transport);
+  char text[64];
+  sip_obuf_put_lower(b, name, strlen(name));
+  sip_obuf_put(b, ":", 1);
+  sip_tp_addr_str(sa, text, sizeof text);
+  sip_obuf_puts(b, text);
+}
+
+/* Everything the fast path reads from the request, decided before writing. */
+typedef struct reg_plan {
+  sip_str aor, call_id, user_agent, received, socket;
+  uint32_t cseq;
+  change ch[MAX_CHANGES];
+  int nch;
+  stored cur[MAX_CURRENT];
+  int ncur;
+  int cur_idx; /* stack index of the AOR's current value */
+} reg_plan;
+
+/* Steps 1-6 of §10.3 on the request: 1 when the fast path applies. */
+static int plan_request(lua_State *L, sip_lua_rx *r, int opts, int defaults,
+                        reg_plan *pl, sip_obuf *text) {
+  sip_msg *m = r->base.m;
+  const sip_uri *ru;
+  if (sip_msg_get_ruri(m, &ru) < 0 ||
+      (ru->kind != SIP_URI_SIP && ru->kind != SIP_URI_SIPS))
+    return 0;
+  if (served(L, opts, ru->host) != 1)
+    return 0;
+  if (has_header(m, SIP_H_REQUIRE) || has_header(m, SIP_H_PATH))
+    return 0;
+  const sip_addr *to;
+  if (sip_msg_get_addr(m, SIP_H_TO, &to) < 0)
+    return 0;
+  size_t at = text->len;
+  if (sip_reg_aor(&to->uri, text) < 0 || served(L, opts, to->uri.host) != 1)
+    return 0;
+  pl->aor = (sip_str){text->p + at, text->len - at};
+  const sip_addr *c;
+  if (sip_msg_get_addrs(m, SIP_H_CONTACT, &c) < 0)
+    return 0; /* a query (no Contact) or a malformed one */
+  int64_t hexp = -1;
+  int hx = header_expires(m, &hexp);
+  if (hx < 0)
+    return 0;
+  lua_Integer min_e, max_e, def_e, max_cs;
+  if (!opt_int(L, opts, defaults, "min_expires", &min_e) ||
+      !opt_int(L, opts, defaults, "max_expires", &max_e) ||
+      !opt_int(L, opts, defaults, "default_expires", &def_e) ||
+      !opt_int(L, opts, defaults, "max_contact_size", &max_cs))
+    return 0;
+  for (pl->nch = 0; c; c = c->next) {
+    if (c->star || pl->nch == MAX_CHANGES || (lua_Integer)c->raw.len > max_cs)
+      return 0; /* a Contact too long: the general path's 400 */
+    change *ch = &pl->ch[pl->nch++];
+    const sip_uri *u = &c->uri;
+    if (has_byte(c->display, "<>") || has_byte(c->params_raw, "\r\n") ||
+        sip_params_get(&u->params, "gr") ||
+        sip_params_get(&c->params, "+sip.instance") ||
+        sip_params_get(&c->params, "reg-id"))
+      return 0;
+    /* the qvalue as the Contact parser read it (thousandths, -1: none);
+     * 0 and 1 are stored as integers, as the Lua path does */
+    ch->q_integral = c->q < 0 || c->q == 0 || c->q == 1000;
+    ch->q = c->q < 0 ? 1 : c->q / 1000.0;
+    int64_t e = c->expires >= 0 ? c->expires : hx ? hexp : def_e;
+    if (e > 0 && e < min_e)
+      return 0; /* 423 */
+    if (e > max_e)
+      e = max_e;
+    ch->expires = e;
+    ch->contact = u->raw;
+    at = text->len;
+    if (sip_reg_contact_key(u, text) < 0)
+      return 0;
+    ch->key = (sip_str){text->p + at, text->len - at};
+    at = text->len;
+    sip_reg_kept_params(c->params_raw, text);
+    ch->params = (sip_str){text->p + at, text->len - at};
+    for (int k = 0; k < pl->nch - 1; k++)
+      if (streq(pl->ch[k].key, ch->key))
+        return 0;
+  }
+  if (text->overflow)
+    return 0;
+  const sip_cseq *cs;
+  if (sip_msg_get_call_id(m, &pl->call_id) < 0 ||
+      sip_msg_get_cseq(m, &cs) < 0)
+    return 0;
+  pl->cseq = cs->num;
+  int ua = sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0);
+  pl->user_agent = SIP_STR_NULL;
+  if (ua >= 0) {
+    pl->user_agent = m->hdr[ua].value;
+    if (has_byte(pl->user_agent, "\r\n"))
+      return 0; /* folded: the general path unfolds it */
+  }
+  at = text->len;
+  put_transport_addr(text, r->src.transport, &r->src.peer);
+  pl->received = (sip_str){text->p + at, text->len - at};
+  pl->socket = SIP_STR_NULL;
+  if (r->src.transport == SIP_TP_UDP) {
+    at = text->len;
+    put_transport_addr(text, r->src.transport, &r->src.local);
+    pl->socket = (sip_str){text->p + at, text->len - at};
+  }
+  return !text->overflow;
+}
+
+/* Steps 6-7 against the stored bindings (the AOR's value pushed at
+ * pl->cur_idx): 1 when the fast path applies. */
+static int plan_store(lua_State *L, reg_plan *pl, int opts, int defaults,
+                      double t) {
+  int v = pl->cur_idx;
+  pl->ncur = 0;
+  if (lua_type(L, v) == LUA_TSTRING) {
+    pl->ncur = 1;
+  } else if (lua_type(L, v) == LUA_TTABLE) {
+    pl->ncur = (int)lua_rawlen(L, v);
+    if (pl->ncur > MAX_CURRENT)
+      return 0;
+  } else if (lua_type(L, v) != LUA_TNIL) {
+    return 0;
+  }
+  for (int i = 0; i < pl->ncur; i++) {
+    stored *s = &pl->cur[i];
+    memset(s, 0, sizeof *s);
+    size_t len;
+    const char *p;
+    if (lua_type(L, v) == LUA_TSTRING) {
+      p = lua_tolstring(L, v, &len);
+    } else {
+      /* the table keeps the string alive while this runs */
+      if (lua_rawgeti(L, v, i + 1) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        return 0;
+      }
+      p = lua_tolstring(L, -1, &len);
+      lua_pop(L, 1);
+    }
+    if (sip_binding_open(&s->rd, p, len) < 0)
+      return 0;
+    if (read_stored(s, t) < 0)
+      return 0;
+    sip_binding_open(&s->rd, p, len); /* rewound for the writes */
+  }
+  int live = 0, saves = 0;
+  for (int i = 0; i < pl->ncur; i++)
+    live += pl->cur[i].live;
+  for (int k = 0; k < pl->nch; k++) {
+    change *ch = &pl->ch[k];
+    ch->old = -1;
+    for (int i = 0; i < pl->ncur; i++)
+      if (pl->cur[i].live && streq(pl->cur[i].rd.key, ch->key)) {
+        ch->old = i;
+        break;
+      }
+    if (ch->old >= 0) {
+      stored *o = &pl->cur[ch->old];
+      if (o->call_id.p && streq(o->call_id, pl->call_id) &&
+          (o->has_cseq ? o->cseq : -1) >= (double)pl->cseq)
+        return 0; /* 500: CSeq out of order */
+      o->replaced = 1;
+      live--;
+    }
+    if (ch->expires > 0)
+      saves++;
+  }
+  lua_Integer max_contacts;
+  if (!opt_int(L, opts, defaults, "max_contacts", &max_contacts))
+    return 0;
+  if (saves > 0 && live + saves > max_contacts)
+    return 0; /* 503 */
+  return 1;
+}
+
+static void put_contact_line(sip_obuf *b, sip_str contact, int64_t left,
+                             double q, sip_str params) {
+  char num[48];
+  sip_obuf_puts(b, "Contact: <");
+  sip_obuf_put(b, contact.p, contact.len);
+  snprintf(num, sizeof num, ">;expires=%lld", (long long)(left < 0 ? 0 : left));
+  sip_obuf_puts(b, num);
+  if (q != 1) {
+    snprintf(num, sizeof num, ";q=%g", q);
+    sip_obuf_puts(b, num);
+  }
+  sip_obuf_put(b, params.p, params.len);
+  sip_obuf_puts(b, "\r\n");
+}
+
+/* core.registrar_save(req, aors, opts, defaults, now, saved) */
+static int l_registrar_save(lua_State *L) {
+  sip_lua_rx *r = sip__lua_check_received(L, 1, "registrar_save");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  lua_Integer now = luaL_checkinteger(L, 5);
+  double t = luaL_checknumber(L, 6);
+  lua_settop(L, 6);
+  if (!r->base.m || !r->base.m->is_request || r->final_status ||
+      r->cancelled || r->dropped || r->px || !r->srv->tp) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  reg_plan pl;
+  char textmem[8192];
+  sip_obuf text;
+  sip_obuf_init(&text, textmem, sizeof textmem);
+  if (!plan_request(L, r, 3, 4, &pl, &text)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushlstring(L, pl.aor.p, pl.aor.len); /* 7: the AOR */
+  lua_pushvalue(L, 7);
+  lua_rawget(L, 2); /* 8: its current value */
+  pl.cur_idx = 8;
+  if (!plan_store(L, &pl, 3, 4, t)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+
+  /* Decided: write. The new records (9 .. 8+nch; nil for removals), then
+   * the stored ones again, the list, its tables and the results. */
+  luaL_checkstack(L, 2 * pl.nch + pl.ncur + 24, "registrar_save");
+  char blobmem[4096];
+  for (int k = 0; k < pl.nch; k++) {
+    change *ch = &pl.ch[k];
+    if (ch->expires == 0) {
+      lua_pushnil(L);
+      continue;
+    }
+    sip_obuf b;
+    sip_obuf_init(&b, blobmem, sizeof blobmem);
+    sip_binding_begin(&b, (double)(now + ch->expires), t, ch->key);
+    if (streq(ch->contact, ch->key))
+      sip_binding_put_key(&b, SIP_BF_CONTACT, NULL);
+    else
+      sip_binding_put_str(&b, SIP_BF_CONTACT, NULL, ch->contact);
+    if (ch->q_integral)
+      sip_binding_put_int(&b, SIP_BF_Q, NULL, (int64_t)ch->q);
+    else
+      sip_binding_put_double(&b, SIP_BF_Q, NULL, ch->q);
+    sip_binding_put_str(&b, SIP_BF_CALL_ID, NULL, pl.call_id);
+    sip_binding_put_int(&b, SIP_BF_CSEQ, NULL, pl.cseq);
+    sip_binding_put_str(&b, SIP_BF_RECEIVED, NULL, pl.received);
+    if (pl.socket.p)
+      sip_binding_put_str(&b, SIP_BF_SOCKET, NULL, pl.socket);
+    else
+      sip_binding_put_int(&b, SIP_BF_OTHER, "conn_id",
+                          (int64_t)r->src.conn_id);
+    if (pl.user_agent.p)
+      sip_binding_put_str(&b, SIP_BF_USER_AGENT, NULL, pl.user_agent);
+    sip_binding_put_int(&b, SIP_BF_UPDATED, NULL, now);
+    sip_binding_put_str(&b, SIP_BF_PARAMS, NULL, ch->params);
+    if (b.overflow) { /* nothing written yet: the general path takes it */
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    lua_pushlstring(L, b.p, b.len);
+  }
+  int first_new = 9;
+
+  /* The AOR's records after the writes, as stack indices: the stored ones
+   * in order, a save replacing the first with its key or appended, a
+   * removal taking the first with its key out (memory.lua's save/remove). */
+  int slots[MAX_CURRENT + MAX_CHANGES];
+  sip_str keys[MAX_CURRENT + MAX_CHANGES];
+  int n = 0, added = 0;
+  for (int i = 0; i < pl.ncur; i++) {
+    if (lua_type(L, pl.cur_idx) == LUA_TSTRING)
+      lua_pushvalue(L, pl.cur_idx);
+    else
+      lua_rawgeti(L, pl.cur_idx, i + 1);
+    slots[n] = lua_gettop(L);
+    keys[n++] = pl.cur[i].rd.key;
+  }
+  for (int k = 0; k < pl.nch; k++) {
+    change *ch = &pl.ch[k];
+    if (ch->expires == 0)
+      continue;
+    int j = 0;
+    while (j < n && !streq(keys[j], ch->key))
+      j++;
+    if (j == n) {
+      n++;
+      added++;
+    }
+    slots[j] = first_new + k;
+    keys[j] = ch->key;
+  }
+  for (int k = 0; k < pl.nch; k++) {
+    change *ch = &pl.ch[k];
+    if (ch->expires != 0 || ch->old < 0)
+      continue;
+    for (int j = 0; j < n; j++)
+      if (streq(keys[j], ch->key)) {
+        memmove(slots + j, slots + j + 1, (size_t)(n - j - 1) * sizeof *slots);
+        memmove(keys + j, keys + j + 1, (size_t)(n - j - 1) * sizeof *keys);
+        n--;
+        added--;
+        break;
+      }
+  }
+  /* Step 8: the 200 with every current binding. */
+  listed items[MAX_CURRENT + MAX_CHANGES];
+  int ni = 0;
+  for (int i = 0; i < pl.ncur; i++)
+    if (pl.cur[i].live && !pl.cur[i].replaced)
+      items[ni++] = (listed){pl.cur[i].q, pl.cur[i].updated, -1, i};
+  for (int k = 0; k < pl.nch; k++)
+    if (pl.ch[k].expires > 0)
+      items[ni++] = (listed){pl.ch[k].q, (double)now, k, -1};
+  qsort(items, (size_t)ni, sizeof *items, cmp_listed);
+  char extramem[8192];
+  sip_obuf extra;
+  sip_obuf_init(&extra, extramem, sizeof extramem);
+  for (int i = 0; i < ni; i++) {
+    if (items[i].from_change >= 0) {
+      change *ch = &pl.ch[items[i].from_change];
+      put_contact_line(&extra, ch->contact, ch->expires, ch->q, ch->params);
+    } else {
+      stored *s = &pl.cur[items[i].from_stored];
+      put_contact_line(&extra, s->contact, s->expires - now, s->q, s->params);
+    }
+  }
+  char date[64];
+  time_t tt = (time_t)now;
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+  sip_obuf_puts(&extra, date);
+  if (extra.overflow) { /* nothing written yet: the general path takes it */
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  /* The list returned (the bindings of the 200). Every allocation comes
+   * before the one write into the store: a memory error leaves no trace. */
+  lua_createtable(L, ni, 0);
+  int list = lua_gettop(L);
+  for (int i = 0; i < ni; i++) {
+    size_t len;
+    const char *p;
+    if (items[i].from_change >= 0) {
+      p = lua_tolstring(L, first_new + items[i].from_change, &len);
+    } else {
+      stored *s = &pl.cur[items[i].from_stored];
+      p = s->rd.p;
+      len = s->rd.len;
+    }
+    if (push_binding(L, p, len) < 0)
+      return luaL_error(L, "location: corrupt binding record");
+    lua_pop(L, 1); /* saved */
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushvalue(L, 7);
+  if (n == 0) {
+    lua_pushnil(L);
+  } else if (n == 1) {
+    lua_pushvalue(L, slots[0]);
+  } else {
+    lua_createtable(L, n, 0);
+    for (int j = 0; j < n; j++) {
+      lua_pushvalue(L, slots[j]);
+      lua_rawseti(L, -2, j + 1);
+    }
+  }
+  lua_rawset(L, 2);
+
+  /* stored: a send that fails (counted by the server) changes nothing
+   * here, as for the Lua path, which does not look at req:reply's result */
+  (void)sip__lua_rx_reply(r, 200, SIP_STR_NULL, (sip_str){extra.p, extra.len},
+                          SIP_STR_NULL);
+
+  /* 200, list, aor, added, the expiry of each saved binding */
+  lua_pushinteger(L, 200);
+  lua_pushvalue(L, list);
+  lua_pushvalue(L, 7);
+  lua_pushinteger(L, added);
+  int nret = 4;
+  for (int k = 0; k < pl.nch; k++)
+    if (pl.ch[k].expires > 0) {
+      lua_pushinteger(L, now + pl.ch[k].expires);
+      nret++;
+    }
+  return nret;
+}
+
 void sip__lua_open_registrar(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"registrar_aor", l_aor},
@@ -386,6 +988,7 @@ void sip__lua_open_registrar(lua_State *L) {
       {"binding_times", l_binding_times},
       {"binding_key", l_binding_key},
       {"location_clock", l_clock},
+      {"registrar_save", l_registrar_save},
       {NULL, NULL},
   };
   luaL_setfuncs(L, fns, 0);

@@ -50,6 +50,8 @@ local concat, sort = table.concat, table.sort
 local type, tostring, tonumber, ipairs, pairs, next = type, tostring, tonumber, ipairs, pairs, next
 local time, date = os.time, os.date
 local c_aor, c_contact, c_kept_params = core.registrar_aor, core.registrar_contact, core.registrar_kept_params
+local clock = core.location_clock
+local fast_save = core.registrar_save
 
 local M = {}
 
@@ -98,6 +100,7 @@ end
 -- @function aor
 -- @tparam string|URI uri
 -- @treturn[1] string the AOR
+-- @treturn[1] string the URI's host as written
 -- @return[2] nil
 -- @treturn[2] string why (not a SIP/SIPS URI, no host, malformed)
 M.aor = c_aor
@@ -313,8 +316,12 @@ local function field(req, name, what)
   return v
 end
 
+-- How many saves each path handled (see M.stats).
+local handled = { fast = 0, general = 0 }
+
 -- Every step of §10.3, for every store.
 local function save(req, opts)
+  handled.general = handled.general + 1
   -- 1. The Request-URI's domain.
   local ruri, rerr = field(req, "ruri", "Request-URI")
   if not ruri then
@@ -353,12 +360,11 @@ local function save(req, opts)
   end
 
   -- 5. The address-of-record (before 3-4: the hook is given it).
-  local to_uri = sip.uri(to.uri)
-  local aor = to_uri and c_aor(to.uri)
+  local aor, to_host = c_aor(to.uri)
   if not aor then
     return fail(req, 400, "Bad Request (To must be a SIP or SIPS URI)")
   end
-  if not serves(opts, to_uri.host, req) then
+  if not serves(opts, to_host, req) then
     return fail(req, 404, "Not Found (domain of To not served here)")
   end
 
@@ -616,6 +622,17 @@ local function save(req, opts)
   return 200, list
 end
 
+-- After the C fast path: false (not a case it takes), or it stored and
+-- answered; the store then accounts for the new bindings.
+local function fast_done(store, status, list, aor, added, ...)
+  if not status then
+    return nil
+  end
+  handled.fast = handled.fast + 1
+  store:fast_saved(aor, added, ...)
+  return status, list
+end
+
 --- Process a REGISTER: every step of RFC 3261 §10.3, and answer it.
 --
 -- Options (all optional):
@@ -638,6 +655,7 @@ end
 --   support path; false ignores Path
 -- - `outbound` (true): RFC 5626 binding keys and flows; `gruu` (true):
 --   RFC 5627 GRUUs
+-- - `fast` (true): false turns the C fast path off (below)
 --
 -- Bindings are keyed by `+sip.instance` and `reg-id` when the UA supports
 -- outbound, by `+sip.instance` alone when it gives no reg-id, else by the
@@ -647,7 +665,12 @@ end
 --
 -- The text of a binding (AOR, key, kept contact parameters) and its
 -- stored form come from C (`csrc/registrar/`), the qvalue from the
--- Contact parser: this function is the one copy of the §10.3 flow.
+-- Contact parser; the flow is Lua, except for the fast path: with the
+-- memory store and neither `authorize` nor `on_binding`, a REGISTER that
+-- ends in a 200 without extensions (no Require, Path, `+sip.instance`,
+-- `reg-id` or GRUU, served domains given as a list) is handled by C
+-- (`core.registrar_save`) from parse to answer, on the same C text and
+-- codec. `opts.fast = false` turns it off.
 -- @tparam Message req a received REGISTER
 -- @tparam[opt] table opts
 -- @treturn integer the status code sent
@@ -661,7 +684,22 @@ function M.save(req, opts)
   if opts.gruu ~= false then
     M.issue_gruus(opts)
   end
+  if opts.fast ~= false and opts.authorize == nil and opts.on_binding == nil then
+    local store = store_of(opts)
+    if store.fast_saved then
+      local status, list = fast_done(store, fast_save(req, store.aors, opts, M.defaults, time(), clock()))
+      if status then
+        return status, list
+      end
+    end
+  end
   return save(req, opts)
+end
+
+--- How many REGISTERs each path of `save` handled in this process.
+-- @treturn table `{ fast = N, general = N }`
+function M.stats()
+  return { fast = handled.fast, general = handled.general }
 end
 
 ------------------------------------------------------------------------------

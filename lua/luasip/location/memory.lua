@@ -19,7 +19,7 @@ local codec = require "luasip.location.codec"
 local util = require "luasip.location.util"
 
 local encode, decode, times, keyof = codec.encode, codec.decode, codec.times, codec.key
-local ceil, type, setmetatable = math.ceil, type, setmetatable
+local ceil, type, setmetatable, select = math.ceil, type, setmetatable, select
 local now, need_coroutine = util.now, util.need_coroutine
 
 local BATCH = 20000
@@ -241,6 +241,19 @@ function Store:save(aor, b)
   end
   schedule(self, aor, b.expires)
   return true
+end
+
+--- Account for what the registrar's C fast path wrote into `self.aors`
+-- (`luasip.registrar.save`): `added` bindings more (negative for fewer),
+-- and an expiry time for each binding it saved.
+-- @tparam string aor
+-- @tparam integer added
+-- @param ... expiry times (seconds since the epoch)
+function Store:fast_saved(aor, added, ...)
+  self.n = self.n + added
+  for i = 1, select("#", ...) do
+    schedule(self, aor, (select(i, ...)))
+  end
 end
 
 --- Remove one binding (by key) of an AOR; true even when it was not there.
