@@ -294,8 +294,8 @@ static int l_binding_encode(lua_State *L) {
   return 1;
 }
 
-#define MAX_CHANGES 16  /* Contacts in one request */
-#define MAX_CURRENT 64  /* stored bindings of one AOR */
+#define MAX_CHANGES 16 /* Contacts in one request */
+#define MAX_CURRENT 64 /* stored bindings of one AOR */
 #define MAX_U32 4294967295LL
 
 typedef struct change {
@@ -305,7 +305,7 @@ typedef struct change {
   int64_t expires; /* seconds from now; 0 removes */
   double q;
   int q_integral;
-  int old;         /* index of the live stored binding with this key, or -1 */
+  int old; /* index of the live stored binding with this key, or -1 */
 } change;
 
 typedef struct stored {
@@ -433,10 +433,10 @@ static int read_stored(stored *s, double t) {
   sip_bfield f;
   int rc;
   while ((rc = sip_binding_next(&s->rd, &f)) == 1) {
-    int is_str = f.type == SIP_BT_STR || f.type == SIP_BT_LSTR ||
-                 f.type == SIP_BT_KEY;
-    int is_num = f.type == SIP_BT_I32 || f.type == SIP_BT_I64 ||
-                 f.type == SIP_BT_DBL;
+    int is_str =
+        f.type == SIP_BT_STR || f.type == SIP_BT_LSTR || f.type == SIP_BT_KEY;
+    int is_num =
+        f.type == SIP_BT_I32 || f.type == SIP_BT_I64 || f.type == SIP_BT_DBL;
     double num = f.type == SIP_BT_DBL ? f.d : (double)f.i;
     switch (f.id) {
     case SIP_BF_INSTANCE:
@@ -482,7 +482,6 @@ static int read_stored(stored *s, double t) {
   }
   return rc < 0 || !has_q || !has_contact ? -1 : 0;
 }
-
 
 /* Push binding record p as a table; -1 when it is corrupt. */
 static int push_binding(lua_State *L, const char *p, size_t len) {
@@ -676,8 +675,7 @@ static int plan_request(lua_State *L, sip_lua_rx *r, int opts, int defaults,
   if (text->overflow)
     return 0;
   const sip_cseq *cs;
-  if (sip_msg_get_call_id(m, &pl->call_id) < 0 ||
-      sip_msg_get_cseq(m, &cs) < 0)
+  if (sip_msg_get_call_id(m, &pl->call_id) < 0 || sip_msg_get_cseq(m, &cs) < 0)
     return 0;
   pl->cseq = cs->num;
   int ua = sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0);
@@ -790,8 +788,8 @@ static int l_registrar_save(lua_State *L) {
   lua_Integer now = luaL_checkinteger(L, 5);
   double t = luaL_checknumber(L, 6);
   lua_settop(L, 6);
-  if (!r->base.m || !r->base.m->is_request || r->final_status ||
-      r->cancelled || r->dropped || r->px || !r->srv->tp) {
+  if (!r->base.m || !r->base.m->is_request || r->final_status || r->cancelled ||
+      r->dropped || r->px || !r->srv->tp) {
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -839,8 +837,7 @@ static int l_registrar_save(lua_State *L) {
     if (pl.socket.p)
       sip_binding_put_str(&b, SIP_BF_SOCKET, NULL, pl.socket);
     else
-      sip_binding_put_int(&b, SIP_BF_OTHER, "conn_id",
-                          (int64_t)r->src.conn_id);
+      sip_binding_put_int(&b, SIP_BF_OTHER, "conn_id", (int64_t)r->src.conn_id);
     if (pl.user_agent.p)
       sip_binding_put_str(&b, SIP_BF_USER_AGENT, NULL, pl.user_agent);
     sip_binding_put_int(&b, SIP_BF_UPDATED, NULL, now);

@@ -21,7 +21,9 @@ void sip_obuf_put(sip_obuf *b, const char *p, size_t n) {
   b->len += n;
 }
 
-void sip_obuf_puts(sip_obuf *b, const char *s) { sip_obuf_put(b, s, strlen(s)); }
+void sip_obuf_puts(sip_obuf *b, const char *s) {
+  sip_obuf_put(b, s, strlen(s));
+}
 
 static char lower(char c) {
   return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
@@ -39,7 +41,8 @@ void sip_obuf_put_lower(sip_obuf *b, const char *p, size_t n) {
 
 /* unreserved / user-unreserved (RFC 3261 §25.1): kept as they are */
 static int user_char(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+      (c >= '0' && c <= '9'))
     return 1;
   return c && strchr("-_.!~*'()&=+$,;?/", c) != NULL;
 }

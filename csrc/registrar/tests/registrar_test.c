@@ -49,27 +49,35 @@ static const char *kept(const char *params, char *out, size_t cap) {
 
 static void test_aor(void) {
   char buf[256];
-  CHECK_CSTR(aor_of("sip:%61lice@Example.COM:5060;transport=tcp", buf, sizeof buf),
-             "sip:alice@example.com");
-  CHECK_CSTR(aor_of("SIPS:Bob@EXAMPLE.com", buf, sizeof buf), "sips:Bob@example.com");
+  CHECK_CSTR(
+      aor_of("sip:%61lice@Example.COM:5060;transport=tcp", buf, sizeof buf),
+      "sip:alice@example.com");
+  CHECK_CSTR(aor_of("SIPS:Bob@EXAMPLE.com", buf, sizeof buf),
+             "sips:Bob@example.com");
   CHECK_CSTR(aor_of("sip:example.com", buf, sizeof buf), "sip:example.com");
   /* a space and a '@' must be escaped, ';' '?' '/' need not */
-  CHECK_CSTR(aor_of("sip:a%20b%40c;d?e/f@h", buf, sizeof buf), "sip:a%20b%40c;d?e/f@h");
+  CHECK_CSTR(aor_of("sip:a%20b%40c;d?e/f@h", buf, sizeof buf),
+             "sip:a%20b%40c;d?e/f@h");
   CHECK_CSTR(aor_of("sip:%c3%a9@h", buf, sizeof buf), "sip:%C3%A9@h");
   CHECK_CSTR(aor_of("sip:u:pw@h", buf, sizeof buf), "sip:u@h");
   CHECK_CSTR(aor_of("tel:+1234", buf, sizeof buf), "(refused)");
   char small[8];
-  CHECK_CSTR(aor_of("sip:alice@example.com", small, sizeof small), "(overflow)");
+  CHECK_CSTR(aor_of("sip:alice@example.com", small, sizeof small),
+             "(overflow)");
 }
 
 static void test_key(void) {
   char buf[256];
-  CHECK_CSTR(key_of("SIP:%61lice@Host.Example:5070;Transport=TCP;lr;foo=bar", buf, sizeof buf),
+  CHECK_CSTR(key_of("SIP:%61lice@Host.Example:5070;Transport=TCP;lr;foo=bar",
+                    buf, sizeof buf),
              "sip:alice@host.example:5070;transport=tcp");
-  CHECK_CSTR(key_of("sip:u@h;user=Phone;ttl=3;maddr=239.1.1.1;method=INVITE", buf, sizeof buf),
+  CHECK_CSTR(key_of("sip:u@h;user=Phone;ttl=3;maddr=239.1.1.1;method=INVITE",
+                    buf, sizeof buf),
              "sip:u@h;maddr=239.1.1.1;method=invite;ttl=3;user=phone");
-  CHECK_CSTR(key_of("sip:u:p%41ss@h?Subject=Hi", buf, sizeof buf), "sip:u:pAss@h?Subject=Hi");
-  CHECK_CSTR(key_of("sip:[2001:DB8::1]:5060", buf, sizeof buf), "sip:[2001:db8::1]:5060");
+  CHECK_CSTR(key_of("sip:u:p%41ss@h?Subject=Hi", buf, sizeof buf),
+             "sip:u:pAss@h?Subject=Hi");
+  CHECK_CSTR(key_of("sip:[2001:DB8::1]:5060", buf, sizeof buf),
+             "sip:[2001:db8::1]:5060");
   CHECK_CSTR(key_of("sip:h;transport", buf, sizeof buf), "sip:h;transport");
   /* another scheme: lower-case scheme, the rest as written */
   CHECK_CSTR(key_of("MailTo:A@B", buf, sizeof buf), "mailto:A@B");
@@ -78,11 +86,15 @@ static void test_key(void) {
 
 static void test_params(void) {
   char buf[256];
-  CHECK_CSTR(kept(";q=0.5;expires=60;foo;bar=\"a;b\"", buf, sizeof buf), ";foo;bar=\"a;b\"");
-  CHECK_CSTR(kept(" ; Q = 1 ;  x = y  ;pub-gruu=\"g\";TEMP-GRUU=t", buf, sizeof buf), ";x = y");
+  CHECK_CSTR(kept(";q=0.5;expires=60;foo;bar=\"a;b\"", buf, sizeof buf),
+             ";foo;bar=\"a;b\"");
+  CHECK_CSTR(
+      kept(" ; Q = 1 ;  x = y  ;pub-gruu=\"g\";TEMP-GRUU=t", buf, sizeof buf),
+      ";x = y");
   CHECK_CSTR(kept(";a=\"q\\\";x\";Expires", buf, sizeof buf), ";a=\"q\\\";x\"");
   CHECK_CSTR(kept("", buf, sizeof buf), "");
-  CHECK_CSTR(kept(";;+sip.instance=\"<urn:x>\"", buf, sizeof buf), ";+sip.instance=\"<urn:x>\"");
+  CHECK_CSTR(kept(";;+sip.instance=\"<urn:x>\"", buf, sizeof buf),
+             ";+sip.instance=\"<urn:x>\"");
 }
 
 static void test_codec(void) {
