@@ -1,7 +1,9 @@
 -- luasip.registrar over real sockets (127.0.0.1, UDP and TCP): every step
 -- of RFC 3261 §10.3, Path (RFC 3327), Outbound (RFC 5626), GRUU (RFC 5627),
 -- the hooks, store failures, registrar.lookup, and the RFC 4475 vectors
--- that concern registrars.
+-- that concern registrars. Every case runs twice: with the C fast path
+-- of registrar.save on (the default) and off (`fast = false`: the Lua flow
+-- takes every REGISTER); both must show the behaviour.
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/support/net.lua")
 local H = dofile(here .. "/support/helpers.lua")
@@ -64,8 +66,13 @@ end
 
 -- A registrar on udp and tcp 127.0.0.1:0; opts (a table the test may
 -- change later) are given to registrar.save.
+local fast_mode -- the `fast` option of the cases being run
+
 local function setup(opts, server_opts)
   opts = opts or {}
+  if opts.fast == nil then
+    opts.fast = fast_mode
+  end
   if opts.location == nil then
     opts.location = store
   end
@@ -144,7 +151,12 @@ local function bindings(u)
   return assert(S:lookup("sip:" .. u .. "@example.com"))
 end
 
-describe("registrar", function()
+for _, fast in ipairs { true, false } do
+describe("registrar (fast = " .. tostring(fast) .. ")", function()
+  before_each(function()
+    fast_mode = fast
+  end)
+
   after_each(function()
     N.cleanup()
   end)
@@ -774,3 +786,4 @@ describe("registrar", function()
     end)
   end)
 end)
+end

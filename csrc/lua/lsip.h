@@ -117,9 +117,7 @@ void sip__lua_open_uri(lua_State *L);
 void sip__lua_open_loop(lua_State *L);
 void sip__lua_open_events(lua_State *L);
 void sip__lua_open_server(lua_State *L);
-/* location service support (location.c, redis.c, sqlite.c) */
-void sip__lua_open_location(lua_State *L);
-/* registrar.c: core.registrar_save, core.binding_decode */
+/* registrar.c: the registrar's text, the binding codec, the location clock */
 void sip__lua_open_registrar(lua_State *L);
 void sip__lua_open_redis(lua_State *L);
 void sip__lua_open_sqlite(lua_State *L);

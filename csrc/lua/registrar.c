@@ -1,36 +1,301 @@
-/* The registrar's fast path and the binding codec, for lua/luasip/registrar.lua
- * and the location backends.
+/* The registrar's text and the location binding codec, for
+ * lua/luasip/registrar.lua and the location backends: the one copy of each
+ * is in csrc/registrar/ (the qvalue: the Contact parser), this file only
+ * converts. And the registrar's fast path (below), which uses them too.
  *
+ *   core.registrar_aor(uri) -> aor, host | nil, why
+ *   core.registrar_contact(uri) -> key, host, gr | nil, why
+ *   core.registrar_kept_params(params_raw) -> string
+ *   core.binding_encode(b, saved) -> string
+ *   core.binding_decode(s) -> binding table, saved
+ *   core.binding_times(s) -> expires, saved
+ *   core.binding_key(s) -> key
+ *   core.location_clock() -> seconds since the epoch (float, microseconds)
  *   core.registrar_save(req, aors, opts, defaults, now, saved)
  *     -> 200, list, aor, added, expires...   done: stored, answered
  *     -> false                               not a common case: the caller
- *                                            runs the general (Lua) path
- *   core.binding_decode(s) -> binding table, saved
+ *                                            runs registrar.save's Lua flow
+ *
+ * `uri` is a string or a luasip.URI. Misuse (a wrong argument type, a
+ * binding that cannot be stored, a corrupt record) raises.
  *
  * registrar_save does RFC 3261 §10.3 for a REGISTER whose every step ends
  * well and needs no extension: R-URI and To served, no Require, no Path, each
- * Contact a SIP/SIPS URI without +sip.instance, reg-id or gr, a valid q, an
- * expiry of 0 or within the limits, CSeq in order, max_contacts kept. The
- * store is the memory backend's `aors` table (AOR -> encoded binding, or an
- * array of them; see lua/luasip/location/memory.lua), and what it writes is
- * byte for byte what the Lua path writes for the same request: the text
- * helpers are in csrc/registrar/. It decides everything before it writes or
- * answers, so "false" leaves no trace. `now` is os.time(), `saved` the
- * store's clock (location_clock). The caller schedules expiry for each
- * returned `expires` and adds `added` to the store's count.
+ * Contact a SIP/SIPS URI without +sip.instance, reg-id or gr, an expiry of 0
+ * or within the limits, CSeq in order, max_contacts kept. The store is the
+ * memory backend's `aors` table (AOR -> encoded binding, or an array of
+ * them; see lua/luasip/location/memory.lua). It decides everything before
+ * it writes or answers, so "false" leaves no trace. `now` is os.time(),
+ * `saved` the store's clock (location_clock). The caller schedules expiry
+ * for each returned `expires` and adds `added` to the store's count. It is
+ * kept for speed (CPU per REGISTER: see README, "Registrar"); every other
+ * case, and every other store, goes through the Lua flow.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "lserver.h"
 #include "sip_binding.h"
 #include "sip_registrar.h"
 
-#define MAX_CHANGES 16  /* Contacts in one request */
-#define MAX_CURRENT 64  /* stored bindings of one AOR */
+/* A parsed URI: the text at idx (a string, or a URI through __tostring)
+ * parsed into u with arena a. Returns 0 or a negative error. */
+static int parse_uri_arg(lua_State *L, int idx, sip_arena *a, sip_uri *u) {
+  size_t len;
+  const char *s;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    s = lua_tolstring(L, idx, &len);
+  } else {
+    luaL_checkudata(L, idx, SIP_LUA_URI);
+    luaL_tolstring(L, idx, NULL);
+    lua_replace(L, idx); /* keeps the text alive */
+    s = lua_tolstring(L, idx, &len);
+  }
+  return sip_uri_parse(a, s, len, u);
+}
+
+static int is_sip(const sip_uri *u) {
+  return u->kind == SIP_URI_SIP || u->kind == SIP_URI_SIPS;
+}
+
+/* fn(u, out) into a Lua string of at most cap bytes, pushed */
+static void push_text(lua_State *L, int (*fn)(const sip_uri *, sip_obuf *),
+                      const sip_uri *u, size_t cap) {
+  luaL_Buffer lb;
+  char *mem = luaL_buffinitsize(L, &lb, cap);
+  sip_obuf out;
+  sip_obuf_init(&out, mem, cap);
+  fn(u, &out);
+  if (out.overflow) /* the bounds below are wrong: a bug, not input */
+    luaL_error(L, "registrar: text longer than %d bytes", (int)cap);
+  luaL_pushresultsize(&lb, out.len);
+}
+
+/* Room for a key or an AOR: every byte escaped (3x), the port and the
+ * compared parameter names. */
+static size_t text_cap(const sip_uri *u) { return 3 * u->raw.len + 64; }
+
+/* core.registrar_aor(uri) -> aor, host (as written) | nil, why */
+static int l_aor(lua_State *L) {
+  lua_settop(L, 1);
+  uint64_t inl[512 / 8];
+  sip_arena a;
+  sip_arena_init(&a, inl, sizeof inl);
+  sip_uri u;
+  const char *why = NULL;
+  if (parse_uri_arg(L, 1, &a, &u) < 0)
+    why = "malformed URI";
+  else if (!is_sip(&u))
+    why = "not a SIP or SIPS URI";
+  else if (u.host.len == 0)
+    why = "no host";
+  if (why) {
+    sip_arena_free(&a);
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  push_text(L, sip_reg_aor, &u, text_cap(&u));
+  sip__lua_push_str(L, u.host);
+  sip_arena_free(&a);
+  return 2;
+}
+
+/* core.registrar_contact(uri) -> key, host (nil unless SIP/SIPS), gr (the
+ * URI has a gr parameter) | nil, why */
+static int l_contact(lua_State *L) {
+  lua_settop(L, 1);
+  uint64_t inl[512 / 8];
+  sip_arena a;
+  sip_arena_init(&a, inl, sizeof inl);
+  sip_uri u;
+  if (parse_uri_arg(L, 1, &a, &u) < 0) {
+    sip_arena_free(&a);
+    lua_pushnil(L);
+    lua_pushliteral(L, "malformed URI");
+    return 2;
+  }
+  push_text(L, sip_reg_contact_key, &u, text_cap(&u));
+  if (is_sip(&u)) {
+    sip__lua_push_str(L, u.host);
+    lua_pushboolean(L, sip_params_get(&u.params, "gr") != NULL);
+  } else {
+    lua_pushnil(L);
+    lua_pushboolean(L, 0);
+  }
+  sip_arena_free(&a);
+  return 3;
+}
+
+/* core.registrar_kept_params(params_raw) -> string (nil gives "") */
+static int l_kept_params(lua_State *L) {
+  size_t len = 0;
+  const char *s = luaL_optlstring(L, 1, "", &len);
+  luaL_Buffer lb;
+  char *mem = luaL_buffinitsize(L, &lb, len + 1);
+  sip_obuf out;
+  sip_obuf_init(&out, mem, len + 1); /* never longer than the input */
+  sip_reg_kept_params((sip_str){s, len}, &out);
+  luaL_pushresultsize(&lb, out.len);
+  return 1;
+}
+
+/* ---- the binding codec ---------------------------------------------- */
+
+#define MAX_U16 0xffffu
+
+/* The field at the top of the stack (value) under the name at -2: checks it
+ * and adds its encoded size to *size. Raises for what cannot be stored. */
+static void size_field(lua_State *L, int key_idx, size_t *size) {
+  size_t nlen;
+  const char *name = lua_tolstring(L, -2, &nlen);
+  *size += sip_binding_field_id(name, nlen) == SIP_BF_OTHER ? 2 + nlen : 1;
+  *size += 1; /* type */
+  switch (lua_type(L, -1)) {
+  case LUA_TSTRING: {
+    size_t n;
+    lua_tolstring(L, -1, &n);
+    if (!strcmp(name, "contact") && lua_rawequal(L, -1, key_idx))
+      break; /* KEY: nothing stored */
+    *size += (n <= MAX_U16 ? 2 : 4) + n;
+    break;
+  }
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, -1)) {
+      lua_Integer i = lua_tointeger(L, -1);
+      *size += i >= INT32_MIN && i <= INT32_MAX ? 4 : 8;
+    } else {
+      *size += 8;
+    }
+    break;
+  case LUA_TBOOLEAN:
+    break;
+  case LUA_TTABLE: {
+    lua_Integer m = luaL_len(L, -1);
+    if (m < 0 || m > (lua_Integer)MAX_U16)
+      luaL_error(L, "binding.%s: at most %d items", name, (int)MAX_U16);
+    *size += 2;
+    for (lua_Integer i = 1; i <= m; i++) {
+      size_t n;
+      if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
+        luaL_error(L, "binding.%s must be an array of strings", name);
+      lua_tolstring(L, -1, &n);
+      if (n > MAX_U16)
+        luaL_error(L, "binding.%s: an item longer than %d bytes", name,
+                   (int)MAX_U16);
+      *size += 2 + n;
+      lua_pop(L, 1);
+    }
+    break;
+  }
+  default:
+    luaL_error(L, "binding.%s: unsupported value type %s", name,
+               luaL_typename(L, -1));
+  }
+}
+
+static void put_field(lua_State *L, int key_idx, sip_obuf *b) {
+  size_t nlen;
+  const char *name = lua_tolstring(L, -2, &nlen);
+  int id = sip_binding_field_id(name, nlen);
+  const char *other = id == SIP_BF_OTHER ? name : NULL;
+  switch (lua_type(L, -1)) {
+  case LUA_TSTRING: {
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    if (id == SIP_BF_CONTACT && lua_rawequal(L, -1, key_idx))
+      sip_binding_put_key(b, id, other);
+    else
+      sip_binding_put_str(b, id, other, (sip_str){s, n});
+    break;
+  }
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, -1))
+      sip_binding_put_int(b, id, other, (int64_t)lua_tointeger(L, -1));
+    else
+      sip_binding_put_double(b, id, other, (double)lua_tonumber(L, -1));
+    break;
+  case LUA_TBOOLEAN:
+    sip_binding_put_bool(b, id, other, lua_toboolean(L, -1));
+    break;
+  case LUA_TTABLE: {
+    lua_Integer m = luaL_len(L, -1);
+    sip_binding_put_array(b, id, other, (size_t)m);
+    for (lua_Integer i = 1; i <= m; i++) {
+      size_t n;
+      lua_rawgeti(L, -1, i);
+      const char *s = lua_tolstring(L, -1, &n);
+      sip_binding_put_item(b, (sip_str){s, n});
+      lua_pop(L, 1);
+    }
+    break;
+  }
+  }
+}
+
+/* Is the key at -2 one of the fields the record header holds? */
+static int header_field(lua_State *L) {
+  size_t n;
+  const char *k = lua_tolstring(L, -2, &n);
+  return (n == 3 && !memcmp(k, "key", 3)) ||
+         (n == 7 && !memcmp(k, "expires", 7));
+}
+
+/* core.binding_encode(b, saved) -> string: b.key (string), b.expires
+ * (number) and any fields named by strings of at most 255 bytes whose
+ * values are strings, numbers, booleans or arrays of strings. */
+static int l_binding_encode(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  double saved = (double)luaL_checknumber(L, 2);
+  lua_settop(L, 2);
+  if (lua_getfield(L, 1, "key") != LUA_TSTRING) /* 3 */
+    return luaL_error(L, "binding.key must be a string");
+  size_t klen;
+  const char *key = lua_tolstring(L, 3, &klen);
+  if (klen > MAX_U16)
+    return luaL_error(L, "binding.key: longer than %d bytes", (int)MAX_U16);
+  if (lua_getfield(L, 1, "expires") != LUA_TNUMBER) /* 4 */
+    return luaL_error(L, "binding.expires must be a number");
+  double expires = (double)lua_tonumber(L, 4);
+  size_t size = 18 + klen;
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    if (lua_type(L, -2) != LUA_TSTRING || lua_rawlen(L, -2) > 255) {
+      lua_pushvalue(L, -2);
+      return luaL_error(L,
+                        "binding field names must be strings of at most 255 "
+                        "bytes, got %s",
+                        luaL_tolstring(L, -1, NULL));
+    }
+    if (!header_field(L))
+      size_field(L, 3, &size);
+    lua_pop(L, 1);
+  }
+  luaL_Buffer lb;
+  char *mem = luaL_buffinitsize(L, &lb, size);
+  sip_obuf b;
+  sip_obuf_init(&b, mem, size);
+  sip_binding_begin(&b, expires, saved, (sip_str){key, klen});
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    if (!header_field(L))
+      put_field(L, 3, &b);
+    lua_pop(L, 1);
+  }
+  if (b.overflow || b.len != size)
+    return luaL_error(L, "binding_encode: size %d, wrote %d", (int)size,
+                      (int)b.len);
+  luaL_pushresultsize(&lb, b.len);
+  return 1;
+}
+
+#define MAX_CHANGES 16 /* Contacts in one request */
+#define MAX_CURRENT 64 /* stored bindings of one AOR */
 #define MAX_U32 4294967295LL
 
 typedef struct change {
@@ -40,7 +305,7 @@ typedef struct change {
   int64_t expires; /* seconds from now; 0 removes */
   double q;
   int q_integral;
-  int old;         /* index of the live stored binding with this key, or -1 */
+  int old; /* index of the live stored binding with this key, or -1 */
 } change;
 
 typedef struct stored {
@@ -168,10 +433,10 @@ static int read_stored(stored *s, double t) {
   sip_bfield f;
   int rc;
   while ((rc = sip_binding_next(&s->rd, &f)) == 1) {
-    int is_str = f.type == SIP_BT_STR || f.type == SIP_BT_LSTR ||
-                 f.type == SIP_BT_KEY;
-    int is_num = f.type == SIP_BT_I32 || f.type == SIP_BT_I64 ||
-                 f.type == SIP_BT_DBL;
+    int is_str =
+        f.type == SIP_BT_STR || f.type == SIP_BT_LSTR || f.type == SIP_BT_KEY;
+    int is_num =
+        f.type == SIP_BT_I32 || f.type == SIP_BT_I64 || f.type == SIP_BT_DBL;
     double num = f.type == SIP_BT_DBL ? f.d : (double)f.i;
     switch (f.id) {
     case SIP_BF_INSTANCE:
@@ -218,7 +483,7 @@ static int read_stored(stored *s, double t) {
   return rc < 0 || !has_q || !has_contact ? -1 : 0;
 }
 
-/* Push binding blob s as a table (codec.lua's decode). */
+/* Push binding record p as a table; -1 when it is corrupt. */
 static int push_binding(lua_State *L, const char *p, size_t len) {
   sip_breader rd;
   if (sip_binding_open(&rd, p, len) < 0)
@@ -227,7 +492,8 @@ static int push_binding(lua_State *L, const char *p, size_t len) {
   lua_pushlstring(L, rd.key.p, rd.key.len);
   lua_setfield(L, -2, "key");
   lua_Integer whole;
-  if (rd.expires == floor(rd.expires) && lua_numbertointeger(rd.expires, &whole))
+  if (rd.expires == floor(rd.expires) &&
+      lua_numbertointeger(rd.expires, &whole))
     lua_pushinteger(L, whole);
   else
     lua_pushnumber(L, rd.expires);
@@ -278,6 +544,15 @@ static int push_binding(lua_State *L, const char *p, size_t len) {
   return 0;
 }
 
+static sip_breader check_record(lua_State *L, int idx) {
+  size_t len;
+  const char *p = luaL_checklstring(L, idx, &len);
+  sip_breader rd;
+  if (sip_binding_open(&rd, p, len) < 0)
+    luaL_error(L, "location: corrupt binding record");
+  return rd;
+}
+
 /* core.binding_decode(s) -> binding, saved */
 static int l_binding_decode(lua_State *L) {
   size_t len;
@@ -285,6 +560,30 @@ static int l_binding_decode(lua_State *L) {
   if (push_binding(L, p, len) < 0)
     return luaL_error(L, "location: corrupt binding record");
   return 2;
+}
+
+/* core.binding_times(s) -> expires, saved (without decoding the rest) */
+static int l_binding_times(lua_State *L) {
+  sip_breader rd = check_record(L, 1);
+  lua_pushnumber(L, rd.expires);
+  lua_pushnumber(L, rd.saved);
+  return 2;
+}
+
+/* core.binding_key(s) -> key */
+static int l_binding_key(lua_State *L) {
+  sip_breader rd = check_record(L, 1);
+  lua_pushlstring(L, rd.key.p, rd.key.len);
+  return 1;
+}
+
+/* core.location_clock() -> seconds since the epoch: the clock binding
+ * expiry times are compared with */
+static int l_clock(lua_State *L) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  lua_pushnumber(L, (lua_Number)tv.tv_sec + (lua_Number)tv.tv_usec / 1e6);
+  return 1;
 }
 
 /* "udp:127.0.0.1:5060" */
@@ -351,13 +650,10 @@ static int plan_request(lua_State *L, sip_lua_rx *r, int opts, int defaults,
         sip_params_get(&c->params, "+sip.instance") ||
         sip_params_get(&c->params, "reg-id"))
       return 0;
-    const sip_param *qp = sip_params_get(&c->params, "q");
-    ch->q = 1;
-    ch->q_integral = 1;
-    if (qp && (!qp->value.p ||
-               !sip_reg_qvalue(qp->dec.p ? qp->dec : qp->value, &ch->q,
-                               &ch->q_integral)))
-      return 0;
+    /* the qvalue as the Contact parser read it (thousandths, -1: none);
+     * 0 and 1 are stored as integers, as the Lua path does */
+    ch->q_integral = c->q < 0 || c->q == 0 || c->q == 1000;
+    ch->q = c->q < 0 ? 1 : c->q / 1000.0;
     int64_t e = c->expires >= 0 ? c->expires : hx ? hexp : def_e;
     if (e > 0 && e < min_e)
       return 0; /* 423 */
@@ -379,8 +675,7 @@ static int plan_request(lua_State *L, sip_lua_rx *r, int opts, int defaults,
   if (text->overflow)
     return 0;
   const sip_cseq *cs;
-  if (sip_msg_get_call_id(m, &pl->call_id) < 0 ||
-      sip_msg_get_cseq(m, &cs) < 0)
+  if (sip_msg_get_call_id(m, &pl->call_id) < 0 || sip_msg_get_cseq(m, &cs) < 0)
     return 0;
   pl->cseq = cs->num;
   int ua = sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0);
@@ -493,8 +788,8 @@ static int l_registrar_save(lua_State *L) {
   lua_Integer now = luaL_checkinteger(L, 5);
   double t = luaL_checknumber(L, 6);
   lua_settop(L, 6);
-  if (!r->base.m || !r->base.m->is_request || r->final_status ||
-      r->cancelled || r->dropped || r->px || !r->srv->tp) {
+  if (!r->base.m || !r->base.m->is_request || r->final_status || r->cancelled ||
+      r->dropped || r->px || !r->srv->tp) {
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -542,8 +837,7 @@ static int l_registrar_save(lua_State *L) {
     if (pl.socket.p)
       sip_binding_put_str(&b, SIP_BF_SOCKET, NULL, pl.socket);
     else
-      sip_binding_put_int(&b, SIP_BF_OTHER, "conn_id",
-                          (int64_t)r->src.conn_id);
+      sip_binding_put_int(&b, SIP_BF_OTHER, "conn_id", (int64_t)r->src.conn_id);
     if (pl.user_agent.p)
       sip_binding_put_str(&b, SIP_BF_USER_AGENT, NULL, pl.user_agent);
     sip_binding_put_int(&b, SIP_BF_UPDATED, NULL, now);
@@ -682,8 +976,17 @@ static int l_registrar_save(lua_State *L) {
 }
 
 void sip__lua_open_registrar(lua_State *L) {
-  lua_pushcfunction(L, l_registrar_save);
-  lua_setfield(L, -2, "registrar_save");
-  lua_pushcfunction(L, l_binding_decode);
-  lua_setfield(L, -2, "binding_decode");
+  static const luaL_Reg fns[] = {
+      {"registrar_aor", l_aor},
+      {"registrar_contact", l_contact},
+      {"registrar_kept_params", l_kept_params},
+      {"binding_encode", l_binding_encode},
+      {"binding_decode", l_binding_decode},
+      {"binding_times", l_binding_times},
+      {"binding_key", l_binding_key},
+      {"location_clock", l_clock},
+      {"registrar_save", l_registrar_save},
+      {NULL, NULL},
+  };
+  luaL_setfuncs(L, fns, 0);
 }

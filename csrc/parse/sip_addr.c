@@ -9,17 +9,17 @@ static int is_lws_byte(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* qvalue = ("0" ["." 0*3DIGIT]) / ("1" ["." 0*3("0")]) as thousandths.
- * Well-formed numbers above 1 are SIP_ERANGE, anything else SIP_EPARAM. */
+/* qvalue = ("0" ["." 0*3DIGIT]) / ("1" ["." 0*3("0")]) as thousandths
+ * (RFC 3261 §25.1): one integer digit, so "05", "0123" and "1000" are
+ * malformed. A well-formed number above 1 ("2", "1.5") is SIP_ERANGE,
+ * anything else SIP_EPARAM. */
 static int parse_q(sip_str v, int32_t *out) {
   if (!v.p) /* ";q" without a value */
     return SIP_EPARAM;
   const char *p = v.p, *end = v.p + v.len;
   if (p == end || !sip__is((unsigned char)*p, SIP_C_DIGIT))
     return SIP_EPARAM;
-  uint32_t ip = 0;
-  for (; p < end && sip__is((unsigned char)*p, SIP_C_DIGIT); p++)
-    ip = ip > 9 ? ip : ip * 10 + (uint32_t)(*p - '0'); /* saturate */
+  uint32_t ip = (uint32_t)(*p++ - '0');
   uint32_t frac = 0, nd = 0;
   if (p < end && *p == '.') {
     for (p++; p < end && sip__is((unsigned char)*p, SIP_C_DIGIT); p++) {

@@ -3,10 +3,9 @@
 
 #include "sip_binding.h"
 
-static const char *const field_names[] = {
-    NULL,
+static const char *const field_names[] = {NULL,
 #define SIP__BF_NAME(id, name) name,
-    SIP_BINDING_FIELDS(SIP__BF_NAME)
+                                          SIP_BINDING_FIELDS(SIP__BF_NAME)
 #undef SIP__BF_NAME
 };
 

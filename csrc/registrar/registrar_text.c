@@ -1,6 +1,5 @@
-/* Registration text: AOR, binding key, kept contact parameters, qvalues. */
+/* Registration text: AOR, binding key, kept contact parameters. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "sip_registrar.h"
@@ -22,7 +21,9 @@ void sip_obuf_put(sip_obuf *b, const char *p, size_t n) {
   b->len += n;
 }
 
-void sip_obuf_puts(sip_obuf *b, const char *s) { sip_obuf_put(b, s, strlen(s)); }
+void sip_obuf_puts(sip_obuf *b, const char *s) {
+  sip_obuf_put(b, s, strlen(s));
+}
 
 static char lower(char c) {
   return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
@@ -40,7 +41,8 @@ void sip_obuf_put_lower(sip_obuf *b, const char *p, size_t n) {
 
 /* unreserved / user-unreserved (RFC 3261 §25.1): kept as they are */
 static int user_char(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+      (c >= '0' && c <= '9'))
     return 1;
   return c && strchr("-_.!~*'()&=+$,;?/", c) != NULL;
 }
@@ -83,10 +85,13 @@ int sip_reg_aor(const sip_uri *u, sip_obuf *out) {
 int sip_reg_contact_key(const sip_uri *u, sip_obuf *out) {
   static const char *const compared[] = {"maddr", "method", "transport", "ttl",
                                          "user"};
-  if (!is_sip(u))
-    return SIP_EINVAL;
   sip_obuf_put_lower(out, u->scheme.p, u->scheme.len);
   sip_obuf_put(out, ":", 1);
+  if (!is_sip(u)) { /* tel and others: the rest as written */
+    size_t rest = u->scheme.len + 1;
+    sip_obuf_put(out, u->raw.p + rest, u->raw.len - rest);
+    return 0;
+  }
   if (u->user.p) {
     sip_str user = user_of(u);
     sip_obuf_put_user(out, user.p, user.len);
@@ -178,22 +183,4 @@ void sip_reg_kept_params(sip_str raw, sip_obuf *out) {
     }
     i = j;
   }
-}
-
-int sip_reg_qvalue(sip_str t, double *q, int *integral) {
-  if (t.len == 0 || t.len > 5 || (t.p[0] != '0' && t.p[0] != '1'))
-    return 0;
-  if (t.len > 1) {
-    if (t.p[1] != '.')
-      return 0;
-    for (size_t i = 2; i < t.len; i++)
-      if (t.p[i] < '0' || t.p[i] > '9' || (t.p[0] == '1' && t.p[i] != '0'))
-        return 0;
-  }
-  char text[6];
-  memcpy(text, t.p, t.len);
-  text[t.len] = 0;
-  *q = strtod(text, NULL);
-  *integral = t.len == 1;
-  return 1;
 }

@@ -18,11 +18,13 @@
 
 /* Field names with a one-byte code (the order of codec.lua's NAMES). */
 #define SIP_BINDING_FIELDS(X)                                                  \
-  X(CONTACT, "contact") X(Q, "q") X(CALL_ID, "call_id") X(CSEQ, "cseq")        \
-  X(PATH, "path") X(RECEIVED, "received") X(INSTANCE, "instance")              \
-  X(REG_ID, "reg_id") X(SOCKET, "socket") X(USER_AGENT, "user_agent")          \
-  X(UPDATED, "updated") X(PARAMS, "params") X(PUB_GRUU, "pub_gruu")            \
-  X(TEMP_GRUU, "temp_gruu") X(FLAGS, "flags") X(METHODS, "methods")
+  X(CONTACT, "contact")                                                        \
+  X(Q, "q") X(CALL_ID, "call_id") X(CSEQ, "cseq") X(PATH, "path")              \
+      X(RECEIVED, "received") X(INSTANCE, "instance") X(REG_ID, "reg_id")      \
+          X(SOCKET, "socket") X(USER_AGENT, "user_agent")                      \
+              X(UPDATED, "updated") X(PARAMS, "params")                        \
+                  X(PUB_GRUU, "pub_gruu") X(TEMP_GRUU, "temp_gruu")            \
+                      X(FLAGS, "flags") X(METHODS, "methods")
 
 enum sip_binding_field {
   SIP_BF_OTHER = 0, /* spelled out in the record */
@@ -51,12 +53,12 @@ enum {
 };
 
 typedef struct sip_bfield {
-  int id;        /* SIP_BF_* */
-  sip_str name;  /* the spelled-out name when id is SIP_BF_OTHER */
-  char type;     /* SIP_BT_* */
-  sip_str str;   /* STR, LSTR, KEY; ARRAY: the encoded items */
-  int64_t i;     /* I32, I64; ARRAY: the item count */
-  double d;      /* DBL */
+  int id;       /* SIP_BF_* */
+  sip_str name; /* the spelled-out name when id is SIP_BF_OTHER */
+  char type;    /* SIP_BT_* */
+  sip_str str;  /* STR, LSTR, KEY; ARRAY: the encoded items */
+  int64_t i;    /* I32, I64; ARRAY: the item count */
+  double d;     /* DBL */
 } sip_bfield;
 
 typedef struct sip_breader {

@@ -1,11 +1,12 @@
-/* The text of a registration (RFC 3261 §10.3), exact to the byte with the
- * Lua registrar (lua/luasip/registrar.lua), so that either may handle a
- * REGISTER and store the same binding: the address-of-record, the binding
- * key of a Contact, the contact parameters kept with a binding, qvalues.
+/* The text of a registration (RFC 3261 §10.3), the one copy the registrar
+ * (lua/luasip/registrar.lua, through csrc/lua/registrar.c) uses: the
+ * address-of-record, the binding key of a Contact, the contact parameters
+ * kept with a binding. A qvalue is read by the Contact parser
+ * (sip_addr.q, csrc/parse/sip_addr.c).
  *
  * Output goes to a caller-owned fixed buffer (sip_obuf): a value that does
- * not fit sets `overflow`, and the caller hands the request to the general
- * path instead of growing anything. No allocation here. */
+ * not fit sets `overflow` (the caller sizes the buffer from the input). No
+ * allocation here. */
 #ifndef SIP_REGISTRAR_H
 #define SIP_REGISTRAR_H
 
@@ -37,7 +38,8 @@ int sip_reg_aor(const sip_uri *u, sip_obuf *out);
  * and host lower-cased, user and password re-escaped, the port, the URI
  * parameters §19.1.4 always compares (maddr, method, transport, ttl, user;
  * names and values lower-cased, in that order) and the headers as written.
- * Returns 0, or SIP_EINVAL for a URI that is not SIP or SIPS. */
+ * Another scheme (tel, ...): the scheme lower-cased, ':' and the rest as
+ * written. Returns 0. */
 int sip_reg_contact_key(const sip_uri *u, sip_obuf *out);
 
 /* The contact parameters a binding keeps: params_raw (";a=b;c", as after
@@ -45,10 +47,5 @@ int sip_reg_contact_key(const sip_uri *u, sip_obuf *out);
  * parameter as ";name[=value]" with the blanks after ';' and at its end
  * removed; quoted strings are respected. */
 void sip_reg_kept_params(sip_str params_raw, sip_obuf *out);
-
-/* A qvalue as written (RFC 3261 §25.1: "0" ["." 0*3DIGIT] / "1" ["." 0*3"0"]).
- * Returns 1 and sets *q (and *integral: written without a '.') when valid,
- * 0 otherwise. */
-int sip_reg_qvalue(sip_str text, double *q, int *integral);
 
 #endif

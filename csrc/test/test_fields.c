@@ -366,6 +366,19 @@ static void test_addr_contact(void) {
   CHECK_INT(addr(S("<sip:a@b>;q=0.1234"), 0, &a), SIP_EPARAM);
   CHECK_INT(addr(S("<sip:a@b>;q=abc"), 0, &a), SIP_EPARAM);
   CHECK_INT(addr(S("<sip:a@b>;q"), 0, &a), SIP_EPARAM);
+  /* qvalue has one integer digit (RFC 3261 §25.1): leading zeros and
+   * digit runs are malformed, not read as a number */
+  CHECK_INT(addr(S("<sip:a@b>;q=05"), 0, &a), SIP_EPARAM);
+  CHECK_INT(addr(S("<sip:a@b>;q=0123"), 0, &a), SIP_EPARAM);
+  CHECK_INT(addr(S("<sip:a@b>;q=1000"), 0, &a), SIP_EPARAM);
+  CHECK_INT(addr(S("<sip:a@b>;q=01"), 0, &a), SIP_EPARAM);
+  CHECK_INT(addr(S("<sip:a@b>;q=00.5"), 0, &a), SIP_EPARAM);
+  CHECK_INT(addr(S("<sip:a@b>;q=0001.000"), 0, &a), SIP_EPARAM);
+  CHECK_INT(addr(S("<sip:a@b>;q=.5"), 0, &a), SIP_EPARAM);
+  CHECK_INT(addr(S("<sip:a@b>;q=0."), 0, &a), 0);
+  CHECK_INT(a.q, 0);
+  CHECK_INT(addr(S("<sip:a@b>;q=1."), 0, &a), 0);
+  CHECK_INT(a.q, 1000);
 
   CHECK_INT(addr(S("<sip:a@b>;expires=0"), 0, &a), 0);
   CHECK_INT(a.expires, 0);

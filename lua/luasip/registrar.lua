@@ -49,6 +49,7 @@ local format, lower = string.format, string.lower
 local concat, sort = table.concat, table.sort
 local type, tostring, tonumber, ipairs, pairs, next = type, tostring, tonumber, ipairs, pairs, next
 local time, date = os.time, os.date
+local c_aor, c_contact, c_kept_params = core.registrar_aor, core.registrar_contact, core.registrar_kept_params
 local clock = core.location_clock
 local fast_save = core.registrar_save
 
@@ -84,14 +85,6 @@ local MAX_U32 = 4294967295
 -- URIs and AORs
 ------------------------------------------------------------------------------
 
--- Characters a SIP user part may hold unescaped (RFC 3261 §25.1: unreserved
--- and user-unreserved); anything else is written %XX.
-local function escape_user(s)
-  return (s:gsub("[^%w%-_%.!~%*'%(%)&=%+%$,;%?/]", function(c)
-    return format("%%%02X", c:byte())
-  end))
-end
-
 local function uri_of(u)
   if type(u) == "string" then
     return sip.uri(u)
@@ -103,64 +96,14 @@ end
 -- sips), user and host; host lower-case; no port, parameters or headers;
 -- escapes normalized (a character is escaped if and only if it must be,
 -- with upper-case hex), so `sip:%61lice@Example.COM:5060;transport=tcp` is
--- `sip:alice@example.com`.
+-- `sip:alice@example.com` (in C: `csrc/registrar/`).
+-- @function aor
 -- @tparam string|URI uri
 -- @treturn[1] string the AOR
+-- @treturn[1] string the URI's host as written
 -- @return[2] nil
--- @treturn[2] string why (not a SIP/SIPS URI, unparsable)
-function M.aor(uri)
-  local u, err = uri_of(uri)
-  if not u then
-    return nil, err
-  end
-  local scheme = lower(u.scheme or "")
-  if scheme ~= "sip" and scheme ~= "sips" then
-    return nil, "not a SIP or SIPS URI"
-  end
-  local host = lower(u.host or "")
-  if host == "" then
-    return nil, "no host"
-  end
-  local user = u.user
-  if user and user ~= "" then
-    return scheme .. ":" .. escape_user(user) .. "@" .. host
-  end
-  return scheme .. ":" .. host
-end
-
--- The key of a binding without instance: the Contact URI with scheme and
--- host lower-cased, the user's escapes normalized, and only the URI
--- parameters §19.1.4 always compares (user, ttl, method, maddr,
--- transport), lower-cased and sorted; headers kept.
-local compared_params = { "maddr", "method", "transport", "ttl", "user" }
-local function contact_key(u)
-  local t = { lower(u.scheme or ""), ":" }
-  if u.user then
-    t[#t + 1] = escape_user(u.user)
-    if u.password then
-      t[#t + 1] = ":" .. escape_user(u.password)
-    end
-    t[#t + 1] = "@"
-  end
-  t[#t + 1] = lower(u.host or u.opaque or "")
-  if u.port then
-    t[#t + 1] = ":" .. u.port
-  end
-  local params = u.params
-  if params then
-    for _, name in ipairs(compared_params) do
-      local v = params[name]
-      if v then
-        t[#t + 1] = ";" .. name .. (v == true and "" or "=" .. lower(v))
-      end
-    end
-  end
-  local h = tostring(u.raw or ""):match("%?(.*)$")
-  if h then
-    t[#t + 1] = "?" .. h
-  end
-  return concat(t)
-end
+-- @treturn[2] string why (not a SIP/SIPS URI, no host, malformed)
+M.aor = c_aor
 
 ------------------------------------------------------------------------------
 -- Helpers
@@ -199,63 +142,6 @@ end
 -- @treturn string e.g. `Sat, 13 Nov 2010 23:29:00 GMT`
 function M.http_date(t)
   return date("!%a, %d %b %Y %H:%M:%S GMT", t)
-end
-
--- Split a contact's header parameters (";a=b;c") into the part to keep
--- (everything but q, expires, pub-gruu, temp-gruu), respecting quotes.
-local dropped_params = { q = true, expires = true, ["pub-gruu"] = true, ["temp-gruu"] = true }
-local function kept_params(s)
-  if not s or s == "" then
-    return ""
-  end
-  local out, i, n = {}, 1, #s
-  while i <= n do
-    local j, inq = i + 1, false
-    while j <= n do
-      local c = s:sub(j, j)
-      if c == '"' then
-        inq = not inq
-      elseif c == "\\" and inq then
-        j = j + 1
-      elseif c == ";" and not inq then
-        break
-      end
-      j = j + 1
-    end
-    local p = s:sub(i, j - 1) -- ";name[=value]"
-    local name = lower(p:match("^;%s*([^=%s]+)") or "")
-    if name ~= "" and not dropped_params[name] then
-      out[#out + 1] = p:gsub("^;%s*", ";"):gsub("%s+$", "")
-    end
-    i = j
-  end
-  return concat(out)
-end
-
--- The contact-params as written after the URI.
-local function raw_params(c)
-  local raw = c.raw or ""
-  local after = raw:match("^[^<]*<[^>]*>(.*)$")
-  if after then
-    return after
-  end
-  local u = c.uri or ""
-  if raw:sub(1, #u) == u then
-    return raw:sub(#u + 1)
-  end
-  return ""
-end
-
--- A qvalue (RFC 3261 §25.1): 0[.ddd] or 1[.000].
-local function qvalue(q)
-  if q == nil then
-    return 1
-  end
-  q = tostring(q)
-  if not (q:match("^0%.?%d?%d?%d?$") or q:match("^1%.?0?0?0?$")) then
-    return nil
-  end
-  return tonumber(q)
 end
 
 -- The request's contacts; a Contact whose expires is beyond 2^32-1 makes
@@ -417,9 +303,6 @@ local function by_q(a, b)
   return (a.updated or 0) > (b.updated or 0)
 end
 
--- How many saves each path handled (see M.stats).
-local handled = { fast = 0, general = 0 }
-
 -- A field of the request that must be there and parse: the value, or nil
 -- and the reason of a 400 naming it and why (every field the registrar
 -- reads goes through here or has its own check: a malformed one is the
@@ -433,8 +316,11 @@ local function field(req, name, what)
   return v
 end
 
--- The general path: every case, every store.
-local function general_save(req, opts)
+-- How many saves each path handled (see M.stats).
+local handled = { fast = 0, general = 0 }
+
+-- Every step of §10.3, for every store.
+local function save(req, opts)
   handled.general = handled.general + 1
   -- 1. The Request-URI's domain.
   local ruri, rerr = field(req, "ruri", "Request-URI")
@@ -474,12 +360,11 @@ local function general_save(req, opts)
   end
 
   -- 5. The address-of-record (before 3-4: the hook is given it).
-  local to_uri = sip.uri(to.uri)
-  local aor = to_uri and M.aor(to_uri)
+  local aor, to_host = c_aor(to.uri)
   if not aor then
     return fail(req, 400, "Bad Request (To must be a SIP or SIPS URI)")
   end
-  if not serves(opts, to_uri.host, req) then
+  if not serves(opts, to_host, req) then
     return fail(req, 404, "Not Found (domain of To not served here)")
   end
 
@@ -539,14 +424,17 @@ local function general_save(req, opts)
     if size > max_size then
       return fail(req, 400, format("Bad Request (Contact too long: %d bytes, at most %d)", size, max_size))
     end
-    local u = sip.uri(c.uri)
-    if not u then
+    -- the binding key, and the host and gr of a SIP/SIPS URI
+    local ckey, chost, gr = c_contact(c.uri)
+    if not ckey then
       return fail(req, 400, "Bad Request (malformed Contact URI)")
     end
     local cp = c.params or {}
-    local q = qvalue(cp.q)
-    if not q then
-      return fail(req, 400, "Bad Request (q must be 0 to 1)")
+    local q = c.q -- a qvalue, checked by the parser (nil when absent)
+    if q == nil or q == 1 then
+      q = 1
+    elseif q == 0 then
+      q = 0
     end
     local e = c.expires or hexp or default_expires
     if e > 0 and e < min_expires then
@@ -555,7 +443,7 @@ local function general_save(req, opts)
     if e > max_expires then
       e = max_expires
     end
-    if u.params and u.params.gr ~= nil and serves(opts, u.host, req) and M.aor(u) then
+    if gr and chost and chost ~= "" and serves(opts, chost, req) then
       return fail(req, 403, "Forbidden (Contact is a GRUU)")
     end
     local instance = cp["+sip.instance"]
@@ -577,11 +465,11 @@ local function general_save(req, opts)
       key = instance
     else
       reg_id = nil
-      key = contact_key(u)
+      key = ckey
     end
     changes[#changes + 1] = {
       key = key, contact = tostring(c.uri), expires = e, q = q, instance = instance,
-      reg_id = reg_id, params = kept_params(raw_params(c)),
+      reg_id = reg_id, params = c_kept_params(c.params_raw),
     }
   end
   if reg_ids > 1 then
@@ -775,11 +663,14 @@ end
 -- instances: two REGISTERs for one AOR at the same time can overshoot
 -- `max_contacts` (RFC 3261 §10.2 has a UA wait for each answer).
 --
--- The fast path: with the memory store and neither `authorize` nor
--- `on_binding`, a REGISTER that ends in a 200 without extensions (no
--- Require, Path, `+sip.instance`, `reg-id` or GRUU, served domains given as
--- a list) is handled by C from parse to answer, with the same bindings,
--- answer and return values as the Lua path, which takes every other case.
+-- The text of a binding (AOR, key, kept contact parameters) and its
+-- stored form come from C (`csrc/registrar/`), the qvalue from the
+-- Contact parser; the flow is Lua, except for the fast path: with the
+-- memory store and neither `authorize` nor `on_binding`, a REGISTER that
+-- ends in a 200 without extensions (no Require, Path, `+sip.instance`,
+-- `reg-id` or GRUU, served domains given as a list) is handled by C
+-- (`core.registrar_save`) from parse to answer, on the same C text and
+-- codec. `opts.fast = false` turns it off.
 -- @tparam Message req a received REGISTER
 -- @tparam[opt] table opts
 -- @treturn integer the status code sent
@@ -802,7 +693,7 @@ function M.save(req, opts)
       end
     end
   end
-  return general_save(req, opts)
+  return save(req, opts)
 end
 
 --- How many REGISTERs each path of `save` handled in this process.

@@ -5,7 +5,8 @@
 --
 --     expires (double) | saved (double) | key (s2) | fields...
 --
--- where each field is a name byte (an index into `NAMES`, or 0 followed by
+-- where each field is a name byte (a code of `SIP_BINDING_FIELDS` in
+-- `csrc/registrar/sip_binding.h`, or 0 followed by
 -- the name as s1) and a type byte with its value: `s` string (s2), `S`
 -- (s4), `i` 32-bit integer, `j` 64-bit integer, `d` double, `t`/`f`
 -- booleans, `a` array of strings (count u2, then s2 each), `K` the Contact
@@ -15,25 +16,10 @@
 -- @module luasip.location.codec
 local core = require "luasip.core"
 
-local pack, unpack = string.pack, string.unpack
-local concat = table.concat
-local type, pairs, math_type, error, tostring = type, pairs, math.type, error, tostring
+local type, error = type, error
 local sort = table.sort
 
 local M = {}
-
-local NAMES = {
-  "contact", "q", "call_id", "cseq", "path", "received", "instance", "reg_id",
-  "socket", "user_agent", "updated", "params", "pub_gruu", "temp_gruu", "flags",
-  "methods",
-}
--- the name byte of each known field, ready to write
-local PREFIX = {}
-for i, n in ipairs(NAMES) do
-  PREFIX[n] = string.char(i)
-end
-
-local HEADER = "<dds2" -- expires, saved, key
 
 --- Check a binding as the interface asks (raises for a programmer mistake).
 -- @tparam table b
@@ -57,72 +43,15 @@ function M.check(b, lvl)
   end
 end
 
-local function put(out, n, name, v)
-  n = n + 1
-  out[n] = PREFIX[name] or pack("Bs1", 0, name)
-  local t = type(v)
-  n = n + 1
-  if t == "string" then
-    if #v < 65536 then
-      out[n] = pack("<c1s2", "s", v)
-    else
-      out[n] = pack("<c1s4", "S", v)
-    end
-  elseif t == "number" then
-    if math_type(v) == "integer" then
-      if v >= -2147483648 and v <= 2147483647 then
-        out[n] = pack("<c1i4", "i", v)
-      else
-        out[n] = pack("<c1j", "j", v)
-      end
-    else
-      out[n] = pack("<c1d", "d", v)
-    end
-  elseif t == "boolean" then
-    out[n] = v and "t" or "f"
-  elseif t == "table" then
-    local m = #v
-    out[n] = pack("<c1I2", "a", m)
-    for i = 1, m do
-      local s = v[i]
-      if type(s) ~= "string" then
-        error("binding." .. name .. " must be an array of strings", 4)
-      end
-      n = n + 1
-      out[n] = pack("<s2", s)
-    end
-  else
-    error("binding." .. name .. ": unsupported value type " .. t, 4)
-  end
-  return n
-end
-
---- Encode a binding.
+--- Encode a binding (in C: `csrc/registrar/binding.c`, the one copy of
+-- the format, through `csrc/lua/registrar.c`).
+-- @function encode
 -- @tparam table b the binding (checked with `check`)
 -- @tparam number saved when it is stored (seconds, float)
 -- @treturn string
-function M.encode(b, saved)
-  local key = b.key
-  local out = { pack(HEADER, b.expires, saved, key) }
-  local n = 1
-  for name, v in pairs(b) do
-    if name ~= "key" and name ~= "expires" then
-      if type(name) ~= "string" or #name > 255 then
-        error("binding field names must be strings of at most 255 bytes, got " .. tostring(name), 3)
-      end
-      if name == "contact" and v == key then
-        n = n + 1
-        out[n] = "\1K"
-      else
-        n = put(out, n, name, v)
-      end
-    end
-  end
-  return concat(out, "", 1, n)
-end
+M.encode = core.binding_encode
 
---- Decode a binding (in C: csrc/lua/registrar.c, which the registrar's
--- fast path shares).
+--- Decode a binding.
 -- @function decode
 -- @tparam string s
 -- @treturn table the binding (a new table); `saved` is not a field of it
@@ -130,20 +59,17 @@ end
 M.decode = core.binding_decode
 
 --- The expiry time and save time of an encoded binding, without decoding it.
+-- @function times
 -- @tparam string s
 -- @treturn number expires
 -- @treturn number saved
-function M.times(s)
-  local e, sv = unpack("<dd", s)
-  return e, sv
-end
+M.times = core.binding_times
 
 --- The key of an encoded binding.
+-- @function key
 -- @tparam string s
 -- @treturn string
-function M.key(s)
-  return (unpack("<s2", s, 17))
-end
+M.key = core.binding_key
 
 local function before(a, b)
   local qa, qb = a[1].q or 1, b[1].q or 1
