@@ -768,6 +768,8 @@ static int l_server(lua_State *L) {
       L, 1, "connect_timeout", cfg.connect_timeout_ms, 1, 1 << 30);
   cfg.udp_rcvbuf = (int)opt_int(L, 1, "udp_rcvbuf", cfg.udp_rcvbuf, 0, 1 << 30);
   cfg.tcp_accept_aliases = opt_bool(L, 1, "tcp_accept_aliases", 0);
+  cfg.max_conn_per_source =
+      (uint32_t)opt_int(L, 1, "max_conn_per_source", 0, 0, 1 << 24);
   if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
     luaL_argexpected(L, lua_istable(L, -1), 1, "opts.tls: a table");
     int t = lua_gettop(L);
@@ -866,6 +868,7 @@ static int l_server(lua_State *L) {
   s->bridge->srv = s;
   lua_pushvalue(L, sidx);
   s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  sip__lua_flood_configure(L, 1, s, sidx);
   lua_settop(L, sidx);
   return 1;
 }
@@ -1298,6 +1301,7 @@ static int srv_stats(lua_State *L) {
   }
   if (s->px)
     sip__lua_proxy_stats(L, s);
+  sip__lua_flood_stats(L, s);
   SET_COUNTER("retx_2xx", s->st.retx_2xx);
   SET_COUNTER("unacked_2xx", s->st.unacked_2xx);
   SET_COUNTER("ack_replies", s->st.ack_replies);
@@ -1504,6 +1508,7 @@ void sip__lua_open_server(lua_State *L) {
   luaL_setfuncs(L, received_methods, 0);
   sip__lua_open_proxy(L);
   lua_pop(L, 1);
+  sip__lua_open_flood(L);
   lua_pushcfunction(L, l_server);
   lua_setfield(L, -2, "server");
 }
