@@ -349,6 +349,25 @@ describe("flood protection", function()
     assert.is_nil(srv:flood_trust("10.0.0.0/8"))
   end)
 
+  it("is turned on, changed and off with srv:set_flood (blocks kept across a change)", function()
+    local srv, l = server {}
+    assert.equal(srv, srv:set_flood { other = 2, block = 60000 })
+    local p = peer(FLOODER)
+    for _ = 1, 5 do
+      p:send(options(FLOODER), l.port)
+    end
+    assert.equal(2, #answers(p, 2))
+    srv:set_flood { other = 100, block = 60000 } -- a script reload, say
+    p:send(options(FLOODER), l.port)
+    N.pump_for(0.2)
+    assert.equal(2, p.poll())
+    assert.equal(1, #srv:flood_blocked())
+    srv:set_flood(false)
+    p:send(options(FLOODER), l.port)
+    assert.equal(3, #answers(p, 3))
+    assert.equal(0, #srv:flood_blocked())
+  end)
+
   it("refuses bad options", function()
     assert.has_error(function()
       N.server { flood = { invite = -1 } }

@@ -87,23 +87,24 @@ static lua_Integer field_int(lua_State *L, int t, const char *k,
     int isnum;
     v = lua_tointegerx(L, -1, &isnum);
     if (!isnum || v < lo || v > hi)
-      luaL_error(L, "option flood.%s: an integer in [%I, %I]", k, lo, hi);
+      luaL_error(L, "flood.%s: an integer in [%I, %I]", k, lo, hi);
   }
   lua_pop(L, 1);
   return v;
 }
 
-void sip__lua_flood_configure(lua_State *L, int opts, sip_lua_server *s,
-                              int sidx) {
-  opts = lua_absindex(L, opts);
+static sip_lua_server *check_open(lua_State *L);
+
+/* The flood table at index t (nil or false: off) onto server s (its
+ * userdata at sidx). Raises on a bad option. */
+static void apply(lua_State *L, int t, sip_lua_server *s, int sidx) {
+  t = lua_absindex(L, t);
   sidx = lua_absindex(L, sidx);
-  if (lua_getfield(L, opts, "flood") == LUA_TNIL ||
-      (lua_isboolean(L, -1) && !lua_toboolean(L, -1))) {
-    lua_pop(L, 1);
+  if (lua_isnoneornil(L, t) || (lua_isboolean(L, t) && !lua_toboolean(L, t))) {
+    sip_tp_flood(s->tp, NULL);
     return;
   }
-  luaL_argexpected(L, lua_istable(L, -1), 1, "opts.flood: a table");
-  int t = lua_gettop(L);
+  luaL_argexpected(L, lua_istable(L, t), 1, "flood: a table");
   sip_flood_config c;
   sip_flood_config_init(&c);
   c.window_ms = (uint32_t)field_int(L, t, "window", c.window_ms, 1, 1 << 30);
@@ -116,40 +117,61 @@ void sip__lua_flood_configure(lua_State *L, int opts, sip_lua_server *s,
   lua_getfield(L, t, "reply_503");
   c.reply_503 = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  if (lua_getfield(L, t, "on_block") != LUA_TNIL) {
-    luaL_argexpected(L, lua_isfunction(L, -1), 1, "opts.flood.on_block");
-    if (lua_getfield(L, LUA_REGISTRYINDEX, HOOKS) != LUA_TTABLE) {
-      lua_pop(L, 1);
-      lua_newtable(L);
-      lua_createtable(L, 0, 1);
-      lua_pushliteral(L, "k");
-      lua_setfield(L, -2, "__mode");
-      lua_setmetatable(L, -2);
-      lua_pushvalue(L, -1);
-      lua_setfield(L, LUA_REGISTRYINDEX, HOOKS);
-    }
-    lua_pushvalue(L, sidx);
-    lua_pushvalue(L, -3);
-    lua_rawset(L, -3);
+  int ty = lua_getfield(L, t, "on_block");
+  if (ty != LUA_TNIL)
+    luaL_argexpected(L, ty == LUA_TFUNCTION, 1, "flood.on_block: a function");
+  if (lua_getfield(L, LUA_REGISTRYINDEX, HOOKS) != LUA_TTABLE) {
     lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, HOOKS);
+  }
+  lua_pushvalue(L, sidx);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3); /* hooks[srv] = on_block (nil clears it) */
+  lua_pop(L, 2);
+  if (ty != LUA_TNIL) {
     c.on_block = on_block;
     c.ud = s;
   }
-  lua_pop(L, 1);
+  if (lua_getfield(L, t, "trusted") != LUA_TNIL)
+    luaL_argexpected(L, lua_istable(L, -1), 1, "flood.trusted: a list");
   int rc = sip_tp_flood(s->tp, &c);
   if (rc < 0)
-    luaL_error(L, "option flood: %s", sip_tp_strerror(rc));
-  if (lua_getfield(L, t, "trusted") != LUA_TNIL) {
-    luaL_argexpected(L, lua_istable(L, -1), 1, "opts.flood.trusted: a list");
+    luaL_error(L, "flood: %s", sip_tp_strerror(rc));
+  sip_tp_flood_trust_clear(s->tp);
+  if (lua_istable(L, -1)) {
     for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
       const char *cidr = lua_tostring(L, -1);
       if (!cidr || sip_tp_flood_trust(s->tp, cidr) < 0)
-        luaL_error(L, "option flood.trusted: bad entry %I", i);
+        luaL_error(L, "flood.trusted: bad entry %I", i);
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
   }
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+}
+
+void sip__lua_flood_configure(lua_State *L, int opts, sip_lua_server *s,
+                              int sidx) {
+  lua_getfield(L, opts, "flood");
+  apply(L, -1, s, sidx);
+  lua_pop(L, 1);
+}
+
+/* srv:set_flood(t) -> server: flood protection on with the options of t
+ * (as the flood option of core.server), or off (nil or false). The
+ * table of sources (and their blocks) is kept while max_entries stays. */
+static int srv_set_flood(lua_State *L) {
+  sip_lua_server *s = check_open(L);
+  lua_settop(L, 2);
+  apply(L, 2, s, 1);
+  lua_settop(L, 1);
+  return 1;
 }
 
 static sip_lua_server *check_open(lua_State *L) {
@@ -250,6 +272,7 @@ void sip__lua_flood_stats(lua_State *L, sip_lua_server *s) {
 }
 
 static const luaL_Reg flood_methods[] = {
+    {"set_flood", srv_set_flood},
     {"flood_trust", srv_flood_trust},
     {"flood_blocked", srv_flood_blocked},
     {"flood_unblock", srv_flood_unblock},
