@@ -565,6 +565,22 @@ static sip_conn *eviction_victim(sip_tp *tp) {
   return v;
 }
 
+/* The table is full: close the least recently useful connection to make
+ * room. 1 done, 0 when there is none (max_connections 0). */
+static int evict_one(sip_tp *tp) {
+  sip_conn *v = tp->cfg.max_connections ? eviction_victim(tp) : NULL;
+  if (!v)
+    return 0;
+  char a[64];
+  sip_tp_addr_str(&v->peer, a, sizeof(a));
+  sip__tp_seterr(tp, "%s %s: evicted (max_connections %u reached)",
+                 sip_tp_transport_name(v->transport), a,
+                 tp->cfg.max_connections);
+  tp->st.conn_evicted++;
+  sip__tp_conn_close(v, UV_ECONNABORTED, 0);
+  return 1;
+}
+
 int sip_tp_conn_keep(sip_tp *tp, uint64_t conn_id, int kept) {
   sip_conn *c = sip__tp_conn_find_id(tp, conn_id);
   if (!c)
@@ -582,8 +598,7 @@ static void on_connection(uv_stream_t *server, int status) {
     /* the newcomer takes the slot of the least recently useful connection:
      * otherwise idle connections (kept open with keep-alives) lock every
      * new caller out */
-    sip_conn *v = tp->cfg.max_connections ? eviction_victim(tp) : NULL;
-    if (!v) {
+    if (!evict_one(tp)) {
       refuse(tp, server);
       tp->st.conn_refused++;
       sip__tp_seterr(tp, "%s: max_connections (%u) reached",
@@ -591,13 +606,6 @@ static void on_connection(uv_stream_t *server, int status) {
                      tp->cfg.max_connections);
       return;
     }
-    char a[64];
-    sip_tp_addr_str(&v->peer, a, sizeof(a));
-    sip__tp_seterr(tp, "%s %s: evicted (max_connections %u reached)",
-                   sip_tp_transport_name(v->transport), a,
-                   tp->cfg.max_connections);
-    tp->st.conn_evicted++;
-    sip__tp_conn_close(v, UV_ECONNABORTED, 0);
   }
   sip_conn *c = conn_new(tp, l->transport, l->id);
   if (!c)
@@ -843,7 +851,7 @@ int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
   if (!c) {
     if (dst->transport == SIP_TP_TLS && !tp->tls_client)
       return SIP_EINVAL;
-    if (tp->nconns >= tp->cfg.max_connections) {
+    if (tp->nconns >= tp->cfg.max_connections && !evict_one(tp)) {
       tp->st.conn_refused++;
       return UV_EMFILE;
     }

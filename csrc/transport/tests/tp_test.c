@@ -970,7 +970,9 @@ static void test_tcp_timeouts(void) {
   close_tp(&r);
 }
 
-/* max_connections: the one beyond the limit is closed and counted. */
+/* max_connections: a newcomer takes the slot of the least recently useful
+ * connection (issue [edge]: idle connections kept open with keep-alives
+ * locked every new caller out); with max_connections 0 it is refused. */
 static void test_tcp_limit(void) {
   rec r = {0};
   sip_tp_config cfg;
@@ -979,26 +981,74 @@ static void test_tcp_limit(void) {
   sip_tp *tp = mk_tp(&r, &cfg);
   int lport = sip_tp_listener_port(tp, sip_tp_listen(tp, "tcp:127.0.0.1:0"));
   int s[3];
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 2; i++) {
     s[i] = tcp_connect(AF_INET, lport);
-    RUN_UNTIL(r.nopen == i + 1 || i == 2, 1000);
+    RUN_UNTIL(r.nopen == i + 1, 1000);
+    run_for(5); /* distinct opening times */
   }
-  sip_tp_counters st;
-  RUN_UNTIL((sip_tp_stats(tp, &st), st.conn_refused == 1), 2000);
-  CHECK_INT(st.conn_refused, 1);
-  CHECK_INT(sip_tp_conn_count(tp), 2);
+  /* keep-alives on the oldest: no message, so it stays the oldest */
+  CHECK_INT((int)send(s[0], "\r\n\r\n", 4, 0), 4);
   char buf[16];
-  ssize_t got = recv_poll(s[2], buf, sizeof(buf), 2000);
-  CHECK(got == 0 || got == -2);
-  CHECK_INT(recv_poll(s[0], buf, sizeof(buf), 50), -1); /* still open */
-  CHECK_INT(recv_poll(s[1], buf, sizeof(buf), 50), -1);
-  /* outgoing connections count too */
+  CHECK_INT(recv_poll(s[0], buf, sizeof(buf), 1000), 2); /* the pong */
+  s[2] = tcp_connect(AF_INET, lport);
+  sip_tp_counters st;
+  RUN_UNTIL((sip_tp_stats(tp, &st), st.conn_evicted == 1), 2000);
+  CHECK_INT(st.conn_evicted, 1);
+  CHECK_INT(st.conn_refused, 0);
+  CHECK_INT(sip_tp_conn_count(tp), 2);
+  ssize_t got = recv_poll(s[0], buf, sizeof(buf), 2000);
+  CHECK(got == 0 || got == -2); /* the oldest made room */
+  CHECK_INT(recv_poll(s[1], buf, sizeof(buf), 50), -1); /* still open */
+  CHECK_INT(recv_poll(s[2], buf, sizeof(buf), 50), -1);
+  /* outgoing connections take a slot the same way */
   sip_dest d;
   sip_dest_init(&d, SIP_TP_TCP);
   loopback(&d.addr, AF_INET, lport);
-  CHECK_INT(sip_tp_send(tp, "x", 1, &d, NULL, NULL), UV_EMFILE);
+  CHECK_INT(sip_tp_send(tp, "x", 1, &d, NULL, NULL), SIP_EINVAL); /* no msg */
+  const char *opt = "OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+  CHECK_INT(sip_tp_send(tp, opt, strlen(opt), &d, NULL, NULL), 0);
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.conn_evicted, 2);
+  got = recv_poll(s[1], buf, sizeof(buf), 2000);
+  CHECK(got == 0 || got == -2);
+  for (int i = 0; i < 3; i++)
+    close(s[i]);
+  close_tp(&r);
+
+  /* no slots at all: refused, incoming and outgoing */
+  rec r0 = {0};
+  cfg.max_connections = 0;
+  tp = mk_tp(&r0, &cfg);
+  lport = sip_tp_listener_port(tp, sip_tp_listen(tp, "tcp:127.0.0.1:0"));
+  int z = tcp_connect(AF_INET, lport);
+  RUN_UNTIL((sip_tp_stats(tp, &st), st.conn_refused == 1), 2000);
+  CHECK_INT(st.conn_refused, 1);
+  got = recv_poll(z, buf, sizeof(buf), 2000);
+  CHECK(got == 0 || got == -2);
+  loopback(&d.addr, AF_INET, lport);
+  CHECK_INT(sip_tp_send(tp, opt, strlen(opt), &d, NULL, NULL), UV_EMFILE);
   sip_tp_stats(tp, &st);
   CHECK_INT(st.conn_refused, 2);
+  close(z);
+  close_tp(&r0);
+}
+
+/* max_conn_per_source: the connection beyond it is closed and counted; other
+ * sources are not limited by it. */
+static void test_tcp_per_source(void) {
+  rec r = {0};
+  sip_tp_config cfg;
+  sip_tp_config_init(&cfg);
+  cfg.max_conn_per_source = 2;
+  sip_tp *tp = mk_tp(&r, &cfg);
+  int lport = sip_tp_listener_port(tp, sip_tp_listen(tp, "tcp:127.0.0.1:0"));
+  int s[3];
+  for (int i = 0; i < 3; i++)
+    s[i] = tcp_connect(AF_INET, lport);
+  sip_tp_counters st;
+  RUN_UNTIL((sip_tp_stats(tp, &st), st.conn_refused_source == 1), 2000);
+  CHECK_INT(st.conn_refused_source, 1);
+  CHECK_INT(sip_tp_conn_count(tp), 2);
   for (int i = 0; i < 3; i++)
     close(s[i]);
   close_tp(&r);
@@ -1617,6 +1667,7 @@ int main(void) {
   test_tcp_clen();
   test_tcp_timeouts();
   test_tcp_limit();
+  test_tcp_per_source();
   test_tcp_send(AF_INET);
   test_tcp_send(AF_INET6);
   test_tcp_alias();
