@@ -257,7 +257,7 @@ check: all ctests
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/baresip/run.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/netns/wire_load.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/auth_sipp.sh 2>&1 | tee -a $(TEST_LOG);) \
-	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/netns/flood.sh 2>&1 | tee -a $(TEST_LOG); BUILD=$(BUILD) LUA=$(LUA) spec/sipp/bruteforce.sh 2>&1 | tee -a $(TEST_LOG);) \
+	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/netns/flood.sh 2>&1 | tee -a $(TEST_LOG); BUILD=$(BUILD) LUA=$(LUA) spec/sipp/bruteforce.sh 2>&1 | tee -a $(TEST_LOG); BUILD=$(BUILD) LUA=$(LUA) spec/netns/conn_slots.sh 2>&1 | tee -a $(TEST_LOG);) \
 	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
 
 .PHONY: valgrind check-valgrind
