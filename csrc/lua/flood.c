@@ -272,12 +272,9 @@ void sip__lua_flood_stats(lua_State *L, sip_lua_server *s) {
 }
 
 static const luaL_Reg flood_methods[] = {
-    {"set_flood", srv_set_flood},
-    {"flood_trust", srv_flood_trust},
-    {"flood_blocked", srv_flood_blocked},
-    {"flood_unblock", srv_flood_unblock},
-    {"keep_flow", srv_keep_flow},
-    {NULL, NULL},
+    {"set_flood", srv_set_flood},         {"flood_trust", srv_flood_trust},
+    {"flood_blocked", srv_flood_blocked}, {"flood_unblock", srv_flood_unblock},
+    {"keep_flow", srv_keep_flow},         {NULL, NULL},
 };
 
 void sip__lua_open_flood(lua_State *L) {

@@ -516,7 +516,6 @@ static void conn_start(sip_conn *c) {
 /* ---- accept
  * ------------------------------------------------------------------- */
 
-
 static void on_refused_closed(uv_handle_t *h) {
   sip_tp *tp = h->data;
   free(h);
@@ -557,9 +556,8 @@ static sip_conn *eviction_victim(sip_tp *tp) {
     if (c->state == SIP__CS_CLOSING)
       continue;
     if (!v || (v->kept && !c->kept) ||
-        (v->kept == c->kept &&
-         (c->last_msg < v->last_msg ||
-          (c->last_msg == v->last_msg && c->id < v->id))))
+        (v->kept == c->kept && (c->last_msg < v->last_msg ||
+                                (c->last_msg == v->last_msg && c->id < v->id))))
       v = c;
   }
   return v;

@@ -64,7 +64,8 @@ static int addr_bytes(const struct sockaddr_storage *sa, unsigned char *out) {
     return 4;
   }
   if (sa->ss_family == AF_INET6) {
-    const unsigned char *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    const unsigned char *a =
+        ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
     if (memcmp(a, mapped, 12) == 0) {
       memcpy(out, a + 12, 4);
       return 4;
@@ -207,8 +208,7 @@ static fentry *lookup(sip_tp *tp, const unsigned char *a, int len,
     if (e->len == len && e->uhash == uhash &&
         memcmp(e->addr, a, (size_t)len) == 0)
       return e;
-    if (!victim ||
-        (blocked(victim, now) && !blocked(e, now)) ||
+    if (!victim || (blocked(victim, now) && !blocked(e, now)) ||
         (blocked(victim, now) == blocked(e, now) &&
          (blocked(e, now) ? e->blocked_until < victim->blocked_until
                           : e->last_seen < victim->last_seen)))
@@ -255,9 +255,9 @@ static int from_user(const char *p, size_t len, const char **user,
       k++;
     if ((k == 4 && ieq(line, "from", 4)) || (k == 1 && lower(*line) == 'f')) {
       for (const char *q = line + k; q + 4 <= le; q++) {
-        size_t skip = ieq(q, "sip:", 4)                          ? 4
+        size_t skip = ieq(q, "sip:", 4)                     ? 4
                       : (q + 5 <= le && ieq(q, "sips:", 5)) ? 5
-                                                                 : 0;
+                                                            : 0;
         if (!skip)
           continue;
         const char *u = q + skip, *e = u;
@@ -294,10 +294,9 @@ static void reply_503(sip_tp *tp, const char *p, size_t len,
                       (unsigned)((tp->flood->cfg.block_ms + 999) / 1000));
     int tl = snprintf(tag, sizeof(tag), "fl%llx",
                       (unsigned long long)(uv_hrtime() & 0xffffffffffull));
-    int n = sip_reply_write(&rx->msg, 503, (sip_str){NULL, 0},
-                            (sip_str){tag, (size_t)tl},
-                            (sip_str){extra, (size_t)xl}, (sip_str){"", 0},
-                            buf, sizeof(buf));
+    int n = sip_reply_write(
+        &rx->msg, 503, (sip_str){NULL, 0}, (sip_str){tag, (size_t)tl},
+        (sip_str){extra, (size_t)xl}, (sip_str){"", 0}, buf, sizeof(buf));
     if (n > 0) {
       /* to the packet's source (or its connection), never to a Via host */
       sip_dest d;

@@ -329,11 +329,11 @@ typedef struct sip_tp_counters {
                                table was full) */
   uint64_t conn_refused_source; /* beyond max_conn_per_source */
   /* flood protection (sip_tp_flood) */
-  uint64_t flood_dropped;  /* requests dropped from blocked sources */
-  uint64_t flood_blocks;   /* blocks started (sources or source+user) */
-  uint64_t flood_replied;  /* 503 answers (one per block, reply_503) */
-  uint64_t flood_vetoed;   /* blocks the on_block hook refused */
-  uint64_t flood_trusted;  /* requests from trusted addresses (unchecked) */
+  uint64_t flood_dropped;   /* requests dropped from blocked sources */
+  uint64_t flood_blocks;    /* blocks started (sources or source+user) */
+  uint64_t flood_replied;   /* 503 answers (one per block, reply_503) */
+  uint64_t flood_vetoed;    /* blocks the on_block hook refused */
+  uint64_t flood_trusted;   /* requests from trusted addresses (unchecked) */
   uint64_t flood_evictions; /* table entries reused for a new source */
 } sip_tp_counters;
 
@@ -355,24 +355,23 @@ int sip_tp_conn_keep(sip_tp *tp, uint64_t conn_id, int kept);
  * slots (power of two), looked up in 8 probes; a new source takes the
  * slot of the least recently seen unblocked one. */
 typedef struct sip_flood_config {
-  uint32_t window_ms;     /* counting window (default 1000) */
-  uint32_t max_invite;    /* INVITE + REGISTER per source and window
-                             (0: not limited) */
-  uint32_t max_other;     /* other methods per source and window (0: not
-                             limited) */
-  uint32_t max_user;      /* requests per source + From user and window
-                             (0: off): that user alone is blocked, and its
-                             requests then do not count for the source */
-  uint32_t block_ms;      /* default 60000 */
-  int reply_503;          /* answer once with 503 + Retry-After, then drop */
-  uint32_t max_entries;   /* default 16384 */
+  uint32_t window_ms;   /* counting window (default 1000) */
+  uint32_t max_invite;  /* INVITE + REGISTER per source and window
+                           (0: not limited) */
+  uint32_t max_other;   /* other methods per source and window (0: not
+                           limited) */
+  uint32_t max_user;    /* requests per source + From user and window
+                           (0: off): that user alone is blocked, and its
+                           requests then do not count for the source */
+  uint32_t block_ms;    /* default 60000 */
+  int reply_503;        /* answer once with 503 + Retry-After, then drop */
+  uint32_t max_entries; /* default 16384 */
   /* Called when a block would start (kind 1: INVITE/REGISTER, 2: other
    * methods, 3: per user; user is the From user for kind 3, else NULL).
    * Returns 1 to block, 0 to let this window pass (counted flood_vetoed).
    * NULL: always block. It must not call sip_tp_flood. */
   int (*on_block)(void *ud, const struct sockaddr_storage *src,
-                  const char *user, size_t user_len, int kind,
-                  uint32_t count);
+                  const char *user, size_t user_len, int kind, uint32_t count);
   void *ud;
 } sip_flood_config;
 

@@ -104,7 +104,7 @@ typedef struct sip_conn {
   uint64_t last_io;
   uint64_t last_msg; /* last message in or out (keep-alives not counted) */
   uint64_t opened;
-  int kept;          /* a registered flow (sip_tp_conn_keep) */
+  int kept; /* a registered flow (sip_tp_conn_keep) */
   /* sends waiting for connect/handshake (plaintext) */
   sip__wreq *pend_head, *pend_tail;
   size_t pend_bytes;
@@ -145,7 +145,7 @@ struct sip_tp {
   char tls_scratch[65536];
   sip_tp_counters st;
   char errtext[512];
-  FILE *trace; /* trace.c: NULL = off */
+  FILE *trace;              /* trace.c: NULL = off */
   struct sip__flood *flood; /* flood.c: NULL = off */
 };
 

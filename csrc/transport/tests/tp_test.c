@@ -979,8 +979,7 @@ typedef struct flood_hook {
 } flood_hook;
 
 static int hook_block(void *ud, const struct sockaddr_storage *src,
-                      const char *user, size_t ulen, int kind,
-                      uint32_t count) {
+                      const char *user, size_t ulen, int kind, uint32_t count) {
   flood_hook *h = ud;
   (void)src;
   h->calls++;
@@ -1026,9 +1025,10 @@ static void test_flood(void) {
   char msg[1024], buf[2048];
   int seq = 0;
   /* responses are never counted */
-  const char *resp = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKx\r\n"
-                     "From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: r\r\n"
-                     "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+  const char *resp =
+      "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKx\r\n"
+      "From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: r\r\n"
+      "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
   for (int i = 0; i < 10; i++)
     udp_to(s, AF_INET, lport, resp, strlen(resp));
   RUN_UNTIL(r.nmsg == 10, 2000);
@@ -1036,7 +1036,8 @@ static void test_flood(void) {
   rec_clear(&r);
   /* 5 OPTIONS pass; 3 INVITE/REGISTER pass, the 4th blocks: one 503 */
   for (int i = 0; i < 5; i++) {
-    int n = flood_req(msg, sizeof msg, "OPTIONS", "From: <sip:a@x>;tag=1", seq++);
+    int n =
+        flood_req(msg, sizeof msg, "OPTIONS", "From: <sip:a@x>;tag=1", seq++);
     udp_to(s, AF_INET, lport, msg, (size_t)n);
   }
   const char *inv[] = {"INVITE", "REGISTER", "INVITE", "REGISTER", "INVITE"};
@@ -1075,7 +1076,8 @@ static void test_flood(void) {
   CHECK_INT(sip_tp_flood_trust(tp, "127.0.0.0/28"), 0);
   rec_clear(&r);
   for (int i = 0; i < 20; i++) {
-    int n = flood_req(msg, sizeof msg, "INVITE", "From: <sip:a@x>;tag=1", seq++);
+    int n =
+        flood_req(msg, sizeof msg, "INVITE", "From: <sip:a@x>;tag=1", seq++);
     udp_to(s, AF_INET, lport, msg, (size_t)n);
   }
   RUN_UNTIL(r.nmsg == 20, 2000);
@@ -1093,7 +1095,8 @@ static void test_flood(void) {
   fc.ud = &h;
   CHECK_INT(sip_tp_flood(tp, &fc), 0);
   rec_clear(&r);
-  const char *froms[] = {"f: \"x@y\" <sips:noisy@x>;tag=1", "From: <sip:noisy@x>",
+  const char *froms[] = {"f: \"x@y\" <sips:noisy@x>;tag=1",
+                         "From: <sip:noisy@x>",
                          "FROM : noisy <sip:noisy@x;transport=tcp>"};
   for (int i = 0; i < 3; i++) {
     int n = flood_req(msg, sizeof msg, "MESSAGE", froms[i], seq++);
@@ -1133,11 +1136,12 @@ static void test_flood(void) {
   sip_tp_stats(tp, &st);
   CHECK(st.flood_evictions >= 100 - 16);
   /* no user in From (or no From): counted for the source alone */
-  n = snprintf(msg, sizeof msg,
-               "OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\n"
-               "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKnu;rport\r\n"
-               "From: <sip:x>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: nu\r\n"
-               "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+  n = snprintf(
+      msg, sizeof msg,
+      "OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKnu;rport\r\n"
+      "From: <sip:x>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: nu\r\n"
+      "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
   rec_clear(&r);
   udp_to(s, AF_INET, lport, msg, (size_t)n);
   RUN_UNTIL(r.nmsg == 1, 1000);
@@ -1185,7 +1189,8 @@ static void test_tcp_limit(void) {
   sip_dest_init(&d, SIP_TP_TCP);
   loopback(&d.addr, AF_INET, lport);
   CHECK_INT(sip_tp_send(tp, "x", 1, &d, NULL, NULL), SIP_EINVAL); /* no msg */
-  const char *opt = "OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+  const char *opt =
+      "OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n";
   CHECK_INT(sip_tp_send(tp, opt, strlen(opt), &d, NULL, NULL), 0);
   sip_tp_stats(tp, &st);
   CHECK_INT(st.conn_evicted, 2);
