@@ -412,13 +412,13 @@ void sip__tp_conn_process(sip_conn *c) {
       return;
     }
     size_t mlen = (size_t)rc;
-    c->last_msg = uv_now(tp->loop);
     if (tp->flood && sip__tp_flood_check(tp, p, mlen, &src)) {
       c->start += mlen;
       c->msg_start = 0;
       c->scan = c->need = 0;
       continue;
     }
+    c->last_msg = uv_now(tp->loop); /* dropped floods are not useful */
     sip_rxbuf *rx = sip__tp_rxbuf_new(p, mlen, &tp->cfg.limits);
     c->start += mlen;
     c->msg_start = 0;
