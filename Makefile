@@ -255,6 +255,7 @@ check: all ctests
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/auth_sipp.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/balancer_sipp.sh 2>&1 | tee -a $(TEST_LOG);) \
 	$(if $(filter 1,$(SAN)),,$(MAKE) -s --no-print-directory browser-deps; BUILD=$(BUILD) LUA=$(LUA) spec/browser/run.sh 2>&1 | tee -a $(TEST_LOG);) \
+	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/netns/flood.sh 2>&1 | tee -a $(TEST_LOG); BUILD=$(BUILD) LUA=$(LUA) spec/sipp/bruteforce.sh 2>&1 | tee -a $(TEST_LOG); BUILD=$(BUILD) LUA=$(LUA) spec/netns/conn_slots.sh 2>&1 | tee -a $(TEST_LOG);) \
 	spec/support/summary.sh $(SUMMARY_NAME) $(TEST_LOG)
 
 # The browser test's npm packages (spec/browser/package.json, pinned by its

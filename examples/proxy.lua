@@ -4,7 +4,9 @@
 --     luasip run examples/proxy.lua --listen udp:127.0.0.1:5060 \
 --       [--domain example.com] [--nat] [--timeout 30]
 --       [--location memory|sqlite:PATH|redis://HOST:PORT/DB]
---       [--users FILE [--algorithms LIST] [--nonce-lifetime SECONDS]]
+--       [--users FILE [--algorithms LIST] [--nonce-lifetime SECONDS]
+--        [--auth-failures N] [--auth-window SECONDS] [--auth-block SECONDS]]
+--       [--flood N [--flood-block SECONDS] [--flood-trust CIDR,...]]
 --
 -- Policy (the benchmark's and Kamailio's routing.lua):
 --   OPTIONS to the proxy itself (no user part)  -> 200
@@ -32,7 +34,17 @@
 -- request's domain): REGISTER gets 401 (and 403 for another user's AOR);
 -- initial INVITE, MESSAGE and SUBSCRIBE from a user of the domain get 407
 -- (and 403 when the From user is not the authenticated one); proxy.relay
--- removes the accepted credentials before forwarding.
+-- removes the accepted credentials before forwarding. Brute force
+-- (auth.guard): --auth-failures failed attempts (5) from one source or for
+-- one user within --auth-window seconds (60) get 403 for --auth-block
+-- seconds (300); the guard survives script reloads.
+--
+-- --flood N: flood protection in the transport (srv:set_flood), before any
+-- parsing or script: a source sending more than N INVITE/REGISTER, or 4N
+-- other requests, within a second is dropped for --flood-block seconds
+-- (60), its first dropped request answered 503 with Retry-After;
+-- --flood-trust lists networks never limited (a dispatcher's
+-- destinations, a trunk).
 --
 -- Bindings: luasip.registrar (every §10.3 step, Path, Outbound, GRUU) over
 -- luasip.location (--location memory | sqlite:PATH | redis://HOST:PORT/DB);
@@ -189,6 +201,13 @@ return {
               .. " lines user:password or user:realm:ALGORITHM:HA1-hex" },
     algorithms = { default = "SHA-256,MD5", arg = "LIST", help = "digest algorithms offered, in order" },
     ["nonce-lifetime"] = { default = 300, arg = "SECONDS", help = "how long a nonce is good" },
+    ["auth-failures"] = { default = 5, arg = "N", help = "failed digest attempts before 403 (per source or user)" },
+    ["auth-window"] = { default = 60, arg = "SECONDS", help = "the window those failures are counted in" },
+    ["auth-block"] = { default = 300, arg = "SECONDS", help = "how long 403 is answered after them" },
+    flood = { arg = "N", help = "flood protection: at most N INVITE/REGISTER (4N other requests) per source"
+              .. " and second, else the source is blocked" },
+    ["flood-block"] = { default = 60, arg = "SECONDS", help = "how long a flooding source is blocked" },
+    ["flood-trust"] = { arg = "CIDR,...", help = "networks never flood-limited" },
   },
   setup = function(ctx)
     local o = ctx.options or {}
@@ -212,9 +231,28 @@ return {
     for a in (o.algorithms or "SHA-256,MD5"):gmatch("[^,%s]+") do
       algs[#algs + 1] = a
     end
+    -- one guard for the process: its blocks survive a script reload
+    local st = ctx.state or {}
+    st.auth_guard = st.auth_guard or auth.guard {
+      failures = math.tointeger(tonumber(o["auth-failures"] or 5)),
+      window = math.tointeger(tonumber(o["auth-window"] or 60)),
+      block = math.tointeger(tonumber(o["auth-block"] or 300)),
+    }
     for _, t in ipairs({ reg_auth, call_auth }) do
       t.realm, t.algorithms = o.domain, algs
       t.lifetime = math.tointeger(o["nonce-lifetime"] or 300)
+      t.guard = st.auth_guard
+    end
+    local flood = math.tointeger(tonumber(o.flood))
+    if ctx.server and flood then
+      local trusted = {}
+      for c in (o["flood-trust"] or ""):gmatch("[^,%s]+") do
+        trusted[#trusted + 1] = c
+      end
+      ctx.server:set_flood {
+        invite = flood, other = 4 * flood, reply_503 = true, trusted = trusted,
+        block = math.tointeger(tonumber(o["flood-block"] or 60)) * 1000,
+      }
     end
   end,
   request = request,

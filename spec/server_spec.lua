@@ -420,21 +420,24 @@ describe("TCP connection management", function()
     assert.are.equal(0, st.connections)
   end)
 
-  it("refuses connections beyond max_connections and keeps serving the others", function()
+  it("beyond max_connections, evicts the least recently useful connection for a newcomer", function()
     local srv, l, p1 = tcp_setup(fam, { max_connections = 2 })
     local p2 = assert(N.tcp(fam.host, l.port))
     local st = N.wait_stat(srv, "connections", 2)
     assert.are.equal(2, st.connections)
+    p2:send((N.request { transport = "TCP", cseq = 2 })) -- p1 is now the least useful
+    assert.is_not_nil(p2:read_message(2))
     local p3 = assert(N.tcp(fam.host, l.port))
-    assert.is_not_nil(p3:wait_closed(2), "the third connection was not closed")
-    st = N.wait_stat(srv, "conn_refused", 1)
-    assert.are.equal(1, st.conn_refused)
+    assert.is_not_nil(p1:wait_closed(2), "the idle connection was not evicted")
+    st = N.wait_stat(srv, "conn_evicted", 1)
+    assert.are.equal(1, st.conn_evicted)
+    assert.are.equal(0, st.conn_refused)
     assert.are.equal(2, st.connections)
-    assert.are.equal(2, st.conn_opened)
-    for k, p in ipairs { p1, p2 } do
-      p:send((N.request { transport = "TCP", cseq = k }))
+    assert.are.equal(3, st.conn_opened)
+    for k, p in ipairs { p2, p3 } do
+      p:send((N.request { transport = "TCP", cseq = k + 2 }))
       local r = N.parse(assert(p:read_message(2)))
-      assert.are.equal(k .. " OPTIONS", r:get("CSeq"))
+      assert.are.equal((k + 2) .. " OPTIONS", r:get("CSeq"))
     end
   end)
 

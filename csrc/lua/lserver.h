@@ -111,5 +111,12 @@ sip_lua_rx *sip__lua_check_received(lua_State *L, int idx, const char *what);
 void sip__lua_open_proxy(lua_State *L);
 /* proxy.c: srv:proxy_stats() fields into the table on top */
 void sip__lua_proxy_stats(lua_State *L, sip_lua_server *s);
+/* flood.c: the flood option of core.server (opts at index opts, the new
+ * server at sidx; raises on a bad option), the flood and connection-slot
+ * counters into the table on top, and the Server methods (core on top). */
+void sip__lua_flood_configure(lua_State *L, int opts, sip_lua_server *s,
+                              int sidx);
+void sip__lua_flood_stats(lua_State *L, sip_lua_server *s);
+void sip__lua_open_flood(lua_State *L);
 
 #endif

@@ -772,6 +772,8 @@ static int l_server(lua_State *L) {
   cfg.http_root = opt_str(L, 1, "http_root");
   cfg.ws_ping_interval_ms = (uint32_t)opt_int(
       L, 1, "ws_ping_interval", cfg.ws_ping_interval_ms, 0, 1 << 30);
+  cfg.max_conn_per_source =
+      (uint32_t)opt_int(L, 1, "max_conn_per_source", 0, 0, 1 << 24);
   if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
     luaL_argexpected(L, lua_istable(L, -1), 1, "opts.tls: a table");
     int t = lua_gettop(L);
@@ -870,6 +872,7 @@ static int l_server(lua_State *L) {
   s->bridge->srv = s;
   lua_pushvalue(L, sidx);
   s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  sip__lua_flood_configure(L, 1, s, sidx);
   lua_settop(L, sidx);
   return 1;
 }
@@ -1311,6 +1314,7 @@ static int srv_stats(lua_State *L) {
   }
   if (s->px)
     sip__lua_proxy_stats(L, s);
+  sip__lua_flood_stats(L, s);
   SET_COUNTER("retx_2xx", s->st.retx_2xx);
   SET_COUNTER("unacked_2xx", s->st.unacked_2xx);
   SET_COUNTER("ack_replies", s->st.ack_replies);
@@ -1517,6 +1521,7 @@ void sip__lua_open_server(lua_State *L) {
   luaL_setfuncs(L, received_methods, 0);
   sip__lua_open_proxy(L);
   lua_pop(L, 1);
+  sip__lua_open_flood(L);
   lua_pushcfunction(L, l_server);
   lua_setfield(L, -2, "server");
 }

@@ -54,7 +54,7 @@ static sip_conn *conn_new(sip_tp *tp, int transport, int listener) {
   c->timer.data = c;
   c->handles = 2;
   tp->handles += 2;
-  c->opened = c->last_io = c->last_rx = uv_now(tp->loop);
+  c->opened = c->last_io = c->last_rx = c->last_msg = uv_now(tp->loop);
   c->ws = sip__tp_is_ws(transport);
   link_conn(&tp->conns, c);
   tp->nconns++;
@@ -147,6 +147,11 @@ void sip__tp_conn_close(sip_conn *c, int err, int graceful) {
 /* ---- timers ----------------------------------------------------------------
  */
 
+/* More than 3/4 of max_connections taken. */
+static int slots_short(const sip_tp *tp) {
+  return (uint64_t)tp->nconns * 4 > (uint64_t)tp->cfg.max_connections * 3;
+}
+
 /* 0 when no deadline applies. */
 static uint64_t deadline(const sip_conn *c) {
   const sip_tp_config *cfg = &c->tp->cfg;
@@ -157,12 +162,16 @@ static uint64_t deadline(const sip_conn *c) {
     return cfg->partial_message_timeout_ms
                ? c->msg_start + cfg->partial_message_timeout_ms
                : 0;
+  /* slots short: keep-alives alone do not hold a connection open */
+  uint64_t since = slots_short(c->tp) ? c->last_msg : c->last_io;
   if (c->ws) { /* pings keep last_io fresh: idle counts what was read */
-    uint64_t idle = cfg->idle_timeout_ms ? c->last_rx + cfg->idle_timeout_ms : 0;
+    if (!slots_short(c->tp))
+      since = c->last_rx;
+    uint64_t idle = cfg->idle_timeout_ms ? since + cfg->idle_timeout_ms : 0;
     uint64_t ping = sip__tp_ws_ping_due(c);
     return ping && (!idle || ping < idle) ? ping : idle;
   }
-  return cfg->idle_timeout_ms ? c->last_io + cfg->idle_timeout_ms : 0;
+  return cfg->idle_timeout_ms ? since + cfg->idle_timeout_ms : 0;
 }
 
 static void conn_arm(sip_conn *c) {
@@ -208,6 +217,7 @@ static void conn_written(uv_write_t *req, int status) {
   if (status == 0) {
     w->conn->last_io = uv_now(tp->loop);
     if (w->msg_len) {
+      w->conn->last_msg = w->conn->last_io;
       tp->st.tx_msgs++;
       tp->st.tx_bytes += w->msg_len;
     }
@@ -443,6 +453,13 @@ void sip__tp_conn_process(sip_conn *c) {
       return;
     }
     size_t mlen = (size_t)rc;
+    if (tp->flood && sip__tp_flood_check(tp, p, mlen, &src)) {
+      c->start += mlen;
+      c->msg_start = 0;
+      c->scan = c->need = 0;
+      continue;
+    }
+    c->last_msg = uv_now(tp->loop); /* dropped floods are not useful */
     sip_rxbuf *rx = sip__tp_rxbuf_new(p, mlen, &tp->cfg.limits);
     c->start += mlen;
     c->msg_start = 0;
@@ -546,27 +563,88 @@ static void on_refused_closed(uv_handle_t *h) {
   sip__tp_handle_closed(tp);
 }
 
+/* Accept and close at once: the peer sees the refusal now rather than
+ * waiting in the backlog. */
+static void refuse(sip_tp *tp, uv_stream_t *server) {
+  uv_tcp_t *t = malloc(sizeof(*t));
+  if (!t)
+    return;
+  uv_tcp_init(tp->loop, t);
+  t->data = tp;
+  tp->handles++;
+  uv_accept(server, (uv_stream_t *)t);
+  uv_close((uv_handle_t *)t, on_refused_closed);
+}
+
+static int same_ip(const struct sockaddr_storage *a,
+                   const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family)
+    return 0;
+  if (a->ss_family == AF_INET)
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+  return a->ss_family == AF_INET6 &&
+         memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* The least recently useful open connection: not a kept flow when there
+ * is another, then the oldest message (keep-alives do not count), then the
+ * oldest. NULL when none is open. */
+static sip_conn *eviction_victim(sip_tp *tp) {
+  sip_conn *v = NULL;
+  for (sip_conn *c = tp->conns; c; c = c->next) {
+    if (c->state == SIP__CS_CLOSING)
+      continue;
+    if (!v || (v->kept && !c->kept) ||
+        (v->kept == c->kept && (c->last_msg < v->last_msg ||
+                                (c->last_msg == v->last_msg && c->id < v->id))))
+      v = c;
+  }
+  return v;
+}
+
+/* The table is full: close the least recently useful connection to make
+ * room. 1 done, 0 when there is none (max_connections 0). */
+static int evict_one(sip_tp *tp) {
+  sip_conn *v = tp->cfg.max_connections ? eviction_victim(tp) : NULL;
+  if (!v)
+    return 0;
+  char a[64];
+  sip_tp_addr_str(&v->peer, a, sizeof(a));
+  sip__tp_seterr(tp, "%s %s: evicted (max_connections %u reached)",
+                 sip_tp_transport_name(v->transport), a,
+                 tp->cfg.max_connections);
+  tp->st.conn_evicted++;
+  sip__tp_conn_close(v, UV_ECONNABORTED, 0);
+  return 1;
+}
+
+int sip_tp_conn_keep(sip_tp *tp, uint64_t conn_id, int kept) {
+  sip_conn *c = sip__tp_conn_find_id(tp, conn_id);
+  if (!c)
+    return SIP_ENOTFOUND;
+  c->kept = kept != 0;
+  return 0;
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   sip_listener *l = server->data;
   sip_tp *tp = l->tp;
   if (status < 0 || l->closing || tp->closing)
     return;
   if (tp->nconns >= tp->cfg.max_connections) {
-    /* accept and close at once: the peer sees the refusal now rather than
-     * waiting in the backlog */
-    uv_tcp_t *t = malloc(sizeof(*t));
-    if (!t)
+    /* the newcomer takes the slot of the least recently useful connection:
+     * otherwise idle connections (kept open with keep-alives) lock every
+     * new caller out */
+    if (!evict_one(tp)) {
+      refuse(tp, server);
+      tp->st.conn_refused++;
+      sip__tp_seterr(tp, "%s: max_connections (%u) reached",
+                     sip_tp_transport_name(l->transport),
+                     tp->cfg.max_connections);
       return;
-    uv_tcp_init(tp->loop, t);
-    t->data = tp;
-    tp->handles++;
-    uv_accept(server, (uv_stream_t *)t);
-    uv_close((uv_handle_t *)t, on_refused_closed);
-    tp->st.conn_refused++;
-    sip__tp_seterr(tp, "%s: max_connections (%u) reached",
-                   sip_tp_transport_name(l->transport),
-                   tp->cfg.max_connections);
-    return;
+    }
   }
   sip_conn *c = conn_new(tp, l->transport, l->id);
   if (!c)
@@ -578,6 +656,22 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   int n = (int)sizeof(c->peer);
   uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &n);
+  if (tp->cfg.max_conn_per_source) {
+    uint32_t same = 0;
+    for (sip_conn *o = tp->conns; o; o = o->next)
+      if (o != c && o->listener >= 0 && same_ip(&o->peer, &c->peer))
+        same++;
+    if (same >= tp->cfg.max_conn_per_source) {
+      char a[64];
+      sip_tp_addr_str(&c->peer, a, sizeof(a));
+      sip__tp_seterr(tp, "%s %s: max_conn_per_source (%u) reached",
+                     sip_tp_transport_name(l->transport), a,
+                     tp->cfg.max_conn_per_source);
+      tp->st.conn_refused_source++;
+      sip__tp_conn_close(c, UV_ECONNREFUSED, 0);
+      return;
+    }
+  }
   if ((rc = sip__tp_table_add(tp, c)) < 0) {
     sip__tp_conn_close(c, rc, 0);
     return;
@@ -796,7 +890,7 @@ int sip__tp_conn_send(sip_tp *tp, const char *bytes, size_t len,
   if (!c) {
     if (sip__tp_is_tls(dst->transport) && !tp->tls_client)
       return SIP_EINVAL;
-    if (tp->nconns >= tp->cfg.max_connections) {
+    if (tp->nconns >= tp->cfg.max_connections && !evict_one(tp)) {
       tp->st.conn_refused++;
       return UV_EMFILE;
     }

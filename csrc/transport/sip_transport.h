@@ -177,6 +177,14 @@ typedef struct sip_tp_config {
   uint32_t ws_ping_interval_ms; /* an open WebSocket with nothing received
                                    for this long gets a ping (default
                                    30000; 0: none) */
+  /* Connection slots. At max_connections, an accepted connection takes the
+   * slot of the least recently useful open one (not a kept flow, the oldest
+   * message -- keep-alives do not count), which is closed (conn_evicted);
+   * with max_conn_per_source > 0, a source (IP address) with that many
+   * connections open has a new one refused (conn_refused_source). When
+   * more than 3/4 of the slots are taken, keep-alives alone no longer hold
+   * a connection open: idle_timeout runs from its last message. */
+  uint32_t max_conn_per_source; /* default 0: no limit */
 
   /* Callbacks (all optional, ud passed back). */
   void *ud;
@@ -341,7 +349,77 @@ typedef struct sip_tp_counters {
                                   message (1009) */
   uint64_t ws_pings;           /* pings received (answered) and sent */
   uint64_t http_files;         /* static files served (http_root) */
+  uint64_t conn_evicted;    /* closed to make room for a newcomer (the
+                               table was full) */
+  uint64_t conn_refused_source; /* beyond max_conn_per_source */
+  /* flood protection (sip_tp_flood) */
+  uint64_t flood_dropped;   /* requests dropped from blocked sources */
+  uint64_t flood_blocks;    /* blocks started (sources or source+user) */
+  uint64_t flood_replied;   /* 503 answers (one per block, reply_503) */
+  uint64_t flood_vetoed;    /* blocks the on_block hook refused */
+  uint64_t flood_trusted;   /* requests from trusted addresses (unchecked) */
+  uint64_t flood_evictions; /* table entries reused for a new source */
 } sip_tp_counters;
+
+/* Mark a connection as a registered flow (kept = 1; RFC 5626 §5.2): it is
+ * evicted only when every open connection is one. 0 or SIP_ENOTFOUND. */
+int sip_tp_conn_keep(sip_tp *tp, uint64_t conn_id, int kept);
+
+/* ---- flood protection (flood.c)
+ * ----------------------------------------------------------- */
+
+/* Requests are counted per source IP address (and optionally per source
+ * and From user) in fixed windows, before the message is parsed (the
+ * method from the start line, the From user by a scan of the header
+ * section) and before any script. Over a threshold the source is blocked
+ * for block_ms: its requests are dropped (the one that crossed the
+ * threshold answered 503 with Retry-After when reply_503 is set; the
+ * answer goes to the packet's source, or over its connection). Responses
+ * and trusted addresses are never counted. Memory is bounded: max_entries
+ * slots (power of two), looked up in 8 probes; a new source takes the
+ * slot of the least recently seen unblocked one. */
+typedef struct sip_flood_config {
+  uint32_t window_ms;   /* counting window (default 1000) */
+  uint32_t max_invite;  /* INVITE + REGISTER per source and window
+                           (0: not limited) */
+  uint32_t max_other;   /* other methods per source and window (0: not
+                           limited) */
+  uint32_t max_user;    /* requests per source + From user and window
+                           (0: off): that user alone is blocked, and its
+                           requests then do not count for the source */
+  uint32_t block_ms;    /* default 60000 */
+  int reply_503;        /* answer once with 503 + Retry-After, then drop */
+  uint32_t max_entries; /* default 16384 */
+  /* Called when a block would start (kind 1: INVITE/REGISTER, 2: other
+   * methods, 3: per user; user is the From user for kind 3, else NULL).
+   * Returns 1 to block, 0 to let this window pass (counted flood_vetoed).
+   * NULL: always block. It must not call sip_tp_flood. */
+  int (*on_block)(void *ud, const struct sockaddr_storage *src,
+                  const char *user, size_t user_len, int kind, uint32_t count);
+  void *ud;
+} sip_flood_config;
+
+/* Defaults as documented above (thresholds 0: nothing limited). */
+void sip_flood_config_init(sip_flood_config *cfg);
+/* Turn flood protection on (again: the table is kept when max_entries does
+ * not change) or off (cfg NULL). 0, SIP_ENOMEM or SIP_EINVAL. */
+int sip_tp_flood(sip_tp *tp, const sip_flood_config *cfg);
+/* Never count or block addresses of "10.0.0.0/8", "127.0.0.1", "::1/128"
+ * (at most 64 entries). 0, SIP_EINVAL (malformed), SIP_ETOOMANY. */
+int sip_tp_flood_trust(sip_tp *tp, const char *cidr);
+/* Forget the trusted list. */
+void sip_tp_flood_trust_clear(sip_tp *tp);
+/* Lift the blocks of an IP address (every user of it). Returns how many
+ * entries were unblocked. */
+int sip_tp_flood_unblock(sip_tp *tp, const struct sockaddr_storage *addr);
+/* Call cb for each blocked entry (user NULL for a whole source); returns
+ * the number of blocked entries. */
+int sip_tp_flood_blocked(sip_tp *tp,
+                         void (*cb)(void *arg,
+                                    const struct sockaddr_storage *addr,
+                                    const char *user, size_t user_len,
+                                    uint64_t remaining_ms),
+                         void *arg);
 
 /* Copy the counters into *out. */
 void sip_tp_stats(const sip_tp *tp, sip_tp_counters *out);

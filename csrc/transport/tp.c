@@ -211,6 +211,7 @@ static void tp_free(sip_tp *tp) {
   void *arg = tp->close_arg;
   sip__tp_tls_free(tp);
   sip__tp_table_free(tp);
+  sip__tp_flood_free(tp);
   sip_msg_free(&tp->scratch);
   free(tp->cert_file);
   free(tp->key_file);

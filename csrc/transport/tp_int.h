@@ -103,7 +103,9 @@ typedef struct sip_conn {
   size_t need; /* known length of the message at start, 0 = unknown */
   uint64_t msg_start; /* uv_now() of the first byte of a partial message */
   uint64_t last_io;
+  uint64_t last_msg; /* last message in or out (keep-alives not counted) */
   uint64_t opened;
+  int kept; /* a registered flow (sip_tp_conn_keep) */
   /* sends waiting for connect/handshake (plaintext) */
   sip__wreq *pend_head, *pend_tail;
   size_t pend_bytes;
@@ -154,7 +156,8 @@ struct sip_tp {
   char tls_scratch[65536];
   sip_tp_counters st;
   char errtext[512];
-  FILE *trace; /* trace.c: NULL = off */
+  FILE *trace;              /* trace.c: NULL = off */
+  struct sip__flood *flood; /* flood.c: NULL = off */
 };
 
 /* trace.c: one message, when tp->trace is set */
@@ -214,6 +217,12 @@ void sip__tp_conn_opened(sip_conn *c);
 int sip__tp_conn_grow(sip_conn *c, size_t want);
 /* A request arrived over src with top Via v: honour ";alias" (RFC 5923). */
 void sip__tp_conn_via_alias(sip_tp *tp, const sip_src *src, const sip_via *v);
+
+/* flood.c: should the request in p[0..len) from src be dropped? 1 drop
+ * (counted, maybe answered 503), 0 deliver. Only when tp->flood is set. */
+int sip__tp_flood_check(sip_tp *tp, const char *p, size_t len,
+                        const sip_src *src);
+void sip__tp_flood_free(sip_tp *tp);
 
 /* tls.c */
 int sip__tp_tls_init(sip_tp *tp, char *err, size_t errcap);

@@ -54,6 +54,8 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
   memcpy(&src.peer, addr,
          addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                      : sizeof(struct sockaddr_in));
+  if (tp->flood && sip__tp_flood_check(tp, buf->base, (size_t)nread, &src))
+    return;
   sip_rxbuf *rx = sip__tp_rxbuf_new(buf->base, (size_t)nread, &tp->cfg.limits);
   if (!rx) {
     tp->st.dropped++;

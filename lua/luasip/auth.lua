@@ -36,6 +36,7 @@ local concat, sort = table.concat, table.sort
 local byte, char, format = string.byte, string.char, string.format
 
 local M = {}
+local Guard, FAILED -- brute-force protection (below)
 
 ------------------------------------------------------------------------------
 -- Process-wide state: the nonce secret and the nc memory
@@ -282,6 +283,19 @@ local function find_credentials(req, name, realm)
   return nil, broken and "malformed credentials" or "no credentials"
 end
 
+-- The user named in credentials p (username, or username* decoded);
+-- false when both forms are present, nil when neither is usable.
+local function claimed_user(p)
+  local user, ext = p.username, p["username*"]
+  if ext then
+    if user then
+      return false
+    end
+    user = type(ext) == "string" and decode_ext(ext) or nil
+  end
+  return user
+end
+
 --- Verify the credentials of a request.
 --
 -- Reads Authorization (or Proxy-Authorization for a proxy, as
@@ -317,12 +331,9 @@ function M.check(req, lookup, opts)
     return nil, why
   end
   -- the fields every request-digest needs
-  local user, ext = p.username, p["username*"]
-  if ext then
-    if user then
-      return nil, "malformed credentials" -- both forms (RFC 7616 §3.4.4)
-    end
-    user = type(ext) == "string" and decode_ext(ext)
+  local user = claimed_user(p)
+  if user == false then
+    return nil, "malformed credentials" -- both forms (RFC 7616 §3.4.4)
   end
   local nonce, uri, response = p.nonce, p.uri, p.response
   if type(user) ~= "string" or type(nonce) ~= "string" or type(uri) ~= "string"
@@ -404,6 +415,160 @@ function M.check(req, lookup, opts)
   return user
 end
 
+------------------------------------------------------------------------------
+-- Brute-force protection
+------------------------------------------------------------------------------
+
+local FORBIDDEN_BLOCKED = "Forbidden (too many failed attempts)"
+
+-- The outcomes of auth.check that are a failed attempt: credentials for
+-- our realm were sent and did not prove the user (not "no credentials",
+-- not a stale nonce: a first request and a lost race are no attack).
+FAILED = {
+  ["wrong password"] = true, ["unknown user"] = true, ["malformed credentials"] = true,
+  ["invalid nonce"] = true, ["uri mismatch"] = true, ["algorithm not offered"] = true,
+  ["qop not offered"] = true, ["qop missing"] = true,
+}
+
+Guard = {}
+Guard.__index = Guard
+
+local function positive(t, k, default)
+  local v = t[k]
+  if v == nil then
+    return default
+  end
+  if math.type(v) ~= "integer" or v < 1 then
+    error(k .. ": an integer > 0 expected", 3)
+  end
+  return v
+end
+
+--- A brute-force guard for `auth.authenticate` (`opts.guard`): after
+-- `failures` failed attempts (a wrong password, an unknown user, bad
+-- credentials for our realm; not a missing credential or a stale nonce)
+-- from one source address, or for one user name, within `window`
+-- seconds, that source or user is answered 403 ("Forbidden (too many
+-- failed attempts)") for `block` seconds without a digest being checked.
+-- Memory is bounded: at most `max_entries` sources and users are
+-- remembered (two generations of `max_entries / 2`: past it the ones not
+-- seen for the longest are forgotten first).
+--
+--     local guard = auth.guard { failures = 5, window = 60, block = 300 }
+--     auth.authenticate(req, lookup, { realm = "example.com", guard = guard })
+--
+-- @tparam[opt] table t `failures` (5), `window` (60 s), `block` (300 s),
+--   `max_entries` (10000)
+-- @treturn Guard
+function M.guard(t)
+  t = t or {}
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'guard' (table expected, got " .. type(t) .. ")", 2)
+  end
+  local max = positive(t, "max_entries", 10000)
+  return setmetatable({
+    failures = positive(t, "failures", 5),
+    window_ms = positive(t, "window", 60) * 1000,
+    block_ms = positive(t, "block", 300) * 1000,
+    half = max // 2 > 0 and max // 2 or 1,
+    cur = {}, old = {}, n = 0,
+    blocks = 0, refused = 0, forgotten = 0,
+  }, Guard)
+end
+
+-- The entry of key ({ failures, window start, blocked until }), moved to
+-- the current generation; created when create is set.
+local function entry(g, key, create)
+  local e = g.cur[key]
+  if e then
+    return e
+  end
+  e = g.old[key]
+  if e then
+    g.old[key] = nil
+  elseif not create then
+    return nil
+  else
+    e = { 0, 0, 0 }
+  end
+  if g.n >= g.half then
+    for _ in pairs(g.old) do
+      g.forgotten = g.forgotten + 1
+    end
+    g.old, g.cur, g.n = g.cur, {}, 0
+  end
+  g.cur[key] = e
+  g.n = g.n + 1
+  return e
+end
+
+--- Milliseconds left of the block of a source address or a user, or nil.
+-- @tparam string kind `"source"` or `"user"`
+-- @tparam string name
+-- @treturn ?integer
+function Guard:blocked(kind, name)
+  local e = entry(self, kind .. " " .. name, false)
+  local left = e and e[3] - core.now()
+  return left and left > 0 and left or nil
+end
+
+--- Count a failed attempt; returns true when it starts a block.
+-- @tparam string kind `"source"` or `"user"`
+-- @tparam string name
+-- @treturn boolean
+function Guard:fail(kind, name)
+  local e, now = entry(self, kind .. " " .. name, true), core.now()
+  if now - e[2] >= self.window_ms or e[3] > 0 and e[3] <= now then
+    e[1], e[2], e[3] = 0, now, 0
+  end
+  e[1] = e[1] + 1
+  if e[1] >= self.failures and e[3] == 0 then
+    e[3] = now + self.block_ms
+    self.blocks = self.blocks + 1
+    return true
+  end
+  return false
+end
+
+--- Lift the block (and forget the failures) of a source or a user.
+-- @tparam string kind `"source"` or `"user"`
+-- @tparam string name
+-- @treturn boolean whether it was blocked
+function Guard:unblock(kind, name)
+  local key = kind .. " " .. name
+  local was = self:blocked(kind, name) ~= nil
+  self.cur[key], self.old[key] = nil, nil
+  return was
+end
+
+--- The blocked sources and users: a list of `{ kind =, name =, remaining =
+-- ms }`.
+-- @treturn table
+function Guard:list()
+  local out, now = {}, core.now()
+  for _, gen in ipairs({ self.cur, self.old }) do
+    for key, e in pairs(gen) do
+      if e[3] > now then
+        local kind, name = key:match("^(%S+) (.*)$")
+        out[#out + 1] = { kind = kind, name = name, remaining = e[3] - now }
+      end
+    end
+  end
+  return out
+end
+
+--- Counters: `entries` (remembered), `blocked` (now), `blocks` (started),
+-- `refused` (403 answers), `forgotten` (entries dropped to stay bounded).
+-- @treturn table
+function Guard:stats()
+  local n = 0
+  for _ in pairs(self.old) do
+    n = n + 1
+  end
+  return { entries = self.n + n, blocked = #self:list(), blocks = self.blocks,
+    refused = self.refused, forgotten = self.forgotten }
+end
+
 --- `auth.check`, and on failure `auth.challenge` (with `stale=true` when
 -- check says so).
 --
@@ -412,13 +577,42 @@ end
 -- user, and answers 403 otherwise.
 -- @tparam Message req
 -- @tparam function lookup
--- @tparam[opt] table opts as `auth.check` and `auth.challenge`, and `match`
+-- With `opts.guard` (an `auth.guard`), a blocked source or user gets 403
+-- at once (why: "blocked"), and the failure that reaches the limit is
+-- answered 403 instead of a new challenge.
+-- @tparam[opt] table opts as `auth.check` and `auth.challenge`, `match`
+--   and `guard`
 -- @treturn[1] string the user
 -- @return[2] nil (the request was answered)
 -- @treturn[2] string why (as `auth.check`)
 function M.authenticate(req, lookup, opts)
   opts = opts or {}
+  local guard, ip, claimed = opts.guard, nil, nil
+  if guard then
+    if getmetatable(guard) ~= Guard then
+      error("opts.guard: an auth.guard expected", 2)
+    end
+    local src = req.source and req:source()
+    ip = src and src.host
+    local p = find_credentials(req, is_proxy(req, opts) and "Proxy-Authorization" or "Authorization",
+      realm_of(req, opts))
+    claimed = p and claimed_user(p) or nil
+    if (ip and guard:blocked("source", ip)) or (claimed and guard:blocked("user", claimed)) then
+      guard.refused = guard.refused + 1
+      req:reply(403, FORBIDDEN_BLOCKED)
+      return nil, "blocked"
+    end
+  end
   local user, why, stale = M.check(req, lookup, opts)
+  if guard and not user and not stale and FAILED[why] then
+    local b1 = ip and guard:fail("source", ip)
+    local b2 = claimed and guard:fail("user", claimed)
+    if b1 or b2 then
+      guard.refused = guard.refused + 1
+      req:reply(403, FORBIDDEN_BLOCKED)
+      return nil, why
+    end
+  end
   if user then
     if opts.match then
       local addr = opts.match == "from" and req.from or req.to

@@ -212,10 +212,10 @@ local function dispatcher_cmd(_, args)
   return nil, "usage: dispatcher list | dispatcher set NAME DEST up|down"
 end
 
-local function no_flood(env)
+local function flood_server(env)
   local srv = env.server
-  if not srv or type(srv.blocked) ~= "function" then
-    return nil, "flood protection is not available in this server (no srv:blocked())"
+  if not srv or type(srv.flood_blocked) ~= "function" then
+    return nil, "flood protection is not available in this server (no srv:flood_blocked())"
   end
   return srv
 end
@@ -224,22 +224,18 @@ local function blocked(env, args)
   if args[2] ~= "list" then
     return nil, "usage: blocked list"
   end
-  local srv, err = no_flood(env)
+  local srv, err = flood_server(env)
   if not srv then
     return nil, err
   end
-  local list = srv:blocked() or {}
+  local list = srv:flood_blocked() or {}
   local lines = {}
   for _, b in ipairs(list) do
-    if type(b) == "table" then
-      local parts = {}
-      for _, k in ipairs(sorted_keys(b)) do
-        parts[#parts + 1] = k .. "=" .. tostring(b[k])
-      end
-      lines[#lines + 1] = concat(parts, " ")
-    else
-      lines[#lines + 1] = tostring(b)
+    local parts = {}
+    for _, k in ipairs(sorted_keys(b)) do
+      parts[#parts + 1] = k .. "=" .. tostring(b[k])
     end
+    lines[#lines + 1] = concat(parts, " ")
   end
   list.__array = true
   return list, #lines > 0 and concat(lines, "\n") or "no blocked sources"
@@ -249,15 +245,17 @@ local function unblock(env, args)
   if not args[2] then
     return nil, "usage: unblock ADDR"
   end
-  local srv, err = no_flood(env)
-  if not srv or type(srv.unblock) ~= "function" then
-    return nil, err or "no srv:unblock()"
+  local srv, err = flood_server(env)
+  if not srv then
+    return nil, err
   end
-  local ok, uerr = srv:unblock(args[2])
+  local ok, n = pcall(srv.flood_unblock, srv, args[2])
   if not ok then
-    return nil, tostring(uerr or ("not blocked: " .. args[2]))
+    return nil, "not a numeric IP address: " .. args[2]
+  elseif n == 0 then
+    return nil, "not blocked: " .. args[2]
   end
-  return { unblocked = args[2] }, "unblocked " .. args[2]
+  return { unblocked = args[2], entries = n }, format("unblocked %s (%d entries)", args[2], n)
 end
 
 local function reload(env)

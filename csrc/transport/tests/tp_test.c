@@ -970,7 +970,193 @@ static void test_tcp_timeouts(void) {
   close_tp(&r);
 }
 
-/* max_connections: the one beyond the limit is closed and counted. */
+/* ---- flood protection (flood.c) ---------------------------------------- */
+
+typedef struct flood_hook {
+  int calls, kind, allow;
+  uint32_t count;
+  char user[32];
+} flood_hook;
+
+static int hook_block(void *ud, const struct sockaddr_storage *src,
+                      const char *user, size_t ulen, int kind, uint32_t count) {
+  flood_hook *h = ud;
+  (void)src;
+  h->calls++;
+  h->kind = kind;
+  h->count = count;
+  snprintf(h->user, sizeof(h->user), "%.*s", (int)ulen, user ? user : "");
+  return !h->allow;
+}
+
+static int flood_req(char *out, size_t cap, const char *method,
+                     const char *from, int n) {
+  return snprintf(out, cap,
+                  "%s sip:bob@127.0.0.1 SIP/2.0\r\n"
+                  "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKfl%d;rport\r\n"
+                  "%s\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: fl%d\r\n"
+                  "CSeq: 1 %s\r\nContent-Length: 0\r\n\r\n",
+                  method, n, from, n, method);
+}
+
+static void blocked_count(void *arg, const struct sockaddr_storage *a,
+                          const char *user, size_t ulen, uint64_t left) {
+  (void)a;
+  (void)user;
+  (void)ulen;
+  CHECK(left > 0);
+  ++*(int *)arg;
+}
+
+static void test_flood(void) {
+  rec r = {0};
+  sip_tp *tp = mk_tp(&r, NULL);
+  int lport = sip_tp_listener_port(tp, sip_tp_listen(tp, "udp:127.0.0.1:0"));
+  int cport = 0, s = udp_sock(AF_INET, &cport);
+  sip_flood_config fc;
+  sip_flood_config_init(&fc);
+  CHECK_INT(fc.window_ms, 1000);
+  CHECK_INT(fc.block_ms, 60000);
+  CHECK_INT(sip_tp_flood_trust(tp, "10.0.0.0/8"), SIP_EINVAL); /* off */
+  fc.max_invite = 3;
+  fc.max_other = 5;
+  fc.reply_503 = 1;
+  CHECK_INT(sip_tp_flood(tp, &fc), 0);
+  char msg[1024], buf[2048];
+  int seq = 0;
+  /* responses are never counted */
+  const char *resp =
+      "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKx\r\n"
+      "From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: r\r\n"
+      "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+  for (int i = 0; i < 10; i++)
+    udp_to(s, AF_INET, lport, resp, strlen(resp));
+  RUN_UNTIL(r.nmsg == 10, 2000);
+  CHECK_INT(r.nmsg, 10);
+  rec_clear(&r);
+  /* 5 OPTIONS pass; 3 INVITE/REGISTER pass, the 4th blocks: one 503 */
+  for (int i = 0; i < 5; i++) {
+    int n =
+        flood_req(msg, sizeof msg, "OPTIONS", "From: <sip:a@x>;tag=1", seq++);
+    udp_to(s, AF_INET, lport, msg, (size_t)n);
+  }
+  const char *inv[] = {"INVITE", "REGISTER", "INVITE", "REGISTER", "INVITE"};
+  for (int i = 0; i < 5; i++) {
+    int n = flood_req(msg, sizeof msg, inv[i], "From: <sip:a@x>;tag=1", seq++);
+    udp_to(s, AF_INET, lport, msg, (size_t)n);
+  }
+  ssize_t got = recv_poll(s, buf, sizeof(buf) - 1, 2000);
+  CHECK(got > 0);
+  if (got > 0) {
+    buf[got] = 0;
+    CHECK(strncmp(buf, "SIP/2.0 503 ", 12) == 0);
+    CHECK(strstr(buf, "\r\nRetry-After: 60\r\n") != NULL);
+    CHECK(strstr(buf, "CSeq: 1 REGISTER\r\n") != NULL);
+    CHECK(strstr(buf, "To: <sip:bob@127.0.0.1>;tag=fl") != NULL);
+  }
+  CHECK_INT(recv_poll(s, buf, sizeof(buf), 100), -1); /* once only */
+  RUN_UNTIL(r.nmsg == 8, 1000);
+  CHECK_INT(r.nmsg, 8);
+  sip_tp_counters st;
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.flood_blocks, 1);
+  CHECK_INT(st.flood_dropped, 2);
+  CHECK_INT(st.flood_replied, 1);
+  int nb = 0;
+  CHECK_INT(sip_tp_flood_blocked(tp, blocked_count, &nb), 1);
+  CHECK_INT(nb, 1);
+  /* unblock, then trust the source: nothing counted any more */
+  struct sockaddr_storage me;
+  loopback(&me, AF_INET, 0);
+  CHECK_INT(sip_tp_flood_unblock(tp, &me), 1);
+  CHECK_INT(sip_tp_flood_blocked(tp, NULL, NULL), 0);
+  CHECK_INT(sip_tp_flood_trust(tp, "127.0.0.0/33"), SIP_EINVAL);
+  CHECK_INT(sip_tp_flood_trust(tp, "127.0.0.x"), SIP_EINVAL);
+  CHECK_INT(sip_tp_flood_trust(tp, "::1/129"), SIP_EINVAL);
+  CHECK_INT(sip_tp_flood_trust(tp, "127.0.0.0/28"), 0);
+  rec_clear(&r);
+  for (int i = 0; i < 20; i++) {
+    int n =
+        flood_req(msg, sizeof msg, "INVITE", "From: <sip:a@x>;tag=1", seq++);
+    udp_to(s, AF_INET, lport, msg, (size_t)n);
+  }
+  RUN_UNTIL(r.nmsg == 20, 2000);
+  CHECK_INT(r.nmsg, 20);
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.flood_trusted, 20);
+  sip_tp_flood_trust_clear(tp);
+
+  /* per user, with the hook: compact From, sips, a display name with '@' */
+  flood_hook h = {0};
+  sip_flood_config_init(&fc);
+  fc.max_user = 2;
+  fc.max_entries = 16;
+  fc.on_block = hook_block;
+  fc.ud = &h;
+  CHECK_INT(sip_tp_flood(tp, &fc), 0);
+  rec_clear(&r);
+  const char *froms[] = {"f: \"x@y\" <sips:noisy@x>;tag=1",
+                         "From: <sip:noisy@x>",
+                         "FROM : noisy <sip:noisy@x;transport=tcp>"};
+  for (int i = 0; i < 3; i++) {
+    int n = flood_req(msg, sizeof msg, "MESSAGE", froms[i], seq++);
+    udp_to(s, AF_INET, lport, msg, (size_t)n);
+  }
+  int n = flood_req(msg, sizeof msg, "MESSAGE", "From: <sip:quiet@x>", seq++);
+  udp_to(s, AF_INET, lport, msg, (size_t)n);
+  RUN_UNTIL(r.nmsg == 3, 1000);
+  run_for(50);
+  CHECK_INT(r.nmsg, 3);
+  CHECK_INT(h.calls, 1);
+  CHECK_INT(h.kind, 3);
+  CHECK_INT(h.count, 3);
+  CHECK(strcmp(h.user, "noisy") == 0);
+  /* a hook that says no: the window starts again, nothing dropped */
+  h.allow = 1;
+  rec_clear(&r);
+  for (int i = 0; i < 6; i++) {
+    n = flood_req(msg, sizeof msg, "MESSAGE", "From: <sip:other@x>", seq++);
+    udp_to(s, AF_INET, lport, msg, (size_t)n);
+  }
+  RUN_UNTIL(r.nmsg == 6, 1000);
+  CHECK_INT(r.nmsg, 6);
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.flood_vetoed, 2);
+  /* bounded: 100 users in 16 slots */
+  h.allow = 0;
+  for (int i = 0; i < 100; i++) {
+    char from[64];
+    snprintf(from, sizeof from, "From: <sip:u%d@x>", i);
+    n = flood_req(msg, sizeof msg, "MESSAGE", from, seq++);
+    udp_to(s, AF_INET, lport, msg, (size_t)n);
+    if (i % 10 == 9)
+      run_for(5);
+  }
+  run_for(100);
+  sip_tp_stats(tp, &st);
+  CHECK(st.flood_evictions >= 100 - 16);
+  /* no user in From (or no From): counted for the source alone */
+  n = snprintf(
+      msg, sizeof msg,
+      "OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKnu;rport\r\n"
+      "From: <sip:x>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: nu\r\n"
+      "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+  rec_clear(&r);
+  udp_to(s, AF_INET, lport, msg, (size_t)n);
+  RUN_UNTIL(r.nmsg == 1, 1000);
+  CHECK_INT(r.nmsg, 1);
+  CHECK_INT(sip_tp_flood(tp, NULL), 0); /* off */
+  CHECK_INT(sip_tp_flood_blocked(tp, NULL, NULL), 0);
+  fc.max_entries = 0;
+  CHECK_INT(sip_tp_flood(tp, &fc), SIP_EINVAL);
+  close(s);
+  close_tp(&r);
+}
+
+/* max_connections: a newcomer takes the slot of the least recently useful
+ * connection (issue [edge]: idle connections kept open with keep-alives
+ * locked every new caller out); with max_connections 0 it is refused. */
 static void test_tcp_limit(void) {
   rec r = {0};
   sip_tp_config cfg;
@@ -979,26 +1165,75 @@ static void test_tcp_limit(void) {
   sip_tp *tp = mk_tp(&r, &cfg);
   int lport = sip_tp_listener_port(tp, sip_tp_listen(tp, "tcp:127.0.0.1:0"));
   int s[3];
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 2; i++) {
     s[i] = tcp_connect(AF_INET, lport);
-    RUN_UNTIL(r.nopen == i + 1 || i == 2, 1000);
+    RUN_UNTIL(r.nopen == i + 1, 1000);
+    run_for(5); /* distinct opening times */
   }
-  sip_tp_counters st;
-  RUN_UNTIL((sip_tp_stats(tp, &st), st.conn_refused == 1), 2000);
-  CHECK_INT(st.conn_refused, 1);
-  CHECK_INT(sip_tp_conn_count(tp), 2);
+  /* keep-alives on the oldest: no message, so it stays the oldest */
+  CHECK_INT((int)send(s[0], "\r\n\r\n", 4, 0), 4);
   char buf[16];
-  ssize_t got = recv_poll(s[2], buf, sizeof(buf), 2000);
-  CHECK(got == 0 || got == -2);
-  CHECK_INT(recv_poll(s[0], buf, sizeof(buf), 50), -1); /* still open */
-  CHECK_INT(recv_poll(s[1], buf, sizeof(buf), 50), -1);
-  /* outgoing connections count too */
+  CHECK_INT(recv_poll(s[0], buf, sizeof(buf), 1000), 2); /* the pong */
+  s[2] = tcp_connect(AF_INET, lport);
+  sip_tp_counters st;
+  RUN_UNTIL((sip_tp_stats(tp, &st), st.conn_evicted == 1), 2000);
+  CHECK_INT(st.conn_evicted, 1);
+  CHECK_INT(st.conn_refused, 0);
+  CHECK_INT(sip_tp_conn_count(tp), 2);
+  ssize_t got = recv_poll(s[0], buf, sizeof(buf), 2000);
+  CHECK(got == 0 || got == -2); /* the oldest made room */
+  CHECK_INT(recv_poll(s[1], buf, sizeof(buf), 50), -1); /* still open */
+  CHECK_INT(recv_poll(s[2], buf, sizeof(buf), 50), -1);
+  /* outgoing connections take a slot the same way */
   sip_dest d;
   sip_dest_init(&d, SIP_TP_TCP);
   loopback(&d.addr, AF_INET, lport);
-  CHECK_INT(sip_tp_send(tp, "x", 1, &d, NULL, NULL), UV_EMFILE);
+  CHECK_INT(sip_tp_send(tp, "x", 1, &d, NULL, NULL), SIP_EINVAL); /* no msg */
+  const char *opt =
+      "OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+  CHECK_INT(sip_tp_send(tp, opt, strlen(opt), &d, NULL, NULL), 0);
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.conn_evicted, 2);
+  got = recv_poll(s[1], buf, sizeof(buf), 2000);
+  CHECK(got == 0 || got == -2);
+  for (int i = 0; i < 3; i++)
+    close(s[i]);
+  close_tp(&r);
+
+  /* no slots at all: refused, incoming and outgoing */
+  rec r0 = {0};
+  cfg.max_connections = 0;
+  tp = mk_tp(&r0, &cfg);
+  lport = sip_tp_listener_port(tp, sip_tp_listen(tp, "tcp:127.0.0.1:0"));
+  int z = tcp_connect(AF_INET, lport);
+  RUN_UNTIL((sip_tp_stats(tp, &st), st.conn_refused == 1), 2000);
+  CHECK_INT(st.conn_refused, 1);
+  got = recv_poll(z, buf, sizeof(buf), 2000);
+  CHECK(got == 0 || got == -2);
+  loopback(&d.addr, AF_INET, lport);
+  CHECK_INT(sip_tp_send(tp, opt, strlen(opt), &d, NULL, NULL), UV_EMFILE);
   sip_tp_stats(tp, &st);
   CHECK_INT(st.conn_refused, 2);
+  close(z);
+  close_tp(&r0);
+}
+
+/* max_conn_per_source: the connection beyond it is closed and counted; other
+ * sources are not limited by it. */
+static void test_tcp_per_source(void) {
+  rec r = {0};
+  sip_tp_config cfg;
+  sip_tp_config_init(&cfg);
+  cfg.max_conn_per_source = 2;
+  sip_tp *tp = mk_tp(&r, &cfg);
+  int lport = sip_tp_listener_port(tp, sip_tp_listen(tp, "tcp:127.0.0.1:0"));
+  int s[3];
+  for (int i = 0; i < 3; i++)
+    s[i] = tcp_connect(AF_INET, lport);
+  sip_tp_counters st;
+  RUN_UNTIL((sip_tp_stats(tp, &st), st.conn_refused_source == 1), 2000);
+  CHECK_INT(st.conn_refused_source, 1);
+  CHECK_INT(sip_tp_conn_count(tp), 2);
   for (int i = 0; i < 3; i++)
     close(s[i]);
   close_tp(&r);
@@ -1617,6 +1852,8 @@ int main(void) {
   test_tcp_clen();
   test_tcp_timeouts();
   test_tcp_limit();
+  test_flood();
+  test_tcp_per_source();
   test_tcp_send(AF_INET);
   test_tcp_send(AF_INET6);
   test_tcp_alias();
