@@ -172,6 +172,17 @@ void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits) {
   }
 }
 
+/* ---- the one protected call into Lua -------------------------------------
+ *
+ * Every callback from C into Lua (server entries, relay hooks, timers,
+ * signals, DNS answers, Redis and SQLite completions) runs under
+ * sip__lua_pcall: the traceback is added here, the error is counted here
+ * and written here, through the log sink of core.set_log_handler (the
+ * luasip.log module: text or JSON lines), standard error without one. */
+
+static const char log_key = 0;
+
+/* The message handler: the error, whatever its type, with a traceback. */
 static int traceback_handler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (!msg && !lua_isnoneornil(L, 1))
@@ -180,20 +191,92 @@ static int traceback_handler(lua_State *L) {
   return 1;
 }
 
-/* The one way the loop calls into Lua (see lsip.h). */
-int sip__lua_call(lua_State *L, int nargs, const char *what) {
+/* Under lua_pcall: 1 = level, 2 = prefix (light userdata, may be NULL),
+ * 3 = the text. Calls the sink, or writes to stderr without one. */
+static int log_body(lua_State *L) {
+  const char *level = lua_touserdata(L, 1);
+  const char *what = lua_touserdata(L, 2);
+  const char *text =
+      lua_islightuserdata(L, 3) ? lua_touserdata(L, 3) : lua_tostring(L, 3);
+  if (!text)
+    text = "(no error message)";
+  if (what)
+    text = lua_pushfstring(L, "%s: %s", what, text);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &log_key) != LUA_TFUNCTION) {
+    fprintf(stderr, "luasip: %s: %s\n", level, text);
+    return 0;
+  }
+  lua_pushstring(L, level);
+  lua_pushstring(L, text);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+/* The value at the top of the stack (popped) as a log line. */
+static void log_top(lua_State *L, const char *level, const char *what) {
+  if (!lua_checkstack(L, 4)) {
+    fprintf(stderr, "luasip: %s: %s\n", level, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushcfunction(L, log_body);
+  lua_pushlightuserdata(L, (void *)level);
+  lua_pushlightuserdata(L, (void *)what);
+  lua_pushvalue(L, -4);
+  if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+    const char *text = lua_islightuserdata(L, -2) ? lua_touserdata(L, -2)
+                                                  : lua_tostring(L, -2);
+    const char *why = lua_tostring(L, -1);
+    fprintf(stderr, "luasip: %s: %s%s%s (log handler failed: %s)\n", level,
+            what ? what : "", what ? ": " : "", text ? text : "?",
+            why ? why : "?");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+void sip__lua_log(lua_State *L, const char *level, const char *text) {
+  if (!lua_checkstack(L, 1)) {
+    fprintf(stderr, "luasip: %s: %s\n", level, text);
+    return;
+  }
+  lua_pushlightuserdata(L, (void *)text); /* allocates nothing */
+  log_top(L, level, NULL);
+}
+
+int sip__lua_pcall(lua_State *L, int nargs, int nresults, const char *what) {
   int fn = lua_gettop(L) - nargs;
   lua_pushcfunction(L, traceback_handler);
   lua_insert(L, fn);
-  int rc = lua_pcall(L, nargs, 0, fn);
+  int rc = lua_pcall(L, nargs, nresults, fn);
   if (rc != LUA_OK) {
-    const char *err = lua_tostring(L, -1);
-    fprintf(stderr, "luasip: error in %s: %s\n", what,
-            err ? err : "(no error message)");
-    lua_pop(L, 1);
+    sip_lua_loop *lp = sip__lua_loop(L);
+    lp->script_errors++;
+    log_top(L, "error", what);
   }
-  lua_pop(L, 1); /* the handler */
+  lua_remove(L, fn); /* the handler */
   return rc;
+}
+
+int sip__lua_call(lua_State *L, int nargs, const char *what) {
+  return sip__lua_pcall(L, nargs, 0, what);
+}
+
+/* core.set_log_handler(fn | nil): fn(level, text) gets every line the C
+ * side logs (script errors with their tracebacks, warnings) */
+static int l_set_log_handler(lua_State *L) {
+  if (!lua_isnoneornil(L, 1))
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &log_key);
+  return 0;
+}
+
+/* core.script_errors() -> errors raised by Lua code that C called (handlers
+ * entered from C, relay hooks, timers, database completions) */
+static int l_script_errors(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)sip__lua_loop(L)->script_errors);
+  return 1;
 }
 
 static int run_loop(lua_State *L, uv_run_mode mode) {
@@ -270,6 +353,8 @@ static const luaL_Reg loop_funcs[] = {
     {"backend_fd", l_backend_fd},
     {"backend_timeout", l_backend_timeout},
     {"random_hex", l_random_hex},
+    {"set_log_handler", l_set_log_handler},
+    {"script_errors", l_script_errors},
     {NULL, NULL},
 };
 

@@ -23,11 +23,12 @@ typedef struct sip_lua_loop {
   lua_State *L; /* the thread inside core.run/step; NULL when not running */
   uint64_t rng[2];
   int initialized;
-  uv_timer_t trim;    /* loop.c: gives freed heap memory back (unref'd) */
-  uint64_t trims;     /* malloc_trim calls made by it */
-  size_t free_low;    /* the least free heap seen since the last trim */
-  size_t lua_kb;      /* the Lua heap at the previous tick */
-  size_t lua_full_kb; /* the Lua heap after the last idle collection */
+  uv_timer_t trim;        /* loop.c: gives freed heap memory back (unref'd) */
+  uint64_t trims;         /* malloc_trim calls made by it */
+  size_t free_low;        /* the least free heap seen since the last trim */
+  size_t lua_kb;          /* the Lua heap at the previous tick */
+  size_t lua_full_kb;     /* the Lua heap after the last idle collection */
+  uint64_t script_errors; /* errors caught by sip__lua_pcall */
 } sip_lua_loop;
 
 /* The state's loop, created on first use. */
@@ -35,13 +36,22 @@ sip_lua_loop *sip__lua_loop(lua_State *L);
 /* Push the loop's userdata (servers keep it as a user value). */
 void sip__lua_push_loop(lua_State *L);
 uint64_t sip__lua_random(sip_lua_loop *lp);
-/* Every call from the loop into Lua goes through here: the function below
- * its nargs arguments on the top of L's stack runs under lua_pcall with a
- * traceback handler, so that no error (a script's, a memory error under
- * the state's limit) escapes into libuv. An error is written to stderr
- * with `what` and its traceback; the stack loses the function and its
- * arguments either way. Returns the lua_pcall status. */
+/* THE protected call from C into Lua (loop.c); every callback uses it:
+ * the function below its nargs arguments on the top of L's stack runs
+ * under lua_pcall with the one traceback handler, so that no error (a
+ * script's, a memory error under the state's limit) escapes into libuv.
+ * On error the loop's script-error count goes up by one and the error,
+ * prefixed with `what: ` when what is not NULL, goes with its traceback to
+ * the log sink (core.set_log_handler; stderr without one), and nothing is
+ * left on the stack. On success the nresults results replace the function
+ * and its arguments. Returns the lua_pcall status. The caller decides what
+ * an error means for its request (server.c: the 500). */
+int sip__lua_pcall(lua_State *L, int nargs, int nresults, const char *what);
+/* sip__lua_pcall with no results. */
 int sip__lua_call(lua_State *L, int nargs, const char *what);
+/* One line (level "error", "warn", "info", "debug") through the log sink;
+ * never raises. */
+void sip__lua_log(lua_State *L, const char *level, const char *text);
 /* ndigits random lower-case hex digits into out (not NUL-terminated). */
 void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits);
 

@@ -41,6 +41,8 @@ static void rx_release(void *owner) {
 
 /* ---- logging and the protected call ------------------------------------ */
 
+/* A line through the server's own sink (srv:set_log_handler), else the
+ * loop's (sip__lua_log). */
 static void srv_log(lua_State *L, int srvidx, const char *level,
                     const char *text) {
   srvidx = lua_absindex(L, srvidx);
@@ -53,34 +55,16 @@ static void srv_log(lua_State *L, int srvidx, const char *level,
             lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
   }
   lua_pop(L, 1);
-  fprintf(stderr, "luasip: %s: %s\n", level, text);
+  sip__lua_log(L, level, text);
 }
 
-static int traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (!msg)
-    msg =
-        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
-/* The one path from C into Lua: function and nargs on the stack. Returns
- * LUA_OK, or logs the error with its traceback and returns the error code.
- * The stack is left as it was below the function. */
+/* sip__lua_pcall (the one protected call, loop.c), counted for the
+ * server too. The stack is left as it was below the function. */
 static int protected_call(lua_State *L, int srvidx, int nargs) {
-  srvidx = lua_absindex(L, srvidx);
-  int base = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, traceback);
-  lua_insert(L, base);
-  int rc = lua_pcall(L, nargs, 0, base);
-  if (rc != LUA_OK) {
-    sip_lua_server *s = lua_touserdata(L, srvidx);
+  sip_lua_server *s = lua_touserdata(L, srvidx);
+  int rc = sip__lua_pcall(L, nargs, 0, NULL);
+  if (rc != LUA_OK)
     s->st.script_errors++;
-    srv_log(L, srvidx, "error", lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
-  lua_remove(L, base);
   return rc;
 }
 
@@ -341,14 +325,11 @@ static void run_entry(entry *e) {
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 8))
     return;
-  lua_pushcfunction(L, traceback);
   lua_pushcfunction(L, entry_body);
   lua_pushlightuserdata(L, e);
-  if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
+  if (sip__lua_pcall(L, 1, 0, NULL) != LUA_OK) {
     sip_lua_server *s = e->s;
     s->st.script_errors++;
-    const char *err = lua_tostring(L, -1);
-    fprintf(stderr, "luasip: error: %s\n", err ? err : "(no message)");
     if (!e->handler_called && e->msg && e->msg->is_request && !is_ack(e->msg) &&
         e->kind != ENTRY_CLIENT && s->tp) {
       char tag[16];
