@@ -506,7 +506,7 @@ static const luaL_Reg methods[] = {
 };
 
 void sip__lua_open_proxy(lua_State *L) {
-  /* stack: core, Message */
+  /* stack: core, Request */
   luaL_setfuncs(L, methods, 0);
   lua_pushcfunction(L, l_set_resume);
   lua_setfield(L, -3, "set_proxy_resume");

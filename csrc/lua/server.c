@@ -344,7 +344,8 @@ sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
                                    sip_rxbuf *rx, const sip_src *src,
                                    sip_txn *t) {
   sip_lua_rx *r = (sip_lua_rx *)sip__lua_message_push(
-      L, &rx->msg, sizeof(sip_lua_rx) - sizeof(sip_lua_msg), rx_release, NULL);
+      L, &rx->msg, sizeof(sip_lua_rx) - sizeof(sip_lua_msg), rx_release, NULL,
+      rx->msg.is_request ? SIP_LUA_REQUEST : SIP_LUA_RESPONSE);
   /* the receive buffer (about 7 KB with its parsed message) is memory the
    * collector does not see: let it work as if it had been allocated, so
    * that garbage requests give their buffers back at the pace they come */
@@ -1481,9 +1482,13 @@ void sip__lua_open_server(lua_State *L) {
   lua_setfield(L, -4, "Server"); /* core.Server: extensible by the Lua layer */
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  lua_getfield(L, -1, "Message");
+  lua_getfield(L, -1, "Request");
   luaL_setfuncs(L, received_methods, 0);
   sip__lua_open_proxy(L);
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "Response"); /* a received response: where from */
+  lua_pushcfunction(L, msg_source);
+  lua_setfield(L, -2, "source");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_server);
   lua_setfield(L, -2, "server");

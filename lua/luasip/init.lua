@@ -32,6 +32,21 @@ M._VERSION = "luasip 0.1"
 -- @table Message
 M.Message = core.Message
 
+--- Methods of `luasip.Request` objects, the requests a `luasip.server`
+-- received (C methods from `luasip.core` plus the Lua ones defined here and
+-- in `luasip.proxy`): `reply`, `answered`, `drop`, `handled`,
+-- `is_cancelled`, `source`, the proxy's. A request also has every
+-- `luasip.Message` method; a message from `sip.parse` has none of these.
+-- Adding a function here adds a method.
+-- @table Request
+M.Request = core.Request
+
+--- Methods of `luasip.Response` objects, the responses a `luasip.server`
+-- received (relay hooks, `srv:send` results): `source`, and every
+-- `luasip.Message` method.
+-- @table Response
+M.Response = core.Response
+
 --- Methods of `luasip.URI` objects.
 -- @table URI
 M.URI = core.URI
@@ -41,6 +56,7 @@ M.URI = core.URI
 M.E = core.E
 
 local Message = core.Message
+local Request = core.Request
 
 --- A parsed SIP message (`luasip.Message` userdata).
 --
@@ -462,7 +478,7 @@ end
 -- Received requests and the server
 ------------------------------------------------------------------------------
 
-local reply_c = Message.reply
+local reply_c = Request.reply
 
 --- Answer a received request (stateless at the transport level).
 --
@@ -474,7 +490,7 @@ local reply_c = Message.reply
 -- never answered: a reply to one sends nothing and returns nil, err
 -- (counted in `srv:stats().ack_replies`). Only for requests a
 -- `luasip.server` delivered.
--- @function Message:reply
+-- @function Request:reply
 -- @tparam integer code 100..699
 -- @tparam[opt] string reason default phrase of the code
 -- @tparam[opt] table headers `{ {name, value}, ... }` in order, or
@@ -484,7 +500,7 @@ local reply_c = Message.reply
 -- @return[2] nil
 -- @treturn[2] string error message (the server is closed, ...)
 -- @treturn[2] string error code name
-function Message.reply(self, code, reason, headers, body)
+function Request.reply(self, code, reason, headers, body)
   if headers ~= nil then
     if type(headers) ~= "table" then
       error("bad argument #3 to 'reply' (table expected, got " .. type(headers) .. ")", 2)
