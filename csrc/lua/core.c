@@ -138,7 +138,6 @@ int luaopen_luasip_core(lua_State *L) {
   sip__lua_open_loop(L);
   sip__lua_open_events(L);
   sip__lua_open_server(L);
-  sip__lua_open_location(L);
   sip__lua_open_registrar(L);
   sip__lua_open_redis(L);
   sip__lua_open_sqlite(L);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
@@ -321,6 +322,16 @@ static int l_backend_timeout(lua_State *L) {
   return 1;
 }
 
+/* core.location_clock() -> the wall clock in seconds since the epoch
+ * (float, microseconds): what the location service compares binding
+ * expiry times with (the loop's clock, core.now, is monotonic) */
+static int l_location_clock(lua_State *L) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  lua_pushnumber(L, (lua_Number)tv.tv_sec + (lua_Number)tv.tv_usec / 1e6);
+  return 1;
+}
+
 /* core.random_hex(n) -> n random lower-case hex digits (1..64) */
 static int l_random_hex(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
@@ -353,6 +364,7 @@ static const luaL_Reg loop_funcs[] = {
     {"backend_fd", l_backend_fd},
     {"backend_timeout", l_backend_timeout},
     {"random_hex", l_random_hex},
+    {"location_clock", l_location_clock},
     {"set_log_handler", l_set_log_handler},
     {"script_errors", l_script_errors},
     {NULL, NULL},

@@ -13,6 +13,8 @@
 #include "sip_msg.h"
 
 #define SIP_LUA_MESSAGE "luasip.Message"
+#define SIP_LUA_REQUEST "luasip.Request"   /* a received request */
+#define SIP_LUA_RESPONSE "luasip.Response" /* a received response */
 #define SIP_LUA_URI "luasip.URI"
 #define SIP_LUA_LOOP "luasip.Loop"
 #define SIP_LUA_SERVER "luasip.Server"
@@ -110,10 +112,13 @@ int sip__lua_uri_new(lua_State *L, int idx);
 /* Push a luasip.Message for m, which stays owned by `owner`: closing the
  * message (close, __close, __gc) calls release(owner) once. The userdata is
  * sizeof(sip_lua_msg) + extra bytes: a binding that needs per-message state
- * embeds sip_lua_msg as the first member of its own struct. Returns the
+ * embeds sip_lua_msg as the first member of its own struct. tname: the
+ * metatable (SIP_LUA_REQUEST for a received request: core.Request's
+ * methods, then Message's), NULL for SIP_LUA_MESSAGE. Returns the
  * userdata; m must be parsed and must outlive it until release. */
 sip_lua_msg *sip__lua_message_push(lua_State *L, sip_msg *m, size_t extra,
-                                   void (*release)(void *owner), void *owner);
+                                   void (*release)(void *owner), void *owner,
+                                   const char *tname);
 /* The message at idx (raises unless it is an open luasip.Message). */
 sip_lua_msg *sip__lua_message_check(lua_State *L, int idx);
 
@@ -124,8 +129,7 @@ void sip__lua_open_uri(lua_State *L);
 void sip__lua_open_loop(lua_State *L);
 void sip__lua_open_events(lua_State *L);
 void sip__lua_open_server(lua_State *L);
-/* location service support (location.c, redis.c, sqlite.c) */
-void sip__lua_open_location(lua_State *L);
+/* location service support (redis.c, sqlite.c) */
 /* registrar.c: core.registrar_save, core.binding_decode */
 void sip__lua_open_registrar(lua_State *L);
 void sip__lua_open_redis(lua_State *L);
