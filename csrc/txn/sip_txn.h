@@ -236,6 +236,8 @@ typedef struct sip_txl_counters {
   /* requests moved to TCP for their size (§18.1.1) whose connection
    * failed, sent over UDP instead */
   uint64_t udp_fallbacks;
+  uint64_t retx_2xx;    /* 2xx re-sent by sip_txn_retransmit_2xx */
+  uint64_t unacked_2xx; /* of those, ended by Timer L without an ACK */
 } sip_txl_counters;
 
 /* Copy the counters into *out. */
@@ -329,6 +331,24 @@ void sip_txn_detach(sip_txn *t);
  * or the transport's code when the send failed at once: the transaction is
  * then Terminated (§17.2.4) and no event is raised for that failure. */
 int sip_txn_reply(sip_txn *t, int status, const char *bytes, size_t len);
+
+/* The UAS core's 2xx retransmission (§13.3.1.4), run on the layer's timer
+ * heap for the TU: call it on an INVITE server transaction right after
+ * sip_txn_reply sent the 2xx `bytes` (state Accepted). Over an unreliable
+ * transport the layer re-sends a copy at T1, 2*T1, 4*T1, ... (capped at
+ * T2) until sip_txn_ack_2xx() or Timer L (64*T1) ends the transaction
+ * (counted in unacked_2xx). A proxy relaying a 2xx does not call it
+ * (§16.7). Returns 0 (also over a reliable transport: nothing to do),
+ * SIP_EINVAL (not an IST in Accepted, re-sending already) or SIP_ENOMEM. */
+int sip_txn_retransmit_2xx(sip_txn *t, const char *bytes, size_t len);
+
+/* The ACK for the 2xx re-sent by sip_txn_retransmit_2xx came (the TU
+ * matches it: the ACK of a 2xx has its own branch): stop re-sending. The
+ * transaction stays Accepted until Timer L. Idempotent; NULL is ignored. */
+void sip_txn_ack_2xx(sip_txn *t);
+
+/* Is t re-sending its 2xx (sip_txn_retransmit_2xx, no ACK yet)? */
+int sip_txn_awaits_ack(const sip_txn *t);
 
 /* The INVITE server transaction a CANCEL request cancels (§9.2: matched
  * like the INVITE's retransmission would be, by branch and sent-by, or by
