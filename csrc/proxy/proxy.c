@@ -6,6 +6,7 @@
 
 #include "sip_proxy.h"
 #include "sip_reply.h"
+#include "sip_tu.h" /* sip_tu_via_value: the one Via format */
 
 #define CANCEL_WAIT_MS 32000 /* a cancelled branch's 487: 64*T1 at most */
 #define MAX_BRANCHES 32
@@ -631,11 +632,10 @@ static int build_request(sip_proxy *p, const px_build *bd, int transport,
                          int oi, char *via, size_t vcap, char *stack,
                          size_t scap, char **out) {
   *out = NULL;
-  int k = snprintf(via, vcap, "SIP/2.0/%s %s;branch=%s",
-                   sip_tp_transport_name(transport), p->self.addr[oi].sent_by,
-                   bd->branch);
-  if (k < 0 || (size_t)k >= vcap)
-    return SIP_ERANGE;
+  int k = sip_tu_via_value(via, vcap, transport, p->self.addr[oi].sent_by,
+                           bd->branch, 0);
+  if (k < 0)
+    return k;
   char extra[1024];
   size_t en = 0;
   if (bd->record_route)

@@ -135,6 +135,13 @@ sip_txn *sip_tu_cancel(sip_tu *tu, sip_txn *t, sip_msg *msg,
 int sip_tu_next_hop(sip_msg *m, size_t len, sip_dest *d, char *name,
                     size_t cap);
 
+/* The one format of a Via this element adds (a UAC's, a proxy's):
+ * "SIP/2.0/<TRANSPORT> <sent_by>;branch=<branch>", plus ";rport" when
+ * rport is set (RFC 3581), NUL-terminated into out. Returns its length, or
+ * SIP_ERANGE when it does not fit in cap. */
+int sip_tu_via_value(char *out, size_t cap, int transport, const char *sent_by,
+                     const char *branch, int rport);
+
 /* A Via header line for a request leaving by listener lid over transport
  * with branch: "Via: SIP/2.0/UDP host:port;branch=...;rport\r\n" (rport
  * over UDP). Returns its length, or SIP_EINVAL when it does not fit. */

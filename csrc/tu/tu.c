@@ -328,10 +328,23 @@ int sip_tu_via(sip_tu *tu, int transport, int lid, const char *branch,
   if (sip_tp_listener_addr(tu->tp, lid, &la) < 0)
     return SIP_EINVAL;
   sip_tp_addr_str(&la, sent_by, sizeof sent_by);
-  int n = snprintf(out, cap, "Via: SIP/2.0/%s %s;branch=%s%s\r\n",
+  if (cap < 8)
+    return SIP_EINVAL;
+  memcpy(out, "Via: ", 5);
+  int n = sip_tu_via_value(out + 5, cap - 7, transport, sent_by, branch,
+                           transport == SIP_TP_UDP);
+  if (n < 0)
+    return SIP_EINVAL;
+  memcpy(out + 5 + n, "\r\n", 3);
+  return n + 7;
+}
+
+int sip_tu_via_value(char *out, size_t cap, int transport, const char *sent_by,
+                     const char *branch, int rport) {
+  int n = snprintf(out, cap, "SIP/2.0/%s %s;branch=%s%s",
                    sip_tp_transport_name(transport), sent_by, branch,
-                   transport == SIP_TP_UDP ? ";rport" : "");
-  return n > 0 && (size_t)n < cap ? n : SIP_EINVAL;
+                   rport ? ";rport" : "");
+  return n >= 0 && (size_t)n < cap ? n : SIP_ERANGE;
 }
 
 int sip_tu_write_request(sip_tu *tu, sip_msg *m, sip_dest *d,
