@@ -20,6 +20,7 @@
 #endif
 
 #include "lsip.h"
+#include "sip_tu.h"
 
 static const char loop_key = 0;
 
@@ -134,14 +135,6 @@ sip_lua_loop *sip__lua_loop(lua_State *L) {
     uv_timer_start(&lp->trim, trim_tick, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
     uv_unref((uv_handle_t *)&lp->trim);
   }
-  uint64_t seed[2] = {0, 0};
-  if (uv_random(NULL, NULL, seed, sizeof seed, 0, NULL) < 0 ||
-      (seed[0] | seed[1]) == 0) {
-    seed[0] = uv_hrtime() ^ (uint64_t)(uintptr_t)lp;
-    seed[1] = (uint64_t)uv_os_getpid() * 0x9e3779b97f4a7c15u;
-  }
-  lp->rng[0] = seed[0] | 1;
-  lp->rng[1] = seed[1];
   lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
   return lp;
 }
@@ -151,26 +144,23 @@ void sip__lua_push_loop(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
 }
 
-/* xorshift128+: tags only need to be unpredictable enough not to collide
- * (RFC 3261 §19.3 asks for 32 random bits); the seed comes from the OS. */
-uint64_t sip__lua_random(sip_lua_loop *lp) {
-  uint64_t s1 = lp->rng[0];
-  const uint64_t s0 = lp->rng[1];
-  lp->rng[0] = s0;
-  s1 ^= s1 << 23;
-  lp->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-  return lp->rng[1] + s0;
+/* The one random generator: the transaction layer's (getrandom(2) through
+ * a pool, sip_txn_random), for branches, tags and Call-IDs alike. */
+void sip__lua_random_hex(char *out, size_t ndigits) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned char r[32];
+  size_t nbytes = (ndigits + 1) / 2;
+  sip_txn_random(r, nbytes);
+  for (size_t i = 0; i < ndigits; i++)
+    out[i] = hex[(r[i / 2] >> (i % 2 ? 4 : 0)) & 15];
 }
 
-void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits) {
-  static const char hex[] = "0123456789abcdef";
-  uint64_t r = 0;
-  for (size_t i = 0; i < ndigits; i++) {
-    if (i % 16 == 0)
-      r = sip__lua_random(lp);
-    out[i] = hex[r & 15];
-    r >>= 4;
-  }
+/* core.new_tag() -> a new tag (From / To), the one format: sip_tu_new_tag */
+static int l_new_tag(lua_State *L) {
+  char tag[SIP_TU_TAG_LEN];
+  sip_str s = sip_tu_new_tag(tag);
+  lua_pushlstring(L, s.p, s.len);
+  return 1;
 }
 
 /* ---- the one protected call into Lua -------------------------------------
@@ -337,7 +327,7 @@ static int l_random_hex(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   luaL_argcheck(L, n >= 1 && n <= 64, 1, "1..64 digits");
   char buf[64];
-  sip__lua_random_hex(sip__lua_loop(L), buf, (size_t)n);
+  sip__lua_random_hex(buf, (size_t)n);
   lua_pushlstring(L, buf, (size_t)n);
   return 1;
 }
@@ -364,6 +354,7 @@ static const luaL_Reg loop_funcs[] = {
     {"backend_fd", l_backend_fd},
     {"backend_timeout", l_backend_timeout},
     {"random_hex", l_random_hex},
+    {"new_tag", l_new_tag},
     {"location_clock", l_location_clock},
     {"set_log_handler", l_set_log_handler},
     {"script_errors", l_script_errors},

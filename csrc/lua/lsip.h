@@ -23,7 +23,6 @@
 typedef struct sip_lua_loop {
   uv_loop_t loop;
   lua_State *L; /* the thread inside core.run/step; NULL when not running */
-  uint64_t rng[2];
   int initialized;
   uv_timer_t trim;        /* loop.c: gives freed heap memory back (unref'd) */
   uint64_t trims;         /* malloc_trim calls made by it */
@@ -37,7 +36,6 @@ typedef struct sip_lua_loop {
 sip_lua_loop *sip__lua_loop(lua_State *L);
 /* Push the loop's userdata (servers keep it as a user value). */
 void sip__lua_push_loop(lua_State *L);
-uint64_t sip__lua_random(sip_lua_loop *lp);
 /* THE protected call from C into Lua (loop.c); every callback uses it:
  * the function below its nargs arguments on the top of L's stack runs
  * under lua_pcall with the one traceback handler, so that no error (a
@@ -55,7 +53,7 @@ int sip__lua_call(lua_State *L, int nargs, const char *what);
  * never raises. */
 void sip__lua_log(lua_State *L, const char *level, const char *text);
 /* ndigits random lower-case hex digits into out (not NUL-terminated). */
-void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits);
+void sip__lua_random_hex(char *out, size_t ndigits);
 
 /* A parsed message. The sip_msg is malloc'd (pooled) and never moves, so
  * its self-pointers (inline header array, inline arena) stay valid; its

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "lsip.h"
+#include "sip_reply.h"
+#include "sip_tu.h"
 
 /* ---- the userdata ------------------------------------------------------ */
 
@@ -1638,6 +1640,33 @@ static int field_finders_ok(void) {
   return 1;
 }
 
+/* core.response_text(req, code, reason) -> the §8.2.6 response to req as
+ * text (sip_reply.c: the one builder; a new To tag when To has none and
+ * code > 100), or nil, err, name when req's headers cannot form one */
+static int l_response_text(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  lua_Integer code = luaL_checkinteger(L, 2);
+  size_t rl = 0;
+  const char *reason = luaL_optlstring(L, 3, NULL, &rl);
+  char tag[SIP_TU_TAG_LEN];
+  sip_str tg = sip_tu_new_tag(tag);
+  sip_str rs = reason ? (sip_str){reason, rl} : SIP_STR_NULL;
+  int status = code >= 100 && code <= 699 ? (int)code : 0;
+  size_t n = sip_reply_size(u->m, status, rs, tg, SIP_STR_NULL, SIP_STR_NULL);
+  if (n == 0)
+    return sip__lua_fail(L, SIP_EINVAL,
+                         "response: the request's headers "
+                         "cannot form a response");
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, n);
+  int w =
+      sip_reply_write(u->m, status, rs, tg, SIP_STR_NULL, SIP_STR_NULL, p, n);
+  if (w < 0)
+    return sip__lua_fail(L, w, "response: cannot write it");
+  luaL_pushresultsize(&b, (size_t)w);
+  return 1;
+}
+
 /* The metatable tname and the methods table core[field] of a kind of
  * received message; core+1, core+2: the view metatables, core+7:
  * Message's methods. */
@@ -1702,6 +1731,8 @@ void sip__lua_open_message(lua_State *L) {
   lua_pushvalue(L, core + 6);
   lua_pushcclosure(L, l_parse, 3);
   lua_setfield(L, core, "parse");
+  lua_pushcfunction(L, l_response_text);
+  lua_setfield(L, core, "response_text");
   push_field_table(L);
   lua_setfield(L, core, "fields");
   lua_settop(L, core);

@@ -207,6 +207,8 @@ static void random_chars(char *out, size_t nchars) {
   }
 }
 
+void sip_txn_random(void *out, size_t n) { sip__txn_random(out, n); }
+
 size_t sip_txn_new_branch(char out[SIP_TXN_BRANCH_SIZE]) {
   memcpy(out, SIP_TXN_MAGIC, 7);
   random_chars(out + 7, SIP_TXN_BRANCH_SIZE - 8);

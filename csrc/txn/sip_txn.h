@@ -257,6 +257,11 @@ sip_str sip_txl_server_line(const sip_txl *txl);
 /* ---- client transactions
  * -------------------------------------------------- */
 
+/* n random bytes: the process's one generator (getrandom(2) through a
+ * pool; every byte served once), behind branches, tags and the Lua
+ * layer's identifiers. */
+void sip_txn_random(void *out, size_t n);
+
 /* A new branch: SIP_TXN_MAGIC and 22 base64url characters (132 bits from
  * getrandom(2)), NUL-terminated. Returns its length (29). */
 size_t sip_txn_new_branch(char out[SIP_TXN_BRANCH_SIZE]);

@@ -203,11 +203,11 @@ local function rand_hex(nbytes)
   return core.random_hex(2 * nbytes)
 end
 
---- A new random tag (RFC 3261 §19.3: at least 32 bits of randomness).
--- @treturn string 16 hex digits
-function M.new_tag()
-  return rand_hex(8)
-end
+--- A new random tag (RFC 3261 §19.3: at least 32 bits of randomness), in
+-- the one format of every tag luasip makes (the C layers' too).
+-- @function new_tag
+-- @treturn string 16 base64url characters (96 random bits)
+M.new_tag = core.new_tag
 
 --- A new branch with the RFC 3261 magic cookie `z9hG4bK` (§8.1.1.7).
 -- @treturn string
@@ -315,38 +315,12 @@ function Message.response(self, code, reason)
   end
   check_code(code, 2)
   reason = check_line(reason or M.reason_phrase(code), "reason", 2)
-  local out = { format("SIP/2.0 %d %s", code, reason) }
-  for _, v in ipairs(self:headers("Via", false)) do
-    out[#out + 1] = "Via: " .. v
+  -- built in C (sip_reply.c), as every response luasip makes
+  local text, err, name = core.response_text(self, code, reason)
+  if not text then
+    return nil, err, name
   end
-  local from = self:header("From")
-  if from then
-    out[#out + 1] = "From: " .. from
-  end
-  local to = self:header("To")
-  if to then
-    local parsed = self.to
-    if code > 100 and parsed and not parsed.tag then
-      to = to .. ";tag=" .. M.new_tag()
-    end
-    out[#out + 1] = "To: " .. to
-  end
-  for _, name in ipairs { "Call-ID", "CSeq" } do
-    local v = self:header(name)
-    if v then
-      out[#out + 1] = name .. ": " .. v
-    end
-  end
-  if code == 100 then
-    local ts = self:header("Timestamp")
-    if ts then
-      out[#out + 1] = "Timestamp: " .. ts
-    end
-  end
-  out[#out + 1] = "Content-Length: 0"
-  out[#out + 1] = ""
-  out[#out + 1] = ""
-  return core.parse(concat(out, "\r\n"))
+  return core.parse(text)
 end
 
 ------------------------------------------------------------------------------
