@@ -125,9 +125,41 @@ typedef struct entry {
   int status;
   int handler_called; /* set just before the Lua handler is called */
   const char *text;   /* ENTRY_LOG */
+  sip_lua_rx *r;      /* the request given to the handler (anchored) */
 } entry;
 
 static int entry_body(lua_State *L);
+
+/* The one "script error -> 500" decision, for every entry from C: the
+ * error was logged (with its traceback) and counted by sip__lua_pcall; it
+ * is counted for the server too, and a request other than ACK that the
+ * script had not answered gets 500 (with the To tag of its other replies
+ * when the handler had it). */
+static void entry_failed(lua_State *L, entry *e) {
+  (void)L;
+  sip_lua_server *s = e->s;
+  s->st.script_errors++;
+  sip_msg *m = e->msg;
+  if (!m || !m->is_request || is_ack(m) || e->kind == ENTRY_CLIENT || !s->tp)
+    return;
+  sip_lua_rx *r = e->r;
+  if (r) {
+    if (!r->base.live || r->final_status)
+      return;
+    r->final_status = 500;
+    if (!r->has_tag) {
+      tag_for(s, r->to_tag);
+      r->has_tag = 1;
+    }
+    send_reply(s, r->txn, m, e->src, 500, (sip_str){NULL, 0},
+               (sip_str){r->to_tag, sizeof r->to_tag}, (sip_str){NULL, 0},
+               (sip_str){NULL, 0});
+  } else if (!e->handler_called) {
+    char tag[SIP_TU_TAG_LEN];
+    send_reply(s, e->t, m, e->src, 500, (sip_str){NULL, 0}, tag_for(s, tag),
+               (sip_str){NULL, 0}, (sip_str){NULL, 0});
+  }
+}
 
 static void run_entry(entry *e) {
   lua_State *L = e->s->lp->L;
@@ -138,15 +170,11 @@ static void run_entry(entry *e) {
     return;
   lua_pushcfunction(L, entry_body);
   lua_pushlightuserdata(L, e);
-  if (sip__lua_pcall(L, 1, 0, NULL) != LUA_OK) {
-    sip_lua_server *s = e->s;
-    s->st.script_errors++;
-    if (!e->handler_called && e->msg && e->msg->is_request && !is_ack(e->msg) &&
-        e->kind != ENTRY_CLIENT && s->tp) {
-      char tag[16];
-      send_reply(s, e->t, e->msg, e->src, 500, (sip_str){NULL, 0},
-                 tag_for(s, tag), (sip_str){NULL, 0}, (sip_str){NULL, 0});
-    }
+  if (sip__lua_pcall(L, 1, 0, NULL) != LUA_OK)
+    entry_failed(L, e);
+  if (e->r) { /* the request's anchor (see deliver) */
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, e);
   }
   lua_settop(L, top);
 }
@@ -221,20 +249,15 @@ static void deliver(lua_State *L, int top, sip_lua_server *s, entry *e,
     return;
   }
   sip_lua_rx *r = sip__lua_push_received(L, top, s, e->rx, src, t);
-  lua_pushvalue(L, -1);
-  lua_insert(L, top + 1); /* keep the message below the call */
-  e->handler_called = 1;
-  if (protected_call(L, top, 1) != LUA_OK && msg->is_request && !is_ack(msg) &&
-      r->base.live && !r->final_status) {
-    r->final_status = 500;
-    if (!r->has_tag) {
-      tag_for(s, r->to_tag);
-      r->has_tag = 1;
-    }
-    send_reply(s, r->txn, msg, src, 500, (sip_str){NULL, 0},
-               (sip_str){r->to_tag, sizeof r->to_tag}, (sip_str){NULL, 0},
-               (sip_str){NULL, 0});
+  if (msg->is_request) {
+    /* anchored until run_entry is done: an error in the handler unwinds
+     * this stack, and entry_failed still needs the request */
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, e);
+    e->r = r;
   }
+  e->handler_called = 1;
+  lua_call(L, 1, 0); /* an error goes to run_entry's protected call */
   lua_settop(L, top);
 }
 
