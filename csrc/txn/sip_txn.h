@@ -64,7 +64,7 @@
 
 /* Buffer sizes incl. the NUL of sip_txn_new_branch / sip_txn_new_tag. */
 #define SIP_TXN_BRANCH_SIZE 30 /* "z9hG4bK" + 22 chars (132 random bits) */
-#define SIP_TXN_TAG_SIZE 17    /* 16 chars (96 random bits) */
+#define SIP_TXN_TAG_SIZE 17    /* 16 hex digits (64 random bits) */
 
 /* Defaults (§17.1.1.1, §17.1.2.2, Table 4). */
 #define SIP_TXN_T1_MS 500
@@ -265,7 +265,8 @@ void sip_txn_random(void *out, size_t n);
 /* A new branch: SIP_TXN_MAGIC and 22 base64url characters (132 bits from
  * getrandom(2)), NUL-terminated. Returns its length (29). */
 size_t sip_txn_new_branch(char out[SIP_TXN_BRANCH_SIZE]);
-/* A random tag (From/To) of 16 base64url characters, NUL-terminated.
+/* A random tag (From/To) of 16 lower-case hex digits, NUL-terminated: the
+ * one tag format (sip_tu_new_tag, sip.new_tag in Lua).
  * Returns its length (16). */
 size_t sip_txn_new_tag(char out[SIP_TXN_TAG_SIZE]);
 

@@ -206,7 +206,7 @@ end
 --- A new random tag (RFC 3261 §19.3: at least 32 bits of randomness), in
 -- the one format of every tag luasip makes (the C layers' too).
 -- @function new_tag
--- @treturn string 16 base64url characters (96 random bits)
+-- @treturn string 16 hex digits (64 random bits)
 M.new_tag = core.new_tag
 
 --- A new branch with the RFC 3261 magic cookie `z9hG4bK` (§8.1.1.7).
