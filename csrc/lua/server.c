@@ -1,14 +1,16 @@
-/* luasip.Server: a transport manager (csrc/transport) on the luasip loop,
- * the request sanity checks of §8.2 / §16.3 (csrc/parse/sip_sanity), and the
- * delivery of received messages to Lua.
+/* luasip.Server, the binding: a transport manager (csrc/transport), a
+ * transaction layer (csrc/txn) and the transaction user core (csrc/tu) on
+ * the luasip loop, configured from Lua options, and the delivery of what
+ * they hand up to Lua. The protocol work (dispatch and sanity rejects,
+ * §8.2.6 replies, §9.2 CANCEL, the 2xx retransmission, next hop and Via of
+ * srv:request) is csrc/tu's; this file decides only what Lua sees.
  *
- * Path of a request: transport -> on_message -> sanity check (a failure is
- * answered here, in C, with the check's status and reason; an ACK is dropped)
- * -> the Lua request handler with a luasip.Message that wraps the received
- * buffer (zero-copy: the message keeps a reference on the sip_rxbuf).
- * Received requests get two methods: reply() (stateless at this layer) and
- * source(). Every call into Lua is protected; an error in the handler is
- * logged with its traceback and answered with 500.
+ * Path of a request: transport -> on_message -> sip_tu_receive -> the
+ * transaction layer -> txl_on_request -> the Lua request handler with a
+ * luasip.Request that wraps the received buffer (zero-copy: the message
+ * keeps a reference on the sip_rxbuf). Every entry into Lua runs under the
+ * one protected call (sip__lua_pcall); a script error is answered 500 by
+ * entry_failed, the one place that decides it.
  *
  * A server stays alive while it is open, even when the script drops every
  * reference to it: an open listener must not vanish with a garbage
