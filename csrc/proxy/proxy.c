@@ -562,26 +562,7 @@ static int resolve_dest(sip_msg *m, sip_str ruri, sip_str dest, sip_str route,
 
 int sip_proxy_next_hop(sip_msg *m, sip_str ruri, sip_str route, sip_arena *a,
                        sip_uri *u, const sip_uri **hop) {
-  *hop = NULL;
-  if (route.p) {
-    sip_str rest = route, it;
-    sip_addr ad;
-    if (sip_split_next(&rest, &it) == 1 &&
-        sip_addr_parse(a, it.p, it.len, 0, &ad) == 0) {
-      *u = ad.uri;
-      *hop = u;
-      return 0;
-    }
-  }
-  const sip_addr *r;
-  if (sip_msg_get_addrs(m, SIP_H_ROUTE, &r) == 0 && r->uri.lr) {
-    *hop = &r->uri;
-    return 0;
-  }
-  int rc = sip_uri_parse(a, ruri.p, ruri.len, u);
-  if (rc == 0)
-    *hop = u;
-  return rc;
+  return sip_tu_next_hop_uri(m, ruri, route, a, u, hop); /* the one rule */
 }
 
 /* Route lines of m (after the edits), with pushed values first. */

@@ -127,6 +127,14 @@ sip_txn *sip_tu_cancel(sip_tu *tu, sip_txn *t, sip_msg *msg,
 
 /* ---- the UAC side ------------------------------------------------------ */
 
+/* The next-hop rule, written once for the TU and the proxy (§16.6 item 6,
+ * §8.1.2): the first value of `route` (Route values a proxy branch pushes:
+ * a Path; absent: none) when it parses, else m's first Route when it is a
+ * loose router, else `ruri` (the Request-URI to use). *hop points into m,
+ * or to *u (parsed into a). Returns 0, or the URI parse error of ruri. */
+int sip_tu_next_hop_uri(sip_msg *m, sip_str ruri, sip_str route, sip_arena *a,
+                        sip_uri *u, const sip_uri **hop);
+
 /* §8.1.2: the destination of request m (len: its size, for §18.1.1) from
  * its first Route when that is a loose router, else its Request-URI.
  * name/cap receive the host name when the target is one (then

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "sip_error.h"
+#include "sip_fields.h"
 #include "sip_proxy.h" /* sip_proxy_force_rport: a message function */
 #include "sip_reply.h"
 #include "sip_tu.h"
@@ -306,19 +307,46 @@ int sip_tu_bad(sip_tu *tu, int err, sip_rxbuf *rx, const sip_src *src) {
 
 /* ---- the UAC side -------------------------------------------------------- */
 
+int sip_tu_next_hop_uri(sip_msg *m, sip_str ruri, sip_str route, sip_arena *a,
+                        sip_uri *u, const sip_uri **hop) {
+  *hop = NULL;
+  if (route.p) {
+    sip_str rest = route, it;
+    sip_addr ad;
+    if (sip_split_next(&rest, &it) == 1 &&
+        sip_addr_parse(a, it.p, it.len, 0, &ad) == 0) {
+      *u = ad.uri;
+      *hop = u;
+      return 0;
+    }
+  }
+  const sip_addr *r;
+  if (sip_msg_get_addrs(m, SIP_H_ROUTE, &r) == 0 && r->uri.lr) {
+    *hop = &r->uri;
+    return 0;
+  }
+  int rc = sip_uri_parse(a, ruri.p, ruri.len, u);
+  if (rc == 0)
+    *hop = u;
+  return rc;
+}
+
 int sip_tu_next_hop(sip_msg *m, size_t len, sip_dest *d, char *name,
                     size_t cap) {
-  const sip_addr *route;
-  const sip_uri *uri;
-  int rc = sip_msg_get_addrs(m, SIP_H_ROUTE, &route);
-  if (rc == 0 && route && route->uri.lr) {
-    uri = &route->uri;
-  } else if (rc < 0 && rc != SIP_ENOTFOUND) {
-    return rc;
-  } else if ((rc = sip_msg_get_ruri(m, &uri)) < 0) {
-    return rc;
-  }
-  return sip_tp_request_dest(uri, len, d, name, cap);
+  const sip_addr *r;
+  int rc = sip_msg_get_addrs(m, SIP_H_ROUTE, &r);
+  if (rc < 0 && rc != SIP_ENOTFOUND)
+    return rc; /* a malformed Route: no guess */
+  char mem[2048];
+  sip_arena a;
+  sip_arena_init(&a, mem, sizeof mem);
+  sip_uri u;
+  const sip_uri *hop;
+  rc = sip_tu_next_hop_uri(m, m->ruri, SIP_STR_NULL, &a, &u, &hop);
+  if (rc == 0)
+    rc = sip_tp_request_dest(hop, len, d, name, cap);
+  sip_arena_free(&a);
+  return rc;
 }
 
 int sip_tu_via(sip_tu *tu, int transport, int lid, const char *branch,
