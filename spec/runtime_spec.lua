@@ -210,6 +210,52 @@ return {
       local port = assert(p:port("udp"), p:log())
       assert.equal("SIP/2.0 503 hook saw it", ask(port))
     end)
+
+    it("logs a relay hook's error as JSON with --log-format json, and counts it", function()
+      local uas = N.udp()
+      local path = script("hook.lua", [[
+local proxy = require "luasip.proxy"
+local uas = %d
+return {
+  listen = { "udp:127.0.0.1:0" },
+  methods = {
+    OPTIONS = function(req)
+      proxy.relay(req, "sip:uas@127.0.0.1:" .. uas, {
+        on_response = function() error("hook bug") end,
+      })
+    end,
+  },
+}
+]])
+      local text = assert(io.open(path)):read("a")
+      write(path, text:format(uas.port))
+      local p = P.start { "run", path, "--log-format", "json" }
+      local port = assert(p:port("udp"), p:log())
+      local u = N.udp()
+      u:send(N.request { method = "OPTIONS", uri = "sip:bob@127.0.0.1:" .. port, rport = true,
+        via_port = u.port }, N.V4, port)
+      local fwd = assert(uas:recv(3), "nothing relayed")
+      local r = N.parse(fwd)
+      local lines = { "SIP/2.0 200 OK" }
+      for _, v in ipairs(r:all("Via")) do
+        lines[#lines + 1] = "Via: " .. v
+      end
+      for _, h in ipairs { "From", "Call-ID", "CSeq" } do
+        lines[#lines + 1] = h .. ": " .. r:get(h)
+      end
+      lines[#lines + 1] = "To: " .. r:get("To") .. ";tag=uas1"
+      lines[#lines + 1] = "Content-Length: 0"
+      uas:send(table.concat(lines, "\r\n") .. "\r\n\r\n", N.V4, p:port("udp"))
+      assert(p:wait_log("hook bug", 5), p:log())
+      p:signal("TERM")
+      assert.equal(0, p:wait(10))
+      local log = p:log()
+      for line in log:gmatch("[^\n]+") do
+        assert.matches('^{"ts":"[^"]+","level":"%a+","msg":".*"}$', line)
+      end
+      assert.matches('"level":"error","msg":"[^"]*hook bug[^"]*stack traceback:', log)
+      assert.matches("stopped %(0 reloads, 0 failed reloads, 1 script errors%)", log)
+    end)
   end)
 
   describe("reload", function()

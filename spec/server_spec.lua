@@ -5,6 +5,7 @@
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/support/net.lua")
 local log = require "luasip.log"
+local sip = require "luasip"
 local socket = require "socket"
 
 local V4, V6 = N.V4, N.V6
@@ -199,6 +200,28 @@ for _, fam in ipairs(families) do
       }, src)
     end)
 
+    it("gives a received request its own metatable (luasip.Request) with Message's methods", function()
+      local seen
+      local _, l, u = udp_setup(fam, nil, function(req)
+        seen = {
+          name = getmetatable(req).__name, reply = type(req.reply), source = type(req.source),
+          relay = type(req._relay), header = type(req.header), validate = type(req.validate),
+        }
+        req:reply(200)
+      end)
+      u:send((N.request { rport = true }), l.host, l.port)
+      assert.is_not_nil(u:recv(2))
+      assert.are.same({ name = "luasip.Request", reply = "function", source = "function",
+        relay = "function", header = "function", validate = "function" }, seen)
+      -- a parsed message is a luasip.Message with none of them
+      local msg = assert(sip.parse((N.request { rport = true })))
+      assert.are.equal("luasip.Message", getmetatable(msg).__name)
+      for _, name in ipairs { "reply", "answered", "drop", "handled", "is_cancelled", "source", "_relay",
+        "forward", "finish", "record_route", "loose_route", "is_initial" } do
+        assert.is_nil(msg[name], name)
+      end
+      assert.are.equal("function", type(msg.header))
+    end)
     it("ignores a CRLF keep-alive datagram and counts it", function()
       local srv, l, u = udp_setup(fam)
       u:send("\r\n\r\n", l.host, l.port)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
@@ -19,6 +20,7 @@
 #endif
 
 #include "lsip.h"
+#include "sip_tu.h"
 
 static const char loop_key = 0;
 
@@ -161,14 +163,6 @@ sip_lua_loop *sip__lua_loop(lua_State *L) {
     uv_timer_start(&lp->trim, trim_tick, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
     uv_unref((uv_handle_t *)&lp->trim);
   }
-  uint64_t seed[2] = {0, 0};
-  if (uv_random(NULL, NULL, seed, sizeof seed, 0, NULL) < 0 ||
-      (seed[0] | seed[1]) == 0) {
-    seed[0] = uv_hrtime() ^ (uint64_t)(uintptr_t)lp;
-    seed[1] = (uint64_t)uv_os_getpid() * 0x9e3779b97f4a7c15u;
-  }
-  lp->rng[0] = seed[0] | 1;
-  lp->rng[1] = seed[1];
   lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
   return lp;
 }
@@ -178,28 +172,36 @@ void sip__lua_push_loop(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
 }
 
-/* xorshift128+: tags only need to be unpredictable enough not to collide
- * (RFC 3261 §19.3 asks for 32 random bits); the seed comes from the OS. */
-uint64_t sip__lua_random(sip_lua_loop *lp) {
-  uint64_t s1 = lp->rng[0];
-  const uint64_t s0 = lp->rng[1];
-  lp->rng[0] = s0;
-  s1 ^= s1 << 23;
-  lp->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-  return lp->rng[1] + s0;
-}
-
-void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits) {
+/* The one random generator: the transaction layer's (getrandom(2) through
+ * a pool, sip_txn_random), for branches, tags and Call-IDs alike. */
+void sip__lua_random_hex(char *out, size_t ndigits) {
   static const char hex[] = "0123456789abcdef";
-  uint64_t r = 0;
-  for (size_t i = 0; i < ndigits; i++) {
-    if (i % 16 == 0)
-      r = sip__lua_random(lp);
-    out[i] = hex[r & 15];
-    r >>= 4;
-  }
+  unsigned char r[32];
+  size_t nbytes = (ndigits + 1) / 2;
+  sip_txn_random(r, nbytes);
+  for (size_t i = 0; i < ndigits; i++)
+    out[i] = hex[(r[i / 2] >> (i % 2 ? 4 : 0)) & 15];
 }
 
+/* core.new_tag() -> a new tag (From / To), the one format: sip_tu_new_tag */
+static int l_new_tag(lua_State *L) {
+  char tag[SIP_TU_TAG_LEN];
+  sip_str s = sip_tu_new_tag(tag);
+  lua_pushlstring(L, s.p, s.len);
+  return 1;
+}
+
+/* ---- the one protected call into Lua -------------------------------------
+ *
+ * Every callback from C into Lua (server entries, relay hooks, timers,
+ * signals, DNS answers, Redis and SQLite completions) runs under
+ * sip__lua_pcall: the traceback is added here, the error is counted here
+ * and written here, through the log sink of core.set_log_handler (the
+ * luasip.log module: text or JSON lines), standard error without one. */
+
+static const char log_key = 0;
+
+/* The message handler: the error, whatever its type, with a traceback. */
 static int traceback_handler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (!msg && !lua_isnoneornil(L, 1))
@@ -208,20 +210,95 @@ static int traceback_handler(lua_State *L) {
   return 1;
 }
 
-/* The one way the loop calls into Lua (see lsip.h). */
-int sip__lua_call(lua_State *L, int nargs, const char *what) {
+/* Under lua_pcall: 1 = level, 2 = prefix (light userdata, may be NULL),
+ * 3 = the text. Calls the sink, or writes to stderr without one. */
+static int log_body(lua_State *L) {
+  const char *level = lua_touserdata(L, 1);
+  const char *what = lua_touserdata(L, 2);
+  const char *text =
+      lua_islightuserdata(L, 3) ? lua_touserdata(L, 3) : lua_tostring(L, 3);
+  if (!text)
+    text = "(no error message)";
+  if (what)
+    text = lua_pushfstring(L, "%s: %s", what, text);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &log_key) != LUA_TFUNCTION) {
+    fprintf(stderr, "luasip: %s: %s\n", level, text);
+    return 0;
+  }
+  lua_pushstring(L, level);
+  lua_pushstring(L, text);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+/* The value at the top of the stack (popped) as a log line. */
+static void log_top(lua_State *L, const char *level, const char *what) {
+  if (!lua_checkstack(L, 4)) {
+    fprintf(stderr, "luasip: %s: %s\n", level, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushcfunction(L, log_body);
+  lua_pushlightuserdata(L, (void *)level);
+  lua_pushlightuserdata(L, (void *)what);
+  lua_pushvalue(L, -4);
+  if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+    const char *text = lua_islightuserdata(L, -2) ? lua_touserdata(L, -2)
+                                                  : lua_tostring(L, -2);
+    const char *why = lua_tostring(L, -1);
+    fprintf(stderr, "luasip: %s: %s%s%s (log handler failed: %s)\n", level,
+            what ? what : "", what ? ": " : "", text ? text : "?",
+            why ? why : "?");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+void sip__lua_log(lua_State *L, const char *level, const char *text) {
+  if (!lua_checkstack(L, 1)) {
+    fprintf(stderr, "luasip: %s: %s\n", level, text);
+    return;
+  }
+  lua_pushlightuserdata(L, (void *)text); /* allocates nothing */
+  log_top(L, level, NULL);
+}
+
+int sip__lua_pcall(lua_State *L, int nargs, int nresults, const char *what) {
   int fn = lua_gettop(L) - nargs;
   lua_pushcfunction(L, traceback_handler);
   lua_insert(L, fn);
-  int rc = lua_pcall(L, nargs, 0, fn);
+  int rc = lua_pcall(L, nargs, nresults, fn);
   if (rc != LUA_OK) {
-    const char *err = lua_tostring(L, -1);
-    fprintf(stderr, "luasip: error in %s: %s\n", what,
-            err ? err : "(no error message)");
-    lua_pop(L, 1);
+    sip_lua_loop *lp = sip__lua_loop(L);
+    lp->script_errors++;
+    log_top(L, "error", what);
   }
-  lua_pop(L, 1); /* the handler */
+  lua_remove(L, fn); /* the handler */
   return rc;
+}
+
+int sip__lua_call(lua_State *L, int nargs, const char *what) {
+  return sip__lua_pcall(L, nargs, 0, what);
+}
+
+/* core.set_log_handler(fn | nil) -> the previous one (or nil): fn(level,
+ * text) gets every line the C side logs (script errors with their
+ * tracebacks, warnings) */
+static int l_set_log_handler(lua_State *L) {
+  if (!lua_isnoneornil(L, 1))
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &log_key);
+  lua_insert(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &log_key);
+  return 1;
+}
+
+/* core.script_errors() -> errors raised by Lua code that C called (handlers
+ * entered from C, relay hooks, timers, database completions) */
+static int l_script_errors(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)sip__lua_loop(L)->script_errors);
+  return 1;
 }
 
 static int run_loop(lua_State *L, uv_run_mode mode) {
@@ -271,7 +348,7 @@ static int l_random_hex(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   luaL_argcheck(L, n >= 1 && n <= 64, 1, "1..64 digits");
   char buf[64];
-  sip__lua_random_hex(sip__lua_loop(L), buf, (size_t)n);
+  sip__lua_random_hex(buf, (size_t)n);
   lua_pushlstring(L, buf, (size_t)n);
   return 1;
 }
@@ -298,6 +375,9 @@ static const luaL_Reg loop_funcs[] = {
     {"backend_fd", l_backend_fd},
     {"backend_timeout", l_backend_timeout},
     {"random_hex", l_random_hex},
+    {"new_tag", l_new_tag},
+    {"set_log_handler", l_set_log_handler},
+    {"script_errors", l_script_errors},
     {NULL, NULL},
 };
 

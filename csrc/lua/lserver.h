@@ -8,6 +8,7 @@
 #include "sip_proxy.h"
 #include "sip_sanity.h"
 #include "sip_transport.h"
+#include "sip_tu.h"
 #include "sip_txn.h"
 
 /* User values of the server userdata. */
@@ -22,17 +23,11 @@ enum {
 
 #define MAX_TAGS 32
 
+/* The binding's own counters; the protocol's are the TU layer's
+ * (sip_tu_counters) and the transaction layer's. */
 typedef struct srv_counters {
-  uint64_t requests, responses;
-  uint64_t rejected;          /* answered by the sanity checks */
-  uint64_t rejected_by[8];    /* 400 405 416 420 505 483 other */
-  uint64_t dropped_sanity;    /* ACKs and responses that failed them */
-  uint64_t bad_answered;      /* unparsable requests answered with 400 */
   uint64_t responses_dropped; /* no response handler */
   uint64_t script_errors;
-  uint64_t replies, reply_errors;
-  uint64_t retx_2xx;    /* 2xx to INVITE re-sent (§13.3.1.4) */
-  uint64_t unacked_2xx; /* 2xx never acknowledged within 64*T1 */
   uint64_t ack_replies; /* req:reply() on an ACK: nothing sent */
 } srv_counters;
 
@@ -57,21 +52,17 @@ typedef struct sip_lua_server {
   sip_txl *txl;        /* NULL: stateless (transactions = false) */
   int auto_cancel;
   int closing; /* inside close(): no second one */
-  uint32_t t1_ms, t2_ms;
-  struct retx2xx *retx; /* 2xx to INVITE waiting for their ACK */
   sip_lua_loop *lp;
   srv_bridge *bridge;
   int self_ref; /* registry reference while open */
-  sip_sanity_config sanity;
-  const char *supported[MAX_TAGS + 1];
+  /* the transaction user core (csrc/tu): dispatch, sanity configuration,
+   * replies, CANCEL, 2xx retransmission, the Server / User-Agent lines of
+   * what luasip originates (options server_header, user_agent), counters */
+  sip_tu tu;
+  const char *supported[MAX_TAGS + 1]; /* tu.sanity points into these */
   const char *schemes[MAX_TAGS + 1];
   srv_counters st;
-  sip_proxy *px;   /* the proxy core (NULL once closed) */
-  int force_rport; /* RFC 3581 rport forced on UDP requests */
-  /* options server_header / user_agent: the header lines ("Server: x\r\n")
-   * of the responses / requests luasip originates; length 0: none */
-  size_t server_len, ua_len;
-  char server_line[SIP_TXL_SERVER_MAX + 16], ua_line[SIP_TXL_SERVER_MAX + 16];
+  sip_proxy *px; /* the proxy core (NULL once closed) */
 } sip_lua_server;
 
 /* A received request or response: the message plus where it came from. */

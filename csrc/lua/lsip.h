@@ -13,6 +13,8 @@
 #include "sip_msg.h"
 
 #define SIP_LUA_MESSAGE "luasip.Message"
+#define SIP_LUA_REQUEST "luasip.Request"   /* a received request */
+#define SIP_LUA_RESPONSE "luasip.Response" /* a received response */
 #define SIP_LUA_URI "luasip.URI"
 #define SIP_LUA_LOOP "luasip.Loop"
 #define SIP_LUA_SERVER "luasip.Server"
@@ -21,7 +23,6 @@
 typedef struct sip_lua_loop {
   uv_loop_t loop;
   lua_State *L; /* the thread inside core.run/step; NULL when not running */
-  uint64_t rng[2];
   int initialized;
   uv_timer_t trim;    /* loop.c: gives freed heap memory back (unref'd) */
   uint64_t trims;     /* malloc_trim calls made by it */
@@ -31,22 +32,31 @@ typedef struct sip_lua_loop {
   size_t lua_full_kb; /* the Lua heap after the last idle collection */
   unsigned gc_gap_s;  /* seconds to the next follow-up collection (0: none) */
   unsigned gc_wait_s; /* seconds waited towards it */
+  uint64_t script_errors; /* errors caught by sip__lua_pcall */
 } sip_lua_loop;
 
 /* The state's loop, created on first use. */
 sip_lua_loop *sip__lua_loop(lua_State *L);
 /* Push the loop's userdata (servers keep it as a user value). */
 void sip__lua_push_loop(lua_State *L);
-uint64_t sip__lua_random(sip_lua_loop *lp);
-/* Every call from the loop into Lua goes through here: the function below
- * its nargs arguments on the top of L's stack runs under lua_pcall with a
- * traceback handler, so that no error (a script's, a memory error under
- * the state's limit) escapes into libuv. An error is written to stderr
- * with `what` and its traceback; the stack loses the function and its
- * arguments either way. Returns the lua_pcall status. */
+/* THE protected call from C into Lua (loop.c); every callback uses it:
+ * the function below its nargs arguments on the top of L's stack runs
+ * under lua_pcall with the one traceback handler, so that no error (a
+ * script's, a memory error under the state's limit) escapes into libuv.
+ * On error the loop's script-error count goes up by one and the error,
+ * prefixed with `what: ` when what is not NULL, goes with its traceback to
+ * the log sink (core.set_log_handler; stderr without one), and nothing is
+ * left on the stack. On success the nresults results replace the function
+ * and its arguments. Returns the lua_pcall status. The caller decides what
+ * an error means for its request (server.c: the 500). */
+int sip__lua_pcall(lua_State *L, int nargs, int nresults, const char *what);
+/* sip__lua_pcall with no results. */
 int sip__lua_call(lua_State *L, int nargs, const char *what);
+/* One line (level "error", "warn", "info", "debug") through the log sink;
+ * never raises. */
+void sip__lua_log(lua_State *L, const char *level, const char *text);
 /* ndigits random lower-case hex digits into out (not NUL-terminated). */
-void sip__lua_random_hex(sip_lua_loop *lp, char *out, size_t ndigits);
+void sip__lua_random_hex(char *out, size_t ndigits);
 
 /* A parsed message. The sip_msg is malloc'd (pooled) and never moves, so
  * its self-pointers (inline header array, inline arena) stay valid; its
@@ -103,10 +113,13 @@ int sip__lua_uri_new(lua_State *L, int idx);
 /* Push a luasip.Message for m, which stays owned by `owner`: closing the
  * message (close, __close, __gc) calls release(owner) once. The userdata is
  * sizeof(sip_lua_msg) + extra bytes: a binding that needs per-message state
- * embeds sip_lua_msg as the first member of its own struct. Returns the
+ * embeds sip_lua_msg as the first member of its own struct. tname: the
+ * metatable (SIP_LUA_REQUEST for a received request: core.Request's
+ * methods, then Message's), NULL for SIP_LUA_MESSAGE. Returns the
  * userdata; m must be parsed and must outlive it until release. */
 sip_lua_msg *sip__lua_message_push(lua_State *L, sip_msg *m, size_t extra,
-                                   void (*release)(void *owner), void *owner);
+                                   void (*release)(void *owner), void *owner,
+                                   const char *tname);
 /* The message at idx (raises unless it is an open luasip.Message). */
 sip_lua_msg *sip__lua_message_check(lua_State *L, int idx);
 

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "lsip.h"
+#include "sip_reply.h"
+#include "sip_tu.h"
 
 /* ---- the userdata ------------------------------------------------------ */
 
@@ -283,7 +285,8 @@ sip_lua_msg *sip__lua_message_check(lua_State *L, int idx) {
 }
 
 sip_lua_msg *sip__lua_message_push(lua_State *L, sip_msg *m, size_t extra,
-                                   void (*release)(void *owner), void *owner) {
+                                   void (*release)(void *owner), void *owner,
+                                   const char *tname) {
   sip_lua_msg *u = lua_newuserdatauv(L, sizeof(*u) + extra, SIP_LUA_MSG_NUV);
   memset(u, 0, sizeof(*u) + extra);
   u->tag = msg_tag(u);
@@ -292,7 +295,7 @@ sip_lua_msg *sip__lua_message_push(lua_State *L, sip_msg *m, size_t extra,
   u->release = release;
   u->owner = owner;
   u->live = 1;
-  luaL_setmetatable(L, SIP_LUA_MESSAGE);
+  luaL_setmetatable(L, tname ? tname : SIP_LUA_MESSAGE);
   return u;
 }
 
@@ -1183,9 +1186,15 @@ static int msg_index(lua_State *L) {
       lua_pop(L, 2); /* a field read yields nil; msg:get() has the error */
     return 1;
   }
-  /* methods stay reachable after close (close, is_closed) */
+  /* methods stay reachable after close (close, is_closed); a received
+   * request's own methods (upvalue 3) first, then Message's (upvalue 4) */
   lua_settop(L, 2);
-  lua_rawget(L, lua_upvalueindex(3));
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(3)) == LUA_TNIL &&
+      lua_type(L, lua_upvalueindex(4)) == LUA_TTABLE) {
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(4));
+  }
   return 1;
 }
 
@@ -1631,6 +1640,54 @@ static int field_finders_ok(void) {
   return 1;
 }
 
+/* core.response_text(req, code, reason) -> the §8.2.6 response to req as
+ * text (sip_reply.c: the one builder; a new To tag when To has none and
+ * code > 100), or nil, err, name when req's headers cannot form one */
+static int l_response_text(lua_State *L) {
+  sip_lua_msg *u = check_message(L, 1);
+  lua_Integer code = luaL_checkinteger(L, 2);
+  size_t rl = 0;
+  const char *reason = luaL_optlstring(L, 3, NULL, &rl);
+  char tag[SIP_TU_TAG_LEN];
+  sip_str tg = sip_tu_new_tag(tag);
+  sip_str rs = reason ? (sip_str){reason, rl} : SIP_STR_NULL;
+  int status = code >= 100 && code <= 699 ? (int)code : 0;
+  size_t n = sip_reply_size(u->m, status, rs, tg, SIP_STR_NULL, SIP_STR_NULL);
+  if (n == 0)
+    return sip__lua_fail(L, SIP_EINVAL,
+                         "response: the request's headers "
+                         "cannot form a response");
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, n);
+  int w =
+      sip_reply_write(u->m, status, rs, tg, SIP_STR_NULL, SIP_STR_NULL, p, n);
+  if (w < 0)
+    return sip__lua_fail(L, w, "response: cannot write it");
+  luaL_pushresultsize(&b, (size_t)w);
+  return 1;
+}
+
+/* The metatable tname and the methods table core[field] of a kind of
+ * received message; core+1, core+2: the view metatables, core+7:
+ * Message's methods. */
+static void open_received(lua_State *L, int core, const char *tname,
+                          const char *field) {
+  luaL_newmetatable(L, tname);
+  int mt = lua_gettop(L);
+  luaL_setfuncs(L, msg_meta, 0);
+  lua_pushcfunction(L, msg_gc);
+  lua_setfield(L, mt, "__gc");
+  lua_pushvalue(L, core + 1);
+  lua_pushvalue(L, core + 2);
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, core, field);
+  lua_pushvalue(L, core + 7);
+  lua_pushcclosure(L, msg_index, 4);
+  lua_setfield(L, mt, "__index");
+  lua_settop(L, mt - 1);
+}
+
 void sip__lua_open_message(lua_State *L) {
   int core = lua_gettop(L);
   if (!field_finders_ok())
@@ -1663,11 +1720,19 @@ void sip__lua_open_message(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, core + 3, "__index");
   lua_setfield(L, core + 4, "__index");
+  /* received requests and responses: their own metatables (registered by
+   * name) and methods tables core.Request, core.Response (the server's and
+   * the proxy's methods, extensible by the Lua layer); Message's methods
+   * are inherited */
+  open_received(L, core, SIP_LUA_REQUEST, "Request");
+  open_received(L, core, SIP_LUA_RESPONSE, "Response");
   lua_pushvalue(L, core + 4);
   lua_pushvalue(L, core + 5);
   lua_pushvalue(L, core + 6);
   lua_pushcclosure(L, l_parse, 3);
   lua_setfield(L, core, "parse");
+  lua_pushcfunction(L, l_response_text);
+  lua_setfield(L, core, "response_text");
   push_field_table(L);
   lua_setfield(L, core, "fields");
   lua_settop(L, core);

@@ -45,15 +45,6 @@ typedef struct px_event {
   int result;
 } px_event;
 
-static int traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (!msg)
-    msg =
-        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
 /* Under lua_pcall: the event as argument 1. */
 static int event_body(lua_State *L) {
   px_event *e = lua_touserdata(L, 1);
@@ -82,8 +73,6 @@ static int event_body(lua_State *L) {
   fn = e->ev == SIP_PROXY_EV_PROVISIONAL ? pl->prov_ref : pl->final_ref;
   if (fn == LUA_NOREF)
     return 0;
-  lua_pushcfunction(L, traceback);
-  int tb = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, fn);
   if (e->rx)
     sip__lua_push_received(L, srvidx, s, e->rx, &e->rx->src, NULL);
@@ -91,10 +80,9 @@ static int event_body(lua_State *L) {
     lua_pushnil(L);
   lua_pushinteger(L, e->branch + 1);
   lua_pushinteger(L, e->status);
-  if (lua_pcall(L, 3, 1, tb) != LUA_OK) {
-    /* logged like any script error; the response goes on */
+  if (sip__lua_pcall(L, 3, 1, "proxy hook") != LUA_OK) {
+    /* logged and counted like any script error; the response goes on */
     s->st.script_errors++;
-    fprintf(stderr, "luasip: error: proxy hook: %s\n", lua_tostring(L, -1));
     return 0;
   }
   e->result = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
@@ -121,13 +109,10 @@ static int on_event(void *ud, sip_proxy_ctx *c, int ev, int branch, int status,
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 8))
     return 0;
-  lua_pushcfunction(L, traceback);
   lua_pushcfunction(L, event_body);
   lua_pushlightuserdata(L, &e);
-  if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
+  if (sip__lua_pcall(L, 1, 0, "proxy event") != LUA_OK)
     s->st.script_errors++;
-    fprintf(stderr, "luasip: error: %s\n", lua_tostring(L, -1));
-  }
   lua_settop(L, top);
   return e.result;
 }
@@ -521,7 +506,7 @@ static const luaL_Reg methods[] = {
 };
 
 void sip__lua_open_proxy(lua_State *L) {
-  /* stack: core, Message */
+  /* stack: core, Request */
   luaL_setfuncs(L, methods, 0);
   lua_pushcfunction(L, l_set_resume);
   lua_setfield(L, -3, "set_proxy_resume");

@@ -47,23 +47,17 @@ typedef struct lredis {
   uint64_t connect_deadline;
   uint64_t connect_timeout, command_timeout; /* ms */
   uv_timer_t *timer;                         /* malloc'd (outlives closes) */
-  rdreq pending;                              /* circular list, oldest first */
+  rdreq pending;                             /* circular list, oldest first */
   int npending;
-  int closing;         /* inside close/__gc: callbacks do not run Lua */
-  lua_State *closeL;   /* the thread doing the close (for unref) */
-  const char *why;     /* reason given to the replies of a dropped context */
-  char err[160];       /* the last connection error */
+  int closing;       /* inside close/__gc: callbacks do not run Lua */
+  lua_State *closeL; /* the thread doing the close (for unref) */
+  const char *why;   /* reason given to the replies of a dropped context */
+  char err[160];     /* the last connection error */
   int port, db;
   char host[256];
 } lredis;
 
 static void on_timer_closed(uv_handle_t *h) { free(h); }
-
-static int msgh(lua_State *L) {
-  const char *m = lua_tostring(L, 1);
-  luaL_traceback(L, L, m ? m : "(error object is not a string)", 1);
-  return 1;
-}
 
 static uint64_t now_ms(lredis *r) { return uv_now(&r->lp->loop); }
 
@@ -167,7 +161,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
   char why[200];
   if (!rep) {
     /* only a context on its way out gives NULL replies */
-    const char *w = r->why ? r->why
+    const char *w = r->why          ? r->why
                     : ac->errstr[0] ? ac->errstr
                     : r->err[0]     ? r->err
                                     : "connection lost";
@@ -193,7 +187,6 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     free(c);
     return;
   }
-  lua_pushcfunction(L, msgh);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->fn_ref);
   free(c);
@@ -210,9 +203,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     push_reply(L, rep, 0);
     nargs = 1;
   }
-  if (lua_pcall(L, nargs, 0, top + 1) != LUA_OK)
-    fprintf(stderr, "luasip: error: redis reply callback: %s\n",
-            lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+  sip__lua_call(L, nargs, "redis reply callback");
   lua_settop(L, top);
 }
 
@@ -375,8 +366,7 @@ static int l_command(lua_State *L) {
     return luaL_error(L, "redis: out of memory");
   c->r = r;
   c->deadline = now_ms(r) + r->command_timeout;
-  if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, argl) !=
-      REDIS_OK) {
+  if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, argl) != REDIS_OK) {
     free(c);
     drop(r, "connection lost");
     return sip__lua_fail(L, SIP_EINVAL, "%s", r->err);

@@ -1,14 +1,16 @@
-/* luasip.Server: a transport manager (csrc/transport) on the luasip loop,
- * the request sanity checks of §8.2 / §16.3 (csrc/parse/sip_sanity), and the
- * delivery of received messages to Lua.
+/* luasip.Server, the binding: a transport manager (csrc/transport), a
+ * transaction layer (csrc/txn) and the transaction user core (csrc/tu) on
+ * the luasip loop, configured from Lua options, and the delivery of what
+ * they hand up to Lua. The protocol work (dispatch and sanity rejects,
+ * §8.2.6 replies, §9.2 CANCEL, the 2xx retransmission, next hop and Via of
+ * srv:request) is csrc/tu's; this file decides only what Lua sees.
  *
- * Path of a request: transport -> on_message -> sanity check (a failure is
- * answered here, in C, with the check's status and reason; an ACK is dropped)
- * -> the Lua request handler with a luasip.Message that wraps the received
- * buffer (zero-copy: the message keeps a reference on the sip_rxbuf).
- * Received requests get two methods: reply() (stateless at this layer) and
- * source(). Every call into Lua is protected; an error in the handler is
- * logged with its traceback and answered with 500.
+ * Path of a request: transport -> on_message -> sip_tu_receive -> the
+ * transaction layer -> txl_on_request -> the Lua request handler with a
+ * luasip.Request that wraps the received buffer (zero-copy: the message
+ * keeps a reference on the sip_rxbuf). Every entry into Lua runs under the
+ * one protected call (sip__lua_pcall); a script error is answered 500 by
+ * entry_failed, the one place that decides it.
  *
  * A server stays alive while it is open, even when the script drops every
  * reference to it: an open listener must not vanish with a garbage
@@ -41,6 +43,8 @@ static void rx_release(void *owner) {
 
 /* ---- logging and the protected call ------------------------------------ */
 
+/* A line through the server's own sink (srv:set_log_handler), else the
+ * loop's (sip__lua_log). */
 static void srv_log(lua_State *L, int srvidx, const char *level,
                     const char *text) {
   srvidx = lua_absindex(L, srvidx);
@@ -53,34 +57,16 @@ static void srv_log(lua_State *L, int srvidx, const char *level,
             lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
   }
   lua_pop(L, 1);
-  fprintf(stderr, "luasip: %s: %s\n", level, text);
+  sip__lua_log(L, level, text);
 }
 
-static int traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (!msg)
-    msg =
-        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
-/* The one path from C into Lua: function and nargs on the stack. Returns
- * LUA_OK, or logs the error with its traceback and returns the error code.
- * The stack is left as it was below the function. */
+/* sip__lua_pcall (the one protected call, loop.c), counted for the
+ * server too. The stack is left as it was below the function. */
 static int protected_call(lua_State *L, int srvidx, int nargs) {
-  srvidx = lua_absindex(L, srvidx);
-  int base = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, traceback);
-  lua_insert(L, base);
-  int rc = lua_pcall(L, nargs, 0, base);
-  if (rc != LUA_OK) {
-    sip_lua_server *s = lua_touserdata(L, srvidx);
+  sip_lua_server *s = lua_touserdata(L, srvidx);
+  int rc = sip__lua_pcall(L, nargs, 0, NULL);
+  if (rc != LUA_OK)
     s->st.script_errors++;
-    srv_log(L, srvidx, "error", lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
-  lua_remove(L, base);
   return rc;
 }
 
@@ -88,220 +74,31 @@ int sip__lua_srv_pcall(lua_State *L, int srvidx, int nargs) {
   return protected_call(L, srvidx, nargs);
 }
 
-/* ---- replies ------------------------------------------------------------ */
+/* ---- replies: the TU layer's (csrc/tu) ---------------------------------- */
 
-/* Where to answer when the top Via cannot be read (a request that failed to
- * parse): the connection it came on, or the datagram's source address. */
-static void fallback_dest(const sip_src *src, sip_dest *d) {
-  sip_dest_init(d, src->transport);
-  d->addr = src->peer;
-  d->conn_id = src->conn_id;
-  d->listener = src->listener;
-}
-
-/* Build a response to req (the Server header first when one is set) and
- * send it per §18.2.2. Returns 0 or a negative code (the send itself
- * completes asynchronously; failures are counted by the transport). */
-static int send_reply_keep(sip_lua_server *s, sip_txn *t, sip_msg *req,
-                           const sip_src *src, int status, sip_str reason,
-                           sip_str to_tag, sip_str extra, sip_str body,
-                           char **keep, size_t *keep_len) {
-  char xbuf[1024], *x = NULL;
-  if (s->server_len) {
-    size_t xn = s->server_len + extra.len;
-    x = xn <= sizeof xbuf ? xbuf : malloc(xn);
-    if (!x)
-      return SIP_ENOMEM;
-    memcpy(x, s->server_line, s->server_len);
-    if (extra.len)
-      memcpy(x + s->server_len, extra.p, extra.len);
-    extra = (sip_str){x, xn};
-  }
-  size_t n = sip_reply_size(req, status, reason, to_tag, extra, body);
-  char stackbuf[4096];
-  char *buf = n == 0 ? NULL : n <= sizeof stackbuf ? stackbuf : malloc(n);
-  if (!buf) {
-    if (x && x != xbuf)
-      free(x);
-    if (n)
-      return SIP_ENOMEM;
-    s->st.reply_errors++;
-    return SIP_EINVAL;
-  }
-  int rc = sip_reply_write(req, status, reason, to_tag, extra, body, buf, n);
-  if (rc >= 0 && t) {
-    rc = sip_txn_reply(t, status, buf, (size_t)rc);
-  } else if (rc >= 0) {
-    const sip_via *via;
-    if (sip_msg_get_vias(req, &via) == 0) {
-      rc = sip_tp_send_response(s->tp, buf, (size_t)rc, via, src, NULL, NULL);
-    } else {
-      sip_dest d;
-      fallback_dest(src, &d);
-      rc = sip_tp_send(s->tp, buf, (size_t)rc, &d, NULL, NULL);
-    }
-  }
-  if (keep && rc >= 0 && (*keep = malloc(n)) != NULL) {
-    memcpy(*keep, buf, n);
-    *keep_len = n;
-  }
-  if (buf != stackbuf)
-    free(buf);
-  if (x && x != xbuf)
-    free(x);
-  if (rc < 0)
-    s->st.reply_errors++;
-  else
-    s->st.replies++;
-  return rc;
+static sip_str tag_for(sip_lua_server *s, char tag[SIP_TU_TAG_LEN]) {
+  (void)s;
+  return sip_tu_new_tag(tag);
 }
 
 static int send_reply(sip_lua_server *s, sip_txn *t, sip_msg *req,
                       const sip_src *src, int status, sip_str reason,
                       sip_str to_tag, sip_str extra, sip_str body) {
-  return send_reply_keep(s, t, req, src, status, reason, to_tag, extra, body,
-                         NULL, NULL);
+  return sip_tu_reply(&s->tu, t, req, src, status, reason, to_tag, extra, body,
+                      0);
 }
 
-/* ---- 2xx retransmission (§13.3.1.4) ----------------------------------------
- *
- * The INVITE server transaction sends a 2xx once (RFC 6026: it goes to
- * Accepted); over an unreliable transport the UAS core re-sends it at T1,
- * doubling up to T2, until the ACK arrives (its own branch: matched here by
- * Call-ID, CSeq number and To tag) or 64*T1 have passed. */
-typedef struct retx2xx {
-  struct retx2xx *prev, *next;
-  uv_timer_t timer;
-  sip_lua_server *srv;
-  sip_txn *t; /* a reference */
-  int status;
-  uint32_t interval, elapsed;
-  uint32_t cseq;
-  char to_tag[64];
-  size_t call_id_len, len;
-  char *call_id, *bytes;
-} retx2xx;
-
-static void retx_closed(uv_handle_t *h) {
-  retx2xx *x = h->data;
-  free(x->bytes);
-  free(x->call_id);
-  free(x);
-}
-
-static void retx_end(retx2xx *x) {
-  sip_lua_server *s = x->srv;
-  if (x->prev)
-    x->prev->next = x->next;
-  else
-    s->retx = x->next;
-  if (x->next)
-    x->next->prev = x->prev;
-  sip_txn_unref(x->t);
-  uv_timer_stop(&x->timer);
-  uv_close((uv_handle_t *)&x->timer, retx_closed);
-}
-
-static void retx_fire(uv_timer_t *h) {
-  retx2xx *x = h->data;
-  sip_lua_server *s = x->srv;
-  x->elapsed += x->interval;
-  if (x->elapsed >= 64 * s->t1_ms ||
-      sip_txn_state(x->t) == SIP_TXN_TERMINATED) {
-    s->st.unacked_2xx++;
-    retx_end(x);
-    return;
-  }
-  if (sip_txn_reply(x->t, x->status, x->bytes, x->len) < 0) {
-    retx_end(x);
-    return;
-  }
-  s->st.retx_2xx++;
-  x->interval = 2 * x->interval < s->t2_ms ? 2 * x->interval : s->t2_ms;
-  uv_timer_start(&x->timer, retx_fire, x->interval, 0);
-}
-
-static void retx_start(sip_lua_server *s, sip_lua_rx *r, int status,
-                       char *bytes, size_t len) {
-  sip_msg *m = r->base.m;
-  const sip_cseq *cs;
-  sip_str cid;
-  const sip_addr *to;
-  retx2xx *x = calloc(1, sizeof(*x));
-  if (!x || sip_msg_get_cseq(m, &cs) < 0 || sip_msg_get_call_id(m, &cid) < 0 ||
-      sip_msg_get_addr(m, SIP_H_TO, &to) < 0 ||
-      (x->call_id = malloc(cid.len ? cid.len : 1)) == NULL) {
-    free(x);
-    free(bytes);
-    return;
-  }
-  memcpy(x->call_id, cid.p, cid.len);
-  x->call_id_len = cid.len;
-  x->cseq = cs->num;
-  sip_str tag = to->tag.p ? to->tag : (sip_str){r->to_tag, sizeof r->to_tag};
-  snprintf(x->to_tag, sizeof x->to_tag, "%.*s", (int)tag.len, tag.p);
-  x->srv = s;
-  x->t = r->txn;
-  sip_txn_ref(x->t);
-  x->status = status;
-  x->bytes = bytes;
-  x->len = len;
-  x->interval = s->t1_ms;
-  uv_timer_init(&s->lp->loop, &x->timer);
-  x->timer.data = x;
-  uv_timer_start(&x->timer, retx_fire, x->interval, 0);
-  x->next = s->retx;
-  if (s->retx)
-    s->retx->prev = x;
-  s->retx = x;
-}
-
-/* An ACK arrived: does it acknowledge a 2xx being re-sent? */
-static void retx_ack(sip_lua_server *s, sip_msg *ack) {
-  const sip_cseq *cs;
-  sip_str cid;
-  const sip_addr *to;
-  if (!s->retx || sip_msg_get_cseq(ack, &cs) < 0 ||
-      sip_msg_get_call_id(ack, &cid) < 0 ||
-      sip_msg_get_addr(ack, SIP_H_TO, &to) < 0 || !to->tag.p)
-    return;
-  for (retx2xx *x = s->retx; x; x = x->next)
-    if (x->cseq == cs->num && x->call_id_len == cid.len &&
-        memcmp(x->call_id, cid.p, cid.len) == 0 &&
-        strlen(x->to_tag) == to->tag.len &&
-        memcmp(x->to_tag, to->tag.p, to->tag.len) == 0) {
-      retx_end(x);
-      return;
-    }
-}
-
-static sip_str tag_for(sip_lua_server *s, char tag[16]) {
-  sip__lua_random_hex(s->lp, tag, 16);
-  return (sip_str){tag, 16};
+static void answer_plain(sip_lua_server *s, sip_txn *t, sip_msg *m,
+                         const sip_src *src, int status, const char *reason) {
+  char tag[SIP_TU_TAG_LEN];
+  send_reply(s, t, m, src, status,
+             (sip_str){reason, reason ? strlen(reason) : 0}, tag_for(s, tag),
+             (sip_str){NULL, 0}, (sip_str){NULL, 0});
 }
 
 static int is_ack(const sip_msg *m) {
   return m->is_request && m->method.len == 3 &&
          memcmp(m->method.p, "ACK", 3) == 0;
-}
-
-static int rejected_slot(int status) {
-  switch (status) {
-  case 400:
-    return 0;
-  case 405:
-    return 1;
-  case 416:
-    return 2;
-  case 420:
-    return 3;
-  case 505:
-    return 4;
-  case 483:
-    return 5;
-  default:
-    return 6;
-  }
 }
 
 /* ---- transport callbacks ------------------------------------------------- */
@@ -330,9 +127,41 @@ typedef struct entry {
   int status;
   int handler_called; /* set just before the Lua handler is called */
   const char *text;   /* ENTRY_LOG */
+  sip_lua_rx *r;      /* the request given to the handler (anchored) */
 } entry;
 
 static int entry_body(lua_State *L);
+
+/* The one "script error -> 500" decision, for every entry from C: the
+ * error was logged (with its traceback) and counted by sip__lua_pcall; it
+ * is counted for the server too, and a request other than ACK that the
+ * script had not answered gets 500 (with the To tag of its other replies
+ * when the handler had it). */
+static void entry_failed(lua_State *L, entry *e) {
+  (void)L;
+  sip_lua_server *s = e->s;
+  s->st.script_errors++;
+  sip_msg *m = e->msg;
+  if (!m || !m->is_request || is_ack(m) || e->kind == ENTRY_CLIENT || !s->tp)
+    return;
+  sip_lua_rx *r = e->r;
+  if (r) {
+    if (!r->base.live || r->final_status)
+      return;
+    r->final_status = 500;
+    if (!r->has_tag) {
+      tag_for(s, r->to_tag);
+      r->has_tag = 1;
+    }
+    send_reply(s, r->txn, m, e->src, 500, (sip_str){NULL, 0},
+               (sip_str){r->to_tag, sizeof r->to_tag}, (sip_str){NULL, 0},
+               (sip_str){NULL, 0});
+  } else if (!e->handler_called) {
+    char tag[SIP_TU_TAG_LEN];
+    send_reply(s, e->t, m, e->src, 500, (sip_str){NULL, 0}, tag_for(s, tag),
+               (sip_str){NULL, 0}, (sip_str){NULL, 0});
+  }
+}
 
 static void run_entry(entry *e) {
   lua_State *L = e->s->lp->L;
@@ -341,20 +170,13 @@ static void run_entry(entry *e) {
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 8))
     return;
-  lua_pushcfunction(L, traceback);
   lua_pushcfunction(L, entry_body);
   lua_pushlightuserdata(L, e);
-  if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
-    sip_lua_server *s = e->s;
-    s->st.script_errors++;
-    const char *err = lua_tostring(L, -1);
-    fprintf(stderr, "luasip: error: %s\n", err ? err : "(no message)");
-    if (!e->handler_called && e->msg && e->msg->is_request && !is_ack(e->msg) &&
-        e->kind != ENTRY_CLIENT && s->tp) {
-      char tag[16];
-      send_reply(s, e->t, e->msg, e->src, 500, (sip_str){NULL, 0},
-                 tag_for(s, tag), (sip_str){NULL, 0}, (sip_str){NULL, 0});
-    }
+  if (sip__lua_pcall(L, 1, 0, NULL) != LUA_OK)
+    entry_failed(L, e);
+  if (e->r) { /* the request's anchor (see deliver) */
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, e);
   }
   lua_settop(L, top);
 }
@@ -363,7 +185,8 @@ sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
                                    sip_rxbuf *rx, const sip_src *src,
                                    sip_txn *t) {
   sip_lua_rx *r = (sip_lua_rx *)sip__lua_message_push(
-      L, &rx->msg, sizeof(sip_lua_rx) - sizeof(sip_lua_msg), rx_release, NULL);
+      L, &rx->msg, sizeof(sip_lua_rx) - sizeof(sip_lua_msg), rx_release, NULL,
+      rx->msg.is_request ? SIP_LUA_REQUEST : SIP_LUA_RESPONSE);
   /* the receive buffer (about 7 KB with its parsed message) is memory the
    * collector does not see: let it work as if it had been allocated, so
    * that garbage requests give their buffers back at the pace they come */
@@ -384,40 +207,13 @@ sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
   return r;
 }
 
-static void reject(sip_lua_server *s, sip_txn *t, sip_msg *m,
-                   const sip_src *src, const sip_sanity_result *r) {
-  char tag[16], extra[300];
-  sip_str ex = {NULL, 0};
-  if (r->status == 420 && r->unsupported[0]) {
-    int n =
-        snprintf(extra, sizeof extra, "Unsupported: %s\r\n", r->unsupported);
-    if (n > 0 && (size_t)n < sizeof extra)
-      ex = (sip_str){extra, (size_t)n};
-  }
-  s->st.rejected++;
-  s->st.rejected_by[rejected_slot(r->status)]++;
-  send_reply(s, t, m, src, r->status, (sip_str){r->reason, strlen(r->reason)},
-             tag_for(s, tag), ex, (sip_str){NULL, 0});
-}
-
-static void answer_plain(sip_lua_server *s, sip_txn *t, sip_msg *m,
-                         const sip_src *src, int status, const char *reason) {
-  char tag[16];
-  send_reply(s, t, m, src, status,
-             (sip_str){reason, reason ? strlen(reason) : 0}, tag_for(s, tag),
-             (sip_str){NULL, 0}, (sip_str){NULL, 0});
-}
-
 /* §9.2 for a UAS: the CANCEL gets 200 (481 when it matches nothing), and an
  * INVITE still without a final response gets 487. */
 static void auto_cancel(sip_lua_server *s, sip_txn *t, sip_msg *msg,
                         const sip_src *src) {
-  sip_txn *inv = sip_txn_find_cancelled(s->txl, msg);
-  if (!inv) {
-    answer_plain(s, t, msg, src, 481, NULL);
+  sip_txn *inv = sip_tu_cancel(&s->tu, t, msg, src);
+  if (!inv)
     return;
-  }
-  answer_plain(s, t, msg, src, 200, NULL);
   sip_lua_rx *r = sip_txn_udata(inv);
   /* §16.10: a proxied INVITE's pending branches are cancelled; their 487
    * ends the round and goes upstream */
@@ -455,20 +251,15 @@ static void deliver(lua_State *L, int top, sip_lua_server *s, entry *e,
     return;
   }
   sip_lua_rx *r = sip__lua_push_received(L, top, s, e->rx, src, t);
-  lua_pushvalue(L, -1);
-  lua_insert(L, top + 1); /* keep the message below the call */
-  e->handler_called = 1;
-  if (protected_call(L, top, 1) != LUA_OK && msg->is_request && !is_ack(msg) &&
-      r->base.live && !r->final_status) {
-    r->final_status = 500;
-    if (!r->has_tag) {
-      tag_for(s, r->to_tag);
-      r->has_tag = 1;
-    }
-    send_reply(s, r->txn, msg, src, 500, (sip_str){NULL, 0},
-               (sip_str){r->to_tag, sizeof r->to_tag}, (sip_str){NULL, 0},
-               (sip_str){NULL, 0});
+  if (msg->is_request) {
+    /* anchored until run_entry is done: an error in the handler unwinds
+     * this stack, and entry_failed still needs the request */
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, e);
+    e->r = r;
   }
+  e->handler_called = 1;
+  lua_call(L, 1, 0); /* an error goes to run_entry's protected call */
   lua_settop(L, top);
 }
 
@@ -490,11 +281,10 @@ static void txl_on_request(void *ud, sip_txn *t, sip_msg *msg, sip_rxbuf *rx,
 
 static void txl_on_ack(void *ud, sip_txn *t, sip_msg *msg, sip_rxbuf *rx,
                        const sip_src *src) {
-  (void)t; /* an ACK is answered by nobody: no transaction for the script */
   srv_bridge *b = ud;
   if (!b->srv)
     return;
-  retx_ack(b->srv, msg);
+  sip_tu_ack(&b->srv->tu, t, msg);
   entry e = {.kind = ENTRY_ACK, .s = b->srv, .msg = msg, .rx = rx, .src = src};
   run_entry(&e);
 }
@@ -522,52 +312,22 @@ static void on_message(void *ud, sip_msg *msg, sip_rxbuf *rx,
   sip_lua_server *s = b->srv;
   if (!s || !s->lp->L)
     return;
-  if (msg->is_request)
-    s->st.requests++;
-  else
-    s->st.responses++;
-  sip_sanity_result res;
-  if (sip_sanity_check(msg, &s->sanity, &res) != 0) {
-    if (msg->is_request && !is_ack(msg))
-      reject(s, NULL, msg, src, &res);
-    else
-      s->st.dropped_sanity++;
+  /* counted, checked, to the transaction layer (csrc/tu); a stateless
+   * server gets it back */
+  if (!sip_tu_receive(&s->tu, msg, rx, src))
     return;
-  }
-  if (s->force_rport && msg->is_request && src->transport == SIP_TP_UDP)
-    sip_proxy_force_rport(msg, src);
-  if (s->txl) {
-    int rc = sip_txl_receive(s->txl, msg, rx, src);
-    if (rc < 0 && msg->is_request && !is_ack(msg)) {
-      s->st.rejected++;
-      s->st.rejected_by[rejected_slot(400)]++;
-      answer_plain(s, NULL, msg, src, 400, "Bad Request (unmatchable)");
-    }
-  } else {
-    if (!msg->is_request && s->px && sip_proxy_forward_response(s->px, msg))
-      return;
-    entry e = {.kind = ENTRY_MESSAGE, .s = s, .msg = msg, .rx = rx, .src = src};
-    run_entry(&e);
-  }
+  if (!msg->is_request && s->px && sip_proxy_forward_response(s->px, msg))
+    return;
+  entry e = {.kind = ENTRY_MESSAGE, .s = s, .msg = msg, .rx = rx, .src = src};
+  run_entry(&e);
 }
 
 static void on_bad(void *ud, int err, const char *errtext, sip_rxbuf *rx,
                    const sip_src *src) {
   (void)errtext;
   sip_lua_server *s = ((srv_bridge *)ud)->srv;
-  if (!s)
-    return;
-  sip_sanity_result r;
-  if (sip_sanity_parse_error(err, &r) == 0)
-    return;
-  char tag[16];
-  s->st.requests++;
-  /* no answer when the response would copy a control character back
-   * (SIP_ECTL in Via, From, To, Call-ID or CSeq): counted in reply_errors */
-  if (send_reply(s, NULL, &rx->msg, src, r.status,
-                 (sip_str){r.reason, strlen(r.reason)}, tag_for(s, tag),
-                 (sip_str){NULL, 0}, (sip_str){NULL, 0}) >= 0)
-    s->st.bad_answered++;
+  if (s)
+    sip_tu_bad(&s->tu, err, rx, src);
 }
 
 /* A connection closed: a refused certificate (ours refusing the peer's, or
@@ -673,7 +433,7 @@ static void string_list(lua_State *L, int t, const char *k, const char **out,
  * schemes = {...} } */
 static void configure_sanity(lua_State *L, int opts, sip_lua_server *s,
                              int keep) {
-  sip_sanity_config_init(&s->sanity);
+  sip_sanity_config_init(&s->tu.sanity);
   int ty = lua_getfield(L, opts, "sanity");
   if (ty == LUA_TNIL) {
     lua_pop(L, 1);
@@ -681,7 +441,7 @@ static void configure_sanity(lua_State *L, int opts, sip_lua_server *s,
   }
   if (ty == LUA_TBOOLEAN) {
     if (!lua_toboolean(L, -1))
-      s->sanity.checks = 0;
+      s->tu.sanity.checks = 0;
     lua_pop(L, 1);
     return;
   }
@@ -691,18 +451,18 @@ static void configure_sanity(lua_State *L, int opts, sip_lua_server *s,
   for (size_t i = 0; i < sizeof sanity_names / sizeof sanity_names[0]; i++) {
     unsigned bit = sanity_names[i].bit;
     int on =
-        opt_bool(L, t, sanity_names[i].name, (s->sanity.checks & bit) != 0);
-    s->sanity.checks =
-        on ? (s->sanity.checks | bit) : (s->sanity.checks & ~bit);
+        opt_bool(L, t, sanity_names[i].name, (s->tu.sanity.checks & bit) != 0);
+    s->tu.sanity.checks =
+        on ? (s->tu.sanity.checks | bit) : (s->tu.sanity.checks & ~bit);
   }
   if (lua_getfield(L, t, "supported") != LUA_TNIL) {
     string_list(L, t, "supported", s->supported, keep);
-    s->sanity.supported = s->supported;
+    s->tu.sanity.supported = s->supported;
   }
   lua_pop(L, 1);
   if (lua_getfield(L, t, "schemes") != LUA_TNIL) {
     string_list(L, t, "schemes", s->schemes, keep);
-    s->sanity.schemes = s->schemes;
+    s->tu.sanity.schemes = s->schemes;
   }
   lua_pop(L, 2);
 }
@@ -785,8 +545,8 @@ static int l_server(lua_State *L) {
         opt_bool(L, t, "verify_client", cfg.tls_verify_client);
   }
   lua_pop(L, 1); /* the tls table stays referenced by opts (index 1) */
-  char server_line[sizeof((sip_lua_server *)0)->server_line];
-  char ua_line[sizeof((sip_lua_server *)0)->ua_line];
+  char server_line[sizeof((sip_tu *)0)->server_line];
+  char ua_line[sizeof((sip_tu *)0)->ua_line];
   size_t server_len = header_option(L, "server_header", "Server", server_line,
                                     sizeof server_line);
   size_t ua_len =
@@ -794,10 +554,11 @@ static int l_server(lua_State *L) {
 
   sip_lua_server *s = lua_newuserdatauv(L, sizeof(*s), SRV_NUV);
   memset(s, 0, sizeof(*s));
-  memcpy(s->server_line, server_line, server_len);
-  s->server_len = server_len;
-  memcpy(s->ua_line, ua_line, ua_len);
-  s->ua_len = ua_len;
+  sip_tu_init(&s->tu, NULL, NULL); /* tp and txl once they exist */
+  memcpy(s->tu.server_line, server_line, server_len);
+  s->tu.server_len = server_len;
+  memcpy(s->tu.ua_line, ua_line, ua_len);
+  s->tu.ua_len = ua_len;
   s->self_ref = LUA_NOREF;
   s->lp = lp;
   luaL_setmetatable(L, SIP_LUA_SERVER);
@@ -850,15 +611,15 @@ static int l_server(lua_State *L) {
       return sip__lua_fail(L, rc, "transactions: %s", sip_tp_strerror(rc));
     }
     s->auto_cancel = opt_bool(L, 1, "auto_cancel", 1);
-    sip_txl_config eff = tc;
-    s->t1_ms = eff.t1_ms ? eff.t1_ms : SIP_TXN_T1_MS;
-    s->t2_ms = eff.t2_ms ? eff.t2_ms : SIP_TXN_T2_MS;
   }
-  s->force_rport = opt_bool(L, 1, "force_rport", 0);
-  if (s->txl && s->server_len) {
-    s->server_line[s->server_len - 2] = '\0'; /* the value alone */
-    sip_txl_set_server(s->txl, s->server_line + strlen("Server: "));
-    s->server_line[s->server_len - 2] = '\r';
+  s->tu.tp = s->tp;
+  s->tu.txl = s->txl;
+  s->tu.force_rport = opt_bool(L, 1, "force_rport", 0);
+  if (s->txl && s->tu.server_len) {
+    char *line = s->tu.server_line;
+    line[s->tu.server_len - 2] = '\0'; /* the value alone */
+    sip_txl_set_server(s->txl, line + strlen("Server: "));
+    line[s->tu.server_len - 2] = '\r';
   }
   if (sip_proxy_new(&lp->loop, s->tp, s->txl, &s->px) < 0) {
     if (s->txl)
@@ -964,69 +725,6 @@ static int entry_body(lua_State *L) {
 
 /* Where a request goes by itself: the first Route when it is a loose
  * router (§8.1.2), else the Request-URI. */
-static int next_hop(sip_msg *m, size_t len, sip_dest *d, char *name,
-                    size_t cap) {
-  const sip_addr *route;
-  const sip_uri *uri;
-  int rc = sip_msg_get_addrs(m, SIP_H_ROUTE, &route);
-  if (rc == 0 && route && route->uri.lr) {
-    uri = &route->uri;
-  } else if (rc < 0 && rc != SIP_ENOTFOUND) {
-    return rc;
-  } else if ((rc = sip_msg_get_ruri(m, &uri)) < 0) {
-    return rc;
-  }
-  return sip_tp_request_dest(uri, len, d, name, cap);
-}
-
-/* msg with a new top Via (branch) naming the listener d leaves from
- * (d->listener set), into a malloc'd *out. Returns the length, or a
- * negative code (UV_EAFNOSUPPORT: no listener of d's transport and family;
- * SIP_ENOMEM; SIP_EINVAL: msg cannot be written). */
-static int write_request(sip_lua_server *s, sip_msg *m, sip_dest *d,
-                         const char *branch, char **out) {
-  *out = NULL;
-  int lid = sip_tp_find_listener(s->tp, d->transport, d->addr.ss_family);
-  char sent_by[64], via[200];
-  if (lid < 0 && (d->transport == SIP_TP_WS || d->transport == SIP_TP_WSS)) {
-    /* a WebSocket client cannot be reached but over its connection: RFC
-     * 7118 §5.2's .invalid host (named after this server) */
-    snprintf(sent_by, sizeof sent_by, "%08x.invalid", (unsigned)(uintptr_t)s);
-  } else if (lid < 0) {
-    return UV_EAFNOSUPPORT;
-  } else {
-    d->listener = lid;
-    struct sockaddr_storage la;
-    sip_tp_listener_addr(s->tp, lid, &la);
-    sip_tp_addr_str(&la, sent_by, sizeof sent_by);
-  }
-  int vlen = snprintf(via, sizeof via, "Via: SIP/2.0/%s %s;branch=%s%s\r\n",
-                      sip_tp_transport_name(d->transport), sent_by, branch,
-                      d->transport == SIP_TP_UDP ? ";rport" : "");
-  /* the User-Agent option, unless the request has its own */
-  size_t ua = s->ua_len && sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0) < 0
-                  ? s->ua_len
-                  : 0;
-  size_t add = (size_t)vlen + ua;
-  size_t n = sip_msg_size(m);
-  char *buf = malloc(n + add);
-  if (!buf)
-    return SIP_ENOMEM;
-  int rc = sip_msg_write(m, buf + add, n);
-  const char *eol = rc > 0 ? memchr(buf + add, '\n', (size_t)rc) : NULL;
-  if (!eol) {
-    free(buf);
-    return SIP_EINVAL;
-  }
-  /* the start line moves up; the Via (and User-Agent) go right after it */
-  size_t start_len = (size_t)(eol + 1 - (buf + add));
-  memmove(buf, buf + add, start_len);
-  memcpy(buf + start_len, via, (size_t)vlen);
-  memcpy(buf + start_len + (size_t)vlen, s->ua_line, ua);
-  *out = buf;
-  return rc + (int)add;
-}
-
 /* server:request(msg, dest, fn) -> branch, or nil, err, name. Starts a
  * client transaction for msg (a request, not ACK), sent to dest ("udp:
  * 127.0.0.1:5070"; nil: the next hop from Route / Request-URI) with a new
@@ -1054,55 +752,35 @@ static int srv_request(lua_State *L) {
     if ((rc = sip_tp_parse_spec(spec, &tr, &d.addr)) < 0)
       return sip__lua_fail(L, rc, "request: bad destination %s", spec);
     d.transport = tr;
-  } else if ((rc = next_hop(m, 0, &d, name, sizeof name)) < 0) {
+  } else if ((rc = sip_tu_next_hop(m, 0, &d, name, sizeof name)) < 0) {
     return sip__lua_fail(
         L, rc, "request: no next hop: %s%s", sip_tp_strerror(rc),
         rc == UV_EAI_NONAME ? " (a host name: no DNS yet)" : "");
   }
+  client_ctx *c = calloc(1, sizeof(*c));
+  if (!c)
+    return luaL_error(L, "not enough memory");
   char branch[SIP_TXN_BRANCH_SIZE];
-  sip_txn_new_branch(branch);
-  char *buf, *tbuf = NULL;
-  int len = write_request(s, m, &d, branch, &buf), tlen = -1;
-  if (len == UV_EAFNOSUPPORT)
-    return sip__lua_fail(L, len, "request: no %s listener for %s",
+  sip_txn *t;
+  int transport;
+  rc = sip_tu_request(&s->tu, m, &d, on_client_response, c, branch, &t,
+                      &transport);
+  if (rc < 0)
+    free(c);
+  if (rc == UV_EAFNOSUPPORT)
+    return sip__lua_fail(L, rc, "request: no %s listener for %s",
                          sip_tp_transport_name(d.transport),
                          d.addr.ss_family == AF_INET6 ? "IPv6" : "IPv4");
-  if (len == SIP_ENOMEM)
+  if (rc == SIP_ENOMEM)
     return luaL_error(L, "not enough memory");
-  if (len < 0)
-    return sip__lua_fail(L, len, "request: cannot serialize");
-  sip_dest td = d;
-  if (sip_tp_request_switch(&td, (size_t)len)) {
-    /* §18.1.1: too large for UDP; without a TCP listener, UDP after all */
-    tlen = write_request(s, m, &td, branch, &tbuf);
-    if (tlen == SIP_ENOMEM) {
-      free(buf);
-      return luaL_error(L, "not enough memory");
-    }
-  }
-  client_ctx *c = calloc(1, sizeof(*c));
-  if (!c) {
-    free(buf);
-    free(tbuf);
-    return luaL_error(L, "not enough memory");
-  }
-  sip_txn *t;
-  if (tlen >= 0)
-    rc = sip_txn_request_switched(s->txl, tbuf, (size_t)tlen, &td, buf,
-                                  (size_t)len, &d, on_client_response, c, &t);
-  else
-    rc = sip_txn_request(s->txl, buf, (size_t)len, &d, on_client_response, c,
-                         &t);
-  free(buf);
-  free(tbuf);
-  if (rc < 0) {
-    free(c);
+  if (rc == SIP_EINVAL)
+    return sip__lua_fail(L, rc, "request: cannot serialize");
+  if (rc < 0)
     return sip__lua_fail(L, rc, "request: %s", sip_tp_strerror(rc));
-  }
   lua_pushvalue(L, 4);
   c->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   c->srv = s;
-  c->transport = tlen >= 0 ? td.transport : d.transport;
+  c->transport = transport;
   c->next = s->clients;
   if (s->clients)
     s->clients->prev = c;
@@ -1119,13 +797,12 @@ static void server_close(lua_State *L, sip_lua_server *s) {
   if (s->px)
     sip_proxy_close(s->px); /* before the transactions it references */
   s->px = NULL;
+  sip_tu_close(&s->tu); /* while its transactions are alive */
   if (s->txl)
     sip_txl_close(s->txl, NULL, NULL); /* silent: no more callbacks */
   s->txl = NULL;
   while (s->clients)
     client_free(L, s->clients);
-  while (s->retx)
-    retx_end(s->retx);
   sip_tp_close(s->tp, bridge_free, s->bridge);
   s->tp = NULL;
   s->bridge = NULL;
@@ -1279,16 +956,16 @@ static int srv_stats(lua_State *L) {
   SET_COUNTER("aliases_refused", c.aliases_refused);
   SET_COUNTER("clen_fixed", c.clen_fixed);
   SET_COUNTER("connections", sip_tp_conn_count(s->tp));
-  SET_COUNTER("requests", s->st.requests);
-  SET_COUNTER("responses", s->st.responses);
-  SET_COUNTER("rejected", s->st.rejected);
+  SET_COUNTER("requests", s->tu.st.requests);
+  SET_COUNTER("responses", s->tu.st.responses);
+  SET_COUNTER("rejected", s->tu.st.rejected);
   static const char *const by[] = {
       "rejected_400", "rejected_405", "rejected_416",  "rejected_420",
       "rejected_505", "rejected_483", "rejected_other"};
   for (int i = 0; i < 7; i++)
-    SET_COUNTER(by[i], s->st.rejected_by[i]);
-  SET_COUNTER("dropped_sanity", s->st.dropped_sanity);
-  SET_COUNTER("bad_answered", s->st.bad_answered);
+    SET_COUNTER(by[i], s->tu.st.rejected_by[i]);
+  SET_COUNTER("dropped_sanity", s->tu.st.dropped_sanity);
+  SET_COUNTER("bad_answered", s->tu.st.bad_answered);
   SET_COUNTER("responses_dropped", s->st.responses_dropped);
   SET_COUNTER("script_errors", s->st.script_errors);
   if (s->txl) {
@@ -1315,11 +992,14 @@ static int srv_stats(lua_State *L) {
   if (s->px)
     sip__lua_proxy_stats(L, s);
   sip__lua_flood_stats(L, s);
-  SET_COUNTER("retx_2xx", s->st.retx_2xx);
-  SET_COUNTER("unacked_2xx", s->st.unacked_2xx);
+  sip_txl_counters tx = {0};
+  if (s->txl)
+    sip_txl_stats(s->txl, &tx);
+  SET_COUNTER("retx_2xx", tx.retx_2xx);
+  SET_COUNTER("unacked_2xx", tx.unacked_2xx);
   SET_COUNTER("ack_replies", s->st.ack_replies);
-  SET_COUNTER("replies", s->st.replies);
-  SET_COUNTER("reply_errors", s->st.reply_errors);
+  SET_COUNTER("replies", s->tu.st.replies);
+  SET_COUNTER("reply_errors", s->tu.st.reply_errors);
   return 1;
 }
 
@@ -1362,19 +1042,10 @@ int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
   }
   if (status >= 200)
     r->final_status = (uint16_t)status;
-  int retransmit = r->txn && sip_txn_kind(r->txn) == SIP_TXN_IST &&
-                   status >= 200 && status < 300 &&
-                   r->src.transport == SIP_TP_UDP;
-  char *keep = NULL;
-  size_t keep_len = 0;
-  int rc = send_reply_keep(r->srv, r->txn, r->base.m, &r->src, status, reason,
-                           (sip_str){r->to_tag, sizeof r->to_tag}, extra, body,
-                           retransmit ? &keep : NULL, &keep_len);
-  if (keep && rc >= 0)
-    retx_start(r->srv, r, status, keep, keep_len);
-  else
-    free(keep);
-  return rc;
+  /* a 2xx to INVITE is re-sent until its ACK (§13.3.1.4, csrc/tu) */
+  return sip_tu_reply(&r->srv->tu, r->txn, r->base.m, &r->src, status, reason,
+                      (sip_str){r->to_tag, sizeof r->to_tag}, extra, body,
+                      SIP_TU_RETRANSMIT);
 }
 
 /* req:reply(status[, reason[, extra[, body]]]) -> true, or nil, err, name.
@@ -1517,11 +1188,15 @@ void sip__lua_open_server(lua_State *L) {
   lua_setfield(L, -4, "Server"); /* core.Server: extensible by the Lua layer */
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  lua_getfield(L, -1, "Message");
+  lua_getfield(L, -1, "Request");
   luaL_setfuncs(L, received_methods, 0);
   sip__lua_open_proxy(L);
   lua_pop(L, 1);
   sip__lua_open_flood(L);
+  lua_getfield(L, -1, "Response"); /* a received response: where from */
+  lua_pushcfunction(L, msg_source);
+  lua_setfield(L, -2, "source");
+  lua_pop(L, 1);
   lua_pushcfunction(L, l_server);
   lua_setfield(L, -2, "server");
 }

@@ -120,10 +120,9 @@ static const char *open_db(dbcore *c) {
   static __thread char msg[256];
   if (c->db)
     return NULL;
-  int rc = sqlite3_open_v2(c->path, &c->db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                               SQLITE_OPEN_NOMUTEX,
-                           NULL);
+  int rc = sqlite3_open_v2(
+      c->path, &c->db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
     snprintf(msg, sizeof msg, "open %s: %s", c->path,
              c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
@@ -132,8 +131,10 @@ static const char *open_db(dbcore *c) {
   }
   sqlite3_busy_timeout(c->db, 5000);
   char *err = NULL;
-  if (c->setup && sqlite3_exec(c->db, c->setup, NULL, NULL, &err) != SQLITE_OK) {
-    snprintf(msg, sizeof msg, "open %s: %s", c->path, err ? err : "setup failed");
+  if (c->setup &&
+      sqlite3_exec(c->db, c->setup, NULL, NULL, &err) != SQLITE_OK) {
+    snprintf(msg, sizeof msg, "open %s: %s", c->path,
+             err ? err : "setup failed");
     sqlite3_free(err);
     close_db(c);
     return msg;
@@ -315,12 +316,6 @@ static void free_core(dbcore *c) {
   free(c);
 }
 
-static int msgh(lua_State *L) {
-  const char *m = lua_tostring(L, 1);
-  luaL_traceback(L, L, m ? m : "(error object is not a string)", 1);
-  return 1;
-}
-
 static void push_cell_value(lua_State *L, const cell *x) {
   switch (x->type) {
   case SQLITE_INTEGER:
@@ -342,7 +337,6 @@ static void deliver(lua_State *L, job *j) {
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 8))
     return;
-  lua_pushcfunction(L, msgh);
   lua_rawgeti(L, LUA_REGISTRYINDEX, j->fn_ref);
   int nargs = 2;
   if (j->err) {
@@ -362,9 +356,7 @@ static void deliver(lua_State *L, job *j) {
     }
     lua_pushinteger(L, j->changes);
   }
-  if (lua_pcall(L, nargs, 0, top + 1) != LUA_OK)
-    fprintf(stderr, "luasip: error: sqlite callback: %s\n",
-            lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+  sip__lua_call(L, nargs, "sqlite callback");
   lua_settop(L, top);
 }
 

@@ -6,6 +6,7 @@
 
 #include "sip_proxy.h"
 #include "sip_reply.h"
+#include "sip_tu.h" /* sip_tu_via_value: the one Via format */
 
 #define CANCEL_WAIT_MS 32000 /* a cancelled branch's 487: 64*T1 at most */
 #define MAX_BRANCHES 32
@@ -563,26 +564,7 @@ static int resolve_dest(sip_msg *m, sip_str ruri, sip_str dest, sip_str route,
 
 int sip_proxy_next_hop(sip_msg *m, sip_str ruri, sip_str route, sip_arena *a,
                        sip_uri *u, const sip_uri **hop) {
-  *hop = NULL;
-  if (route.p) {
-    sip_str rest = route, it;
-    sip_addr ad;
-    if (sip_split_next(&rest, &it) == 1 &&
-        sip_addr_parse(a, it.p, it.len, 0, &ad) == 0) {
-      *u = ad.uri;
-      *hop = u;
-      return 0;
-    }
-  }
-  const sip_addr *r;
-  if (sip_msg_get_addrs(m, SIP_H_ROUTE, &r) == 0 && r->uri.lr) {
-    *hop = &r->uri;
-    return 0;
-  }
-  int rc = sip_uri_parse(a, ruri.p, ruri.len, u);
-  if (rc == 0)
-    *hop = u;
-  return rc;
+  return sip_tu_next_hop_uri(m, ruri, route, a, u, hop); /* the one rule */
 }
 
 /* Route lines of m (after the edits), with pushed values first. */
@@ -633,11 +615,10 @@ static int build_request(sip_proxy *p, const px_build *bd, int transport,
                          int oi, char *via, size_t vcap, char *stack,
                          size_t scap, char **out) {
   *out = NULL;
-  int k = snprintf(via, vcap, "SIP/2.0/%s %s;branch=%s",
-                   sip_tp_transport_name(transport), p->self.addr[oi].sent_by,
-                   bd->branch);
-  if (k < 0 || (size_t)k >= vcap)
-    return SIP_ERANGE;
+  int k = sip_tu_via_value(via, vcap, transport, p->self.addr[oi].sent_by,
+                           bd->branch, 0);
+  if (k < 0)
+    return k;
   char extra[1024];
   size_t en = 0;
   if (bd->record_route)

@@ -240,15 +240,15 @@ int sip_tp_listener_addr(const sip_tp *tp, int id,
 /* The bound port of a listener or SIP_EINVAL. */
 int sip_tp_listener_port(const sip_tp *tp, int id);
 
+/* Write every message received and sent (with time, transport and
+ * addresses) to out, flushed per message; NULL turns it off. */
+void sip_tp_set_trace(sip_tp *tp, FILE *out);
+
 /* ---- sending ----------------------------------------------------------------
  */
 
 /* Result of one send: 0 when handed to the kernel, else a negative code. */
 typedef void (*sip_tp_send_cb)(void *arg, int status);
-
-/* Write every message received and sent (with time, transport and
- * addresses) to out, flushed per message; NULL turns it off. */
-void sip_tp_set_trace(sip_tp *tp, FILE *out);
 
 /* Send bytes (copied) to dst. UDP: one sendmsg per datagram from a
  * listener's socket, so a failure is the result of that datagram alone (an

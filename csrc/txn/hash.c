@@ -207,6 +207,8 @@ static void random_chars(char *out, size_t nchars) {
   }
 }
 
+void sip_txn_random(void *out, size_t n) { sip__txn_random(out, n); }
+
 size_t sip_txn_new_branch(char out[SIP_TXN_BRANCH_SIZE]) {
   memcpy(out, SIP_TXN_MAGIC, 7);
   random_chars(out + 7, SIP_TXN_BRANCH_SIZE - 8);
@@ -215,7 +217,11 @@ size_t sip_txn_new_branch(char out[SIP_TXN_BRANCH_SIZE]) {
 }
 
 size_t sip_txn_new_tag(char out[SIP_TXN_TAG_SIZE]) {
-  random_chars(out, SIP_TXN_TAG_SIZE - 1);
+  static const char hex[] = "0123456789abcdef";
+  unsigned char r[(SIP_TXN_TAG_SIZE - 1) / 2];
+  sip__txn_random(r, sizeof r);
+  for (size_t i = 0; i < SIP_TXN_TAG_SIZE - 1; i++)
+    out[i] = hex[(r[i / 2] >> (i % 2 ? 4 : 0)) & 15];
   out[SIP_TXN_TAG_SIZE - 1] = '\0';
   return SIP_TXN_TAG_SIZE - 1;
 }

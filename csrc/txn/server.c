@@ -463,6 +463,46 @@ int sip_txn_reply(sip_txn *t, int status, const char *bytes, size_t len) {
   return 0;
 }
 
+int sip_txn_retransmit_2xx(sip_txn *t, const char *bytes, size_t len) {
+  if (!t || t->kind != SIP_TXN_IST || t->state != SIP_TXN_ACCEPTED || t->retx ||
+      !bytes || !len || len > UINT32_MAX)
+    return SIP_EINVAL;
+  if (t->flags & SIP__TF_RELIABLE)
+    return 0;
+  int rc = sip__txn_set_out(t, bytes, len);
+  if (rc < 0)
+    return rc;
+  t->retx = 1;
+  t->interval = t->txl->cfg.t1_ms;
+  return sip__txn_timer_in(t, 0, t->interval);
+}
+
+void sip_txn_ack_2xx(sip_txn *t) {
+  if (!t || t->retx != 1)
+    return;
+  t->retx = 2;
+  sip__txn_timer_stop(t, 0);
+  sip__txn_set_out(t, NULL, 0);
+}
+
+int sip_txn_awaits_ack(const sip_txn *t) { return t && t->retx == 1; }
+
+/* Accepted, re-sending a 2xx: once more, the interval doubling up to T2 */
+static void resend_2xx(sip_txn *t) {
+  sip_txl *txl = t->txl;
+  txl->st.retx_2xx++;
+  int rc = sip__txn_send(t, t->out, t->out_len);
+  if (rc < 0) {
+    sip__txn_transport_error(t, rc);
+    return;
+  }
+  t->interval =
+      2 * t->interval < txl->cfg.t2_ms ? 2 * t->interval : txl->cfg.t2_ms;
+  uint64_t now = uv_now(txl->loop);
+  uint64_t next = t->tn[0].due + t->interval;
+  sip__txn_timer_at(t, 0, next > now ? next : now + t->interval);
+}
+
 void sip_txn_abandon(sip_txn *t) {
   if (!t)
     return;
@@ -497,9 +537,13 @@ void sip__txn_server_timer(sip_txn *t, int which) {
       uint64_t now = uv_now(txl->loop);
       uint64_t next = t->tn[0].due + t->interval;
       sip__txn_timer_at(t, 0, next > now ? next : now + t->interval);
+    } else if (t->state == SIP_TXN_ACCEPTED && t->retx == 1 && t->out) {
+      resend_2xx(t);
     }
     return;
   }
+  if (t->state == SIP_TXN_ACCEPTED && t->retx == 1)
+    txl->st.unacked_2xx++; /* Timer L: no ACK for the 2xx re-sent */
   if (t->kind == SIP_TXN_IST && t->state == SIP_TXN_COMPLETED) {
     /* Timer H: no ACK came */
     txl->st.timeouts++;

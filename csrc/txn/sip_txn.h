@@ -64,7 +64,7 @@
 
 /* Buffer sizes incl. the NUL of sip_txn_new_branch / sip_txn_new_tag. */
 #define SIP_TXN_BRANCH_SIZE 30 /* "z9hG4bK" + 22 chars (132 random bits) */
-#define SIP_TXN_TAG_SIZE 17    /* 16 chars (96 random bits) */
+#define SIP_TXN_TAG_SIZE 17    /* 16 hex digits (64 random bits) */
 
 /* Defaults (§17.1.1.1, §17.1.2.2, Table 4). */
 #define SIP_TXN_T1_MS 500
@@ -236,6 +236,8 @@ typedef struct sip_txl_counters {
   /* requests moved to TCP for their size (§18.1.1) whose connection
    * failed, sent over UDP instead */
   uint64_t udp_fallbacks;
+  uint64_t retx_2xx;    /* 2xx re-sent by sip_txn_retransmit_2xx */
+  uint64_t unacked_2xx; /* of those, ended by Timer L without an ACK */
 } sip_txl_counters;
 
 /* Copy the counters into *out. */
@@ -255,10 +257,16 @@ sip_str sip_txl_server_line(const sip_txl *txl);
 /* ---- client transactions
  * -------------------------------------------------- */
 
+/* n random bytes: the process's one generator (getrandom(2) through a
+ * pool; every byte served once), behind branches, tags and the Lua
+ * layer's identifiers. */
+void sip_txn_random(void *out, size_t n);
+
 /* A new branch: SIP_TXN_MAGIC and 22 base64url characters (132 bits from
  * getrandom(2)), NUL-terminated. Returns its length (29). */
 size_t sip_txn_new_branch(char out[SIP_TXN_BRANCH_SIZE]);
-/* A random tag (From/To) of 16 base64url characters, NUL-terminated.
+/* A random tag (From/To) of 16 lower-case hex digits, NUL-terminated: the
+ * one tag format (sip_tu_new_tag, sip.new_tag in Lua).
  * Returns its length (16). */
 size_t sip_txn_new_tag(char out[SIP_TXN_TAG_SIZE]);
 
@@ -329,6 +337,24 @@ void sip_txn_detach(sip_txn *t);
  * or the transport's code when the send failed at once: the transaction is
  * then Terminated (§17.2.4) and no event is raised for that failure. */
 int sip_txn_reply(sip_txn *t, int status, const char *bytes, size_t len);
+
+/* The UAS core's 2xx retransmission (§13.3.1.4), run on the layer's timer
+ * heap for the TU: call it on an INVITE server transaction right after
+ * sip_txn_reply sent the 2xx `bytes` (state Accepted). Over an unreliable
+ * transport the layer re-sends a copy at T1, 2*T1, 4*T1, ... (capped at
+ * T2) until sip_txn_ack_2xx() or Timer L (64*T1) ends the transaction
+ * (counted in unacked_2xx). A proxy relaying a 2xx does not call it
+ * (§16.7). Returns 0 (also over a reliable transport: nothing to do),
+ * SIP_EINVAL (not an IST in Accepted, re-sending already) or SIP_ENOMEM. */
+int sip_txn_retransmit_2xx(sip_txn *t, const char *bytes, size_t len);
+
+/* The ACK for the 2xx re-sent by sip_txn_retransmit_2xx came (the TU
+ * matches it: the ACK of a 2xx has its own branch): stop re-sending. The
+ * transaction stays Accepted until Timer L. Idempotent; NULL is ignored. */
+void sip_txn_ack_2xx(sip_txn *t);
+
+/* Is t re-sending its 2xx (sip_txn_retransmit_2xx, no ACK yet)? */
+int sip_txn_awaits_ack(const sip_txn *t);
 
 /* The INVITE server transaction a CANCEL request cancels (§9.2: matched
  * like the INVITE's retransmission would be, by branch and sent-by, or by

@@ -81,6 +81,8 @@ struct sip_txn {
   uint16_t klen;  /* bytes of k[] */
   uint16_t sends; /* transport callbacks pending */
   uint8_t kind, state, flags;
+  uint8_t
+      retx; /* IST: 1 re-sending its 2xx (sip_txn_retransmit_2xx), 2 acked */
   /* in k[]: */
   sip__txn_slice branch, method;
   sip__txn_slice host, via;                    /* server */

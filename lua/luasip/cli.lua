@@ -577,7 +577,7 @@ local function run(g, rest)
   srv:run()
   log.flush()
   log.info("stopped (%d reloads, %d failed reloads, %d script errors)", rt.reloads, rt.failed_reloads,
-    rt.errors)
+    rt.errors + core.script_errors())
   return 0
 end
 

@@ -32,6 +32,21 @@ M._VERSION = "luasip 0.1"
 -- @table Message
 M.Message = core.Message
 
+--- Methods of `luasip.Request` objects, the requests a `luasip.server`
+-- received (C methods from `luasip.core` plus the Lua ones defined here and
+-- in `luasip.proxy`): `reply`, `answered`, `drop`, `handled`,
+-- `is_cancelled`, `source`, the proxy's. A request also has every
+-- `luasip.Message` method; a message from `sip.parse` has none of these.
+-- Adding a function here adds a method.
+-- @table Request
+M.Request = core.Request
+
+--- Methods of `luasip.Response` objects, the responses a `luasip.server`
+-- received (relay hooks, `srv:send` results): `source`, and every
+-- `luasip.Message` method.
+-- @table Response
+M.Response = core.Response
+
 --- Methods of `luasip.URI` objects.
 -- @table URI
 M.URI = core.URI
@@ -41,6 +56,7 @@ M.URI = core.URI
 M.E = core.E
 
 local Message = core.Message
+local Request = core.Request
 
 --- A parsed SIP message (`luasip.Message` userdata).
 --
@@ -187,11 +203,11 @@ local function rand_hex(nbytes)
   return core.random_hex(2 * nbytes)
 end
 
---- A new random tag (RFC 3261 §19.3: at least 32 bits of randomness).
--- @treturn string 16 hex digits
-function M.new_tag()
-  return rand_hex(8)
-end
+--- A new random tag (RFC 3261 §19.3: at least 32 bits of randomness), in
+-- the one format of every tag luasip makes (the C layers' too).
+-- @function new_tag
+-- @treturn string 16 hex digits (64 random bits)
+M.new_tag = core.new_tag
 
 --- A new branch with the RFC 3261 magic cookie `z9hG4bK` (§8.1.1.7).
 -- @treturn string
@@ -299,38 +315,12 @@ function Message.response(self, code, reason)
   end
   check_code(code, 2)
   reason = check_line(reason or M.reason_phrase(code), "reason", 2)
-  local out = { format("SIP/2.0 %d %s", code, reason) }
-  for _, v in ipairs(self:headers("Via", false)) do
-    out[#out + 1] = "Via: " .. v
+  -- built in C (sip_reply.c), as every response luasip makes
+  local text, err, name = core.response_text(self, code, reason)
+  if not text then
+    return nil, err, name
   end
-  local from = self:header("From")
-  if from then
-    out[#out + 1] = "From: " .. from
-  end
-  local to = self:header("To")
-  if to then
-    local parsed = self.to
-    if code > 100 and parsed and not parsed.tag then
-      to = to .. ";tag=" .. M.new_tag()
-    end
-    out[#out + 1] = "To: " .. to
-  end
-  for _, name in ipairs { "Call-ID", "CSeq" } do
-    local v = self:header(name)
-    if v then
-      out[#out + 1] = name .. ": " .. v
-    end
-  end
-  if code == 100 then
-    local ts = self:header("Timestamp")
-    if ts then
-      out[#out + 1] = "Timestamp: " .. ts
-    end
-  end
-  out[#out + 1] = "Content-Length: 0"
-  out[#out + 1] = ""
-  out[#out + 1] = ""
-  return core.parse(concat(out, "\r\n"))
+  return core.parse(text)
 end
 
 ------------------------------------------------------------------------------
@@ -462,7 +452,7 @@ end
 -- Received requests and the server
 ------------------------------------------------------------------------------
 
-local reply_c = Message.reply
+local reply_c = Request.reply
 
 --- Answer a received request (stateless at the transport level).
 --
@@ -474,7 +464,7 @@ local reply_c = Message.reply
 -- never answered: a reply to one sends nothing and returns nil, err
 -- (counted in `srv:stats().ack_replies`). Only for requests a
 -- `luasip.server` delivered.
--- @function Message:reply
+-- @function Request:reply
 -- @tparam integer code 100..699
 -- @tparam[opt] string reason default phrase of the code
 -- @tparam[opt] table headers `{ {name, value}, ... }` in order, or
@@ -484,7 +474,7 @@ local reply_c = Message.reply
 -- @return[2] nil
 -- @treturn[2] string error message (the server is closed, ...)
 -- @treturn[2] string error code name
-function Message.reply(self, code, reason, headers, body)
+function Request.reply(self, code, reason, headers, body)
   if headers ~= nil then
     if type(headers) ~= "table" then
       error("bad argument #3 to 'reply' (table expected, got " .. type(headers) .. ")", 2)

@@ -40,6 +40,10 @@ local function log_sink(level, text)
   log.write(level, text)
 end
 
+-- every line the C side logs (script errors caught by its protected call,
+-- with their tracebacks) goes through luasip.log: text or JSON
+core.set_log_handler(log_sink)
+
 -- The request each handler coroutine serves (nil for sip.spawn ones).
 local served = setmetatable({}, { __mode = "k" })
 

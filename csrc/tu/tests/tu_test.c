@@ -1,0 +1,408 @@
+/* Transaction user core test: a transport manager, a transaction layer and
+ * the TU core on the loop, against a raw UDP peer on 127.0.0.1 (loopback
+ * only; every wait is bounded). Covers dispatch (sanity rejects), replies
+ * with the Server header, §9.2 UAS CANCEL, §13.3.1.4 2xx retransmission on
+ * the transaction heap with the ACK matched in the TU (and Timer L without
+ * one), next hop, Via, and a request sent over a client transaction. */
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sip_error.h"
+#include "sip_reply.h"
+#include "sip_tu.h"
+#include "test/check.h"
+
+static uv_loop_t loop;
+static const int T1 = 10; /* ms */
+
+static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
+
+static void step(void) {
+  uv_run(&loop, UV_RUN_NOWAIT);
+  struct timespec ts = {0, 200000};
+  nanosleep(&ts, NULL);
+}
+
+typedef struct env {
+  sip_tp *tp;
+  sip_txl *txl;
+  sip_tu tu;
+  int port;
+  int answer; /* on_request answers INVITEs 200 */
+  int nreq, nack, nack_matched, nresp;
+  sip_txn *cancelled; /* sip_tu_cancel's result */
+  sip_txn *invite;    /* the last INVITE's transaction (a reference) */
+  int resp_status;
+  int tp_closed, txl_closed;
+} env;
+
+static void on_request(void *ud, sip_txn *t, sip_msg *m, sip_rxbuf *rx,
+                       const sip_src *src) {
+  env *e = ud;
+  (void)rx;
+  e->nreq++;
+  if (m->method.len == 6 && memcmp(m->method.p, "CANCEL", 6) == 0) {
+    e->cancelled = sip_tu_cancel(&e->tu, t, m, src);
+    return;
+  }
+  if (e->invite)
+    sip_txn_unref(e->invite);
+  e->invite = t;
+  sip_txn_ref(t);
+  if (e->answer) {
+    char tag[SIP_TU_TAG_LEN];
+    CHECK_INT(sip_tu_reply(&e->tu, t, m, src, 200, SIP_STR_NULL,
+                           sip_tu_new_tag(tag), SIP_STR_NULL, SIP_STR_NULL,
+                           SIP_TU_RETRANSMIT),
+              0);
+  }
+}
+
+static void on_ack(void *ud, sip_txn *t, sip_msg *m, sip_rxbuf *rx,
+                   const sip_src *src) {
+  env *e = ud;
+  (void)rx;
+  (void)src;
+  e->nack++;
+  e->nack_matched += sip_tu_ack(&e->tu, t, m);
+}
+
+static void on_message(void *ud, sip_msg *m, sip_rxbuf *rx,
+                       const sip_src *src) {
+  env *e = ud;
+  CHECK_INT(sip_tu_receive(&e->tu, m, rx, src), 0); /* stateful */
+}
+
+static void on_tp_closed(void *arg) { ((env *)arg)->tp_closed = 1; }
+static void on_txl_closed(void *arg) { ((env *)arg)->txl_closed = 1; }
+
+static void env_open(env *e) {
+  memset(e, 0, sizeof(*e));
+  sip_tp_config tc;
+  sip_tp_config_init(&tc);
+  tc.ud = e;
+  tc.on_message = on_message;
+  char err[256];
+  CHECK_INT(sip_tp_new(&loop, &tc, &e->tp, err, sizeof err), 0);
+  int id = sip_tp_listen(e->tp, "udp:127.0.0.1:0");
+  CHECK(id >= 0);
+  e->port = sip_tp_listener_port(e->tp, id);
+  sip_txl_config c;
+  sip_txl_config_init(&c);
+  c.t1_ms = (uint32_t)T1;
+  c.t2_ms = (uint32_t)(4 * T1);
+  c.trying_delay_ms = SIP_TXN_NO_TRYING;
+  c.ud = e;
+  c.on_request = on_request;
+  c.on_ack = on_ack;
+  CHECK_INT(sip_txl_new(&loop, e->tp, &c, &e->txl), 0);
+  sip_tu_init(&e->tu, e->tp, e->txl);
+}
+
+static void env_close(env *e) {
+  if (e->invite)
+    sip_txn_unref(e->invite);
+  sip_tu_close(&e->tu);
+  sip_txl_close(e->txl, on_txl_closed, e);
+  sip_tp_close(e->tp, on_tp_closed, e);
+  double d = now_ms() + 3000;
+  while (!(e->tp_closed && e->txl_closed) && now_ms() < d)
+    step();
+  CHECK(e->tp_closed && e->txl_closed);
+}
+
+/* ---- the peer ------------------------------------------------------------ */
+
+static int peer_open(int *port) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  struct sockaddr_storage sa;
+  sip_tp_addr(&sa, "127.0.0.1", 9, 0);
+  if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(struct sockaddr_in)) < 0)
+    return -1;
+  socklen_t n = sizeof sa;
+  getsockname(s, (struct sockaddr *)&sa, &n);
+  *port = sip_tp_addr_port(&sa);
+  return s;
+}
+
+static void peer_send(int s, int port, const char *p) {
+  struct sockaddr_storage sa;
+  sip_tp_addr(&sa, "127.0.0.1", 9, port);
+  size_t n = strlen(p);
+  CHECK_INT(
+      sendto(s, p, n, 0, (struct sockaddr *)&sa, sizeof(struct sockaddr_in)),
+      (ssize_t)n);
+}
+
+/* Datagrams read within ms into buf (the last one kept); returns the count
+ * of those starting with prefix. */
+static int peer_count(int s, double ms, const char *prefix, char *buf,
+                      size_t cap) {
+  int count = 0;
+  double d = now_ms() + ms;
+  while (now_ms() < d) {
+    char tmp[4096];
+    ssize_t n = recv(s, tmp, sizeof tmp - 1, 0);
+    if (n < 0) {
+      step();
+      continue;
+    }
+    tmp[n] = '\0';
+    if (strncmp(tmp, prefix, strlen(prefix)) == 0) {
+      count++;
+      if (buf)
+        snprintf(buf, cap, "%s", tmp);
+    }
+  }
+  return count;
+}
+
+static void request(char *out, size_t cap, const char *method, int port,
+                    const char *branch, const char *callid, const char *to,
+                    const char *extra) {
+  snprintf(out, cap,
+           "%s sip:bob@127.0.0.1 SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%s\r\n"
+           "Max-Forwards: 70\r\n"
+           "From: <sip:alice@127.0.0.1>;tag=a1\r\n"
+           "To: %s\r\n"
+           "Call-ID: %s\r\n"
+           "CSeq: 1 %s\r\n"
+           "%s"
+           "Content-Length: 0\r\n\r\n",
+           method, port, branch, to, callid, method, extra ? extra : "");
+}
+
+/* The To header line of a response (without CRLF) into out. */
+static void to_of(const char *resp, char *out, size_t cap) {
+  const char *p = strstr(resp, "\r\nTo: ");
+  out[0] = '\0';
+  if (!p)
+    return;
+  p += 6;
+  const char *q = strstr(p, "\r\n");
+  snprintf(out, cap, "%.*s", (int)(q - p), p);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_2xx_until_ack(void) {
+  env e;
+  env_open(&e);
+  e.answer = 1;
+  CHECK_INT(sip_tu_set_header(&e.tu, 'S', "tu-test", 7), 0);
+  int pport, ps = peer_open(&pport);
+  CHECK(ps >= 0);
+  char req[2048], resp[4096], to[256];
+  request(req, sizeof req, "INVITE", pport, "inv1", "c1@test",
+          "<sip:bob@127.0.0.1>", NULL);
+  peer_send(ps, e.port, req);
+  /* the first 200, then copies at T1, 3*T1, 7*T1 (within 10*T1) */
+  int n = peer_count(ps, 10 * T1, "SIP/2.0 200", resp, sizeof resp);
+  CHECK_MSG(n >= 3 && n <= 5, "%d 200s in %d ms", n, 10 * T1);
+  CHECK(strstr(resp, "\r\nServer: tu-test\r\n") != NULL);
+  sip_txl_counters st;
+  sip_txl_stats(e.txl, &st);
+  CHECK(st.retx_2xx >= 2);
+  CHECK(e.tu.acks != NULL);
+  /* the ACK: its own branch, the 2xx's To tag */
+  to_of(resp, to, sizeof to);
+  CHECK(strstr(to, ";tag=") != NULL);
+  request(req, sizeof req, "ACK", pport, "ack1", "c1@test", to, NULL);
+  peer_send(ps, e.port, req);
+  double d = now_ms() + 500;
+  while (e.nack == 0 && now_ms() < d)
+    step();
+  CHECK_INT(e.nack_matched, 1);
+  CHECK(e.tu.acks == NULL);
+  CHECK_INT(peer_count(ps, 8 * T1, "SIP/2.0 200", NULL, 0), 0);
+  CHECK(!sip_txn_awaits_ack(e.invite));
+  /* Timer L ends it: not counted as unacknowledged */
+  d = now_ms() + 64 * T1 + 500;
+  while (sip_txn_state(e.invite) != SIP_TXN_TERMINATED && now_ms() < d)
+    step();
+  CHECK_INT(sip_txn_state(e.invite), SIP_TXN_TERMINATED);
+  sip_txl_stats(e.txl, &st);
+  CHECK_INT(st.unacked_2xx, 0);
+  CHECK_INT(e.tu.st.replies, 1);
+  close(ps);
+  env_close(&e);
+}
+
+static void test_2xx_no_ack(void) {
+  env e;
+  env_open(&e);
+  e.answer = 1;
+  int pport, ps = peer_open(&pport);
+  char req[2048];
+  request(req, sizeof req, "INVITE", pport, "inv2", "c2@test",
+          "<sip:bob@127.0.0.1>", NULL);
+  peer_send(ps, e.port, req);
+  double d = now_ms() + 64 * T1 + 1000;
+  while ((!e.invite || sip_txn_state(e.invite) != SIP_TXN_TERMINATED) &&
+         now_ms() < d)
+    step();
+  CHECK(e.invite && sip_txn_state(e.invite) == SIP_TXN_TERMINATED);
+  sip_txl_counters st;
+  sip_txl_stats(e.txl, &st);
+  CHECK_INT(st.unacked_2xx, 1);
+  /* at T1, 3, 7, 15, 23, ... up to 64*T1 with T2 = 4*T1: about 17 */
+  CHECK_MSG(st.retx_2xx >= 10 && st.retx_2xx <= 20, "%llu re-sent",
+            (unsigned long long)st.retx_2xx);
+  CHECK(e.tu.acks == NULL); /* the entry went with its transaction */
+  close(ps);
+  env_close(&e);
+}
+
+static void test_cancel(void) {
+  env e;
+  env_open(&e); /* INVITEs are left unanswered */
+  int pport, ps = peer_open(&pport);
+  char req[2048], resp[4096];
+  request(req, sizeof req, "INVITE", pport, "inv3", "c3@test",
+          "<sip:bob@127.0.0.1>", NULL);
+  peer_send(ps, e.port, req);
+  double d = now_ms() + 500;
+  while (!e.invite && now_ms() < d)
+    step();
+  CHECK(e.invite != NULL);
+  request(req, sizeof req, "CANCEL", pport, "inv3", "c3@test",
+          "<sip:bob@127.0.0.1>", NULL);
+  peer_send(ps, e.port, req);
+  CHECK_INT(peer_count(ps, 100, "SIP/2.0 200", resp, sizeof resp), 1);
+  CHECK(strstr(resp, "CSeq: 1 CANCEL") != NULL);
+  CHECK(e.cancelled == e.invite);
+  /* a CANCEL that matches nothing: 481 */
+  e.cancelled = e.invite;
+  request(req, sizeof req, "CANCEL", pport, "none", "c4@test",
+          "<sip:bob@127.0.0.1>", NULL);
+  peer_send(ps, e.port, req);
+  CHECK_INT(peer_count(ps, 100, "SIP/2.0 481", NULL, 0), 1);
+  CHECK(e.cancelled == NULL);
+  close(ps);
+  env_close(&e);
+}
+
+static void test_reject(void) {
+  env e;
+  env_open(&e);
+  int pport, ps = peer_open(&pport);
+  char req[2048], resp[4096];
+  request(req, sizeof req, "OPTIONS", pport, "opt1", "c5@test",
+          "<sip:bob@127.0.0.1>", "Require: foo\r\n");
+  peer_send(ps, e.port, req);
+  CHECK_INT(peer_count(ps, 100, "SIP/2.0 420", resp, sizeof resp), 1);
+  CHECK(strstr(resp, "\r\nUnsupported: foo\r\n") != NULL);
+  CHECK_INT(e.nreq, 0);
+  CHECK_INT(e.tu.st.requests, 1);
+  CHECK_INT(e.tu.st.rejected, 1);
+  CHECK_INT(e.tu.st.rejected_by[3], 1);
+  close(ps);
+  env_close(&e);
+}
+
+static int nresp;
+static int resp_status;
+static void on_client(void *arg, sip_txn *t, int status, sip_msg *m,
+                      sip_rxbuf *rx) {
+  (void)arg;
+  (void)t;
+  (void)m;
+  (void)rx;
+  nresp++;
+  resp_status = status;
+}
+
+static void test_uac(void) {
+  env e;
+  env_open(&e);
+  CHECK_INT(sip_tu_set_header(&e.tu, 'U', "tu-uac", 6), 0);
+  CHECK_INT(sip_tu_set_header(&e.tu, 'U', "bad\001", 4), SIP_EINVAL);
+  int pport, ps = peer_open(&pport);
+  char text[1024];
+  snprintf(text, sizeof text,
+           "OPTIONS sip:carol@127.0.0.1:%d SIP/2.0\r\n"
+           "Max-Forwards: 70\r\n"
+           "From: <sip:alice@127.0.0.1>;tag=u1\r\n"
+           "To: <sip:carol@127.0.0.1>\r\n"
+           "Call-ID: uac1@test\r\n"
+           "CSeq: 7 OPTIONS\r\n"
+           "Content-Length: 0\r\n\r\n",
+           pport);
+  sip_msg m;
+  sip_msg_init(&m, NULL);
+  CHECK(sip_msg_parse(&m, text, strlen(text), SIP_MODE_DATAGRAM) >= 0);
+  sip_dest d;
+  CHECK_INT(sip_tu_next_hop(&m, 0, &d, NULL, 0), 0);
+  CHECK_INT(d.transport, SIP_TP_UDP);
+  CHECK_INT(sip_tp_addr_port(&d.addr), pport);
+  char branch[SIP_TXN_BRANCH_SIZE];
+  sip_txn *t = NULL;
+  int transport = -1;
+  nresp = 0;
+  CHECK_INT(
+      sip_tu_request(&e.tu, &m, NULL, on_client, NULL, branch, &t, &transport),
+      0);
+  CHECK_INT(transport, SIP_TP_UDP);
+  CHECK(strncmp(branch, SIP_TXN_MAGIC, 7) == 0);
+  char got[4096];
+  /* sent (and re-sent by the client transaction at T1, 2*T1, ...) */
+  CHECK(peer_count(ps, 100, "OPTIONS ", got, sizeof got) >= 1);
+  char via[256];
+  snprintf(via, sizeof via,
+           "\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=%s;rport\r\n", e.port,
+           branch);
+  CHECK_MSG(strstr(got, via) != NULL, "no %s in %s", via, got);
+  CHECK(strstr(got, "\r\nUser-Agent: tu-uac\r\n") != NULL);
+  /* the peer answers 200: the client transaction gets it */
+  sip_msg r;
+  sip_msg_init(&r, NULL);
+  CHECK(sip_msg_parse(&r, got, strlen(got), SIP_MODE_DATAGRAM) >= 0);
+  char out[4096];
+  int n = sip_reply_write(&r, 200, SIP_STR_NULL, SIP_STR_LIT("p1"),
+                          SIP_STR_NULL, SIP_STR_NULL, out, sizeof out);
+  CHECK(n > 0);
+  out[n > 0 ? n : 0] = '\0';
+  peer_send(ps, e.port, out);
+  double dl = now_ms() + 500;
+  while (nresp == 0 && now_ms() < dl)
+    step();
+  CHECK_INT(nresp, 1);
+  CHECK_INT(resp_status, 200);
+  sip_msg_free(&r);
+  sip_msg_free(&m);
+  /* a Route with lr decides the next hop */
+  snprintf(text, sizeof text,
+           "OPTIONS sip:carol@192.0.2.1 SIP/2.0\r\n"
+           "Route: <sip:127.0.0.1:5099;lr;transport=tcp>\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:c@x>\r\n"
+           "Call-ID: r@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+  sip_msg_init(&m, NULL);
+  CHECK(sip_msg_parse(&m, text, strlen(text), SIP_MODE_DATAGRAM) >= 0);
+  CHECK_INT(sip_tu_next_hop(&m, 0, &d, NULL, 0), 0);
+  CHECK_INT(d.transport, SIP_TP_TCP);
+  CHECK_INT(sip_tp_addr_port(&d.addr), 5099);
+  /* no TCP listener: the Via cannot be written */
+  char *bytes;
+  CHECK_INT(sip_tu_write_request(&e.tu, &m, &d, "z9hG4bKx", &bytes),
+            UV_EAFNOSUPPORT);
+  sip_msg_free(&m);
+  close(ps);
+  env_close(&e);
+}
+
+int main(void) {
+  CHECK_INT(uv_loop_init(&loop), 0);
+  test_2xx_until_ack();
+  test_2xx_no_ack();
+  test_cancel();
+  test_reject();
+  test_uac();
+  CHECK_INT(uv_loop_close(&loop), 0);
+  return check_summary("test_tu");
+}
