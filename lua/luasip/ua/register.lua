@@ -132,10 +132,13 @@ function M.register(t)
     error("register: expires must be a positive integer", 2)
   end
   local contact = t.contact or default_contact(t.server, t.registrar, t.aor)
-  if type(contact) ~= "string" or not sip.uri((contact:match("^<(.*)>$") or contact)) then
+  if contact == nil and #t.server:listeners() == 0 then
+    contact = false -- listeners not open yet (a script's setup): chosen at the first REGISTER
+  elseif type(contact) ~= "string" or not sip.uri((contact:match("^<(.*)>$") or contact)) then
     error("register: contact (a SIP URI) required: the server has no listener for the registrar's transport", 2)
+  else
+    contact = contact:match("^<(.*)>$") or contact
   end
-  contact = contact:match("^<(.*)>$") or contact
   local self = setmetatable({
     server = t.server, registrar = t.registrar, aor = t.aor, contact = contact,
     asked = expires, dest = t.dest, headers = t.headers,
@@ -223,6 +226,14 @@ end
 function Client:_attempt()
   if self.stopped then
     return
+  end
+  if not self.contact then
+    self.contact = default_contact(self.server, self.registrar, self.aor)
+    if not self.contact then
+      self.contact = false
+      self:_set_state("failed", nil, "no listener for the registrar's transport")
+      return self:_retry(nil)
+    end
   end
   local expires = self.asked
   local res, err
@@ -374,7 +385,17 @@ function Client:unregister(opts)
   return res
 end
 
---- Start again after `unregister` (a new REGISTER now).
+--- Stop refreshing without sending anything (the binding at the
+-- registrar then expires by itself); for a shutdown that cannot wait.
+function Client:close()
+  self.stopped = true
+  if self.timer then
+    self.timer:stop()
+    self.timer = nil
+  end
+end
+
+--- Start again after `unregister` or `close` (a new REGISTER now).
 function Client:restart()
   self.stopped = false
   self.failures = 0
