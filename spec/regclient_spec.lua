@@ -179,6 +179,34 @@ describe("luasip.ua.register", function()
     end)
   end)
 
+  it("keeps a TCP flow up with CRLF keep-alives and registers again when it breaks", function()
+    local probe = N.server({ listen = { "tcp:127.0.0.1:0" } })
+    local port = probe:listener(0).port
+    probe:close()
+    local rsrv, _, seen = registrar_server({}, { "tcp:127.0.0.1:" .. port })
+    local uac = N.server({ listen = { "udp:127.0.0.1:0", "tcp:127.0.0.1:0" } })
+    local reg = register.register{
+      server = uac, registrar = "sip:127.0.0.1:" .. port .. ";transport=tcp", aor = aor(), expires = 60,
+      keepalive = 0.2, retry_base = 60,
+    }
+    assert.truthy(wait_state(reg, "registered"))
+    -- the registrar answers each double CRLF (counted there)
+    assert.truthy(N.wait_stat(rsrv, "keepalives", 3, 3))
+    assert.truthy(reg:status().keepalives >= 3)
+    assert.equal(1, #seen)
+    -- the registrar restarts: the flow is gone, the client registers again
+    -- at once (not after its 60 s back-off or its 51 s refresh)
+    rsrv:close()
+    local _, _, seen2 = registrar_server({}, { "tcp:127.0.0.1:" .. port })
+    assert.truthy(N.pump_until(function()
+      return #seen2 >= 1 and reg:status().state == "registered"
+    end, 3))
+    assert.equal(0, reg:status().failures)
+    N.run_task(function()
+      return reg:unregister()
+    end)
+  end)
+
   it("waits in a coroutine: wait(state, seconds)", function()
     local _, l = registrar_server({})
     local uac = N.server()

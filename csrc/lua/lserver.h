@@ -109,5 +109,7 @@ void sip__lua_flood_configure(lua_State *L, int opts, sip_lua_server *s,
                               int sidx);
 void sip__lua_flood_stats(lua_State *L, sip_lua_server *s);
 void sip__lua_open_flood(lua_State *L);
+/* keepalive.c: srv:keepalive(flow) (core on top). */
+void sip__lua_open_keepalive(lua_State *L);
 
 #endif

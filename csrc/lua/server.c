@@ -1193,6 +1193,7 @@ void sip__lua_open_server(lua_State *L) {
   sip__lua_open_proxy(L);
   lua_pop(L, 1);
   sip__lua_open_flood(L);
+  sip__lua_open_keepalive(L);
   lua_getfield(L, -1, "Response"); /* a received response: where from */
   lua_pushcfunction(L, msg_source);
   lua_setfield(L, -2, "source");

@@ -628,6 +628,19 @@ int sip_tp_conn_keep(sip_tp *tp, uint64_t conn_id, int kept) {
   return 0;
 }
 
+int sip_tp_conn_keepalive(sip_tp *tp, const sip_dest *dst) {
+  sip_conn *c = dst->conn_id ? sip__tp_conn_find_id(tp, dst->conn_id)
+                             : sip__tp_conn_find_addr(tp, dst->transport, &dst->addr);
+  if (!c || c->state == SIP__CS_CLOSING)
+    return SIP_ENOTFOUND;
+  if (c->ws || c->state != SIP__CS_OPEN)
+    return SIP_EINVAL;
+  int rc = sip__tp_conn_raw(c, "\r\n\r\n", 4);
+  if (rc < 0)
+    sip__tp_conn_close(c, rc, 0);
+  return rc < 0 ? rc : 0;
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   sip_listener *l = server->data;
   sip_tp *tp = l->tp;

@@ -364,6 +364,13 @@ typedef struct sip_tp_counters {
 /* Mark a connection as a registered flow (kept = 1; RFC 5626 §5.2): it is
  * evicted only when every open connection is one. 0 or SIP_ENOTFOUND. */
 int sip_tp_conn_keep(sip_tp *tp, uint64_t conn_id, int kept);
+/* RFC 5626 §4.4.1 CRLF keep-alive: write a double CRLF on an open TCP/TLS
+ * connection (a client's flow; the server answers with one CRLF): the one
+ * of dst->conn_id, else the open one to dst->addr over dst->transport. Returns
+ * 0 once queued, SIP_ENOTFOUND when no such connection is open, SIP_EINVAL
+ * for a WebSocket (it has its own pings) or a connection not open yet, or
+ * the write's error (the connection is then closed). */
+int sip_tp_conn_keepalive(sip_tp *tp, const sip_dest *dst);
 
 /* ---- flood protection (flood.c)
  * ----------------------------------------------------------- */

@@ -111,6 +111,11 @@ end
 --   default the registrar's URI
 -- - `headers`: more header lines (as `sip.request`)
 -- - `retry_base` (30), `retry_max` (1800): the back-off after failures
+-- - `keepalive`: over TCP/TLS (a `dest` of `tcp:`/`tls:`, or a registrar
+--   URI with a numeric host naming that transport), the seconds between
+--   two RFC 5626 CRLF keep-alives on the connection (`srv:keepalive`;
+--   default 96-120 s, random); a connection found closed makes the client
+--   register again at once. `false`: none
 -- - `on_change = function(client, state, status)`: called on every state
 --   change (it must not wait)
 -- @tparam table t
@@ -146,7 +151,8 @@ function M.register(t)
     retry_base = t.retry_base or 30, retry_max = t.retry_max or 1800,
     on_change = t.on_change,
     call_id = sip.new_call_id(), tag = sip.new_tag(), cseq = 0,
-    state = "registering", failures = 0, waiters = {},
+    state = "registering", failures = 0, waiters = {}, keepalives = 0,
+    keepalive = t.keepalive,
   }, Client)
   self:_schedule(0)
   return self
@@ -223,6 +229,61 @@ local function granted(self, res)
   return res.expires, nil
 end
 
+-- The flow to keep up (RFC 5626 §4.4.1): "tcp:IP:PORT" / "tls:IP:PORT" of
+-- `dest`, else of a registrar URI with a numeric host and a connection
+-- transport; nil for UDP or a host name (no keep-alive).
+local function flow_of(self)
+  local d = self.dest
+  if type(d) == "string" then
+    return (d:match("^tcp:") or d:match("^tls:")) and d or nil
+  end
+  local u = sip.uri(self.registrar)
+  if not u or not u.host then
+    return nil
+  end
+  local tr = u.params and u.params.transport and u.params.transport:lower()
+  if u.scheme == "sips" then
+    tr = "tls"
+  end
+  if (tr ~= "tcp" and tr ~= "tls") or not (u.host:find("^[%d.]+$") or u.host:find(":", 1, true)) then
+    return nil
+  end
+  local host = u.host:find(":", 1, true) and not u.host:find("^%[") and "[" .. u.host .. "]" or u.host
+  return string.format("%s:%s:%d", tr, host, u.port or (tr == "tls" and 5061 or 5060))
+end
+
+-- Keep the registration's connection up with a double CRLF every
+-- `keepalive` seconds; a connection found gone is a failed flow: register
+-- again at once (RFC 5626 §4.4.1).
+function Client:_keepalive_start()
+  self:_keepalive_stop()
+  local flow = self.keepalive ~= false and flow_of(self)
+  if not flow then
+    return
+  end
+  local period = self.keepalive or (96 + math.random() * 24) -- 80-100% of 120 s
+  self.ka_timer = sip.timer(period, function()
+    if self.stopped or self.busy then
+      return
+    end
+    local ok, err = self.server:keepalive(flow)
+    if ok then
+      self.keepalives = self.keepalives + 1
+    else
+      self:_keepalive_stop()
+      self.last_error = err
+      self:_schedule(0)
+    end
+  end, { interval = period, background = true })
+end
+
+function Client:_keepalive_stop()
+  if self.ka_timer then
+    self.ka_timer:stop()
+    self.ka_timer = nil
+  end
+end
+
 function Client:_attempt()
   if self.stopped then
     return
@@ -268,8 +329,10 @@ function Client:_attempt()
       return self:_retry(res)
     end
     self:_set_state("registered", res)
+    self:_keepalive_start()
     return self:_schedule(M.refresh_delay(got))
   end
+  self:_keepalive_stop()
   self.expires = nil
   self:_set_state("failed", res, res == nil and err or nil)
   return self:_retry(res)
@@ -294,7 +357,7 @@ end
 -- REGISTER when one is planned, as scheduled), `contact` (ours), `binding`
 -- (our Contact as the registrar returned it, with its parameters: expires,
 -- pub-gruu, ...), `contacts` (every binding of the AOR in the last 2xx),
--- `call_id`, `cseq`.
+-- `call_id`, `cseq`, `keepalives` (sent).
 -- @treturn table
 function Client:status()
   return {
@@ -302,7 +365,7 @@ function Client:status()
     status = self.last_status, reason = self.last_reason, error = self.last_error,
     failures = self.failures, next_in = self.timer and self.next_in or nil,
     contact = self.contact, binding = self.binding, contacts = self.contacts,
-    call_id = self.call_id, cseq = self.cseq,
+    call_id = self.call_id, cseq = self.cseq, keepalives = self.keepalives,
   }
 end
 
@@ -364,6 +427,7 @@ function Client:unregister(opts)
     error("unregister() must run inside a request handler or sip.spawn()", 2)
   end
   self.stopped = true
+  self:_keepalive_stop()
   if self.timer then
     self.timer:stop()
     self.timer = nil
@@ -389,6 +453,7 @@ end
 -- registrar then expires by itself); for a shutdown that cannot wait.
 function Client:close()
   self.stopped = true
+  self:_keepalive_stop()
   if self.timer then
     self.timer:stop()
     self.timer = nil
