@@ -17,12 +17,12 @@ static int srv_keepalive(lua_State *L) {
     if (id <= 0)
       return luaL_argerror(L, 2, "a connection id");
     d.conn_id = (uint64_t)id;
-  } else if (sip_tp_parse_spec(luaL_checkstring(L, 2), &d.transport,
-                               &d.addr) < 0) {
+  } else if (sip_tp_parse_spec(luaL_checkstring(L, 2), &d.transport, &d.addr) <
+             0) {
     return luaL_argerror(L, 2, "a connection id or tcp:IP:PORT / tls:IP:PORT");
   }
-  int rc = d.transport == SIP_TP_UDP ? SIP_EINVAL
-                                     : sip_tp_conn_keepalive(s->tp, &d);
+  int rc =
+      d.transport == SIP_TP_UDP ? SIP_EINVAL : sip_tp_conn_keepalive(s->tp, &d);
   if (rc < 0)
     return sip__lua_fail(L, rc, "keepalive: %s", sip_tp_strerror(rc));
   lua_pushboolean(L, 1);

@@ -629,8 +629,9 @@ int sip_tp_conn_keep(sip_tp *tp, uint64_t conn_id, int kept) {
 }
 
 int sip_tp_conn_keepalive(sip_tp *tp, const sip_dest *dst) {
-  sip_conn *c = dst->conn_id ? sip__tp_conn_find_id(tp, dst->conn_id)
-                             : sip__tp_conn_find_addr(tp, dst->transport, &dst->addr);
+  sip_conn *c = dst->conn_id
+                    ? sip__tp_conn_find_id(tp, dst->conn_id)
+                    : sip__tp_conn_find_addr(tp, dst->transport, &dst->addr);
   if (!c || c->state == SIP__CS_CLOSING)
     return SIP_ENOTFOUND;
   if (c->ws || c->state != SIP__CS_OPEN)
