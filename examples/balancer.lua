@@ -8,6 +8,7 @@
 --       --dest sip:10.0.0.1:5060 --dest 'sip:10.0.0.2:5060#weight=2' \
 --       [--algorithm round_robin|weighted|hash_callid|hash_from|hash_ruri|priority]
 --       [--probe-interval S] [--down-after N] [--up-after N] [--timeout S]
+--       [--flood N] [--flood-block S] [--flood-trust CIDR,...]
 --       [--metrics 127.0.0.1:9090] [--ctl PATH]
 --
 -- A destination is a SIP URI, optionally followed by `#weight=N`,
@@ -22,8 +23,18 @@
 --   initial requests                             -> Record-Route (except
 --                                                   REGISTER), relayed to the set
 --   no usable destination                        -> 503
+-- Flood protection is on (in the transport, before any parsing or
+-- script): a source sending more than --flood N (default 200)
+-- INVITE/REGISTER, or 4N other requests, within a second is blocked for
+-- --flood-block seconds (60), its first dropped request answered 503 with
+-- Retry-After. The destinations (numeric hosts) and --flood-trust
+-- networks are never limited; --flood 0 switches it off. `luasip ctl
+-- blocked list` and `unblock ADDR` show and lift blocks.
+--
 -- `luasip ctl dispatcher list` shows the states; `/metrics` (with
 -- --metrics) has luasip_dispatcher_destination_state.
+-- `--metrics ADDR:PORT` serves them with the rest of the server's
+-- counters (flood drops and blocks, responses by class, relay latency).
 local proxy = require "luasip.proxy"
 local dispatcher = require "luasip.dispatcher"
 
@@ -81,6 +92,10 @@ return {
     ["down-after"] = { default = 3, help = "failed probes in a row that take a destination out" },
     ["up-after"] = { default = 2, help = "answered probes in a row that put it back" },
     timeout = { default = 5, arg = "S", help = "seconds a destination gets to answer before the next is tried" },
+    flood = { default = 200, arg = "N",
+      help = "flood protection: at most N INVITE/REGISTER (4N other requests) per source and second; 0: off" },
+    ["flood-block"] = { default = 60, arg = "S", help = "seconds a flooding source is blocked" },
+    ["flood-trust"] = { arg = "CIDR,...", help = "networks never flood-limited (the destinations always are)" },
   },
   setup = function(ctx)
     local o = ctx.options
@@ -90,6 +105,20 @@ return {
     local dests = {}
     for i, text in ipairs(o.dest) do
       dests[i] = parse_dest(text)
+    end
+    -- flood protection first: dispatcher.set trusts the destinations
+    local flood = math.tointeger(tonumber(o.flood)) or error("--flood: a whole number expected")
+    if ctx.server and flood > 0 then
+      local trusted = {}
+      for c in (o["flood-trust"] or ""):gmatch("[^,%s]+") do
+        trusted[#trusted + 1] = c
+      end
+      ctx.server:set_flood {
+        invite = flood, other = 4 * flood, reply_503 = true, trusted = trusted,
+        block = math.floor(tonumber(o["flood-block"]) * 1000),
+      }
+    elseif ctx.server then
+      ctx.server:set_flood(nil)
     end
     local interval = o["probe-interval"]
     local probe = interval > 0 and {

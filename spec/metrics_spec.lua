@@ -4,6 +4,9 @@ local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") o
 local N = dofile(here .. "/support/net.lua")
 local metrics = require "luasip.metrics"
 local dispatcher = require "luasip.dispatcher"
+local proxy = require "luasip.proxy"
+local registrar = require "luasip.registrar"
+local location = require "luasip.location"
 
 local V4 = N.V4
 
@@ -73,13 +76,84 @@ describe("luasip.metrics", function()
     assert.is_number(s.luasip_connections)
     for k, v in pairs(st) do
       if type(v) == "number" then
-        assert(s["luasip_" .. k .. "_total"] or s["luasip_" .. k], "missing: " .. k)
+        local sent, rcvd = k:match("^responses_sent_(%dxx)$"), k:match("^responses_received_(%dxx)$")
+        local tp = k:match("^connections_(%a+)$")
+        local got = sent and s['luasip_responses_sent_total{class="' .. sent .. '"}']
+          or rcvd and s['luasip_responses_received_total{class="' .. rcvd .. '"}']
+          or tp and s['luasip_open_connections{transport="' .. tp .. '"}']
+          or s["luasip_" .. k .. "_total"] or s["luasip_" .. k]
+        assert.equal(v, got, "missing or different: " .. k)
       end
     end
     assert.is_true(s.luasip_lua_heap_bytes > 0)
     assert.is_number(s.luasip_uptime_seconds)
     local out = promtool(text)
     assert.matches("rc=0", out)
+    assert.equal("", (out:gsub("rc=0%s*", "")))
+  end)
+
+  -- the metrics gaps of issue [edge]: responses sent and received by
+  -- class (C, the transport), the outcome and latency of every proxy.relay
+  -- (not only the dispatcher's), connections by transport, registrations
+  it("responses by class, every proxy.relay, connections by transport, registrations", function()
+    local uas = N.server()
+    local uas_port = uas:listener(0).port
+    uas:on_request(function(req)
+      req:reply(486, "Busy Here")
+    end)
+    local srv = N.server { listen = { "udp:127.0.0.1:0", "tcp:127.0.0.1:0" } }
+    local port = srv:listener(0).port
+    local outcome
+    srv:on_request(function(req)
+      if req.method == "REGISTER" then
+        registrar.save(req, { location = assert(location.open("memory")) })
+      elseif req.method == "MESSAGE" then
+        outcome = proxy.relay(req, "sip:uas@127.0.0.1:" .. uas_port).status
+      else
+        req:reply(200)
+      end
+    end)
+    local uac = N.udp(V4)
+    uac:send(N.request { method = "MESSAGE", uri = "sip:bob@127.0.0.1:" .. port, via_port = uac.port }, V4, port)
+    local got = assert(uac:recv(2))
+    assert.equal(486, N.parse(got).status)
+    assert.equal(486, outcome)
+    uac:send(N.request {
+      method = "REGISTER", uri = "sip:127.0.0.1", via_port = uac.port,
+      from = "<sip:carol@127.0.0.1>;tag=1", to = "<sip:carol@127.0.0.1>",
+      headers = { "Contact: <sip:carol@127.0.0.1:" .. uac.port .. ">", "Expires: 60" },
+    }, V4, port)
+    assert.equal(200, N.parse(assert(uac:recv(2))).status)
+    local peer = assert(N.tcp(V4, srv:listener(1).port))
+    peer:send(N.request { transport = "TCP" })
+    assert.is_truthy(peer:read_message(2))
+    local text = N.run_task(function()
+      return metrics.render(srv)
+    end)
+    local s = samples(text)
+    local st = srv:stats()
+    -- sent: the relayed 486 and the 200s (REGISTER, OPTIONS over TCP)
+    assert.equal(1, st.responses_sent_4xx)
+    assert.equal(2, st.responses_sent_2xx)
+    assert.equal(st.responses_sent_4xx, s['luasip_responses_sent_total{class="4xx"}'])
+    assert.equal(st.responses_sent_2xx, s['luasip_responses_sent_total{class="2xx"}'])
+    assert.equal(0, s['luasip_responses_sent_total{class="6xx"}'])
+    -- received: the UAS's 486
+    assert.equal(1, st.responses_received_4xx)
+    assert.equal(1, s['luasip_responses_received_total{class="4xx"}'])
+    assert.equal(1, uas:stats().responses_sent_4xx)
+    -- the relay: its outcome and latency (a plain proxy.relay)
+    assert.equal(1, s['luasip_relay_responses_total{class="4xx"}'])
+    assert.equal(1, s.luasip_relay_duration_seconds_count)
+    assert.equal(1, s['luasip_relay_duration_seconds_bucket{le="+Inf"}'])
+    -- connections by transport
+    assert.equal(1, st.connections_tcp)
+    assert.equal(1, s['luasip_open_connections{transport="tcp"}'])
+    assert.equal(0, s['luasip_open_connections{transport="tls"}'])
+    -- registrations (rate(): per second)
+    assert.is_true(s.luasip_registrations_total >= 1)
+    assert.equal(registrar.stats().registered, s.luasip_registrations_total)
+    local out = promtool(text)
     assert.equal("", (out:gsub("rc=0%s*", "")))
   end)
 

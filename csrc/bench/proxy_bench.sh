@@ -16,11 +16,19 @@
 #   proxy-bench fixed: us/reg luasip/kamailio = R, us/call = R, ...
 # Numbers only (no assertions). Each run is bounded by run.sh (timeouts,
 # servers stopped by PID). RUNS="fixed max 3000 memory" selects loads.
+# EDGE=1 adds a third server per load, luasip-edge: examples/proxy.lua with
+# flood protection (--flood $EDGE_FLOOD, default 1000000 per source and
+# second: every request counted, the bench's one source never blocked)
+# and the metrics endpoint (--metrics 127.0.0.1:0), compared with kamailio
+# like luasip-proxy (the issue's "ratios hold with flood protection and
+# metrics on").
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 SHARED=${SHARED:-../shared}
 BUILD=${BUILD:-build}
 RUNS=${RUNS:-fixed max 3000 memory}
+EDGE=${EDGE:-0}
+EDGE_FLOOD=${EDGE_FLOOD:-1000000}
 C3000_COUNT=${C3000_COUNT:-30000}
 MEM_RATE=${MEM_RATE:-1000}
 MEM_PAUSE_MS=${MEM_PAUSE_MS:-8000}
@@ -38,6 +46,7 @@ command -v kamailio >/dev/null || have_kamailio=0
 results=$(mktemp -d /tmp/luasip-proxy-bench.XXXXXX)
 trap 'rm -rf "$results"' EXIT
 LUASIP=(env LUASIP_BUILD="$BUILD" bin/luasip run examples/proxy.lua --listen udp:127.0.0.1:5070)
+LUASIP_EDGE=("${LUASIP[@]}" --flood "$EDGE_FLOOD" --metrics 127.0.0.1:0)
 KAM=("$H/kamailio/start.sh" lua)
 
 kv() { awk -v k="$1=" '{ for (i = 1; i <= NF; i++) if (index($i, k) == 1) { print substr($i, length(k) + 1); exit } }' <<<"$2"; }
@@ -97,6 +106,11 @@ for load in $RUNS; do
   [ "$load" = 3000 ] || [ "$load" = memory ] && phases=(-P call)
   l=$(bench "$load" luasip-proxy "${envs[@]}" -- "${phases[@]}" -- "${LUASIP[@]}")
   echo "$l"
+  e=""
+  if [ "$EDGE" = 1 ]; then
+    e=$(bench "$load" luasip-edge "${envs[@]}" -- "${phases[@]}" -- "${LUASIP_EDGE[@]}")
+    echo "$e"
+  fi
   k="kamailio-lua not run (kamailio not installed)"
   if [ "$have_kamailio" = 1 ]; then
     k=$(bench "$load" kamailio-lua "${envs[@]}" -- "${phases[@]}" -- "${KAM[@]}")
@@ -111,5 +125,6 @@ for load in $RUNS; do
     fi
   else
     compare "$load" "$l" "$k"
+    [ -n "$e" ] && compare "$load (edge: --flood, --metrics)" "$e" "$k"
   fi
 done

@@ -271,6 +271,21 @@ void sip__lua_flood_stats(lua_State *L, sip_lua_server *s) {
   lua_setfield(L, -2, "flood_blocked");
 }
 
+/* req:keep_flow([kept]) -> true, or nil, err, name: the connection this
+ * request came over is a registered flow (srv:keep_flow of its conn_id);
+ * SIP_EINVAL for a request that came over UDP. */
+static int req_keep_flow(lua_State *L) {
+  sip_lua_rx *r = sip__lua_check_received(L, 1, "keep_flow");
+  int kept = lua_isnone(L, 2) ? 1 : lua_toboolean(L, 2);
+  int rc = !r->srv || !r->srv->tp ? SIP_ENOTFOUND
+           : !r->src.conn_id      ? SIP_EINVAL
+                                  : sip_tp_conn_keep(r->srv->tp, r->src.conn_id, kept);
+  if (rc < 0)
+    return sip__lua_fail(L, rc, "keep_flow: %s", sip_tp_strerror(rc));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg flood_methods[] = {
     {"set_flood", srv_set_flood},         {"flood_trust", srv_flood_trust},
     {"flood_blocked", srv_flood_blocked}, {"flood_unblock", srv_flood_unblock},
@@ -281,5 +296,9 @@ void sip__lua_open_flood(lua_State *L) {
   /* stack: core (core.Server exists) */
   lua_getfield(L, -1, "Server");
   luaL_setfuncs(L, flood_methods, 0);
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "Request");
+  lua_pushcfunction(L, req_keep_flow);
+  lua_setfield(L, -2, "keep_flow");
   lua_pop(L, 1);
 }

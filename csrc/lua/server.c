@@ -956,6 +956,23 @@ static int srv_stats(lua_State *L) {
   SET_COUNTER("aliases_refused", c.aliases_refused);
   SET_COUNTER("clen_fixed", c.clen_fixed);
   SET_COUNTER("connections", sip_tp_conn_count(s->tp));
+  {
+    static const char *const sent[] = {
+        "responses_sent_1xx", "responses_sent_2xx", "responses_sent_3xx",
+        "responses_sent_4xx", "responses_sent_5xx", "responses_sent_6xx"};
+    static const char *const rcvd[] = {
+        "responses_received_1xx", "responses_received_2xx",
+        "responses_received_3xx", "responses_received_4xx",
+        "responses_received_5xx", "responses_received_6xx"};
+    for (int i = 0; i < 6; i++) {
+      SET_COUNTER(sent[i], c.tx_responses[i]);
+      SET_COUNTER(rcvd[i], c.rx_responses[i]);
+    }
+    SET_COUNTER("connections_tcp", sip_tp_conn_count_by(s->tp, SIP_TP_TCP));
+    SET_COUNTER("connections_tls", sip_tp_conn_count_by(s->tp, SIP_TP_TLS));
+    SET_COUNTER("connections_ws", sip_tp_conn_count_by(s->tp, SIP_TP_WS));
+    SET_COUNTER("connections_wss", sip_tp_conn_count_by(s->tp, SIP_TP_WSS));
+  }
   SET_COUNTER("requests", s->tu.st.requests);
   SET_COUNTER("responses", s->tu.st.responses);
   SET_COUNTER("rejected", s->tu.st.rejected);

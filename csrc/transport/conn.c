@@ -58,6 +58,7 @@ static sip_conn *conn_new(sip_tp *tp, int transport, int listener) {
   c->ws = sip__tp_is_ws(transport);
   link_conn(&tp->conns, c);
   tp->nconns++;
+  tp->nconns_by[transport & 7]++;
   tp->st.conn_opened++;
   return c;
 }
@@ -120,6 +121,7 @@ void sip__tp_conn_close(sip_conn *c, int err, int graceful) {
   unlink_conn(&tp->conns, c);
   sip__tp_table_remove(tp, c);
   tp->nconns--;
+  tp->nconns_by[c->transport & 7]--;
   tp->st.conn_closed++;
   uv_read_stop((uv_stream_t *)&c->tcp);
   uv_timer_stop(&c->timer);

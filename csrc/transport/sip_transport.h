@@ -317,6 +317,9 @@ int sip_tp_conn_alive(const sip_tp *tp, uint64_t conn_id);
 int sip_tp_conn_close(sip_tp *tp, uint64_t conn_id);
 /* Open TCP/TLS connections. */
 uint32_t sip_tp_conn_count(const sip_tp *tp);
+/* Open connections of one transport (SIP_TP_TCP, _TLS, _WS, _WSS); 0 for
+ * UDP or an unknown transport. */
+uint32_t sip_tp_conn_count_by(const sip_tp *tp, int transport);
 
 /* ---- statistics and errors
  * ---------------------------------------------------- */
@@ -359,6 +362,12 @@ typedef struct sip_tp_counters {
   uint64_t flood_vetoed;    /* blocks the on_block hook refused */
   uint64_t flood_trusted;   /* requests from trusted addresses (unchecked) */
   uint64_t flood_evictions; /* table entries reused for a new source */
+  /* responses by class (index 0: 1xx .. 5: 6xx): handed to sip_tp_send
+   * (every path that sends one: stateless replies, transactions and
+   * their retransmissions, the proxy, flood 503s), and received (parsed,
+   * delivered to on_message) */
+  uint64_t tx_responses[6];
+  uint64_t rx_responses[6];
 } sip_tp_counters;
 
 /* Mark a connection as a registered flow (kept = 1; RFC 5626 §5.2): it is

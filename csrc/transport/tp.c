@@ -351,6 +351,10 @@ void sip_tp_stats(const sip_tp *tp, sip_tp_counters *out) { *out = tp->st; }
 
 uint32_t sip_tp_conn_count(const sip_tp *tp) { return tp->nconns; }
 
+uint32_t sip_tp_conn_count_by(const sip_tp *tp, int transport) {
+  return transport > 0 && transport < 8 ? tp->nconns_by[transport] : 0;
+}
+
 int sip_tp_conn_alive(const sip_tp *tp, uint64_t id) {
   return sip__tp_conn_find_id(tp, id) != NULL;
 }
@@ -638,6 +642,8 @@ void sip__tp_deliver(sip_tp *tp, sip_rxbuf *rx, int rc, const sip_src *src) {
     }
   }
   tp->st.rx_msgs++;
+  if (!m->is_request && m->status >= 100 && m->status < 700)
+    tp->st.rx_responses[m->status / 100 - 1]++;
   if (tp->cfg.on_message)
     tp->cfg.on_message(tp->cfg.ud, m, rx, src);
 }
@@ -651,17 +657,29 @@ int sip_tp_send(sip_tp *tp, const char *bytes, size_t len, const sip_dest *dst,
     return UV_ECANCELED;
   if (!dst || !bytes || len == 0 || len > UINT32_MAX)
     return SIP_EINVAL;
+  /* a response: "SIP/2.0 NNN" (the status line is ours, so exact); read
+   * before the send, whose callback may free the bytes */
+  int cls = len > 10 && memcmp(bytes, "SIP/2.0 ", 8) == 0 && bytes[8] >= '1' &&
+                    bytes[8] <= '6'
+                ? bytes[8] - '1'
+                : -1;
+  int rc;
   switch (dst->transport) {
   case SIP_TP_UDP:
-    return sip__tp_udp_send(tp, bytes, len, dst, cb, arg);
+    rc = sip__tp_udp_send(tp, bytes, len, dst, cb, arg);
+    break;
   case SIP_TP_TCP:
   case SIP_TP_TLS:
   case SIP_TP_WS:
   case SIP_TP_WSS:
-    return sip__tp_conn_send(tp, bytes, len, dst, cb, arg);
+    rc = sip__tp_conn_send(tp, bytes, len, dst, cb, arg);
+    break;
   default:
     return SIP_EINVAL;
   }
+  if (rc >= 0 && cls >= 0)
+    tp->st.tx_responses[cls]++;
+  return rc;
 }
 
 /* A numeric host of a Via into a sockaddr; UV_EAI_NONAME for a name. */

@@ -138,6 +138,7 @@ struct sip_tp {
   sip_conn *conns;    /* connections not closing */
   sip_conn *draining; /* closing after their queued writes */
   uint32_t nconns;
+  uint32_t nconns_by[8]; /* by transport (SIP_TP_UDP..SIP_TP_WSS) */
   uint64_t next_conn_id;
   /* conn_table.c: open connections by id and by (transport, address) */
   sip_conn **by_id;

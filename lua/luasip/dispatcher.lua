@@ -165,7 +165,11 @@ local probe_all
 -- except the codes of `probe.dead` (a list, default `{ 408 }`), `failover`
 -- (statuses that move a relay to the next destination: default 408 and
 -- 5xx), `mark` (statuses of a relay that count as a failure of the
--- destination: default `{ 408 }`; a transport error is a made-up 503/408).
+-- destination: default `{ 408 }`; a transport error is a made-up 503/408),
+-- `trust` (default true: with `server` and its flood protection on, the
+-- numeric hosts of the destinations join its trusted list, so their
+-- requests (a BYE from a callee, say) are never limited; switch flood protection on
+-- before declaring the set; names are not trusted).
 -- @tparam string name
 -- @tparam table dests
 -- @tparam[opt] table opts
@@ -219,6 +223,15 @@ function M.set(name, dests, opts)
       d.selected, d.probes, d.last_status = k.selected, k.probes, k.last_status
     end
     set.dests[i] = d
+  end
+  if set.server and opts.trust ~= false and set.server.flood_trust then
+    for _, d in ipairs(set.dests) do
+      local host = sip.uri(d.uri).host
+      host = host and host:gsub("^%[(.*)%]$", "%1")
+      if host and (host:match("^%d+%.%d+%.%d+%.%d+$") or host:find(":", 1, true)) then
+        set.server:flood_trust(host) -- nil when flood protection is off: nothing to trust
+      end
+    end
   end
   sets[name] = set
   if probe then

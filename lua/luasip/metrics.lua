@@ -10,9 +10,12 @@
 -- Every counter of `srv:stats()` is exported: `luasip_<name>_total` for a
 -- counter, `luasip_<name>` for a gauge (connections, live transactions,
 -- cache entries, bytes in use, blocked sources, ...). Besides them:
+-- `luasip_responses_sent_total{class}` and `luasip_responses_received_total{class}`
+-- (the transport's, `1xx`..`6xx`), `luasip_open_connections{transport}`,
 -- `luasip_handled_requests_total{method}` (requests that reached the
 -- script), `luasip_relay_responses_total{class}` and
--- `luasip_relay_duration_seconds` (a histogram, dispatcher relays),
+-- `luasip_relay_duration_seconds` (a histogram: every `proxy.relay`),
+-- `luasip_registrations_total` (REGISTERs answered 200; use rate()),
 -- `luasip_location_bindings{store}`, `luasip_registrar_requests_total{path}`
 -- (REGISTERs handled: fast or general path), `luasip_script_reloads_total`,
 -- `luasip_script_reload_failures_total`, `luasip_handler_errors_total`,
@@ -262,11 +265,11 @@ local function is_gauge_stat(name)
     or (name:match("_bytes$") ~= nil and name ~= "rx_bytes" and name ~= "tx_bytes")
 end
 
--- The relay outcomes of the dispatcher.
+-- The outcomes of every proxy.relay (the dispatcher's too).
 local relay_classes = {}
 local relay_hist
 
-local function on_relay(_, _, status, seconds)
+local function on_relay(status, seconds)
   local class = format("%dxx", status // 100)
   relay_classes[class] = (relay_classes[class] or 0) + 1
   relay_hist:observe(seconds)
@@ -275,13 +278,10 @@ end
 do
   relay_hist = setmetatable({
     kind = "histogram", name = "luasip_relay_duration_seconds",
-    help = "Time from relaying a request to its final response (dispatcher relays)",
+    help = "Time from proxy.relay to its best final response",
     labels = {}, buckets = M.default_buckets, series = {}, keys = {},
   }, Family)
-  local ok, dispatcher = pcall(require, "luasip.dispatcher")
-  if ok then
-    dispatcher.observe(on_relay)
-  end
+  require("luasip.proxy").observe(on_relay)
 end
 
 -- Output: a list of lines.
@@ -337,6 +337,27 @@ local function labelled(out, name, kind, help, label, t)
   end
 end
 
+-- Counters of srv:stats() exported as one labelled family each:
+-- key pattern -> family name, type, help, label.
+local stat_families = {
+  { "^responses_sent_(%dxx)$", "luasip_responses_sent_total", "counter",
+    "Responses handed to the transport, by class (retransmissions included)", "class" },
+  { "^responses_received_(%dxx)$", "luasip_responses_received_total", "counter",
+    "Responses received and parsed, by class", "class" },
+  { "^connections_(%a+)$", "luasip_open_connections", "gauge",
+    "Open connections, by transport", "transport" },
+}
+
+-- The family of a srv:stats() key, and its label value.
+local function stat_family(k)
+  for _, f in ipairs(stat_families) do
+    local v = k:match(f[1])
+    if v then
+      return f, v
+    end
+  end
+end
+
 --- The exposition text: the server's counters, the runtime's, the
 -- dispatcher's, the location stores' and every metric declared with
 -- `counter` / `gauge` / `histogram`. It may wait (a store's count), so
@@ -347,9 +368,14 @@ function M.render(srv)
   local out = {}
   if srv then
     local st = srv:stats()
+    local grouped = {}
     for _, k in ipairs(sorted(st)) do
       local v = st[k]
-      if type(v) == "number" then
+      local f, lv = stat_family(k)
+      if f and type(v) == "number" then
+        grouped[f] = grouped[f] or {}
+        grouped[f][lv] = v
+      elseif type(v) == "number" then
         if is_gauge_stat(k) then
           local name = "luasip_" .. k
           header(out, name, "gauge", "srv:stats() " .. k)
@@ -361,11 +387,16 @@ function M.render(srv)
         end
       end
     end
+    for _, f in ipairs(stat_families) do
+      if grouped[f] then
+        labelled(out, f[2], f[3], f[4], f[5], grouped[f])
+      end
+    end
   end
   labelled(out, "luasip_handled_requests_total", "counter", "Requests that reached the script, by method",
     "method", by_method)
   labelled(out, "luasip_relay_responses_total", "counter",
-    "Final responses of dispatcher relays, by class", "class", relay_classes)
+    "Best final responses of proxy.relay, by class (made-up 408s included)", "class", relay_classes)
   render_family(out, relay_hist)
   local rt = runtime and runtime()
   if rt then
@@ -378,8 +409,13 @@ function M.render(srv)
   end
   local rok, registrar = pcall(require, "luasip.registrar")
   if rok and registrar.stats then
+    local rs = registrar.stats()
     labelled(out, "luasip_registrar_requests_total", "counter",
-      "REGISTERs handled by registrar.save, by path (fast: in C)", "path", registrar.stats())
+      "REGISTERs handled by registrar.save, by path (fast: in C)", "path",
+      { fast = rs.fast, general = rs.general })
+    header(out, "luasip_registrations_total", "counter",
+      "REGISTERs answered 200 by registrar.save (rate(): registrations per second)")
+    sample(out, "luasip_registrations_total", "", rs.registered or 0)
   end
   local lok, location = pcall(require, "luasip.location")
   if lok and location.opened then

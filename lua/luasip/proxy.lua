@@ -128,54 +128,8 @@ local function relay_once(req, targets, opts)
   return req:response(r)
 end
 
---- Relay a request statefully and wait for the outcome of this round.
---
--- `targets`: nil (the request's own Request-URI / Route: in-dialog
--- requests), a URI string, a binding table of `luasip.location` (`contact`,
--- `q`, `path`, `received`) or `{ uri =, dest =, route =, q = }`, or a list
--- of those. `dest` / `received` (`"udp:192.0.2.4:5060"`) is where the
--- branch is sent instead of the Request-URI's host (a registration behind
--- NAT); `path` (list) / `route` (string) are pushed as Route values.
---
--- A next hop whose host is a name is located by RFC 3263 (`luasip.dns`)
--- first. A single target: its DNS targets are tried in order, a new round
--- each time the previous one ended in a transport error, a timeout or a
--- 503 (§4.3; the failed target is tried last for a while). In a list,
--- each such target goes to its first DNS target. A name that does not
--- exist (or has no SIP service) is answered 404, a DNS failure 500 (the
--- returned response says so).
---
--- Options: `fork = "parallel"` (default, all targets at once) or
--- `"serial"` (groups of equal q, highest first; the next group starts
--- when every branch of a group ended with a status in `failover`, default
--- any 3xx-5xx); `timeout` (seconds for the whole round: pending branches
--- are cancelled when it passes), `branch_timeout` (seconds a group may
--- ring before it is cancelled and the next one starts), `timer_c`
--- (seconds, §16.8), `recurse` (3xx Contacts become new branches),
--- `on_provisional = function(res, branch, status)` (before a 1xx is
--- forwarded: edit it, or return false to drop it) and
--- `on_response = function(res, branch, status)` (every branch's final
--- response; `res` is nil for a made-up 408/503). Hooks run outside the
--- handler's coroutine and must not wait.
---
--- Returns the best final response of the round (a luasip.Message; a
--- made-up one for 408, 487 and statuses without a response). A 2xx has
--- already been forwarded; anything else goes upstream when the handler
--- ends, unless it replies itself or relays again. Credentials that
--- `auth.check` accepted for this request (our realm) are removed first
--- (`auth.consume`); credentials for other realms are forwarded. When the core answered
--- the request at once (483, 482, 420) the response says so and nothing is
--- left to do. For an ACK, nothing is returned (forwarded statelessly).
--- Without targets, a Request-URI that is one of our GRUUs goes to the
--- binding it names (`proxy.resolve_gruu`; 404 / 480 answered when it names
--- none).
--- @tparam Message req a received request
--- @param[opt] targets
--- @tparam[opt] table opts
--- @treturn[1] Message the best response
--- @return[2] nil
--- @treturn[2] string error message
-function M.relay(req, targets, opts)
+-- The body of M.relay (below, with its documentation).
+local function relay(req, targets, opts)
   consume_credentials(req) -- ours (auth.check accepted them) go no further
   if targets == nil then
     local found, code = M.resolve_gruu(req)
@@ -243,6 +197,81 @@ function M.relay(req, targets, opts)
     return dns_failed(req, last_err, last_name)
   end
   return (relay_once(req, list, opts))
+end
+
+-- Observers of every relay's outcome (luasip.metrics).
+local observers = {}
+local now = core.now
+
+--- Add an observer of the outcome of every `proxy.relay` (the dispatcher's
+-- too): `fn(status, seconds)`, the status of the best response (made-up
+-- ones included: a 408 for no answer) and the time from the call to it.
+-- Not called for an ACK or an error. It must not wait.
+-- @tparam function fn
+function M.observe(fn)
+  observers[#observers + 1] = fn
+end
+
+--- Relay a request statefully and wait for the outcome of this round.
+--
+-- `targets`: nil (the request's own Request-URI / Route: in-dialog
+-- requests), a URI string, a binding table of `luasip.location` (`contact`,
+-- `q`, `path`, `received`) or `{ uri =, dest =, route =, q = }`, or a list
+-- of those. `dest` / `received` (`"udp:192.0.2.4:5060"`) is where the
+-- branch is sent instead of the Request-URI's host (a registration behind
+-- NAT); `path` (list) / `route` (string) are pushed as Route values.
+--
+-- A next hop whose host is a name is located by RFC 3263 (`luasip.dns`)
+-- first. A single target: its DNS targets are tried in order, a new round
+-- each time the previous one ended in a transport error, a timeout or a
+-- 503 (§4.3; the failed target is tried last for a while). In a list,
+-- each such target goes to its first DNS target. A name that does not
+-- exist (or has no SIP service) is answered 404, a DNS failure 500 (the
+-- returned response says so).
+--
+-- Options: `fork = "parallel"` (default, all targets at once) or
+-- `"serial"` (groups of equal q, highest first; the next group starts
+-- when every branch of a group ended with a status in `failover`, default
+-- any 3xx-5xx); `timeout` (seconds for the whole round: pending branches
+-- are cancelled when it passes), `branch_timeout` (seconds a group may
+-- ring before it is cancelled and the next one starts), `timer_c`
+-- (seconds, §16.8), `recurse` (3xx Contacts become new branches),
+-- `on_provisional = function(res, branch, status)` (before a 1xx is
+-- forwarded: edit it, or return false to drop it) and
+-- `on_response = function(res, branch, status)` (every branch's final
+-- response; `res` is nil for a made-up 408/503). Hooks run outside the
+-- handler's coroutine and must not wait.
+--
+-- Returns the best final response of the round (a luasip.Message; a
+-- made-up one for 408, 487 and statuses without a response). A 2xx has
+-- already been forwarded; anything else goes upstream when the handler
+-- ends, unless it replies itself or relays again. Credentials that
+-- `auth.check` accepted for this request (our realm) are removed first
+-- (`auth.consume`); credentials for other realms are forwarded. When the core answered
+-- the request at once (483, 482, 420) the response says so and nothing is
+-- left to do. For an ACK, nothing is returned (forwarded statelessly).
+-- Without targets, a Request-URI that is one of our GRUUs goes to the
+-- binding it names (`proxy.resolve_gruu`; 404 / 480 answered when it names
+-- none).
+-- @tparam Message req a received request
+-- @param[opt] targets
+-- @tparam[opt] table opts
+-- @treturn[1] Message the best response
+-- @return[2] nil
+-- @treturn[2] string error message
+function M.relay(req, targets, opts)
+  if not observers[1] then
+    return relay(req, targets, opts)
+  end
+  local t0 = now()
+  local res, a, b = relay(req, targets, opts)
+  if res then
+    local seconds = (now() - t0) / 1000
+    for _, fn in ipairs(observers) do
+      fn(res.status, seconds)
+    end
+  end
+  return res, a, b
 end
 
 --- The registered contact of a request sent to one of our GRUUs (RFC 5627

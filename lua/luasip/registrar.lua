@@ -318,6 +318,8 @@ end
 
 -- How many saves each path handled (see M.stats).
 local handled = { fast = 0, general = 0 }
+-- REGISTERs answered 200 (both paths): registrations, refreshes, removals.
+local registered = 0
 
 -- Every step of §10.3, for every store.
 local function save(req, opts)
@@ -619,6 +621,12 @@ local function save(req, opts)
   end
   headers[#headers + 1] = { "Date", M.http_date(now) }
   req:reply(200, nil, headers)
+  if used_outbound and src.conn_id and req.keep_flow then
+    -- RFC 5626 §5.2: a registered flow; its connection is evicted last
+    -- when the connection slots run short
+    req:keep_flow()
+  end
+  registered = registered + 1
   return 200, list
 end
 
@@ -629,6 +637,9 @@ local function fast_done(store, status, list, aor, added, ...)
     return nil
   end
   handled.fast = handled.fast + 1
+  if status == 200 then
+    registered = registered + 1
+  end
   store:fast_saved(aor, added, ...)
   return status, list
 end
@@ -696,10 +707,12 @@ function M.save(req, opts)
   return save(req, opts)
 end
 
---- How many REGISTERs each path of `save` handled in this process.
--- @treturn table `{ fast = N, general = N }`
+--- How many REGISTERs each path of `save` handled in this process, and
+-- how many of them were answered 200 (`registered`: new bindings,
+-- refreshes and removals; its rate is registrations per second).
+-- @treturn table `{ fast = N, general = N, registered = N }`
 function M.stats()
-  return { fast = handled.fast, general = handled.general }
+  return { fast = handled.fast, general = handled.general, registered = registered }
 end
 
 ------------------------------------------------------------------------------

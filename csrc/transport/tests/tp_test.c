@@ -1062,6 +1062,11 @@ static void test_flood(void) {
   CHECK_INT(st.flood_blocks, 1);
   CHECK_INT(st.flood_dropped, 2);
   CHECK_INT(st.flood_replied, 1);
+  /* responses by class: the 10 received 200s, the one 503 sent */
+  CHECK_INT(st.rx_responses[1], 10);
+  CHECK_INT(st.rx_responses[4], 0);
+  CHECK_INT(st.tx_responses[4], 1);
+  CHECK_INT(st.tx_responses[1], 0);
   int nb = 0;
   CHECK_INT(sip_tp_flood_blocked(tp, blocked_count, &nb), 1);
   CHECK_INT(nb, 1);
@@ -1327,6 +1332,15 @@ static void test_tcp_many(void) {
       answered++;
   }
   CHECK_INT(answered, MAXMSG);
+  sip_tp_counters st;
+  sip_tp_stats(b, &st);
+  CHECK_INT(st.tx_responses[1], MAXMSG); /* 2xx, counted once each */
+  CHECK_INT(st.tx_responses[0] + st.tx_responses[2] + st.tx_responses[3] +
+                st.tx_responses[4] + st.tx_responses[5],
+            0);
+  CHECK_INT(sip_tp_conn_count_by(b, SIP_TP_TCP), NCONN);
+  CHECK_INT(sip_tp_conn_count_by(b, SIP_TP_TLS), 0);
+  CHECK_INT(sip_tp_conn_count_by(b, SIP_TP_UDP), 0);
   /* each of those sockets gets the answer carrying its own branch */
   int right = 0;
   for (int i = 0; i < NCONN && right < MAXMSG; i++) {
@@ -1343,6 +1357,7 @@ static void test_tcp_many(void) {
     close(socks[i]);
   RUN_UNTIL(sip_tp_conn_count(b) == 0, 5000);
   CHECK_INT(sip_tp_conn_count(b), 0);
+  CHECK_INT(sip_tp_conn_count_by(b, SIP_TP_TCP), 0);
   close_tp(&rb);
 }
 
