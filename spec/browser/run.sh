@@ -89,4 +89,5 @@ if [ $rc != 0 ]; then
   echo "browser: the server's log:"
   sed "s/^/  | /" "$work/server.log" | tail -n "${BROWSER_LOG_LINES:-60}"
 fi
+kill -0 "$server" 2>/dev/null || { wait "$server"; echo "browser: the server died (status $?)"; server=; rc=1; }
 exit $rc
