@@ -83,7 +83,7 @@ for run in ${BROWSER_RUNS:-http://127.0.0.1:8080/ https://127.0.0.1:8443/ http:/
   [ "$url" = "$run" ] || mode=${run#*,}
   command -v sipp >/dev/null || [ -z "$mode" ] || fail "sipp is not installed (deps/debian.txt, group test)"
   timeout -k 5 120 ip netns exec "$NS" env HOME="$work" NODE_PATH="$NPM" \
-    node spec/browser/webphone_test.js "$url" "$spki" $mode || rc=1
+    node spec/browser/webphone_test.js "$url" "$spki" ${mode:+"$mode"} || rc=1
 done
 if [ $rc != 0 ]; then
   echo "browser: the server's log:"
