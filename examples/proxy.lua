@@ -51,7 +51,11 @@
 -- each binding keeps the REGISTER's source as `received`, and --nat relays
 -- to it instead of the Contact's address (nathelper's fix_nated_register)
 -- and rewrites a private Contact of a request or of the callee's response
--- to the address it came from (fix_nated_contact).
+-- to the address it came from (fix_nated_contact). Without --nat, a
+-- binding reachable over its flow alone (RFC 5626 outbound with reg-id, a
+-- WebSocket client, an .invalid Contact: proxy.flow_of) is still relayed
+-- to over its flow, and a WebSocket client's Contact is still rewritten
+-- (proxy.is_flow_only), so that requests in its dialogs reach it.
 local proxy = require "luasip.proxy"
 local registrar = require "luasip.registrar"
 local location = require "luasip.location"
@@ -65,14 +69,16 @@ local opts = { nat = false }
 local reg_opts = { min_expires = 10, max_expires = 3600 }
 local domains -- nil: any
 
--- bindings -> relay targets (the binding tables themselves unless --nat
--- asks for the received address, which they carry anyway)
+-- bindings -> relay targets (the binding tables themselves). With --nat
+-- each goes to its received address; without, only a binding reachable
+-- over its flow alone does (outbound, WebSocket, an .invalid Contact:
+-- proxy.flow_of), the others to their Contact.
 local function targets_of(bindings)
   if opts.nat then
     return bindings
   end
   for _, b in ipairs(bindings) do
-    b.received = nil
+    b.received = proxy.flow_of(b)
   end
   return bindings
 end
@@ -110,8 +116,11 @@ local dialog_opts = {}
 -- --nat: a Contact from behind a NAT gets the address the message came
 -- from (nathelper's fix_nated_contact), in requests and in the callee's
 -- responses (the relay hooks run before a response is forwarded)
+-- A sender reachable over its connection alone (a WebSocket client, an
+-- .invalid Contact) gets the same fix whatever --nat says, so that the
+-- requests of its dialogs reach it (proxy.is_flow_only).
 local function fix_nated(msg)
-  if msg and proxy.is_nated(msg) then
+  if msg and (opts.nat and proxy.is_nated(msg) or proxy.is_flow_only(msg)) then
     proxy.fix_nated_contact(msg)
   end
 end
@@ -132,9 +141,7 @@ local function request(req)
   if req.max_forwards == 0 and not (method == "OPTIONS" and to_self(req)) then
     return req:reply(483, "Too Many Hops")
   end
-  if opts.nat then
-    fix_nated(req)
-  end
+  fix_nated(req)
   if not req:is_initial() then
     local routed = req:loose_route()
     -- a GRUU of ours as the remote target (RFC 5627 §5.5)
@@ -214,9 +221,8 @@ return {
     loc = assert(location.open(o.location or "memory"))
     reg_opts.location = loc
     opts.nat = o.nat and true or false
-    local hook = opts.nat and fix_nated or nil
-    relay_opts.on_provisional, relay_opts.on_response = hook, hook
-    dialog_opts.on_provisional, dialog_opts.on_response = hook, hook
+    relay_opts.on_provisional, relay_opts.on_response = fix_nated, fix_nated
+    dialog_opts.on_provisional, dialog_opts.on_response = fix_nated, fix_nated
     domains = nil
     if o.domain then
       domains = { [o.domain:lower()] = true }

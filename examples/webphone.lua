@@ -1,8 +1,9 @@
 -- Browser phones (JsSIP over WebSocket, RFC 7118) and SIP phones on UDP:
--- the registrar + proxy of examples/proxy.lua, with --nat on (a browser's
--- Contact and Via name an `.invalid` host: requests to it go over its own
--- connection, the address the registrar stored as `received`), listening
--- on ws:127.0.0.1:8080 and udp:127.0.0.1:5060, and serving the demo page
+-- the registrar + proxy of examples/proxy.lua (a browser's Contact and Via
+-- name an `.invalid` host: requests to it go over its own connection, the
+-- flow the registrar stored as `received`, with or without --nat:
+-- proxy.flow_of, proxy.is_flow_only), listening on ws:127.0.0.1:8080 and
+-- udp:127.0.0.1:5060, and serving the demo page
 -- (examples/webphone/, `make webphone-deps` fetches JsSIP) on the
 -- WebSocket port:
 --
@@ -17,5 +18,4 @@ local spec = dofile(dir .. "/proxy.lua")
 
 spec.listen = { "ws:127.0.0.1:8080", "udp:127.0.0.1:5060" }
 spec.server.http_root = dir .. "/webphone"
-spec.options.nat.default = true
 return spec

@@ -8,6 +8,8 @@
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/support/net.lua")
 local sip = require "luasip"
+local dns = require "luasip.dns"
+local proxy_lib = require "luasip.proxy"
 
 local V4 = N.V4
 
@@ -76,10 +78,37 @@ describe("WebSocket", function()
     assert.is_truthy(refused:find("no TLS certificate configured", 1, true), refused)
   end)
 
-  describe("examples/webphone.lua", function()
+  it("proxy.flow_of: received for outbound, WebSocket and .invalid bindings only", function()
+    assert.are.equal("udp:127.0.0.1:5070", proxy_lib.flow_of {
+      contact = "<sip:c@127.0.0.1:1>", received = "udp:127.0.0.1:5070", reg_id = 1 })
+    assert.are.equal("ws:127.0.0.1:50674", proxy_lib.flow_of {
+      contact = "<sip:c@127.0.0.1:1;transport=ws>", received = "ws:127.0.0.1:50674" })
+    assert.are.equal("tcp:127.0.0.1:4000", proxy_lib.flow_of {
+      contact = "<sip:c@df7jal23ls0d.invalid;transport=tcp>", received = "tcp:127.0.0.1:4000" })
+    assert.is_nil(proxy_lib.flow_of { contact = "<sip:c@127.0.0.1:1>", received = "udp:127.0.0.1:5070" })
+    assert.is_nil(proxy_lib.flow_of { contact = "<sip:c@127.0.0.1:1;transport=ws>", reg_id = 1 })
+  end)
+
+  -- with --nat (every binding relayed to its received address) and
+  -- without (only bindings reachable over their flow alone: proxy.flow_of)
+  for _, nat in ipairs({ true, false }) do
+  describe("examples/webphone.lua " .. (nat and "--nat" or "without --nat"), function()
+    -- one location store for the process: AORs of their own per mode
+    local bob, carol = nat and "bob-nat" or "bob", nat and "carol-nat" or "carol"
     local proxy, ws_port, udp_port, ua, seen
 
+    after_each(function()
+      if not nat then
+        dns.configure {}
+      end
+    end)
+
     before_each(function()
+      if not nat then
+        -- a name from a message (an .invalid host, were it ever
+        -- resolved) is asked on loopback only, where nothing answers
+        assert(dns.configure { servers = V4 .. ":9", timeout = 1, tries = 1 })
+      end
       local script = dofile("examples/webphone.lua")
       proxy = N.server {
         listen = { "ws:" .. V4 .. ":0", "udp:" .. V4 .. ":0" },
@@ -87,7 +116,7 @@ describe("WebSocket", function()
       }
       ws_port, udp_port = proxy:listener(0).port, proxy:listener(1).port
       N.run_task(function()
-        script.setup { options = { nat = true, location = "memory", algorithms = "SHA-256,MD5",
+        script.setup { options = { nat = nat, location = "memory", algorithms = "SHA-256,MD5",
           ["nonce-lifetime"] = 300 }, server = proxy, state = {} }
       end)
       proxy:on_request(script.request)
@@ -96,7 +125,7 @@ describe("WebSocket", function()
       ua = N.server { listen = { "udp:" .. V4 .. ":0" } }
       ua:on_request(function(req)
         seen[#seen + 1] = { method = req.method, rr = req:headers("Record-Route"),
-          src = req:source(), uri = req.uri }
+          src = req:source(), uri = req.uri, route = req:headers("Route") }
         req:reply(req.method == "INVITE" and 486 or 200)
       end)
       local res = N.run_task(function()
@@ -163,5 +192,87 @@ describe("WebSocket", function()
       local bad = get("/../proxy.lua")
       assert.is_truthy(bad:match("^HTTP/1%.1 404 "), bad)
     end)
+
+    it("a request in the WS client's dialog reaches it over its connection (its Contact rewritten)", function()
+      -- bob, over UDP
+      local bob_seen
+      local bob_srv = N.server { listen = { "udp:" .. V4 .. ":0" } }
+      local bob_port = bob_srv:listener(0).port
+      bob_srv:on_request(function(req)
+        bob_seen = { contact = req.contacts[1].uri, rr = req:headers("Record-Route") }
+        req:reply(486)
+      end)
+      local res = N.run_task(function()
+        return bob_srv:send(assert(sip.request {
+          method = "REGISTER", uri = "sip:" .. V4 .. ":" .. udp_port,
+          from = "<sip:" .. bob .. "@" .. V4 .. ">", to = "<sip:" .. bob .. "@" .. V4 .. ">",
+          contact = "<sip:" .. bob .. "@" .. V4 .. ":" .. bob_port .. ">;expires=300",
+        }))
+      end)
+      assert.are.equal(200, res.status)
+      -- the WS client calls bob over its connection
+      res = N.run_task(function()
+        return ua:send(assert(sip.request {
+          method = "INVITE", uri = "sip:" .. bob .. "@" .. V4,
+          from = "<sip:alice@" .. V4 .. ">", to = "<sip:" .. bob .. "@" .. V4 .. ">",
+          contact = "<sip:x7k2@df7jal23ls0d.invalid;transport=ws>",
+        }), "ws:" .. V4 .. ":" .. ws_port)
+      end)
+      assert.are.equal(486, res.status)
+      assert.is_truthy(bob_seen, "bob got no INVITE")
+      local c = tostring(bob_seen.contact)
+      assert.is_falsy(c:find(".invalid", 1, true), c)
+      assert.is_truthy(c:find("@" .. V4 .. ":%d+;transport=ws"), c)
+      -- bob's BYE along the route set, to that Contact
+      local u = N.udp()
+      local headers = {}
+      for _, rr in ipairs(bob_seen.rr) do
+        headers[#headers + 1] = "Route: " .. rr
+      end
+      u:send(N.request { method = "BYE", uri = c:match("^<?([^>]*)>?$"), via_port = u.port,
+        to = "<sip:alice@" .. V4 .. ">;tag=a1", headers = headers }, V4, udp_port)
+      local final
+      N.pump_until(function()
+        local d = u:recv(0.05)
+        local m = d and N.parse(d)
+        if m and m.status and m.status >= 200 then
+          final = m
+        end
+        return final
+      end, 5)
+      assert.is_truthy(final, "no final response to the BYE")
+      assert.are.equal(200, final.status)
+      assert.are.equal("BYE", seen[#seen].method)
+      assert.are.equal("WS", seen[#seen].src.transport)
+      assert.are.equal(0, #seen[#seen].route)
+    end)
+
+    it("an outbound registration (reg-id) is reached over its flow, not at its Contact", function()
+      local u = N.udp()
+      u:send(N.request { method = "REGISTER", uri = "sip:" .. V4 .. ":" .. udp_port, via_port = u.port,
+        from = "<sip:" .. carol .. "@" .. V4 .. ">;tag=r1", to = "<sip:" .. carol .. "@" .. V4 .. ">",
+        headers = { "Supported: outbound", "Expires: 300",
+          -- nothing listens at port 1: only the flow reaches carol
+          "Contact: <sip:" .. carol .. "@127.0.0.1:1;transport=udp>;reg-id=1;"
+            .. '+sip.instance="<urn:uuid:00000000-0000-0000-0000-00000000000c>"' } }, V4, udp_port)
+      local rd = u:recv(3)
+      local reg = rd and N.parse(rd)
+      assert.is_truthy(reg, "no answer to the REGISTER")
+      assert.are.equal(200, reg.status)
+      local caller = N.udp()
+      caller:send(N.request { method = "MESSAGE", uri = "sip:" .. carol .. "@" .. V4, via_port = caller.port,
+        to = "<sip:" .. carol .. "@" .. V4 .. ">", content_type = "text/plain", body = "hi" }, V4, udp_port)
+      local got
+      N.pump_until(function()
+        local d = u:recv(0.05)
+        local m = d and N.parse(d)
+        if m and m.start:match("^MESSAGE ") then
+          got = m
+        end
+        return got
+      end, 3)
+      assert.is_truthy(got, "the MESSAGE did not come over carol's flow")
+    end)
   end)
+  end
 end)

@@ -2,6 +2,7 @@
  * received messages with the §18.2.1 Via fix-ups, response routing
  * (§18.2.2), statistics and error names. */
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,12 +265,28 @@ void sip__tp_defer(sip_tp *tp, sip__done *d) {
     uv_idle_start(&tp->done_idle, on_done_idle);
 }
 
+/* libuv writes to stream sockets with write(2): a peer that closed (a
+ * browser tab, a TLS client resetting) would raise SIGPIPE, whose default
+ * action ends the process. Ignored here unless the application set its
+ * own disposition; the write then fails with EPIPE, which closes the
+ * connection. */
+static void ignore_sigpipe(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+  }
+}
+
 int sip_tp_new(uv_loop_t *loop, const sip_tp_config *cfg, sip_tp **out,
                char *err, size_t errcap) {
   if (errcap)
     err[0] = '\0';
   if (!loop || !out)
     return SIP_EINVAL;
+  ignore_sigpipe();
   sip_tp *tp = calloc(1, sizeof(*tp));
   if (!tp)
     return SIP_ENOMEM;

@@ -115,7 +115,7 @@ typedef struct sip_conn {
   BIO *rbio, *wbio;
   /* WebSocket (ws.c): ws is set for WS/WSS connections */
   int ws;
-  int ws_frag;        /* a fragmented message is being collected */
+  int ws_frag;        /* the opcode of the fragmented message being collected (0: none) */
   int ws_closing;     /* our close frame was sent */
   char *ws_msg;       /* the message so far (fragments) */
   size_t ws_mlen, ws_mcap;

@@ -300,6 +300,46 @@ static int ws_fail(sip_conn *c, int code, const char *why) {
   return -1;
 }
 
+/* Whether p[0..n) is well-formed UTF-8 (RFC 3629 §4: no overlong forms, no
+ * surrogates, nothing above U+10FFFF, no sequence cut short), as a text
+ * message and a close reason must be (RFC 6455 §8.1, §5.5.1). */
+static int utf8_ok(const unsigned char *p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned b = p[i];
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    size_t k;
+    unsigned lo = 0x80, hi = 0xbf; /* the second byte's range */
+    if (b >= 0xc2 && b <= 0xdf) {
+      k = 1;
+    } else if (b >= 0xe0 && b <= 0xef) {
+      k = 2;
+      if (b == 0xe0)
+        lo = 0xa0; /* overlong */
+      else if (b == 0xed)
+        hi = 0x9f; /* surrogates */
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      k = 3;
+      if (b == 0xf0)
+        lo = 0x90; /* overlong */
+      else if (b == 0xf4)
+        hi = 0x8f; /* above U+10FFFF */
+    } else {
+      return 0;
+    }
+    if (n - i - 1 < k || p[i + 1] < lo || p[i + 1] > hi)
+      return 0;
+    for (size_t j = 2; j <= k; j++)
+      if ((p[i + j] & 0xc0) != 0x80)
+        return 0;
+    i += k + 1;
+  }
+  return 1;
+}
+
 /* Only line ends: a CRLF keep-alive (RFC 5626 §3.5.1) in a message. */
 static int only_crlf(const char *p, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -422,6 +462,8 @@ static int frame(sip_conn *c) {
   case OP_PONG:
     return 1;
   case OP_CLOSE: {
+    if (plen > 2 && !utf8_ok(pay + 2, (size_t)plen - 2))
+      return ws_fail(c, 1007, "close reason not UTF-8");
     int code = plen >= 2 ? (pay[0] << 8 | pay[1]) : 1000;
     sip__tp_ws_close(c, code == 1005 || code == 1006 ? 1000 : code);
     sip__tp_conn_close(c, 0, 1);
@@ -434,6 +476,9 @@ static int frame(sip_conn *c) {
       return -1;
     if (fin) {
       size_t len = c->ws_mlen;
+      if (c->ws_frag == OP_TEXT &&
+          !utf8_ok((const unsigned char *)c->ws_msg, len))
+        return ws_fail(c, 1007, "text message not UTF-8");
       c->ws_frag = 0;
       c->msg_start = 0;
       c->ws_mlen = 0;
@@ -444,10 +489,12 @@ static int frame(sip_conn *c) {
     if (c->ws_frag)
       return ws_fail(c, 1002, "new message inside a fragmented one");
     if (fin) {
+      if (op == OP_TEXT && !utf8_ok(pay, (size_t)plen))
+        return ws_fail(c, 1007, "text message not UTF-8");
       deliver(c, (const char *)pay, (size_t)plen);
       return 1;
     }
-    c->ws_frag = 1;
+    c->ws_frag = op; /* text (checked when complete) or binary */
     c->ws_mlen = 0;
     return append(c, pay, (size_t)plen) < 0 ? -1 : 1;
   }

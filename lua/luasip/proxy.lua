@@ -350,6 +350,12 @@ local function is_private(host)
     or (a == 100 and b >= 64 and b <= 127) or a == 169 and b == 254
 end
 
+-- an `.invalid` host (RFC 7118 §5.2: a WebSocket client's Contact and
+-- Via), reachable only over the connection it came on
+local function invalid_host(u)
+  return u ~= nil and tostring(u.host):lower():find("%.invalid%.?$") ~= nil
+end
+
 --- Is a host an RFC 1918 / RFC 6598 / link-local / ULA address?
 -- @tparam string host
 -- @treturn boolean
@@ -386,9 +392,7 @@ function M.is_nated(req)
   if u and is_private(u.host) then
     return true
   end
-  -- a WebSocket client (RFC 7118 §5.2): an .invalid host, reachable only
-  -- over its connection
-  if u and tostring(u.host):lower():find("%.invalid%.?$") then
+  if invalid_host(u) then
     return true
   end
   if req.status then
@@ -400,6 +404,51 @@ function M.is_nated(req)
     return vh ~= src.host or (v.port or 5060) ~= src.port
   end
   return false
+end
+
+local FLOW_TRANSPORTS = { ws = true, wss = true }
+
+--- Whether a message's sender is reachable only over the connection it
+-- came on: it came over a WebSocket (a WebSocket client accepts no
+-- connection, RFC 7118 §5), or its first Contact names an `.invalid`
+-- host (Kamailio's `nat_uac_test(64)`). Its Contact then needs
+-- `proxy.fix_nated_contact` whatever the NAT policy, so that requests in
+-- the dialog reach it over that connection.
+-- @tparam Message msg a received request, or a response in a relay hook
+-- @treturn boolean
+function M.is_flow_only(msg)
+  local src = msg:source()
+  if not src then
+    return false
+  end
+  if FLOW_TRANSPORTS[src.transport:lower()] then
+    return true
+  end
+  local c = msg.contacts and msg.contacts[1]
+  return invalid_host(c and c.uri and sip_uri(c.uri))
+end
+
+--- The flow a location binding must be reached over, or nil: its
+-- `received` (the REGISTER's source, `"ws:127.0.0.1:50674"`) when the
+-- registration was an outbound one (a `reg_id`: RFC 5626 §5.3, requests
+-- go over the flow it registered on), came over a WebSocket (RFC 7118
+-- §5: the client accepts no connection) or names an `.invalid` host.
+-- Without NAT handling a proxy keeps `received` only for these bindings
+-- (`examples/proxy.lua`); `proxy.relay` sends to it.
+-- @tparam table b a binding of `luasip.location` / `registrar.lookup`
+-- @treturn string|nil
+function M.flow_of(b)
+  local received = type(b) == "table" and b.received
+  if type(received) ~= "string" then
+    return nil
+  end
+  local tp = received:match("^(%a+):")
+  if b.reg_id or (tp and FLOW_TRANSPORTS[tp:lower()])
+      or (type(b.contact) == "string"
+        and invalid_host(sip_uri(b.contact:match("^%s*<(.*)>%s*$") or b.contact))) then
+    return received
+  end
+  return nil
 end
 
 -- "<sip:user@host:port;params>" with host:port replaced by the source

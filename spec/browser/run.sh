@@ -77,12 +77,17 @@ done
 grep -q 'serving ' "$work/server.log" || fail "the server did not start: $(cat "$work/server.log")"
 
 rc=0
-for url in ${BROWSER_URLS:-http://127.0.0.1:8080/ https://127.0.0.1:8443/}; do
+# URL [MODE]: two pages over WS, over WSS, then browser <-> UDP (SIPp) over WS
+for run in ${BROWSER_RUNS:-http://127.0.0.1:8080/ https://127.0.0.1:8443/ http://127.0.0.1:8080/,udp}; do
+  url=${run%%,*} mode=
+  [ "$url" = "$run" ] || mode=${run#*,}
+  command -v sipp >/dev/null || [ -z "$mode" ] || fail "sipp is not installed (deps/debian.txt, group test)"
   timeout -k 5 120 ip netns exec "$NS" env HOME="$work" NODE_PATH="$NPM" \
-    node spec/browser/webphone_test.js "$url" "$spki" || rc=1
+    node spec/browser/webphone_test.js "$url" "$spki" ${mode:+"$mode"} || rc=1
 done
 if [ $rc != 0 ]; then
   echo "browser: the server's log:"
   sed "s/^/  | /" "$work/server.log" | tail -n "${BROWSER_LOG_LINES:-60}"
 fi
+kill -0 "$server" 2>/dev/null || { wait "$server"; echo "browser: the server died (status $?)"; server=; rc=1; }
 exit $rc

@@ -3,7 +3,15 @@
 // (examples/webphone.lua) over WS or WSS; page A calls page B, B answers,
 // the call is confirmed on both, A hangs up, both see the end.
 //
-//   node spec/browser/webphone_test.js URL [SPKI]
+//   node spec/browser/webphone_test.js URL [SPKI] [udp]
+//
+// With "udp" (browser <-> UDP through examples/webphone.lua): SIPp (run
+// from here, in the same namespace) registers carol over UDP and answers
+// as her (spec/browser/sipp_uas.xml); page A (alice) calls carol, the call
+// is confirmed, A hangs up. Then a SIPp UAC (spec/browser/sipp_uac.xml)
+// calls page B (bob), B answers, SIPp hangs up. Both scenarios check the
+// proxy's double Record-Route (the UDP entry and the ;transport=ws one) in
+// what they receive; their message traces are printed on a failure.
 //
 // URL: the page (http://127.0.0.1:PORT/ or https://...); SPKI: the base64
 // SHA-256 of the test server's public key, the only certificate chromium
@@ -16,7 +24,29 @@ const puppeteer = require('puppeteer-core');
 
 const url = process.argv[2];
 const spki = process.argv[3];
-const label = url.startsWith('https:') ? 'WSS' : 'WS';
+const udp = process.argv[4] === 'udp';
+const label = (url.startsWith('https:') ? 'WSS' : 'WS') + (udp ? '<->UDP' : '');
+const path = require('path');
+const { spawn } = require('child_process');
+const sippDir = path.join(process.env.HOME || '/tmp', 'sipp');
+const sippRuns = [];
+
+// SIPp, bounded (its own -timeout, and a kill after 40 s), in its own
+// folder under $HOME/sipp/TAG; resolves to its exit code.
+function sipp(tag, args) {
+  const fs = require('fs');
+  const cwd = path.join(sippDir, tag);
+  fs.mkdirSync(cwd, { recursive: true });
+  sippRuns.push(cwd);
+  return new Promise((resolve) => {
+    const child = spawn('sipp', ['127.0.0.1:5060', '-i', '127.0.0.1', '-m', '1', '-nostdin',
+      '-timeout', '30s', '-trace_err', '-error_file', 'err.log', '-trace_msg',
+      '-message_file', 'msg.log', ...args], { cwd, stdio: 'ignore' });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 40000);
+    child.on('error', () => { clearTimeout(killer); resolve(-1); });
+    child.on('exit', (code) => { clearTimeout(killer); resolve(code === null ? -1 : code); });
+  });
+}
 let passed = 0;
 let failed = 0;
 
@@ -38,6 +68,49 @@ async function waitFor(page, expr, ms) {
     return true;
   } catch (e) {
     return false;
+  }
+}
+
+// Browser <-> UDP: A calls carol (SIPp over UDP), dave (SIPp) calls B.
+async function udpCalls(a, b) {
+  const reg = await sipp('register', ['-sf', path.join(__dirname, '../sipp/proxy_reg.xml'),
+    '-p', '5070', '-s', 'carol', '-key', 'contact_host', '127.0.0.1', '-key', 'contact_port',
+    '5070', '-key', 'tp', 'udp', '-key', 'q', '1']);
+  check(reg === 0, `SIPp registers carol over UDP (rc ${reg})`);
+  await a.evaluate(() => window.phone.register('alice'));
+  await b.evaluate(() => window.phone.register('bob'));
+  check(await waitFor(a, 'window.phone.registered', 10000), 'A registers');
+  check(await waitFor(b, 'window.phone.registered', 10000), 'B registers');
+
+  const uas = sipp('uas', ['-sf', path.join(__dirname, 'sipp_uas.xml'), '-p', '5070']);
+  await new Promise((r) => setTimeout(r, 300)); // SIPp binds its port
+  await a.evaluate(() => window.phone.call('carol'));
+  check(await waitFor(a, "window.phone.state === 'confirmed'", 15000), 'A -> carol (UDP) confirmed');
+  await a.evaluate(() => window.phone.hangup());
+  check(await waitFor(a, 'window.phone.ended === 1', 10000), 'A sees the end');
+  const urc = await uas;
+  check(urc === 0, `the UDP callee saw INVITE (double Record-Route), ACK, BYE (rc ${urc})`);
+
+  const uac = sipp('uac', ['-sf', path.join(__dirname, 'sipp_uac.xml'), '-p', '5072', '-s', 'bob']);
+  check(await waitFor(b, "window.phone.state === 'ringing'", 10000), 'B rings (a UDP caller)');
+  await b.evaluate(() => window.phone.answer());
+  check(await waitFor(b, "window.phone.state === 'confirmed'", 15000), 'B confirmed');
+  check(await waitFor(b, 'window.phone.ended === 1', 10000), 'B sees the UDP caller hang up');
+  const crc = await uac;
+  check(crc === 0, `the UDP caller saw 200 (double Record-Route), BYE answered (rc ${crc})`);
+}
+
+// On a failure: the end of each SIPp run's errors and message trace.
+function dumpSipp() {
+  const fs = require('fs');
+  for (const dir of sippRuns) {
+    for (const f of ['err.log', 'msg.log']) {
+      let text;
+      try { text = fs.readFileSync(path.join(dir, f), 'utf8'); } catch (e) { continue; }
+      const lines = text.split('\n').slice(-60);
+      console.log(`browser: ${label}: ${path.basename(dir)}/${f}:`);
+      for (const l of lines) console.log(`  | ${l}`);
+    }
   }
 }
 
@@ -73,6 +146,10 @@ async function main() {
       check(res && res.status() === 200, `the page loads (${res && res.status()})`);
     }
     check(await a.evaluate(() => typeof JsSIP === 'object'), 'JsSIP is loaded');
+    if (udp) {
+      await udpCalls(a, b);
+      return;
+    }
     await a.evaluate(() => window.phone.register('alice'));
     await b.evaluate(() => window.phone.register('bob'));
     check(await waitFor(a, 'window.phone.registered', 10000), 'A registers');
@@ -94,6 +171,7 @@ async function main() {
       const events = await p.evaluate(() => window.phone && window.phone.events).catch(() => null);
       console.log(`browser: ${label}: page ${name} events: ${JSON.stringify(events)}`);
     }
+    if (udp) dumpSipp();
   } finally {
     clearTimeout(timer);
     await browser.close();

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,6 +318,36 @@ static void test_listen_specs(void) {
   CHECK_INT(sip_tp_listen(tp, spec), UV_EADDRINUSE);
   CHECK(strstr(sip_tp_last_error(tp), "address already in use") != NULL);
   close_tp(&r);
+}
+
+/* A peer that closes while a write is under way must not end the process:
+ * the transport ignores SIGPIPE (its default action is to terminate), but
+ * keeps a disposition the application chose. Regression: examples/
+ * webphone.lua died of SIGPIPE when chromium closed a WSS connection. */
+static int sigpipe_seen;
+static void on_sigpipe(int sig) {
+  (void)sig;
+  sigpipe_seen++;
+}
+
+static void test_sigpipe(void) {
+  struct sigaction sa;
+  signal(SIGPIPE, SIG_DFL);
+  rec r = {0};
+  CHECK(mk_tp(&r, NULL) != NULL);
+  CHECK_INT(sigaction(SIGPIPE, NULL, &sa), 0);
+  CHECK(sa.sa_handler == SIG_IGN);
+  CHECK_INT(raise(SIGPIPE), 0); /* before the fix: the test ends here */
+  close_tp(&r);
+  /* an application's own handler stays */
+  signal(SIGPIPE, on_sigpipe);
+  CHECK(mk_tp(&r, NULL) != NULL);
+  CHECK_INT(sigaction(SIGPIPE, NULL, &sa), 0);
+  CHECK(sa.sa_handler == on_sigpipe);
+  CHECK_INT(raise(SIGPIPE), 0);
+  CHECK_INT(sigpipe_seen, 1);
+  close_tp(&r);
+  signal(SIGPIPE, SIG_IGN);
 }
 
 static void test_udp(int fam) {
@@ -1858,6 +1889,7 @@ int main(void) {
   uv_loop_init(&loop);
   test_names();
   test_listen_specs();
+  test_sigpipe();
   test_udp(AF_INET);
   test_udp(AF_INET6);
   test_udp_errors();

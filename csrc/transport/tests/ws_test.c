@@ -405,6 +405,24 @@ static void test_frames(void) {
   CHECK_INT(rd_frame(&r, buf, sizeof buf, &plen), 1);
   CHECK(plen == 2 && strcmp(buf, "\r\n") == 0);
 
+  /* UTF-8 text split inside a character across fragments: accepted once
+   * joined; a binary message is not checked (RFC 6455 §8.1) */
+  n = mkreq(req, sizeof req, "MESSAGE", "utf8");
+  memcpy(req + n, "caf\xc3\xa9", 5);
+  n += 5;
+  send_frame(r.s, 0, 1, req, (size_t)n - 1, 1); /* ends with 0xc3 */
+  send_frame(r.s, 1, 0, req + n - 1, 1, 1);
+  RUN_UNTIL(rs.nmsg == 5, 1000);
+  CHECK_INT(rs.nmsg, 5);
+  CHECK_INT(rd_frame(&r, buf, sizeof buf, &plen), 1);
+  CHECK(strstr(buf, "branch=z9hG4bKutf8") != NULL);
+  n = mkreq(req, sizeof req, "MESSAGE", "bin");
+  memcpy(req + n, "\xff\xfe", 2);
+  send_frame(r.s, 1, 2, req, (size_t)n + 2, 1);
+  RUN_UNTIL(rs.nmsg == 6, 1000);
+  CHECK_INT(rs.nmsg, 6);
+  CHECK_INT(rd_frame(&r, buf, sizeof buf, &plen), 1);
+
   /* a garbage message: counted, the connection stays */
   send_frame(r.s, 1, 1, "hello", 5, 1);
   send_frame(r.s, 1, 9, "", 0, 1);
@@ -483,9 +501,37 @@ static void test_errors(void) {
   k = mkframe(f, 0, 1, big, sizeof big, 1);
   k += mkframe(f + k, 1, 0, big, sizeof big, 1);
   expect_close(port, f, k, 1009, "oversized message");
+  /* text that is not UTF-8 (RFC 6455 §8.1): 1007 */
+  static const struct {
+    const char *bytes, *what;
+  } bad[] = {
+      {"\xff", "a 0xff byte"},
+      {"\xc0\xaf", "an overlong '/'"},
+      {"\xe0\x80\xaf", "an overlong 3-byte form"},
+      {"\xed\xa0\x80", "a surrogate"},
+      {"\xf4\x90\x80\x80", "above U+10FFFF"},
+      {"caf\xc3", "a character cut at the end"},
+      {"\xe2\x28\xa1", "a bad continuation byte"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    n = mkreq(req, sizeof req, "MESSAGE", "u");
+    size_t bl = strlen(bad[i].bytes);
+    memcpy(req + n, bad[i].bytes, bl);
+    k = mkframe(f, 1, 1, req, (size_t)n + bl, 1);
+    expect_close(port, f, k, 1007, bad[i].what);
+  }
+  /* valid in each fragment's bytes, broken once joined */
+  n = mkreq(req, sizeof req, "MESSAGE", "u");
+  memcpy(req + n, "\xe2\x82(", 3);
+  k = mkframe(f, 0, 1, req, (size_t)n + 2, 1);
+  k += mkframe(f + k, 1, 0, "(", 1, 1);
+  expect_close(port, f, k, 1007, "fragments joining into bad UTF-8");
+  /* a close frame whose reason is not UTF-8 */
+  k = mkframe(f, 1, 8, "\x03\xe8\xff", 3, 1);
+  expect_close(port, f, k, 1007, "a close reason not UTF-8");
   sip_tp_counters st;
   sip_tp_stats(srv, &st);
-  CHECK_INT(st.ws_errors, 8);
+  CHECK_INT(st.ws_errors, 17);
   CHECK_INT(rs.nmsg, 0);
   close_tp(&rs);
 }
