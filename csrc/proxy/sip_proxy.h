@@ -200,6 +200,11 @@ typedef struct sip_proxy_target {
                     absent: the next hop from Route / Request-URI */
   sip_str route; /* Route values to push (a Path set), comma-separated */
   int q;         /* 0..1000, -1 when absent (= 1000) */
+  sip_str alt;   /* more destinations of this target, space-separated dest
+                    specs (its further RFC 3263 targets): when its branch
+                    fails with a transport error, a timeout (a made-up 408
+                    / 503) or a 503, the next one gets a new branch (a new
+                    transaction and Via branch; §4.3); absent: none */
 } sip_proxy_target;
 
 enum sip_proxy_fork {
@@ -237,6 +242,10 @@ enum sip_proxy_event {
   SIP_PROXY_EV_DONE = 3,
   /* the context is being freed (release the user data) */
   SIP_PROXY_EV_FREE = 4,
+  /* branch `branch` failed (status; msg NULL when made up) and its target
+   * moves to its next `alt` destination (RFC 3263 §4.3): sent before the
+   * new branch starts; sip_proxy_branch_dest names the failed one */
+  SIP_PROXY_EV_FAILOVER = 5,
 };
 typedef int (*sip_proxy_cb)(void *ud, sip_proxy_ctx *c, int event, int branch,
                             int status, sip_msg *msg, sip_rxbuf *rx);
@@ -280,6 +289,10 @@ int sip_proxy_finish(sip_proxy_ctx *c);
 int sip_proxy_final_sent(const sip_proxy_ctx *c);
 /* Is a round running? */
 int sip_proxy_busy(const sip_proxy_ctx *c);
+/* The dest spec ("udp:192.0.2.1:5060") a branch was started with from a
+ * target's `dest` or `alt`: NULL for a branch sent to its next hop or an
+ * unknown branch. Valid while the context lives. */
+const char *sip_proxy_branch_dest(const sip_proxy_ctx *c, int branch);
 
 /* Forward request m (received from src) statelessly (§16.11): Max-Forwards
  * decremented, Route preprocessing is the caller's (sip_proxy_route_pre),

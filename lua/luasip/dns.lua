@@ -143,6 +143,21 @@ function M.failed(target, res)
   M.avoid(target, res and res.status == 503 and retry_after(res) or nil)
 end
 
+--- After a failure on a destination spec (`"udp:192.0.2.1:5060"`,
+-- `"tcp:[2001:db8::1]:5060"`, a target's `dest`): as `failed`.
+-- @tparam string dest
+-- @tparam[opt] Message res the response that failed it
+function M.failed_dest(dest, res)
+  local transport, rest = tostring(dest):match("^(%a+):(.*)$")
+  local addr, port = (rest or ""):match("^%[(.*)%]:(%d+)$")
+  if not addr then
+    addr, port = (rest or ""):match("^(.*):(%d+)$")
+  end
+  if addr and addr ~= "" then
+    M.failed({ transport = transport:lower(), addr = addr, port = tonumber(port) }, res)
+  end
+end
+
 --- Count one failover (a request moved to its next target).
 -- @function count_failover
 M.count_failover = core.dns_failover

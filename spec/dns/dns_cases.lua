@@ -57,6 +57,15 @@ local ZONE = {
   "srv-host=_sip._udp.relay.test,ok.relay.test,5073,20,0",
   "host-record=busy.relay.test,127.0.0.1",
   "host-record=ok.relay.test,127.0.0.1",
+  -- a forking proxy's branch fails over: a 503 first / a refused TCP first
+  "srv-host=_sip._udp.fork.test,busy.fork.test,5079,10,0",
+  "srv-host=_sip._udp.fork.test,ok.fork.test,5073,20,0",
+  "host-record=busy.fork.test,127.0.0.1",
+  "host-record=ok.fork.test,127.0.0.1",
+  "srv-host=_sip._tcp.forkdown.test,dead.forkdown.test,5092,10,0",
+  "srv-host=_sip._tcp.forkdown.test,live.forkdown.test,5074,20,0",
+  "host-record=dead.forkdown.test,127.0.0.1",
+  "host-record=live.forkdown.test,127.0.0.1",
   -- IPv6 only
   "host-record=v6.test,::1",
   -- a name with no SIP service at all and no address
@@ -136,6 +145,8 @@ setup(function()
     start_uas("tcp:127.0.0.1:5074", 200),
     start_uas("udp:127.0.0.1:5075", 503, { ["Retry-After"] = "60" }),
     start_uas("udp:127.0.0.1:5077", 503),
+    start_uas("udp:127.0.0.1:5078", 486),
+    start_uas("udp:127.0.0.1:5079", 503),
   }
   if N.have_ipv6() then
     servers[#servers + 1] = start_uas("udp:[::1]:5076", 200)
@@ -254,6 +265,46 @@ describe("RFC 3263 with dnsmasq", function()
     assert.equal(f0 + 1, server:stats().dns_failovers)
     res = send("sip:nx@127.0.0.1:" .. port)
     assert.equal(404, res.status)
+  end)
+
+  it("proxy.relay forking: each branch fails over over its own DNS targets", function()
+    local proxy = require "luasip.proxy"
+    local px = assert(sip.server { listen = { "udp:127.0.0.1:0", "tcp:127.0.0.1:0" }, t1 = 25 })
+    servers[#servers + 1] = px
+    local port = px:listener(0).port
+    local finals = {}
+    px:on_request(function(req)
+      local first = req.ruri.user == "down" and "sip:bob@forkdown.test;transport=tcp" or "sip:bob@fork.test"
+      finals = {}
+      proxy.relay(req, { first, "sip:carol@127.0.0.1:5078" }, {
+        on_response = function(_, branch, status)
+          finals[#finals + 1] = branch .. ":" .. status
+        end,
+      })
+    end)
+    -- the first branch's first DNS target answers 503: that branch moves
+    -- to the next target (not the round: the 486 branch is not repeated)
+    local f0 = server:stats().dns_failovers
+    uas[5079], uas[5078], uas[5073] = 0, 0, 0
+    local res = send("sip:bob@127.0.0.1:" .. port)
+    assert.equal(200, res.status)
+    assert.equal("from 5073", res.reason)
+    assert.equal(1, uas[5079])
+    assert.equal(1, uas[5078])
+    assert.equal(1, uas[5073])
+    assert.equal(f0 + 1, server:stats().dns_failovers)
+    assert.is_true(require("luasip.core").dns_avoided("udp", "127.0.0.1", 5079))
+    table.sort(finals)
+    assert.equal("1:503 2:486 3:200", table.concat(finals, " "))
+    -- the first TCP target refuses the connection
+    uas[5074], uas[5078] = 0, 0
+    res = send("sip:down@127.0.0.1:" .. port)
+    assert.equal(200, res.status)
+    assert.equal("from 5074", res.reason)
+    assert.equal(1, uas[5074])
+    assert.equal(1, uas[5078])
+    assert.equal(f0 + 2, server:stats().dns_failovers)
+    assert.is_true(require("luasip.core").dns_avoided("tcp", "127.0.0.1", 5092))
   end)
 
   it("IPv6: an AAAA-only name gives [::1]", function()
