@@ -428,6 +428,53 @@ static const luaL_Reg funcs[] = {
     {NULL, NULL},
 };
 
+/* ---- responses to a Via host name (RFC 3263 §5) ---------------------------
+ */
+
+static void on_response_resolved(void *arg, int status,
+                                 const sip_dns_target *t, int n) {
+  sip_tp_resolving *r = arg;
+  if (status < 0 || n < 1) {
+    sip_tp_resolved(r, status < 0 ? status : UV_EAI_NONAME, NULL, NULL);
+    return;
+  }
+  /* the first target (§5: the next ones only after a failure of a
+   * connection, which this does not try) */
+  sip_tp_resolved(r, 0, &t[0].addr,
+                  t[0].transport == SIP_TP_TLS ? t[0].host : NULL);
+}
+
+static int p_get_dns(lua_State *L) {
+  lua_pushlightuserdata(L, get_dns(L, 1));
+  return 1;
+}
+
+static int resolve_response(void *ud, sip_tp_resolving *r, int transport,
+                            const char *host, int port) {
+  sip_lua_loop *lp = ud;
+  lua_State *L = lp->L;
+  if (!L || !lua_checkstack(L, 4))
+    return UV_EAI_NONAME; /* no loop running: as without a resolver */
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, p_get_dns);
+  int ok = lua_pcall(L, 0, 1, 0) == LUA_OK;
+  ldns *x = ok ? lua_touserdata(L, -1) : NULL;
+  lua_settop(L, top);
+  if (!x || !x->d)
+    return UV_EAI_AGAIN;
+  sip_dns_query q = {.host = host,
+                     .host_len = strlen(host),
+                     .port = port,
+                     .transport = transport,
+                     .secure = transport == SIP_TP_TLS};
+  int rc = sip_dns_resolve(x->d, &q, on_response_resolved, r);
+  return rc < 0 ? rc : 0;
+}
+
+void sip__lua_dns_attach(sip_lua_loop *lp, sip_tp *tp) {
+  sip_tp_set_resolver(tp, resolve_response, lp);
+}
+
 void sip__lua_open_dns(lua_State *L) {
   luaL_newmetatable(L, SIP_LUA_DNS);
   lua_pushcfunction(L, dns_gc);

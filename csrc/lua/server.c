@@ -586,6 +586,7 @@ static int l_server(lua_State *L) {
     return sip__lua_fail(L, rc, "%s%s%s", sip_tp_strerror(rc),
                          err[0] ? ": " : "", err);
   }
+  sip__lua_dns_attach(lp, s->tp); /* responses to a Via host name */
   if (opt_bool(L, 1, "transactions", 1)) {
     sip_txl_config tc;
     sip_txl_config_init(&tc);
@@ -955,6 +956,7 @@ static int srv_stats(lua_State *L) {
   SET_COUNTER("aliases", c.aliases);
   SET_COUNTER("aliases_refused", c.aliases_refused);
   SET_COUNTER("clen_fixed", c.clen_fixed);
+  SET_COUNTER("responses_resolved", c.responses_resolved);
   SET_COUNTER("connections", sip_tp_conn_count(s->tp));
   SET_COUNTER("requests", s->tu.st.requests);
   SET_COUNTER("responses", s->tu.st.responses);

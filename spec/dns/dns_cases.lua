@@ -66,6 +66,8 @@ local ZONE = {
   "srv-host=_sip._tcp.forkdown.test,live.forkdown.test,5074,20,0",
   "host-record=dead.forkdown.test,127.0.0.1",
   "host-record=live.forkdown.test,127.0.0.1",
+  -- a Via maddr that is a name (responses, RFC 3263 §5)
+  "host-record=back.test,127.0.0.2",
   -- IPv6 only
   "host-record=v6.test,::1",
   -- a name with no SIP service at all and no address
@@ -305,6 +307,38 @@ describe("RFC 3263 with dnsmasq", function()
     assert.equal(1, uas[5078])
     assert.equal(f0 + 2, server:stats().dns_failovers)
     assert.is_true(require("luasip.core").dns_avoided("tcp", "127.0.0.1", 5092))
+  end)
+
+  it("a response to a Via whose maddr is a host name is sent to its address (§18.2.2, RFC 3263 §5)", function()
+    local srv = start_uas("udp:127.0.0.1:0", 200)
+    servers[#servers + 1] = srv
+    local port = srv:listener(0).port
+    local back = N.udp("127.0.0.2") -- where back.test points
+    local from = N.udp()
+    local bytes = N.request {
+      uri = "sip:bob@127.0.0.1:" .. port,
+      via = "SIP/2.0/UDP 127.0.0.1:" .. back.port .. ";maddr=back.test;branch=z9hG4bK" .. N.unique("m"):gsub("%.", ""),
+    }
+    from:send(bytes, "127.0.0.1", port)
+    local data = back:recv(3)
+    assert.is_not_nil(data, "no response at back.test's address")
+    assert.truthy(data:find("^SIP/2.0 200"))
+    assert.equal(0, from:pending())
+    assert.equal(1, srv:stats().responses_resolved)
+    -- a name that does not resolve: the response is dropped (no crash)
+    bytes = N.request {
+      uri = "sip:bob@127.0.0.1:" .. port,
+      via = "SIP/2.0/UDP 127.0.0.1:" .. back.port .. ";maddr=nx-back.test;branch=z9hG4bK" .. N.unique("n"):gsub("%.", ""),
+    }
+    local answered = uas[port]
+    from:send(bytes, "127.0.0.1", port)
+    N.pump_until(function()
+      return uas[port] > answered
+    end, 3)
+    assert.equal(answered + 1, uas[port])
+    assert.equal(1, srv:stats().responses_resolved)
+    back:close()
+    from:close()
   end)
 
   it("IPv6: an AAAA-only name gives [::1]", function()
