@@ -197,6 +197,7 @@ static void read_target(lua_State *L, int idx, sip_proxy_target *t) {
     t->dest = field_str(L, idx, "received");
   t->route = field_str(L, idx, "route");
   t->alt = field_str(L, idx, "alt");
+  t->tls_name = field_str(L, idx, "tls_name");
   if (!t->route.p && lua_getfield(L, idx, "path") == LUA_TTABLE) {
     int pt = lua_gettop(L);
     luaL_Buffer b;

@@ -42,12 +42,12 @@ typedef struct px_branch {
   char *udp_via; /* moved to TCP for its size (§18.1.1): the Via of its
                     UDP form, used when the transaction fell back to it */
   /* its target, for a failover to the next destination (RFC 3263 §4.3) */
-  char *t_uri, *t_dest, *t_route, *t_alt; /* malloc'd, NULL when absent */
+  char *t_uri, *t_dest, *t_route, *t_alt, *t_tls; /* malloc'd, or NULL */
   uint8_t superseded; /* failed over: a later branch replaces it */
 } px_branch;
 
 typedef struct px_target {
-  char *uri, *dest, *route, *alt; /* malloc'd, NULL when absent */
+  char *uri, *dest, *route, *alt, *tls; /* malloc'd, NULL when absent */
   int q;
 } px_target;
 
@@ -252,6 +252,7 @@ static void free_pending(sip_proxy_ctx *c) {
     free(c->pend[i].dest);
     free(c->pend[i].route);
     free(c->pend[i].alt);
+    free(c->pend[i].tls);
   }
   free(c->pend);
   c->pend = NULL;
@@ -272,6 +273,7 @@ static void ctx_free(sip_proxy_ctx *c) {
     free(b->t_dest);
     free(b->t_route);
     free(b->t_alt);
+    free(b->t_tls);
     free(b);
   }
   free(c->br);
@@ -471,7 +473,7 @@ static void send_cancel(px_branch *b) {
   if (n < 0)
     return;
   sip_dest d = b->dest;
-  d.tls_name = NULL;
+  d.tls_name = b->t_dest ? b->t_tls : NULL;
   if (sip_txn_request(c->p->txl, buf, (size_t)n, &d, NULL, NULL, NULL) == 0)
     c->p->st.cancels_sent++;
 }
@@ -730,9 +732,12 @@ static px_branch *start_branch(sip_proxy_ctx *c, const px_target *tg) {
     b->t_dest = tg->dest ? strdup(tg->dest) : NULL;
     b->t_route = tg->route ? strdup(tg->route) : NULL;
     b->t_alt = tg->alt ? strdup(tg->alt) : NULL;
+    b->t_tls = tg->tls ? strdup(tg->tls) : NULL;
   }
   int rc = resolve_dest(m, ruri, tg ? cstr(tg->dest) : SIP_STR_NULL, push, 0,
                         &b->dest);
+  if (rc == 0 && tg && tg->dest && b->t_tls)
+    b->dest.tls_name = b->t_tls; /* RFC 5922: the URI's domain */
   int oi = rc < 0 ? -1 : out_index(p, &b->dest);
   if (rc < 0 || oi < 0 || !b->ruri) {
     b->status = 503;
@@ -827,6 +832,7 @@ static void fail_over(sip_proxy_ctx *c, int bi, int status, sip_msg *msg,
                     .dest = dest,
                     .route = b->t_route,
                     .alt = *rest ? (char *)rest : NULL,
+                    .tls = b->t_tls,
                     .q = -1};
     px_branch *nb = start_branch(c, &tg);
     free(dest);
@@ -1230,6 +1236,7 @@ int sip_proxy_relay(sip_proxy_ctx *c, const sip_proxy_target *t, int n,
     c->pend[i].dest = dupstr(t[i].dest);
     c->pend[i].route = dupstr(t[i].route);
     c->pend[i].alt = dupstr(t[i].alt);
+    c->pend[i].tls = dupstr(t[i].tls_name);
     c->pend[i].q = o->fork == SIP_PROXY_SERIAL ? t[i].q : -1;
   }
   if (!n)
@@ -1366,6 +1373,13 @@ int sip_proxy_forward(sip_proxy *p, sip_msg *m, const sip_src *src,
   rc = resolve_dest(m, ruri, target ? target->dest : SIP_STR_NULL, push, 0, &d);
   if (rc < 0)
     return rc;
+  char tls[256];
+  if (target && target->dest.p && target->tls_name.p &&
+      target->tls_name.len < sizeof tls) { /* RFC 5922: the URI's domain */
+    memcpy(tls, target->tls_name.p, target->tls_name.len);
+    tls[target->tls_name.len] = 0;
+    d.tls_name = tls;
+  }
   int oi = out_index(p, &d);
   if (oi < 0)
     return UV_EAFNOSUPPORT;

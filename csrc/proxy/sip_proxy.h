@@ -205,6 +205,9 @@ typedef struct sip_proxy_target {
                     fails with a transport error, a timeout (a made-up 408
                     / 503) or a 503, the next one gets a new branch (a new
                     transaction and Via branch; §4.3); absent: none */
+  sip_str tls_name; /* with a TLS dest / alt: the name the certificate must
+                       carry (RFC 5922: the domain of the URI the DNS
+                       targets came from); absent: the address is verified */
 } sip_proxy_target;
 
 enum sip_proxy_fork {

@@ -227,6 +227,7 @@ function M.relay(req, targets, opts)
       local found, err, name = dns.resolve(hop)
       if found then
         list[#list + 1] = with_dest(req, t, found[1].dest, found)
+        list[#list].tls_name = found[1].tls_name
       else
         last_err, last_name = err, name
       end
@@ -290,6 +291,7 @@ function M.forward(req, target)
       return nil, err, name
     end
     target = with_dest(req, target, found[1].dest)
+    target.tls_name = found[1].tls_name
   end
   return req:forward(target)
 end

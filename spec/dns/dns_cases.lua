@@ -68,6 +68,9 @@ local ZONE = {
   "host-record=live.forkdown.test,127.0.0.1",
   -- a Via maddr that is a name (responses, RFC 3263 §5)
   "host-record=back.test,127.0.0.2",
+  -- TLS through DNS: the certificate names tls.test only (RFC 5922)
+  "srv-host=_sips._tcp.tls.test,uas.tls.test,5094,0,0",
+  "host-record=uas.tls.test,127.0.0.1",
   -- IPv6 only
   "host-record=v6.test,::1",
   -- a name with no SIP service at all and no address
@@ -339,6 +342,57 @@ describe("RFC 3263 with dnsmasq", function()
     assert.equal(1, srv:stats().responses_resolved)
     back:close()
     from:close()
+  end)
+
+  it("TLS through DNS: the certificate is verified against the URI's domain (RFC 5922)", function()
+    -- a CA, and a certificate for DNS:tls.test only (not the address, not
+    -- the SRV target uas.tls.test)
+    local dir = N.tmpdir()
+    local f = assert(io.open(dir .. "/openssl.cnf", "w"))
+    f:write("[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = placeholder\n",
+      "[ca_ext]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\n",
+      "[leaf_ext]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n",
+      "extendedKeyUsage = serverAuth, clientAuth\nsubjectAltName = DNS:tls.test\n")
+    f:close()
+    local key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    local function p(name)
+      return "'" .. dir .. "/" .. name .. "'"
+    end
+    N.sh(string.format("openssl req -config %s -x509 %s -keyout %s -out %s -days 2 -subj '/CN=dns test CA'"
+      .. " -extensions ca_ext", p("openssl.cnf"), key, p("ca.key"), p("ca.pem")))
+    N.sh(string.format("openssl req -config %s -new %s -keyout %s -out %s -subj '/CN=tls.test'",
+      p("openssl.cnf"), key, p("leaf.key"), p("leaf.csr")))
+    N.sh(string.format("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -out %s -days 2"
+      .. " -extfile %s -extensions leaf_ext", p("leaf.csr"), p("ca.pem"), p("ca.key"), p("leaf.pem"),
+      p("openssl.cnf")))
+    local tls = { cert = dir .. "/leaf.pem", key = dir .. "/leaf.key", ca = dir .. "/ca.pem" }
+    local uas_srv = assert(sip.server { listen = { "tls:127.0.0.1:5094" }, tls = tls })
+    servers[#servers + 1] = uas_srv
+    uas_srv:on_request(function(req)
+      req:reply(200, "over TLS")
+    end)
+    local client = assert(sip.server { listen = { "tls:127.0.0.1:0", "udp:127.0.0.1:0" }, tls = tls, t1 = 25 })
+    servers[#servers + 1] = client
+    local t = assert(resolve("sips:bob@tls.test"))
+    assert.equal("tls:127.0.0.1:5094", dests(t))
+    assert.equal("tls.test", t[1].tls_name)
+    local res = N.run_task(function()
+      return client:send(options("sips:bob@tls.test"))
+    end, 10)
+    assert.equal(200, res.status, res.reason)
+    assert.equal("over TLS", res.reason)
+    assert.equal(0, client:stats().tls_verify_failures)
+    -- proxy.relay and its TLS branch
+    local proxy = require "luasip.proxy"
+    client:on_request(function(req)
+      proxy.relay(req, "sips:bob@tls.test")
+    end)
+    local port = client:listener(1).port
+    res = send("sip:bob@127.0.0.1:" .. port)
+    assert.equal(200, res.status, res.reason)
+    assert.equal("over TLS", res.reason)
+    assert.equal(0, client:stats().tls_verify_failures)
+    N.rmdir(dir)
   end)
 
   it("IPv6: an AAAA-only name gives [::1]", function()
