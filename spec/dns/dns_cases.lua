@@ -71,6 +71,12 @@ local ZONE = {
   -- TLS through DNS: the certificate names tls.test only (RFC 5922)
   "srv-host=_sips._tcp.tls.test,uas.tls.test,5094,0,0",
   "host-record=uas.tls.test,127.0.0.1",
+  -- a sip: URI without NAPTR: _sips._tcp too (RFC 3263 §4.2), after UDP
+  "srv-host=_sips._tcp.stls.test,uas.stls.test,5095,0,0",
+  "host-record=uas.stls.test,127.0.0.1",
+  "srv-host=_sip._udp.mix.test,uas.mix.test,5073,0,0",
+  "srv-host=_sips._tcp.mix.test,uas.mix.test,5094,0,0",
+  "host-record=uas.mix.test,127.0.0.1",
   -- IPv6 only
   "host-record=v6.test,::1",
   -- a name with no SIP service at all and no address
@@ -331,7 +337,8 @@ describe("RFC 3263 with dnsmasq", function()
     -- a name that does not resolve: the response is dropped (no crash)
     bytes = N.request {
       uri = "sip:bob@127.0.0.1:" .. port,
-      via = "SIP/2.0/UDP 127.0.0.1:" .. back.port .. ";maddr=nx-back.test;branch=z9hG4bK" .. N.unique("n"):gsub("%.", ""),
+      via = "SIP/2.0/UDP 127.0.0.1:" .. back.port .. ";maddr=nx-back.test;branch=z9hG4bK"
+        .. N.unique("n"):gsub("%.", ""),
     }
     local answered = uas[port]
     from:send(bytes, "127.0.0.1", port)
@@ -393,6 +400,13 @@ describe("RFC 3263 with dnsmasq", function()
     assert.equal("over TLS", res.reason)
     assert.equal(0, client:stats().tls_verify_failures)
     N.rmdir(dir)
+  end)
+
+  it("a sip: URI without NAPTR also finds _sips._tcp (RFC 3263 §4.2)", function()
+    local t = assert(resolve("sip:bob@stls.test"))
+    assert.equal("tls:127.0.0.1:5095", dests(t))
+    assert.equal("stls.test", t[1].tls_name)
+    assert.equal("udp:127.0.0.1:5073 tls:127.0.0.1:5094", dests(resolve("sip:bob@mix.test")))
   end)
 
   it("IPv6: an AAAA-only name gives [::1]", function()
