@@ -276,8 +276,13 @@ end
 -- their next Via by the core. The request is not answered (a stateful
 -- server drops its transaction: use `transactions = false` for a purely
 -- stateless proxy, so retransmissions are forwarded too). A next hop whose
--- host is a name goes to its first RFC 3263 target (a stateless proxy
--- does not fail over); a name that cannot be resolved: nil, err.
+-- host is a name goes to its first RFC 3263 target (a TLS one verified
+-- against the URI's domain); a stateless proxy keeps no state to fail
+-- over with, and since SRV targets of one priority are drawn in weighted
+-- random order per resolution, a retransmission may reach another target
+-- of that priority than the original did (RFC 3263 §4.4 asks for the same
+-- one: use names with one target per priority, or `proxy.relay`). A name
+-- that cannot be resolved: nil, err.
 -- @tparam Message req
 -- @param[opt] target a URI string or `{ uri =, dest =, route = }`
 -- @treturn[1] boolean true
