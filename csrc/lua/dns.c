@@ -16,6 +16,7 @@
  *   core.dns_avoid(transport, addr, port, seconds)
  *   core.dns_avoided(transport, addr, port) -> boolean
  *   core.dns_failover()        count one failover
+ *   core.dns_should_failover(status, made_up) -> boolean (§4.3)
  *   core.dns_stats() -> table  core.dns_flush()
  *
  * The resolver is made with the defaults (servers of /etc/resolv.conf) on
@@ -344,6 +345,13 @@ static int l_avoided(lua_State *L) {
   return 1;
 }
 
+/* core.dns_should_failover(status, made_up) -> boolean (§4.3) */
+static int l_should_failover(lua_State *L) {
+  lua_pushboolean(L, sip_proxy_failover_status((int)luaL_checkinteger(L, 1),
+                                               lua_toboolean(L, 2)));
+  return 1;
+}
+
 static int l_failover(lua_State *L) {
   sip_dns_count_failover(get_dns(L, 1)->d);
   return 0;
@@ -422,6 +430,7 @@ static const luaL_Reg funcs[] = {
     {"dns_avoid", l_avoid},
     {"dns_avoided", l_avoided},
     {"dns_failover", l_failover},
+    {"dns_should_failover", l_should_failover},
     {"dns_flush", l_flush},
     {"dns_stats", l_stats},
     {"dns_next_hop", l_next_hop},

@@ -142,6 +142,12 @@ int sip_proxy_write_cancel(sip_msg *req, sip_str ruri, sip_str via,
  * the first in order among equals. -1 when no status is final. */
 int sip_proxy_best(const uint16_t *status, int n);
 
+/* RFC 3263 §4.3: does a final status move a request to its next DNS
+ * target? A 503, or a 408 / 503 made up by the client transaction (made_up:
+ * a timeout, a transport error). 1 or 0. The one rule of the proxy core's
+ * branches and of srv:send (luasip.dns.should_failover). */
+int sip_proxy_failover_status(int status, int made_up);
+
 /* Prepare a response received on a branch for forwarding: its top Via
  * (this proxy's) removed, 503 turned into 500 (§16.7 step 6), and extra
  * header lines (CRLF each: aggregated challenges) added. Edits res. */

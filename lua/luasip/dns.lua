@@ -157,8 +157,7 @@ end
 -- @tparam boolean made_up
 -- @treturn boolean
 function M.should_failover(res, made_up)
-  local st = res.status
-  return st == 503 or (made_up and st == 408) or false
+  return core.dns_should_failover(res.status, made_up) -- the proxy core's rule
 end
 
 --- After a failure on `target`: avoid it (a 503's Retry-After, else the
