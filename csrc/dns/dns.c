@@ -592,12 +592,14 @@ static int step(dns_req *r) {
       }
       from_naptr(r);
       if (r->nsrvq == 0) { /* §4.1: SRV for each supported transport */
-        if (r->secure) {
-          srv_name(r, SIP_TP_TLS);
-        } else {
+        if (!r->secure) {
           srv_name(r, SIP_TP_UDP);
           srv_name(r, SIP_TP_TCP);
         }
+        /* TLS: "_sips" for a sips URI, and for a sip URI too (§4.2: a
+         * client that wishes to use TLS for a SIP URI uses "_sips");
+         * after UDP and TCP for a sip URI */
+        srv_name(r, SIP_TP_TLS);
       }
       r->stage = ST_SRV;
       continue;

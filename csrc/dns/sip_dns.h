@@ -12,9 +12,10 @@
  *  - otherwise NAPTR (§4.1): records with flag "s" and a service this side
  *    supports (SIP+D2U, SIP+D2T, SIPS+D2T; for sips only SIPS+D2T), in
  *    order then preference, each giving an SRV name and its transport;
- *    without usable NAPTR records, SRV for each supported transport (UDP,
- *    TCP for sip; TLS for sips); without SRV records, A/AAAA of the host
- *    with UDP (TLS for sips) on the default port.
+ *    without usable NAPTR records, SRV for each supported transport
+ *    (_sip._udp, _sip._tcp then _sips._tcp for sip, §4.2: TLS for a sip
+ *    URI uses "_sips"; _sips._tcp for sips); without SRV records, A/AAAA
+ *    of the host with UDP (TLS for sips) on the default port.
  *  - SRV records: by priority, and within a priority in the weighted random
  *    order of RFC 2782, drawn again for every resolution; a target "."
  *    means no service. Each SRV target's addresses follow it: A first,

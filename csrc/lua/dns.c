@@ -16,6 +16,7 @@
  *   core.dns_avoid(transport, addr, port, seconds)
  *   core.dns_avoided(transport, addr, port) -> boolean
  *   core.dns_failover()        count one failover
+ *   core.dns_should_failover(status, made_up) -> boolean (§4.3)
  *   core.dns_stats() -> table  core.dns_flush()
  *
  * The resolver is made with the defaults (servers of /etc/resolv.conf) on
@@ -344,6 +345,13 @@ static int l_avoided(lua_State *L) {
   return 1;
 }
 
+/* core.dns_should_failover(status, made_up) -> boolean (§4.3) */
+static int l_should_failover(lua_State *L) {
+  lua_pushboolean(L, sip_proxy_failover_status((int)luaL_checkinteger(L, 1),
+                                               lua_toboolean(L, 2)));
+  return 1;
+}
+
 static int l_failover(lua_State *L) {
   sip_dns_count_failover(get_dns(L, 1)->d);
   return 0;
@@ -422,11 +430,59 @@ static const luaL_Reg funcs[] = {
     {"dns_avoid", l_avoid},
     {"dns_avoided", l_avoided},
     {"dns_failover", l_failover},
+    {"dns_should_failover", l_should_failover},
     {"dns_flush", l_flush},
     {"dns_stats", l_stats},
     {"dns_next_hop", l_next_hop},
     {NULL, NULL},
 };
+
+/* ---- responses to a Via host name (RFC 3263 §5) ---------------------------
+ */
+
+static void on_response_resolved(void *arg, int status,
+                                 const sip_dns_target *t, int n) {
+  sip_tp_resolving *r = arg;
+  if (status < 0 || n < 1) {
+    sip_tp_resolved(r, status < 0 ? status : UV_EAI_NONAME, NULL, NULL);
+    return;
+  }
+  /* the first target (§5: the next ones only after a failure of a
+   * connection, which this does not try) */
+  sip_tp_resolved(r, 0, &t[0].addr,
+                  t[0].transport == SIP_TP_TLS ? t[0].host : NULL);
+}
+
+static int p_get_dns(lua_State *L) {
+  lua_pushlightuserdata(L, get_dns(L, 1));
+  return 1;
+}
+
+static int resolve_response(void *ud, sip_tp_resolving *r, int transport,
+                            const char *host, int port) {
+  sip_lua_loop *lp = ud;
+  lua_State *L = lp->L;
+  if (!L || !lua_checkstack(L, 4))
+    return UV_EAI_NONAME; /* no loop running: as without a resolver */
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, p_get_dns);
+  int ok = lua_pcall(L, 0, 1, 0) == LUA_OK;
+  ldns *x = ok ? lua_touserdata(L, -1) : NULL;
+  lua_settop(L, top);
+  if (!x || !x->d)
+    return UV_EAI_AGAIN;
+  sip_dns_query q = {.host = host,
+                     .host_len = strlen(host),
+                     .port = port,
+                     .transport = transport,
+                     .secure = transport == SIP_TP_TLS};
+  int rc = sip_dns_resolve(x->d, &q, on_response_resolved, r);
+  return rc < 0 ? rc : 0;
+}
+
+void sip__lua_dns_attach(sip_lua_loop *lp, sip_tp *tp) {
+  sip_tp_set_resolver(tp, resolve_response, lp);
+}
 
 void sip__lua_open_dns(lua_State *L) {
   luaL_newmetatable(L, SIP_LUA_DNS);

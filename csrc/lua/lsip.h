@@ -136,6 +136,9 @@ void sip__lua_open_redis(lua_State *L);
 void sip__lua_open_sqlite(lua_State *L);
 /* dns.c: the resolver (core.dns_*) */
 void sip__lua_open_dns(lua_State *L);
+/* The resolver locates host names of responses of tp (RFC 3263 §5). */
+struct sip_tp;
+void sip__lua_dns_attach(sip_lua_loop *lp, struct sip_tp *tp);
 /* auth.c: the digest primitives (core.digest_*, core.nonce_*) */
 void sip__lua_open_auth(lua_State *L);
 /* sdp.c: the SDP parser and writer (core.sdp_parse, core.sdp_write) */

@@ -2,7 +2,10 @@
  * response context lives in C (sip_proxy_ctx, one per relayed request);
  * the Lua coroutine that called proxy.relay() waits for the round's end
  * and is resumed through the function lua/luasip/proxy.lua registers with
- * core.set_proxy_resume(fn): fn(co, status, res).
+ * core.set_proxy_resume(fn): fn(co, status, res). A branch that fails over
+ * to its target's next destination (a target's `alt`, RFC 3263 §4.3) calls
+ * the function of core.set_proxy_failover(fn): fn(dest, status, res) with
+ * the dest spec that failed (res nil when made up).
  *
  * Methods (documented for users in lua/luasip/proxy.lua):
  *   req:is_initial()            no To tag
@@ -24,7 +27,8 @@
 
 #define MAX_TARGETS 32
 
-static char resume_key; /* registry key of the resume function */
+static char resume_key;   /* registry key of the resume function */
+static char failover_key; /* registry key of the failover function */
 
 typedef struct px_lua {
   lua_State *L; /* the main thread: for luaL_unref */
@@ -42,6 +46,7 @@ typedef struct px_event {
   px_lua *pl;
   int ev, branch, status;
   sip_rxbuf *rx;
+  const char *dest; /* SIP_PROXY_EV_FAILOVER: the dest that failed */
   int result;
 } px_event;
 
@@ -70,6 +75,20 @@ static int event_body(lua_State *L) {
     sip__lua_srv_pcall(L, srvidx, 3);
     return 0;
   }
+  if (e->ev == SIP_PROXY_EV_FAILOVER) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &failover_key) != LUA_TFUNCTION ||
+        !e->dest)
+      return 0;
+    lua_pushstring(L, e->dest);
+    lua_pushinteger(L, e->status);
+    if (e->rx)
+      sip__lua_push_received(L, srvidx, s, e->rx, &e->rx->src, NULL);
+    else
+      lua_pushnil(L);
+    if (sip__lua_pcall(L, 3, 0, "proxy failover") != LUA_OK)
+      s->st.script_errors++;
+    return 0;
+  }
   fn = e->ev == SIP_PROXY_EV_PROVISIONAL ? pl->prov_ref : pl->final_ref;
   if (fn == LUA_NOREF)
     return 0;
@@ -91,7 +110,6 @@ static int event_body(lua_State *L) {
 
 static int on_event(void *ud, sip_proxy_ctx *c, int ev, int branch, int status,
                     sip_msg *msg, sip_rxbuf *rx) {
-  (void)c;
   (void)msg;
   px_lua *pl = ud;
   if (ev == SIP_PROXY_EV_FREE) {
@@ -105,7 +123,9 @@ static int on_event(void *ud, sip_proxy_ctx *c, int ev, int branch, int status,
   lua_State *L = s->lp->L;
   if (!L || !s->tp)
     return 0;
-  px_event e = {pl, ev, branch, status, rx, 0};
+  px_event e = {pl, ev, branch, status, rx, NULL, 0};
+  if (ev == SIP_PROXY_EV_FAILOVER)
+    e.dest = sip_proxy_branch_dest(c, branch);
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 8))
     return 0;
@@ -176,6 +196,8 @@ static void read_target(lua_State *L, int idx, sip_proxy_target *t) {
   if (!t->dest.p)
     t->dest = field_str(L, idx, "received");
   t->route = field_str(L, idx, "route");
+  t->alt = field_str(L, idx, "alt");
+  t->tls_name = field_str(L, idx, "tls_name");
   if (!t->route.p && lua_getfield(L, idx, "path") == LUA_TTABLE) {
     int pt = lua_gettop(L);
     luaL_Buffer b;
@@ -422,7 +444,8 @@ static int m_relay(lua_State *L) {
   sip_proxy_ctx_set_cb(
       r->px, on_event, pl,
       (prov != LUA_NOREF ? 1u << SIP_PROXY_EV_PROVISIONAL : 0) |
-          (fin != LUA_NOREF ? 1u << SIP_PROXY_EV_FINAL : 0));
+          (fin != LUA_NOREF ? 1u << SIP_PROXY_EV_FINAL : 0) |
+          1u << SIP_PROXY_EV_FAILOVER);
   unref(L, &pl->co_ref);
   if (lua_pushthread(L)) {
     lua_pop(L, 1); /* the main thread cannot wait: proxy.lua checks */
@@ -446,6 +469,14 @@ static int l_set_resume(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &resume_key);
+  return 0;
+}
+
+/* core.set_proxy_failover(fn) */
+static int l_set_failover(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &failover_key);
   return 0;
 }
 
@@ -510,6 +541,8 @@ void sip__lua_open_proxy(lua_State *L) {
   luaL_setfuncs(L, methods, 0);
   lua_pushcfunction(L, l_set_resume);
   lua_setfield(L, -3, "set_proxy_resume");
+  lua_pushcfunction(L, l_set_failover);
+  lua_setfield(L, -3, "set_proxy_failover");
   lua_getfield(L, -2, "Server");
   lua_pushcfunction(L, l_add_alias);
   lua_setfield(L, -2, "add_alias");

@@ -586,6 +586,7 @@ static int l_server(lua_State *L) {
     return sip__lua_fail(L, rc, "%s%s%s", sip_tp_strerror(rc),
                          err[0] ? ": " : "", err);
   }
+  sip__lua_dns_attach(lp, s->tp); /* responses to a Via host name */
   if (opt_bool(L, 1, "transactions", 1)) {
     sip_txl_config tc;
     sip_txl_config_init(&tc);
@@ -725,10 +726,13 @@ static int entry_body(lua_State *L) {
 
 /* Where a request goes by itself: the first Route when it is a loose
  * router (§8.1.2), else the Request-URI. */
-/* server:request(msg, dest, fn) -> branch, or nil, err, name. Starts a
- * client transaction for msg (a request, not ACK), sent to dest ("udp:
- * 127.0.0.1:5070"; nil: the next hop from Route / Request-URI) with a new
- * top Via naming the listener it leaves from. msg itself is not changed.
+/* server:request(msg, dest, fn [, tls_name]) -> branch, or nil, err, name.
+ * Starts a client transaction for msg (a request, not ACK), sent to dest
+ * ("udp:127.0.0.1:5070"; nil: the next hop from Route / Request-URI) with
+ * a new top Via naming the listener it leaves from. msg itself is not
+ * changed. tls_name: with a TLS dest, the name its certificate must carry
+ * (RFC 5922: the domain of the URI a DNS target came from); without it the
+ * address is verified.
  * Without dest and without a transport in the next hop's URI, §18.1.1
  * decides on the real size: a request larger than 1300 bytes for UDP goes
  * over TCP, and over UDP after all when the connection fails.
@@ -738,6 +742,7 @@ static int srv_request(lua_State *L) {
   sip_msg *m = sip__lua_message_check(L, 2)->m;
   const char *spec = luaL_optstring(L, 3, NULL);
   luaL_checktype(L, 4, LUA_TFUNCTION);
+  const char *tls_name = luaL_optstring(L, 5, NULL);
   if (!s->txl)
     return luaL_error(L, "request: the server has no transaction layer "
                          "(created with transactions = false)");
@@ -752,6 +757,7 @@ static int srv_request(lua_State *L) {
     if ((rc = sip_tp_parse_spec(spec, &tr, &d.addr)) < 0)
       return sip__lua_fail(L, rc, "request: bad destination %s", spec);
     d.transport = tr;
+    d.tls_name = tls_name && tls_name[0] ? tls_name : NULL;
   } else if ((rc = sip_tu_next_hop(m, 0, &d, name, sizeof name)) < 0) {
     return sip__lua_fail(
         L, rc, "request: no next hop: %s%s", sip_tp_strerror(rc),
@@ -955,6 +961,7 @@ static int srv_stats(lua_State *L) {
   SET_COUNTER("aliases", c.aliases);
   SET_COUNTER("aliases_refused", c.aliases_refused);
   SET_COUNTER("clen_fixed", c.clen_fixed);
+  SET_COUNTER("responses_resolved", c.responses_resolved);
   SET_COUNTER("connections", sip_tp_conn_count(s->tp));
   {
     static const char *const sent[] = {

@@ -41,10 +41,13 @@ typedef struct px_branch {
   char via[128];
   char *udp_via; /* moved to TCP for its size (§18.1.1): the Via of its
                     UDP form, used when the transaction fell back to it */
+  /* its target, for a failover to the next destination (RFC 3263 §4.3) */
+  char *t_uri, *t_dest, *t_route, *t_alt, *t_tls; /* malloc'd, or NULL */
+  uint8_t superseded; /* failed over: a later branch replaces it */
 } px_branch;
 
 typedef struct px_target {
-  char *uri, *dest, *route; /* malloc'd, NULL when absent */
+  char *uri, *dest, *route, *alt, *tls; /* malloc'd, NULL when absent */
   int q;
 } px_target;
 
@@ -248,6 +251,8 @@ static void free_pending(sip_proxy_ctx *c) {
     free(c->pend[i].uri);
     free(c->pend[i].dest);
     free(c->pend[i].route);
+    free(c->pend[i].alt);
+    free(c->pend[i].tls);
   }
   free(c->pend);
   c->pend = NULL;
@@ -264,6 +269,11 @@ static void ctx_free(sip_proxy_ctx *c) {
     free(b->ruri);
     free(b->route);
     free(b->udp_via);
+    free(b->t_uri);
+    free(b->t_dest);
+    free(b->t_route);
+    free(b->t_alt);
+    free(b->t_tls);
     free(b);
   }
   free(c->br);
@@ -320,6 +330,12 @@ int sip_proxy_final_sent(const sip_proxy_ctx *c) {
 }
 
 int sip_proxy_busy(const sip_proxy_ctx *c) { return c->running; }
+
+const char *sip_proxy_branch_dest(const sip_proxy_ctx *c, int branch) {
+  if (branch < 0 || branch >= c->nbr)
+    return NULL;
+  return c->br[branch]->t_dest;
+}
 
 static int notify(sip_proxy_ctx *c, int ev, int branch, int status,
                   sip_msg *msg, sip_rxbuf *rx) {
@@ -457,7 +473,7 @@ static void send_cancel(px_branch *b) {
   if (n < 0)
     return;
   sip_dest d = b->dest;
-  d.tls_name = NULL;
+  d.tls_name = b->t_dest ? b->t_tls : NULL;
   if (sip_txn_request(c->p->txl, buf, (size_t)n, &d, NULL, NULL, NULL) == 0)
     c->p->st.cancels_sent++;
 }
@@ -711,8 +727,17 @@ static px_branch *start_branch(sip_proxy_ctx *c, const px_target *tg) {
   sip_str ruri = tg && tg->uri ? cstr(tg->uri) : m->ruri;
   sip_str push = tg ? cstr(tg->route) : SIP_STR_NULL;
   b->ruri = dupstr(ruri);
+  if (tg) {
+    b->t_uri = tg->uri ? strdup(tg->uri) : NULL;
+    b->t_dest = tg->dest ? strdup(tg->dest) : NULL;
+    b->t_route = tg->route ? strdup(tg->route) : NULL;
+    b->t_alt = tg->alt ? strdup(tg->alt) : NULL;
+    b->t_tls = tg->tls ? strdup(tg->tls) : NULL;
+  }
   int rc = resolve_dest(m, ruri, tg ? cstr(tg->dest) : SIP_STR_NULL, push, 0,
                         &b->dest);
+  if (rc == 0 && tg && tg->dest && b->t_tls)
+    b->dest.tls_name = b->t_tls; /* RFC 5922: the URI's domain */
   int oi = rc < 0 ? -1 : out_index(p, &b->dest);
   if (rc < 0 || oi < 0 || !b->ruri) {
     b->status = 503;
@@ -766,6 +791,76 @@ static px_branch *start_branch(sip_proxy_ctx *c, const px_target *tg) {
   return b;
 }
 
+/* ---- failover (RFC 3263 §4.3) ----------------------------------------------
+ */
+
+/* Does branch b, ended with status (msg NULL: made up by its transaction),
+ * move its target to the next destination? A transport error or a timeout
+ * (made-up 503 / 408) or a 503 from the server, while the round runs. */
+static int can_fail_over(const sip_proxy_ctx *c, const px_branch *b,
+                         int status, const sip_msg *msg) {
+  if (!sip_proxy_failover_status(status, msg == NULL))
+    return 0;
+  if (!b->t_alt || !b->t_alt[strspn(b->t_alt, " ")] || b->superseded)
+    return 0;
+  return c->p && c->running && !c->cancelled && !b->cancel &&
+         !sip_proxy_final_sent(c) && c->nbr < MAX_BRANCHES * 2 - 1;
+}
+
+/* Branch bi failed: its target's next destination gets a new branch (and
+ * the one after when that cannot be sent either). */
+static void fail_over(sip_proxy_ctx *c, int bi, int status, sip_msg *msg,
+                      sip_rxbuf *rx) {
+  for (;;) {
+    px_branch *b = c->br[bi];
+    if (!can_fail_over(c, b, status, msg))
+      return;
+    if (!c->in_relay) /* not from inside sip_proxy_relay: its caller runs */
+      notify(c, SIP_PROXY_EV_FAILOVER, bi, status, msg, rx);
+    if (!can_fail_over(c, b, status, msg)) /* the hook may have replied */
+      return;
+    const char *a = b->t_alt + strspn(b->t_alt, " ");
+    size_t n = strcspn(a, " ");
+    char *dest = malloc(n + 1);
+    if (!dest)
+      return;
+    memcpy(dest, a, n);
+    dest[n] = 0;
+    const char *rest = a + n;
+    rest += strspn(rest, " ");
+    px_target tg = {.uri = b->t_uri,
+                    .dest = dest,
+                    .route = b->t_route,
+                    .alt = *rest ? (char *)rest : NULL,
+                    .tls = b->t_tls,
+                    .q = -1};
+    px_branch *nb = start_branch(c, &tg);
+    free(dest);
+    if (!nb)
+      return;
+    b->superseded = 1;
+    nb->group = b->group;
+    if (!nb->status)
+      return;
+    /* could not be sent: on to the one after */
+    bi = c->nbr - 1;
+    status = nb->status;
+    msg = NULL;
+    rx = NULL;
+  }
+}
+
+/* Start a branch for a target; a destination that cannot be sent to
+ * fails over at once. The branch that stands for the target is returned. */
+static px_branch *start_target(sip_proxy_ctx *c, const px_target *tg) {
+  px_branch *b = start_branch(c, tg);
+  if (b && b->status) {
+    fail_over(c, c->nbr - 1, b->status, NULL, NULL);
+    b = c->br[c->nbr - 1];
+  }
+  return b;
+}
+
 /* ---- rounds ----------------------------------------------------------------
  */
 
@@ -800,7 +895,7 @@ static void rearm(sip_proxy_ctx *c) {
 }
 
 static uint16_t status_of(const sip_proxy_ctx *c, int i) {
-  return c->br[i]->status;
+  return c->br[i]->superseded ? 0 : c->br[i]->status;
 }
 
 /* best among branches [from, nbr) */
@@ -990,6 +1085,7 @@ static void on_response(void *arg, sip_txn *t, int status, sip_msg *msg,
     sip_rxbuf_ref(rx);
   }
   notify(c, SIP_PROXY_EV_FINAL, bi, status, msg, rx);
+  fail_over(c, bi, status, msg, rx);
   if (status < 400 && c->o.recurse && msg && !c->cancelled &&
       !sip_proxy_final_sent(c) && c->running)
     add_contacts(c, msg);
@@ -1063,7 +1159,7 @@ static int start_group(sip_proxy_ctx *c) {
     if ((tg->q < 0 ? 1000 : tg->q) != q)
       break;
     c->ipend++;
-    px_branch *b = start_branch(c, tg);
+    px_branch *b = start_target(c, tg);
     if (b && !b->status)
       live++;
   }
@@ -1139,6 +1235,8 @@ int sip_proxy_relay(sip_proxy_ctx *c, const sip_proxy_target *t, int n,
     c->pend[i].uri = dupstr(t[i].uri);
     c->pend[i].dest = dupstr(t[i].dest);
     c->pend[i].route = dupstr(t[i].route);
+    c->pend[i].alt = dupstr(t[i].alt);
+    c->pend[i].tls = dupstr(t[i].tls_name);
     c->pend[i].q = o->fork == SIP_PROXY_SERIAL ? t[i].q : -1;
   }
   if (!n)
@@ -1275,6 +1373,13 @@ int sip_proxy_forward(sip_proxy *p, sip_msg *m, const sip_src *src,
   rc = resolve_dest(m, ruri, target ? target->dest : SIP_STR_NULL, push, 0, &d);
   if (rc < 0)
     return rc;
+  char tls[256];
+  if (target && target->dest.p && target->tls_name.p &&
+      target->tls_name.len < sizeof tls) { /* RFC 5922: the URI's domain */
+    memcpy(tls, target->tls_name.p, target->tls_name.len);
+    tls[target->tls_name.len] = 0;
+    d.tls_name = tls;
+  }
   int oi = out_index(p, &d);
   if (oi < 0)
     return UV_EAFNOSUPPORT;

@@ -445,6 +445,10 @@ static int preferred(int s) {
   return s == 401 || s == 407 || s == 415 || s == 420 || s == 484;
 }
 
+int sip_proxy_failover_status(int status, int made_up) {
+  return status == 503 || (made_up && status == 408);
+}
+
 int sip_proxy_best(const uint16_t *status, int n) {
   int best = -1;
   for (int i = 0; i < n; i++) {

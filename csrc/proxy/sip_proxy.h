@@ -142,6 +142,12 @@ int sip_proxy_write_cancel(sip_msg *req, sip_str ruri, sip_str via,
  * the first in order among equals. -1 when no status is final. */
 int sip_proxy_best(const uint16_t *status, int n);
 
+/* RFC 3263 §4.3: does a final status move a request to its next DNS
+ * target? A 503, or a 408 / 503 made up by the client transaction (made_up:
+ * a timeout, a transport error). 1 or 0. The one rule of the proxy core's
+ * branches and of srv:send (luasip.dns.should_failover). */
+int sip_proxy_failover_status(int status, int made_up);
+
 /* Prepare a response received on a branch for forwarding: its top Via
  * (this proxy's) removed, 503 turned into 500 (§16.7 step 6), and extra
  * header lines (CRLF each: aggregated challenges) added. Edits res. */
@@ -200,6 +206,14 @@ typedef struct sip_proxy_target {
                     absent: the next hop from Route / Request-URI */
   sip_str route; /* Route values to push (a Path set), comma-separated */
   int q;         /* 0..1000, -1 when absent (= 1000) */
+  sip_str alt;   /* more destinations of this target, space-separated dest
+                    specs (its further RFC 3263 targets): when its branch
+                    fails with a transport error, a timeout (a made-up 408
+                    / 503) or a 503, the next one gets a new branch (a new
+                    transaction and Via branch; §4.3); absent: none */
+  sip_str tls_name; /* with a TLS dest / alt: the name the certificate must
+                       carry (RFC 5922: the domain of the URI the DNS
+                       targets came from); absent: the address is verified */
 } sip_proxy_target;
 
 enum sip_proxy_fork {
@@ -237,6 +251,10 @@ enum sip_proxy_event {
   SIP_PROXY_EV_DONE = 3,
   /* the context is being freed (release the user data) */
   SIP_PROXY_EV_FREE = 4,
+  /* branch `branch` failed (status; msg NULL when made up) and its target
+   * moves to its next `alt` destination (RFC 3263 §4.3): sent before the
+   * new branch starts; sip_proxy_branch_dest names the failed one */
+  SIP_PROXY_EV_FAILOVER = 5,
 };
 typedef int (*sip_proxy_cb)(void *ud, sip_proxy_ctx *c, int event, int branch,
                             int status, sip_msg *msg, sip_rxbuf *rx);
@@ -280,6 +298,10 @@ int sip_proxy_finish(sip_proxy_ctx *c);
 int sip_proxy_final_sent(const sip_proxy_ctx *c);
 /* Is a round running? */
 int sip_proxy_busy(const sip_proxy_ctx *c);
+/* The dest spec ("udp:192.0.2.1:5060") a branch was started with from a
+ * target's `dest` or `alt`: NULL for a branch sent to its next hop or an
+ * unknown branch. Valid while the context lives. */
+const char *sip_proxy_branch_dest(const sip_proxy_ctx *c, int branch);
 
 /* Forward request m (received from src) statelessly (§16.11): Max-Forwards
  * decremented, Route preprocessing is the caller's (sip_proxy_route_pre),

@@ -277,10 +277,33 @@ int sip_tp_send(sip_tp *tp, const char *bytes, size_t len, const sip_dest *dst,
  * RFC 3263 §5, is the caller's job) or SIP_EINVAL. */
 int sip_tp_response_dest(const sip_tp *tp, const sip_via *top_via,
                          const sip_src *src, sip_dest *out);
-/* sip_tp_response_dest() + sip_tp_send(). Same return contract. */
+/* sip_tp_response_dest() + sip_tp_send(). Same return contract, except
+ * that a host name (UV_EAI_NONAME above) is located by the resolver of
+ * sip_tp_set_resolver when there is one (RFC 3263 §5), and the response
+ * sent to its first target: 0 then, and cb runs once the response was
+ * sent or could not be (the name's resolution failed: its code). */
 int sip_tp_send_response(sip_tp *tp, const char *bytes, size_t len,
                          const sip_via *top_via, const sip_src *src,
                          sip_tp_send_cb cb, void *arg);
+
+/* A response waiting for the location of a host name (opaque). */
+typedef struct sip_tp_resolving sip_tp_resolving;
+/* Locate host for a response (RFC 3263 §5): port 0 when the Via's sent-by
+ * has none (SRV for `transport`, then A/AAAA on its default port), else
+ * A/AAAA on port. Must call sip_tp_resolved(r, ...) exactly once (from
+ * inside this call or later, from the loop) and return 0; or return a
+ * negative code without calling it. */
+typedef int (*sip_tp_resolve_fn)(void *ud, sip_tp_resolving *r, int transport,
+                                 const char *host, int port);
+/* Install (fn NULL: remove) the resolver of sip_tp_send_response. */
+void sip_tp_set_resolver(sip_tp *tp, sip_tp_resolve_fn fn, void *ud);
+/* The answer for r: status 0 and the address (with its port) to send to
+ * over `transport` (the request's own when it differs: a response goes
+ * back over the transport its request came on), tls_name the name a TLS
+ * certificate must carry (NULL: none); or status < 0. r is freed. */
+void sip_tp_resolved(sip_tp_resolving *r, int status,
+                     const struct sockaddr_storage *addr,
+                     const char *tls_name);
 
 /* Where a request goes when its next hop is uri (RFC 3261 §18.1.1, RFC 3263
  * §4 for numeric hosts): maddr when present, else the host; the transport
@@ -368,6 +391,8 @@ typedef struct sip_tp_counters {
    * delivered to on_message) */
   uint64_t tx_responses[6];
   uint64_t rx_responses[6];
+  uint64_t responses_resolved; /* responses sent to a located host name
+                                  (sip_tp_set_resolver, RFC 3263 §5) */
 } sip_tp_counters;
 
 /* Mark a connection as a registered flow (kept = 1; RFC 5626 §5.2): it is

@@ -337,6 +337,8 @@ static void on_listener_closed(uv_handle_t *h) {
   sip__tp_handle_closed(tp);
 }
 
+static void resolving_cancel_all(sip_tp *tp);
+
 void sip_tp_close(sip_tp *tp, void (*cb)(void *arg), void *arg) {
   if (tp->closing)
     return;
@@ -353,6 +355,7 @@ void sip_tp_close(sip_tp *tp, void (*cb)(void *arg), void *arg) {
       sip__tp_udp_close(l);
     uv_close(&l->u.h, on_listener_closed);
   }
+  resolving_cancel_all(tp);
   while (tp->conns)
     sip__tp_conn_close(tp->conns, UV_ECANCELED, 0);
   while (tp->draining)
@@ -761,10 +764,15 @@ int sip_tp_request_switch(sip_dest *d, size_t len) {
   return 1;
 }
 
-int sip_tp_response_dest(const sip_tp *tp, const sip_via *v, const sip_src *src,
-                         sip_dest *out) {
+/* sip_tp_response_dest, and on UV_EAI_NONAME the name to locate: *name,
+ * *port (0: the sent-by has none). */
+static int response_dest(const sip_tp *tp, const sip_via *v,
+                         const sip_src *src, sip_dest *out, sip_str *name,
+                         int *port) {
   if (!v || !src)
     return SIP_EINVAL;
+  *name = v->host;
+  *port = v->has_port ? v->port : 0;
   sip_dest_init(out, src->transport);
   int reliable = src->transport != SIP_TP_UDP;
   int defport = src->transport == SIP_TP_TLS ? SIP_TP_PORT_TLS : SIP_TP_PORT;
@@ -780,21 +788,147 @@ int sip_tp_response_dest(const sip_tp *tp, const sip_via *v, const sip_src *src,
      * host is ".invalid"): only its own connection reaches it */
     if (sip__tp_is_ws(src->transport))
       return UV_ENOTCONN;
-    return via_host(v->received.p ? v->received : v->host, sport, &out->addr);
+    if (v->received.p)
+      *name = v->received;
+    return via_host(*name, sport, &out->addr);
   }
   out->listener = src->listener;
-  if (v->maddr.p)
+  if (v->maddr.p) { /* §18.2.2: maddr, the sent-by port (A/AAAA only) */
+    *name = v->maddr;
+    *port = sport;
     return via_host(v->maddr, sport, &out->addr);
+  }
   if (v->received.p)
     return via_host(v->received, v->rport >= 0 ? v->rport : sport, &out->addr);
   return via_host(v->host, sport, &out->addr);
+}
+
+int sip_tp_response_dest(const sip_tp *tp, const sip_via *v, const sip_src *src,
+                         sip_dest *out) {
+  sip_str name;
+  int port;
+  return response_dest(tp, v, src, out, &name, &port);
+}
+
+/* ---- responses to a host name (RFC 3263 §5) --------------------------------
+ */
+
+struct sip_tp_resolving {
+  sip_tp *tp; /* NULL once the manager closed */
+  sip_tp_resolving *prev, *next;
+  sip_dest d; /* transport, listener */
+  sip_tp_send_cb cb;
+  void *arg;
+  int in_call; /* inside the resolver: the answer waits in status */
+  int status;  /* in_call: 1 not yet answered */
+  size_t len;
+  char bytes[];
+};
+
+void sip_tp_set_resolver(sip_tp *tp, sip_tp_resolve_fn fn, void *ud) {
+  tp->resolve = fn;
+  tp->resolve_ud = ud;
+}
+
+static void resolving_unlink(sip_tp_resolving *r) {
+  sip_tp *tp = r->tp;
+  if (!tp)
+    return;
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    tp->resolving = r->next;
+  if (r->next)
+    r->next->prev = r->prev;
+  r->tp = NULL;
+}
+
+/* sip_tp_close: responses still waiting for DNS fail now. */
+static void resolving_cancel_all(sip_tp *tp) {
+  while (tp->resolving) {
+    sip_tp_resolving *r = tp->resolving;
+    resolving_unlink(r);
+    if (r->cb)
+      r->cb(r->arg, UV_ECANCELED);
+    r->cb = NULL; /* freed by sip_tp_resolved */
+  }
+}
+
+void sip_tp_resolved(sip_tp_resolving *r, int status,
+                     const struct sockaddr_storage *addr,
+                     const char *tls_name) {
+  sip_tp *tp = r->tp;
+  if (tp && status == 0) {
+    memcpy(&r->d.addr, addr, sizeof r->d.addr);
+    r->d.tls_name = tls_name;
+    struct sockaddr_storage la;
+    if (r->d.listener >= 0 &&
+        (sip_tp_listener_addr(tp, r->d.listener, &la) < 0 ||
+         la.ss_family != addr->ss_family))
+      r->d.listener = -1; /* a UDP listener of the target's family */
+    tp->st.responses_resolved++;
+    status = sip_tp_send(tp, r->bytes, r->len, &r->d, r->cb, r->arg);
+    if (status == 0)
+      r->cb = NULL; /* the send calls it */
+  }
+  if (r->in_call) {
+    r->in_call = 0;
+    r->status = status < 0 ? status : 0; /* the caller returns it */
+    r->cb = NULL;
+    return;
+  }
+  resolving_unlink(r);
+  if (r->cb)
+    r->cb(r->arg, status < 0 ? status : UV_ECANCELED);
+  free(r);
+}
+
+static int send_resolved(sip_tp *tp, const char *bytes, size_t len,
+                         const sip_dest *d, sip_str name, int port,
+                         sip_tp_send_cb cb, void *arg) {
+  char host[256];
+  if (!tp->resolve || !name.p || name.len >= sizeof host)
+    return UV_EAI_NONAME;
+  memcpy(host, name.p, name.len);
+  host[name.len] = 0;
+  sip_tp_resolving *r = malloc(sizeof(*r) + len);
+  if (!r)
+    return SIP_ENOMEM;
+  memset(r, 0, sizeof(*r));
+  r->d = *d;
+  r->d.conn_id = 0;
+  r->cb = cb;
+  r->arg = arg;
+  r->len = len;
+  memcpy(r->bytes, bytes, len);
+  r->tp = tp;
+  r->next = tp->resolving;
+  if (r->next)
+    r->next->prev = r;
+  tp->resolving = r;
+  r->in_call = 1;
+  r->status = 1;
+  int rc = tp->resolve(tp->resolve_ud, r, d->transport, host, port);
+  if (rc < 0 || r->status != 1) { /* failed, or answered in the call */
+    if (rc >= 0)
+      rc = r->status;
+    resolving_unlink(r);
+    free(r);
+    return rc;
+  }
+  r->in_call = 0;
+  return 0;
 }
 
 int sip_tp_send_response(sip_tp *tp, const char *bytes, size_t len,
                          const sip_via *top_via, const sip_src *src,
                          sip_tp_send_cb cb, void *arg) {
   sip_dest d;
-  int rc = sip_tp_response_dest(tp, top_via, src, &d);
+  sip_str name;
+  int port;
+  int rc = response_dest(tp, top_via, src, &d, &name, &port);
+  if (rc == UV_EAI_NONAME)
+    return send_resolved(tp, bytes, len, &d, name, port, cb, arg);
   if (rc < 0)
     return rc;
   return sip_tp_send(tp, bytes, len, &d, cb, arg);

@@ -156,6 +156,10 @@ struct sip_tp {
   sip_msg scratch; /* framing parses of stream buffers */
   char tls_scratch[65536];
   sip_tp_counters st;
+  /* sip_tp_set_resolver; responses waiting for a name (tp.c) */
+  sip_tp_resolve_fn resolve;
+  void *resolve_ud;
+  sip_tp_resolving *resolving;
   char errtext[512];
   FILE *trace;              /* trace.c: NULL = off */
   struct sip__flood *flood; /* flood.c: NULL = off */

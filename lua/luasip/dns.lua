@@ -16,7 +16,7 @@ local core = require "luasip.core"
 local server = require "luasip.server"
 
 local co_running, co_yield = coroutine.running, coroutine.yield
-local type, error, tonumber, tostring = type, error, tonumber, tostring
+local type, error, tonumber, tostring, ipairs = type, error, tonumber, tostring, ipairs
 local resolve_c = core.dns_resolve
 
 local M = {}
@@ -61,12 +61,38 @@ end
 -- request handler or `sip.spawn`) unless the answer is at hand (a numeric
 -- host, the cache).
 -- @param uri a URI string or `luasip.URI`, or a sent-by table
--- @treturn[1] table `{ { transport =, host =, port =, addr =, dest = }, ... }`
+-- A TLS target of a host name has `tls_name`, the URI's host: the name its
+-- certificate must carry (RFC 5922 §4), used by `srv:send` and the proxy.
+-- @treturn[1] table `{ { transport =, host =, port =, addr =, dest =,
+--   tls_name = }, ... }`
 -- @return[2] nil
 -- @treturn[2] string error message (`"EAI_NONAME: ..."` no such domain,
 --   `"ETIMEDOUT: ..."`, `"EAI_AGAIN: ..."` the servers failed)
 -- @treturn[2] string error code name
 function M.resolve(uri)
+  local r, err, name = M._resolve(uri)
+  if r then
+    -- RFC 5922 §4: a TLS target is verified against the domain of the URI
+    -- (DNS answers are not secured, so not against an SRV target's name)
+    local host = type(uri) == "table" and uri.host
+    if not host then
+      local u = core.uri(tostring(uri))
+      host = u and u.host
+    end
+    host = host and tostring(host)
+    if host and not M.is_numeric(host) then
+      for _, t in ipairs(r) do
+        if t.transport == "tls" then
+          t.tls_name = host
+        end
+      end
+    end
+  end
+  return r, err, name
+end
+
+-- resolve without the TLS names
+function M._resolve(uri)
   local co, main = co_running()
   local waiting = false
   local early
@@ -84,7 +110,7 @@ function M.resolve(uri)
     return early[1], early[2], early[3]
   end
   if main then
-    error("sip.resolve() must run inside a request handler or sip.spawn()", 2)
+    error("sip.resolve() must run inside a request handler or sip.spawn()", 3)
   end
   waiting = true
   return co_yield()
@@ -131,8 +157,7 @@ end
 -- @tparam boolean made_up
 -- @treturn boolean
 function M.should_failover(res, made_up)
-  local st = res.status
-  return st == 503 or (made_up and st == 408) or false
+  return core.dns_should_failover(res.status, made_up) -- the proxy core's rule
 end
 
 --- After a failure on `target`: avoid it (a 503's Retry-After, else the
@@ -141,6 +166,21 @@ end
 -- @tparam[opt] Message res the response that failed it
 function M.failed(target, res)
   M.avoid(target, res and res.status == 503 and retry_after(res) or nil)
+end
+
+--- After a failure on a destination spec (`"udp:192.0.2.1:5060"`,
+-- `"tcp:[2001:db8::1]:5060"`, a target's `dest`): as `failed`.
+-- @tparam string dest
+-- @tparam[opt] Message res the response that failed it
+function M.failed_dest(dest, res)
+  local transport, rest = tostring(dest):match("^(%a+):(.*)$")
+  local addr, port = (rest or ""):match("^%[(.*)%]:(%d+)$")
+  if not addr then
+    addr, port = (rest or ""):match("^(.*):(%d+)$")
+  end
+  if addr and addr ~= "" then
+    M.failed({ transport = transport:lower(), addr = addr, port = tonumber(port) }, res)
+  end
 end
 
 --- Count one failover (a request moved to its next target).

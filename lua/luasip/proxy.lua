@@ -66,6 +66,14 @@ core.set_proxy_resume(function(co, status, res)
   resume(co, status, res)
 end)
 
+-- A branch moved to its target's next RFC 3263 destination: the one that
+-- failed is avoided for a while (a 503's Retry-After), and counted.
+core.set_proxy_failover(function(dest, status, res)
+  local dns = require "luasip.dns"
+  dns.failed_dest(dest, status == 503 and res or nil)
+  dns.count_failover()
+end)
+
 -- RFC 3263 for the proxy: targets whose next hop is a host name are
 -- located before the C core sees them (it sends to numeric addresses).
 
@@ -81,8 +89,10 @@ local function hop_of(req, t)
   return next_hop(req, t.uri or t.contact, t.route or (t.path and t.path[1]))
 end
 
--- A copy of target t that goes to dest.
-local function with_dest(req, t, dest)
+-- A copy of target t that goes to dest; the other RFC 3263 targets of
+-- found (if any) become its `alt` destinations: the proxy core moves the
+-- branch to the next one on a transport error, a timeout or a 503 (§4.3).
+local function with_dest(req, t, dest, found)
   local c = {}
   if type(t) == "table" then
     for k, v in pairs(t) do
@@ -93,6 +103,13 @@ local function with_dest(req, t, dest)
   end
   c.uri = c.uri or c.contact or req.uri
   c.dest = dest
+  if found and found[2] then
+    local alt = {}
+    for i = 2, #found do
+      alt[i - 1] = found[i].dest
+    end
+    c.alt = table.concat(alt, " ")
+  end
   return c
 end
 
@@ -146,57 +163,35 @@ local function relay(req, targets, opts)
       targets = found
     end
   end
-  if is_single(targets) then
-    local hop, _, numeric = hop_of(req, targets)
-    if not hop or numeric then
-      return (relay_once(req, targets, opts))
+  local single = is_single(targets)
+  local list, last_err, last_name = {}, nil, nil
+  local dns
+  for i = 1, single and 1 or math.min(#targets, 65) do
+    local t = targets
+    if not single then
+      t = targets[i]
     end
-    local dns = require "luasip.dns"
-    local found, err, name = dns.resolve(hop)
-    if not found then
-      return dns_failed(req, err, name)
-    end
-    local res
-    for i, t in ipairs(found) do
-      if i > 1 then
-        dns.count_failover()
-      end
-      local made_up
-      res, made_up = relay_once(req, with_dest(req, targets, t.dest), opts)
-      if not res or i == #found or not dns.should_failover(res, made_up)
-        or (req.method == "INVITE" and req:handled()) then
-        if res and dns.should_failover(res, made_up) then
-          dns.failed(t, res)
-        end
-        return res, made_up
-      end
-      dns.failed(t, res)
-    end
-    return res
-  end
-  local list, changed = {}, false
-  local last_err, last_name
-  for i, t in ipairs(targets) do
     local hop, _, numeric = hop_of(req, t)
-    list[#list + 1] = t
     if hop and not numeric then
-      changed = true
-      local found, err, name = require("luasip.dns").resolve(hop)
+      dns = dns or require "luasip.dns"
+      local found, err, name = dns.resolve(hop)
       if found then
-        list[#list] = with_dest(req, t, found[1].dest)
+        list[#list + 1] = with_dest(req, t, found[1].dest, found)
+        list[#list].tls_name = found[1].tls_name
       else
-        list[#list] = nil
         last_err, last_name = err, name
       end
-    end
-    if i > 64 then
-      break
+    else
+      list[#list + 1] = t
     end
   end
-  if changed and #list == 0 then
+  if #list == 0 and last_err then
     return dns_failed(req, last_err, last_name)
   end
-  return (relay_once(req, list, opts))
+  if single then
+    return relay_once(req, list[1], opts)
+  end
+  return relay_once(req, list, opts)
 end
 
 -- Observers of every relay's outcome (luasip.metrics).
@@ -222,12 +217,16 @@ end
 -- NAT); `path` (list) / `route` (string) are pushed as Route values.
 --
 -- A next hop whose host is a name is located by RFC 3263 (`luasip.dns`)
--- first. A single target: its DNS targets are tried in order, a new round
--- each time the previous one ended in a transport error, a timeout or a
--- 503 (§4.3; the failed target is tried last for a while). In a list,
--- each such target goes to its first DNS target. A name that does not
--- exist (or has no SIP service) is answered 404, a DNS failure 500 (the
--- returned response says so).
+-- first. Each such target (alone or in a list: every branch of a fork)
+-- goes to its first DNS target; when that branch ends in a transport
+-- error, a timeout or a 503, the proxy core moves it to the next DNS
+-- target in a new branch (new transaction and Via branch; §4.3), within
+-- the same round, so forking, CANCEL and the best-response choice see one
+-- branch per target (the failed attempts do not compete). A failed target
+-- is tried last for a while (`dns.configure{ avoid = }`, or a 503's
+-- Retry-After). A target none of whose names resolve is dropped; when no
+-- target is left, a name that does not exist (or has no SIP service) is
+-- answered 404, a DNS failure 500 (the returned response says so).
 --
 -- Options: `fork = "parallel"` (default, all targets at once) or
 -- `"serial"` (groups of equal q, highest first; the next group starts
@@ -306,8 +305,13 @@ end
 -- their next Via by the core. The request is not answered (a stateful
 -- server drops its transaction: use `transactions = false` for a purely
 -- stateless proxy, so retransmissions are forwarded too). A next hop whose
--- host is a name goes to its first RFC 3263 target (a stateless proxy
--- does not fail over); a name that cannot be resolved: nil, err.
+-- host is a name goes to its first RFC 3263 target (a TLS one verified
+-- against the URI's domain); a stateless proxy keeps no state to fail
+-- over with, and since SRV targets of one priority are drawn in weighted
+-- random order per resolution, a retransmission may reach another target
+-- of that priority than the original did (RFC 3263 §4.4 asks for the same
+-- one: use names with one target per priority, or `proxy.relay`). A name
+-- that cannot be resolved: nil, err.
 -- @tparam Message req
 -- @param[opt] target a URI string or `{ uri =, dest =, route = }`
 -- @treturn[1] boolean true
@@ -321,6 +325,7 @@ function M.forward(req, target)
       return nil, err, name
     end
     target = with_dest(req, target, found[1].dest)
+    target.tls_name = found[1].tls_name
   end
   return req:forward(target)
 end

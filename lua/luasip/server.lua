@@ -287,7 +287,7 @@ end
 -- One client transaction to `dest`: the final response and whether the
 -- transaction made it up (a timeout or a transport error), or nil, err,
 -- name when it could not start.
-local function send_one(self, co, req, dest, opts)
+local function send_one(self, co, req, dest, opts, tls_name)
   local on_provisional = opts and opts.on_provisional
   local on_2xx = opts and opts.on_2xx
   local waiting = true
@@ -302,7 +302,7 @@ local function send_one(self, co, req, dest, opts)
     elseif on_2xx and status < 300 then
       on_2xx(res)
     end
-  end)
+  end, tls_name)
   if not branch then
     return nil, err, name
   end
@@ -328,7 +328,7 @@ local function send_resolved(self, co, req, hop, opts)
     if i > 1 then
       dns.count_failover()
     end
-    local res, made_up, name2 = send_one(self, co, req, t.dest, opts)
+    local res, made_up, name2 = send_one(self, co, req, t.dest, opts, t.tls_name)
     if res then
       if not dns.should_failover(res, made_up) then
         return res

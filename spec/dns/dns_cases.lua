@@ -57,6 +57,26 @@ local ZONE = {
   "srv-host=_sip._udp.relay.test,ok.relay.test,5073,20,0",
   "host-record=busy.relay.test,127.0.0.1",
   "host-record=ok.relay.test,127.0.0.1",
+  -- a forking proxy's branch fails over: a 503 first / a refused TCP first
+  "srv-host=_sip._udp.fork.test,busy.fork.test,5079,10,0",
+  "srv-host=_sip._udp.fork.test,ok.fork.test,5073,20,0",
+  "host-record=busy.fork.test,127.0.0.1",
+  "host-record=ok.fork.test,127.0.0.1",
+  "srv-host=_sip._tcp.forkdown.test,dead.forkdown.test,5092,10,0",
+  "srv-host=_sip._tcp.forkdown.test,live.forkdown.test,5074,20,0",
+  "host-record=dead.forkdown.test,127.0.0.1",
+  "host-record=live.forkdown.test,127.0.0.1",
+  -- a Via maddr that is a name (responses, RFC 3263 §5)
+  "host-record=back.test,127.0.0.2",
+  -- TLS through DNS: the certificate names tls.test only (RFC 5922)
+  "srv-host=_sips._tcp.tls.test,uas.tls.test,5094,0,0",
+  "host-record=uas.tls.test,127.0.0.1",
+  -- a sip: URI without NAPTR: _sips._tcp too (RFC 3263 §4.2), after UDP
+  "srv-host=_sips._tcp.stls.test,uas.stls.test,5095,0,0",
+  "host-record=uas.stls.test,127.0.0.1",
+  "srv-host=_sip._udp.mix.test,uas.mix.test,5073,0,0",
+  "srv-host=_sips._tcp.mix.test,uas.mix.test,5094,0,0",
+  "host-record=uas.mix.test,127.0.0.1",
   -- IPv6 only
   "host-record=v6.test,::1",
   -- a name with no SIP service at all and no address
@@ -136,6 +156,8 @@ setup(function()
     start_uas("tcp:127.0.0.1:5074", 200),
     start_uas("udp:127.0.0.1:5075", 503, { ["Retry-After"] = "60" }),
     start_uas("udp:127.0.0.1:5077", 503),
+    start_uas("udp:127.0.0.1:5078", 486),
+    start_uas("udp:127.0.0.1:5079", 503),
   }
   if N.have_ipv6() then
     servers[#servers + 1] = start_uas("udp:[::1]:5076", 200)
@@ -254,6 +276,137 @@ describe("RFC 3263 with dnsmasq", function()
     assert.equal(f0 + 1, server:stats().dns_failovers)
     res = send("sip:nx@127.0.0.1:" .. port)
     assert.equal(404, res.status)
+  end)
+
+  it("proxy.relay forking: each branch fails over over its own DNS targets", function()
+    local proxy = require "luasip.proxy"
+    local px = assert(sip.server { listen = { "udp:127.0.0.1:0", "tcp:127.0.0.1:0" }, t1 = 25 })
+    servers[#servers + 1] = px
+    local port = px:listener(0).port
+    local finals = {}
+    px:on_request(function(req)
+      local first = req.ruri.user == "down" and "sip:bob@forkdown.test;transport=tcp" or "sip:bob@fork.test"
+      finals = {}
+      proxy.relay(req, { first, "sip:carol@127.0.0.1:5078" }, {
+        on_response = function(_, branch, status)
+          finals[#finals + 1] = branch .. ":" .. status
+        end,
+      })
+    end)
+    -- the first branch's first DNS target answers 503: that branch moves
+    -- to the next target (not the round: the 486 branch is not repeated)
+    local f0 = server:stats().dns_failovers
+    uas[5079], uas[5078], uas[5073] = 0, 0, 0
+    local res = send("sip:bob@127.0.0.1:" .. port)
+    assert.equal(200, res.status)
+    assert.equal("from 5073", res.reason)
+    assert.equal(1, uas[5079])
+    assert.equal(1, uas[5078])
+    assert.equal(1, uas[5073])
+    assert.equal(f0 + 1, server:stats().dns_failovers)
+    assert.is_true(require("luasip.core").dns_avoided("udp", "127.0.0.1", 5079))
+    table.sort(finals)
+    assert.equal("1:503 2:486 3:200", table.concat(finals, " "))
+    -- the first TCP target refuses the connection
+    uas[5074], uas[5078] = 0, 0
+    res = send("sip:down@127.0.0.1:" .. port)
+    assert.equal(200, res.status)
+    assert.equal("from 5074", res.reason)
+    assert.equal(1, uas[5074])
+    assert.equal(1, uas[5078])
+    assert.equal(f0 + 2, server:stats().dns_failovers)
+    assert.is_true(require("luasip.core").dns_avoided("tcp", "127.0.0.1", 5092))
+  end)
+
+  it("a response to a Via whose maddr is a host name is sent to its address (§18.2.2, RFC 3263 §5)", function()
+    local srv = start_uas("udp:127.0.0.1:0", 200)
+    servers[#servers + 1] = srv
+    local port = srv:listener(0).port
+    local back = N.udp("127.0.0.2") -- where back.test points
+    local from = N.udp()
+    local bytes = N.request {
+      uri = "sip:bob@127.0.0.1:" .. port,
+      via = "SIP/2.0/UDP 127.0.0.1:" .. back.port .. ";maddr=back.test;branch=z9hG4bK" .. N.unique("m"):gsub("%.", ""),
+    }
+    from:send(bytes, "127.0.0.1", port)
+    local data = back:recv(3)
+    assert.is_not_nil(data, "no response at back.test's address")
+    assert.truthy(data:find("^SIP/2.0 200"))
+    assert.equal(0, from:pending())
+    assert.equal(1, srv:stats().responses_resolved)
+    -- a name that does not resolve: the response is dropped (no crash)
+    bytes = N.request {
+      uri = "sip:bob@127.0.0.1:" .. port,
+      via = "SIP/2.0/UDP 127.0.0.1:" .. back.port .. ";maddr=nx-back.test;branch=z9hG4bK"
+        .. N.unique("n"):gsub("%.", ""),
+    }
+    local answered = uas[port]
+    from:send(bytes, "127.0.0.1", port)
+    N.pump_until(function()
+      return uas[port] > answered
+    end, 3)
+    assert.equal(answered + 1, uas[port])
+    assert.equal(1, srv:stats().responses_resolved)
+    back:close()
+    from:close()
+  end)
+
+  it("TLS through DNS: the certificate is verified against the URI's domain (RFC 5922)", function()
+    -- a CA, and a certificate for DNS:tls.test only (not the address, not
+    -- the SRV target uas.tls.test)
+    local dir = N.tmpdir()
+    local f = assert(io.open(dir .. "/openssl.cnf", "w"))
+    f:write("[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = placeholder\n",
+      "[ca_ext]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\n",
+      "[leaf_ext]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n",
+      "extendedKeyUsage = serverAuth, clientAuth\nsubjectAltName = DNS:tls.test\n")
+    f:close()
+    local key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    local function p(name)
+      return "'" .. dir .. "/" .. name .. "'"
+    end
+    N.sh(string.format("openssl req -config %s -x509 %s -keyout %s -out %s -days 2 -subj '/CN=dns test CA'"
+      .. " -extensions ca_ext", p("openssl.cnf"), key, p("ca.key"), p("ca.pem")))
+    N.sh(string.format("openssl req -config %s -new %s -keyout %s -out %s -subj '/CN=tls.test'",
+      p("openssl.cnf"), key, p("leaf.key"), p("leaf.csr")))
+    N.sh(string.format("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -out %s -days 2"
+      .. " -extfile %s -extensions leaf_ext", p("leaf.csr"), p("ca.pem"), p("ca.key"), p("leaf.pem"),
+      p("openssl.cnf")))
+    local tls = { cert = dir .. "/leaf.pem", key = dir .. "/leaf.key", ca = dir .. "/ca.pem" }
+    local uas_srv = assert(sip.server { listen = { "tls:127.0.0.1:5094" }, tls = tls })
+    servers[#servers + 1] = uas_srv
+    uas_srv:on_request(function(req)
+      req:reply(200, "over TLS")
+    end)
+    local client = assert(sip.server { listen = { "tls:127.0.0.1:0", "udp:127.0.0.1:0" }, tls = tls, t1 = 25 })
+    servers[#servers + 1] = client
+    local t = assert(resolve("sips:bob@tls.test"))
+    assert.equal("tls:127.0.0.1:5094", dests(t))
+    assert.equal("tls.test", t[1].tls_name)
+    local res = N.run_task(function()
+      return client:send(options("sips:bob@tls.test"))
+    end, 10)
+    assert.equal(200, res.status, res.reason)
+    assert.equal("over TLS", res.reason)
+    assert.equal(0, client:stats().tls_verify_failures)
+    -- proxy.relay and its TLS branch
+    local proxy = require "luasip.proxy"
+    client:on_request(function(req)
+      proxy.relay(req, "sips:bob@tls.test")
+    end)
+    local port = client:listener(1).port
+    res = send("sip:bob@127.0.0.1:" .. port)
+    assert.equal(200, res.status, res.reason)
+    assert.equal("over TLS", res.reason)
+    assert.equal(0, client:stats().tls_verify_failures)
+    N.rmdir(dir)
+  end)
+
+  it("a sip: URI without NAPTR also finds _sips._tcp (RFC 3263 §4.2)", function()
+    local t = assert(resolve("sip:bob@stls.test"))
+    assert.equal("tls:127.0.0.1:5095", dests(t))
+    assert.equal("stls.test", t[1].tls_name)
+    assert.equal("udp:127.0.0.1:5073 tls:127.0.0.1:5094", dests(resolve("sip:bob@mix.test")))
   end)
 
   it("IPv6: an AAAA-only name gives [::1]", function()

@@ -396,6 +396,8 @@ static void test_srv_only(void) {
   /* priority 10 (two weighted) before 20 */
   CHECK_TARGET(r, 2, "UDP/127.0.0.13:5090");
   CHECK_INT(queries_for("_sip._tcp.s.test", SIP__DNS_SRV), 1);
+  /* §4.2: TLS for a sip URI is "_sips" (asked too, none here) */
+  CHECK_INT(queries_for("_sips._tcp.s.test", SIP__DNS_SRV), 1);
   /* an explicit transport: SRV for it only; TCP has none: the host's A */
   CHECK_INT(resolve_uri("sip:bob@s.test;transport=tcp", &r), 0);
   CHECK_INT(r.n, 1);

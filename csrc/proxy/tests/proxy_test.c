@@ -62,6 +62,15 @@ static void test_self(void) {
   sip_arena_free(&a);
 }
 
+static void test_failover_status(void) {
+  CHECK_INT(sip_proxy_failover_status(503, 0), 1);
+  CHECK_INT(sip_proxy_failover_status(503, 1), 1);
+  CHECK_INT(sip_proxy_failover_status(408, 1), 1);
+  CHECK_INT(sip_proxy_failover_status(408, 0), 0); /* a server's 408 */
+  CHECK_INT(sip_proxy_failover_status(486, 0), 0);
+  CHECK_INT(sip_proxy_failover_status(500, 1), 0);
+}
+
 static void test_best(void) {
   uint16_t a[] = {486, 0, 404};
   CHECK_INT(sip_proxy_best(a, 3), 0); /* same class: the first */
@@ -307,6 +316,7 @@ int main(void) {
   self.alias[self.nalias++] = alias;
   test_self();
   test_best();
+  test_failover_status();
   test_mf();
   test_route();
   test_forward_and_loop();
