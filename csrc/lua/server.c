@@ -797,6 +797,7 @@ static void server_close(lua_State *L, sip_lua_server *s) {
   if (s->px)
     sip_proxy_close(s->px); /* before the transactions it references */
   s->px = NULL;
+  sip__lua_dialogs_close(L, s);
   sip_tu_close(&s->tu); /* while its transactions are alive */
   if (s->txl)
     sip_txl_close(s->txl, NULL, NULL); /* silent: no more callbacks */
@@ -1193,6 +1194,7 @@ void sip__lua_open_server(lua_State *L) {
   sip__lua_open_proxy(L);
   lua_pop(L, 1);
   sip__lua_open_flood(L);
+  sip__lua_open_dialog(L);
   lua_getfield(L, -1, "Response"); /* a received response: where from */
   lua_pushcfunction(L, msg_source);
   lua_setfield(L, -2, "source");
