@@ -45,7 +45,7 @@ typedef struct buf {
 } buf;
 
 static void put(buf *b, const char *p, size_t n) {
-  if (b->err)
+  if (b->err || n == 0)
     return;
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 512;
