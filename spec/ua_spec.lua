@@ -215,4 +215,56 @@ describe("luasip.ua: calls between two luasip UAs (T1 = 10 ms)", function()
     assert.equal(2, bd:details().local_cseq)
     run(function() return d:bye() end)
   end)
+
+  it("cancels a ringing call from another coroutine: CANCEL, 487, no dialog", function()
+    local alice, bob, uri = pair()
+    local inv
+    bob.policy = function(req)
+      inv = req
+      req:reply(180)
+      sip.sleep(2) -- rings; the CANCEL ends it (the core answers 487)
+    end
+    local c = alice:call { to = uri, sdp = OFFER }
+    assert.is_truthy(N.pump_until(function() return c.provisional end, 2), "no 180")
+    assert.is_true(c:cancel())
+    local d, res, why = run(function() return c:wait() end)
+    assert.is_nil(d)
+    assert.equal(487, res.status)
+    assert.equal("cancelled", why)
+    assert.is_true(inv:is_cancelled())
+    assert.equal(0, alice:count())
+  end)
+
+  it("cancels a call that rings past its timeout", function()
+    local alice, bob, uri = pair()
+    bob.policy = function(req)
+      req:reply(180)
+      sip.sleep(2)
+    end
+    local d, res, why = run(function() return alice:invite { to = uri, sdp = OFFER, timeout = 0.1 } end)
+    assert.is_nil(d)
+    assert.equal(487, res.status)
+    assert.equal("timeout", why)
+  end)
+
+  it("loses the CANCEL/200 race gracefully: ACK for the 2xx, then BYE", function()
+    local alice, bob, uri = pair()
+    bob.policy = function(req)
+      req:reply(180)
+      local d = assert(bob:answer(req, CAPS)) -- the 200 leaves before the CANCEL comes
+      bob.calls[#bob.calls + 1] = d
+    end
+    local c
+    c = alice:call { to = uri, sdp = OFFER, on_provisional = function() c:cancel() end }
+    local d, res, why = run(function() return c:wait() end)
+    assert.is_nil(d)
+    assert.equal(200, res.status)
+    assert.equal("cancelled", why)
+    local bd = bob.calls[1]
+    assert.is_truthy(N.pump_until(function() return bd:state() == "terminated" end, 2),
+      "the callee's dialog did not end")
+    assert.is_true(bd.acked)
+    assert.equal("bye received", bd.ended)
+    assert.equal(0, alice:count())
+  end)
 end)

@@ -45,6 +45,7 @@ typedef struct client_ctx {
   struct sip_lua_server *srv;
   int fn_ref;
   int transport;
+  sip_txn *t; /* valid while in the list (freed when it terminates) */
 } client_ctx;
 
 typedef struct sip_lua_server {

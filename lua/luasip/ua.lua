@@ -395,18 +395,9 @@ function UA:reject(req, status, contact)
   return req:reply(status or 486, nil, contact and { Contact = contact } or nil)
 end
 
---- Call: send an INVITE and wait for its final answer.
--- Fields of `t`: `to` (required), `from`, `sdp`, `headers`, `credentials`,
--- `dest` (`"udp:127.0.0.1:5080"`; default the next hop of `to` or of a
--- `route`), `route` (a proxy URI to send through: a preloaded Route),
--- `on_provisional = function(res)`.
--- A 2xx is acknowledged (§13.2.2.4), and so is every retransmission of it;
--- a 2xx from another fork is acknowledged and hung up.
--- @tparam table t
--- @treturn[1] Dialog the confirmed dialog, and the 2xx
--- @return[2] nil, the failure response (or nil, err, code)
-function UA:invite(t)
-  need_coroutine("ua:invite()")
+-- The INVITE of `u:invite` / `u:call`; c: the call's handle (branch,
+-- request, cancel flags).
+local function do_invite(self, t, c)
   local headers = {}
   if t.route then
     local r = t.route
@@ -438,7 +429,15 @@ function UA:invite(t)
   local srv, dest = self.srv, t.dest
   local early = {}
   local confirmed
+  local function on_start(branch, sent)
+    c.branch, c.req, c.provisional = branch, sent, false
+  end
   local function on_provisional(res)
+    c.provisional = true
+    if c.cancelled and not c.cancel_sent then
+      c.cancel_sent = true
+      srv:cancel(c.req, c.branch)
+    end
     if res.status > 100 and res.to.tag then
       local dlg = srv:dialog_uac(req, res)
       if dlg then
@@ -450,6 +449,7 @@ function UA:invite(t)
     end
   end
   -- a further 2xx: the same one again (ACK again), or another fork's
+  -- (ACK, then BYE: one call is enough)
   local function on_2xx(res)
     local dlg, new = srv:dialog_uac(req, res)
     if not dlg then
@@ -466,8 +466,19 @@ function UA:invite(t)
       sip.spawn(function() d:bye() end)
     end
   end
+  local timer
+  if t.timeout then
+    timer = assert(core.timer(floor(t.timeout * 1000 + 0.5), 0, function()
+      timer = nil
+      c.timed_out = true
+      c:cancel()
+    end))
+  end
   local res, sent, name = srv:send(req, dest, { on_provisional = on_provisional, on_2xx = on_2xx,
-    credentials = t.credentials })
+    on_start = on_start, credentials = t.credentials })
+  if timer then
+    timer:stop()
+  end
   if res and sent then
     req = sent
   end
@@ -489,14 +500,81 @@ function UA:invite(t)
       dlg:close()
     end
   end
+  if d and c.cancelled then
+    -- the CANCEL/200 race: the 2xx won; ACK sent, now BYE
+    d:bye()
+    self.stats.failed = self.stats.failed + 1
+    return nil, res, c.timed_out and "timeout" or "cancelled"
+  end
   if d then
     return d, res
   end
   self.stats.failed = self.stats.failed + 1
   if res then
-    return nil, res
+    return nil, res, c.cancelled and (c.timed_out and "timeout" or "cancelled") or nil
   end
   return nil, sent or err, name or code
+end
+
+local Call = {}
+Call.__index = Call
+
+--- Cancel the call (§9.1): the CANCEL goes once a provisional response
+-- came; a 2xx that crosses it is acknowledged and hung up (BYE).
+-- @treturn boolean true
+function Call:cancel()
+  self.cancelled = true
+  if self.provisional and self.branch and not self.cancel_sent and not self.done then
+    self.cancel_sent = true
+    local ok, err, code = self.ua.srv:cancel(self.req, self.branch)
+    if not ok then
+      return nil, err, code
+    end
+  end
+  return true
+end
+
+--- Wait for the call's outcome: what `u:invite` returns.
+function Call:wait()
+  need_coroutine("call:wait()")
+  if self.done then
+    return table.unpack(self.result, 1, self.result.n)
+  end
+  self.waiters[#self.waiters + 1] = co_running()
+  return co_yield()
+end
+
+--- Call: send an INVITE and wait for its final answer.
+-- Fields of `t`: `to` (required), `from`, `sdp`, `headers`, `credentials`,
+-- `dest` (`"udp:127.0.0.1:5080"`; default the next hop of `to` or of a
+-- `route`), `route` (a proxy URI to send through: a preloaded Route),
+-- `timeout` (seconds of ringing before the call is cancelled),
+-- `on_provisional = function(res)`.
+-- A 2xx is acknowledged (§13.2.2.4), and so is every retransmission of it;
+-- a 2xx from another fork is acknowledged and hung up.
+-- @tparam table t
+-- @treturn[1] Dialog the confirmed dialog, and the 2xx
+-- @return[2] nil, the failure response (or nil, err, code); a third value
+--   "cancelled" or "timeout" when the call was cancelled
+function UA:invite(t)
+  need_coroutine("ua:invite()")
+  return do_invite(self, t, setmetatable({ ua = self, waiters = {} }, Call))
+end
+
+--- Start a call in its own coroutine: a handle with `call:wait()` (the
+-- results of `u:invite`) and `call:cancel()`, usable from other coroutines.
+-- @tparam table t as for `u:invite`
+-- @treturn Call
+function UA:call(t)
+  local c = setmetatable({ ua = self, waiters = {} }, Call)
+  sip.spawn(function()
+    c.result = table.pack(do_invite(self, t, c))
+    c.done = true
+    for _, co in ipairs(c.waiters) do
+      server.resume(co, table.unpack(c.result, 1, c.result.n))
+    end
+  end)
+  return c
 end
 
 --- Dialogs of this UA that are not over.

@@ -540,6 +540,49 @@ static void test_ack_and_bye(void) {
   CHECK_INT(e.status, 200);
   msg_free(&bye);
 
+  /* §9.1 (sip_tu_cancel_request): an INVITE, a 180, then its CANCEL with
+   * the same branch, Request-URI, Route and CSeq number */
+  char inv_text[1024];
+  snprintf(inv_text, sizeof inv_text,
+           "INVITE sip:carol@127.0.0.1:%d SIP/2.0\r\n"
+           "Route: <sip:127.0.0.1:%d;lr>\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=c1\r\nTo: <sip:c@x>\r\n"
+           "Call-ID: cancel@x\r\nCSeq: 4 INVITE\r\n"
+           "Contact: <sip:a@127.0.0.1>\r\nContent-Length: 0\r\n\r\n",
+           pport, pport);
+  tmsg inv;
+  msg_parse(&inv, inv_text);
+  sip_txn *ict = NULL;
+  e.nresp = 0;
+  CHECK_INT(sip_tu_request(&e.tu, &inv.m, NULL, on_response, &e, branch, &ict,
+                           NULL),
+            0);
+  CHECK(peer_count(ps, 30, "INVITE ", got, sizeof got) >= 1);
+  tmsg sent;
+  msg_parse(&sent, got);
+  n = sip_reply_write(&sent.m, 180, SIP_STR_NULL, SIP_STR_LIT("r1"),
+                      SIP_STR_NULL, SIP_STR_NULL, out, sizeof out);
+  CHECK(sendto(ps, out, (size_t)n, 0, (struct sockaddr *)&sa,
+               sizeof(struct sockaddr_in)) == n);
+  dl = now_ms() + 500;
+  while (e.nresp == 0 && now_ms() < dl)
+    step();
+  CHECK_INT(e.status, 180);
+  CHECK_INT(sip_tu_cancel_request(&e.tu, ict, &inv.m, branch), 0);
+  char cancel[4096];
+  CHECK(peer_count(ps, 60, "CANCEL ", cancel, sizeof cancel) >= 1);
+  snprintf(want, sizeof want, "CANCEL sip:carol@127.0.0.1:%d SIP/2.0\r\n",
+           pport);
+  CHECK(strncmp(cancel, want, strlen(want)) == 0);
+  branch_of(cancel, b1, sizeof b1);
+  CHECK_MSG(strcmp(b1, branch) == 0, "%s vs %s", b1, branch);
+  CHECK(has(cancel, "\r\nCSeq: 4 CANCEL\r\n"));
+  snprintf(want, sizeof want, "\r\nRoute: <sip:127.0.0.1:%d;lr>\r\n", pport);
+  CHECK(has(cancel, want));
+  CHECK(has(cancel, "\r\nTo: <sip:c@x>\r\n"));
+  msg_free(&sent);
+  msg_free(&inv);
+
   sip_dialog_free(d);
   msg_free(&req);
   msg_free(&r200);
