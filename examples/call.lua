@@ -59,10 +59,10 @@ local function place(srv, o)
     local r2 = d:reinvite(mine)
     say("re-INVITE hold %d, resume %d", r1 and r1.status or 0, r2 and r2.status or 0)
   end
-  local started = core.now() / 1000
+  local deadline = core.now() + math.floor(o["hold-time"] * 1000) -- ms
   while d:state() ~= "terminated" do
-    local left = o["hold-time"] - (core.now() / 1000 - started)
-    if left <= 0 then
+    local left = (deadline - core.now()) / 1000
+    if left < 0.001 then -- (a 0 ms timer would not move the loop's clock)
       break
     end
     local ev, ended = d:wait(left)

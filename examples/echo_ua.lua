@@ -56,14 +56,15 @@ local function invite(req)
     return a and sdp.serialize(a)
   end
   local hold = opts["hold-time"]
-  local started = core.now() / 1000
+  local deadline = core.now() + math.floor(hold * 1000) -- ms
   while true do
-    local left = hold > 0 and math.max(0.01, hold - (core.now() / 1000 - started)) or nil
-    local ev, why = d:wait(left)
-    if not ev then
-      if why == "timeout" then
-        d:bye()
-      end
+    local left = hold > 0 and (deadline - core.now()) / 1000 or nil
+    if left and left < 0.001 then -- (a 0 ms timer would not move the loop's clock)
+      d:bye()
+      return
+    end
+    local ev = d:wait(left)
+    if not ev and d:state() == "terminated" then
       return
     end
   end
