@@ -269,7 +269,7 @@ function Dialog:wait(timeout)
   local co = co_running()
   self.waiter = co
   if timeout then
-    self.timer = assert(core.timer(floor(timeout * 1000 + 0.5), 0, function()
+    self.timer = assert(core.timer(math.max(1, floor(timeout * 1000 + 0.5)), 0, function()
       self.timer = nil
       if self.waiter == co then
         self.waiter = nil
