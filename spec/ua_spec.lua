@@ -267,4 +267,17 @@ describe("luasip.ua: calls between two luasip UAs (T1 = 10 ms)", function()
     assert.equal("bye received", bd.ended)
     assert.equal(0, alice:count())
   end)
+
+  it("copies the INVITE's Record-Route into its 2xx (§12.1.1): the caller's route set", function()
+    local alice, bob, uri = pair()
+    local rr = "<sip:" .. addr(bob.srv) .. ";lr;x=rr>"
+    local d = assert(run(function()
+      return alice:invite { to = uri, sdp = OFFER, headers = { ["Record-Route"] = rr } }
+    end))
+    assert.same({ rr }, d:details().routes)
+    assert.same({ rr }, bob.calls[1]:details().routes)
+    local res = run(function() return d:bye() end)
+    assert.equal(200, res.status)
+    assert.equal("terminated", bob.calls[1]:state())
+  end)
 end)

@@ -380,6 +380,11 @@ function UA:answer(req, sdp, opts)
   if sdp then
     h["Content-Type"] = "application/sdp"
   end
+  -- §12.1.1: the Record-Route of the request, in its order, in the 2xx
+  local rr = req:headers("Record-Route")
+  if rr and #rr > 0 then
+    h["Record-Route"] = rr
+  end
   for k, v in pairs(opts.headers or {}) do
     h[k] = v
   end
