@@ -5,6 +5,7 @@
 #define SIP_LUA_LSERVER_H
 
 #include "lsip.h"
+#include "sip_dialog.h"
 #include "sip_proxy.h"
 #include "sip_sanity.h"
 #include "sip_transport.h"
@@ -44,6 +45,7 @@ typedef struct client_ctx {
   struct sip_lua_server *srv;
   int fn_ref;
   int transport;
+  sip_txn *t; /* valid while in the list (freed when it terminates) */
 } client_ctx;
 
 typedef struct sip_lua_server {
@@ -63,6 +65,7 @@ typedef struct sip_lua_server {
   const char *schemes[MAX_TAGS + 1];
   srv_counters st;
   sip_proxy *px; /* the proxy core (NULL once closed) */
+  sip_dialogs dialogs; /* dialog.c: the UA's dialogs (empty until used) */
 } sip_lua_server;
 
 /* A received request or response: the message plus where it came from. */
@@ -111,5 +114,9 @@ void sip__lua_flood_stats(lua_State *L, sip_lua_server *s);
 void sip__lua_open_flood(lua_State *L);
 /* keepalive.c: srv:keepalive(flow) (core on top). */
 void sip__lua_open_keepalive(lua_State *L);
+/* dialog.c: the Dialog type and the Server dialog methods (core on top),
+ * and the dialogs of a server that closes (their userdata become closed) */
+void sip__lua_open_dialog(lua_State *L);
+void sip__lua_dialogs_close(lua_State *L, sip_lua_server *s);
 
 #endif

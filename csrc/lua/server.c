@@ -791,9 +791,34 @@ static int srv_request(lua_State *L) {
   if (s->clients)
     s->clients->prev = c;
   s->clients = c;
+  c->t = t;
   sip_txn_set_event_cb(t, on_client_event, c);
   lua_pushstring(L, branch);
   return 1;
+}
+
+/* server:cancel(msg, branch) -> true, or nil, err, name. §9.1: CANCEL the
+ * INVITE msg that server:request started with branch (csrc/tu builds and
+ * sends it); the INVITE's own callback then gets its final response (487
+ * usually). Send it once a provisional response came (§9.1). */
+static int srv_cancel(lua_State *L) {
+  sip_lua_server *s = check_server(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  const char *branch = luaL_checkstring(L, 3);
+  if (!m->is_request || m->method.len != 6 ||
+      memcmp(m->method.p, "INVITE", 6) != 0)
+    return luaL_error(L, "cancel: needs the INVITE that was sent");
+  for (client_ctx *c = s->clients; c; c = c->next) {
+    sip_str b = sip_txn_branch(c->t);
+    if (b.len != strlen(branch) || memcmp(b.p, branch, b.len) != 0)
+      continue;
+    int rc = sip_tu_cancel_request(&s->tu, c->t, m, branch);
+    if (rc < 0)
+      return sip__lua_fail(L, rc, "cancel: %s", sip_tp_strerror(rc));
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  return sip__lua_fail(L, SIP_ENOTFOUND, "cancel: no such INVITE in progress");
 }
 
 static void server_close(lua_State *L, sip_lua_server *s) {
@@ -803,6 +828,7 @@ static void server_close(lua_State *L, sip_lua_server *s) {
   if (s->px)
     sip_proxy_close(s->px); /* before the transactions it references */
   s->px = NULL;
+  sip__lua_dialogs_close(L, s);
   sip_tu_close(&s->tu); /* while its transactions are alive */
   if (s->txl)
     sip_txl_close(s->txl, NULL, NULL); /* silent: no more callbacks */
@@ -1176,6 +1202,7 @@ static const luaL_Reg srv_methods[] = {
     {"listen", srv_listen},
     {"listener", srv_listener},
     {"request", srv_request},
+    {"cancel", srv_cancel},
     {"set_request_handler", srv_set_request_handler},
     {"set_response_handler", srv_set_response_handler},
     {"set_log_handler", srv_set_log_handler},
@@ -1218,6 +1245,7 @@ void sip__lua_open_server(lua_State *L) {
   lua_pop(L, 1);
   sip__lua_open_flood(L);
   sip__lua_open_keepalive(L);
+  sip__lua_open_dialog(L);
   lua_getfield(L, -1, "Response"); /* a received response: where from */
   lua_pushcfunction(L, msg_source);
   lua_setfield(L, -2, "source");

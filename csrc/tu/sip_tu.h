@@ -176,4 +176,15 @@ int sip_tu_request(sip_tu *tu, sip_msg *m, const sip_dest *dest,
                    char branch[SIP_TXN_BRANCH_SIZE], sip_txn **out,
                    int *transport);
 
+/* §9.1: CANCEL the INVITE client transaction ict, started by
+ * sip_tu_request for invite (the request as given there) with branch: the
+ * same Request-URI, top Via (same branch), Route lines, From, To, Call-ID
+ * and CSeq number, to the same destination, over a new non-INVITE client
+ * transaction whose responses are not reported. The caller sends it only
+ * after a provisional response (§9.1). Returns 0, SIP_EINVAL (ict is not
+ * an INVITE client transaction waiting for its final response, or the
+ * CANCEL cannot be written), or sip_txn_request's code. */
+int sip_tu_cancel_request(sip_tu *tu, sip_txn *ict, sip_msg *invite,
+                          const char *branch);
+
 #endif

@@ -462,3 +462,37 @@ int sip_tu_request(sip_tu *tu, sip_msg *m, const sip_dest *dest,
     *transport = tlen >= 0 ? td.transport : d.transport;
   return rc < 0 ? rc : 0;
 }
+
+int sip_tu_cancel_request(sip_tu *tu, sip_txn *ict, sip_msg *invite,
+                          const char *branch) {
+  sip_dest d;
+  int st = sip_txn_state(ict);
+  if (!tu->txl || sip_txn_kind(ict) != SIP_TXN_ICT ||
+      (st != SIP_TXN_CALLING && st != SIP_TXN_PROCEEDING) ||
+      sip_txn_dest(ict, &d) < 0 || d.listener < 0)
+    return SIP_EINVAL;
+  char via[200];
+  int vlen = sip_tu_via(tu, d.transport, d.listener, branch, via, sizeof via);
+  if (vlen < 7)
+    return SIP_EINVAL;
+  /* the Route lines of the INVITE, as they were */
+  char route[2048];
+  size_t rlen = 0;
+  for (int i = sip_msg_find(invite, SIP_H_ROUTE, NULL, 0, 0); i >= 0;
+       i = sip_msg_find(invite, SIP_H_ROUTE, NULL, 0, i + 1)) {
+    sip_str v = invite->hdr[i].value;
+    if (rlen + v.len + 9 > sizeof route)
+      return SIP_EINVAL;
+    memcpy(route + rlen, "Route: ", 7);
+    memcpy(route + rlen + 7, v.p, v.len);
+    memcpy(route + rlen + 7 + v.len, "\r\n", 2);
+    rlen += v.len + 9;
+  }
+  char buf[8192];
+  int n = sip_proxy_write_cancel(invite, invite->ruri,
+                                 (sip_str){via + 5, (size_t)vlen - 7},
+                                 (sip_str){route, rlen}, buf, sizeof buf);
+  if (n < 0)
+    return n == SIP_ENOMEM ? n : SIP_EINVAL;
+  return sip_txn_request(tu->txl, buf, (size_t)n, &d, NULL, NULL, NULL);
+}

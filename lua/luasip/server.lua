@@ -306,6 +306,9 @@ local function send_one(self, co, req, dest, opts, tls_name)
   if not branch then
     return nil, err, name
   end
+  if opts and opts.on_start then
+    opts.on_start(branch, req)
+  end
   return co_yield()
 end
 
@@ -369,6 +372,8 @@ end
 -- @tparam[opt] table opts `on_provisional = function(res)` for 1xx;
 --   `on_2xx = function(res)` for further 2xx of an INVITE (forks and
 --   retransmissions: the caller sends the ACK for each);
+--   `on_start = function(branch, req)` once the client transaction started
+--   (`srv:cancel(req, branch)` cancels an INVITE);
 --   `credentials = function(realm, challenge)` returning `user, password`:
 --   a 401/407 is answered once per realm (`luasip.auth.send`; the
 --   request that got the final response is then the second result)

@@ -1,0 +1,641 @@
+/* Dialogs: see sip_dialog.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sip_dialog.h"
+#include "sip_error.h"
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static int str_set(sip_str *s, const char *p, size_t len) {
+  char *c = malloc(len + 1);
+  if (!c)
+    return SIP_ENOMEM;
+  if (len)
+    memcpy(c, p, len);
+  c[len] = '\0';
+  free((char *)s->p);
+  s->p = c;
+  s->len = len;
+  return 0;
+}
+
+static int str_eq(sip_str a, sip_str b) {
+  return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static int method_is(sip_str m, const char *name) {
+  size_t n = strlen(name);
+  return m.len == n && memcmp(m.p, name, n) == 0;
+}
+
+/* §12.2: methods that refresh the remote target */
+static int target_refresh(sip_str m) {
+  return method_is(m, "INVITE") || method_is(m, "UPDATE") ||
+         method_is(m, "SUBSCRIBE") || method_is(m, "NOTIFY") ||
+         method_is(m, "REFER");
+}
+
+/* A growing output buffer; err sticks. */
+typedef struct buf {
+  char *p;
+  size_t len, cap;
+  int err;
+} buf;
+
+static void put(buf *b, const char *p, size_t n) {
+  if (b->err || n == 0)
+    return;
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 512;
+    while (cap < b->len + n + 1)
+      cap *= 2;
+    char *q = realloc(b->p, cap);
+    if (!q) {
+      b->err = SIP_ENOMEM;
+      return;
+    }
+    b->p = q;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+static void puts_(buf *b, const char *s) { put(b, s, strlen(s)); }
+static void puts_str(buf *b, sip_str s) { put(b, s.p, s.len); }
+
+/* "[display ]<uri>" of an address (its tag and other parameters dropped) */
+static int name_addr(const sip_addr *a, sip_str *out) {
+  buf b = {0};
+  if (a->display.len) {
+    puts_str(&b, a->display);
+    puts_(&b, " ");
+  }
+  puts_(&b, "<");
+  puts_str(&b, a->uri.raw);
+  puts_(&b, ">");
+  if (b.err) {
+    free(b.p);
+    return b.err;
+  }
+  free((char *)out->p);
+  out->p = b.p;
+  out->len = b.len;
+  return 0;
+}
+
+static void routes_free(sip_dialog *d) {
+  for (uint32_t i = 0; i < d->nroutes; i++)
+    free((char *)d->routes[i].p);
+  free(d->routes);
+  d->routes = NULL;
+  d->nroutes = 0;
+}
+
+/* The route set from m's Record-Route: in order (UAS) or reversed (UAC). */
+static int routes_from(sip_dialog *d, sip_msg *m, int reverse) {
+  const sip_addr *rr = NULL;
+  int rc = sip_msg_get_addrs(m, SIP_H_RECORD_ROUTE, &rr);
+  if (rc < 0 && rc != SIP_ENOTFOUND)
+    return rc;
+  uint32_t n = 0;
+  for (const sip_addr *a = rc == 0 ? rr : NULL; a; a = a->next)
+    n++;
+  sip_str *r = n ? calloc(n, sizeof *r) : NULL;
+  if (n && !r)
+    return SIP_ENOMEM;
+  uint32_t i = 0;
+  for (const sip_addr *a = rc == 0 ? rr : NULL; a; a = a->next, i++)
+    if (str_set(&r[reverse ? n - 1 - i : i], a->raw.p, a->raw.len) < 0) {
+      for (uint32_t j = 0; j < n; j++)
+        free((char *)r[j].p);
+      free(r);
+      return SIP_ENOMEM;
+    }
+  routes_free(d);
+  d->routes = r;
+  d->nroutes = n;
+  return 0;
+}
+
+/* The remote target from m's Contact; 0 when it has none (unchanged). */
+static int target_from(sip_dialog *d, sip_msg *m, int *found) {
+  const sip_addr *c;
+  int rc = sip_msg_get_addrs(m, SIP_H_CONTACT, &c);
+  *found = 0;
+  if (rc == SIP_ENOTFOUND)
+    return 0;
+  if (rc < 0)
+    return rc;
+  if (c->star || !c->uri.raw.len)
+    return SIP_EINVAL;
+  *found = 1;
+  return str_set(&d->remote_target, c->uri.raw.p, c->uri.raw.len);
+}
+
+/* ---- one dialog ---------------------------------------------------------- */
+
+void sip_dialog_free(sip_dialog *d) {
+  if (!d)
+    return;
+  free((char *)d->call_id.p);
+  free((char *)d->local_tag.p);
+  free((char *)d->remote_tag.p);
+  free((char *)d->local_uri.p);
+  free((char *)d->remote_uri.p);
+  free((char *)d->remote_target.p);
+  free((char *)d->local_contact.p);
+  routes_free(d);
+  free(d->ack);
+  free(d);
+}
+
+/* The id and URIs: local is the From (UAC) or To (UAS) of req. */
+static int dialog_base(sip_dialog *d, sip_msg *req, const sip_addr *local,
+                       const sip_addr *remote) {
+  sip_str cid;
+  const sip_cseq *cs;
+  int rc;
+  if ((rc = sip_msg_get_call_id(req, &cid)) < 0 ||
+      (rc = sip_msg_get_cseq(req, &cs)) < 0)
+    return rc;
+  if ((rc = str_set(&d->call_id, cid.p, cid.len)) < 0 ||
+      (rc = name_addr(local, &d->local_uri)) < 0 ||
+      (rc = name_addr(remote, &d->remote_uri)) < 0)
+    return rc;
+  if (method_is(cs->method, "INVITE"))
+    d->invite_cseq = cs->num;
+  if (d->role == SIP_DLG_UAC) {
+    d->local_cseq = cs->num;
+    d->has_local_cseq = 1;
+  } else {
+    d->remote_cseq = cs->num;
+    d->has_remote_cseq = 1;
+  }
+  return 0;
+}
+
+int sip_dialog_uac_new(sip_msg *req, sip_msg *resp, sip_dialog **out) {
+  const sip_addr *from, *to, *contact;
+  int rc;
+  *out = NULL;
+  if (!req->is_request || resp->is_request || resp->status <= 100 ||
+      resp->status >= 300)
+    return SIP_EINVAL;
+  if ((rc = sip_msg_get_addr(req, SIP_H_FROM, &from)) < 0 ||
+      (rc = sip_msg_get_addr(resp, SIP_H_TO, &to)) < 0)
+    return rc;
+  if (!from->tag.len || !to->tag.len)
+    return SIP_EINVAL;
+  rc = sip_msg_get_addrs(req, SIP_H_CONTACT, &contact);
+  if (rc < 0)
+    return rc == SIP_ENOTFOUND ? SIP_EINVAL : rc;
+  sip_dialog *d = calloc(1, sizeof *d);
+  if (!d)
+    return SIP_ENOMEM;
+  d->role = SIP_DLG_UAC;
+  d->state = resp->status < 200 ? SIP_DLG_EARLY : SIP_DLG_CONFIRMED;
+  int found;
+  if ((rc = dialog_base(d, req, from, to)) < 0 ||
+      (rc = str_set(&d->local_tag, from->tag.p, from->tag.len)) < 0 ||
+      (rc = str_set(&d->remote_tag, to->tag.p, to->tag.len)) < 0 ||
+      (rc = str_set(&d->local_contact, contact->raw.p, contact->raw.len)) <
+          0 ||
+      (rc = routes_from(d, resp, 1)) < 0 ||
+      (rc = target_from(d, resp, &found)) < 0)
+    goto fail;
+  if (!found) {
+    if (resp->status >= 200) {
+      rc = SIP_EINVAL; /* §12.1.2: a 2xx must carry a Contact */
+      goto fail;
+    }
+    if ((rc = str_set(&d->remote_target, to->uri.raw.p, to->uri.raw.len)) < 0)
+      goto fail;
+  }
+  *out = d;
+  return 0;
+fail:
+  sip_dialog_free(d);
+  return rc;
+}
+
+int sip_dialog_uas_new(sip_msg *req, sip_str local_tag, sip_str local_contact,
+                       int state, sip_dialog **out) {
+  const sip_addr *from, *to;
+  int rc, found;
+  *out = NULL;
+  if (!req->is_request || !local_tag.len || !local_contact.len ||
+      (state != SIP_DLG_EARLY && state != SIP_DLG_CONFIRMED))
+    return SIP_EINVAL;
+  if ((rc = sip_msg_get_addr(req, SIP_H_FROM, &from)) < 0 ||
+      (rc = sip_msg_get_addr(req, SIP_H_TO, &to)) < 0)
+    return rc;
+  if (!from->tag.len)
+    return SIP_EINVAL;
+  sip_dialog *d = calloc(1, sizeof *d);
+  if (!d)
+    return SIP_ENOMEM;
+  d->role = SIP_DLG_UAS;
+  d->state = (uint8_t)state;
+  if ((rc = dialog_base(d, req, to, from)) < 0 ||
+      (rc = str_set(&d->local_tag, local_tag.p, local_tag.len)) < 0 ||
+      (rc = str_set(&d->remote_tag, from->tag.p, from->tag.len)) < 0 ||
+      (rc = str_set(&d->local_contact, local_contact.p, local_contact.len)) <
+          0 ||
+      (rc = routes_from(d, req, 0)) < 0 ||
+      (rc = target_from(d, req, &found)) < 0)
+    goto fail;
+  if (!found) {
+    rc = SIP_EINVAL; /* §12.1.1: the request must carry a Contact */
+    goto fail;
+  }
+  *out = d;
+  return 0;
+fail:
+  sip_dialog_free(d);
+  return rc;
+}
+
+int sip_dialog_matches(const sip_dialog *d, sip_msg *m) {
+  const sip_addr *from, *to;
+  sip_str cid;
+  if (sip_msg_get_call_id(m, &cid) < 0 ||
+      sip_msg_get_addr(m, SIP_H_FROM, &from) < 0 ||
+      sip_msg_get_addr(m, SIP_H_TO, &to) < 0)
+    return 0;
+  sip_str local = m->is_request ? to->tag : from->tag;
+  sip_str remote = m->is_request ? from->tag : to->tag;
+  return str_eq(cid, d->call_id) && str_eq(local, d->local_tag) &&
+         str_eq(remote, d->remote_tag);
+}
+
+int sip_dialog_uac_response(sip_dialog *d, sip_msg *resp) {
+  const sip_cseq *cs;
+  int rc, found;
+  if ((rc = sip_msg_get_cseq(resp, &cs)) < 0)
+    return rc;
+  int st = resp->status;
+  int is_invite = method_is(cs->method, "INVITE");
+  if (st == 481 || st == 408) {
+    if (!method_is(cs->method, "CANCEL"))
+      d->state = SIP_DLG_TERMINATED;
+    return 0;
+  }
+  if (st >= 300) {
+    if (is_invite && d->state == SIP_DLG_EARLY && cs->num == d->invite_cseq)
+      d->state = SIP_DLG_TERMINATED;
+    return 0;
+  }
+  if (st <= 100)
+    return 0;
+  if (is_invite && st >= 200 && d->state == SIP_DLG_EARLY &&
+      cs->num == d->invite_cseq) {
+    /* §13.2.2.4: confirmed, the route set recomputed from the 2xx */
+    if ((rc = routes_from(d, resp, 1)) < 0 ||
+        (rc = target_from(d, resp, &found)) < 0)
+      return rc;
+    d->state = SIP_DLG_CONFIRMED;
+    return 0;
+  }
+  if (target_refresh(cs->method))
+    return target_from(d, resp, &found);
+  return 0;
+}
+
+int sip_dialog_uas_request(sip_dialog *d, sip_msg *req) {
+  const sip_cseq *cs;
+  int rc, found;
+  if (method_is(req->method, "ACK"))
+    return 0;
+  if ((rc = sip_msg_get_cseq(req, &cs)) < 0)
+    return rc;
+  if (d->has_remote_cseq && cs->num < d->remote_cseq)
+    return SIP_ERANGE;
+  if (target_refresh(req->method) && (rc = target_from(d, req, &found)) < 0)
+    return rc;
+  d->remote_cseq = cs->num;
+  d->has_remote_cseq = 1;
+  if (method_is(req->method, "INVITE"))
+    d->invite_cseq = cs->num;
+  if (method_is(req->method, "BYE"))
+    d->state = SIP_DLG_TERMINATED;
+  return 0;
+}
+
+static int is_token(const char *s) {
+  if (!*s)
+    return 0;
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+          (c >= '0' && c <= '9') || strchr("-.!%*_+`'~", c)))
+      return 0;
+  }
+  return 1;
+}
+
+/* The URI inside a name-addr value ("<sip:p;lr>;x" -> "sip:p;lr"), and
+ * whether it is a loose router. */
+static int route_uri(sip_str route, sip_str *uri, int *lr) {
+  char mem[1024];
+  sip_arena a;
+  sip_addr ad;
+  sip_arena_init(&a, mem, sizeof mem);
+  int rc = sip_addr_parse(&a, route.p, route.len, 0, &ad);
+  if (rc == 0) {
+    *lr = ad.uri.lr;
+    /* uri.raw points into route (no decoding): valid after the arena */
+    *uri = ad.uri.raw;
+  }
+  sip_arena_free(&a);
+  return rc;
+}
+
+int sip_dialog_request(sip_dialog *d, const char *method, uint32_t cseq,
+                       sip_str extra, sip_str body, char **out) {
+  *out = NULL;
+  sip_str m = {method, method ? strlen(method) : 0};
+  int ack_or_cancel = method_is(m, "ACK") || method_is(m, "CANCEL");
+  if (!method || !is_token(method) || (ack_or_cancel && !cseq) ||
+      (extra.len &&
+       (extra.len < 2 || memcmp(extra.p + extra.len - 2, "\r\n", 2) != 0)))
+    return SIP_EINVAL;
+  /* §12.2.1.1 routing: a strict router first takes the Request-URI */
+  sip_str ruri = d->remote_target;
+  uint32_t first = 0;
+  int strict = 0;
+  if (d->nroutes) {
+    sip_str u;
+    int lr;
+    if (route_uri(d->routes[0], &u, &lr) < 0)
+      return SIP_EINVAL;
+    if (!lr) {
+      strict = 1;
+      ruri = u;
+      first = 1;
+    }
+  }
+  if (!cseq) {
+    if (!d->has_local_cseq) {
+      d->local_cseq = 0;
+      d->has_local_cseq = 1;
+    }
+    cseq = ++d->local_cseq;
+  }
+  if (method_is(m, "INVITE"))
+    d->invite_cseq = cseq;
+  char num[16];
+  buf b = {0};
+  puts_(&b, method);
+  puts_(&b, " ");
+  puts_str(&b, ruri);
+  puts_(&b, " SIP/2.0\r\nMax-Forwards: 70\r\nTo: ");
+  puts_str(&b, d->remote_uri);
+  if (d->remote_tag.len) {
+    puts_(&b, ";tag=");
+    puts_str(&b, d->remote_tag);
+  }
+  puts_(&b, "\r\nFrom: ");
+  puts_str(&b, d->local_uri);
+  puts_(&b, ";tag=");
+  puts_str(&b, d->local_tag);
+  puts_(&b, "\r\nCall-ID: ");
+  puts_str(&b, d->call_id);
+  snprintf(num, sizeof num, "%u", (unsigned)cseq);
+  puts_(&b, "\r\nCSeq: ");
+  puts_(&b, num);
+  puts_(&b, " ");
+  puts_(&b, method);
+  puts_(&b, "\r\n");
+  for (uint32_t i = first; i < d->nroutes; i++) {
+    puts_(&b, "Route: ");
+    puts_str(&b, d->routes[i]);
+    puts_(&b, "\r\n");
+  }
+  if (strict) {
+    puts_(&b, "Route: <");
+    puts_str(&b, d->remote_target);
+    puts_(&b, ">\r\n");
+  }
+  if (target_refresh(m)) {
+    puts_(&b, "Contact: ");
+    puts_str(&b, d->local_contact);
+    puts_(&b, "\r\n");
+  }
+  puts_str(&b, extra);
+  snprintf(num, sizeof num, "%zu", body.len);
+  puts_(&b, "Content-Length: ");
+  puts_(&b, num);
+  puts_(&b, "\r\n\r\n");
+  puts_str(&b, body);
+  if (b.err) {
+    free(b.p);
+    return b.err;
+  }
+  *out = b.p;
+  return (int)b.len;
+}
+
+int sip_dialog_send(sip_tu *tu, sip_dialog *d, const char *method,
+                    sip_str extra, sip_str body, const sip_dest *dest,
+                    sip_txn_response_cb cb, void *arg,
+                    char branch[SIP_TXN_BRANCH_SIZE], sip_txn **out) {
+  char *bytes;
+  int n = sip_dialog_request(d, method, 0, extra, body, &bytes);
+  if (n < 0)
+    return n;
+  sip_msg m;
+  sip_msg_init(&m, NULL);
+  int rc = sip_msg_parse(&m, bytes, (size_t)n, SIP_MODE_DATAGRAM);
+  if (rc >= 0)
+    rc = sip_tu_request(tu, &m, dest, cb, arg, branch, out, NULL);
+  sip_msg_free(&m);
+  free(bytes);
+  return rc < 0 ? rc : 0;
+}
+
+int sip_dialog_ack(sip_tu *tu, sip_dialog *d, uint32_t cseq, sip_str extra,
+                   sip_str body, const sip_dest *dest) {
+  char *bytes, *wire = NULL;
+  int n = sip_dialog_request(d, "ACK", cseq, extra, body, &bytes);
+  if (n < 0)
+    return n;
+  sip_msg m;
+  sip_msg_init(&m, NULL);
+  sip_dest dst;
+  int rc = sip_msg_parse(&m, bytes, (size_t)n, SIP_MODE_DATAGRAM);
+  if (rc >= 0) {
+    if (dest) {
+      dst = *dest;
+      rc = 0;
+    } else {
+      rc = sip_tu_next_hop(&m, (size_t)n, &dst, NULL, 0);
+    }
+  }
+  if (rc >= 0) {
+    char branch[SIP_TXN_BRANCH_SIZE];
+    sip_txn_new_branch(branch);
+    rc = sip_tu_write_request(tu, &m, &dst, branch, &wire);
+  }
+  sip_msg_free(&m);
+  free(bytes);
+  if (rc < 0)
+    return rc;
+  free(d->ack);
+  d->ack = wire;
+  d->ack_len = (size_t)rc;
+  d->ack_cseq = cseq;
+  d->ack_dest = dst;
+  d->ack_dest.tls_name = NULL;
+  rc = sip_tp_send(tu->tp, wire, (size_t)rc, &d->ack_dest, NULL, NULL);
+  return rc < 0 ? rc : 0;
+}
+
+int sip_dialog_ack_again(sip_tu *tu, sip_dialog *d, uint32_t cseq) {
+  if (!d->ack || d->ack_cseq != cseq)
+    return 0;
+  int rc = sip_tp_send(tu->tp, d->ack, d->ack_len, &d->ack_dest, NULL, NULL);
+  return rc < 0 ? rc : 1;
+}
+
+/* ---- a set of dialogs ---------------------------------------------------- */
+
+static size_t key_hash(sip_str call_id, sip_str local_tag) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < call_id.len; i++)
+    h = (h ^ (unsigned char)call_id.p[i]) * 16777619u;
+  h = (h ^ '/') * 16777619u;
+  for (size_t i = 0; i < local_tag.len; i++)
+    h = (h ^ (unsigned char)local_tag.p[i]) * 16777619u;
+  return h;
+}
+
+int sip_dialogs_init(sip_dialogs *s, size_t nbuckets) {
+  size_t n = 1;
+  while (n < (nbuckets ? nbuckets : 1024))
+    n <<= 1;
+  s->buckets = calloc(n, sizeof *s->buckets);
+  s->nbuckets = s->buckets ? n : 0;
+  s->count = 0;
+  return s->buckets ? 0 : SIP_ENOMEM;
+}
+
+void sip_dialogs_free(sip_dialogs *s) {
+  for (size_t i = 0; i < s->nbuckets; i++)
+    while (s->buckets[i]) {
+      sip_dialog *d = s->buckets[i];
+      s->buckets[i] = d->next;
+      d->next = NULL;
+      sip_dialog_free(d);
+    }
+  free(s->buckets);
+  s->buckets = NULL;
+  s->nbuckets = s->count = 0;
+}
+
+void sip_dialogs_add(sip_dialogs *s, sip_dialog *d) {
+  size_t i = key_hash(d->call_id, d->local_tag) & (s->nbuckets - 1);
+  d->next = s->buckets[i];
+  s->buckets[i] = d;
+  s->count++;
+}
+
+int sip_dialogs_remove(sip_dialogs *s, sip_dialog *d) {
+  size_t i = key_hash(d->call_id, d->local_tag) & (s->nbuckets - 1);
+  for (sip_dialog **pp = &s->buckets[i]; *pp; pp = &(*pp)->next)
+    if (*pp == d) {
+      *pp = d->next;
+      d->next = NULL;
+      s->count--;
+      return 1;
+    }
+  return 0;
+}
+
+/* The dialog with this id, or NULL. */
+static sip_dialog *find_id(sip_dialogs *s, sip_str cid, sip_str local,
+                           sip_str remote) {
+  if (!s->nbuckets)
+    return NULL;
+  size_t i = key_hash(cid, local) & (s->nbuckets - 1);
+  for (sip_dialog *d = s->buckets[i]; d; d = d->next)
+    if (str_eq(cid, d->call_id) && str_eq(local, d->local_tag) &&
+        str_eq(remote, d->remote_tag))
+      return d;
+  return NULL;
+}
+
+sip_dialog *sip_dialogs_find(sip_dialogs *s, sip_msg *m) {
+  const sip_addr *from, *to;
+  sip_str cid;
+  if (sip_msg_get_call_id(m, &cid) < 0 ||
+      sip_msg_get_addr(m, SIP_H_FROM, &from) < 0 ||
+      sip_msg_get_addr(m, SIP_H_TO, &to) < 0)
+    return NULL;
+  return m->is_request ? find_id(s, cid, to->tag, from->tag)
+                       : find_id(s, cid, from->tag, to->tag);
+}
+
+int sip_dialogs_request(sip_dialogs *s, sip_msg *req, sip_dialog **out) {
+  const sip_addr *from, *to;
+  const sip_cseq *cs;
+  sip_str cid;
+  int rc;
+  *out = NULL;
+  if ((rc = sip_msg_get_call_id(req, &cid)) < 0 ||
+      (rc = sip_msg_get_addr(req, SIP_H_FROM, &from)) < 0 ||
+      (rc = sip_msg_get_addr(req, SIP_H_TO, &to)) < 0 ||
+      (rc = sip_msg_get_cseq(req, &cs)) < 0)
+    return rc;
+  if (!to->tag.len)
+    return SIP_DLG_OUTSIDE;
+  sip_dialog *d = find_id(s, cid, to->tag, from->tag);
+  if (!d || d->state == SIP_DLG_TERMINATED)
+    return SIP_DLG_NO_DIALOG;
+  *out = d;
+  rc = sip_dialog_uas_request(d, req);
+  if (rc == SIP_ERANGE)
+    return SIP_DLG_OUT_OF_ORDER;
+  return rc < 0 ? rc : SIP_DLG_INSIDE;
+}
+
+int sip_dialogs_uac_response(sip_dialogs *s, sip_msg *req, sip_msg *resp,
+                             sip_dialog **out) {
+  const sip_addr *to;
+  int rc;
+  *out = NULL;
+  if ((rc = sip_msg_get_addr(resp, SIP_H_TO, &to)) < 0)
+    return rc;
+  if (!to->tag.len)
+    return SIP_EINVAL;
+  sip_dialog *d = sip_dialogs_find(s, resp);
+  if (d) {
+    if ((rc = sip_dialog_uac_response(d, resp)) < 0)
+      return rc;
+    *out = d;
+    return 0;
+  }
+  if ((rc = sip_dialog_uac_new(req, resp, &d)) < 0)
+    return rc;
+  sip_dialogs_add(s, d);
+  *out = d;
+  return 1;
+}
+
+size_t sip_dialogs_end_early(sip_dialogs *s, sip_str call_id,
+                             sip_str local_tag) {
+  size_t n = 0;
+  if (!s->nbuckets)
+    return 0;
+  size_t i = key_hash(call_id, local_tag) & (s->nbuckets - 1);
+  for (sip_dialog *d = s->buckets[i]; d; d = d->next)
+    if (d->state == SIP_DLG_EARLY && str_eq(call_id, d->call_id) &&
+        str_eq(local_tag, d->local_tag)) {
+      d->state = SIP_DLG_TERMINATED;
+      n++;
+    }
+  return n;
+}

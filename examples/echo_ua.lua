@@ -1,0 +1,94 @@
+-- An auto-answer UA: every INVITE gets 180, then 200 with an SDP answer
+-- (luasip.sdp.answer against our PCMU/PCMA/telephone-event capabilities;
+-- 488 for an offer without a common codec or a body that is not SDP, an
+-- INVITE without an offer gets our capabilities as the offer); the call
+-- is hung up (BYE) after --hold-time seconds, or ends when the caller sends
+-- BYE. In-dialog requests (re-INVITE, UPDATE, INFO, BYE), their ACKs and
+-- 481s are luasip.ua's (u:handle). OPTIONS gets 200; anything else 405.
+--
+--     luasip run examples/echo_ua.lua --listen udp:127.0.0.1:5070 \
+--       [--hold-time SECONDS] [--ring SECONDS]
+--
+-- --hold-time 0 never hangs up (the caller must). No media: the answer
+-- names a port nobody listens on.
+local sip = require "luasip"
+local ua = require "luasip.ua"
+local sdp = require "luasip.sdp"
+local core = require "luasip.core"
+
+local srv, u, opts
+
+-- Our capabilities, on the address the call came to.
+local function caps(host)
+  return table.concat({
+    "v=0", "o=echo " .. os.time() .. " 1 IN IP4 " .. host, "s=echo", "c=IN IP4 " .. host, "t=0 0",
+    "m=audio 40000 RTP/AVP 0 8 101", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000",
+    "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=sendrecv", "",
+  }, "\r\n")
+end
+
+local function invite(req)
+  local src = req:source()
+  local host = src and src.local_host or "127.0.0.1"
+  local ours = caps(host:find(":", 1, true) and "127.0.0.1" or host)
+  local answer = ours
+  if req.body ~= "" then
+    local a = sdp.answer(req.body, ours)
+    if not a or #sdp.negotiated(a) == 0 then
+      return req:reply(488, "Not Acceptable Here")
+    end
+    answer = sdp.serialize(a)
+  end
+  req:reply(180)
+  if opts.ring > 0 then
+    sip.sleep(opts.ring)
+    if req:is_cancelled() then
+      return
+    end
+  end
+  local d = u:answer(req, answer)
+  if not d then
+    return
+  end
+  -- a re-INVITE or UPDATE with an offer is answered from our capabilities
+  d.answer_sdp = function(_, offer)
+    local a = sdp.answer(offer, ours)
+    return a and sdp.serialize(a)
+  end
+  local hold = opts["hold-time"]
+  local deadline = core.now() + math.floor(hold * 1000) -- ms
+  while true do
+    local left = hold > 0 and (deadline - core.now()) / 1000 or nil
+    if left and left < 0.001 then -- (a 0 ms timer would not move the loop's clock)
+      d:bye()
+      return
+    end
+    local ev = d:wait(left)
+    if not ev and d:state() == "terminated" then
+      return
+    end
+  end
+end
+
+return {
+  listen = { "udp:127.0.0.1:5070" },
+  options = {
+    ["hold-time"] = { default = 10, help = "seconds before we hang up (0: never)", arg = "SECONDS" },
+    ring = { default = 0, help = "seconds of ringing before the answer", arg = "SECONDS" },
+  },
+  setup = function(ctx)
+    opts, srv = ctx.options, ctx.server
+  end,
+  request = function(req)
+    u = u or ua.new(srv) -- here the listeners are open: our Contact
+    if u:handle(req) then
+      return
+    end
+    if req.method == "INVITE" then
+      return invite(req)
+    elseif req.method == "OPTIONS" then
+      return req:reply(200)
+    end
+    req:reply(405)
+  end,
+}

@@ -1,0 +1,614 @@
+--- A user agent on a `luasip.server`: calls and dialogs (RFC 3261 §12-§15)
+-- as straight-line coroutine code.
+--
+--     local ua = require "luasip.ua"
+--     local u = ua.new(srv, { contact = "<sip:bot@127.0.0.1:5070>" })
+--     srv:on_request(function(req)
+--       if u:handle(req) then return end          -- in-dialog, ACK, 481
+--       if req.method == "INVITE" then
+--         local d = u:answer(req, my_sdp)         -- 200 with the SDP
+--         local ev = d:wait(30)                   -- BYE, re-INVITE, INFO ...
+--         if d:state() ~= "terminated" then d:bye() end
+--       end
+--     end)
+--     -- elsewhere, in a handler or sip.spawn:
+--     local d, res = u:invite{ to = "sip:bob@127.0.0.1:5080", sdp = offer }
+--
+-- The dialog state (route set, remote target, CSeq, tags) and the ACK for
+-- a 2xx live in C (`csrc/dialog`, bound in `csrc/lua/dialog.c`); this
+-- module is the policy around them: waiting, defaults for in-dialog
+-- requests, glare back-off.
+-- @module luasip.ua
+
+local sip = require "luasip"
+local core = require "luasip.core"
+local server = require "luasip.server"
+
+local co_running, co_yield = coroutine.running, coroutine.yield
+local random, floor = math.random, math.floor
+local concat, remove = table.concat, table.remove
+
+local M = {}
+
+local UA = {}
+UA.__index = UA
+
+local Dialog = {}
+Dialog.__index = Dialog
+
+local function need_coroutine(what)
+  local _, main = co_running()
+  if main then
+    error(what .. " must run inside a request handler or sip.spawn()", 3)
+  end
+end
+
+-- Header lines ("Name: value\r\n"...) of a table or string.
+local function header_lines(h)
+  if h == nil then
+    return ""
+  end
+  if type(h) == "string" then
+    return h
+  end
+  local out = {}
+  if h[1] then
+    for _, kv in ipairs(h) do
+      out[#out + 1] = kv[1] .. ": " .. kv[2] .. "\r\n"
+    end
+  else
+    local names = {}
+    for k in pairs(h) do
+      names[#names + 1] = k
+    end
+    table.sort(names)
+    for _, k in ipairs(names) do
+      out[#out + 1] = k .. ": " .. h[k] .. "\r\n"
+    end
+  end
+  return concat(out)
+end
+
+--- A user agent over `srv`.
+-- @tparam Server srv a `luasip.server`
+-- @tparam[opt] table opts `contact` (our Contact, a name-addr; default
+--   `<sip:ua@HOST:PORT>` of the first listener), `from` (default From URI),
+--   `on_invite = function(u, req)` (an INVITE outside any dialog, when
+--   `u:handle` is used for every request)
+-- @treturn UA
+function M.new(srv, opts)
+  opts = opts or {}
+  local contact = opts.contact
+  if not contact then
+    local l = srv:listeners()[1] or "udp:127.0.0.1:5060"
+    local transport, hostport = l:match("^(%a+):(.*)$")
+    contact = string.format("<sip:ua@%s%s>", hostport,
+      transport ~= "udp" and ";transport=" .. transport or "")
+  end
+  local self = setmetatable({
+    srv = srv,
+    contact = contact,
+    from = opts.from or contact:match("<(.-)>") or contact,
+    on_invite = opts.on_invite,
+    dialogs = {}, -- C dialog -> Dialog
+    stats = { calls_out = 0, calls_in = 0, failed = 0, rejected = 0 },
+  }, UA)
+  return self
+end
+
+-- ---- Dialog ------------------------------------------------------------
+
+local function wrap(u, dlg, role)
+  local d = u.dialogs[dlg]
+  if d then
+    return d
+  end
+  d = setmetatable({ ua = u, dlg = dlg, role = role, events = {}, waiter = nil }, Dialog)
+  u.dialogs[dlg] = d
+  return d
+end
+
+local function wake(d, ...)
+  local co = d.waiter
+  if co then
+    d.waiter = nil
+    if d.timer then
+      d.timer:stop()
+      d.timer = nil
+    end
+    server.resume(co, ...)
+  end
+end
+
+-- The dialog is over: forget it (its C state is freed), wake a waiter.
+local function ended(d, why)
+  if d.ended then
+    return
+  end
+  d.ended = why or "ended"
+  d.ua.dialogs[d.dlg] = nil
+  d.dlg:terminate()
+  d.dlg:close()
+  if #d.events > 0 then -- the BYE first, the end at the next wait
+    wake(d, remove(d.events, 1))
+  else
+    wake(d, nil, d.ended)
+  end
+end
+
+--- The dialog's state: "early", "confirmed" or "terminated".
+-- @treturn string
+function Dialog:state()
+  if self.ended then
+    return "terminated"
+  end
+  return self.dlg:state()
+end
+
+--- Call-ID, tags, URIs, remote target, route set and CSeq numbers.
+-- @treturn table
+function Dialog:details()
+  if self.ended then
+    return { state = "terminated", ended = self.ended }
+  end
+  return self.dlg:info()
+end
+
+--- Send a request within the dialog and wait for its final response
+-- (§12.2.1.1: Request-URI, Route, tags and CSeq from the dialog state).
+-- A 2xx to an INVITE is acknowledged (§13.2.2.4); a 481 or 408 ends the
+-- dialog (§12.2.1.2).
+-- @tparam string method
+-- @tparam[opt] table opts `headers` (lines or a table), `body`,
+--   `content_type`, `credentials`, `dest`
+-- @treturn[1] Message the final response
+-- @return[2] nil, err, code (the request could not be sent)
+function Dialog:request(method, opts)
+  need_coroutine("dialog:request()")
+  opts = opts or {}
+  if self.ended then
+    return nil, "dialog: terminated (" .. self.ended .. ")", "TERMINATED"
+  end
+  local extra = header_lines(opts.headers)
+  if opts.body and opts.content_type then
+    extra = extra .. "Content-Type: " .. opts.content_type .. "\r\n"
+  end
+  local bytes = self.dlg:request(method, extra ~= "" and extra or nil, opts.body)
+  local req = assert(sip.parse(bytes))
+  local res, sent = self.ua.srv:send(req, opts.dest or self.dest, { credentials = opts.credentials })
+  if not res then
+    return nil, sent
+  end
+  sent = sent or req
+  if self.ended then
+    return res
+  end
+  self.dlg:response(res)
+  if method == "INVITE" and res.status >= 200 and res.status < 300 then
+    self.dlg:ack(sent.cseq, nil, nil, opts.dest or self.dest)
+  end
+  if self.dlg:state() == "terminated" then
+    ended(self, tostring(res.status))
+  end
+  return res
+end
+
+--- Hang up: BYE, and the dialog is over whatever the answer.
+-- @treturn Message|nil the BYE's response
+function Dialog:bye(opts)
+  local res, err = self:request("BYE", opts)
+  ended(self, "bye sent")
+  return res, err
+end
+
+-- §14.1: after a 491, the owner of the Call-ID (the UAC of the dialog)
+-- waits 2.1-4 s, the other side 0-2 s, in 10 ms units.
+local function glare_delay(role)
+  if role == "uac" then
+    return 2.1 + random(0, 190) / 100
+  end
+  return random(0, 200) / 100
+end
+
+-- A re-INVITE or UPDATE with an offer; a 491 is retried once after the
+-- §14.1 back-off.
+local function offer(self, method, sdp, opts)
+  opts = opts or {}
+  local o = { headers = opts.headers, body = sdp, content_type = sdp and "application/sdp",
+    credentials = opts.credentials }
+  self.offering = true
+  local res, err = self:request(method, o)
+  if res and res.status == 491 and not self.ended and opts.retry ~= false then
+    self.offering = false
+    sip.sleep(opts.glare_delay or glare_delay(self.role))
+    self.offering = true
+    res, err = self:request(method, o)
+  end
+  self.offering = false
+  if res and res.status >= 200 and res.status < 300 then
+    self.local_sdp = sdp or self.local_sdp
+    self.remote_sdp = res.body ~= "" and res.body or self.remote_sdp
+  end
+  return res, err
+end
+
+--- Re-INVITE with a new offer (hold, resume, a codec change).
+-- @tparam[opt] string sdp
+-- @tparam[opt] table opts `headers`, `glare_delay` (seconds; default §14.1),
+--   `retry = false` (no retry after 491)
+-- @treturn Message the final response
+function Dialog:reinvite(sdp, opts)
+  return offer(self, "INVITE", sdp, opts)
+end
+
+--- UPDATE (RFC 3311) with a new offer.
+function Dialog:update(sdp, opts)
+  return offer(self, "UPDATE", sdp, opts)
+end
+
+--- INFO (RFC 6086) with a body of `ctype`.
+function Dialog:info(body, ctype, opts)
+  opts = opts or {}
+  return self:request("INFO", { body = body, content_type = ctype or "application/octet-stream",
+    headers = opts.headers })
+end
+
+--- Wait for the next request within the dialog (already answered with
+-- the default answer unless `on_request` answered it), or its end.
+-- @tparam[opt] number timeout seconds
+-- @treturn[1] Request the request
+-- @return[2] nil, "timeout" | why it ended ("bye received", ...)
+function Dialog:wait(timeout)
+  need_coroutine("dialog:wait()")
+  if #self.events > 0 then
+    return remove(self.events, 1)
+  end
+  if self.ended then
+    return nil, self.ended
+  end
+  local co = co_running()
+  self.waiter = co
+  if timeout then
+    self.timer = assert(core.timer(math.max(1, floor(timeout * 1000 + 0.5)), 0, function()
+      self.timer = nil
+      if self.waiter == co then
+        self.waiter = nil
+        server.resume(co, nil, "timeout")
+      end
+    end))
+  end
+  return co_yield()
+end
+
+-- A request within the dialog (not ACK): the default answer, then the
+-- waiter sees it.
+local function in_dialog(d, req)
+  if d.on_request then
+    d.on_request(d, req)
+  end
+  local m = req.method
+  if not req:handled() then
+    if (m == "INVITE" or m == "UPDATE") and d.offering then
+      req:reply(491) -- §14.1: our own offer is pending (glare)
+    elseif m == "BYE" then
+      req:reply(200)
+    elseif (m == "INVITE" or m == "UPDATE") and req.body ~= "" then
+      if d.answer_sdp then
+        local ans = d.answer_sdp(d, req.body)
+        if ans then
+          req:reply(200, nil, { Contact = d.ua.contact, ["Content-Type"] = "application/sdp" }, ans)
+        else
+          req:reply(488)
+        end
+      else
+        req:reply(200, nil, d.local_sdp and { Contact = d.ua.contact, ["Content-Type"] = "application/sdp" }
+          or { Contact = d.ua.contact }, d.local_sdp)
+      end
+      d.remote_sdp = req.body
+    elseif m == "INVITE" or m == "UPDATE" then
+      req:reply(200, nil, { Contact = d.ua.contact })
+    else
+      req:reply(200)
+    end
+  end
+  if m == "BYE" then
+    d.events[#d.events + 1] = req
+    ended(d, "bye received")
+    return
+  end
+  d.events[#d.events + 1] = req
+  wake(d, remove(d.events, 1))
+end
+
+-- ---- UA ---------------------------------------------------------------
+
+--- Take the requests that belong to dialogs: an in-dialog request is
+-- answered and given to its dialog's `wait`, an ACK is absorbed, a
+-- request with a To tag of no dialog gets 481, one out of order 500
+-- (§12.2.2). An INVITE outside any dialog goes to `on_invite` when set.
+-- @tparam Request req
+-- @treturn boolean true when handled (the caller does nothing more)
+function UA:handle(req)
+  local where, dlg = self.srv:dialog_match(req)
+  if where == "outside" then
+    if req.method == "INVITE" and self.on_invite then
+      self.on_invite(self, req)
+      return true
+    end
+    return false
+  end
+  if req.method == "ACK" then
+    local d = dlg and self.dialogs[dlg]
+    if d then
+      d.acked = true
+    end
+    return true
+  end
+  if where == "481" then
+    req:reply(481)
+  elseif where == "500" then
+    req:reply(500, nil, { ["Retry-After"] = tostring(random(0, 10)) })
+  elseif where == "inside" then
+    local d = self.dialogs[dlg]
+    if not d then
+      req:reply(481)
+    else
+      in_dialog(d, req)
+    end
+  else
+    return false
+  end
+  return true
+end
+
+--- Answer an INVITE (outside any dialog) with 200 and `sdp`: the UAS's
+-- dialog, confirmed; the 2xx is re-sent until the ACK (§13.3.1.4).
+-- @tparam Request req
+-- @tparam[opt] string sdp our answer
+-- @tparam[opt] table opts `headers`, `status` (default 200)
+-- @treturn Dialog
+function UA:answer(req, sdp, opts)
+  opts = opts or {}
+  local dlg, err, code = self.srv:dialog_uas(req, self.contact)
+  if not dlg then
+    req:reply(400, "Bad Request (" .. err .. ")")
+    return nil, err, code
+  end
+  local d = wrap(self, dlg, "uas")
+  d.local_sdp, d.remote_sdp = sdp, req.body ~= "" and req.body or nil
+  local h = { Contact = self.contact }
+  if sdp then
+    h["Content-Type"] = "application/sdp"
+  end
+  -- §12.1.1: the Record-Route of the request, in its order, in the 2xx
+  local rr = req:headers("Record-Route")
+  if rr and #rr > 0 then
+    h["Record-Route"] = rr
+  end
+  for k, v in pairs(opts.headers or {}) do
+    h[k] = v
+  end
+  req:reply(opts.status or 200, nil, h, sdp)
+  self.stats.calls_in = self.stats.calls_in + 1
+  return d
+end
+
+--- Reject an INVITE (`status` 300-699, default 486; a 3xx redirects to
+-- `contact`). Counted in `stats.rejected`.
+function UA:reject(req, status, contact)
+  self.stats.rejected = self.stats.rejected + 1
+  return req:reply(status or 486, nil, contact and { Contact = contact } or nil)
+end
+
+-- The INVITE of `u:invite` / `u:call`; c: the call's handle (branch,
+-- request, cancel flags).
+local function do_invite(self, t, c)
+  local headers = {}
+  if t.route then
+    local r = t.route
+    if not r:find("<", 1, true) then
+      r = "<" .. r .. (r:find(";lr", 1, true) and "" or ";lr") .. ">"
+    end
+    headers[#headers + 1] = { "Route", r }
+  end
+  if t.headers then
+    if t.headers[1] then
+      for _, kv in ipairs(t.headers) do
+        headers[#headers + 1] = kv
+      end
+    else
+      for k, v in pairs(t.headers) do
+        headers[#headers + 1] = { k, v }
+      end
+    end
+  end
+  local req, err, code = sip.request {
+    method = "INVITE", uri = t.to, to = t.to, from = t.from or self.from,
+    contact = self.contact, headers = headers,
+    content_type = t.sdp and "application/sdp" or nil, body = t.sdp,
+  }
+  if not req then
+    return nil, err, code
+  end
+  self.stats.calls_out = self.stats.calls_out + 1
+  local srv, dest = self.srv, t.dest
+  local early = {}
+  local confirmed
+  local function on_start(branch, sent)
+    c.branch, c.req, c.provisional = branch, sent, false
+  end
+  local function on_provisional(res)
+    c.provisional = true
+    if c.cancelled and not c.cancel_sent then
+      c.cancel_sent = true
+      srv:cancel(c.req, c.branch)
+    end
+    if res.status > 100 and res.to.tag then
+      local dlg = srv:dialog_uac(req, res)
+      if dlg then
+        early[dlg] = true
+      end
+    end
+    if t.on_provisional then
+      t.on_provisional(res)
+    end
+  end
+  -- a further 2xx: the same one again (ACK again), or another fork's
+  -- (ACK, then BYE: one call is enough)
+  local function on_2xx(res)
+    local dlg, new = srv:dialog_uac(req, res)
+    if not dlg then
+      return
+    end
+    if not new and dlg:ack_again(res.cseq) then
+      return
+    end
+    dlg:ack(res.cseq, nil, nil, dest)
+    if dlg ~= confirmed then
+      early[dlg] = nil
+      local d = wrap(self, dlg, "uac")
+      d.dest = dest
+      sip.spawn(function() d:bye() end)
+    end
+  end
+  local timer
+  if t.timeout then
+    timer = assert(core.timer(floor(t.timeout * 1000 + 0.5), 0, function()
+      timer = nil
+      c.timed_out = true
+      c:cancel()
+    end))
+  end
+  local res, sent, name = srv:send(req, dest, { on_provisional = on_provisional, on_2xx = on_2xx,
+    on_start = on_start, credentials = t.credentials })
+  if timer then
+    timer:stop()
+  end
+  if res and sent then
+    req = sent
+  end
+  local d
+  if res and res.status >= 200 and res.status < 300 then
+    local dlg
+    dlg, err, code = srv:dialog_uac(req, res)
+    if dlg then
+      confirmed = dlg
+      early[dlg] = nil
+      dlg:ack(res.cseq, nil, nil, dest)
+      d = wrap(self, dlg, "uac")
+      d.dest, d.local_sdp = dest, t.sdp
+      d.remote_sdp = res.body ~= "" and res.body or nil
+    end
+  end
+  for dlg in pairs(early) do -- the other early dialogs end with the INVITE
+    if not self.dialogs[dlg] then
+      dlg:close()
+    end
+  end
+  if d and c.cancelled then
+    -- the CANCEL/200 race: the 2xx won; ACK sent, now BYE
+    d:bye()
+    self.stats.failed = self.stats.failed + 1
+    return nil, res, c.timed_out and "timeout" or "cancelled"
+  end
+  if d then
+    return d, res
+  end
+  self.stats.failed = self.stats.failed + 1
+  if res then
+    return nil, res, c.cancelled and (c.timed_out and "timeout" or "cancelled") or nil
+  end
+  return nil, sent or err, name or code
+end
+
+local Call = {}
+Call.__index = Call
+
+--- Cancel the call (§9.1): the CANCEL goes once a provisional response
+-- came; a 2xx that crosses it is acknowledged and hung up (BYE).
+-- @treturn boolean true
+function Call:cancel()
+  self.cancelled = true
+  if self.provisional and self.branch and not self.cancel_sent and not self.done then
+    self.cancel_sent = true
+    local ok, err, code = self.ua.srv:cancel(self.req, self.branch)
+    if not ok then
+      return nil, err, code
+    end
+  end
+  return true
+end
+
+--- Wait for the call's outcome: what `u:invite` returns.
+function Call:wait()
+  need_coroutine("call:wait()")
+  if self.done then
+    return table.unpack(self.result, 1, self.result.n)
+  end
+  self.waiters[#self.waiters + 1] = co_running()
+  return co_yield()
+end
+
+--- Call: send an INVITE and wait for its final answer.
+-- Fields of `t`: `to` (required), `from`, `sdp`, `headers`, `credentials`,
+-- `dest` (`"udp:127.0.0.1:5080"`; default the next hop of `to` or of a
+-- `route`), `route` (a proxy URI to send through: a preloaded Route),
+-- `timeout` (seconds of ringing before the call is cancelled),
+-- `on_provisional = function(res)`.
+-- A 2xx is acknowledged (§13.2.2.4), and so is every retransmission of it;
+-- a 2xx from another fork is acknowledged and hung up.
+-- @tparam table t
+-- @treturn[1] Dialog the confirmed dialog, and the 2xx
+-- @return[2] nil, the failure response (or nil, err, code); a third value
+--   "cancelled" or "timeout" when the call was cancelled
+function UA:invite(t)
+  need_coroutine("ua:invite()")
+  return do_invite(self, t, setmetatable({ ua = self, waiters = {} }, Call))
+end
+
+--- Start a call in its own coroutine: a handle with `call:wait()` (the
+-- results of `u:invite`) and `call:cancel()`, usable from other coroutines.
+-- @tparam table t as for `u:invite`
+-- @treturn Call
+function UA:call(t)
+  local c = setmetatable({ ua = self, waiters = {} }, Call)
+  sip.spawn(function()
+    c.result = table.pack(do_invite(self, t, c))
+    c.done = true
+    for _, co in ipairs(c.waiters) do
+      server.resume(co, table.unpack(c.result, 1, c.result.n))
+    end
+  end)
+  return c
+end
+
+--- Dialogs of this UA that are not over.
+-- @treturn integer
+function UA:count()
+  local n = 0
+  for _ in pairs(self.dialogs) do
+    n = n + 1
+  end
+  return n
+end
+
+M.UA = UA
+M.Dialog = Dialog
+
+--- The non-dialog half of a UA, here too: `ua.register{...}` is
+-- `luasip.ua.register`'s registration client, and `ua.message` is
+-- `luasip.ua.message` (MESSAGE, OPTIONS ping and answers). Loaded on first
+-- use.
+-- @field register
+-- @field message
+setmetatable(M, {
+  __index = function(_, k)
+    if k == "register" then
+      return require("luasip.ua.register").register
+    elseif k == "message" then
+      return require "luasip.ua.message"
+    end
+  end,
+})
+
+return M

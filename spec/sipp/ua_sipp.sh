@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Usage: spec/sipp/ua_sipp.sh            (as root; from anywhere)
+# The user agent (luasip.ua, csrc/dialog) against SIPp, in a loopback-only
+# network namespace (a UA sends to the Contact of what it receives):
+# examples/echo_ua.lua answers SIPp UACs, examples/call.lua calls SIPp UASes,
+# and call.lua calls echo_ua through examples/proxy.lua.
+#   uac-call-udp/tcp       INVITE+SDP / 180 / 200 with an SDP answer (the
+#                          common codec only) / ACK / BYE from SIPp / 200
+#   uac-bye-udp/tcp        echo_ua hangs up (--hold-time): its BYE, CSeq 1,
+#                          tags swapped
+#   uac-reinvite-udp/tcp   re-INVITE to hold (answer recvonly), INFO, BYE
+#   uac-cancel-udp/tcp     CANCEL during ringing: 200, 487, ACK
+#   uac-lost               $CALLS calls at 10/s under -lost 10: 0 failed
+#   uas-call-udp/tcp       call.lua -> a SIPp UAS: 200, ACK, BYE
+#   uas-bye                call.lua -> a SIPp UAS that hangs up: call.lua's
+#                          wait sees the BYE ("ended by the callee")
+#   proxy-call             call.lua -> proxy.lua -> echo_ua (registered):
+#                          answered, re-INVITEs and BYE through the
+#                          proxy's Record-Route
+# Checks: SIPp's SuccessfulCall / FailedCall (-trace_stat), call.lua's
+# outcome line. Prints "sipp-ua: N passed, N failed".
+# $BUILD (build), $LUA (lua5.4), $LUASIP_PRELOAD (preloaded into luasip).
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+BUILD=${BUILD:-build}
+LUA=${LUA:-lua5.4}
+CALLS=${CALLS:-50}
+DIR=$(pwd)/spec/sipp
+NS=luasip-ua-$$
+passed=0 failed=0
+work=$(mktemp -d /tmp/luasip-ua-sipp.XXXXXX)
+PIDS=()
+ns_made=
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do
+    kill "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+  if [ -n "$ns_made" ]; then
+    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    ip netns delete "$NS" 2>/dev/null
+  fi
+  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+result() { # result NAME OK(0/1) [detail]
+  if [ "$2" = 0 ]; then
+    passed=$((passed + 1)); echo "ok   $1"
+  else
+    failed=$((failed + 1)); echo "FAIL $1 ${3:-}"
+  fi
+}
+
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$NS" 2>/dev/null; then
+  echo "sipp-ua: needs root and ip netns (a UA sends where messages say: never outside a namespace)"
+  echo "sipp-ua: 0 passed, 1 failed"
+  exit 1
+fi
+ns_made=1
+ip netns exec "$NS" ip link set lo up
+if ! command -v sipp >/dev/null || [ ! -f "$BUILD/lib/luasip/core.so" ]; then
+  echo "sipp-ua: needs sipp and a build ($BUILD/lib/luasip/core.so)"
+  echo "sipp-ua: 0 passed, 1 failed"
+  exit 1
+fi
+NSX=(ip netns exec "$NS")
+LUASIP=("${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD"
+  timeout -k 5 300 "$LUA" bin/luasip run)
+
+# start NAME SCRIPT ARGS...: a luasip process in the namespace, up when it
+# logs "serving"
+start() {
+  local name=$1; shift
+  "${LUASIP[@]}" "$@" --ctl off >"$work/$name.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    grep -qs 'serving' "$work/$name.log" && return 0
+    sleep 0.1
+  done
+  echo "  ($name did not start)"; sed 's/^/  | /' "$work/$name.log"
+}
+
+# SuccessfulCall FailedCall of a -trace_stat file
+counts() {
+  awk -F';' '
+    NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "SuccessfulCall(C)") s = i; if ($i == "FailedCall(C)") f = i } next }
+    { ok = $s; bad = $f }
+    END { if (s && f && NR > 1) print ok + 0, bad + 0; else print "none", "none" }' "$1" 2>/dev/null
+}
+
+# sipp_run TAG ARGS...: bounded, in the namespace, in $work/TAG/
+sipp_run() {
+  local tag=$1; shift
+  mkdir -p "$work/$tag"
+  (cd "$work/$tag" && "${NSX[@]}" timeout -k 5 90 sipp "$@" -nostdin -trace_stat -stf stat.csv \
+    -trace_err -error_file err.log >out.txt 2>&1)
+}
+
+# expect_calls NAME TAG N: SIPp counted N successful calls and 0 failed
+expect_calls() {
+  local ok bad
+  read -r ok bad < <(counts "$work/$2/stat.csv")
+  if [ "$ok" = "$3" ] && [ "$bad" = 0 ]; then
+    result "$1" 0
+  else
+    result "$1" 1 "(SuccessfulCall $ok, FailedCall $bad, want $3 and 0)"
+    tail -n 5 "$work/$2/err.log" 2>/dev/null | cut -c1-300 | sed 's/^/  | /'
+  fi
+}
+
+# --- SIPp UACs against echo_ua ---------------------------------------------------
+start echo examples/echo_ua.lua --listen udp:127.0.0.1:5070 --listen tcp:127.0.0.1:5070 --hold-time 0
+start hangup examples/echo_ua.lua --listen udp:127.0.0.1:5071 --listen tcp:127.0.0.1:5071 --hold-time 0.3
+start ring examples/echo_ua.lua --listen udp:127.0.0.1:5072 --listen tcp:127.0.0.1:5072 --ring 5
+
+for tp in udp tcp; do
+  t=u1; [ "$tp" = tcp ] && t=t1
+  sipp_run "call-$tp" 127.0.0.1:5070 -sf "$DIR/ua_uac_call.xml" -s echo -t $t -i 127.0.0.1 -p 5081 -m 5 -timeout 30s
+  expect_calls "uac-call-$tp" "call-$tp" 5
+  sipp_run "bye-$tp" 127.0.0.1:5071 -sf "$DIR/ua_uac_wait_bye.xml" -s echo -t $t -i 127.0.0.1 -p 5082 -m 3 -timeout 30s
+  expect_calls "uac-bye-$tp" "bye-$tp" 3
+  sipp_run "reinvite-$tp" 127.0.0.1:5070 -sf "$DIR/ua_uac_reinvite.xml" -s echo -t $t -i 127.0.0.1 -p 5083 -m 3 -timeout 30s
+  expect_calls "uac-reinvite-$tp" "reinvite-$tp" 3
+  sipp_run "cancel-$tp" 127.0.0.1:5072 -sf "$DIR/proxy_uac_cancel.xml" -s echo -t $t -i 127.0.0.1 -p 5084 -m 3 -timeout 30s
+  expect_calls "uac-cancel-$tp" "cancel-$tp" 3
+done
+sipp_run lost 127.0.0.1:5070 -sf "$DIR/ua_uac_call.xml" -s echo -i 127.0.0.1 -p 5085 -m "$CALLS" -r 10 \
+  -lost 10 -max_retrans 12 -timeout 80s
+expect_calls uac-lost lost "$CALLS"
+
+# --- call.lua against SIPp UASes ------------------------------------------------
+# uas_call NAME TAG OUTCOME SIPP-ARGS... -- CALL-ARGS...
+uas_call() {
+  local name=$1 tag=$2 want=$3; shift 3
+  local sargs=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do sargs+=("$1"); shift; done
+  shift
+  mkdir -p "$work/$tag"
+  (cd "$work/$tag" && "${NSX[@]}" timeout -k 5 30 sipp "${sargs[@]}" -m 1 -nostdin -timeout 20s \
+    -trace_stat -stf stat.csv -trace_err -error_file err.log >out.txt 2>&1) &
+  local spid=$!
+  sleep 0.5
+  "${LUASIP[@]}" examples/call.lua --ctl off "$@" >"$work/$tag/call.out" 2>"$work/$tag/call.log"
+  wait "$spid"
+  local got
+  got=$(grep '^call:' "$work/$tag/call.out" | tail -n 1)
+  if [ "$got" = "call: $want" ]; then
+    expect_calls "$name" "$tag" 1
+  else
+    result "$name" 1 "(call.lua said '$got', want 'call: $want')"
+    tail -n 5 "$work/$tag/call.log" | sed 's/^/  | /'
+  fi
+}
+
+uas_call uas-call-udp uas-udp "answered 200; BYE 200" -sf "$DIR/ua_uas_call.xml" -i 127.0.0.1 -p 5090 -- \
+  --listen udp:127.0.0.1:5091 --to sip:x@127.0.0.1:5090 --hold-time 0.2
+uas_call uas-call-tcp uas-tcp "answered 200; BYE 200" -sf "$DIR/ua_uas_call.xml" -t t1 -i 127.0.0.1 -p 5092 -- \
+  --listen tcp:127.0.0.1:5093 --to "sip:x@127.0.0.1:5092;transport=tcp" --hold-time 0.2
+uas_call uas-bye uas-bye "answered 200; ended by the callee" -sf "$DIR/ua_uas_bye.xml" -i 127.0.0.1 -p 5094 -- \
+  --listen udp:127.0.0.1:5095 --to sip:x@127.0.0.1:5094 --hold-time 5
+
+# --- luasip UA to luasip UA through the proxy ----------------------------------
+start proxy examples/proxy.lua --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060
+mkdir -p "$work/reg"
+(cd "$work/reg" && "${NSX[@]}" timeout -k 5 15 sipp 127.0.0.1:5060 -sf "$DIR/proxy_reg.xml" -i 127.0.0.1 -p 5096 \
+  -s echo -key contact_host 127.0.0.1 -key contact_port 5070 -key tp udp -key q 1.0 -m 1 -nostdin \
+  -timeout 10s >out.txt 2>&1) || echo "  (REGISTER of echo at the proxy failed)"
+"${LUASIP[@]}" examples/call.lua --ctl off --trace --listen udp:127.0.0.1:5097 --to sip:echo@127.0.0.1:5060 \
+  --hold-time 0.2 --reinvite >"$work/proxy-call.out" 2>"$work/proxy-call.log"
+got=$(grep '^call:' "$work/proxy-call.out" | tr '\n' '|')
+# in-dialog requests follow the proxy's Record-Route: the BYE goes to it
+via_proxy=$(awk 'prev && /^BYE / { n++ } { prev = ($0 ~ /-> 127\.0\.0\.1:5060 /) } END { print n + 0 }' \
+  "$work/proxy-call.log")
+if [ "$got" = "call: re-INVITE hold 200, resume 200|call: answered 200; BYE 200|" ] && [ "$via_proxy" -ge 1 ]; then
+  result proxy-call 0
+else
+  result proxy-call 1 "(call.lua said '$got'; BYEs to the proxy: $via_proxy)"
+  tail -n 5 "$work/proxy-call.log" | sed 's/^/  | /'
+fi
+
+echo "sipp-ua: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,292 @@
+-- The user agent (luasip.ua over csrc/dialog): two luasip UAs in one
+-- process on 127.0.0.1 (loopback only; T1 = 10 ms; every wait bounded).
+-- Calls with BYE from either side, re-INVITE (hold) and UPDATE and INFO
+-- within the dialog, the ACK for the 2xx, a rejected call, 481 for a
+-- request of no dialog, 500 for a CSeq out of order, and glare (491 and
+-- the §14.1 retry).
+local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
+local N = dofile(here .. "/support/net.lua")
+local sip = require "luasip"
+local ua = require "luasip.ua"
+local sdp = require "luasip.sdp"
+
+local OFFER = table.concat({
+  "v=0", "o=alice 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+  "m=audio 40000 RTP/AVP 0 8", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000", "a=sendrecv", "",
+}, "\r\n")
+local CAPS = table.concat({
+  "v=0", "o=bob 7 7 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+  "m=audio 50000 RTP/AVP 8", "a=rtpmap:8 PCMA/8000", "a=sendrecv", "",
+}, "\r\n")
+
+local function server()
+  return N.server { t1 = 10, t2 = 40, t4 = 50, listen = { "udp:127.0.0.1:0" } }
+end
+
+local function addr(srv)
+  return srv:listeners()[1]:match("^udp:(.*)$")
+end
+
+-- Run fn in sip.spawn and pump until it returns; its results.
+local function run(fn, seconds)
+  local res, done
+  sip.spawn(function()
+    res = table.pack(fn())
+    done = true
+  end)
+  N.pump_until(function()
+    return done
+  end, seconds or 3)
+  assert.is_true(done, "the task did not finish")
+  return table.unpack(res, 1, res.n)
+end
+
+-- Two UAs: alice calls, bob answers with an SDP answer from CAPS (or what
+-- bob.policy(req) does); bob's dialogs go to bob.calls.
+local function pair()
+  local sa, sb = server(), server()
+  local alice = ua.new(sa)
+  local bob = ua.new(sb)
+  bob.calls = {}
+  sa:on_request(function(req)
+    if not alice:handle(req) then
+      req:reply(405)
+    end
+  end)
+  sb:on_request(function(req)
+    if bob:handle(req) then
+      return
+    end
+    if req.method ~= "INVITE" then
+      return req:reply(405)
+    end
+    if bob.policy then
+      return bob.policy(req)
+    end
+    req:reply(180)
+    local answer = sdp.serialize(assert(sdp.answer(req.body, CAPS)))
+    local d = assert(bob:answer(req, answer))
+    bob.calls[#bob.calls + 1] = d
+  end)
+  return alice, bob, "sip:bob@" .. addr(sb)
+end
+
+describe("luasip.ua: calls between two luasip UAs (T1 = 10 ms)", function()
+  after_each(N.cleanup)
+
+  it("places a call, exchanges SDP, ACKs the 2xx, and ends with the caller's BYE", function()
+    local alice, bob, uri = pair()
+    local d, res = run(function()
+      return alice:invite { to = uri, sdp = OFFER }
+    end)
+    assert.is_truthy(d, "no dialog")
+    assert.equal(200, res.status)
+    assert.equal("confirmed", d:state())
+    local info = d:details()
+    assert.equal("uac", info.role)
+    assert.equal(res.to.tag, info.remote_tag)
+    assert.equal("sip:ua@" .. addr(bob.srv), info.remote_target)
+    -- the answer: PCMA only, our port
+    local ans = assert(sdp.parse(d.remote_sdp))
+    assert.equal(50000, ans.media[1].port)
+    assert.equal(1, #bob.calls)
+    local bd = bob.calls[1]
+    -- the ACK reaches bob (the UAC core sent it; bob's 2xx stops)
+    assert.is_truthy(N.pump_until(function() return bd.acked end, 2), "no ACK at the UAS")
+    assert.equal("uas", bd:details().role)
+    assert.equal(info.call_id, bd:details().call_id)
+    -- bob waits; alice hangs up
+    local got, why
+    sip.spawn(function()
+      got = bd:wait(3)
+      local _, w = bd:wait(3)
+      why = w
+    end)
+    local bye = run(function() return d:bye() end)
+    assert.equal(200, bye.status)
+    assert.is_truthy(N.pump_until(function() return why end, 2))
+    assert.equal("BYE", got.method)
+    assert.equal("bye received", why)
+    assert.equal("terminated", d:state())
+    assert.equal("terminated", bd:state())
+    assert.equal(0, alice:count())
+    assert.equal(0, bob:count())
+  end)
+
+  it("ends with the callee's BYE, which the caller's wait sees", function()
+    local alice, bob, uri = pair()
+    local d = assert(run(function() return alice:invite { to = uri, sdp = OFFER } end))
+    local got, why
+    sip.spawn(function()
+      got = d:wait(3)
+      local _, w = d:wait(3)
+      why = w
+    end)
+    local bye = run(function() return bob.calls[1]:bye() end)
+    assert.equal(200, bye.status)
+    -- the BYE came along bob's dialog state: CSeq 1 (bob's first)
+    assert.equal("BYE", got.method)
+    assert.equal(1, got.cseq)
+    assert.is_truthy(N.pump_until(function() return why end, 2))
+    assert.equal("bye received", why)
+    assert.equal(0, alice:count())
+  end)
+
+  it("re-INVITEs (hold), UPDATEs and INFOs within the dialog, each seen by the other side", function()
+    local alice, bob, uri = pair()
+    local d = assert(run(function() return alice:invite { to = uri, sdp = OFFER } end))
+    local bd = bob.calls[1]
+    local seen = {}
+    sip.spawn(function()
+      while true do
+        local r = bd:wait(3)
+        if not r then
+          break
+        end
+        seen[#seen + 1] = r.method .. " " .. r.cseq
+      end
+    end)
+    local held = sdp.serialize(sdp.hold(assert(sdp.parse(OFFER))))
+    local res = run(function() return d:reinvite(held) end)
+    assert.equal(200, res.status)
+    assert.equal(CAPS, res.body) -- bob's default: its last SDP again
+    res = run(function() return d:update(OFFER) end)
+    assert.equal(200, res.status)
+    res = run(function() return d:info("Signal=5\r\nDuration=160\r\n", "application/dtmf-relay") end)
+    assert.equal(200, res.status)
+    assert.is_truthy(N.pump_until(function() return #seen == 3 end, 2))
+    assert.same({ "INVITE 2", "UPDATE 3", "INFO 4" }, seen)
+    assert.equal(OFFER, bd.remote_sdp) -- the UPDATE's offer, the last one
+    -- the re-INVITE's ACK (CSeq 2) reached bob
+    assert.equal(4, d:details().local_cseq)
+    assert.equal(4, bd:details().remote_cseq)
+    run(function() return d:bye() end)
+  end)
+
+  it("returns the failure of a rejected call, with no dialog left", function()
+    local alice, bob, uri = pair()
+    bob.policy = function(req)
+      req:reply(180)
+      req:reply(486)
+    end
+    local d, res = run(function() return alice:invite { to = uri, sdp = OFFER } end)
+    assert.is_nil(d)
+    assert.equal(486, res.status)
+    assert.equal(0, alice:count())
+    assert.equal(1, alice.stats.failed)
+  end)
+
+  it("answers 481 to a request with a To tag of no dialog, and 500 to a CSeq out of order", function()
+    local alice, bob, uri = pair()
+    local stray = assert(sip.request {
+      method = "INFO", uri = uri, from = "<sip:alice@127.0.0.1>", to = "<" .. uri .. ">;tag=nosuch",
+    })
+    local res = run(function() return alice.srv:send(stray) end)
+    assert.equal(481, res.status)
+    local d = assert(run(function() return alice:invite { to = uri, sdp = OFFER } end))
+    res = run(function() return d:request("INFO") end) -- CSeq 2
+    assert.equal(200, res.status)
+    -- CSeq 1 again, from the dialog state: lower than bob's remote CSeq
+    local old = assert(sip.parse(d.dlg:request("INFO", nil, nil, 1)))
+    res = run(function() return alice.srv:send(old) end)
+    assert.equal(500, res.status)
+    assert.equal(1, #bob.calls)
+    assert.equal("confirmed", bob.calls[1]:state())
+    -- a dialog that ended: its requests get 481, which ends the other side too
+    local bd = bob.calls[1]
+    bd.dlg:terminate()
+    res = run(function() return d:request("INFO") end)
+    assert.equal(481, res.status)
+    assert.equal("terminated", d:state())
+  end)
+
+  it("resolves glare: both re-INVITE at once, both get 491, both succeed after the back-off", function()
+    local alice, bob, uri = pair()
+    local d = assert(run(function() return alice:invite { to = uri, sdp = OFFER } end))
+    local bd = bob.calls[1]
+    local ra, rb
+    sip.spawn(function() ra = d:reinvite(OFFER, { glare_delay = 0.05 }) end)
+    sip.spawn(function() rb = bd:reinvite(CAPS, { glare_delay = 0.3 }) end)
+    assert.is_truthy(N.pump_until(function() return ra and rb end, 3), "the re-INVITEs did not finish")
+    assert.equal(200, ra.status)
+    assert.equal(200, rb.status)
+    -- two tries each: CSeq 2 and 3 (alice), 1 and 2 (bob)
+    assert.equal(3, d:details().local_cseq)
+    assert.equal(2, bd:details().local_cseq)
+    run(function() return d:bye() end)
+  end)
+
+  it("cancels a ringing call from another coroutine: CANCEL, 487, no dialog", function()
+    local alice, bob, uri = pair()
+    local inv
+    bob.policy = function(req)
+      inv = req
+      req:reply(180)
+      sip.sleep(2) -- rings; the CANCEL ends it (the core answers 487)
+    end
+    local c = alice:call { to = uri, sdp = OFFER }
+    assert.is_truthy(N.pump_until(function() return c.provisional end, 2), "no 180")
+    assert.is_true(c:cancel())
+    local d, res, why = run(function() return c:wait() end)
+    assert.is_nil(d)
+    assert.equal(487, res.status)
+    assert.equal("cancelled", why)
+    assert.is_true(inv:is_cancelled())
+    assert.equal(0, alice:count())
+  end)
+
+  it("cancels a call that rings past its timeout", function()
+    local alice, bob, uri = pair()
+    bob.policy = function(req)
+      req:reply(180)
+      sip.sleep(2)
+    end
+    local d, res, why = run(function() return alice:invite { to = uri, sdp = OFFER, timeout = 0.1 } end)
+    assert.is_nil(d)
+    assert.equal(487, res.status)
+    assert.equal("timeout", why)
+  end)
+
+  it("loses the CANCEL/200 race gracefully: ACK for the 2xx, then BYE", function()
+    local alice, bob, uri = pair()
+    bob.policy = function(req)
+      req:reply(180)
+      local d = assert(bob:answer(req, CAPS)) -- the 200 leaves before the CANCEL comes
+      bob.calls[#bob.calls + 1] = d
+    end
+    local c
+    c = alice:call { to = uri, sdp = OFFER, on_provisional = function() c:cancel() end }
+    local d, res, why = run(function() return c:wait() end)
+    assert.is_nil(d)
+    assert.equal(200, res.status)
+    assert.equal("cancelled", why)
+    local bd = bob.calls[1]
+    assert.is_truthy(N.pump_until(function() return bd:state() == "terminated" end, 2),
+      "the callee's dialog did not end")
+    assert.is_true(bd.acked)
+    assert.equal("bye received", bd.ended)
+    assert.equal(0, alice:count())
+  end)
+
+  it("copies the INVITE's Record-Route into its 2xx (§12.1.1): the caller's route set", function()
+    local alice, bob, uri = pair()
+    local rr = "<sip:" .. addr(bob.srv) .. ";lr;x=rr>"
+    local d = assert(run(function()
+      return alice:invite { to = uri, sdp = OFFER, headers = { ["Record-Route"] = rr } }
+    end))
+    assert.same({ rr }, d:details().routes)
+    assert.same({ rr }, bob.calls[1]:details().routes)
+    local res = run(function() return d:bye() end)
+    assert.equal(200, res.status)
+    assert.equal("terminated", bob.calls[1]:state())
+  end)
+end)
+
+describe("luasip.ua: the non-dialog half", function()
+  it("is reachable from luasip.ua (register, message)", function()
+    local ua = require "luasip.ua"
+    assert.equal(require("luasip.ua.register").register, ua.register)
+    assert.equal(require "luasip.ua.message", ua.message)
+    assert.is_nil(ua.no_such_thing)
+  end)
+end)
