@@ -284,7 +284,6 @@ end)
 
 describe("luasip.ua: the non-dialog half", function()
   it("is reachable from luasip.ua (register, message)", function()
-    local ua = require "luasip.ua"
     assert.equal(require("luasip.ua.register").register, ua.register)
     assert.equal(require "luasip.ua.message", ua.message)
     assert.is_nil(ua.no_such_thing)
