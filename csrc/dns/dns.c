@@ -11,6 +11,8 @@
 
 #include "dns_int.h"
 #include "sip_error.h"
+#include "sip_txn.h"
+#include "tp_int.h" /* sip__tp_addr_eq */
 
 #define MAX_SRVQ 6   /* SRV names asked in one resolution */
 #define MAX_HOSTS 16 /* SRV targets (names) whose addresses are asked */
@@ -90,7 +92,6 @@ struct sip_dns {
   dns_req pending; /* sentinel; oldest (earliest deadline) first */
   unsigned timeout_ms, max_ttl, neg_ttl;
   int ipv6;
-  uint64_t rng[2];
   sip_dns_counters st;
   avoid_ent avoid[AVOID_SLOTS];
 };
@@ -99,34 +100,15 @@ static int lib_ready;
 
 /* ---- small helpers ----------------------------------------------------- */
 
+/* SRV weights draw from the process's one generator (sip_txn_random). */
 static uint64_t rnd(void *arg) {
-  sip_dns *d = arg;
-  uint64_t s1 = d->rng[0];
-  const uint64_t s0 = d->rng[1];
-  d->rng[0] = s0;
-  s1 ^= s1 << 23;
-  d->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-  return d->rng[1] + s0;
+  (void)arg;
+  uint64_t r;
+  sip_txn_random(&r, sizeof r);
+  return r;
 }
 
 static uint64_t now_ms(sip_dns *d) { return uv_now(d->loop); }
-
-static int same_addr(const struct sockaddr_storage *a,
-                     const struct sockaddr_storage *b) {
-  if (a->ss_family != b->ss_family)
-    return 0;
-  if (a->ss_family == AF_INET) {
-    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-    return x->sin_port == y->sin_port &&
-           x->sin_addr.s_addr == y->sin_addr.s_addr;
-  }
-  if (a->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-  }
-  return 0;
-}
 
 static int default_port(int transport) {
   return transport == SIP_TP_TLS ? SIP_TP_PORT_TLS : SIP_TP_PORT;
@@ -739,7 +721,7 @@ void sip_dns_avoid(sip_dns *d, int transport,
   for (int i = 0; i < AVOID_SLOTS; i++) {
     avoid_ent *e = &d->avoid[i];
     if (e->until > now && e->transport == transport &&
-        same_addr(&e->addr, addr)) {
+        sip__tp_addr_eq(&e->addr, addr)) {
       slot = e;
       break;
     }
@@ -757,7 +739,7 @@ int sip_dns_avoided(sip_dns *d, int transport,
   for (int i = 0; i < AVOID_SLOTS; i++) {
     avoid_ent *e = &d->avoid[i];
     if (e->until > now && e->transport == transport &&
-        same_addr(&e->addr, addr))
+        sip__tp_addr_eq(&e->addr, addr))
       return 1;
   }
   return 0;
@@ -800,12 +782,6 @@ int sip_dns_new(uv_loop_t *loop, const sip_dns_config *cfg, sip_dns **out) {
   d->max_ttl = cfg->max_ttl;
   d->neg_ttl = cfg->neg_ttl;
   d->ipv6 = cfg->ipv6 < 0 ? have_ipv6() : cfg->ipv6 != 0;
-  if (uv_random(NULL, NULL, d->rng, sizeof d->rng, 0, NULL) < 0 ||
-      (d->rng[0] | d->rng[1]) == 0) {
-    d->rng[0] = uv_hrtime() ^ (uint64_t)(uintptr_t)d;
-    d->rng[1] = 0x9e3779b97f4a7c15u;
-  }
-  d->rng[0] |= 1;
   d->cache = sip__dns_cache_new(cfg->cache_size);
   d->ares_timer = malloc(sizeof(*d->ares_timer));
   d->deadline_timer = malloc(sizeof(*d->deadline_timer));
