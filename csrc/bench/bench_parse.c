@@ -41,7 +41,8 @@ static double now(void) {
 
 static volatile size_t sink;
 
-/* One message as a proxy reads it; returns 0 when everything it needs parsed. */
+/* One message as a proxy reads it; returns 0 when everything it needs parsed.
+ */
 static int parse_one(const char *buf, size_t len) {
   sip_msg m;
   const sip_via *via;
@@ -65,8 +66,8 @@ static int parse_one(const char *buf, size_t len) {
   rc = sip_msg_get_addrs(&m, SIP_H_ROUTE, &routes);
   bad |= rc != 0 && rc != SIP_ENOTFOUND;
   if (!bad)
-    sink += via->branch.len + from->tag.len + to->tag.len + call_id.len +
-            cseq->num;
+    sink +=
+        via->branch.len + from->tag.len + to->tag.len + call_id.len + cseq->num;
   sip_msg_free(&m);
   return bad ? -1 : 0;
 }

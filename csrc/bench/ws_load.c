@@ -57,7 +57,8 @@ static int write_all(int fd, const void *p, size_t n) {
 
 static int dial(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -69,11 +70,12 @@ static int dial(int port) {
 /* The upgrade: request, then read up to the blank line (101 expected). */
 static int upgrade(int fd, int port) {
   char req[512], head[2048];
-  int n = snprintf(req, sizeof req,
-                   "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                   "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\n\r\n",
-                   port);
+  int n = snprintf(
+      req, sizeof req,
+      "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\n\r\n",
+      port);
   if (write_all(fd, req, (size_t)n) < 0)
     return -1;
   size_t len = 0;
@@ -101,8 +103,8 @@ static int send_options(conn *c, int port, long id) {
                    "Call-ID: wsl-%ld@127.0.0.1\r\n"
                    "CSeq: 1 OPTIONS\r\n"
                    "Content-Length: 0\r\n\r\n",
-                   port, ws_mode ? "WS" : "TCP", ws_mode ? "ld7x0q2a.invalid" : "127.0.0.1",
-                   id, id, id);
+                   port, ws_mode ? "WS" : "TCP",
+                   ws_mode ? "ld7x0q2a.invalid" : "127.0.0.1", id, id, id);
   if (!ws_mode)
     return write_all(c->fd, msg, (size_t)n);
   static const unsigned char key[4] = {0x12, 0x34, 0x56, 0x78};
@@ -186,7 +188,8 @@ int main(int argc, char **argv) {
   for (int i = 0; i < nconn; i++) {
     cs[i].fd = dial(port);
     if (cs[i].fd < 0 || (ws_mode && upgrade(cs[i].fd, port) < 0)) {
-      fprintf(stderr, "ws_load: connection %d to 127.0.0.1:%d failed\n", i, port);
+      fprintf(stderr, "ws_load: connection %d to 127.0.0.1:%d failed\n", i,
+              port);
       return 1;
     }
   }
@@ -209,7 +212,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nconn; i++) {
       if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
         continue;
-      ssize_t r = recv(cs[i].fd, cs[i].buf + cs[i].len, sizeof cs[i].buf - cs[i].len, 0);
+      ssize_t r = recv(cs[i].fd, cs[i].buf + cs[i].len,
+                       sizeof cs[i].buf - cs[i].len, 0);
       if (r <= 0) {
         fprintf(stderr, "ws_load: connection %d closed\n", i);
         deadline = 0;
@@ -222,7 +226,7 @@ int main(int argc, char **argv) {
   double secs = now_s() - t0;
   for (int i = 0; i < nconn; i++)
     close(cs[i].fd);
-  printf("%s sent=%ld answered=%ld seconds=%.3f msgs/s=%.0f\n", argv[1], sent, answered,
-         secs, secs > 0 ? (double)answered / secs : 0.0);
+  printf("%s sent=%ld answered=%ld seconds=%.3f msgs/s=%.0f\n", argv[1], sent,
+         answered, secs, secs > 0 ? (double)answered / secs : 0.0);
   return answered == count ? 0 : 1;
 }

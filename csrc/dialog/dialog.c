@@ -202,8 +202,7 @@ int sip_dialog_uac_new(sip_msg *req, sip_msg *resp, sip_dialog **out) {
   if ((rc = dialog_base(d, req, from, to)) < 0 ||
       (rc = str_set(&d->local_tag, from->tag.p, from->tag.len)) < 0 ||
       (rc = str_set(&d->remote_tag, to->tag.p, to->tag.len)) < 0 ||
-      (rc = str_set(&d->local_contact, contact->raw.p, contact->raw.len)) <
-          0 ||
+      (rc = str_set(&d->local_contact, contact->raw.p, contact->raw.len)) < 0 ||
       (rc = routes_from(d, resp, 1)) < 0 ||
       (rc = target_from(d, resp, &found)) < 0)
     goto fail;

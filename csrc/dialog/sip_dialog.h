@@ -159,8 +159,8 @@ sip_dialog *sip_dialogs_find(sip_dialogs *s, sip_msg *m);
 
 /* What to do with a request received (§12.2.2, §8.2.2.2 aside): */
 enum sip_dialogs_verdict {
-  SIP_DLG_OUTSIDE = 0,  /* no To tag: outside any dialog, *out NULL */
-  SIP_DLG_INSIDE = 1,   /* *out is its dialog, updated (sip_dialog_uas_request) */
+  SIP_DLG_OUTSIDE = 0, /* no To tag: outside any dialog, *out NULL */
+  SIP_DLG_INSIDE = 1, /* *out is its dialog, updated (sip_dialog_uas_request) */
   SIP_DLG_NO_DIALOG = 2, /* a To tag and no dialog: answer 481 (an ACK: drop) */
   SIP_DLG_OUT_OF_ORDER = 3, /* a lower CSeq: answer 500 */
 };

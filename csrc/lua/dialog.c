@@ -50,8 +50,7 @@ static int ensure_set(sip_lua_server *s) {
  * is at srvidx. */
 static void push_dialog(lua_State *L, int srvidx, sip_lua_server *s,
                         sip_dialog *d) {
-  if (d->udata && lua_rawgetp(L, LUA_REGISTRYINDEX, d->udata) ==
-                      LUA_TUSERDATA)
+  if (d->udata && lua_rawgetp(L, LUA_REGISTRYINDEX, d->udata) == LUA_TUSERDATA)
     return;
   if (d->udata)
     lua_pop(L, 1);
@@ -246,8 +245,7 @@ static int dlg_response(lua_State *L) {
 
 static int dlg_state(lua_State *L) {
   lua_dialog *u = luaL_checkudata(L, 1, SIP_LUA_DIALOG);
-  static const char *const names[] = {"?", "early", "confirmed",
-                                      "terminated"};
+  static const char *const names[] = {"?", "early", "confirmed", "terminated"};
   lua_pushstring(L, u->d ? names[u->d->state] : "terminated");
   return 1;
 }
@@ -323,16 +321,19 @@ static int dlg_tostring(lua_State *L) {
     lua_pushstring(L, SIP_LUA_DIALOG " (closed)");
   else
     lua_pushfstring(L, SIP_LUA_DIALOG " (%s, %s)",
-                    u->d->role == SIP_DLG_UAC ? "uac" : "uas",
-                    u->d->call_id.p);
+                    u->d->role == SIP_DLG_UAC ? "uac" : "uas", u->d->call_id.p);
   return 1;
 }
 
 static const luaL_Reg dlg_methods[] = {
-    {"request", dlg_request},     {"ack", dlg_ack},
-    {"ack_again", dlg_ack_again}, {"response", dlg_response},
-    {"state", dlg_state},         {"terminate", dlg_terminate},
-    {"close", dlg_close},         {"info", dlg_info},
+    {"request", dlg_request},
+    {"ack", dlg_ack},
+    {"ack_again", dlg_ack_again},
+    {"response", dlg_response},
+    {"state", dlg_state},
+    {"terminate", dlg_terminate},
+    {"close", dlg_close},
+    {"info", dlg_info},
     {NULL, NULL},
 };
 

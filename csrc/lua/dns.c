@@ -425,23 +425,18 @@ static int l_next_hop(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {
-    {"dns_config", l_config},
-    {"dns_resolve", l_resolve},
-    {"dns_avoid", l_avoid},
-    {"dns_avoided", l_avoided},
-    {"dns_failover", l_failover},
-    {"dns_should_failover", l_should_failover},
-    {"dns_flush", l_flush},
-    {"dns_stats", l_stats},
-    {"dns_next_hop", l_next_hop},
-    {NULL, NULL},
+    {"dns_config", l_config},     {"dns_resolve", l_resolve},
+    {"dns_avoid", l_avoid},       {"dns_avoided", l_avoided},
+    {"dns_failover", l_failover}, {"dns_should_failover", l_should_failover},
+    {"dns_flush", l_flush},       {"dns_stats", l_stats},
+    {"dns_next_hop", l_next_hop}, {NULL, NULL},
 };
 
 /* ---- responses to a Via host name (RFC 3263 §5) ---------------------------
  */
 
-static void on_response_resolved(void *arg, int status,
-                                 const sip_dns_target *t, int n) {
+static void on_response_resolved(void *arg, int status, const sip_dns_target *t,
+                                 int n) {
   sip_tp_resolving *r = arg;
   if (status < 0 || n < 1) {
     sip_tp_resolved(r, status < 0 ? status : UV_EAI_NONAME, NULL, NULL);

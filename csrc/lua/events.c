@@ -152,8 +152,8 @@ static void arm_event(lua_State *L, event *ev, int fnidx) {
 
 /* The uv call failed: nothing to close when init failed, a close when the
  * start did. Returns nil, message. */
-static int event_failed(lua_State *L, event_box *box, int initialized,
-                        int rc, const char *what) {
+static int event_failed(lua_State *L, event_box *box, int initialized, int rc,
+                        const char *what) {
   event *ev = box->ev;
   box->ev = NULL;
   if (initialized)

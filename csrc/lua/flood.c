@@ -278,8 +278,9 @@ static int req_keep_flow(lua_State *L) {
   sip_lua_rx *r = sip__lua_check_received(L, 1, "keep_flow");
   int kept = lua_isnone(L, 2) ? 1 : lua_toboolean(L, 2);
   int rc = !r->srv || !r->srv->tp ? SIP_ENOTFOUND
-           : !r->src.conn_id      ? SIP_EINVAL
-                                  : sip_tp_conn_keep(r->srv->tp, r->src.conn_id, kept);
+           : !r->src.conn_id
+               ? SIP_EINVAL
+               : sip_tp_conn_keep(r->srv->tp, r->src.conn_id, kept);
   if (rc < 0)
     return sip__lua_fail(L, rc, "keep_flow: %s", sip_tp_strerror(rc));
   lua_pushboolean(L, 1);

@@ -64,7 +64,7 @@ typedef struct sip_lua_server {
   const char *supported[MAX_TAGS + 1]; /* tu.sanity points into these */
   const char *schemes[MAX_TAGS + 1];
   srv_counters st;
-  sip_proxy *px; /* the proxy core (NULL once closed) */
+  sip_proxy *px;       /* the proxy core (NULL once closed) */
   sip_dialogs dialogs; /* dialog.c: the UA's dialogs (empty until used) */
 } sip_lua_server;
 

@@ -24,14 +24,14 @@ typedef struct sip_lua_loop {
   uv_loop_t loop;
   lua_State *L; /* the thread inside core.run/step; NULL when not running */
   int initialized;
-  uv_timer_t trim;    /* loop.c: gives freed heap memory back (unref'd) */
-  uint64_t trims;     /* malloc_trim calls made by it */
-  size_t free_low;    /* the least free heap seen since the last trim */
+  uv_timer_t trim;     /* loop.c: gives freed heap memory back (unref'd) */
+  uint64_t trims;      /* malloc_trim calls made by it */
+  size_t free_low;     /* the least free heap seen since the last trim */
   size_t used_at_trim; /* the C heap in use at the last trim */
-  size_t lua_kb;      /* the Lua heap at the previous tick */
-  size_t lua_full_kb; /* the Lua heap after the last idle collection */
-  unsigned gc_gap_s;  /* seconds to the next follow-up collection (0: none) */
-  unsigned gc_wait_s; /* seconds waited towards it */
+  size_t lua_kb;       /* the Lua heap at the previous tick */
+  size_t lua_full_kb;  /* the Lua heap after the last idle collection */
+  unsigned gc_gap_s;   /* seconds to the next follow-up collection (0: none) */
+  unsigned gc_wait_s;  /* seconds waited towards it */
   uint64_t script_errors; /* errors caught by sip__lua_pcall */
 } sip_lua_loop;
 

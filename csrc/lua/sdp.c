@@ -470,16 +470,15 @@ static int section(wstate *w, int t, int media) {
   lua_pop(L, 1);
   return ok && list_lines(w, t, "bandwidths", 'b') &&
          list_lines(w, t, "times", 't') && text_line(w, t, "zone", 'z', 0) &&
-         text_line(w, t, "key", 'k', 0) &&
-         list_lines(w, t, "attributes", 'a');
+         text_line(w, t, "key", 'k', 0) && list_lines(w, t, "attributes", 'a');
 }
 
 /* core.sdp_write(table) -> text, or nil, "SDP: ...", "INVAL" */
 static int l_sdp_write(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lua_newtable(L);  /* 2: anchor */
-  lua_pushnil(L);   /* 3: the lines' userdata */
+  lua_newtable(L); /* 2: anchor */
+  lua_pushnil(L);  /* 3: the lines' userdata */
   wstate w = {L, 2, 3, NULL, 0, 0, NULL};
   if (!section(&w, 1, 0))
     return sip__lua_fail(L, SIP_EINVAL, "SDP: session: bad or missing %s",
@@ -490,9 +489,8 @@ static int l_sdp_write(lua_State *L) {
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, 4, i);
       if (!section(&w, 5, 1))
-        return sip__lua_fail(L, SIP_EINVAL,
-                             "SDP: media[%d]: bad or missing %s", (int)i,
-                             w.err);
+        return sip__lua_fail(L, SIP_EINVAL, "SDP: media[%d]: bad or missing %s",
+                             (int)i, w.err);
       lua_pop(L, 1);
     }
   } else if (mt != LUA_TNIL) {

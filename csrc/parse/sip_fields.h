@@ -42,13 +42,14 @@ typedef struct sip_addr {
   sip_str display;     /* as written (quotes kept); absent when none */
   sip_str display_dec; /* unquoted, quoted-pairs resolved; token form trimmed */
   sip_uri uri;
-  sip_str params_raw;  /* from the first ';' after the URI / '>'; absent if none */
+  sip_str
+      params_raw; /* from the first ';' after the URI / '>'; absent if none */
   sip_params params;
-  sip_str tag;         /* ;tag value, absent when none */
-  int32_t q;           /* ;q as thousandths 0..1000, -1 when absent */
-  int64_t expires;     /* ;expires 0..2^32-1, -1 when absent */
-  uint8_t angle;       /* written with <> */
-  uint8_t star;        /* the value is "*" (then uri is empty) */
+  sip_str tag;           /* ;tag value, absent when none */
+  int32_t q;             /* ;q as thousandths 0..1000, -1 when absent */
+  int64_t expires;       /* ;expires 0..2^32-1, -1 when absent */
+  uint8_t angle;         /* written with <> */
+  uint8_t star;          /* the value is "*" (then uri is empty) */
   struct sip_addr *next; /* next value of the same list (across header lines) */
 } sip_addr;
 

@@ -23,19 +23,20 @@ enum sip_host_type {
  * decoded parameter names/values, which point into the arena when %HH escapes
  * had to be decoded (decoding happens exactly once: "%2541" gives "%41"). */
 typedef struct sip_uri {
-  sip_str raw;    /* the whole URI as written */
-  sip_str scheme; /* as written ("SIP", "sips", "tel", "soap.beep") */
-  uint8_t kind;   /* enum sip_uri_kind */
+  sip_str raw;       /* the whole URI as written */
+  sip_str scheme;    /* as written ("SIP", "sips", "tel", "soap.beep") */
+  uint8_t kind;      /* enum sip_uri_kind */
   uint8_t host_type; /* enum sip_host_type */
   uint8_t has_port;
-  uint8_t lr;        /* ;lr present */
-  uint16_t port;     /* valid when has_port */
-  sip_str user;      /* as written; absent when no userinfo. For tel: the number */
-  sip_str user_dec;  /* %HH decoded (may contain NUL bytes) */
-  sip_str password;  /* as written; absent when none */
+  uint8_t lr;    /* ;lr present */
+  uint16_t port; /* valid when has_port */
+  sip_str user;  /* as written; absent when no userinfo. For tel: the number */
+  sip_str user_dec; /* %HH decoded (may contain NUL bytes) */
+  sip_str password; /* as written; absent when none */
   sip_str password_dec;
-  sip_str host;      /* as written, brackets kept for IPv6 */
-  sip_str params_raw; /* ";a=b;c" as written, including the first ';'; absent if none */
+  sip_str host;       /* as written, brackets kept for IPv6 */
+  sip_str params_raw; /* ";a=b;c" as written, including the first ';'; absent if
+                         none */
   sip_params params;  /* decoded names and values */
   sip_str headers_raw; /* after '?', as written; absent if none */
   sip_params headers;  /* hname=hvalue pairs, decoded */

@@ -797,8 +797,8 @@ static px_branch *start_branch(sip_proxy_ctx *c, const px_target *tg) {
 /* Does branch b, ended with status (msg NULL: made up by its transaction),
  * move its target to the next destination? A transport error or a timeout
  * (made-up 503 / 408) or a 503 from the server, while the round runs. */
-static int can_fail_over(const sip_proxy_ctx *c, const px_branch *b,
-                         int status, const sip_msg *msg) {
+static int can_fail_over(const sip_proxy_ctx *c, const px_branch *b, int status,
+                         const sip_msg *msg) {
   if (!sip_proxy_failover_status(status, msg == NULL))
     return 0;
   if (!b->t_alt || !b->t_alt[strspn(b->t_alt, " ")] || b->superseded)

@@ -201,16 +201,16 @@ void sip_proxy_set_timer_c(sip_proxy *p, uint32_t ms);
 
 /* A target of a relay round. */
 typedef struct sip_proxy_target {
-  sip_str uri;   /* the Request-URI of the branch; absent: the request's */
-  sip_str dest;  /* "udp:192.0.2.1:5060": where to send (NAT received);
-                    absent: the next hop from Route / Request-URI */
-  sip_str route; /* Route values to push (a Path set), comma-separated */
-  int q;         /* 0..1000, -1 when absent (= 1000) */
-  sip_str alt;   /* more destinations of this target, space-separated dest
-                    specs (its further RFC 3263 targets): when its branch
-                    fails with a transport error, a timeout (a made-up 408
-                    / 503) or a 503, the next one gets a new branch (a new
-                    transaction and Via branch; §4.3); absent: none */
+  sip_str uri;      /* the Request-URI of the branch; absent: the request's */
+  sip_str dest;     /* "udp:192.0.2.1:5060": where to send (NAT received);
+                       absent: the next hop from Route / Request-URI */
+  sip_str route;    /* Route values to push (a Path set), comma-separated */
+  int q;            /* 0..1000, -1 when absent (= 1000) */
+  sip_str alt;      /* more destinations of this target, space-separated dest
+                       specs (its further RFC 3263 targets): when its branch
+                       fails with a transport error, a timeout (a made-up 408
+                       / 503) or a 503, the next one gets a new branch (a new
+                       transaction and Via branch; §4.3); absent: none */
   sip_str tls_name; /* with a TLS dest / alt: the name the certificate must
                        carry (RFC 5922: the domain of the URI the DNS
                        targets came from); absent: the address is verified */

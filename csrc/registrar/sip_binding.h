@@ -16,15 +16,27 @@
 #include "sip_registrar.h"
 #include "sip_types.h"
 
-/* Field names with a one-byte code (the order of codec.lua's NAMES). */
-#define SIP_BINDING_FIELDS(X)                                                  \
-  X(CONTACT, "contact")                                                        \
-  X(Q, "q") X(CALL_ID, "call_id") X(CSEQ, "cseq") X(PATH, "path")              \
-      X(RECEIVED, "received") X(INSTANCE, "instance") X(REG_ID, "reg_id")      \
-          X(SOCKET, "socket") X(USER_AGENT, "user_agent")                      \
-              X(UPDATED, "updated") X(PARAMS, "params")                        \
-                  X(PUB_GRUU, "pub_gruu") X(TEMP_GRUU, "temp_gruu")            \
-                      X(FLAGS, "flags") X(METHODS, "methods")
+/* Field names with a one-byte code in a binding record: the order is the
+ * format (a new field goes last). */
+/* clang-format off */
+#define SIP_BINDING_FIELDS(X) \
+  X(CONTACT, "contact") \
+  X(Q, "q") \
+  X(CALL_ID, "call_id") \
+  X(CSEQ, "cseq") \
+  X(PATH, "path") \
+  X(RECEIVED, "received") \
+  X(INSTANCE, "instance") \
+  X(REG_ID, "reg_id") \
+  X(SOCKET, "socket") \
+  X(USER_AGENT, "user_agent") \
+  X(UPDATED, "updated") \
+  X(PARAMS, "params") \
+  X(PUB_GRUU, "pub_gruu") \
+  X(TEMP_GRUU, "temp_gruu") \
+  X(FLAGS, "flags") \
+  X(METHODS, "methods")
+/* clang-format on */
 
 enum sip_binding_field {
   SIP_BF_OTHER = 0, /* spelled out in the record */

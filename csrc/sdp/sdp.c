@@ -103,7 +103,7 @@ int sip_sdp_parse_line(char type, const char *value, size_t len,
   case 'r':
     return 0;
   case 'o': {
-    sip_str *f[] = {&l->u.o.username, &l->u.o.sess_id, &l->u.o.sess_version,
+    sip_str *f[] = {&l->u.o.username, &l->u.o.sess_id,  &l->u.o.sess_version,
                     &l->u.o.nettype,  &l->u.o.addrtype, &l->u.o.address};
     for (size_t i = 0; i < 6; i++) {
       *f[i] = next_tok(&p, end);
@@ -257,9 +257,8 @@ static int format_fields(const sip_sdp_line *l, sink *k) {
     put_str(k, l->value);
     return 0;
   case 'o': {
-    const sip_str f[] = {l->u.o.username, l->u.o.sess_id,
-                         l->u.o.sess_version, l->u.o.nettype,
-                         l->u.o.addrtype, l->u.o.address};
+    const sip_str f[] = {l->u.o.username, l->u.o.sess_id,  l->u.o.sess_version,
+                         l->u.o.nettype,  l->u.o.addrtype, l->u.o.address};
     for (size_t i = 0; i < 6; i++)
       if (!all_of(f[i], C_VCHAR))
         return SIP_EINVAL;
@@ -295,9 +294,8 @@ static int format_fields(const sip_sdp_line *l, sink *k) {
         (l->u.m.nports.p && !all_of(l->u.m.nports, C_DIGIT)) ||
         !is_proto(l->u.m.proto) || !is_text(l->u.m.fmts))
       return SIP_EINVAL;
-    if (l->u.m.fmts.p &&
-        (l->u.m.fmts.len == 0 || l->u.m.fmts.p[0] == ' ' ||
-         l->u.m.fmts.p[l->u.m.fmts.len - 1] == ' '))
+    if (l->u.m.fmts.p && (l->u.m.fmts.len == 0 || l->u.m.fmts.p[0] == ' ' ||
+                          l->u.m.fmts.p[l->u.m.fmts.len - 1] == ' '))
       return SIP_EINVAL;
     put_str(k, l->u.m.media);
     put(k, " ", 1);
@@ -385,8 +383,8 @@ static int rank(char t, int media) {
 
 static int repeatable(char t, int media) {
   return media ? (t == 'c' || t == 'b' || t == 'a')
-               : (t == 'e' || t == 'p' || t == 'b' || t == 't' ||
-                  t == 'r' || t == 'a');
+               : (t == 'e' || t == 'p' || t == 'b' || t == 't' || t == 'r' ||
+                  t == 'a');
 }
 
 int sip_sdp_parse(sip_sdp *sdp, const char *buf, size_t len,
@@ -533,9 +531,9 @@ int sip_sdp_line_equal(const sip_sdp_line *a, const sip_sdp_line *b) {
   case 'm':
     return str_eq(a->u.m.media, b->u.m.media) &&
            num_eq(a->u.m.port, b->u.m.port) &&
-           (a->u.m.nports.p ? b->u.m.nports.p &&
-                                  num_eq(a->u.m.nports, b->u.m.nports)
-                            : !b->u.m.nports.p) &&
+           (a->u.m.nports.p
+                ? b->u.m.nports.p && num_eq(a->u.m.nports, b->u.m.nports)
+                : !b->u.m.nports.p) &&
            str_eq(a->u.m.proto, b->u.m.proto) &&
            toks_eq(a->u.m.fmts, b->u.m.fmts);
   case 'a':

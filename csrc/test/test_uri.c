@@ -507,7 +507,8 @@ static void test_unescape(void) {
 
 /* The Request-URI of every request in the RFC 4475 / 5118 vectors, read from
  * the files ($LUASIP_VECTORS, else the repository's spec/vectors, as the
- * other vector tests do); only the four whose Request-URI is itself bad fail. */
+ * other vector tests do); only the four whose Request-URI is itself bad fail.
+ */
 static const struct {
   const char *file;
   int want;

@@ -168,12 +168,12 @@ typedef struct sip_tp_config {
 
   /* WebSocket (RFC 6455, RFC 7118), ws: and wss: listeners and connections.
    * The upgrade must ask for the "sip" subprotocol and version 13. */
-  const char *ws_origins;      /* accepted Origin values, separated by
-                                  spaces or commas (copied); NULL or "":
-                                  any Origin, or none. Others get 403 */
-  const char *http_root;       /* a GET without Upgrade on a ws/wss
-                                  listener serves files under this folder
-                                  (copied); NULL: 404 */
+  const char *ws_origins;       /* accepted Origin values, separated by
+                                   spaces or commas (copied); NULL or "":
+                                   any Origin, or none. Others get 403 */
+  const char *http_root;        /* a GET without Upgrade on a ws/wss
+                                   listener serves files under this folder
+                                   (copied); NULL: 404 */
   uint32_t ws_ping_interval_ms; /* an open WebSocket with nothing received
                                    for this long gets a ping (default
                                    30000; 0: none) */
@@ -302,8 +302,7 @@ void sip_tp_set_resolver(sip_tp *tp, sip_tp_resolve_fn fn, void *ud);
  * back over the transport its request came on), tls_name the name a TLS
  * certificate must carry (NULL: none); or status < 0. r is freed. */
 void sip_tp_resolved(sip_tp_resolving *r, int status,
-                     const struct sockaddr_storage *addr,
-                     const char *tls_name);
+                     const struct sockaddr_storage *addr, const char *tls_name);
 
 /* Where a request goes when its next hop is uri (RFC 3261 §18.1.1, RFC 3263
  * §4 for numeric hosts): maddr when present, else the host; the transport
@@ -368,13 +367,13 @@ typedef struct sip_tp_counters {
                                    verification error) */
   uint64_t aliases;             /* connection aliases taken (RFC 5923) */
   uint64_t aliases_refused; /* ;alias not honoured (see tcp_accept_aliases) */
-  uint64_t ws_upgrades;        /* WebSocket handshakes completed */
-  uint64_t ws_rejected;        /* upgrades refused (4xx) or failed */
-  uint64_t ws_errors;          /* connections closed for a framing error
-                                  (close 1002), or an oversized frame or
-                                  message (1009) */
-  uint64_t ws_pings;           /* pings received (answered) and sent */
-  uint64_t http_files;         /* static files served (http_root) */
+  uint64_t ws_upgrades;     /* WebSocket handshakes completed */
+  uint64_t ws_rejected;     /* upgrades refused (4xx) or failed */
+  uint64_t ws_errors;       /* connections closed for a framing error
+                               (close 1002), or an oversized frame or
+                               message (1009) */
+  uint64_t ws_pings;        /* pings received (answered) and sent */
+  uint64_t http_files;      /* static files served (http_root) */
   uint64_t conn_evicted;    /* closed to make room for a newcomer (the
                                table was full) */
   uint64_t conn_refused_source; /* beyond max_conn_per_source */

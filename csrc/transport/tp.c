@@ -722,9 +722,9 @@ int sip_tp_request_dest(const sip_uri *u, size_t msg_len, sip_dest *out,
     /* RFC 3261 §26.2.2: sips with transport=tcp means TLS over TCP; RFC
      * 7118 §7: sips with transport=ws means WSS */
     transport = u->kind != SIP_URI_SIPS ? t
-                : t == SIP_TP_WS       ? SIP_TP_WSS
-                : t == SIP_TP_TCP      ? SIP_TP_TLS
-                                       : t;
+                : t == SIP_TP_WS        ? SIP_TP_WSS
+                : t == SIP_TP_TCP       ? SIP_TP_TLS
+                                        : t;
     if (u->kind == SIP_URI_SIPS && t == SIP_TP_UDP)
       return SIP_EINVAL; /* no TLS over UDP here (DTLS is not supported) */
   }
@@ -732,7 +732,7 @@ int sip_tp_request_dest(const sip_uri *u, size_t msg_len, sip_dest *out,
   if (size_rule && msg_len > SIP_TP_UDP_MTU_THRESHOLD)
     transport = SIP_TP_TCP;
   sip_str host = u->maddr.p ? u->maddr : u->host;
-  int port = u->has_port                ? u->port
+  int port = u->has_port               ? u->port
              : transport == SIP_TP_TLS ? SIP_TP_PORT_TLS
              : transport == SIP_TP_WS  ? SIP_TP_PORT_WS
              : transport == SIP_TP_WSS ? SIP_TP_PORT_WSS
@@ -766,9 +766,8 @@ int sip_tp_request_switch(sip_dest *d, size_t len) {
 
 /* sip_tp_response_dest, and on UV_EAI_NONAME the name to locate: *name,
  * *port (0: the sent-by has none). */
-static int response_dest(const sip_tp *tp, const sip_via *v,
-                         const sip_src *src, sip_dest *out, sip_str *name,
-                         int *port) {
+static int response_dest(const sip_tp *tp, const sip_via *v, const sip_src *src,
+                         sip_dest *out, sip_str *name, int *port) {
   if (!v || !src)
     return SIP_EINVAL;
   *name = v->host;

@@ -115,9 +115,10 @@ typedef struct sip_conn {
   BIO *rbio, *wbio;
   /* WebSocket (ws.c): ws is set for WS/WSS connections */
   int ws;
-  int ws_frag;        /* the opcode of the fragmented message being collected (0: none) */
-  int ws_closing;     /* our close frame was sent */
-  char *ws_msg;       /* the message so far (fragments) */
+  int ws_frag; /* the opcode of the fragmented message being collected (0: none)
+                */
+  int ws_closing; /* our close frame was sent */
+  char *ws_msg;   /* the message so far (fragments) */
   size_t ws_mlen, ws_mcap;
   uint64_t last_rx;   /* uv_now() of the last bytes read */
   uint64_t ping_sent; /* uv_now() of our last ping, 0: none outstanding */

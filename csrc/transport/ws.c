@@ -637,8 +637,7 @@ static int server_upgrade(sip_conn *c, const char *h, size_t n) {
   if (verlen && ver[verlen - 1] == '\r')
     verlen--;
   if (!ieq(ver, verlen, "HTTP/1.1"))
-    return refuse(c, "505 HTTP Version Not Supported", NULL,
-                  "not HTTP/1.1");
+    return refuse(c, "505 HTTP Version Not Supported", NULL, "not HTTP/1.1");
   if ((size_t)(sp1 - h) != 3 || memcmp(h, "GET", 3) != 0)
     return refuse(c, "405 Method Not Allowed", "Allow: GET\r\n", "not GET");
   size_t vlen = 0;
@@ -731,13 +730,15 @@ void sip__tp_ws_start(sip_conn *c) {
              sip_tp_addr_port(&c->peer));
   else
     sip_tp_addr_str(&c->peer, host, sizeof host);
-  int n = snprintf(req, sizeof req,
-                   "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                   "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\n"
-                   "\r\n",
-                   host, key);
-  if (n < 0 || (size_t)n >= sizeof req || sip__tp_conn_raw(c, req, (size_t)n) < 0)
+  int n =
+      snprintf(req, sizeof req,
+               "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\n"
+               "\r\n",
+               host, key);
+  if (n < 0 || (size_t)n >= sizeof req ||
+      sip__tp_conn_raw(c, req, (size_t)n) < 0)
     client_fail(c, "cannot send the upgrade");
 }
 
