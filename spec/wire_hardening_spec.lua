@@ -249,7 +249,9 @@ describe("memory after a peak", function()
     return tonumber(s:match("VmRSS:%s*(%d+) kB"))
   end
 
-  it("goes back near the baseline once 100,000 registrations have expired", function()
+  -- #glibc_malloc: left out under ASan, whose allocator malloc_trim cannot
+  -- shrink (see the Makefile)
+  it("goes back near the baseline once 100,000 registrations have expired #glibc_malloc", function()
     local path = dir .. "/reg.lua"
     local f = assert(io.open(path, "w"))
     f:write([[
