@@ -104,6 +104,29 @@ describe("luasip.ua.register", function()
     assert.equal(n, #seen)
   end)
 
+  it("registers over WebSocket: luasip as a WS client of a luasip WS server", function()
+    local _, l, seen = registrar_server({ min_expires = 1 }, { "ws:127.0.0.1:0" })
+    local uac = N.server()
+    local who = aor()
+    local reg = register.register{
+      server = uac, registrar = "sip:example.com", dest = "ws:" .. V4 .. ":" .. l.port,
+      aor = who, expires = 60, contact = "sip:" .. who:match("sip:([^@]+)") .. "@df7jal23ls0d.invalid;transport=ws",
+    }
+    assert.truthy(wait_state(reg, "registered"))
+    assert.equal(200, reg:status().status)
+    assert.equal(1, #seen)
+    local live = N.run_task(function()
+      return store:lookup(who)
+    end)
+    assert.equal(1, #live)
+    assert.matches("transport=ws", live[1].contact)
+    local res = N.run_task(function()
+      return reg:unregister()
+    end)
+    assert.equal(200, res.status)
+    assert.equal("unregistered", reg:status().state)
+  end)
+
   it("follows 423 Min-Expires and keeps the raised expiry for refreshes", function()
     local _, l, seen = registrar_server({ min_expires = 2 })
     local uac = N.server()
