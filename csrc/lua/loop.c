@@ -41,10 +41,11 @@ static const char loop_key = 0;
  *    that freed a quarter of the heap (and 1 MiB), idle ones follow 2, 4,
  *    8... seconds apart, then every GC_GAP_MAX_S seconds (back to 2 after
  *    one that frees a quarter again);
- *  - when the free part of the C heap is at least TRIM_MIN_FREE and half of
- *    what is in use, and either that much was freed since the lowest point
- *    after the last trim, or (idle) what is in use moved by TRIM_MOVED
- *    since the last trim, malloc_trim(0) hands the free pages back. The
+ *  - when the server is idle, and the free part of the C heap is at least
+ *    TRIM_MIN_FREE and half of what is in use, and either that much was
+ *    freed since the lowest point after the last trim, or what is in use
+ *    moved by TRIM_MOVED since the last trim, malloc_trim(0) hands the
+ *    free pages back. The
  *    second case matters: the pages freed by a trim still count as free,
  *    and the state that dies after it (what pinned pages then) frees less
  *    than TRIM_MIN_FREE. In a steady state freed memory is reused and
@@ -88,6 +89,12 @@ static void trim_tick(uv_timer_t *t) {
     lp->lua_kb = kb;
   }
 #ifdef HAVE_MALLINFO2
+  /* mallinfo2 walks every free chunk of the heap: under load (thousands of
+   * transactions' worth of freed chunks) that is milliseconds a call, and a
+   * trim then would only hand back pages the next second's load faults in
+   * again. So the C heap is looked at only when the server is idle. */
+  if (!idle)
+    return;
   struct mallinfo2 mi = mallinfo2();
   if (mi.fordblks < lp->free_low)
     lp->free_low = mi.fordblks;
@@ -95,8 +102,7 @@ static void trim_tick(uv_timer_t *t) {
   size_t moved = used > lp->used_at_trim ? used - lp->used_at_trim
                                          : lp->used_at_trim - used;
   if (mi.fordblks >= TRIM_MIN_FREE && mi.fordblks >= used / 2 &&
-      (mi.fordblks >= lp->free_low + TRIM_MIN_FREE ||
-       (idle && moved >= TRIM_MOVED))) {
+      (mi.fordblks >= lp->free_low + TRIM_MIN_FREE || moved >= TRIM_MOVED)) {
     malloc_trim(0);
     lp->trims++;
     lp->free_low = mallinfo2().fordblks;
