@@ -433,6 +433,96 @@ describe("luasip.auth", function()
       assert.equal(1, #seen)
     end)
 
+    it("reuses the nonce with nc 2, 3, ... and a fresh cnonce until stale=true, which resets", function()
+      local force_stale = false
+      uas:on_request(function(req)
+        local a = req:header("Authorization")
+        seen[#seen + 1] = a and {
+          nonce = a:match('nonce="([^"]+)"'), nc = a:match("nc=(%x+)"), cnonce = a:match('cnonce="([^"]+)"'),
+        } or {}
+        local user, why, stale = auth.check(req, lookup, { realm = "example.com" })
+        if user and force_stale then
+          force_stale, user, stale = false, nil, true
+        end
+        if user then
+          return req:reply(200)
+        end
+        seen[#seen].why = why
+        auth.challenge(req, { realm = "example.com", stale = stale })
+      end)
+      local function register()
+        return send(outgoing("REGISTER"), function()
+          return "alice", "secret"
+        end).status
+      end
+      assert.equal(200, register()) -- 401, then nc=00000001
+      assert.equal(2, #seen)
+      assert.is_nil(seen[1].nonce)
+      assert.equal("00000001", seen[2].nc)
+      local nonce = seen[2].nonce
+      -- the next requests carry the same nonce at once, with the next nc
+      assert.equal(200, register())
+      assert.equal(200, register())
+      assert.equal(4, #seen)
+      assert.same({ nonce, "00000002" }, { seen[3].nonce, seen[3].nc })
+      assert.same({ nonce, "00000003" }, { seen[4].nonce, seen[4].nc })
+      assert.are_not.equal(seen[2].cnonce, seen[3].cnonce)
+      assert.are_not.equal(seen[3].cnonce, seen[4].cnonce)
+      -- stale=true: a new nonce, nc from 00000001 again, then 00000002
+      force_stale = true
+      assert.equal(200, register())
+      assert.equal(6, #seen)
+      assert.same({ nonce, "00000004" }, { seen[5].nonce, seen[5].nc })
+      assert.are_not.equal(nonce, seen[6].nonce)
+      assert.equal("00000001", seen[6].nc)
+      assert.equal(200, register())
+      assert.equal(7, #seen)
+      assert.same({ seen[6].nonce, "00000002" }, { seen[7].nonce, seen[7].nc })
+      -- another target (dest) starts without credentials
+      local other, l = N.server()
+      local first
+      other:on_request(function(req)
+        if first == nil then
+          first = req:header("Authorization") or false
+        end
+        req:reply(200)
+      end)
+      local res = N.run_task(function()
+        return uac:send(outgoing("REGISTER"), "udp:" .. V4 .. ":" .. l.port,
+          { credentials = function() return "alice", "secret" end })
+      end)
+      assert.equal(200, res.status)
+      assert.is_false(first)
+    end)
+
+    it("the server refuses a replayed nc of a reused nonce (stale=true), over the network", function()
+      local results = {}
+      uas:on_request(function(req)
+        local user, why, stale = auth.check(req, lookup, { realm = "example.com" })
+        results[#results + 1] = user or why
+        if user then
+          return req:reply(200)
+        end
+        auth.challenge(req, { realm = "example.com", stale = stale })
+      end)
+      local creds = function()
+        return "alice", "secret"
+      end
+      local _, sent = send(outgoing("REGISTER"), creds)
+      local _, sent2 = send(outgoing("REGISTER"), creds) -- nc=00000002
+      assert.matches("nc=00000002", sent2:header("Authorization"), 1, true)
+      -- the same credentials again, in a new transaction: a replay
+      local replay = assert(sip.parse(tostring(sent2)))
+      replay:set_header("CSeq", (sent2.cseq + 1) .. " REGISTER")
+      local res = N.run_task(function()
+        return uac:send(replay, "udp:" .. V4 .. ":" .. uas_port)
+      end)
+      assert.equal(401, res.status)
+      assert.matches("stale=true", res:header("WWW-Authenticate"), 1, true)
+      assert.same({ "no credentials", "alice", "alice", "nonce count replayed" }, results)
+      assert.is_not_nil(sent)
+    end)
+
     it("answers a stale=true challenge once more; auth-int when it is the only qop; username*", function()
       local jason = "J\195\164s\195\184n Doe"
       local opts = { realm = "example.com", qop = "auth-int", proxy = false } -- a UAS: 401

@@ -781,24 +781,33 @@ local function challenges_of(res)
   return out
 end
 
--- The credentials value answering challenge c for req.
-local function credentials_value(req, c, user, password, body)
+-- The qop the client answers challenge parameters p with: "auth" when
+-- offered, else "auth-int"; nil without qop (RFC 2069); false when only
+-- qops we do not know are offered.
+local function client_qop(p)
+  if type(p.qop) ~= "string" then
+    return nil
+  end
+  local offered = {}
+  for q in p.qop:gmatch("[^%s,]+") do
+    offered[q:lower()] = true
+  end
+  return offered.auth and "auth" or offered["auth-int"] and "auth-int" or false
+end
+
+-- The credentials value answering challenge c for req, with nonce-count
+-- count (1 for a fresh challenge; RFC 7616 §3.4: the nc of a reused nonce
+-- goes up by one per request, with a new cnonce each time).
+local function credentials_value(req, c, user, password, body, count)
   local p = c.params
-  local qop
-  if type(p.qop) == "string" then
-    local offered = {}
-    for q in p.qop:gmatch("[^%s,]+") do
-      offered[q:lower()] = true
-    end
-    qop = offered.auth and "auth" or offered["auth-int"] and "auth-int" or nil
-    if not qop then
-      return nil -- only qops we do not know
-    end
+  local qop = client_qop(p)
+  if qop == false then
+    return nil -- only qops we do not know
   end
   local base = c.algorithm:gsub("%-sess$", "")
   local ha1 = core.digest_ha1(base, user, c.realm, password)
   local cnonce = qop and hex(core.random_bytes(12)) or nil
-  local nc = qop and "00000001" or nil
+  local nc = qop and format("%08x", count) or nil
   local response = core.digest_response({
     algorithm = c.algorithm, ha1 = ha1, nonce = p.nonce, nc = nc, cnonce = cnonce,
     qop = qop, method = req.method, uri = req.uri,
@@ -822,11 +831,42 @@ local function credentials_value(req, c, user, password, body)
   return concat(v)
 end
 
--- A copy of req with the next CSeq and, per challenge, new credentials in
--- place of earlier ones for the same realm.
-local function next_request(req, answers)
+-- The nonces answered before, kept to answer the next requests to the same
+-- target without a new challenge: srv -> { n = targets, t = { target ->
+-- { realm -> challenge c with c.nc, the last nonce-count used } } }. Bounded:
+-- past MAX_TARGETS targets of one server, they are all forgotten (the next
+-- request to each is challenged again, as a first one).
+local sessions = setmetatable({}, { __mode = "k" })
+local MAX_TARGETS = 256
+
+-- The nonce store of requests from srv to dest (or, without dest, to the
+-- Request-URI's host and port).
+local function nonce_store(srv, req, dest)
+  local target = dest
+  if not target then
+    local u = core.uri(req.uri or "")
+    target = u and u.host and (u.host:lower() .. ":" .. tostring(u.port or "")) or ""
+  end
+  local s = sessions[srv]
+  if not s or s.n >= MAX_TARGETS and not s.t[target] then
+    s = { n = 0, t = {} }
+    sessions[srv] = s
+  end
+  local store = s.t[target]
+  if not store then
+    store = {}
+    s.t[target], s.n = store, s.n + 1
+  end
+  return store
+end
+
+-- A copy of req with the next CSeq (unless same_cseq) and, per challenge,
+-- new credentials in place of earlier ones for the same realm.
+local function next_request(req, answers, same_cseq)
   local copy = assert(core.parse(tostring(req)))
-  copy:set_header("CSeq", (req.cseq + 1) .. " " .. req.cseq_method)
+  if not same_cseq then
+    copy:set_header("CSeq", (req.cseq + 1) .. " " .. req.cseq_method)
+  end
   local by_header = {}
   for _, a in ipairs(answers) do
     by_header[a.header] = by_header[a.header] or {}
@@ -868,6 +908,15 @@ end
 -- cnonce and nc=00000001 when offered (auth-int when it is the only one; the
 -- RFC 2069 form when the challenge has no qop).
 --
+-- The nonce is then reused (RFC 7616 §3.4): the next requests of this
+-- server to the same `dest` (or, without one, to the same Request-URI host
+-- and port) carry credentials for every realm answered before, at once,
+-- with the same nonce, the next nc (00000002, 00000003, ...) and a fresh
+-- cnonce. A challenge to such a request (the nonce went stale, or the
+-- server forgot it) is answered with its new nonce and nc=00000001, as a
+-- first one. A challenge without qop (RFC 2069: one request per nonce) is
+-- not reused.
+--
 -- `opts.credentials(realm, challenge)` gives `user, password` (challenge:
 -- the challenge's parameters, e.g. `challenge.algorithm`); nil stops and
 -- the 401/407 is returned. A second challenge for a realm already answered
@@ -894,8 +943,31 @@ function M.send(srv, req, dest, opts)
       plain[k] = v
     end
   end
+  local store = nonce_store(srv, req, dest)
   local answered, stale_retried = {}, {}
   local cur = req
+  -- the nonces of earlier challenges, with the next nc
+  if req.method ~= "ACK" and req.method ~= "CANCEL" then
+    local realms, answers = {}, {}
+    for realm in pairs(store) do
+      realms[#realms + 1] = realm
+    end
+    sort(realms)
+    for _, realm in ipairs(realms) do
+      local c = store[realm]
+      local user, password = credentials(realm, c.params)
+      if type(user) == "string" and type(password) == "string" then
+        c.nc = c.nc + 1
+        local value = credentials_value(req, c, user, password, req.body, c.nc)
+        if value then
+          answers[#answers + 1] = { header = c.header, realm = realm, value = value }
+        end
+      end
+    end
+    if #answers > 0 then
+      cur = next_request(req, answers, true)
+    end
+  end
   local res, err, name = srv:send(cur, dest, plain)
   for _ = 1, 8 do -- bounded: realms answered once, stale once more
     if not res or (res.status ~= 401 and res.status ~= 407) or req.method == "ACK"
@@ -904,6 +976,7 @@ function M.send(srv, req, dest, opts)
     end
     local answers = {}
     for _, c in ipairs(challenges_of(res)) do
+      store[c.realm] = nil -- its nonce, if we had one, was refused
       local again = answered[c.realm]
       if again then
         if c.params.stale ~= "true" and c.params.stale ~= "TRUE" or stale_retried[c.realm] then
@@ -915,12 +988,16 @@ function M.send(srv, req, dest, opts)
       if type(user) ~= "string" or type(password) ~= "string" then
         return res
       end
-      local value = credentials_value(cur, c, user, password, cur.body)
+      local value = credentials_value(cur, c, user, password, cur.body, 1)
       if not value then
         return res
       end
       answered[c.realm] = true
       answers[#answers + 1] = { header = c.header, realm = c.realm, value = value }
+      if client_qop(c.params) then -- with qop the nonce serves again, nc 2, 3, ...
+        c.nc = 1
+        store[c.realm] = c
+      end
     end
     if #answers == 0 then
       break
