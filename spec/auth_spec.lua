@@ -478,6 +478,13 @@ describe("luasip.auth", function()
       assert.equal(200, register())
       assert.equal(7, #seen)
       assert.same({ seen[6].nonce, "00000002" }, { seen[7].nonce, seen[7].nc })
+      -- another method to the same target starts without credentials
+      assert.equal(200, send(outgoing("MESSAGE"), function()
+        return "alice", "secret"
+      end).status)
+      assert.equal(9, #seen)
+      assert.is_nil(seen[8].nonce)
+      assert.equal("00000001", seen[9].nc)
       -- another target (dest) starts without credentials
       local other, l = N.server()
       local first

@@ -839,14 +839,18 @@ end
 local sessions = setmetatable({}, { __mode = "k" })
 local MAX_TARGETS = 256
 
--- The nonce store of requests from srv to dest (or, without dest, to the
--- Request-URI's host and port).
+-- The nonce store of requests of req's method from srv to dest (or,
+-- without dest, to the Request-URI's host and port). Per method: a
+-- registrar's 401 to REGISTER is reused by the refreshes, a proxy's 407 to
+-- INVITE by the next INVITEs; credentials meant for one are never sent
+-- (and forwarded) with the other.
 local function nonce_store(srv, req, dest)
   local target = dest
   if not target then
     local u = core.uri(req.uri or "")
     target = u and u.host and (u.host:lower() .. ":" .. tostring(u.port or "")) or ""
   end
+  target = target .. " " .. tostring(req.method)
   local s = sessions[srv]
   if not s or s.n >= MAX_TARGETS and not s.t[target] then
     s = { n = 0, t = {} }
@@ -909,10 +913,10 @@ end
 -- RFC 2069 form when the challenge has no qop).
 --
 -- The nonce is then reused (RFC 7616 §3.4): the next requests of this
--- server to the same `dest` (or, without one, to the same Request-URI host
--- and port) carry credentials for every realm answered before, at once,
--- with the same nonce, the next nc (00000002, 00000003, ...) and a fresh
--- cnonce. A challenge to such a request (the nonce went stale, or the
+-- server with the same method to the same `dest` (or, without one, to the
+-- same Request-URI host and port) carry credentials for every realm
+-- answered before, at once, with the same nonce, the next nc (00000002,
+-- 00000003, ...) and a fresh cnonce. A challenge to such a request (the nonce went stale, or the
 -- server forgot it) is answered with its new nonce and nc=00000001, as a
 -- first one. A challenge without qop (RFC 2069: one request per nonce) is
 -- not reused.
