@@ -61,7 +61,10 @@ local function credentials(t)
     uri = t.uri or "sip:example.com", body = t.body,
   })
   local v = { "Digest " }
-  if t.username_star then
+  if t.userhash then
+    v[#v + 1] = ('username="%s", userhash=true'):format(t.userhash == true
+      and core.digest_userhash(base, t.user or "alice", t.realm or "example.com") or t.userhash)
+  elseif t.username_star then
     v[#v + 1] = "username*=" .. t.username_star
   else
     v[#v + 1] = ('username="%s"'):format(t.user or "alice")
@@ -125,6 +128,19 @@ describe("luasip.auth", function()
     end
   end)
 
+  it("userhash: H(user \":\" realm) (RFC 7616 §3.9.2; computed with openssl dgst)", function()
+    -- the RFC prints 488869477bf2... for this one: erratum 4897, it is not
+    -- H("Jäsøn Doe:api@example.org")
+    assert.equal("793263caabb707a56211940d90411ea4a575adeccb7e360aeb624ed06ece9b0b",
+      core.digest_userhash("SHA-512-256", "J\195\164s\195\184n Doe", "api@example.org"))
+    assert.equal("a947aad205e80e429958a387394944c6b496301e79f89d35a4cc23b6ee12b5b6",
+      auth.userhash("Mufasa", "http-auth@example.org"))
+    assert.equal("4238f3a16167373febb9bc4d43db9cc4", auth.userhash("Mufasa", "http-auth@example.org", "MD5"))
+    assert.has_error(function()
+      auth.userhash("a", "b", "SHA-1")
+    end)
+  end)
+
   describe("challenge", function()
     it("one header per algorithm in the order given, one nonce, 401 for REGISTER", function()
       local code, h = auth.challenge_headers(request(), { realm = "example.com" })
@@ -148,6 +164,15 @@ describe("luasip.auth", function()
       assert.equal(401, (auth.challenge_headers(invite, { proxy = false })))
       local options = request({ method = "OPTIONS", uri = "sip:example.com" })
       assert.equal(401, (auth.challenge_headers(options)))
+    end)
+
+    it("says userhash=true when configured", function()
+      local _, h = auth.challenge_headers(request(), { realm = "example.com", userhash = true })
+      for _, x in ipairs(h) do
+        assert.matches(", userhash=true$", x[2])
+      end
+      _, h = auth.challenge_headers(request(), { realm = "example.com" })
+      assert.not_matches("userhash", h[1][2])
     end)
 
     it("refuses an unknown algorithm (a script error)", function()
@@ -241,6 +266,47 @@ describe("luasip.auth", function()
       local req = request({ headers = { "Authorization: " .. credentials({ nonce = nonce })
         .. ", username*=UTF-8''alice" } })
       assert.same({ nil, "malformed credentials" }, { auth.check(req, lookup, { realm = "example.com" }) })
+    end)
+
+    it("accepts userhash=true (RFC 7616 §3.4.4): opts.unhash, or a users file's lookup", function()
+      -- no way to turn the hash back into a user: unknown
+      assert.same({ nil, "unknown user" }, { check({ userhash = true }) })
+      local seen_args
+      local opts = { realm = "example.com", userhash = true, unhash = function(h, realm, alg)
+        seen_args = { h, realm, alg }
+        return h == auth.userhash("alice", "example.com") and "alice" or nil
+      end }
+      assert.equal("alice", check({ userhash = true }, opts))
+      assert.same({ auth.userhash("alice", "example.com"), "example.com", "SHA-256" }, seen_args)
+      -- hex in upper case is the same hash
+      assert.equal("alice", check({ userhash = auth.userhash("alice", "example.com"):upper() }, opts))
+      assert.same({ nil, "wrong password" }, { check({ userhash = true, password = "nope" }, opts) })
+      assert.same({ nil, "unknown user" }, { check({ userhash = true, user = "mallory" }, opts) })
+      -- the hash of another algorithm or realm is not the user
+      assert.same({ nil, "unknown user" },
+        { check({ userhash = auth.userhash("alice", "example.com", "MD5") }, opts) })
+      -- userhash with username* is malformed
+      local nonce = fresh_nonce()
+      local req = request({ headers = { "Authorization: " .. credentials({ nonce = nonce, userhash = true })
+        .. ", username*=UTF-8''alice" } })
+      assert.same({ nil, "malformed credentials" }, { auth.check(req, lookup, opts) })
+      -- a users file knows its users by their hashes (password and HA1 lines)
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write("alice:secret\nbob:example.com:MD5:" .. core.digest_ha1("MD5", "bob", "example.com", "bobpw") .. "\n")
+      f:close()
+      local look = assert(auth.load_users(path))
+      os.remove(path)
+      local o2 = { realm = "example.com" }
+      local function check_file(t)
+        t.nonce = fresh_nonce()
+        local r = request({ headers = { "Authorization: " .. credentials(t) } })
+        return auth.check(r, look, o2)
+      end
+      assert.equal("alice", check_file({ userhash = true }))
+      assert.equal("alice", check_file({ userhash = true, algorithm = "MD5" }))
+      assert.equal("bob", check_file({ userhash = true, user = "bob", password = "bobpw", algorithm = "MD5" }))
+      assert.same({ nil, "unknown user" }, { check_file({ userhash = true, user = "carol" }) })
     end)
 
     it("lookup may wait", function()
@@ -528,6 +594,26 @@ describe("luasip.auth", function()
       assert.matches("stale=true", res:header("WWW-Authenticate"), 1, true)
       assert.same({ "no credentials", "alice", "alice", "nonce count replayed" }, results)
       assert.is_not_nil(sent)
+    end)
+
+    it("hashes the user name when the challenge says userhash=true", function()
+      local opts = { realm = "example.com", userhash = true, unhash = function(h)
+        return h == auth.userhash("alice", "example.com") and "alice" or nil
+      end }
+      uas:on_request(function(req)
+        seen[#seen + 1] = req:header("Authorization") or false
+        if auth.authenticate(req, lookup, opts) then
+          req:reply(200)
+        end
+      end)
+      local res = send(outgoing("REGISTER"), function()
+        return "alice", "secret"
+      end)
+      assert.equal(200, res.status)
+      assert.equal(2, #seen)
+      assert.matches('username="' .. auth.userhash("alice", "example.com") .. '"', seen[2], 1, true)
+      assert.matches("userhash=true", seen[2], 1, true)
+      assert.not_matches("alice", seen[2], 1, true)
     end)
 
     it("answers a stale=true challenge once more; auth-int when it is the only qop; username*", function()

@@ -206,6 +206,9 @@ function M.challenge_headers(req, opts)
     if opts.stale then
       v[#v + 1] = ", stale=true"
     end
+    if opts.userhash then
+      v[#v + 1] = ", userhash=true"
+    end
     headers[#headers + 1] = { name, concat(v) }
   end
   return proxy and 407 or 401, headers
@@ -222,7 +225,8 @@ end
 -- host otherwise), `algorithms` (list, default `{ "SHA-256", "MD5" }`;
 -- also "SHA-512-256" and the "-sess" forms), `qop` ("auth", "auth-int", a
 -- list of them, or false for none; default "auth"), `opaque`, `stale`,
--- `proxy`, `secret`.
+-- `proxy`, `secret`, `userhash` (true: the challenge says `userhash=true`,
+-- RFC 7616 §3.4.4, and clients send H(user ":" realm) as the user name).
 -- @tparam Message req a received request
 -- @tparam[opt] table opts
 -- @treturn integer the status sent
@@ -284,17 +288,25 @@ local function find_credentials(req, name, realm)
 end
 
 -- The user named in credentials p (username, or username* decoded);
--- false when both forms are present, nil when neither is usable.
+-- false when both forms are present, nil when neither is usable. With
+-- userhash=true, the hash (lower-case hex) and true.
 local function claimed_user(p)
   local user, ext = p.username, p["username*"]
+  local hashed = type(p.userhash) == "string" and p.userhash:lower() == "true"
   if ext then
-    if user then
+    if user or hashed then
       return false
     end
     user = type(ext) == "string" and decode_ext(ext) or nil
   end
+  if hashed and type(user) == "string" then
+    return user:lower(), true
+  end
   return user
 end
+
+-- lookup functions made by auth.load_users -> their unhash function
+local unhashers = setmetatable({}, { __mode = "k" })
 
 --- Verify the credentials of a request.
 --
@@ -308,11 +320,15 @@ end
 -- `lookup(user, realm)` may wait (a database). It returns the password, or
 -- a table of HA1s by algorithm (`{ ["SHA-256"] = hex, MD5 = hex }`), or
 -- nil for an unknown user. `username*` (RFC 7616 §3.4.4) is decoded, so
--- `lookup` gets the UTF-8 name.
+-- `lookup` gets the UTF-8 name. A hashed user name (`userhash=true`, RFC
+-- 7616 §3.4.4) is turned back into the user by `opts.unhash(hash, realm,
+-- algorithm)` (hash: lower-case hex of H(user ":" realm), see
+-- `auth.userhash`; it may wait, and returns the user or nil), or, for a
+-- `lookup` made by `auth.load_users`, by the users file itself.
 --
 -- Options: those of `auth.challenge` (`realm`, `algorithms`, `qop`,
--- `proxy`, `secret`), `lifetime` (seconds, default `auth.configure`'s
--- 300), `allow_no_qop` (false).
+-- `proxy`, `secret`, `userhash`), `lifetime` (seconds, default
+-- `auth.configure`'s 300), `allow_no_qop` (false), `unhash`.
 -- @tparam Message req
 -- @tparam function lookup
 -- @tparam[opt] table opts
@@ -331,7 +347,7 @@ function M.check(req, lookup, opts)
     return nil, why
   end
   -- the fields every request-digest needs
-  local user = claimed_user(p)
+  local user, hashed = claimed_user(p)
   if user == false then
     return nil, "malformed credentials" -- both forms (RFC 7616 §3.4.4)
   end
@@ -379,10 +395,17 @@ function M.check(req, lookup, opts)
   if not issued and ncode ~= "STALE" then
     return nil, "invalid nonce"
   end
-  -- the secret: may wait
-  local secret_of = lookup(user, realm)
-  local ha1
   local base = alg:gsub("%-sess$", "")
+  if hashed then -- RFC 7616 §3.4.4: username is H(user ":" realm)
+    local unhash = opts.unhash or unhashers[lookup]
+    user = unhash and unhash(user, realm, base) or nil
+    if type(user) ~= "string" then
+      user = nil
+    end
+  end
+  -- the secret: may wait
+  local secret_of = user and lookup(user, realm)
+  local ha1
   if type(secret_of) == "string" then
     ha1 = core.digest_ha1(base, user, realm, secret_of)
   elseif type(secret_of) == "table" then
@@ -662,10 +685,27 @@ function M.consume(req)
   return #values - #keep
 end
 
+--- The hashed user name of RFC 7616 §3.4.4: H(user ":" realm) in
+-- lower-case hex, for a user database that indexes its users by it (the
+-- `opts.unhash` of `auth.check`).
+-- @tparam string user
+-- @tparam string realm
+-- @tparam[opt] string algorithm "MD5", "SHA-256" (default) or "SHA-512-256"
+-- @treturn string
+function M.userhash(user, realm, algorithm)
+  return core.digest_userhash(algorithm or "SHA-256", user, realm)
+end
+
+-- Realms x algorithms whose user-hash index a users file keeps at most
+-- (realm comes from the request when no `opts.realm` is set: bounded).
+local MAX_HASH_INDEXES = 16
+
 --- A lookup function from a users file: lines `user:password`, or
 -- `user:realm:ALGORITHM:HA1-hex` (one line per algorithm; ALGORITHM is
 -- MD5, SHA-256 or SHA-512-256); `#` comments and blank lines are skipped.
 -- A password line is good for every realm, an HA1 line for its realm.
+-- The function also knows its users by their hashed names (`userhash=true`
+-- credentials, RFC 7616 §3.4.4).
 -- @tparam string path
 -- @treturn[1] function `lookup(user, realm)` for `auth.check`
 -- @treturn[1] integer the number of users
@@ -720,13 +760,34 @@ function M.load_users(path)
     end
   end
   f:close()
-  return function(user, realm)
+  local function lookup(user, realm)
     local e = users[user]
     if not e then
       return nil
     end
     return e.password or e.ha1[realm]
-  end, n
+  end
+  -- userhash=true: H(user ":" realm) -> user, one index per realm and
+  -- algorithm, made on first use
+  local indexes, nindexes = {}, 0
+  unhashers[lookup] = function(hash, realm, algorithm)
+    local key = algorithm .. " " .. realm
+    local index = indexes[key]
+    if not index then
+      if nindexes >= MAX_HASH_INDEXES then
+        indexes, nindexes = {}, 0
+      end
+      index = {}
+      for user, e in pairs(users) do
+        if e.password or e.ha1[realm] then
+          index[core.digest_userhash(algorithm, user, realm)] = user
+        end
+      end
+      indexes[key], nindexes = index, nindexes + 1
+    end
+    return index[hash]
+  end
+  return lookup, n
 end
 
 ------------------------------------------------------------------------------
@@ -814,7 +875,10 @@ local function credentials_value(req, c, user, password, body, count)
     body = qop == "auth-int" and (body or "") or nil,
   })
   local v = { "Digest " }
-  if needs_ext(user) then
+  local hashed = type(p.userhash) == "string" and p.userhash:lower() == "true"
+  if hashed then -- RFC 7616 §3.4.4
+    v[#v + 1] = "username=\"" .. core.digest_userhash(base, user, c.realm) .. "\""
+  elseif needs_ext(user) then
     v[#v + 1] = "username*=" .. encode_ext(user)
   else
     v[#v + 1] = "username=" .. quote(user)
@@ -827,6 +891,9 @@ local function credentials_value(req, c, user, password, body, count)
   end
   if type(p.opaque) == "string" then
     v[#v + 1] = ", opaque=" .. quote(p.opaque)
+  end
+  if hashed then
+    v[#v + 1] = ", userhash=true"
   end
   return concat(v)
 end
@@ -919,7 +986,8 @@ end
 -- 00000003, ...) and a fresh cnonce. A challenge to such a request (the nonce went stale, or the
 -- server forgot it) is answered with its new nonce and nc=00000001, as a
 -- first one. A challenge without qop (RFC 2069: one request per nonce) is
--- not reused.
+-- not reused. A challenge with `userhash=true` is answered with the user
+-- name hashed, H(user ":" realm), and `userhash=true` (RFC 7616 §3.4.4).
 --
 -- `opts.credentials(realm, challenge)` gives `user, password` (challenge:
 -- the challenge's parameters, e.g. `challenge.algorithm`); nil stops and
