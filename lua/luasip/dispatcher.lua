@@ -167,6 +167,10 @@ end
 -- flood configuration, stays trusted: the list counts references).
 local function hold_trust(set, want)
   local srv, held = set.server, set.trusted
+  if srv:is_closed() then -- its list went with it
+    set.trusted = {}
+    return
+  end
   for addr in pairs(want) do
     if not held[addr] then
       local ok, err, code = srv:flood_trust(addr)
@@ -181,9 +185,7 @@ local function hold_trust(set, want)
   for addr in pairs(held) do
     if not want[addr] then
       held[addr] = nil
-      if not srv:is_closed() then
-        srv:flood_untrust(addr)
-      end
+      srv:flood_untrust(addr)
     end
   end
 end
