@@ -616,6 +616,35 @@ describe("luasip.auth", function()
       assert.not_matches("alice", seen[2], 1, true)
     end)
 
+    it("examples/registrar.lua --users --userhash: the client sends the hashed name, and registers", function()
+      local P = dofile(here .. "/support/proc.lua")
+      local dir = N.tmpdir()
+      local f = assert(io.open(dir .. "/users", "w"))
+      f:write("alice:secret\n")
+      f:close()
+      local proc = P.start({ "run", "examples/registrar.lua", "--listen", "udp:127.0.0.1:0",
+                             "--users", dir .. "/users", "--realm", "example.com", "--userhash" })
+      local port = assert(proc:port("udp"), proc:log())
+      local req = assert(sip.request({
+        method = "REGISTER", uri = "sip:example.com", from = "<sip:alice@example.com>;tag=u1",
+        to = "<sip:alice@example.com>", contact = "<sip:alice@127.0.0.1:5999>", cseq = 1,
+      }))
+      local challenge
+      local res, sent = N.run_task(function()
+        return uac:send(req, "udp:" .. V4 .. ":" .. port, { credentials = function(_, ch)
+          challenge = ch
+          return "alice", "secret"
+        end })
+      end)
+      assert.equal("true", challenge.userhash)
+      assert.equal(200, res.status, proc:log())
+      local a = sent:header("Authorization")
+      assert.matches('username="' .. auth.userhash("alice", "example.com") .. '"', a, 1, true)
+      assert.matches("userhash=true", a, 1, true)
+      proc:stop()
+      N.rmdir(dir)
+    end)
+
     it("answers a stale=true challenge once more; auth-int when it is the only qop; username*", function()
       local jason = "J\195\164s\195\184n Doe"
       local opts = { realm = "example.com", qop = "auth-int", proxy = false } -- a UAS: 401
