@@ -1000,7 +1000,7 @@ end
 -- @tparam table opts `credentials` and the options of `srv:send`
 -- @treturn[1] Message the final response
 -- @treturn[1] Message the request that got it (a copy with credentials and
---   the CSeq to acknowledge, when a challenge was answered)
+--   the CSeq to acknowledge, when credentials were sent)
 -- @return[2] nil
 -- @treturn[2] string error message
 -- @treturn[2] string error code name
