@@ -27,8 +27,9 @@
 -- script): a source sending more than --flood N (default 200)
 -- INVITE/REGISTER, or 4N other requests, within a second is blocked for
 -- --flood-block seconds (60), its first dropped request answered 503 with
--- Retry-After. The destinations (numeric hosts) and --flood-trust
--- networks are never limited; --flood 0 switches it off. `luasip ctl
+-- Retry-After. The destinations (by address: host names resolved, and
+-- followed as they re-resolve) and --flood-trust networks are never
+-- limited; --flood 0 switches it off. `luasip ctl
 -- blocked list` and `unblock ADDR` show and lift blocks.
 --
 -- `luasip ctl dispatcher list` shows the states; `/metrics` (with

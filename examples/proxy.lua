@@ -4,7 +4,7 @@
 --     luasip run examples/proxy.lua --listen udp:127.0.0.1:5060 \
 --       [--domain example.com] [--nat] [--timeout 30]
 --       [--location memory|sqlite:PATH|redis://HOST:PORT/DB]
---       [--users FILE [--algorithms LIST] [--nonce-lifetime SECONDS]
+--       [--users FILE [--algorithms LIST] [--nonce-lifetime SECONDS] [--userhash]
 --        [--auth-failures N] [--auth-window SECONDS] [--auth-block SECONDS]]
 --       [--flood N [--flood-block SECONDS] [--flood-trust CIDR,...]]
 --
@@ -34,7 +34,10 @@
 -- request's domain): REGISTER gets 401 (and 403 for another user's AOR);
 -- initial INVITE, MESSAGE and SUBSCRIBE from a user of the domain get 407
 -- (and 403 when the From user is not the authenticated one); proxy.relay
--- removes the accepted credentials before forwarding. Brute force
+-- removes the accepted credentials before forwarding. --userhash: the
+-- challenges say userhash=true (RFC 7616 §3.4.4: clients send
+-- H(user ":" realm) as the user name; the users file knows its users by
+-- it). Brute force
 -- (auth.guard): --auth-failures failed attempts (5) from one source or for
 -- one user within --auth-window seconds (60) get 403 for --auth-block
 -- seconds (300); the guard survives script reloads.
@@ -208,6 +211,7 @@ return {
               .. " lines user:password or user:realm:ALGORITHM:HA1-hex" },
     algorithms = { default = "SHA-256,MD5", arg = "LIST", help = "digest algorithms offered, in order" },
     ["nonce-lifetime"] = { default = 300, arg = "SECONDS", help = "how long a nonce is good" },
+    userhash = { default = false, help = "challenges ask for the hashed user name (RFC 7616 userhash)" },
     ["auth-failures"] = { default = 5, arg = "N", help = "failed digest attempts before 403 (per source or user)" },
     ["auth-window"] = { default = 60, arg = "SECONDS", help = "the window those failures are counted in" },
     ["auth-block"] = { default = 300, arg = "SECONDS", help = "how long 403 is answered after them" },
@@ -247,6 +251,7 @@ return {
     for _, t in ipairs({ reg_auth, call_auth }) do
       t.realm, t.algorithms = o.domain, algs
       t.lifetime = math.tointeger(o["nonce-lifetime"] or 300)
+      t.userhash = o.userhash or nil
       t.guard = st.auth_guard
     end
     local flood = math.tointeger(tonumber(o.flood))

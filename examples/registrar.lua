@@ -4,11 +4,13 @@
 --                                       [--location memory|sqlite:PATH|redis://HOST:PORT/DB]
 --                                       [--min-expires SECONDS]
 --                                       [--users FILE [--realm REALM] [--algorithms LIST]
---                                        [--nonce-lifetime SECONDS]]
+--                                        [--nonce-lifetime SECONDS] [--userhash]]
 --
 -- With --users, every REGISTER needs digest credentials (401 challenge;
 -- luasip.auth) of the user whose AOR it registers (another AOR: 403).
 -- FILE has lines `user:password` or `user:realm:ALGORITHM:HA1-hex`.
+-- --userhash: the challenge says userhash=true (RFC 7616 §3.4.4: the
+-- client sends H(user ":" realm) as the user name).
 local registrar = require "luasip.registrar"
 local location = require "luasip.location"
 local auth = require "luasip.auth"
@@ -28,6 +30,7 @@ return {
     realm = { arg = "REALM", help = "digest realm (default: the REGISTER's domain)" },
     algorithms = { default = "SHA-256,MD5", arg = "LIST", help = "digest algorithms offered, in order" },
     ["nonce-lifetime"] = { default = 300, arg = "SECONDS", help = "how long a nonce is good" },
+    userhash = { default = false, help = "the challenge asks for the hashed user name (RFC 7616 userhash)" },
   },
   setup = function(ctx)
     local o = ctx.options
@@ -41,7 +44,7 @@ return {
         algs[#algs + 1] = a
       end
       auth_opts = { realm = o.realm, algorithms = algs, lifetime = math.tointeger(o["nonce-lifetime"]),
-                    match = "to" } -- the user may register its own AOR only
+                    userhash = o.userhash or nil, match = "to" } -- the user may register its own AOR only
     end
   end,
   methods = {

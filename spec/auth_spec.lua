@@ -61,7 +61,10 @@ local function credentials(t)
     uri = t.uri or "sip:example.com", body = t.body,
   })
   local v = { "Digest " }
-  if t.username_star then
+  if t.userhash then
+    v[#v + 1] = ('username="%s", userhash=true'):format(t.userhash == true
+      and core.digest_userhash(base, t.user or "alice", t.realm or "example.com") or t.userhash)
+  elseif t.username_star then
     v[#v + 1] = "username*=" .. t.username_star
   else
     v[#v + 1] = ('username="%s"'):format(t.user or "alice")
@@ -125,6 +128,19 @@ describe("luasip.auth", function()
     end
   end)
 
+  it("userhash: H(user \":\" realm) (RFC 7616 §3.9.2; computed with openssl dgst)", function()
+    -- the RFC prints 488869477bf2... for this one: erratum 4897, it is not
+    -- H("Jäsøn Doe:api@example.org")
+    assert.equal("793263caabb707a56211940d90411ea4a575adeccb7e360aeb624ed06ece9b0b",
+      core.digest_userhash("SHA-512-256", "J\195\164s\195\184n Doe", "api@example.org"))
+    assert.equal("a947aad205e80e429958a387394944c6b496301e79f89d35a4cc23b6ee12b5b6",
+      auth.userhash("Mufasa", "http-auth@example.org"))
+    assert.equal("4238f3a16167373febb9bc4d43db9cc4", auth.userhash("Mufasa", "http-auth@example.org", "MD5"))
+    assert.has_error(function()
+      auth.userhash("a", "b", "SHA-1")
+    end)
+  end)
+
   describe("challenge", function()
     it("one header per algorithm in the order given, one nonce, 401 for REGISTER", function()
       local code, h = auth.challenge_headers(request(), { realm = "example.com" })
@@ -148,6 +164,15 @@ describe("luasip.auth", function()
       assert.equal(401, (auth.challenge_headers(invite, { proxy = false })))
       local options = request({ method = "OPTIONS", uri = "sip:example.com" })
       assert.equal(401, (auth.challenge_headers(options)))
+    end)
+
+    it("says userhash=true when configured", function()
+      local _, h = auth.challenge_headers(request(), { realm = "example.com", userhash = true })
+      for _, x in ipairs(h) do
+        assert.matches(", userhash=true$", x[2])
+      end
+      _, h = auth.challenge_headers(request(), { realm = "example.com" })
+      assert.not_matches("userhash", h[1][2])
     end)
 
     it("refuses an unknown algorithm (a script error)", function()
@@ -241,6 +266,47 @@ describe("luasip.auth", function()
       local req = request({ headers = { "Authorization: " .. credentials({ nonce = nonce })
         .. ", username*=UTF-8''alice" } })
       assert.same({ nil, "malformed credentials" }, { auth.check(req, lookup, { realm = "example.com" }) })
+    end)
+
+    it("accepts userhash=true (RFC 7616 §3.4.4): opts.unhash, or a users file's lookup", function()
+      -- no way to turn the hash back into a user: unknown
+      assert.same({ nil, "unknown user" }, { check({ userhash = true }) })
+      local seen_args
+      local opts = { realm = "example.com", userhash = true, unhash = function(h, realm, alg)
+        seen_args = { h, realm, alg }
+        return h == auth.userhash("alice", "example.com") and "alice" or nil
+      end }
+      assert.equal("alice", check({ userhash = true }, opts))
+      assert.same({ auth.userhash("alice", "example.com"), "example.com", "SHA-256" }, seen_args)
+      -- hex in upper case is the same hash
+      assert.equal("alice", check({ userhash = auth.userhash("alice", "example.com"):upper() }, opts))
+      assert.same({ nil, "wrong password" }, { check({ userhash = true, password = "nope" }, opts) })
+      assert.same({ nil, "unknown user" }, { check({ userhash = true, user = "mallory" }, opts) })
+      -- the hash of another algorithm or realm is not the user
+      assert.same({ nil, "unknown user" },
+        { check({ userhash = auth.userhash("alice", "example.com", "MD5") }, opts) })
+      -- userhash with username* is malformed
+      local nonce = fresh_nonce()
+      local req = request({ headers = { "Authorization: " .. credentials({ nonce = nonce, userhash = true })
+        .. ", username*=UTF-8''alice" } })
+      assert.same({ nil, "malformed credentials" }, { auth.check(req, lookup, opts) })
+      -- a users file knows its users by their hashes (password and HA1 lines)
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write("alice:secret\nbob:example.com:MD5:" .. core.digest_ha1("MD5", "bob", "example.com", "bobpw") .. "\n")
+      f:close()
+      local look = assert(auth.load_users(path))
+      os.remove(path)
+      local o2 = { realm = "example.com" }
+      local function check_file(t)
+        t.nonce = fresh_nonce()
+        local r = request({ headers = { "Authorization: " .. credentials(t) } })
+        return auth.check(r, look, o2)
+      end
+      assert.equal("alice", check_file({ userhash = true }))
+      assert.equal("alice", check_file({ userhash = true, algorithm = "MD5" }))
+      assert.equal("bob", check_file({ userhash = true, user = "bob", password = "bobpw", algorithm = "MD5" }))
+      assert.same({ nil, "unknown user" }, { check_file({ userhash = true, user = "carol" }) })
     end)
 
     it("lookup may wait", function()
@@ -431,6 +497,152 @@ describe("luasip.auth", function()
       end)
       assert.equal(401, res.status)
       assert.equal(1, #seen)
+    end)
+
+    it("reuses the nonce with nc 2, 3, ... and a fresh cnonce until stale=true, which resets", function()
+      local force_stale = false
+      uas:on_request(function(req)
+        local a = req:header("Authorization")
+        seen[#seen + 1] = a and {
+          nonce = a:match('nonce="([^"]+)"'), nc = a:match("nc=(%x+)"), cnonce = a:match('cnonce="([^"]+)"'),
+        } or {}
+        local user, why, stale = auth.check(req, lookup, { realm = "example.com" })
+        if user and force_stale then
+          force_stale, user, stale = false, nil, true
+        end
+        if user then
+          return req:reply(200)
+        end
+        seen[#seen].why = why
+        auth.challenge(req, { realm = "example.com", stale = stale })
+      end)
+      local function register()
+        return send(outgoing("REGISTER"), function()
+          return "alice", "secret"
+        end).status
+      end
+      assert.equal(200, register()) -- 401, then nc=00000001
+      assert.equal(2, #seen)
+      assert.is_nil(seen[1].nonce)
+      assert.equal("00000001", seen[2].nc)
+      local nonce = seen[2].nonce
+      -- the next requests carry the same nonce at once, with the next nc
+      assert.equal(200, register())
+      assert.equal(200, register())
+      assert.equal(4, #seen)
+      assert.same({ nonce, "00000002" }, { seen[3].nonce, seen[3].nc })
+      assert.same({ nonce, "00000003" }, { seen[4].nonce, seen[4].nc })
+      assert.are_not.equal(seen[2].cnonce, seen[3].cnonce)
+      assert.are_not.equal(seen[3].cnonce, seen[4].cnonce)
+      -- stale=true: a new nonce, nc from 00000001 again, then 00000002
+      force_stale = true
+      assert.equal(200, register())
+      assert.equal(6, #seen)
+      assert.same({ nonce, "00000004" }, { seen[5].nonce, seen[5].nc })
+      assert.are_not.equal(nonce, seen[6].nonce)
+      assert.equal("00000001", seen[6].nc)
+      assert.equal(200, register())
+      assert.equal(7, #seen)
+      assert.same({ seen[6].nonce, "00000002" }, { seen[7].nonce, seen[7].nc })
+      -- another method to the same target starts without credentials
+      assert.equal(200, send(outgoing("MESSAGE"), function()
+        return "alice", "secret"
+      end).status)
+      assert.equal(9, #seen)
+      assert.is_nil(seen[8].nonce)
+      assert.equal("00000001", seen[9].nc)
+      -- another target (dest) starts without credentials
+      local other, l = N.server()
+      local first
+      other:on_request(function(req)
+        if first == nil then
+          first = req:header("Authorization") or false
+        end
+        req:reply(200)
+      end)
+      local res = N.run_task(function()
+        return uac:send(outgoing("REGISTER"), "udp:" .. V4 .. ":" .. l.port,
+          { credentials = function() return "alice", "secret" end })
+      end)
+      assert.equal(200, res.status)
+      assert.is_false(first)
+    end)
+
+    it("the server refuses a replayed nc of a reused nonce (stale=true), over the network", function()
+      local results = {}
+      uas:on_request(function(req)
+        local user, why, stale = auth.check(req, lookup, { realm = "example.com" })
+        results[#results + 1] = user or why
+        if user then
+          return req:reply(200)
+        end
+        auth.challenge(req, { realm = "example.com", stale = stale })
+      end)
+      local creds = function()
+        return "alice", "secret"
+      end
+      local _, sent = send(outgoing("REGISTER"), creds)
+      local _, sent2 = send(outgoing("REGISTER"), creds) -- nc=00000002
+      assert.matches("nc=00000002", sent2:header("Authorization"), 1, true)
+      -- the same credentials again, in a new transaction: a replay
+      local replay = assert(sip.parse(tostring(sent2)))
+      replay:set_header("CSeq", (sent2.cseq + 1) .. " REGISTER")
+      local res = N.run_task(function()
+        return uac:send(replay, "udp:" .. V4 .. ":" .. uas_port)
+      end)
+      assert.equal(401, res.status)
+      assert.matches("stale=true", res:header("WWW-Authenticate"), 1, true)
+      assert.same({ "no credentials", "alice", "alice", "nonce count replayed" }, results)
+      assert.is_not_nil(sent)
+    end)
+
+    it("hashes the user name when the challenge says userhash=true", function()
+      local opts = { realm = "example.com", userhash = true, unhash = function(h)
+        return h == auth.userhash("alice", "example.com") and "alice" or nil
+      end }
+      uas:on_request(function(req)
+        seen[#seen + 1] = req:header("Authorization") or false
+        if auth.authenticate(req, lookup, opts) then
+          req:reply(200)
+        end
+      end)
+      local res = send(outgoing("REGISTER"), function()
+        return "alice", "secret"
+      end)
+      assert.equal(200, res.status)
+      assert.equal(2, #seen)
+      assert.matches('username="' .. auth.userhash("alice", "example.com") .. '"', seen[2], 1, true)
+      assert.matches("userhash=true", seen[2], 1, true)
+      assert.not_matches("alice", seen[2], 1, true)
+    end)
+
+    it("examples/registrar.lua --users --userhash: the client sends the hashed name, and registers", function()
+      local P = dofile(here .. "/support/proc.lua")
+      local dir = N.tmpdir()
+      local f = assert(io.open(dir .. "/users", "w"))
+      f:write("alice:secret\n")
+      f:close()
+      local proc = P.start({ "run", "examples/registrar.lua", "--listen", "udp:127.0.0.1:0",
+                             "--users", dir .. "/users", "--realm", "example.com", "--userhash" })
+      local port = assert(proc:port("udp"), proc:log())
+      local req = assert(sip.request({
+        method = "REGISTER", uri = "sip:example.com", from = "<sip:alice@example.com>;tag=u1",
+        to = "<sip:alice@example.com>", contact = "<sip:alice@127.0.0.1:5999>", cseq = 1,
+      }))
+      local challenge
+      local res, sent = N.run_task(function()
+        return uac:send(req, "udp:" .. V4 .. ":" .. port, { credentials = function(_, ch)
+          challenge = ch
+          return "alice", "secret"
+        end })
+      end)
+      assert.equal("true", challenge.userhash)
+      assert.equal(200, res.status, proc:log())
+      local a = sent:header("Authorization")
+      assert.matches('username="' .. auth.userhash("alice", "example.com") .. '"', a, 1, true)
+      assert.matches("userhash=true", a, 1, true)
+      proc:stop()
+      N.rmdir(dir)
     end)
 
     it("answers a stale=true challenge once more; auth-int when it is the only qop; username*", function()

@@ -252,6 +252,45 @@ describe("flood protection", function()
     assert.is_nil(srv:flood_trust("10.0.0.0/33"))
   end)
 
+  it("srv:flood_untrust drops one reference; the dispatcher trusts its destinations and lets go of them", function()
+    local dispatcher = require "luasip.dispatcher"
+    local srv, l = server { flood = { invite = 2, trusted = { "127.0.0.2" } } }
+    -- one REGISTER from ip: counted as trusted?
+    local function trusted(ip)
+      local p = peer(ip)
+      local before = srv:stats().flood_trusted
+      p:send(register(ip), l.port)
+      assert.equal(1, #answers(p, 1))
+      return srv:stats().flood_trusted == before + 1
+    end
+    local both = { "sip:127.0.0.2:5099", "sip:127.0.0.3:5099" }
+    dispatcher.set("t", both, { server = srv })
+    assert.is_true(trusted("127.0.0.3"))
+    -- a reload declares the set again, many times: no slot is used up
+    for _ = 1, 100 do
+      dispatcher.set("t", both, { server = srv })
+    end
+    assert.is_true(srv:flood_trust("127.0.0.9"))
+    assert.is_true(srv:flood_untrust("127.0.0.9"))
+    local ok, err, code = srv:flood_untrust("127.0.0.9")
+    assert.is_nil(ok)
+    assert.matches("127.0.0.9", err, 1, true)
+    assert.equal("NOTFOUND", code)
+    assert.is_nil((srv:flood_untrust("127.0.0.x")))
+    -- the set without 127.0.0.3: no longer trusted; 127.0.0.2 stays (the
+    -- flood configuration trusts it too)
+    dispatcher.set("t", { "sip:127.0.0.2:5099" }, { server = srv })
+    assert.is_false(trusted("127.0.0.3"))
+    assert.is_true(trusted("127.0.0.2"))
+    dispatcher.reset()
+    assert.is_true(trusted("127.0.0.2"))
+    -- a destination's dest host is trusted as well (names: spec/dns/dns_cases.lua)
+    dispatcher.set("t", { { uri = "sip:127.0.0.1:9", dest = "udp:127.0.0.4:5099" } }, { server = srv })
+    assert.is_true(trusted("127.0.0.4"))
+    dispatcher.reset()
+    assert.is_false(trusted("127.0.0.4"))
+  end)
+
   it("with a per-user limit blocks the noisy phone, not the office behind the same address", function()
     local srv, l = server { flood = { user = 10, invite = 1000, other = 1000 } }
     local noisy, quiet = peer(FLOODER), peer(FLOODER)

@@ -74,6 +74,13 @@ describe("luasip.metrics", function()
     assert.equal(st.rx_msgs, s.luasip_rx_msgs_total)
     assert.is_number(s.luasip_txn_live) -- a gauge, no _total
     assert.is_number(s.luasip_connections)
+    -- every transport has its series; UDP has no connections: 0 while
+    -- datagrams flow (as tcp counts connections, not listeners)
+    assert.equal(0, st.connections_udp)
+    assert.equal(0, s['luasip_open_connections{transport="udp"}'])
+    for _, tp in ipairs({ "tcp", "tls", "ws", "wss" }) do
+      assert.is_number(s['luasip_open_connections{transport="' .. tp .. '"}'], tp)
+    end
     for k, v in pairs(st) do
       if type(v) == "number" then
         local sent, rcvd = k:match("^responses_sent_(%dxx)$"), k:match("^responses_received_(%dxx)$")

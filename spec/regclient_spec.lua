@@ -268,7 +268,8 @@ describe("luasip.ua.register", function()
     local st = reg:status()
     assert.equal(200, st.status)
     assert.equal(2, st.cseq) -- 1 challenged, 2 with credentials
-    -- a refresh is challenged again and answered: CSeq 3 then 4
+    -- refreshes go on (the nonce reused with nc 2, 3, ..., or a new
+    -- challenge answered when it went stale)
     assert.truthy(N.pump_until(function()
       return reg:status().cseq >= 4
     end, 4))

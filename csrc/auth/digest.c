@@ -110,6 +110,11 @@ int sip_digest_ha1(int alg, sip_str user, sip_str realm, sip_str password,
   return sip_digest_hash(alg, parts, 3, out);
 }
 
+int sip_digest_userhash(int alg, sip_str user, sip_str realm, char *out) {
+  sip_str parts[2] = {user, realm};
+  return sip_digest_hash(alg, parts, 2, out);
+}
+
 int sip_digest_response(const sip_digest_in *in, char *out) {
   int alg = in->alg;
   if (!alg_md(alg))

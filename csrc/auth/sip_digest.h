@@ -46,6 +46,11 @@ int sip_digest_hash(int alg, const sip_str *parts, size_t n, char *out);
 int sip_digest_ha1(int alg, sip_str user, sip_str realm, sip_str password,
                    char *out);
 
+/* The hashed user name of RFC 7616 §3.4.4 (userhash=true):
+ * H(username ":" realm), the user name in UTF-8 as for HA1. Returns the
+ * hex length or a negative code, as sip_digest_hash. */
+int sip_digest_userhash(int alg, sip_str user, sip_str realm, char *out);
+
 /* Everything that makes a request-digest. qop absent (p == NULL): the RFC
  * 2069 form H(HA1:nonce:HA2), nc and cnonce unused. qop "auth-int": HA2
  * includes H(body) (an absent body hashes as empty). sess: the -sess

@@ -3,6 +3,7 @@
  *
  *   core.digest_alg(name) -> canonical name, sess (boolean) | nil
  *   core.digest_ha1(alg, user, realm, password) -> hex
+ *   core.digest_userhash(alg, user, realm) -> hex (RFC 7616 §3.4.4)
  *   core.digest_response(t) -> hex; t = { algorithm =, ha1 =, nonce =,
  *       nc =, cnonce =, qop =, method =, uri =, body = }
  *   core.digest_verify(t, response) -> boolean (constant-time compare)
@@ -83,6 +84,16 @@ static int l_digest_ha1(lua_State *L) {
                           check_str(L, 4), out);
   if (rc < 0)
     return luaL_error(L, "digest_ha1: %s", sip_strerror(rc));
+  lua_pushlstring(L, out, (size_t)rc);
+  return 1;
+}
+
+static int l_digest_userhash(lua_State *L) {
+  int alg = check_alg(L, 1, NULL);
+  char out[SIP_DIGEST_HEX_BUF];
+  int rc = sip_digest_userhash(alg, check_str(L, 2), check_str(L, 3), out);
+  if (rc < 0)
+    return luaL_error(L, "digest_userhash: %s", sip_strerror(rc));
   lua_pushlstring(L, out, (size_t)rc);
   return 1;
 }
@@ -263,6 +274,7 @@ void sip__lua_open_auth(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"digest_alg", l_digest_alg},
       {"digest_ha1", l_digest_ha1},
+      {"digest_userhash", l_digest_userhash},
       {"digest_response", l_digest_response},
       {"digest_verify", l_digest_verify},
       {"digest_equal", l_digest_equal},

@@ -1,6 +1,6 @@
 /* Flood protection and connection slots of a luasip.Server (the logic is
  * csrc/transport/flood.c and conn.c; this is the binding): the `flood`
- * option of core.server, the methods flood_trust, flood_blocked,
+ * option of core.server, the methods flood_trust, flood_untrust, flood_blocked,
  * flood_unblock and keep_flow, the counters of srv:stats(), and the
  * on_block hook. */
 #include <stdio.h>
@@ -182,13 +182,29 @@ static sip_lua_server *check_open(lua_State *L) {
 }
 
 /* srv:flood_trust(cidr) -> true, or nil, err, name: never count or block
- * that address or network (for example a dispatcher's destinations). */
+ * that address or network (for example a dispatcher's destinations).
+ * Trusting one again counts a reference (srv:flood_untrust drops one). */
 static int srv_flood_trust(lua_State *L) {
   sip_lua_server *s = check_open(L);
   const char *cidr = luaL_checkstring(L, 2);
   int rc = sip_tp_flood_trust(s->tp, cidr);
   if (rc < 0)
     return sip__lua_fail(L, rc, "flood_trust %s: %s", cidr,
+                         rc == SIP_EINVAL ? "malformed, or flood protection off"
+                                          : sip_tp_strerror(rc));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* srv:flood_untrust(cidr) -> true, or nil, err, name: drop one reference
+ * to a trusted address or network (as given to flood_trust); it stops
+ * being trusted with its last. */
+static int srv_flood_untrust(lua_State *L) {
+  sip_lua_server *s = check_open(L);
+  const char *cidr = luaL_checkstring(L, 2);
+  int rc = sip_tp_flood_untrust(s->tp, cidr);
+  if (rc < 0)
+    return sip__lua_fail(L, rc, "flood_untrust %s: %s", cidr,
                          rc == SIP_EINVAL ? "malformed, or flood protection off"
                                           : sip_tp_strerror(rc));
   lua_pushboolean(L, 1);
@@ -288,9 +304,13 @@ static int req_keep_flow(lua_State *L) {
 }
 
 static const luaL_Reg flood_methods[] = {
-    {"set_flood", srv_set_flood},         {"flood_trust", srv_flood_trust},
-    {"flood_blocked", srv_flood_blocked}, {"flood_unblock", srv_flood_unblock},
-    {"keep_flow", srv_keep_flow},         {NULL, NULL},
+    {"set_flood", srv_set_flood},
+    {"flood_trust", srv_flood_trust},
+    {"flood_untrust", srv_flood_untrust},
+    {"flood_blocked", srv_flood_blocked},
+    {"flood_unblock", srv_flood_unblock},
+    {"keep_flow", srv_keep_flow},
+    {NULL, NULL},
 };
 
 void sip__lua_open_flood(lua_State *L) {

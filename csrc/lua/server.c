@@ -1001,6 +1001,9 @@ static int srv_stats(lua_State *L) {
       SET_COUNTER(sent[i], c.tx_responses[i]);
       SET_COUNTER(rcvd[i], c.rx_responses[i]);
     }
+    /* UDP has no connections: 0, listed so that every transport has its
+     * series (luasip_open_connections{transport="udp"}) */
+    SET_COUNTER("connections_udp", sip_tp_conn_count_by(s->tp, SIP_TP_UDP));
     SET_COUNTER("connections_tcp", sip_tp_conn_count_by(s->tp, SIP_TP_TCP));
     SET_COUNTER("connections_tls", sip_tp_conn_count_by(s->tp, SIP_TP_TLS));
     SET_COUNTER("connections_ws", sip_tp_conn_count_by(s->tp, SIP_TP_WS));

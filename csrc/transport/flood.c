@@ -36,7 +36,8 @@ typedef struct fentry {
 typedef struct trust {
   uint8_t len; /* 4 or 16 */
   uint8_t prefix;
-  unsigned char addr[16];
+  unsigned char addr[16]; /* the bits past prefix are zero */
+  uint32_t refs;          /* times trusted, less times untrusted */
 } trust;
 
 struct sip__flood {
@@ -126,21 +127,17 @@ void sip__tp_flood_free(sip_tp *tp) {
   tp->flood = NULL;
 }
 
-int sip_tp_flood_trust(sip_tp *tp, const char *cidr) {
-  struct sip__flood *f = tp->flood;
-  if (!f || !cidr)
-    return SIP_EINVAL;
-  if (f->ntrust >= MAX_TRUST)
-    return SIP_ETOOMANY;
+/* Parse "ADDR" or "ADDR/PREFIX" into t (host bits cleared). 0 or
+ * SIP_EINVAL. */
+static int parse_cidr(const char *cidr, trust *t) {
   const char *slash = strchr(cidr, '/');
   size_t alen = slash ? (size_t)(slash - cidr) : strlen(cidr);
   struct sockaddr_storage sa;
   if (sip_tp_addr(&sa, cidr, alen, 0) < 0)
     return SIP_EINVAL;
-  trust t;
-  memset(&t, 0, sizeof(t));
-  t.len = (uint8_t)addr_bytes(&sa, t.addr);
-  int prefix = t.len * 8;
+  memset(t, 0, sizeof(*t));
+  t->len = (uint8_t)addr_bytes(&sa, t->addr);
+  int prefix = t->len * 8;
   if (slash) {
     const char *p = slash + 1;
     if (!*p || strlen(p) > 3)
@@ -151,11 +148,60 @@ int sip_tp_flood_trust(sip_tp *tp, const char *cidr) {
         return SIP_EINVAL;
       prefix = prefix * 10 + (*p - '0');
     }
-    if (prefix > t.len * 8)
+    if (prefix > t->len * 8)
       return SIP_EINVAL;
   }
-  t.prefix = (uint8_t)prefix;
+  t->prefix = (uint8_t)prefix;
+  /* clear the host bits, so that one network has one form */
+  for (int i = prefix / 8; i < t->len; i++) {
+    int keep = i == prefix / 8 ? prefix % 8 : 0;
+    t->addr[i] &= (unsigned char)(0xff << (8 - keep));
+  }
+  return 0;
+}
+
+/* The entry equal to t, or -1. */
+static int find_trust(const struct sip__flood *f, const trust *t) {
+  for (int i = 0; i < f->ntrust; i++) {
+    const trust *e = &f->trusted[i];
+    if (e->len == t->len && e->prefix == t->prefix &&
+        memcmp(e->addr, t->addr, t->len) == 0)
+      return i;
+  }
+  return -1;
+}
+
+int sip_tp_flood_trust(sip_tp *tp, const char *cidr) {
+  struct sip__flood *f = tp->flood;
+  if (!f || !cidr)
+    return SIP_EINVAL;
+  trust t;
+  if (parse_cidr(cidr, &t) < 0)
+    return SIP_EINVAL;
+  int i = find_trust(f, &t);
+  if (i >= 0) { /* trusted already (by the configuration, another set) */
+    f->trusted[i].refs++;
+    return 0;
+  }
+  if (f->ntrust >= MAX_TRUST)
+    return SIP_ETOOMANY;
+  t.refs = 1;
   f->trusted[f->ntrust++] = t;
+  return 0;
+}
+
+int sip_tp_flood_untrust(sip_tp *tp, const char *cidr) {
+  struct sip__flood *f = tp->flood;
+  if (!f || !cidr)
+    return SIP_EINVAL;
+  trust t;
+  if (parse_cidr(cidr, &t) < 0)
+    return SIP_EINVAL;
+  int i = find_trust(f, &t);
+  if (i < 0)
+    return SIP_ENOTFOUND;
+  if (--f->trusted[i].refs == 0)
+    f->trusted[i] = f->trusted[--f->ntrust];
   return 0;
 }
 

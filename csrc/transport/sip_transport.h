@@ -445,8 +445,14 @@ void sip_flood_config_init(sip_flood_config *cfg);
  * not change) or off (cfg NULL). 0, SIP_ENOMEM or SIP_EINVAL. */
 int sip_tp_flood(sip_tp *tp, const sip_flood_config *cfg);
 /* Never count or block addresses of "10.0.0.0/8", "127.0.0.1", "::1/128"
- * (at most 64 entries). 0, SIP_EINVAL (malformed), SIP_ETOOMANY. */
+ * (at most 64 entries). Trusting an entry already there (the same network)
+ * takes no new slot: it counts one more reference. 0, SIP_EINVAL
+ * (malformed), SIP_ETOOMANY. */
 int sip_tp_flood_trust(sip_tp *tp, const char *cidr);
+/* Drop one reference to a trusted entry (as given to sip_tp_flood_trust);
+ * the entry goes with its last. 0, SIP_EINVAL (malformed), SIP_ENOTFOUND
+ * (not trusted). */
+int sip_tp_flood_untrust(sip_tp *tp, const char *cidr);
 /* Forget the trusted list. */
 void sip_tp_flood_trust_clear(sip_tp *tp);
 /* Lift the blocks of an IP address (every user of it). Returns how many

@@ -206,6 +206,9 @@ function M.challenge_headers(req, opts)
     if opts.stale then
       v[#v + 1] = ", stale=true"
     end
+    if opts.userhash then
+      v[#v + 1] = ", userhash=true"
+    end
     headers[#headers + 1] = { name, concat(v) }
   end
   return proxy and 407 or 401, headers
@@ -222,7 +225,8 @@ end
 -- host otherwise), `algorithms` (list, default `{ "SHA-256", "MD5" }`;
 -- also "SHA-512-256" and the "-sess" forms), `qop` ("auth", "auth-int", a
 -- list of them, or false for none; default "auth"), `opaque`, `stale`,
--- `proxy`, `secret`.
+-- `proxy`, `secret`, `userhash` (true: the challenge says `userhash=true`,
+-- RFC 7616 §3.4.4, and clients send H(user ":" realm) as the user name).
 -- @tparam Message req a received request
 -- @tparam[opt] table opts
 -- @treturn integer the status sent
@@ -284,17 +288,25 @@ local function find_credentials(req, name, realm)
 end
 
 -- The user named in credentials p (username, or username* decoded);
--- false when both forms are present, nil when neither is usable.
+-- false when both forms are present, nil when neither is usable. With
+-- userhash=true, the hash (lower-case hex) and true.
 local function claimed_user(p)
   local user, ext = p.username, p["username*"]
+  local hashed = type(p.userhash) == "string" and p.userhash:lower() == "true"
   if ext then
-    if user then
+    if user or hashed then
       return false
     end
     user = type(ext) == "string" and decode_ext(ext) or nil
   end
+  if hashed and type(user) == "string" then
+    return user:lower(), true
+  end
   return user
 end
+
+-- lookup functions made by auth.load_users -> their unhash function
+local unhashers = setmetatable({}, { __mode = "k" })
 
 --- Verify the credentials of a request.
 --
@@ -308,11 +320,15 @@ end
 -- `lookup(user, realm)` may wait (a database). It returns the password, or
 -- a table of HA1s by algorithm (`{ ["SHA-256"] = hex, MD5 = hex }`), or
 -- nil for an unknown user. `username*` (RFC 7616 §3.4.4) is decoded, so
--- `lookup` gets the UTF-8 name.
+-- `lookup` gets the UTF-8 name. A hashed user name (`userhash=true`, RFC
+-- 7616 §3.4.4) is turned back into the user by `opts.unhash(hash, realm,
+-- algorithm)` (hash: lower-case hex of H(user ":" realm), see
+-- `auth.userhash`; it may wait, and returns the user or nil), or, for a
+-- `lookup` made by `auth.load_users`, by the users file itself.
 --
 -- Options: those of `auth.challenge` (`realm`, `algorithms`, `qop`,
--- `proxy`, `secret`), `lifetime` (seconds, default `auth.configure`'s
--- 300), `allow_no_qop` (false).
+-- `proxy`, `secret`, `userhash`), `lifetime` (seconds, default
+-- `auth.configure`'s 300), `allow_no_qop` (false), `unhash`.
 -- @tparam Message req
 -- @tparam function lookup
 -- @tparam[opt] table opts
@@ -331,7 +347,7 @@ function M.check(req, lookup, opts)
     return nil, why
   end
   -- the fields every request-digest needs
-  local user = claimed_user(p)
+  local user, hashed = claimed_user(p)
   if user == false then
     return nil, "malformed credentials" -- both forms (RFC 7616 §3.4.4)
   end
@@ -379,10 +395,17 @@ function M.check(req, lookup, opts)
   if not issued and ncode ~= "STALE" then
     return nil, "invalid nonce"
   end
-  -- the secret: may wait
-  local secret_of = lookup(user, realm)
-  local ha1
   local base = alg:gsub("%-sess$", "")
+  if hashed then -- RFC 7616 §3.4.4: username is H(user ":" realm)
+    local unhash = opts.unhash or unhashers[lookup]
+    user = unhash and unhash(user, realm, base) or nil
+    if type(user) ~= "string" then
+      user = nil
+    end
+  end
+  -- the secret: may wait
+  local secret_of = user and lookup(user, realm)
+  local ha1
   if type(secret_of) == "string" then
     ha1 = core.digest_ha1(base, user, realm, secret_of)
   elseif type(secret_of) == "table" then
@@ -662,10 +685,27 @@ function M.consume(req)
   return #values - #keep
 end
 
+--- The hashed user name of RFC 7616 §3.4.4: H(user ":" realm) in
+-- lower-case hex, for a user database that indexes its users by it (the
+-- `opts.unhash` of `auth.check`).
+-- @tparam string user
+-- @tparam string realm
+-- @tparam[opt] string algorithm "MD5", "SHA-256" (default) or "SHA-512-256"
+-- @treturn string
+function M.userhash(user, realm, algorithm)
+  return core.digest_userhash(algorithm or "SHA-256", user, realm)
+end
+
+-- Realms x algorithms whose user-hash index a users file keeps at most
+-- (realm comes from the request when no `opts.realm` is set: bounded).
+local MAX_HASH_INDEXES = 16
+
 --- A lookup function from a users file: lines `user:password`, or
 -- `user:realm:ALGORITHM:HA1-hex` (one line per algorithm; ALGORITHM is
 -- MD5, SHA-256 or SHA-512-256); `#` comments and blank lines are skipped.
 -- A password line is good for every realm, an HA1 line for its realm.
+-- The function also knows its users by their hashed names (`userhash=true`
+-- credentials, RFC 7616 §3.4.4).
 -- @tparam string path
 -- @treturn[1] function `lookup(user, realm)` for `auth.check`
 -- @treturn[1] integer the number of users
@@ -720,13 +760,34 @@ function M.load_users(path)
     end
   end
   f:close()
-  return function(user, realm)
+  local function lookup(user, realm)
     local e = users[user]
     if not e then
       return nil
     end
     return e.password or e.ha1[realm]
-  end, n
+  end
+  -- userhash=true: H(user ":" realm) -> user, one index per realm and
+  -- algorithm, made on first use
+  local indexes, nindexes = {}, 0
+  unhashers[lookup] = function(hash, realm, algorithm)
+    local key = algorithm .. " " .. realm
+    local index = indexes[key]
+    if not index then
+      if nindexes >= MAX_HASH_INDEXES then
+        indexes, nindexes = {}, 0
+      end
+      index = {}
+      for user, e in pairs(users) do
+        if e.password or e.ha1[realm] then
+          index[core.digest_userhash(algorithm, user, realm)] = user
+        end
+      end
+      indexes[key], nindexes = index, nindexes + 1
+    end
+    return index[hash]
+  end
+  return lookup, n
 end
 
 ------------------------------------------------------------------------------
@@ -781,31 +842,43 @@ local function challenges_of(res)
   return out
 end
 
--- The credentials value answering challenge c for req.
-local function credentials_value(req, c, user, password, body)
+-- The qop the client answers challenge parameters p with: "auth" when
+-- offered, else "auth-int"; nil without qop (RFC 2069); false when only
+-- qops we do not know are offered.
+local function client_qop(p)
+  if type(p.qop) ~= "string" then
+    return nil
+  end
+  local offered = {}
+  for q in p.qop:gmatch("[^%s,]+") do
+    offered[q:lower()] = true
+  end
+  return offered.auth and "auth" or offered["auth-int"] and "auth-int" or false
+end
+
+-- The credentials value answering challenge c for req, with nonce-count
+-- count (1 for a fresh challenge; RFC 7616 §3.4: the nc of a reused nonce
+-- goes up by one per request, with a new cnonce each time).
+local function credentials_value(req, c, user, password, body, count)
   local p = c.params
-  local qop
-  if type(p.qop) == "string" then
-    local offered = {}
-    for q in p.qop:gmatch("[^%s,]+") do
-      offered[q:lower()] = true
-    end
-    qop = offered.auth and "auth" or offered["auth-int"] and "auth-int" or nil
-    if not qop then
-      return nil -- only qops we do not know
-    end
+  local qop = client_qop(p)
+  if qop == false then
+    return nil -- only qops we do not know
   end
   local base = c.algorithm:gsub("%-sess$", "")
   local ha1 = core.digest_ha1(base, user, c.realm, password)
   local cnonce = qop and hex(core.random_bytes(12)) or nil
-  local nc = qop and "00000001" or nil
+  local nc = qop and format("%08x", count) or nil
   local response = core.digest_response({
     algorithm = c.algorithm, ha1 = ha1, nonce = p.nonce, nc = nc, cnonce = cnonce,
     qop = qop, method = req.method, uri = req.uri,
     body = qop == "auth-int" and (body or "") or nil,
   })
   local v = { "Digest " }
-  if needs_ext(user) then
+  local hashed = type(p.userhash) == "string" and p.userhash:lower() == "true"
+  if hashed then -- RFC 7616 §3.4.4
+    v[#v + 1] = "username=\"" .. core.digest_userhash(base, user, c.realm) .. "\""
+  elseif needs_ext(user) then
     v[#v + 1] = "username*=" .. encode_ext(user)
   else
     v[#v + 1] = "username=" .. quote(user)
@@ -819,14 +892,52 @@ local function credentials_value(req, c, user, password, body)
   if type(p.opaque) == "string" then
     v[#v + 1] = ", opaque=" .. quote(p.opaque)
   end
+  if hashed then
+    v[#v + 1] = ", userhash=true"
+  end
   return concat(v)
 end
 
--- A copy of req with the next CSeq and, per challenge, new credentials in
--- place of earlier ones for the same realm.
-local function next_request(req, answers)
+-- The nonces answered before, kept to answer the next requests to the same
+-- target without a new challenge: srv -> { n = targets, t = { target ->
+-- { realm -> challenge c with c.nc, the last nonce-count used } } }. Bounded:
+-- past MAX_TARGETS targets of one server, they are all forgotten (the next
+-- request to each is challenged again, as a first one).
+local sessions = setmetatable({}, { __mode = "k" })
+local MAX_TARGETS = 256
+
+-- The nonce store of requests of req's method from srv to dest (or,
+-- without dest, to the Request-URI's host and port). Per method: a
+-- registrar's 401 to REGISTER is reused by the refreshes, a proxy's 407 to
+-- INVITE by the next INVITEs; credentials meant for one are never sent
+-- (and forwarded) with the other.
+local function nonce_store(srv, req, dest)
+  local target = dest
+  if not target then
+    local u = core.uri(req.uri or "")
+    target = u and u.host and (u.host:lower() .. ":" .. tostring(u.port or "")) or ""
+  end
+  target = target .. " " .. tostring(req.method)
+  local s = sessions[srv]
+  if not s or s.n >= MAX_TARGETS and not s.t[target] then
+    s = { n = 0, t = {} }
+    sessions[srv] = s
+  end
+  local store = s.t[target]
+  if not store then
+    store = {}
+    s.t[target], s.n = store, s.n + 1
+  end
+  return store
+end
+
+-- A copy of req with the next CSeq (unless same_cseq) and, per challenge,
+-- new credentials in place of earlier ones for the same realm.
+local function next_request(req, answers, same_cseq)
   local copy = assert(core.parse(tostring(req)))
-  copy:set_header("CSeq", (req.cseq + 1) .. " " .. req.cseq_method)
+  if not same_cseq then
+    copy:set_header("CSeq", (req.cseq + 1) .. " " .. req.cseq_method)
+  end
   local by_header = {}
   for _, a in ipairs(answers) do
     by_header[a.header] = by_header[a.header] or {}
@@ -868,6 +979,16 @@ end
 -- cnonce and nc=00000001 when offered (auth-int when it is the only one; the
 -- RFC 2069 form when the challenge has no qop).
 --
+-- The nonce is then reused (RFC 7616 §3.4): the next requests of this
+-- server with the same method to the same `dest` (or, without one, to the
+-- same Request-URI host and port) carry credentials for every realm
+-- answered before, at once, with the same nonce, the next nc (00000002,
+-- 00000003, ...) and a fresh cnonce. A challenge to such a request (the nonce went stale, or the
+-- server forgot it) is answered with its new nonce and nc=00000001, as a
+-- first one. A challenge without qop (RFC 2069: one request per nonce) is
+-- not reused. A challenge with `userhash=true` is answered with the user
+-- name hashed, H(user ":" realm), and `userhash=true` (RFC 7616 §3.4.4).
+--
 -- `opts.credentials(realm, challenge)` gives `user, password` (challenge:
 -- the challenge's parameters, e.g. `challenge.algorithm`); nil stops and
 -- the 401/407 is returned. A second challenge for a realm already answered
@@ -879,7 +1000,7 @@ end
 -- @tparam table opts `credentials` and the options of `srv:send`
 -- @treturn[1] Message the final response
 -- @treturn[1] Message the request that got it (a copy with credentials and
---   the CSeq to acknowledge, when a challenge was answered)
+--   the CSeq to acknowledge, when credentials were sent)
 -- @return[2] nil
 -- @treturn[2] string error message
 -- @treturn[2] string error code name
@@ -894,8 +1015,31 @@ function M.send(srv, req, dest, opts)
       plain[k] = v
     end
   end
+  local store = nonce_store(srv, req, dest)
   local answered, stale_retried = {}, {}
   local cur = req
+  -- the nonces of earlier challenges, with the next nc
+  if req.method ~= "ACK" and req.method ~= "CANCEL" then
+    local realms, answers = {}, {}
+    for realm in pairs(store) do
+      realms[#realms + 1] = realm
+    end
+    sort(realms)
+    for _, realm in ipairs(realms) do
+      local c = store[realm]
+      local user, password = credentials(realm, c.params)
+      if type(user) == "string" and type(password) == "string" then
+        c.nc = c.nc + 1
+        local value = credentials_value(req, c, user, password, req.body, c.nc)
+        if value then
+          answers[#answers + 1] = { header = c.header, realm = realm, value = value }
+        end
+      end
+    end
+    if #answers > 0 then
+      cur = next_request(req, answers, true)
+    end
+  end
   local res, err, name = srv:send(cur, dest, plain)
   for _ = 1, 8 do -- bounded: realms answered once, stale once more
     if not res or (res.status ~= 401 and res.status ~= 407) or req.method == "ACK"
@@ -904,6 +1048,7 @@ function M.send(srv, req, dest, opts)
     end
     local answers = {}
     for _, c in ipairs(challenges_of(res)) do
+      store[c.realm] = nil -- its nonce, if we had one, was refused
       local again = answered[c.realm]
       if again then
         if c.params.stale ~= "true" and c.params.stale ~= "TRUE" or stale_retried[c.realm] then
@@ -915,12 +1060,16 @@ function M.send(srv, req, dest, opts)
       if type(user) ~= "string" or type(password) ~= "string" then
         return res
       end
-      local value = credentials_value(cur, c, user, password, cur.body)
+      local value = credentials_value(cur, c, user, password, cur.body, 1)
       if not value then
         return res
       end
       answered[c.realm] = true
       answers[#answers + 1] = { header = c.header, realm = c.realm, value = value }
+      if client_qop(c.params) then -- with qop the nonce serves again, nc 2, 3, ...
+        c.nc = 1
+        store[c.realm] = c
+      end
     end
     if #answers == 0 then
       break

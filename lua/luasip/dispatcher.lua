@@ -29,6 +29,7 @@ local sip = require "luasip"
 local core = require "luasip.core"
 local proxy = require "luasip.proxy"
 local log = require "luasip.log"
+local dns = require "luasip.dns"
 
 local type, pairs, ipairs, tostring, tonumber, error = type, pairs, ipairs, tostring, tonumber, error
 local format, byte = string.format, string.byte
@@ -52,7 +53,7 @@ local order = {}
 
 local counters = {
   selected = 0, failovers = 0, no_destination = 0, probes_sent = 0, probe_failures = 0,
-  probe_timeouts = 0, transitions = 0, relays = 0,
+  probe_timeouts = 0, transitions = 0, relays = 0, trust_refreshes = 0,
 }
 
 -- Observers of relay outcomes (luasip.metrics): fn(set, dest, status, seconds).
@@ -148,6 +149,93 @@ local function stop_probes(set)
   end
 end
 
+------------------------------------------------------------------------------
+-- The flood protection's trusted list
+------------------------------------------------------------------------------
+
+-- An IP address (no brackets), or nil for a name.
+local function numeric(host)
+  host = host and host:gsub("^%[(.*)%]$", "%1")
+  if host and (host:match("^%d+%.%d+%.%d+%.%d+$") or host:find(":", 1, true)) then
+    return host
+  end
+end
+
+-- Make set.trusted (address -> true: the references the set holds in its
+-- server's trusted list) the addresses of want: trust the new ones first,
+-- then let go of the old ones (an address held by another set, or by the
+-- flood configuration, stays trusted: the list counts references).
+local function hold_trust(set, want)
+  local srv, held = set.server, set.trusted
+  if srv:is_closed() then -- its list went with it
+    set.trusted = {}
+    return
+  end
+  for addr in pairs(want) do
+    if not held[addr] then
+      local ok, err, code = srv:flood_trust(addr)
+      if ok then
+        held[addr] = true
+      elseif code ~= "EINVAL" and not set.trust_warned then -- EINVAL: flood protection is off
+        set.trust_warned = true
+        log.warn(format("dispatcher %s: %s not trusted: %s", set.name, addr, tostring(err)))
+      end
+    end
+  end
+  for addr in pairs(held) do
+    if not want[addr] then
+      held[addr] = nil
+      srv:flood_untrust(addr)
+    end
+  end
+end
+
+-- The addresses the set's destinations are at now: numeric hosts as they
+-- are, names resolved (RFC 3263: every target's address; the DNS cache
+-- answers within the TTL). A name whose lookup fails for a while (a
+-- timeout, SERVFAIL) keeps its last addresses; one that no longer exists
+-- (EAI_NONAME) has none.
+local function refresh_trust(set)
+  local want = {}
+  for host in pairs(set.trust_numeric) do
+    want[host] = true
+  end
+  for _, uri in ipairs(set.trust_names) do
+    local targets, _, code = dns.resolve(uri)
+    if sets[set.name] ~= set then
+      return -- replaced while waiting
+    end
+    local addrs = set.name_addrs[uri]
+    if targets then
+      addrs = {}
+      for _, t in ipairs(targets) do
+        if t.addr then
+          addrs[(t.addr:gsub("^%[(.*)%]$", "%1"))] = true
+        end
+      end
+    elseif code == "EAI_NONAME" then
+      addrs = {}
+    end
+    set.name_addrs[uri] = addrs
+    for addr in pairs(addrs or {}) do
+      want[addr] = true
+    end
+  end
+  counters.trust_refreshes = counters.trust_refreshes + 1
+  hold_trust(set, want)
+end
+
+-- Let go of every trusted address of a set and stop its refreshes.
+local function release_trust(set)
+  if set.trust_timer then
+    set.trust_timer:stop()
+    set.trust_timer = nil
+  end
+  if set.trusted and set.server then
+    hold_trust(set, {})
+  end
+end
+
 local probe_all
 
 --- Declare (or replace) a destination set.
@@ -167,9 +255,17 @@ local probe_all
 -- 5xx), `mark` (statuses of a relay that count as a failure of the
 -- destination: default `{ 408 }`; a transport error is a made-up 503/408),
 -- `trust` (default true: with `server` and its flood protection on, the
--- numeric hosts of the destinations join its trusted list, so their
--- requests (a BYE from a callee, say) are never limited; switch flood protection on
--- before declaring the set; names are not trusted).
+-- addresses of the destinations join its trusted list, so their requests
+-- (a BYE from a callee, say) are never limited; switch flood protection on
+-- before declaring the set): numeric hosts (and the host of `dest`) as
+-- they are, host names resolved by RFC 3263 (`luasip.dns`: every target's
+-- address) now and every `trust_refresh` seconds (default 60; the DNS
+-- cache answers within the TTL), so an address a name no longer has stops
+-- being trusted and a new one starts. A name whose lookup fails (timeout,
+-- SERVFAIL) keeps its last addresses; a name that no longer exists has
+-- none. Declaring the set again or `dispatcher.reset()` lets go of them
+-- (an address trusted by another set or by the flood configuration stays
+-- trusted: the server's list counts references).
 -- @tparam string name
 -- @tparam table dests
 -- @tparam[opt] table opts
@@ -214,6 +310,10 @@ function M.set(name, dests, opts)
   else
     order[#order + 1] = name
   end
+  if old and old.trust_timer then
+    old.trust_timer:stop()
+    old.trust_timer = nil
+  end
   for i, t in ipairs(dests) do
     local d = check_dest(i, t)
     local k = kept[d.uri]
@@ -224,16 +324,56 @@ function M.set(name, dests, opts)
     end
     set.dests[i] = d
   end
-  if set.server and opts.trust ~= false and set.server.flood_trust then
-    for _, d in ipairs(set.dests) do
-      local host = sip.uri(d.uri).host
-      host = host and host:gsub("^%[(.*)%]$", "%1")
-      if host and (host:match("^%d+%.%d+%.%d+%.%d+$") or host:find(":", 1, true)) then
-        set.server:flood_trust(host) -- nil when flood protection is off: nothing to trust
-      end
-    end
+  local trust_refresh = opts.trust_refresh or 60
+  if type(trust_refresh) ~= "number" or trust_refresh <= 0 then
+    error("trust_refresh: seconds > 0 expected", 2)
   end
   sets[name] = set
+  if set.server and opts.trust ~= false and set.server.flood_trust then
+    -- trusted by address: numeric hosts now, names once resolved
+    set.trusted, set.trust_numeric, set.trust_names, set.name_addrs = {}, {}, {}, {}
+    local seen_names = {}
+    for _, d in ipairs(set.dests) do
+      local host = numeric(sip.uri(d.uri).host)
+      if host then
+        set.trust_numeric[host] = true
+      elseif not seen_names[d.uri] then
+        seen_names[d.uri] = true
+        set.trust_names[#set.trust_names + 1] = d.uri
+      end
+      local dhost = type(d.dest) == "string" and d.dest:match("^%a+:(.*):%d+$")
+      dhost = numeric(dhost)
+      if dhost then
+        set.trust_numeric[dhost] = true
+      end
+    end
+    if old and old.name_addrs then -- a reload: names keep their addresses meanwhile
+      for _, uri in ipairs(set.trust_names) do
+        set.name_addrs[uri] = old.name_addrs[uri]
+      end
+    end
+    local want = {}
+    for host in pairs(set.trust_numeric) do
+      want[host] = true
+    end
+    for _, addrs in pairs(set.name_addrs) do
+      for addr in pairs(addrs) do
+        want[addr] = true
+      end
+    end
+    hold_trust(set, want) -- nothing is held when flood protection is off
+    if #set.trust_names > 0 then
+      sip.spawn(refresh_trust, set)
+      set.trust_timer = sip.timer(trust_refresh, function()
+        if sets[set.name] == set then
+          refresh_trust(set)
+        end
+      end, { interval = trust_refresh, background = true })
+    end
+  end
+  if old then
+    release_trust(old) -- after the new set holds its addresses: no gap
+  end
   if probe then
     if not set.server then
       error("probe: needs opts.server", 2)
@@ -257,6 +397,7 @@ end
 function M.reset()
   for _, set in pairs(sets) do
     stop_probes(set)
+    release_trust(set)
   end
   sets, order = {}, {}
   for k in pairs(counters) do

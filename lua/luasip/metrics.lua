@@ -11,7 +11,8 @@
 -- counter, `luasip_<name>` for a gauge (connections, live transactions,
 -- cache entries, bytes in use, blocked sources, ...). Besides them:
 -- `luasip_responses_sent_total{class}` and `luasip_responses_received_total{class}`
--- (the transport's, `1xx`..`6xx`), `luasip_open_connections{transport}`,
+-- (the transport's, `1xx`..`6xx`), `luasip_open_connections{transport}`
+-- (`udp` .. `wss`; connections, not listeners: `udp` is always 0),
 -- `luasip_handled_requests_total{method}` (requests that reached the
 -- script), `luasip_relay_responses_total{class}` and
 -- `luasip_relay_duration_seconds` (a histogram: every `proxy.relay`),

@@ -474,6 +474,54 @@ describe("RFC 3263 with dnsmasq", function()
     dnsmasq = D.start(ZONE, DNS_PORT)
   end)
 
+  it("flood protection trusts a dispatcher destination's name by its addresses, as it re-resolves", function()
+    local dispatcher = require "luasip.dispatcher"
+    dnsmasq:stop()
+    dnsmasq = D.start(ttl_zone("127.0.0.2", 1), DNS_PORT)
+    dns.flush()
+    local srv = assert(sip.server { listen = { "udp:127.0.0.1:0" }, flood = { invite = 1000, other = 1000 } })
+    servers[#servers + 1] = srv
+    local port = srv:listener(0).port
+    srv:on_request(function(req)
+      req:reply(200)
+    end)
+    -- one OPTIONS from ip: was it counted as trusted?
+    local function trusted(ip)
+      local u = assert(socket.udp())
+      assert(u:setsockname(ip, 0))
+      local st = srv:stats()
+      local requests, before = st.requests, st.flood_trusted
+      u:sendto(N.request { via_host = ip, rport = true }, "127.0.0.1", port)
+      N.pump_until(function()
+        return srv:stats().requests > requests
+      end, 2)
+      u:close()
+      return srv:stats().flood_trusted > before
+    end
+    local function eventually(ip, want)
+      for _ = 1, 40 do
+        if trusted(ip) == want then
+          return true
+        end
+        N.pump_for(0.1)
+      end
+      return false
+    end
+    dispatcher.set("named", { "sip:ttl.test:5099" }, { server = srv, trust_refresh = 0.3 })
+    assert.is_true(eventually("127.0.0.2", true))
+    assert.is_false(trusted("127.0.0.3"))
+    -- the name moves: the new address is trusted, the old one no longer
+    dnsmasq:stop()
+    dnsmasq = D.start(ttl_zone("127.0.0.3", 1), DNS_PORT)
+    assert.is_true(eventually("127.0.0.3", true))
+    assert.is_true(eventually("127.0.0.2", false))
+    -- the set goes: so does the trust
+    dispatcher.reset()
+    assert.is_false(trusted("127.0.0.3"))
+    dnsmasq:stop()
+    dnsmasq = D.start(ZONE, DNS_PORT)
+  end)
+
   it("srv:stats() counts lookups, cache hits, failures and failovers", function()
     local st = server:stats()
     assert.is_true(st.dns_lookups > 1000)

@@ -89,6 +89,30 @@ static void test_rfc_vectors(void) {
   CHECK_INT(sip_digest_response(&r2617, out), SIP_EINVAL);
 }
 
+/* RFC 7616 §3.9.2 (SHA-512-256, UTF-8 user name, userhash=true). The
+ * username the RFC prints (488869477bf2...) is not H("Jäsøn Doe" ":"
+ * "api@example.org") (erratum 4897); these are computed independently
+ * with `openssl dgst -sha512-256` / `-sha256` / `-md5`. */
+static void test_userhash(void) {
+  char out[SIP_DIGEST_HEX_BUF];
+  sip_str jason = S("J\xc3\xa4s\xc3\xb8n Doe");
+  CHECK_INT(sip_digest_userhash(SIP_DIGEST_SHA512_256, jason,
+                                S("api@example.org"), out),
+            64);
+  CHECK(strcmp(out, "793263caabb707a56211940d90411ea4a575adeccb7e360aeb624e"
+                    "d06ece9b0b") == 0);
+  CHECK_INT(sip_digest_userhash(SIP_DIGEST_SHA256, S("Mufasa"),
+                                S("http-auth@example.org"), out),
+            64);
+  CHECK(strcmp(out, "a947aad205e80e429958a387394944c6b496301e79f89d35a4cc23"
+                    "b6ee12b5b6") == 0);
+  CHECK_INT(sip_digest_userhash(SIP_DIGEST_MD5, S("Mufasa"),
+                                S("http-auth@example.org"), out),
+            32);
+  CHECK(strcmp(out, "4238f3a16167373febb9bc4d43db9cc4") == 0);
+  CHECK_INT(sip_digest_userhash(7, S("a"), S("b"), out), SIP_EINVAL);
+}
+
 static int unhex(const char *h, char *out) {
   size_t n = strlen(h);
   for (size_t i = 0; i + 1 < n; i += 2) {
@@ -337,6 +361,7 @@ static void test_redact(void) {
 int main(void) {
   test_alg_names();
   test_rfc_vectors();
+  test_userhash();
   test_fixtures();
   test_nonces();
   test_nc_cache();

@@ -1122,6 +1122,52 @@ static void test_flood(void) {
   CHECK_INT(st.flood_trusted, 20);
   sip_tp_flood_trust_clear(tp);
 
+  /* the trusted list counts references (a dispatcher's destinations come
+   * and go as names re-resolve; a script reload declares them again):
+   * trusting an entry again takes no slot, untrusting drops one reference
+   * and the last one the entry */
+  char cidr[32];
+  for (int i = 0; i < 64; i++) {
+    snprintf(cidr, sizeof cidr, "10.0.%d.0/24", i);
+    CHECK_INT(sip_tp_flood_trust(tp, cidr), 0);
+  }
+  CHECK_INT(sip_tp_flood_trust(tp, "10.1.0.0/24"), SIP_ETOOMANY);
+  CHECK_INT(sip_tp_flood_trust(tp, "10.0.5.0/24"), 0);
+  CHECK_INT(sip_tp_flood_trust(tp, "10.0.5.7/24"), 0); /* the same network */
+  CHECK_INT(sip_tp_flood_untrust(tp, "10.0.63.0/24"), 0);
+  CHECK_INT(sip_tp_flood_untrust(tp, "10.0.63.0/24"), SIP_ENOTFOUND);
+  CHECK_INT(sip_tp_flood_untrust(tp, "10.0.63.0/2x"), SIP_EINVAL);
+  CHECK_INT(sip_tp_flood_trust(tp, "127.0.0.1"), 0); /* the freed slot */
+  CHECK_INT(sip_tp_flood_trust(tp, "127.0.0.1"), 0);
+  CHECK_INT(sip_tp_flood_untrust(tp, "127.0.0.1"), 0);
+  sip_tp_stats(tp, &st);
+  uint64_t trusted_before = st.flood_trusted;
+  rec_clear(&r);
+  for (int i = 0; i < 5; i++) { /* one reference left: trusted */
+    int n =
+        flood_req(msg, sizeof msg, "INVITE", "From: <sip:a@x>;tag=1", seq++);
+    udp_to(s, AF_INET, lport, msg, (size_t)n);
+  }
+  RUN_UNTIL(r.nmsg == 5, 2000);
+  CHECK_INT(r.nmsg, 5);
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.flood_trusted, trusted_before + 5);
+  CHECK_INT(sip_tp_flood_untrust(tp, "127.0.0.1"), 0);
+  CHECK_INT(sip_tp_flood_untrust(tp, "127.0.0.1"), SIP_ENOTFOUND);
+  rec_clear(&r);
+  for (int i = 0; i < 5; i++) { /* not trusted: 3 pass, then blocked */
+    int n =
+        flood_req(msg, sizeof msg, "INVITE", "From: <sip:a@x>;tag=1", seq++);
+    udp_to(s, AF_INET, lport, msg, (size_t)n);
+  }
+  RUN_UNTIL(r.nmsg == 3, 2000);
+  run_for(100);
+  CHECK_INT(r.nmsg, 3);
+  sip_tp_stats(tp, &st);
+  CHECK_INT(st.flood_trusted, trusted_before + 5);
+  CHECK_INT(sip_tp_flood_unblock(tp, &me), 1);
+  sip_tp_flood_trust_clear(tp);
+
   /* per user, with the hook: compact From, sips, a display name with '@' */
   flood_hook h = {0};
   sip_flood_config_init(&fc);
