@@ -193,6 +193,26 @@ function Dialog:request(method, opts)
   return res
 end
 
+--- End the dialog here without a request (its last usage, e.g. a
+-- subscription, is over: RFC 5057 §5); a waiter sees `nil, why`.
+-- @tparam[opt] string why
+function Dialog:terminate(why)
+  ended(self, why or "terminated")
+end
+
+--- Send REFER within the dialog (RFC 3515): see `luasip.ua.refer.refer`.
+function Dialog:refer(target, opts)
+  return require("luasip.ua.refer").refer(self, target, opts)
+end
+
+--- The `Replaces` value (RFC 3891) that names this dialog at its peer:
+-- `call-id;to-tag=PEER'S;from-tag=OURS`.
+-- @treturn string
+function Dialog:replaces()
+  local i = self.dlg:info()
+  return i.call_id .. ";to-tag=" .. i.remote_tag .. ";from-tag=" .. i.local_tag
+end
+
 --- Hang up: BYE, and the dialog is over whatever the answer.
 -- @treturn Message|nil the BYE's response
 function Dialog:bye(opts)
@@ -330,6 +350,12 @@ end
 -- @treturn boolean true when handled (the caller does nothing more)
 function UA:handle(req)
   local where, dlg = self.srv:dialog_match(req)
+  -- SUBSCRIBE, NOTIFY, REFER, an INVITE with Replaces: luasip.ua.event
+  -- and luasip.ua.refer, once used, take them first
+  local hook = self.hooks and self.hooks[req.method]
+  if hook and where ~= "500" and hook(self, req, where, dlg and self.dialogs[dlg]) then
+    return true
+  end
   if where == "outside" then
     if req.method == "INVITE" and self.on_invite then
       self.on_invite(self, req)
@@ -580,6 +606,31 @@ function UA:call(t)
     end
   end)
   return c
+end
+
+--- The `Dialog` of a C dialog of this UA's server (made on first use):
+-- for modules that create dialogs by other requests (SUBSCRIBE, REFER).
+-- @param dlg a `luasip.Dialog` userdata (`srv:dialog_uac` / `dialog_uas`)
+-- @tparam string role "uac" or "uas"
+-- @treturn Dialog
+function UA:adopt(dlg, role)
+  return wrap(self, dlg, role)
+end
+
+--- Subscribe (RFC 6665): see `luasip.ua.event.subscribe`.
+function UA:subscribe(t)
+  return require("luasip.ua.event").subscribe(self, t)
+end
+
+--- Be the notifier of an event package: see `luasip.ua.event.on_subscribe`.
+function UA:on_subscribe(event, fn, opts)
+  return require("luasip.ua.event").on_subscribe(self, event, fn, opts)
+end
+
+--- Accept or refuse REFERs (RFC 3515) and INVITEs with Replaces (RFC
+-- 3891): see `luasip.ua.refer.on_refer`.
+function UA:on_refer(fn, opts)
+  return require("luasip.ua.refer").on_refer(self, fn, opts)
 end
 
 --- Dialogs of this UA that are not over.
