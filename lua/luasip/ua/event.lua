@@ -750,9 +750,9 @@ local function find_sub(d, typ, id)
     return nil
   end
   local s = subs[key_of(typ, id)]
-  if not s and not id then
+  if not s then -- a NOTIFY without id, or one before the REFER's 2xx
     for _, x in pairs(subs) do
-      if x.typ == typ and getmetatable(x) == Subscription then
+      if x.typ == typ and getmetatable(x) == Subscription and (not id or not x.id) then
         s = x
         break
       end
@@ -872,6 +872,20 @@ function M.implicit_subscription(u, d, event, opts)
     on_end = opts.on_end }, Subscription)
   attach(d, sub)
   return sub
+end
+
+--- Give `sub` another Event (the id of a REFER's subscription, known
+-- from the REFER's CSeq).
+function M.rekey(sub, ev)
+  local typ, id = M.parse_event(ev)
+  local subs = sub.d and sub.d.subscriptions
+  if subs and subs[sub.key] == sub then
+    subs[sub.key] = nil
+  end
+  sub.event, sub.typ, sub.id, sub.key = ev, typ, id, key_of(typ, id)
+  if subs and sub.state ~= "terminated" then
+    subs[sub.key] = sub
+  end
 end
 
 --- The request that made `sub` was accepted: start waiting for its first
