@@ -213,6 +213,19 @@ function Dialog:replaces()
   return i.call_id .. ";to-tag=" .. i.remote_tag .. ";from-tag=" .. i.local_tag
 end
 
+--- The ACK of a call made with `ack = false` (`u:invite`), carrying the
+-- SDP answer to the offer of the 2xx (RFC 3264 §5; RFC 3725 flow I).
+-- @tparam[opt] string sdp
+function Dialog:ack(sdp)
+  local cseq = self.ack_cseq
+  if not cseq then
+    error("dialog:ack(): no 2xx waits for its ACK", 2)
+  end
+  self.ack_cseq = nil
+  self.local_sdp = sdp or self.local_sdp
+  return self.dlg:ack(cseq, sdp and "Content-Type: application/sdp\r\n" or nil, sdp, self.dest)
+end
+
 --- Hang up: BYE, and the dialog is over whatever the answer.
 -- @treturn Message|nil the BYE's response
 function Dialog:bye(opts)
@@ -489,6 +502,10 @@ local function do_invite(self, t, c)
     if not new and dlg:ack_again(res.cseq) then
       return
     end
+    local cd = dlg == confirmed and self.dialogs[dlg]
+    if cd and cd.ack_cseq then -- t.ack == false: the ACK waits for d:ack()
+      return
+    end
     dlg:ack(res.cseq, nil, nil, dest)
     if dlg ~= confirmed then
       early[dlg] = nil
@@ -520,8 +537,12 @@ local function do_invite(self, t, c)
     if dlg then
       confirmed = dlg
       early[dlg] = nil
-      dlg:ack(res.cseq, nil, nil, dest)
       d = wrap(self, dlg, "uac")
+      if t.ack == false and not c.cancelled then
+        d.ack_cseq = res.cseq -- RFC 3725: the answer goes in a later ACK
+      else
+        dlg:ack(res.cseq, nil, nil, dest)
+      end
       d.dest, d.local_sdp = dest, t.sdp
       d.remote_sdp = res.body ~= "" and res.body or nil
     end
@@ -580,7 +601,8 @@ end
 -- `dest` (`"udp:127.0.0.1:5080"`; default the next hop of `to` or of a
 -- `route`), `route` (a proxy URI to send through: a preloaded Route),
 -- `timeout` (seconds of ringing before the call is cancelled),
--- `on_provisional = function(res)`.
+-- `on_provisional = function(res)`, `ack = false` (the 2xx is not
+-- acknowledged until `d:ack(sdp)`: an INVITE without offer answered later).
 -- A 2xx is acknowledged (§13.2.2.4), and so is every retransmission of it;
 -- a 2xx from another fork is acknowledged and hung up.
 -- @tparam table t

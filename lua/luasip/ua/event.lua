@@ -210,7 +210,7 @@ local function sub_finish(sub, why)
 end
 
 -- Refresh before expiry (at half the time left, at most 32 s before it),
--- and end at expiry.
+-- and end at expiry (after a grace time).
 local function sub_schedule(sub, expires)
   stop(sub.refresh_timer)
   stop(sub.expiry_timer)
@@ -231,7 +231,9 @@ local function sub_schedule(sub, expires)
       end
     end)
   end
-  sub.expiry_timer = sip.timer(expires, function()
+  -- the notifier's own NOTIFY terminated (its timer started first) has
+  -- a grace time to come before we end it here
+  sub.expiry_timer = sip.timer(expires + min(32, max(0.5, expires / 10)), function()
     sub.expiry_timer = nil
     sub_finish(sub, "timeout")
   end)
