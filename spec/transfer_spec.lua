@@ -7,6 +7,7 @@
 -- a confirmed one 486; a REFER without Refer-To 400.
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/support/net.lua")
+local P = dofile(here .. "/support/proc.lua")
 local sip = require "luasip"
 local ua = require "luasip.ua"
 local refer = require "luasip.ua.refer"
@@ -79,7 +80,10 @@ describe("luasip.ua.refer: syntax", function()
 end)
 
 describe("luasip.ua.refer: transfer among three luasip UAs (T1 = 10 ms)", function()
-  after_each(N.cleanup)
+  after_each(function()
+    N.cleanup()
+    P.cleanup()
+  end)
 
   it("blind transfer: bob calls carol; alice sees 100, 180, 200 by NOTIFY sipfrag", function()
     local alice, bob, carol = new_ua("alice"), new_ua("bob"), new_ua("carol")
@@ -186,5 +190,15 @@ describe("luasip.ua.refer: transfer among three luasip UAs (T1 = 10 ms)", functi
     assert.equal(400, invite("only-a-call-id"))
     assert.equal("confirmed", c2:state())
     assert.equal(1, carol:count())
+  end)
+  it("examples/transfer.lua runs both demos and prints the outcomes", function()
+    local rc, out, err = P.run({ "run", "examples/transfer.lua", "--ctl", "off", "--listen", "udp:127.0.0.1:0",
+      "--hold-time", "0.1" })
+    assert.equal(0, rc, err)
+    assert.matches("transfer: blind: alice%-bob 200; REFER 202; NOTIFY SIP/2.0 100 Trying, SIP/2.0 180 Ringing, "
+      .. "SIP/2.0 200 OK; outcome 200; bob%-carol confirmed", out)
+    assert.matches("transfer: attended: REFER 202; NOTIFY SIP/2.0 100 Trying, SIP/2.0 200 OK; outcome 200; "
+      .. "alice%-carol terminated; bob%-carol confirmed", out)
+    assert.not_matches("error", out)
   end)
 end)

@@ -289,4 +289,34 @@ describe("luasip.ua.event: SUBSCRIBE/NOTIFY between two luasip UAs (T1 = 10 ms)"
     assert.truthy(N.pump_until(function() return bob:count() == 0 end, 2))
     run(function() return reg:unregister() end)
   end)
+  it("examples/presence.lua: PIDF or text per Accept, a MESSAGE changes the status for every subscriber", function()
+    local pres = P.start({ "run", "examples/presence.lua", "--listen", "udp:127.0.0.1:0", "--status", "open" })
+    local port = assert(pres:port("udp"), pres:log())
+    local uri = "sip:alice@127.0.0.1:" .. port
+    local u = new_ua()
+    local pidf = assert(run(function()
+      return u:subscribe { to = uri, event = "presence", expires = 60, accept = "application/pidf+xml" }
+    end))
+    local n = run(function() return pidf:wait_notify(2) end)
+    assert.equal("application/pidf+xml", n.type)
+    assert.matches("<basic>open</basic>", n.body, 1, true)
+    local text = assert(run(function() return u:subscribe { to = uri, event = "presence", expires = 60 } end))
+    assert.equal("open", run(function() return text:wait_notify(2) end).body)
+    -- a MESSAGE sets the status: both get a NOTIFY
+    local message = require "luasip.ua.message"
+    local res = run(function()
+      return message.message { server = u.srv, to = uri, from = "sip:admin@127.0.0.1", body = "closed" }
+    end)
+    assert.equal(200, res.status)
+    n = run(function() return pidf:wait_notify(2) end)
+    assert.matches("<basic>closed</basic>", n.body, 1, true)
+    assert.equal("closed", run(function() return text:wait_notify(2) end).body)
+    assert.truthy(pres:wait_log("presence: closed %(2 subscribers%)", 2), pres:log())
+    -- another package: 489
+    local sub, r = run(function() return u:subscribe { to = uri, event = "dialog" } end)
+    assert.is_nil(sub)
+    assert.equal(489, r.status)
+    assert.equal("terminated", run(function() return text:unsubscribe(2) end).state)
+    assert.equal("terminated", run(function() return pidf:unsubscribe(2) end).state)
+  end)
 end)
