@@ -162,6 +162,29 @@ describe("luasip.ua.event: SUBSCRIBE/NOTIFY between two luasip UAs (T1 = 10 ms)"
     assert.equal(0, bob:count())
   end)
 
+  it("subscribes within a call's dialog; its end leaves the call up", function()
+    local alice, bob, uri = pair()
+    bob.srv:on_request(function(req)
+      if bob:handle(req) then
+        return
+      end
+      bob.call = bob:answer(req)
+    end)
+    local d = assert(run(function() return alice:invite { to = uri } end))
+    local sub, res = run(function()
+      return alice:subscribe { dialog = d, event = "presence", expires = 60 }
+    end)
+    assert.is_truthy(sub, res and tostring(res))
+    assert.equal(200, res.status)
+    assert.equal("open", run(function() return sub:wait_notify(2) end).body)
+    assert.equal(d, sub.d)
+    assert.equal("terminated", run(function() return sub:unsubscribe(2) end).state)
+    assert.equal("confirmed", d:state())
+    assert.equal("confirmed", bob.call:state())
+    assert.equal(0, #bob.pkg:each())
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+
   it("a 202 and a pending state, then active", function()
     local alice, bob, uri = pair { policy = function(sub)
       sub:accept(202)

@@ -395,9 +395,10 @@ function Subscription:unsubscribe(timeout)
 end
 
 --- Subscribe (RFC 6665 §4.1) and wait for the answer, in a coroutine.
--- Fields of `t`: `to` (required), `event` (required, e.g. "presence" or
--- "dialog;id=1"), `expires` (default 3600), `accept` (an Accept value),
--- `from`, `headers`, `body`, `content_type`, `dest`, `route`,
+-- Fields of `t`: `to` (required unless `dialog`), `event` (required, e.g.
+-- "presence" or "dialog;id=1"), `dialog` (a Dialog: subscribe within it,
+-- e.g. a call's; the subscription's end leaves the dialog up),
+-- `expires` (default 3600), `accept` (an Accept value), `from`, `headers`, `body`, `content_type`, `dest`, `route`,
 -- `credentials`, `notify_timeout` (seconds without a NOTIFY after the
 -- 2xx before the subscription ends: default 32, 64*T1), `auto_refresh`
 -- (false: no refresh before expiry), `on_notify = function(sub, n)`,
@@ -407,8 +408,8 @@ end
 -- @treturn[1] Subscription and the 2xx
 -- @return[2] nil, the failure response (or nil, err, code)
 function M.subscribe(u, t)
-  if type(t) ~= "table" or type(t.to) ~= "string" or type(t.event) ~= "string" then
-    error("subscribe: { to = URI, event = PACKAGE } required", 3)
+  if type(t) ~= "table" or (type(t.to) ~= "string" and not t.dialog) or type(t.event) ~= "string" then
+    error("subscribe: { to = URI or dialog = Dialog, event = PACKAGE } required", 3)
   end
   need_coroutine("ua:subscribe()")
   local typ, id = M.parse_event(t.event)
@@ -421,19 +422,41 @@ function M.subscribe(u, t)
   if t.accept then
     h[#h + 1] = { "Accept", t.accept }
   end
-  if t.route then
-    local r = t.route
-    if not r:find("<", 1, true) then
-      r = "<" .. r .. (r:find(";lr", 1, true) and "" or ";lr") .. ">"
-    end
-    h[#h + 1] = { "Route", r }
-  end
   for k, v in pairs(t.headers or {}) do
     if type(k) == "number" then
       h[#h + 1] = v
     else
       h[#h + 1] = { k, v }
     end
+  end
+  local sub = setmetatable({
+    ua = u, event = t.event, typ = typ, id = id, key = key_of(typ, id), state = "init",
+    asked = expires, accept = t.accept, credentials = t.credentials, queue = {}, waiters = {},
+    notify_timeout = t.notify_timeout or M.NOTIFY_TIMEOUT, auto_refresh = t.auto_refresh,
+    on_notify = t.on_notify, on_end = t.on_end, early = {},
+  }, Subscription)
+  if t.dialog then -- a subscription in an existing dialog (RFC 6665 §4.5.2)
+    local d = t.dialog
+    attach(d, sub) -- its NOTIFY may come before the 2xx
+    local res, err, code = d:request("SUBSCRIBE", { headers = h, body = t.body,
+      content_type = t.body and (t.content_type or "text/plain"), credentials = t.credentials })
+    if not res or res.status < 200 or res.status >= 300 then
+      sub_finish(sub, "rejected")
+      return nil, res or err, not res and code or nil
+    end
+    if sub.state == "init" then
+      sub.state = "pending"
+    end
+    sub_schedule(sub, expires_of(res) or expires)
+    start_timer_n(sub)
+    return sub, res
+  end
+  if t.route then
+    local r = t.route
+    if not r:find("<", 1, true) then
+      r = "<" .. r .. (r:find(";lr", 1, true) and "" or ";lr") .. ">"
+    end
+    h[#h + 1] = { "Route", r }
   end
   local req, err, code = sip.request {
     method = "SUBSCRIBE", uri = t.to:match("<(.-)>") or t.to, to = t.to, from = t.from or u.from,
@@ -442,12 +465,6 @@ function M.subscribe(u, t)
   if not req then
     return nil, err, code
   end
-  local sub = setmetatable({
-    ua = u, event = t.event, typ = typ, id = id, key = key_of(typ, id), state = "init",
-    asked = expires, accept = t.accept, credentials = t.credentials, queue = {}, waiters = {},
-    notify_timeout = t.notify_timeout or M.NOTIFY_TIMEOUT, auto_refresh = t.auto_refresh,
-    on_notify = t.on_notify, on_end = t.on_end, early = {},
-  }, Subscription)
   -- NOTIFYs that come before the 2xx (§4.1.2.4) wait for it
   local pkey = req.call_id .. ";" .. req.from.tag
   st.pending[pkey] = sub
