@@ -213,6 +213,18 @@ describe("luasip.ua.event: SUBSCRIBE/NOTIFY between two luasip UAs (T1 = 10 ms)"
     assert.equal(0, bob:count())
   end)
 
+  it("a notifier handler's error: 500, no subscription or dialog left", function()
+    local alice, bob, uri = pair { policy = function() error("boom") end }
+    local sub, res = run(function()
+      return alice:subscribe { to = uri, event = "presence" }
+    end)
+    assert.is_nil(sub)
+    assert.equal(500, res.status)
+    assert.equal(0, bob:count())
+    assert.equal(0, #bob.pkg:each())
+    assert.equal(0, alice:count())
+  end)
+
   it("ends when no NOTIFY comes after the 2xx (Timer N)", function()
     local alice = new_ua()
     -- a notifier that answers 200 and never notifies

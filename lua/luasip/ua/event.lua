@@ -661,7 +661,13 @@ local function new_subscription(u, pkg, req, d, typ, id, expires)
   pkg.subs[n] = true
   local ok, status, reason = true, nil, nil
   if pkg.fn then
-    status, reason = pkg.fn(n, req)
+    local done
+    done, status, reason = xpcall(pkg.fn, debug.traceback, n, req)
+    if not done then -- the script's error: no subscription left; 500 and the log
+      n.accepted = true
+      notifier_end(n, "error")
+      error(status, 0)
+    end
     if status == false then
       ok, status = false, 403
     elseif type(status) == "number" and status >= 300 then
