@@ -126,6 +126,33 @@ describe("luasip.ua.refer: transfer among three luasip UAs (T1 = 10 ms)", functi
     assert.equal(1, bob:count())
   end)
 
+  it("refer.transfer: a B2BUA-style handler carries out the REFER with its own call", function()
+    local alice, bob, carol = new_ua("alice"), new_ua("bob"), new_ua("carol")
+    local d, bd = call(alice, bob)
+    local targets = {}
+    -- bob takes the REFER in its dialog hook and calls through its own function
+    bd.on_request = function(dd, req)
+      if req.method ~= "REFER" then
+        return
+      end
+      refer.transfer(dd, req, function(target, progress)
+        targets[#targets + 1] = target.uri
+        if #targets == 1 then
+          return nil, 480 -- the first try: no leg could be made
+        end
+        return bob:invite { to = target.uri, sdp = SDP, on_provisional = progress }
+      end)
+    end
+    local r = run(function() return d:refer(carol.uri) end)
+    assert.equal(480, r.status)
+    assert.same({ "SIP/2.0 100 Trying", "SIP/2.0 480 Temporarily Unavailable" }, r.frags)
+    r = run(function() return d:refer(carol.uri) end)
+    assert.equal(200, r.status)
+    assert.same({ "SIP/2.0 100 Trying", "SIP/2.0 180 Ringing", "SIP/2.0 200 OK" }, r.frags)
+    assert.same({ carol.uri, carol.uri }, targets)
+    assert.equal(1, #carol.calls)
+  end)
+
   it("a refused REFER: 603 (or the handler's status), no subscription left", function()
     local alice, bob, carol = new_ua("alice"), new_ua("bob"), new_ua("carol")
     bob:on_refer(function() return false end)

@@ -57,9 +57,10 @@ function M.parse_sipfrag(body)
   return tonumber(code), reason
 end
 
---- A message/sipfrag body for a status.
+--- A message/sipfrag body for a status (reason: default the standard
+-- phrase).
 function M.sipfrag(status, reason)
-  return "SIP/2.0 " .. status .. " " .. (reason or "") .. "\r\n"
+  return "SIP/2.0 " .. status .. " " .. (reason or sip.reason_phrase(status)) .. "\r\n"
 end
 
 --- Parse a Refer-To value (RFC 3515 §2.1): `{ uri =, replaces =,
