@@ -162,6 +162,61 @@ describe("luasip.ua.event: SUBSCRIBE/NOTIFY between two luasip UAs (T1 = 10 ms)"
     assert.equal(0, bob:count())
   end)
 
+  it("malformed requests within a subscription: 400, and the subscription goes on", function()
+    local alice, bob, uri = pair()
+    local sub = assert(run(function()
+      return alice:subscribe { to = uri, event = "presence", expires = 60 }
+    end))
+    run(function() return sub:wait_notify(2) end)
+    local n = bob.seen[1]
+    -- a NOTIFY without Subscription-State, or with a bad one
+    local res = run(function() return n.d:request("NOTIFY", { headers = { { "Event", "presence" } } }) end)
+    assert.equal(400, res.status)
+    res = run(function()
+      return n.d:request("NOTIFY", { headers = { { "Event", "presence" }, { "Subscription-State", ";;" } } })
+    end)
+    assert.equal(400, res.status)
+    -- a NOTIFY with a bad Event: 400
+    res = run(function()
+      return n.d:request("NOTIFY", { headers = { { "Event", "a b" }, { "Subscription-State", "active" } } })
+    end)
+    assert.equal(400, res.status)
+    -- a refresh with a bad Expires
+    res = run(function()
+      return sub.d:request("SUBSCRIBE", { headers = { { "Event", "presence" }, { "Expires", "-1" } } })
+    end)
+    assert.equal(400, res.status)
+    assert.equal("active", sub.state)
+    assert.equal(1, #bob.pkg:each())
+    bob.pkg:notify_all { body = "still" }
+    assert.equal("still", run(function() return sub:wait_notify(2) end).body)
+    -- a NOTIFY of another package in the dialog: 481 (which ends the
+    -- dialog at the sender, §12.2.1.2: its subscription with it)
+    res = run(function()
+      return n.d:request("NOTIFY", { headers = { { "Event", "dialog" }, { "Subscription-State", "active" } } })
+    end)
+    assert.equal(481, res.status)
+    assert.is_nil(run(function() return n:notify { body = "gone" } end))
+    assert.equal("terminated", n.state)
+    assert.equal(0, #bob.pkg:each())
+  end)
+
+  it("a subscription whose server closed ends quietly at its next refresh or NOTIFY", function()
+    local alice, bob, uri = pair()
+    local sub = assert(run(function()
+      return alice:subscribe { to = uri, event = "presence", expires = 60 }
+    end))
+    run(function() return sub:wait_notify(2) end)
+    local n = bob.seen[1]
+    alice.srv:close()
+    bob.srv:close()
+    local a, b, c = run(function() return sub:refresh() end)
+    assert.same({ nil, "subscription: its dialog is over", "TERMINATED" }, { a, b, c })
+    assert.equal("terminated", sub.state)
+    assert.is_nil(run(function() return n:notify { body = "x" } end))
+    assert.equal("terminated", n.state)
+  end)
+
   it("subscribes within a call's dialog; its end leaves the call up", function()
     local alice, bob, uri = pair()
     bob.srv:on_request(function(req)

@@ -154,6 +154,13 @@ local function attach(d, sub)
   sub.d = d
 end
 
+-- Is dialog d still usable? (Not over, and its server not closed: a
+-- timer may fire after that.)
+local function alive(d)
+  local ok, st = pcall(d.state, d)
+  return ok and st ~= "terminated"
+end
+
 -- A subscription left dialog d; a dialog that only subscriptions made
 -- ends with the last one.
 local function detach(sub)
@@ -164,7 +171,7 @@ local function detach(sub)
   if d.subscriptions[sub.key] == sub then
     d.subscriptions[sub.key] = nil
   end
-  if d.sub_only and next(d.subscriptions) == nil and d:state() ~= "terminated" then
+  if d.sub_only and next(d.subscriptions) == nil and alive(d) then
     d:terminate("subscription ended")
   end
 end
@@ -328,7 +335,7 @@ end
 -- SUBSCRIBE within the dialog (refresh or unsubscribe).
 local function resubscribe(self, expires)
   local d = self.d
-  if not d or d:state() == "terminated" then
+  if not d or not alive(d) then
     sub_finish(self, "dialog ended")
     return nil, "subscription: its dialog is over", "TERMINATED"
   end
@@ -346,7 +353,7 @@ local function resubscribe(self, expires)
       local granted = expires_of(res)
       sub_schedule(self, granted or expires)
     end
-  elseif res.status == 481 or res.status == 408 or d:state() == "terminated" then
+  elseif res.status == 481 or res.status == 408 or not alive(d) then
     sub_finish(self, "rejected")
   end
   return res
@@ -572,6 +579,10 @@ function Notifier:notify(t)
   if self.state == "terminated" or self.closing then
     return nil, "subscription: terminated", "TERMINATED"
   end
+  if not alive(self.d) then
+    notifier_end(self, "dialog ended")
+    return nil, "subscription: its dialog is over", "TERMINATED"
+  end
   if not self.accepted then
     self:accept()
   end
@@ -610,7 +621,7 @@ function Notifier:notify(t)
   end
   if state == "terminated" then
     notifier_end(self, t.reason or "terminated")
-  elseif res.status == 481 or res.status == 408 or self.d:state() == "terminated" then
+  elseif res.status == 481 or res.status == 408 or not alive(self.d) then
     notifier_end(self, "rejected")
   end
   return res
