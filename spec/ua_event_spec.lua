@@ -377,6 +377,16 @@ describe("luasip.ua.event: SUBSCRIBE/NOTIFY between two luasip UAs (T1 = 10 ms)"
     local n = run(function() return sub:unsubscribe(2) end)
     assert.equal("terminated", n.state)
     assert.truthy(N.pump_until(function() return bob:count() == 0 end, 2))
+    -- expiry through the proxy: the notifier's NOTIFY terminated;reason=timeout
+    local short = assert(run(function()
+      return alice:subscribe { to = "sip:bob@example.com", event = "presence", expires = 1, dest = via,
+        auto_refresh = false }
+    end))
+    assert.equal("open", run(function() return short:wait_notify(2) end).body)
+    n = run(function() return short:wait_notify(3) end)
+    assert.equal("terminated", n.state)
+    assert.equal("timeout", n.reason)
+    assert.truthy(N.pump_until(function() return bob:count() == 0 and alice:count() == 0 end, 2))
     run(function() return reg:unregister() end)
   end)
   it("examples/presence.lua: PIDF or text per Accept, a MESSAGE changes the status for every subscriber", function()
