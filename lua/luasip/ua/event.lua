@@ -110,17 +110,14 @@ function M.parse_state(v)
   return t
 end
 
--- The Expires of a message: nil (absent), false (malformed), or seconds.
+-- The Expires of a message (the parser's): nil (absent), false
+-- (malformed or out of range), or seconds.
 local function expires_of(m)
-  local v = m:header("Expires")
-  if v == nil then
-    return nil
-  end
-  local n = v:match("^%s*(%d+)%s*$")
-  if not n or #n > 10 then
+  local v, err = m:get("expires")
+  if v == nil and err then
     return false
   end
-  return tonumber(n)
+  return v
 end
 
 local function key_of(typ, id)

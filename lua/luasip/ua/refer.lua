@@ -42,12 +42,6 @@ local function escape(s)
   end))
 end
 
-local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(h)
-    return string.char(tonumber(h, 16))
-  end))
-end
-
 --- The status line of a message/sipfrag body: status, reason (or nil).
 -- @tparam string body "SIP/2.0 180 Ringing\r\n..."
 -- @treturn integer|nil
@@ -64,36 +58,22 @@ function M.sipfrag(status, reason)
 end
 
 --- Parse a Refer-To value (RFC 3515 §2.1): `{ uri =, replaces =,
--- headers = { name = value } }` (URI headers after `?`, unescaped;
--- `replaces` is that of Replaces), or nil.
+-- headers = { name = value } }` (the URI without its `?` headers; those
+-- decoded by the URI parser, names lower-cased; `replaces` is that of
+-- Replaces), or nil.
 -- @tparam string v
 -- @treturn table|nil
 function M.parse_refer_to(v)
   if type(v) ~= "string" then
     return nil
   end
-  local u = v:match("^%s*[^<]*<([^>]*)>") or v:match("^%s*([^;%s]+)")
-  if not u or u == "" then
+  local text = v:match("^%s*[^<]*<([^>]*)>") or v:match("^%s*([^;%s]+)")
+  local u = text and sip.uri(text)
+  if not u then
     return nil
   end
-  local base, query = u:match("^([^?]*)%?(.*)$")
-  base = base or u
-  if not base:match("^%a[%w%+%-%.]*:.") then
-    return nil
-  end
-  local t = { uri = base, headers = {} }
-  for kv in (query or ""):gmatch("[^&]+") do
-    local k, val = kv:match("^([^=]+)=(.*)$")
-    if not k then
-      return nil
-    end
-    k = unescape(k)
-    t.headers[k] = unescape(val)
-    if k:lower() == "replaces" then
-      t.replaces = t.headers[k]
-    end
-  end
-  return t
+  local headers = u.headers or {}
+  return { uri = text:match("^[^?]*"), headers = headers, replaces = headers.replaces }
 end
 
 --- Parse a Replaces value (RFC 3891 §6.1): `{ call_id =, to_tag =,
