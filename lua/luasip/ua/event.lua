@@ -739,14 +739,14 @@ function M.allow_events(st)
     names[#names + 1] = k
   end
   table.sort(names)
-  return #names > 0 and table.concat(names, ", ") or "refer"
+  return table.concat(names, ", ")
 end
 
 -- u.hooks.SUBSCRIBE
 function M._on_subscribe_request(u, req, where, d)
   local st = state_of(u)
-  if where == "481" then
-    return false
+  if where == "481" or next(st.packages) == nil then
+    return false -- a subscriber only: SUBSCRIBEs stay the script's
   end
   if where == "inside" and not d then
     return false
