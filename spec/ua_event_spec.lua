@@ -112,6 +112,23 @@ describe("luasip.ua.event: SUBSCRIBE/NOTIFY between two luasip UAs (T1 = 10 ms)"
     assert.equal(0, #bob.pkg:each())
   end)
 
+  it("works over TCP: subscribe, NOTIFY over the notifier's connection, unsubscribe", function()
+    local function tcp_ua()
+      local srv = N.server { t1 = 10, t2 = 40, t4 = 50, listen = { "tcp:127.0.0.1:0" } }
+      return new_ua(srv)
+    end
+    local alice, bob = tcp_ua(), tcp_ua()
+    bob:on_subscribe("presence", function(sub)
+      sub:notify { state = "active", body = "tcp", type = "text/plain" }
+    end)
+    local uri = "sip:bob@" .. bob.srv:listeners()[1]:match("^tcp:(.*)$") .. ";transport=tcp"
+    local sub = assert(run(function()
+      return alice:subscribe { to = uri, event = "presence", expires = 60 }
+    end))
+    assert.equal("tcp", run(function() return sub:wait_notify(2) end).body)
+    assert.equal("terminated", run(function() return sub:unsubscribe(2) end).state)
+  end)
+
   it("refreshes before expiry; the notifier answers each refresh with a NOTIFY", function()
     local alice, bob, uri = pair()
     local sub = assert(run(function()
