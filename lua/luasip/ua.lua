@@ -229,6 +229,9 @@ end
 --- Hang up: BYE, and the dialog is over whatever the answer.
 -- @treturn Message|nil the BYE's response
 function Dialog:bye(opts)
+  if self.ack_cseq and not self.ended then
+    self:ack() -- (ack = false and no d:ack yet) the 2xx still gets its ACK first
+  end
   local res, err = self:request("BYE", opts)
   ended(self, "bye sent")
   return res, err
