@@ -129,6 +129,33 @@ describe("luasip.ua.event: SUBSCRIBE/NOTIFY between two luasip UAs (T1 = 10 ms)"
     assert.equal("terminated", run(function() return sub:unsubscribe(2) end).state)
   end)
 
+  it("keeps the last 32 NOTIFYs for wait_notify when only on_notify reads them; two waiters see the end", function()
+    local alice, bob, uri = pair()
+    local seen = 0
+    local sub = assert(run(function()
+      return alice:subscribe { to = uri, event = "presence", expires = 60, on_notify = function() seen = seen + 1 end }
+    end))
+    run(function()
+      for i = 1, 40 do
+        assert.equal(200, bob.seen[1]:notify { body = tostring(i) }.status)
+      end
+    end, 5)
+    assert.equal(41, seen)
+    assert.equal(32, #sub.queue)
+    assert.equal("40", sub.last.body)
+    sub.queue = {}
+    local ends = {}
+    for i = 1, 2 do
+      require("luasip").spawn(function()
+        local n, why = sub:wait_notify(3)
+        ends[i] = n and n.state or why
+      end)
+    end
+    run(function() return bob.seen[1]:terminate() end)
+    assert.truthy(N.pump_until(function() return ends[1] and ends[2] end, 2))
+    assert.same({ "terminated", "terminated" }, ends)
+  end)
+
   it("refreshes before expiry; the notifier answers each refresh with a NOTIFY", function()
     local alice, bob, uri = pair()
     local sub = assert(run(function()

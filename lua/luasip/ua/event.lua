@@ -36,6 +36,7 @@ local M = {}
 
 M.DEFAULT_EXPIRES = 3600
 M.NOTIFY_TIMEOUT = 32 -- 64*T1 (§4.1.2.4, Timer N)
+M.QUEUE_MAX = 32 -- NOTIFYs kept for wait_notify
 
 local function need_coroutine(what)
   local _, main = co_running()
@@ -262,6 +263,9 @@ local function sub_notify(sub, req)
   }
   sub.last = n
   sub.queue[#sub.queue + 1] = n
+  if #sub.queue > M.QUEUE_MAX then -- nobody waits (on_notify only): keep the last ones
+    table.remove(sub.queue, 1)
+  end
   if sub.on_notify then
     sub.on_notify(sub, n)
   end
@@ -274,13 +278,10 @@ local function sub_notify(sub, req)
     end
   end
   if #sub.waiters > 0 then
-    local q = sub.queue
-    local first = table.remove(q, 1)
-    local ws = sub.waiters
-    sub.waiters = {}
-    server.resume(table.remove(ws, 1), first)
-    for _, co in ipairs(ws) do
-      sub.waiters[#sub.waiters + 1] = co
+    local co = table.remove(sub.waiters, 1)
+    server.resume(co, table.remove(sub.queue, 1))
+    if sub.state == "terminated" and #sub.queue == 0 then
+      wake_all(sub, nil, "terminated", sub.reason) -- the other waiters: the end
     end
   end
 end
