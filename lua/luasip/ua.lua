@@ -193,9 +193,45 @@ function Dialog:request(method, opts)
   return res
 end
 
+--- End the dialog here without a request (its last usage, e.g. a
+-- subscription, is over: RFC 5057 §5); a waiter sees `nil, why`.
+-- @tparam[opt] string why
+function Dialog:terminate(why)
+  ended(self, why or "terminated")
+end
+
+--- Send REFER within the dialog (RFC 3515): see `luasip.ua.refer.refer`.
+function Dialog:refer(target, opts)
+  return require("luasip.ua.refer").refer(self, target, opts)
+end
+
+--- The `Replaces` value (RFC 3891) that names this dialog at its peer:
+-- `call-id;to-tag=PEER'S;from-tag=OURS`.
+-- @treturn string
+function Dialog:replaces()
+  local i = self.dlg:info()
+  return i.call_id .. ";to-tag=" .. i.remote_tag .. ";from-tag=" .. i.local_tag
+end
+
+--- The ACK of a call made with `ack = false` (`u:invite`), carrying the
+-- SDP answer to the offer of the 2xx (RFC 3264 §5; RFC 3725 flow I).
+-- @tparam[opt] string sdp
+function Dialog:ack(sdp)
+  local cseq = self.ack_cseq
+  if not cseq then
+    error("dialog:ack(): no 2xx waits for its ACK", 2)
+  end
+  self.ack_cseq = nil
+  self.local_sdp = sdp or self.local_sdp
+  return self.dlg:ack(cseq, sdp and "Content-Type: application/sdp\r\n" or nil, sdp, self.dest)
+end
+
 --- Hang up: BYE, and the dialog is over whatever the answer.
 -- @treturn Message|nil the BYE's response
 function Dialog:bye(opts)
+  if self.ack_cseq and not self.ended then
+    self:ack() -- (ack = false and no d:ack yet) the 2xx still gets its ACK first
+  end
   local res, err = self:request("BYE", opts)
   ended(self, "bye sent")
   return res, err
@@ -330,6 +366,12 @@ end
 -- @treturn boolean true when handled (the caller does nothing more)
 function UA:handle(req)
   local where, dlg = self.srv:dialog_match(req)
+  -- SUBSCRIBE, NOTIFY, REFER, an INVITE with Replaces: luasip.ua.event
+  -- and luasip.ua.refer, once used, take them first
+  local hook = self.hooks and self.hooks[req.method]
+  if hook and where ~= "500" and hook(self, req, where, dlg and self.dialogs[dlg]) then
+    return true
+  end
   if where == "outside" then
     if req.method == "INVITE" and self.on_invite then
       self.on_invite(self, req)
@@ -463,6 +505,10 @@ local function do_invite(self, t, c)
     if not new and dlg:ack_again(res.cseq) then
       return
     end
+    local cd = dlg == confirmed and self.dialogs[dlg]
+    if cd and cd.ack_cseq then -- t.ack == false: the ACK waits for d:ack()
+      return
+    end
     dlg:ack(res.cseq, nil, nil, dest)
     if dlg ~= confirmed then
       early[dlg] = nil
@@ -494,8 +540,12 @@ local function do_invite(self, t, c)
     if dlg then
       confirmed = dlg
       early[dlg] = nil
-      dlg:ack(res.cseq, nil, nil, dest)
       d = wrap(self, dlg, "uac")
+      if t.ack == false and not c.cancelled then
+        d.ack_cseq = res.cseq -- RFC 3725: the answer goes in a later ACK
+      else
+        dlg:ack(res.cseq, nil, nil, dest)
+      end
       d.dest, d.local_sdp = dest, t.sdp
       d.remote_sdp = res.body ~= "" and res.body or nil
     end
@@ -554,7 +604,8 @@ end
 -- `dest` (`"udp:127.0.0.1:5080"`; default the next hop of `to` or of a
 -- `route`), `route` (a proxy URI to send through: a preloaded Route),
 -- `timeout` (seconds of ringing before the call is cancelled),
--- `on_provisional = function(res)`.
+-- `on_provisional = function(res)`, `ack = false` (the 2xx is not
+-- acknowledged until `d:ack(sdp)`: an INVITE without offer answered later).
 -- A 2xx is acknowledged (§13.2.2.4), and so is every retransmission of it;
 -- a 2xx from another fork is acknowledged and hung up.
 -- @tparam table t
@@ -580,6 +631,31 @@ function UA:call(t)
     end
   end)
   return c
+end
+
+--- The `Dialog` of a C dialog of this UA's server (made on first use):
+-- for modules that create dialogs by other requests (SUBSCRIBE, REFER).
+-- @param dlg a `luasip.Dialog` userdata (`srv:dialog_uac` / `dialog_uas`)
+-- @tparam string role "uac" or "uas"
+-- @treturn Dialog
+function UA:adopt(dlg, role)
+  return wrap(self, dlg, role)
+end
+
+--- Subscribe (RFC 6665): see `luasip.ua.event.subscribe`.
+function UA:subscribe(t)
+  return require("luasip.ua.event").subscribe(self, t)
+end
+
+--- Be the notifier of an event package: see `luasip.ua.event.on_subscribe`.
+function UA:on_subscribe(event, fn, opts)
+  return require("luasip.ua.event").on_subscribe(self, event, fn, opts)
+end
+
+--- Accept or refuse REFERs (RFC 3515) and INVITEs with Replaces (RFC
+-- 3891): see `luasip.ua.refer.on_refer`.
+function UA:on_refer(fn, opts)
+  return require("luasip.ua.refer").on_refer(self, fn, opts)
 end
 
 --- Dialogs of this UA that are not over.
