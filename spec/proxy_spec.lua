@@ -289,6 +289,19 @@ describe("luasip.proxy", function()
     assert.is_false(proxy.is_private("172.32.0.1"))
     assert.is_false(proxy.is_private("127.0.0.1"))
   end)
+  it("is_flow_only: a Contact naming an .invalid host (any case), not a plain one, over UDP", function()
+    local seen = {}
+    setup(function(req)
+      seen[#seen + 1] = proxy.is_flow_only(req)
+      req:reply(200)
+    end)
+    for _, contact in ipairs { "<sip:alice@127.0.0.1:5062>", "<sip:alice@df7jal23ls0d.INVALID;transport=udp>",
+      "<sip:alice@127.0.0.1:5062;x=invalid>" } do
+      invite { method = "OPTIONS", headers = { "Contact: " .. contact } }
+      assert.equal(200, assert(next_final(uac)).status)
+    end
+    assert.same({ false, true, false }, seen)
+  end)
   it("NAT: the callee's private Contact in its 180 and 200 is fixed in the relay hooks", function()
     local uas = N.udp(V4)
     local sources = {}

@@ -188,9 +188,9 @@ for _, fam in ipairs(families) do
     end)
 
     it("gives req:source() the transport, the peer and the listener", function()
-      local src
+      local src, transport
       local _, l, u = udp_setup(fam, nil, function(req)
-        src = req:source()
+        src, transport = req:source(), req:transport()
         req:reply(200)
       end)
       u:send((N.request { rport = true }), l.host, l.port)
@@ -198,6 +198,7 @@ for _, fam in ipairs(families) do
       assert.are.same({
         transport = "UDP", host = fam.host, port = u.port, local_host = fam.host, local_port = l.port,
       }, src)
+      assert.are.equal("UDP", transport)
     end)
 
     it("gives a received request its own metatable (luasip.Request) with Message's methods", function()
@@ -216,7 +217,7 @@ for _, fam in ipairs(families) do
       -- a parsed message is a luasip.Message with none of them
       local msg = assert(sip.parse((N.request { rport = true })))
       assert.are.equal("luasip.Message", getmetatable(msg).__name)
-      for _, name in ipairs { "reply", "answered", "drop", "handled", "is_cancelled", "source", "_relay",
+      for _, name in ipairs { "reply", "answered", "drop", "handled", "is_cancelled", "source", "transport", "_relay",
         "forward", "finish", "record_route", "loose_route", "is_initial" } do
         assert.is_nil(msg[name], name)
       end

@@ -411,7 +411,7 @@ function M.is_nated(req)
   return false
 end
 
-local FLOW_TRANSPORTS = { ws = true, wss = true }
+local FLOW_TRANSPORTS = { WS = true, WSS = true }
 
 --- Whether a message's sender is reachable only over the connection it
 -- came on: it came over a WebSocket (a WebSocket client accepts no
@@ -422,12 +422,18 @@ local FLOW_TRANSPORTS = { ws = true, wss = true }
 -- @tparam Message msg a received request, or a response in a relay hook
 -- @treturn boolean
 function M.is_flow_only(msg)
-  local src = msg:source()
-  if not src then
+  local transport = msg:transport()
+  if not transport then
     return false
   end
-  if FLOW_TRANSPORTS[src.transport:lower()] then
+  if FLOW_TRANSPORTS[transport] then
     return true
+  end
+  -- runs on every relayed message: the Contact's text is searched before
+  -- anything is parsed, as almost no Contact names an .invalid host
+  local text = msg:header("Contact")
+  if not (text and text:find("%.[iI][nN][vV][aA][lL][iI][dD]")) then
+    return false
   end
   local c = msg.contacts and msg.contacts[1]
   return invalid_host(c and c.uri and sip_uri(c.uri))
@@ -448,7 +454,7 @@ function M.flow_of(b)
     return nil
   end
   local tp = received:match("^(%a+):")
-  if b.reg_id or (tp and FLOW_TRANSPORTS[tp:lower()])
+  if b.reg_id or (tp and FLOW_TRANSPORTS[tp:upper()])
       or (type(b.contact) == "string"
         and invalid_host(sip_uri(b.contact:match("^%s*<(.*)>%s*$") or b.contact))) then
     return received
