@@ -201,6 +201,42 @@ for _, fam in ipairs(families) do
       assert.are.equal("UDP", transport)
     end)
 
+    it("reuses a finished handler's coroutine; a late wake-up of it changes nothing", function()
+      local lines = capture_log()
+      local cos = {}
+      local _, l, u = udp_setup(fam, nil, function(req)
+        cos[#cos + 1] = coroutine.running()
+        req:reply(200, "handler " .. #cos)
+      end)
+      u:send((N.request { rport = true }), l.host, l.port)
+      assert.truthy(assert(u:recv(2)):find("200 handler 1", 1, true))
+      -- a wake-up meant for the first handler, which has returned
+      require("luasip.server").resume(cos[1], "late", "values")
+      u:send((N.request { rport = true, call_id = "second" }), l.host, l.port)
+      assert.truthy(assert(u:recv(2)):find("200 handler 2", 1, true))
+      assert.equal(cos[1], cos[2])
+      assert.same({}, lines)
+    end)
+
+    it("does not reuse the coroutine of a handler that raised", function()
+      local lines = capture_log()
+      local cos = {}
+      local _, l, u = udp_setup(fam, nil, function(req)
+        cos[#cos + 1] = coroutine.running()
+        if #cos == 1 then
+          error("first handler fails")
+        end
+        req:reply(200)
+      end)
+      u:send((N.request { rport = true }), l.host, l.port)
+      assert.truthy(assert(u:recv(2)):find("SIP/2.0 500", 1, true))
+      u:send((N.request { rport = true, call_id = "second" }), l.host, l.port)
+      assert.truthy(assert(u:recv(2)):find("SIP/2.0 200", 1, true))
+      assert.are_not.equal(cos[1], cos[2])
+      assert.equal("dead", coroutine.status(cos[1]))
+      assert.truthy(table.concat(lines, "\n"):find("first handler fails", 1, true))
+    end)
+
     it("gives a received request its own metatable (luasip.Request) with Message's methods", function()
       local seen
       local _, l, u = udp_setup(fam, nil, function(req)

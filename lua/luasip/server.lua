@@ -54,6 +54,28 @@ local function over_budget()
   error(string.format("instruction budget exceeded (%d instructions without waiting)", budget), 2)
 end
 
+-- Request handlers run in reused coroutines (workers): a new thread per
+-- request costs its stack and call frames, about ten allocations, and their
+-- collection. A worker runs one handler, then parks: it yields PARKED and
+-- starts its next handler only when resumed with RUN. A late resume of a
+-- parked worker (a wake-up for a handler that has finished) finds it
+-- parked and leaves it so. A worker whose handler raised is dead and not
+-- reused.
+local PARKED, RUN = {}, {}
+local parked, parked_n = {}, 0
+local PARKED_MAX = 64
+
+local function worker(fn, req)
+  while true do
+    fn(req)
+    fn, req = nil, nil -- a parked worker keeps nothing alive
+    local tag
+    repeat
+      tag, fn, req = co_yield(PARKED)
+    until tag == RUN
+  end
+end
+
 -- Resume a handler coroutine and apply the rules for how it ends: an error
 -- is logged with its traceback and answered 500; a handler that finishes
 -- without a final reply or req:drop() gets a 500 too. Between two waits it
@@ -67,6 +89,17 @@ local function resume(co, ...)
   local ok, err = co_resume(co, ...)
   handler_leave(ceiling, slack)
   local req = served[co]
+  local finished = co_status(co) == "dead"
+  if ok and err == PARKED then
+    finished = true
+    if req then -- its handler is done: the worker waits for the next one
+      served[co] = nil
+      if parked_n < PARKED_MAX then
+        parked_n = parked_n + 1
+        parked[parked_n] = co
+      end
+    end
+  end
   if not ok then
     err = M.memory_error(err, refused)
     if req then
@@ -77,7 +110,7 @@ local function resume(co, ...)
     if req and req.method ~= "ACK" and not req:is_closed() and not req:handled() then
       req:reply(500)
     end
-  elseif req and co_status(co) == "dead" and req.method ~= "ACK" and not req:handled() then
+  elseif req and finished and req.method ~= "ACK" and not req:handled() then
     -- a relayed request: the best response of its last round goes upstream
     if req:finish() then
       return
@@ -277,9 +310,17 @@ function Server:on_request(fn)
     error("bad argument #1 to 'on_request' (function expected, got " .. type(fn) .. ")", 2)
   end
   self:set_request_handler(function(req)
-    local co = co_create(fn)
-    served[co] = req
-    resume(co, req)
+    if parked_n > 0 then
+      local co = parked[parked_n]
+      parked[parked_n] = nil
+      parked_n = parked_n - 1
+      served[co] = req
+      resume(co, RUN, fn, req)
+    else
+      local co = co_create(worker)
+      served[co] = req
+      resume(co, fn, req)
+    end
   end)
   return self
 end
