@@ -302,6 +302,25 @@ describe("luasip.proxy", function()
     end
     assert.same({ false, true, false }, seen)
   end)
+  it("is_flow_only and res:transport() on the responses the relay hooks get", function()
+    local uas = N.udp(V4)
+    local seen = {}
+    local function look(res)
+      seen[#seen + 1] = { res:transport(), proxy.is_flow_only(res) }
+    end
+    setup(function(req)
+      req:record_route()
+      proxy.relay(req, "sip:uas@127.0.0.1:" .. uas.port, { on_provisional = look, on_response = look })
+    end)
+    invite()
+    local r = assert(next_msg(uas))
+    uas:send(response(r, 180, "Ringing", { "Contact: <sip:bob@h7.invalid;transport=udp>" }), V4, port)
+    assert.equal(180, assert(next_msg(uac)).status)
+    uas:send(response(r, 200, "OK", { "Contact: <sip:bob@127.0.0.1:5062>" }), V4, port)
+    assert.equal(200, assert(next_final(uac)).status)
+    assert.same({ { "UDP", true }, { "UDP", false } }, seen)
+  end)
+
   it("NAT: the callee's private Contact in its 180 and 200 is fixed in the relay hooks", function()
     local uas = N.udp(V4)
     local sources = {}

@@ -1265,6 +1265,8 @@ void sip__lua_open_server(lua_State *L) {
   lua_getfield(L, -1, "Response"); /* a received response: where from */
   lua_pushcfunction(L, msg_source);
   lua_setfield(L, -2, "source");
+  lua_pushcfunction(L, msg_transport);
+  lua_setfield(L, -2, "transport");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_server);
   lua_setfield(L, -2, "server");
