@@ -31,8 +31,9 @@ static const char loop_key = 0;
  * size: the Lua collector works only when Lua allocates, so an idle server
  * keeps its garbage, and glibc keeps what the process freed in its arenas.
  * Once a second an unref'd timer (it keeps no loop alive) does two things:
- *  - when the Lua heap changed by less than IDLE_KB since the last tick
- *    (the server is idle) and grew by half (and 1 MiB) since the last such
+ *  - when the server is idle (fewer than IDLE_CALLS callbacks into Lua,
+ *    and the Lua heap changed by less than IDLE_KB, since the last tick)
+ *    and the Lua heap grew by half (and 1 MiB) since the last such
  *    collection, a full collection, if the heap is at most FULL_GC_MAX_KB
  *    (a few tens of milliseconds, once per episode; a larger heap is left
  *    to the collector's own pace). State that a peak left behind often dies
@@ -57,6 +58,12 @@ static const char loop_key = 0;
 #define FULL_GC_MAX_KB ((size_t)64 << 10)
 #define GC_GAP_MAX_S 32
 
+/* Calls from C into Lua (sip__lua_pcall), for telling an idle server:
+ * fewer than IDLE_CALLS in a tick. Per thread, not per state: a thread
+ * with several busy states only looks busier. */
+#define IDLE_CALLS 16
+static _Thread_local uint64_t calls_into_lua;
+
 static int gc_full(lua_State *L) {
   lua_gc(L, LUA_GCCOLLECT);
   return 0;
@@ -65,11 +72,12 @@ static int gc_full(lua_State *L) {
 static void trim_tick(uv_timer_t *t) {
   sip_lua_loop *lp = t->data;
   lua_State *L = lp->L;
-  int idle = 1;
+  int idle = calls_into_lua - lp->calls_at_tick < IDLE_CALLS;
+  lp->calls_at_tick = calls_into_lua;
   if (L && lua_checkstack(L, 2)) {
     size_t kb = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
     size_t diff = kb > lp->lua_kb ? kb - lp->lua_kb : lp->lua_kb - kb;
-    idle = diff < IDLE_KB;
+    idle = idle && diff < IDLE_KB;
     int grew = kb > lp->lua_full_kb + lp->lua_full_kb / 2 + 1024;
     int follow_up = lp->gc_gap_s && ++lp->gc_wait_s >= lp->gc_gap_s;
     if (idle && kb <= FULL_GC_MAX_KB && (grew || follow_up)) {
@@ -271,6 +279,7 @@ void sip__lua_log(lua_State *L, const char *level, const char *text) {
 
 int sip__lua_pcall(lua_State *L, int nargs, int nresults, const char *what) {
   int fn = lua_gettop(L) - nargs;
+  calls_into_lua++;
   lua_pushcfunction(L, traceback_handler);
   lua_insert(L, fn);
   int rc = lua_pcall(L, nargs, nresults, fn);

@@ -33,6 +33,7 @@ typedef struct sip_lua_loop {
   unsigned gc_gap_s;   /* seconds to the next follow-up collection (0: none) */
   unsigned gc_wait_s;  /* seconds waited towards it */
   uint64_t script_errors; /* errors caught by sip__lua_pcall */
+  uint64_t calls_at_tick; /* calls into Lua counted at the last trim tick */
 } sip_lua_loop;
 
 /* The state's loop, created on first use. */
