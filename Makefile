@@ -49,6 +49,7 @@ BUSTED ?= /usr/bin/busted
 LUACHECK ?= luacheck
 CLANG ?= clang
 CLANG_FORMAT ?= clang-format
+LDOC ?= ldoc
 VALGRIND ?= valgrind
 
 # Debian packages `make deps` installs (as root) when any is missing: the
@@ -336,6 +337,22 @@ format-check:
 	@if ! command -v $(CLANG_FORMAT) >/dev/null; then \
 	  echo "format-check: $(CLANG_FORMAT) not installed (apt-get install clang-format)"; exit 0; fi; \
 	$(CLANG_FORMAT) --dry-run --Werror $(C_FORMAT_FILES)
+
+# --- API reference -----------------------------------------------------------
+# The HTML reference of the Lua API, from the LDoc comments of lua/
+# (config.ld), in $(BUILD)/doc/index.html. Every ldoc warning is shown and
+# counted as a failure: "doc: 1 passed, 0 failed" when there is none.
+.PHONY: doc
+doc: DEB_GROUPS = ci
+doc: deps
+	@mkdir -p $(BUILD)/doc; log=$(BUILD)/doc.log; \
+	$(LDOC) -c config.ld -d $(BUILD)/doc . > $$log.raw 2>&1; rc=$$?; \
+	grep -v '^reading configuration from \|^output written to \|^format: using built-in' $$log.raw \
+	  > $$log.warn; n=$$(wc -l < $$log.warn); cat $$log.warn; \
+	if [ $$rc != 0 ] && [ $$n = 0 ]; then echo "doc: $(LDOC) exited $$rc"; n=1; fi; \
+	if [ $$n = 0 ]; then echo "doc: $(BUILD)/doc/index.html"; echo "doc: 1 passed, 0 failed"; \
+	else echo "doc: 0 passed, $$n failed"; fi > $$log; cat $$log; \
+	spec/support/summary.sh $(SUMMARY_NAME) $$log
 
 # --- benchmarks -------------------------------------------------------------
 $(BUILD)/bench/bench_parse: csrc/bench/bench_parse.c $(PARSE_LIB)
