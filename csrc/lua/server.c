@@ -761,11 +761,8 @@ static int srv_request(lua_State *L) {
   char name[256];
   int rc;
   if (spec) {
-    int tr;
-    sip_dest_init(&d, SIP_TP_UDP);
-    if ((rc = sip_tp_parse_spec(spec, &tr, &d.addr)) < 0)
+    if ((rc = sip_tu_dest_spec(spec, strlen(spec), &d)) < 0)
       return sip__lua_fail(L, rc, "request: bad destination %s", spec);
-    d.transport = tr;
     d.tls_name = tls_name && tls_name[0] ? tls_name : NULL;
   } else if ((rc = sip_tu_next_hop(m, 0, &d, name, sizeof name)) < 0) {
     return sip__lua_fail(
