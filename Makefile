@@ -80,8 +80,8 @@ SSL_CFLAGS := $(shell $(PKG_CONFIG) --cflags openssl 2>/dev/null)
 SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 endif
 
-# The location backends (csrc/lua/redis.c, csrc/lua/sqlite.c): hiredis and
-# SQLite, linked into core.so only (HIREDIS_*DIR, SQLITE_*DIR from luarocks).
+# The location backends (csrc/lua/redis.c, csrc/location/sqlite.c): hiredis and
+# SQLite, linked into core.so and the C tests (HIREDIS_*DIR, SQLITE_*DIR from luarocks).
 LOC_CFLAGS := $(if $(HIREDIS_INCDIR),-I$(HIREDIS_INCDIR)) $(if $(SQLITE_INCDIR),-I$(SQLITE_INCDIR))
 LOC_LIBS := $(if $(HIREDIS_LIBDIR),-L$(HIREDIS_LIBDIR)) $(if $(SQLITE_LIBDIR),-L$(SQLITE_LIBDIR)) \
   $(or $(shell $(PKG_CONFIG) --libs hiredis sqlite3 2>/dev/null),-lhiredis -lsqlite3)
@@ -99,7 +99,7 @@ endif
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC \
-  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/tu -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -Icsrc/auth -Icsrc/sdp -Icsrc/dialog -MMD -MP
+  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/tu -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -Icsrc/auth -Icsrc/sdp -Icsrc/dialog -Icsrc/location -MMD -MP
 # -std=c11 hides POSIX declarations, and uv.h needs them: everything but the
 # parser (pure C11) is compiled with _GNU_SOURCE, as libuv itself is. Files
 # outside csrc/parse must not define _GNU_SOURCE themselves.
@@ -117,7 +117,7 @@ BASE_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 PARSE_SRC := $(sort $(wildcard csrc/parse/*.c csrc/sdp/*.c))
 LUA_SRC := $(sort $(wildcard csrc/lua/*.c))
 CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/tu/*.c csrc/proxy/*.c \
-  csrc/registrar/*.c csrc/dns/*.c csrc/auth/*.c csrc/dialog/*.c))
+  csrc/registrar/*.c csrc/dns/*.c csrc/auth/*.c csrc/dialog/*.c csrc/location/*.c))
 # C tests: csrc/test/test_*.c, and each layer's own csrc/<layer>/tests/*_test.c
 TEST_SRC := $(sort $(wildcard csrc/test/test_*.c)) \
   $(sort $(wildcard csrc/*/tests/*_test.c))
@@ -149,10 +149,10 @@ $(OBJ)/csrc/lua/%.o: csrc/lua/%.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(LUA_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) $(CARES_CFLAGS) $(LOC_CFLAGS) -c $< -o $@
 
-# transport, txn, core: libuv and OpenSSL, no Lua.
+# transport, txn, core, location: libuv, OpenSSL, hiredis/SQLite, no Lua.
 $(OBJ)/csrc/%.o: csrc/%.c Makefile
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) $(CARES_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) $(CARES_CFLAGS) $(LOC_CFLAGS) -c $< -o $@
 
 $(PARSE_LIB): $(PARSE_OBJ)
 	@mkdir -p $(@D)
@@ -174,7 +174,7 @@ $(BUILD)/test/%: %.c $(TEST_LIBS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) -DLUASIP_VECTORS_DIR='"$(abspath $(VECTORS))"' \
 	  $(UV_CFLAGS) $(SSL_CFLAGS) $(CARES_CFLAGS) -o $@ $< $(TEST_LIBS) $(BASE_LDFLAGS) \
-	  $(UV_LIBS) $(SSL_LIBS) $(CARES_LIBS)
+	  $(UV_LIBS) $(SSL_LIBS) $(CARES_LIBS) $(LOC_LIBS)
 
 .PHONY: ctests
 ctests: $(TEST_BIN)
