@@ -151,14 +151,13 @@ int main(void) {
                            &loop, &r),
             0);
   CHECK(sip_redis_last_error(r) == NULL);
-  uint64_t t0 = now_ms();
   CHECK_INT(cmd(r, 0, 1, ping), 0);
   CHECK_INT(ndone, 0); /* never inside the call */
-  wait_done(1, 3000);
+  wait_done(1, 10000);
   CHECK_INT(res[0].done, 1);
-  CHECK(res[0].err[0] != 0);
-  CHECK_MSG(now_ms() - t0 < 3000, "took %llu ms",
-            (unsigned long long)(now_ms() - t0));
+  /* refused: seen as such, not as the (5 s) connect timeout */
+  CHECK_MSG(res[0].err[0] && strstr(res[0].err, "timed out") == NULL, "%s",
+            res[0].err);
   CHECK_INT(sip_redis_connected(r), 0);
   CHECK(sip_redis_last_error(r) != NULL);
   char last[160];
