@@ -80,7 +80,7 @@ SSL_CFLAGS := $(shell $(PKG_CONFIG) --cflags openssl 2>/dev/null)
 SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 endif
 
-# The location backends (csrc/lua/redis.c, csrc/location/sqlite.c): hiredis and
+# The location backends (csrc/location/redis.c, csrc/location/sqlite.c): hiredis and
 # SQLite, linked into core.so and the C tests (HIREDIS_*DIR, SQLITE_*DIR from luarocks).
 LOC_CFLAGS := $(if $(HIREDIS_INCDIR),-I$(HIREDIS_INCDIR)) $(if $(SQLITE_INCDIR),-I$(SQLITE_INCDIR))
 LOC_LIBS := $(if $(HIREDIS_LIBDIR),-L$(HIREDIS_LIBDIR)) $(if $(SQLITE_LIBDIR),-L$(SQLITE_LIBDIR)) \
