@@ -49,6 +49,7 @@ BUSTED ?= /usr/bin/busted
 LUACHECK ?= luacheck
 CLANG ?= clang
 CLANG_FORMAT ?= clang-format
+LDOC ?= ldoc
 VALGRIND ?= valgrind
 
 # Debian packages `make deps` installs (as root) when any is missing: the
@@ -79,8 +80,8 @@ SSL_CFLAGS := $(shell $(PKG_CONFIG) --cflags openssl 2>/dev/null)
 SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 endif
 
-# The location backends (csrc/lua/redis.c, csrc/lua/sqlite.c): hiredis and
-# SQLite, linked into core.so only (HIREDIS_*DIR, SQLITE_*DIR from luarocks).
+# The location backends (csrc/location/redis.c, csrc/location/sqlite.c): hiredis and
+# SQLite, linked into core.so and the C tests (HIREDIS_*DIR, SQLITE_*DIR from luarocks).
 LOC_CFLAGS := $(if $(HIREDIS_INCDIR),-I$(HIREDIS_INCDIR)) $(if $(SQLITE_INCDIR),-I$(SQLITE_INCDIR))
 LOC_LIBS := $(if $(HIREDIS_LIBDIR),-L$(HIREDIS_LIBDIR)) $(if $(SQLITE_LIBDIR),-L$(SQLITE_LIBDIR)) \
   $(or $(shell $(PKG_CONFIG) --libs hiredis sqlite3 2>/dev/null),-lhiredis -lsqlite3)
@@ -98,7 +99,7 @@ endif
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC \
-  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/tu -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -Icsrc/auth -Icsrc/sdp -Icsrc/dialog -MMD -MP
+  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/tu -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -Icsrc/auth -Icsrc/sdp -Icsrc/dialog -Icsrc/location -MMD -MP
 # -std=c11 hides POSIX declarations, and uv.h needs them: everything but the
 # parser (pure C11) is compiled with _GNU_SOURCE, as libuv itself is. Files
 # outside csrc/parse must not define _GNU_SOURCE themselves.
@@ -116,7 +117,7 @@ BASE_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 PARSE_SRC := $(sort $(wildcard csrc/parse/*.c csrc/sdp/*.c))
 LUA_SRC := $(sort $(wildcard csrc/lua/*.c))
 CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/tu/*.c csrc/proxy/*.c \
-  csrc/registrar/*.c csrc/dns/*.c csrc/auth/*.c csrc/dialog/*.c))
+  csrc/registrar/*.c csrc/dns/*.c csrc/auth/*.c csrc/dialog/*.c csrc/location/*.c))
 # C tests: csrc/test/test_*.c, and each layer's own csrc/<layer>/tests/*_test.c
 TEST_SRC := $(sort $(wildcard csrc/test/test_*.c)) \
   $(sort $(wildcard csrc/*/tests/*_test.c))
@@ -148,10 +149,10 @@ $(OBJ)/csrc/lua/%.o: csrc/lua/%.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(LUA_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) $(CARES_CFLAGS) $(LOC_CFLAGS) -c $< -o $@
 
-# transport, txn, core: libuv and OpenSSL, no Lua.
+# transport, txn, core, location: libuv, OpenSSL, hiredis/SQLite, no Lua.
 $(OBJ)/csrc/%.o: csrc/%.c Makefile
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) $(CARES_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) $(UV_CFLAGS) $(SSL_CFLAGS) $(CARES_CFLAGS) $(LOC_CFLAGS) -c $< -o $@
 
 $(PARSE_LIB): $(PARSE_OBJ)
 	@mkdir -p $(@D)
@@ -173,7 +174,7 @@ $(BUILD)/test/%: %.c $(TEST_LIBS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(POSIX_CFLAGS) -DLUASIP_VECTORS_DIR='"$(abspath $(VECTORS))"' \
 	  $(UV_CFLAGS) $(SSL_CFLAGS) $(CARES_CFLAGS) -o $@ $< $(TEST_LIBS) $(BASE_LDFLAGS) \
-	  $(UV_LIBS) $(SSL_LIBS) $(CARES_LIBS)
+	  $(UV_LIBS) $(SSL_LIBS) $(CARES_LIBS) $(LOC_LIBS)
 
 .PHONY: ctests
 ctests: $(TEST_BIN)
@@ -337,6 +338,22 @@ format-check:
 	@if ! command -v $(CLANG_FORMAT) >/dev/null; then \
 	  echo "format-check: $(CLANG_FORMAT) not installed (apt-get install clang-format)"; exit 0; fi; \
 	$(CLANG_FORMAT) --dry-run --Werror $(C_FORMAT_FILES)
+
+# --- API reference -----------------------------------------------------------
+# The HTML reference of the Lua API, from the LDoc comments of lua/
+# (config.ld), in $(BUILD)/doc/index.html. Every ldoc warning is shown and
+# counted as a failure: "doc: 1 passed, 0 failed" when there is none.
+.PHONY: doc
+doc: DEB_GROUPS = ci
+doc: deps
+	@mkdir -p $(BUILD)/doc; log=$(BUILD)/doc.log; \
+	$(LDOC) -c config.ld -d $(BUILD)/doc . > $$log.raw 2>&1; rc=$$?; \
+	grep -v '^reading configuration from \|^output written to \|^format: using built-in' $$log.raw \
+	  > $$log.warn; n=$$(wc -l < $$log.warn); cat $$log.warn; \
+	if [ $$rc != 0 ] && [ $$n = 0 ]; then echo "doc: $(LDOC) exited $$rc"; n=1; fi; \
+	if [ $$n = 0 ]; then echo "doc: $(BUILD)/doc/index.html"; echo "doc: 1 passed, 0 failed"; \
+	else echo "doc: 0 passed, $$n failed"; fi > $$log; cat $$log; \
+	spec/support/summary.sh $(SUMMARY_NAME) $$log
 
 # --- benchmarks -------------------------------------------------------------
 $(BUILD)/bench/bench_parse: csrc/bench/bench_parse.c $(PARSE_LIB)

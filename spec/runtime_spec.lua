@@ -256,6 +256,46 @@ return {
       assert.matches('"level":"error","msg":"[^"]*hook bug[^"]*stack traceback:', log)
       assert.matches("stopped %(0 reloads, 0 failed reloads, 1 script errors%)", log)
     end)
+    it("with --log-format json: a failing handler, timer, task and failure hook, JSON lines only, each counted",
+      function()
+      local path = script("faults.lua", [[
+local sip = require "luasip"
+return {
+  listen = { "udp:127.0.0.1:0" },
+  setup = function()
+    sip.timer(0.05, function() error("timer bug") end)
+    sip.spawn(function() sip.sleep(0.05); error("task bug") end)
+  end,
+  methods = {
+    OPTIONS = function(req) error("handler bug") end,
+    INFO = function(req) sip.sleep(0.01); error("handler bug after a wait") end,
+    MESSAGE = function(req) error("hooked bug") end,
+  },
+  failure = function(req, err)
+    if req.method == "MESSAGE" then error("failure hook bug") end
+  end,
+}
+]])
+      local p = P.start { "run", path, "--log-format", "json" }
+      local port = assert(p:port("udp"), p:log())
+      assert.equal("SIP/2.0 500 Server Internal Error", ask(port))
+      assert.equal("SIP/2.0 500 Server Internal Error", ask(port, { method = "INFO" }))
+      assert.equal("SIP/2.0 500 Server Internal Error", ask(port, { method = "MESSAGE" }))
+      assert(p:wait_log("task bug", 5), p:log())
+      assert(p:wait_log("timer bug", 5), p:log())
+      p:signal("TERM")
+      assert.equal(0, p:wait(10))
+      local log = p:log()
+      for line in log:gmatch("[^\n]+") do
+        assert.matches('^{"ts":"[^"]+","level":"%a+","msg":".*"}$', line)
+      end
+      for _, bug in ipairs { "handler bug", "handler bug after a wait", "hooked bug", "failure hook bug",
+        "timer bug", "task bug" } do
+        assert.matches('"level":"error","msg":"[^"]*' .. bug .. '[^"]*stack traceback:', log)
+      end
+      -- handler, handler after a wait, hooked handler, its failure hook, timer, task
+      assert.matches("stopped %(0 reloads, 0 failed reloads, 6 script errors%)", log)
+    end)
   end)
 
   describe("reload", function()

@@ -29,6 +29,7 @@
 #include "sip_dns.h"
 #include "sip_error.h"
 #include "sip_proxy.h"
+#include "sip_tu.h"
 
 #define SIP_LUA_DNS "luasip.Resolver"
 
@@ -392,7 +393,7 @@ static int l_stats(lua_State *L) {
 
 /* core.dns_next_hop(msg[, uri[, route]]) -> hop, host, numeric: the URI a
  * request (or a proxy branch with Request-URI uri and pushed Route values
- * route) goes to next (sip_proxy_next_hop: the proxy core's rule), its
+ * route) goes to next (sip_tu_next_hop_uri: the one rule), its
  * host (maddr when given), and whether that host is numeric; or nil, err,
  * name. */
 static int l_next_hop(lua_State *L) {
@@ -407,7 +408,7 @@ static int l_next_hop(lua_State *L) {
   sip_arena_init(&a, mem, sizeof mem);
   sip_uri uu;
   const sip_uri *hop = NULL;
-  int rc = sip_proxy_next_hop(m, ruri, route, &a, &uu, &hop);
+  int rc = sip_tu_next_hop_uri(m, ruri, route, &a, &uu, &hop);
   if (rc == 0 && hop->kind != SIP_URI_SIP && hop->kind != SIP_URI_SIPS)
     rc = SIP_EINVAL;
   if (rc < 0) {

@@ -215,12 +215,25 @@ static int l_new_tag(lua_State *L) {
 
 static const char log_key = 0;
 
-/* The message handler: the error, whatever its type, with a traceback. */
+/* The error text on the top of L's stack (a string, or nil) followed by
+ * the traceback of thread co from level (co may be L itself): the one
+ * traceback of the code base. Pushes the result (the text stays). */
+static void push_traceback(lua_State *L, lua_State *co, int level) {
+  const char *msg = lua_tostring(L, -1);
+  luaL_traceback(L, co, msg ? msg : "(no error message)", level);
+}
+
+/* The message handler: the error, whatever its type, with a traceback.
+ * Also core.traceback, for a Lua-side xpcall around code that may wait
+ * (a handler in its coroutine), whose error then goes to
+ * core.script_error. */
 static int traceback_handler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (!msg && !lua_isnoneornil(L, 1))
-    msg = luaL_tolstring(L, 1, NULL);
-  luaL_traceback(L, L, msg ? msg : "(no error message)", 1);
+  lua_settop(L, 1);
+  if (!lua_isstring(L, 1) && !lua_isnil(L, 1)) {
+    luaL_tolstring(L, 1, NULL);
+    lua_replace(L, 1);
+  }
+  push_traceback(L, L, 1);
   return 1;
 }
 
@@ -290,6 +303,30 @@ int sip__lua_pcall(lua_State *L, int nargs, int nresults, const char *what) {
   }
   lua_remove(L, fn); /* the handler */
   return rc;
+}
+
+/* core.script_error(err[, co[, what]]): an error a Lua-side protected call
+ * caught (a handler coroutine that died, an xpcall with core.traceback)
+ * goes the way of sip__lua_pcall's: with co, the traceback of that
+ * (dead) coroutine is added here; without, err already has one. Counted
+ * in the script errors, written through the log sink, prefixed "what: ".
+ * What it means for a request is core.script_failed's (server.c). */
+static int l_script_error(lua_State *L) {
+  lua_State *co = lua_type(L, 2) == LUA_TTHREAD ? lua_tothread(L, 2) : NULL;
+  const char *what = luaL_optstring(L, 3, NULL);
+  lua_settop(L, 3);
+  if (!lua_isstring(L, 1)) {
+    luaL_tolstring(L, 1, NULL);
+    lua_replace(L, 1);
+  }
+  lua_pushvalue(L, 1);
+  if (co) {
+    push_traceback(L, co, 0);
+    lua_remove(L, -2);
+  }
+  sip__lua_loop(L)->script_errors++;
+  log_top(L, "error", what);
+  return 0;
 }
 
 int sip__lua_call(lua_State *L, int nargs, const char *what) {
@@ -393,6 +430,8 @@ static const luaL_Reg loop_funcs[] = {
     {"new_tag", l_new_tag},
     {"set_log_handler", l_set_log_handler},
     {"script_errors", l_script_errors},
+    {"script_error", l_script_error},
+    {"traceback", traceback_handler},
     {NULL, NULL},
 };
 

@@ -49,7 +49,10 @@ void sip__lua_push_loop(lua_State *L);
  * the log sink (core.set_log_handler; stderr without one), and nothing is
  * left on the stack. On success the nresults results replace the function
  * and its arguments. Returns the lua_pcall status. The caller decides what
- * an error means for its request (server.c: the 500). */
+ * an error means for its request (server.c: the 500). An error that a
+ * Lua-side protected call caught (a handler coroutine, an xpcall with
+ * core.traceback) takes the same traceback, count and log line through
+ * core.script_error, and the same 500 decision through core.script_failed. */
 int sip__lua_pcall(lua_State *L, int nargs, int nresults, const char *what);
 /* sip__lua_pcall with no results. */
 int sip__lua_call(lua_State *L, int nargs, const char *what);

@@ -1442,57 +1442,19 @@ static int msg_push_via(lua_State *L) {
   return 0;
 }
 
-/* msg:pop_via() -> the removed top Via value, or nil when there is none.
- * When the top Via line holds several comma-separated values, the line is
- * rewritten without its first one. */
+/* msg:pop_via() -> the removed top Via value, or nil when there is none
+ * (sip_msg_pop_via: a line with several values is rewritten without its
+ * first one). */
 static int msg_pop_via(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
-  sip_msg *m = u->m;
-  int i = sip_msg_find(m, SIP_H_VIA, NULL, 0, 0);
-  for (; i >= 0; i = sip_msg_find(m, SIP_H_VIA, NULL, 0, i + 1)) {
-    sip_str v, rest, item, first = SIP_STR_NULL;
-    int rc;
-    check_rc(L, sip_msg_unfolded(m, &m->hdr[i], &v), "pop_via");
-    rest = v;
-    while ((rc = sip_split_next(&rest, &item)) > 0 && item.len == 0)
-      ;
-    if (rc <= 0) { /* an empty or unsplittable line: drop it as a whole */
-      if (rc < 0) {
-        lua_pushlstring(L, v.p, v.len);
-        check_rc(L, sip_msg_remove_header(m, i), "pop_via");
-        drop_cache(L, 1, u);
-        return 1;
-      }
-      check_rc(L, sip_msg_remove_header(m, i), "pop_via");
-      continue;
-    }
-    first = item;
-    lua_pushlstring(L, first.p, first.len);
-    /* anything left on the line? */
-    sip_str probe = rest, more;
-    int any = 0;
-    while ((rc = sip_split_next(&probe, &more)) > 0)
-      if (more.len) {
-        any = 1;
-        break;
-      }
-    if (any) {
-      const char *s = rest.p, *e = rest.p + rest.len;
-      while (s < e && (*s == ' ' || *s == '\t'))
-        s++;
-      /* copy first: the replacement may reuse the arena */
-      lua_pushlstring(L, s, (size_t)(e - s));
-      size_t nl;
-      const char *nv = lua_tolstring(L, -1, &nl);
-      check_rc(L, sip_msg_replace_value(m, i, nv, nl), "pop_via");
-      lua_pop(L, 1);
-    } else {
-      check_rc(L, sip_msg_remove_header(m, i), "pop_via");
-    }
-    drop_cache(L, 1, u);
-    return 1;
-  }
-  lua_pushnil(L);
+  sip_str v;
+  int rc = sip_msg_pop_via(u->m, &v);
+  check_rc(L, rc, "pop_via");
+  drop_cache(L, 1, u);
+  if (rc == 0)
+    lua_pushnil(L);
+  else
+    lua_pushlstring(L, v.p, v.len);
   return 1;
 }
 

@@ -132,31 +132,40 @@ typedef struct entry {
 
 static int entry_body(lua_State *L);
 
-/* The one "script error -> 500" decision, for every entry from C: the
- * error was logged (with its traceback) and counted by sip__lua_pcall; it
- * is counted for the server too, and a request other than ACK that the
- * script had not answered gets 500 (with the To tag of its other replies
- * when the handler had it). */
+/* The one "script error -> 500" decision, for a received request whose
+ * script failed (an entry from C: entry_failed; a handler coroutine or a
+ * Lua-side xpcall: core.script_failed): counted for the server, and a
+ * request other than ACK that is still open and that nobody answered
+ * (a reply, a relayed final response, drop(), a CANCEL's 487) gets 500,
+ * with the To tag of its other replies. */
+static void rx_failed(sip_lua_rx *r) {
+  sip_lua_server *s = r->srv;
+  sip_msg *m = r->base.m;
+  s->st.script_errors++;
+  if (!r->base.live || !m || !m->is_request || is_ack(m) || !s->tp ||
+      r->final_status || r->dropped || r->cancelled ||
+      (r->px && sip_proxy_final_sent(r->px)))
+    return;
+  sip__lua_rx_reply(r, 500, (sip_str){NULL, 0}, (sip_str){NULL, 0},
+                    (sip_str){NULL, 0});
+}
+
+/* An entry from C whose protected call failed (the error was logged, with
+ * its traceback, and counted by sip__lua_pcall): the request given to the
+ * handler goes to rx_failed; one that failed before its handler was called
+ * gets 500 here (a response or a client entry: nothing). */
 static void entry_failed(lua_State *L, entry *e) {
   (void)L;
   sip_lua_server *s = e->s;
-  s->st.script_errors++;
   sip_msg *m = e->msg;
+  if (e->r && e->kind != ENTRY_CLIENT) {
+    rx_failed(e->r);
+    return;
+  }
+  s->st.script_errors++;
   if (!m || !m->is_request || is_ack(m) || e->kind == ENTRY_CLIENT || !s->tp)
     return;
-  sip_lua_rx *r = e->r;
-  if (r) {
-    if (!r->base.live || r->final_status)
-      return;
-    r->final_status = 500;
-    if (!r->has_tag) {
-      tag_for(s, r->to_tag);
-      r->has_tag = 1;
-    }
-    send_reply(s, r->txn, m, e->src, 500, (sip_str){NULL, 0},
-               (sip_str){r->to_tag, sizeof r->to_tag}, (sip_str){NULL, 0},
-               (sip_str){NULL, 0});
-  } else if (!e->handler_called) {
+  if (!e->handler_called) {
     char tag[SIP_TU_TAG_LEN];
     send_reply(s, e->t, m, e->src, 500, (sip_str){NULL, 0}, tag_for(s, tag),
                (sip_str){NULL, 0}, (sip_str){NULL, 0});
@@ -752,11 +761,8 @@ static int srv_request(lua_State *L) {
   char name[256];
   int rc;
   if (spec) {
-    int tr;
-    sip_dest_init(&d, SIP_TP_UDP);
-    if ((rc = sip_tp_parse_spec(spec, &tr, &d.addr)) < 0)
+    if ((rc = sip_tu_dest_spec(spec, strlen(spec), &d)) < 0)
       return sip__lua_fail(L, rc, "request: bad destination %s", spec);
-    d.transport = tr;
     d.tls_name = tls_name && tls_name[0] ? tls_name : NULL;
   } else if ((rc = sip_tu_next_hop(m, 0, &d, name, sizeof name)) < 0) {
     return sip__lua_fail(
@@ -1192,6 +1198,13 @@ static int msg_transport(lua_State *L) {
   return 1;
 }
 
+/* core.script_failed(req): a received request whose script failed (the
+ * error already went to core.script_error): rx_failed's 500 decision. */
+static int l_script_failed(lua_State *L) {
+  rx_failed(sip__lua_check_received(L, 1, "script_failed"));
+  return 0;
+}
+
 /* msg:source() -> { transport = "UDP", host =, port =, local_host =,
  * local_port =, conn_id = (TCP/TLS) } */
 static int msg_source(lua_State *L) {
@@ -1270,4 +1283,6 @@ void sip__lua_open_server(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_server);
   lua_setfield(L, -2, "server");
+  lua_pushcfunction(L, l_script_failed);
+  lua_setfield(L, -2, "script_failed");
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sip_fields.h"
 #include "sip_msg.h"
 #include "sip_scan.h"
 
@@ -242,4 +243,49 @@ int sip_msg_write(const sip_msg *m, char *out, size_t cap) {
   o = put(o, "\r\n", 2);
   o = put(o, m->body.p, m->body.len);
   return (int)(o - out);
+}
+
+int sip_msg_pop_via(sip_msg *m, sip_str *popped) {
+  int i = sip_msg_find(m, SIP_H_VIA, NULL, 0, 0);
+  for (; i >= 0; i = sip_msg_find(m, SIP_H_VIA, NULL, 0, i + 1)) {
+    sip_str v, rest, item;
+    int rc = sip_msg_unfolded(m, &m->hdr[i], &v);
+    if (rc < 0)
+      return rc;
+    rest = v;
+    while ((rc = sip_split_next(&rest, &item)) > 0 && item.len == 0)
+      ;
+    if (rc < 0) { /* unsplittable: the line goes as a whole */
+      if ((rc = copy_str(m, v.p, v.len, popped)) < 0 ||
+          (rc = sip_msg_remove_header(m, i)) < 0)
+        return rc;
+      return 1;
+    }
+    if (rc == 0) { /* an empty line */
+      if ((rc = sip_msg_remove_header(m, i)) < 0)
+        return rc;
+      continue;
+    }
+    if ((rc = copy_str(m, item.p, item.len, popped)) < 0)
+      return rc;
+    /* anything left on the line? */
+    sip_str probe = rest, more;
+    int any = 0;
+    while (sip_split_next(&probe, &more) > 0)
+      if (more.len) {
+        any = 1;
+        break;
+      }
+    if (!any)
+      return (rc = sip_msg_remove_header(m, i)) < 0 ? rc : 1;
+    const char *s = rest.p, *e = rest.p + rest.len;
+    while (s < e && (*s == ' ' || *s == '\t'))
+      s++;
+    sip_str left; /* a copy: the line's text may live in the arena */
+    if ((rc = copy_str(m, s, (size_t)(e - s), &left)) < 0 ||
+        (rc = sip_msg_replace_value(m, i, left.p, left.len)) < 0)
+      return rc;
+    return 1;
+  }
+  return 0;
 }

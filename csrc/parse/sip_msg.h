@@ -168,6 +168,13 @@ int sip_msg_insert_header(sip_msg *m, int at, int id, const char *name,
                           size_t nlen, const char *value, size_t vlen);
 int sip_msg_replace_value(sip_msg *m, int index, const char *value, size_t len);
 int sip_msg_remove_header(sip_msg *m, int index);
+/* Remove the first value of the first Via line (a response leaving a UAS,
+ * a proxy's own Via): *popped gets a copy (in the arena). A line holding
+ * several comma-separated values is rewritten without its first one; an
+ * empty line is removed and the next one tried; a line that does not
+ * split is removed as a whole and is the value popped. Returns 1, 0 when
+ * there is no Via, or SIP_ENOMEM / a fold error. */
+int sip_msg_pop_via(sip_msg *m, sip_str *popped);
 /* Replace the body; Content-Length follows it. */
 int sip_msg_set_body(sip_msg *m, const char *body, size_t len);
 

@@ -548,39 +548,13 @@ static size_t rr_lines(sip_proxy *p, const char *params, int oi, int ii,
   return n;
 }
 
-/* The destination of a request: dest spec, else first route (pushed or in
- * m) when loose, else the Request-URI. */
+/* The destination of a request: dest spec, else the next hop (csrc/tu's
+ * rule: first route, pushed or in m, when loose, else the Request-URI). */
 static int resolve_dest(sip_msg *m, sip_str ruri, sip_str dest, sip_str route,
                         size_t len, sip_dest *d) {
-  int rc;
-  if (dest.p) {
-    char spec[128];
-    if (dest.len >= sizeof spec)
-      return SIP_EINVAL;
-    memcpy(spec, dest.p, dest.len);
-    spec[dest.len] = 0;
-    int tr;
-    sip_dest_init(d, SIP_TP_UDP);
-    if ((rc = sip_tp_parse_spec(spec, &tr, &d->addr)) < 0)
-      return rc;
-    d->transport = tr;
-    return 0;
-  }
-  char mem[2048];
-  sip_arena a;
-  sip_arena_init(&a, mem, sizeof mem);
-  sip_uri u;
-  const sip_uri *hop;
-  rc = sip_proxy_next_hop(m, ruri, route, &a, &u, &hop);
-  if (rc == 0)
-    rc = sip_tp_request_dest(hop, len, d, NULL, 0);
-  sip_arena_free(&a);
-  return rc;
-}
-
-int sip_proxy_next_hop(sip_msg *m, sip_str ruri, sip_str route, sip_arena *a,
-                       sip_uri *u, const sip_uri **hop) {
-  return sip_tu_next_hop_uri(m, ruri, route, a, u, hop); /* the one rule */
+  if (dest.p)
+    return sip_tu_dest_spec(dest.p, dest.len, d);
+  return sip_tu_next_hop_dest(m, ruri, route, len, d, NULL, 0);
 }
 
 /* Route lines of m (after the edits), with pushed values first. */

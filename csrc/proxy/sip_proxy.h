@@ -104,16 +104,6 @@ int sip_proxy_decrement_mf(sip_msg *m);
  * line. 0, SIP_ENOTFOUND, or an edit error. */
 int sip_proxy_pop_first(sip_msg *m, int id);
 
-/* The next hop of a request (§16.6 item 6, §8.1.2): the first value of
- * `route` (Route values a branch pushes: a Path; absent: none) when it
- * parses, else m's first Route when it is a loose router, else `ruri`
- * (the branch's Request-URI). *hop points into m, or to *u (parsed into
- * a). Returns 0, or the URI parse error of ruri. The proxy sends there
- * (numeric hosts), and the resolver locates it (RFC 3263) first when its
- * host is a name. */
-int sip_proxy_next_hop(sip_msg *m, sip_str ruri, sip_str route, sip_arena *a,
-                       sip_uri *u, const sip_uri **hop);
-
 /* The pieces a branch adds to the (already edited) request m. */
 typedef struct sip_proxy_fwd {
   sip_str ruri;  /* new Request-URI; absent: m's own */
@@ -157,12 +147,6 @@ int sip_proxy_response_edit(sip_msg *res, sip_str extra);
  * 1 and the tags copied into out (comma-separated), else 0. */
 int sip_proxy_unsupported(sip_msg *m, const char *const *supported, char *out,
                           size_t cap);
-
-/* RFC 3581 "force rport" for a request from src over UDP: the top Via gets
- * received and rport with the source's address and port, so responses go
- * back where the request came from (NAT). 1 when edited, 0 when it had
- * both already, or a negative code. */
-int sip_proxy_force_rport(sip_msg *m, const sip_src *src);
 
 /* ---- the engine (proxy.c) ------------------------------------------------ */
 

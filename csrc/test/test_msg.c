@@ -383,6 +383,40 @@ static void test_edits(void) {
   sip_msg_free(&m);
 }
 
+/* sip_msg_pop_via: one value at a time, across lines; empty lines skipped. */
+static void test_pop_via(void) {
+  static const char R[] =
+      "SIP/2.0 200 OK\r\n"
+      "Via: ,\r\n"
+      "Via: SIP/2.0/UDP a.example;branch=z9hG4bK1 ,  SIP/2.0/TCP "
+      "b.example;branch=z9hG4bK2\r\n"
+      "v: SIP/2.0/UDP c.example;branch=z9hG4bK3\r\n"
+      "To: <sip:b@x>;tag=t\r\nFrom: <sip:a@x>;tag=f\r\nCall-ID: c\r\n"
+      "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+  sip_msg m;
+  sip_msg_init(&m, NULL);
+  CHECK(parse(&m, R, SIP_MODE_DATAGRAM) >= 0);
+  sip_str v;
+  CHECK_INT(sip_msg_pop_via(&m, &v), 1);
+  CHECK_STR(v, "SIP/2.0/UDP a.example;branch=z9hG4bK1");
+  const sip_via *top;
+  CHECK_INT(sip_msg_get_vias(&m, &top), 0);
+  CHECK_STR(top->branch, "z9hG4bK2");
+  char out[1024];
+  int n = sip_msg_write(&m, out, sizeof out);
+  CHECK(n > 0);
+  out[n > 0 ? n : 0] = 0;
+  CHECK(strstr(out, "\r\nVia: SIP/2.0/TCP b.example;branch=z9hG4bK2\r\n"));
+  CHECK(strstr(out, "Via: ,") == NULL);
+  CHECK_INT(sip_msg_pop_via(&m, &v), 1);
+  CHECK_STR(v, "SIP/2.0/TCP b.example;branch=z9hG4bK2");
+  CHECK_INT(sip_msg_pop_via(&m, &v), 1);
+  CHECK_STR(v, "SIP/2.0/UDP c.example;branch=z9hG4bK3");
+  CHECK_INT(sip_msg_pop_via(&m, &v), 0);
+  CHECK_INT(sip_msg_get_vias(&m, &top), SIP_ENOTFOUND);
+  sip_msg_free(&m);
+}
+
 int main(void) {
   test_request();
   test_response();
@@ -391,5 +425,6 @@ int main(void) {
   test_limits();
   test_table();
   test_edits();
+  test_pop_via();
   return check_summary("test_msg");
 }

@@ -89,6 +89,15 @@ sip_str sip_tu_new_tag(char out[SIP_TU_TAG_LEN]);
  * NULL), 0 otherwise. */
 int sip_tu_receive(sip_tu *tu, sip_msg *msg, sip_rxbuf *rx, const sip_src *src);
 
+/* RFC 3581 "force rport" (sip_tu_receive, with tu->force_rport) for a
+ * request m from src: its top Via gets received and rport with the
+ * source's address and port, so that responses go back where the request
+ * came from (NAT); the other Via values of that line stay. Returns 1 when
+ * edited, 0 when it had both already, or a negative code (no or a
+ * malformed Via: SIP_ENOTFOUND / the parse error; SIP_EINVAL: src has no
+ * IP address; SIP_ERANGE: the line would exceed 1024 bytes). */
+int sip_tu_force_rport(sip_msg *m, const sip_src *src);
+
 /* A message the transport could not parse (sip_tp_config.on_bad): a
  * request is answered with the status of sip_sanity_parse_error when the
  * response can be built. Returns 1 when answered, 0 otherwise. */
@@ -134,6 +143,17 @@ sip_txn *sip_tu_cancel(sip_tu *tu, sip_txn *t, sip_msg *msg,
  * or to *u (parsed into a). Returns 0, or the URI parse error of ruri. */
 int sip_tu_next_hop_uri(sip_msg *m, sip_str ruri, sip_str route, sip_arena *a,
                         sip_uri *u, const sip_uri **hop);
+
+/* The destination sip_tu_next_hop_uri(m, ruri, route) names (len: the
+ * request's size, for §18.1.1; name/cap as sip_tu_next_hop's). Returns 0
+ * or a negative code (a malformed URI; UV_EAI_NONAME for a host name). */
+int sip_tu_next_hop_dest(sip_msg *m, sip_str ruri, sip_str route, size_t len,
+                         sip_dest *d, char *name, size_t cap);
+
+/* A destination given as a listen-style spec ("udp:192.0.2.1:5060",
+ * "tcp:[::1]:5060"; spec/len, not NUL-terminated, under 128 bytes) into
+ * *d (no TLS name). Returns 0, SIP_EINVAL or sip_tp_parse_spec's code. */
+int sip_tu_dest_spec(const char *spec, size_t len, sip_dest *d);
 
 /* §8.1.2: the destination of request m (len: its size, for §18.1.1) from
  * its first Route when that is a loose router, else its Request-URI.

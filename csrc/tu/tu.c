@@ -1,11 +1,12 @@
 /* The transaction user core: see sip_tu.h. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sip_error.h"
 #include "sip_fields.h"
-#include "sip_proxy.h" /* sip_proxy_force_rport: a message function */
+#include "sip_proxy.h" /* sip_proxy_write_cancel: the §9.1 CANCEL, shared */
 #include "sip_reply.h"
 #include "sip_tu.h"
 
@@ -280,13 +281,93 @@ int sip_tu_receive(sip_tu *tu, sip_msg *msg, sip_rxbuf *rx,
     return 0;
   }
   if (tu->force_rport && msg->is_request && src->transport == SIP_TP_UDP)
-    sip_proxy_force_rport(msg, src);
+    sip_tu_force_rport(msg, src);
   if (!tu->txl)
     return 1;
   int rc = sip_txl_receive(tu->txl, msg, rx, src);
   if (rc < 0 && msg->is_request && !is_ack(msg))
     reject(tu, msg, src, 400, "Bad Request (unmatchable)", NULL);
   return 0;
+}
+
+/* Append n bytes of p at out[*o] when they fit in cap (with room kept for
+ * the tail); 0 or SIP_ERANGE. */
+static int append(char *out, size_t cap, size_t *o, const char *p, size_t n) {
+  if (*o + n > cap)
+    return SIP_ERANGE;
+  if (n)
+    memcpy(out + *o, p, n);
+  *o += n;
+  return 0;
+}
+
+int sip_tu_force_rport(sip_msg *m, const sip_src *src) {
+  const sip_via *v;
+  int rc = sip_msg_get_vias(m, &v);
+  if (rc < 0)
+    return rc;
+  char ip[INET6_ADDRSTRLEN + 2] = "";
+  const struct sockaddr_storage *sa = &src->peer;
+  if (sa->ss_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip,
+              sizeof ip);
+  else if (sa->ss_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
+              sizeof ip);
+  else
+    return SIP_EINVAL;
+  int port = sip_tp_addr_port(sa);
+  int has_rport = v->has_rport && v->rport == port;
+  int has_recv = v->received.p && v->received.len == strlen(ip) &&
+                 memcmp(v->received.p, ip, v->received.len) == 0;
+  if (has_rport && has_recv)
+    return 0;
+  int idx = sip_msg_find(m, SIP_H_VIA, NULL, 0, 0);
+  if (idx < 0)
+    return SIP_ENOTFOUND;
+  sip_str line, rest, first;
+  if ((rc = sip_msg_unfolded(m, &m->hdr[idx], &line)) < 0)
+    return rc;
+  rest = line;
+  do { /* the first non-empty via-parm of the line */
+    if ((rc = sip_split_next(&rest, &first)) < 0)
+      return rc;
+    if (rc == 0)
+      return SIP_EVIA;
+  } while (first.len == 0);
+  /* the first via-parm without its rport/received, then ours, then the
+   * line's other values */
+  char nv[1024];
+  size_t o = 0, cap = sizeof nv - 64 - sizeof ip; /* room for ours */
+  const char *semi = memchr(first.p, ';', first.len);
+  if (append(nv, cap, &o, first.p,
+             semi ? (size_t)(semi - first.p) : first.len) < 0)
+    return SIP_ERANGE;
+  for (uint32_t i = 0; i < v->params.n; i++) {
+    const sip_param *pr = &v->params.v[i];
+    if (sip_str_ieq_cstr(pr->name, "rport") ||
+        sip_str_ieq_cstr(pr->name, "received"))
+      continue;
+    if (append(nv, cap, &o, ";", 1) < 0 ||
+        append(nv, cap, &o, pr->name.p, pr->name.len) < 0 ||
+        (pr->value.p && (append(nv, cap, &o, "=", 1) < 0 ||
+                         append(nv, cap, &o, pr->value.p, pr->value.len) < 0)))
+      return SIP_ERANGE;
+  }
+  o += (size_t)snprintf(nv + o, sizeof nv - o, ";received=%s;rport=%d", ip,
+                        port);
+  sip_str it;
+  while ((rc = sip_split_next(&rest, &it)) == 1) {
+    if (it.len == 0)
+      continue;
+    if (append(nv, sizeof nv, &o, ", ", 2) < 0 ||
+        append(nv, sizeof nv, &o, it.p, it.len) < 0)
+      return SIP_ERANGE;
+  }
+  if (rc < 0)
+    return rc;
+  rc = sip_msg_replace_value(m, idx, nv, o);
+  return rc < 0 ? rc : 1;
 }
 
 int sip_tu_bad(sip_tu *tu, int err, sip_rxbuf *rx, const sip_src *src) {
@@ -337,16 +418,35 @@ int sip_tu_next_hop(sip_msg *m, size_t len, sip_dest *d, char *name,
   int rc = sip_msg_get_addrs(m, SIP_H_ROUTE, &r);
   if (rc < 0 && rc != SIP_ENOTFOUND)
     return rc; /* a malformed Route: no guess */
+  return sip_tu_next_hop_dest(m, m->ruri, SIP_STR_NULL, len, d, name, cap);
+}
+
+int sip_tu_next_hop_dest(sip_msg *m, sip_str ruri, sip_str route, size_t len,
+                         sip_dest *d, char *name, size_t cap) {
   char mem[2048];
   sip_arena a;
   sip_arena_init(&a, mem, sizeof mem);
   sip_uri u;
   const sip_uri *hop;
-  rc = sip_tu_next_hop_uri(m, m->ruri, SIP_STR_NULL, &a, &u, &hop);
+  int rc = sip_tu_next_hop_uri(m, ruri, route, &a, &u, &hop);
   if (rc == 0)
     rc = sip_tp_request_dest(hop, len, d, name, cap);
   sip_arena_free(&a);
   return rc;
+}
+
+int sip_tu_dest_spec(const char *spec, size_t len, sip_dest *d) {
+  char buf[128];
+  if (!spec || len >= sizeof buf)
+    return SIP_EINVAL;
+  memcpy(buf, spec, len);
+  buf[len] = 0;
+  int tr, rc;
+  sip_dest_init(d, SIP_TP_UDP);
+  if ((rc = sip_tp_parse_spec(buf, &tr, &d->addr)) < 0)
+    return rc;
+  d->transport = tr;
+  return 0;
 }
 
 int sip_tu_via(sip_tu *tu, int transport, int lid, const char *branch,

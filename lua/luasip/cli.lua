@@ -21,7 +21,7 @@ local log = require "luasip.log"
 local M = {}
 
 local format, concat = string.format, table.concat
-local traceback = debug.traceback
+local traceback = core.traceback
 local type, pairs, ipairs, tostring, tonumber, next = type, pairs, ipairs, tostring, tonumber, next
 
 --- Defaults of `luasip run`.
@@ -270,21 +270,20 @@ local function dispatcher(rt)
     end
     rt.inflight[req] = true
     local refused = server.memory_refusals()
-    local ok, err = xpcall(handler, traceback, req)
+    local ok, err = xpcall(handler, core.traceback, req)
     rt.inflight[req] = nil
     if not ok then
+      -- the C side's one path: log line and count, then the 500 decision
       err = server.memory_error(err, refused)
-      rt.errors = rt.errors + 1
-      log.error("%s handler of %s failed: %s", method, rt.path, tostring(err))
+      rt.errors = rt.errors + 1 -- handler errors, for the metrics
+      core.script_error(err, nil, method .. " handler of " .. rt.path .. " failed")
       if spec.failure then
-        local fok, ferr = xpcall(spec.failure, traceback, req, err)
+        local fok, ferr = xpcall(spec.failure, core.traceback, req, err)
         if not fok then
-          log.error("failure hook of %s failed: %s", rt.path, tostring(ferr))
+          core.script_error(ferr, nil, "failure hook of " .. rt.path .. " failed")
         end
       end
-      if method ~= "ACK" and not req:is_closed() and not req:handled() then
-        req:reply(500)
-      end
+      core.script_failed(req)
     end
   end
 end
@@ -577,7 +576,7 @@ local function run(g, rest)
   srv:run()
   log.flush()
   log.info("stopped (%d reloads, %d failed reloads, %d script errors)", rt.reloads, rt.failed_reloads,
-    rt.errors + core.script_errors())
+    core.script_errors())
   return 0
 end
 

@@ -320,6 +320,9 @@ end
 -- use by a live server is not taken over.
 -- @tparam string path
 -- @tparam table env
+-- @tparam[opt] table opts `timeout` (ms a connection may live, 30000),
+-- `mode` (the socket file's permission bits, 0600) and `allow_uid` (a
+-- further user id allowed to connect besides root and the server's own)
 -- @return[1] the listener (`h:close()`, `h:stats()`)
 -- @return[2] nil
 -- @treturn[2] string error

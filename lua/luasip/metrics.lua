@@ -215,7 +215,7 @@ function M.gauge(name, help, labels)
   return new_family("gauge", name, help, labels)
 end
 
---- The default buckets of a histogram (seconds).
+-- The default buckets of a histogram (seconds), `metrics.default_buckets`.
 M.default_buckets = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 
 --- A histogram.
@@ -223,7 +223,8 @@ M.default_buckets = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 -- @tparam[opt] string help
 -- @tparam[opt] {string,...} labels
 -- @tparam[opt] {number,...} buckets upper bounds, increasing (default
---   `metrics.default_buckets`)
+--   `metrics.default_buckets`: 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+--   2.5, 5 and 10 seconds)
 -- @return the histogram: `h:observe(v[, labels])`
 function M.histogram(name, help, labels, buckets)
   buckets = buckets or M.default_buckets

@@ -330,9 +330,9 @@ function M.forward(req, target)
   return req:forward(target)
 end
 
-------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------
 -- NAT helpers
-------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------
 
 --- Force RFC 3581 rport: create the server with `force_rport = true` and
 -- every UDP request's top Via gets `received` and `rport` with its source

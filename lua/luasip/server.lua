@@ -26,7 +26,8 @@ local log = require "luasip.log"
 local Server = core.Server
 local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
 local co_running, co_yield = coroutine.running, coroutine.yield
-local traceback, sethook = debug.traceback, debug.sethook
+local sethook = debug.sethook
+local script_error, script_failed = core.script_error, core.script_failed
 local setmetatable, type, ipairs, pairs, error = setmetatable, type, ipairs, pairs, error
 local handler_enter, handler_leave = core.handler_enter, core.handler_leave
 local memory_refusals = core.memory_refusals
@@ -77,7 +78,8 @@ local function worker(fn, req)
 end
 
 -- Resume a handler coroutine and apply the rules for how it ends: an error
--- is logged with its traceback and answered 500; a handler that finishes
+-- goes to core.script_error (traceback, log line, count) and
+-- core.script_failed (the 500 decision); a handler that finishes
 -- without a final reply or req:drop() gets a 500 too. Between two waits it
 -- has the instruction budget and the handler memory budget.
 local function resume(co, ...)
@@ -101,14 +103,11 @@ local function resume(co, ...)
     end
   end
   if not ok then
+    -- the C side's one path: traceback, log line, count, then the 500
     err = M.memory_error(err, refused)
+    script_error(err, co, req and req.method .. " handler failed" or "task failed (sip.spawn / sip.timer)")
     if req then
-      log.error("%s handler failed: %s", req.method, traceback(co, err))
-    else
-      log.error("task failed (sip.spawn / sip.timer): %s", traceback(co, err))
-    end
-    if req and req.method ~= "ACK" and not req:is_closed() and not req:handled() then
-      req:reply(500)
+      script_failed(req)
     end
   elseif req and finished and req.method ~= "ACK" and not req:handled() then
     -- a relayed request: the best response of its last round goes upstream

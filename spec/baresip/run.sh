@@ -28,44 +28,10 @@
 # (preloaded into the proxy), KEEP=1 keeps the work dir (logs, configs).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-LUA=${LUA:-lua5.4}
-NS=luasip-baresip-$$
+. spec/netns/lib.sh
+suite_init baresip baresip
 P=5060  # the proxy: udp/tcp on P, tls on P+1
-passed=0 failed=0
-work=$(mktemp -d /tmp/luasip-baresip.XXXXXX)
-PIDS=()
-ns_made=
 
-stop_pid() { # SIGTERM, up to 2 s, then SIGKILL; forgotten once reaped
-  local pid=$1 _ keep=() p
-  for p in "${PIDS[@]}"; do
-    [ "$p" = "$pid" ] || keep+=("$p")
-  done
-  PIDS=("${keep[@]}")
-  kill "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-  for _ in $(seq 20); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
-
-# shellcheck disable=SC2317 # (run by the trap)
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    stop_pid "$pid"
-  done
-  PIDS=()
-  if [ -n "$ns_made" ]; then
-    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns delete "$NS" 2>/dev/null
-  fi
-  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
 # interrupted, or out of time: the result line still counts a failure
 trap 'echo "baresip: interrupted"; echo "baresip: $passed passed, $((failed + 1)) failed"; exit 130' INT TERM
 # the whole suite is bounded: a watchdog ends this script (its trap stops the rest)
@@ -76,14 +42,6 @@ trap 'echo "baresip: interrupted"; echo "baresip: $passed passed, $((failed + 1)
 ) 2>/dev/null &
 WATCHDOG=$!
 PIDS+=("$WATCHDOG")
-
-result() { # result NAME OK(0/1) [detail]
-  if [ "$2" = 0 ]; then
-    passed=$((passed + 1)); echo "ok   $1"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 ${3:-}"
-  fi
-}
 
 finish() {
   echo "baresip: $passed passed, $failed failed"
@@ -97,8 +55,6 @@ give_up() { # give_up WHY: the suite cannot run, counted as one failure
   finish
 }
 
-{ [ "$(id -u)" = 0 ] && command -v ip >/dev/null; } ||
-  give_up "needs root and ip netns (a proxy sends where messages say: never outside a namespace)"
 command -v baresip >/dev/null || give_up "baresip not installed (apt-get install baresip-core)"
 command -v openssl >/dev/null || give_up "openssl not installed"
 MODDIR=
@@ -106,13 +62,7 @@ for d in /usr/lib/baresip/modules /usr/lib/*/baresip/modules /usr/local/lib/bare
   [ -f "$d/cons.so" ] && MODDIR=$d && break
 done
 [ -n "$MODDIR" ] || give_up "baresip's modules (cons.so) not found"
-ip netns add "$NS" 2>"$work/err" || give_up "ip netns add failed: $(cat "$work/err")"
-ns_made=1
-ip netns exec "$NS" ip link set lo up 2>"$work/err" || give_up "ip link set lo up failed: $(cat "$work/err")"
-if ip netns exec "$NS" ip -o link show | grep -v ': lo:' | grep -q .; then
-  give_up "namespace $NS has more than loopback"
-fi
-NSX=(ip netns exec "$NS")
+ns_setup "a proxy sends where messages say"
 
 # --- a test CA, the proxy's and the phones' certificates --------------------
 pki=$work/pki
@@ -150,13 +100,11 @@ make_pki() {
 make_pki >"$work/pki.log" 2>&1 || { sed 's/^/  | /' "$work/pki.log"; give_up "openssl failed"; }
 
 # --- the proxy ---------------------------------------------------------------
-"${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD" \
-  LUASIP_TLS_CERT="$pki/proxy.pem" LUASIP_TLS_KEY="$pki/proxy.key" LUASIP_TLS_CA="$pki/ca.pem" \
-  timeout -k 5 110 "$LUA" bin/luasip run spec/baresip/proxy_tls.lua --trace \
-  --listen "udp:127.0.0.1:$P" --listen "tcp:127.0.0.1:$P" --listen "tls:127.0.0.1:$((P + 1))" \
-  >"$work/proxy.log" 2>&1 &
-PROXY_PID=$!
-PIDS+=("$PROXY_PID")
+export LUASIP_TLS_CERT="$pki/proxy.pem" LUASIP_TLS_KEY="$pki/proxy.key" LUASIP_TLS_CA="$pki/ca.pem"
+LUASIP_TIMEOUT=110 luasip_start "$work/proxy.log" 'serving .*tls:' spec/baresip/proxy_tls.lua --trace \
+  --listen "udp:127.0.0.1:$P" --listen "tcp:127.0.0.1:$P" --listen "tls:127.0.0.1:$((P + 1))" ||
+  give_up "no proxy"
+PROXY_PID=$STARTED
 
 # wait_for FILE ERE [SECONDS]: until a line of FILE matches, for SECONDS or
 # until $DEADLINE (a value of $SECONDS)
@@ -170,11 +118,6 @@ wait_for() {
     sleep 0.1
   done
 }
-
-if ! wait_for "$work/proxy.log" 'serving .*tls:' 10; then
-  echo "baresip: the proxy did not start:"; sed 's/^/  | /' "$work/proxy.log"
-  give_up "no proxy"
-fi
 
 # phone_config DIR SIP_PORT CONS_PORT USER DISPLAY_NAME TRANSPORT ANSWERMODE
 phone_config() {
@@ -255,8 +198,10 @@ call_test() {
       fi
     fi
   fi
-  stop_pid "$apid"
-  stop_pid "$bpid"
+  forget_pid "$apid"
+  forget_pid "$bpid"
+  stop_pid "$apid" 40
+  stop_pid "$bpid" 40
   # the proxy's trace of this test: every message over TP, the call's
   # INVITE and BYE relayed
   tail -n +"$start" "$work/proxy.log" >"$dir/trace.log"

@@ -15,94 +15,24 @@
 # "flood: N passed, N failed". $BUILD (build), $LUA (lua5.4).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-LUA=${LUA:-lua5.4}
+. spec/sipp/lib.sh
+suite_init flood flood
 DIR=$(pwd)/spec/sipp
-NS=luasip-flood-$$
 P=5060
-passed=0 failed=0
-work=$(mktemp -d /tmp/luasip-flood.XXXXXX)
-PROXY_PID=''
-ns_made=''
+ns_setup "a proxy sends where messages say"
+need_cmds sipp
 
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL
-  [ -n "$1" ] || return 0
-  kill "$1" 2>/dev/null
-  for _ in $(seq 20); do
-    kill -0 "$1" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -9 "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
-}
+LUASIP_TIMEOUT=120 luasip_start "$work/proxy.log" 'serving ' spec/netns/flood_proxy.lua \
+  --listen "udp:127.0.0.1:$P" --flood 100 --flood-block 60 || suite_fail "the proxy did not start"
+PROXY_PID=$STARTED
 
-# shellcheck disable=SC2317 # (run by the trap)
-cleanup() {
-  stop_pid "$PROXY_PID"
-  if [ -n "$ns_made" ]; then
-    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns delete "$NS" 2>/dev/null
-  fi
-  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-result() { # result NAME OK(0/1) [detail]
-  if [ "$2" = 0 ]; then
-    passed=$((passed + 1)); echo "ok   $1 ${3:-}"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 ${3:-}"
-  fi
-}
-
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$NS" 2>/dev/null; then
-  echo "flood: needs root and ip netns (a proxy sends where messages say: never outside a namespace)"
-  echo "flood: 0 passed, 1 failed"
-  exit 1
-fi
-ns_made=1
-NSX=(ip netns exec "$NS")
-"${NSX[@]}" ip link set lo up
-if "${NSX[@]}" ip -o link show | grep -v ': lo:' | grep -q .; then
-  echo "flood: namespace $NS has more than loopback"
-  echo "flood: 0 passed, 1 failed"
-  exit 1
-fi
-if ! command -v sipp >/dev/null; then
-  echo "flood: sipp not installed"
-  echo "flood: 0 passed, 1 failed"
-  exit 1
-fi
-
-"${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD" \
-  timeout -k 5 120 "$LUA" bin/luasip run spec/netns/flood_proxy.lua \
-  --listen "udp:127.0.0.1:$P" --flood 100 --flood-block 60 >"$work/proxy.log" 2>&1 &
-PROXY_PID=$!
-for _ in $(seq 100); do
-  grep -qs 'serving ' "$work/proxy.log" && break
-  sleep 0.1
-done
-if ! grep -qs 'serving ' "$work/proxy.log"; then
-  echo "flood: the proxy did not start:"; sed 's/^/  | /' "$work/proxy.log"
-  echo "flood: 0 passed, 1 failed"
-  exit 1
-fi
-
-# sipp TAG SECONDS ARGS...: bounded, in the namespace, in $work/TAG/
+# sipp_bg TAG SECONDS ARGS...: bounded, in the namespace, in $work/TAG/
 sipp_bg() {
   local tag=$1 secs=$2; shift 2
-  mkdir -p "$work/$tag"
-  (cd "$work/$tag" && "${NSX[@]}" timeout -k 5 "$secs" sipp "$@" -nostdin \
-    -trace_err -error_file err.log -trace_stat -stf stat.csv >out.txt 2>&1
-   echo $? >"$work/$tag.rc") &
+  ns_sipp_bg "$tag" "$secs" "$@" -trace_err -error_file err.log -trace_stat -stf stat.csv
 }
-rc_of() { cat "$work/$1.rc" 2>/dev/null || echo none; }
 
-mkdir -p "$work/reg"
-(cd "$work/reg" && "${NSX[@]}" timeout -k 5 15 sipp "127.0.0.1:$P" -sf "$DIR/proxy_reg.xml" \
-  -i 127.0.0.1 -p 5100 -s bob -key contact_host 127.0.0.1 -key contact_port 5071 \
-  -key tp udp -key q 1.0 -m 1 -nostdin -timeout 10s >out.txt 2>&1) || echo "  (register bob failed)"
+sipp_register "$P" bob 5071 5100
 
 sipp_bg uas 40 -sf "$DIR/proxy_uas_ok.xml" -i 127.0.0.1 -p 5071 -m 200 -timeout 30s
 sleep 0.3
@@ -170,5 +100,4 @@ fi
 kill -0 "$PROXY_PID" 2>/dev/null
 result proxy-alive $?
 
-echo "flood: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+suite_end

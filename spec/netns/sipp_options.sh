@@ -10,20 +10,12 @@
 # namespace (spec/netns/run.sh runs it inside its loopback-only one).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-. spec/netns/lib.sh
+SUITE=sipp-options
+. spec/sipp/lib.sh
 PORT=${1:-5070}
 SCENARIO=$(realpath "${SIPP_SCENARIO:-spec/sipp/options.xml}" 2>/dev/null)
 CALLS=${SIPP_CALLS:-500}
 RATE=${SIPP_RATE:-500}
-passed=0 failed=0
-
-check() { # check NAME GOT WANT
-  if [ "$2" = "$3" ]; then
-    passed=$((passed + 1)); echo "ok   $1 = $2"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 = $2, want $3"
-  fi
-}
 
 work=$(mktemp -d /tmp/luasip-sipp.XXXXXX)
 trap 'stop_server; rm -rf "$work"' EXIT

@@ -22,53 +22,15 @@
 # $LUASIP_PRELOAD (preloaded into the servers).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-LUA=${LUA:-lua5.4}
+. spec/sipp/lib.sh
+suite_init sipp-auth auth-sipp
 DIR=$(pwd)/spec/sipp
-NS=luasip-auth-$$
 RP=5180 PP=5190
 LIFETIME=5
-passed=0 failed=0
-work=$(mktemp -d /tmp/luasip-auth-sipp.XXXXXX)
-REG_PID= PROXY_PID= ns_made=
 export LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$BUILD/lib/?.so;;"
-
-cleanup() {
-  local p
-  for p in $REG_PID $PROXY_PID; do
-    kill "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
-  if [ -n "$ns_made" ]; then
-    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns delete "$NS" 2>/dev/null
-  fi
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-result() { # result NAME OK(0/1) [detail]
-  if [ "$2" = 0 ]; then
-    passed=$((passed + 1)); echo "ok   $1"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 ${3:-}"
-  fi
-}
-
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$NS" 2>/dev/null; then
-  echo "sipp-auth: needs root and ip netns (a proxy sends where messages say: never outside a namespace)"
-  echo "sipp-auth: 0 passed, 1 failed"
-  exit 1
-fi
-ns_made=1
-ip netns exec "$NS" ip link set lo up
-if ! command -v sipp >/dev/null || [ ! -f "$BUILD/lib/luasip/core.so" ]; then
-  echo "sipp-auth: needs sipp (sip-tester) and a build in $BUILD"
-  echo "sipp-auth: 0 passed, 1 failed"
-  exit 1
-fi
-NSX=(ip netns exec "$NS")
+ns_setup "a proxy sends where messages say"
+need_cmds sipp
+need_build
 
 # users: passwords, and carol by her SHA-256 and MD5 HA1s only
 carol_sha=$(printf 'carol:example.com:carolpw' | sha256sum | cut -d' ' -f1)
@@ -81,32 +43,17 @@ carol:example.com:SHA-256:$carol_sha
 carol:example.com:MD5:$carol_md5
 EOF
 
-start() { # start LOG ARGS... -> pid in STARTED
-  local log=$1; shift
-  "${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD" \
-    timeout -k 5 300 "$LUA" bin/luasip run "$@" >"$log" 2>&1 &
-  STARTED=$!
-  for _ in $(seq 100); do
-    grep -qs 'serving ' "$log" && return 0
-    sleep 0.1
-  done
-  echo "sipp-auth: did not start: $*"; sed 's/^/  | /' "$log"
-  return 1
-}
-
-start "$work/registrar.log" examples/registrar.lua --listen "udp:127.0.0.1:$RP" \
+luasip_start "$work/registrar.log" 'serving ' examples/registrar.lua --listen "udp:127.0.0.1:$RP" \
   --listen "tcp:127.0.0.1:$RP" --users "$work/users.txt" --algorithms MD5,SHA-256 \
-  --realm example.com --nonce-lifetime "$LIFETIME" --trace || { echo "sipp-auth: 0 passed, 1 failed"; exit 1; }
+  --realm example.com --nonce-lifetime "$LIFETIME" --trace || suite_fail "the registrar did not start"
 REG_PID=$STARTED
-start "$work/proxy.log" examples/proxy.lua --listen "udp:127.0.0.1:$PP" \
-  --users "$work/users.txt" --domain example.com || { echo "sipp-auth: 0 passed, 1 failed"; exit 1; }
+luasip_start "$work/proxy.log" 'serving ' examples/proxy.lua --listen "udp:127.0.0.1:$PP" \
+  --users "$work/users.txt" --domain example.com || suite_fail "the proxy did not start"
 PROXY_PID=$STARTED
 
 sipp_run() { # sipp_run TAG ARGS... -> exit status of SIPp
   local tag=$1; shift
-  mkdir -p "$work/$tag"
-  (cd "$work/$tag" && "${NSX[@]}" timeout -k 5 40 sipp "$@" -nostdin -timeout 30s \
-    -trace_err -error_file err.log >out.txt 2>&1)
+  ns_sipp "$tag" 40 "$@" -timeout 30s -trace_err -error_file err.log
   local rc=$?
   [ "$rc" = 0 ] || { tail -n 5 "$work/$tag/err.log" 2>/dev/null | sed 's/^/  | /'; }
   return "$rc"
@@ -150,5 +97,4 @@ for p in "$REG_PID:registrar" "$PROXY_PID:proxy"; do
   [ "$errs" = 0 ]
   result "${p#*:} log without errors" $? "$(grep -m3 -E 'error|traceback' "$log")"
 done
-echo "sipp-auth: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+suite_end

@@ -19,61 +19,26 @@
 # Prints "sipp-balancer: N passed, N failed". $BUILD (build), $LUA (lua5.4).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-LUA=${LUA:-lua5.4}
+. spec/sipp/lib.sh
+suite_init sipp-balancer balancer-sipp
 DIR=$(pwd)/spec/sipp
-NS=luasip-bal-$$
-SUITE=sipp-balancer
-passed=0 failed=0
-work=$(mktemp -d /tmp/luasip-balancer-sipp.XXXXXX)
 BAL_PID= PROM_PID=
 declare -A UAS_PID=()
-ns_made=
 
-stop_pid() { # stop_pid PID: TERM, then KILL after 2 s
-  [ -n "$1" ] || return 0
-  kill "$1" 2>/dev/null
-  for _ in $(seq 40); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
-  kill -9 "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
+# shellcheck disable=SC2317 # (run by suite_cleanup)
+on_cleanup() {
+  local p
+  stop_pid "$BAL_PID" 40
+  stop_pid "$PROM_PID" 40
+  for p in "${UAS_PID[@]}"; do stop_pid "$p" 40; done
 }
 
-cleanup() {
-  stop_pid "$BAL_PID"
-  stop_pid "$PROM_PID"
-  for p in "${UAS_PID[@]}"; do stop_pid "$p"; done
-  if [ -n "$ns_made" ]; then
-    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns delete "$NS" 2>/dev/null
-  fi
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-check() { # check NAME OK(0/1) [detail]
-  if [ "$2" = 0 ]; then
-    passed=$((passed + 1)); echo "ok   $1"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 ${3:-}"
-  fi
+check() { # check NAME OK(0/1) [detail]: the detail only on failure
+  if [ "$2" = 0 ]; then result "$1" 0; else result "$@"; fi
 }
 
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$NS" 2>/dev/null; then
-  echo "$SUITE: needs root and ip netns (a proxy sends where messages say: never outside a namespace)"
-  echo "$SUITE: 0 passed, 1 failed"
-  exit 1
-fi
-ns_made=1
-ip netns exec "$NS" ip link set lo up
-for cmd in sipp promtool prometheus; do
-  if ! command -v $cmd >/dev/null; then
-    echo "$SUITE: $cmd not installed (deps/debian.txt, group test)"
-    echo "$SUITE: 0 passed, 1 failed"
-    exit 1
-  fi
-done
-NSX=(ip netns exec "$NS")
+ns_setup "a proxy sends where messages say"
+need_cmds sipp promtool prometheus
 CTL=$work/ctl.sock
 
 start_uas() { # start_uas N: a SIPp UAS on 127.0.0.1:507N
@@ -93,15 +58,16 @@ kill_uas() { # kill_uas N: SIGKILL, as a crash
 }
 
 start_balancer() { # start_balancer ARGS...: on udp:127.0.0.1:5060 with ctl and metrics
-  stop_pid "$BAL_PID"
+  stop_pid "$BAL_PID" 40
   runs=$((runs + 1))
   BLOG=$work/balancer.$runs.log
   rm -f "$CTL"
-  "${NSX[@]}" env LUASIP_BUILD="$BUILD" timeout -k 5 300 "$LUA" bin/luasip run examples/balancer.lua \
-    --listen udp:127.0.0.1:5060 --ctl "$CTL" --metrics 127.0.0.1:9090 "$@" >"$BLOG" 2>&1 &
-  BAL_PID=$!
+  luasip_start "$BLOG" "serving .* (pid" examples/balancer.lua \
+    --listen udp:127.0.0.1:5060 --ctl "$CTL" --metrics 127.0.0.1:9090 "$@" || return
+  forget_pid "$STARTED"
+  BAL_PID=$STARTED
   for _ in $(seq 100); do
-    grep -qs "serving .* (pid" "$BLOG" && [ -S "$CTL" ] && return 0
+    [ -S "$CTL" ] && return 0
     sleep 0.1
   done
   echo "the balancer did not start:"; cat "$BLOG"
@@ -248,5 +214,4 @@ grep -E " (error|warn) " "$work"/balancer.*.log | grep -v "dispatcher balancer: 
 [ -s "$work/warnings" ] && head -5 "$work/warnings"
 check "the balancer logged no error (besides the down transition)" "$([ -s "$work/warnings" ] && echo 1 || echo 0)"
 
-echo "$SUITE: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+suite_end

@@ -18,65 +18,12 @@
 # "bruteforce: N passed, N failed". $BUILD (build), $LUA (lua5.4).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-LUA=${LUA:-lua5.4}
+. spec/sipp/lib.sh
+suite_init bruteforce bruteforce
 DIR=$(pwd)/spec/sipp
-NS=luasip-brute-$$
 P=5060
-passed=0 failed=0
-work=$(mktemp -d /tmp/luasip-bruteforce.XXXXXX)
-PROXY_PID=''
-ns_made=''
-
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL
-  [ -n "$1" ] || return 0
-  kill "$1" 2>/dev/null
-  for _ in $(seq 20); do
-    kill -0 "$1" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -9 "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
-}
-
-# shellcheck disable=SC2317 # (run by the trap)
-cleanup() {
-  stop_pid "$PROXY_PID"
-  if [ -n "$ns_made" ]; then
-    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns delete "$NS" 2>/dev/null
-  fi
-  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-result() { # result NAME OK(0/1) [detail]
-  if [ "$2" = 0 ]; then
-    passed=$((passed + 1)); echo "ok   $1 ${3:-}"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 ${3:-}"
-  fi
-}
-
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$NS" 2>/dev/null; then
-  echo "bruteforce: needs root and ip netns (a proxy sends where messages say: never outside a namespace)"
-  echo "bruteforce: 0 passed, 1 failed"
-  exit 1
-fi
-ns_made=1
-NSX=(ip netns exec "$NS")
-"${NSX[@]}" ip link set lo up
-if "${NSX[@]}" ip -o link show | grep -v ': lo:' | grep -q .; then
-  echo "bruteforce: namespace $NS has more than loopback"
-  echo "bruteforce: 0 passed, 1 failed"
-  exit 1
-fi
-if ! command -v sipp >/dev/null || ! command -v svcrack >/dev/null; then
-  echo "bruteforce: needs sipp (sip-tester) and svcrack (sipvicious)"
-  echo "bruteforce: 0 passed, 1 failed"
-  exit 1
-fi
+ns_setup "a proxy sends where messages say"
+need_cmds sipp svcrack
 
 printf 'alice:wonderland\nbob:hunter2\n' >"$work/users.txt"
 : >"$work/dict.txt"
@@ -85,19 +32,10 @@ for w in 123456 password 1234 qwerty letmein admin welcome monkey dragon wonderl
   echo "$w" >>"$work/dict.txt"
 done
 
-"${NSX[@]}" env LUASIP_BUILD="$BUILD" timeout -k 5 120 "$LUA" bin/luasip run examples/proxy.lua \
+LUASIP_TIMEOUT=120 luasip_start "$work/proxy.log" 'serving ' examples/proxy.lua \
   --listen "udp:127.0.0.1:$P" --users "$work/users.txt" --domain 127.0.0.1 --algorithms MD5 \
-  --auth-failures "${FAILURES:-5}" --auth-block 300 --trace >"$work/proxy.log" 2>&1 &
-PROXY_PID=$!
-for _ in $(seq 100); do
-  grep -qs 'serving ' "$work/proxy.log" && break
-  sleep 0.1
-done
-if ! grep -qs 'serving ' "$work/proxy.log"; then
-  echo "bruteforce: the proxy did not start:"; sed 's/^/  | /' "$work/proxy.log"
-  echo "bruteforce: 0 passed, 1 failed"
-  exit 1
-fi
+  --auth-failures "${FAILURES:-5}" --auth-block 300 --trace || suite_fail "the proxy did not start"
+PROXY_PID=$STARTED
 
 (cd "$work" && "${NSX[@]}" timeout -k 2 15 svcrack -u alice -d "$work/dict.txt" \
   -x 127.0.0.1 -P 5070 -p "$P" --maximumtime 5 127.0.0.1 >svcrack.out 2>&1)
@@ -136,11 +74,9 @@ fi
 
 # auth_reg.xml for the domain 127.0.0.1 (SIPp's digest uri is
 # sip:IP:PORT, so the Request-URI must be that, in the domain served)
-mkdir -p "$work/legit"
-sed 's/example\.com/127.0.0.1/g' "$DIR/auth_reg.xml" >"$work/legit/reg.xml"
-(cd "$work/legit" && "${NSX[@]}" timeout -k 5 20 sipp "127.0.0.1:$P" -sf "$work/legit/reg.xml" \
-  -i 127.0.0.3 -p 5181 -s bob -au bob -ap hunter2 -m 3 -r 10 -nostdin -timeout 15s \
-  -trace_err -error_file err.log >out.txt 2>&1)
+sed 's/example\.com/127.0.0.1/g' "$DIR/auth_reg.xml" >"$work/reg.xml"
+ns_sipp legit 20 "127.0.0.1:$P" -sf "$work/reg.xml" -i 127.0.0.3 -p 5181 -s bob -au bob \
+  -ap hunter2 -m 3 -r 10 -timeout 15s -trace_err -error_file err.log
 rc=$?
 result legit "$rc" "(bob from 127.0.0.3: SIPp rc $rc)"
 [ "$rc" = 0 ] || tail -n 5 "$work/legit/err.log" 2>/dev/null | sed 's/^/  | /'
@@ -148,5 +84,4 @@ result legit "$rc" "(bob from 127.0.0.3: SIPp rc $rc)"
 kill -0 "$PROXY_PID" 2>/dev/null
 result proxy-alive $?
 
-echo "bruteforce: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+suite_end

@@ -24,75 +24,22 @@
 # $BUILD (build), $LUA (lua5.4), $LUASIP_PRELOAD (preloaded into the proxy).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-LUA=${LUA:-lua5.4}
+. spec/sipp/lib.sh
+suite_init sipp-proxy proxy-sipp
 DIR=$(pwd)/spec/sipp
-NS=luasip-proxy-$$
 P=5070
-passed=0 failed=0
-work=$(mktemp -d /tmp/luasip-proxy-sipp.XXXXXX)
-PROXY_PID=
-ns_made=
+ns_setup "a proxy sends where messages say"
+need_cmds sipp
 
-cleanup() {
-  if [ -n "$PROXY_PID" ]; then
-    kill "$PROXY_PID" 2>/dev/null
-    wait "$PROXY_PID" 2>/dev/null
-  fi
-  if [ -n "$ns_made" ]; then
-    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns delete "$NS" 2>/dev/null
-  fi
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-result() { # result NAME OK(0/1) [detail]
-  if [ "$2" = 0 ]; then
-    passed=$((passed + 1)); echo "ok   $1"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 ${3:-}"
-  fi
-}
-
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$NS" 2>/dev/null; then
-  echo "sipp-proxy: needs root and ip netns (a proxy sends where messages say: never outside a namespace)"
-  echo "sipp-proxy: 0 passed, 1 failed"
-  exit 1
-fi
-ns_made=1
-ip netns exec "$NS" ip link set lo up
-if ! command -v sipp >/dev/null; then
-  echo "sipp-proxy: sipp not installed"
-  echo "sipp-proxy: 0 passed, 1 failed"
-  exit 1
-fi
-NSX=(ip netns exec "$NS")
-
-"${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD" \
-  timeout -k 5 600 "$LUA" bin/luasip run examples/proxy.lua \
-  --listen "udp:127.0.0.1:$P" --listen "tcp:127.0.0.1:$P" >"$work/proxy.log" 2>&1 &
-PROXY_PID=$!
-for _ in $(seq 100); do
-  grep -qs 'serving .*tcp' "$work/proxy.log" && break
-  sleep 0.1
-done
-if ! grep -qs 'serving .*tcp' "$work/proxy.log"; then
-  echo "sipp-proxy: the proxy did not start:"; sed 's/^/  | /' "$work/proxy.log"
-  echo "sipp-proxy: 0 passed, 1 failed"
-  exit 1
-fi
+LUASIP_TIMEOUT=600 luasip_start "$work/proxy.log" 'serving .*tcp' examples/proxy.lua \
+  --listen "udp:127.0.0.1:$P" --listen "tcp:127.0.0.1:$P" || suite_fail "the proxy did not start"
+PROXY_PID=$STARTED
 
 # sipp TAG ARGS...: bounded, in the namespace, in $work/TAG/; rc in $work/TAG.rc
 sipp_bg() {
   local tag=$1; shift
-  mkdir -p "$work/$tag"
-  (cd "$work/$tag" && "${NSX[@]}" timeout -k 5 40 sipp "$@" -nostdin -timeout 30s \
-    -trace_err -error_file err.log -trace_msg -message_file msg.log >out.txt 2>&1
-   echo $? >"$work/$tag.rc") &
+  ns_sipp_bg "$tag" 40 "$@" -timeout 30s -trace_err -error_file err.log -trace_msg -message_file msg.log
 }
-rc_of() { cat "$work/$1.rc" 2>/dev/null || echo none; }
 show() { # failure detail
   local t
   for t in "$@"; do
@@ -256,5 +203,4 @@ elif grep -qE 'runtime error|Sanitizer| error ' "$work/proxy.log"; then
   result "proxy log clean" 1
   sed 's/^/  | /' "$work/proxy.log" | head -n 40
 fi
-echo "sipp-proxy: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+suite_end

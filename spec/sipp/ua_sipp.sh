@@ -22,52 +22,13 @@
 # $BUILD (build), $LUA (lua5.4), $LUASIP_PRELOAD (preloaded into luasip).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-LUA=${LUA:-lua5.4}
+. spec/sipp/lib.sh
+suite_init sipp-ua ua-sipp
 CALLS=${CALLS:-50}
 DIR=$(pwd)/spec/sipp
-NS=luasip-ua-$$
-passed=0 failed=0
-work=$(mktemp -d /tmp/luasip-ua-sipp.XXXXXX)
-PIDS=()
-ns_made=
-
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do
-    kill "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
-  if [ -n "$ns_made" ]; then
-    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns delete "$NS" 2>/dev/null
-  fi
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-result() { # result NAME OK(0/1) [detail]
-  if [ "$2" = 0 ]; then
-    passed=$((passed + 1)); echo "ok   $1"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 ${3:-}"
-  fi
-}
-
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$NS" 2>/dev/null; then
-  echo "sipp-ua: needs root and ip netns (a UA sends where messages say: never outside a namespace)"
-  echo "sipp-ua: 0 passed, 1 failed"
-  exit 1
-fi
-ns_made=1
-ip netns exec "$NS" ip link set lo up
-if ! command -v sipp >/dev/null || [ ! -f "$BUILD/lib/luasip/core.so" ]; then
-  echo "sipp-ua: needs sipp and a build ($BUILD/lib/luasip/core.so)"
-  echo "sipp-ua: 0 passed, 1 failed"
-  exit 1
-fi
-NSX=(ip netns exec "$NS")
+ns_setup "a UA sends where messages say"
+need_cmds sipp
+need_build
 LUASIP=("${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD"
   timeout -k 5 300 "$LUA" bin/luasip run)
 
@@ -75,13 +36,7 @@ LUASIP=("${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_B
 # logs "serving"
 start() {
   local name=$1; shift
-  "${LUASIP[@]}" "$@" --ctl off >"$work/$name.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do
-    grep -qs 'serving' "$work/$name.log" && return 0
-    sleep 0.1
-  done
-  echo "  ($name did not start)"; sed 's/^/  | /' "$work/$name.log"
+  luasip_start "$work/$name.log" serving "$@" --ctl off || echo "  ($name did not start)"
 }
 
 # SuccessfulCall FailedCall of a -trace_stat file
@@ -95,9 +50,7 @@ counts() {
 # sipp_run TAG ARGS...: bounded, in the namespace, in $work/TAG/
 sipp_run() {
   local tag=$1; shift
-  mkdir -p "$work/$tag"
-  (cd "$work/$tag" && "${NSX[@]}" timeout -k 5 90 sipp "$@" -nostdin -trace_stat -stf stat.csv \
-    -trace_err -error_file err.log >out.txt 2>&1)
+  ns_sipp "$tag" 90 "$@" -trace_stat -stf stat.csv -trace_err -error_file err.log
 }
 
 # expect_calls NAME TAG N: SIPp counted N successful calls and 0 failed
@@ -140,8 +93,8 @@ uas_call() {
   while [ $# -gt 0 ] && [ "$1" != -- ]; do sargs+=("$1"); shift; done
   shift
   mkdir -p "$work/$tag"
-  (cd "$work/$tag" && "${NSX[@]}" timeout -k 5 30 sipp "${sargs[@]}" -m 1 -nostdin -timeout 20s \
-    -trace_stat -stf stat.csv -trace_err -error_file err.log >out.txt 2>&1) &
+  ns_sipp "$tag" 30 "${sargs[@]}" -m 1 -timeout 20s -trace_stat -stf stat.csv \
+    -trace_err -error_file err.log &
   local spid=$!
   sleep 0.5
   "${LUASIP[@]}" examples/call.lua --ctl off "$@" >"$work/$tag/call.out" 2>"$work/$tag/call.log"
@@ -165,10 +118,7 @@ uas_call uas-bye uas-bye "answered 200; ended by the callee" -sf "$DIR/ua_uas_by
 
 # --- luasip UA to luasip UA through the proxy ----------------------------------
 start proxy examples/proxy.lua --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060
-mkdir -p "$work/reg"
-(cd "$work/reg" && "${NSX[@]}" timeout -k 5 15 sipp 127.0.0.1:5060 -sf "$DIR/proxy_reg.xml" -i 127.0.0.1 -p 5096 \
-  -s echo -key contact_host 127.0.0.1 -key contact_port 5070 -key tp udp -key q 1.0 -m 1 -nostdin \
-  -timeout 10s >out.txt 2>&1) || echo "  (REGISTER of echo at the proxy failed)"
+sipp_register 5060 echo 5070 5096
 "${LUASIP[@]}" examples/call.lua --ctl off --trace --listen udp:127.0.0.1:5097 --to sip:echo@127.0.0.1:5060 \
   --hold-time 0.2 --reinvite >"$work/proxy-call.out" 2>"$work/proxy-call.log"
 got=$(grep '^call:' "$work/proxy-call.out" | tr '\n' '|')
@@ -182,5 +132,4 @@ else
   tail -n 5 "$work/proxy-call.log" | sed 's/^/  | /'
 fi
 
-echo "sipp-ua: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+suite_end

@@ -4,6 +4,7 @@
  * with the Server header, §9.2 UAS CANCEL, §13.3.1.4 2xx retransmission on
  * the transaction heap with the ACK matched in the TU (and Timer L without
  * one), next hop, Via, and a request sent over a client transaction. */
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,6 +397,134 @@ static void test_uac(void) {
   env_close(&e);
 }
 
+static void parse_text(sip_msg *m, const char *via_lines) {
+  static char text[2048];
+  snprintf(text, sizeof text,
+           "OPTIONS sip:bob@b.example SIP/2.0\r\n%s"
+           "Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\n"
+           "Call-ID: rp@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+           via_lines);
+  sip_msg_init(m, NULL);
+  CHECK(sip_msg_parse(m, text, strlen(text), SIP_MODE_DATAGRAM) >= 0);
+}
+
+static void src_of(sip_src *src, int family, const char *ip, int port) {
+  memset(src, 0, sizeof *src);
+  src->transport = SIP_TP_UDP;
+  if (family == AF_INET) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&src->peer;
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, ip, &in->sin_addr);
+  } else {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&src->peer;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    inet_pton(AF_INET6, ip, &in6->sin6_addr);
+  }
+}
+
+/* RFC 3581 force rport: the top Via only, once, the rest kept. */
+static void test_force_rport(void) {
+  sip_msg m;
+  sip_src src;
+  const sip_via *v;
+  src_of(&src, AF_INET, "192.0.2.9", 40000);
+  parse_text(&m, "Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc\r\n");
+  CHECK_INT(sip_tu_force_rport(&m, &src), 1);
+  CHECK_INT(sip_msg_get_vias(&m, &v), 0);
+  CHECK_STR(v->received, "192.0.2.9");
+  CHECK_INT(v->rport, 40000);
+  CHECK_STR(v->branch, "z9hG4bKabc");
+  CHECK_STR(v->host, "10.0.0.1");
+  CHECK_INT(sip_tu_force_rport(&m, &src), 0); /* once */
+  sip_msg_free(&m);
+
+  /* stale received/rport replaced; the other values of the line and the
+   * next Via line untouched */
+  parse_text(&m,
+             "Via: SIP/2.0/UDP 10.0.0.1;received=10.9.9.9;rport=1;"
+             "branch=z9hG4bKtop;x=1, SIP/2.0/TCP p.example;branch=z9hG4bK2\r\n"
+             "Via: SIP/2.0/UDP q.example;branch=z9hG4bK3\r\n");
+  src_of(&src, AF_INET6, "2001:db8::7", 5070);
+  CHECK_INT(sip_tu_force_rport(&m, &src), 1);
+  CHECK_INT(sip_msg_get_vias(&m, &v), 0);
+  CHECK_STR(v->received, "2001:db8::7");
+  CHECK_INT(v->rport, 5070);
+  CHECK_STR(v->branch, "z9hG4bKtop");
+  CHECK(v->next != NULL);
+  CHECK_STR(v->next->host, "p.example");
+  CHECK_STR(v->next->branch, "z9hG4bK2");
+  CHECK(v->next->next != NULL);
+  CHECK_STR(v->next->next->branch, "z9hG4bK3");
+  int idx = sip_msg_find(&m, SIP_H_VIA, NULL, 0, 0);
+  sip_str line;
+  CHECK_INT(sip_msg_unfolded(&m, &m.hdr[idx], &line), 0);
+  const char *want = "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKtop;x=1;"
+                     "received=2001:db8::7;rport=5070, SIP/2.0/TCP "
+                     "p.example;branch=z9hG4bK2";
+  CHECK_MSG(line.len == strlen(want) && memcmp(line.p, want, line.len) == 0,
+            "Via: %.*s", (int)line.len, line.p);
+  sip_msg_free(&m);
+
+  /* a source without an IP address, a request without a Via */
+  parse_text(&m, "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKabc\r\n");
+  memset(&src, 0, sizeof src);
+  CHECK_INT(sip_tu_force_rport(&m, &src), SIP_EINVAL);
+  sip_msg_free(&m);
+  parse_text(&m, "");
+  src_of(&src, AF_INET, "192.0.2.9", 40000);
+  CHECK(sip_tu_force_rport(&m, &src) < 0);
+  sip_msg_free(&m);
+}
+
+/* The next hop with a branch's Request-URI and pushed Route, and a
+ * destination spec: one rule for the TU, the proxy and the bindings. */
+static void test_next_hop_dest(void) {
+  sip_msg m;
+  sip_dest d;
+  parse_text(&m, "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKnh\r\n");
+  /* the message's Request-URI names a host: no numeric destination */
+  CHECK_INT(sip_tu_next_hop(&m, 0, &d, NULL, 0), UV_EAI_NONAME);
+  /* a branch's Request-URI */
+  CHECK_INT(sip_tu_next_hop_dest(&m, SIP_STR_LIT("sip:bob@127.0.0.1:5071"),
+                                 SIP_STR_NULL, 0, &d, NULL, 0),
+            0);
+  CHECK_INT(d.transport, SIP_TP_UDP);
+  CHECK_INT(sip_tp_addr_port(&d.addr), 5071);
+  /* a pushed loose Route wins over the Request-URI */
+  CHECK_INT(sip_tu_next_hop_dest(&m, SIP_STR_LIT("sip:bob@127.0.0.1:5071"),
+                                 SIP_STR_LIT("<sip:127.0.0.1:5072;lr;"
+                                             "transport=tcp>"),
+                                 0, &d, NULL, 0),
+            0);
+  CHECK_INT(d.transport, SIP_TP_TCP);
+  CHECK_INT(sip_tp_addr_port(&d.addr), 5072);
+  /* §18.1.1: a large request over TCP when the URI names no transport */
+  CHECK_INT(sip_tu_next_hop_dest(&m, SIP_STR_LIT("sip:bob@127.0.0.1:5071"),
+                                 SIP_STR_NULL, 2000, &d, NULL, 0),
+            0);
+  CHECK_INT(d.transport, SIP_TP_TCP);
+  CHECK(sip_tu_next_hop_dest(&m, SIP_STR_LIT("sip:"), SIP_STR_NULL, 0, &d, NULL,
+                             0) < 0);
+  sip_msg_free(&m);
+
+  CHECK_INT(sip_tu_dest_spec("tcp:127.0.0.1:5090", 18, &d), 0);
+  CHECK_INT(d.transport, SIP_TP_TCP);
+  CHECK_INT(sip_tp_addr_port(&d.addr), 5090);
+  CHECK(d.tls_name == NULL);
+  /* not NUL-terminated: only len bytes count */
+  CHECK_INT(sip_tu_dest_spec("udp:[::1]:5091xyz", 14, &d), 0);
+  CHECK_INT(d.transport, SIP_TP_UDP);
+  CHECK_INT(d.addr.ss_family, AF_INET6);
+  CHECK_INT(sip_tp_addr_port(&d.addr), 5091);
+  CHECK(sip_tu_dest_spec("bogus", 5, &d) < 0);
+  char longspec[200];
+  memset(longspec, '1', sizeof longspec);
+  CHECK_INT(sip_tu_dest_spec(longspec, sizeof longspec, &d), SIP_EINVAL);
+  CHECK_INT(sip_tu_dest_spec(NULL, 0, &d), SIP_EINVAL);
+}
+
 int main(void) {
   CHECK_INT(uv_loop_init(&loop), 0);
   test_2xx_until_ack();
@@ -403,6 +532,8 @@ int main(void) {
   test_cancel();
   test_reject();
   test_uac();
+  test_force_rport();
+  test_next_hop_dest();
   CHECK_INT(uv_loop_close(&loop), 0);
   return check_summary("test_tu");
 }
