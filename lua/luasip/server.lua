@@ -69,7 +69,8 @@ local PARKED_MAX = 64
 local function worker(fn, req)
   while true do
     fn(req)
-    fn, req = nil, nil -- a parked worker keeps nothing alive
+    -- a parked worker keeps nothing alive (its stack would hold them)
+    fn, req = nil, nil -- luacheck: ignore 311
     local tag
     repeat
       tag, fn, req = co_yield(PARKED)
