@@ -163,6 +163,24 @@ describe("location memory", function()
     assert.equal("refreshed", keys(c))
   end)
 
+  it("keeps its bindings outside the Lua heap (the collector never walks them)", function()
+    local function heap_kb()
+      collectgarbage()
+      collectgarbage()
+      return collectgarbage("count")
+    end
+    local base = heap_kb()
+    run(function()
+      for i = 1, 20000 do
+        assert(store:save("sip:h" .. i .. "@x", binding("k", os.time() + 3600)))
+      end
+    end, 30)
+    local grown = heap_kb() - base
+    assert.equal(20000, run(function() return store:count() end))
+    -- in Lua tables, 20,000 encoded bindings take several MB
+    assert.is_true(grown < 256, string.format("the Lua heap grew by %.0f kB", grown))
+  end)
+
   it("expires many bindings in several runs of the one timer", function()
     local expired = 0
     store:on_expire(function()
