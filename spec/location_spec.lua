@@ -55,6 +55,64 @@ describe("location.open", function()
   end)
 end)
 
+describe("core.memstore (the memory store's C structure)", function()
+  local core = require "luasip.core"
+  local codec = require "luasip.location.codec"
+  after_each(function()
+    N.cleanup()
+  end)
+
+  it("saves records, finds the unexpired ones, refuses what is not one", function()
+    local ms = core.memstore_new()
+    local t = core.location_clock()
+    local a = codec.encode(binding("k1", t + 60), t)
+    local b = codec.encode(binding("k2", t - 1), t)
+    assert.is_true(ms:save("sip:a@x", a))
+    assert.is_true(ms:save("sip:a@x", b))
+    assert.same({ a }, ms:lookup("sip:a@x"))
+    assert.equal(2, ms:count()) -- the expired one until the timer runs
+    local ok, err = ms:save("sip:a@x", "not a record")
+    assert.is_nil(ok)
+    assert.equal("corrupt binding record", err)
+    assert.is_true(ms:remove("sip:a@x", "k1"))
+    assert.same({}, ms:lookup("sip:a@x"))
+    assert.is_true(ms:remove_all("sip:a@x"))
+    assert.equal(0, ms:count())
+    ms:close()
+    assert.has_error(function() ms:count() end, "location: the memory store is closed")
+    ms:close() -- twice is fine
+  end)
+
+  it("calls on_expire through the one protected call: an error is logged and counted", function()
+    N.server() -- keeps the loop alive: the store's timer is a background one
+    local lines = {}
+    local prev = core.set_log_handler(function(level, text)
+      lines[#lines + 1] = level .. ": " .. text
+    end)
+    finally(function()
+      core.set_log_handler(prev)
+    end)
+    local ms = core.memstore_new()
+    local got = {}
+    ms:on_expire(function(aor, s)
+      got[#got + 1] = aor .. " " .. codec.key(s)
+      error("boom in on_expire")
+    end)
+    local errors0 = core.script_errors()
+    local t = core.location_clock()
+    assert(ms:save("sip:a@x", codec.encode(binding("k1", t + 0.05), t)))
+    assert(ms:save("sip:b@x", codec.encode(binding("k2", t + 0.05), t)))
+    assert(N.pump_until(function() return #got == 2 end, 5))
+    table.sort(got)
+    assert.same({ "sip:a@x k1", "sip:b@x k2" }, got)
+    assert.equal(errors0 + 2, core.script_errors())
+    assert.equal(2, #lines)
+    assert.matches("location: on_expire: .*boom in on_expire.*stack traceback", lines[1])
+    assert.equal(0, ms:count())
+    ms:close()
+  end)
+end)
+
 describe("location memory", function()
   local store
   before_each(function()
@@ -161,6 +219,24 @@ describe("location memory", function()
     assert.equal(2, n)
     assert.equal("long", keys(a))
     assert.equal("refreshed", keys(c))
+  end)
+
+  it("keeps its bindings outside the Lua heap (the collector never walks them)", function()
+    local function heap_kb()
+      collectgarbage()
+      collectgarbage()
+      return collectgarbage("count")
+    end
+    local base = heap_kb()
+    run(function()
+      for i = 1, 20000 do
+        assert(store:save("sip:h" .. i .. "@x", binding("k", os.time() + 3600)))
+      end
+    end, 30)
+    local grown = heap_kb() - base
+    assert.equal(20000, run(function() return store:count() end))
+    -- in Lua tables, 20,000 encoded bindings take several MB
+    assert.is_true(grown < 256, string.format("the Lua heap grew by %.0f kB", grown))
   end)
 
   it("expires many bindings in several runs of the one timer", function()

@@ -787,3 +787,50 @@ describe("registrar (fast = " .. tostring(fast) .. ")", function()
   end)
 end)
 end
+
+describe("registrar: the C fast path and the memory store", function()
+  after_each(function()
+    N.cleanup()
+  end)
+
+  it("stores into the C store: count, lookup, removal and expiry see what it wrote", function()
+    fast_mode = true
+    -- a store of its own: nothing else saves into it or expires from it
+    local own = require("luasip.location.memory").new({ backend = "memory" }, "memory")
+    local expired = {}
+    own:on_expire(function(aor, b)
+      expired[#expired + 1] = aor .. " " .. b.key
+    end)
+    finally(function()
+      own:close()
+    end)
+    local function on_own(name, ...)
+      local args = pack(...)
+      return run(function()
+        return own[name](own, unpack(args, 1, args.n))
+      end)
+    end
+    local env = setup { location = own, min_expires = 0 }
+    local u = user()
+    local aor = "sip:" .. u .. "@example.com"
+    local fast0 = registrar.stats().fast
+    local r = register(env, { user = u, contacts = { "<sip:a@192.0.2.1>;expires=1", "<sip:b@192.0.2.2>;q=0.5" } })
+    assert.are.equal(200, r.status)
+    assert.are.equal(fast0 + 1, registrar.stats().fast)
+    assert.are.equal(2, on_own("count"))
+    local b = on_own("lookup", aor)
+    assert.are.equal(2, #b)
+    assert.are.equal("sip:a@192.0.2.1", b[1].contact)
+    assert.are.equal("sip:b@192.0.2.2", b[2].contact)
+    -- a removal, on the fast path too
+    r = register(env, { user = u, cseq = 2, contacts = { "<sip:b@192.0.2.2>;expires=0" } })
+    assert.are.equal(200, r.status)
+    assert.are.equal(fast0 + 2, registrar.stats().fast)
+    assert.are.equal(1, on_own("count"))
+    -- the store's timer expires the other one after a second
+    assert.is_true(N.pump_until(function() return #expired == 1 end, 5))
+    assert.are.same({ aor .. " sip:a@192.0.2.1" }, expired)
+    assert.are.equal(0, on_own("count"))
+    assert.are.equal(0, #on_own("lookup", aor))
+  end)
+end)

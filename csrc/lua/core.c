@@ -139,6 +139,7 @@ int luaopen_luasip_core(lua_State *L) {
   sip__lua_open_events(L);
   sip__lua_open_server(L);
   sip__lua_open_registrar(L);
+  sip__lua_open_memstore(L);
   sip__lua_open_redis(L);
   sip__lua_open_sqlite(L);
   sip__lua_open_dns(L);

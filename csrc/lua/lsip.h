@@ -136,6 +136,11 @@ void sip__lua_open_events(lua_State *L);
 void sip__lua_open_server(lua_State *L);
 /* registrar.c: the registrar's text, the binding codec, the location clock */
 void sip__lua_open_registrar(lua_State *L);
+/* memstore.c: the memory location store (core.memstore_new) */
+void sip__lua_open_memstore(lua_State *L);
+struct sip_memstore;
+/* The store of the luasip.MemStore at idx (raises unless it is an open one). */
+struct sip_memstore *sip__lua_memstore_check(lua_State *L, int idx);
 void sip__lua_open_redis(lua_State *L);
 void sip__lua_open_sqlite(lua_State *L);
 /* dns.c: the resolver (core.dns_*) */

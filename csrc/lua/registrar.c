@@ -11,10 +11,10 @@
  *   core.binding_times(s) -> expires, saved
  *   core.binding_key(s) -> key
  *   core.location_clock() -> seconds since the epoch (float, microseconds)
- *   core.registrar_save(req, aors, opts, defaults, now, saved)
- *     -> 200, list, aor, added, expires...   done: stored, answered
- *     -> false                               not a common case: the caller
- *                                            runs registrar.save's Lua flow
+ *   core.registrar_save(req, memstore, opts, defaults, now, saved)
+ *     -> 200, list     done: stored, answered
+ *     -> false         not a common case: the caller runs registrar.save's
+ *                      Lua flow
  *
  * `uri` is a string or a luasip.URI. Misuse (a wrong argument type, a
  * binding that cannot be stored, a corrupt record) raises.
@@ -23,13 +23,13 @@
  * well and needs no extension: R-URI and To served, no Require, no Path, each
  * Contact a SIP/SIPS URI without +sip.instance, reg-id or gr, an expiry of 0
  * or within the limits, CSeq in order, max_contacts kept. The store is the
- * memory backend's `aors` table (AOR -> encoded binding, or an array of
- * them; see lua/luasip/location/memory.lua). It decides everything before
- * it writes or answers, so "false" leaves no trace. `now` is os.time(),
- * `saved` the store's clock (location_clock). The caller schedules expiry
- * for each returned `expires` and adds `added` to the store's count. It is
- * kept for speed (CPU per REGISTER: see README, "Registrar"); every other
- * case, and every other store, goes through the Lua flow.
+ * memory backend's C store (a luasip.MemStore, csrc/registrar/memstore.c:
+ * it keeps the count and schedules the expiry). It decides everything
+ * before it writes or answers, and writes in one all-or-nothing update, so
+ * "false" leaves no trace. `now` is os.time(), `saved` the store's clock
+ * (location_clock). It is kept for speed (CPU per REGISTER: see README,
+ * "Registrar"); every other case, and every other store, goes through the Lua
+ * flow.
  */
 #include <math.h>
 #include <stdint.h>
@@ -41,6 +41,7 @@
 
 #include "lserver.h"
 #include "sip_binding.h"
+#include "sip_memstore.h"
 #include "sip_registrar.h"
 
 /* A parsed URI: the text at idx (a string, or a URI through __tostring)
@@ -605,7 +606,11 @@ typedef struct reg_plan {
   int nch;
   stored cur[MAX_CURRENT];
   int ncur;
-  int cur_idx; /* stack index of the AOR's current value */
+  lua_Integer max_contacts;
+  /* copies of the AOR's stored records (cur[].rd reads them): Lua runs
+   * between the reading and the writing (allocations, a collection's
+   * finalizers), the store's own bytes could change under it */
+  char recmem[16384];
 } reg_plan;
 
 /* Steps 1-6 of §10.3 on the request: 1 when the fast path applies. */
@@ -638,7 +643,8 @@ static int plan_request(lua_State *L, sip_lua_rx *r, int opts, int defaults,
   if (!opt_int(L, opts, defaults, "min_expires", &min_e) ||
       !opt_int(L, opts, defaults, "max_expires", &max_e) ||
       !opt_int(L, opts, defaults, "default_expires", &def_e) ||
-      !opt_int(L, opts, defaults, "max_contact_size", &max_cs))
+      !opt_int(L, opts, defaults, "max_contact_size", &max_cs) ||
+      !opt_int(L, opts, defaults, "max_contacts", &pl->max_contacts))
     return 0;
   for (pl->nch = 0; c; c = c->next) {
     if (c->star || pl->nch == MAX_CHANGES || (lua_Integer)c->raw.len > max_cs)
@@ -697,37 +703,24 @@ static int plan_request(lua_State *L, sip_lua_rx *r, int opts, int defaults,
   return !text->overflow;
 }
 
-/* Steps 6-7 against the stored bindings (the AOR's value pushed at
- * pl->cur_idx): 1 when the fast path applies. */
-static int plan_store(lua_State *L, reg_plan *pl, int opts, int defaults,
-                      double t) {
-  int v = pl->cur_idx;
-  pl->ncur = 0;
-  if (lua_type(L, v) == LUA_TSTRING) {
-    pl->ncur = 1;
-  } else if (lua_type(L, v) == LUA_TTABLE) {
-    pl->ncur = (int)lua_rawlen(L, v);
-    if (pl->ncur > MAX_CURRENT)
-      return 0;
-  } else if (lua_type(L, v) != LUA_TNIL) {
+/* Steps 6-7 against the AOR's stored records: 1 when the fast path
+ * applies. */
+static int plan_store(const sip_memstore *ms, reg_plan *pl, double t) {
+  sip_str recs[MAX_CURRENT];
+  size_t n = sip_memstore_records(ms, pl->aor, recs, MAX_CURRENT);
+  if (n > MAX_CURRENT)
     return 0;
-  }
+  pl->ncur = (int)n;
+  size_t used = 0;
   for (int i = 0; i < pl->ncur; i++) {
     stored *s = &pl->cur[i];
     memset(s, 0, sizeof *s);
-    size_t len;
-    const char *p;
-    if (lua_type(L, v) == LUA_TSTRING) {
-      p = lua_tolstring(L, v, &len);
-    } else {
-      /* the table keeps the string alive while this runs */
-      if (lua_rawgeti(L, v, i + 1) != LUA_TSTRING) {
-        lua_pop(L, 1);
-        return 0;
-      }
-      p = lua_tolstring(L, -1, &len);
-      lua_pop(L, 1);
-    }
+    size_t len = recs[i].len;
+    if (len > sizeof pl->recmem - used)
+      return 0;
+    char *p = pl->recmem + used;
+    memcpy(p, recs[i].p, len);
+    used += len;
     if (sip_binding_open(&s->rd, p, len) < 0)
       return 0;
     if (read_stored(s, t) < 0)
@@ -756,10 +749,7 @@ static int plan_store(lua_State *L, reg_plan *pl, int opts, int defaults,
     if (ch->expires > 0)
       saves++;
   }
-  lua_Integer max_contacts;
-  if (!opt_int(L, opts, defaults, "max_contacts", &max_contacts))
-    return 0;
-  if (saves > 0 && live + saves > max_contacts)
+  if (saves > 0 && live + saves > pl->max_contacts)
     return 0; /* 503 */
   return 1;
 }
@@ -779,10 +769,10 @@ static void put_contact_line(sip_obuf *b, sip_str contact, int64_t left,
   sip_obuf_puts(b, "\r\n");
 }
 
-/* core.registrar_save(req, aors, opts, defaults, now, saved) */
+/* core.registrar_save(req, memstore, opts, defaults, now, saved) */
 static int l_registrar_save(lua_State *L) {
   sip_lua_rx *r = sip__lua_check_received(L, 1, "registrar_save");
-  luaL_checktype(L, 2, LUA_TTABLE);
+  sip__lua_memstore_check(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
   luaL_checktype(L, 4, LUA_TTABLE);
   lua_Integer now = luaL_checkinteger(L, 5);
@@ -801,18 +791,14 @@ static int l_registrar_save(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  lua_pushlstring(L, pl.aor.p, pl.aor.len); /* 7: the AOR */
-  lua_pushvalue(L, 7);
-  lua_rawget(L, 2); /* 8: its current value */
-  pl.cur_idx = 8;
-  if (!plan_store(L, &pl, 3, 4, t)) {
+  if (!plan_store(sip__lua_memstore_check(L, 2), &pl, t)) {
     lua_pushboolean(L, 0);
     return 1;
   }
 
-  /* Decided: write. The new records (9 .. 8+nch; nil for removals), then
-   * the stored ones again, the list, its tables and the results. */
-  luaL_checkstack(L, 2 * pl.nch + pl.ncur + 24, "registrar_save");
+  /* Decided: write. The new records (7 .. 6+nch; nil for removals), the
+   * list, its tables and the results. */
+  luaL_checkstack(L, pl.nch + 24, "registrar_save");
   char blobmem[4096];
   for (int k = 0; k < pl.nch; k++) {
     change *ch = &pl.ch[k];
@@ -848,49 +834,8 @@ static int l_registrar_save(lua_State *L) {
     }
     lua_pushlstring(L, b.p, b.len);
   }
-  int first_new = 9;
+  int first_new = 7;
 
-  /* The AOR's records after the writes, as stack indices: the stored ones
-   * in order, a save replacing the first with its key or appended, a
-   * removal taking the first with its key out (memory.lua's save/remove). */
-  int slots[MAX_CURRENT + MAX_CHANGES];
-  sip_str keys[MAX_CURRENT + MAX_CHANGES];
-  int n = 0, added = 0;
-  for (int i = 0; i < pl.ncur; i++) {
-    if (lua_type(L, pl.cur_idx) == LUA_TSTRING)
-      lua_pushvalue(L, pl.cur_idx);
-    else
-      lua_rawgeti(L, pl.cur_idx, i + 1);
-    slots[n] = lua_gettop(L);
-    keys[n++] = pl.cur[i].rd.key;
-  }
-  for (int k = 0; k < pl.nch; k++) {
-    change *ch = &pl.ch[k];
-    if (ch->expires == 0)
-      continue;
-    int j = 0;
-    while (j < n && !streq(keys[j], ch->key))
-      j++;
-    if (j == n) {
-      n++;
-      added++;
-    }
-    slots[j] = first_new + k;
-    keys[j] = ch->key;
-  }
-  for (int k = 0; k < pl.nch; k++) {
-    change *ch = &pl.ch[k];
-    if (ch->expires != 0 || ch->old < 0)
-      continue;
-    for (int j = 0; j < n; j++)
-      if (streq(keys[j], ch->key)) {
-        memmove(slots + j, slots + j + 1, (size_t)(n - j - 1) * sizeof *slots);
-        memmove(keys + j, keys + j + 1, (size_t)(n - j - 1) * sizeof *keys);
-        n--;
-        added--;
-        break;
-      }
-  }
   /* Step 8: the 200 with every current binding. */
   listed items[MAX_CURRENT + MAX_CHANGES];
   int ni = 0;
@@ -942,37 +887,35 @@ static int l_registrar_save(lua_State *L) {
     lua_pop(L, 1); /* saved */
     lua_rawseti(L, -2, i + 1);
   }
-  lua_pushvalue(L, 7);
-  if (n == 0) {
-    lua_pushnil(L);
-  } else if (n == 1) {
-    lua_pushvalue(L, slots[0]);
-  } else {
-    lua_createtable(L, n, 0);
-    for (int j = 0; j < n; j++) {
-      lua_pushvalue(L, slots[j]);
-      lua_rawseti(L, -2, j + 1);
+  /* The one write: every save and the removal of each live binding, all
+   * or nothing (a failure leaves the store as it was, and the general path
+   * takes the request). The store is fetched again: Lua ran since. */
+  sip_memstore_op ops[MAX_CHANGES];
+  size_t nops = 0;
+  for (int k = 0; k < pl.nch; k++) {
+    change *ch = &pl.ch[k];
+    if (ch->expires > 0) {
+      size_t len;
+      const char *p = lua_tolstring(L, first_new + k, &len);
+      ops[nops++] = (sip_memstore_op){{p, len}, SIP_STR_NULL};
+    } else if (ch->old >= 0) {
+      ops[nops++] = (sip_memstore_op){SIP_STR_NULL, ch->key};
     }
   }
-  lua_rawset(L, 2);
+  if (sip_memstore_update(sip__lua_memstore_check(L, 2), pl.aor, ops, nops) <
+      0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
 
   /* stored: a send that fails (counted by the server) changes nothing
    * here, as for the Lua path, which does not look at req:reply's result */
   (void)sip__lua_rx_reply(r, 200, SIP_STR_NULL, (sip_str){extra.p, extra.len},
                           SIP_STR_NULL);
 
-  /* 200, list, aor, added, the expiry of each saved binding */
   lua_pushinteger(L, 200);
   lua_pushvalue(L, list);
-  lua_pushvalue(L, 7);
-  lua_pushinteger(L, added);
-  int nret = 4;
-  for (int k = 0; k < pl.nch; k++)
-    if (pl.ch[k].expires > 0) {
-      lua_pushinteger(L, now + pl.ch[k].expires);
-      nret++;
-    }
-  return nret;
+  return 2;
 }
 
 void sip__lua_open_registrar(lua_State *L) {

@@ -630,9 +630,9 @@ local function save(req, opts)
   return 200, list
 end
 
--- After the C fast path: false (not a case it takes), or it stored and
--- answered; the store then accounts for the new bindings.
-local function fast_done(store, status, list, aor, added, ...)
+-- After the C fast path: false (not a case it takes), or it stored (into
+-- the memory store's C structure) and answered.
+local function fast_done(status, list)
   if not status then
     return nil
   end
@@ -640,7 +640,6 @@ local function fast_done(store, status, list, aor, added, ...)
   if status == 200 then
     registered = registered + 1
   end
-  store:fast_saved(aor, added, ...)
   return status, list
 end
 
@@ -697,8 +696,9 @@ function M.save(req, opts)
   end
   if opts.fast ~= false and opts.authorize == nil and opts.on_binding == nil then
     local store = store_of(opts)
-    if store.fast_saved then
-      local status, list = fast_done(store, fast_save(req, store.aors, opts, M.defaults, time(), clock()))
+    local memstore = store.memstore
+    if memstore then
+      local status, list = fast_done(fast_save(req, memstore, opts, M.defaults, time(), clock()))
       if status then
         return status, list
       end
