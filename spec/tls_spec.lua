@@ -293,6 +293,44 @@ describe("TLS server", function()
       assert.are.equal(0, client:stats().tls_failures)
     end)
 
+    -- a server configured with no `ca` trusts the system's CA store, which
+    -- is read at its first outgoing TLS connection (not when it starts);
+    -- OpenSSL's SSL_CERT_FILE points that store at a CA of the test's
+    it("without tls.ca, verifies against the system CA store, read at the first connection", function()
+      local P = dofile(here .. "/support/proc.lua")
+      finally(P.cleanup)
+      local _, l = tls_server()
+      local script = dir .. "/tls_default_ca.lua"
+      local f = assert(io.open(script, "w"))
+      f:write(string.format([[
+local sip = require "luasip"
+return {
+  listen = { "tls:127.0.0.1:0" },
+  server = { tls = { cert = %q, key = %q } }, -- and no ca
+  request = function(req) req:reply(404) end,
+  setup = function(ctx)
+    sip.timer(0.1, function() -- once it serves
+      local res, err = ctx.server:send(sip.request { method = "OPTIONS", uri = "sips:bob@127.0.0.1:%d",
+        from = "sips:alice@127.0.0.1" })
+      io.stdout:write("status ", tostring(res and res.status or err), "\n")
+      io.stdout:flush()
+    end)
+  end,
+}
+]], pki.server, pki.server_key, l.port))
+      f:close()
+      local got = {}
+      for _, ca in ipairs { "ca", "other-ca" } do
+        local p = P.start({ "run", script }, nil, { SSL_CERT_FILE = pki[ca] })
+        N.pump_until(function()
+          return p:output():match("status ([^\n]+)") or p:exited()
+        end, 10)
+        got[ca] = p:output():match("status ([^\n]+)") or p:log()
+        p:stop()
+      end
+      assert.same({ ca = "200", ["other-ca"] = "503" }, got)
+    end)
+
     it("gets 503 when the certificate does not name the target (transport=tls to an address it lacks)", function()
       -- the certificate names 127.0.0.1 and localhost; 127.0.0.2 reaches the
       -- same loopback server but is not in it

@@ -54,7 +54,7 @@ int sip__tp_tls_init(sip_tp *tp, char *err, size_t errcap) {
         1)
       return ctx_fail(tp, c->tls_ca_file, err, errcap);
   } else {
-    SSL_CTX_set_default_verify_paths(tp->tls_client);
+    tp->tls_client_default_paths = 1; /* loaded by load_default_paths */
   }
   if (!c->tls_cert_file && !c->tls_key_file)
     return 0;
@@ -174,9 +174,21 @@ static int is_ip_literal(const char *s) {
   return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
 }
 
+/* The system's CA store is read for the first outgoing TLS connection, not
+ * when the transport is made: parsing it costs about 20 ms and a few MB in
+ * every server, and most never connect out over TLS. */
+static void load_default_paths(sip_tp *tp) {
+  if (tp->tls_client_default_paths) {
+    tp->tls_client_default_paths = 0;
+    SSL_CTX_set_default_verify_paths(tp->tls_client);
+  }
+}
+
 int sip__tp_tls_start(sip_conn *c) {
   sip_tp *tp = c->tp;
   int server = c->listener >= 0;
+  if (!server)
+    load_default_paths(tp);
   ERR_clear_error();
   c->ssl = SSL_new(server ? tp->tls_server : tp->tls_client);
   c->rbio = BIO_new(BIO_s_mem());

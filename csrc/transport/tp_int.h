@@ -132,6 +132,7 @@ struct sip_tp {
   char *cert_file, *key_file, *ca_file;
   char *ws_origins, *http_root; /* copies of cfg's (ws.c) */
   SSL_CTX *tls_server, *tls_client;
+  int tls_client_default_paths; /* the system CA store is still to load */
 
   sip_listener *ls[SIP_TP_MAX_LISTENERS];
   int nls;

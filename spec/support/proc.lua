@@ -31,8 +31,9 @@ end
 
 --- Start `luasip <args...>` (e.g. "run", script, "--listen", ...). Returns
 -- a Proc; its log (stderr) and output (stdout) go to files in a temporary
--- folder; its exit status is written when it ends.
-function P.start(args, dir)
+-- folder; its exit status is written when it ends. `env`: extra
+-- environment variables, `{ NAME = "value" }`.
+function P.start(args, dir, env)
   local self = setmetatable({ dir = dir or os.tmpname() .. ".d" }, Proc)
   assert(os.execute("mkdir -p " .. quote(self.dir)))
   self.log_path = self.dir .. "/stderr"
@@ -43,9 +44,14 @@ function P.start(args, dir)
   for i, a in ipairs(args) do
     words[i] = quote(a)
   end
+  local vars = {}
+  for k, v in pairs(env or {}) do
+    vars[#vars + 1] = k .. "=" .. quote(v)
+  end
   local cmd = string.format(
-    "(LUASIP_BUILD=%s lua5.4 bin/luasip %s >%s 2>%s </dev/null & echo $! >%s; wait $!; echo $? >%s) >/dev/null 2>&1 &",
-    quote(build_dir()), table.concat(words, " "), quote(self.out_path), quote(self.log_path),
+    "(%s LUASIP_BUILD=%s lua5.4 bin/luasip %s >%s 2>%s </dev/null & echo $! >%s; wait $!; echo $? >%s)"
+      .. " >/dev/null 2>&1 &",
+    table.concat(vars, " "), quote(build_dir()), table.concat(words, " "), quote(self.out_path), quote(self.log_path),
     quote(self.pid_path), quote(self.rc_path))
   assert(os.execute(cmd))
   local deadline = socket.gettime() + 5
