@@ -8,7 +8,7 @@
 #   cancel-T       CANCEL from A during ringing: B gets CANCEL, A 487
 #   early-T        183 with SDP then 200 with SDP: A receives both SDPs
 #   reinvite-T     re-INVITE hold/resume from A, then from B
-#   failover-T     B's first binding (q=1.0) 486, the next one (q=0.5) answers
+#   failover-T     (udp, tcp) B's first binding (q=1.0) 486, the next one (q=0.5) answers
 #   lost           $CALLS calls under -lost 10 on both sides: 0 failed
 # x: A on UDP, B on TCP. In every scenario the side that receives checks
 # that nothing of the other side's Via, Contact, Call-ID, tags or
@@ -135,16 +135,46 @@ bridged() {
   result "$name" $rc
 }
 
+# failover NAME TP: two bindings of NAME, q=1.0 answering 486, q=0.5 answering;
+# A places 2 calls: each goes to the first, then the second
+failover() {
+  local name=$1 tp=$2 rc=0 p1 p2 t=u1
+  local pa=$((port + 1)) pb=$((port + 2)) pc=$((port + 3))
+  port=$((port + 10))
+  [ "$tp" = tcp ] && t=t1
+  sipp_bg "$name-busy" -sf "$DIR/b2bua_uas_busy.xml" -t $t -i 127.0.0.1 -p $pb -m 2 -timeout 60s
+  p1=$BG
+  sipp_bg "$name-b" -sf "$DIR/b2bua_uas_call.xml" -t $t -i 127.0.0.1 -p $pc -m 2 -timeout 60s
+  p2=$BG
+  sleep 0.3
+  register "$name" $pb "$tp" 1.0
+  register "$name" $pc "$tp" 0.5
+  mkdir -p "$work/$name-a"
+  (cd "$work/$name-a" && "${NSX[@]}" timeout -k 5 90 sipp 127.0.0.1:5060 -sf "$DIR/b2bua_uac_call.xml" -s "$name" \
+    -t $t -i 127.0.0.1 -p $pa -m 2 -cid_str "aside-%u-%p@%s" -timeout 60s -nostdin -trace_stat -stf stat.csv \
+    -trace_err -error_file err.log >out.txt 2>&1)
+  wait "$p1" "$p2"
+  expect "$name-a" 2 || rc=1
+  expect "$name-busy" 2 || rc=1
+  expect "$name-b" 2 || rc=1
+  result "$name" $rc
+}
+
 B_ARGS=()
 for tp in ${TPS:-udp tcp x}; do
   ta=$tp tb=$tp
   [ "$tp" = x ] && ta=udp tb=tcp
-  bridged "call-$tp" $ta $tb b2bua_uac_call.xml b2bua_uas_call.xml 3
+  bridged "call-$tp" $ta $tb b2bua_uac_call.xml b2bua_uas_call.xml 3 -d 100
   bridged "bye-$tp" $ta $tb b2bua_uac_wait_bye.xml b2bua_uas_bye.xml 2
   bridged "cancel-$tp" $ta $tb b2bua_uac_cancel.xml b2bua_uas_ring.xml 2
   bridged "early-$tp" $ta $tb b2bua_uac_early.xml b2bua_uas_early.xml 2
   bridged "reinvite-$tp" $ta $tb b2bua_uac_reinvite.xml b2bua_uas_reinvite.xml 2
+  [ "$tp" != x ] && failover "failover-$tp" $tp
 done
+
+# loss on both sides: retransmissions of every leg recover
+B_ARGS=(-lost 10 -max_retrans 12)
+bridged lost udp udp b2bua_uac_call.xml b2bua_uas_call.xml "$CALLS" -r 10 -lost 10 -max_retrans 12 -d 3000
 
 echo "b2bua-sipp: $passed passed, $failed failed"
 [ "$failed" = 0 ]
