@@ -253,6 +253,7 @@ check: all ctests
 	$(NETNS_ENV) spec/netns/run.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/sipp/proxy_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/sipp/ua_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
+	$(NETNS_ENV) spec/sipp/b2bua_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/netns/gruu.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/dns/run.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/txn_loss.sh 2>&1 | tee -a $(TEST_LOG);) \
