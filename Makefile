@@ -375,6 +375,7 @@ bench-run:
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/location_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/reg_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/proxy_bench.sh
+	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/b2bua_bench.sh
 
 # --- example ----------------------------------------------------------------
 .PHONY: run

@@ -28,7 +28,7 @@ local server = require "luasip.server"
 local proxy = require "luasip.proxy"
 
 local co_running, co_yield = coroutine.running, coroutine.yield
-local remove, pack = table.remove, table.pack
+local remove, pack, unpack = table.remove, table.pack, table.unpack
 
 local M = {}
 
@@ -210,17 +210,26 @@ end
 
 function Bridge:start(i)
   local tg = self.targets[i]
+  local link = self.link
   local lu = leg_ua(self.ua, tg.transport)
   local c = lu:call {
     to = tg.to or self.to, uri = tg.uri, from = self.from, sdp = self.offer, dest = tg.dest,
     headers = self.headers, timeout = self.opts.timeout, credentials = self.opts.credentials,
     on_provisional = function(res)
-      self:provisional(res)
+      local br = link.bridge
+      if br then
+        br:provisional(res)
+      end
     end,
   }
   self.pending[i] = c
   sip.spawn(function()
-    self:notify("call", i, c:wait())
+    local r = pack(c:wait())
+    -- the client transaction keeps its callbacks (and so the call) for
+    -- 64*T1 after the final response, to acknowledge late 2xx: let them
+    -- hold neither the bridge nor the response
+    c.result = nil
+    self:notify("call", i, unpack(r, 1, r.n))
   end)
 end
 
@@ -322,6 +331,9 @@ function Bridge:finish()
   if self.limit then
     self.limit:stop()
     self.limit = nil
+  end
+  for _, d in ipairs({ self.a, self.b }) do -- the dialogs outlive us a little (above)
+    d.on_request, d.on_end, d.peer = nil, nil, nil
   end
   local out, now = self.out, core.now()
   out.duration = self.answered and (now - self.answered) / 1000 or 0
@@ -437,6 +449,7 @@ function Bridge:ring()
   end
   self.watch:stop()
   self.watch = nil
+  self.link.bridge = nil
   if b then
     return b, bres
   end
@@ -527,6 +540,7 @@ function M.bridge(u, req, targets, opts)
     from = opts.from or from_of(req), to = opts.to or ("<" .. req.to.uri .. ">"),
     out = { attempts = {} },
   }, Bridge)
+  self.link = { bridge = self } -- what the B calls' callbacks hold
   local h = {}
   for k, v in pairs(opts.headers or {}) do
     h[k] = v

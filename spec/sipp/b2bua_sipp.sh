@@ -9,7 +9,8 @@
 #   early-T        183 with SDP then 200 with SDP: A receives both SDPs
 #   reinvite-T     re-INVITE hold/resume from A, then from B
 #   failover-T     (udp, tcp) B's first binding (q=1.0) 486, the next one (q=0.5) answers
-#   lost           $CALLS calls under -lost 10 on both sides: 0 failed
+#   lost           $CALLS calls, A under -lost 10, B losing 10% of its 200s,
+#                  ACKs and BYEs: 0 failed
 # x: A on UDP, B on TCP. In every scenario the side that receives checks
 # that nothing of the other side's Via, Contact, Call-ID, tags or
 # Record-Route reaches it (A marks its headers "aside", B "bside"; ereg
@@ -172,9 +173,10 @@ for tp in ${TPS:-udp tcp x}; do
   [ "$tp" != x ] && failover "failover-$tp" $tp
 done
 
-# loss on both sides: retransmissions of every leg recover
-B_ARGS=(-lost 10 -max_retrans 12)
-bridged lost udp udp b2bua_uac_call.xml b2bua_uas_call.xml "$CALLS" -r 10 -lost 10 -max_retrans 12 -d 3000
+# loss on both legs (A: -lost 10 both ways; B: 10% on its 200s, the ACK and
+# the BYE, see b2bua_uas_lossy.xml): retransmissions of every leg recover
+B_ARGS=(-max_retrans 12)
+bridged lost udp udp b2bua_uac_call.xml b2bua_uas_lossy.xml "$CALLS" -r 10 -lost 10 -max_retrans 12 -d 3000
 
 echo "b2bua-sipp: $passed passed, $failed failed"
 [ "$failed" = 0 ]
