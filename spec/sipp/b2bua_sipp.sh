@@ -9,6 +9,8 @@
 #   early-T        183 with SDP then 200 with SDP: A receives both SDPs
 #   reinvite-T     re-INVITE hold/resume from A, then from B
 #   failover-T     (udp, tcp) B's first binding (q=1.0) 486, the next one (q=0.5) answers
+#   auth-udp       --users: REGISTER 401/200, INVITE 407 then the call, no
+#                  credentials on the B leg
 #   lost           $CALLS calls, A under -lost 10, B losing 10% of its 200s,
 #                  ACKs and BYEs: 0 failed
 # x: A on UDP, B on TCP. In every scenario the side that receives checks
@@ -172,6 +174,38 @@ for tp in ${TPS:-udp tcp x}; do
   bridged "reinvite-$tp" $ta $tb b2bua_uac_reinvite.xml b2bua_uas_reinvite.xml 2
   [ "$tp" != x ] && failover "failover-$tp" $tp
 done
+
+# --users: REGISTER 401 then 200, INVITE 407 then the call; the credentials
+# stay on the A leg (B checks that no Authorization header reaches it)
+auth_call() {
+  local rc=0 bpid
+  printf 'alice:secret\nauthb:bobpw\n' >"$work/users.txt"
+  "${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD" \
+    timeout -k 5 120 "$LUA" bin/luasip run examples/b2bua.lua --ctl off --users "$work/users.txt" \
+    --algorithms MD5 --listen udp:127.0.0.1:5062 >"$work/b2bua-auth.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    grep -qs 'serving' "$work/b2bua-auth.log" && break
+    sleep 0.1
+  done
+  sipp_bg auth-b -sf "$DIR/b2bua_uas_call.xml" -i 127.0.0.1 -p 5302 -m 1 -timeout 30s
+  bpid=$BG
+  sleep 0.3
+  mkdir -p "$work/auth-reg"
+  (cd "$work/auth-reg" && "${NSX[@]}" timeout -k 5 15 sipp 127.0.0.1:5062 -sf "$DIR/b2bua_reg_auth.xml" \
+    -i 127.0.0.1 -p 5303 -s authb -au authb -ap bobpw -key contact_port 5302 -key tp udp -m 1 -nostdin \
+    -timeout 10s -trace_stat -stf stat.csv >out.txt 2>&1)
+  expect auth-reg 1 || rc=1
+  mkdir -p "$work/auth-a"
+  (cd "$work/auth-a" && "${NSX[@]}" timeout -k 5 30 sipp 127.0.0.1:5062 -sf "$DIR/b2bua_uac_auth.xml" -s authb \
+    -au alice -ap secret -auth_uri authb@127.0.0.1:5062 -i 127.0.0.1 -p 5301 -m 1 -cid_str "aside-%u-%p@%s" -timeout 20s -nostdin \
+    -trace_stat -stf stat.csv -trace_err -error_file err.log >out.txt 2>&1)
+  wait "$bpid"
+  expect auth-a 1 || rc=1
+  expect auth-b 1 || rc=1
+  result auth-udp $rc
+}
+[ -n "${TPS# }" ] || [ -z "${TPS+x}" ] && auth_call
 
 # loss on both legs (A: -lost 10 both ways; B: 10% on its 200s, the ACK and
 # the BYE, see b2bua_uas_lossy.xml): retransmissions of every leg recover
