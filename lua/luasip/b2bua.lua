@@ -153,8 +153,10 @@ end
 
 local REVERSE = { a2b = "b2a", b2a = "a2b" }
 
--- In-dialog methods relayed as they are (INVITE, UPDATE: the offer and
--- answer; BYE: the other leg ends; ACK: each leg has its own).
+--- In-dialog methods relayed to the other leg as they are, besides
+-- INVITE and UPDATE (the offer across, the answer back), BYE (the other
+-- leg ends) and ACK (each leg has its own); others get 501. A script may
+-- add to it.
 M.relayed = { INFO = true, MESSAGE = true, OPTIONS = true, NOTIFY = true }
 
 -- ---- the bridge ----------------------------------------------------------
@@ -584,9 +586,5 @@ function M.bridge(u, req, targets, opts)
   end
   return a, b, self.out
 end
-
---- The bridge's relay of a leg's in-dialog request (for tests and
--- scripts that take over a dialog's `on_request`).
-M.Bridge = Bridge
 
 return M

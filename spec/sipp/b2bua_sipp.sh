@@ -18,7 +18,8 @@
 # Record-Route reaches it (A marks its headers "aside", B "bside"; ereg
 # check_it_inverse). Checks: SIPp's SuccessfulCall / FailedCall of both
 # sides. Prints "b2bua-sipp: N passed, N failed".
-# $BUILD (build), $LUA (lua5.4), $CALLS (50), $LUASIP_PRELOAD.
+# $BUILD (build), $LUA (lua5.4), $CALLS (50), $LUASIP_PRELOAD; $TPS (the
+# transports of the first group, "udp tcp x"; " ": none, and no auth-udp).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
@@ -205,7 +206,7 @@ auth_call() {
   expect auth-b 1 || rc=1
   result auth-udp $rc
 }
-[ -n "${TPS# }" ] || [ -z "${TPS+x}" ] && auth_call
+if [ -z "${TPS+x}" ] || [ -n "${TPS// /}" ]; then auth_call; fi
 
 # loss on both legs (A: -lost 10 both ways; B: 10% on its 200s, the ACK and
 # the BYE, see b2bua_uas_lossy.xml): retransmissions of every leg recover
