@@ -255,6 +255,7 @@ check: all ctests
 	$(NETNS_ENV) spec/sipp/proxy_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/sipp/ua_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/sipp/click2call_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
+	$(NETNS_ENV) spec/sipp/b2bua_sipp.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/netns/gruu.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(NETNS_ENV) spec/dns/run.sh 2>&1 | tee -a $(TEST_LOG); \
 	$(if $(filter 1,$(SAN)),,BUILD=$(BUILD) LUA=$(LUA) spec/sipp/txn_loss.sh 2>&1 | tee -a $(TEST_LOG);) \
@@ -392,6 +393,7 @@ bench-run:
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/location_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/reg_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/proxy_bench.sh
+	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/b2bua_bench.sh
 
 # --- example ----------------------------------------------------------------
 .PHONY: run

@@ -129,6 +129,9 @@ local function ended(d, why)
   d.ua.dialogs[d.dlg] = nil
   d.dlg:terminate()
   d.dlg:close()
+  if d.on_end then -- a bridge (luasip.b2bua) ends the other leg
+    d.on_end(d, d.ended)
+  end
   if #d.events > 0 then -- the BYE first, the end at the next wait
     wake(d, remove(d.events, 1))
   else
@@ -465,7 +468,7 @@ local function do_invite(self, t, c)
     end
   end
   local req, err, code = sip.request {
-    method = "INVITE", uri = t.to, to = t.to, from = t.from or self.from,
+    method = "INVITE", uri = t.uri or t.to, to = t.to, from = t.from or self.from,
     contact = self.contact, headers = headers,
     content_type = t.sdp and "application/sdp" or nil, body = t.sdp,
   }
@@ -600,7 +603,7 @@ function Call:wait()
 end
 
 --- Call: send an INVITE and wait for its final answer.
--- Fields of `t`: `to` (required), `from`, `sdp`, `headers`, `credentials`,
+-- Fields of `t`: `to` (required), `uri` (the Request-URI, default `to`), `from`, `sdp`, `headers`, `credentials`,
 -- `dest` (`"udp:127.0.0.1:5080"`; default the next hop of `to` or of a
 -- `route`), `route` (a proxy URI to send through: a preloaded Route),
 -- `timeout` (seconds of ringing before the call is cancelled),

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Usage: spec/sipp/b2bua_sipp.sh            (as root; from anywhere)
+# examples/b2bua.lua (luasip.b2bua) bridging two SIPp instances, in a
+# loopback-only network namespace (a UA sends where the messages say):
+# SIPp B (the callee) registers at b2bua.lua, SIPp A calls it.
+#   call-T         call, BYE from A                      (T: udp, tcp, x)
+#   bye-T          call, BYE from B, relayed to A
+#   cancel-T       CANCEL from A during ringing: B gets CANCEL, A 487
+#   early-T        183 with SDP then 200 with SDP: A receives both SDPs
+#   reinvite-T     re-INVITE hold/resume from A, then from B
+#   failover-T     (udp, tcp) B's first binding (q=1.0) 486, the next one (q=0.5) answers
+#   auth-udp       --users: REGISTER 401/200, INVITE 407 then the call, no
+#                  credentials on the B leg
+#   lost           $CALLS calls, A under -lost 10, B losing 10% of its 200s,
+#                  ACKs and BYEs: 0 failed
+# x: A on UDP, B on TCP. In every scenario the side that receives checks
+# that nothing of the other side's Via, Contact, Call-ID, tags or
+# Record-Route reaches it (A marks its headers "aside", B "bside"; ereg
+# check_it_inverse). Checks: SIPp's SuccessfulCall / FailedCall of both
+# sides. Prints "b2bua-sipp: N passed, N failed".
+# $BUILD (build), $LUA (lua5.4), $CALLS (50), $LUASIP_PRELOAD; $TPS (the
+# transports of the first group, "udp tcp x"; " ": none, and no auth-udp).
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+BUILD=${BUILD:-build}
+LUA=${LUA:-lua5.4}
+CALLS=${CALLS:-50}
+DIR=$(pwd)/spec/sipp
+NS=luasip-b2b-$$
+passed=0 failed=0
+work=$(mktemp -d /tmp/luasip-b2bua-sipp.XXXXXX)
+PIDS=()
+ns_made=
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do
+    kill "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+  if [ -n "$ns_made" ]; then
+    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    ip netns delete "$NS" 2>/dev/null
+  fi
+  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+result() { # result NAME OK(0/1) [detail]
+  if [ "$2" = 0 ]; then
+    passed=$((passed + 1)); echo "ok   $1"
+  else
+    failed=$((failed + 1)); echo "FAIL $1 ${3:-}"
+  fi
+}
+
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$NS" 2>/dev/null; then
+  echo "b2bua-sipp: needs root and ip netns (a UA sends where messages say: never outside a namespace)"
+  echo "b2bua-sipp: 0 passed, 1 failed"
+  exit 1
+fi
+ns_made=1
+ip netns exec "$NS" ip link set lo up
+if ! command -v sipp >/dev/null || [ ! -f "$BUILD/lib/luasip/core.so" ]; then
+  echo "b2bua-sipp: needs sipp and a build ($BUILD/lib/luasip/core.so)"
+  echo "b2bua-sipp: 0 passed, 1 failed"
+  exit 1
+fi
+NSX=(ip netns exec "$NS")
+
+"${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD" \
+  timeout -k 5 600 "$LUA" bin/luasip run examples/b2bua.lua --ctl off --cdr \
+  --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 >"$work/b2bua.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+  grep -qs 'serving' "$work/b2bua.log" && break
+  sleep 0.1
+done
+
+# SuccessfulCall FailedCall of a -trace_stat file
+counts() {
+  awk -F';' '
+    NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "SuccessfulCall(C)") s = i; if ($i == "FailedCall(C)") f = i } next }
+    { ok = $s; bad = $f }
+    END { if (s && f && NR > 1) print ok + 0, bad + 0; else print "none", "none" }' "$1" 2>/dev/null
+}
+
+# register AOR PORT TP Q: a binding of AOR at SIPp B's address
+register() {
+  mkdir -p "$work/reg-$1-$2"
+  (cd "$work/reg-$1-$2" && "${NSX[@]}" timeout -k 5 15 sipp 127.0.0.1:5060 -sf "$DIR/proxy_reg.xml" -i 127.0.0.1 \
+    -p $((20000 + $2 % 10000)) -s "$1" -key contact_host 127.0.0.1 -key contact_port "$2" -key tp "$3" -key q "$4" \
+    -m 1 -nostdin -timeout 10s >out.txt 2>&1) || echo "  (REGISTER of $1 at $2 failed)"
+}
+
+# sipp_bg TAG ARGS...: a SIPp in the background (B), in $work/TAG/
+sipp_bg() {
+  local tag=$1; shift
+  mkdir -p "$work/$tag"
+  (cd "$work/$tag" && exec "${NSX[@]}" timeout -k 5 120 sipp "$@" -nostdin -trace_stat -stf stat.csv \
+    -trace_err -error_file err.log >out.txt 2>&1) &
+  BG=$!
+}
+
+# expect TAG N: SIPp of TAG counted N successful calls and 0 failed
+expect() {
+  local ok bad
+  read -r ok bad < <(counts "$work/$1/stat.csv")
+  if [ "$ok" = "$2" ] && [ "$bad" = 0 ]; then
+    return 0
+  fi
+  echo "  ($1: SuccessfulCall $ok, FailedCall $bad, want $2 and 0)"
+  tail -n 4 "$work/$1/err.log" 2>/dev/null | cut -c1-300 | sed 's/^/  | /'
+  return 1
+}
+
+port=5100
+# bridged NAME TP-A TP-B UAC.xml UAS.xml N [A-ARGS...]: B registers as NAME
+# and waits for N calls; A places them; both must count N successful calls
+bridged() {
+  local name=$1 ta=$2 tb=$3 uac=$4 uas=$5 n=$6; shift 6
+  local pa=$((port + 1)) pb=$((port + 2)) rc=0 bpid
+  port=$((port + 10))
+  local tpa=u1 tpb=u1
+  [ "$ta" = tcp ] && tpa=t1
+  [ "$tb" = tcp ] && tpb=t1
+  sipp_bg "$name-b" -sf "$DIR/$uas" -t $tpb -i 127.0.0.1 -p $pb -m "$n" -timeout 60s "${B_ARGS[@]}"
+  bpid=$BG
+  sleep 0.3
+  register "$name" $pb "$tb" 1.0
+  mkdir -p "$work/$name-a"
+  (cd "$work/$name-a" && "${NSX[@]}" timeout -k 5 90 sipp 127.0.0.1:5060 -sf "$DIR/$uac" -s "$name" -t $tpa \
+    -i 127.0.0.1 -p $pa -m "$n" -cid_str "aside-%u-%p@%s" -timeout 60s -nostdin -trace_stat -stf stat.csv \
+    -trace_err -error_file err.log "$@" >out.txt 2>&1)
+  wait "$bpid"
+  expect "$name-a" "$n" || rc=1
+  expect "$name-b" "$n" || rc=1
+  result "$name" $rc
+}
+
+# failover NAME TP: two bindings of NAME, q=1.0 answering 486, q=0.5 answering;
+# A places 2 calls: each goes to the first, then the second
+failover() {
+  local name=$1 tp=$2 rc=0 p1 p2 t=u1
+  local pa=$((port + 1)) pb=$((port + 2)) pc=$((port + 3))
+  port=$((port + 10))
+  [ "$tp" = tcp ] && t=t1
+  sipp_bg "$name-busy" -sf "$DIR/b2bua_uas_busy.xml" -t $t -i 127.0.0.1 -p $pb -m 2 -timeout 60s
+  p1=$BG
+  sipp_bg "$name-b" -sf "$DIR/b2bua_uas_call.xml" -t $t -i 127.0.0.1 -p $pc -m 2 -timeout 60s
+  p2=$BG
+  sleep 0.3
+  register "$name" $pb "$tp" 1.0
+  register "$name" $pc "$tp" 0.5
+  mkdir -p "$work/$name-a"
+  (cd "$work/$name-a" && "${NSX[@]}" timeout -k 5 90 sipp 127.0.0.1:5060 -sf "$DIR/b2bua_uac_call.xml" -s "$name" \
+    -t $t -i 127.0.0.1 -p $pa -m 2 -cid_str "aside-%u-%p@%s" -timeout 60s -nostdin -trace_stat -stf stat.csv \
+    -trace_err -error_file err.log >out.txt 2>&1)
+  wait "$p1" "$p2"
+  expect "$name-a" 2 || rc=1
+  expect "$name-busy" 2 || rc=1
+  expect "$name-b" 2 || rc=1
+  result "$name" $rc
+}
+
+B_ARGS=()
+for tp in ${TPS:-udp tcp x}; do
+  ta=$tp tb=$tp
+  [ "$tp" = x ] && ta=udp tb=tcp
+  bridged "call-$tp" $ta $tb b2bua_uac_call.xml b2bua_uas_call.xml 3 -d 100
+  bridged "bye-$tp" $ta $tb b2bua_uac_wait_bye.xml b2bua_uas_bye.xml 2
+  bridged "cancel-$tp" $ta $tb b2bua_uac_cancel.xml b2bua_uas_ring.xml 2
+  bridged "early-$tp" $ta $tb b2bua_uac_early.xml b2bua_uas_early.xml 2
+  bridged "reinvite-$tp" $ta $tb b2bua_uac_reinvite.xml b2bua_uas_reinvite.xml 2
+  [ "$tp" != x ] && failover "failover-$tp" $tp
+done
+
+# --users: REGISTER 401 then 200, INVITE 407 then the call; the credentials
+# stay on the A leg (B checks that no Authorization header reaches it)
+auth_call() {
+  local rc=0 bpid
+  printf 'alice:secret\nauthb:bobpw\n' >"$work/users.txt"
+  "${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD" \
+    timeout -k 5 120 "$LUA" bin/luasip run examples/b2bua.lua --ctl off --users "$work/users.txt" \
+    --algorithms MD5 --listen udp:127.0.0.1:5062 >"$work/b2bua-auth.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    grep -qs 'serving' "$work/b2bua-auth.log" && break
+    sleep 0.1
+  done
+  sipp_bg auth-b -sf "$DIR/b2bua_uas_call.xml" -i 127.0.0.1 -p 5302 -m 1 -timeout 30s
+  bpid=$BG
+  sleep 0.3
+  mkdir -p "$work/auth-reg"
+  (cd "$work/auth-reg" && "${NSX[@]}" timeout -k 5 15 sipp 127.0.0.1:5062 -sf "$DIR/b2bua_reg_auth.xml" \
+    -i 127.0.0.1 -p 5303 -s authb -au authb -ap bobpw -key contact_port 5302 -key tp udp -m 1 -nostdin \
+    -timeout 10s -trace_stat -stf stat.csv >out.txt 2>&1)
+  expect auth-reg 1 || rc=1
+  mkdir -p "$work/auth-a"
+  (cd "$work/auth-a" && "${NSX[@]}" timeout -k 5 30 sipp 127.0.0.1:5062 -sf "$DIR/b2bua_uac_auth.xml" -s authb \
+    -au alice -ap secret -auth_uri authb@127.0.0.1:5062 -i 127.0.0.1 -p 5301 -m 1 -cid_str "aside-%u-%p@%s" -timeout 20s -nostdin \
+    -trace_stat -stf stat.csv -trace_err -error_file err.log >out.txt 2>&1)
+  wait "$bpid"
+  expect auth-a 1 || rc=1
+  expect auth-b 1 || rc=1
+  result auth-udp $rc
+}
+if [ -z "${TPS+x}" ] || [ -n "${TPS// /}" ]; then auth_call; fi
+
+# loss on both legs (A: -lost 10 both ways; B: 10% on its 200s, the ACK and
+# the BYE, see b2bua_uas_lossy.xml): retransmissions of every leg recover
+B_ARGS=(-max_retrans 12)
+bridged lost udp udp b2bua_uac_call.xml b2bua_uas_lossy.xml "$CALLS" -r 10 -lost 10 -max_retrans 12 -d 3000
+
+echo "b2bua-sipp: $passed passed, $failed failed"
+[ "$failed" = 0 ]
