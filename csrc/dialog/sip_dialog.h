@@ -53,6 +53,12 @@ typedef struct sip_dialog {
   size_t ack_len;
   uint32_t ack_cseq;
   sip_dest ack_dest;
+  /* RFC 3262: UAS: RSeq of the last reliable 1xx sent (0: none yet), the
+   * INVITE server transaction whose reliable 1xx awaits its PRACK (a
+   * reference) and that INVITE's CSeq; UAC: the last RSeq acknowledged */
+  uint32_t rseq_local, rel_cseq, rseq_remote;
+  uint8_t has_rseq_remote;
+  sip_txn *rel_txn;
   void *udata; /* the binding's */
 } sip_dialog;
 
@@ -138,6 +144,47 @@ int sip_dialog_ack(sip_tu *tu, sip_dialog *d, uint32_t cseq, sip_str extra,
 /* A 2xx with CSeq cseq came again: the ACK kept for it is sent again.
  * Returns 1 when sent, 0 when d has no ACK for cseq, or a send error. */
 int sip_dialog_ack_again(sip_tu *tu, sip_dialog *d, uint32_t cseq);
+
+/* ---- reliable provisional responses (RFC 3262) ------------------------- */
+
+/* Does m list option tag `tag` in its Supported (or, require set, its
+ * Require) header? 1 or 0. */
+int sip_dialog_has_option(sip_msg *m, int require, const char *tag);
+
+/* §3 at a UAS: the header lines of a reliable 1xx to the INVITE invite
+ * (received on the INVITE server transaction ist) in d, a UAS's early
+ * dialog: "Require: 100rel\r\nRSeq: N\r\n" into out (N: a random first
+ * value in 1..2^31-1, then one more each time). d keeps ist (a reference)
+ * until the PRACK (sip_dialog_prack) or sip_dialog_reliable_end. The caller
+ * sends the 1xx with SIP_TU_RELIABLE (sip_tu.h). Returns the length,
+ * SIP_EINVAL (invite lists 100rel in neither Supported nor Require, d is not
+ * an early UAS dialog), UV_EBUSY (§3: the previous reliable 1xx awaits its
+ * PRACK) or SIP_ERANGE (cap too small). */
+int sip_dialog_reliable(sip_dialog *d, sip_msg *invite, sip_txn *ist,
+                        char *out, size_t cap);
+
+/* d forgets its reliable 1xx (its send failed, or the INVITE got its final
+ * response); the layer's re-sending, if any, stops. */
+void sip_dialog_reliable_end(sip_dialog *d);
+
+/* §3: a PRACK received within d. Its RAck names the reliable 1xx awaiting
+ * its PRACK: 0, that 1xx is no longer re-sent (answer 200). Otherwise
+ * SIP_ENOTFOUND (answer 481), or SIP_EVALUE (no RAck, or a malformed one:
+ * answer 400). */
+int sip_dialog_prack(sip_dialog *d, sip_msg *prack);
+
+/* §4 at a UAC: a 101-199 response resp received in d (early). When it is
+ * reliable (Require: 100rel and an RSeq) and its RSeq is the first one or
+ * one more than the last acknowledged: the RAck line of its PRACK ("RAck:
+ * <rseq> <cseq> <method>\r\n") into out, its length, and d counts it
+ * acknowledged. 0 when no PRACK is due (not reliable, a retransmission, out
+ * of order: §4 says it is not processed further). SIP_EVALUE (a malformed
+ * RSeq), SIP_ERANGE (cap too small). */
+int sip_dialog_rack(sip_dialog *d, sip_msg *resp, char *out, size_t cap);
+
+/* A UAS's early dialog is confirmed (its 2xx sent, §12.1.1); its reliable
+ * 1xx, if any, is forgotten. */
+void sip_dialog_confirm(sip_dialog *d);
 
 /* ---- a set of dialogs -------------------------------------------------- */
 

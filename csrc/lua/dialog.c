@@ -11,6 +11,9 @@
  *   dlg:ack_again(cseq) -> boolean
  *   dlg:response(res) -> true | nil, err, code
  *   dlg:state() -> "early" | "confirmed" | "terminated"
+ *   dlg:reliable(req, status[, reason[, extra[, body]]]) -> rseq (RFC 3262)
+ *   dlg:prack(req) -> true | nil, err, code;  dlg:rack(res) -> line | false
+ *   dlg:confirm()
  *   dlg:terminate(), dlg:close(), dlg:info() -> table
  */
 #include <stdlib.h>
@@ -243,6 +246,89 @@ static int dlg_response(lua_State *L) {
   return 1;
 }
 
+/* dlg:reliable(req, status[, reason[, extra[, body]]]) -> rseq | nil, err,
+ * code: a reliable 101-199 to the INVITE req in this (early, UAS) dialog
+ * (RFC 3262 §3: Require: 100rel and RSeq written here, re-sent on the
+ * transaction layer's heap until the PRACK; 500 after 64*T1 without). */
+static int dlg_reliable(lua_State *L) {
+  lua_dialog *u = check_dialog(L, 1);
+  sip_lua_rx *r = sip__lua_check_received(L, 2, "reliable");
+  lua_Integer status = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, status > 100 && status < 200, 3, "status 101..199");
+  sip_str reason = opt_slice(L, 4), extra = opt_slice(L, 5),
+          body = opt_slice(L, 6);
+  for (size_t i = 0; i < reason.len; i++)
+    if ((unsigned char)reason.p[i] < 0x20 && reason.p[i] != '\t')
+      luaL_argerror(L, 4, "reason contains a control character");
+  if (extra.len && (extra.len < 2 || extra.p[extra.len - 2] != '\r' ||
+                    extra.p[extra.len - 1] != '\n'))
+    luaL_argerror(L, 5, "header lines must end with CRLF");
+  if (!r->txn || r->final_status || r->cancelled)
+    return sip__lua_fail(L, SIP_EINVAL, "reliable: the INVITE is answered");
+  char hdr[64];
+  int n = sip_dialog_reliable(u->d, r->base.m, r->txn, hdr, sizeof hdr);
+  if (n == UV_EBUSY)
+    return sip__lua_fail(L, n, "reliable: the previous reliable 1xx awaits "
+                               "its PRACK");
+  if (n < 0)
+    return sip__lua_fail(L, n, "reliable: %s",
+                         n == SIP_EINVAL ? "the INVITE does not support "
+                                           "100rel (or not an early UAS dialog)"
+                                         : sip_tp_strerror(n));
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, hdr, (size_t)n);
+  if (extra.len)
+    luaL_addlstring(&b, extra.p, extra.len);
+  luaL_pushresult(&b);
+  size_t xl;
+  const char *x = lua_tolstring(L, -1, &xl);
+  int rc = sip__lua_rx_reply_flags(r, (int)status, reason, (sip_str){x, xl},
+                                   body, SIP_TU_RELIABLE);
+  if (rc < 0) {
+    sip_dialog_reliable_end(u->d);
+    return fail(L, rc, "reliable");
+  }
+  lua_pushinteger(L, u->d->rseq_local);
+  return 1;
+}
+
+/* dlg:prack(req) -> true | nil, err, code ("NOTFOUND": answer 481,
+ * "VALUE": 400): the PRACK req received in this dialog (RFC 3262 §3). */
+static int dlg_prack(lua_State *L) {
+  lua_dialog *u = check_dialog(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  int rc = sip_dialog_prack(u->d, m);
+  if (rc < 0)
+    return sip__lua_fail(L, rc, "prack: %s",
+                         rc == SIP_ENOTFOUND
+                             ? "no reliable 1xx awaits this RAck"
+                             : "missing or malformed RAck");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* dlg:rack(res) -> "RAck: ...\r\n" | false: the RAck line of the PRACK a
+ * 1xx received in this dialog calls for (RFC 3262 §4), false when none is
+ * due (not reliable, a retransmission, out of order, a malformed RSeq). */
+static int dlg_rack(lua_State *L) {
+  lua_dialog *u = check_dialog(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  char out[64];
+  int n = sip_dialog_rack(u->d, m, out, sizeof out);
+  if (n > 0)
+    lua_pushlstring(L, out, (size_t)n);
+  else
+    lua_pushboolean(L, 0);
+  return 1;
+}
+
+/* dlg:confirm(): a UAS's early dialog is confirmed (its 2xx sent). */
+static int dlg_confirm(lua_State *L) {
+  sip_dialog_confirm(check_dialog(L, 1)->d);
+  return 0;
+}
+
 static int dlg_state(lua_State *L) {
   lua_dialog *u = luaL_checkudata(L, 1, SIP_LUA_DIALOG);
   static const char *const names[] = {"?", "early", "confirmed", "terminated"};
@@ -334,6 +420,10 @@ static const luaL_Reg dlg_methods[] = {
     {"terminate", dlg_terminate},
     {"close", dlg_close},
     {"info", dlg_info},
+    {"reliable", dlg_reliable},
+    {"prack", dlg_prack},
+    {"rack", dlg_rack},
+    {"confirm", dlg_confirm},
     {NULL, NULL},
 };
 

@@ -100,6 +100,12 @@ enum {
    * over UDP the TU then holds the transaction's event callback
    * (sip_txn_set_event_cb) until the ACK or its end */
   SIP_TU_RETRANSMIT = 1,
+  /* a 101-199 to INVITE sent reliably (RFC 3262 §3; the caller wrote its
+   * Require: 100rel and RSeq): re-sent until sip_txn_prack, and when none
+   * comes in 64*T1 the INVITE gets "500 No PRACK" (same To tag) from the
+   * layer (sip_txn_retransmit_1xx). Fails with SIP_EINVAL while a previous
+   * reliable 1xx awaits its PRACK. */
+  SIP_TU_RELIABLE = 2,
 };
 
 /* The §8.2.6 response to req (Server header first, then extra: complete
