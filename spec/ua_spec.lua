@@ -282,6 +282,104 @@ describe("luasip.ua: calls between two luasip UAs (T1 = 10 ms)", function()
   end)
 end)
 
+describe("luasip.ua: reliable provisional responses (RFC 3262, T1 = 10 ms)", function()
+  after_each(N.cleanup)
+
+  it("sends the SDP answer in a reliable 183, PRACKed once; the 2xx carries no SDP again", function()
+    local alice, bob, uri = pair()
+    local pracks, got183 = {}, {}
+    bob.policy = function(req)
+      local answer = sdp.serialize(assert(sdp.answer(req.body, CAPS)))
+      local d, prack = bob:progress(req, 183, answer, { reliable = true })
+      assert.is_truthy(d, prack)
+      pracks[#pracks + 1] = prack
+      bob.calls[#bob.calls + 1] = assert(bob:answer(req))
+    end
+    local d, res = run(function()
+      return alice:invite { to = uri, sdp = OFFER, on_provisional = function(r)
+        got183[#got183 + 1] = r
+      end }
+    end)
+    assert.is_truthy(d, "no dialog")
+    assert.equal(200, res.status)
+    assert.equal("", res.body)
+    -- the answer came in the 183 (§5): the dialog has it
+    assert.equal(50000, assert(sdp.parse(d.remote_sdp)).media[1].port)
+    assert.is_true(#got183 >= 1)
+    local r1 = got183[1]
+    assert.equal(183, r1.status)
+    assert.matches("100rel", r1:header("Require"))
+    local rseq = tonumber(r1:header("RSeq"))
+    assert.is_truthy(rseq and rseq >= 1 and rseq < 2 ^ 31, "RSeq")
+    -- one PRACK with the RAck of that 183
+    assert.equal(1, #pracks)
+    assert.equal("PRACK", pracks[1].method)
+    assert.equal(rseq .. " " .. res.cseq .. " INVITE", pracks[1]:header("RAck"))
+    assert.equal(r1.to.tag, pracks[1].to.tag)
+    assert.equal("confirmed", bob.calls[1]:state())
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+
+  it("re-sends the reliable 1xx until 64*T1, then the INVITE fails with 500 (no PRACK)", function()
+    local sa, sb = server(), server()
+    local bob = ua.new(sb)
+    local outcome
+    sb:on_request(function(req)
+      if bob:handle(req) then
+        return
+      end
+      outcome = table.pack(bob:progress(req, 180, nil, { reliable = true, prack_timeout = 2 }))
+    end)
+    local rels = 0
+    local res = run(function()
+      local req = assert(sip.request { method = "INVITE", uri = "sip:bob@" .. addr(sb),
+        to = "sip:bob@" .. addr(sb), from = "sip:alice@127.0.0.1",
+        contact = "<sip:alice@" .. addr(sa) .. ">", headers = { { "Supported", "100rel" } } })
+      return sa:send(req, nil, { on_provisional = function(r)
+        if r:header("RSeq") then
+          rels = rels + 1
+        end
+      end })
+    end, 4)
+    assert.equal(500, res.status)
+    assert.equal("No PRACK", res.reason)
+    assert.is_true(rels >= 4, "re-sent " .. rels .. " times") -- T1, 2T1, 4T1 ... 32T1
+    assert.is_truthy(N.pump_until(function() return outcome end, 3))
+    assert.is_nil(outcome[1])
+    assert.equal("no PRACK", outcome[2])
+    assert.equal(0, bob:count())
+  end)
+
+  it("sends the 1xx unreliably to an INVITE without 100rel", function()
+    local alice, bob, uri = pair()
+    local seen
+    bob.policy = function(req)
+      local d, how = bob:progress(req, 180, nil, { reliable = true })
+      seen = how
+      assert.is_truthy(d)
+      bob.calls[#bob.calls + 1] = assert(bob:answer(req, sdp.serialize(assert(sdp.answer(req.body, CAPS)))))
+    end
+    local prov
+    local d = assert(run(function()
+      return alice:invite { to = uri, sdp = OFFER, ["100rel"] = false, on_provisional = function(r)
+        prov = r
+      end }
+    end))
+    assert.is_true(seen)
+    assert.is_nil(prov:header("RSeq"))
+    assert.is_nil(prov:header("Require"))
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+
+  it("answers a PRACK that matches no reliable 1xx with 481", function()
+    local alice, bob, uri = pair()
+    local d = assert(run(function() return alice:invite { to = uri, sdp = OFFER } end))
+    local res = run(function() return d:request("PRACK", { headers = { RAck = "1 1 INVITE" } }) end)
+    assert.equal(481, res.status)
+    local _ = bob
+  end)
+end)
+
 describe("luasip.ua: the non-dialog half", function()
   it("is reachable from luasip.ua (register, message)", function()
     assert.equal(require("luasip.ua.register").register, ua.register)

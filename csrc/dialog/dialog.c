@@ -687,10 +687,11 @@ int sip_dialog_reliable(sip_dialog *d, sip_msg *invite, sip_txn *ist,
   const sip_cseq *cs;
   if (d->role != SIP_DLG_UAS || d->state != SIP_DLG_EARLY || !ist ||
       !invite->is_request || !method_is(invite->method, "INVITE") ||
-      sip_msg_get_cseq(invite, &cs) < 0 ||
-      (!sip_dialog_has_option(invite, 0, "100rel") &&
-       !sip_dialog_has_option(invite, 1, "100rel")))
+      sip_msg_get_cseq(invite, &cs) < 0)
     return SIP_EINVAL;
+  if (!sip_dialog_has_option(invite, 0, "100rel") &&
+      !sip_dialog_has_option(invite, 1, "100rel"))
+    return SIP_ENOTFOUND;
   if (d->rel_txn && sip_txn_awaits_prack(d->rel_txn))
     return UV_EBUSY;
   uint32_t rseq = d->rseq_local;

@@ -157,8 +157,8 @@ int sip_dialog_has_option(sip_msg *m, int require, const char *tag);
  * value in 1..2^31-1, then one more each time). d keeps ist (a reference)
  * until the PRACK (sip_dialog_prack) or sip_dialog_reliable_end. The caller
  * sends the 1xx with SIP_TU_RELIABLE (sip_tu.h). Returns the length,
- * SIP_EINVAL (invite lists 100rel in neither Supported nor Require, d is not
- * an early UAS dialog), UV_EBUSY (§3: the previous reliable 1xx awaits its
+ * SIP_ENOTFOUND (invite lists 100rel in neither Supported nor Require: send
+ * it unreliably), SIP_EINVAL (d is not an early UAS dialog), UV_EBUSY (§3: the previous reliable 1xx awaits its
  * PRACK) or SIP_ERANGE (cap too small). */
 int sip_dialog_reliable(sip_dialog *d, sip_msg *invite, sip_txn *ist,
                         char *out, size_t cap);

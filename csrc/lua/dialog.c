@@ -272,9 +272,10 @@ static int dlg_reliable(lua_State *L) {
                                "its PRACK");
   if (n < 0)
     return sip__lua_fail(L, n, "reliable: %s",
-                         n == SIP_EINVAL ? "the INVITE does not support "
-                                           "100rel (or not an early UAS dialog)"
-                                         : sip_tp_strerror(n));
+                         n == SIP_ENOTFOUND
+                             ? "the INVITE does not support 100rel"
+                             : n == SIP_EINVAL ? "not an early UAS dialog"
+                                               : sip_tp_strerror(n));
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addlstring(&b, hdr, (size_t)n);

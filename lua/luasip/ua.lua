@@ -30,6 +30,16 @@ local concat, remove = table.concat, table.remove
 
 local M = {}
 
+--- Option tags this UA implements (RFC 3262 100rel): give them to the
+-- server's `sanity.supported` so that an INVITE that requires them passes
+-- the C checks (`server = { sanity = { supported = ua.supported } }` in a
+-- script).
+M.supported = { "100rel" }
+
+-- RFC 3262 §3: a reliable 1xx is re-sent for 64*T1 (T1 = 0.5 s), then the
+-- INVITE fails (500, sent by the transaction layer)
+local PRACK_WAIT = 32
+
 local UA = {}
 UA.__index = UA
 
@@ -91,6 +101,7 @@ function M.new(srv, opts)
     from = opts.from or contact:match("<(.-)>") or contact,
     on_invite = opts.on_invite,
     dialogs = {}, -- C dialog -> Dialog
+    early = setmetatable({}, { __mode = "k" }), -- INVITE -> its early Dialog (UAS)
     stats = { calls_out = 0, calls_in = 0, failed = 0, rejected = 0 },
   }, UA)
   return self
@@ -283,10 +294,31 @@ end
 -- A request within the dialog (not ACK): the default answer, then the
 -- waiter sees it.
 local function in_dialog(d, req)
+  local m = req.method
+  if m == "PRACK" then -- RFC 3262 §3: stops the reliable 1xx (C), 200
+    local ok, _, code = d.dlg:prack(req)
+    if not ok then
+      req:reply(code == "NOTFOUND" and 481 or 400, code ~= "NOTFOUND" and "Bad Request (RAck)" or nil)
+      return
+    end
+    if req.body ~= "" then
+      d.remote_sdp = req.body
+    end
+    req:reply(200)
+    local co = d.prack_waiter
+    if co then
+      d.prack_waiter = nil
+      if d.prack_timer then
+        d.prack_timer:stop()
+        d.prack_timer = nil
+      end
+      server.resume(co, d, req)
+    end
+    return
+  end
   if d.on_request then
     d.on_request(d, req)
   end
-  local m = req.method
   if not req:handled() then
     if (m == "INVITE" or m == "UPDATE") and d.offering then
       req:reply(491) -- §14.1: our own offer is pending (glare)
@@ -361,34 +393,151 @@ function UA:handle(req)
   return true
 end
 
+-- The headers of a response that makes the UAS's dialog: our Contact,
+-- and (§12.1.1) the Record-Route of the request, in its order.
+local function uas_headers(self, req, sdp, extra)
+  local h = { Contact = self.contact }
+  if sdp then
+    h["Content-Type"] = "application/sdp"
+  end
+  local rr = req:headers("Record-Route")
+  if rr and #rr > 0 then
+    h["Record-Route"] = rr
+  end
+  for k, v in pairs(extra or {}) do
+    h[k] = v
+  end
+  return h
+end
+
+-- Header lines of a table of name = value or list of values.
+local function lines_of(h)
+  local names, out = {}, {}
+  for k in pairs(h) do
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local v = h[k]
+    for _, x in ipairs(type(v) == "table" and v or { v }) do
+      out[#out + 1] = k .. ": " .. x .. "\r\n"
+    end
+  end
+  return concat(out)
+end
+
+--- Send a provisional response (101-199) to an INVITE outside any dialog.
+-- With `opts.reliable` and an INVITE that supports (or requires) 100rel,
+-- it is sent reliably (RFC 3262 §3): an early dialog, `Require: 100rel` and
+-- an RSeq, re-sent by the transaction layer until the PRACK, and this call
+-- waits for the PRACK (answered 200 by `u:handle`). Without 100rel support
+-- the response goes unreliably. An SDP in it is the answer to the INVITE's
+-- offer (§5); `u:answer` then needs no SDP again. A second reliable 1xx
+-- waits until the first was PRACKed (§3).
+-- @tparam Request req the INVITE
+-- @tparam[opt=180] integer status
+-- @tparam[opt] string sdp
+-- @tparam[opt] table opts `reliable`, `headers`, `wait = false` (return at
+--   once, do not wait for the PRACK), `prack_timeout` (seconds)
+-- @treturn[1] Dialog the early dialog, and the PRACK (reliable) or true
+-- @return[2] nil, err, code ("no PRACK": none came within 64*T1; the
+--   INVITE was answered 500)
+function UA:progress(req, status, sdp, opts)
+  opts = opts or {}
+  status = status or 180
+  local h = uas_headers(self, req, sdp, opts.headers)
+  local d = self.early[req]
+  if not d then
+    local dlg, err, code = self.srv:dialog_uas(req, self.contact, true)
+    if not dlg then
+      return nil, err, code
+    end
+    d = wrap(self, dlg, "uas")
+    d.remote_sdp = req.body ~= "" and req.body or nil
+    self.early[req] = d
+  end
+  if sdp then
+    d.local_sdp = sdp
+  end
+  if not opts.reliable then
+    local ok, err, code = req:reply(status, nil, h, sdp)
+    if not ok then
+      return nil, err, code
+    end
+    return d, true
+  end
+  while d.prack_waiter do -- §3: one reliable 1xx at a time
+    local co = co_running()
+    d.queue = d.queue or {}
+    d.queue[#d.queue + 1] = co
+    co_yield()
+  end
+  local rseq, err, code = d.dlg:reliable(req, status, nil, lines_of(h), sdp)
+  if not rseq and code == "NOTFOUND" then -- the INVITE does not do 100rel
+    local ok
+    ok, err, code = req:reply(status, nil, h, sdp)
+    if not ok then
+      return nil, err, code
+    end
+    return d, true
+  elseif not rseq then
+    return nil, err, code
+  end
+  if opts.wait == false then
+    return d, true
+  end
+  need_coroutine("ua:progress()")
+  local co = co_running()
+  d.prack_waiter = co
+  d.prack_timer = assert(core.timer(floor((opts.prack_timeout or PRACK_WAIT) * 1000 + 0.5), 0, function()
+    d.prack_timer = nil
+    if d.prack_waiter == co then
+      d.prack_waiter = nil
+      self.early[req] = nil
+      ended(d, "no PRACK")
+      server.resume(co, nil, "no PRACK")
+    end
+  end))
+  local r1, r2 = co_yield()
+  local q = d.queue and remove(d.queue, 1)
+  if q then
+    server.resume(q)
+  end
+  return r1, r2
+end
+
 --- Answer an INVITE (outside any dialog) with 200 and `sdp`: the UAS's
--- dialog, confirmed; the 2xx is re-sent until the ACK (§13.3.1.4).
+-- dialog, confirmed (the early one of `u:progress`, if any); the 2xx is
+-- re-sent until the ACK (§13.3.1.4).
 -- @tparam Request req
 -- @tparam[opt] string sdp our answer
 -- @tparam[opt] table opts `headers`, `status` (default 200)
 -- @treturn Dialog
 function UA:answer(req, sdp, opts)
   opts = opts or {}
-  local dlg, err, code = self.srv:dialog_uas(req, self.contact)
-  if not dlg then
-    req:reply(400, "Bad Request (" .. err .. ")")
+  local d = self.early[req]
+  if d then
+    self.early[req] = nil
+    if d.ended then
+      return nil, "dialog: terminated (" .. d.ended .. ")", "TERMINATED"
+    end
+    d.dlg:confirm()
+  else
+    local dlg, err, code = self.srv:dialog_uas(req, self.contact)
+    if not dlg then
+      req:reply(400, "Bad Request (" .. err .. ")")
+      return nil, err, code
+    end
+    d = wrap(self, dlg, "uas")
+    d.remote_sdp = req.body ~= "" and req.body or nil
+  end
+  d.local_sdp = sdp or d.local_sdp
+  local h = uas_headers(self, req, sdp, opts.headers)
+  local ok, err, code = req:reply(opts.status or 200, nil, h, sdp)
+  if not ok then
+    ended(d, "answer failed")
     return nil, err, code
   end
-  local d = wrap(self, dlg, "uas")
-  d.local_sdp, d.remote_sdp = sdp, req.body ~= "" and req.body or nil
-  local h = { Contact = self.contact }
-  if sdp then
-    h["Content-Type"] = "application/sdp"
-  end
-  -- §12.1.1: the Record-Route of the request, in its order, in the 2xx
-  local rr = req:headers("Record-Route")
-  if rr and #rr > 0 then
-    h["Record-Route"] = rr
-  end
-  for k, v in pairs(opts.headers or {}) do
-    h[k] = v
-  end
-  req:reply(opts.status or 200, nil, h, sdp)
   self.stats.calls_in = self.stats.calls_in + 1
   return d
 end
@@ -400,10 +549,20 @@ function UA:reject(req, status, contact)
   return req:reply(status or 486, nil, contact and { Contact = contact } or nil)
 end
 
+-- RFC 3262 §4: the PRACK for a reliable 1xx (rack: its RAck line), in
+-- the early dialog dlg.
+local function send_prack(u, dlg, rack, dest)
+  local req = assert(sip.parse(dlg:request("PRACK", rack)))
+  return u.srv:send(req, dest)
+end
+
 -- The INVITE of `u:invite` / `u:call`; c: the call's handle (branch,
 -- request, cancel flags).
 local function do_invite(self, t, c)
   local headers = {}
+  if t["100rel"] ~= false then
+    headers[1] = { "Supported", "100rel" }
+  end
   if t.route then
     local r = t.route
     if not r:find("<", 1, true) then
@@ -447,6 +606,13 @@ local function do_invite(self, t, c)
       local dlg = srv:dialog_uac(req, res)
       if dlg then
         early[dlg] = true
+        local rack = dlg:rack(res) -- a reliable 1xx in sequence: PRACK it
+        if rack then
+          if res.body ~= "" then -- §5: the answer to our offer
+            c.early_sdp = res.body
+          end
+          sip.spawn(send_prack, self, dlg, rack, dest)
+        end
       end
     end
     if t.on_provisional then
@@ -497,7 +663,7 @@ local function do_invite(self, t, c)
       dlg:ack(res.cseq, nil, nil, dest)
       d = wrap(self, dlg, "uac")
       d.dest, d.local_sdp = dest, t.sdp
-      d.remote_sdp = res.body ~= "" and res.body or nil
+      d.remote_sdp = res.body ~= "" and res.body or c.early_sdp
     end
   end
   for dlg in pairs(early) do -- the other early dialogs end with the INVITE
