@@ -1,5 +1,7 @@
 -- An auto-answer UA: every INVITE gets 180, then 200 with an SDP answer
 -- (luasip.sdp.answer against our PCMU/PCMA/telephone-event capabilities;
+-- a caller that supports 100rel gets the answer in a reliable 183 instead,
+-- PRACKed before the 200 (RFC 3262);
 -- 488 for an offer without a common codec or a body that is not SDP, an
 -- INVITE without an offer gets our capabilities as the offer); the call
 -- is hung up (BYE) after --hold-time seconds, or ends when the caller sends
@@ -39,14 +41,23 @@ local function invite(req)
     end
     answer = sdp.serialize(a)
   end
-  req:reply(180)
+  local d
+  if u:supports(req, "100rel") then -- the answer in a reliable 183
+    d = u:progress(req, 183, answer, { reliable = true })
+    if not d then -- no PRACK: the INVITE failed (500)
+      return
+    end
+    answer = nil -- given: the 200 carries none
+  else
+    req:reply(180)
+  end
   if opts.ring > 0 then
     sip.sleep(opts.ring)
     if req:is_cancelled() then
-      return
+      return u:abandon(req)
     end
   end
-  local d = u:answer(req, answer)
+  d = u:answer(req, answer)
   if not d then
     return
   end
@@ -72,6 +83,7 @@ end
 
 return {
   listen = { "udp:127.0.0.1:5070" },
+  server = { sanity = { supported = ua.supported } }, -- Require: 100rel passes
   options = {
     ["hold-time"] = { default = 10, help = "seconds before we hang up (0: never)", arg = "SECONDS" },
     ring = { default = 0, help = "seconds of ringing before the answer", arg = "SECONDS" },

@@ -6,6 +6,7 @@
  *   srv:dialog_uac(invite, res) -> dlg, is_new | nil, err, code
  *   srv:dialog_uas(req, contact[, early]) -> dlg | nil, err, code
  *   srv:dialog_match(req) -> "outside" | "inside", dlg | "481" | "500", dlg
+ *   srv:has_option(msg, tag[, require]) -> boolean
  *   dlg:request(method[, extra[, body[, cseq]]]) -> bytes
  *   dlg:ack(cseq[, extra[, body[, dest]]]) -> true | nil, err, code
  *   dlg:ack_again(cseq) -> boolean
@@ -434,10 +435,21 @@ static const luaL_Reg dlg_meta[] = {
     {NULL, NULL},
 };
 
+/* srv:has_option(msg, tag[, require]) -> boolean: msg lists the option tag
+ * in its Supported header (require: its Require header). */
+static int l_has_option(lua_State *L) {
+  check_srv(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  const char *tag = luaL_checkstring(L, 3);
+  lua_pushboolean(L, sip_dialog_has_option(m, lua_toboolean(L, 4), tag));
+  return 1;
+}
+
 static const luaL_Reg srv_methods[] = {
     {"dialog_uac", l_dialog_uac},
     {"dialog_uas", l_dialog_uas},
     {"dialog_match", l_dialog_match},
+    {"has_option", l_has_option},
     {NULL, NULL},
 };
 

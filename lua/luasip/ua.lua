@@ -426,6 +426,15 @@ local function lines_of(h)
   return concat(out)
 end
 
+--- Does `msg` support (Supported or Require) the option tag `tag`
+-- ("100rel", "timer")?
+-- @tparam Message msg
+-- @tparam string tag
+-- @treturn boolean
+function UA:supports(msg, tag)
+  return self.srv:has_option(msg, tag) or self.srv:has_option(msg, tag, true)
+end
+
 --- Send a provisional response (101-199) to an INVITE outside any dialog.
 -- With `opts.reliable` and an INVITE that supports (or requires) 100rel,
 -- it is sent reliably (RFC 3262 §3): an early dialog, `Require: 100rel` and
@@ -542,10 +551,22 @@ function UA:answer(req, sdp, opts)
   return d
 end
 
+--- Forget the early dialog `u:progress` made for an INVITE that gets no
+-- 2xx (cancelled, rejected, failed). `u:reject` does it too.
+-- @tparam Request req the INVITE
+function UA:abandon(req)
+  local d = self.early[req]
+  if d then
+    self.early[req] = nil
+    ended(d, req:is_cancelled() and "cancelled" or "no answer")
+  end
+end
+
 --- Reject an INVITE (`status` 300-699, default 486; a 3xx redirects to
 -- `contact`). Counted in `stats.rejected`.
 function UA:reject(req, status, contact)
   self.stats.rejected = self.stats.rejected + 1
+  self:abandon(req)
   return req:reply(status or 486, nil, contact and { Contact = contact } or nil)
 end
 

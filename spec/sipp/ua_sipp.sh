@@ -10,8 +10,13 @@
 #                          tags swapped
 #   uac-reinvite-udp/tcp   re-INVITE to hold (answer recvonly), INFO, BYE
 #   uac-cancel-udp/tcp     CANCEL during ringing: 200, 487, ACK
+#   uac-prack-udp/tcp      100rel required: the answer in a reliable 183
+#                          (RSeq), PRACK / 200, 200 / ACK, BYE
 #   uac-lost               $CALLS calls at 10/s under -lost 10: 0 failed
 #   uas-call-udp/tcp       call.lua -> a SIPp UAS: 200, ACK, BYE
+#   uas-prack-udp/tcp      call.lua -> a SIPp UAS sending a reliable 183
+#                          with the answer: PRACK (RAck checked), 200 for
+#                          it, 200, ACK, BYE
 #   uas-bye                call.lua -> a SIPp UAS that hangs up: call.lua's
 #                          wait sees the BYE ("ended by the callee")
 #   proxy-call             call.lua -> proxy.lua -> echo_ua (registered):
@@ -127,6 +132,8 @@ for tp in udp tcp; do
   expect_calls "uac-reinvite-$tp" "reinvite-$tp" 3
   sipp_run "cancel-$tp" 127.0.0.1:5072 -sf "$DIR/proxy_uac_cancel.xml" -s echo -t $t -i 127.0.0.1 -p 5084 -m 3 -timeout 30s
   expect_calls "uac-cancel-$tp" "cancel-$tp" 3
+  sipp_run "prack-$tp" 127.0.0.1:5070 -sf "$DIR/ua_uac_prack.xml" -s echo -t $t -i 127.0.0.1 -p 5086 -m 3 -timeout 30s
+  expect_calls "uac-prack-$tp" "prack-$tp" 3
 done
 sipp_run lost 127.0.0.1:5070 -sf "$DIR/ua_uac_call.xml" -s echo -i 127.0.0.1 -p 5085 -m "$CALLS" -r 10 \
   -lost 10 -max_retrans 12 -timeout 80s
@@ -160,6 +167,10 @@ uas_call uas-call-udp uas-udp "answered 200; BYE 200" -sf "$DIR/ua_uas_call.xml"
   --listen udp:127.0.0.1:5091 --to sip:x@127.0.0.1:5090 --hold-time 0.2
 uas_call uas-call-tcp uas-tcp "answered 200; BYE 200" -sf "$DIR/ua_uas_call.xml" -t t1 -i 127.0.0.1 -p 5092 -- \
   --listen tcp:127.0.0.1:5093 --to "sip:x@127.0.0.1:5092;transport=tcp" --hold-time 0.2
+uas_call uas-prack-udp uas-prack-udp "answered 200; BYE 200" -sf "$DIR/ua_uas_prack.xml" -i 127.0.0.1 -p 5100 -- \
+  --listen udp:127.0.0.1:5101 --to sip:x@127.0.0.1:5100 --hold-time 0.2
+uas_call uas-prack-tcp uas-prack-tcp "answered 200; BYE 200" -sf "$DIR/ua_uas_prack.xml" -t t1 -i 127.0.0.1 -p 5102 -- \
+  --listen tcp:127.0.0.1:5103 --to "sip:x@127.0.0.1:5102;transport=tcp" --hold-time 0.2
 uas_call uas-bye uas-bye "answered 200; ended by the callee" -sf "$DIR/ua_uas_bye.xml" -i 127.0.0.1 -p 5094 -- \
   --listen udp:127.0.0.1:5095 --to sip:x@127.0.0.1:5094 --hold-time 5
 
