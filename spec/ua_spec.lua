@@ -380,6 +380,34 @@ describe("luasip.ua: reliable provisional responses (RFC 3262, T1 = 10 ms)", fun
   end)
 end)
 
+describe("luasip.ua: malformed SDP within a dialog", function()
+  after_each(N.cleanup)
+
+  it("answers a re-INVITE or UPDATE whose SDP does not parse with 488 and the reason; the call goes on", function()
+    local alice, bob, uri = pair()
+    local d = assert(run(function() return alice:invite { to = uri, sdp = OFFER } end))
+    local bd = bob.calls[1]
+    local before = bd.remote_sdp
+    for _, case in ipairs {
+      { "INVITE", "garbage" },
+      { "UPDATE", "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio x RTP/AVP 0\r\n" },
+      { "INVITE", "v=0\r\nthis is not SDP\r\n" },
+    } do
+      local res = run(function()
+        return d:request(case[1], { body = case[2], content_type = "application/sdp" })
+      end)
+      assert.equal(488, res.status, case[1])
+      assert.matches("SDP", res.reason)
+    end
+    -- nothing changed: the old offer stands, the dialog is up
+    assert.equal(before, bd.remote_sdp)
+    assert.equal("confirmed", bd:state())
+    local res = run(function() return d:reinvite(OFFER) end)
+    assert.equal(200, res.status)
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+end)
+
 describe("luasip.ua: the non-dialog half", function()
   it("is reachable from luasip.ua (register, message)", function()
     assert.equal(require("luasip.ua.register").register, ua.register)

@@ -291,6 +291,15 @@ function Dialog:wait(timeout)
   return co_yield()
 end
 
+-- Does the body parse as SDP? true, or nil and the parser's message.
+local function sdp_ok(body)
+  local s, err = require("luasip.sdp").parse(body)
+  if s then
+    return true
+  end
+  return nil, err
+end
+
 -- A request within the dialog (not ACK): the default answer, then the
 -- waiter sees it.
 local function in_dialog(d, req)
@@ -324,6 +333,11 @@ local function in_dialog(d, req)
       req:reply(491) -- §14.1: our own offer is pending (glare)
     elseif m == "BYE" then
       req:reply(200)
+    elseif (m == "INVITE" or m == "UPDATE") and req.body ~= "" and not sdp_ok(req.body) then
+      -- an offer that does not parse: 488 with the reason, nothing changes
+      local _, err = sdp_ok(req.body)
+      req:reply(488, "Not Acceptable Here (" .. tostring(err):gsub("[%c]", " ") .. ")")
+      return
     elseif (m == "INVITE" or m == "UPDATE") and req.body ~= "" then
       if d.answer_sdp then
         local ans = d.answer_sdp(d, req.body)
