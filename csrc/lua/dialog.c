@@ -98,10 +98,14 @@ void sip__lua_dialogs_close(lua_State *L, sip_lua_server *s) {
   sip_dialogs_free(&s->dialogs);
 }
 
+/* nil, "what: message", code name (libuv codes named too: EAI_NONAME) */
 static int fail(lua_State *L, int rc, const char *what) {
   if (rc == SIP_ENOMEM)
     return luaL_error(L, "not enough memory");
-  return sip__lua_fail(L, rc, "%s: %s", what, sip_tp_strerror(rc));
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", what, sip_tp_strerror(rc));
+  lua_pushstring(L, sip_tp_errname(rc));
+  return 3;
 }
 
 /* srv:dialog_uac(invite, res): the dialog res (a 101-299 response with a To

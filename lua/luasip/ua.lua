@@ -109,6 +109,29 @@ end
 
 -- ---- Dialog ------------------------------------------------------------
 
+-- §13.2.2.4: the ACK for the 2xx to the INVITE of CSeq cseq in dlg (C
+-- builds, sends and keeps it). A next hop that is a host name is located
+-- by RFC 3263 as srv:send does (its first target; waits, so inside a
+-- coroutine).
+local function send_ack(dlg, cseq, dest)
+  local ok, err, code = dlg:ack(cseq, nil, nil, dest)
+  if ok or dest or code ~= "EAI_NONAME" then
+    return ok, err, code
+  end
+  local hop = core.dns_next_hop(assert(sip.parse(dlg:request("ACK", nil, nil, cseq))))
+  local targets
+  if hop then
+    targets, err, code = require("luasip.dns").resolve(hop)
+  end
+  if not targets then
+    return nil, err, code
+  end
+  if dlg:state() == "terminated" then -- it ended while we waited
+    return nil, "dialog: terminated", "TERMINATED"
+  end
+  return dlg:ack(cseq, nil, nil, targets[1].dest)
+end
+
 local function wrap(u, dlg, role)
   local d = u.dialogs[dlg]
   if d then
@@ -196,7 +219,7 @@ function Dialog:request(method, opts)
   end
   self.dlg:response(res)
   if method == "INVITE" and res.status >= 200 and res.status < 300 then
-    self.dlg:ack(sent.cseq, nil, nil, opts.dest or self.dest)
+    send_ack(self.dlg, sent.cseq, opts.dest or self.dest)
   end
   if self.dlg:state() == "terminated" then
     ended(self, tostring(res.status))
@@ -664,13 +687,17 @@ local function do_invite(self, t, c)
     if not new and dlg:ack_again(res.cseq) then
       return
     end
-    dlg:ack(res.cseq, nil, nil, dest)
-    if dlg ~= confirmed then
+    local other = dlg ~= confirmed and wrap(self, dlg, "uac")
+    if other then
       early[dlg] = nil
-      local d = wrap(self, dlg, "uac")
-      d.dest = dest
-      sip.spawn(function() d:bye() end)
+      other.dest = dest
     end
+    sip.spawn(function()
+      send_ack(dlg, res.cseq, dest)
+      if other then
+        other:bye()
+      end
+    end)
   end
   local timer
   if t.timeout then
@@ -695,7 +722,7 @@ local function do_invite(self, t, c)
     if dlg then
       confirmed = dlg
       early[dlg] = nil
-      dlg:ack(res.cseq, nil, nil, dest)
+      send_ack(dlg, res.cseq, dest)
       d = wrap(self, dlg, "uac")
       d.dest, d.local_sdp = dest, t.sdp
       d.remote_sdp = res.body ~= "" and res.body or c.early_sdp
