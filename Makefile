@@ -374,6 +374,7 @@ bench-run:
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/location_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/reg_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/proxy_bench.sh
+	@BUILD=$(BUILD) LUA=$(LUA) csrc/bench/ua_bench.sh
 
 # --- example ----------------------------------------------------------------
 .PHONY: run

@@ -20,13 +20,26 @@ local core = require "luasip.core"
 
 local srv, u, opts
 
--- Our capabilities, on the address the call came to.
+-- Our capabilities, on the address the call came to (one string per
+-- address: dialogs share it).
+local caps_of = {}
 local function caps(host)
-  return table.concat({
+  if caps_of[host] then
+    return caps_of[host]
+  end
+  caps_of[host] = table.concat({
     "v=0", "o=echo " .. os.time() .. " 1 IN IP4 " .. host, "s=echo", "c=IN IP4 " .. host, "t=0 0",
     "m=audio 40000 RTP/AVP 0 8 101", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000",
     "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=sendrecv", "",
   }, "\r\n")
+  return caps_of[host]
+end
+
+-- A re-INVITE or UPDATE with an offer is answered from our capabilities
+-- (d.caps: those of the address the call came to).
+local function answer_sdp(d, offer)
+  local a = sdp.answer(offer, d.caps)
+  return a and sdp.serialize(a)
 end
 
 local function invite(req)
@@ -61,16 +74,15 @@ local function invite(req)
   if not d then
     return
   end
-  -- a re-INVITE or UPDATE with an offer is answered from our capabilities
-  d.answer_sdp = function(_, offer)
-    local a = sdp.answer(offer, ours)
-    return a and sdp.serialize(a)
-  end
+  d.caps, d.answer_sdp = ours, answer_sdp
   local hold = opts["hold-time"]
+  if hold <= 0 then -- the dialog lives on in u (u:handle); no coroutine kept
+    return
+  end
   local deadline = core.now() + math.floor(hold * 1000) -- ms
   while true do
-    local left = hold > 0 and (deadline - core.now()) / 1000 or nil
-    if left and left < 0.001 then -- (a 0 ms timer would not move the loop's clock)
+    local left = (deadline - core.now()) / 1000
+    if left < 0.001 then -- (a 0 ms timer would not move the loop's clock)
       d:bye()
       return
     end

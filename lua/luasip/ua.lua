@@ -137,7 +137,7 @@ local function wrap(u, dlg, role)
   if d then
     return d
   end
-  d = setmetatable({ ua = u, dlg = dlg, role = role, events = {}, waiter = nil }, Dialog)
+  d = setmetatable({ ua = u, dlg = dlg, role = role }, Dialog) -- events: made on first use
   u.dialogs[dlg] = d
   return d
 end
@@ -163,7 +163,7 @@ local function ended(d, why)
   d.ua.dialogs[d.dlg] = nil
   d.dlg:terminate()
   d.dlg:close()
-  if #d.events > 0 then -- the BYE first, the end at the next wait
+  if d.events and #d.events > 0 then -- the BYE first, the end at the next wait
     wake(d, remove(d.events, 1))
   else
     wake(d, nil, d.ended)
@@ -294,7 +294,7 @@ end
 -- @return[2] nil, "timeout" | why it ended ("bye received", ...)
 function Dialog:wait(timeout)
   need_coroutine("dialog:wait()")
-  if #self.events > 0 then
+  if self.events and #self.events > 0 then
     return remove(self.events, 1)
   end
   if self.ended then
@@ -381,12 +381,16 @@ local function in_dialog(d, req)
     end
   end
   if m == "BYE" then
+    d.events = d.events or {}
     d.events[#d.events + 1] = req
     ended(d, "bye received")
     return
   end
-  d.events[#d.events + 1] = req
-  wake(d, remove(d.events, 1))
+  if d.waiter then
+    d.events = d.events or {}
+    d.events[#d.events + 1] = req
+    wake(d, remove(d.events, 1))
+  end
 end
 
 -- ---- UA ---------------------------------------------------------------
