@@ -408,6 +408,55 @@ describe("luasip.ua: malformed SDP within a dialog", function()
   end)
 end)
 
+describe("luasip.ua: session timers (RFC 4028)", function()
+  after_each(N.cleanup)
+
+  it("the caller refreshes at half the interval; the 2xx carries Session-Expires and Require: timer", function()
+    local alice, bob, uri = pair()
+    alice.min_se, bob.min_se = 1, 1
+    local refreshes = 0
+    local d, res = run(function() return alice:invite { to = uri, sdp = OFFER, session_expires = 2 } end)
+    assert.is_truthy(d, tostring(res))
+    assert.equal("2;refresher=uac", res:header("Session-Expires"))
+    assert.matches("timer", res:header("Require"))
+    local bd = bob.calls[1]
+    bd.on_request = function(_, req)
+      if req.method == "INVITE" and req:header("Session-Expires") then
+        refreshes = refreshes + 1
+      end
+    end
+    N.pump_until(function() return refreshes >= 2 end, 3)
+    assert.is_true(refreshes >= 2, "refreshes: " .. refreshes) -- at 1 s and 2 s
+    assert.equal("confirmed", d:state())
+    assert.equal("confirmed", bd:state()) -- its BYE (at 2 s - 0) kept off
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+
+  it("the callee hangs up (BYE) when the refresher sends no refresh before the interval ends", function()
+    local alice, bob, uri = pair()
+    alice.min_se, bob.min_se = 1, 1
+    local d = assert(run(function() return alice:invite { to = uri, sdp = OFFER, session_expires = 3 } end))
+    d.se_timer:stop() -- a caller that does not refresh
+    d.se_timer = nil
+    local ev, why = run(function() return d:wait(5) end, 6)
+    assert.equal("BYE", ev and ev.method)
+    assert.matches("session expired", ev:header("Reason"))
+    local _, ended = run(function() return d:wait(1) end)
+    assert.equal("bye received", ended or why)
+    assert.equal(1, bob.stats.session_expired)
+  end)
+
+  it("answers 422 with Min-SE below its minimum; the caller retries with that interval", function()
+    local alice, bob, uri = pair()
+    alice.min_se, bob.min_se = 1, 5
+    local d, res = run(function() return alice:invite { to = uri, sdp = OFFER, session_expires = 2 } end)
+    assert.is_truthy(d, tostring(res))
+    assert.equal(200, res.status)
+    assert.equal("5;refresher=uac", res:header("Session-Expires"))
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+end)
+
 describe("luasip.ua: the non-dialog half", function()
   it("is reachable from luasip.ua (register, message)", function()
     assert.equal(require("luasip.ua.register").register, ua.register)

@@ -779,3 +779,115 @@ void sip_dialog_confirm(sip_dialog *d) {
   if (d->state == SIP_DLG_EARLY)
     d->state = SIP_DLG_CONFIRMED;
 }
+
+/* ---- session timers (RFC 4028) ------------------------------------------- */
+
+/* delta-seconds at the start of v, then optional LWS; *rest after it */
+static int delta_seconds(sip_str v, uint32_t *out, const char **rest) {
+  const char *p = v.p, *e = v.p + v.len;
+  skip_lws(&p, e);
+  int rc = number(&p, e, out);
+  skip_lws(&p, e);
+  *rest = p;
+  return rc;
+}
+
+int sip_dialog_session_expires(sip_msg *m, uint32_t *delta, int *refresher) {
+  sip_str v;
+  const char *p;
+  *refresher = 0;
+  if (sip_msg_find(m, SIP_H_SESSION_EXPIRES, NULL, 0, 0) < 0)
+    return SIP_ENOTFOUND;
+  if (single(m, SIP_H_SESSION_EXPIRES, &v) < 0 ||
+      delta_seconds(v, delta, &p) < 0)
+    return SIP_EVALUE;
+  const char *e = v.p + v.len;
+  if (p == e)
+    return 0;
+  if (*p != ';')
+    return SIP_EVALUE;
+  sip_params ps;
+  if (sip_params_parse(&m->arena, p, (size_t)(e - p), &ps) < 0)
+    return SIP_EVALUE;
+  const sip_param *r = sip_params_get(&ps, "refresher");
+  if (!r)
+    return 0;
+  if (sip_str_ieq_cstr(r->value, "uac"))
+    *refresher = SIP_SE_UAC;
+  else if (sip_str_ieq_cstr(r->value, "uas"))
+    *refresher = SIP_SE_UAS;
+  else
+    return SIP_EVALUE;
+  return 0;
+}
+
+int sip_dialog_min_se(sip_msg *m, uint32_t *out) {
+  int i = sip_msg_find(m, SIP_H_OTHER, "Min-SE", 6, 0);
+  sip_str v;
+  const char *p;
+  if (i < 0)
+    return SIP_ENOTFOUND;
+  if (sip_msg_unfolded(m, &m->hdr[i], &v) < 0 || delta_seconds(v, out, &p) < 0)
+    return SIP_EVALUE;
+  /* generic parameters may follow */
+  return p == v.p + v.len || *p == ';' ? 0 : SIP_EVALUE;
+}
+
+int sip_dialog_session_uas(sip_msg *req, uint32_t min_se, uint32_t want,
+                           char *out, size_t cap, uint32_t *expires,
+                           int *refresher) {
+  uint32_t se = 0, their_min = 0;
+  int who = 0, n;
+  if (cap)
+    out[0] = '\0';
+  int rc = sip_dialog_session_expires(req, &se, &who);
+  if (rc == SIP_EVALUE)
+    return rc;
+  int has = rc == 0;
+  rc = sip_dialog_min_se(req, &their_min);
+  if (rc == SIP_EVALUE)
+    return rc;
+  if (has && se < min_se) { /* §9: too small for us */
+    n = snprintf(out, cap, "Min-SE: %u\r\n", (unsigned)min_se);
+    return n < 0 || (size_t)n >= cap ? SIP_ERANGE : 422;
+  }
+  int timer = sip_dialog_has_option(req, 0, "timer") ||
+              sip_dialog_has_option(req, 1, "timer");
+  if (!has) {
+    if (!want || !timer) /* §9: a UAC without timer gets none from us */
+      return 0;
+    se = want < min_se ? min_se : want;
+    if (se < their_min)
+      se = their_min;
+  }
+  if (!who) /* §9: the UAC when it supports timer, else the UAS */
+    who = timer ? SIP_SE_UAC : SIP_SE_UAS;
+  if (!timer)
+    who = SIP_SE_UAS; /* it cannot refresh what it does not know */
+  n = snprintf(out, cap, "Session-Expires: %u;refresher=%s\r\n%s",
+               (unsigned)se, who == SIP_SE_UAC ? "uac" : "uas",
+               timer ? "Require: timer\r\n" : "");
+  if (n < 0 || (size_t)n >= cap)
+    return SIP_ERANGE;
+  *expires = se;
+  *refresher = who;
+  return 200;
+}
+
+int sip_dialog_session_uac(sip_msg *resp, uint32_t *expires, int *refresher) {
+  int rc = sip_dialog_session_expires(resp, expires, refresher);
+  if (rc == SIP_ENOTFOUND)
+    return 0;
+  if (rc < 0)
+    return rc;
+  if (!*refresher)
+    *refresher = SIP_SE_UAC; /* §7.2 */
+  return 1;
+}
+
+uint64_t sip_dialog_session_due_ms(uint32_t expires, int we_refresh) {
+  if (we_refresh)
+    return (uint64_t)expires * 500;
+  uint32_t margin = expires / 3 < 32 ? expires / 3 : 32;
+  return (uint64_t)(expires - margin) * 1000;
+}

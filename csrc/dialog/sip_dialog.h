@@ -186,6 +186,44 @@ int sip_dialog_rack(sip_dialog *d, sip_msg *resp, char *out, size_t cap);
  * 1xx, if any, is forgotten. */
 void sip_dialog_confirm(sip_dialog *d);
 
+/* ---- session timers (RFC 4028) ------------------------------------------ */
+
+/* Who refreshes, in the terms of the transaction that negotiated it. */
+enum { SIP_SE_UAC = 1, SIP_SE_UAS = 2 };
+
+/* m's Session-Expires: delta-seconds (1..2^31-1) and the refresher
+ * parameter (SIP_SE_UAC, SIP_SE_UAS, 0 when absent). 0, SIP_ENOTFOUND, or
+ * SIP_EVALUE (malformed, or a refresher that is neither uac nor uas). */
+int sip_dialog_session_expires(sip_msg *m, uint32_t *delta, int *refresher);
+
+/* m's Min-SE (delta-seconds): 0, SIP_ENOTFOUND or SIP_EVALUE. */
+int sip_dialog_min_se(sip_msg *m, uint32_t *out);
+
+/* §9 at the UAS of a session refresh request req (INVITE, UPDATE) with
+ * our minimum min_se and the interval we want when req asks for none
+ * (want; 0: no timer then):
+ *  - 422: req's Session-Expires is below min_se; out is "Min-SE: N\r\n";
+ *  - 200: a session timer runs; out is the 2xx's "Session-Expires: N;
+ *    refresher=uac|uas\r\n" (and "Require: timer\r\n" when req supports
+ *    timer), *expires its interval, *refresher who refreshes (req's choice;
+ *    else the UAC when it supports timer, the UAS otherwise: §9);
+ *  - 0: no session timer (out empty).
+ * SIP_EVALUE: a malformed Session-Expires or Min-SE (answer 400);
+ * SIP_ERANGE: cap too small. */
+int sip_dialog_session_uas(sip_msg *req, uint32_t min_se, uint32_t want,
+                           char *out, size_t cap, uint32_t *expires,
+                           int *refresher);
+
+/* §7.2 at the UAC: the 2xx resp to a session refresh request we sent.
+ * 1 with *expires and *refresher (a 2xx without refresher parameter: the
+ * UAC, §7.2), 0 when it has no Session-Expires (no timer), SIP_EVALUE. */
+int sip_dialog_session_uac(sip_msg *resp, uint32_t *expires, int *refresher);
+
+/* When to act, in ms from the 2xx (§10): the refresher sends its refresh
+ * at half the interval; the other side sends BYE when none came by
+ * expires - min(32, expires / 3) seconds. */
+uint64_t sip_dialog_session_due_ms(uint32_t expires, int we_refresh);
+
 /* ---- a set of dialogs -------------------------------------------------- */
 
 typedef struct sip_dialogs {

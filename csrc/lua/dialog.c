@@ -7,6 +7,8 @@
  *   srv:dialog_uas(req, contact[, early]) -> dlg | nil, err, code
  *   srv:dialog_match(req) -> "outside" | "inside", dlg | "481" | "500", dlg
  *   srv:has_option(msg, tag[, require]) -> boolean
+ *   srv:session_uas(req, min_se[, want]), srv:session_uac(res),
+ *   srv:min_se(msg), srv:session_due(expires, we_refresh)  (RFC 4028)
  *   dlg:request(method[, extra[, body[, cseq]]]) -> bytes
  *   dlg:ack(cseq[, extra[, body[, dest]]]) -> true | nil, err, code
  *   dlg:ack_again(cseq) -> boolean
@@ -449,11 +451,84 @@ static int l_has_option(lua_State *L) {
   return 1;
 }
 
+static const char *refresher_name(int r) {
+  return r == SIP_SE_UAC ? "uac" : "uas";
+}
+
+/* srv:session_uas(req, min_se[, want]) -> status (0, 200, 422), header
+ * lines, expires, refresher ("uac" | "uas") | nil, err, code: RFC 4028 §9
+ * for a session refresh request received (sip_dialog_session_uas). */
+static int l_session_uas(lua_State *L) {
+  check_srv(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  lua_Integer min_se = luaL_checkinteger(L, 3);
+  lua_Integer want = luaL_optinteger(L, 4, 0);
+  luaL_argcheck(L, min_se >= 1 && min_se < 0x80000000LL, 3, "1..2^31-1");
+  luaL_argcheck(L, want >= 0 && want < 0x80000000LL, 4, "0..2^31-1");
+  char out[128];
+  uint32_t expires = 0;
+  int who = 0;
+  int rc = sip_dialog_session_uas(m, (uint32_t)min_se, (uint32_t)want, out,
+                                  sizeof out, &expires, &who);
+  if (rc < 0)
+    return fail(L, rc, "session_uas");
+  lua_pushinteger(L, rc);
+  lua_pushstring(L, out);
+  if (rc != 200)
+    return 2;
+  lua_pushinteger(L, expires);
+  lua_pushstring(L, refresher_name(who));
+  return 4;
+}
+
+/* srv:session_uac(res) -> expires, refresher | false | nil, err, code
+ * (RFC 4028 §7.2, sip_dialog_session_uac) */
+static int l_session_uac(lua_State *L) {
+  check_srv(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  uint32_t expires;
+  int who;
+  int rc = sip_dialog_session_uac(m, &expires, &who);
+  if (rc < 0)
+    return fail(L, rc, "session_uac");
+  if (rc == 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushinteger(L, expires);
+  lua_pushstring(L, refresher_name(who));
+  return 2;
+}
+
+/* srv:min_se(msg) -> seconds | nil */
+static int l_min_se(lua_State *L) {
+  check_srv(L, 1);
+  uint32_t v;
+  if (sip_dialog_min_se(sip__lua_message_check(L, 2)->m, &v) < 0)
+    return 0;
+  lua_pushinteger(L, v);
+  return 1;
+}
+
+/* srv:session_due(expires, we_refresh) -> ms (RFC 4028 §10) */
+static int l_session_due(lua_State *L) {
+  check_srv(L, 1);
+  lua_Integer e = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, e >= 1 && e < 0x80000000LL, 2, "1..2^31-1");
+  lua_pushinteger(L, (lua_Integer)sip_dialog_session_due_ms(
+                         (uint32_t)e, lua_toboolean(L, 3)));
+  return 1;
+}
+
 static const luaL_Reg srv_methods[] = {
     {"dialog_uac", l_dialog_uac},
     {"dialog_uas", l_dialog_uas},
     {"dialog_match", l_dialog_match},
     {"has_option", l_has_option},
+    {"session_uas", l_session_uas},
+    {"session_uac", l_session_uac},
+    {"min_se", l_min_se},
+    {"session_due", l_session_due},
     {NULL, NULL},
 };
 

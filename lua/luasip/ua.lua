@@ -83,6 +83,9 @@ end
 -- @tparam Server srv a `luasip.server`
 -- @tparam[opt] table opts `contact` (our Contact, a name-addr; default
 --   `<sip:ua@HOST:PORT>` of the first listener), `from` (default From URI),
+--   `session_expires` (RFC 4028: the session interval this UAS asks of a
+--   caller that supports timers and asks none; default none), `min_se`
+--   (the smallest interval accepted: a smaller one gets 422; default 90),
 --   `on_invite = function(u, req)` (an INVITE outside any dialog, when
 --   `u:handle` is used for every request)
 -- @treturn UA
@@ -100,6 +103,8 @@ function M.new(srv, opts)
     contact = contact,
     from = opts.from or contact:match("<(.-)>") or contact,
     on_invite = opts.on_invite,
+    session_expires = opts.session_expires, -- RFC 4028, when asked for none
+    min_se = opts.min_se or 90,
     dialogs = {}, -- C dialog -> Dialog
     early = setmetatable({}, { __mode = "k" }), -- INVITE -> its early Dialog (UAS)
     stats = { calls_out = 0, calls_in = 0, failed = 0, rejected = 0 },
@@ -132,6 +137,71 @@ local function send_ack(dlg, cseq, dest)
   return dlg:ack(cseq, nil, nil, targets[1].dest)
 end
 
+-- Header lines ("Name: value\r\n"...) into table h.
+local function lines_into(h, lines)
+  for name, value in lines:gmatch("([^:\r\n]+): ([^\r\n]*)\r\n") do
+    h[name] = value
+  end
+  return h
+end
+
+local session_arm
+
+-- RFC 4028 §10: the session timer fired: the refresher re-INVITEs (with
+-- the same SDP; a failure ends the call with BYE), the other side hangs
+-- up (no refresh came).
+local function session_fire(d)
+  d.se_timer = nil
+  if d.ended then
+    return
+  end
+  sip.spawn(function()
+    if d.se_refresh then
+      local res = d:reinvite(d.local_sdp)
+      if not d.ended and (not res or res.status >= 300) then
+        d:bye()
+      end
+    else
+      d.ua.stats.session_expired = (d.ua.stats.session_expired or 0) + 1
+      d:bye { headers = { Reason = 'SIP;cause=408;text="session expired"' } }
+    end
+  end)
+end
+
+-- (Re)arm d's session timer: `expires` seconds, we refresh or not; nil
+-- stops it.
+session_arm = function(d, expires, we_refresh)
+  if d.se_timer then
+    d.se_timer:stop()
+    d.se_timer = nil
+  end
+  d.se_expires, d.se_refresh = expires, we_refresh
+  if expires and not d.ended then
+    d.se_timer = assert(core.timer(d.ua.srv:session_due(expires, we_refresh), 0, function()
+      session_fire(d)
+    end))
+  end
+end
+
+-- The session timer headers of a refresh request we send (§7.1, §7.4).
+local function session_headers(d, h)
+  if d.se_expires then
+    h[#h + 1] = { "Session-Expires", d.se_expires .. ";refresher=uac" }
+    h[#h + 1] = { "Supported", "timer" }
+  end
+  return h
+end
+
+-- §7.2: a 2xx to a session refresh request we sent (re)arms the timer.
+local function session_from_2xx(d, res)
+  local expires, who = d.ua.srv:session_uac(res)
+  if expires then
+    session_arm(d, expires, who == "uac")
+  elseif d.se_expires then
+    session_arm(d, nil) -- the answer turned it off
+  end
+end
+
 local function wrap(u, dlg, role)
   local d = u.dialogs[dlg]
   if d then
@@ -160,6 +230,10 @@ local function ended(d, why)
     return
   end
   d.ended = why or "ended"
+  if d.se_timer then
+    d.se_timer:stop()
+    d.se_timer = nil
+  end
   d.ua.dialogs[d.dlg] = nil
   d.dlg:terminate()
   d.dlg:close()
@@ -248,7 +322,11 @@ end
 -- §14.1 back-off.
 local function offer(self, method, sdp, opts)
   opts = opts or {}
-  local o = { headers = opts.headers, body = sdp, content_type = sdp and "application/sdp",
+  local h = {}
+  for k, v in pairs(opts.headers or {}) do
+    h[#h + 1] = type(k) == "number" and v or { k, v }
+  end
+  local o = { headers = session_headers(self, h), body = sdp, content_type = sdp and "application/sdp",
     credentials = opts.credentials }
   self.offering = true
   local res, err = self:request(method, o)
@@ -262,6 +340,9 @@ local function offer(self, method, sdp, opts)
   if res and res.status >= 200 and res.status < 300 then
     self.local_sdp = sdp or self.local_sdp
     self.remote_sdp = res.body ~= "" and res.body or self.remote_sdp
+    if not self.ended then
+      session_from_2xx(self, res)
+    end
   end
   return res, err
 end
@@ -361,21 +442,40 @@ local function in_dialog(d, req)
       local _, err = sdp_ok(req.body)
       req:reply(488, "Not Acceptable Here (" .. tostring(err):gsub("[%c]", " ") .. ")")
       return
-    elseif (m == "INVITE" or m == "UPDATE") and req.body ~= "" then
-      if d.answer_sdp then
-        local ans = d.answer_sdp(d, req.body)
-        if ans then
-          req:reply(200, nil, { Contact = d.ua.contact, ["Content-Type"] = "application/sdp" }, ans)
-        else
-          req:reply(488)
-        end
-      else
-        req:reply(200, nil, d.local_sdp and { Contact = d.ua.contact, ["Content-Type"] = "application/sdp" }
-          or { Contact = d.ua.contact }, d.local_sdp)
-      end
-      d.remote_sdp = req.body
     elseif m == "INVITE" or m == "UPDATE" then
-      req:reply(200, nil, { Contact = d.ua.contact })
+      -- RFC 4028 §9: a session refresh: 422 below our Min-SE, else the
+      -- timer's headers in the 200 and the timer re-armed
+      local st, lines, expires, who = d.ua.srv:session_uas(req, d.ua.min_se, d.se_expires or 0)
+      if not st then
+        req:reply(400, "Bad Request (Session-Expires or Min-SE)")
+        return
+      elseif st == 422 then
+        req:reply(422, nil, lines_into({}, lines))
+        return
+      end
+      local h = lines_into({ Contact = d.ua.contact }, lines)
+      local body
+      if req.body ~= "" then
+        if d.answer_sdp then
+          body = d.answer_sdp(d, req.body)
+          if not body then
+            req:reply(488)
+            return
+          end
+        else
+          body = d.local_sdp
+        end
+        d.remote_sdp = req.body
+      end
+      if body then
+        h["Content-Type"] = "application/sdp"
+      end
+      req:reply(200, nil, h, body)
+      if st == 200 then
+        session_arm(d, expires, who == "uas")
+      elseif d.se_expires then
+        session_arm(d, nil) -- a refresh without a timer turns it off
+      end
     else
       req:reply(200)
     end
@@ -565,6 +665,17 @@ end
 -- @treturn Dialog
 function UA:answer(req, sdp, opts)
   opts = opts or {}
+  -- RFC 4028 §9: 422 when the session interval is below our Min-SE
+  local st, lines, expires, who = self.srv:session_uas(req, self.min_se, self.session_expires or 0)
+  if not st or st == 422 then
+    if st then
+      req:reply(422, nil, lines_into({}, lines))
+    else
+      req:reply(400, "Bad Request (Session-Expires or Min-SE)")
+    end
+    self:abandon(req)
+    return nil, st and "session interval too small" or lines, st and "422" or expires
+  end
   local d = self.early[req]
   if d then
     self.early[req] = nil
@@ -582,11 +693,14 @@ function UA:answer(req, sdp, opts)
     d.remote_sdp = req.body ~= "" and req.body or nil
   end
   d.local_sdp = sdp or d.local_sdp
-  local h = uas_headers(self, req, sdp, opts.headers)
+  local h = lines_into(uas_headers(self, req, sdp, opts.headers), lines)
   local ok, err, code = req:reply(opts.status or 200, nil, h, sdp)
   if not ok then
     ended(d, "answer failed")
     return nil, err, code
+  end
+  if st == 200 then
+    session_arm(d, expires, who == "uas")
   end
   self.stats.calls_in = self.stats.calls_in + 1
   return d
@@ -622,8 +736,13 @@ end
 -- request, cancel flags).
 local function do_invite(self, t, c)
   local headers = {}
-  if t["100rel"] ~= false then
-    headers[1] = { "Supported", "100rel" }
+  if t["100rel"] ~= false or t.session_expires then
+    headers[1] = { "Supported", t["100rel"] ~= false and (t.session_expires and "100rel, timer" or "100rel")
+      or "timer" }
+  end
+  if t.session_expires then -- RFC 4028 §7.1: we refresh
+    headers[#headers + 1] = { "Session-Expires", t.session_expires .. ";refresher=uac" }
+    headers[#headers + 1] = { "Min-SE", tostring(t.min_se or math.min(self.min_se, t.session_expires)) }
   end
   if t.route then
     local r = t.route
@@ -730,6 +849,7 @@ local function do_invite(self, t, c)
       d = wrap(self, dlg, "uac")
       d.dest, d.local_sdp = dest, t.sdp
       d.remote_sdp = res.body ~= "" and res.body or c.early_sdp
+      session_from_2xx(d, res)
     end
   end
   for dlg in pairs(early) do -- the other early dialogs end with the INVITE
@@ -745,6 +865,14 @@ local function do_invite(self, t, c)
   end
   if d then
     return d, res
+  end
+  if res and res.status == 422 and t.session_expires and not t.retried_422 then
+    -- RFC 4028 §7.4: again with the interval the 422's Min-SE asks
+    local min = srv:min_se(res)
+    if min and min > t.session_expires then
+      local t2 = setmetatable({ session_expires = min, min_se = min, retried_422 = true }, { __index = t })
+      return do_invite(self, t2, c)
+    end
   end
   self.stats.failed = self.stats.failed + 1
   if res then
@@ -786,7 +914,10 @@ end
 -- `dest` (`"udp:127.0.0.1:5080"`; default the next hop of `to` or of a
 -- `route`), `route` (a proxy URI to send through: a preloaded Route),
 -- `timeout` (seconds of ringing before the call is cancelled),
--- `on_provisional = function(res)`.
+-- `on_provisional = function(res)`, `100rel = false` (no Supported:
+-- 100rel), `session_expires` (RFC 4028: a session interval in seconds;
+-- we refresh at half of it, a 422 is retried once with its Min-SE),
+-- `min_se`.
 -- A 2xx is acknowledged (§13.2.2.4), and so is every retransmission of it;
 -- a 2xx from another fork is acknowledged and hung up.
 -- @tparam table t

@@ -712,12 +712,84 @@ static void test_100rel(void) {
   msg_free(&req);
 }
 
+/* RFC 4028 in C: Session-Expires and Min-SE parsing, the UAS's 422 and
+ * refresher choice, the UAC's reading of a 2xx, when to act. */
+static void test_session_timers(void) {
+  static const char *const base =
+      "INVITE sip:bob@example.com SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKse\r\n"
+      "From: <sip:alice@example.com>;tag=A1\r\nTo: <sip:bob@example.com>\r\n"
+      "Call-ID: se@test\r\nCSeq: 1 INVITE\r\n"
+      "Contact: <sip:alice@127.0.0.1:5060>\r\n%sContent-Length: 0\r\n\r\n";
+  static const struct {
+    const char *hdrs;
+    uint32_t min_se, want;
+    int rc;
+    const char *out;
+  } cases[] = {
+      /* no timer asked, none wanted / the UAC has no timer */
+      {"", 90, 0, 0, ""},
+      {"", 90, 1800, 0, ""},
+      /* we want one, the UAC supports timer: it refreshes */
+      {"Supported: timer\r\n", 90, 1800, 200,
+       "Session-Expires: 1800;refresher=uac\r\nRequire: timer\r\n"},
+      /* below our minimum: 422 */
+      {"Supported: timer\r\nSession-Expires: 60\r\n", 90, 0, 422,
+       "Min-SE: 90\r\n"},
+      /* its refresher choice stands */
+      {"Supported: timer\r\nx: 1800;refresher=uas\r\n", 90, 0, 200,
+       "Session-Expires: 1800;refresher=uas\r\nRequire: timer\r\n"},
+      /* a UAC without timer: the UAS refreshes, no Require */
+      {"Session-Expires: 1800;refresher=uac\r\n", 90, 0, 200,
+       "Session-Expires: 1800;refresher=uas\r\n"},
+      /* our interval raised to its Min-SE */
+      {"Supported: timer\r\nMin-SE: 600\r\n", 90, 300, 200,
+       "Session-Expires: 600;refresher=uac\r\nRequire: timer\r\n"},
+      /* malformed */
+      {"Session-Expires: abc\r\n", 90, 0, SIP_EVALUE, ""},
+      {"Session-Expires: 1800;refresher=me\r\n", 90, 0, SIP_EVALUE, ""},
+      {"Session-Expires: 0\r\n", 90, 0, SIP_EVALUE, ""},
+      {"Min-SE: x\r\n", 90, 0, SIP_EVALUE, ""},
+  };
+  char text[1024], out[128];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    tmsg m;
+    snprintf(text, sizeof text, base, cases[i].hdrs);
+    msg_parse(&m, text);
+    uint32_t e = 0;
+    int who = 0;
+    int rc = sip_dialog_session_uas(&m.m, cases[i].min_se, cases[i].want, out,
+                                    sizeof out, &e, &who);
+    CHECK_MSG(rc == cases[i].rc, "case %zu: rc %d", i, rc);
+    if (rc >= 0)
+      CHECK_MSG(strcmp(out, cases[i].out) == 0, "case %zu: [%s]", i, out);
+    msg_free(&m);
+  }
+  /* the UAC's view of a 2xx */
+  tmsg r;
+  msg_parse(&r, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\n"
+                "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c\r\n"
+                "CSeq: 1 INVITE\r\nSession-Expires: 120\r\n"
+                "Content-Length: 0\r\n\r\n");
+  uint32_t e = 0;
+  int who = 0;
+  CHECK_INT(sip_dialog_session_uac(&r.m, &e, &who), 1);
+  CHECK_INT(e, 120);
+  CHECK_INT(who, SIP_SE_UAC); /* §7.2: no refresher: the UAC */
+  msg_free(&r);
+  /* §10 */
+  CHECK(sip_dialog_session_due_ms(1800, 1) == 900000);
+  CHECK(sip_dialog_session_due_ms(1800, 0) == 1768000);
+  CHECK(sip_dialog_session_due_ms(90, 0) == 60000);
+}
+
 int main(void) {
   test_uac_dialog();
   test_fork();
   test_uas();
   test_strict_route();
   test_100rel();
+  test_session_timers();
   CHECK_INT(uv_loop_init(&loop), 0);
   test_ack_and_bye();
   CHECK_INT(uv_loop_close(&loop), 0);
