@@ -30,11 +30,11 @@ local concat, remove = table.concat, table.remove
 
 local M = {}
 
---- Option tags this UA implements (RFC 3262 100rel): give them to the
+--- Option tags this UA implements (RFC 3262 100rel, RFC 4028 timer): give them to the
 -- server's `sanity.supported` so that an INVITE that requires them passes
 -- the C checks (`server = { sanity = { supported = ua.supported } }` in a
 -- script).
-M.supported = { "100rel" }
+M.supported = { "100rel", "timer" }
 
 -- RFC 3262 §3: a reliable 1xx is re-sent for 64*T1 (T1 = 0.5 s), then the
 -- INVITE fails (500, sent by the transaction layer)
