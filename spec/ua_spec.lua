@@ -457,6 +457,39 @@ describe("luasip.ua: session timers (RFC 4028)", function()
   end)
 end)
 
+describe("luasip.ua: a CANCEL that gets no final response (§9.1)", function()
+  after_each(N.cleanup)
+
+  it("ends the INVITE with 408 64*T1 after the CANCEL when the callee never answers it", function()
+    local sa = server()
+    local alice = ua.new(sa)
+    local peer = N.udp()
+    local call = alice:call { to = "sip:bob@127.0.0.1:" .. peer.port, timeout = 0.05 }
+    local inv = assert(peer:recv(2), "no INVITE")
+    -- 180 with a To tag, then silence: the CANCEL is never answered
+    local function hdr(name)
+      return assert(inv:match("\r\n(" .. name .. ":[^\r\n]*)"), name)
+    end
+    local ringing = table.concat({ "SIP/2.0 180 Ringing", hdr("Via"), hdr("From"), hdr("To") .. ";tag=peer1",
+      hdr("Call%-ID"), hdr("CSeq"), "Content-Length: 0", "", "" }, "\r\n")
+    peer:send(ringing, "127.0.0.1", tonumber(inv:match("Via: SIP/2.0/UDP [%d.]+:(%d+)")))
+    local got
+    sip.spawn(function() got = table.pack(call:wait()) end)
+    assert.is_truthy(N.pump_until(function() return got end, 3), "the call never ended")
+    assert.is_nil(got[1])
+    assert.equal(408, got[2].status)
+    assert.equal("timeout", got[3])
+    local cancels = 0
+    peer:poll()
+    for _, d in ipairs(peer.queue) do
+      if d.data:match("^CANCEL ") then
+        cancels = cancels + 1
+      end
+    end
+    assert.is_true(cancels >= 1, "no CANCEL")
+  end)
+end)
+
 describe("luasip.ua: the non-dialog half", function()
   it("is reachable from luasip.ua (register, message)", function()
     assert.equal(require("luasip.ua.register").register, ua.register)

@@ -187,7 +187,9 @@ int sip_tu_request(sip_tu *tu, sip_msg *m, const sip_dest *dest,
  * same Request-URI, top Via (same branch), Route lines, From, To, Call-ID
  * and CSeq number, to the same destination, over a new non-INVITE client
  * transaction whose responses are not reported. The caller sends it only
- * after a provisional response (§9.1). Returns 0, SIP_EINVAL (ict is not
+ * after a provisional response (§9.1). When no final response comes
+ * within 64*T1 after it, the INVITE transaction ends with a made-up 408
+ * (§9.1; sip_txn_cancel_sent). Returns 0, SIP_EINVAL (ict is not
  * an INVITE client transaction waiting for its final response, or the
  * CANCEL cannot be written), or sip_txn_request's code. */
 int sip_tu_cancel_request(sip_tu *tu, sip_txn *ict, sip_msg *invite,

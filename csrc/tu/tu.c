@@ -517,5 +517,8 @@ int sip_tu_cancel_request(sip_tu *tu, sip_txn *ict, sip_msg *invite,
                                  (sip_str){route, rlen}, buf, sizeof buf);
   if (n < 0)
     return n == SIP_ENOMEM ? n : SIP_EINVAL;
-  return sip_txn_request(tu->txl, buf, (size_t)n, &d, NULL, NULL, NULL);
+  int rc = sip_txn_request(tu->txl, buf, (size_t)n, &d, NULL, NULL, NULL);
+  if (rc >= 0) /* §9.1: no final in 64*T1 ends the INVITE (408) */
+    (void)sip_txn_cancel_sent(ict);
+  return rc;
 }

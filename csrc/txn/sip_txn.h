@@ -351,6 +351,13 @@ int sip_txn_reply(sip_txn *t, int status, const char *bytes, size_t len);
  * SIP_EINVAL (not an IST in Accepted, re-sending already) or SIP_ENOMEM. */
 int sip_txn_retransmit_2xx(sip_txn *t, const char *bytes, size_t len);
 
+/* §9.1: a CANCEL was sent for the INVITE client transaction t: when no
+ * final response comes within 64*T1 from now, the layer ends t as Timer B
+ * would (a made-up 408 to the TU; counted in timeouts). In Calling, Timer
+ * B already runs. Returns 0, or SIP_EINVAL (not an ICT in Calling or
+ * Proceeding). */
+int sip_txn_cancel_sent(sip_txn *t);
+
 /* RFC 3262 §3, on the layer's timer heap for the TU: the provisional response
  * (101-199) just sent on the INVITE server transaction t (sip_txn_reply, state
  * Proceeding) is reliable. Over an unreliable transport the layer re-sends it
