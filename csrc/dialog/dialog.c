@@ -682,8 +682,8 @@ static int single(sip_msg *m, int id, sip_str *v) {
   return 0;
 }
 
-int sip_dialog_reliable(sip_dialog *d, sip_msg *invite, sip_txn *ist,
-                        char *out, size_t cap) {
+int sip_dialog_reliable(sip_dialog *d, sip_msg *invite, sip_txn *ist, char *out,
+                        size_t cap) {
   const sip_cseq *cs;
   if (d->role != SIP_DLG_UAS || d->state != SIP_DLG_EARLY || !ist ||
       !invite->is_request || !method_is(invite->method, "INVITE") ||
@@ -864,8 +864,8 @@ int sip_dialog_session_uas(sip_msg *req, uint32_t min_se, uint32_t want,
     who = timer ? SIP_SE_UAC : SIP_SE_UAS;
   if (!timer)
     who = SIP_SE_UAS; /* it cannot refresh what it does not know */
-  n = snprintf(out, cap, "Session-Expires: %u;refresher=%s\r\n%s",
-               (unsigned)se, who == SIP_SE_UAC ? "uac" : "uas",
+  n = snprintf(out, cap, "Session-Expires: %u;refresher=%s\r\n%s", (unsigned)se,
+               who == SIP_SE_UAC ? "uac" : "uas",
                timer ? "Require: timer\r\n" : "");
   if (n < 0 || (size_t)n >= cap)
     return SIP_ERANGE;

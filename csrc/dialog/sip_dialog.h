@@ -158,10 +158,10 @@ int sip_dialog_has_option(sip_msg *m, int require, const char *tag);
  * until the PRACK (sip_dialog_prack) or sip_dialog_reliable_end. The caller
  * sends the 1xx with SIP_TU_RELIABLE (sip_tu.h). Returns the length,
  * SIP_ENOTFOUND (invite lists 100rel in neither Supported nor Require: send
- * it unreliably), SIP_EINVAL (d is not an early UAS dialog), UV_EBUSY (§3: the previous reliable 1xx awaits its
- * PRACK) or SIP_ERANGE (cap too small). */
-int sip_dialog_reliable(sip_dialog *d, sip_msg *invite, sip_txn *ist,
-                        char *out, size_t cap);
+ * it unreliably), SIP_EINVAL (d is not an early UAS dialog), UV_EBUSY (§3: the
+ * previous reliable 1xx awaits its PRACK) or SIP_ERANGE (cap too small). */
+int sip_dialog_reliable(sip_dialog *d, sip_msg *invite, sip_txn *ist, char *out,
+                        size_t cap);
 
 /* d forgets its reliable 1xx (its send failed, or the INVITE got its final
  * response); the layer's re-sending, if any, stops. */

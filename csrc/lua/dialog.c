@@ -275,14 +275,15 @@ static int dlg_reliable(lua_State *L) {
   char hdr[64];
   int n = sip_dialog_reliable(u->d, r->base.m, r->txn, hdr, sizeof hdr);
   if (n == UV_EBUSY)
-    return sip__lua_fail(L, n, "reliable: the previous reliable 1xx awaits "
-                               "its PRACK");
+    return sip__lua_fail(L, n,
+                         "reliable: the previous reliable 1xx awaits "
+                         "its PRACK");
   if (n < 0)
     return sip__lua_fail(L, n, "reliable: %s",
                          n == SIP_ENOTFOUND
                              ? "the INVITE does not support 100rel"
-                             : n == SIP_EINVAL ? "not an early UAS dialog"
-                                               : sip_tp_strerror(n));
+                         : n == SIP_EINVAL ? "not an early UAS dialog"
+                                           : sip_tp_strerror(n));
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addlstring(&b, hdr, (size_t)n);

@@ -135,8 +135,7 @@ static int ack_wait(sip_tu *tu, sip_txn *t, sip_msg *req, sip_str to_tag) {
 /* RFC 3262 §3: the final response that ends an INVITE whose reliable 1xx
  * got no PRACK (built now, with the 1xx's To tag and our Server header),
  * handed to the layer with the 1xx to re-send. */
-static int reliable_1xx(sip_tu *tu, sip_txn *t, sip_msg *req,
-                        sip_str to_tag) {
+static int reliable_1xx(sip_tu *tu, sip_txn *t, sip_msg *req, sip_str to_tag) {
   static const char reason[] = "No PRACK";
   sip_str r = {reason, sizeof reason - 1};
   sip_str x = {tu->server_line, tu->server_len};

@@ -498,8 +498,7 @@ int sip_txn_retransmit_1xx(sip_txn *t, const char *fail, size_t fail_len) {
   if (!t || t->kind != SIP_TXN_IST || t->state != SIP_TXN_PROCEEDING ||
       t->retx || !t->out || (t->flags & SIP__TF_TRYING) || t->status <= 100 ||
       t->status >= 200 || !fail || fail_len < 12 ||
-      memcmp(fail, "SIP/2.0 5", 9) != 0 ||
-      fail_len > UINT32_MAX - t->out_len)
+      memcmp(fail, "SIP/2.0 5", 9) != 0 || fail_len > UINT32_MAX - t->out_len)
     return SIP_EINVAL;
   sip_txl *txl = t->txl;
   uint32_t n = t->out_len;

@@ -236,9 +236,9 @@ typedef struct sip_txl_counters {
   /* requests moved to TCP for their size (§18.1.1) whose connection
    * failed, sent over UDP instead */
   uint64_t udp_fallbacks;
-  uint64_t retx_2xx;    /* 2xx re-sent by sip_txn_retransmit_2xx */
-  uint64_t unacked_2xx; /* of those, ended by Timer L without an ACK */
-  uint64_t retx_1xx;     /* reliable 1xx re-sent (sip_txn_retransmit_1xx) */
+  uint64_t retx_2xx;      /* 2xx re-sent by sip_txn_retransmit_2xx */
+  uint64_t unacked_2xx;   /* of those, ended by Timer L without an ACK */
+  uint64_t retx_1xx;      /* reliable 1xx re-sent (sip_txn_retransmit_1xx) */
   uint64_t unpracked_1xx; /* reliable 1xx without PRACK for 64*T1: the
                             INVITE failed with the stored final */
 } sip_txl_counters;
