@@ -320,6 +320,43 @@ describe("luasip.ua: reliable provisional responses (RFC 3262, T1 = 10 ms)", fun
     assert.equal(200, run(function() return d:bye() end).status)
   end)
 
+  it("sends a second reliable 1xx only once the first was PRACKed (RSeq + 1); the layer refuses it before", function()
+    local alice, bob, uri = pair()
+    local pracks, rels, early_err = {}, {}, nil
+    bob.policy = function(req)
+      local answer = sdp.serialize(assert(sdp.answer(req.body, CAPS)))
+      sip.spawn(function()
+        local _, p = bob:progress(req, 180, nil, { reliable = true })
+        pracks[#pracks + 1] = p
+      end)
+      -- the same early dialog, straight from C: busy until the PRACK
+      local _, err, code = bob.early[req].dlg:reliable(req, 181)
+      early_err = { err, code }
+      local _, p = bob:progress(req, 183, answer, { reliable = true }) -- waits its turn
+      pracks[#pracks + 1] = p
+      bob.calls[#bob.calls + 1] = assert(bob:answer(req))
+    end
+    local d = run(function()
+      return alice:invite { to = uri, sdp = OFFER, on_provisional = function(r)
+        if r:header("RSeq") then
+          rels[#rels + 1] = r
+        end
+      end }
+    end)
+    assert.is_truthy(d)
+    assert.equal("EBUSY", early_err[2])
+    assert.equal(2, #pracks)
+    local r1, r2
+    for _, r in ipairs(rels) do -- retransmissions aside
+      if r.status == 180 then r1 = r1 or r end
+      if r.status == 183 then r2 = r2 or r end
+    end
+    assert.is_truthy(r1 and r2)
+    assert.equal(tonumber(r1:header("RSeq")) + 1, tonumber(r2:header("RSeq")))
+    assert.equal(r2:header("RSeq") .. " " .. r2.cseq .. " INVITE", pracks[2]:header("RAck"))
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+
   it("re-sends the reliable 1xx until 64*T1, then the INVITE fails with 500 (no PRACK)", function()
     local sa, sb = server(), server()
     local bob = ua.new(sb)

@@ -274,16 +274,16 @@ static int dlg_reliable(lua_State *L) {
     return sip__lua_fail(L, SIP_EINVAL, "reliable: the INVITE is answered");
   char hdr[64];
   int n = sip_dialog_reliable(u->d, r->base.m, r->txn, hdr, sizeof hdr);
-  if (n == UV_EBUSY)
-    return sip__lua_fail(L, n,
-                         "reliable: the previous reliable 1xx awaits "
-                         "its PRACK");
-  if (n < 0)
-    return sip__lua_fail(L, n, "reliable: %s",
-                         n == SIP_ENOTFOUND
-                             ? "the INVITE does not support 100rel"
-                         : n == SIP_EINVAL ? "not an early UAS dialog"
-                                           : sip_tp_strerror(n));
+  if (n < 0) { /* nil, message, code name (EBUSY, NOTFOUND, INVAL) */
+    lua_pushnil(L);
+    lua_pushfstring(L, "reliable: %s",
+                    n == UV_EBUSY ? "the previous reliable 1xx awaits its PRACK"
+                    : n == SIP_ENOTFOUND ? "the INVITE does not support 100rel"
+                    : n == SIP_EINVAL    ? "not an early UAS dialog"
+                                         : sip_tp_strerror(n));
+    lua_pushstring(L, sip_tp_errname(n));
+    return 3;
+  }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addlstring(&b, hdr, (size_t)n);
