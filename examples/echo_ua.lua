@@ -9,9 +9,12 @@
 -- 481s are luasip.ua's (u:handle). OPTIONS gets 200; anything else 405.
 --
 --     luasip run examples/echo_ua.lua --listen udp:127.0.0.1:5070 \
---       [--hold-time SECONDS] [--ring SECONDS]
+--       [--hold-time SECONDS] [--ring SECONDS] [--session-expires SECONDS]
+--       [--min-se SECONDS]
 --
--- --hold-time 0 never hangs up (the caller must). No media: the answer
+-- --hold-time 0 never hangs up (the caller must). --session-expires runs a
+-- session timer (RFC 4028) with callers that support it; --min-se (90)
+-- answers 422 below it. No media: the answer
 -- names a port nobody listens on.
 local sip = require "luasip"
 local ua = require "luasip.ua"
@@ -99,12 +102,16 @@ return {
   options = {
     ["hold-time"] = { default = 10, help = "seconds before we hang up (0: never)", arg = "SECONDS" },
     ring = { default = 0, help = "seconds of ringing before the answer", arg = "SECONDS" },
+    ["session-expires"] = { default = 0, help = "session interval we ask for (RFC 4028; 0: none)", arg = "SECONDS" },
+    ["min-se"] = { default = 90, help = "smallest session interval accepted (422 below)", arg = "SECONDS" },
   },
   setup = function(ctx)
     opts, srv = ctx.options, ctx.server
   end,
   request = function(req)
-    u = u or ua.new(srv) -- here the listeners are open: our Contact
+    -- here the listeners are open: our Contact
+    u = u or ua.new(srv, { session_expires = opts["session-expires"] > 0 and opts["session-expires"] or nil,
+      min_se = opts["min-se"] })
     if u:handle(req) then
       return
     end

@@ -12,6 +12,9 @@
 #   uac-cancel-udp/tcp     CANCEL during ringing: 200, 487, ACK
 #   uac-update-udp/tcp     UPDATE with an offer (hold) in the call: 200 with
 #                          the answer (recvonly)
+#   uac-timer-udp/tcp      session timer (RFC 4028) asked with refresher=uas:
+#                          echo_ua's 200 (Session-Expires, Require: timer),
+#                          its refresh re-INVITE at half the interval
 #   uac-prack-udp/tcp      100rel required: the answer in a reliable 183
 #                          (RSeq), PRACK / 200, 200 / ACK, BYE
 #   uac-lost               $CALLS calls at 10/s under -lost 10: 0 failed
@@ -27,6 +30,8 @@
 #                          the §14.1 back-off: 200
 #   uas-race-udp/tcp       the CANCEL/200 race: call.lua --timeout cancels,
 #                          the 200 crosses the CANCEL: ACK, then BYE
+#   uas-timer              call.lua --session-expires 2 -> a SIPp UAS: the
+#                          INVITE asks it, call.lua's refresh at 1 s
 #   uas-bye                call.lua -> a SIPp UAS that hangs up: call.lua's
 #                          wait sees the BYE ("ended by the callee")
 #   proxy-call             call.lua -> proxy.lua -> echo_ua (registered):
@@ -134,6 +139,7 @@ expect_calls() {
 start echo examples/echo_ua.lua --listen udp:127.0.0.1:5070 --listen tcp:127.0.0.1:5070 --hold-time 0
 start hangup examples/echo_ua.lua --listen udp:127.0.0.1:5071 --listen tcp:127.0.0.1:5071 --hold-time 0.3
 start ring examples/echo_ua.lua --listen udp:127.0.0.1:5072 --listen tcp:127.0.0.1:5072 --ring 5
+start timer examples/echo_ua.lua --listen udp:127.0.0.1:5073 --listen tcp:127.0.0.1:5073 --hold-time 0 --min-se 1
 
 for tp in udp tcp; do
   t=u1; [ "$tp" = tcp ] && t=t1
@@ -147,6 +153,8 @@ for tp in udp tcp; do
   expect_calls "uac-cancel-$tp" "cancel-$tp" 3
   sipp_run "update-$tp" 127.0.0.1:5070 -sf "$DIR/ua_uac_update.xml" -s echo -t $t -i 127.0.0.1 -p 5087 -m 3 -timeout 30s
   expect_calls "uac-update-$tp" "update-$tp" 3
+  sipp_run "timer-$tp" 127.0.0.1:5073 -sf "$DIR/ua_uac_timer.xml" -s echo -t $t -i 127.0.0.1 -p 5088 -m 2 -timeout 30s
+  expect_calls "uac-timer-$tp" "timer-$tp" 2
   sipp_run "prack-$tp" 127.0.0.1:5070 -sf "$DIR/ua_uac_prack.xml" -s echo -t $t -i 127.0.0.1 -p 5086 -m 3 -timeout 30s
   expect_calls "uac-prack-$tp" "prack-$tp" 3
 done
@@ -197,6 +205,8 @@ uas_call uas-race-udp uas-race-udp "failed 200 OK (timeout)" -sf "$DIR/ua_uas_ra
   --listen udp:127.0.0.1:5111 --to sip:x@127.0.0.1:5110 --timeout 0.3
 uas_call uas-race-tcp uas-race-tcp "failed 200 OK (timeout)" -sf "$DIR/ua_uas_race.xml" -t t1 -i 127.0.0.1 -p 5112 -- \
   --listen tcp:127.0.0.1:5113 --to "sip:x@127.0.0.1:5112;transport=tcp" --timeout 0.3
+uas_call uas-timer uas-timer "answered 200; BYE 200" -sf "$DIR/ua_uas_timer.xml" -i 127.0.0.1 -p 5114 -- \
+  --listen udp:127.0.0.1:5115 --to sip:x@127.0.0.1:5114 --hold-time 1.5 --session-expires 2
 uas_call uas-bye uas-bye "answered 200; ended by the callee" -sf "$DIR/ua_uas_bye.xml" -i 127.0.0.1 -p 5094 -- \
   --listen udp:127.0.0.1:5095 --to sip:x@127.0.0.1:5094 --hold-time 5
 
