@@ -23,19 +23,21 @@ local core = require "luasip.core"
 
 local srv, u, opts
 
--- Our capabilities, on the address the call came to (one string per
--- address: dialogs share it).
-local caps_of = {}
+-- Our capabilities, on the address the call came to, as text and parsed
+-- (once per address: calls and dialogs share them; sdp.answer copies
+-- what it takes).
+local caps_of, caps_parsed = {}, {}
 local function caps(host)
   if caps_of[host] then
-    return caps_of[host]
+    return caps_of[host], caps_parsed[host]
   end
   caps_of[host] = table.concat({
     "v=0", "o=echo " .. os.time() .. " 1 IN IP4 " .. host, "s=echo", "c=IN IP4 " .. host, "t=0 0",
     "m=audio 40000 RTP/AVP 0 8 101", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000",
     "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=sendrecv", "",
   }, "\r\n")
-  return caps_of[host]
+  caps_parsed[host] = assert(sdp.parse(caps_of[host]))
+  return caps_of[host], caps_parsed[host]
 end
 
 -- A re-INVITE or UPDATE with an offer is answered from our capabilities
@@ -48,10 +50,10 @@ end
 local function invite(req)
   local src = req:source()
   local host = src and src.local_host or "127.0.0.1"
-  local ours = caps(host:find(":", 1, true) and "127.0.0.1" or host)
+  local ours, parsed = caps(host:find(":", 1, true) and "127.0.0.1" or host)
   local answer = ours
   if req.body ~= "" then
-    local a = sdp.answer(req.body, ours)
+    local a = sdp.answer(req.body, parsed)
     if not a or #sdp.negotiated(a) == 0 then
       return req:reply(488, "Not Acceptable Here")
     end
@@ -77,7 +79,7 @@ local function invite(req)
   if not d then
     return
   end
-  d.caps, d.answer_sdp = ours, answer_sdp
+  d.caps, d.answer_sdp = parsed, answer_sdp
   local hold = opts["hold-time"]
   if hold <= 0 then -- the dialog lives on in u (u:handle); no coroutine kept
     return
