@@ -394,6 +394,7 @@ bench-run:
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/reg_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/proxy_bench.sh
 	@BUILD=$(BUILD) LUA=$(LUA) SHARED='$(SHARED)' csrc/bench/b2bua_bench.sh
+	@BUILD=$(BUILD) LUA=$(LUA) csrc/bench/ua_bench.sh
 
 # --- example ----------------------------------------------------------------
 .PHONY: run

@@ -5,12 +5,16 @@
 --     luasip run examples/call.lua --listen udp:127.0.0.1:5072 \
 --       --to sip:echo@127.0.0.1:5070 [--via sip:127.0.0.1:5060] \
 --       [--from sip:me@127.0.0.1] [--user NAME --password SECRET] \
---       [--hold-time SECONDS] [--timeout SECONDS] [--reinvite]
+--       [--hold-time SECONDS] [--timeout SECONDS] [--reinvite] [--update]
+--       [--info] [--session-expires SECONDS]
 --
 -- --via sends the INVITE through that proxy (a preloaded Route; the
 -- dialog then follows the proxy's Record-Route). --user/--password answer
 -- a 401/407 (luasip.auth). --reinvite puts the call on hold and back
--- (two re-INVITEs) before hanging up. The outcome is one line on stdout:
+-- (two re-INVITEs) before hanging up; --update sends an UPDATE with the
+-- offer again (RFC 3311), --info an INFO with a DTMF digit (RFC 6086);
+-- --session-expires asks for a session timer (RFC 4028) that we refresh.
+-- The outcome is one line on stdout:
 --   "call: answered 200; BYE 200" / "call: ended by the callee" /
 --   "call: failed 486 Busy Here" / "call: error <message>"
 local sip = require "luasip"
@@ -34,7 +38,8 @@ end
 local call_ua -- the UA of the call: in-dialog requests go to it
 
 local function place(srv, o)
-  local u = ua.new(srv, { from = o.from ~= "" and o.from or nil })
+  local se = o["session-expires"] > 0 and o["session-expires"] or nil
+  local u = ua.new(srv, { from = o.from ~= "" and o.from or nil, min_se = se and math.min(90, se) })
   call_ua = u
   local credentials
   if o.user ~= "" then
@@ -44,7 +49,7 @@ local function place(srv, o)
   end
   local mine = offer()
   local d, res, why = u:invite { to = o.to, sdp = mine, route = o.via ~= "" and o.via or nil,
-    credentials = credentials, timeout = o.timeout > 0 and o.timeout or nil }
+    credentials = credentials, timeout = o.timeout > 0 and o.timeout or nil, session_expires = se }
   if not d then
     if type(res) == "string" or res == nil then
       say("error %s", tostring(res))
@@ -58,6 +63,18 @@ local function place(srv, o)
     local r1 = d:reinvite(held)
     local r2 = d:reinvite(mine)
     say("re-INVITE hold %d, resume %d", r1 and r1.status or 0, r2 and r2.status or 0)
+  end
+  if o.update or o.info then
+    local out = {}
+    if o.update then
+      local r = d:update(mine)
+      out[#out + 1] = "UPDATE " .. (r and r.status or 0)
+    end
+    if o.info then
+      local r = d:info("Signal=5\r\nDuration=160\r\n", "application/dtmf-relay")
+      out[#out + 1] = "INFO " .. (r and r.status or 0)
+    end
+    say("%s", table.concat(out, ", "))
   end
   local deadline = core.now() + math.floor(o["hold-time"] * 1000) -- ms
   while d:state() ~= "terminated" do
@@ -91,6 +108,9 @@ return {
     ["hold-time"] = { default = 2, help = "seconds in the call before BYE", arg = "SECONDS" },
     timeout = { default = 30, help = "seconds of ringing before CANCEL (0: none)", arg = "SECONDS" },
     reinvite = { default = false, help = "hold and resume with two re-INVITEs" },
+    update = { default = false, help = "send an UPDATE with the offer once answered" },
+    info = { default = false, help = "send an INFO (a DTMF digit) once answered" },
+    ["session-expires"] = { default = 0, help = "a session timer we refresh (RFC 4028; 0: none)", arg = "SECONDS" },
   },
   setup = function(ctx)
     srv = ctx.server

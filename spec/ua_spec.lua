@@ -282,6 +282,251 @@ describe("luasip.ua: calls between two luasip UAs (T1 = 10 ms)", function()
   end)
 end)
 
+describe("luasip.ua: reliable provisional responses (RFC 3262, T1 = 10 ms)", function()
+  after_each(N.cleanup)
+
+  it("sends the SDP answer in a reliable 183, PRACKed once; the 2xx carries no SDP again", function()
+    local alice, bob, uri = pair()
+    local pracks, got183 = {}, {}
+    bob.policy = function(req)
+      local answer = sdp.serialize(assert(sdp.answer(req.body, CAPS)))
+      local d, prack = bob:progress(req, 183, answer, { reliable = true })
+      assert.is_truthy(d, prack)
+      pracks[#pracks + 1] = prack
+      bob.calls[#bob.calls + 1] = assert(bob:answer(req))
+    end
+    local d, res = run(function()
+      return alice:invite { to = uri, sdp = OFFER, on_provisional = function(r)
+        got183[#got183 + 1] = r
+      end }
+    end)
+    assert.is_truthy(d, "no dialog")
+    assert.equal(200, res.status)
+    assert.equal("", res.body)
+    -- the answer came in the 183 (§5): the dialog has it
+    assert.equal(50000, assert(sdp.parse(d.remote_sdp)).media[1].port)
+    assert.is_true(#got183 >= 1)
+    local r1 = got183[1]
+    assert.equal(183, r1.status)
+    assert.matches("100rel", r1:header("Require"))
+    local rseq = tonumber(r1:header("RSeq"))
+    assert.is_truthy(rseq and rseq >= 1 and rseq < 2 ^ 31, "RSeq")
+    -- one PRACK with the RAck of that 183
+    assert.equal(1, #pracks)
+    assert.equal("PRACK", pracks[1].method)
+    assert.equal(rseq .. " " .. res.cseq .. " INVITE", pracks[1]:header("RAck"))
+    assert.equal(r1.to.tag, pracks[1].to.tag)
+    assert.equal("confirmed", bob.calls[1]:state())
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+
+  it("sends a second reliable 1xx only once the first was PRACKed (RSeq + 1); the layer refuses it before", function()
+    local alice, bob, uri = pair()
+    local pracks, rels, early_err = {}, {}, nil
+    bob.policy = function(req)
+      local answer = sdp.serialize(assert(sdp.answer(req.body, CAPS)))
+      sip.spawn(function()
+        local _, p = bob:progress(req, 180, nil, { reliable = true })
+        pracks[#pracks + 1] = p
+      end)
+      -- the same early dialog, straight from C: busy until the PRACK
+      local _, err, code = bob.early[req].dlg:reliable(req, 181)
+      early_err = { err, code }
+      local _, p = bob:progress(req, 183, answer, { reliable = true }) -- waits its turn
+      pracks[#pracks + 1] = p
+      bob.calls[#bob.calls + 1] = assert(bob:answer(req))
+    end
+    local d = run(function()
+      return alice:invite { to = uri, sdp = OFFER, on_provisional = function(r)
+        if r:header("RSeq") then
+          rels[#rels + 1] = r
+        end
+      end }
+    end)
+    assert.is_truthy(d)
+    assert.equal("EBUSY", early_err[2])
+    assert.equal(2, #pracks)
+    local r1, r2
+    for _, r in ipairs(rels) do -- retransmissions aside
+      if r.status == 180 then r1 = r1 or r end
+      if r.status == 183 then r2 = r2 or r end
+    end
+    assert.is_truthy(r1 and r2)
+    assert.equal(tonumber(r1:header("RSeq")) + 1, tonumber(r2:header("RSeq")))
+    assert.equal(r2:header("RSeq") .. " " .. r2.cseq .. " INVITE", pracks[2]:header("RAck"))
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+
+  it("re-sends the reliable 1xx until 64*T1, then the INVITE fails with 500 (no PRACK)", function()
+    local sa, sb = server(), server()
+    local bob = ua.new(sb)
+    local outcome
+    sb:on_request(function(req)
+      if bob:handle(req) then
+        return
+      end
+      outcome = table.pack(bob:progress(req, 180, nil, { reliable = true, prack_timeout = 2 }))
+    end)
+    local rels = 0
+    local res = run(function()
+      local req = assert(sip.request { method = "INVITE", uri = "sip:bob@" .. addr(sb),
+        to = "sip:bob@" .. addr(sb), from = "sip:alice@127.0.0.1",
+        contact = "<sip:alice@" .. addr(sa) .. ">", headers = { { "Supported", "100rel" } } })
+      return sa:send(req, nil, { on_provisional = function(r)
+        if r:header("RSeq") then
+          rels = rels + 1
+        end
+      end })
+    end, 4)
+    assert.equal(500, res.status)
+    assert.equal("No PRACK", res.reason)
+    assert.is_true(rels >= 4, "re-sent " .. rels .. " times") -- T1, 2T1, 4T1 ... 32T1
+    assert.is_truthy(N.pump_until(function() return outcome end, 3))
+    assert.is_nil(outcome[1])
+    assert.equal("no PRACK", outcome[2])
+    assert.equal(0, bob:count())
+  end)
+
+  it("sends the 1xx unreliably to an INVITE without 100rel", function()
+    local alice, bob, uri = pair()
+    local seen
+    bob.policy = function(req)
+      local d, how = bob:progress(req, 180, nil, { reliable = true })
+      seen = how
+      assert.is_truthy(d)
+      bob.calls[#bob.calls + 1] = assert(bob:answer(req, sdp.serialize(assert(sdp.answer(req.body, CAPS)))))
+    end
+    local prov
+    local d = assert(run(function()
+      return alice:invite { to = uri, sdp = OFFER, ["100rel"] = false, on_provisional = function(r)
+        prov = r
+      end }
+    end))
+    assert.is_true(seen)
+    assert.is_nil(prov:header("RSeq"))
+    assert.is_nil(prov:header("Require"))
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+
+  it("answers a PRACK that matches no reliable 1xx with 481", function()
+    local alice, bob, uri = pair()
+    local d = assert(run(function() return alice:invite { to = uri, sdp = OFFER } end))
+    local res = run(function() return d:request("PRACK", { headers = { RAck = "1 1 INVITE" } }) end)
+    assert.equal(481, res.status)
+    local _ = bob
+  end)
+end)
+
+describe("luasip.ua: malformed SDP within a dialog", function()
+  after_each(N.cleanup)
+
+  it("answers a re-INVITE or UPDATE whose SDP does not parse with 488 and the reason; the call goes on", function()
+    local alice, bob, uri = pair()
+    local d = assert(run(function() return alice:invite { to = uri, sdp = OFFER } end))
+    local bd = bob.calls[1]
+    local before = bd.remote_sdp
+    for _, case in ipairs {
+      { "INVITE", "garbage" },
+      { "UPDATE", "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio x RTP/AVP 0\r\n" },
+      { "INVITE", "v=0\r\nthis is not SDP\r\n" },
+    } do
+      local res = run(function()
+        return d:request(case[1], { body = case[2], content_type = "application/sdp" })
+      end)
+      assert.equal(488, res.status, case[1])
+      assert.matches("SDP", res.reason)
+    end
+    -- nothing changed: the old offer stands, the dialog is up
+    assert.equal(before, bd.remote_sdp)
+    assert.equal("confirmed", bd:state())
+    local res = run(function() return d:reinvite(OFFER) end)
+    assert.equal(200, res.status)
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+end)
+
+describe("luasip.ua: session timers (RFC 4028)", function()
+  after_each(N.cleanup)
+
+  it("the caller refreshes at half the interval; the 2xx carries Session-Expires and Require: timer", function()
+    local alice, bob, uri = pair()
+    alice.min_se, bob.min_se = 1, 1
+    local refreshes = 0
+    local d, res = run(function() return alice:invite { to = uri, sdp = OFFER, session_expires = 2 } end)
+    assert.is_truthy(d, tostring(res))
+    assert.equal("2;refresher=uac", res:header("Session-Expires"))
+    assert.matches("timer", res:header("Require"))
+    local bd = bob.calls[1]
+    bd.on_request = function(_, req)
+      if req.method == "INVITE" and req:header("Session-Expires") then
+        refreshes = refreshes + 1
+      end
+    end
+    N.pump_until(function() return refreshes >= 2 end, 3)
+    assert.is_true(refreshes >= 2, "refreshes: " .. refreshes) -- at 1 s and 2 s
+    assert.equal("confirmed", d:state())
+    assert.equal("confirmed", bd:state()) -- its BYE (at 2 s - 0) kept off
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+
+  it("the callee hangs up (BYE) when the refresher sends no refresh before the interval ends", function()
+    local alice, bob, uri = pair()
+    alice.min_se, bob.min_se = 1, 1
+    local d = assert(run(function() return alice:invite { to = uri, sdp = OFFER, session_expires = 3 } end))
+    d.se_timer:stop() -- a caller that does not refresh
+    d.se_timer = nil
+    local ev, why = run(function() return d:wait(5) end, 6)
+    assert.equal("BYE", ev and ev.method)
+    assert.matches("session expired", ev:header("Reason"))
+    local _, ended = run(function() return d:wait(1) end)
+    assert.equal("bye received", ended or why)
+    assert.equal(1, bob.stats.session_expired)
+  end)
+
+  it("answers 422 with Min-SE below its minimum; the caller retries with that interval", function()
+    local alice, bob, uri = pair()
+    alice.min_se, bob.min_se = 1, 5
+    local d, res = run(function() return alice:invite { to = uri, sdp = OFFER, session_expires = 2 } end)
+    assert.is_truthy(d, tostring(res))
+    assert.equal(200, res.status)
+    assert.equal("5;refresher=uac", res:header("Session-Expires"))
+    assert.equal(200, run(function() return d:bye() end).status)
+  end)
+end)
+
+describe("luasip.ua: a CANCEL that gets no final response (§9.1)", function()
+  after_each(N.cleanup)
+
+  it("ends the INVITE with 408 64*T1 after the CANCEL when the callee never answers it", function()
+    local sa = server()
+    local alice = ua.new(sa)
+    local peer = N.udp()
+    local call = alice:call { to = "sip:bob@127.0.0.1:" .. peer.port, timeout = 0.05 }
+    local inv = assert(peer:recv(2), "no INVITE")
+    -- 180 with a To tag, then silence: the CANCEL is never answered
+    local function hdr(name)
+      return assert(inv:match("\r\n(" .. name .. ":[^\r\n]*)"), name)
+    end
+    local ringing = table.concat({ "SIP/2.0 180 Ringing", hdr("Via"), hdr("From"), hdr("To") .. ";tag=peer1",
+      hdr("Call%-ID"), hdr("CSeq"), "Content-Length: 0", "", "" }, "\r\n")
+    peer:send(ringing, "127.0.0.1", tonumber(inv:match("Via: SIP/2.0/UDP [%d.]+:(%d+)")))
+    local got
+    sip.spawn(function() got = table.pack(call:wait()) end)
+    assert.is_truthy(N.pump_until(function() return got end, 3), "the call never ended")
+    assert.is_nil(got[1])
+    assert.equal(408, got[2].status)
+    assert.equal("timeout", got[3])
+    local cancels = 0
+    peer:poll()
+    for _, d in ipairs(peer.queue) do
+      if d.data:match("^CANCEL ") then
+        cancels = cancels + 1
+      end
+    end
+    assert.is_true(cancels >= 1, "no CANCEL")
+  end)
+end)
+
 describe("luasip.ua: the non-dialog half", function()
   it("is reachable from luasip.ua (register, message)", function()
     assert.equal(require("luasip.ua.register").register, ua.register)

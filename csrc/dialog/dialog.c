@@ -5,6 +5,7 @@
 
 #include "sip_dialog.h"
 #include "sip_error.h"
+#include "sip_fields.h"
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -148,6 +149,7 @@ void sip_dialog_free(sip_dialog *d) {
   free((char *)d->remote_uri.p);
   free((char *)d->remote_target.p);
   free((char *)d->local_contact.p);
+  sip_dialog_reliable_end(d);
   routes_free(d);
   free(d->ack);
   free(d);
@@ -637,4 +639,255 @@ size_t sip_dialogs_end_early(sip_dialogs *s, sip_str call_id,
       n++;
     }
   return n;
+}
+
+/* ---- reliable provisional responses (RFC 3262) --------------------------- */
+
+int sip_dialog_has_option(sip_msg *m, int require, const char *tag) {
+  int id = require ? SIP_H_REQUIRE : SIP_H_SUPPORTED;
+  for (int i = sip_msg_find(m, id, NULL, 0, 0); i >= 0;
+       i = sip_msg_find(m, id, NULL, 0, i + 1)) {
+    sip_str rest, item;
+    if (sip_msg_unfolded(m, &m->hdr[i], &rest) < 0)
+      continue;
+    while (sip_split_next(&rest, &item) > 0)
+      if (sip_str_ieq_cstr(item, tag))
+        return 1;
+  }
+  return 0;
+}
+
+/* A decimal number 1..2^31-1 at *p (p < e); *p moves past it. */
+static int number(const char **p, const char *e, uint32_t *out) {
+  uint64_t v = 0;
+  const char *s = *p;
+  while (*p < e && **p >= '0' && **p <= '9' && *p - s < 11)
+    v = v * 10 + (uint64_t)(*(*p)++ - '0');
+  if (*p == s || *p - s > 10 || v == 0 || v > 0x7fffffffu)
+    return SIP_EVALUE;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+static void skip_lws(const char **p, const char *e) {
+  while (*p < e && (**p == ' ' || **p == '\t'))
+    (*p)++;
+}
+
+/* The value of m's single header id, unfolded; SIP_EVALUE when absent. */
+static int single(sip_msg *m, int id, sip_str *v) {
+  int i = sip_msg_find(m, id, NULL, 0, 0);
+  if (i < 0 || sip_msg_unfolded(m, &m->hdr[i], v) < 0)
+    return SIP_EVALUE;
+  return 0;
+}
+
+int sip_dialog_reliable(sip_dialog *d, sip_msg *invite, sip_txn *ist, char *out,
+                        size_t cap) {
+  const sip_cseq *cs;
+  if (d->role != SIP_DLG_UAS || d->state != SIP_DLG_EARLY || !ist ||
+      !invite->is_request || !method_is(invite->method, "INVITE") ||
+      sip_msg_get_cseq(invite, &cs) < 0)
+    return SIP_EINVAL;
+  if (!sip_dialog_has_option(invite, 0, "100rel") &&
+      !sip_dialog_has_option(invite, 1, "100rel"))
+    return SIP_ENOTFOUND;
+  if (d->rel_txn && sip_txn_awaits_prack(d->rel_txn))
+    return UV_EBUSY;
+  uint32_t rseq = d->rseq_local;
+  if (!rseq) {
+    sip_txn_random(&rseq, sizeof rseq);
+    rseq = (rseq & 0x3fffffffu) + 1; /* room to count up below 2^31 */
+  } else {
+    rseq++;
+  }
+  int n = snprintf(out, cap, "Require: 100rel\r\nRSeq: %u\r\n", (unsigned)rseq);
+  if (n < 0 || (size_t)n >= cap)
+    return SIP_ERANGE;
+  sip_dialog_reliable_end(d);
+  d->rseq_local = rseq;
+  d->rel_cseq = cs->num;
+  sip_txn_ref(ist);
+  d->rel_txn = ist;
+  return n;
+}
+
+void sip_dialog_reliable_end(sip_dialog *d) {
+  if (!d->rel_txn)
+    return;
+  sip_txn_prack(d->rel_txn);
+  sip_txn_unref(d->rel_txn);
+  d->rel_txn = NULL;
+}
+
+int sip_dialog_prack(sip_dialog *d, sip_msg *prack) {
+  sip_str v;
+  uint32_t rseq, cseq;
+  if (single(prack, SIP_H_RACK, &v) < 0)
+    return SIP_EVALUE;
+  const char *p = v.p, *e = v.p + v.len;
+  skip_lws(&p, e);
+  if (number(&p, e, &rseq) < 0 || p == e || (*p != ' ' && *p != '\t'))
+    return SIP_EVALUE;
+  skip_lws(&p, e);
+  if (number(&p, e, &cseq) < 0 || p == e || (*p != ' ' && *p != '\t'))
+    return SIP_EVALUE;
+  skip_lws(&p, e);
+  sip_str method = {p, (size_t)(e - p)};
+  while (method.len &&
+         (method.p[method.len - 1] == ' ' || method.p[method.len - 1] == '\t'))
+    method.len--;
+  if (!method.len)
+    return SIP_EVALUE;
+  if (!d->rel_txn || !sip_txn_awaits_prack(d->rel_txn) ||
+      rseq != d->rseq_local || cseq != d->rel_cseq ||
+      !method_is(method, "INVITE"))
+    return SIP_ENOTFOUND;
+  sip_dialog_reliable_end(d);
+  return 0;
+}
+
+int sip_dialog_rack(sip_dialog *d, sip_msg *resp, char *out, size_t cap) {
+  const sip_cseq *cs;
+  sip_str v;
+  uint32_t rseq;
+  if (resp->is_request || resp->status <= 100 || resp->status >= 200 ||
+      !sip_dialog_has_option(resp, 1, "100rel"))
+    return 0;
+  if (single(resp, SIP_H_RSEQ, &v) < 0 || sip_msg_get_cseq(resp, &cs) < 0)
+    return SIP_EVALUE;
+  const char *p = v.p, *e = v.p + v.len;
+  skip_lws(&p, e);
+  if (number(&p, e, &rseq) < 0)
+    return SIP_EVALUE;
+  skip_lws(&p, e);
+  if (p != e)
+    return SIP_EVALUE;
+  if (d->has_rseq_remote && rseq != d->rseq_remote + 1)
+    return 0; /* a retransmission, or out of order */
+  int n = snprintf(out, cap, "RAck: %u %u %.*s\r\n", (unsigned)rseq,
+                   (unsigned)cs->num, (int)cs->method.len, cs->method.p);
+  if (n < 0 || (size_t)n >= cap)
+    return SIP_ERANGE;
+  d->rseq_remote = rseq;
+  d->has_rseq_remote = 1;
+  return n;
+}
+
+void sip_dialog_confirm(sip_dialog *d) {
+  sip_dialog_reliable_end(d);
+  if (d->state == SIP_DLG_EARLY)
+    d->state = SIP_DLG_CONFIRMED;
+}
+
+/* ---- session timers (RFC 4028) ------------------------------------------- */
+
+/* delta-seconds at the start of v, then optional LWS; *rest after it */
+static int delta_seconds(sip_str v, uint32_t *out, const char **rest) {
+  const char *p = v.p, *e = v.p + v.len;
+  skip_lws(&p, e);
+  int rc = number(&p, e, out);
+  skip_lws(&p, e);
+  *rest = p;
+  return rc;
+}
+
+int sip_dialog_session_expires(sip_msg *m, uint32_t *delta, int *refresher) {
+  sip_str v;
+  const char *p;
+  *refresher = 0;
+  if (sip_msg_find(m, SIP_H_SESSION_EXPIRES, NULL, 0, 0) < 0)
+    return SIP_ENOTFOUND;
+  if (single(m, SIP_H_SESSION_EXPIRES, &v) < 0 ||
+      delta_seconds(v, delta, &p) < 0)
+    return SIP_EVALUE;
+  const char *e = v.p + v.len;
+  if (p == e)
+    return 0;
+  if (*p != ';')
+    return SIP_EVALUE;
+  sip_params ps;
+  if (sip_params_parse(&m->arena, p, (size_t)(e - p), &ps) < 0)
+    return SIP_EVALUE;
+  const sip_param *r = sip_params_get(&ps, "refresher");
+  if (!r)
+    return 0;
+  if (sip_str_ieq_cstr(r->value, "uac"))
+    *refresher = SIP_SE_UAC;
+  else if (sip_str_ieq_cstr(r->value, "uas"))
+    *refresher = SIP_SE_UAS;
+  else
+    return SIP_EVALUE;
+  return 0;
+}
+
+int sip_dialog_min_se(sip_msg *m, uint32_t *out) {
+  int i = sip_msg_find(m, SIP_H_OTHER, "Min-SE", 6, 0);
+  sip_str v;
+  const char *p;
+  if (i < 0)
+    return SIP_ENOTFOUND;
+  if (sip_msg_unfolded(m, &m->hdr[i], &v) < 0 || delta_seconds(v, out, &p) < 0)
+    return SIP_EVALUE;
+  /* generic parameters may follow */
+  return p == v.p + v.len || *p == ';' ? 0 : SIP_EVALUE;
+}
+
+int sip_dialog_session_uas(sip_msg *req, uint32_t min_se, uint32_t want,
+                           char *out, size_t cap, uint32_t *expires,
+                           int *refresher) {
+  uint32_t se = 0, their_min = 0;
+  int who = 0, n;
+  if (cap)
+    out[0] = '\0';
+  int rc = sip_dialog_session_expires(req, &se, &who);
+  if (rc == SIP_EVALUE)
+    return rc;
+  int has = rc == 0;
+  rc = sip_dialog_min_se(req, &their_min);
+  if (rc == SIP_EVALUE)
+    return rc;
+  if (has && se < min_se) { /* §9: too small for us */
+    n = snprintf(out, cap, "Min-SE: %u\r\n", (unsigned)min_se);
+    return n < 0 || (size_t)n >= cap ? SIP_ERANGE : 422;
+  }
+  int timer = sip_dialog_has_option(req, 0, "timer") ||
+              sip_dialog_has_option(req, 1, "timer");
+  if (!has) {
+    if (!want || !timer) /* §9: a UAC without timer gets none from us */
+      return 0;
+    se = want < min_se ? min_se : want;
+    if (se < their_min)
+      se = their_min;
+  }
+  if (!who) /* §9: the UAC when it supports timer, else the UAS */
+    who = timer ? SIP_SE_UAC : SIP_SE_UAS;
+  if (!timer)
+    who = SIP_SE_UAS; /* it cannot refresh what it does not know */
+  n = snprintf(out, cap, "Session-Expires: %u;refresher=%s\r\n%s", (unsigned)se,
+               who == SIP_SE_UAC ? "uac" : "uas",
+               timer ? "Require: timer\r\n" : "");
+  if (n < 0 || (size_t)n >= cap)
+    return SIP_ERANGE;
+  *expires = se;
+  *refresher = who;
+  return 200;
+}
+
+int sip_dialog_session_uac(sip_msg *resp, uint32_t *expires, int *refresher) {
+  int rc = sip_dialog_session_expires(resp, expires, refresher);
+  if (rc == SIP_ENOTFOUND)
+    return 0;
+  if (rc < 0)
+    return rc;
+  if (!*refresher)
+    *refresher = SIP_SE_UAC; /* §7.2 */
+  return 1;
+}
+
+uint64_t sip_dialog_session_due_ms(uint32_t expires, int we_refresh) {
+  if (we_refresh)
+    return (uint64_t)expires * 500;
+  uint32_t margin = expires / 3 < 32 ? expires / 3 : 32;
+  return (uint64_t)(expires - margin) * 1000;
 }

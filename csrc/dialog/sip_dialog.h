@@ -53,6 +53,12 @@ typedef struct sip_dialog {
   size_t ack_len;
   uint32_t ack_cseq;
   sip_dest ack_dest;
+  /* RFC 3262: UAS: RSeq of the last reliable 1xx sent (0: none yet), the
+   * INVITE server transaction whose reliable 1xx awaits its PRACK (a
+   * reference) and that INVITE's CSeq; UAC: the last RSeq acknowledged */
+  uint32_t rseq_local, rel_cseq, rseq_remote;
+  uint8_t has_rseq_remote;
+  sip_txn *rel_txn;
   void *udata; /* the binding's */
 } sip_dialog;
 
@@ -138,6 +144,85 @@ int sip_dialog_ack(sip_tu *tu, sip_dialog *d, uint32_t cseq, sip_str extra,
 /* A 2xx with CSeq cseq came again: the ACK kept for it is sent again.
  * Returns 1 when sent, 0 when d has no ACK for cseq, or a send error. */
 int sip_dialog_ack_again(sip_tu *tu, sip_dialog *d, uint32_t cseq);
+
+/* ---- reliable provisional responses (RFC 3262) ------------------------- */
+
+/* Does m list option tag `tag` in its Supported (or, require set, its
+ * Require) header? 1 or 0. */
+int sip_dialog_has_option(sip_msg *m, int require, const char *tag);
+
+/* §3 at a UAS: the header lines of a reliable 1xx to the INVITE invite
+ * (received on the INVITE server transaction ist) in d, a UAS's early
+ * dialog: "Require: 100rel\r\nRSeq: N\r\n" into out (N: a random first
+ * value in 1..2^31-1, then one more each time). d keeps ist (a reference)
+ * until the PRACK (sip_dialog_prack) or sip_dialog_reliable_end. The caller
+ * sends the 1xx with SIP_TU_RELIABLE (sip_tu.h). Returns the length,
+ * SIP_ENOTFOUND (invite lists 100rel in neither Supported nor Require: send
+ * it unreliably), SIP_EINVAL (d is not an early UAS dialog), UV_EBUSY (§3: the
+ * previous reliable 1xx awaits its PRACK) or SIP_ERANGE (cap too small). */
+int sip_dialog_reliable(sip_dialog *d, sip_msg *invite, sip_txn *ist, char *out,
+                        size_t cap);
+
+/* d forgets its reliable 1xx (its send failed, or the INVITE got its final
+ * response); the layer's re-sending, if any, stops. */
+void sip_dialog_reliable_end(sip_dialog *d);
+
+/* §3: a PRACK received within d. Its RAck names the reliable 1xx awaiting
+ * its PRACK: 0, that 1xx is no longer re-sent (answer 200). Otherwise
+ * SIP_ENOTFOUND (answer 481), or SIP_EVALUE (no RAck, or a malformed one:
+ * answer 400). */
+int sip_dialog_prack(sip_dialog *d, sip_msg *prack);
+
+/* §4 at a UAC: a 101-199 response resp received in d (early). When it is
+ * reliable (Require: 100rel and an RSeq) and its RSeq is the first one or
+ * one more than the last acknowledged: the RAck line of its PRACK ("RAck:
+ * <rseq> <cseq> <method>\r\n") into out, its length, and d counts it
+ * acknowledged. 0 when no PRACK is due (not reliable, a retransmission, out
+ * of order: §4 says it is not processed further). SIP_EVALUE (a malformed
+ * RSeq), SIP_ERANGE (cap too small). */
+int sip_dialog_rack(sip_dialog *d, sip_msg *resp, char *out, size_t cap);
+
+/* A UAS's early dialog is confirmed (its 2xx sent, §12.1.1); its reliable
+ * 1xx, if any, is forgotten. */
+void sip_dialog_confirm(sip_dialog *d);
+
+/* ---- session timers (RFC 4028) ------------------------------------------ */
+
+/* Who refreshes, in the terms of the transaction that negotiated it. */
+enum { SIP_SE_UAC = 1, SIP_SE_UAS = 2 };
+
+/* m's Session-Expires: delta-seconds (1..2^31-1) and the refresher
+ * parameter (SIP_SE_UAC, SIP_SE_UAS, 0 when absent). 0, SIP_ENOTFOUND, or
+ * SIP_EVALUE (malformed, or a refresher that is neither uac nor uas). */
+int sip_dialog_session_expires(sip_msg *m, uint32_t *delta, int *refresher);
+
+/* m's Min-SE (delta-seconds): 0, SIP_ENOTFOUND or SIP_EVALUE. */
+int sip_dialog_min_se(sip_msg *m, uint32_t *out);
+
+/* §9 at the UAS of a session refresh request req (INVITE, UPDATE) with
+ * our minimum min_se and the interval we want when req asks for none
+ * (want; 0: no timer then):
+ *  - 422: req's Session-Expires is below min_se; out is "Min-SE: N\r\n";
+ *  - 200: a session timer runs; out is the 2xx's "Session-Expires: N;
+ *    refresher=uac|uas\r\n" (and "Require: timer\r\n" when req supports
+ *    timer), *expires its interval, *refresher who refreshes (req's choice;
+ *    else the UAC when it supports timer, the UAS otherwise: §9);
+ *  - 0: no session timer (out empty).
+ * SIP_EVALUE: a malformed Session-Expires or Min-SE (answer 400);
+ * SIP_ERANGE: cap too small. */
+int sip_dialog_session_uas(sip_msg *req, uint32_t min_se, uint32_t want,
+                           char *out, size_t cap, uint32_t *expires,
+                           int *refresher);
+
+/* §7.2 at the UAC: the 2xx resp to a session refresh request we sent.
+ * 1 with *expires and *refresher (a 2xx without refresher parameter: the
+ * UAC, §7.2), 0 when it has no Session-Expires (no timer), SIP_EVALUE. */
+int sip_dialog_session_uac(sip_msg *resp, uint32_t *expires, int *refresher);
+
+/* When to act, in ms from the 2xx (§10): the refresher sends its refresh
+ * at half the interval; the other side sends BYE when none came by
+ * expires - min(32, expires / 3) seconds. */
+uint64_t sip_dialog_session_due_ms(uint32_t expires, int we_refresh);
 
 /* ---- a set of dialogs -------------------------------------------------- */
 

@@ -6,11 +6,17 @@
  *   srv:dialog_uac(invite, res) -> dlg, is_new | nil, err, code
  *   srv:dialog_uas(req, contact[, early]) -> dlg | nil, err, code
  *   srv:dialog_match(req) -> "outside" | "inside", dlg | "481" | "500", dlg
+ *   srv:has_option(msg, tag[, require]) -> boolean
+ *   srv:session_uas(req, min_se[, want]), srv:session_uac(res),
+ *   srv:min_se(msg), srv:session_due(expires, we_refresh)  (RFC 4028)
  *   dlg:request(method[, extra[, body[, cseq]]]) -> bytes
  *   dlg:ack(cseq[, extra[, body[, dest]]]) -> true | nil, err, code
  *   dlg:ack_again(cseq) -> boolean
  *   dlg:response(res) -> true | nil, err, code
  *   dlg:state() -> "early" | "confirmed" | "terminated"
+ *   dlg:reliable(req, status[, reason[, extra[, body]]]) -> rseq (RFC 3262)
+ *   dlg:prack(req) -> true | nil, err, code;  dlg:rack(res) -> line | false
+ *   dlg:confirm()
  *   dlg:terminate(), dlg:close(), dlg:info() -> table
  */
 #include <stdlib.h>
@@ -94,10 +100,14 @@ void sip__lua_dialogs_close(lua_State *L, sip_lua_server *s) {
   sip_dialogs_free(&s->dialogs);
 }
 
+/* nil, "what: message", code name (libuv codes named too: EAI_NONAME) */
 static int fail(lua_State *L, int rc, const char *what) {
   if (rc == SIP_ENOMEM)
     return luaL_error(L, "not enough memory");
-  return sip__lua_fail(L, rc, "%s: %s", what, sip_tp_strerror(rc));
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", what, sip_tp_strerror(rc));
+  lua_pushstring(L, sip_tp_errname(rc));
+  return 3;
 }
 
 /* srv:dialog_uac(invite, res): the dialog res (a 101-299 response with a To
@@ -243,6 +253,91 @@ static int dlg_response(lua_State *L) {
   return 1;
 }
 
+/* dlg:reliable(req, status[, reason[, extra[, body]]]) -> rseq | nil, err,
+ * code: a reliable 101-199 to the INVITE req in this (early, UAS) dialog
+ * (RFC 3262 §3: Require: 100rel and RSeq written here, re-sent on the
+ * transaction layer's heap until the PRACK; 500 after 64*T1 without). */
+static int dlg_reliable(lua_State *L) {
+  lua_dialog *u = check_dialog(L, 1);
+  sip_lua_rx *r = sip__lua_check_received(L, 2, "reliable");
+  lua_Integer status = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, status > 100 && status < 200, 3, "status 101..199");
+  sip_str reason = opt_slice(L, 4), extra = opt_slice(L, 5),
+          body = opt_slice(L, 6);
+  for (size_t i = 0; i < reason.len; i++)
+    if ((unsigned char)reason.p[i] < 0x20 && reason.p[i] != '\t')
+      luaL_argerror(L, 4, "reason contains a control character");
+  if (extra.len && (extra.len < 2 || extra.p[extra.len - 2] != '\r' ||
+                    extra.p[extra.len - 1] != '\n'))
+    luaL_argerror(L, 5, "header lines must end with CRLF");
+  if (!r->txn || r->final_status || r->cancelled)
+    return sip__lua_fail(L, SIP_EINVAL, "reliable: the INVITE is answered");
+  char hdr[64];
+  int n = sip_dialog_reliable(u->d, r->base.m, r->txn, hdr, sizeof hdr);
+  if (n < 0) { /* nil, message, code name (EBUSY, NOTFOUND, INVAL) */
+    lua_pushnil(L);
+    lua_pushfstring(L, "reliable: %s",
+                    n == UV_EBUSY ? "the previous reliable 1xx awaits its PRACK"
+                    : n == SIP_ENOTFOUND ? "the INVITE does not support 100rel"
+                    : n == SIP_EINVAL    ? "not an early UAS dialog"
+                                         : sip_tp_strerror(n));
+    lua_pushstring(L, sip_tp_errname(n));
+    return 3;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, hdr, (size_t)n);
+  if (extra.len)
+    luaL_addlstring(&b, extra.p, extra.len);
+  luaL_pushresult(&b);
+  size_t xl;
+  const char *x = lua_tolstring(L, -1, &xl);
+  int rc = sip__lua_rx_reply_flags(r, (int)status, reason, (sip_str){x, xl},
+                                   body, SIP_TU_RELIABLE);
+  if (rc < 0) {
+    sip_dialog_reliable_end(u->d);
+    return fail(L, rc, "reliable");
+  }
+  lua_pushinteger(L, u->d->rseq_local);
+  return 1;
+}
+
+/* dlg:prack(req) -> true | nil, err, code ("NOTFOUND": answer 481,
+ * "VALUE": 400): the PRACK req received in this dialog (RFC 3262 §3). */
+static int dlg_prack(lua_State *L) {
+  lua_dialog *u = check_dialog(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  int rc = sip_dialog_prack(u->d, m);
+  if (rc < 0)
+    return sip__lua_fail(L, rc, "prack: %s",
+                         rc == SIP_ENOTFOUND
+                             ? "no reliable 1xx awaits this RAck"
+                             : "missing or malformed RAck");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* dlg:rack(res) -> "RAck: ...\r\n" | false: the RAck line of the PRACK a
+ * 1xx received in this dialog calls for (RFC 3262 §4), false when none is
+ * due (not reliable, a retransmission, out of order, a malformed RSeq). */
+static int dlg_rack(lua_State *L) {
+  lua_dialog *u = check_dialog(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  char out[64];
+  int n = sip_dialog_rack(u->d, m, out, sizeof out);
+  if (n > 0)
+    lua_pushlstring(L, out, (size_t)n);
+  else
+    lua_pushboolean(L, 0);
+  return 1;
+}
+
+/* dlg:confirm(): a UAS's early dialog is confirmed (its 2xx sent). */
+static int dlg_confirm(lua_State *L) {
+  sip_dialog_confirm(check_dialog(L, 1)->d);
+  return 0;
+}
+
 static int dlg_state(lua_State *L) {
   lua_dialog *u = luaL_checkudata(L, 1, SIP_LUA_DIALOG);
   static const char *const names[] = {"?", "early", "confirmed", "terminated"};
@@ -334,6 +429,10 @@ static const luaL_Reg dlg_methods[] = {
     {"terminate", dlg_terminate},
     {"close", dlg_close},
     {"info", dlg_info},
+    {"reliable", dlg_reliable},
+    {"prack", dlg_prack},
+    {"rack", dlg_rack},
+    {"confirm", dlg_confirm},
     {NULL, NULL},
 };
 
@@ -343,10 +442,94 @@ static const luaL_Reg dlg_meta[] = {
     {NULL, NULL},
 };
 
+/* srv:has_option(msg, tag[, require]) -> boolean: msg lists the option tag
+ * in its Supported header (require: its Require header). */
+static int l_has_option(lua_State *L) {
+  check_srv(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  const char *tag = luaL_checkstring(L, 3);
+  lua_pushboolean(L, sip_dialog_has_option(m, lua_toboolean(L, 4), tag));
+  return 1;
+}
+
+static const char *refresher_name(int r) {
+  return r == SIP_SE_UAC ? "uac" : "uas";
+}
+
+/* srv:session_uas(req, min_se[, want]) -> status (0, 200, 422), header
+ * lines, expires, refresher ("uac" | "uas") | nil, err, code: RFC 4028 §9
+ * for a session refresh request received (sip_dialog_session_uas). */
+static int l_session_uas(lua_State *L) {
+  check_srv(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  lua_Integer min_se = luaL_checkinteger(L, 3);
+  lua_Integer want = luaL_optinteger(L, 4, 0);
+  luaL_argcheck(L, min_se >= 1 && min_se < 0x80000000LL, 3, "1..2^31-1");
+  luaL_argcheck(L, want >= 0 && want < 0x80000000LL, 4, "0..2^31-1");
+  char out[128];
+  uint32_t expires = 0;
+  int who = 0;
+  int rc = sip_dialog_session_uas(m, (uint32_t)min_se, (uint32_t)want, out,
+                                  sizeof out, &expires, &who);
+  if (rc < 0)
+    return fail(L, rc, "session_uas");
+  lua_pushinteger(L, rc);
+  lua_pushstring(L, out);
+  if (rc != 200)
+    return 2;
+  lua_pushinteger(L, expires);
+  lua_pushstring(L, refresher_name(who));
+  return 4;
+}
+
+/* srv:session_uac(res) -> expires, refresher | false | nil, err, code
+ * (RFC 4028 §7.2, sip_dialog_session_uac) */
+static int l_session_uac(lua_State *L) {
+  check_srv(L, 1);
+  sip_msg *m = sip__lua_message_check(L, 2)->m;
+  uint32_t expires;
+  int who;
+  int rc = sip_dialog_session_uac(m, &expires, &who);
+  if (rc < 0)
+    return fail(L, rc, "session_uac");
+  if (rc == 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushinteger(L, expires);
+  lua_pushstring(L, refresher_name(who));
+  return 2;
+}
+
+/* srv:min_se(msg) -> seconds | nil */
+static int l_min_se(lua_State *L) {
+  check_srv(L, 1);
+  uint32_t v;
+  if (sip_dialog_min_se(sip__lua_message_check(L, 2)->m, &v) < 0)
+    return 0;
+  lua_pushinteger(L, v);
+  return 1;
+}
+
+/* srv:session_due(expires, we_refresh) -> ms (RFC 4028 §10) */
+static int l_session_due(lua_State *L) {
+  check_srv(L, 1);
+  lua_Integer e = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, e >= 1 && e < 0x80000000LL, 2, "1..2^31-1");
+  lua_pushinteger(L, (lua_Integer)sip_dialog_session_due_ms(
+                         (uint32_t)e, lua_toboolean(L, 3)));
+  return 1;
+}
+
 static const luaL_Reg srv_methods[] = {
     {"dialog_uac", l_dialog_uac},
     {"dialog_uas", l_dialog_uas},
     {"dialog_match", l_dialog_match},
+    {"has_option", l_has_option},
+    {"session_uas", l_session_uas},
+    {"session_uac", l_session_uac},
+    {"min_se", l_min_se},
+    {"session_due", l_session_due},
     {NULL, NULL},
 };
 

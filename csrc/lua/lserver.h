@@ -97,6 +97,9 @@ sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
  * the registrar's fast path). Returns 0 or a negative code. */
 int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
                       sip_str body);
+/* The same with sip_tu_reply flags (SIP_TU_RELIABLE: a reliable 1xx). */
+int sip__lua_rx_reply_flags(sip_lua_rx *r, int status, sip_str reason,
+                            sip_str extra, sip_str body, int flags);
 /* lua_pcall with a traceback; errors are logged and counted. */
 int sip__lua_srv_pcall(lua_State *L, int srvidx, int nargs);
 /* The received message at idx (raises otherwise). */

@@ -1095,6 +1095,12 @@ static sip_str opt_slice(lua_State *L, int idx) {
  * an INVITE over UDP kept for retransmission. Returns 0 or a negative code. */
 int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
                       sip_str body) {
+  return sip__lua_rx_reply_flags(r, status, reason, extra, body,
+                                 SIP_TU_RETRANSMIT);
+}
+
+int sip__lua_rx_reply_flags(sip_lua_rx *r, int status, sip_str reason,
+                            sip_str extra, sip_str body, int flags) {
   if (!r->has_tag) {
     tag_for(r->srv, r->to_tag);
     r->has_tag = 1;
@@ -1104,7 +1110,7 @@ int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
   /* a 2xx to INVITE is re-sent until its ACK (§13.3.1.4, csrc/tu) */
   return sip_tu_reply(&r->srv->tu, r->txn, r->base.m, &r->src, status, reason,
                       (sip_str){r->to_tag, sizeof r->to_tag}, extra, body,
-                      SIP_TU_RETRANSMIT);
+                      flags);
 }
 
 /* req:reply(status[, reason[, extra[, body]]]) -> true, or nil, err, name.

@@ -109,6 +109,12 @@ enum {
    * over UDP the TU then holds the transaction's event callback
    * (sip_txn_set_event_cb) until the ACK or its end */
   SIP_TU_RETRANSMIT = 1,
+  /* a 101-199 to INVITE sent reliably (RFC 3262 §3; the caller wrote its
+   * Require: 100rel and RSeq): re-sent until sip_txn_prack, and when none
+   * comes in 64*T1 the INVITE gets "500 No PRACK" (same To tag) from the
+   * layer (sip_txn_retransmit_1xx). Fails with SIP_EINVAL while a previous
+   * reliable 1xx awaits its PRACK. */
+  SIP_TU_RELIABLE = 2,
 };
 
 /* The §8.2.6 response to req (Server header first, then extra: complete
@@ -201,7 +207,9 @@ int sip_tu_request(sip_tu *tu, sip_msg *m, const sip_dest *dest,
  * same Request-URI, top Via (same branch), Route lines, From, To, Call-ID
  * and CSeq number, to the same destination, over a new non-INVITE client
  * transaction whose responses are not reported. The caller sends it only
- * after a provisional response (§9.1). Returns 0, SIP_EINVAL (ict is not
+ * after a provisional response (§9.1). When no final response comes
+ * within 64*T1 after it, the INVITE transaction ends with a made-up 408
+ * (§9.1; sip_txn_cancel_sent). Returns 0, SIP_EINVAL (ict is not
  * an INVITE client transaction waiting for its final response, or the
  * CANCEL cannot be written), or sip_txn_request's code. */
 int sip_tu_cancel_request(sip_tu *tu, sip_txn *ict, sip_msg *invite,

@@ -133,6 +133,25 @@ static int ack_wait(sip_tu *tu, sip_txn *t, sip_msg *req, sip_str to_tag) {
   return 0;
 }
 
+/* RFC 3262 §3: the final response that ends an INVITE whose reliable 1xx
+ * got no PRACK (built now, with the 1xx's To tag and our Server header),
+ * handed to the layer with the 1xx to re-send. */
+static int reliable_1xx(sip_tu *tu, sip_txn *t, sip_msg *req, sip_str to_tag) {
+  static const char reason[] = "No PRACK";
+  sip_str r = {reason, sizeof reason - 1};
+  sip_str x = {tu->server_line, tu->server_len};
+  sip_str none = {NULL, 0};
+  size_t n = sip_reply_size(req, 500, r, to_tag, x, none);
+  char *buf = n ? malloc(n) : NULL;
+  if (!buf)
+    return n ? SIP_ENOMEM : SIP_EINVAL;
+  int rc = sip_reply_write(req, 500, r, to_tag, x, none, buf, n);
+  if (rc >= 0)
+    rc = sip_txn_retransmit_1xx(t, buf, (size_t)rc);
+  free(buf);
+  return rc;
+}
+
 int sip_tu_reply(sip_tu *tu, sip_txn *t, sip_msg *req, const sip_src *src,
                  int status, sip_str reason, sip_str to_tag, sip_str extra,
                  sip_str body, int flags) {
@@ -165,6 +184,9 @@ int sip_tu_reply(sip_tu *tu, sip_txn *t, sip_msg *req, const sip_src *src,
         sip_txn_retransmit_2xx(t, buf, len) == 0 &&
         ack_wait(tu, t, req, to_tag) < 0)
       sip_txn_ack_2xx(t); /* cannot match its ACK: do not re-send */
+    if (rc >= 0 && (flags & SIP_TU_RELIABLE) && status > 100 && status < 200 &&
+        sip_txn_kind(t) == SIP_TXN_IST)
+      rc = reliable_1xx(tu, t, req, to_tag);
   } else if (rc >= 0) {
     const sip_via *via;
     if (sip_msg_get_vias(req, &via) == 0) {
@@ -594,5 +616,8 @@ int sip_tu_cancel_request(sip_tu *tu, sip_txn *ict, sip_msg *invite,
                                  (sip_str){route, rlen}, buf, sizeof buf);
   if (n < 0)
     return n == SIP_ENOMEM ? n : SIP_EINVAL;
-  return sip_txn_request(tu->txl, buf, (size_t)n, &d, NULL, NULL, NULL);
+  int rc = sip_txn_request(tu->txl, buf, (size_t)n, &d, NULL, NULL, NULL);
+  if (rc >= 0) /* §9.1: no final in 64*T1 ends the INVITE (408) */
+    (void)sip_txn_cancel_sent(ict);
+  return rc;
 }

@@ -433,3 +433,13 @@ void sip__txn_client_timer(sip_txn *t, int which) {
     return;
   }
 }
+
+int sip_txn_cancel_sent(sip_txn *t) {
+  if (!t || t->kind != SIP_TXN_ICT ||
+      (t->state != SIP_TXN_CALLING && t->state != SIP_TXN_PROCEEDING))
+    return SIP_EINVAL;
+  if (t->state == SIP_TXN_CALLING) /* Timer B is running */
+    return 0;
+  /* an ICT in Proceeding has no timer of its own: tn[1] is free */
+  return sip__txn_timer_in(t, 1, 64 * (uint64_t)t->txl->cfg.t1_ms);
+}

@@ -1,6 +1,7 @@
 /* Server transactions: INVITE (§17.2.1, RFC 6026 §7.1) and non-INVITE
  * (§17.2.2), request matching (§17.2.3, with the RFC 2543 fallback), the
  * automatic 100 Trying, CANCEL lookup (§9.2) and the max_transactions 503. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "sip_reply.h"
@@ -256,7 +257,7 @@ static void resend(sip_txn *t) {
   if (!t->out)
     return;
   t->txl->st.retransmissions++;
-  int rc = sip__txn_send(t, t->out, t->out_len);
+  int rc = sip__txn_send(t, t->out, t->retx == 3 ? t->rel_len : t->out_len);
   if (rc < 0)
     sip__txn_transport_error(t, rc);
 }
@@ -408,7 +409,13 @@ int sip_txn_reply(sip_txn *t, int status, const char *bytes, size_t len) {
         return SIP_EINVAL;
     } else if (t->state != SIP_TXN_PROCEEDING) {
       return SIP_EINVAL;
+    } else if (t->retx == 3 && status < 200) {
+      return SIP_EINVAL; /* RFC 3262 §3: the reliable 1xx awaits its PRACK */
     } else {
+      if (t->retx == 3) { /* a final ends the reliable 1xx */
+        t->retx = 0;
+        sip__txn_timer_stop(t, 1);
+      }
       t->flags &= (uint8_t)~SIP__TF_TRYING;
       sip__txn_timer_stop(t, 0);
       if (status < 200) {
@@ -487,6 +494,81 @@ void sip_txn_ack_2xx(sip_txn *t) {
 
 int sip_txn_awaits_ack(const sip_txn *t) { return t && t->retx == 1; }
 
+int sip_txn_retransmit_1xx(sip_txn *t, const char *fail, size_t fail_len) {
+  if (!t || t->kind != SIP_TXN_IST || t->state != SIP_TXN_PROCEEDING ||
+      t->retx || !t->out || (t->flags & SIP__TF_TRYING) || t->status <= 100 ||
+      t->status >= 200 || !fail || fail_len < 12 ||
+      memcmp(fail, "SIP/2.0 5", 9) != 0 || fail_len > UINT32_MAX - t->out_len)
+    return SIP_EINVAL;
+  sip_txl *txl = t->txl;
+  uint32_t n = t->out_len;
+  char *c = sip__txn_alloc(txl, n + fail_len, 1);
+  if (!c)
+    return SIP_ENOMEM;
+  memcpy(c, t->out, n);
+  memcpy(c + n, fail, fail_len);
+  sip__txn_take_out(t, c, n + (uint32_t)fail_len);
+  t->rel_len = n;
+  t->retx = 3;
+  t->interval = txl->cfg.t1_ms;
+  int rc = 0;
+  if (!(t->flags & SIP__TF_RELIABLE))
+    rc = sip__txn_timer_in(t, 0, t->interval);
+  if (rc == 0)
+    rc = sip__txn_timer_in(t, 1, 64 * (uint64_t)txl->cfg.t1_ms);
+  if (rc < 0)
+    sip_txn_prack(t);
+  return rc;
+}
+
+int sip_txn_prack(sip_txn *t) {
+  if (!t || t->retx != 3)
+    return 0;
+  t->retx = 0;
+  sip__txn_timer_stop(t, 0);
+  sip__txn_timer_stop(t, 1);
+  /* keep the 1xx alone: re-sent when the INVITE is */
+  if (sip__txn_set_out(t, t->out, t->rel_len) < 0)
+    sip__txn_take_out(t, NULL, 0);
+  return 1;
+}
+
+int sip_txn_awaits_prack(const sip_txn *t) { return t && t->retx == 3; }
+
+/* A reliable 1xx again (RFC 3262 §3): the interval doubles, no cap */
+static void resend_1xx(sip_txn *t) {
+  sip_txl *txl = t->txl;
+  txl->st.retx_1xx++;
+  int rc = sip__txn_send(t, t->out, t->rel_len);
+  if (rc < 0) {
+    sip__txn_transport_error(t, rc);
+    return;
+  }
+  t->interval *= 2;
+  uint64_t now = uv_now(txl->loop);
+  uint64_t next = t->tn[0].due + t->interval;
+  sip__txn_timer_at(t, 0, next > now ? next : now + t->interval);
+}
+
+/* 64*T1 without PRACK: the stored 5xx ends the INVITE */
+static void prack_timeout(sip_txn *t) {
+  sip_txl *txl = t->txl;
+  txl->st.unpracked_1xx++;
+  uint32_t n = t->out_len - t->rel_len;
+  char *fail = malloc(n);
+  if (!fail) {
+    sip_txn_prack(t);
+    return;
+  }
+  memcpy(fail, t->out + t->rel_len, n);
+  int status = (fail[8] - '0') * 100 + (fail[9] - '0') * 10 + (fail[10] - '0');
+  sip_txn_prack(t);
+  if (status < 500 || status > 599)
+    status = 500;
+  (void)sip_txn_reply(t, status, fail, n);
+  free(fail);
+}
+
 /* Accepted, re-sending a 2xx: once more, the interval doubling up to T2 */
 static void resend_2xx(sip_txn *t) {
   sip_txl *txl = t->txl;
@@ -506,6 +588,7 @@ static void resend_2xx(sip_txn *t) {
 void sip_txn_abandon(sip_txn *t) {
   if (!t)
     return;
+  sip_txn_prack(t); /* no one will send the final */
   sip_txn_detach(t);
   if (sip__txn_is_client(t) || t->state == SIP_TXN_TERMINATED ||
       (t->state != SIP_TXN_TRYING && t->state != SIP_TXN_PROCEEDING))
@@ -539,7 +622,13 @@ void sip__txn_server_timer(sip_txn *t, int which) {
       sip__txn_timer_at(t, 0, next > now ? next : now + t->interval);
     } else if (t->state == SIP_TXN_ACCEPTED && t->retx == 1 && t->out) {
       resend_2xx(t);
+    } else if (t->state == SIP_TXN_PROCEEDING && t->retx == 3) {
+      resend_1xx(t);
     }
+    return;
+  }
+  if (t->state == SIP_TXN_PROCEEDING && t->retx == 3) {
+    prack_timeout(t);
     return;
   }
   if (t->state == SIP_TXN_ACCEPTED && t->retx == 1)

@@ -236,8 +236,11 @@ typedef struct sip_txl_counters {
   /* requests moved to TCP for their size (§18.1.1) whose connection
    * failed, sent over UDP instead */
   uint64_t udp_fallbacks;
-  uint64_t retx_2xx;    /* 2xx re-sent by sip_txn_retransmit_2xx */
-  uint64_t unacked_2xx; /* of those, ended by Timer L without an ACK */
+  uint64_t retx_2xx;      /* 2xx re-sent by sip_txn_retransmit_2xx */
+  uint64_t unacked_2xx;   /* of those, ended by Timer L without an ACK */
+  uint64_t retx_1xx;      /* reliable 1xx re-sent (sip_txn_retransmit_1xx) */
+  uint64_t unpracked_1xx; /* reliable 1xx without PRACK for 64*T1: the
+                            INVITE failed with the stored final */
 } sip_txl_counters;
 
 /* Copy the counters into *out. */
@@ -347,6 +350,33 @@ int sip_txn_reply(sip_txn *t, int status, const char *bytes, size_t len);
  * (§16.7). Returns 0 (also over a reliable transport: nothing to do),
  * SIP_EINVAL (not an IST in Accepted, re-sending already) or SIP_ENOMEM. */
 int sip_txn_retransmit_2xx(sip_txn *t, const char *bytes, size_t len);
+
+/* §9.1: a CANCEL was sent for the INVITE client transaction t: when no
+ * final response comes within 64*T1 from now, the layer ends t as Timer B
+ * would (a made-up 408 to the TU; counted in timeouts). In Calling, Timer
+ * B already runs. Returns 0, or SIP_EINVAL (not an ICT in Calling or
+ * Proceeding). */
+int sip_txn_cancel_sent(sip_txn *t);
+
+/* RFC 3262 §3, on the layer's timer heap for the TU: the provisional response
+ * (101-199) just sent on the INVITE server transaction t (sip_txn_reply, state
+ * Proceeding) is reliable. Over an unreliable transport the layer re-sends it
+ * at T1, 2*T1, 4*T1, ... (no T2 cap); on any transport, when no
+ * sip_txn_prack() came after 64*T1, it sends `fail` (a complete 5xx final
+ * response to the INVITE, built by the TU, e.g. with the 1xx's To tag) as
+ * sip_txn_reply would (counted in unpracked_1xx). A final response sent
+ * meanwhile ends it; a further 1xx is refused (SIP_EINVAL) until the PRACK.
+ * Returns 0, SIP_EINVAL (not an IST in Proceeding whose last response is a
+ * 101-199, a reliable 1xx pending already, fail not a 5xx) or SIP_ENOMEM. */
+int sip_txn_retransmit_1xx(sip_txn *t, const char *fail, size_t fail_len);
+
+/* The PRACK for the reliable 1xx of t came (the TU matched its RAck): stop
+ * re-sending it and forget the stored final. Returns 1 when t had one
+ * pending, 0 otherwise (NULL too). */
+int sip_txn_prack(sip_txn *t);
+
+/* Does t have a reliable 1xx awaiting its PRACK? */
+int sip_txn_awaits_prack(const sip_txn *t);
 
 /* The ACK for the 2xx re-sent by sip_txn_retransmit_2xx came (the TU
  * matches it: the ACK of a 2xx has its own branch): stop re-sending. The

@@ -82,7 +82,10 @@ struct sip_txn {
   uint16_t sends; /* transport callbacks pending */
   uint8_t kind, state, flags;
   uint8_t
-      retx; /* IST: 1 re-sending its 2xx (sip_txn_retransmit_2xx), 2 acked */
+      retx; /* IST: 1 re-sending its 2xx (sip_txn_retransmit_2xx), 2 acked,
+               3 a reliable 1xx awaiting its PRACK (sip_txn_retransmit_1xx) */
+  uint32_t rel_len; /* retx 3: out is the 1xx (rel_len bytes), then the
+                       final response sent when no PRACK comes */
   /* in k[]: */
   sip__txn_slice branch, method;
   sip__txn_slice host, via;                    /* server */

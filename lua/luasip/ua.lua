@@ -30,6 +30,16 @@ local concat, remove = table.concat, table.remove
 
 local M = {}
 
+--- Option tags this UA implements (RFC 3262 100rel, RFC 4028 timer): give them to the
+-- server's `sanity.supported` so that an INVITE that requires them passes
+-- the C checks (`server = { sanity = { supported = ua.supported } }` in a
+-- script).
+M.supported = { "100rel", "timer" }
+
+-- RFC 3262 §3: a reliable 1xx is re-sent for 64*T1 (T1 = 0.5 s), then the
+-- INVITE fails (500, sent by the transaction layer)
+local PRACK_WAIT = 32
+
 local UA = {}
 UA.__index = UA
 
@@ -73,6 +83,9 @@ end
 -- @tparam Server srv a `luasip.server`
 -- @tparam[opt] table opts `contact` (our Contact, a name-addr; default
 --   `<sip:ua@HOST:PORT>` of the first listener), `from` (default From URI),
+--   `session_expires` (RFC 4028: the session interval this UAS asks of a
+--   caller that supports timers and asks none; default none), `min_se`
+--   (the smallest interval accepted: a smaller one gets 422; default 90),
 --   `on_invite = function(u, req)` (an INVITE outside any dialog, when
 --   `u:handle` is used for every request)
 -- @treturn UA
@@ -90,7 +103,10 @@ function M.new(srv, opts)
     contact = contact,
     from = opts.from or contact:match("<(.-)>") or contact,
     on_invite = opts.on_invite,
+    session_expires = opts.session_expires, -- RFC 4028, when asked for none
+    min_se = opts.min_se or 90,
     dialogs = {}, -- C dialog -> Dialog
+    early = setmetatable({}, { __mode = "k" }), -- INVITE -> its early Dialog (UAS)
     stats = { calls_out = 0, calls_in = 0, failed = 0, rejected = 0 },
   }, UA)
   return self
@@ -98,12 +114,100 @@ end
 
 -- ---- Dialog ------------------------------------------------------------
 
+-- §13.2.2.4: the ACK for the 2xx to the INVITE of CSeq cseq in dlg (C
+-- builds, sends and keeps it). A next hop that is a host name is located
+-- by RFC 3263 as srv:send does (its first target; waits, so inside a
+-- coroutine).
+local function send_ack(dlg, cseq, dest)
+  local ok, err, code = dlg:ack(cseq, nil, nil, dest)
+  if ok or dest or code ~= "EAI_NONAME" then
+    return ok, err, code
+  end
+  local hop = core.dns_next_hop(assert(sip.parse(dlg:request("ACK", nil, nil, cseq))))
+  local targets
+  if hop then
+    targets, err, code = require("luasip.dns").resolve(hop)
+  end
+  if not targets then
+    return nil, err, code
+  end
+  if dlg:state() == "terminated" then -- it ended while we waited
+    return nil, "dialog: terminated", "TERMINATED"
+  end
+  return dlg:ack(cseq, nil, nil, targets[1].dest)
+end
+
+-- Header lines ("Name: value\r\n"...) into table h.
+local function lines_into(h, lines)
+  for name, value in lines:gmatch("([^:\r\n]+): ([^\r\n]*)\r\n") do
+    h[name] = value
+  end
+  return h
+end
+
+local session_arm
+
+-- RFC 4028 §10: the session timer fired: the refresher re-INVITEs (with
+-- the same SDP; a failure ends the call with BYE), the other side hangs
+-- up (no refresh came).
+local function session_fire(d)
+  d.se_timer = nil
+  if d.ended then
+    return
+  end
+  sip.spawn(function()
+    if d.se_refresh then
+      local res = d:reinvite(d.local_sdp)
+      if not d.ended and (not res or res.status >= 300) then
+        d:bye()
+      end
+    else
+      d.ua.stats.session_expired = (d.ua.stats.session_expired or 0) + 1
+      d:bye { headers = { Reason = 'SIP;cause=408;text="session expired"' } }
+    end
+  end)
+end
+
+-- (Re)arm d's session timer: `expires` seconds, we refresh or not; nil
+-- stops it.
+session_arm = function(d, expires, we_refresh)
+  if d.se_timer then
+    d.se_timer:stop()
+    d.se_timer = nil
+  end
+  d.se_expires, d.se_refresh = expires, we_refresh
+  if expires and not d.ended then
+    d.se_timer = assert(core.timer(d.ua.srv:session_due(expires, we_refresh), 0, function()
+      session_fire(d)
+    end))
+  end
+end
+
+-- The session timer headers of a refresh request we send (§7.1, §7.4).
+local function session_headers(d, h)
+  if d.se_expires then
+    h[#h + 1] = { "Session-Expires", d.se_expires .. ";refresher=uac" }
+    h[#h + 1] = { "Supported", "timer" }
+  end
+  return h
+end
+
+-- §7.2: a 2xx to a session refresh request we sent (re)arms the timer.
+local function session_from_2xx(d, res)
+  local expires, who = d.ua.srv:session_uac(res)
+  if expires then
+    session_arm(d, expires, who == "uac")
+  elseif d.se_expires then
+    session_arm(d, nil) -- the answer turned it off
+  end
+end
+
 local function wrap(u, dlg, role)
   local d = u.dialogs[dlg]
   if d then
     return d
   end
-  d = setmetatable({ ua = u, dlg = dlg, role = role, events = {}, waiter = nil }, Dialog)
+  d = setmetatable({ ua = u, dlg = dlg, role = role }, Dialog) -- events: made on first use
   u.dialogs[dlg] = d
   return d
 end
@@ -126,13 +230,17 @@ local function ended(d, why)
     return
   end
   d.ended = why or "ended"
+  if d.se_timer then
+    d.se_timer:stop()
+    d.se_timer = nil
+  end
   d.ua.dialogs[d.dlg] = nil
   d.dlg:terminate()
   d.dlg:close()
   if d.on_end then -- a bridge (luasip.b2bua) ends the other leg
     d.on_end(d, d.ended)
   end
-  if #d.events > 0 then -- the BYE first, the end at the next wait
+  if d.events and #d.events > 0 then -- the BYE first, the end at the next wait
     wake(d, remove(d.events, 1))
   else
     wake(d, nil, d.ended)
@@ -188,7 +296,7 @@ function Dialog:request(method, opts)
   end
   self.dlg:response(res)
   if method == "INVITE" and res.status >= 200 and res.status < 300 then
-    self.dlg:ack(sent.cseq, nil, nil, opts.dest or self.dest)
+    send_ack(self.dlg, sent.cseq, opts.dest or self.dest)
   end
   if self.dlg:state() == "terminated" then
     ended(self, tostring(res.status))
@@ -253,7 +361,11 @@ end
 -- §14.1 back-off.
 local function offer(self, method, sdp, opts)
   opts = opts or {}
-  local o = { headers = opts.headers, body = sdp, content_type = sdp and "application/sdp",
+  local h = {}
+  for k, v in pairs(opts.headers or {}) do
+    h[#h + 1] = type(k) == "number" and v or { k, v }
+  end
+  local o = { headers = session_headers(self, h), body = sdp, content_type = sdp and "application/sdp",
     credentials = opts.credentials }
   self.offering = true
   local res, err = self:request(method, o)
@@ -267,6 +379,9 @@ local function offer(self, method, sdp, opts)
   if res and res.status >= 200 and res.status < 300 then
     self.local_sdp = sdp or self.local_sdp
     self.remote_sdp = res.body ~= "" and res.body or self.remote_sdp
+    if not self.ended then
+      session_from_2xx(self, res)
+    end
   end
   return res, err
 end
@@ -299,7 +414,7 @@ end
 -- @return[2] nil, "timeout" | why it ended ("bye received", ...)
 function Dialog:wait(timeout)
   need_coroutine("dialog:wait()")
-  if #self.events > 0 then
+  if self.events and #self.events > 0 then
     return remove(self.events, 1)
   end
   if self.ended then
@@ -319,44 +434,102 @@ function Dialog:wait(timeout)
   return co_yield()
 end
 
+-- Does the body parse as SDP? true, or nil and the parser's message.
+local function sdp_ok(body)
+  local s, err = require("luasip.sdp").parse(body)
+  if s then
+    return true
+  end
+  return nil, err
+end
+
 -- A request within the dialog (not ACK): the default answer, then the
 -- waiter sees it.
 local function in_dialog(d, req)
+  local m = req.method
+  if m == "PRACK" then -- RFC 3262 §3: stops the reliable 1xx (C), 200
+    local ok, _, code = d.dlg:prack(req)
+    if not ok then
+      req:reply(code == "NOTFOUND" and 481 or 400, code ~= "NOTFOUND" and "Bad Request (RAck)" or nil)
+      return
+    end
+    if req.body ~= "" then
+      d.remote_sdp = req.body
+    end
+    req:reply(200)
+    local co = d.prack_waiter
+    if co then
+      d.prack_waiter = nil
+      if d.prack_timer then
+        d.prack_timer:stop()
+        d.prack_timer = nil
+      end
+      server.resume(co, d, req)
+    end
+    return
+  end
   if d.on_request then
     d.on_request(d, req)
   end
-  local m = req.method
   if not req:handled() then
     if (m == "INVITE" or m == "UPDATE") and d.offering then
       req:reply(491) -- §14.1: our own offer is pending (glare)
     elseif m == "BYE" then
       req:reply(200)
-    elseif (m == "INVITE" or m == "UPDATE") and req.body ~= "" then
-      if d.answer_sdp then
-        local ans = d.answer_sdp(d, req.body)
-        if ans then
-          req:reply(200, nil, { Contact = d.ua.contact, ["Content-Type"] = "application/sdp" }, ans)
-        else
-          req:reply(488)
-        end
-      else
-        req:reply(200, nil, d.local_sdp and { Contact = d.ua.contact, ["Content-Type"] = "application/sdp" }
-          or { Contact = d.ua.contact }, d.local_sdp)
-      end
-      d.remote_sdp = req.body
+    elseif (m == "INVITE" or m == "UPDATE") and req.body ~= "" and not sdp_ok(req.body) then
+      -- an offer that does not parse: 488 with the reason, nothing changes
+      local _, err = sdp_ok(req.body)
+      req:reply(488, "Not Acceptable Here (" .. tostring(err):gsub("[%c]", " ") .. ")")
+      return
     elseif m == "INVITE" or m == "UPDATE" then
-      req:reply(200, nil, { Contact = d.ua.contact })
+      -- RFC 4028 §9: a session refresh: 422 below our Min-SE, else the
+      -- timer's headers in the 200 and the timer re-armed
+      local st, lines, expires, who = d.ua.srv:session_uas(req, d.ua.min_se, d.se_expires or 0)
+      if not st then
+        req:reply(400, "Bad Request (Session-Expires or Min-SE)")
+        return
+      elseif st == 422 then
+        req:reply(422, nil, lines_into({}, lines))
+        return
+      end
+      local h = lines_into({ Contact = d.ua.contact }, lines)
+      local body
+      if req.body ~= "" then
+        if d.answer_sdp then
+          body = d.answer_sdp(d, req.body)
+          if not body then
+            req:reply(488)
+            return
+          end
+        else
+          body = d.local_sdp
+        end
+        d.remote_sdp = req.body
+      end
+      if body then
+        h["Content-Type"] = "application/sdp"
+      end
+      req:reply(200, nil, h, body)
+      if st == 200 then
+        session_arm(d, expires, who == "uas")
+      elseif d.se_expires then
+        session_arm(d, nil) -- a refresh without a timer turns it off
+      end
     else
       req:reply(200)
     end
   end
   if m == "BYE" then
+    d.events = d.events or {}
     d.events[#d.events + 1] = req
     ended(d, "bye received")
     return
   end
-  d.events[#d.events + 1] = req
-  wake(d, remove(d.events, 1))
+  if d.waiter then
+    d.events = d.events or {}
+    d.events[#d.events + 1] = req
+    wake(d, remove(d.events, 1))
+  end
 end
 
 -- ---- UA ---------------------------------------------------------------
@@ -406,49 +579,216 @@ function UA:handle(req)
   return true
 end
 
+-- The headers of a response that makes the UAS's dialog: our Contact,
+-- and (§12.1.1) the Record-Route of the request, in its order.
+local function uas_headers(self, req, sdp, extra)
+  local h = { Contact = self.contact }
+  if sdp then
+    h["Content-Type"] = "application/sdp"
+  end
+  local rr = req:headers("Record-Route")
+  if rr and #rr > 0 then
+    h["Record-Route"] = rr
+  end
+  for k, v in pairs(extra or {}) do
+    h[k] = v
+  end
+  return h
+end
+
+-- Header lines of a table of name = value or list of values.
+local function lines_of(h)
+  local names, out = {}, {}
+  for k in pairs(h) do
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local v = h[k]
+    for _, x in ipairs(type(v) == "table" and v or { v }) do
+      out[#out + 1] = k .. ": " .. x .. "\r\n"
+    end
+  end
+  return concat(out)
+end
+
+--- Does `msg` support (Supported or Require) the option tag `tag`
+-- ("100rel", "timer")?
+-- @tparam Message msg
+-- @tparam string tag
+-- @treturn boolean
+function UA:supports(msg, tag)
+  return self.srv:has_option(msg, tag) or self.srv:has_option(msg, tag, true)
+end
+
+--- Send a provisional response (101-199) to an INVITE outside any dialog.
+-- With `opts.reliable` and an INVITE that supports (or requires) 100rel,
+-- it is sent reliably (RFC 3262 §3): an early dialog, `Require: 100rel` and
+-- an RSeq, re-sent by the transaction layer until the PRACK, and this call
+-- waits for the PRACK (answered 200 by `u:handle`). Without 100rel support
+-- the response goes unreliably. An SDP in it is the answer to the INVITE's
+-- offer (§5); `u:answer` then needs no SDP again. A second reliable 1xx
+-- waits until the first was PRACKed (§3).
+-- @tparam Request req the INVITE
+-- @tparam[opt=180] integer status
+-- @tparam[opt] string sdp
+-- @tparam[opt] table opts `reliable`, `headers`, `wait = false` (return at
+--   once, do not wait for the PRACK), `prack_timeout` (seconds)
+-- @treturn[1] Dialog the early dialog, and the PRACK (reliable) or true
+-- @return[2] nil, err, code ("no PRACK": none came within 64*T1; the
+--   INVITE was answered 500)
+function UA:progress(req, status, sdp, opts)
+  opts = opts or {}
+  status = status or 180
+  local h = uas_headers(self, req, sdp, opts.headers)
+  local d = self.early[req]
+  if not d then
+    local dlg, err, code = self.srv:dialog_uas(req, self.contact, true)
+    if not dlg then
+      return nil, err, code
+    end
+    d = wrap(self, dlg, "uas")
+    d.remote_sdp = req.body ~= "" and req.body or nil
+    self.early[req] = d
+  end
+  if sdp then
+    d.local_sdp = sdp
+  end
+  if not opts.reliable then
+    local ok, err, code = req:reply(status, nil, h, sdp)
+    if not ok then
+      return nil, err, code
+    end
+    return d, true
+  end
+  while d.prack_waiter do -- §3: one reliable 1xx at a time
+    local co = co_running()
+    d.queue = d.queue or {}
+    d.queue[#d.queue + 1] = co
+    co_yield()
+  end
+  local rseq, err, code = d.dlg:reliable(req, status, nil, lines_of(h), sdp)
+  if not rseq and code == "NOTFOUND" then -- the INVITE does not do 100rel
+    local ok
+    ok, err, code = req:reply(status, nil, h, sdp)
+    if not ok then
+      return nil, err, code
+    end
+    return d, true
+  elseif not rseq then
+    return nil, err, code
+  end
+  if opts.wait == false then
+    return d, true
+  end
+  need_coroutine("ua:progress()")
+  local co = co_running()
+  d.prack_waiter = co
+  d.prack_timer = assert(core.timer(floor((opts.prack_timeout or PRACK_WAIT) * 1000 + 0.5), 0, function()
+    d.prack_timer = nil
+    if d.prack_waiter == co then
+      d.prack_waiter = nil
+      self.early[req] = nil
+      ended(d, "no PRACK")
+      server.resume(co, nil, "no PRACK")
+    end
+  end))
+  local r1, r2 = co_yield()
+  local q = d.queue and remove(d.queue, 1)
+  if q then
+    server.resume(q)
+  end
+  return r1, r2
+end
+
 --- Answer an INVITE (outside any dialog) with 200 and `sdp`: the UAS's
--- dialog, confirmed; the 2xx is re-sent until the ACK (§13.3.1.4).
+-- dialog, confirmed (the early one of `u:progress`, if any); the 2xx is
+-- re-sent until the ACK (§13.3.1.4).
 -- @tparam Request req
 -- @tparam[opt] string sdp our answer
 -- @tparam[opt] table opts `headers`, `status` (default 200)
 -- @treturn Dialog
 function UA:answer(req, sdp, opts)
   opts = opts or {}
-  local dlg, err, code = self.srv:dialog_uas(req, self.contact)
-  if not dlg then
-    req:reply(400, "Bad Request (" .. err .. ")")
+  -- RFC 4028 §9: 422 when the session interval is below our Min-SE
+  local st, lines, expires, who = self.srv:session_uas(req, self.min_se, self.session_expires or 0)
+  if not st or st == 422 then
+    if st then
+      req:reply(422, nil, lines_into({}, lines))
+    else
+      req:reply(400, "Bad Request (Session-Expires or Min-SE)")
+    end
+    self:abandon(req)
+    return nil, st and "session interval too small" or lines, st and "422" or expires
+  end
+  local d = self.early[req]
+  if d then
+    self.early[req] = nil
+    if d.ended then
+      return nil, "dialog: terminated (" .. d.ended .. ")", "TERMINATED"
+    end
+    d.dlg:confirm()
+  else
+    local dlg, err, code = self.srv:dialog_uas(req, self.contact)
+    if not dlg then
+      req:reply(400, "Bad Request (" .. err .. ")")
+      return nil, err, code
+    end
+    d = wrap(self, dlg, "uas")
+    d.remote_sdp = req.body ~= "" and req.body or nil
+  end
+  d.local_sdp = sdp or d.local_sdp
+  local h = lines_into(uas_headers(self, req, sdp, opts.headers), lines)
+  local ok, err, code = req:reply(opts.status or 200, nil, h, sdp)
+  if not ok then
+    ended(d, "answer failed")
     return nil, err, code
   end
-  local d = wrap(self, dlg, "uas")
-  d.local_sdp, d.remote_sdp = sdp, req.body ~= "" and req.body or nil
-  local h = { Contact = self.contact }
-  if sdp then
-    h["Content-Type"] = "application/sdp"
+  if st == 200 then
+    session_arm(d, expires, who == "uas")
   end
-  -- §12.1.1: the Record-Route of the request, in its order, in the 2xx
-  local rr = req:headers("Record-Route")
-  if rr and #rr > 0 then
-    h["Record-Route"] = rr
-  end
-  for k, v in pairs(opts.headers or {}) do
-    h[k] = v
-  end
-  req:reply(opts.status or 200, nil, h, sdp)
   self.stats.calls_in = self.stats.calls_in + 1
   return d
+end
+
+--- Forget the early dialog `u:progress` made for an INVITE that gets no
+-- 2xx (cancelled, rejected, failed). `u:reject` does it too.
+-- @tparam Request req the INVITE
+function UA:abandon(req)
+  local d = self.early[req]
+  if d then
+    self.early[req] = nil
+    ended(d, req:is_cancelled() and "cancelled" or "no answer")
+  end
 end
 
 --- Reject an INVITE (`status` 300-699, default 486; a 3xx redirects to
 -- `contact`). Counted in `stats.rejected`.
 function UA:reject(req, status, contact)
   self.stats.rejected = self.stats.rejected + 1
+  self:abandon(req)
   return req:reply(status or 486, nil, contact and { Contact = contact } or nil)
+end
+
+-- RFC 3262 §4: the PRACK for a reliable 1xx (rack: its RAck line), in
+-- the early dialog dlg.
+local function send_prack(u, dlg, rack, dest)
+  local req = assert(sip.parse(dlg:request("PRACK", rack)))
+  return u.srv:send(req, dest)
 end
 
 -- The INVITE of `u:invite` / `u:call`; c: the call's handle (branch,
 -- request, cancel flags).
 local function do_invite(self, t, c)
   local headers = {}
+  if t["100rel"] ~= false or t.session_expires then
+    headers[1] = { "Supported", t["100rel"] ~= false and (t.session_expires and "100rel, timer" or "100rel")
+      or "timer" }
+  end
+  if t.session_expires then -- RFC 4028 §7.1: we refresh
+    headers[#headers + 1] = { "Session-Expires", t.session_expires .. ";refresher=uac" }
+    headers[#headers + 1] = { "Min-SE", tostring(t.min_se or math.min(self.min_se, t.session_expires)) }
+  end
   if t.route then
     local r = t.route
     if not r:find("<", 1, true) then
@@ -492,6 +832,13 @@ local function do_invite(self, t, c)
       local dlg = srv:dialog_uac(req, res)
       if dlg then
         early[dlg] = true
+        local rack = dlg:rack(res) -- a reliable 1xx in sequence: PRACK it
+        if rack then
+          if res.body ~= "" then -- §5: the answer to our offer
+            c.early_sdp = res.body
+          end
+          sip.spawn(send_prack, self, dlg, rack, dest)
+        end
       end
     end
     if t.on_provisional then
@@ -512,13 +859,17 @@ local function do_invite(self, t, c)
     if cd and cd.ack_cseq then -- t.ack == false: the ACK waits for d:ack()
       return
     end
-    dlg:ack(res.cseq, nil, nil, dest)
-    if dlg ~= confirmed then
+    local other = dlg ~= confirmed and wrap(self, dlg, "uac")
+    if other then
       early[dlg] = nil
-      local d = wrap(self, dlg, "uac")
-      d.dest = dest
-      sip.spawn(function() d:bye() end)
+      other.dest = dest
     end
+    sip.spawn(function()
+      send_ack(dlg, res.cseq, dest)
+      if other then
+        other:bye()
+      end
+    end)
   end
   local timer
   if t.timeout then
@@ -547,10 +898,11 @@ local function do_invite(self, t, c)
       if t.ack == false and not c.cancelled then
         d.ack_cseq = res.cseq -- RFC 3725: the answer goes in a later ACK
       else
-        dlg:ack(res.cseq, nil, nil, dest)
+        send_ack(dlg, res.cseq, dest)
       end
       d.dest, d.local_sdp = dest, t.sdp
-      d.remote_sdp = res.body ~= "" and res.body or nil
+      d.remote_sdp = res.body ~= "" and res.body or c.early_sdp
+      session_from_2xx(d, res)
     end
   end
   for dlg in pairs(early) do -- the other early dialogs end with the INVITE
@@ -566,6 +918,14 @@ local function do_invite(self, t, c)
   end
   if d then
     return d, res
+  end
+  if res and res.status == 422 and t.session_expires and not t.retried_422 then
+    -- RFC 4028 §7.4: again with the interval the 422's Min-SE asks
+    local min = srv:min_se(res)
+    if min and min > t.session_expires then
+      local t2 = setmetatable({ session_expires = min, min_se = min, retried_422 = true }, { __index = t })
+      return do_invite(self, t2, c)
+    end
   end
   self.stats.failed = self.stats.failed + 1
   if res then
@@ -608,7 +968,10 @@ end
 -- `route`), `route` (a proxy URI to send through: a preloaded Route),
 -- `timeout` (seconds of ringing before the call is cancelled),
 -- `on_provisional = function(res)`, `ack = false` (the 2xx is not
--- acknowledged until `d:ack(sdp)`: an INVITE without offer answered later).
+-- acknowledged until `d:ack(sdp)`: an INVITE without offer answered later),
+-- `100rel = false` (no Supported: 100rel), `session_expires` (RFC 4028: a
+-- session interval in seconds; we refresh at half of it, a 422 is retried
+-- once with its Min-SE), `min_se`.
 -- A 2xx is acknowledged (§13.2.2.4), and so is every retransmission of it;
 -- a 2xx from another fork is acknowledged and hung up.
 -- @tparam table t

@@ -531,3 +531,36 @@ describe("RFC 3263 with dnsmasq", function()
     assert.is_true(st.dns_timeouts >= 1)
   end)
 end)
+
+describe("luasip.ua with host names", function()
+  it("sends the ACK for a 2xx to the 2xx's Contact host name, resolved (RFC 3263)", function()
+    local ua = require "luasip.ua"
+    local sa = assert(sip.server { listen = { "udp:127.0.0.1:0" }, t1 = 25 })
+    local sb = assert(sip.server { listen = { "udp:127.0.0.1:0" }, t1 = 25 })
+    local port = sb:listener(0).port
+    local alice = ua.new(sa)
+    local bob = ua.new(sb, { contact = "<sip:bob@a.test:" .. port .. ">" })
+    local bd
+    sa:on_request(function(req)
+      if not alice:handle(req) then
+        req:reply(405)
+      end
+    end)
+    sb:on_request(function(req)
+      if bob:handle(req) then
+        return
+      end
+      bd = bob:answer(req)
+    end)
+    local d, res = N.run_task(function()
+      return alice:invite { to = "sip:bob@127.0.0.1:" .. port }
+    end, 10)
+    assert.is_truthy(d, tostring(res))
+    assert.equal("sip:bob@a.test:" .. port, d:details().remote_target)
+    assert.is_truthy(N.pump_until(function() return bd and bd.acked end, 3), "no ACK at the UAS")
+    local bye = N.run_task(function() return d:bye() end, 10)
+    assert.equal(200, bye.status)
+    sa:close()
+    sb:close()
+  end)
+end)

@@ -596,11 +596,200 @@ static void test_ack_and_bye(void) {
   CHECK(e.tp_closed && e.txl_closed);
 }
 
+/* RFC 3262 without a transaction: the UAC's RAck for reliable 1xx (in
+ * sequence only), option tags, and the UAS's refusals. */
+static void rel_response(char *out, size_t cap, const char *rel) {
+  snprintf(out, cap,
+           "SIP/2.0 183 X\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKinv1\r\n"
+           "From: \"Alice\" <sip:alice@example.com>;tag=A1\r\n"
+           "To: <sip:bob@example.com>;tag=B1\r\n"
+           "Call-ID: call1@test\r\n"
+           "CSeq: 10 INVITE\r\n"
+           "Contact: <sip:bob@10.0.0.2>\r\n"
+           "%s"
+           "Content-Length: 0\r\n\r\n",
+           rel);
+}
+
+static int rack_of(sip_dialog *d, const char *rel, char *out, size_t cap) {
+  char text[1024];
+  tmsg r;
+  rel_response(text, sizeof text, rel);
+  msg_parse(&r, text);
+  int n = sip_dialog_rack(d, &r.m, out, cap);
+  msg_free(&r);
+  return n;
+}
+
+static void test_100rel(void) {
+  tmsg req, r;
+  char text[1024], out[64];
+  msg_parse(&req, INVITE);
+  rel_response(text, sizeof text, "");
+  msg_parse(&r, text);
+  sip_dialog *d;
+  CHECK_INT(sip_dialog_uac_new(&req.m, &r.m, &d), 0);
+  CHECK_INT(sip_dialog_rack(d, &r.m, out, sizeof out), 0); /* unreliable */
+  CHECK_INT(rack_of(d, "RSeq: 5\r\n", out, sizeof out), 0); /* no Require */
+  int n = rack_of(d, "Require: 100rel\r\nRSeq: 5\r\n", out, sizeof out);
+  CHECK_INT(n, (int)strlen("RAck: 5 10 INVITE\r\n"));
+  CHECK(strcmp(out, "RAck: 5 10 INVITE\r\n") == 0);
+  /* a retransmission, one out of order: no PRACK (§4) */
+  CHECK_INT(rack_of(d, "Require: 100rel\r\nRSeq: 5\r\n", out, sizeof out), 0);
+  CHECK_INT(rack_of(d, "Require: 100rel\r\nRSeq: 7\r\n", out, sizeof out), 0);
+  CHECK_INT(rack_of(d, "Require: 100rel\r\nRSeq: 4\r\n", out, sizeof out), 0);
+  n = rack_of(d, "Require: timer, 100REL\r\nRSeq:  6 \r\n", out, sizeof out);
+  CHECK(n > 0 && strcmp(out, "RAck: 6 10 INVITE\r\n") == 0);
+  CHECK_INT(rack_of(d, "Require: 100rel\r\nRSeq: 7\r\n", out, 8), SIP_ERANGE);
+  /* malformed RSeq values */
+  CHECK_INT(rack_of(d, "Require: 100rel\r\n", out, sizeof out), SIP_EVALUE);
+  CHECK_INT(rack_of(d, "Require: 100rel\r\nRSeq: x\r\n", out, sizeof out),
+            SIP_EVALUE);
+  CHECK_INT(rack_of(d, "Require: 100rel\r\nRSeq: 0\r\n", out, sizeof out),
+            SIP_EVALUE);
+  CHECK_INT(rack_of(d, "Require: 100rel\r\nRSeq: 2147483648\r\n", out,
+                    sizeof out),
+            SIP_EVALUE);
+  CHECK_INT(rack_of(d, "Require: 100rel\r\nRSeq: 7 8\r\n", out, sizeof out),
+            SIP_EVALUE);
+  CHECK_INT(d->rseq_remote, 6);
+  sip_dialog_free(d);
+  msg_free(&r);
+
+  /* option tags: Supported and Require, any case, several lines */
+  CHECK_INT(sip_dialog_has_option(&req.m, 0, "100rel"), 0);
+  tmsg inv2;
+  msg_parse(&inv2, "INVITE sip:bob@example.com SIP/2.0\r\n"
+                   "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKinv2\r\n"
+                   "From: <sip:alice@example.com>;tag=A2\r\n"
+                   "To: <sip:bob@example.com>\r\n"
+                   "Call-ID: call2@test\r\nCSeq: 1 INVITE\r\n"
+                   "Contact: <sip:alice@127.0.0.1:5060>\r\n"
+                   "Supported: timer\r\nk: replaces, 100REL\r\n"
+                   "Content-Length: 0\r\n\r\n");
+  CHECK_INT(sip_dialog_has_option(&inv2.m, 0, "100rel"), 1);
+  CHECK_INT(sip_dialog_has_option(&inv2.m, 0, "timer"), 1);
+  CHECK_INT(sip_dialog_has_option(&inv2.m, 1, "100rel"), 0);
+  CHECK_INT(sip_dialog_has_option(&inv2.m, 0, "100re"), 0);
+
+  /* the UAS: an INVITE without 100rel is refused; a PRACK without a
+   * reliable 1xx pending is 481, a malformed RAck 400 */
+  sip_dialog *u;
+  CHECK_INT(sip_dialog_uas_new(&req.m, (sip_str){"B9", 2},
+                               (sip_str){"<sip:bob@127.0.0.1>", 19},
+                               SIP_DLG_EARLY, &u),
+            0);
+  sip_txn *fake = (sip_txn *)&u; /* never dereferenced: refused before */
+  CHECK_INT(sip_dialog_reliable(u, &req.m, fake, out, sizeof out),
+            SIP_ENOTFOUND);
+  CHECK_INT(sip_dialog_reliable(u, &req.m, NULL, out, sizeof out),
+            SIP_EINVAL);
+  static const char *const pracks[][2] = {
+      {"RAck: 1 10 INVITE\r\n", "N"}, {"", "V"},
+      {"RAck: 1 x INVITE\r\n", "V"},  {"RAck: 1 10\r\n", "V"},
+      {"RAck: 0 10 INVITE\r\n", "V"}, {"RAck: 1  10   INVITE \r\n", "N"},
+  };
+  for (size_t i = 0; i < sizeof pracks / sizeof pracks[0]; i++) {
+    tmsg p;
+    snprintf(text, sizeof text,
+             "PRACK sip:bob@127.0.0.1 SIP/2.0\r\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKpr%zu\r\n"
+             "From: \"Alice\" <sip:alice@example.com>;tag=A1\r\n"
+             "To: <sip:bob@example.com>;tag=B9\r\n"
+             "Call-ID: call1@test\r\nCSeq: 11 PRACK\r\n%s"
+             "Content-Length: 0\r\n\r\n",
+             i, pracks[i][0]);
+    msg_parse(&p, text);
+    CHECK_INT(sip_dialog_prack(u, &p.m),
+              pracks[i][1][0] == 'N' ? SIP_ENOTFOUND : SIP_EVALUE);
+    msg_free(&p);
+  }
+  sip_dialog_confirm(u);
+  CHECK_INT(u->state, SIP_DLG_CONFIRMED);
+  sip_dialog_free(u);
+  msg_free(&inv2);
+  msg_free(&req);
+}
+
+/* RFC 4028 in C: Session-Expires and Min-SE parsing, the UAS's 422 and
+ * refresher choice, the UAC's reading of a 2xx, when to act. */
+static void test_session_timers(void) {
+  static const char *const base =
+      "INVITE sip:bob@example.com SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKse\r\n"
+      "From: <sip:alice@example.com>;tag=A1\r\nTo: <sip:bob@example.com>\r\n"
+      "Call-ID: se@test\r\nCSeq: 1 INVITE\r\n"
+      "Contact: <sip:alice@127.0.0.1:5060>\r\n%sContent-Length: 0\r\n\r\n";
+  static const struct {
+    const char *hdrs;
+    uint32_t min_se, want;
+    int rc;
+    const char *out;
+  } cases[] = {
+      /* no timer asked, none wanted / the UAC has no timer */
+      {"", 90, 0, 0, ""},
+      {"", 90, 1800, 0, ""},
+      /* we want one, the UAC supports timer: it refreshes */
+      {"Supported: timer\r\n", 90, 1800, 200,
+       "Session-Expires: 1800;refresher=uac\r\nRequire: timer\r\n"},
+      /* below our minimum: 422 */
+      {"Supported: timer\r\nSession-Expires: 60\r\n", 90, 0, 422,
+       "Min-SE: 90\r\n"},
+      /* its refresher choice stands */
+      {"Supported: timer\r\nx: 1800;refresher=uas\r\n", 90, 0, 200,
+       "Session-Expires: 1800;refresher=uas\r\nRequire: timer\r\n"},
+      /* a UAC without timer: the UAS refreshes, no Require */
+      {"Session-Expires: 1800;refresher=uac\r\n", 90, 0, 200,
+       "Session-Expires: 1800;refresher=uas\r\n"},
+      /* our interval raised to its Min-SE */
+      {"Supported: timer\r\nMin-SE: 600\r\n", 90, 300, 200,
+       "Session-Expires: 600;refresher=uac\r\nRequire: timer\r\n"},
+      /* malformed */
+      {"Session-Expires: abc\r\n", 90, 0, SIP_EVALUE, ""},
+      {"Session-Expires: 1800;refresher=me\r\n", 90, 0, SIP_EVALUE, ""},
+      {"Session-Expires: 0\r\n", 90, 0, SIP_EVALUE, ""},
+      {"Min-SE: x\r\n", 90, 0, SIP_EVALUE, ""},
+  };
+  char text[1024], out[128];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    tmsg m;
+    snprintf(text, sizeof text, base, cases[i].hdrs);
+    msg_parse(&m, text);
+    uint32_t e = 0;
+    int who = 0;
+    int rc = sip_dialog_session_uas(&m.m, cases[i].min_se, cases[i].want, out,
+                                    sizeof out, &e, &who);
+    CHECK_MSG(rc == cases[i].rc, "case %zu: rc %d", i, rc);
+    if (rc >= 0)
+      CHECK_MSG(strcmp(out, cases[i].out) == 0, "case %zu: [%s]", i, out);
+    msg_free(&m);
+  }
+  /* the UAC's view of a 2xx */
+  tmsg r;
+  msg_parse(&r, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\n"
+                "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c\r\n"
+                "CSeq: 1 INVITE\r\nSession-Expires: 120\r\n"
+                "Content-Length: 0\r\n\r\n");
+  uint32_t e = 0;
+  int who = 0;
+  CHECK_INT(sip_dialog_session_uac(&r.m, &e, &who), 1);
+  CHECK_INT(e, 120);
+  CHECK_INT(who, SIP_SE_UAC); /* §7.2: no refresher: the UAC */
+  msg_free(&r);
+  /* §10 */
+  CHECK(sip_dialog_session_due_ms(1800, 1) == 900000);
+  CHECK(sip_dialog_session_due_ms(1800, 0) == 1768000);
+  CHECK(sip_dialog_session_due_ms(90, 0) == 60000);
+}
+
 int main(void) {
   test_uac_dialog();
   test_fork();
   test_uas();
   test_strict_route();
+  test_100rel();
+  test_session_timers();
   CHECK_INT(uv_loop_init(&loop), 0);
   test_ack_and_bye();
   CHECK_INT(uv_loop_close(&loop), 0);

@@ -989,6 +989,97 @@ static void test_ist_accepted(void) {
   env_close(&e);
 }
 
+/* RFC 3262 §3: a reliable 1xx is re-sent at T1, 2*T1, 4*T1 ... (no T2
+ * cap) until the PRACK; without one, the stored 500 goes at 64*T1 (then
+ * Timer G as for any final). A PRACK stops it; a further 1xx is refused
+ * while one is pending; a final ends it. */
+static const char FAIL500[] = "SIP/2.0 500 No PRACK\r\nContent-Length: 0\r\n\r\n";
+
+static void test_ist_reliable_1xx(void) {
+  env e;
+  env_open(&e, NULL);
+  e.reply_status = 183;
+  int pport, s = udp_sock(&pport);
+  char req[2048], buf[4096];
+  int n = mkreq(req, sizeof(req), "INVITE", "UDP", pport, "z9hG4bKrel1",
+                "rel@x", 1, "INVITE", NULL);
+  udp_to(s, e.udp_port, req, (size_t)n);
+  int k = recv_one(s, buf, sizeof(buf), 1000);
+  CHECK(k > 0 && starts(buf, "SIP/2.0 183 "));
+  sip_txn *t = e.txn;
+  double t0 = now_ms();
+  CHECK_INT(sip_txn_retransmit_1xx(t, "SIP/2.0 486 X\r\n\r\n", 17), SIP_EINVAL);
+  CHECK_INT(sip_txn_retransmit_1xx(t, FAIL500, sizeof FAIL500 - 1), 0);
+  CHECK_INT(sip_txn_awaits_prack(t), 1);
+  CHECK_INT(sip_txn_retransmit_1xx(t, FAIL500, sizeof FAIL500 - 1), SIP_EINVAL);
+  CHECK_INT(tu_reply(t, &e.rx->msg, 180, "tu1"), SIP_EINVAL); /* one at a time */
+  /* re-sent at 1, 3, 7, 15, 31, 63 T1; the 500 at 64 T1 */
+  collect(s, 64 * T1 + T1 / 2, NULL, 0);
+  CHECK_INT(npk, 7);
+  double want = 0;
+  for (int i = 0; i < 6 && i < npk; i++) {
+    want += (double)(T1 << i);
+    CHECK(starts(pk[i].d, "SIP/2.0 183 "));
+    CHECK_NEAR(pk[i].t - t0, want);
+  }
+  if (npk >= 7) {
+    CHECK(starts(pk[6].d, "SIP/2.0 500 No PRACK"));
+    CHECK_NEAR(pk[6].t - t0, 64.0 * T1);
+  }
+  CHECK_INT(sip_txn_state(t), SIP_TXN_COMPLETED);
+  CHECK_INT(sip_txn_awaits_prack(t), 0);
+  sip_txl_counters st = stats(&e);
+  CHECK_INT(st.retx_1xx, 6);
+  CHECK_INT(st.unpracked_1xx, 1);
+  /* the INVITE again in Completed: the 500 again (not the 183) */
+  udp_to(s, e.udp_port, req, (size_t)n);
+  k = recv_one(s, buf, sizeof(buf), 1000);
+  CHECK(k > 0 && starts(buf, "SIP/2.0 500 "));
+
+  /* the PRACK came after two re-sends: no more, and no 500 (a new peer:
+   * the first one still gets the 500 by Timer G) */
+  close(s);
+  s = udp_sock(&pport);
+  n = mkreq(req, sizeof(req), "INVITE", "UDP", pport, "z9hG4bKrel2", "rel2@x",
+            1, "INVITE", NULL);
+  udp_to(s, e.udp_port, req, (size_t)n);
+  k = recv_one(s, buf, sizeof(buf), 1000);
+  CHECK(k > 0 && starts(buf, "SIP/2.0 183 "));
+  t = e.txn;
+  CHECK_INT(sip_txn_retransmit_1xx(t, FAIL500, sizeof FAIL500 - 1), 0);
+  collect(s, 3 * T1 + T1 / 2, NULL, 0);
+  CHECK_INT(npk, 2);
+  CHECK_INT(sip_txn_prack(t), 1);
+  CHECK_INT(sip_txn_prack(t), 0);
+  CHECK_INT(collect(s, 70 * T1, NULL, 0), 0);
+  CHECK_INT(sip_txn_state(t), SIP_TXN_PROCEEDING);
+  /* the INVITE again: the 183 alone */
+  udp_to(s, e.udp_port, req, (size_t)n);
+  k = recv_one(s, buf, sizeof(buf), 1000);
+  CHECK(k > 0 && starts(buf, "SIP/2.0 183 ") && !strstr(buf, "No PRACK"));
+  CHECK_INT(tu_reply(t, &e.rx->msg, 200, "tu1"), 0);
+  CHECK_INT(sip_txn_state(t), SIP_TXN_ACCEPTED);
+
+  /* a final while the 1xx is pending ends it */
+  close(s);
+  s = udp_sock(&pport);
+  n = mkreq(req, sizeof(req), "INVITE", "UDP", pport, "z9hG4bKrel3", "rel3@x",
+            1, "INVITE", NULL);
+  udp_to(s, e.udp_port, req, (size_t)n);
+  k = recv_one(s, buf, sizeof(buf), 1000);
+  t = e.txn;
+  CHECK_INT(sip_txn_retransmit_1xx(t, FAIL500, sizeof FAIL500 - 1), 0);
+  CHECK_INT(tu_reply(t, &e.rx->msg, 486, "tu1"), 0);
+  CHECK_INT(sip_txn_awaits_prack(t), 0);
+  collect(s, 2 * T1 + T1 / 2, NULL, 0); /* the 486 by Timer G only */
+  for (int i = 0; i < npk; i++)
+    CHECK(starts(pk[i].d, "SIP/2.0 486 "));
+  st = stats(&e);
+  CHECK_INT(st.unpracked_1xx, 1);
+  close(s);
+  env_close(&e);
+}
+
 /* §17.2.1: a 100 Trying when the TU is slow, none when it is quick. */
 static void test_ist_trying(void) {
   env e;
@@ -1791,6 +1882,7 @@ int main(void) {
   test_ist_ack();
   test_ist_accepted();
   test_ist_trying();
+  test_ist_reliable_1xx();
   test_nist();
   test_abandon();
   test_strays();
