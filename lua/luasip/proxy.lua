@@ -286,6 +286,12 @@ end
 -- @return[3] nil
 -- @treturn[3] string a store failure
 function M.resolve_gruu(req)
+  -- runs for every in-dialog request: the Request-URI's text is searched
+  -- before it is parsed, as almost none has a gr parameter
+  local text = req.uri
+  if not (text and text:find(";[gG][rR]")) then
+    return false
+  end
   local u = req.ruri
   if not (u and u.params and u.params.gr ~= nil) then
     return false
