@@ -72,18 +72,21 @@ local opts = { nat = false }
 local reg_opts = { min_expires = 10, max_expires = 3600 }
 local domains -- nil: any
 
--- bindings -> relay targets (the binding tables themselves). With --nat
--- each goes to its received address; without, only a binding reachable
--- over its flow alone does (outbound, WebSocket, an .invalid Contact:
--- proxy.flow_of), the others to their Contact.
+-- bindings -> relay targets (the binding tables themselves), and whether
+-- one of them is reached over its flow. With --nat each goes to its
+-- received address; without, only a binding reachable over its flow alone
+-- does (outbound, WebSocket, an .invalid Contact: proxy.flow_of), the
+-- others to their Contact.
 local function targets_of(bindings)
   if opts.nat then
-    return bindings
+    return bindings, true
   end
+  local flow = false
   for _, b in ipairs(bindings) do
     b.received = proxy.flow_of(b)
+    flow = flow or b.received ~= nil
   end
-  return bindings
+  return bindings, flow
 end
 
 local function to_self(req)
@@ -113,7 +116,13 @@ local function authorized(req, method)
 end
 -- ---------------------------------------------------------------------------
 
+-- Initial requests: the callee's responses go through fix_nated (the
+-- relay hooks) when it can need it: with --nat, or when a target is
+-- reached over its flow (a WebSocket or .invalid callee answers with a
+-- Contact only that flow reaches); a callee registered with a reachable
+-- Contact is left alone, and its responses never enter the script.
 local relay_opts = { fork = "serial" }
+local relay_flow_opts = { fork = "serial" }
 local dialog_opts = {}
 
 -- --nat: a Contact from behind a NAT gets the address the message came
@@ -153,7 +162,7 @@ local function request(req)
       return req:reply(500, "Location Service Failed (" .. tostring(code) .. ")", { ["Retry-After"] = "5" })
     elseif gruu then
       if gruu[1] then
-        return proxy.relay(req, targets_of(gruu), dialog_opts)
+        return proxy.relay(req, (targets_of(gruu)), dialog_opts)
       end
       if method ~= "ACK" then
         return req:reply(code)
@@ -184,7 +193,7 @@ local function request(req)
   if domains and not (ruri and domains[ruri.host:lower()]) then
     -- another domain: its servers are located by DNS (RFC 3263) and the
     -- request relayed there (NXDOMAIN: 404)
-    return proxy.relay(req, nil, relay_opts)
+    return proxy.relay(req, nil, opts.nat and relay_flow_opts or relay_opts)
   end
   local bindings, err = registrar.lookup(ruri, reg_opts)
   if not bindings then
@@ -193,7 +202,8 @@ local function request(req)
   if #bindings == 0 then
     return req:reply(404, "Not Found")
   end
-  return proxy.relay(req, targets_of(bindings), relay_opts)
+  local targets, flow = targets_of(bindings)
+  return proxy.relay(req, targets, flow and relay_flow_opts or relay_opts)
 end
 
 return {
@@ -225,7 +235,7 @@ return {
     loc = assert(location.open(o.location or "memory"))
     reg_opts.location = loc
     opts.nat = o.nat and true or false
-    relay_opts.on_provisional, relay_opts.on_response = fix_nated, fix_nated
+    relay_flow_opts.on_provisional, relay_flow_opts.on_response = fix_nated, fix_nated
     dialog_opts.on_provisional, dialog_opts.on_response = fix_nated, fix_nated
     domains = nil
     if o.domain then
@@ -236,6 +246,7 @@ return {
       end
     end
     relay_opts.timeout = tonumber(o.timeout)
+    relay_flow_opts.timeout = relay_opts.timeout
     users = o.users and assert(auth.load_users(o.users)) or nil
     local algs = {}
     for a in (o.algorithms or "SHA-256,MD5"):gmatch("[^,%s]+") do
