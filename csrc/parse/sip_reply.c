@@ -315,9 +315,10 @@ static size_t build(const sip_msg *req, int status, sip_str reason,
   if (status == 100 && (h = first_live(req, SIP_H_TIMESTAMP)))
     put_header(&w, SIP_H_TIMESTAMP, h->value);
   put(&w, extra.p, extra.len);
-  char num[32];
-  int nn = snprintf(num, sizeof(num), "Content-Length: %zu\r\n\r\n", body.len);
-  put(&w, num, (size_t)(nn > 0 ? nn : 0));
+  char num[24];
+  put(&w, "Content-Length: ", 16);
+  put(&w, num, sip__fmt_uint(num, body.len));
+  put(&w, "\r\n\r\n", 4);
   put(&w, body.p, body.len);
   return w.n;
 }

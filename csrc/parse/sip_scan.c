@@ -508,3 +508,16 @@ size_t sip__count_byte(const char *p, const char *end, char c) {
   }
   return n;
 }
+
+size_t sip__fmt_uint(char *out, uint64_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++)
+    out[i] = tmp[n - 1 - i];
+  out[n] = 0;
+  return n;
+}

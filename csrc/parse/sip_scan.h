@@ -151,4 +151,9 @@ size_t sip__count_byte(const char *p, const char *end, char c);
 int sip__parse_uint(const char *p, const char *end, uint64_t max,
                     uint64_t *out);
 
+/* v in decimal into out (room for 21 bytes), NUL-terminated; returns the
+ * length. snprintf's "%u" without parsing a format: the serializers write
+ * numbers into every forwarded message and reply. */
+size_t sip__fmt_uint(char *out, uint64_t v);
+
 #endif

@@ -478,6 +478,21 @@ static void send_cancel(px_branch *b) {
     c->p->st.cancels_sent++;
 }
 
+/* "z9hG4bK" LHASH "." and at most tail_max bytes of tail into out (room
+ * for 48 bytes: LHASH and tail are 16 and at most 16 characters); memcpy,
+ * not snprintf: one is made for every forwarded request. */
+static void put_branch(char out[48], const char *lhash, const char *tail,
+                       size_t tail_max) {
+  size_t n = 7, k = strlen(lhash);
+  memcpy(out, "z9hG4bK", 7);
+  memcpy(out + n, lhash, k);
+  n += k;
+  out[n++] = '.';
+  k = strnlen(tail, tail_max);
+  memcpy(out + n, tail, k);
+  out[n + k] = 0;
+}
+
 /* The branch's transaction fell back from TCP to UDP (§18.1.1): so do its
  * Via and destination (for the CANCEL, §9.1: the request's top Via, the
  * same destination). */
@@ -719,7 +734,7 @@ static px_branch *start_branch(sip_proxy_ctx *c, const px_target *tg) {
   }
   char rnd[SIP_TXN_BRANCH_SIZE], branch[48];
   sip_txn_new_branch(rnd);
-  snprintf(branch, sizeof branch, "z9hG4bK%s.%.10s", c->lhash, rnd + 7);
+  put_branch(branch, c->lhash, rnd + 7, 10);
   px_build bd = {.m = m,
                  .ruri = ruri,
                  .push = push,
@@ -1376,7 +1391,7 @@ int sip_proxy_forward(sip_proxy *p, sip_msg *m, const sip_src *src,
     h2[16] = 0;
   }
   char branch[48], params[256] = "";
-  snprintf(branch, sizeof branch, "z9hG4bK%s.%s", lh, h2);
+  put_branch(branch, lh, h2, 16);
   if (rr_params.p && rr_params.len < sizeof params) {
     memcpy(params, rr_params.p, rr_params.len);
     params[rr_params.len] = 0;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "sip_proxy.h"
+#include "sip_scan.h"
 
 /* ---- myself ------------------------------------------------------------- */
 
@@ -122,14 +123,12 @@ int sip_proxy_loop_hash(sip_msg *m, const sip_via *via, char out[17]) {
   fnv_str(&f, from->tag);
   fnv_str(&f, to->tag);
   fnv_str(&f, cid);
-  char num[16];
-  int n = snprintf(num, sizeof num, "%u", (unsigned)cs->num);
-  fnv_add(&f, num, (size_t)n);
+  char num[24];
+  fnv_add(&f, num, sip__fmt_uint(num, cs->num));
   if (via) {
     fnv_str(&f, via->branch);
     fnv_str(&f, via->host);
-    n = snprintf(num, sizeof num, "%u", via->has_port ? via->port : 0);
-    fnv_add(&f, num, (size_t)n);
+    fnv_add(&f, num, sip__fmt_uint(num, via->has_port ? via->port : 0));
   }
   hash_headers(&f, m, SIP_H_PROXY_REQUIRE);
   hash_headers(&f, m, SIP_H_PROXY_AUTHORIZATION);
@@ -325,9 +324,8 @@ int sip_proxy_decrement_mf(sip_msg *m) {
   if (mf == 0)
     return SIP_ERANGE;
   int idx = sip_msg_find(m, SIP_H_MAX_FORWARDS, NULL, 0, 0);
-  char v[12];
-  int n = snprintf(v, sizeof v, "%u", mf - 1);
-  rc = sip_msg_replace_value(m, idx, v, (size_t)n);
+  char v[24];
+  rc = sip_msg_replace_value(m, idx, v, sip__fmt_uint(v, mf - 1));
   return rc;
 }
 

@@ -2,12 +2,14 @@
  * and RFC 5118 torture messages (folds kept as \r\n) and everyday ones. */
 #define _DEFAULT_SOURCE /* mmap, MAP_ANONYMOUS */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "../parse/sip_fields.h"
+#include "../parse/sip_scan.h"
 #include "check.h"
 
 /* A copy of [p, p+len) that ends exactly where an inaccessible page begins,
@@ -884,6 +886,24 @@ static void test_multipart(void) {
   CHECK(head == NULL);
 }
 
+/* sip__fmt_uint: what snprintf("%" PRIu64) writes, and round trips through
+ * sip__parse_uint */
+static void test_fmt_uint(void) {
+  static const uint64_t vals[] = {
+      0, 7, 9, 10, 69, 70, 100, 65535, 4294967295u, 10000000000u, UINT64_MAX};
+  for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+    char got[24], want[24];
+    memset(got, 'x', sizeof got);
+    size_t n = sip__fmt_uint(got, vals[i]);
+    int wn = snprintf(want, sizeof want, "%llu", (unsigned long long)vals[i]);
+    CHECK_INT((int)n, wn);
+    CHECK(strcmp(got, want) == 0);
+    uint64_t back = 1;
+    CHECK_INT(sip__parse_uint(got, got + n, UINT64_MAX, &back), 0);
+    CHECK(back == vals[i]);
+  }
+}
+
 int main(void) {
   char first[512];
   sip_arena_init(&arena, first, sizeof first);
@@ -899,6 +919,7 @@ int main(void) {
   test_ctype();
   test_auth();
   test_multipart();
+  test_fmt_uint();
   sip_arena_free(&arena);
   return check_summary("test_fields");
 }

@@ -489,12 +489,26 @@ int sip_tu_via(sip_tu *tu, int transport, int lid, const char *branch,
   return n + 7;
 }
 
+/* (memcpy, not snprintf: a Via is written into every request sent) */
 int sip_tu_via_value(char *out, size_t cap, int transport, const char *sent_by,
                      const char *branch, int rport) {
-  int n = snprintf(out, cap, "SIP/2.0/%s %s;branch=%s%s",
-                   sip_tp_transport_name(transport), sent_by, branch,
-                   rport ? ";rport" : "");
-  return n >= 0 && (size_t)n < cap ? n : SIP_ERANGE;
+  const char *parts[] = {"SIP/2.0/",
+                         sip_tp_transport_name(transport),
+                         " ",
+                         sent_by,
+                         ";branch=",
+                         branch,
+                         rport ? ";rport" : ""};
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    size_t k = strlen(parts[i]);
+    if (n + k >= cap)
+      return SIP_ERANGE;
+    memcpy(out + n, parts[i], k);
+    n += k;
+  }
+  out[n] = 0;
+  return (int)n;
 }
 
 int sip_tu_write_request(sip_tu *tu, sip_msg *m, sip_dest *d,
