@@ -205,9 +205,14 @@ describe("luasip.b2bua: transfer (T1 = 10 ms)", function()
       local new_call
       alice:on_refer(function() return true end, { on_call = function(nd) new_call = nd end })
       local x = b2b({ bob = { bob.uri }, carol = { carol.uri } }, { refer = "pass" })
+      -- x serves an event package too: its NOTIFY hook lets the legs' NOTIFYs through
+      require("luasip.ua.event").on_subscribe(x, "presence")
       local d1, b1 = call(alice, x, "bob", bob)   -- alice - x - bob
       local d2, c2 = call(bob, x, "carol", carol) -- bob - x - carol (consultation)
       local l_call_id = d2:details().call_id
+      -- bob's CSeq runs ahead of x's on alice's leg: the two REFERs' ids (their
+      -- CSeqs) differ, and the NOTIFYs must be mapped back
+      assert.equal(501, run(function() return b1:request("PUBLISH") end).status) -- x answers it
       local r = run(function()
         return d2 and b1:refer("sip:carol@" .. x.addr, { replaces = d2 })
       end)
@@ -217,6 +222,7 @@ describe("luasip.b2bua: transfer (T1 = 10 ms)", function()
       -- the REFER alice got: Refer-To kept, its Replaces rewritten to x's leg with carol
       local refers = got(alice, "^REFER ")
       assert.equal(1, #refers)
+      assert.are_not.equal(r.response.cseq, assert(sip.parse(refers[1])).cseq)
       local ci = c2:details()
       local rt = refers[1]:match("\r\nRefer%-To: ([^\r\n]*)")
       assert.truthy(rt, refers[1])
