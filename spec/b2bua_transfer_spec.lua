@@ -287,3 +287,45 @@ describe("luasip.b2bua: transfer (T1 = 10 ms)", function()
       assert.truthy(N.pump_until(function() return x:count() == 0 end, 2))
     end)
 end)
+
+describe("examples/b2bua.lua --refer handle", function()
+  local P = dofile(here .. "/support/proc.lua")
+  local register = require "luasip.ua.register"
+  after_each(function()
+    N.cleanup()
+    P.cleanup()
+  end)
+
+  it("a REFER to a registered AOR is carried out, to an unknown one 404; the CDR tells the transfer", function()
+    local x = P.start({ "run", "examples/b2bua.lua", "--ctl", "off", "--listen", "udp:127.0.0.1:0",
+      "--domain", "example.com", "--refer", "handle", "--cdr" })
+    local via = "udp:127.0.0.1:" .. assert(x:port("udp"), x:log())
+    local alice, bob, carol = new_ua("alice"), new_ua("bob"), new_ua("carol")
+    for _, u in ipairs({ alice, bob, carol }) do
+      local name = u.uri:match("^sip:(%a+)@")
+      local reg = register.register { server = u.srv, registrar = "sip:example.com", dest = via,
+        aor = "sip:" .. name .. "@example.com", expires = 60, contact = "<" .. u.uri .. ">" }
+      assert.equal("registered", run(function() return reg:wait("registered", 3) end), x:log())
+    end
+    local d = assert(run(function()
+      return alice:invite { to = "sip:bob@example.com", from = "<sip:alice@example.com>", sdp = SDP.alice, dest = via }
+    end), x:log())
+    assert.truthy(N.pump_until(function() return #bob.calls == 1 and bob.calls[1].acked end, 2))
+    local bd = bob.calls[1]
+    local r, res = run(function() return bd:refer("sip:nobody@example.com") end)
+    assert.is_nil(r)
+    assert.equal(404, res.status)
+    r = run(function() return bd:refer("sip:carol@example.com") end)
+    assert.equal(200, r.status, x:log())
+    assert.same({ "SIP/2.0 100 Trying", "SIP/2.0 180 Ringing", "SIP/2.0 200 OK" }, r.frags)
+    assert.equal(1, #carol.calls)
+    assert.truthy(N.pump_until(function() return bd:state() == "terminated" end, 2))
+    assert.equal(SDP.carol, d.remote_sdp)
+    assert.equal(200, run(function() return d:bye() end).status)
+    assert.truthy(N.pump_until(function() return carol.calls[1]:state() == "terminated" end, 2))
+    assert.truthy(N.pump_until(function()
+      return x:output():find("cdr: status 200 target sip:bob@[^ ]* setup [%d.]+s duration [%d.]+s ended by a: bye "
+        .. "received transfers by b to sip:carol@example.com 200\n")
+    end, 3), x:output())
+  end)
+end)
