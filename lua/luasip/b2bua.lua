@@ -19,6 +19,9 @@
 -- Via, Contact, Call-ID, Record-Route or tags is copied to the other.
 -- The dialog state and ACKs are `luasip.ua`'s (C, `csrc/dialog`); this
 -- module only relays between the two.
+-- A REFER in the call is refused, carried out here (blind transfer) or
+-- passed on (`opts.refer`); an INVITE with Replaces naming a leg takes
+-- its place (attended transfer, `replace`).
 -- @module luasip.b2bua
 
 local ua = require "luasip.ua"
@@ -748,8 +751,10 @@ end
 -- left (`map_status`); a CANCEL from A cancels the B calls. Once
 -- connected, a BYE on either leg ends the other; re-INVITE and UPDATE
 -- carry the offer across and the answer back (a 491 when an offer is
--- already pending); INFO, MESSAGE, OPTIONS, NOTIFY are relayed; other
--- methods get 501. Each leg has its own Call-ID, tags and Contact, on the
+-- already pending); INFO, MESSAGE, OPTIONS, NOTIFY are relayed; a REFER
+-- as `opts.refer` says; other methods get 501. An INVITE with Replaces
+-- naming one of our legs is an attended transfer (`b2bua.replace`; the
+-- targets are not used). Each leg has its own Call-ID, tags and Contact, on the
 -- transport of that leg.
 --
 -- Must run in the INVITE's handler (it waits). The script passes every
@@ -781,7 +786,16 @@ end
 --   `map_status = function(status)` (see `b2bua.map_status`);
 --   `on_answer = function(a, b, outcome)`, `on_end = function(outcome, a, b)`;
 --   `wait = false`: return once answered (the bridge goes on; `on_end`
---   tells the end)
+--   tells the end);
+--   `refer` (default `b2bua.refer`, "reject"): a REFER within the call is
+--   answered 403 ("reject"), carried out by us ("handle": 202, our call
+--   to the target with NOTIFY sipfrag progress to the referrer, the
+--   remaining party re-INVITEd to the new leg, the referrer's leg hung
+--   up; on failure the call stays) or relayed to the other leg ("pass":
+--   its Replaces rewritten, its NOTIFYs relayed back);
+--   `on_refer = function(dir, req, target)` ("handle"): the targets to
+--   call for the parsed Refer-To `target` (default `target.uri`), or
+--   `false` / a status (and reason) to refuse the REFER
 -- @treturn Dialog|nil the A leg (nil when the call was not connected)
 -- @treturn Dialog|nil the B leg
 -- @treturn table the outcome: `status`, `reason` (the B leg's final
@@ -790,7 +804,9 @@ end
 --   response), `ringing` (seconds to the first 18x), `setup_time` (to the
 --   answer), `duration` (answer to end), `total`, `ended_by` ("a: bye
 --   received", "b: bye received", "max_duration", ...), `a_call_id`,
---   `b_call_id`
+--   `b_call_id`, `transfers` (`{ by = "a"|"b", target =, status =,
+--   call_id =, attempts = }` for a REFER, `{ kind = "replaces", replaced =
+--   "a"|"b", status = }` for an INVITE with Replaces)
 function M.bridge(u, req, targets, opts)
   local co, main = co_running()
   if main then
