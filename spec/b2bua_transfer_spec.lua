@@ -187,6 +187,37 @@ describe("luasip.b2bua: transfer (T1 = 10 ms)", function()
     assert.equal(486, tr[1].attempts[1].status)
   end)
 
+  it("refer = handle with Replaces naming another call of x: the two calls merge, bob's legs end",
+    function()
+      local alice, bob, carol = new_ua("alice"), new_ua("bob"), new_ua("carol")
+      local x = b2b({ bob = { bob.uri }, carol = { carol.uri } }, { refer = "handle" })
+      local d1, b1 = call(alice, x, "bob", bob)   -- alice - x - bob
+      local d2, c2 = call(bob, x, "carol", carol) -- bob - x - carol (consultation)
+      local r = run(function()
+        return b1:refer("sip:carol@" .. x.addr, { replaces = d2 })
+      end)
+      assert.equal(202, r.response.status)
+      assert.equal(200, r.status)
+      assert.same({ "SIP/2.0 100 Trying", "SIP/2.0 200 OK" }, r.frags)
+      -- no new call: carol re-INVITEd with alice's SDP, alice with carol's
+      assert.equal(1, #carol.calls)
+      assert.equal(SDP.alice, c2.remote_sdp)
+      assert.equal(SDP.carol, d1.remote_sdp)
+      -- bob's two legs are hung up by x
+      assert.truthy(N.pump_until(function() return b1:state() == "terminated" and d2:state() == "terminated" end, 2))
+      assert.equal("confirmed", d1:state())
+      assert.equal("confirmed", c2:state())
+      -- the consultation bridge ended "transferred"; alice's BYE reaches carol
+      assert.truthy(N.pump_until(function() return #x.outcomes == 1 end, 2))
+      assert.equal("transferred", x.outcomes[1].ended_by)
+      assert.equal(200, run(function() return d1:bye() end).status)
+      assert.truthy(N.pump_until(function() return c2:state() == "terminated" end, 2))
+      assert.truthy(N.pump_until(function() return #x.outcomes == 2 end, 2))
+      local tr = x.outcomes[2].transfers
+      assert.same({ "b", true, 200 }, { tr[1].by, tr[1].replaces, tr[1].status })
+      assert.truthy(N.pump_until(function() return x:count() == 0 end, 2))
+    end)
+
   it("the default (refer unset): 403, nothing is called", function()
     local alice, bob, carol = new_ua("alice"), new_ua("bob"), new_ua("carol")
     local x = b2b({ bob = { bob.uri } })

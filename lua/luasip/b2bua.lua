@@ -541,6 +541,23 @@ function Bridge:refer_to_across(t, raw)
   return raw
 end
 
+-- The bridged leg a parsed Replaces names, to be replaced, and its
+-- partner, kept: named as we know the leg (RFC 3891 §3: to-tag ours), or
+-- as the leg's far end knows it (a Replaces rewritten by a passed REFER:
+-- then its partner goes).
+local function named_leg(u, r)
+  local old = refer.find_replaced(u, r)
+  if old and old.bridge and old.peer then
+    return old, old.peer
+  end
+  for _, d in pairs(u.dialogs) do
+    local i = d.bridge and d.peer and d.dlg:info()
+    if i and i.call_id == r.call_id and i.remote_tag == r.to_tag and i.local_tag == r.from_tag then
+      return d.peer, d
+    end
+  end
+end
+
 local function targets_of(v)
   if type(v) == "string" or (type(v) == "table" and (v.uri or v.contact)) then
     v = { v }
@@ -613,6 +630,14 @@ function Bridge:transfer(d, r, dir)
   if self.transferring or self.offering then
     return r:reply(500, "Server Internal Error (a transfer is under way)", { ["Retry-After"] = "1" })
   end
+  local rp = t.replaces and refer.parse_replaces(t.replaces)
+  local old, keep
+  if rp then
+    old, keep = named_leg(self.ua, rp)
+    if old and (old.bridge == self or old.ended or keep.ended) then
+      old, keep = nil, nil -- not another call of ours: the target's own dialog
+    end
+  end
   local targets = t.uri
   if opts.on_refer then
     local v, reason = opts.on_refer(dir, r, t)
@@ -621,16 +646,19 @@ function Bridge:transfer(d, r, dir)
     end
     targets = v or targets
   end
-  local list = targets_of(targets)
-  if #list == 0 then
+  local list = old and {} or targets_of(targets)
+  if #list == 0 and not old then
     return r:reply(404, "Not Found (the transfer target)")
   end
-  local rec = { by = d == self.a and "a" or "b", target = t.uri }
+  local rec = { by = d == self.a and "a" or "b", target = t.uri, replaces = old and true or nil }
   local out = self.out
   out.transfers = out.transfers or {}
   out.transfers[#out.transfers + 1] = rec
   self.transferring = rec
   local ok, nd, res = pcall(refer.transfer, d, r, function(_, progress)
+    if old then
+      return self:merge(d, r, dir, old, keep)
+    end
     return self:transfer_call(d, r, dir, t, list, progress)
   end)
   self.transferring = nil
@@ -639,7 +667,7 @@ function Bridge:transfer(d, r, dir)
     error(nd, 0)
   end
   if nd then
-    rec.status, rec.call_id = res.status, nd:details().call_id
+    rec.status, rec.call_id = type(res) == "number" and res or res.status, nd:details().call_id
     sip.spawn(function() -- after the NOTIFY 200: the referrer's leg is over
       if not d.ended then
         d:bye()
@@ -698,6 +726,40 @@ function Bridge:replace(old, remaining, req)
   return nd
 end
 
+-- Attended transfer carried out here (refer = "handle"): the REFER on `d`
+-- names, by its Replaces, `old`, a leg of another bridge whose partner
+-- `keep` is the target. `keep` is re-INVITEd with the remaining party's
+-- SDP, the remaining party with the answer (when it differs); the other
+-- bridge ends ("transferred"), `keep` takes `d`'s place, `old` gets BYE.
+function Bridge:merge(d, r, dir, old, keep)
+  local remaining, other = d.peer, old.bridge
+  local offer = remaining.remote_sdp and self:sdp(REVERSE[dir], remaining.remote_sdp, r)
+  self.offering, other.offering = true, true
+  local res = keep:reinvite(offer, { retry = false })
+  local ok = res and res.status >= 200 and res.status < 300
+  local body = ok and (res.body ~= "" and res.body or keep.remote_sdp)
+  if body then
+    body = self:sdp(dir, body, res)
+  end
+  if ok and body and body ~= remaining.local_sdp then
+    res = remaining:reinvite(body, { retry = false })
+    ok = res and res.status >= 200 and res.status < 300
+  end
+  self.offering, other.offering = false, false
+  if not ok or remaining.ended or keep.ended or old.ended then
+    return nil, res and res.status < 300 and 487 or (res and res.status) or 500
+  end
+  other.out.ended_by = other.out.ended_by or "transferred"
+  other:finish() -- lets go of both its legs
+  self:swap(d, keep)
+  sip.spawn(function()
+    if not old.ended then
+      old:bye()
+    end
+  end)
+  return keep, res or 200
+end
+
 --- Take an INVITE with Replaces (RFC 3891) that names a leg of a bridge
 -- of `u` (`bridge` calls it for such an INVITE): as the B2BUA knows the
 -- leg (its Call-ID, to-tag ours, from-tag the peer's), the new caller
@@ -719,18 +781,7 @@ function M.replace(u, req)
     req:reply(400, "Bad Request (Replaces)")
     return nil, { kind = "replaces", status = 400 }
   end
-  local old = refer.find_replaced(u, r)
-  local remaining = old and old.bridge and old.peer
-  if not remaining then
-    old = nil
-    for _, d in pairs(u.dialogs) do
-      local i = d.bridge and d.peer and d.dlg:info()
-      if i and i.call_id == r.call_id and i.remote_tag == r.to_tag and i.local_tag == r.from_tag then
-        old, remaining = d.peer, d
-        break
-      end
-    end
-  end
+  local old, remaining = named_leg(u, r)
   if not old or not old.bridge or old.ended or remaining.ended then
     req:reply(481)
     return nil, { kind = "replaces", status = 481 }
@@ -791,7 +842,9 @@ end
 --   answered 403 ("reject"), carried out by us ("handle": 202, our call
 --   to the target with NOTIFY sipfrag progress to the referrer, the
 --   remaining party re-INVITEd to the new leg, the referrer's leg hung
---   up; on failure the call stays) or relayed to the other leg ("pass":
+--   up; on failure the call stays; a Replaces in the Refer-To naming a
+--   leg of another call of ours merges the two calls) or relayed to the
+--   other leg ("pass":
 --   its Replaces rewritten, its NOTIFYs relayed back);
 --   `on_refer = function(dir, req, target)` ("handle"): the targets to
 --   call for the parsed Refer-To `target` (default `target.uri`), or
@@ -805,7 +858,8 @@ end
 --   answer), `duration` (answer to end), `total`, `ended_by` ("a: bye
 --   received", "b: bye received", "max_duration", ...), `a_call_id`,
 --   `b_call_id`, `transfers` (`{ by = "a"|"b", target =, status =,
---   call_id =, attempts = }` for a REFER, `{ kind = "replaces", replaced =
+--   call_id =, attempts =, replaces = (merged) }` for a REFER, `{ kind =
+--   "replaces", replaced =
 --   "a"|"b", status = }` for an INVITE with Replaces)
 function M.bridge(u, req, targets, opts)
   local co, main = co_running()
