@@ -218,6 +218,24 @@ describe("luasip.b2bua: transfer (T1 = 10 ms)", function()
       assert.truthy(N.pump_until(function() return x:count() == 0 end, 2))
     end)
 
+  it("a REFER without Refer-To, or with two: 400 (handle and pass); the call stays", function()
+    for _, mode in ipairs({ "handle", "pass" }) do
+      local alice, bob = new_ua("alice"), new_ua("bob")
+      local x = b2b({ bob = { bob.uri } }, { refer = mode })
+      local d, bd = call(alice, x, "bob", bob)
+      assert.equal(400, run(function() return bd:request("REFER") end).status)
+      local two = { { "Refer-To", "<sip:a@127.0.0.1>" }, { "Refer-To", "<sip:b@127.0.0.1>" } }
+      assert.equal(400, run(function() return bd:request("REFER", { headers = two }) end).status)
+      assert.equal(400, run(function()
+        return bd:request("REFER", { headers = { { "Refer-To", "<nothing>" } } })
+      end).status)
+      assert.equal(0, #got(alice, "^REFER "))
+      assert.equal("confirmed", d:state())
+      assert.equal("confirmed", bd:state())
+      N.cleanup()
+    end
+  end)
+
   it("the default (refer unset): 403, nothing is called", function()
     local alice, bob, carol = new_ua("alice"), new_ua("bob"), new_ua("carol")
     local x = b2b({ bob = { bob.uri } })
