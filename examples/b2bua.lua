@@ -10,6 +10,7 @@
 --       [--location memory|sqlite:PATH|redis://HOST:PORT/DB] \
 --       [--mode serial|parallel] [--timeout SECONDS] [--max-duration SECONDS] \
 --       [--users FILE [--algorithms LIST] [--nonce-lifetime SECONDS]] [--cdr]
+--       [--refer reject|handle|pass]
 --
 -- Policy:
 --   requests within a dialog of ours        -> luasip.ua (u:handle): relayed
@@ -18,12 +19,20 @@
 --   OPTIONS to us (no user part)            -> 200
 --   INVITE to a registered AOR              -> b2bua.bridge to its bindings
 --   INVITE to an AOR without bindings       -> 404; another domain (--domain): 404
+--   INVITE with Replaces (attended transfer) -> b2bua.replace: the leg it names
+--                                              is replaced by the new caller (481: none)
+--   REFER within a bridged call             -> --refer: reject (403, the default),
+--                                              handle (we call the Refer-To AOR's
+--                                              bindings and bridge it; NOTIFY sipfrag
+--                                              to the referrer), pass (to the other leg)
 --   anything else outside a dialog          -> 405 (an ACK: absorbed)
 --
 -- --users FILE (lines `user:password` or `user:realm:ALGORITHM:HA1-hex`):
 -- REGISTER gets 401 (403 for another user's AOR), an INVITE 407 (403 when
 -- the From user is not the authenticated one). The credentials stay on
 -- the A leg: the B leg is a request of ours.
+-- --refer handle calls only AORs of ours (--domain) with bindings: another
+-- target gets 403, an AOR without bindings 404 (the REFER's response).
 -- --cdr prints one line a call (stdout): status, target, setup time, duration, who
 -- ended it.
 local registrar = require "luasip.registrar"
@@ -31,6 +40,7 @@ local location = require "luasip.location"
 local auth = require "luasip.auth"
 local ua = require "luasip.ua"
 local b2bua = require "luasip.b2bua"
+local sip = require "luasip"
 
 local srv, u
 local reg_opts = { min_expires = 10, max_expires = 3600 }
@@ -42,14 +52,23 @@ local call_auth = { match = "from", proxy = true }
 
 -- one line a call on stdout (not the log: its rate limit would drop some)
 local function cdr(out)
-  io.stdout:write(string.format("cdr: status %s target %s setup %.3fs duration %.3fs ended by %s\n",
-    tostring(out.status), tostring(out.target), out.setup_time or 0, out.duration or 0, tostring(out.ended_by)))
+  local tr = {}
+  for _, t in ipairs(out.transfers or {}) do -- "by b to sip:carol@h 200", "replaces a 200"
+    local what = t.kind == "replaces" and ("replaces " .. t.replaced) or ("by " .. t.by .. " to " .. tostring(t.target))
+    tr[#tr + 1] = what .. " " .. tostring(t.status)
+  end
+  io.stdout:write(string.format("cdr: status %s target %s setup %.3fs duration %.3fs ended by %s%s\n",
+    tostring(out.status), tostring(out.target), out.setup_time or 0, out.duration or 0, tostring(out.ended_by),
+    #tr > 0 and (" transfers " .. table.concat(tr, ", ")) or ""))
   io.stdout:flush()
 end
 
 local function invite(req)
   if users and not auth.authenticate(req, users, call_auth) then
     return -- 407 or 403 sent
+  end
+  if req:header("Replaces") then -- attended transfer: one of our legs is named
+    return b2bua.bridge(u, req, {}, bridge_opts)
   end
   local ruri = req.ruri
   if not ruri or (domain and ruri.host:lower() ~= domain) then
@@ -63,6 +82,19 @@ local function invite(req)
     return req:reply(404, "Not Found")
   end
   b2bua.bridge(u, req, bindings, bridge_opts)
+end
+
+-- --refer handle: the Refer-To target, an AOR of ours, called at its bindings
+local function refer_targets(_, _, target)
+  local uri = sip.uri(target.uri)
+  if not uri or (domain and (uri.host or ""):lower() ~= domain) then
+    return 403, "Forbidden (not a user of ours)"
+  end
+  local bindings = registrar.lookup(uri, reg_opts)
+  if not bindings or #bindings == 0 then
+    return 404, "Not Found (the transfer target)"
+  end
+  return bindings
 end
 
 local function request(req)
@@ -101,6 +133,8 @@ return {
     algorithms = { default = "SHA-256,MD5", arg = "LIST", help = "digest algorithms offered, in order" },
     ["nonce-lifetime"] = { default = 300, arg = "SECONDS", help = "how long a nonce is good" },
     cdr = { default = false, help = "log a line per call (status, target, times, who hung up)" },
+    refer = { default = "reject", arg = "MODE", help = "a REFER in a call: reject (403), handle (we call the"
+              .. " target and bridge it) or pass (relayed to the other party)" },
   },
   setup = function(ctx)
     local o = ctx.options or {}
@@ -118,6 +152,11 @@ return {
     bridge_opts.timeout = tonumber(o.timeout)
     bridge_opts.max_duration = tonumber(o["max-duration"])
     bridge_opts.on_end = o.cdr and cdr or nil
+    if o.refer ~= "reject" and o.refer ~= "handle" and o.refer ~= "pass" then
+      error("--refer: reject, handle or pass, not " .. tostring(o.refer))
+    end
+    bridge_opts.refer = o.refer
+    bridge_opts.on_refer = o.refer == "handle" and refer_targets or nil
     users = o.users and assert(auth.load_users(o.users)) or nil
     local algs = {}
     for a in (o.algorithms or "SHA-256,MD5"):gmatch("[^,%s]+") do

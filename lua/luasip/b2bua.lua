@@ -19,6 +19,9 @@
 -- Via, Contact, Call-ID, Record-Route or tags is copied to the other.
 -- The dialog state and ACKs are `luasip.ua`'s (C, `csrc/dialog`); this
 -- module only relays between the two.
+-- A REFER in the call is refused, carried out here (blind transfer) or
+-- passed on (`opts.refer`); an INVITE with Replaces naming a leg takes
+-- its place (attended transfer, `replace`).
 -- @module luasip.b2bua
 
 local ua = require "luasip.ua"
@@ -26,6 +29,8 @@ local sip = require "luasip"
 local core = require "luasip.core"
 local server = require "luasip.server"
 local proxy = require "luasip.proxy"
+local refer = require "luasip.ua.refer"
+local event = require "luasip.ua.event"
 
 local co_running, co_yield = coroutine.running, coroutine.yield
 local remove, pack, unpack = table.remove, table.pack, table.unpack
@@ -193,6 +198,9 @@ end
 -- A provisional response of the B leg, relayed to A (with its SDP: an
 -- early offer answer, RFC 3960) under our Contact.
 function Bridge:provisional(res)
+  if self.progress then -- a transfer's call: the referrer hears of it by NOTIFY
+    return self.progress(res)
+  end
   local req, st = self.req, res.status
   if st <= 100 or st >= 200 or self.final or req:is_cancelled() then
     return
@@ -280,7 +288,34 @@ function Bridge:relay(d, r, dir)
       res = other:update(body, { headers = h, retry = false })
     end
     self.offering = false
+  elseif m == "REFER" then
+    local mode = opts.refer or M.refer
+    if mode == "handle" then
+      return self:transfer(d, r, dir)
+    elseif mode ~= "pass" then
+      return r:reply(403, "Forbidden (no transfer through this B2BUA)")
+    end
+    local rt = r:headers("Refer-To")
+    local t = #rt == 1 and refer.parse_refer_to(rt[1])
+    if not t then
+      return r:reply(400, "Bad Request (Refer-To)") -- RFC 3515 §2.4.1: exactly one
+    end
+    h["Refer-To"] = self:refer_to_across(t, rt[1])
+    res = other:request("REFER", { headers = h })
+    if res and res.status >= 200 and res.status < 300 then
+      -- the NOTIFYs of that leg's subscription (id: the CSeq of our
+      -- REFER there) go back under the id of the referrer's (§2.4.6)
+      other.refer_ids = other.refer_ids or {}
+      other.refer_ids[tostring(res.cseq)] = tostring(r.cseq)
+    end
   elseif M.relayed[m] then
+    if m == "NOTIFY" then -- its subscription's headers go with it
+      local ev = r:header("Event")
+      local typ, id = event.parse_event(ev)
+      local mapped = typ == "refer" and id and d.refer_ids and d.refer_ids[id]
+      h["Event"] = mapped and ("refer;id=" .. mapped) or ev
+      h["Subscription-State"] = r:header("Subscription-State")
+    end
     res = other:request(m, { headers = h, body = body, content_type = body and ctype })
   else
     return r:reply(501)
@@ -335,7 +370,7 @@ function Bridge:finish()
     self.limit = nil
   end
   for _, d in ipairs({ self.a, self.b }) do -- the dialogs outlive us a little (above)
-    d.on_request, d.on_end, d.peer = nil, nil, nil
+    d.on_request, d.on_end, d.peer, d.bridge = nil, nil, nil, nil
   end
   local out, now = self.out, core.now()
   out.duration = self.answered and (now - self.answered) / 1000 or 0
@@ -344,6 +379,18 @@ function Bridge:finish()
     self.opts.on_end(out, self.a, self.b)
   end
   self:notify("end")
+end
+
+-- Leg `d` of the bridge, joined to `other`: its requests relayed (`dir`:
+-- "a2b" for the A side), its end ends the other.
+function Bridge:join(d, other, dir)
+  d.peer, d.bridge = other, self
+  d.on_request = function(dd, r)
+    self:relay(dd, r, dir)
+  end
+  d.on_end = function(dd, why)
+    self:leg_end(dd, why)
+  end
 end
 
 -- The B leg answered (res, dialog b): answer A with its SDP, link them.
@@ -365,25 +412,16 @@ function Bridge:connect(b, res)
   out.setup_time = (self.answered - self.t0) / 1000
   out.a_call_id, out.b_call_id = req.call_id, b:details().call_id
   self.a, self.b = a, b
-  a.peer, b.peer = b, a
-  a.on_request = function(d, r)
-    self:relay(d, r, "a2b")
-  end
-  b.on_request = function(d, r)
-    self:relay(d, r, "b2a")
-  end
-  a.on_end = function(d, why)
-    self:leg_end(d, why)
-  end
-  b.on_end = a.on_end
+  self:join(a, b, "a2b")
+  self:join(b, a, "b2a")
   local max = self.opts.max_duration
   if max and max > 0 then
     self.limit = assert(core.timer(math.floor(max * 1000 + 0.5), 0, function()
       self.limit = nil
       self.out.ended_by = self.out.ended_by or "max_duration"
       sip.spawn(function()
-        if not a.ended then
-          a:bye()
+        if not self.a.ended then -- the A leg of now (a transfer may have replaced it)
+          self.a:bye()
         end
       end)
     end))
@@ -402,7 +440,7 @@ function Bridge:ring()
   local req = self.req
   -- §9.2: the core answers A's CANCEL (200, then 487 to the INVITE);
   -- we learn it here and cancel the B calls
-  self.watch = assert(core.timer(20, 20, function()
+  self.watch = req and assert(core.timer(20, 20, function()
     if req:is_cancelled() and not self.cancelled then
       self.cancelled = true
       self:notify("cancel")
@@ -449,8 +487,10 @@ function Bridge:ring()
       nxt, live = nxt + 1, live + 1
     end
   end
-  self.watch:stop()
-  self.watch = nil
+  if self.watch then
+    self.watch:stop()
+    self.watch = nil
+  end
   self.link.bridge = nil
   if b then
     return b, bres
@@ -459,11 +499,300 @@ function Bridge:ring()
     local st = best and (opts.map_status or M.map_status)(best) or 480
     out.status, out.reason = best or 480, "no target answered"
     self.final = true
-    if not req:is_cancelled() then
+    if req and not req:is_cancelled() then
       req:reply(st)
     end
   end
   return nil
+end
+
+-- ---- transfer (RFC 3515 REFER, RFC 3891 Replaces) --------------------------
+
+--- How a REFER within a bridged call is taken when `opts.refer` is not
+-- set: "reject" (403). "handle": the B2BUA carries the transfer out
+-- itself; "pass": the REFER goes to the other leg (see `bridge`).
+M.refer = "reject"
+
+-- Leg `old` of the bridge gives its place to `new` (a transfer's leg):
+-- `old` is let go (no relay, its end no longer ends the other leg).
+function Bridge:swap(old, new)
+  local other = old.peer
+  local dir = old == self.a and "a2b" or "b2a"
+  if old == self.a then
+    self.a = new
+  else
+    self.b = new
+  end
+  old.on_request, old.on_end, old.peer, old.bridge = nil, nil, nil, nil
+  self:join(new, other, dir)
+  other.peer = new
+end
+
+-- The Refer-To of a REFER passed to the other leg: a Replaces naming a
+-- leg of ours (as its far end, the referrer, knows it) is rewritten to
+-- name that leg's partner as the partner's far end knows it (the Call-IDs
+-- and tags of the two legs differ); anything else is kept.
+function Bridge:refer_to_across(t, raw)
+  local rp = t.replaces and refer.parse_replaces(t.replaces)
+  local leg = rp and refer.find_replaced(self.ua, rp)
+  if leg and leg.peer and not leg.peer.ended then
+    return refer.refer_to(t.uri, leg.peer:replaces())
+  end
+  return raw
+end
+
+-- The bridged leg a parsed Replaces names, to be replaced, and its
+-- partner, kept: named as we know the leg (RFC 3891 §3: to-tag ours), or
+-- as the leg's far end knows it (a Replaces rewritten by a passed REFER:
+-- then its partner goes).
+local function named_leg(u, r)
+  local old = refer.find_replaced(u, r)
+  if old and old.bridge and old.peer then
+    return old, old.peer
+  end
+  for _, d in pairs(u.dialogs) do
+    local i = d.bridge and d.peer and d.dlg:info()
+    if i and i.call_id == r.call_id and i.remote_tag == r.to_tag and i.local_tag == r.from_tag then
+      return d.peer, d
+    end
+  end
+end
+
+local function targets_of(v)
+  if type(v) == "string" or (type(v) == "table" and (v.uri or v.contact)) then
+    v = { v }
+  end
+  local list = {}
+  for i, t in ipairs(v) do
+    list[i] = target_of(t)
+  end
+  return list
+end
+
+-- The transfer's new call (the Refer-To target, in place of the referrer
+-- `d`): the bridge's own calling (serial targets, failover, hooks), the
+-- remaining party's SDP as the offer; on its 2xx, the remaining party
+-- re-INVITEd with the new SDP (when it differs) and the legs swapped.
+function Bridge:transfer_call(d, r, dir, t, list, progress)
+  local remaining, opts = d.peer, self.opts
+  local h = {}
+  for k, v in pairs(opts.headers or {}) do
+    h[k] = v
+  end
+  if t.replaces then -- the referrer's own dialog with the target (attended)
+    h["Replaces"] = t.replaces
+  end
+  local offer = remaining.remote_sdp and self:sdp(REVERSE[dir], remaining.remote_sdp, r)
+  local child = setmetatable({
+    ua = self.ua, opts = opts, targets = list, co = co_running(), queue = {}, pending = {},
+    t0 = core.now(), headers = h, offer = offer, progress = progress, out = { attempts = {} },
+    from = remaining == self.a and self.from or ("<" .. remaining:details().remote_uri .. ">"),
+    to = "<" .. t.uri .. ">",
+  }, Bridge)
+  child.link = { bridge = child }
+  local nb, res = child:ring()
+  self.transferring.attempts = child.out.attempts
+  if not nb then
+    return nil, child.out.status
+  end
+  if remaining.ended or self.done then
+    sip.spawn(function()
+      nb:bye()
+    end)
+    return nil, 487
+  end
+  local body = res.body ~= "" and res.body or nil
+  if body and is_sdp(res:header("Content-Type")) then
+    body = self:sdp(dir, body, res)
+  end
+  if body and body ~= remaining.local_sdp then
+    self.offering = true
+    local rr = remaining:reinvite(body, { retry = false })
+    self.offering = false
+    if not rr or rr.status >= 300 then
+      sip.spawn(function()
+        nb:bye()
+      end)
+      return nil, rr and rr.status or 500
+    end
+  end
+  self:swap(d, nb)
+  return nb, res
+end
+
+-- A REFER on leg `d`, carried out by the B2BUA (opts.refer = "handle").
+function Bridge:transfer(d, r, dir)
+  local opts = self.opts
+  local t = #r:headers("Refer-To") == 1 and refer.parse_refer_to(r:header("Refer-To"))
+  if not t then
+    return r:reply(400, "Bad Request (Refer-To)")
+  end
+  if self.transferring or self.offering then
+    return r:reply(500, "Server Internal Error (a transfer is under way)", { ["Retry-After"] = "1" })
+  end
+  local rp = t.replaces and refer.parse_replaces(t.replaces)
+  local old, keep
+  if rp then
+    old, keep = named_leg(self.ua, rp)
+    if old and (old.bridge == self or old.ended or keep.ended) then
+      old, keep = nil, nil -- not another call of ours: the target's own dialog
+    end
+  end
+  local targets = t.uri
+  if opts.on_refer then
+    local v, reason = opts.on_refer(dir, r, t)
+    if v == false or type(v) == "number" then
+      return r:reply(v or 403, reason)
+    end
+    targets = v or targets
+  end
+  local list = old and {} or targets_of(targets)
+  if #list == 0 and not old then
+    return r:reply(404, "Not Found (the transfer target)")
+  end
+  local rec = { by = d == self.a and "a" or "b", target = t.uri, replaces = old and true or nil }
+  local out = self.out
+  out.transfers = out.transfers or {}
+  out.transfers[#out.transfers + 1] = rec
+  self.transferring = rec
+  local ok, nd, res = pcall(refer.transfer, d, r, function(_, progress)
+    if old then
+      return self:merge(d, r, dir, old, keep)
+    end
+    return self:transfer_call(d, r, dir, t, list, progress)
+  end)
+  self.transferring = nil
+  if not ok then
+    rec.status = 500
+    error(nd, 0)
+  end
+  if nd then
+    rec.status, rec.call_id = type(res) == "number" and res or res.status, nd:details().call_id
+    sip.spawn(function() -- after the NOTIFY 200: the referrer's leg is over
+      if not d.ended then
+        d:bye()
+      end
+    end)
+  else
+    rec.status = type(res) == "number" and res or (res and res.status) or 500
+  end
+end
+
+-- An INVITE with Replaces naming `old`, a leg of this bridge: the new
+-- caller takes its place next to `remaining` (re-INVITE with the new
+-- offer), `old` gets BYE.
+function Bridge:replace(old, remaining, req)
+  local dir = old == self.a and "a2b" or "b2a"
+  local rec = { kind = "replaces", replaced = dir:sub(1, 1), call_id = req.call_id }
+  local out = self.out
+  out.transfers = out.transfers or {}
+  out.transfers[#out.transfers + 1] = rec
+  local offer = req.body ~= "" and req.body or nil
+  if not offer or not is_sdp(req:header("Content-Type")) then
+    rec.status = 488
+    req:reply(488, "Not Acceptable Here (an SDP offer is needed)")
+    return nil
+  end
+  if self.offering or self.transferring then
+    rec.status = 491
+    req:reply(491)
+    return nil
+  end
+  self.offering = true
+  local res = remaining:reinvite(self:sdp(dir, offer, req), { retry = false })
+  self.offering = false
+  if not res or res.status >= 300 or remaining.ended then
+    rec.status = res and (self.opts.map_status or M.map_status)(res.status) or 500
+    req:reply(rec.status)
+    return nil
+  end
+  local body = res.body ~= "" and res.body or remaining.remote_sdp
+  if body then
+    body = self:sdp(REVERSE[dir], body, res)
+  end
+  local src = req:source()
+  local nd = not req:is_cancelled() and leg_ua(self.ua, src and src.transport):answer(req, body)
+  if not nd then
+    rec.status = 487
+    return nil
+  end
+  rec.status = 200
+  self:swap(old, nd)
+  sip.spawn(function()
+    if not old.ended then
+      old:bye()
+    end
+  end)
+  return nd
+end
+
+-- Attended transfer carried out here (refer = "handle"): the REFER on `d`
+-- names, by its Replaces, `old`, a leg of another bridge whose partner
+-- `keep` is the target. `keep` is re-INVITEd with the remaining party's
+-- SDP, the remaining party with the answer (when it differs); the other
+-- bridge ends ("transferred"), `keep` takes `d`'s place, `old` gets BYE.
+function Bridge:merge(d, r, dir, old, keep)
+  local remaining, other = d.peer, old.bridge
+  local offer = remaining.remote_sdp and self:sdp(REVERSE[dir], remaining.remote_sdp, r)
+  self.offering, other.offering = true, true
+  local res = keep:reinvite(offer, { retry = false })
+  local ok = res and res.status >= 200 and res.status < 300
+  local body = ok and (res.body ~= "" and res.body or keep.remote_sdp)
+  if body then
+    body = self:sdp(dir, body, res)
+  end
+  if ok and body and body ~= remaining.local_sdp then
+    res = remaining:reinvite(body, { retry = false })
+    ok = res and res.status >= 200 and res.status < 300
+  end
+  self.offering, other.offering = false, false
+  if not ok or remaining.ended or keep.ended or old.ended then
+    return nil, res and res.status < 300 and 487 or (res and res.status) or 500
+  end
+  other.out.ended_by = other.out.ended_by or "transferred"
+  other:finish() -- lets go of both its legs
+  self:swap(d, keep)
+  sip.spawn(function()
+    if not old.ended then
+      old:bye()
+    end
+  end)
+  return keep, res or 200
+end
+
+--- Take an INVITE with Replaces (RFC 3891) that names a leg of a bridge
+-- of `u` (`bridge` calls it for such an INVITE): as the B2BUA knows the
+-- leg (its Call-ID, to-tag ours, from-tag the peer's), the new caller
+-- replaces that leg; as the leg's far end knows it (a Replaces rewritten
+-- by a passed REFER), it replaces that leg's partner. The remaining party
+-- gets a re-INVITE with the new caller's offer, whose answer answers the
+-- new caller; the replaced leg gets BYE; the bridge's outcome records it
+-- in `transfers`. 481 when no live leg matches, 486 for early-only (a
+-- bridged leg is confirmed), 400 when malformed, 488 without an SDP offer.
+-- @tparam UA u
+-- @tparam Request req the INVITE (outside any dialog)
+-- @treturn Dialog|nil the new caller's leg
+-- @treturn table the record `{ kind = "replaces", replaced = "a"|"b",
+--   call_id =, status = }` (also in that bridge's outcome)
+function M.replace(u, req)
+  local rv = req:headers("Replaces")
+  local r = #rv == 1 and refer.parse_replaces(rv[1])
+  if not r then
+    req:reply(400, "Bad Request (Replaces)")
+    return nil, { kind = "replaces", status = 400 }
+  end
+  local old, remaining = named_leg(u, r)
+  if not old or not old.bridge or old.ended or remaining.ended then
+    req:reply(481)
+    return nil, { kind = "replaces", status = 481 }
+  end
+  if r.early_only then
+    req:reply(486)
+    return nil, { kind = "replaces", status = 486 }
+  end
+  local br = old.bridge
+  local nd = br:replace(old, remaining, req)
+  return nd, br.out.transfers[#br.out.transfers]
 end
 
 --- Bridge an INVITE (the A leg, outside any dialog) to `targets` (the B
@@ -473,8 +802,10 @@ end
 -- left (`map_status`); a CANCEL from A cancels the B calls. Once
 -- connected, a BYE on either leg ends the other; re-INVITE and UPDATE
 -- carry the offer across and the answer back (a 491 when an offer is
--- already pending); INFO, MESSAGE, OPTIONS, NOTIFY are relayed; other
--- methods get 501. Each leg has its own Call-ID, tags and Contact, on the
+-- already pending); INFO, MESSAGE, OPTIONS, NOTIFY are relayed; a REFER
+-- as `opts.refer` says; other methods get 501. An INVITE with Replaces
+-- naming one of our legs is an attended transfer (`b2bua.replace`; the
+-- targets are not used). Each leg has its own Call-ID, tags and Contact, on the
 -- transport of that leg.
 --
 -- Must run in the INVITE's handler (it waits). The script passes every
@@ -506,7 +837,18 @@ end
 --   `map_status = function(status)` (see `b2bua.map_status`);
 --   `on_answer = function(a, b, outcome)`, `on_end = function(outcome, a, b)`;
 --   `wait = false`: return once answered (the bridge goes on; `on_end`
---   tells the end)
+--   tells the end);
+--   `refer` (default `b2bua.refer`, "reject"): a REFER within the call is
+--   answered 403 ("reject"), carried out by us ("handle": 202, our call
+--   to the target with NOTIFY sipfrag progress to the referrer, the
+--   remaining party re-INVITEd to the new leg, the referrer's leg hung
+--   up; on failure the call stays; a Replaces in the Refer-To naming a
+--   leg of another call of ours merges the two calls) or relayed to the
+--   other leg ("pass":
+--   its Replaces rewritten, its NOTIFYs relayed back);
+--   `on_refer = function(dir, req, target)` ("handle"): the targets to
+--   call for the parsed Refer-To `target` (default `target.uri`), or
+--   `false` / a status (and reason) to refuse the REFER
 -- @treturn Dialog|nil the A leg (nil when the call was not connected)
 -- @treturn Dialog|nil the B leg
 -- @treturn table the outcome: `status`, `reason` (the B leg's final
@@ -515,7 +857,10 @@ end
 --   response), `ringing` (seconds to the first 18x), `setup_time` (to the
 --   answer), `duration` (answer to end), `total`, `ended_by` ("a: bye
 --   received", "b: bye received", "max_duration", ...), `a_call_id`,
---   `b_call_id`
+--   `b_call_id`, `transfers` (`{ by = "a"|"b", target =, status =,
+--   call_id =, attempts =, replaces = (merged) }` for a REFER, `{ kind =
+--   "replaces", replaced =
+--   "a"|"b", status = }` for an INVITE with Replaces)
 function M.bridge(u, req, targets, opts)
   local co, main = co_running()
   if main then
@@ -529,6 +874,10 @@ function M.bridge(u, req, targets, opts)
   end
   if type(targets) ~= "table" then
     error("bad argument #3 to 'bridge' (a list of targets expected)", 2)
+  end
+  if req:header("Replaces") then -- attended transfer to one of our legs
+    local nd, rec = M.replace(u, req)
+    return nd, nil, rec
   end
   opts = opts or {}
   local list = {}

@@ -826,6 +826,9 @@ function M._on_notify_request(u, req, where, d)
     return false
   end
   local sub = where == "inside" and find_sub(d, typ, id)
+  if not sub and d and d.peer then
+    return false -- a bridged leg (luasip.b2bua): relayed to the other leg
+  end
   if not sub then
     req:reply(481) -- §4.1.3: a NOTIFY of no subscription
     return true

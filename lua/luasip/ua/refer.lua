@@ -76,6 +76,20 @@ function M.parse_refer_to(v)
   return { uri = text:match("^[^?]*"), headers = headers, replaces = headers.replaces }
 end
 
+--- A Refer-To value (RFC 3515 §2.1) for `target` (a URI, or a name-addr
+-- whose URI is taken), with `replaces` (a Replaces value, RFC 3891) as
+-- its `?Replaces=` header, escaped.
+-- @tparam string target
+-- @tparam[opt] string replaces
+-- @treturn string "<sip:carol@h?Replaces=...>"
+function M.refer_to(target, replaces)
+  local uri = target:match("<(.-)>") or target
+  if replaces then
+    uri = uri .. "?Replaces=" .. escape(replaces)
+  end
+  return "<" .. uri .. ">"
+end
+
 --- Parse a Replaces value (RFC 3891 §6.1): `{ call_id =, to_tag =,
 -- from_tag =, early_only = }`, or nil.
 function M.parse_replaces(v)
@@ -126,11 +140,7 @@ function M.refer(d, target, opts)
   if type(target) ~= "string" then
     error("refer: a target URI expected", 3)
   end
-  local uri = target:match("<(.-)>") or target
-  if opts.replaces then
-    uri = uri .. "?Replaces=" .. escape(opts.replaces:replaces())
-  end
-  local h = { { "Refer-To", "<" .. uri .. ">" } }
+  local h = { { "Refer-To", M.refer_to(target, opts.replaces and opts.replaces:replaces()) } }
   if opts.referred_by then
     h[#h + 1] = { "Referred-By", opts.referred_by }
   end
@@ -277,9 +287,12 @@ local function on_refer_request(u, req, where, d)
   return true
 end
 
--- The Dialog of u that `r` (a parsed Replaces) names: to-tag is our
--- local tag, from-tag the remote one (RFC 3891 §3).
-local function find_replaced(u, r)
+--- The Dialog of `u` that `r` (a parsed Replaces) names: to-tag is our
+-- local tag, from-tag the remote one (RFC 3891 §3); and its `info()`.
+-- @tparam UA u
+-- @tparam table r `parse_replaces`
+-- @treturn Dialog|nil
+function M.find_replaced(u, r)
   for _, d in pairs(u.dialogs) do
     local i = d.dlg:info()
     if i.call_id == r.call_id and i.local_tag == r.to_tag and i.remote_tag == r.from_tag then
@@ -299,7 +312,7 @@ local function on_replaces_request(u, req, where)
     req:reply(400, "Bad Request (Replaces)")
     return true
   end
-  local old, info = find_replaced(u, r)
+  local old, info = M.find_replaced(u, r)
   if not old then
     req:reply(481) -- no such dialog
     return true
