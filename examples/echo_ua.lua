@@ -40,6 +40,22 @@ local function caps(host)
   return caps_of[host]
 end
 
+-- Answers are few (one per set of common codecs and direction): each text
+-- is kept once and the dialogs holding it (d.local_sdp) share it; at most
+-- 64 are kept.
+local answers, nanswers = {}, 0
+local function shared(text)
+  local s = answers[text]
+  if s then
+    return s
+  end
+  if nanswers >= 64 then
+    answers, nanswers = {}, 0
+  end
+  answers[text], nanswers = text, nanswers + 1
+  return text
+end
+
 -- A re-INVITE or UPDATE with an offer is answered from our capabilities
 -- (d.caps: those of the address the call came to).
 local function answer_sdp(d, offer)
@@ -56,7 +72,7 @@ local function invite(req)
     if not a or streams == 0 then
       return req:reply(488, "Not Acceptable Here")
     end
-    answer = a
+    answer = shared(a)
   end
   local d
   if u:supports(req, "100rel") then -- the answer in a reliable 183
