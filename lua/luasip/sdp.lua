@@ -2,9 +2,10 @@
 --
 -- Parsing and writing are the C core's (csrc/sdp): `parse` checks the
 -- grammar and the order of the lines, `serialize` writes a table back, byte
--- for byte for every line whose fields were not changed. This module adds
--- the policy: codec intersection, directions (hold and resume), rejected
--- streams and the o= version.
+-- for byte for every line whose fields were not changed. The offer/answer
+-- negotiation (codec intersection, §6.1 directions, rejected streams) is
+-- C too (csrc/sdp/answer.c: `answer_text`, and `answer` on top of it);
+-- this module adds tables, hold and resume, and the o= version.
 --
 --     local sdp = require "luasip.sdp"
 --     local offer, err = sdp.parse(req.body)
