@@ -1,5 +1,5 @@
 -- An auto-answer UA: every INVITE gets 180, then 200 with an SDP answer
--- (luasip.sdp.answer against our PCMU/PCMA/telephone-event capabilities;
+-- (luasip.sdp.answer_text against our PCMU/PCMA/telephone-event capabilities;
 -- a caller that supports 100rel gets the answer in a reliable 183 instead,
 -- PRACKed before the 200 (RFC 3262);
 -- 488 for an offer without a common codec or a body that is not SDP, an
@@ -23,41 +23,56 @@ local core = require "luasip.core"
 
 local srv, u, opts
 
--- Our capabilities, on the address the call came to, as text and parsed
--- (once per address: calls and dialogs share them; sdp.answer copies
--- what it takes).
-local caps_of, caps_parsed = {}, {}
+-- Our capabilities, on the address the call came to (made once per
+-- address: calls and dialogs share the string; the answer is negotiated
+-- in C from the two texts, without Lua tables).
+local caps_of = {}
 local function caps(host)
   if caps_of[host] then
-    return caps_of[host], caps_parsed[host]
+    return caps_of[host]
   end
   caps_of[host] = table.concat({
     "v=0", "o=echo " .. os.time() .. " 1 IN IP4 " .. host, "s=echo", "c=IN IP4 " .. host, "t=0 0",
     "m=audio 40000 RTP/AVP 0 8 101", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000",
     "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=sendrecv", "",
   }, "\r\n")
-  caps_parsed[host] = assert(sdp.parse(caps_of[host]))
-  return caps_of[host], caps_parsed[host]
+  assert(sdp.parse(caps_of[host]))
+  return caps_of[host]
+end
+
+-- Answers are few (one per set of common codecs and direction): each text
+-- is kept once and the dialogs holding it (d.local_sdp) share it; at most
+-- 64 are kept.
+local answers, nanswers = {}, 0
+local function shared(text)
+  local s = answers[text]
+  if s then
+    return s
+  end
+  if nanswers >= 64 then
+    answers, nanswers = {}, 0
+  end
+  answers[text], nanswers = text, nanswers + 1
+  return text
 end
 
 -- A re-INVITE or UPDATE with an offer is answered from our capabilities
 -- (d.caps: those of the address the call came to).
 local function answer_sdp(d, offer)
-  local a = sdp.answer(offer, d.caps)
-  return a and sdp.serialize(a)
+  return (sdp.answer_text(offer, d.caps))
 end
 
 local function invite(req)
   local src = req:source()
   local host = src and src.local_host or "127.0.0.1"
-  local ours, parsed = caps(host:find(":", 1, true) and "127.0.0.1" or host)
+  local ours = caps(host:find(":", 1, true) and "127.0.0.1" or host)
   local answer = ours
   if req.body ~= "" then
-    local a = sdp.answer(req.body, parsed)
-    if not a or #sdp.negotiated(a) == 0 then
+    local a, streams = sdp.answer_text(req.body, ours)
+    if not a or streams == 0 then
       return req:reply(488, "Not Acceptable Here")
     end
-    answer = sdp.serialize(a)
+    answer = shared(a)
   end
   local d
   if u:supports(req, "100rel") then -- the answer in a reliable 183
@@ -79,7 +94,7 @@ local function invite(req)
   if not d then
     return
   end
-  d.caps, d.answer_sdp = parsed, answer_sdp
+  d.caps, d.answer_sdp = ours, answer_sdp
   local hold = opts["hold-time"]
   if hold <= 0 then -- the dialog lives on in u (u:handle); no coroutine kept
     return

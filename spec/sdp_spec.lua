@@ -410,6 +410,22 @@ m=audio 6002 RTP/AVP 0
     end)
   end)
 
+
+  it("answers as text without tables (answer_text), the same answer", function()
+    local offer = "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\nm=audio 1 RTP/AVP 0 8\r\nm=audio 2 RTP/AVP 18\r\n"
+    local text, streams = sdp.answer_text(offer, sdp.serialize(caps))
+    assert.equal(1, streams)
+    assert.equal(sdp.serialize(sdp.answer(offer, caps)), text)
+    local _, none = sdp.answer_text("v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\nm=audio 1 RTP/AVP 18\r\n", caps)
+    assert.equal(0, none)
+    local s, err, name = sdp.answer_text(offer, "v=0\r\n")
+    assert.is_nil(s)
+    assert.equal("SDP", name)
+    assert.matches("^SDP:", err)
+    assert.has_error(function()
+      sdp.answer_text(offer, caps, { direction = "hold" })
+    end)
+  end)
   it("reports what an answer settled", function()
     local offer = offer_of "v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\nm=audio 1 RTP/AVP 0\nm=audio 2 RTP/AVP 18\n"
     local ans = sdp.answer(offer, caps)

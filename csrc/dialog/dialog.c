@@ -68,26 +68,6 @@ static void put(buf *b, const char *p, size_t n) {
 static void puts_(buf *b, const char *s) { put(b, s, strlen(s)); }
 static void puts_str(buf *b, sip_str s) { put(b, s.p, s.len); }
 
-/* "[display ]<uri>" of an address (its tag and other parameters dropped) */
-static int name_addr(const sip_addr *a, sip_str *out) {
-  buf b = {0};
-  if (a->display.len) {
-    puts_str(&b, a->display);
-    puts_(&b, " ");
-  }
-  puts_(&b, "<");
-  puts_str(&b, a->uri.raw);
-  puts_(&b, ">");
-  if (b.err) {
-    free(b.p);
-    return b.err;
-  }
-  free((char *)out->p);
-  out->p = b.p;
-  out->len = b.len;
-  return 0;
-}
-
 static void routes_free(sip_dialog *d) {
   for (uint32_t i = 0; i < d->nroutes; i++)
     free((char *)d->routes[i].p);
@@ -139,35 +119,87 @@ static int target_from(sip_dialog *d, sip_msg *m, int *found) {
 
 /* ---- one dialog ---------------------------------------------------------- */
 
+/* The UAC's last ACK for a 2xx. */
+struct sip_dialog_ack {
+  char *bytes;
+  size_t len;
+  uint32_t cseq;
+  sip_dest dest;
+};
+
 void sip_dialog_free(sip_dialog *d) {
   if (!d)
     return;
-  free((char *)d->call_id.p);
-  free((char *)d->local_tag.p);
-  free((char *)d->remote_tag.p);
-  free((char *)d->local_uri.p);
-  free((char *)d->remote_uri.p);
   free((char *)d->remote_target.p);
-  free((char *)d->local_contact.p);
   sip_dialog_reliable_end(d);
   routes_free(d);
+  if (d->ack)
+    free(d->ack->bytes);
   free(d->ack);
-  free(d);
+  free(d); /* and the strings after it */
 }
 
-/* The id and URIs: local is the From (UAC) or To (UAS) of req. */
-static int dialog_base(sip_dialog *d, sip_msg *req, const sip_addr *local,
-                       const sip_addr *remote) {
+/* A slice's copy at *p (NUL-terminated); *p moves past it. */
+static sip_str place(char **p, sip_str s) {
+  sip_str r = {*p, s.len};
+  if (s.len)
+    memcpy(*p, s.p, s.len);
+  (*p)[s.len] = '\0';
+  *p += s.len + 1;
+  return r;
+}
+
+/* "[display ]<uri>" of an address at *p (its tag and other parameters
+ * dropped); *p moves past it. */
+static sip_str place_name_addr(char **p, const sip_addr *a) {
+  char *s = *p;
+  size_t n = 0;
+  if (a->display.len) {
+    memcpy(s, a->display.p, a->display.len);
+    n = a->display.len;
+    s[n++] = ' ';
+  }
+  s[n++] = '<';
+  if (a->uri.raw.len)
+    memcpy(s + n, a->uri.raw.p, a->uri.raw.len);
+  n += a->uri.raw.len;
+  s[n++] = '>';
+  s[n] = '\0';
+  *p += n + 1;
+  return (sip_str){s, n};
+}
+
+static size_t name_addr_len(const sip_addr *a) {
+  return (a->display.len ? a->display.len + 1 : 0) + a->uri.raw.len + 2;
+}
+
+/* A zeroed dialog whose fixed strings (local is the From (UAC) or To (UAS)
+ * of req) are in the same block; its CSeq and INVITE CSeq from req. */
+static int dialog_new(sip_msg *req, int role, const sip_addr *local,
+                      const sip_addr *remote, sip_str local_tag,
+                      sip_str remote_tag, sip_str contact, sip_dialog **out) {
   sip_str cid;
   const sip_cseq *cs;
   int rc;
+  *out = NULL;
   if ((rc = sip_msg_get_call_id(req, &cid)) < 0 ||
       (rc = sip_msg_get_cseq(req, &cs)) < 0)
     return rc;
-  if ((rc = str_set(&d->call_id, cid.p, cid.len)) < 0 ||
-      (rc = name_addr(local, &d->local_uri)) < 0 ||
-      (rc = name_addr(remote, &d->remote_uri)) < 0)
-    return rc;
+  size_t need = cid.len + 1 + local_tag.len + 1 + remote_tag.len + 1 +
+                name_addr_len(local) + 1 + name_addr_len(remote) + 1 +
+                contact.len + 1;
+  sip_dialog *d = calloc(1, sizeof *d + need);
+  if (!d)
+    return SIP_ENOMEM;
+  char *p = (char *)(d + 1);
+  d->call_id = place(&p, cid);
+  d->local_tag = place(&p, local_tag);
+  d->remote_tag = place(&p, remote_tag);
+  d->local_uri = place_name_addr(&p, local);
+  d->remote_uri = place_name_addr(&p, remote);
+  d->local_contact = place(&p, contact);
+  d->role = (uint8_t)role;
+  *out = d;
   if (method_is(cs->method, "INVITE"))
     d->invite_cseq = cs->num;
   if (d->role == SIP_DLG_UAC) {
@@ -195,17 +227,13 @@ int sip_dialog_uac_new(sip_msg *req, sip_msg *resp, sip_dialog **out) {
   rc = sip_msg_get_addrs(req, SIP_H_CONTACT, &contact);
   if (rc < 0)
     return rc == SIP_ENOTFOUND ? SIP_EINVAL : rc;
-  sip_dialog *d = calloc(1, sizeof *d);
-  if (!d)
-    return SIP_ENOMEM;
-  d->role = SIP_DLG_UAC;
+  sip_dialog *d;
+  if ((rc = dialog_new(req, SIP_DLG_UAC, from, to, from->tag, to->tag,
+                       contact->raw, &d)) < 0)
+    return rc;
   d->state = resp->status < 200 ? SIP_DLG_EARLY : SIP_DLG_CONFIRMED;
   int found;
-  if ((rc = dialog_base(d, req, from, to)) < 0 ||
-      (rc = str_set(&d->local_tag, from->tag.p, from->tag.len)) < 0 ||
-      (rc = str_set(&d->remote_tag, to->tag.p, to->tag.len)) < 0 ||
-      (rc = str_set(&d->local_contact, contact->raw.p, contact->raw.len)) < 0 ||
-      (rc = routes_from(d, resp, 1)) < 0 ||
+  if ((rc = routes_from(d, resp, 1)) < 0 ||
       (rc = target_from(d, resp, &found)) < 0)
     goto fail;
   if (!found) {
@@ -236,17 +264,12 @@ int sip_dialog_uas_new(sip_msg *req, sip_str local_tag, sip_str local_contact,
     return rc;
   if (!from->tag.len)
     return SIP_EINVAL;
-  sip_dialog *d = calloc(1, sizeof *d);
-  if (!d)
-    return SIP_ENOMEM;
-  d->role = SIP_DLG_UAS;
+  sip_dialog *d;
+  if ((rc = dialog_new(req, SIP_DLG_UAS, to, from, local_tag, from->tag,
+                       local_contact, &d)) < 0)
+    return rc;
   d->state = (uint8_t)state;
-  if ((rc = dialog_base(d, req, to, from)) < 0 ||
-      (rc = str_set(&d->local_tag, local_tag.p, local_tag.len)) < 0 ||
-      (rc = str_set(&d->remote_tag, from->tag.p, from->tag.len)) < 0 ||
-      (rc = str_set(&d->local_contact, local_contact.p, local_contact.len)) <
-          0 ||
-      (rc = routes_from(d, req, 0)) < 0 ||
+  if ((rc = routes_from(d, req, 0)) < 0 ||
       (rc = target_from(d, req, &found)) < 0)
     goto fail;
   if (!found) {
@@ -485,20 +508,25 @@ int sip_dialog_ack(sip_tu *tu, sip_dialog *d, uint32_t cseq, sip_str extra,
   free(bytes);
   if (rc < 0)
     return rc;
-  free(d->ack);
-  d->ack = wire;
-  d->ack_len = (size_t)rc;
-  d->ack_cseq = cseq;
-  d->ack_dest = dst;
-  d->ack_dest.tls_name = NULL;
-  rc = sip_tp_send(tu->tp, wire, (size_t)rc, &d->ack_dest, NULL, NULL);
+  if (!d->ack && !(d->ack = calloc(1, sizeof *d->ack))) {
+    free(wire);
+    return SIP_ENOMEM;
+  }
+  free(d->ack->bytes);
+  d->ack->bytes = wire;
+  d->ack->len = (size_t)rc;
+  d->ack->cseq = cseq;
+  d->ack->dest = dst;
+  d->ack->dest.tls_name = NULL;
+  rc = sip_tp_send(tu->tp, wire, (size_t)rc, &d->ack->dest, NULL, NULL);
   return rc < 0 ? rc : 0;
 }
 
 int sip_dialog_ack_again(sip_tu *tu, sip_dialog *d, uint32_t cseq) {
-  if (!d->ack || d->ack_cseq != cseq)
+  if (!d->ack || d->ack->cseq != cseq)
     return 0;
-  int rc = sip_tp_send(tu->tp, d->ack, d->ack_len, &d->ack_dest, NULL, NULL);
+  int rc = sip_tp_send(tu->tp, d->ack->bytes, d->ack->len, &d->ack->dest,
+                       NULL, NULL);
   return rc < 0 ? rc : 1;
 }
 

@@ -18,7 +18,10 @@
  *    transaction (§13.2.2.4), and sent again for each retransmission of
  *    that 2xx.
  *
- * Memory: a dialog is one malloc'd struct plus malloc'd strings it owns.
+ * Memory: a dialog is one malloc'd block: the struct, then its fixed
+ * strings (Call-ID, tags, local and remote URI, local Contact), each
+ * NUL-terminated; the remote target and the route set (both refreshed) and
+ * the UAC's last ACK are malloc'd apart.
  * Threading: the loop's thread only. Errors: negative codes of
  * sip_error.h, libuv codes passed through. */
 #ifndef SIP_DIALOG_H
@@ -48,11 +51,9 @@ typedef struct sip_dialog {
   sip_str local_contact;         /* a Contact value (name-addr) */
   uint32_t nroutes;
   sip_str *routes; /* route set, name-addr values in the order to use */
-  /* the last ACK for a 2xx (§13.2.2.4): sent again for its retransmission */
-  char *ack;
-  size_t ack_len;
-  uint32_t ack_cseq;
-  sip_dest ack_dest;
+  /* the last ACK for a 2xx (§13.2.2.4): sent again for its retransmission
+   * (UAC only: NULL until the first) */
+  struct sip_dialog_ack *ack;
   /* RFC 3262: UAS: RSeq of the last reliable 1xx sent (0: none yet), the
    * INVITE server transaction whose reliable 1xx awaits its PRACK (a
    * reference) and that INVITE's CSeq; UAC: the last RSeq acknowledged */

@@ -167,6 +167,46 @@ static void sdp(const char *buf, size_t size) {
   free(out);
 }
 
+/* Offer/answer (csrc/sdp/answer.c): buf as the offer against fixed caps,
+ * and as the caps for a fixed offer: the answer parses, with one m= line
+ * per offered one, and no more accepted streams than that. */
+static const char fuzz_caps[] =
+    "v=0\r\no=f 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+    "t=0 0\r\na=sendrecv\r\nm=audio 4000 RTP/AVP 0 8 96 101\r\n"
+    "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 x=1\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\na=rtcp-fb:96 nack\r\n"
+    "a=rtcp-fb:* ccm fir\r\nm=video 4002 RTP/AVP 100\r\n"
+    "a=rtpmap:100 VP8/90000\r\nm=application 4004 UDP/BFCP *\r\n";
+static const char fuzz_offer[] =
+    "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\na=sendonly\r\n"
+    "m=audio 1 RTP/AVP 0 111 126\r\na=rtpmap:111 OPUS/48000/2\r\n"
+    "a=rtpmap:126 telephone-event/8000\r\nm=video 2 RTP/AVP 120\r\n"
+    "a=rtpmap:120 vp8/90000\r\nm=application 3 UDP/BFCP *\r\n";
+
+static void sdp_answer_check(const char *obuf, size_t olen, const char *cbuf,
+                             size_t clen) {
+  static sip_sdp_line ol[512], cl[512], al[2048];
+  sip_sdp o, c, a;
+  if (sip_sdp_parse(&o, obuf, olen, ol, 512) < 0 ||
+      sip_sdp_parse(&c, cbuf, clen, cl, 512) < 0)
+    return;
+  uint32_t acc;
+  int n = sip_sdp_answer(&o, &c, NULL, NULL, 0, &acc);
+  if (n < 0) {
+    if (n != SIP_ETOOMANY)
+      abort();
+    return;
+  }
+  char *out = malloc((size_t)n + 1);
+  if (!out)
+    return;
+  if (sip_sdp_answer(&o, &c, NULL, out, (size_t)n, NULL) != n ||
+      sip_sdp_parse(&a, out, (size_t)n, al, 2048) < 0 ||
+      a.nmedia != o.nmedia || acc > o.nmedia)
+    abort();
+  free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *buf = (const char *)data;
   sip_msg m;
@@ -174,6 +214,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   redact(buf, size);
   sdp(buf, size);
+  sdp_answer_check(buf, size, fuzz_caps, sizeof fuzz_caps - 1);
+  sdp_answer_check(fuzz_offer, sizeof fuzz_offer - 1, buf, size);
 
   sip_msg_init(&m, NULL);
   int rc = sip_msg_parse(&m, buf, size, SIP_MODE_DATAGRAM);
@@ -181,8 +223,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if ((size_t)rc != size)
       abort(); /* datagram mode consumes the whole buffer */
     check_no_ctl(&m);
-    if (m.body.p)
+    if (m.body.p) {
       sdp(m.body.p, m.body.len);
+      sdp_answer_check(m.body.p, m.body.len, fuzz_caps, sizeof fuzz_caps - 1);
+    }
     read_all(&m);
     serialize(&m, 1);
     /* edits: a proxy's typical changes */

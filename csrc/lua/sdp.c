@@ -515,7 +515,80 @@ static int l_sdp_write(lua_State *L) {
   return 1;
 }
 
+/* --- offer/answer --------------------------------------------------------- */
+
+/* Parse text into a userdata of lines left on the stack. Returns 0, or
+ * pushes nil, err, name and returns 3. */
+static int parse_into(lua_State *L, const char *text, size_t len, sip_sdp *s) {
+  size_t max = len / 3 + 2;
+  if (max > 65536)
+    max = 65536;
+  sip_sdp_line *lines = lua_newuserdatauv(L, max * sizeof *lines, 0);
+  int rc = sip_sdp_parse(s, text, len, lines, (uint32_t)max);
+  if (rc == SIP_ESDP)
+    return sip__lua_fail(L, rc, "SDP: line %d: %s", (int)s->err_line,
+                         s->err_what);
+  if (rc < 0)
+    return sip__lua_fail(L, rc, "SDP: %s", sip_strerror(rc));
+  return 0;
+}
+
+/* core.sdp_answer(offer, caps[, direction[, prefer_local]]) -> text,
+ * accepted | nil, "SDP: line N: why", "SDP" (offer or caps does not parse)
+ * | nil, "SDP: too many ...", "TOOMANY". Both are texts; direction is nil
+ * (each caps stream's) or one of sendrecv, sendonly, recvonly, inactive. */
+static int l_sdp_answer(lua_State *L) {
+  size_t olen, clen;
+  const char *offer = luaL_checklstring(L, 1, &olen);
+  const char *caps = luaL_checklstring(L, 2, &clen);
+  sip_sdp_answer_opts opts = {.direction = -1,
+                              .prefer_local = lua_toboolean(L, 4)};
+  if (!lua_isnoneornil(L, 3)) {
+    opts.direction = sip_sdp_direction(luaL_checkstring(L, 3));
+    if (opts.direction < 0)
+      return luaL_argerror(L, 3, "not a direction");
+  }
+  sip_sdp o, c;
+  int rc;
+  if ((rc = parse_into(L, offer, olen, &o)) || (rc = parse_into(L, caps, clen, &c)))
+    return rc;
+  char small[1024];
+  uint32_t acc = 0;
+  int need = sip_sdp_answer(&o, &c, &opts, small, sizeof small, &acc);
+  if (need < 0)
+    return sip__lua_fail(L, need, "SDP: %s", sip_strerror(need));
+  if ((size_t)need <= sizeof small) {
+    lua_pushlstring(L, small, (size_t)need);
+  } else {
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, (size_t)need);
+    sip_sdp_answer(&o, &c, &opts, out, (size_t)need, NULL);
+    luaL_pushresultsize(&b, (size_t)need);
+  }
+  lua_pushinteger(L, (lua_Integer)acc);
+  return 2;
+}
+
+/* core.sdp_static(pt) -> name, rate, channels (nil: not given) | nil: RFC
+ * 3551's table, the one sip_sdp_answer uses. */
+static int l_sdp_static(lua_State *L) {
+  lua_Integer pt = luaL_checkinteger(L, 1);
+  const char *name;
+  unsigned rate, ch;
+  if (pt < 0 || pt > 1000 || !sip_sdp_static_pt((unsigned)pt, &name, &rate, &ch))
+    return 0;
+  lua_pushstring(L, name);
+  lua_pushinteger(L, rate);
+  if (ch)
+    lua_pushinteger(L, ch);
+  else
+    lua_pushnil(L);
+  return 3;
+}
+
 static const luaL_Reg sdp_funcs[] = {
+    {"sdp_answer", l_sdp_answer},
+    {"sdp_static", l_sdp_static},
     {"sdp_parse", l_sdp_parse},
     {"sdp_write", l_sdp_write},
     {NULL, NULL},

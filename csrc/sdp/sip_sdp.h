@@ -99,4 +99,51 @@ int sip_sdp_line_equal(const sip_sdp_line *a, const sip_sdp_line *b);
 int sip_sdp_write(const sip_sdp_line *lines, uint32_t n, int lf_only,
                   int last_eol, char *out, size_t cap, uint32_t *bad);
 
+/* ---- offer/answer (RFC 3264), answer.c --------------------------------- */
+
+/* The most formats of one m= line that sip_sdp_answer compares. */
+#define SIP_SDP_MAX_FMTS 128
+
+typedef struct sip_sdp_answer_opts {
+  int direction;    /* what we want for every stream: sip_sdp_direction()'s
+                       0-3, or -1 for each caps stream's own (else the caps
+                       session's, else sendrecv) */
+  int prefer_local; /* list the common formats in caps' order, not the
+                       offer's */
+} sip_sdp_answer_opts;
+
+/* "inactive" 0, "sendonly" 1, "recvonly" 2, "sendrecv" 3 (bit 1: send,
+ * bit 2: receive); -1 for anything else (NULL too). */
+int sip_sdp_direction(const char *name);
+
+/* RFC 3551's static payload type pt: 1 and its encoding name, clock rate and
+ * channels (0 when the table gives none), or 0 when pt is not in it. */
+int sip_sdp_static_pt(unsigned pt, const char **name, unsigned *rate,
+                      unsigned *channels);
+
+/* The answer (RFC 3264 §6) to offer from our capabilities caps (both
+ * parsed). Each offered stream is answered, in order, from the first unused
+ * caps stream with a non-zero port, the same media and the same transport
+ * protocol (case-insensitive): the answer lists the offered formats that
+ * the caps stream also has (RTP: by encoding name (case-insensitive), clock
+ * rate and channels from a=rtpmap or RFC 3551's table; other protocols: by
+ * format), under the offerer's numbers, in the offer's order (caps' with
+ * prefer_local), with caps' rtpmap and fmtp (the offer's when caps has
+ * none; an rtpmap is written for a format that has one, or a dynamic one),
+ * caps' rtcp-fb for those formats renumbered (and "*"), caps' c=, b= and
+ * other attributes, and the direction of §6.1 (we send if the offer
+ * receives and we want to send; we receive if it sends and we want to
+ * receive). A stream with port 0, without such a caps stream, or whose
+ * formats in common are only telephone-event, CN, red, rtx or FEC is
+ * rejected: "m=<media> 0 <proto> <offered formats>" alone. The session
+ * part: v=0, caps' o=, s=, c= and attributes (not its direction), t=0 0.
+ * Lines end as caps' do. Writes at most cap bytes of buf and returns the
+ * full length (call with cap 0 to size it) and *accepted (may be NULL), the
+ * streams not rejected; SIP_ETOOMANY when an m= line has more than
+ * SIP_SDP_MAX_FMTS formats or caps more than 256 streams. Allocates
+ * nothing. */
+int sip_sdp_answer(const sip_sdp *offer, const sip_sdp *caps,
+                   const sip_sdp_answer_opts *opts, char *buf, size_t cap,
+                   uint32_t *accepted);
+
 #endif

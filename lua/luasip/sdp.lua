@@ -2,9 +2,10 @@
 --
 -- Parsing and writing are the C core's (csrc/sdp): `parse` checks the
 -- grammar and the order of the lines, `serialize` writes a table back, byte
--- for byte for every line whose fields were not changed. This module adds
--- the policy: codec intersection, directions (hold and resume), rejected
--- streams and the o= version.
+-- for byte for every line whose fields were not changed. The offer/answer
+-- negotiation (codec intersection, §6.1 directions, rejected streams) is
+-- C too (csrc/sdp/answer.c: `answer_text`, and `answer` on top of it);
+-- this module adds tables, hold and resume, and the o= version.
 --
 --     local sdp = require "luasip.sdp"
 --     local offer, err = sdp.parse(req.body)
@@ -37,7 +38,7 @@
 local core = require "luasip.core"
 
 local type, ipairs, pairs, tostring, tonumber = type, ipairs, pairs, tostring, tonumber
-local lower, format = string.lower, string.format
+local lower = string.lower
 
 local M = {}
 
@@ -135,23 +136,6 @@ function M.set_direction(m, dir)
   m.attributes = out
 end
 
--- RFC 3551 static payload types: encoding, clock rate, channels.
-local static = {
-  [0] = { "PCMU", 8000, 1 }, [3] = { "GSM", 8000, 1 }, [4] = { "G723", 8000, 1 },
-  [5] = { "DVI4", 8000, 1 }, [6] = { "DVI4", 16000, 1 }, [7] = { "LPC", 8000, 1 },
-  [8] = { "PCMA", 8000, 1 }, [9] = { "G722", 8000, 1 }, [10] = { "L16", 44100, 2 },
-  [11] = { "L16", 44100, 1 }, [12] = { "QCELP", 8000, 1 }, [13] = { "CN", 8000, 1 },
-  [14] = { "MPA", 90000, 1 }, [15] = { "G728", 8000, 1 }, [16] = { "DVI4", 11025, 1 },
-  [17] = { "DVI4", 22050, 1 }, [18] = { "G729", 8000, 1 }, [25] = { "CelB", 90000 },
-  [26] = { "JPEG", 90000 }, [28] = { "nv", 90000 }, [31] = { "H261", 90000 },
-  [32] = { "MPV", 90000 }, [33] = { "MP2T", 90000 }, [34] = { "H263", 90000 },
-}
-
--- Formats that carry no media of their own: a stream offering only these
--- and nothing else in common is rejected.
-local secondary = { ["telephone-event"] = true, cn = true, red = true, rtx = true,
-  ulpfec = true, flexfec = true, ["flexfec-03"] = true }
-
 local function is_rtp(proto)
   return lower(proto or ""):find("rtp/", 1, true) ~= nil
 end
@@ -184,9 +168,9 @@ function M.codecs(m)
         c.name, c.rate, c.channels = name, tonumber(rate), tonumber(ch)
         c.rtpmap = map
       else
-        local st = static[tonumber(pt)]
-        if st then
-          c.name, c.rate, c.channels = st[1], st[2], st[3]
+        local n = tonumber(pt)
+        if n and n >= 0 and n <= 1000 and n == n // 1 then
+          c.name, c.rate, c.channels = core.sdp_static(n // 1)
         end
       end
       c.fmtp = fmtps[pt]
@@ -196,123 +180,17 @@ function M.codecs(m)
   return out
 end
 
-local function codec_key(c)
-  if not c.name then
-    return nil
+-- offer, caps as text (a table is serialized)
+local function text_of(x)
+  if type(x) == "table" then
+    return M.serialize(x)
   end
-  return format("%s/%d/%d", lower(c.name), c.rate or 0, c.channels or 1)
+  return x
 end
 
--- What the answer for one stream lists: the offered formats the answerer
--- supports, with the offerer's payload type numbers (RFC 3264 §6.1).
-local function intersect(om, lm, prefer_local)
-  local ocs, lcs = M.codecs(om), M.codecs(lm)
-  local rtp = is_rtp(om.proto)
-  local pairs_, taken = {}, {}
-  for oi, oc in ipairs(ocs) do
-    for li, lc in ipairs(lcs) do
-      if not taken[li] then
-        local same
-        if rtp then
-          local k = codec_key(oc)
-          same = k and k == codec_key(lc)
-        else
-          same = oc.pt == lc.pt
-        end
-        if same then
-          taken[li] = true
-          pairs_[#pairs_ + 1] = { o = oc, l = lc, oi = oi, li = li }
-          break
-        end
-      end
-    end
-  end
-  if prefer_local then
-    table.sort(pairs_, function(a, b)
-      return a.li < b.li
-    end)
-  end
-  return pairs_
-end
-
-local pt_attrs = { rtpmap = true, fmtp = true, ["rtcp-fb"] = true }
-
-local function answer_direction(offered, wanted)
-  local o_send = offered == "sendrecv" or offered == "sendonly"
-  local o_recv = offered == "sendrecv" or offered == "recvonly"
-  local l_send = wanted == "sendrecv" or wanted == "sendonly"
-  local l_recv = wanted == "sendrecv" or wanted == "recvonly"
-  local send, recv = o_recv and l_send, o_send and l_recv
-  if send and recv then
-    return "sendrecv"
-  elseif send then
-    return "sendonly"
-  elseif recv then
-    return "recvonly"
-  end
-  return "inactive"
-end
-M.answer_direction = answer_direction
-
-local function media_answer(om, lm, offer, caps, opts)
-  local found = intersect(om, lm, opts.prefer == "local")
-  local primary = false
-  for _, p in ipairs(found) do
-    if not (p.o.name and secondary[lower(p.o.name)]) then
-      primary = true
-    end
-  end
-  if not primary then
-    return nil
-  end
-  local am = {
-    media = om.media,
-    port = lm.port,
-    nports = lm.nports,
-    proto = om.proto,
-    fmts = {},
-    connections = M.copy(lm.connections),
-    bandwidths = M.copy(lm.bandwidths),
-    attributes = {},
-  }
-  local rtp, attrs = is_rtp(om.proto), am.attributes
-  local lpt_of = {} -- local payload type -> the offerer's
-  for _, p in ipairs(found) do
-    am.fmts[#am.fmts + 1] = p.o.pt
-    lpt_of[p.l.pt] = p.o.pt
-    if rtp then
-      local map = p.l.rtpmap or p.o.rtpmap
-      if map or (tonumber(p.o.pt) or 0) >= 96 then
-        map = map or format("%s/%d%s", p.o.name, p.o.rate, p.o.channels and "/" .. p.o.channels or "")
-        attrs[#attrs + 1] = { name = "rtpmap", value = p.o.pt .. " " .. map }
-      end
-      local fmtp = p.l.fmtp or p.o.fmtp
-      if fmtp then
-        attrs[#attrs + 1] = { name = "fmtp", value = p.o.pt .. " " .. fmtp }
-      end
-    end
-  end
-  for _, a in ipairs(lm.attributes or {}) do
-    if a.name == "rtcp-fb" and a.value then
-      local pt, rest = a.value:match("^(%S+)%s+(.*)$")
-      local opt = pt == "*" and "*" or lpt_of[pt]
-      if opt then
-        attrs[#attrs + 1] = { name = "rtcp-fb", value = opt .. " " .. rest }
-      end
-    elseif not pt_attrs[a.name] and not (directions[a.name] and not a.value) then
-      attrs[#attrs + 1] = { name = a.name, value = a.value }
-    end
-  end
-  local wanted = opts.direction or M.direction(caps, lm)
-  attrs[#attrs + 1] = { name = answer_direction(M.direction(offer, om), wanted) }
-  return am
-end
-
-local function same_proto(a, b)
-  return lower(a or "") == lower(b or "")
-end
-
---- Answer an offer (RFC 3264 §6).
+--- Answer an offer (RFC 3264 §6), as text: the negotiation is the C
+-- core's (csrc/sdp/answer.c, `sip_sdp_answer`), which parses both
+-- descriptions and writes the answer without making Lua tables.
 --
 -- Each offered stream is answered, in order, from the first unused stream
 -- of `caps` with the same media and transport protocol: the answer lists the
@@ -328,63 +206,51 @@ end
 -- red, rtx and FEC alone do not count) is rejected: port 0, the offered
 -- formats, no attributes.
 --
--- @tparam table offer the offer (a session table, or text)
--- @tparam table caps our capabilities: a session table (or text) whose
+-- @tparam string offer the offer (text, or a session table)
+-- @tparam string caps our capabilities (text, or a session table) whose
 --   origin, connection and streams (ports, formats, attributes) we answer
 --   with
--- @tparam[opt] table opts `direction` (what we want for every stream,
---   default each caps stream's), `prefer` ("offer" or "local"), `previous`
---   (the last description we sent in this session: the answer keeps its
---   origin, and its version is incremented only when the answer differs)
+-- @tparam[opt] table opts `direction` (what we want for every stream:
+--   sendrecv, sendonly, recvonly or inactive; default each caps stream's),
+--   `prefer` ("offer" or "local")
+-- @return the answer text and the number of streams not rejected (0: no
+--   codec in common, a UA answers 488), or nil, err, name when offer or
+--   caps does not parse
+function M.answer_text(offer, caps, opts)
+  local err, name
+  offer, err, name = text_of(offer)
+  if not offer then
+    return nil, err, name
+  end
+  caps, err, name = text_of(caps)
+  if not caps then
+    return nil, err, name
+  end
+  if type(offer) ~= "string" or type(caps) ~= "string" then
+    error("sdp.answer: offer and caps must be text or session tables", 3)
+  end
+  if opts then
+    return core.sdp_answer(offer, caps, opts.direction, opts.prefer == "local")
+  end
+  return core.sdp_answer(offer, caps)
+end
+
+--- Answer an offer (RFC 3264 §6), as a session table: `answer_text`'s
+-- answer, parsed.
+-- @tparam table offer the offer (a session table, or text)
+-- @tparam table caps our capabilities (a session table, or text)
+-- @tparam[opt] table opts as `answer_text`'s, and `previous` (the last
+--   description we sent in this session: the answer keeps its origin, and
+--   its version is incremented only when the answer differs)
 -- @return the answer table, or nil, err, name when offer or caps does not
 --   parse
 function M.answer(offer, caps, opts)
-  opts = opts or {}
-  local err, name
-  if type(offer) == "string" then
-    offer, err, name = M.parse(offer)
-    if not offer then
-      return nil, err, name
-    end
+  local text, err, name = M.answer_text(offer, caps, opts)
+  if not text then
+    return nil, err, name
   end
-  if type(caps) == "string" then
-    caps, err, name = M.parse(caps)
-    if not caps then
-      return nil, err, name
-    end
-  end
-  local ans = {
-    version = "0",
-    origin = M.copy(caps.origin),
-    name = caps.name or "-",
-    connection = M.copy(caps.connection),
-    times = { { start = "0", stop = "0" } },
-    attributes = {},
-    media = {},
-    lf = caps.lf,
-  }
-  for _, a in ipairs(caps.attributes or {}) do
-    if not (directions[a.name] and not a.value) then
-      ans.attributes[#ans.attributes + 1] = { name = a.name, value = a.value }
-    end
-  end
-  local used = {}
-  for i, om in ipairs(offer.media or {}) do
-    local am
-    if om.port ~= 0 then
-      for j, lm in ipairs(caps.media or {}) do
-        if not used[j] and lm.port ~= 0 and lm.media == om.media and same_proto(lm.proto, om.proto) then
-          am = media_answer(om, lm, offer, caps, opts)
-          if am then
-            used[j] = true
-            break
-          end
-        end
-      end
-    end
-    ans.media[i] = am or { media = om.media, port = 0, proto = om.proto, fmts = M.copy(om.fmts) }
-  end
-  if opts.previous then
+  local ans = assert(M.parse(text))
+  if opts and opts.previous then
     M.next_version(opts.previous, ans)
   end
   return ans

@@ -118,6 +118,8 @@ end
 -- builds, sends and keeps it). A next hop that is a host name is located
 -- by RFC 3263 as srv:send does (its first target; waits, so inside a
 -- coroutine).
+local NO_OPTS = {} -- read only: no table per call when none is given
+
 local function send_ack(dlg, cseq, dest)
   local ok, err, code = dlg:ack(cseq, nil, nil, dest)
   if ok or dest or code ~= "EAI_NONAME" then
@@ -139,6 +141,9 @@ end
 
 -- Header lines ("Name: value\r\n"...) into table h.
 local function lines_into(h, lines)
+  if lines == "" then -- the common case: no iterator made
+    return h
+  end
   for name, value in lines:gmatch("([^:\r\n]+): ([^\r\n]*)\r\n") do
     h[name] = value
   end
@@ -709,7 +714,7 @@ end
 -- @tparam[opt] table opts `headers`, `status` (default 200)
 -- @treturn Dialog
 function UA:answer(req, sdp, opts)
-  opts = opts or {}
+  opts = opts or NO_OPTS
   -- RFC 4028 §9: 422 when the session interval is below our Min-SE
   local st, lines, expires, who = self.srv:session_uas(req, self.min_se, self.session_expires or 0)
   if not st or st == 422 then

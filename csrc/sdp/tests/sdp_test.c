@@ -274,12 +274,163 @@ static void test_write_refuses(void) {
   CHECK(out[5] == 'Z');
 }
 
+
+/* ---- offer/answer (sip_sdp_answer) ---- */
+
+static sip_sdp_line olines[MAXL], clines[MAXL];
+
+/* The answer to offer from caps (LF texts), in a malloc'd block of exactly
+ * its length plus a NUL (written by a second call of exactly that cap, so
+ * ASan sees a write past it), or NULL when it failed (*rc says why). */
+static char *answer_of(const char *offer, const char *caps,
+                       const sip_sdp_answer_opts *opts, uint32_t *acc,
+                       int *rc) {
+  sip_sdp o, c;
+  char *ob = strdup(offer), *cb = strdup(caps);
+  if (!ob || !cb)
+    abort();
+  char *res = NULL;
+  *rc = sip_sdp_parse(&o, ob, strlen(ob), olines, MAXL);
+  if (*rc >= 0)
+    *rc = sip_sdp_parse(&c, cb, strlen(cb), clines, MAXL);
+  if (*rc >= 0)
+    *rc = sip_sdp_answer(&o, &c, opts, NULL, 0, acc);
+  if (*rc >= 0) {
+    size_t need = (size_t)*rc;
+    char *small = malloc(need > 1 ? need - 1 : 1); /* one byte short */
+    res = malloc(need + 1);
+    if (!small || !res)
+      abort();
+    CHECK_INT(sip_sdp_answer(&o, &c, opts, small, need ? need - 1 : 0, NULL),
+              (int)need);
+    CHECK_INT(sip_sdp_answer(&o, &c, opts, res, need, NULL), (int)need);
+    res[need] = '\0';
+    CHECK_MSG(need == 0 || memcmp(small, res, need - 1) == 0,
+              "truncated output differs");
+    free(small);
+  }
+  free(ob);
+  free(cb);
+  return res;
+}
+
+#define CAPS                                                                   \
+  "v=0\no=luasip 100 1 IN IP4 127.0.0.2\ns=luasip\nc=IN IP4 127.0.0.2\n"      \
+  "t=0 0\na=tool:x\na=sendrecv\n"                                              \
+  "m=audio 7000 RTP/AVP 8 0 96 101\nb=AS:64\na=rtpmap:96 OPUS/48000/2\n"       \
+  "a=fmtp:96 useinbandfec=1\na=rtpmap:101 telephone-event/8000\n"              \
+  "a=fmtp:101 0-15\na=rtcp-fb:96 nack\na=ptime:20\n"                           \
+  "m=video 7002 RTP/AVP 100\na=rtpmap:100 VP8/90000\n"                         \
+  "a=rtcp-fb:100 nack pli\na=rtcp-fb:* ccm fir\n"
+
+static void check_answer(const char *offer, const sip_sdp_answer_opts *opts,
+                         const char *want, uint32_t want_acc) {
+  uint32_t acc = 99;
+  int rc;
+  char *got = answer_of(offer, CAPS, opts, &acc, &rc);
+  CHECK_MSG(got && strcmp(got, want) == 0, "answer\n%s\nwant\n%s",
+            got ? got : "(failed)", want);
+  CHECK_INT((int)acc, (int)want_acc);
+  free(got);
+}
+
+#define HEAD                                                                   \
+  "v=0\no=luasip 100 1 IN IP4 127.0.0.2\ns=luasip\nc=IN IP4 127.0.0.2\n"      \
+  "t=0 0\na=tool:x\n"
+
+static void test_answer(void) {
+  /* static subset in the offer's order, offerer's numbers; caps' b= and
+   * other attributes; the session direction is not copied */
+  check_answer("v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\n"
+               "m=audio 6000 RTP/AVP 18 0 8 4\n",
+               NULL,
+               HEAD "m=audio 7000 RTP/AVP 0 8\nb=AS:64\na=ptime:20\n"
+                    "a=sendrecv\n",
+               1);
+  /* dynamic types by name (any case), rate and channels, renumbered; caps'
+   * fmtp over the offer's; rtcp-fb renumbered */
+  check_answer("v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\n"
+               "m=audio 6000 RTP/AVP 111 110 126 0\na=rtpmap:111 opus/48000/2\n"
+               "a=fmtp:111 minptime=10\na=rtpmap:110 telephone-event/48000\n"
+               "a=rtpmap:126 telephone-event/8000\na=fmtp:126 0-16\n",
+               NULL,
+               HEAD "m=audio 7000 RTP/AVP 111 126 0\nb=AS:64\n"
+                    "a=rtpmap:111 OPUS/48000/2\na=fmtp:111 useinbandfec=1\n"
+                    "a=rtpmap:126 telephone-event/8000\na=fmtp:126 0-15\n"
+                    "a=rtcp-fb:111 nack\na=ptime:20\na=sendrecv\n",
+               1);
+  /* the offer's fmtp when caps has none; rtcp-fb "*"; a held offer
+   * (sendonly) is answered recvonly */
+  check_answer("v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\na=sendonly\n"
+               "m=video 6002 RTP/AVP 120\na=rtpmap:120 vp8/90000\n"
+               "a=fmtp:120 max-fr=30\n",
+               NULL,
+               HEAD "m=video 7002 RTP/AVP 120\na=rtpmap:120 VP8/90000\n"
+                    "a=fmtp:120 max-fr=30\na=rtcp-fb:120 nack pli\n"
+                    "a=rtcp-fb:* ccm fir\na=recvonly\n",
+               1);
+  /* rejected: nothing in common, telephone-event alone, port 0, another
+   * protocol, unknown media; each caps stream answers one offered one */
+  check_answer("v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\n"
+               "m=audio 6000 RTP/AVP 18 3\n"
+               "m=audio 6002 RTP/AVP 101\na=rtpmap:101 telephone-event/8000\n"
+               "m=audio 0 RTP/AVP 0\nm=application 6004 UDP/BFCP *\n"
+               "m=video 6006 RTP/SAVP 100\na=rtpmap:100 VP8/90000\n"
+               "m=audio 6008 rtp/avp 8\nm=audio 6010 RTP/AVP 0\n",
+               NULL,
+               HEAD "m=audio 0 RTP/AVP 18 3\nm=audio 0 RTP/AVP 101\n"
+                    "m=audio 0 RTP/AVP 0\nm=application 0 UDP/BFCP *\n"
+                    "m=video 0 RTP/SAVP 100\n"
+                    "m=audio 7000 rtp/avp 8\nb=AS:64\na=ptime:20\na=sendrecv\n"
+                    "m=audio 0 RTP/AVP 0\n",
+               1);
+  /* what we want, and caps' order */
+  sip_sdp_answer_opts o = {.direction = sip_sdp_direction("recvonly"),
+                           .prefer_local = 1};
+  check_answer("v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\n"
+               "m=audio 6000 RTP/AVP 0 8\n",
+               &o,
+               HEAD "m=audio 7000 RTP/AVP 8 0\nb=AS:64\na=ptime:20\n"
+                    "a=recvonly\n",
+               1);
+  CHECK_INT(sip_sdp_direction("sendrecv"), 3);
+  CHECK_INT(sip_sdp_direction("inactive"), 0);
+  CHECK_INT(sip_sdp_direction("hold"), -1);
+  CHECK_INT(sip_sdp_direction(NULL), -1);
+  /* CRLF caps: CRLF answer */
+  uint32_t acc;
+  int rc;
+  char *got = answer_of("v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\nm=audio 1 RTP/AVP 0\n",
+                        "v=0\r\no=a 1 1 IN IP4 x\r\ns=-\r\nt=0 0\r\n"
+                        "m=audio 2 RTP/AVP 0\r\n",
+                        NULL, &acc, &rc);
+  CHECK_MSG(got && strcmp(got, "v=0\r\no=a 1 1 IN IP4 x\r\ns=-\r\nt=0 0\r\n"
+                               "m=audio 2 RTP/AVP 0\r\na=sendrecv\r\n") == 0,
+            "%s", got ? got : "(failed)");
+  free(got);
+  /* more formats than SIP_SDP_MAX_FMTS in a stream that could match */
+  char big[2048] = "v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\nm=audio 1 RTP/AVP";
+  for (int i = 0; i <= SIP_SDP_MAX_FMTS; i++)
+    snprintf(big + strlen(big), sizeof big - strlen(big), " %d", i % 128);
+  strcat(big, "\n");
+  got = answer_of(big, CAPS, NULL, &acc, &rc);
+  CHECK(got == NULL);
+  CHECK_INT(rc, SIP_ETOOMANY);
+  const char *name;
+  unsigned rate, ch;
+  CHECK(sip_sdp_static_pt(8, &name, &rate, &ch) && strcmp(name, "PCMA") == 0 &&
+        rate == 8000 && ch == 1);
+  CHECK(sip_sdp_static_pt(34, &name, &rate, &ch) && ch == 0);
+  CHECK(!sip_sdp_static_pt(2, &name, &rate, &ch));
+  CHECK(!sip_sdp_static_pt(35, &name, &rate, &ch));
+}
 int main(void) {
   test_fixtures();
   test_fields();
   test_lenient();
   test_malformed();
   test_write_refuses();
+  test_answer();
   for (int i = 0; i < ncopies; i++)
     free(copies[i]);
   return check_summary("sdp_test");
