@@ -525,8 +525,8 @@ int sip_dialog_ack(sip_tu *tu, sip_dialog *d, uint32_t cseq, sip_str extra,
 int sip_dialog_ack_again(sip_tu *tu, sip_dialog *d, uint32_t cseq) {
   if (!d->ack || d->ack->cseq != cseq)
     return 0;
-  int rc = sip_tp_send(tu->tp, d->ack->bytes, d->ack->len, &d->ack->dest,
-                       NULL, NULL);
+  int rc = sip_tp_send(tu->tp, d->ack->bytes, d->ack->len, &d->ack->dest, NULL,
+                       NULL);
   return rc < 0 ? rc : 1;
 }
 

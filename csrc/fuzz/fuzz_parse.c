@@ -201,8 +201,8 @@ static void sdp_answer_check(const char *obuf, size_t olen, const char *cbuf,
   if (!out)
     return;
   if (sip_sdp_answer(&o, &c, NULL, out, (size_t)n, NULL) != n ||
-      sip_sdp_parse(&a, out, (size_t)n, al, 2048) < 0 ||
-      a.nmedia != o.nmedia || acc > o.nmedia)
+      sip_sdp_parse(&a, out, (size_t)n, al, 2048) < 0 || a.nmedia != o.nmedia ||
+      acc > o.nmedia)
     abort();
   free(out);
 }

@@ -550,7 +550,8 @@ static int l_sdp_answer(lua_State *L) {
   }
   sip_sdp o, c;
   int rc;
-  if ((rc = parse_into(L, offer, olen, &o)) || (rc = parse_into(L, caps, clen, &c)))
+  if ((rc = parse_into(L, offer, olen, &o)) ||
+      (rc = parse_into(L, caps, clen, &c)))
     return rc;
   char small[1024];
   uint32_t acc = 0;
@@ -575,7 +576,8 @@ static int l_sdp_static(lua_State *L) {
   lua_Integer pt = luaL_checkinteger(L, 1);
   const char *name;
   unsigned rate, ch;
-  if (pt < 0 || pt > 1000 || !sip_sdp_static_pt((unsigned)pt, &name, &rate, &ch))
+  if (pt < 0 || pt > 1000 ||
+      !sip_sdp_static_pt((unsigned)pt, &name, &rate, &ch))
     return 0;
   lua_pushstring(L, name);
   lua_pushinteger(L, rate);

@@ -223,7 +223,8 @@ static int codecs(const sip_sdp *s, uint32_t from, uint32_t to, codec *out,
       long long v = num(c->pt);
       const char *name;
       unsigned rate, ch;
-      if (v >= 0 && v <= 1000 && sip_sdp_static_pt((unsigned)v, &name, &rate, &ch)) {
+      if (v >= 0 && v <= 1000 &&
+          sip_sdp_static_pt((unsigned)v, &name, &rate, &ch)) {
         c->name = (sip_str){name, strlen(name)};
         c->rate = rate;
         c->ch = ch;
@@ -242,9 +243,8 @@ static int same_codec(const codec *a, const codec *b, int rtp) {
 
 /* Formats that carry no media of their own. */
 static int secondary(sip_str name) {
-  static const char *const sec[] = {"telephone-event", "cn",  "red",
-                                    "rtx",             "ulpfec", "flexfec",
-                                    "flexfec-03"};
+  static const char *const sec[] = {
+      "telephone-event", "cn", "red", "rtx", "ulpfec", "flexfec", "flexfec-03"};
   for (size_t i = 0; i < sizeof sec / sizeof sec[0]; i++)
     if (ieq(name, (sip_str){sec[i], strlen(sec[i])}))
       return 1;
@@ -399,10 +399,11 @@ static int media_answer(out *o, const sip_sdp *offer, uint32_t of, uint32_t ot,
     puts_(o, o->eol);
   }
   int offered = direction(offer, of, ot);
-  int wanted = opts && opts->direction >= 0 ? opts->direction
-                                            : direction(caps, lf, lt);
+  int wanted =
+      opts && opts->direction >= 0 ? opts->direction : direction(caps, lf, lt);
   /* §6.1: we send if they receive and we want to send; likewise receive */
-  int send = (offered & 2) && (wanted & 1), recv = (offered & 1) && (wanted & 2);
+  int send = (offered & 2) && (wanted & 1),
+      recv = (offered & 1) && (wanted & 2);
   puts_(o, "a=");
   puts_(o, directions[(send ? 1 : 0) | (recv ? 2 : 0)]);
   puts_(o, o->eol);

@@ -37,8 +37,8 @@ static int roundtrip_exact(const char *text, size_t len) {
   int n = parse_n(&s, text, len);
   if (n <= 0)
     return 0;
-  int need = sip_sdp_write(lines, s.nlines, s.lf_only, s.last_eol, NULL, 0,
-                           NULL);
+  int need =
+      sip_sdp_write(lines, s.nlines, s.lf_only, s.last_eol, NULL, 0, NULL);
   if (need < 0 || (size_t)need != len)
     return 0;
   char *out = malloc((size_t)need + 1);
@@ -53,8 +53,8 @@ static int roundtrip_exact(const char *text, size_t len) {
     for (uint32_t i = 0; i < s.nlines; i++)
       if (lines[i].type != 'v' && !strchr("siuepkzr", lines[i].type))
         lines[i].value = SIP_STR_NULL;
-    w = sip_sdp_write(lines, s.nlines, s.lf_only, s.last_eol, out,
-                      (size_t)need, NULL);
+    w = sip_sdp_write(lines, s.nlines, s.lf_only, s.last_eol, out, (size_t)need,
+                      NULL);
     ok = ok && w == need && memcmp(out, text, len) == 0;
   }
   free(out);
@@ -119,8 +119,7 @@ static void test_fields(void) {
   CHECK_STR(lines[10].u.m.nports, "2");
   CHECK_STR(lines[10].u.m.proto, "RTP/SAVP");
   /* "a=x:" has an empty value, not an absent one */
-  CHECK_INT(parse(&s, "v=0\no=- 1 1 IN IP4 h\ns=\na=x:\nm=audio 0 RTP/AVP"),
-            5);
+  CHECK_INT(parse(&s, "v=0\no=- 1 1 IN IP4 h\ns=\na=x:\nm=audio 0 RTP/AVP"), 5);
   CHECK_INT(s.lf_only, 1);
   CHECK_INT(s.last_eol, 0);
   CHECK(lines[3].u.a.value.p != NULL && lines[3].u.a.value.len == 0);
@@ -145,11 +144,14 @@ static void test_lenient(void) {
   {
     sip_sdp_line c;
     const char *what;
-    CHECK_INT(sip_sdp_parse_line('m', "audio 04000 RTP/AVP 0 8", 23, &c, &what), 0);
+    CHECK_INT(sip_sdp_parse_line('m', "audio 04000 RTP/AVP 0 8", 23, &c, &what),
+              0);
     CHECK(sip_sdp_line_equal(&lines[4], &c));
-    CHECK_INT(sip_sdp_parse_line('m', "audio 4000 RTP/AVP 0 18", 23, &c, &what), 0);
+    CHECK_INT(sip_sdp_parse_line('m', "audio 4000 RTP/AVP 0 18", 23, &c, &what),
+              0);
     CHECK(!sip_sdp_line_equal(&lines[4], &c));
-    CHECK_INT(sip_sdp_parse_line('m', "audio 4000/2 RTP/AVP 0 8", 24, &c, &what), 0);
+    CHECK_INT(
+        sip_sdp_parse_line('m', "audio 4000/2 RTP/AVP 0 8", 24, &c, &what), 0);
     CHECK(!sip_sdp_line_equal(&lines[4], &c));
     CHECK(!sip_sdp_line_equal(&lines[4], &lines[3]));
   }
@@ -210,8 +212,8 @@ static void test_malformed(void) {
       {"v=0\no=- 1 1 IN IP4 h\ns=-\na=x\nt=0 0\n", 5, "line out of order"},
       {"v=0\no=- 1 1 IN IP4 h\ns=-\ni=a\ni=b\n", 5, "line out of order"},
       {"v=0\no=- 1 1 IN IP4 h\ns=-\nr=1 1 0\n", 4, "r= without t="},
-      {"v=0\no=- 1 1 IN IP4 h\ns=-\nm=audio 1 RTP/AVP 0\na=x\nc=IN IP4 h\n",
-       6, "line out of order"},
+      {"v=0\no=- 1 1 IN IP4 h\ns=-\nm=audio 1 RTP/AVP 0\na=x\nc=IN IP4 h\n", 6,
+       "line out of order"},
       {"v=0\no=- 1 1 IN IP4 h\ns=-\nm=audio 1 RTP/AVP 0\nt=0 0\n", 5,
        "type letter not allowed here"},
       {"v=0\no=- 1 1 IN IP4 h\ns=-\rx\n", 3, "control character in a line"},
@@ -274,7 +276,6 @@ static void test_write_refuses(void) {
   CHECK(out[5] == 'Z');
 }
 
-
 /* ---- offer/answer (sip_sdp_answer) ---- */
 
 static sip_sdp_line olines[MAXL], clines[MAXL];
@@ -315,7 +316,7 @@ static char *answer_of(const char *offer, const char *caps,
 }
 
 #define CAPS                                                                   \
-  "v=0\no=luasip 100 1 IN IP4 127.0.0.2\ns=luasip\nc=IN IP4 127.0.0.2\n"      \
+  "v=0\no=luasip 100 1 IN IP4 127.0.0.2\ns=luasip\nc=IN IP4 127.0.0.2\n"       \
   "t=0 0\na=tool:x\na=sendrecv\n"                                              \
   "m=audio 7000 RTP/AVP 8 0 96 101\nb=AS:64\na=rtpmap:96 OPUS/48000/2\n"       \
   "a=fmtp:96 useinbandfec=1\na=rtpmap:101 telephone-event/8000\n"              \
@@ -335,7 +336,7 @@ static void check_answer(const char *offer, const sip_sdp_answer_opts *opts,
 }
 
 #define HEAD                                                                   \
-  "v=0\no=luasip 100 1 IN IP4 127.0.0.2\ns=luasip\nc=IN IP4 127.0.0.2\n"      \
+  "v=0\no=luasip 100 1 IN IP4 127.0.0.2\ns=luasip\nc=IN IP4 127.0.0.2\n"       \
   "t=0 0\na=tool:x\n"
 
 static void test_answer(void) {
@@ -400,10 +401,11 @@ static void test_answer(void) {
   /* CRLF caps: CRLF answer */
   uint32_t acc;
   int rc;
-  char *got = answer_of("v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\nm=audio 1 RTP/AVP 0\n",
-                        "v=0\r\no=a 1 1 IN IP4 x\r\ns=-\r\nt=0 0\r\n"
-                        "m=audio 2 RTP/AVP 0\r\n",
-                        NULL, &acc, &rc);
+  char *got =
+      answer_of("v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\nm=audio 1 RTP/AVP 0\n",
+                "v=0\r\no=a 1 1 IN IP4 x\r\ns=-\r\nt=0 0\r\n"
+                "m=audio 2 RTP/AVP 0\r\n",
+                NULL, &acc, &rc);
   CHECK_MSG(got && strcmp(got, "v=0\r\no=a 1 1 IN IP4 x\r\ns=-\r\nt=0 0\r\n"
                                "m=audio 2 RTP/AVP 0\r\na=sendrecv\r\n") == 0,
             "%s", got ? got : "(failed)");
