@@ -146,6 +146,32 @@ describe("luasip.b2bua", function()
     assert.equal(0, x:count())
   end)
 
+  it("relays a reliable 183 with SDP reliably to a caller that does 100rel; the 2xx follows its PRACK", function()
+    local bob = server()
+    local bu = ua.new(bob)
+    bob:on_request(function(req)
+      if bu:handle(req) then
+        return
+      end
+      -- waits for the B2BUA's PRACK (its B leg PRACKs by itself)
+      assert(bu:progress(req, 183, ANSWER, { reliable = true }))
+      bu:answer(req)
+    end)
+    local x = b2b({ "sip:bob@" .. addr(bob) })
+    local alice = caller()
+    local early = {}
+    local d, res = run(function()
+      return alice:invite { to = x.uri, sdp = OFFER, on_provisional = function(r)
+        early[#early + 1] = { r.status, r:header("RSeq") ~= nil, r:header("Require"), r.body }
+      end }
+    end)
+    assert.is_truthy(d, "not answered")
+    assert.equal(200, res.status)
+    assert.same({ { 183, true, "100rel", ANSWER } }, early)
+    run(function() return d:bye() end)
+    assert.is_truthy(N.pump_until(function() return #x.outcomes == 1 end, 3))
+  end)
+
   it("serial: a 486 passes to the next target, a 603 ends the search", function()
     local busy, bob = callee(486), callee(200)
     local x = b2b({ busy.uri, bob.uri })

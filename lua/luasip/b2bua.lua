@@ -214,7 +214,26 @@ function Bridge:provisional(res)
     end
     h["Content-Type"] = ctype or "application/sdp"
   end
-  req:reply(st, nil, h, body)
+  if res:header("RSeq") and self.ua_a:supports(req, "100rel") then
+    -- B's 1xx was reliable (RFC 3262) and A does 100rel: so is ours, and
+    -- connect's 2xx waits for A's PRACKs (§3: a 2xx may not overtake an
+    -- unacknowledged reliable 1xx with a session description)
+    self.reliable_pending = (self.reliable_pending or 0) + 1
+    sip.spawn(function()
+      local d = self.ua_a:progress(req, st, body, { reliable = true, headers = h })
+      if not d and not self.final and not req:is_cancelled() then
+        req:reply(st, nil, h, body)
+      end
+      self.reliable_pending = self.reliable_pending - 1
+      local co = self.prack_wait
+      if self.reliable_pending == 0 and co then
+        self.prack_wait = nil
+        server.resume(co)
+      end
+    end)
+  else
+    req:reply(st, nil, h, body)
+  end
   self.out.ringing = self.out.ringing or (core.now() - self.t0) / 1000
 end
 
@@ -399,6 +418,10 @@ function Bridge:connect(b, res)
   local body = res.body ~= "" and res.body or nil
   if body and is_sdp(res:header("Content-Type")) then
     body = self:sdp("b2a", body, res)
+  end
+  while (self.reliable_pending or 0) > 0 and not req:is_cancelled() do
+    self.prack_wait = co_running()
+    co_yield()
   end
   local a = not req:is_cancelled() and self.ua_a:answer(req, body)
   self.final = true
