@@ -171,13 +171,20 @@ static int find_trust(const struct sip__flood *f, const trust *t) {
   return -1;
 }
 
+/* cidr parsed into t: 0, or SIP_EINVAL (malformed, or flood protection
+ * off). */
+static int parse_trust(const sip_tp *tp, const char *cidr, trust *t) {
+  if (!tp->flood || !cidr || parse_cidr(cidr, t) < 0)
+    return SIP_EINVAL;
+  return 0;
+}
+
 int sip_tp_flood_trust(sip_tp *tp, const char *cidr) {
-  struct sip__flood *f = tp->flood;
-  if (!f || !cidr)
-    return SIP_EINVAL;
   trust t;
-  if (parse_cidr(cidr, &t) < 0)
-    return SIP_EINVAL;
+  int rc = parse_trust(tp, cidr, &t);
+  if (rc < 0)
+    return rc;
+  struct sip__flood *f = tp->flood;
   int i = find_trust(f, &t);
   if (i >= 0) { /* trusted already (by the configuration, another set) */
     f->trusted[i].refs++;
@@ -191,12 +198,11 @@ int sip_tp_flood_trust(sip_tp *tp, const char *cidr) {
 }
 
 int sip_tp_flood_untrust(sip_tp *tp, const char *cidr) {
-  struct sip__flood *f = tp->flood;
-  if (!f || !cidr)
-    return SIP_EINVAL;
   trust t;
-  if (parse_cidr(cidr, &t) < 0)
-    return SIP_EINVAL;
+  int rc = parse_trust(tp, cidr, &t);
+  if (rc < 0)
+    return rc;
+  struct sip__flood *f = tp->flood;
   int i = find_trust(f, &t);
   if (i < 0)
     return SIP_ENOTFOUND;
