@@ -27,8 +27,7 @@ suite_init b2bua-sipp b2bua-sipp
 CALLS=${CALLS:-50}
 DIR=$(pwd)/spec/sipp
 ns_setup "a UA sends where messages say"
-need_cmds sipp
-need_build
+need_sipp_and_build
 
 LUASIP_TIMEOUT=600 luasip_start "$work/b2bua.log" serving examples/b2bua.lua --ctl off --cdr \
   --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060

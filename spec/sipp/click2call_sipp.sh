@@ -19,8 +19,7 @@ cd "$(dirname "$0")/../.." || exit 1
 suite_init click2call-sipp c2c-sipp
 DIR=$(pwd)/spec/sipp
 ns_setup "a UA sends where messages say"
-need_cmds sipp
-need_build
+need_sipp_and_build
 luasip_cmd 60
 
 # uas TAG PORT SCENARIO [SIPP-ARGS...]: a SIPp UAS for one call, in the background

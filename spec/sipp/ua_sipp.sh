@@ -50,8 +50,7 @@ suite_init sipp-ua ua-sipp
 CALLS=${CALLS:-50}
 DIR=$(pwd)/spec/sipp
 ns_setup "a UA sends where messages say"
-need_cmds sipp
-need_build
+need_sipp_and_build
 luasip_cmd 300
 
 # start NAME SCRIPT ARGS...: a luasip process in the namespace, up when it
