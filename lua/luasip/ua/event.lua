@@ -137,6 +137,21 @@ local function expires_of(m)
   return v
 end
 
+--- Append `extra` (opts.headers: `{ {name, value}, ... }` lines and/or
+-- `{ [name] = value }` pairs; nil: none) to the header list `h` (an
+-- array of `{ name, value }`), in place.
+-- @tparam table h
+-- @tparam[opt] table extra
+function M.add_headers(h, extra)
+  for k, v in pairs(extra or {}) do
+    if type(k) == "number" then
+      h[#h + 1] = v
+    else
+      h[#h + 1] = { k, v }
+    end
+  end
+end
+
 local function key_of(typ, id)
   return typ .. ";" .. (id or "")
 end
@@ -443,13 +458,7 @@ function M.subscribe(u, t)
   if t.accept then
     h[#h + 1] = { "Accept", t.accept }
   end
-  for k, v in pairs(t.headers or {}) do
-    if type(k) == "number" then
-      h[#h + 1] = v
-    else
-      h[#h + 1] = { k, v }
-    end
-  end
+  M.add_headers(h, t.headers)
   local sub = setmetatable({
     ua = u, event = t.event, typ = typ, id = id, key = key_of(typ, id), state = "init",
     asked = expires, accept = t.accept, credentials = t.credentials, queue = {}, waiters = {},
@@ -615,13 +624,7 @@ function Notifier:notify(t)
     ss = ss .. ";expires=" .. self:remaining()
   end
   local h = { { "Event", self.event }, { "Subscription-State", ss } }
-  for k, v in pairs(t.headers or {}) do
-    if type(k) == "number" then
-      h[#h + 1] = v
-    else
-      h[#h + 1] = { k, v }
-    end
-  end
+  M.add_headers(h, t.headers)
   self.sent = (self.sent or 0) + 1
   local res, err, code = self.d:request("NOTIFY", { headers = h, body = self.body,
     content_type = self.body and self.type })

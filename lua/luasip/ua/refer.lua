@@ -140,13 +140,7 @@ function M.refer(d, target, opts)
   if opts.referred_by then
     h[#h + 1] = { "Referred-By", opts.referred_by }
   end
-  for k, v in pairs(opts.headers or {}) do
-    if type(k) == "number" then
-      h[#h + 1] = v
-    else
-      h[#h + 1] = { k, v }
-    end
-  end
+  event.add_headers(h, opts.headers)
   local result = { frags = {} }
   local sub = event.implicit_subscription(d.ua, d, "refer", {
     notify_timeout = opts.timeout,
