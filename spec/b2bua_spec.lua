@@ -6,65 +6,29 @@
 -- a finished bridge is not kept alive by its B calls' transactions.
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/support/net.lua")
+local U = dofile(here .. "/support/ua.lua")(N)
 local sip = require "luasip"
 local ua = require "luasip.ua"
 local b2bua = require "luasip.b2bua"
 
-local OFFER = table.concat({
-  "v=0", "o=alice 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
-  "m=audio 40000 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=sendrecv", "",
-}, "\r\n")
-local ANSWER = OFFER:gsub("alice", "bob"):gsub("40000", "50000")
-
-local function server(opts)
-  opts = opts or { t1 = 10, t2 = 40, t4 = 50 }
-  opts.listen = { "udp:127.0.0.1:0" }
-  return N.server(opts)
-end
-
-local function addr(srv)
-  return srv:listeners()[1]:match("^udp:(.*)$")
-end
-
-local function run(fn, seconds)
-  local res, done
-  sip.spawn(function()
-    res = table.pack(fn())
-    done = true
-  end)
-  N.pump_until(function()
-    return done
-  end, seconds or 3)
-  assert.is_true(done, "the task did not finish")
-  return table.unpack(res, 1, res.n)
-end
+local OFFER = U.sdp("alice", 40000)
+local ANSWER = U.sdp("bob", 50000)
+local server, addr, run = U.server, U.addr, U.run
 
 -- A callee: `status` (default 200 with ANSWER); its dialogs in .calls, the
 -- requests its dialogs received in .got.
 local function callee(status)
-  local srv = server()
-  local u = ua.new(srv)
-  u.calls, u.got = {}, {}
-  srv:on_request(function(req)
-    if u:handle(req) then
-      return
-    end
-    if req.method ~= "INVITE" then
-      return req:reply(405)
-    end
-    u.invites = (u.invites or 0) + 1
-    u.last_invite = tostring(req)
-    req:reply(180)
-    if status and status ~= 200 then
-      return req:reply(status)
-    end
-    local d = assert(u:answer(req, ANSWER))
-    d.on_request = function(_, r)
-      u.got[#u.got + 1] = tostring(r)
-    end
-    u.calls[#u.calls + 1] = d
-  end)
-  u.uri = "sip:callee@" .. addr(srv)
+  local u = U.callee("callee", { contact = false, sdp = ANSWER,
+    on_invite = function(c, req)
+      c.invites = (c.invites or 0) + 1
+      c.last_invite = tostring(req)
+    end,
+    on_call = function(c, d)
+      d.on_request = function(_, r)
+        c.got[#c.got + 1] = tostring(r)
+      end
+    end })
+  u.status, u.got = status, {}
   return u
 end
 
@@ -87,14 +51,7 @@ end
 
 -- The caller: a UA whose server passes every request to it
 local function caller()
-  local srv = server()
-  local u = ua.new(srv)
-  srv:on_request(function(req)
-    if not u:handle(req) then
-      req:reply(405)
-    end
-  end)
-  return u
+  return U.ua()
 end
 
 describe("luasip.b2bua", function()

@@ -13,57 +13,23 @@
 --   * the default: 403.
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/support/net.lua")
+local U = dofile(here .. "/support/ua.lua")(N)
 local sip = require "luasip"
 local ua = require "luasip.ua"
 local b2bua = require "luasip.b2bua"
 
-local function sdp(name, port)
-  return table.concat({
-    "v=0", "o=" .. name .. " 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
-    "m=audio " .. port .. " RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=sendrecv", "",
-  }, "\r\n")
-end
-local SDP = { alice = sdp("alice", 40000), bob = sdp("bob", 42000), carol = sdp("carol", 44000) }
-
-local function server()
-  return N.server { t1 = 10, t2 = 40, t4 = 50, listen = { "udp:127.0.0.1:0" } }
-end
-
-local function addr(srv)
-  return srv:listeners()[1]:match("^udp:(.*)$")
-end
-
-local function run(fn, seconds)
-  return N.run_task(fn, seconds or 3)
-end
+local SDP = { alice = U.sdp("alice", 40000), bob = U.sdp("bob", 42000), carol = U.sdp("carol", 44000) }
+local server, addr, run = U.server, U.addr, U.run
 
 -- A UA named `name`: INVITEs get 180, then u.status or 200 with its SDP;
 -- its dialogs in u.calls; every request it receives, as text, in u.got.
 local function new_ua(name)
-  local srv = server()
-  local u = ua.new(srv, { contact = "<sip:" .. name .. "@" .. addr(srv) .. ">" })
-  u.uri = "sip:" .. name .. "@" .. addr(srv)
-  u.calls, u.got = {}, {}
+  local u
   local function log(_, r)
     u.got[#u.got + 1] = tostring(r)
   end
-  u.log = log
-  srv:on_request(function(req)
-    log(nil, req)
-    if u:handle(req) then
-      return
-    end
-    if req.method ~= "INVITE" then
-      return req:reply(405)
-    end
-    req:reply(180)
-    sip.sleep(0.05)
-    if u.status then
-      return req:reply(u.status)
-    end
-    local d = assert(u:answer(req, SDP[name]))
-    u.calls[#u.calls + 1] = d
-  end)
+  u = U.callee(name, { sdp = SDP[name], delay = 0.05, on_request = log })
+  u.got, u.log = {}, log
   return u
 end
 

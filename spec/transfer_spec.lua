@@ -7,50 +7,20 @@
 -- a confirmed one 486; a REFER without Refer-To 400.
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/support/net.lua")
+local U = dofile(here .. "/support/ua.lua")(N)
 local P = dofile(here .. "/support/proc.lua")
-local sip = require "luasip"
-local ua = require "luasip.ua"
 local refer = require "luasip.ua.refer"
 
-local SDP = table.concat({
-  "v=0", "o=x 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
-  "m=audio 40000 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=sendrecv", "",
-}, "\r\n")
-
-local function server()
-  return N.server { t1 = 10, t2 = 40, t4 = 50, listen = { "udp:127.0.0.1:0" } }
-end
-
-local function addr(srv)
-  return srv:listeners()[1]:match("^udp:(.*)$")
-end
-
-local function run(fn, seconds)
-  return N.run_task(fn, seconds or 3)
-end
+local SDP = U.sdp("x", 40000)
+local run = U.run
 
 -- A UA named `name`; INVITEs get 180 then u.status
 -- (default 200 with SDP); its dialogs in u.calls, the INVITEs in u.invites.
 local function new_ua(name)
-  local srv = server()
-  local u = ua.new(srv, { contact = "<sip:" .. name .. "@" .. addr(srv) .. ">" })
-  u.uri = "sip:" .. name .. "@" .. addr(srv)
-  u.calls, u.invites = {}, {}
-  srv:on_request(function(req)
-    if u:handle(req) then
-      return
-    end
-    if req.method ~= "INVITE" then
-      return req:reply(405)
-    end
-    u.invites[#u.invites + 1] = { replaces = req:header("Replaces"), referred_by = req:header("Referred-By") }
-    req:reply(180)
-    sip.sleep(0.05)
-    if u.status then
-      return req:reply(u.status)
-    end
-    u.calls[#u.calls + 1] = assert(u:answer(req, SDP))
-  end)
+  local u = U.callee(name, { sdp = SDP, delay = 0.05, on_invite = function(c, req)
+    c.invites[#c.invites + 1] = { replaces = req:header("Replaces"), referred_by = req:header("Referred-By") }
+  end })
+  u.invites = {}
   return u
 end
 

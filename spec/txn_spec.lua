@@ -778,18 +778,9 @@ describe("client transactions through srv:send (T1 = 10 ms)", function()
     return assert(sip.request(t))
   end
 
-  -- Run fn in sip.spawn and pump until it returns; its results.
+  -- Run fn in a coroutine and pump until it returns; its results.
   local function run(fn, seconds)
-    local res, done
-    sip.spawn(function()
-      res = table.pack(fn())
-      done = true
-    end)
-    N.pump_until(function()
-      return done
-    end, seconds or 2)
-    assert.is_true(done, "srv:send did not return")
-    return table.unpack(res, 1, res.n)
+    return N.run_task(fn, seconds or 2)
   end
 
   it("gives 408 after 64*T1 from a silent UDP peer, which saw Timer E retransmissions", function()

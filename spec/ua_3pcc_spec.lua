@@ -3,31 +3,20 @@
 -- ACK. Two luasip UAs in one process on 127.0.0.1 (T1 = 10 ms).
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/support/net.lua")
+local U = dofile(here .. "/support/ua.lua")(N)
 local ua = require "luasip.ua"
 
-local OFFER = table.concat({
-  "v=0", "o=bob 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
-  "m=audio 40000 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=sendrecv", "",
-}, "\r\n")
-local ANSWER = OFFER:gsub("o=bob", "o=alice"):gsub("40000", "50000")
-
-local function server()
-  return N.server { t1 = 10, t2 = 40, t4 = 50, listen = { "udp:127.0.0.1:0" } }
-end
+local OFFER = U.sdp("bob", 40000)
+local ANSWER = U.sdp("alice", 50000)
 
 -- bob answers every INVITE with OFFER (it had none); the ACKs it gets in bob.acks
 local function pair()
-  local alice, bob = ua.new(server()), ua.new(server())
+  local alice, bob = U.ua(), ua.new(U.server())
   bob.acks = {}
   bob.hooks = { ACK = function(_, req)
     bob.acks[#bob.acks + 1] = { body = req.body, ctype = req:header("Content-Type") }
     return false -- and u:handle goes on with it
   end }
-  alice.srv:on_request(function(req)
-    if not alice:handle(req) then
-      req:reply(405)
-    end
-  end)
   bob.srv:on_request(function(req)
     if bob:handle(req) then
       return

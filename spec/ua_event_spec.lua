@@ -5,33 +5,13 @@
 -- no NOTIFY (Timer N), 489 / 400 / 423 / 481 for bad requests.
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/support/net.lua")
+local U = dofile(here .. "/support/ua.lua")(N)
 local P = dofile(here .. "/support/proc.lua")
 local sip = require "luasip"
-local ua = require "luasip.ua"
 local event = require "luasip.ua.event"
 
-local function server()
-  return N.server { t1 = 10, t2 = 40, t4 = 50, listen = { "udp:127.0.0.1:0" } }
-end
-
-local function addr(srv)
-  return srv:listeners()[1]:match("^udp:(.*)$")
-end
-
-local function run(fn, seconds)
-  return N.run_task(fn, seconds or 3)
-end
-
--- A UA answering requests with u:handle (405 for the rest).
-local function new_ua(srv)
-  local u = ua.new(srv or server())
-  u.srv:on_request(function(req)
-    if not u:handle(req) then
-      req:reply(405)
-    end
-  end)
-  return u
-end
+local server, addr, run = U.server, U.addr, U.run
+local new_ua = U.ua -- a UA answering requests with u:handle (405 for the rest)
 
 -- alice subscribes to bob's "presence" (status in bob.status)
 local function pair(opts)

@@ -6,6 +6,7 @@
 -- the §14.1 retry).
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/support/net.lua")
+local U = dofile(here .. "/support/ua.lua")(N)
 local sip = require "luasip"
 local ua = require "luasip.ua"
 local sdp = require "luasip.sdp"
@@ -19,40 +20,15 @@ local CAPS = table.concat({
   "m=audio 50000 RTP/AVP 8", "a=rtpmap:8 PCMA/8000", "a=sendrecv", "",
 }, "\r\n")
 
-local function server()
-  return N.server { t1 = 10, t2 = 40, t4 = 50, listen = { "udp:127.0.0.1:0" } }
-end
-
-local function addr(srv)
-  return srv:listeners()[1]:match("^udp:(.*)$")
-end
-
--- Run fn in sip.spawn and pump until it returns; its results.
-local function run(fn, seconds)
-  local res, done
-  sip.spawn(function()
-    res = table.pack(fn())
-    done = true
-  end)
-  N.pump_until(function()
-    return done
-  end, seconds or 3)
-  assert.is_true(done, "the task did not finish")
-  return table.unpack(res, 1, res.n)
-end
+local server, addr, run = U.server, U.addr, U.run
 
 -- Two UAs: alice calls, bob answers with an SDP answer from CAPS (or what
 -- bob.policy(req) does); bob's dialogs go to bob.calls.
 local function pair()
-  local sa, sb = server(), server()
-  local alice = ua.new(sa)
+  local sb = server()
+  local alice = U.ua()
   local bob = ua.new(sb)
   bob.calls = {}
-  sa:on_request(function(req)
-    if not alice:handle(req) then
-      req:reply(405)
-    end
-  end)
   sb:on_request(function(req)
     if bob:handle(req) then
       return

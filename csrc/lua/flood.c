@@ -181,34 +181,31 @@ static sip_lua_server *check_open(lua_State *L) {
   return s;
 }
 
-/* srv:flood_trust(cidr) -> true, or nil, err, name: never count or block
- * that address or network (for example a dispatcher's destinations).
- * Trusting one again counts a reference (srv:flood_untrust drops one). */
-static int srv_flood_trust(lua_State *L) {
+static int trust_op(lua_State *L, int (*op)(sip_tp *, const char *),
+                    const char *what) {
   sip_lua_server *s = check_open(L);
   const char *cidr = luaL_checkstring(L, 2);
-  int rc = sip_tp_flood_trust(s->tp, cidr);
+  int rc = op(s->tp, cidr);
   if (rc < 0)
-    return sip__lua_fail(L, rc, "flood_trust %s: %s", cidr,
+    return sip__lua_fail(L, rc, "%s %s: %s", what, cidr,
                          rc == SIP_EINVAL ? "malformed, or flood protection off"
                                           : sip_tp_strerror(rc));
   lua_pushboolean(L, 1);
   return 1;
 }
 
+/* srv:flood_trust(cidr) -> true, or nil, err, name: never count or block
+ * that address or network (for example a dispatcher's destinations).
+ * Trusting one again counts a reference (srv:flood_untrust drops one). */
+static int srv_flood_trust(lua_State *L) {
+  return trust_op(L, sip_tp_flood_trust, "flood_trust");
+}
+
 /* srv:flood_untrust(cidr) -> true, or nil, err, name: drop one reference
  * to a trusted address or network (as given to flood_trust); it stops
  * being trusted with its last. */
 static int srv_flood_untrust(lua_State *L) {
-  sip_lua_server *s = check_open(L);
-  const char *cidr = luaL_checkstring(L, 2);
-  int rc = sip_tp_flood_untrust(s->tp, cidr);
-  if (rc < 0)
-    return sip__lua_fail(L, rc, "flood_untrust %s: %s", cidr,
-                         rc == SIP_EINVAL ? "malformed, or flood protection off"
-                                          : sip_tp_strerror(rc));
-  lua_pushboolean(L, 1);
-  return 1;
+  return trust_op(L, sip_tp_flood_untrust, "flood_untrust");
 }
 
 static void blocked_cb(void *arg, const struct sockaddr_storage *addr,

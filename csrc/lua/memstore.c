@@ -112,24 +112,24 @@ static int fail(lua_State *L, int rc) {
   return 2;
 }
 
-static int m_save(lua_State *L) {
-  lstore *b = check_open(L);
-  sip_str aor = check_str(L, 2), rec = check_str(L, 3);
-  int rc = sip_memstore_save(b->s, aor, rec);
+/* true, or nil and the error of rc. */
+static int done(lua_State *L, int rc) {
   if (rc < 0)
     return fail(L, rc);
   lua_pushboolean(L, 1);
   return 1;
 }
 
+static int m_save(lua_State *L) {
+  lstore *b = check_open(L);
+  sip_str aor = check_str(L, 2), rec = check_str(L, 3);
+  return done(L, sip_memstore_save(b->s, aor, rec));
+}
+
 static int m_remove(lua_State *L) {
   lstore *b = check_open(L);
   sip_str aor = check_str(L, 2), key = check_str(L, 3);
-  int rc = sip_memstore_remove(b->s, aor, key);
-  if (rc < 0)
-    return fail(L, rc);
-  lua_pushboolean(L, 1);
-  return 1;
+  return done(L, sip_memstore_remove(b->s, aor, key));
 }
 
 static int m_remove_all(lua_State *L) {

@@ -171,14 +171,22 @@ static int find_trust(const struct sip__flood *f, const trust *t) {
   return -1;
 }
 
+/* cidr parsed into t and its entry in *idx (-1: none): 0, or SIP_EINVAL
+ * (malformed, or flood protection off). */
+static int lookup_trust(const sip_tp *tp, const char *cidr, trust *t,
+                        int *idx) {
+  if (!tp->flood || !cidr || parse_cidr(cidr, t) < 0)
+    return SIP_EINVAL;
+  *idx = find_trust(tp->flood, t);
+  return 0;
+}
+
 int sip_tp_flood_trust(sip_tp *tp, const char *cidr) {
-  struct sip__flood *f = tp->flood;
-  if (!f || !cidr)
-    return SIP_EINVAL;
   trust t;
-  if (parse_cidr(cidr, &t) < 0)
-    return SIP_EINVAL;
-  int i = find_trust(f, &t);
+  int i = -1, rc = lookup_trust(tp, cidr, &t, &i);
+  if (rc < 0)
+    return rc;
+  struct sip__flood *f = tp->flood;
   if (i >= 0) { /* trusted already (by the configuration, another set) */
     f->trusted[i].refs++;
     return 0;
@@ -191,15 +199,13 @@ int sip_tp_flood_trust(sip_tp *tp, const char *cidr) {
 }
 
 int sip_tp_flood_untrust(sip_tp *tp, const char *cidr) {
-  struct sip__flood *f = tp->flood;
-  if (!f || !cidr)
-    return SIP_EINVAL;
   trust t;
-  if (parse_cidr(cidr, &t) < 0)
-    return SIP_EINVAL;
-  int i = find_trust(f, &t);
+  int i = -1, rc = lookup_trust(tp, cidr, &t, &i);
+  if (rc < 0)
+    return rc;
   if (i < 0)
     return SIP_ENOTFOUND;
+  struct sip__flood *f = tp->flood;
   if (--f->trusted[i].refs == 0)
     f->trusted[i] = f->trusted[--f->ntrust];
   return 0;

@@ -53,6 +53,19 @@ local function need_coroutine(what)
   end
 end
 
+--- The Route header value of an outbound proxy given as `opts.route`
+-- (of `u:invite`, `u:call`, `u:subscribe`): a bare URI is bracketed and
+-- made a loose route (";lr" added unless present); a value with "<" is
+-- kept as written.
+-- @tparam string r "sip:proxy.example.com" or "<sip:p;lr>"
+-- @treturn string "<sip:proxy.example.com;lr>"
+function M.route_value(r)
+  if not r:find("<", 1, true) then
+    r = "<" .. r .. (r:find(";lr", 1, true) and "" or ";lr") .. ">"
+  end
+  return r
+end
+
 -- Header lines ("Name: value\r\n"...) of a table or string.
 local function header_lines(h)
   if h == nil then
@@ -217,16 +230,22 @@ local function wrap(u, dlg, role)
   return d
 end
 
-local function wake(d, ...)
-  local co = d.waiter
+-- Resume the coroutine waiting in d[wkey] with ..., its timeout d[tkey]
+-- stopped first.
+local function resume_waiter(d, wkey, tkey, ...)
+  local co = d[wkey]
   if co then
-    d.waiter = nil
-    if d.timer then
-      d.timer:stop()
-      d.timer = nil
+    d[wkey] = nil
+    if d[tkey] then
+      d[tkey]:stop()
+      d[tkey] = nil
     end
     server.resume(co, ...)
   end
+end
+
+local function wake(d, ...)
+  resume_waiter(d, "waiter", "timer", ...)
 end
 
 -- The dialog is over: forget it (its C state is freed), wake a waiter.
@@ -462,15 +481,7 @@ local function in_dialog(d, req)
       d.remote_sdp = req.body
     end
     req:reply(200)
-    local co = d.prack_waiter
-    if co then
-      d.prack_waiter = nil
-      if d.prack_timer then
-        d.prack_timer:stop()
-        d.prack_timer = nil
-      end
-      server.resume(co, d, req)
-    end
+    resume_waiter(d, "prack_waiter", "prack_timer", d, req)
     return
   end
   if d.on_request then
@@ -795,11 +806,7 @@ local function do_invite(self, t, c)
     headers[#headers + 1] = { "Min-SE", tostring(t.min_se or math.min(self.min_se, t.session_expires)) }
   end
   if t.route then
-    local r = t.route
-    if not r:find("<", 1, true) then
-      r = "<" .. r .. (r:find(";lr", 1, true) and "" or ";lr") .. ">"
-    end
-    headers[#headers + 1] = { "Route", r }
+    headers[#headers + 1] = { "Route", M.route_value(t.route) }
   end
   if t.headers then
     if t.headers[1] then

@@ -6,6 +6,7 @@
 -- plain busted run does not pick it up.
 local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
 local N = dofile(here .. "/../support/net.lua")
+local U = dofile(here .. "/../support/ua.lua")(N)
 local D = dofile(here .. "/dnsmasq.lua")
 local sip = require "luasip"
 local dns = require "luasip.dns"
@@ -538,14 +539,9 @@ describe("luasip.ua with host names", function()
     local sa = assert(sip.server { listen = { "udp:127.0.0.1:0" }, t1 = 25 })
     local sb = assert(sip.server { listen = { "udp:127.0.0.1:0" }, t1 = 25 })
     local port = sb:listener(0).port
-    local alice = ua.new(sa)
+    local alice = U.ua(sa)
     local bob = ua.new(sb, { contact = "<sip:bob@a.test:" .. port .. ">" })
     local bd
-    sa:on_request(function(req)
-      if not alice:handle(req) then
-        req:reply(405)
-      end
-    end)
     sb:on_request(function(req)
       if bob:handle(req) then
         return

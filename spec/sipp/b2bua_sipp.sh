@@ -22,84 +22,24 @@
 # transports of the first group, "udp tcp x"; " ": none, and no auth-udp).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-LUA=${LUA:-lua5.4}
+. spec/sipp/lib.sh
+suite_init b2bua-sipp b2bua-sipp
 CALLS=${CALLS:-50}
 DIR=$(pwd)/spec/sipp
-NS=luasip-b2b-$$
-passed=0 failed=0
-work=$(mktemp -d /tmp/luasip-b2bua-sipp.XXXXXX)
-PIDS=()
-ns_made=
+ns_setup "a UA sends where messages say"
+need_sipp_and_build
 
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do
-    kill "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
-  if [ -n "$ns_made" ]; then
-    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns delete "$NS" 2>/dev/null
-  fi
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-result() { # result NAME OK(0/1) [detail]
-  if [ "$2" = 0 ]; then
-    passed=$((passed + 1)); echo "ok   $1"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 ${3:-}"
-  fi
-}
-
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$NS" 2>/dev/null; then
-  echo "b2bua-sipp: needs root and ip netns (a UA sends where messages say: never outside a namespace)"
-  echo "b2bua-sipp: 0 passed, 1 failed"
-  exit 1
-fi
-ns_made=1
-ip netns exec "$NS" ip link set lo up
-if ! command -v sipp >/dev/null || [ ! -f "$BUILD/lib/luasip/core.so" ]; then
-  echo "b2bua-sipp: needs sipp and a build ($BUILD/lib/luasip/core.so)"
-  echo "b2bua-sipp: 0 passed, 1 failed"
-  exit 1
-fi
-NSX=(ip netns exec "$NS")
-
-"${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD" \
-  timeout -k 5 600 "$LUA" bin/luasip run examples/b2bua.lua --ctl off --cdr \
-  --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 >"$work/b2bua.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do
-  grep -qs 'serving' "$work/b2bua.log" && break
-  sleep 0.1
-done
-
-# SuccessfulCall FailedCall of a -trace_stat file
-counts() {
-  awk -F';' '
-    NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "SuccessfulCall(C)") s = i; if ($i == "FailedCall(C)") f = i } next }
-    { ok = $s; bad = $f }
-    END { if (s && f && NR > 1) print ok + 0, bad + 0; else print "none", "none" }' "$1" 2>/dev/null
-}
+LUASIP_TIMEOUT=600 luasip_start "$work/b2bua.log" serving examples/b2bua.lua --ctl off --cdr \
+  --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060
 
 # register AOR PORT TP Q: a binding of AOR at SIPp B's address
 register() {
-  mkdir -p "$work/reg-$1-$2"
-  (cd "$work/reg-$1-$2" && "${NSX[@]}" timeout -k 5 15 sipp 127.0.0.1:5060 -sf "$DIR/proxy_reg.xml" -i 127.0.0.1 \
-    -p $((20000 + $2 % 10000)) -s "$1" -key contact_host 127.0.0.1 -key contact_port "$2" -key tp "$3" -key q "$4" \
-    -m 1 -nostdin -timeout 10s >out.txt 2>&1) || echo "  (REGISTER of $1 at $2 failed)"
+  sipp_register 5060 "$1" "$2" $((20000 + $2 % 10000)) "$3" "$4"
 }
 
 # sipp_bg TAG ARGS...: a SIPp in the background (B), in $work/TAG/
 sipp_bg() {
-  local tag=$1; shift
-  mkdir -p "$work/$tag"
-  (cd "$work/$tag" && exec "${NSX[@]}" timeout -k 5 120 sipp "$@" -nostdin -trace_stat -stf stat.csv \
-    -trace_err -error_file err.log >out.txt 2>&1) &
+  sipp_stat "$1" 120 "${@:2}" &
   BG=$!
 }
 
@@ -129,10 +69,8 @@ bridged() {
   bpid=$BG
   sleep 0.3
   register "$name" $pb "$tb" 1.0
-  mkdir -p "$work/$name-a"
-  (cd "$work/$name-a" && "${NSX[@]}" timeout -k 5 90 sipp 127.0.0.1:5060 -sf "$DIR/$uac" -s "$name" -t $tpa \
-    -i 127.0.0.1 -p $pa -m "$n" -cid_str "aside-%u-%p@%s" -timeout 60s -nostdin -trace_stat -stf stat.csv \
-    -trace_err -error_file err.log "$@" >out.txt 2>&1)
+  sipp_stat "$name-a" 90 127.0.0.1:5060 -sf "$DIR/$uac" -s "$name" -t $tpa \
+    -i 127.0.0.1 -p $pa -m "$n" -cid_str "aside-%u-%p@%s" -timeout 60s "$@"
   wait "$bpid"
   expect "$name-a" "$n" || rc=1
   expect "$name-b" "$n" || rc=1
@@ -153,10 +91,8 @@ failover() {
   sleep 0.3
   register "$name" $pb "$tp" 1.0
   register "$name" $pc "$tp" 0.5
-  mkdir -p "$work/$name-a"
-  (cd "$work/$name-a" && "${NSX[@]}" timeout -k 5 90 sipp 127.0.0.1:5060 -sf "$DIR/b2bua_uac_call.xml" -s "$name" \
-    -t $t -i 127.0.0.1 -p $pa -m 2 -cid_str "aside-%u-%p@%s" -timeout 60s -nostdin -trace_stat -stf stat.csv \
-    -trace_err -error_file err.log >out.txt 2>&1)
+  sipp_stat "$name-a" 90 127.0.0.1:5060 -sf "$DIR/b2bua_uac_call.xml" -s "$name" \
+    -t $t -i 127.0.0.1 -p $pa -m 2 -cid_str "aside-%u-%p@%s" -timeout 60s
   wait "$p1" "$p2"
   expect "$name-a" 2 || rc=1
   expect "$name-busy" 2 || rc=1
@@ -181,26 +117,16 @@ done
 auth_call() {
   local rc=0 bpid
   printf 'alice:secret\nauthb:bobpw\n' >"$work/users.txt"
-  "${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD" \
-    timeout -k 5 120 "$LUA" bin/luasip run examples/b2bua.lua --ctl off --users "$work/users.txt" \
-    --algorithms MD5 --listen udp:127.0.0.1:5062 >"$work/b2bua-auth.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do
-    grep -qs 'serving' "$work/b2bua-auth.log" && break
-    sleep 0.1
-  done
+  LUASIP_TIMEOUT=120 luasip_start "$work/b2bua-auth.log" serving examples/b2bua.lua --ctl off \
+    --users "$work/users.txt" --algorithms MD5 --listen udp:127.0.0.1:5062
   sipp_bg auth-b -sf "$DIR/b2bua_uas_call.xml" -i 127.0.0.1 -p 5302 -m 1 -timeout 30s
   bpid=$BG
   sleep 0.3
-  mkdir -p "$work/auth-reg"
-  (cd "$work/auth-reg" && "${NSX[@]}" timeout -k 5 15 sipp 127.0.0.1:5062 -sf "$DIR/b2bua_reg_auth.xml" \
-    -i 127.0.0.1 -p 5303 -s authb -au authb -ap bobpw -key contact_port 5302 -key tp udp -m 1 -nostdin \
-    -timeout 10s -trace_stat -stf stat.csv >out.txt 2>&1)
+  sipp_stat auth-reg 15 127.0.0.1:5062 -sf "$DIR/b2bua_reg_auth.xml" \
+    -i 127.0.0.1 -p 5303 -s authb -au authb -ap bobpw -key contact_port 5302 -key tp udp -m 1 -timeout 10s
   expect auth-reg 1 || rc=1
-  mkdir -p "$work/auth-a"
-  (cd "$work/auth-a" && "${NSX[@]}" timeout -k 5 30 sipp 127.0.0.1:5062 -sf "$DIR/b2bua_uac_auth.xml" -s authb \
-    -au alice -ap secret -auth_uri authb@127.0.0.1:5062 -i 127.0.0.1 -p 5301 -m 1 -cid_str "aside-%u-%p@%s" -timeout 20s -nostdin \
-    -trace_stat -stf stat.csv -trace_err -error_file err.log >out.txt 2>&1)
+  sipp_stat auth-a 30 127.0.0.1:5062 -sf "$DIR/b2bua_uac_auth.xml" -s authb -au alice -ap secret \
+    -auth_uri authb@127.0.0.1:5062 -i 127.0.0.1 -p 5301 -m 1 -cid_str "aside-%u-%p@%s" -timeout 20s
   wait "$bpid"
   expect auth-a 1 || rc=1
   expect auth-b 1 || rc=1
@@ -213,5 +139,4 @@ if [ -z "${TPS+x}" ] || [ -n "${TPS// /}" ]; then auth_call; fi
 B_ARGS=(-max_retrans 12)
 bridged lost udp udp b2bua_uac_call.xml b2bua_uas_lossy.xml "$CALLS" -r 10 -lost 10 -max_retrans 12 -d 3000
 
-echo "b2bua-sipp: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+suite_end

@@ -15,69 +15,18 @@
 # $BUILD (build), $LUA (lua5.4), $LUASIP_PRELOAD (preloaded into luasip).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-LUA=${LUA:-lua5.4}
+. spec/sipp/lib.sh
+suite_init click2call-sipp c2c-sipp
 DIR=$(pwd)/spec/sipp
-NS=luasip-c2c-$$
-passed=0 failed=0
-work=$(mktemp -d /tmp/luasip-c2c-sipp.XXXXXX)
-PIDS=()
-ns_made=
-
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do
-    kill "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
-  if [ -n "$ns_made" ]; then
-    ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns delete "$NS" 2>/dev/null
-  fi
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-result() { # result NAME OK(0/1) [detail]
-  if [ "$2" = 0 ]; then
-    passed=$((passed + 1)); echo "ok   $1"
-  else
-    failed=$((failed + 1)); echo "FAIL $1 ${3:-}"
-  fi
-}
-
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$NS" 2>/dev/null; then
-  echo "click2call-sipp: needs root and ip netns (a UA sends where messages say: never outside a namespace)"
-  echo "click2call-sipp: 0 passed, 1 failed"
-  exit 1
-fi
-ns_made=1
-ip netns exec "$NS" ip link set lo up
-if ! command -v sipp >/dev/null || [ ! -f "$BUILD/lib/luasip/core.so" ]; then
-  echo "click2call-sipp: needs sipp and a build ($BUILD/lib/luasip/core.so)"
-  echo "click2call-sipp: 0 passed, 1 failed"
-  exit 1
-fi
-NSX=(ip netns exec "$NS")
-LUASIP=("${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD"
-  timeout -k 5 60 "$LUA" bin/luasip run)
-
-# SuccessfulCall FailedCall of a -trace_stat file
-counts() {
-  awk -F';' '
-    NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "SuccessfulCall(C)") s = i; if ($i == "FailedCall(C)") f = i } next }
-    { ok = $s; bad = $f }
-    END { if (s && f && NR > 1) print ok + 0, bad + 0; else print "none", "none" }' "$1" 2>/dev/null
-}
+ns_setup "a UA sends where messages say"
+need_sipp_and_build
+luasip_cmd 60
 
 # uas TAG PORT SCENARIO [SIPP-ARGS...]: a SIPp UAS for one call, in the background
 uas() {
   local tag=$1 port=$2 sf=$3; shift 3
-  mkdir -p "$work/$tag"
-  (cd "$work/$tag" && "${NSX[@]}" timeout -k 5 40 sipp -sf "$DIR/$sf" -i 127.0.0.1 -p "$port" -m 1 "$@" \
-    -nostdin -timeout 30s -trace_stat -stf stat.csv -trace_err -error_file err.log -trace_msg \
-    -message_file msg.log >out.txt 2>&1) &
+  sipp_stat "$tag" 40 -sf "$DIR/$sf" -i 127.0.0.1 -p "$port" -m 1 "$@" -timeout 30s \
+    -trace_msg -message_file msg.log &
   SPIDS+=($!)
 }
 
@@ -116,5 +65,4 @@ case_ bridge-tcp "bridged A 200 B 200; BYE A 200 B 200" c2c_uas_a.xml c2c_uas_b.
 case_ b-busy "B failed 486 Busy Here; BYE A 200" c2c_uas_a_nob.xml c2c_uas_busy.xml udp
 case_ a-hangs-up "bridged A 200 B 200; ended by A" c2c_uas_a_bye.xml c2c_uas_b.xml udp --hold-time 5
 
-echo "click2call-sipp: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+suite_end

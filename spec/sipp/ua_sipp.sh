@@ -50,10 +50,8 @@ suite_init sipp-ua ua-sipp
 CALLS=${CALLS:-50}
 DIR=$(pwd)/spec/sipp
 ns_setup "a UA sends where messages say"
-need_cmds sipp
-need_build
-LUASIP=("${NSX[@]}" env ${LUASIP_PRELOAD:+LD_PRELOAD="$LUASIP_PRELOAD"} LUASIP_BUILD="$BUILD"
-  timeout -k 5 300 "$LUA" bin/luasip run)
+need_sipp_and_build
+luasip_cmd 300
 
 # start NAME SCRIPT ARGS...: a luasip process in the namespace, up when it
 # logs "serving"
@@ -62,18 +60,9 @@ start() {
   luasip_start "$work/$name.log" serving "$@" --ctl off || echo "  ($name did not start)"
 }
 
-# SuccessfulCall FailedCall of a -trace_stat file
-counts() {
-  awk -F';' '
-    NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "SuccessfulCall(C)") s = i; if ($i == "FailedCall(C)") f = i } next }
-    { ok = $s; bad = $f }
-    END { if (s && f && NR > 1) print ok + 0, bad + 0; else print "none", "none" }' "$1" 2>/dev/null
-}
-
 # sipp_run TAG ARGS...: bounded, in the namespace, in $work/TAG/
 sipp_run() {
-  local tag=$1; shift
-  ns_sipp "$tag" 90 "$@" -trace_stat -stf stat.csv -trace_err -error_file err.log
+  sipp_stat "$1" 90 "${@:2}"
 }
 
 # expect_calls NAME TAG N: SIPp counted N successful calls and 0 failed
@@ -122,9 +111,7 @@ uas_call() {
   local sargs=()
   while [ $# -gt 0 ] && [ "$1" != -- ]; do sargs+=("$1"); shift; done
   shift
-  mkdir -p "$work/$tag"
-  ns_sipp "$tag" 30 "${sargs[@]}" -m 1 -timeout 20s -trace_stat -stf stat.csv \
-    -trace_err -error_file err.log &
+  sipp_stat "$tag" 30 "${sargs[@]}" -m 1 -timeout 20s &
   local spid=$!
   sleep 0.5
   "${LUASIP[@]}" examples/call.lua --ctl off "$@" >"$work/$tag/call.out" 2>"$work/$tag/call.log"

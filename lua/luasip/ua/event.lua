@@ -30,7 +30,7 @@ local core = require "luasip.core"
 
 local co_running, co_yield = coroutine.running, coroutine.yield
 local floor, max, min = math.floor, math.max, math.min
-local pairs, next, tonumber, tostring, type, error = pairs, next, tonumber, tostring, type, error
+local pairs, ipairs, next, tonumber, tostring, type, error = pairs, ipairs, next, tonumber, tostring, type, error
 
 local M = {}
 
@@ -47,6 +47,38 @@ end
 
 -- ---- header syntax ------------------------------------------------------
 
+local TOKEN = "[%w%-%.!%%%*_%+`'~]+" -- RFC 3261 §25.1 token
+
+--- Split a header value of the form `head *(;name[=value])` (the
+-- generic-param list of RFC 3261 §25.1), shared by `parse_event`,
+-- `parse_state` and `luasip.ua.refer.parse_replaces`.
+-- @tparam string v the header value
+-- @tparam string head Lua pattern (no captures) of the leading item
+-- @tparam string name Lua pattern (no captures) of a parameter's name
+-- @treturn[1] string the leading item (as written)
+-- @treturn[1] table an array of `{ name, value }` in order, names
+-- lower-cased, the value "" when absent
+-- @return[2] nil (not a string, or malformed)
+function M.parse_params(v, head, name)
+  if type(v) ~= "string" then
+    return nil
+  end
+  local h, rest = v:match("^%s*(" .. head .. ")%s*(.*)$")
+  if not h then
+    return nil
+  end
+  local ps, pat = {}, "^;%s*(" .. name .. ")%s*=?%s*([^;%s]*)%s*(.*)$"
+  while rest ~= "" do
+    local n, val, tail = rest:match(pat)
+    if not n then
+      return nil
+    end
+    ps[#ps + 1] = { n:lower(), val }
+    rest = tail
+  end
+  return h, ps
+end
+
 --- Parse an Event value (RFC 6665 §8.2.1): "presence;id=7" -> "presence",
 -- "7". The package name is lower-cased (tokens compare case-sensitively
 -- by the RFC, but packages are registered lower-case).
@@ -54,26 +86,18 @@ end
 -- @treturn[1] string the package, and the id or nil
 -- @return[2] nil (not an Event value)
 function M.parse_event(v)
-  if type(v) ~= "string" then
-    return nil
-  end
-  local typ, rest = v:match("^%s*([%w%-%.!%%%*_%+`'~]+)%s*(.*)$")
+  local typ, ps = M.parse_params(v, TOKEN, TOKEN)
   if not typ then
     return nil
   end
   local id
-  while rest ~= "" do
-    local name, val, tail = rest:match("^;%s*([%w%-%.!%%%*_%+`'~]+)%s*=?%s*([^;%s]*)%s*(.*)$")
-    if not name then
-      return nil
-    end
-    if name:lower() == "id" then
-      if val == "" then
+  for _, p in ipairs(ps) do
+    if p[1] == "id" then
+      if p[2] == "" then
         return nil
       end
-      id = val
+      id = p[2]
     end
-    rest = tail
   end
   return typ:lower(), id
 end
@@ -83,20 +107,13 @@ end
 -- @tparam string v
 -- @treturn table|nil
 function M.parse_state(v)
-  if type(v) ~= "string" then
-    return nil
-  end
-  local state, rest = v:match("^%s*([%w%-]+)%s*(.*)$")
+  local state, ps = M.parse_params(v, "[%w%-]+", "[%w%-]+")
   if not state then
     return nil
   end
   local t = { state = state:lower() }
-  while rest ~= "" do
-    local name, val, tail = rest:match("^;%s*([%w%-]+)%s*=?%s*([^;%s]*)%s*(.*)$")
-    if not name then
-      return nil
-    end
-    name = name:lower()
+  for _, p in ipairs(ps) do
+    local name, val = p[1], p[2]
     if name == "expires" or name == "retry-after" then
       local n = val:match("^%d+$") and tonumber(val)
       if not n then
@@ -106,7 +123,6 @@ function M.parse_state(v)
     elseif name == "reason" then
       t.reason = val:lower()
     end
-    rest = tail
   end
   return t
 end
@@ -119,6 +135,21 @@ local function expires_of(m)
     return false
   end
   return v
+end
+
+--- Append `extra` (opts.headers: `{ {name, value}, ... }` lines and/or
+-- `{ [name] = value }` pairs; nil: none) to the header list `h` (an
+-- array of `{ name, value }`), in place.
+-- @tparam table h
+-- @tparam[opt] table extra
+function M.add_headers(h, extra)
+  for k, v in pairs(extra or {}) do
+    if type(k) == "number" then
+      h[#h + 1] = v
+    else
+      h[#h + 1] = { k, v }
+    end
+  end
 end
 
 local function key_of(typ, id)
@@ -427,13 +458,7 @@ function M.subscribe(u, t)
   if t.accept then
     h[#h + 1] = { "Accept", t.accept }
   end
-  for k, v in pairs(t.headers or {}) do
-    if type(k) == "number" then
-      h[#h + 1] = v
-    else
-      h[#h + 1] = { k, v }
-    end
-  end
+  M.add_headers(h, t.headers)
   local sub = setmetatable({
     ua = u, event = t.event, typ = typ, id = id, key = key_of(typ, id), state = "init",
     asked = expires, accept = t.accept, credentials = t.credentials, queue = {}, waiters = {},
@@ -457,11 +482,7 @@ function M.subscribe(u, t)
     return sub, res
   end
   if t.route then
-    local r = t.route
-    if not r:find("<", 1, true) then
-      r = "<" .. r .. (r:find(";lr", 1, true) and "" or ";lr") .. ">"
-    end
-    h[#h + 1] = { "Route", r }
+    h[#h + 1] = { "Route", require("luasip.ua").route_value(t.route) }
   end
   local req, err, code = sip.request {
     method = "SUBSCRIBE", uri = t.to:match("<(.-)>") or t.to, to = t.to, from = t.from or u.from,
@@ -603,13 +624,7 @@ function Notifier:notify(t)
     ss = ss .. ";expires=" .. self:remaining()
   end
   local h = { { "Event", self.event }, { "Subscription-State", ss } }
-  for k, v in pairs(t.headers or {}) do
-    if type(k) == "number" then
-      h[#h + 1] = v
-    else
-      h[#h + 1] = { k, v }
-    end
-  end
+  M.add_headers(h, t.headers)
   self.sent = (self.sent or 0) + 1
   local res, err, code = self.d:request("NOTIFY", { headers = h, body = self.body,
     content_type = self.body and self.type })

@@ -21,7 +21,7 @@
 local sip = require "luasip"
 local event = require "luasip.ua.event"
 
-local type, tonumber, pairs, error = type, tonumber, pairs, error
+local type, tonumber, pairs, ipairs, error = type, tonumber, pairs, ipairs, error
 
 local M = {}
 
@@ -93,20 +93,16 @@ end
 --- Parse a Replaces value (RFC 3891 §6.1): `{ call_id =, to_tag =,
 -- from_tag =, early_only = }`, or nil.
 function M.parse_replaces(v)
-  if type(v) ~= "string" then
-    return nil
-  end
-  local cid, rest = v:match("^%s*([^;%s]+)%s*(.*)$")
+  local cid, ps = event.parse_params(v, "[^;%s]+", "[%w%-]+")
   if not cid then
     return nil
   end
   local t = { call_id = cid }
-  for p in rest:gmatch(";%s*([^;]+)") do
-    local k, val = p:match("^([%w%-]+)%s*=%s*(%S+)%s*$")
-    k = (k or p:match("^([%w%-]+)%s*$") or ""):lower()
-    if k == "to-tag" then
+  for _, p in ipairs(ps) do
+    local k, val = p[1], p[2]
+    if k == "to-tag" and val ~= "" then
       t.to_tag = val
-    elseif k == "from-tag" then
+    elseif k == "from-tag" and val ~= "" then
       t.from_tag = val
     elseif k == "early-only" then
       t.early_only = true
@@ -144,13 +140,7 @@ function M.refer(d, target, opts)
   if opts.referred_by then
     h[#h + 1] = { "Referred-By", opts.referred_by }
   end
-  for k, v in pairs(opts.headers or {}) do
-    if type(k) == "number" then
-      h[#h + 1] = v
-    else
-      h[#h + 1] = { k, v }
-    end
-  end
+  event.add_headers(h, opts.headers)
   local result = { frags = {} }
   local sub = event.implicit_subscription(d.ua, d, "refer", {
     notify_timeout = opts.timeout,
