@@ -709,7 +709,11 @@ end)
 -- never be answered: its server transaction (NIST Trying, IST Proceeding:
 -- states without a timer) must not stay live for ever and count toward
 -- max_transactions. Retransmissions may be absorbed for a while (64*T1
--- is the lifetime of a transaction elsewhere); then it must end.
+-- is the lifetime of a transaction elsewhere); then it must end. ENDED is
+-- the slack allowed after 64*T1: the assertion is "it ends", not "on
+-- time", and a collection of the whole busted process's heap (about 850
+-- tests' worth) can stall the loop for a few hundred milliseconds.
+local ENDED = 2000
 describe("server transactions of requests the script gives up on", function()
   after_each(N.cleanup)
 
@@ -730,7 +734,7 @@ describe("server transactions of requests the script gives up on", function()
     end, 1)
     N.pump_until(function()
       return srv:stats().txn_live == 0
-    end, (T64 + 400) / 1000)
+    end, (T64 + ENDED) / 1000)
     assert.are.equal(0, srv:stats().txn_live, "the dropped request's transaction is still live")
     u:send((N.request { rport = true, via_port = u.port }), l.host, l.port)
     local r = N.parse(assert(recv_timed(u, 1)).data)
@@ -757,7 +761,7 @@ describe("server transactions of requests the script gives up on", function()
     assert.is_nil(next(alive), "the request objects were not collected")
     N.pump_until(function()
       return srv:stats().txn_live == 0
-    end, (T64 + 400) / 1000)
+    end, (T64 + ENDED) / 1000)
     local st = srv:stats()
     assert.are.equal(0, st.txn_live, string.format("still live: %d IST, %d NIST", st.txn_live_ist, st.txn_live_nist))
   end)
