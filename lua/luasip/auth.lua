@@ -967,6 +967,30 @@ local function next_request(req, answers, same_cseq)
   return copy
 end
 
+
+--- The `credentials` option of a UAC request as the function `srv:send`
+-- calls: a function(realm, challenge) is kept, a table `{ user =,
+-- password = [, realm =] }` (`username` for `user`) becomes one that
+-- answers its realm (any realm when it names none); nil stays nil.
+-- @param c a function, a table or nil
+-- @tparam[opt=1] integer lvl the error level for a bad `c`, as `error`'s
+-- @treturn function|nil
+function M.credentials(c, lvl)
+  if c == nil or type(c) == "function" then
+    return c
+  end
+  if type(c) ~= "table" or type(c.user or c.username) ~= "string" or type(c.password) ~= "string" then
+    error("credentials: function(realm, challenge) or { user =, password = } expected", (lvl or 1) + 1)
+  end
+  local user = c.user or c.username
+  return function(realm)
+    if c.realm and c.realm ~= realm then
+      return nil
+    end
+    return user, c.password
+  end
+end
+
 --- Send a request and answer digest challenges (what `srv:send` does when
 -- `opts.credentials` is given).
 --

@@ -19,22 +19,7 @@ local M = {}
 local type, tostring, ipairs, pairs, error = type, tostring, ipairs, pairs, error
 local concat, sort = table.concat, table.sort
 
--- credentials = function(realm, challenge) or { user =, password = [, realm =] }
-local function credentials_fn(c, lvl)
-  if c == nil or type(c) == "function" then
-    return c
-  end
-  if type(c) ~= "table" or type(c.user or c.username) ~= "string" or type(c.password) ~= "string" then
-    error("credentials: function(realm, challenge) or { user =, password = } expected", lvl + 1)
-  end
-  local user = c.user or c.username
-  return function(realm)
-    if c.realm and c.realm ~= realm then
-      return nil
-    end
-    return user, c.password
-  end
-end
+local credentials_fn = require("luasip.auth").credentials
 
 local function check_server(srv, what, lvl)
   if type(srv) ~= "userdata" then

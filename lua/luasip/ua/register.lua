@@ -55,22 +55,7 @@ function M.backoff(n, base, cap)
   return min(cap, base * 2 ^ (n - 1))
 end
 
--- credentials = function(realm, challenge) or { user =, password = [, realm =] }
-local function credentials_fn(c)
-  if c == nil or type(c) == "function" then
-    return c
-  end
-  if type(c) ~= "table" or type(c.user or c.username) ~= "string" or type(c.password) ~= "string" then
-    error("credentials: function(realm, challenge) or { user =, password = } expected", 3)
-  end
-  local user = c.user or c.username
-  return function(realm)
-    if c.realm and c.realm ~= realm then
-      return nil
-    end
-    return user, c.password
-  end
-end
+local credentials_fn = require("luasip.auth").credentials
 
 -- A Contact URI for the server's first listener of the registrar's
 -- transport: sip:USER@IP:PORT[;transport=tcp].
@@ -147,7 +132,7 @@ function M.register(t)
   local self = setmetatable({
     server = t.server, registrar = t.registrar, aor = t.aor, contact = contact,
     asked = expires, dest = t.dest, headers = t.headers,
-    credentials = credentials_fn(t.credentials),
+    credentials = credentials_fn(t.credentials, 2),
     retry_base = t.retry_base or 30, retry_max = t.retry_max or 1800,
     on_change = t.on_change,
     call_id = sip.new_call_id(), tag = sip.new_tag(), cseq = 0,
