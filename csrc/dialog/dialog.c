@@ -6,6 +6,7 @@
 #include "sip_dialog.h"
 #include "sip_error.h"
 #include "sip_fields.h"
+#include "sip_scan.h"
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -411,7 +412,7 @@ int sip_dialog_request(sip_dialog *d, const char *method, uint32_t cseq,
   }
   if (method_is(m, "INVITE"))
     d->invite_cseq = cseq;
-  char num[16];
+  char num[24]; /* sip__fmt_uint: up to 20 digits and a NUL */
   buf b = {0};
   puts_(&b, method);
   puts_(&b, " ");
@@ -428,7 +429,7 @@ int sip_dialog_request(sip_dialog *d, const char *method, uint32_t cseq,
   puts_str(&b, d->local_tag);
   puts_(&b, "\r\nCall-ID: ");
   puts_str(&b, d->call_id);
-  snprintf(num, sizeof num, "%u", (unsigned)cseq);
+  sip__fmt_uint(num, cseq);
   puts_(&b, "\r\nCSeq: ");
   puts_(&b, num);
   puts_(&b, " ");
@@ -450,7 +451,7 @@ int sip_dialog_request(sip_dialog *d, const char *method, uint32_t cseq,
     puts_(&b, "\r\n");
   }
   puts_str(&b, extra);
-  snprintf(num, sizeof num, "%zu", body.len);
+  sip__fmt_uint(num, body.len);
   puts_(&b, "Content-Length: ");
   puts_(&b, num);
   puts_(&b, "\r\n\r\n");
