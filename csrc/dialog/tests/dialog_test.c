@@ -16,6 +16,7 @@
 #include "sip_error.h"
 #include "sip_reply.h"
 #include "test/check.h"
+#include "test/udp_peer.h"
 
 /* A parsed message over a copy of text (freed by msg_free). */
 typedef struct tmsg {
@@ -381,8 +382,6 @@ static void test_strict_route(void) {
 /* ---- on the loop: the ACK for a 2xx, a BYE over a transaction ------------ */
 
 static uv_loop_t loop;
-static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
-
 static void step(void) {
   uv_run(&loop, UV_RUN_NOWAIT);
   struct timespec ts = {0, 200000};
@@ -415,40 +414,6 @@ static void on_response(void *arg, sip_txn *t, int status, sip_msg *msg,
   (void)rx;
   e->nresp++;
   e->status = status;
-}
-
-static int peer_open(int *port) {
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-  struct sockaddr_storage sa;
-  sip_tp_addr(&sa, "127.0.0.1", 9, 0);
-  if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(struct sockaddr_in)) < 0)
-    return -1;
-  socklen_t n = sizeof sa;
-  getsockname(s, (struct sockaddr *)&sa, &n);
-  *port = sip_tp_addr_port(&sa);
-  return s;
-}
-
-/* Datagrams starting with prefix read within ms (the last one into buf). */
-static int peer_count(int s, double ms, const char *prefix, char *buf,
-                      size_t cap) {
-  int count = 0;
-  double d = now_ms() + ms;
-  while (now_ms() < d) {
-    char tmp[4096];
-    ssize_t n = recv(s, tmp, sizeof tmp - 1, 0);
-    if (n < 0) {
-      step();
-      continue;
-    }
-    tmp[n] = '\0';
-    if (strncmp(tmp, prefix, strlen(prefix)) == 0) {
-      count++;
-      if (buf)
-        snprintf(buf, cap, "%s", tmp);
-    }
-  }
-  return count;
 }
 
 /* The branch of the top Via of text into out. */

@@ -17,11 +17,10 @@
 #include "sip_reply.h"
 #include "sip_tu.h"
 #include "test/check.h"
+#include "test/udp_peer.h"
 
 static uv_loop_t loop;
 static const int T1 = 10; /* ms */
-
-static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
 
 static void step(void) {
   uv_run(&loop, UV_RUN_NOWAIT);
@@ -119,18 +118,6 @@ static void env_close(env *e) {
 
 /* ---- the peer ------------------------------------------------------------ */
 
-static int peer_open(int *port) {
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-  struct sockaddr_storage sa;
-  sip_tp_addr(&sa, "127.0.0.1", 9, 0);
-  if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(struct sockaddr_in)) < 0)
-    return -1;
-  socklen_t n = sizeof sa;
-  getsockname(s, (struct sockaddr *)&sa, &n);
-  *port = sip_tp_addr_port(&sa);
-  return s;
-}
-
 static void peer_send(int s, int port, const char *p) {
   struct sockaddr_storage sa;
   sip_tp_addr(&sa, "127.0.0.1", 9, port);
@@ -138,29 +125,6 @@ static void peer_send(int s, int port, const char *p) {
   CHECK_INT(
       sendto(s, p, n, 0, (struct sockaddr *)&sa, sizeof(struct sockaddr_in)),
       (ssize_t)n);
-}
-
-/* Datagrams read within ms into buf (the last one kept); returns the count
- * of those starting with prefix. */
-static int peer_count(int s, double ms, const char *prefix, char *buf,
-                      size_t cap) {
-  int count = 0;
-  double d = now_ms() + ms;
-  while (now_ms() < d) {
-    char tmp[4096];
-    ssize_t n = recv(s, tmp, sizeof tmp - 1, 0);
-    if (n < 0) {
-      step();
-      continue;
-    }
-    tmp[n] = '\0';
-    if (strncmp(tmp, prefix, strlen(prefix)) == 0) {
-      count++;
-      if (buf)
-        snprintf(buf, cap, "%s", tmp);
-    }
-  }
-  return count;
 }
 
 static void request(char *out, size_t cap, const char *method, int port,
