@@ -1365,23 +1365,14 @@ static const char *value_arg(lua_State *L, int arg, size_t *len) {
 }
 
 /* msg:set_header(name, value): the first instance gets the value, the
- * others are removed; appended at the end when absent. */
+ * others are removed; appended at the end when absent (sip_msg_set_header). */
 static int msg_set_header(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
   const char *name;
   size_t nlen, vlen;
   int id = name_arg(L, 2, &name, &nlen);
   const char *v = value_arg(L, 3, &vlen);
-  int i = sip_msg_find(u->m, id, name, nlen, 0);
-  if (i < 0) {
-    check_rc(L, sip_msg_insert_header(u->m, -1, id, name, nlen, v, vlen),
-             "set_header");
-  } else {
-    check_rc(L, sip_msg_replace_value(u->m, i, v, vlen), "set_header");
-    int j;
-    while ((j = sip_msg_find(u->m, id, name, nlen, i + 1)) >= 0)
-      check_rc(L, sip_msg_remove_header(u->m, j), "set_header");
-  }
+  check_rc(L, sip_msg_set_header(u->m, id, name, nlen, v, vlen), "set_header");
   drop_cache(L, 1, u);
   return 0;
 }
@@ -1398,13 +1389,7 @@ static int msg_add_header(lua_State *L) {
   int id = name_arg(L, 2, &name, &nlen);
   const char *v = value_arg(L, 3, &vlen);
   int first = luaL_checkoption(L, 4, "last", wheres);
-  int at = -1;
-  if (first) {
-    at = sip_msg_find(u->m, id, name, nlen, 0);
-    if (at < 0)
-      at = 0;
-  }
-  check_rc(L, sip_msg_insert_header(u->m, at, id, name, nlen, v, vlen),
+  check_rc(L, sip_msg_add_header(u->m, id, name, nlen, v, vlen, first),
            "add_header");
   drop_cache(L, 1, u);
   return 0;
@@ -1416,11 +1401,8 @@ static int msg_remove_header(lua_State *L) {
   const char *name;
   size_t nlen;
   int id = name_arg(L, 2, &name, &nlen);
-  int n = 0, i;
-  while ((i = sip_msg_find(u->m, id, name, nlen, 0)) >= 0) {
-    check_rc(L, sip_msg_remove_header(u->m, i), "remove_header");
-    n++;
-  }
+  int n = sip_msg_remove_headers(u->m, id, name, nlen);
+  check_rc(L, n, "remove_header");
   if (n)
     drop_cache(L, 1, u);
   lua_pushinteger(L, n);
@@ -1433,10 +1415,7 @@ static int msg_push_via(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
   size_t vlen;
   const char *v = value_arg(L, 2, &vlen);
-  int at = sip_msg_find(u->m, SIP_H_VIA, NULL, 0, 0);
-  if (at < 0)
-    at = 0;
-  check_rc(L, sip_msg_insert_header(u->m, at, SIP_H_VIA, NULL, 0, v, vlen),
+  check_rc(L, sip_msg_add_header(u->m, SIP_H_VIA, NULL, 0, v, vlen, 1),
            "push_via");
   drop_cache(L, 1, u);
   return 0;

@@ -165,6 +165,37 @@ int sip_msg_remove_header(sip_msg *m, int index) {
   return 0;
 }
 
+int sip_msg_set_header(sip_msg *m, int id, const char *name, size_t nlen,
+                       const char *value, size_t vlen) {
+  int i = sip_msg_find(m, id, name, nlen, 0);
+  if (i < 0)
+    return sip_msg_insert_header(m, -1, id, name, nlen, value, vlen);
+  int rc = sip_msg_replace_value(m, i, value, vlen);
+  int j;
+  while (rc == 0 && (j = sip_msg_find(m, id, name, nlen, i + 1)) >= 0)
+    rc = sip_msg_remove_header(m, j);
+  return rc;
+}
+
+int sip_msg_add_header(sip_msg *m, int id, const char *name, size_t nlen,
+                       const char *value, size_t vlen, int first) {
+  int at = -1;
+  if (first && (at = sip_msg_find(m, id, name, nlen, 0)) < 0)
+    at = 0;
+  return sip_msg_insert_header(m, at, id, name, nlen, value, vlen);
+}
+
+int sip_msg_remove_headers(sip_msg *m, int id, const char *name,
+                           size_t nlen) {
+  int n = 0, i, rc;
+  while ((i = sip_msg_find(m, id, name, nlen, 0)) >= 0) {
+    if ((rc = sip_msg_remove_header(m, i)) < 0)
+      return rc;
+    n++;
+  }
+  return n;
+}
+
 int sip_msg_set_body(sip_msg *m, const char *body, size_t len) {
   sip_str b;
   int rc = copy_str(m, body ? body : "", body ? len : 0, &b);

@@ -168,6 +168,19 @@ int sip_msg_insert_header(sip_msg *m, int at, int id, const char *name,
                           size_t nlen, const char *value, size_t vlen);
 int sip_msg_replace_value(sip_msg *m, int index, const char *value, size_t len);
 int sip_msg_remove_header(sip_msg *m, int index);
+/* Compound edits by header name (id, or name when id is SIP_H_OTHER, as
+ * sip_msg_find; name may be NULL for a known id). sip_msg_set_header: the
+ * first line of that name gets the value and the others are removed; the
+ * header is appended when absent. sip_msg_add_header: a new line at the end
+ * of the header section, or with first set before the first line of that
+ * name (at the top when there is none: a proxy's Via). Both return 0 or a
+ * negative code (SIP_EINVAL for a bad name or value). sip_msg_remove_headers
+ * removes every line of that name and returns how many, or a negative code. */
+int sip_msg_set_header(sip_msg *m, int id, const char *name, size_t nlen,
+                       const char *value, size_t vlen);
+int sip_msg_add_header(sip_msg *m, int id, const char *name, size_t nlen,
+                       const char *value, size_t vlen, int first);
+int sip_msg_remove_headers(sip_msg *m, int id, const char *name, size_t nlen);
 /* Remove the first value of the first Via line (a response leaving a UAS,
  * a proxy's own Via): *popped gets a copy (in the arena). A line holding
  * several comma-separated values is rewritten without its first one; an

@@ -417,6 +417,71 @@ static void test_pop_via(void) {
   sip_msg_free(&m);
 }
 
+/* sip_msg_set_header, sip_msg_add_header, sip_msg_remove_headers: the
+ * compound edits of msg:set_header, add_header, remove_header, push_via */
+static void test_header_edits(void) {
+  static const char REQ[] = "OPTIONS sip:a@b SIP/2.0\r\n"
+                            "X-A: 1\r\n"
+                            "Subject: s\r\n"
+                            "x-a: 2\r\n"
+                            "X-A: 3\r\n"
+                            "\r\n";
+  sip_msg m;
+  sip_msg_init(&m, NULL);
+  CHECK(parse(&m, REQ, SIP_MODE_DATAGRAM) > 0);
+  /* set: the first line gets the value, the others go (names matched
+   * case-insensitively) */
+  CHECK_INT(sip_msg_set_header(&m, SIP_H_OTHER, "X-a", 3, "new", 3), 0);
+  CHECK_INT(sip_msg_count(&m, SIP_H_OTHER, "X-A", 3), 1);
+  /* set of an absent header appends it; the compact form finds the long */
+  CHECK_INT(sip_msg_set_header(&m, SIP_H_OTHER, "Priority", 8, "urgent", 6),
+            0);
+  CHECK_INT(sip_msg_set_header(&m, SIP_H_SUBJECT, "s", 1, "t", 1), 0);
+  /* add: last by default, first before the first line of the name */
+  CHECK_INT(sip_msg_add_header(&m, SIP_H_OTHER, "X-B", 3, "last", 4, 0), 0);
+  CHECK_INT(sip_msg_add_header(&m, SIP_H_OTHER, "X-A", 3, "top", 3, 1), 0);
+  /* first with none of the name: at the top (push_via) */
+  CHECK_INT(sip_msg_add_header(&m, SIP_H_VIA, NULL, 0,
+                               "SIP/2.0/UDP p.example;branch=z9hG4bKx", 37, 1),
+            0);
+  CHECK_INT(sip_msg_add_header(&m, SIP_H_VIA, NULL, 0,
+                               "SIP/2.0/UDP q.example;branch=z9hG4bKy", 37, 1),
+            0);
+  /* bad values and names change nothing */
+  CHECK_INT(sip_msg_set_header(&m, SIP_H_OTHER, "X-A", 3, "a\r\nB: 1", 8),
+            SIP_EINVAL);
+  CHECK_INT(sip_msg_add_header(&m, SIP_H_OTHER, "X A", 3, "v", 1, 0),
+            SIP_EINVAL);
+  size_t len;
+  char *out = serialize(&m, &len);
+  const char *want = "OPTIONS sip:a@b SIP/2.0\r\n"
+                     "Via: SIP/2.0/UDP q.example;branch=z9hG4bKy\r\n"
+                     "Via: SIP/2.0/UDP p.example;branch=z9hG4bKx\r\n"
+                     "X-A: top\r\n"
+                     "X-A: new\r\n"
+                     "Subject: t\r\n"
+                     "Priority: urgent\r\n"
+                     "X-B: last\r\n"
+                     "\r\n";
+  CHECK_MSG(out && strcmp(out, want) == 0, "got:\n%s", out ? out : "(null)");
+  free(out);
+  /* remove: every line of the name, and how many */
+  CHECK_INT(sip_msg_remove_headers(&m, SIP_H_OTHER, "x-a", 3), 2);
+  CHECK_INT(sip_msg_remove_headers(&m, SIP_H_OTHER, "x-a", 3), 0);
+  CHECK_INT(sip_msg_remove_headers(&m, SIP_H_VIA, NULL, 0), 2);
+  const sip_via *v;
+  CHECK_INT(sip_msg_get_vias(&m, &v), SIP_ENOTFOUND);
+  out = serialize(&m, &len);
+  CHECK_MSG(out && strcmp(out, "OPTIONS sip:a@b SIP/2.0\r\n"
+                               "Subject: t\r\n"
+                               "Priority: urgent\r\n"
+                               "X-B: last\r\n"
+                               "\r\n") == 0,
+            "got:\n%s", out ? out : "(null)");
+  free(out);
+  sip_msg_free(&m);
+}
+
 int main(void) {
   test_request();
   test_response();
@@ -426,5 +491,6 @@ int main(void) {
   test_table();
   test_edits();
   test_pop_via();
+  test_header_edits();
   return check_summary("test_msg");
 }
