@@ -196,6 +196,22 @@ describe("sip.parse", function()
     assert.has_error(function() m:auth("Via") end)
   end)
 
+  -- regression: m:auth(name, 0) read the header line before the first one
+  -- (index -1); a malformed line that an edit set said "at byte -1"
+  it("auth: n below 1 is misuse; an edited line's error names no byte", function()
+    local m = parse(REGISTER)
+    assert.has_error(function() m:auth("Authorization", 0) end)
+    assert.has_error(function() m:auth("Authorization", -1) end)
+    m:set_header("Authorization", ",")
+    local a, err, name = m:auth()
+    assert.is_nil(a)
+    assert.equal("VALUE", name)
+    assert.equal("PARSE: Authorization: malformed header value", err)
+    local m2 = parse((REGISTER:gsub("Authorization: Digest", "Authorization: ,")))
+    local _, err2 = m2:auth()
+    assert.truthy(err2:find("^PARSE: Authorization at byte %d+: "), err2)
+  end)
+
   it("reads a compact-form BYE", function()
     local m = parse(BYE)
     assert.equal("BYE", m.method)

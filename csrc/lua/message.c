@@ -422,30 +422,16 @@ static int l_parse(lua_State *L) {
 
 /* ---- error text for lazily parsed fields ------------------------------- */
 
-/* "PARSE: <Header> at byte N: <why>" (N = the header line's offset), or the
- * parser's own text when the accessor recorded a place. */
+/* nil, "PARSE: <Header> at byte N: <why>", name (sip_msg_field_strerror;
+ * the place is the first line of header id, the Request-URI for
+ * SIP_H_OTHER) */
 static int field_fail(lua_State *L, sip_lua_msg *u, int rc, int id,
                       const char *what) {
-  sip_msg *m = u->m;
-  if (m->err_what) {
-    char buf[256];
-    sip_msg_strerror(m, rc, buf, sizeof buf);
-    lua_pushnil(L);
-    lua_pushstring(L, buf);
-    lua_pushstring(L, sip_errname(rc));
-    return 3;
-  }
-  int i = id == SIP_H_OTHER ? -1 : sip_msg_find(m, id, NULL, 0, 0);
-  if (i >= 0 && m->hdr[i].state == SIP_HS_ORIG && m->hdr[i].raw.p >= m->buf &&
-      m->hdr[i].raw.p < m->buf + m->len)
-    return sip__lua_fail(L, rc, "PARSE: %s at byte %I: %s", what,
-                         (lua_Integer)(m->hdr[i].raw.p - m->buf),
-                         sip_strerror(rc));
-  if (id == SIP_H_OTHER && m->is_request && m->ruri.p >= m->buf &&
-      m->ruri.p < m->buf + m->len)
-    return sip__lua_fail(L, rc, "PARSE: %s at byte %I: %s", what,
-                         (lua_Integer)(m->ruri.p - m->buf), sip_strerror(rc));
-  return sip__lua_fail(L, rc, "PARSE: %s: %s", what, sip_strerror(rc));
+  char buf[256];
+  int at = id == SIP_H_OTHER ? SIP_MSG_AT_RURI
+                             : sip_msg_find(u->m, id, NULL, 0, 0);
+  sip_msg_field_strerror(u->m, rc, at, what, buf, sizeof buf);
+  return sip__lua_fail(L, rc, "%s", buf);
 }
 
 /* ---- pushing parsed structures ----------------------------------------- */
@@ -1459,6 +1445,7 @@ static int msg_auth(lua_State *L) {
   size_t nlen;
   const char *name = luaL_optlstring(L, 2, "Authorization", &nlen);
   lua_Integer nth = luaL_optinteger(L, 3, 1);
+  luaL_argcheck(L, nth >= 1, 3, "must be 1 or more");
   int id = sip_hdr_lookup(name, nlen);
   luaL_argcheck(L, sip_hdr_flags(id) & SIP_HF_AUTH, 2,
                 "not a credentials or challenge header");
@@ -1474,14 +1461,9 @@ static int msg_auth(lua_State *L) {
   u->m->err_what = NULL;
   int rc = sip_msg_get_auth(u->m, i, &a);
   if (rc < 0) {
-    if (u->m->err_what)
-      return field_fail(L, u, rc, id, sip_hdr_canonical(id));
-    return sip__lua_fail(L, rc, "PARSE: %s at byte %I: %s",
-                         sip_hdr_canonical(id),
-                         (lua_Integer)(u->m->hdr[i].state == SIP_HS_ORIG
-                                           ? u->m->hdr[i].raw.p - u->m->buf
-                                           : -1),
-                         sip_strerror(rc));
+    char buf[256];
+    sip_msg_field_strerror(u->m, rc, i, sip_hdr_canonical(id), buf, sizeof buf);
+    return sip__lua_fail(L, rc, "%s", buf);
   }
   lua_createtable(L, 0, 2);
   sip__lua_set_str(L, "scheme", a->scheme);

@@ -562,6 +562,26 @@ size_t sip_msg_strerror(const sip_msg *m, int err, char *out, size_t cap) {
   return cap == 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 
+size_t sip_msg_field_strerror(const sip_msg *m, int err, int at,
+                              const char *what, char *out, size_t cap) {
+  if (m->err_what)
+    return sip_msg_strerror(m, err, out, cap);
+  const char *p = NULL;
+  if (at >= 0 && (uint32_t)at < m->nhdr && m->hdr[at].state == SIP_HS_ORIG)
+    p = m->hdr[at].raw.p;
+  else if (at == SIP_MSG_AT_RURI && m->is_request)
+    p = m->ruri.p;
+  int n;
+  if (p && p >= m->buf && p < m->buf + m->len)
+    n = snprintf(out, cap, "PARSE: %s at byte %zu: %s", what,
+                 (size_t)(p - m->buf), sip_strerror(err));
+  else
+    n = snprintf(out, cap, "PARSE: %s: %s", what, sip_strerror(err));
+  if (n < 0)
+    n = 0;
+  return cap == 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
+}
+
 /* ---- the header index ---------------------------------------------------- */
 
 static int hdr_matches(const sip_hdr *h, int id, const char *name,

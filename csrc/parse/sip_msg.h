@@ -117,6 +117,16 @@ int sip_msg_parse(sip_msg *m, const char *buf, size_t len, int mode);
 /* "PARSE: <what> at byte N: <message>" style text for the last failure,
  * written to out (always NUL-terminated when cap > 0). Returns its length. */
 size_t sip_msg_strerror(const sip_msg *m, int err, char *out, size_t cap);
+/* The text of a failed read of a lazily parsed field that the caller names
+ * (`what`: "From", "Request-URI", "Authorization", ...): sip_msg_strerror's
+ * when the accessor recorded a place (m->err_what; clear it before the
+ * read), else "PARSE: <what> at byte N: <message>", N the offset of header
+ * line `at` (of the Request-URI for SIP_MSG_AT_RURI) while that is the
+ * received text, else "PARSE: <what>: <message>". Written as
+ * sip_msg_strerror; returns its length. */
+#define SIP_MSG_AT_RURI (-2)
+size_t sip_msg_field_strerror(const sip_msg *m, int err, int at,
+                              const char *what, char *out, size_t cap);
 
 /* Header table lookups. sip_hdr_lookup: id for a name (case-insensitive, long
  * or compact form), SIP_H_OTHER when unknown. */

@@ -482,6 +482,62 @@ static void test_header_edits(void) {
   sip_msg_free(&m);
 }
 
+/* sip_msg_field_strerror: the text of a failed lazy field read */
+static void test_field_strerror(void) {
+  static const char REQ[] = "OPTIONS sip:a@b SIP/2.0\r\n"
+                            "CSeq: x OPTIONS\r\n"
+                            "Authorization: ,\r\n"
+                            "\r\n";
+  sip_msg m;
+  char buf[128];
+  sip_msg_init(&m, NULL);
+  CHECK(parse(&m, REQ, SIP_MODE_DATAGRAM) > 0);
+  const sip_cseq *c;
+  m.err_what = NULL;
+  int rc = sip_msg_get_cseq(&m, &c);
+  CHECK_INT(rc, SIP_ECSEQ);
+  size_t n = sip_msg_field_strerror(&m, rc, 0, "CSeq", buf, sizeof buf);
+  CHECK_MSG(strcmp(buf, "PARSE: CSeq at byte 25: malformed CSeq") == 0,
+            "got '%s'", buf);
+  CHECK_INT(n, strlen(buf));
+  /* the Request-URI's place */
+  sip_msg_field_strerror(&m, SIP_EURI, SIP_MSG_AT_RURI, "Request-URI", buf,
+                         sizeof buf);
+  CHECK_MSG(strcmp(buf, "PARSE: Request-URI at byte 8: malformed URI") == 0,
+            "got '%s'", buf);
+  /* no place: an edited line, no line, a response's Request-URI */
+  const sip_auth *a;
+  CHECK_INT(sip_msg_get_auth(&m, 1, &a), SIP_EVALUE);
+  sip_msg_field_strerror(&m, SIP_EVALUE, 1, "Authorization", buf, sizeof buf);
+  CHECK_MSG(strcmp(buf, "PARSE: Authorization at byte 42: malformed header "
+                        "value") == 0,
+            "got '%s'", buf);
+  CHECK_INT(sip_msg_replace_value(&m, 1, ",,", 2), 0);
+  sip_msg_field_strerror(&m, SIP_EVALUE, 1, "Authorization", buf, sizeof buf);
+  CHECK_MSG(strcmp(buf, "PARSE: Authorization: malformed header value") == 0,
+            "got '%s'", buf);
+  sip_msg_field_strerror(&m, SIP_EVALUE, -1, "X", buf, sizeof buf);
+  CHECK_MSG(strcmp(buf, "PARSE: X: malformed header value") == 0, "got '%s'",
+            buf);
+  /* a place the accessor recorded wins; a short buffer is cut */
+  m.err_what = "URI";
+  m.err_off = 3;
+  sip_msg_field_strerror(&m, SIP_EURI, 0, "CSeq", buf, sizeof buf);
+  CHECK_MSG(strcmp(buf, "PARSE: URI at byte 3: malformed URI") == 0,
+            "got '%s'", buf);
+  m.err_what = NULL;
+  CHECK_INT(sip_msg_field_strerror(&m, SIP_EURI, 0, "CSeq", buf, 6), 5);
+  CHECK(strcmp(buf, "PARSE") == 0);
+  sip_msg_free(&m);
+  sip_msg_init(&m, NULL);
+  CHECK(parse(&m, "SIP/2.0 200 OK\r\n\r\n", SIP_MODE_DATAGRAM) > 0);
+  sip_msg_field_strerror(&m, SIP_EURI, SIP_MSG_AT_RURI, "Request-URI", buf,
+                         sizeof buf);
+  CHECK_MSG(strcmp(buf, "PARSE: Request-URI: malformed URI") == 0, "got '%s'",
+            buf);
+  sip_msg_free(&m);
+}
+
 int main(void) {
   test_request();
   test_response();
@@ -492,5 +548,6 @@ int main(void) {
   test_edits();
   test_pop_via();
   test_header_edits();
+  test_field_strerror();
   return check_summary("test_msg");
 }
