@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lsip.h"
+#include "sip_access.h"
 #include "sip_reply.h"
 #include "sip_tu.h"
 
@@ -469,48 +470,10 @@ static inline view *view_check(lua_State *L, int idx, int kind) {
   return NULL;
 }
 
-#define ADDR_FIELDS(X)                                                         \
-  X(A_DISPLAY, "display")                                                      \
-  X(A_DISPLAY_RAW, "display_raw")                                              \
-  X(A_URI, "uri")                                                              \
-  X(A_TAG, "tag")                                                              \
-  X(A_RAW, "raw")                                                              \
-  X(A_PARAMS_RAW, "params_raw")                                                \
-  X(A_PARAMS, "params") X(A_Q, "q") X(A_EXPIRES, "expires") X(A_STAR, "star")
-#define VIA_FIELDS(X)                                                          \
-  X(V_RAW, "raw")                                                              \
-  X(V_PROTOCOL, "protocol")                                                    \
-  X(V_VERSION, "version")                                                      \
-  X(V_TRANSPORT, "transport")                                                  \
-  X(V_HOST, "host")                                                            \
-  X(V_PORT, "port")                                                            \
-  X(V_RPORT, "rport")                                                          \
-  X(V_BRANCH, "branch")                                                        \
-  X(V_RECEIVED, "received")                                                    \
-  X(V_MADDR, "maddr")                                                          \
-  X(V_TTL, "ttl") X(V_PARAMS_RAW, "params_raw") X(V_PARAMS, "params")
-
-enum {
-  VF__NONE = 0,
-#define VF_ENUM(id, name) id,
-  ADDR_FIELDS(VF_ENUM) VIA_FIELDS(VF_ENUM)
-#undef VF_ENUM
-      VF__COUNT
-};
-
-static const char *const view_field_names[VF__COUNT] = {NULL,
-#define VF_NAME(id, name) name,
-                                                        ADDR_FIELDS(VF_NAME)
-                                                            VIA_FIELDS(VF_NAME)
-#undef VF_NAME
-};
-
 /* ---- field names -> ids ---------------------------------------------------
  *
- * Every field read is an __index call with a string key: the readers find
- * the field with a switch on the length and compares of constant length
- * (inlined), not with a Lua table lookup and a conversion of its value.
- * The switches follow the X-macro lists; open checks they agree. */
+ * Every field read is an __index call with a string key: sip_access.c finds
+ * the field with a switch on the length (no Lua table lookup). */
 typedef int (*field_finder)(const char *k, size_t len);
 
 /* the field of the string key at idx, 0 when it is not one */
@@ -520,96 +483,6 @@ static inline int key_field(lua_State *L, int idx, field_finder find) {
     return 0;
   const char *k = lua_tolstring(L, idx, &len);
   return find(k, len);
-}
-
-/* Address field name -> A_*, 0 when none (as ADDR_FIELDS) */
-static int addr_field(const char *k, size_t len) {
-  switch (len) {
-  case 1:
-    if (!memcmp(k, "q", 1))
-      return A_Q;
-    break;
-  case 3:
-    if (!memcmp(k, "uri", 3))
-      return A_URI;
-    if (!memcmp(k, "tag", 3))
-      return A_TAG;
-    if (!memcmp(k, "raw", 3))
-      return A_RAW;
-    break;
-  case 4:
-    if (!memcmp(k, "star", 4))
-      return A_STAR;
-    break;
-  case 6:
-    if (!memcmp(k, "params", 6))
-      return A_PARAMS;
-    break;
-  case 7:
-    if (!memcmp(k, "display", 7))
-      return A_DISPLAY;
-    if (!memcmp(k, "expires", 7))
-      return A_EXPIRES;
-    break;
-  case 10:
-    if (!memcmp(k, "params_raw", 10))
-      return A_PARAMS_RAW;
-    break;
-  case 11:
-    if (!memcmp(k, "display_raw", 11))
-      return A_DISPLAY_RAW;
-    break;
-  }
-  return 0;
-}
-
-/* Via field name -> V_*, 0 when none (as VIA_FIELDS) */
-static int via_field(const char *k, size_t len) {
-  switch (len) {
-  case 3:
-    if (!memcmp(k, "raw", 3))
-      return V_RAW;
-    if (!memcmp(k, "ttl", 3))
-      return V_TTL;
-    break;
-  case 4:
-    if (!memcmp(k, "host", 4))
-      return V_HOST;
-    if (!memcmp(k, "port", 4))
-      return V_PORT;
-    break;
-  case 5:
-    if (!memcmp(k, "rport", 5))
-      return V_RPORT;
-    if (!memcmp(k, "maddr", 5))
-      return V_MADDR;
-    break;
-  case 6:
-    if (!memcmp(k, "branch", 6))
-      return V_BRANCH;
-    if (!memcmp(k, "params", 6))
-      return V_PARAMS;
-    break;
-  case 7:
-    if (!memcmp(k, "version", 7))
-      return V_VERSION;
-    break;
-  case 8:
-    if (!memcmp(k, "protocol", 8))
-      return V_PROTOCOL;
-    if (!memcmp(k, "received", 8))
-      return V_RECEIVED;
-    break;
-  case 9:
-    if (!memcmp(k, "transport", 9))
-      return V_TRANSPORT;
-    break;
-  case 10:
-    if (!memcmp(k, "params_raw", 10))
-      return V_PARAMS_RAW;
-    break;
-  }
-  return 0;
 }
 
 /* The message's field readers (msg_index, msg:get) are closures whose
@@ -639,108 +512,51 @@ static void push_params_cached(lua_State *L, const sip_params *ps) {
   lua_setiuservalue(L, 1, 2);
 }
 
+/* Push a value of sip_access.c (a view's field, a scalar message field);
+ * params of a view are cached in its user value 2. Returns the number of
+ * values pushed (0 for SIP_V_NONE). */
+static int push_value(lua_State *L, const sip_value *v) {
+  switch (v->type) {
+  case SIP_V_STR:
+    lua_pushlstring(L, v->s.p, v->s.len);
+    return 1;
+  case SIP_V_INT:
+    lua_pushinteger(L, (lua_Integer)v->i);
+    return 1;
+  case SIP_V_BOOL:
+    lua_pushboolean(L, (int)v->i);
+    return 1;
+  case SIP_V_Q:
+    lua_pushnumber(L, (lua_Number)v->i / 1000.0);
+    return 1;
+  case SIP_V_PARAMS:
+    push_params_cached(L, v->p);
+    return 1;
+  }
+  return 0;
+}
+
 /* __index of both view types */
 static int view_index(lua_State *L, int kind) {
   view *v = view_check(L, 1, kind);
   if (!v)
     return luaL_typeerror(L, 1, "luasip view");
-  int f = key_field(L, 2, kind == VIEW_VIA ? via_field : addr_field);
+  int f = key_field(L, 2, kind == VIEW_VIA ? sip_via_field_id
+                                           : sip_addr_field_id);
   if (!f)
     return 0;
   if (!msg_live(v->owner))
     return luaL_error(L, "attempt to use a value of a closed " SIP_LUA_MESSAGE);
-  const sip_addr *a = v->p;
-  const sip_via *w = v->p;
-  switch (f) {
-  case A_DISPLAY:
-    sip__lua_push_str(L, a->display_dec.p ? a->display_dec : a->display);
-    return 1;
-  case A_DISPLAY_RAW:
-    sip__lua_push_str(L, a->display);
-    return 1;
-  case A_URI:
-    sip__lua_push_str(L, a->uri.raw);
-    return 1;
-  case A_TAG:
-    sip__lua_push_str(L, a->tag);
-    return 1;
-  case A_RAW:
-    sip__lua_push_str(L, a->raw);
-    return 1;
-  case A_PARAMS_RAW:
-    sip__lua_push_str(L, a->params_raw);
-    return 1;
-  case A_PARAMS:
-    push_params_cached(L, &a->params);
-    return 1;
-  case A_Q:
-    if (a->q < 0)
-      return 0;
-    lua_pushnumber(L, (lua_Number)a->q / 1000.0);
-    return 1;
-  case A_EXPIRES:
-    if (a->expires < 0)
-      return 0;
-    lua_pushinteger(L, (lua_Integer)a->expires);
-    return 1;
-  case A_STAR:
-    if (!a->star)
-      return 0;
-    lua_pushboolean(L, 1);
-    return 1;
-  case V_RAW:
-    sip__lua_push_str(L, w->raw);
-    return 1;
-  case V_PROTOCOL:
-    sip__lua_push_str(L, w->protocol);
-    return 1;
-  case V_VERSION:
-    sip__lua_push_str(L, w->version);
-    return 1;
-  case V_TRANSPORT:
-    sip__lua_push_str(L, w->transport);
-    return 1;
-  case V_HOST:
-    sip__lua_push_str(L, w->host);
-    return 1;
-  case V_PORT:
-    if (!w->has_port)
-      return 0;
-    lua_pushinteger(L, w->port);
-    return 1;
-  case V_RPORT:
-    if (!w->has_rport)
-      return 0;
-    if (w->rport >= 0)
-      lua_pushinteger(L, w->rport);
-    else
-      lua_pushboolean(L, 1);
-    return 1;
-  case V_BRANCH:
-    sip__lua_push_str(L, w->branch);
-    return 1;
-  case V_RECEIVED:
-    sip__lua_push_str(L, w->received);
-    return 1;
-  case V_MADDR:
-    sip__lua_push_str(L, w->maddr);
-    return 1;
-  case V_TTL:
-    if (!w->ttl.p)
-      return 0;
-    /* ttl = 1*3DIGIT: a number when it is one, the text otherwise */
-    lua_pushlstring(L, w->ttl.p, w->ttl.len);
-    if (lua_stringtonumber(L, lua_tostring(L, -1)))
-      lua_remove(L, -2);
-    return 1;
-  case V_PARAMS_RAW:
-    sip__lua_push_str(L, w->params_raw);
-    return 1;
-  case V_PARAMS:
-    push_params_cached(L, &w->params);
-    return 1;
-  }
-  return 0;
+  sip_value val;
+  if (kind == VIEW_VIA)
+    sip_via_field(v->p, f, &val);
+  else
+    sip_addr_field(v->p, f, &val);
+  int n = push_value(L, &val);
+  /* ttl = 1*3DIGIT: a number when it is one, the text otherwise */
+  if (f == SIP_VF_TTL && n && lua_stringtonumber(L, lua_tostring(L, -1)))
+    lua_remove(L, -2);
+  return n;
 }
 
 static int addr_index(lua_State *L) { return view_index(L, VIEW_ADDR); }
@@ -807,133 +623,14 @@ static void push_via(lua_State *L, int msgidx, sip_lua_msg *u,
 
 /* ---- fields ------------------------------------------------------------ */
 
-#define FIELDS(X)                                                              \
-  X(METHOD, "method")                                                          \
-  X(URI, "uri")                                                                \
-  X(RURI, "ruri")                                                              \
-  X(STATUS, "status")                                                          \
-  X(REASON, "reason")                                                          \
-  X(VERSION, "version")                                                        \
-  X(IS_REQUEST, "is_request")                                                  \
-  X(START_LINE, "start_line")                                                  \
-  X(CALL_ID, "call_id")                                                        \
-  X(CSEQ, "cseq")                                                              \
-  X(CSEQ_METHOD, "cseq_method")                                                \
-  X(FROM, "from")                                                              \
-  X(TO, "to")                                                                  \
-  X(VIA, "via")                                                                \
-  X(CONTACTS, "contacts")                                                      \
-  X(ROUTES, "routes")                                                          \
-  X(RECORD_ROUTES, "record_routes")                                            \
-  X(PATHS, "paths")                                                            \
-  X(MAX_FORWARDS, "max_forwards")                                              \
-  X(EXPIRES, "expires")                                                        \
-  X(CONTENT_TYPE, "content_type")                                              \
-  X(CTYPE, "ctype")                                                            \
-  X(BODY, "body")                                                              \
-  X(HAS_CONTENT_LENGTH, "has_content_length")
-
-enum {
-  F__NONE = 0,
-#define F_ENUM(id, name) F_##id,
-  FIELDS(F_ENUM)
-#undef F_ENUM
-      F__COUNT
-};
-
-static const char *const field_names[] = {NULL,
-#define F_NAME(id, name) name,
-                                          FIELDS(F_NAME)
-#undef F_NAME
-};
-
-/* Message field name -> F_*, 0 when none (as FIELDS) */
-static int msg_field(const char *k, size_t len) {
-  switch (len) {
-  case 2:
-    if (!memcmp(k, "to", 2))
-      return F_TO;
-    break;
-  case 3:
-    if (!memcmp(k, "uri", 3))
-      return F_URI;
-    if (!memcmp(k, "via", 3))
-      return F_VIA;
-    break;
-  case 4:
-    if (!memcmp(k, "ruri", 4))
-      return F_RURI;
-    if (!memcmp(k, "cseq", 4))
-      return F_CSEQ;
-    if (!memcmp(k, "from", 4))
-      return F_FROM;
-    if (!memcmp(k, "body", 4))
-      return F_BODY;
-    break;
-  case 5:
-    if (!memcmp(k, "paths", 5))
-      return F_PATHS;
-    if (!memcmp(k, "ctype", 5))
-      return F_CTYPE;
-    break;
-  case 6:
-    if (!memcmp(k, "method", 6))
-      return F_METHOD;
-    if (!memcmp(k, "status", 6))
-      return F_STATUS;
-    if (!memcmp(k, "reason", 6))
-      return F_REASON;
-    if (!memcmp(k, "routes", 6))
-      return F_ROUTES;
-    break;
-  case 7:
-    if (!memcmp(k, "version", 7))
-      return F_VERSION;
-    if (!memcmp(k, "call_id", 7))
-      return F_CALL_ID;
-    if (!memcmp(k, "expires", 7))
-      return F_EXPIRES;
-    break;
-  case 8:
-    if (!memcmp(k, "contacts", 8))
-      return F_CONTACTS;
-    break;
-  case 10:
-    if (!memcmp(k, "is_request", 10))
-      return F_IS_REQUEST;
-    if (!memcmp(k, "start_line", 10))
-      return F_START_LINE;
-    break;
-  case 11:
-    if (!memcmp(k, "cseq_method", 11))
-      return F_CSEQ_METHOD;
-    break;
-  case 12:
-    if (!memcmp(k, "max_forwards", 12))
-      return F_MAX_FORWARDS;
-    if (!memcmp(k, "content_type", 12))
-      return F_CONTENT_TYPE;
-    break;
-  case 13:
-    if (!memcmp(k, "record_routes", 13))
-      return F_RECORD_ROUTES;
-    break;
-  case 18:
-    if (!memcmp(k, "has_content_length", 18))
-      return F_HAS_CONTENT_LENGTH;
-    break;
-  }
-  return 0;
-}
-
 /* Derived values (tables, views, URI objects) are cached in user value
  * slots, one per cached field: no string-keyed table on the hot path, and
  * no slot (initialised and traversed by the GC for every message) for the
  * fields that are cheap to make again. */
-static const uint8_t cache_slot[F__COUNT] = {
-    [F_RURI] = 1,          [F_FROM] = 2,     [F_TO] = 3,
-    [F_VIA] = 4,           [F_CONTACTS] = 5, [F_ROUTES] = 6,
-    [F_RECORD_ROUTES] = 7, [F_PATHS] = 8,    [F_CTYPE] = 9,
+static const uint8_t cache_slot[SIP_F__COUNT] = {
+    [SIP_F_RURI] = 1,          [SIP_F_FROM] = 2,     [SIP_F_TO] = 3,
+    [SIP_F_VIA] = 4,           [SIP_F_CONTACTS] = 5, [SIP_F_ROUTES] = 6,
+    [SIP_F_RECORD_ROUTES] = 7, [SIP_F_PATHS] = 8,    [SIP_F_CTYPE] = 9,
 };
 _Static_assert(9 <= SIP_LUA_MSG_NCACHE, "a user value slot per cached field");
 _Static_assert(SIP_LUA_MSG_NCACHE <= 16, "sip_lua_msg.cached is 16 bits");
@@ -963,33 +660,20 @@ static void push_ruri_text(lua_State *L, int idx, sip_lua_msg *u) {
   sip__lua_push_str(L, u->m->ruri);
 }
 
-/* Push the value of field f of the message at idx. Returns 1 (the value,
- * nil when absent or not applicable) or 3 (nil, err, name when malformed). */
+/* Push the value of field f of the message at idx (sip_msg_field). Returns
+ * 1 (the value, nil when absent or not applicable) or 3 (nil, err, name
+ * when malformed). */
 static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
-  sip_msg *m = u->m;
-  int rc;
-  m->err_what = NULL;
-  switch (f) {
-  case F_METHOD:
-    sip__lua_push_str(L, m->is_request ? m->method : SIP_STR_NULL);
+  if (cache_slot[f] && push_cached(L, idx, u, f))
     return 1;
-  case F_URI:
-    if (m->is_request)
-      push_ruri_text(L, idx, u);
-    else
-      lua_pushnil(L);
-    return 1;
-  case F_RURI: {
-    if (!m->is_request) {
-      lua_pushnil(L);
-      return 1;
-    }
-    if (push_cached(L, idx, u, f))
-      return 1;
-    const sip_uri *ru;
-    rc = sip_msg_get_ruri(m, &ru);
-    if (rc < 0)
-      return field_fail(L, u, rc, SIP_H_OTHER, "Request-URI");
+  sip_value v;
+  int rc = sip_msg_field(u->m, f, &v);
+  if (rc < 0)
+    return field_fail(L, u, rc, sip_msg_field_header(f),
+                      sip_msg_field_what(f));
+  switch (v.type) {
+  case SIP_V_URI: {
+    const sip_uri *ru = v.p;
     /* the URI object owns its own parse of the text, so it stays valid
      * after the message is closed or edited */
     lua_pushlstring(L, ru->raw.p, ru->raw.len);
@@ -997,135 +681,29 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     lua_remove(L, -1 - rc);
     if (rc != 1)
       return rc;
-    store_cached(L, idx, u, f);
-    return 1;
+    break;
   }
-  case F_STATUS:
-    if (m->is_request)
-      lua_pushnil(L);
-    else
-      lua_pushinteger(L, m->status);
-    return 1;
-  case F_REASON:
-    sip__lua_push_str(L, m->is_request ? SIP_STR_NULL : m->reason);
-    return 1;
-  case F_VERSION:
-    sip__lua_push_str(L, m->version);
-    return 1;
-  case F_IS_REQUEST:
-    lua_pushboolean(L, m->is_request);
-    return 1;
-  case F_START_LINE:
-    sip__lua_push_str(L,
-                      m->new_start_line.p ? m->new_start_line : m->start_line);
-    return 1;
-  case F_CALL_ID: {
-    sip_str s;
-    rc = sip_msg_get_call_id(m, &s);
-    if (rc == SIP_ENOTFOUND) {
-      lua_pushnil(L);
-      return 1;
-    }
-    if (rc < 0)
-      return field_fail(L, u, rc, SIP_H_CALL_ID, "Call-ID");
-    sip__lua_push_str(L, s);
-    return 1;
-  }
-  case F_CSEQ:
-  case F_CSEQ_METHOD: {
-    const sip_cseq *c;
-    rc = sip_msg_get_cseq(m, &c);
-    if (rc == SIP_ENOTFOUND) {
-      lua_pushnil(L);
-      return 1;
-    }
-    if (rc < 0)
-      return field_fail(L, u, rc, SIP_H_CSEQ, "CSeq");
-    if (f == F_CSEQ)
-      lua_pushinteger(L, c->num);
-    else
-      sip__lua_push_str(L, c->method);
-    return 1;
-  }
-  case F_FROM:
-  case F_TO: {
-    if (push_cached(L, idx, u, f))
-      return 1;
-    const sip_addr *a;
-    int id = f == F_FROM ? SIP_H_FROM : SIP_H_TO;
-    rc = sip_msg_get_addr(m, id, &a);
-    if (rc == SIP_ENOTFOUND) {
-      lua_pushnil(L);
-      return 1;
-    }
-    if (rc < 0)
-      return field_fail(L, u, rc, id, f == F_FROM ? "From" : "To");
-    push_addr(L, idx, u, a);
-    store_cached(L, idx, u, f);
-    return 1;
-  }
-  case F_VIA: {
-    if (push_cached(L, idx, u, f))
-      return 1;
-    const sip_via *v = NULL;
-    rc = sip_msg_get_vias(m, &v);
-    if (rc < 0 && rc != SIP_ENOTFOUND)
-      return field_fail(L, u, rc, SIP_H_VIA, "Via");
+  case SIP_V_ADDR:
+    push_addr(L, idx, u, v.p);
+    break;
+  case SIP_V_ADDRS:
+    push_addr_list(L, idx, u, v.p);
+    break;
+  case SIP_V_VIAS: {
     int n = 0;
-    for (const sip_via *w = rc >= 0 ? v : NULL; w; w = w->next)
+    for (const sip_via *w = v.p; w; w = w->next)
       n++;
     lua_createtable(L, n, 0);
-    for (int i = 1; rc >= 0 && v; v = v->next, i++) {
-      push_via(L, idx, u, v);
+    int i = 1;
+    for (const sip_via *w = v.p; w; w = w->next, i++) {
+      push_via(L, idx, u, w);
       lua_rawseti(L, -2, i);
     }
-    store_cached(L, idx, u, f);
-    return 1;
+    break;
   }
-  case F_CONTACTS:
-  case F_ROUTES:
-  case F_RECORD_ROUTES:
-  case F_PATHS: {
-    if (push_cached(L, idx, u, f))
-      return 1;
-    int id = f == F_CONTACTS ? SIP_H_CONTACT
-             : f == F_ROUTES ? SIP_H_ROUTE
-             : f == F_PATHS  ? SIP_H_PATH
-                             : SIP_H_RECORD_ROUTE;
-    const sip_addr *a = NULL;
-    rc = sip_msg_get_addrs(m, id, &a);
-    if (rc < 0 && rc != SIP_ENOTFOUND)
-      return field_fail(L, u, rc, id, sip_hdr_canonical(id));
-    push_addr_list(L, idx, u, rc < 0 ? NULL : a);
-    store_cached(L, idx, u, f);
-    return 1;
-  }
-  case F_MAX_FORWARDS:
-  case F_EXPIRES: {
-    uint32_t v;
-    int id = f == F_MAX_FORWARDS ? SIP_H_MAX_FORWARDS : SIP_H_EXPIRES;
-    rc = f == F_MAX_FORWARDS ? sip_msg_get_max_forwards(m, &v)
-                             : sip_msg_get_expires(m, &v);
-    if (rc == SIP_ENOTFOUND) {
-      lua_pushnil(L);
-      return 1;
-    }
-    if (rc < 0)
-      return field_fail(L, u, rc, id, sip_hdr_canonical(id));
-    lua_pushinteger(L, (lua_Integer)v);
-    return 1;
-  }
-  case F_CONTENT_TYPE:
-  case F_CTYPE: {
-    const sip_ctype *c;
-    rc = sip_msg_get_ctype(m, &c);
-    if (rc == SIP_ENOTFOUND) {
-      lua_pushnil(L);
-      return 1;
-    }
-    if (rc < 0)
-      return field_fail(L, u, rc, SIP_H_CONTENT_TYPE, "Content-Type");
-    if (f == F_CONTENT_TYPE) {
+  case SIP_V_CTYPE: {
+    const sip_ctype *c = v.p;
+    if (f == SIP_F_CONTENT_TYPE) {
       /* "type/subtype" as written, without parameters */
       lua_pushlstring(L, c->type.p, c->type.len);
       lua_pushliteral(L, "/");
@@ -1133,28 +711,23 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
       lua_concat(L, 3);
       return 1;
     }
-    if (push_cached(L, idx, u, f))
-      return 1;
     lua_createtable(L, 0, 4);
     sip__lua_set_str(L, "type", c->type);
     sip__lua_set_str(L, "subtype", c->subtype);
     sip__lua_set_str(L, "boundary", c->boundary);
     sip__lua_push_params(L, &c->params);
     lua_setfield(L, -2, "params");
+    break;
+  }
+  default:
+    if (f == SIP_F_URI && v.type == SIP_V_STR)
+      push_ruri_text(L, idx, u); /* the string an edit set, if any */
+    else if (!push_value(L, &v))
+      lua_pushnil(L);
+    return 1;
+  }
+  if (cache_slot[f])
     store_cached(L, idx, u, f);
-    return 1;
-  }
-  case F_BODY:
-    if (m->body.p)
-      lua_pushlstring(L, m->body.p, m->body.len);
-    else
-      lua_pushliteral(L, "");
-    return 1;
-  case F_HAS_CONTENT_LENGTH:
-    lua_pushboolean(L, m->has_clen);
-    return 1;
-  }
-  lua_pushnil(L);
   return 1;
 }
 
@@ -1164,7 +737,7 @@ static int msg_index(lua_State *L) {
   sip_lua_msg *u = to_message(L, 1);
   /* fields first: they are what a script reads per message; the value is
    * returned from the top */
-  int f = key_field(L, 2, msg_field);
+  int f = key_field(L, 2, sip_msg_field_id);
   if (f) {
     if (!msg_live(u))
       return luaL_error(L, "attempt to use a closed " SIP_LUA_MESSAGE);
@@ -1189,7 +762,7 @@ static int msg_index(lua_State *L) {
 static int msg_get(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
   luaL_checkstring(L, 2);
-  int f = key_field(L, 2, msg_field);
+  int f = key_field(L, 2, sip_msg_field_id);
   if (!f)
     return luaL_argerror(L, 2, "unknown field");
   return push_field(L, 1, u, f);
@@ -1543,24 +1116,10 @@ static const luaL_Reg msg_meta[] = {
 
 static void push_field_table(lua_State *L) {
   lua_newtable(L);
-  for (int f = 1; f < (int)(sizeof(field_names) / sizeof(field_names[0]));
-       f++) {
+  for (int f = 1; f < SIP_F__COUNT; f++) {
     lua_pushinteger(L, f);
-    lua_setfield(L, -2, field_names[f]);
+    lua_setfield(L, -2, sip_msg_field_name(f));
   }
-}
-
-/* the switches of msg_field, addr_field, via_field know every name */
-static int field_finders_ok(void) {
-  for (int f = 1; f < F__COUNT; f++)
-    if (msg_field(field_names[f], strlen(field_names[f])) != f)
-      return 0;
-  for (int f = 1; f < VF__COUNT; f++) {
-    const char *n = view_field_names[f];
-    if ((f <= A_STAR ? addr_field(n, strlen(n)) : via_field(n, strlen(n))) != f)
-      return 0;
-  }
-  return 1;
 }
 
 /* core.response_text(req, code, reason) -> the §8.2.6 response to req as
@@ -1613,8 +1172,6 @@ static void open_received(lua_State *L, int core, const char *tname,
 
 void sip__lua_open_message(lua_State *L) {
   int core = lua_gettop(L);
-  if (!field_finders_ok())
-    luaL_error(L, "luasip.core: field name switch out of date");
   open_view(L, SIP_LUA_ADDR, VIEW_ADDR); /* core+1 */
   open_view(L, SIP_LUA_VIA, VIEW_VIA);   /* core+2 */
   /* core+3: pushed messages' metatable (registered by name), core+4:
