@@ -515,7 +515,7 @@ static void push_params_cached(lua_State *L, const sip_params *ps) {
 /* Push a value of sip_access.c (a view's field, a scalar message field);
  * params of a view are cached in its user value 2. Returns the number of
  * values pushed (0 for SIP_V_NONE). */
-static int push_value(lua_State *L, const sip_value *v) {
+static inline int push_value(lua_State *L, const sip_value *v) {
   switch (v->type) {
   case SIP_V_STR:
     lua_pushlstring(L, v->s.p, v->s.len);
@@ -719,10 +719,14 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     lua_setfield(L, -2, "params");
     break;
   }
-  default:
-    if (f == SIP_F_URI && v.type == SIP_V_STR)
+  case SIP_V_STR:
+    if (f == SIP_F_URI)
       push_ruri_text(L, idx, u); /* the string an edit set, if any */
-    else if (!push_value(L, &v))
+    else
+      lua_pushlstring(L, v.s.p, v.s.len);
+    return 1;
+  default:
+    if (!push_value(L, &v))
       lua_pushnil(L);
     return 1;
   }

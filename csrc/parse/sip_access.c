@@ -307,7 +307,8 @@ int sip_msg_field(sip_msg *m, int f, sip_value *out) {
   case SIP_F_FROM:
   case SIP_F_TO: {
     const sip_addr *a;
-    if ((rc = sip_msg_get_addr(m, sip_msg_field_header(f), &a)) == 0)
+    if ((rc = sip_msg_get_addr(m, f == SIP_F_FROM ? SIP_H_FROM : SIP_H_TO,
+                               &a)) == 0)
       v_ptr(out, SIP_V_ADDR, a);
     break;
   }
@@ -324,7 +325,11 @@ int sip_msg_field(sip_msg *m, int f, sip_value *out) {
   case SIP_F_RECORD_ROUTES:
   case SIP_F_PATHS: {
     const sip_addr *a = NULL;
-    rc = sip_msg_get_addrs(m, sip_msg_field_header(f), &a);
+    int id = f == SIP_F_CONTACTS ? SIP_H_CONTACT
+             : f == SIP_F_ROUTES ? SIP_H_ROUTE
+             : f == SIP_F_PATHS  ? SIP_H_PATH
+                                 : SIP_H_RECORD_ROUTE;
+    rc = sip_msg_get_addrs(m, id, &a);
     v_ptr(out, SIP_V_ADDRS, rc == 0 ? a : NULL);
     if (rc == SIP_ENOTFOUND)
       rc = 0;
