@@ -15,36 +15,11 @@
 
 #include "lsip.h"
 #include "sip_access.h"
+#include "sip_pool.h"
 #include "sip_reply.h"
 #include "sip_tu.h"
 
 /* ---- the userdata ------------------------------------------------------ */
-
-/* A sip_msg is several KB (inline header index and arena), too big for
- * malloc's fast paths, and scripts parse and drop messages at line rate: a
- * small per-thread free list makes the common case allocation-free. */
-#define MSG_POOL_MAX 64
-static _Thread_local sip_msg *msg_pool[MSG_POOL_MAX];
-static _Thread_local int msg_pool_n;
-
-static sip_msg *msg_acquire(void) {
-  if (msg_pool_n > 0)
-    return msg_pool[--msg_pool_n];
-  sip_msg *m = malloc(sizeof(*m));
-  if (m) {
-    m->arena.chunks = NULL; /* sip_msg_init frees nothing on a fresh one */
-    sip_msg_init(m, NULL);
-  }
-  return m;
-}
-
-static void msg_release(sip_msg *m) {
-  sip_msg_free(m);
-  if (msg_pool_n < MSG_POOL_MAX)
-    msg_pool[msg_pool_n++] = m;
-  else
-    free(m);
-}
 
 /* Hot paths (every field read goes through __index) tell a message from
  * any other value by its tag, the userdata's own address scrambled with a
@@ -68,68 +43,27 @@ static inline sip_lua_msg *to_message(lua_State *L, int idx) {
 /* ---- parsed messages' sip_msg: the slot pool -------------------------------
  *
  * A message that core.parse made takes its sip_msg from a slot of the Lua
- * state's pool, and the slot is free again once the message is closed or
- * collected. Collected is learnt without a finalizer: a weak-valued table
- * W maps each slot to its message, and the collector clears the entry when
- * the message dies. A finalizer on the message (or on a token it owns)
- * cost a third of reading a message from Lua: the collector keeps every
- * dead message, and all it caches, for one more cycle, and calls each
- * finalizer in a protected call.
- *
- * Slot state: 0 free; 1 taken, and W says whether its message still lives;
- * 2 claimed by a core.parse under way (W is not set yet; an allocation can
- * run a finalizer, and the finalizer another core.parse). A message knows
- * its slot by index and the slot's generation, bumped whenever the slot is
- * taken or released: a message that outlived its slot (resurrected by
- * some finalizer after the collector cleared W, or still reachable when
- * the pool is finalized at lua_close) reads as closed, never as a window
- * on another message. The message anchors the pool (OWNER user value), so
- * the slot array it reads is always there.
- *
- * The pool searches [0, lim) round robin from where it last took a slot, a
- * few slots at most; when those are busy it takes the next slot past lim
- * (made before, or added): it grows to what the collector leaves
- * uncollected at once, and the slots below lim keep their sip_msg. Past
- * SLOT_KEEP slots, every full round gives the sip_msg of the free slots at
- * SLOT_KEEP and beyond back (to msg_release) and brings lim back to
- * SLOT_KEEP: a burst does not keep its memory. */
-#define SLOT_PROBES 4
-#define SLOT_KEEP 256
-
-enum { SLOT_FREE = 0, SLOT_TAKEN = 1, SLOT_CLAIMED = 2 };
-
-typedef struct msg_slot {
-  sip_msg *m;   /* NULL: none yet, or given back */
-  uint32_t gen; /* see above */
-  uint8_t state;
-} msg_slot;
-
-typedef struct slot_pool {
-  msg_slot *slot;    /* cap entries: the slab (user value 1) */
-  uint32_t n, cap;   /* slots made, room (W has entries up to cap) */
-  uint32_t lim;      /* the round robin's range, <= n */
-  uint32_t next;     /* where the next search starts, < lim */
-  uint32_t taken;    /* since the last round */
-  uint8_t finalized; /* pool_gc ran (lua_close) */
-} slot_pool;
+ * state's pool (sip_pool.h: the algorithm), and the slot is free again once
+ * the message is closed or collected. Collected is learnt without a
+ * finalizer: a weak-valued table W maps each slot to its message, and the
+ * collector clears the entry when the message dies. A finalizer on the
+ * message (or on a token it owns) cost a third of reading a message from
+ * Lua: the collector keeps every dead message, and all it caches, for one
+ * more cycle, and calls each finalizer in a protected call. The message
+ * anchors the pool (OWNER user value), so the slot array it reads is always
+ * there; the array is a userdata (the pool's user value 1). */
 
 /* a message made by core.parse: base.owner is the parsed_msg itself */
 typedef struct parsed_msg {
   sip_lua_msg base;
-  slot_pool *pool;
+  sip_slot_pool *pool;
   uint32_t idx, gen;
 } parsed_msg;
 
 /* the release callback of parsed messages (close, __close) */
 static void slot_release(void *owner) {
   parsed_msg *pm = owner;
-  msg_slot *s = &pm->pool->slot[pm->idx];
-  if (s->gen != pm->gen)
-    return;
-  s->gen++;
-  s->state = SLOT_FREE;
-  if (s->m && s->m->arena.chunks) /* memory now, not at the next parse */
-    sip_msg_free(s->m);
+  sip_slot_release(pm->pool, pm->idx, pm->gen);
 }
 
 static inline int msg_live(const sip_lua_msg *u) {
@@ -138,107 +72,64 @@ static inline int msg_live(const sip_lua_msg *u) {
   if (u->release != slot_release)
     return 1;
   const parsed_msg *pm = (const parsed_msg *)u;
-  return pm->pool->slot[pm->idx].gen == pm->gen;
+  return sip_slot_valid(pm->pool, pm->idx, pm->gen);
 }
 
-/* Does the message of a taken slot live? (W at index wi) */
-static int slot_busy(lua_State *L, slot_pool *p, uint32_t i, int wi) {
-  msg_slot *s = &p->slot[i];
-  if (s->state != SLOT_TAKEN)
-    return s->state == SLOT_CLAIMED;
-  int t = lua_rawgeti(L, wi, (lua_Integer)i + 1);
-  lua_pop(L, 1);
-  if (t == LUA_TUSERDATA)
-    return 1;
-  s->state = SLOT_FREE; /* collected */
-  return 0;
-}
+typedef struct slot_ctx {
+  lua_State *L;
+  int wi; /* W */
+} slot_ctx;
 
-/* the end of a round past SLOT_KEEP slots (see above) */
-static void slot_trim(lua_State *L, slot_pool *p, int wi) {
-  for (uint32_t i = SLOT_KEEP; i < p->n; i++) {
-    msg_slot *s = &p->slot[i];
-    if (s->m && !slot_busy(L, p, i, wi)) {
-      msg_release(s->m);
-      s->m = NULL;
-    }
-  }
-  p->lim = SLOT_KEEP;
-  if (p->next >= p->lim)
-    p->next = 0;
-  p->taken = 0;
-}
-
-static uint32_t slot_take(slot_pool *p, uint32_t i) {
-  p->slot[i].state = SLOT_CLAIMED;
-  p->taken++;
-  return i;
+/* Does the message of a taken slot live? (W has it) */
+static int slot_live(void *ctx, uint32_t i) {
+  slot_ctx *c = ctx;
+  int t = lua_rawgeti(c->L, c->wi, (lua_Integer)i + 1);
+  lua_pop(c->L, 1);
+  return t == LUA_TUSERDATA;
 }
 
 /* Claim a slot; returns its index. The pool is at pi, W at wi (both
  * pseudo-indices of l_parse). Raises on memory errors with nothing
  * claimed. */
-static uint32_t slot_claim(lua_State *L, slot_pool *p, int pi, int wi) {
-  if (p->taken >= p->lim && p->n > SLOT_KEEP)
-    slot_trim(L, p, wi);
-  for (int k = 0; k < SLOT_PROBES && p->lim; k++) {
-    uint32_t i = p->next;
-    p->next = i + 1 < p->lim ? i + 1 : 0;
-    if (!slot_busy(L, p, i, wi))
-      return slot_take(p, i);
-  }
-  while (p->lim < p->n) { /* slots a trim left out */
-    uint32_t i = p->lim++;
-    if (!slot_busy(L, p, i, wi))
-      return slot_take(p, i);
-  }
-  while (p->n == p->cap) {
+static uint32_t slot_claim(lua_State *L, sip_slot_pool *p, int pi, int wi) {
+  slot_ctx c = {L, wi};
+  uint32_t i;
+  int rc;
+  while ((rc = sip_slot_claim(p, slot_live, &c, &i)) == 0) {
     /* Allocations can run finalizers, and they core.parse: nothing is
      * claimed here, and the new slab is installed only if p did not change
      * meanwhile. W gets entries (false) up to cap, mostly in its array
      * part, so that taking a slot seldom allocates. */
     uint32_t cap = p->cap * 2;
-    msg_slot *slab = lua_newuserdatauv(L, cap * sizeof(*slab), 0);
+    sip_msg_slot *slab = lua_newuserdatauv(L, cap * sizeof(*slab), 0);
     for (uint32_t j = p->cap; j < cap; j++) {
       lua_pushboolean(L, 0);
       lua_rawseti(L, wi, (lua_Integer)j + 1);
     }
     if (p->cap * 2 == cap) {
-      memcpy(slab, p->slot, p->n * sizeof(*slab));
-      p->slot = slab;
-      p->cap = cap;
+      sip_slot_grow(p, slab, cap);
       lua_setiuservalue(L, pi, 1);
     } else {
       lua_pop(L, 1);
     }
   }
-  uint32_t i = p->n++;
-  p->lim = p->n;
-  p->slot[i] = (msg_slot){NULL, 0, SLOT_FREE};
-  return slot_take(p, i);
+  if (rc < 0)
+    luaL_error(L, "not enough memory");
+  return i;
 }
 
 /* __gc of the pool: only at lua_close, or once no core.parse and no
  * message can reach it. Messages still reachable then read as closed. */
 static int pool_gc(lua_State *L) {
-  slot_pool *p = lua_touserdata(L, 1);
-  if (!p || lua_rawlen(L, 1) != sizeof(*p) || p->finalized)
-    return 0;
-  for (uint32_t i = 0; i < p->n; i++) {
-    msg_slot *s = &p->slot[i];
-    s->gen++;
-    s->state = SLOT_FREE;
-    if (s->m)
-      msg_release(s->m);
-    s->m = NULL;
-  }
-  p->finalized = 1;
+  sip_slot_pool *p = lua_touserdata(L, 1);
+  if (p && lua_rawlen(L, 1) == sizeof(*p))
+    sip_slot_finalize(p);
   return 0;
 }
 
 /* Push a new pool and its W table (for l_parse's upvalues). */
 static void push_pool(lua_State *L) {
-  slot_pool *p = lua_newuserdatauv(L, sizeof(*p), 1);
+  sip_slot_pool *p = lua_newuserdatauv(L, sizeof(*p), 1);
   memset(p, 0, sizeof(*p));
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, pool_gc);
@@ -246,8 +137,8 @@ static void push_pool(lua_State *L) {
   lua_pushliteral(L, "luasip.MessagePool");
   lua_setfield(L, -2, "__name");
   lua_setmetatable(L, -2);
-  p->cap = 64;
-  p->slot = lua_newuserdatauv(L, p->cap * sizeof(*p->slot), 0);
+  uint32_t cap = 64;
+  sip_slot_init(p, lua_newuserdatauv(L, cap * sizeof(sip_msg_slot), 0), cap);
   lua_setiuservalue(L, -2, 1);
   lua_createtable(L, (int)p->cap, 0); /* W */
   for (uint32_t j = 0; j < p->cap; j++) {
@@ -275,7 +166,7 @@ static int msg_gc(lua_State *L) {
     if (u->release)
       u->release(u->owner);
     else
-      msg_release(u->m);
+      sip_msg_delete(u->m);
     u->m = NULL;
   }
   return 0;
@@ -349,7 +240,7 @@ static int l_parse(lua_State *L) {
     lim.max_line = opt_limit(L, 2, "max_line", lim.max_line);
   }
   lua_settop(L, 1);
-  slot_pool *pool = lua_touserdata(L, lua_upvalueindex(2));
+  sip_slot_pool *pool = lua_touserdata(L, lua_upvalueindex(2));
   if (pool->finalized)
     return luaL_error(L, "luasip.core is being unloaded");
   /* closed and consistent before anything can fail */
@@ -372,19 +263,15 @@ static int l_parse(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, 2, SIP_LUA_MSG_UV_INPUT);
   uint32_t i = slot_claim(L, pool, lua_upvalueindex(2), lua_upvalueindex(3));
-  msg_slot *sl = &pool->slot[i];
-  if (!sl->m && !(sl->m = msg_acquire())) {
-    sl->state = SLOT_FREE;
-    return luaL_error(L, "not enough memory");
-  }
-  sl->gen++;
+  sip_msg_slot *sl = &pool->slot[i];
   pm->idx = i;
   pm->gen = sl->gen;
   /* the slot is CLAIMED until W has the message (setting it may allocate,
    * and so run a finalizer that parses) */
   lua_pushvalue(L, 2);
   lua_rawseti(L, lua_upvalueindex(3), (lua_Integer)i + 1);
-  sl->state = SLOT_TAKEN;
+  sl = &pool->slot[i]; /* that parse may have moved the slots */
+  sl->state = SIP_SLOT_TAKEN;
   /* a pooled message is empty (sip_msg_free'd, or its arena chunks were
    * freed when it went free), and sip_msg_parse resets everything but the
    * limits: only those are left to set */
