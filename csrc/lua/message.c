@@ -310,15 +310,10 @@ static int l_parse(lua_State *L) {
 
 /* ---- error text for lazily parsed fields ------------------------------- */
 
-/* nil, "PARSE: <Header> at byte N: <why>", name (sip_msg_field_strerror;
- * the place is the first line of header id, the Request-URI for
- * SIP_H_OTHER) */
-static int field_fail(lua_State *L, sip_lua_msg *u, int rc, int id,
-                      const char *what) {
+/* nil, "PARSE: <Header> at byte N: <why>", name for field f */
+static int field_fail(lua_State *L, sip_lua_msg *u, int rc, int f) {
   char buf[256];
-  int at = id == SIP_H_OTHER ? SIP_MSG_AT_RURI
-                             : sip_msg_find(u->m, id, NULL, 0, 0);
-  sip_msg_field_strerror(u->m, rc, at, what, buf, sizeof buf);
+  sip_msg_field_error(u->m, f, rc, buf, sizeof buf);
   return sip__lua_fail(L, rc, "%s", buf);
 }
 
@@ -556,8 +551,7 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
   sip_value v;
   int rc = sip_msg_field(u->m, f, &v);
   if (rc < 0)
-    return field_fail(L, u, rc, sip_msg_field_header(f),
-                      sip_msg_field_what(f));
+    return field_fail(L, u, rc, f);
   switch (v.type) {
   case SIP_V_URI: {
     const sip_uri *ru = v.p;
@@ -729,55 +723,37 @@ static int msg_header(lua_State *L) {
   const char *name;
   size_t nlen;
   int id = name_arg(L, 2, &name, &nlen);
-  int i = sip_msg_find(u->m, id, name, nlen, 0);
-  if (i < 0) {
-    lua_pushnil(L);
-    return 1;
-  }
+  sip_values it;
   sip_str v;
-  check_rc(L, sip_msg_unfolded(u->m, &u->m->hdr[i], &v), "header");
-  lua_pushlstring(L, v.p ? v.p : "", v.len);
+  sip_values_init(&it, u->m, id, name, nlen, 0);
+  int rc = sip_values_next(&it, &v);
+  check_rc(L, rc, "header");
+  if (rc == 0)
+    lua_pushnil(L);
+  else
+    lua_pushlstring(L, v.p, v.len);
   return 1;
 }
 
-/* msg:headers(name[, split]) -> list of every value; lines of list headers
- * (Via, Contact, Route, ...: SIP_HF_LIST) are split at top-level commas,
- * empty items dropped, unless split is false (then one entry per line).
- * An empty list when absent. */
+/* msg:headers(name[, split]) -> list of every value (sip_values: lines of
+ * list headers split at top-level commas unless split is false). An empty
+ * list when absent. */
 static int msg_headers(lua_State *L) {
   sip_lua_msg *u = check_message(L, 1);
   const char *name;
   size_t nlen;
   int id = name_arg(L, 2, &name, &nlen);
-  int split = (sip_hdr_flags(id) & SIP_HF_LIST) != 0 &&
-              (lua_isnoneornil(L, 3) || lua_toboolean(L, 3));
-  int n = 0;
+  sip_values it;
+  sip_str v;
+  int n = 0, rc;
+  sip_values_init(&it, u->m, id, name, nlen,
+                  lua_isnoneornil(L, 3) || lua_toboolean(L, 3));
   lua_newtable(L);
-  for (int i = sip_msg_find(u->m, id, name, nlen, 0); i >= 0;
-       i = sip_msg_find(u->m, id, name, nlen, i + 1)) {
-    sip_str v;
-    check_rc(L, sip_msg_unfolded(u->m, &u->m->hdr[i], &v), "headers");
-    if (!v.p)
-      v.p = "";
-    if (!split) {
-      lua_pushlstring(L, v.p, v.len);
-      lua_rawseti(L, -2, ++n);
-      continue;
-    }
-    sip_str rest = v, item;
-    int rc;
-    while ((rc = sip_split_next(&rest, &item)) > 0) {
-      if (item.len == 0)
-        continue;
-      lua_pushlstring(L, item.p, item.len);
-      lua_rawseti(L, -2, ++n);
-    }
-    if (rc < 0) /* unbalanced quote / '<': keep the rest as one item */
-    {
-      lua_pushlstring(L, rest.p, rest.len);
-      lua_rawseti(L, -2, ++n);
-    }
+  while ((rc = sip_values_next(&it, &v)) > 0) {
+    lua_pushlstring(L, v.p, v.len);
+    lua_rawseti(L, -2, ++n);
   }
+  check_rc(L, rc, "headers");
   return 1;
 }
 
@@ -913,13 +889,10 @@ static int msg_auth(lua_State *L) {
   int id = sip_hdr_lookup(name, nlen);
   luaL_argcheck(L, sip_hdr_flags(id) & SIP_HF_AUTH, 2,
                 "not a credentials or challenge header");
-  int i = -1;
-  for (lua_Integer k = 0; k < nth; k++) {
-    i = sip_msg_find(u->m, id, NULL, 0, i + 1);
-    if (i < 0) {
-      lua_pushnil(L);
-      return 1;
-    }
+  int i = sip_msg_find_nth(u->m, id, NULL, 0, (long)nth);
+  if (i < 0) {
+    lua_pushnil(L);
+    return 1;
   }
   const sip_auth *a;
   u->m->err_what = NULL;
@@ -947,8 +920,13 @@ static int msg_parts(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  if (rc < 0)
-    return field_fail(L, u, rc, SIP_H_CONTENT_TYPE, "multipart body");
+  if (rc < 0) {
+    char buf[256];
+    sip_msg_field_strerror(u->m, rc,
+                           sip_msg_find(u->m, SIP_H_CONTENT_TYPE, NULL, 0, 0),
+                           "multipart body", buf, sizeof buf);
+    return sip__lua_fail(L, rc, "%s", buf);
+  }
   lua_newtable(L);
   for (int i = 1; p; p = p->next, i++) {
     lua_createtable(L, 0, 3);

@@ -128,6 +128,10 @@ int sip_msg_field(sip_msg *m, int f, sip_value *out);
  * SIP_H_OTHER). */
 int sip_msg_field_header(int f);
 const char *sip_msg_field_what(int f);
+/* The text of a failed read of message field f (sip_msg_field_strerror):
+ * the place is the first line of its header, or the Request-URI. */
+size_t sip_msg_field_error(const sip_msg *m, int f, int err, char *out,
+                           size_t cap);
 
 /* The value of address field f (SIP_AF_*) of a / Via field f (SIP_VF_*) of
  * v; SIP_V_NONE for an id of the other kind. display is the decoded display

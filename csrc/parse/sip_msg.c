@@ -623,6 +623,56 @@ int sip_msg_count(const sip_msg *m, int id, const char *name, size_t nlen) {
   return n;
 }
 
+int sip_msg_find_nth(const sip_msg *m, int id, const char *name, size_t nlen,
+                     long n) {
+  int i = -1;
+  for (long k = 0; k < n; k++)
+    if ((i = sip_msg_find(m, id, name, nlen, i + 1)) < 0)
+      return -1;
+  return n < 1 ? -1 : i;
+}
+
+void sip_values_init(sip_values *it, sip_msg *m, int id, const char *name,
+                     size_t nlen, int split) {
+  *it = (sip_values){.m = m, .id = id, .name = name, .nlen = nlen};
+  it->split = split && (sip_hdr_flags(id) & SIP_HF_LIST) != 0;
+}
+
+int sip_values_next(sip_values *it, sip_str *out) {
+  for (;;) {
+    if (it->in_line) {
+      sip_str item;
+      int rc;
+      while ((rc = sip_split_next(&it->rest, &item)) > 0)
+        if (item.len) {
+          *out = item;
+          return 1;
+        }
+      it->in_line = 0;
+      if (rc < 0) { /* unbalanced quote / '<': the rest as one item */
+        *out = it->rest;
+        return 1;
+      }
+    }
+    int i = sip_msg_find(it->m, it->id, it->name, it->nlen, it->line);
+    if (i < 0)
+      return 0;
+    it->line = i + 1;
+    sip_str v;
+    int rc = sip_msg_unfolded(it->m, &it->m->hdr[i], &v);
+    if (rc < 0)
+      return rc;
+    if (!v.p)
+      v.p = "";
+    if (!it->split) {
+      *out = v;
+      return 1;
+    }
+    it->rest = v;
+    it->in_line = 1;
+  }
+}
+
 int sip_msg_unfolded(sip_msg *m, const sip_hdr *h, sip_str *out) {
   const char *p = h->value.p, *end = p + h->value.len;
   if (!memchr(p, '\n', h->value.len)) {

@@ -139,12 +139,37 @@ unsigned sip_hdr_flags(int id);
  * removed headers are skipped. -1 when none. */
 int sip_msg_find(const sip_msg *m, int id, const char *name, size_t nlen,
                  int from);
+/* Index of the n-th (from 1) live header line with that name, -1 when
+ * there are fewer or n < 1. */
+int sip_msg_find_nth(const sip_msg *m, int id, const char *name, size_t nlen,
+                     long n);
 /* Number of live header lines with that name. */
 int sip_msg_count(const sip_msg *m, int id, const char *name, size_t nlen);
 
 /* A header value with folds replaced by single spaces (allocates in the
  * arena only when the value contains a fold). */
 int sip_msg_unfolded(sip_msg *m, const sip_hdr *h, sip_str *out);
+
+/* The values of the header lines with a name (as sip_msg_find), in order:
+ * each line's value unfolded (never absent: "" when empty), or, with split
+ * set and a list header (SIP_HF_LIST: Via, Contact, Route, ...), the items
+ * of each line split at top-level commas, empty items skipped, and the rest
+ * of a line that does not split (unbalanced quote or '<') as one item.
+ * sip_values_next returns 1 and sets *out, 0 after the last value, or a
+ * negative code (SIP_ENOMEM unfolding). The slices live as the message. */
+typedef struct sip_values {
+  sip_msg *m;
+  int id;
+  const char *name;
+  size_t nlen;
+  int split; /* asked for, and a list header */
+  int line;  /* where the search for the next line starts */
+  sip_str rest;
+  uint8_t in_line; /* rest holds the unsplit part of a line */
+} sip_values;
+void sip_values_init(sip_values *it, sip_msg *m, int id, const char *name,
+                     size_t nlen, int split);
+int sip_values_next(sip_values *it, sip_str *out);
 
 /* Lazily parsed fields; each parses on first call and caches. Return 0 and
  * set *out, SIP_ENOTFOUND when the header is absent, or the parse error. */

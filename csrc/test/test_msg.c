@@ -538,6 +538,71 @@ static void test_field_strerror(void) {
   sip_msg_free(&m);
 }
 
+/* sip_values (msg:header, msg:headers) and sip_msg_find_nth (msg:auth) */
+static void test_values(void) {
+  static const char REQ[] =
+      "OPTIONS sip:a@b SIP/2.0\r\n"
+      "Contact: <sip:a@x>, ,\"q, r\" <sip:b@y>\r\n"
+      "Subject: one,\r\n two\r\n"
+      "m: <sip:c@z>\r\n"
+      "Contact: \"open <sip:d@w>, <sip:e@v>\r\n"
+      "Subject:\r\n"
+      "X-Empty:\r\n"
+      "\r\n";
+  sip_msg m;
+  sip_values it;
+  sip_str v;
+  sip_msg_init(&m, NULL);
+  CHECK(parse(&m, REQ, SIP_MODE_DATAGRAM) > 0);
+  /* split: items of every Contact line (long and compact names), the empty
+   * one skipped, commas in quotes kept; a line that does not split is one
+   * item */
+  const char *want[] = {"<sip:a@x>", "\"q, r\" <sip:b@y>", "<sip:c@z>",
+                        "\"open <sip:d@w>, <sip:e@v>"};
+  sip_values_init(&it, &m, SIP_H_CONTACT, NULL, 0, 1);
+  for (int k = 0; k < 4; k++) {
+    CHECK_INT(sip_values_next(&it, &v), 1);
+    CHECK_STR(v, want[k]);
+  }
+  CHECK_INT(sip_values_next(&it, &v), 0);
+  CHECK_INT(sip_values_next(&it, &v), 0);
+  /* not split: one value per line */
+  sip_values_init(&it, &m, SIP_H_CONTACT, NULL, 0, 0);
+  CHECK_INT(sip_values_next(&it, &v), 1);
+  CHECK_STR(v, "<sip:a@x>, ,\"q, r\" <sip:b@y>");
+  CHECK_INT(sip_values_next(&it, &v), 1);
+  CHECK_INT(sip_values_next(&it, &v), 1);
+  CHECK_INT(sip_values_next(&it, &v), 0);
+  /* split asked of a header that is not a list: whole lines, unfolded, an
+   * empty value as "" */
+  sip_values_init(&it, &m, SIP_H_SUBJECT, NULL, 0, 1);
+  CHECK_INT(sip_values_next(&it, &v), 1);
+  CHECK_STR(v, "one, two");
+  CHECK_INT(sip_values_next(&it, &v), 1);
+  CHECK(v.p != NULL && v.len == 0);
+  CHECK_INT(sip_values_next(&it, &v), 0);
+  /* unknown names by name, case-insensitively; absent: nothing */
+  sip_values_init(&it, &m, SIP_H_OTHER, "x-empty", 7, 1);
+  CHECK_INT(sip_values_next(&it, &v), 1);
+  CHECK(v.p != NULL && v.len == 0);
+  CHECK_INT(sip_values_next(&it, &v), 0);
+  sip_values_init(&it, &m, SIP_H_ROUTE, NULL, 0, 1);
+  CHECK_INT(sip_values_next(&it, &v), 0);
+  /* edits show: a removed line is skipped */
+  CHECK_INT(sip_msg_remove_header(&m, 0), 0);
+  sip_values_init(&it, &m, SIP_H_CONTACT, NULL, 0, 1);
+  CHECK_INT(sip_values_next(&it, &v), 1);
+  CHECK_STR(v, "<sip:c@z>");
+  /* the n-th line */
+  CHECK_INT(sip_msg_find_nth(&m, SIP_H_SUBJECT, NULL, 0, 1), 1);
+  CHECK_INT(sip_msg_find_nth(&m, SIP_H_SUBJECT, NULL, 0, 2), 4);
+  CHECK_INT(sip_msg_find_nth(&m, SIP_H_SUBJECT, NULL, 0, 3), -1);
+  CHECK_INT(sip_msg_find_nth(&m, SIP_H_SUBJECT, NULL, 0, 0), -1);
+  CHECK_INT(sip_msg_find_nth(&m, SIP_H_SUBJECT, NULL, 0, -1), -1);
+  CHECK_INT(sip_msg_find_nth(&m, SIP_H_CONTACT, NULL, 0, 1), 2);
+  sip_msg_free(&m);
+}
+
 int main(void) {
   test_request();
   test_response();
@@ -549,5 +614,6 @@ int main(void) {
   test_pop_via();
   test_header_edits();
   test_field_strerror();
+  test_values();
   return check_summary("test_msg");
 }

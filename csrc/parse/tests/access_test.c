@@ -150,6 +150,15 @@ static void test_msg_fields(void) {
   CHECK_STR(v.s, "ab");
   CHECK_INT(sip_msg_field(&m, SIP_F_HAS_CONTENT_LENGTH, &v), 0);
   CHECK(v.type == SIP_V_BOOL && v.i == 1);
+  /* the error texts of message fields: the first line of the header */
+  char buf[128];
+  CHECK_INT(sip_msg_field(&m, SIP_F_CSEQ_METHOD, &v), SIP_ECSEQ);
+  sip_msg_field_error(&m, SIP_F_CSEQ_METHOD, SIP_ECSEQ, buf, sizeof buf);
+  CHECK_MSG(strcmp(buf, "PARSE: CSeq at byte 23: malformed CSeq") == 0,
+            "got '%s'", buf);
+  sip_msg_field_error(&m, SIP_F_RURI, SIP_EURI, buf, sizeof buf);
+  CHECK_MSG(strcmp(buf, "PARSE: Request-URI: malformed URI") == 0, "got '%s'",
+            buf);
   /* err_what is cleared before each read */
   m.err_what = "stale";
   CHECK_INT(sip_msg_field(&m, SIP_F_STATUS, &v), 0);
