@@ -310,6 +310,15 @@ static int l_parse(lua_State *L) {
 
 /* ---- error text for lazily parsed fields ------------------------------- */
 
+/* nil, "PARSE: <what> at byte N: <why>", name: a failed lazy read of
+ * header line at (sip_msg_field_strerror) */
+static int place_fail(lua_State *L, sip_lua_msg *u, int rc, int at,
+                      const char *what) {
+  char buf[256];
+  sip_msg_field_strerror(u->m, rc, at, what, buf, sizeof buf);
+  return sip__lua_fail(L, rc, "%s", buf);
+}
+
 /* nil, "PARSE: <Header> at byte N: <why>", name for field f */
 static int field_fail(lua_State *L, sip_lua_msg *u, int rc, int f) {
   char buf[256];
@@ -423,8 +432,8 @@ static int view_index(lua_State *L, int kind) {
   view *v = view_check(L, 1, kind);
   if (!v)
     return luaL_typeerror(L, 1, "luasip view");
-  int f = key_field(L, 2, kind == VIEW_VIA ? sip_via_field_id
-                                           : sip_addr_field_id);
+  int f =
+      key_field(L, 2, kind == VIEW_VIA ? sip_via_field_id : sip_addr_field_id);
   if (!f)
     return 0;
   if (!msg_live(v->owner))
@@ -445,19 +454,18 @@ static int addr_index(lua_State *L) { return view_index(L, VIEW_ADDR); }
 static int via_index(lua_State *L) { return view_index(L, VIEW_VIA); }
 
 static int view_tostring(lua_State *L) {
-  int is_via = 1;
+  int kind = VIEW_VIA;
   view *v = view_check(L, 1, VIEW_VIA);
-  if (!v) {
-    is_via = 0;
-    v = view_check(L, 1, VIEW_ADDR);
-  }
-  if (!v)
+  if (!v && (v = view_check(L, 1, kind = VIEW_ADDR)) == NULL)
     return luaL_typeerror(L, 1, "luasip view");
   if (!msg_live(v->owner))
     return luaL_error(L, "attempt to use a value of a closed " SIP_LUA_MESSAGE);
-  sip_str raw =
-      is_via ? ((const sip_via *)v->p)->raw : ((const sip_addr *)v->p)->raw;
-  lua_pushlstring(L, raw.p, raw.len);
+  sip_value raw;
+  if (kind == VIEW_VIA)
+    sip_via_field(v->p, SIP_VF_RAW, &raw);
+  else
+    sip_addr_field(v->p, SIP_AF_RAW, &raw);
+  lua_pushlstring(L, raw.s.p ? raw.s.p : "", raw.s.len);
   return 1;
 }
 
@@ -470,37 +478,33 @@ static void open_view(lua_State *L, const char *name, int kind) {
   lua_setfield(L, -2, "__tostring");
 }
 
-static void push_addr(lua_State *L, int msgidx, sip_lua_msg *u,
-                      const sip_addr *a) {
-  push_view(L, msgidx, u, a, VIEW_ADDR);
+static inline const void *view_next(const void *q, int kind) {
+  return kind == VIEW_VIA ? (const void *)((const sip_via *)q)->next
+                          : (const void *)((const sip_addr *)q)->next;
 }
 
-/* A list of addresses; a "*" Contact sets list.star = true and adds no
- * entry. The table is made at its final size. */
-static void push_addr_list(lua_State *L, int msgidx, sip_lua_msg *u,
-                           const sip_addr *a) {
+static inline int view_star(const void *q, int kind) {
+  return kind == VIEW_ADDR && ((const sip_addr *)q)->star;
+}
+
+/* A list of addresses or Vias (linked by next) as views; a "*" Contact
+ * sets list.star = true and adds no entry. The table is made at its final
+ * size. */
+static void push_view_list(lua_State *L, int msgidx, sip_lua_msg *u,
+                           const void *p, int kind) {
   int i = 0, n = 0, star = 0;
-  for (const sip_addr *b = a; b; b = b->next) {
-    if (b->star)
-      star = 1;
-    else
-      n++;
-  }
-  lua_createtable(L, n, star);
-  for (; a; a = a->next) {
-    if (a->star) {
+  for (const void *q = p; q; q = view_next(q, kind))
+    *(view_star(q, kind) ? &star : &n) += 1;
+  lua_createtable(L, n, star != 0);
+  for (const void *q = p; q; q = view_next(q, kind)) {
+    if (view_star(q, kind)) {
       lua_pushboolean(L, 1);
       lua_setfield(L, -2, "star");
       continue;
     }
-    push_addr(L, msgidx, u, a);
+    push_view(L, msgidx, u, q, kind);
     lua_rawseti(L, -2, ++i);
   }
-}
-
-static void push_via(lua_State *L, int msgidx, sip_lua_msg *u,
-                     const sip_via *v) {
-  push_view(L, msgidx, u, v, VIEW_VIA);
 }
 
 /* ---- fields ------------------------------------------------------------ */
@@ -565,23 +569,12 @@ static int push_field(lua_State *L, int idx, sip_lua_msg *u, int f) {
     break;
   }
   case SIP_V_ADDR:
-    push_addr(L, idx, u, v.p);
+    push_view(L, idx, u, v.p, VIEW_ADDR);
     break;
   case SIP_V_ADDRS:
-    push_addr_list(L, idx, u, v.p);
+  case SIP_V_VIAS:
+    push_view_list(L, idx, u, v.p, v.type == SIP_V_VIAS ? VIEW_VIA : VIEW_ADDR);
     break;
-  case SIP_V_VIAS: {
-    int n = 0;
-    for (const sip_via *w = v.p; w; w = w->next)
-      n++;
-    lua_createtable(L, n, 0);
-    int i = 1;
-    for (const sip_via *w = v.p; w; w = w->next, i++) {
-      push_via(L, idx, u, w);
-      lua_rawseti(L, -2, i);
-    }
-    break;
-  }
   case SIP_V_CTYPE: {
     const sip_ctype *c = v.p;
     if (f == SIP_F_CONTENT_TYPE) {
@@ -897,11 +890,8 @@ static int msg_auth(lua_State *L) {
   const sip_auth *a;
   u->m->err_what = NULL;
   int rc = sip_msg_get_auth(u->m, i, &a);
-  if (rc < 0) {
-    char buf[256];
-    sip_msg_field_strerror(u->m, rc, i, sip_hdr_canonical(id), buf, sizeof buf);
-    return sip__lua_fail(L, rc, "%s", buf);
-  }
+  if (rc < 0)
+    return place_fail(L, u, rc, i, sip_hdr_canonical(id));
   lua_createtable(L, 0, 2);
   sip__lua_set_str(L, "scheme", a->scheme);
   sip__lua_push_params(L, &a->params);
@@ -920,13 +910,10 @@ static int msg_parts(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  if (rc < 0) {
-    char buf[256];
-    sip_msg_field_strerror(u->m, rc,
-                           sip_msg_find(u->m, SIP_H_CONTENT_TYPE, NULL, 0, 0),
-                           "multipart body", buf, sizeof buf);
-    return sip__lua_fail(L, rc, "%s", buf);
-  }
+  if (rc < 0)
+    return place_fail(L, u, rc,
+                      sip_msg_find(u->m, SIP_H_CONTENT_TYPE, NULL, 0, 0),
+                      "multipart body");
   lua_newtable(L);
   for (int i = 1; p; p = p->next, i++) {
     lua_createtable(L, 0, 3);

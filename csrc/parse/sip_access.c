@@ -253,7 +253,8 @@ const char *sip_msg_field_what(int f) {
 size_t sip_msg_field_error(const sip_msg *m, int f, int err, char *out,
                            size_t cap) {
   int id = sip_msg_field_header(f);
-  int at = id == SIP_H_OTHER ? SIP_MSG_AT_RURI : sip_msg_find(m, id, NULL, 0, 0);
+  int at =
+      id == SIP_H_OTHER ? SIP_MSG_AT_RURI : sip_msg_find(m, id, NULL, 0, 0);
   return sip_msg_field_strerror(m, err, at, sip_msg_field_what(f), out, cap);
 }
 

@@ -185,8 +185,7 @@ int sip_msg_add_header(sip_msg *m, int id, const char *name, size_t nlen,
   return sip_msg_insert_header(m, at, id, name, nlen, value, vlen);
 }
 
-int sip_msg_remove_headers(sip_msg *m, int id, const char *name,
-                           size_t nlen) {
+int sip_msg_remove_headers(sip_msg *m, int id, const char *name, size_t nlen) {
   int n = 0, i, rc;
   while ((i = sip_msg_find(m, id, name, nlen, 0)) >= 0) {
     if ((rc = sip_msg_remove_header(m, i)) < 0)

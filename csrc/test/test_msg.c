@@ -434,8 +434,7 @@ static void test_header_edits(void) {
   CHECK_INT(sip_msg_set_header(&m, SIP_H_OTHER, "X-a", 3, "new", 3), 0);
   CHECK_INT(sip_msg_count(&m, SIP_H_OTHER, "X-A", 3), 1);
   /* set of an absent header appends it; the compact form finds the long */
-  CHECK_INT(sip_msg_set_header(&m, SIP_H_OTHER, "Priority", 8, "urgent", 6),
-            0);
+  CHECK_INT(sip_msg_set_header(&m, SIP_H_OTHER, "Priority", 8, "urgent", 6), 0);
   CHECK_INT(sip_msg_set_header(&m, SIP_H_SUBJECT, "s", 1, "t", 1), 0);
   /* add: last by default, first before the first line of the name */
   CHECK_INT(sip_msg_add_header(&m, SIP_H_OTHER, "X-B", 3, "last", 4, 0), 0);
@@ -523,8 +522,8 @@ static void test_field_strerror(void) {
   m.err_what = "URI";
   m.err_off = 3;
   sip_msg_field_strerror(&m, SIP_EURI, 0, "CSeq", buf, sizeof buf);
-  CHECK_MSG(strcmp(buf, "PARSE: URI at byte 3: malformed URI") == 0,
-            "got '%s'", buf);
+  CHECK_MSG(strcmp(buf, "PARSE: URI at byte 3: malformed URI") == 0, "got '%s'",
+            buf);
   m.err_what = NULL;
   CHECK_INT(sip_msg_field_strerror(&m, SIP_EURI, 0, "CSeq", buf, 6), 5);
   CHECK(strcmp(buf, "PARSE") == 0);
@@ -540,15 +539,14 @@ static void test_field_strerror(void) {
 
 /* sip_values (msg:header, msg:headers) and sip_msg_find_nth (msg:auth) */
 static void test_values(void) {
-  static const char REQ[] =
-      "OPTIONS sip:a@b SIP/2.0\r\n"
-      "Contact: <sip:a@x>, ,\"q, r\" <sip:b@y>\r\n"
-      "Subject: one,\r\n two\r\n"
-      "m: <sip:c@z>\r\n"
-      "Contact: \"open <sip:d@w>, <sip:e@v>\r\n"
-      "Subject:\r\n"
-      "X-Empty:\r\n"
-      "\r\n";
+  static const char REQ[] = "OPTIONS sip:a@b SIP/2.0\r\n"
+                            "Contact: <sip:a@x>, ,\"q, r\" <sip:b@y>\r\n"
+                            "Subject: one,\r\n two\r\n"
+                            "m: <sip:c@z>\r\n"
+                            "Contact: \"open <sip:d@w>, <sip:e@v>\r\n"
+                            "Subject:\r\n"
+                            "X-Empty:\r\n"
+                            "\r\n";
   sip_msg m;
   sip_values it;
   sip_str v;

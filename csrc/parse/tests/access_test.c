@@ -2,8 +2,8 @@
  * Via fields (what csrc/lua/message.c pushes). */
 #include <string.h>
 
-#include "test/check.h"
 #include "sip_access.h"
+#include "test/check.h"
 
 static const char REQ[] =
     "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"

@@ -129,8 +129,7 @@ static void test_trim(void) {
   int kept = 0;
   for (uint32_t i = SIP_SLOT_KEEP; i < p.n; i++)
     kept += p.slot[i].m != NULL;
-  CHECK_MSG(kept == 0, "%d slots past SIP_SLOT_KEEP kept their sip_msg",
-            kept);
+  CHECK_MSG(kept == 0, "%d slots past SIP_SLOT_KEEP kept their sip_msg", kept);
   CHECK_INT(p.n, n); /* the slots stay, without memory */
   sip_slot_finalize(&p);
   free(p.slot);
