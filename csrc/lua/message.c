@@ -10,7 +10,6 @@
  *
  * Errors: expected failures (malformed input, absent fields) return
  * nil, "PARSE: <what> at byte N: <why>", "<NAME>"; misuse raises. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "lsip.h"
