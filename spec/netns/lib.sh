@@ -184,3 +184,20 @@ suite_cleanup() {
   fi
   if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
+
+# wait_bound PORT...: waits (at most 10 s each) until a socket in the
+# suite's namespace is bound to each PORT, UDP or TCP. A peer started in
+# the background (a SIPp UAS) binds its port some time after it is
+# started, and a loaded machine stretches that past any fixed sleep: a CI
+# run saw a B2BUA's INVITE to a TCP SIPp refused 0.3 s after its start.
+# Says so when one never is; the case then fails on its own counts.
+wait_bound() {
+  local port tries
+  for port in "$@"; do
+    for ((tries = 0; tries < 200; tries++)); do
+      "${NSX[@]}" ss -Hantu "sport = :$port" 2>/dev/null | grep -q . && break
+      sleep 0.05
+    done
+    [ "$tries" -lt 200 ] || echo "  (nothing bound port $port within 10 s)"
+  done
+}

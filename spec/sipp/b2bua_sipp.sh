@@ -67,7 +67,7 @@ bridged() {
   [ "$tb" = tcp ] && tpb=t1
   sipp_bg "$name-b" -sf "$DIR/$uas" -t $tpb -i 127.0.0.1 -p $pb -m "$n" -timeout 60s "${B_ARGS[@]}"
   bpid=$BG
-  sleep 0.3
+  wait_bound $pb
   register "$name" $pb "$tb" 1.0
   sipp_stat "$name-a" 90 127.0.0.1:5060 -sf "$DIR/$uac" -s "$name" -t $tpa \
     -i 127.0.0.1 -p $pa -m "$n" -cid_str "aside-%u-%p@%s" -timeout 60s "$@"
@@ -88,7 +88,7 @@ failover() {
   p1=$BG
   sipp_bg "$name-b" -sf "$DIR/b2bua_uas_call.xml" -t $t -i 127.0.0.1 -p $pc -m 2 -timeout 60s
   p2=$BG
-  sleep 0.3
+  wait_bound $pb $pc
   register "$name" $pb "$tp" 1.0
   register "$name" $pc "$tp" 0.5
   sipp_stat "$name-a" 90 127.0.0.1:5060 -sf "$DIR/b2bua_uac_call.xml" -s "$name" \
@@ -121,7 +121,7 @@ auth_call() {
     --users "$work/users.txt" --algorithms MD5 --listen udp:127.0.0.1:5062
   sipp_bg auth-b -sf "$DIR/b2bua_uas_call.xml" -i 127.0.0.1 -p 5302 -m 1 -timeout 30s
   bpid=$BG
-  sleep 0.3
+  wait_bound 5302
   sipp_stat auth-reg 15 127.0.0.1:5062 -sf "$DIR/b2bua_reg_auth.xml" \
     -i 127.0.0.1 -p 5303 -s authb -au authb -ap bobpw -key contact_port 5302 -key tp udp -m 1 -timeout 10s
   expect auth-reg 1 || rc=1

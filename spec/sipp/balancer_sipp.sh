@@ -105,7 +105,7 @@ uac() { # uac TAG ARGS...: SIPp calls through the balancer, bounded; its exit st
 }
 
 for n in 1 2 3; do start_uas "$n"; done
-sleep 0.5
+wait_bound 5071 5072 5073
 
 # rr --------------------------------------------------------------------------
 start_balancer "${DESTS[@]}" --algorithm round_robin --probe-interval 1 --timeout 1

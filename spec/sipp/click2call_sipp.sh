@@ -39,7 +39,7 @@ case_() {
   SPIDS=()
   uas "$name-a" 5101 "$sa" -t $t
   uas "$name-b" 5102 "$sb" -t $t
-  sleep 0.5
+  wait_bound 5101 5102
   "${LUASIP[@]}" examples/click2call.lua --ctl off --listen "$tp:127.0.0.1:5100" \
     --a "sip:a@127.0.0.1:5101$suffix" --b "sip:b@127.0.0.1:5102$suffix" --hold-time 0.3 "$@" \
     >"$work/$name.out" 2>"$work/$name.log"

@@ -119,20 +119,20 @@ check() { # check NAME TAG...
 # --- call over UDP and TCP ----------------------------------------------------
 register bob 5071 udp 1.0
 sipp_bg call-udp-uas -sf "$DIR/proxy_uas_ok.xml" -i 127.0.0.1 -p 5071 -m 1 -d 100
-sleep 0.3
+wait_bound 5071
 sipp_bg call-udp-uac "127.0.0.1:$P" -sf "$DIR/proxy_uac_call.xml" -i 127.0.0.1 -p 5081 -s bob -m 1
 check call-udp call-udp-uas call-udp-uac
 
 register carol 5072 tcp 1.0
 sipp_bg call-tcp-uas -sf "$DIR/proxy_uas_ok.xml" -t t1 -i 127.0.0.1 -p 5072 -m 1 -d 100
-sleep 0.3
+wait_bound 5072
 sipp_bg call-tcp-uac "127.0.0.1:$P" -sf "$DIR/proxy_uac_call.xml" -t t1 -i 127.0.0.1 -p 5082 -s carol -m 1
 check call-tcp call-tcp-uas call-tcp-uac
 
 # --- CANCEL during ringing ---------------------------------------------------------
 register dave 5073 udp 1.0
 sipp_bg cancel-uas -sf "$DIR/proxy_uas_ring_cancel.xml" -i 127.0.0.1 -p 5073 -m 1
-sleep 0.3
+wait_bound 5073
 sipp_bg cancel-uac "127.0.0.1:$P" -sf "$DIR/proxy_uac_cancel.xml" -i 127.0.0.1 -p 5083 -s dave -m 1
 check cancel cancel-uas cancel-uac
 
@@ -143,7 +143,7 @@ register fork 5076 udp 1.0
 sipp_bg fork-486 -sf "$(reject_xml 486 'Busy Here' 'X-Test: busy')" -i 127.0.0.1 -p 5074 -m 1 -d 0
 sipp_bg fork-ring -sf "$DIR/proxy_uas_ring_cancel.xml" -i 127.0.0.1 -p 5075 -m 1
 sipp_bg fork-200 -sf "$DIR/proxy_uas_ok.xml" -i 127.0.0.1 -p 5076 -m 1 -d 500
-sleep 0.3
+wait_bound 5074 5075 5076
 sipp_bg fork-uac "127.0.0.1:$P" -sf "$DIR/proxy_uac_call.xml" -i 127.0.0.1 -p 5084 -s fork -m 1
 check fork fork-486 fork-ring fork-200 fork-uac
 
@@ -154,7 +154,7 @@ register serial 5079 udp 0.1
 sipp_bg serial-503 -sf "$(reject_xml 503 'Service Unavailable' 'X-Test: first')" -i 127.0.0.1 -p 5077 -m 1 -d 0
 sipp_bg serial-408 -sf "$(reject_xml 408 'Request Timeout' 'X-Test: second')" -i 127.0.0.1 -p 5078 -m 1 -d 0
 sipp_bg serial-200 -sf "$DIR/proxy_uas_ok.xml" -i 127.0.0.1 -p 5079 -m 1 -d 0
-sleep 0.3
+wait_bound 5077 5078 5079
 sipp_bg serial-uac "127.0.0.1:$P" -sf "$DIR/proxy_uac_call.xml" -i 127.0.0.1 -p 5085 -s serial -m 1
 check serial serial-503 serial-408 serial-200 serial-uac
 
@@ -163,7 +163,7 @@ register six 5086 udp 1.0
 register six 5087 udp 1.0
 sipp_bg six-ring -sf "$DIR/proxy_uas_ring_cancel.xml" -i 127.0.0.1 -p 5086 -m 1
 sipp_bg six-603 -sf "$(reject_xml 603 'Decline' 'X-Test: decline')" -i 127.0.0.1 -p 5087 -m 1 -d 300
-sleep 0.3
+wait_bound 5086 5087
 sipp_bg six-uac "127.0.0.1:$P" -sf "$(expect_xml 603 70 '')" -i 127.0.0.1 -p 5088 -s six -m 1
 check six six-ring six-603 six-uac
 
@@ -172,7 +172,7 @@ register auth 5089 udp 1.0
 register auth 5090 udp 1.0
 sipp_bg auth-a -sf "$(reject_xml 401 Unauthorized 'WWW-Authenticate: Digest realm="alpha", nonce="1"')" -i 127.0.0.1 -p 5089 -m 1 -d 0
 sipp_bg auth-b -sf "$(reject_xml 401 Unauthorized 'WWW-Authenticate: Digest realm="beta", nonce="2"')" -i 127.0.0.1 -p 5090 -m 1 -d 100
-sleep 0.3
+wait_bound 5089 5090
 CHK='<ereg regexp="realm=.alpha" search_in="msg" check_it="true" assign_to="a"/><ereg regexp="realm=.beta" search_in="msg" check_it="true" assign_to="b"/><log message="[$a][$b]"/>'
 sipp_bg auth-uac "127.0.0.1:$P" -sf "$(expect_xml 401 70 "$CHK")" -i 127.0.0.1 -p 5091 -s auth -m 1
 check auth auth-a auth-b auth-uac

@@ -114,7 +114,7 @@ mkdir -p "$dir"
   -p "$SIPP_UAS_PORT" -m "$UAC_COUNT" -lost "$LOST" -timeout 80s -nostdin -trace_stat -stf stat.csv \
   -trace_err -error_file err.log >sipp.out 2>&1) &
 uas_pid=$!
-sleep 0.5
+wait_bound "$SIPP_UAS_PORT"
 out=$(timeout -k 5 60 "$LUA" spec/sipp/uac_options.lua "$SIPP_UAS_PORT" "$UAC_COUNT" 10 2>&1)
 echo "$out" | tail -n 5
 got=$(echo "$out" | sed -n 's/^uac-options: [0-9]* sent, \([0-9]*\) got 200.*/\1/p' | tail -n 1)

@@ -113,7 +113,10 @@ uas_call() {
   shift
   sipp_stat "$tag" 30 "${sargs[@]}" -m 1 -timeout 20s &
   local spid=$!
-  sleep 0.5
+  local i
+  for ((i = 0; i < ${#sargs[@]} - 1; i++)); do
+    [ "${sargs[i]}" = -p ] && wait_bound "${sargs[i + 1]}"
+  done
   "${LUASIP[@]}" examples/call.lua --ctl off "$@" >"$work/$tag/call.out" 2>"$work/$tag/call.log"
   wait "$spid"
   local got
@@ -180,7 +183,7 @@ PIDS+=($!)
 (cd "$work/fork" && "${NSX[@]}" timeout -k 5 30 sipp -sf "$DIR/proxy_uas_ring_cancel.xml" -i 127.0.0.1 -p 5117 -m 1 \
   -nostdin -timeout 20s -trace_err -error_file err-cancel.log >out-cancel.txt 2>&1; echo $? >rc-cancel) &
 PIDS+=($!)
-sleep 0.5
+wait_bound 5116 5117
 "${LUASIP[@]}" examples/call.lua --ctl off --trace --listen udp:127.0.0.1:5099 --to sip:fork@127.0.0.1:5060 \
   --hold-time 0.2 >"$work/fork/call.out" 2>"$work/fork/call.log"
 for _ in $(seq 100); do
