@@ -21,6 +21,7 @@
 
 #include "lserver.h"
 #include "sip_reply.h"
+#include "sip_tu_config.h"
 
 /* owner: the sip_lua_rx itself (a userdata: it does not move) */
 static void rx_release(void *owner) {
@@ -364,20 +365,6 @@ static sip_lua_server *check_server(lua_State *L, int idx) {
   return s;
 }
 
-static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def,
-                           lua_Integer lo, lua_Integer hi) {
-  int isnum;
-  if (lua_getfield(L, t, k) == LUA_TNIL) {
-    lua_pop(L, 1);
-    return def;
-  }
-  lua_Integer v = lua_tointegerx(L, -1, &isnum);
-  if (!isnum || v < lo || v > hi)
-    luaL_error(L, "option %s must be an integer in %I..%I", k, lo, hi);
-  lua_pop(L, 1);
-  return v;
-}
-
 static const char *opt_str(lua_State *L, int t, const char *k) {
   if (lua_getfield(L, t, k) == LUA_TNIL) {
     lua_pop(L, 1);
@@ -399,28 +386,32 @@ static int opt_bool(lua_State *L, int t, const char *k, int def) {
   return v;
 }
 
-static const struct {
-  const char *name;
-  unsigned bit;
-} sanity_names[] = {
-    {"version", SIP_SANITY_VERSION},
-    {"required", SIP_SANITY_REQUIRED},
-    {"cseq", SIP_SANITY_CSEQ},
-    {"content_length", SIP_SANITY_CLEN},
-    {"scheme", SIP_SANITY_SCHEME},
-    {"require", SIP_SANITY_REQUIRE},
-    {"proxy_require", SIP_SANITY_PROXY_REQUIRE},
-    {"max_forwards", SIP_SANITY_MAX_FORWARDS},
-    {"fields", SIP_SANITY_FIELDS},
-};
+/* Option o (csrc/tu: sip_tu_config.h) from the table at t into cfg when
+ * present; raises when it is not of its type or range. */
+static void read_option(lua_State *L, int t, const sip_tu_option *o,
+                        sip_tu_config *cfg) {
+  int ty = lua_getfield(L, t, o->name), isnum;
+  if (ty != LUA_TNIL && o->kind == SIP_TU_OPT_INT) {
+    lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || sip_tu_config_set(cfg, o, v) < 0)
+      luaL_error(L, "option %s must be an integer in %I..%I", o->name,
+                 (lua_Integer)o->lo, (lua_Integer)o->hi);
+  } else if (ty != LUA_TNIL) {
+    if (ty != LUA_TBOOLEAN)
+      luaL_error(L, "option %s must be a boolean", o->name);
+    sip_tu_config_set(cfg, o, lua_toboolean(L, -1));
+  }
+  lua_pop(L, 1);
+}
 
 /* A list of strings into out[] (NULL-terminated); the strings are kept
- * alive in the table at keep (they are interned Lua strings). */
-static void string_list(lua_State *L, int t, const char *k, const char **out,
-                        int keep) {
+ * alive in the table at keep (they are interned Lua strings). Returns 0
+ * when there is no such list. */
+static int string_list(lua_State *L, int t, const char *k, const char **out,
+                       int keep) {
   if (lua_getfield(L, t, k) == LUA_TNIL) {
     lua_pop(L, 1);
-    return;
+    return 0;
   }
   luaL_argexpected(L, lua_istable(L, -1), 1, "a list of strings");
   int n = (int)luaL_len(L, -1);
@@ -436,76 +427,59 @@ static void string_list(lua_State *L, int t, const char *k, const char **out,
   }
   out[n] = NULL;
   lua_pop(L, 1);
+  return 1;
 }
 
 /* sanity = false | { version = bool, ..., supported = {...},
  * schemes = {...} } */
-static void configure_sanity(lua_State *L, int opts, sip_lua_server *s,
-                             int keep) {
-  sip_sanity_config_init(&s->tu.sanity);
-  int ty = lua_getfield(L, opts, "sanity");
-  if (ty == LUA_TNIL) {
-    lua_pop(L, 1);
-    return;
-  }
-  if (ty == LUA_TBOOLEAN) {
-    if (!lua_toboolean(L, -1))
-      s->tu.sanity.checks = 0;
-    lua_pop(L, 1);
-    return;
-  }
-  if (ty != LUA_TTABLE)
+static void configure_sanity(lua_State *L, sip_lua_server *s,
+                             sip_tu_config *cfg, int keep) {
+  int ty = lua_getfield(L, 1, "sanity");
+  if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    cfg->sanity.checks = 0;
+  else if (ty != LUA_TNIL && ty != LUA_TBOOLEAN && ty != LUA_TTABLE)
     luaL_error(L, "option sanity must be a table or a boolean");
-  int t = lua_gettop(L);
-  for (size_t i = 0; i < sizeof sanity_names / sizeof sanity_names[0]; i++) {
-    unsigned bit = sanity_names[i].bit;
-    int on =
-        opt_bool(L, t, sanity_names[i].name, (s->tu.sanity.checks & bit) != 0);
-    s->tu.sanity.checks =
-        on ? (s->tu.sanity.checks | bit) : (s->tu.sanity.checks & ~bit);
-  }
-  if (lua_getfield(L, t, "supported") != LUA_TNIL) {
-    string_list(L, t, "supported", s->supported, keep);
-    s->tu.sanity.supported = s->supported;
-  }
-  lua_pop(L, 1);
-  if (lua_getfield(L, t, "schemes") != LUA_TNIL) {
-    string_list(L, t, "schemes", s->schemes, keep);
-    s->tu.sanity.schemes = s->schemes;
-  }
-  lua_pop(L, 2);
-}
-
-/* A header option of opts (index 1): a string value, or nil / false for
- * none. Writes "Name: value\r\n" into line and returns its length (0 for
- * none); raises for a value with control characters, empty or longer
- * than SIP_TXL_SERVER_MAX. */
-static size_t header_option(lua_State *L, const char *k, const char *name,
-                            char *line, size_t cap) {
-  int ty = lua_getfield(L, 1, k);
-  if (ty == LUA_TNIL || (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+  if (ty != LUA_TTABLE) {
     lua_pop(L, 1);
-    return 0;
+    return;
   }
-  size_t n;
-  const char *v = ty == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-  if (!v || n == 0 || n > SIP_TXL_SERVER_MAX)
-    luaL_error(L, "option %s must be false or a string of 1 to %d bytes", k,
-               SIP_TXL_SERVER_MAX);
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-      luaL_error(L, "option %s: control characters are not allowed", k);
-  int len = snprintf(line, cap, "%s: %s\r\n", name, v);
+  int t = lua_gettop(L);
+  const sip_tu_option *o;
+  for (int i = 0; (o = sip_tu_option_at(i)); i++)
+    if (o->kind == SIP_TU_OPT_CHECK)
+      read_option(L, t, o, cfg);
+  if (string_list(L, t, "supported", s->supported, keep))
+    cfg->sanity.supported = s->supported;
+  if (string_list(L, t, "schemes", s->schemes, keep))
+    cfg->sanity.schemes = s->schemes;
   lua_pop(L, 1);
-  return (size_t)len;
 }
 
-/* core.server(opts) -> server, or nil, err, name. opts: max_size,
- * max_headers, max_line, max_connections, max_conn_buffer, max_write_queue,
- * idle_timeout, partial_timeout, connect_timeout (ms), udp_rcvbuf,
- * tcp_accept_aliases,
- * tls = { cert, key, ca, verify_peer, verify_client }, sanity (see
- * configure_sanity). Listeners are added with server:listen(). */
+/* A header option (which: 'S' Server, 'U' User-Agent) of opts (index 1):
+ * a string, or nil / false for none; raises when csrc/tu refuses it. */
+static void header_option(lua_State *L, const char *k, int which,
+                          sip_tu_config *cfg) {
+  int ty = lua_getfield(L, 1, k), rc = 0;
+  size_t n = 0;
+  const char *v = ty == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+  if (v)
+    rc = sip_tu_config_header(cfg, which, v, n);
+  else if (ty != LUA_TNIL && (ty != LUA_TBOOLEAN || lua_toboolean(L, -1)))
+    rc = SIP_ERANGE;
+  if (rc == SIP_EINVAL)
+    luaL_error(L, "option %s: control characters are not allowed", k);
+  if (rc < 0)
+    luaL_error(L, "option %s must be false or a string of 1 to %d bytes", k,
+               SIP_TU_HEADER_MAX);
+  lua_pop(L, 1);
+}
+
+/* core.server(opts) -> server, or nil, err, name. opts: the options of
+ * csrc/tu's sip_tu_config (limits, timers, transactions, auto_cancel,
+ * force_rport, sanity: see configure_sanity), ws_origins, http_root,
+ * server_header, user_agent, tls = { cert, key, ca, verify_peer,
+ * verify_client }, flood (flood.c). Listeners are added with
+ * server:listen(). */
 static int l_server(lua_State *L) {
   if (lua_isnoneornil(L, 1)) {
     lua_settop(L, 0);
@@ -515,59 +489,32 @@ static int l_server(lua_State *L) {
   lua_settop(L, 1);
   sip_lua_loop *lp = sip__lua_loop(L);
 
-  sip_tp_config cfg;
-  sip_tp_config_init(&cfg);
-  cfg.limits.max_size =
-      (uint32_t)opt_int(L, 1, "max_size", cfg.limits.max_size, 256, 1 << 26);
-  cfg.limits.max_headers = (uint32_t)opt_int(
-      L, 1, "max_headers", cfg.limits.max_headers, 8, 1 << 16);
-  cfg.limits.max_line =
-      (uint32_t)opt_int(L, 1, "max_line", cfg.limits.max_line, 64, 1 << 26);
-  cfg.max_connections = (uint32_t)opt_int(L, 1, "max_connections",
-                                          cfg.max_connections, 0, 1 << 24);
-  cfg.max_conn_buffer = (uint32_t)opt_int(L, 1, "max_conn_buffer",
-                                          cfg.max_conn_buffer, 1024, 1 << 28);
-  cfg.max_write_queue = (uint32_t)opt_int(L, 1, "max_write_queue",
-                                          cfg.max_write_queue, 1024, 1 << 30);
-  cfg.idle_timeout_ms =
-      (uint32_t)opt_int(L, 1, "idle_timeout", cfg.idle_timeout_ms, 1, 1 << 30);
-  cfg.partial_message_timeout_ms = (uint32_t)opt_int(
-      L, 1, "partial_timeout", cfg.partial_message_timeout_ms, 1, 1 << 30);
-  cfg.connect_timeout_ms = (uint32_t)opt_int(
-      L, 1, "connect_timeout", cfg.connect_timeout_ms, 1, 1 << 30);
-  cfg.udp_rcvbuf = (int)opt_int(L, 1, "udp_rcvbuf", cfg.udp_rcvbuf, 0, 1 << 30);
-  cfg.tcp_accept_aliases = opt_bool(L, 1, "tcp_accept_aliases", 0);
-  cfg.ws_origins = opt_str(L, 1, "ws_origins"); /* WebSocket (ws.c) */
-  cfg.http_root = opt_str(L, 1, "http_root");
-  cfg.ws_ping_interval_ms = (uint32_t)opt_int(
-      L, 1, "ws_ping_interval", cfg.ws_ping_interval_ms, 0, 1 << 30);
-  cfg.max_conn_per_source =
-      (uint32_t)opt_int(L, 1, "max_conn_per_source", 0, 0, 1 << 24);
+  sip_tu_config cfg;
+  sip_tu_config_init(&cfg);
+  const sip_tu_option *o;
+  for (int i = 0; (o = sip_tu_option_at(i)); i++)
+    if (o->kind != SIP_TU_OPT_CHECK)
+      read_option(L, 1, o, &cfg);
+  cfg.tp.ws_origins = opt_str(L, 1, "ws_origins"); /* WebSocket (ws.c) */
+  cfg.tp.http_root = opt_str(L, 1, "http_root");
   if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
     luaL_argexpected(L, lua_istable(L, -1), 1, "opts.tls: a table");
     int t = lua_gettop(L);
-    cfg.tls_cert_file = opt_str(L, t, "cert");
-    cfg.tls_key_file = opt_str(L, t, "key");
-    cfg.tls_ca_file = opt_str(L, t, "ca");
-    cfg.tls_verify_peer = opt_bool(L, t, "verify_peer", cfg.tls_verify_peer);
-    cfg.tls_verify_client =
-        opt_bool(L, t, "verify_client", cfg.tls_verify_client);
+    cfg.tp.tls_cert_file = opt_str(L, t, "cert");
+    cfg.tp.tls_key_file = opt_str(L, t, "key");
+    cfg.tp.tls_ca_file = opt_str(L, t, "ca");
+    cfg.tp.tls_verify_peer =
+        opt_bool(L, t, "verify_peer", cfg.tp.tls_verify_peer);
+    cfg.tp.tls_verify_client =
+        opt_bool(L, t, "verify_client", cfg.tp.tls_verify_client);
   }
   lua_pop(L, 1); /* the tls table stays referenced by opts (index 1) */
-  char server_line[sizeof((sip_tu *)0)->server_line];
-  char ua_line[sizeof((sip_tu *)0)->ua_line];
-  size_t server_len = header_option(L, "server_header", "Server", server_line,
-                                    sizeof server_line);
-  size_t ua_len =
-      header_option(L, "user_agent", "User-Agent", ua_line, sizeof ua_line);
+  header_option(L, "server_header", 'S', &cfg);
+  header_option(L, "user_agent", 'U', &cfg);
 
   sip_lua_server *s = lua_newuserdatauv(L, sizeof(*s), SRV_NUV);
   memset(s, 0, sizeof(*s));
   sip_tu_init(&s->tu, NULL, NULL); /* tp and txl once they exist */
-  memcpy(s->tu.server_line, server_line, server_len);
-  s->tu.server_len = server_len;
-  memcpy(s->tu.ua_line, ua_line, ua_len);
-  s->tu.ua_len = ua_len;
   s->self_ref = LUA_NOREF;
   s->lp = lp;
   luaL_setmetatable(L, SIP_LUA_SERVER);
@@ -575,19 +522,18 @@ static int l_server(lua_State *L) {
   sip__lua_push_loop(L);
   lua_setiuservalue(L, sidx, SRV_UV_LOOP);
   lua_newtable(L);
-  int keep = lua_gettop(L);
-  configure_sanity(L, 1, s, keep);
+  configure_sanity(L, s, &cfg, lua_gettop(L));
   lua_setiuservalue(L, sidx, SRV_UV_SANITY);
 
   s->bridge = calloc(1, sizeof(*s->bridge));
   if (!s->bridge)
     return luaL_error(L, "not enough memory");
-  cfg.ud = s->bridge;
-  cfg.on_message = on_message;
-  cfg.on_bad = on_bad;
-  cfg.on_conn = on_conn;
+  cfg.tp.ud = s->bridge;
+  cfg.tp.on_message = on_message;
+  cfg.tp.on_bad = on_bad;
+  cfg.tp.on_conn = on_conn;
   char err[256] = "";
-  int rc = sip_tp_new(&lp->loop, &cfg, &s->tp, err, sizeof err);
+  int rc = sip_tp_new(&lp->loop, &cfg.tp, &s->tp, err, sizeof err);
   if (rc < 0) {
     free(s->bridge);
     s->bridge = NULL;
@@ -596,41 +542,23 @@ static int l_server(lua_State *L) {
                          err[0] ? ": " : "", err);
   }
   sip__lua_dns_attach(lp, s->tp); /* responses to a Via host name */
-  if (opt_bool(L, 1, "transactions", 1)) {
-    sip_txl_config tc;
-    sip_txl_config_init(&tc);
-    tc.t1_ms = (uint32_t)opt_int(L, 1, "t1", tc.t1_ms, 1, 1 << 24);
-    tc.t2_ms = (uint32_t)opt_int(L, 1, "t2", tc.t2_ms, 1, 1 << 24);
-    tc.t4_ms = (uint32_t)opt_int(L, 1, "t4", tc.t4_ms, 1, 1 << 24);
-    tc.timer_d_ms =
-        (uint32_t)opt_int(L, 1, "timer_d", tc.timer_d_ms, 1, 1 << 24);
-    lua_Integer trying =
-        opt_int(L, 1, "trying_delay", tc.trying_delay_ms, -1, 1 << 24);
-    tc.trying_delay_ms = trying < 0 ? SIP_TXN_NO_TRYING : (uint32_t)trying;
-    tc.max_transactions = (uint32_t)opt_int(L, 1, "max_transactions",
-                                            tc.max_transactions, 1, 1 << 26);
-    tc.ud = s->bridge;
-    tc.on_request = txl_on_request;
-    tc.on_ack = txl_on_ack;
-    tc.on_stray_response = txl_on_stray;
-    rc = sip_txl_new(&lp->loop, s->tp, &tc, &s->txl);
+  if (cfg.transactions) {
+    cfg.txl.ud = s->bridge;
+    cfg.txl.on_request = txl_on_request;
+    cfg.txl.on_ack = txl_on_ack;
+    cfg.txl.on_stray_response = txl_on_stray;
+    rc = sip_txl_new(&lp->loop, s->tp, &cfg.txl, &s->txl);
     if (rc < 0) {
       sip_tp_close(s->tp, bridge_free, s->bridge);
       s->tp = NULL;
       s->bridge = NULL;
       return sip__lua_fail(L, rc, "transactions: %s", sip_tp_strerror(rc));
     }
-    s->auto_cancel = opt_bool(L, 1, "auto_cancel", 1);
+    s->auto_cancel = cfg.auto_cancel;
   }
   s->tu.tp = s->tp;
   s->tu.txl = s->txl;
-  s->tu.force_rport = opt_bool(L, 1, "force_rport", 0);
-  if (s->txl && s->tu.server_len) {
-    char *line = s->tu.server_line;
-    line[s->tu.server_len - 2] = '\0'; /* the value alone */
-    sip_txl_set_server(s->txl, line + strlen("Server: "));
-    line[s->tu.server_len - 2] = '\r';
-  }
+  sip_tu_configure(&s->tu, &cfg);
   if (sip_proxy_new(&lp->loop, s->tp, s->txl, &s->px) < 0) {
     if (s->txl)
       sip_txl_close(s->txl, NULL, NULL);
@@ -900,17 +828,8 @@ static int srv_listen(lua_State *L) {
 
 static void push_addr(lua_State *L, const struct sockaddr_storage *sa,
                       const char *hostk, const char *portk) {
-  char text[64];
-  sip_tp_addr_str(sa, text, sizeof text);
-  /* "host:port" or "[v6]:port": split at the last colon */
-  char *colon = strrchr(text, ':');
-  if (colon)
-    *colon = 0;
-  char *host = text;
-  if (host[0] == '[') {
-    host++;
-    host[strlen(host) - 1] = 0;
-  }
+  char host[64];
+  sip_tp_addr_host(sa, host, sizeof host);
   lua_pushstring(L, host);
   lua_setfield(L, -2, hostk);
   lua_pushinteger(L, sip_tp_addr_port(sa));
@@ -967,98 +886,21 @@ static int srv_set_log_handler(lua_State *L) {
     lua_setfield(L, -2, name);                                                 \
   } while (0)
 
-/* server:stats() -> table of counters (transport and server). */
+/* server:stats() -> table of counters: every layer's (csrc/tu:
+ * sip_tu_stats), the proxy's, the flood guard's and the binding's. */
 static int srv_stats(lua_State *L) {
   sip_lua_server *s = check_server(L, 1);
-  sip_tp_counters c;
-  sip_tp_stats(s->tp, &c);
-  lua_createtable(L, 0, 40);
-  SET_COUNTER("rx_msgs", c.rx_msgs);
-  SET_COUNTER("rx_bytes", c.rx_bytes);
-  SET_COUNTER("tx_msgs", c.tx_msgs);
-  SET_COUNTER("tx_bytes", c.tx_bytes);
-  SET_COUNTER("tx_errors", c.tx_errors);
-  SET_COUNTER("parse_errors", c.parse_errors);
-  SET_COUNTER("dropped", c.dropped);
-  SET_COUNTER("keepalives", c.keepalives);
-  SET_COUNTER("conn_opened", c.conn_opened);
-  SET_COUNTER("conn_closed", c.conn_closed);
-  SET_COUNTER("conn_refused", c.conn_refused);
-  SET_COUNTER("conn_timeouts", c.conn_timeouts);
-  SET_COUNTER("tls_failures", c.tls_failures);
-  SET_COUNTER("ws_upgrades", c.ws_upgrades);
-  SET_COUNTER("ws_rejected", c.ws_rejected);
-  SET_COUNTER("ws_errors", c.ws_errors);
-  SET_COUNTER("tls_verify_failures", c.tls_verify_failures);
-  SET_COUNTER("aliases", c.aliases);
-  SET_COUNTER("aliases_refused", c.aliases_refused);
-  SET_COUNTER("clen_fixed", c.clen_fixed);
-  SET_COUNTER("responses_resolved", c.responses_resolved);
-  SET_COUNTER("connections", sip_tp_conn_count(s->tp));
-  {
-    static const char *const sent[] = {
-        "responses_sent_1xx", "responses_sent_2xx", "responses_sent_3xx",
-        "responses_sent_4xx", "responses_sent_5xx", "responses_sent_6xx"};
-    static const char *const rcvd[] = {
-        "responses_received_1xx", "responses_received_2xx",
-        "responses_received_3xx", "responses_received_4xx",
-        "responses_received_5xx", "responses_received_6xx"};
-    for (int i = 0; i < 6; i++) {
-      SET_COUNTER(sent[i], c.tx_responses[i]);
-      SET_COUNTER(rcvd[i], c.rx_responses[i]);
-    }
-    /* UDP has no connections: 0, listed so that every transport has its
-     * series (luasip_open_connections{transport="udp"}) */
-    SET_COUNTER("connections_udp", sip_tp_conn_count_by(s->tp, SIP_TP_UDP));
-    SET_COUNTER("connections_tcp", sip_tp_conn_count_by(s->tp, SIP_TP_TCP));
-    SET_COUNTER("connections_tls", sip_tp_conn_count_by(s->tp, SIP_TP_TLS));
-    SET_COUNTER("connections_ws", sip_tp_conn_count_by(s->tp, SIP_TP_WS));
-    SET_COUNTER("connections_wss", sip_tp_conn_count_by(s->tp, SIP_TP_WSS));
-  }
-  SET_COUNTER("requests", s->tu.st.requests);
-  SET_COUNTER("responses", s->tu.st.responses);
-  SET_COUNTER("rejected", s->tu.st.rejected);
-  static const char *const by[] = {
-      "rejected_400", "rejected_405", "rejected_416",  "rejected_420",
-      "rejected_505", "rejected_483", "rejected_other"};
-  for (int i = 0; i < 7; i++)
-    SET_COUNTER(by[i], s->tu.st.rejected_by[i]);
-  SET_COUNTER("dropped_sanity", s->tu.st.dropped_sanity);
-  SET_COUNTER("bad_answered", s->tu.st.bad_answered);
-  SET_COUNTER("responses_dropped", s->st.responses_dropped);
-  SET_COUNTER("script_errors", s->st.script_errors);
-  if (s->txl) {
-    sip_txl_counters x;
-    sip_txl_stats(s->txl, &x);
-    SET_COUNTER("txn_live", x.live_total);
-    SET_COUNTER("txn_live_ict", x.live[SIP_TXN_ICT]);
-    SET_COUNTER("txn_live_nict", x.live[SIP_TXN_NICT]);
-    SET_COUNTER("txn_live_ist", x.live[SIP_TXN_IST]);
-    SET_COUNTER("txn_live_nist", x.live[SIP_TXN_NIST]);
-    SET_COUNTER("txn_created",
-                x.created[0] + x.created[1] + x.created[2] + x.created[3]);
-    SET_COUNTER("txn_timeouts", x.timeouts);
-    SET_COUNTER("txn_retransmissions", x.retransmissions);
-    SET_COUNTER("txn_absorbed", x.absorbed);
-    SET_COUNTER("txn_stray_responses", x.stray_responses);
-    SET_COUNTER("txn_stray_acks", x.stray_acks);
-    SET_COUNTER("txn_transport_errors", x.transport_errors);
-    SET_COUNTER("txn_udp_fallbacks", x.udp_fallbacks);
-    SET_COUNTER("txn_rejected", x.rejected);
-    SET_COUNTER("txn_trying_sent", x.trying_sent);
-    SET_COUNTER("txn_mem_bytes", x.mem_bytes);
-  }
+  sip_tu_stat st[SIP_TU_STATS_MAX];
+  int n = sip_tu_stats(&s->tu, st, SIP_TU_STATS_MAX);
+  lua_createtable(L, 0, n + 24);
+  for (int i = 0; i < n; i++)
+    SET_COUNTER(st[i].name, st[i].value);
   if (s->px)
     sip__lua_proxy_stats(L, s);
   sip__lua_flood_stats(L, s);
-  sip_txl_counters tx = {0};
-  if (s->txl)
-    sip_txl_stats(s->txl, &tx);
-  SET_COUNTER("retx_2xx", tx.retx_2xx);
-  SET_COUNTER("unacked_2xx", tx.unacked_2xx);
+  SET_COUNTER("responses_dropped", s->st.responses_dropped);
+  SET_COUNTER("script_errors", s->st.script_errors);
   SET_COUNTER("ack_replies", s->st.ack_replies);
-  SET_COUNTER("replies", s->tu.st.replies);
-  SET_COUNTER("reply_errors", s->tu.st.reply_errors);
   return 1;
 }
 

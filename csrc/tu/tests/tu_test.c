@@ -16,6 +16,7 @@
 #include "sip_error.h"
 #include "sip_reply.h"
 #include "sip_tu.h"
+#include "sip_tu_config.h"
 #include "test/check.h"
 #include "test/udp_peer.h"
 
@@ -253,6 +254,14 @@ static void test_cancel(void) {
   env_close(&e);
 }
 
+/* The value of counter name in st[0..n), -1 when absent. */
+static long long stat_of(const sip_tu_stat *st, int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(st[i].name, name) == 0)
+      return (long long)st[i].value;
+  return -1;
+}
+
 static void test_reject(void) {
   env e;
   env_open(&e);
@@ -267,7 +276,116 @@ static void test_reject(void) {
   CHECK_INT(e.tu.st.requests, 1);
   CHECK_INT(e.tu.st.rejected, 1);
   CHECK_INT(e.tu.st.rejected_by[3], 1);
+  /* the counters of every layer by name */
+  sip_tu_stat st[SIP_TU_STATS_MAX];
+  int n = sip_tu_stats(&e.tu, st, SIP_TU_STATS_MAX);
+  CHECK(n > 60 && n < SIP_TU_STATS_MAX);
+  CHECK_INT(stat_of(st, n, "requests"), 1);
+  CHECK_INT(stat_of(st, n, "rejected"), 1);
+  CHECK_INT(stat_of(st, n, "rejected_420"), 1);
+  CHECK_INT(stat_of(st, n, "rx_msgs"), 1);
+  CHECK_INT(stat_of(st, n, "tx_msgs"), 1);
+  CHECK_INT(stat_of(st, n, "responses_sent_4xx"), 1);
+  CHECK_INT(stat_of(st, n, "connections_udp"), 0);
+  CHECK_INT(stat_of(st, n, "txn_live"), 0);
+  CHECK_INT(stat_of(st, n, "unacked_2xx"), 0);
+  int twice = 0; /* each name once */
+  for (int i = 0; i < n; i++)
+    for (int j = i + 1; j < n; j++)
+      twice += strcmp(st[i].name, st[j].name) == 0;
+  CHECK_INT(twice, 0);
+  CHECK_INT(sip_tu_stats(&e.tu, st, 5), 5); /* cut at cap */
+  /* a stateless element: no txn_ names, the 2xx counters still */
+  sip_txl *txl = e.tu.txl;
+  e.tu.txl = NULL;
+  int m = sip_tu_stats(&e.tu, st, SIP_TU_STATS_MAX);
+  CHECK_INT(m, n - 16);
+  CHECK_INT(stat_of(st, m, "txn_live"), -1);
+  CHECK_INT(stat_of(st, m, "retx_2xx"), 0);
+  e.tu.txl = txl;
   close(ps);
+  env_close(&e);
+}
+
+/* core.server's options: defaults, ranges, types, the sanity checks by
+ * name, the header values and what reaches the TU */
+static void test_config(void) {
+  sip_tu_config c;
+  sip_tu_config_init(&c);
+  sip_tp_config tp;
+  sip_tp_config_init(&tp);
+  CHECK_INT(c.tp.limits.max_size, tp.limits.max_size);
+  CHECK_INT(c.tp.max_conn_per_source, 0);
+  CHECK_INT(c.transactions, 1);
+  CHECK_INT(c.auto_cancel, 1);
+  CHECK_INT(c.force_rport, 0);
+  CHECK_INT(c.server_len + c.ua_len, 0);
+  int n = 0;
+  while (sip_tu_option_at(n))
+    n++;
+  CHECK_INT(n, 31);
+  CHECK(sip_tu_option_at(-1) == NULL);
+  const sip_tu_option *o = sip_tu_option_find("max_size");
+  CHECK(o && o->kind == SIP_TU_OPT_INT && o->lo == 256 && o->hi == 1 << 26);
+  CHECK_INT(sip_tu_config_set(&c, o, 255), SIP_ERANGE);
+  CHECK_INT(c.tp.limits.max_size, tp.limits.max_size); /* unchanged */
+  CHECK_INT(sip_tu_config_set(&c, o, 4096), 0);
+  CHECK_INT(c.tp.limits.max_size, 4096);
+  CHECK_INT(sip_tu_config_set(&c, sip_tu_option_find("udp_rcvbuf"), 0), 0);
+  CHECK_INT(c.tp.udp_rcvbuf, 0);
+  CHECK_INT(sip_tu_config_set(&c, sip_tu_option_find("t1"), 40), 0);
+  CHECK_INT(c.txl.t1_ms, 40);
+  o = sip_tu_option_find("trying_delay");
+  CHECK_INT(sip_tu_config_set(&c, o, -2), SIP_ERANGE);
+  CHECK_INT(sip_tu_config_set(&c, o, -1), 0);
+  CHECK_INT(c.txl.trying_delay_ms, SIP_TXN_NO_TRYING);
+  CHECK_INT(sip_tu_config_set(&c, o, 50), 0);
+  CHECK_INT(c.txl.trying_delay_ms, 50);
+  o = sip_tu_option_find("transactions");
+  CHECK(o && o->kind == SIP_TU_OPT_BOOL);
+  CHECK_INT(sip_tu_config_set(&c, o, 2), SIP_ERANGE);
+  CHECK_INT(sip_tu_config_set(&c, o, 0), 0);
+  CHECK_INT(c.transactions, 0);
+  CHECK_INT(sip_tu_config_set(&c, sip_tu_option_find("force_rport"), 1), 0);
+  CHECK_INT(c.force_rport, 1);
+  CHECK(sip_tu_option_find("nonesuch") == NULL);
+  /* the sanity checks */
+  o = sip_tu_option_find("require");
+  CHECK(o && o->kind == SIP_TU_OPT_CHECK);
+  CHECK(c.sanity.checks & SIP_SANITY_REQUIRE);
+  CHECK_INT(sip_tu_config_set(&c, o, 0), 0);
+  CHECK(!(c.sanity.checks & SIP_SANITY_REQUIRE));
+  CHECK(c.sanity.checks & SIP_SANITY_VERSION);
+  CHECK_INT(sip_tu_config_set(&c, sip_tu_option_find("proxy_require"), 1), 0);
+  CHECK(c.sanity.checks & SIP_SANITY_PROXY_REQUIRE);
+  /* the headers */
+  char big[SIP_TU_HEADER_MAX + 1];
+  memset(big, 'x', sizeof big);
+  CHECK_INT(sip_tu_config_header(&c, 'S', big, sizeof big), SIP_ERANGE);
+  CHECK_INT(sip_tu_config_header(&c, 'S', big, sizeof big - 1), 0);
+  CHECK_INT(c.server_len, SIP_TU_HEADER_MAX + 10);
+  CHECK_INT(sip_tu_config_header(&c, 'S', "", 0), SIP_ERANGE);
+  CHECK_INT(sip_tu_config_header(&c, 'S', "a\tb", 3), SIP_EINVAL);
+  CHECK_INT(sip_tu_config_header(&c, 'U', "a\x7f", 2), SIP_EINVAL);
+  CHECK_INT(sip_tu_config_header(&c, 'X', "a", 1), SIP_EINVAL);
+  CHECK_INT(sip_tu_config_header(&c, 'S', "srv 1.0", 7), 0);
+  CHECK_INT(sip_tu_config_header(&c, 'U', "ua 2", 4), 0);
+  CHECK(strncmp(c.ua_line, "User-Agent: ua 2\r\n", c.ua_len) == 0);
+  /* into a TU with a transaction layer: the Server value reaches it */
+  env e;
+  env_open(&e);
+  sip_tu_configure(&e.tu, &c);
+  CHECK_INT(e.tu.force_rport, 1);
+  CHECK_INT(e.tu.sanity.checks, c.sanity.checks);
+  CHECK(e.tu.server_len == 17 &&
+        memcmp(e.tu.server_line, "Server: srv 1.0\r\n", 17) == 0);
+  CHECK(e.tu.ua_len == 18 &&
+        memcmp(e.tu.ua_line, "User-Agent: ua 2\r\n", 18) == 0);
+  CHECK_STR(sip_txl_server_line(e.txl), "Server: srv 1.0\r\n");
+  CHECK_INT(sip_tu_config_header(&c, 'S', NULL, 0), 0);
+  sip_tu_configure(&e.tu, &c);
+  CHECK_INT(e.tu.server_len, 0);
+  CHECK_INT(sip_txl_server_line(e.txl).len, 0);
   env_close(&e);
 }
 
@@ -495,6 +613,7 @@ int main(void) {
   test_2xx_no_ack();
   test_cancel();
   test_reject();
+  test_config();
   test_uac();
   test_force_rport();
   test_next_hop_dest();
