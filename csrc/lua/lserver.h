@@ -38,20 +38,18 @@ typedef struct srv_bridge {
   struct sip_lua_server *srv; /* NULL once the server is closed */
 } srv_bridge;
 
-/* A client transaction started from Lua: the function that gets its
- * responses (a registry reference) until the transaction terminates. */
+/* A client transaction started from Lua (tracked by csrc/tu): the
+ * function that gets its responses (a registry reference) until the
+ * transaction terminates. */
 typedef struct client_ctx {
-  struct client_ctx *prev, *next;
+  sip_tu_client base; /* first: in tu.clients */
   struct sip_lua_server *srv;
   int fn_ref;
-  int transport;
-  sip_txn *t; /* valid while in the list (freed when it terminates) */
 } client_ctx;
 
 typedef struct sip_lua_server {
   sip_tp *tp;
-  client_ctx *clients; /* live client transactions started from Lua */
-  sip_txl *txl;        /* NULL: stateless (transactions = false) */
+  sip_txl *txl; /* NULL: stateless (transactions = false) */
   int auto_cancel;
   int closing; /* inside close(): no second one */
   sip_lua_loop *lp;

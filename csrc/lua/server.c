@@ -77,29 +77,22 @@ int sip__lua_srv_pcall(lua_State *L, int srvidx, int nargs) {
 
 /* ---- replies: the TU layer's (csrc/tu) ---------------------------------- */
 
-static sip_str tag_for(sip_lua_server *s, char tag[SIP_TU_TAG_LEN]) {
-  (void)s;
-  return sip_tu_new_tag(tag);
-}
-
-static int send_reply(sip_lua_server *s, sip_txn *t, sip_msg *req,
-                      const sip_src *src, int status, sip_str reason,
-                      sip_str to_tag, sip_str extra, sip_str body) {
-  return sip_tu_reply(&s->tu, t, req, src, status, reason, to_tag, extra, body,
-                      0);
-}
-
+/* A request no script saw answered from C (a new To tag). */
 static void answer_plain(sip_lua_server *s, sip_txn *t, sip_msg *m,
                          const sip_src *src, int status, const char *reason) {
   char tag[SIP_TU_TAG_LEN];
-  send_reply(s, t, m, src, status,
-             (sip_str){reason, reason ? strlen(reason) : 0}, tag_for(s, tag),
-             (sip_str){NULL, 0}, (sip_str){NULL, 0});
+  sip_tu_reply(&s->tu, t, m, src, status,
+               (sip_str){reason, reason ? strlen(reason) : 0},
+               sip_tu_new_tag(tag), SIP_STR_NULL, SIP_STR_NULL, 0);
 }
 
-static int is_ack(const sip_msg *m) {
-  return m->is_request && m->method.len == 3 &&
-         memcmp(m->method.p, "ACK", 3) == 0;
+/* What became of r, for csrc/tu's decisions (sip_tu_uas_*). */
+static unsigned rx_state(const sip_lua_rx *r) {
+  return (r->final_status ? SIP_TU_UAS_FINAL : 0) |
+         (r->dropped ? SIP_TU_UAS_DROPPED : 0) |
+         (r->cancelled ? SIP_TU_UAS_CANCELLED : 0) |
+         (r->px && sip_proxy_final_sent(r->px) ? SIP_TU_UAS_RELAYED : 0) |
+         (!r->base.live || !r->srv->tp ? SIP_TU_UAS_CLOSED : 0);
 }
 
 /* ---- transport callbacks ------------------------------------------------- */
@@ -133,22 +126,15 @@ typedef struct entry {
 
 static int entry_body(lua_State *L);
 
-/* The one "script error -> 500" decision, for a received request whose
- * script failed (an entry from C: entry_failed; a handler coroutine or a
- * Lua-side xpcall: core.script_failed): counted for the server, and a
- * request other than ACK that is still open and that nobody answered
- * (a reply, a relayed final response, drop(), a CANCEL's 487) gets 500,
- * with the To tag of its other replies. */
+/* A received request whose script failed (an entry from C: entry_failed;
+ * a handler coroutine or a Lua-side xpcall: core.script_failed): counted
+ * for the server, and answered 500 (with the To tag of its other replies)
+ * when csrc/tu's one rule says so (sip_tu_uas_failed). */
 static void rx_failed(sip_lua_rx *r) {
-  sip_lua_server *s = r->srv;
-  sip_msg *m = r->base.m;
-  s->st.script_errors++;
-  if (!r->base.live || !m || !m->is_request || is_ack(m) || !s->tp ||
-      r->final_status || r->dropped || r->cancelled ||
-      (r->px && sip_proxy_final_sent(r->px)))
-    return;
-  sip__lua_rx_reply(r, 500, (sip_str){NULL, 0}, (sip_str){NULL, 0},
-                    (sip_str){NULL, 0});
+  r->srv->st.script_errors++;
+  if (sip_tu_uas_failed(r->base.m, rx_state(r)))
+    sip__lua_rx_reply(r, 500, (sip_str){NULL, 0}, (sip_str){NULL, 0},
+                      (sip_str){NULL, 0});
 }
 
 /* An entry from C whose protected call failed (the error was logged, with
@@ -164,13 +150,9 @@ static void entry_failed(lua_State *L, entry *e) {
     return;
   }
   s->st.script_errors++;
-  if (!m || !m->is_request || is_ack(m) || e->kind == ENTRY_CLIENT || !s->tp)
-    return;
-  if (!e->handler_called) {
-    char tag[SIP_TU_TAG_LEN];
-    send_reply(s, e->t, m, e->src, 500, (sip_str){NULL, 0}, tag_for(s, tag),
-               (sip_str){NULL, 0}, (sip_str){NULL, 0});
-  }
+  if (e->kind != ENTRY_CLIENT && !e->handler_called &&
+      sip_tu_uas_failed(m, s->tp ? 0 : SIP_TU_UAS_CLOSED))
+    answer_plain(s, e->t, m, e->src, 500, NULL);
 }
 
 static void run_entry(entry *e) {
@@ -229,17 +211,10 @@ static void auto_cancel(sip_lua_server *s, sip_txn *t, sip_msg *msg,
    * ends the round and goes upstream */
   if (r && r->px && sip_proxy_cancel(r->px))
     return;
-  if (r && r->base.live && !r->final_status && !r->dropped &&
-      !(r->px && sip_proxy_final_sent(r->px))) {
-    r->final_status = 487;
-    r->cancelled = 1;
-    if (!r->has_tag) {
-      tag_for(s, r->to_tag);
-      r->has_tag = 1;
-    }
-    send_reply(s, inv, r->base.m, &r->src, 487, (sip_str){NULL, 0},
-               (sip_str){r->to_tag, sizeof r->to_tag}, (sip_str){NULL, 0},
-               (sip_str){NULL, 0});
+  if (r && sip_tu_uas_cancels(rx_state(r))) {
+    r->cancelled = 1; /* over inv: r's transaction */
+    sip__lua_rx_reply_flags(r, 487, SIP_STR_NULL, SIP_STR_NULL, SIP_STR_NULL,
+                            0);
   }
 }
 
@@ -255,7 +230,7 @@ static void deliver(lua_State *L, int top, sip_lua_server *s, entry *e,
     e->handler_called = 1; /* answered here */
     if (!msg->is_request)
       s->st.responses_dropped++;
-    else if (!is_ack(msg))
+    else if (!sip_tu_is_ack(msg))
       answer_plain(s, t, msg, src, 503,
                    "Service Unavailable (no request handler)");
     return;
@@ -579,40 +554,26 @@ static int l_server(lua_State *L) {
 /* ---- client transactions ---------------------------------------------------
  */
 
-static void client_free(lua_State *L, client_ctx *c) {
-  sip_lua_server *s = c->srv;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    s->clients = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
+/* csrc/tu is done with c (its transaction ended, or the server closed:
+ * then server_close dropped the reference already) */
+static void client_end(sip_tu_client *base) {
+  client_ctx *c = (client_ctx *)base;
+  lua_State *L = c->srv->lp->L;
   if (L)
     luaL_unref(L, LUA_REGISTRYINDEX, c->fn_ref);
   free(c);
 }
 
-static void on_client_event(void *arg, sip_txn *t, int event, int err) {
-  (void)t;
-  (void)err;
-  client_ctx *c = arg;
-  if (event == SIP_TXN_EV_TERMINATED)
-    client_free(c->srv->lp->L, c);
-}
-
 /* fn(status, response or nil) for every response the transaction reports;
  * nil with 408 / 503 when the layer made the status up. */
-static void on_client_response(void *arg, sip_txn *t, int status, sip_msg *msg,
+static void on_client_response(sip_tu_client *base, int status, sip_msg *msg,
                                sip_rxbuf *rx) {
-  client_ctx *c = arg;
-  sip_dest d; /* (after a §18.1.1 fallback from TCP: UDP) */
-  if (sip_txn_dest(t, &d) == 0)
-    c->transport = d.transport;
+  client_ctx *c = (client_ctx *)base;
   entry e = {.kind = ENTRY_CLIENT,
              .s = c->srv,
              .msg = msg,
              .rx = rx,
-             .t = t,
+             .t = base->t,
              .client = c,
              .status = status};
   run_entry(&e);
@@ -627,8 +588,7 @@ static int entry_body(lua_State *L) {
   int top = lua_gettop(L);
   switch (e->kind) {
   case ENTRY_REQUEST:
-    if (s->auto_cancel && e->msg->method.len == 6 &&
-        memcmp(e->msg->method.p, "CANCEL", 6) == 0) {
+    if (s->auto_cancel && sip_tu_is_method(e->msg, "CANCEL")) {
       e->handler_called = 1; /* answered here, in C */
       auto_cancel(s, e->t, e->msg, e->src);
       break;
@@ -646,7 +606,7 @@ static int entry_body(lua_State *L) {
     lua_pushinteger(L, e->status);
     if (e->rx) {
       sip_lua_rx *r = sip__lua_push_received(L, top, s, e->rx, NULL, NULL);
-      r->src.transport = c->transport;
+      r->src.transport = c->base.transport;
     } else {
       lua_pushnil(L);
     }
@@ -683,28 +643,26 @@ static int srv_request(lua_State *L) {
   if (!s->txl)
     return luaL_error(L, "request: the server has no transaction layer "
                          "(created with transactions = false)");
-  if (!m->is_request || is_ack(m))
+  if (!m->is_request || sip_tu_is_ack(m))
     return luaL_error(L, "request: needs a request other than ACK");
   sip_dest d;
   char name[256];
-  int rc;
-  if (spec) {
-    if ((rc = sip_tu_dest_spec(spec, strlen(spec), &d)) < 0)
-      return sip__lua_fail(L, rc, "request: bad destination %s", spec);
-    d.tls_name = tls_name && tls_name[0] ? tls_name : NULL;
-  } else if ((rc = sip_tu_next_hop(m, 0, &d, name, sizeof name)) < 0) {
+  int rc = sip_tu_request_dest(m, spec, tls_name, &d, name, sizeof name);
+  if (rc < 0 && spec)
+    return sip__lua_fail(L, rc, "request: bad destination %s", spec);
+  if (rc < 0)
     return sip__lua_fail(
         L, rc, "request: no next hop: %s%s", sip_tp_strerror(rc),
         rc == UV_EAI_NONAME ? " (a host name: no DNS yet)" : "");
-  }
   client_ctx *c = calloc(1, sizeof(*c));
   if (!c)
     return luaL_error(L, "not enough memory");
   char branch[SIP_TXN_BRANCH_SIZE];
-  sip_txn *t;
-  int transport;
-  rc = sip_tu_request(&s->tu, m, &d, on_client_response, c, branch, &t,
-                      &transport);
+  c->base.on_response = on_client_response;
+  c->base.on_end = client_end;
+  c->srv = s;
+  c->fn_ref = LUA_NOREF;
+  rc = sip_tu_client_start(&s->tu, &c->base, m, &d, branch);
   if (rc < 0)
     free(c);
   if (rc == UV_EAFNOSUPPORT)
@@ -719,14 +677,6 @@ static int srv_request(lua_State *L) {
     return sip__lua_fail(L, rc, "request: %s", sip_tp_strerror(rc));
   lua_pushvalue(L, 4);
   c->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  c->srv = s;
-  c->transport = transport;
-  c->next = s->clients;
-  if (s->clients)
-    s->clients->prev = c;
-  s->clients = c;
-  c->t = t;
-  sip_txn_set_event_cb(t, on_client_event, c);
   lua_pushstring(L, branch);
   return 1;
 }
@@ -739,20 +689,17 @@ static int srv_cancel(lua_State *L) {
   sip_lua_server *s = check_server(L, 1);
   sip_msg *m = sip__lua_message_check(L, 2)->m;
   const char *branch = luaL_checkstring(L, 3);
-  if (!m->is_request || m->method.len != 6 ||
-      memcmp(m->method.p, "INVITE", 6) != 0)
+  if (!sip_tu_is_method(m, "INVITE"))
     return luaL_error(L, "cancel: needs the INVITE that was sent");
-  for (client_ctx *c = s->clients; c; c = c->next) {
-    sip_str b = sip_txn_branch(c->t);
-    if (b.len != strlen(branch) || memcmp(b.p, branch, b.len) != 0)
-      continue;
-    int rc = sip_tu_cancel_request(&s->tu, c->t, m, branch);
-    if (rc < 0)
-      return sip__lua_fail(L, rc, "cancel: %s", sip_tp_strerror(rc));
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  return sip__lua_fail(L, SIP_ENOTFOUND, "cancel: no such INVITE in progress");
+  sip_tu_client *c = sip_tu_client_find(&s->tu, branch, strlen(branch));
+  if (!c)
+    return sip__lua_fail(L, SIP_ENOTFOUND,
+                         "cancel: no such INVITE in progress");
+  int rc = sip_tu_cancel_request(&s->tu, c->t, m, branch);
+  if (rc < 0)
+    return sip__lua_fail(L, rc, "cancel: %s", sip_tp_strerror(rc));
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 static void server_close(lua_State *L, sip_lua_server *s) {
@@ -763,12 +710,14 @@ static void server_close(lua_State *L, sip_lua_server *s) {
     sip_proxy_close(s->px); /* before the transactions it references */
   s->px = NULL;
   sip__lua_dialogs_close(L, s);
-  sip_tu_close(&s->tu); /* while its transactions are alive */
+  for (sip_tu_client *c = s->tu.clients; c; c = c->next) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ((client_ctx *)c)->fn_ref);
+    ((client_ctx *)c)->fn_ref = LUA_NOREF;
+  }
+  sip_tu_close(&s->tu); /* while its transactions are alive; client_end */
   if (s->txl)
     sip_txl_close(s->txl, NULL, NULL); /* silent: no more callbacks */
   s->txl = NULL;
-  while (s->clients)
-    client_free(L, s->clients);
   sip_tp_close(s->tp, bridge_free, s->bridge);
   s->tp = NULL;
   s->bridge = NULL;
@@ -786,8 +735,8 @@ static int srv_close(lua_State *L) {
    * gone) before the transaction layer closes silently */
   s->closing = 1;
   lua_settop(L, 1);
-  for (client_ctx *c = s->clients; c; c = c->next) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
+  for (sip_tu_client *c = s->tu.clients; c; c = c->next) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ((client_ctx *)c)->fn_ref);
     lua_pushinteger(L, 503);
     lua_pushnil(L);
     protected_call(L, 1, 2);
@@ -944,7 +893,7 @@ int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
 int sip__lua_rx_reply_flags(sip_lua_rx *r, int status, sip_str reason,
                             sip_str extra, sip_str body, int flags) {
   if (!r->has_tag) {
-    tag_for(r->srv, r->to_tag);
+    sip_tu_new_tag(r->to_tag);
     r->has_tag = 1;
   }
   if (status >= 200)
@@ -967,31 +916,32 @@ static int msg_reply(lua_State *L) {
   luaL_argcheck(L, status >= 100 && status <= 699, 2, "status 100..699");
   sip_str reason = opt_slice(L, 3), extra = opt_slice(L, 4),
           body = opt_slice(L, 5);
-  for (size_t i = 0; i < reason.len; i++)
-    if ((unsigned char)reason.p[i] < 0x20 && reason.p[i] != '\t')
-      luaL_argerror(L, 3, "reason contains a control character");
-  if (extra.len && (extra.len < 2 || extra.p[extra.len - 2] != '\r' ||
-                    extra.p[extra.len - 1] != '\n'))
+  int bad = sip_tu_reply_parts(reason, extra);
+  if (bad == SIP_TU_BAD_REASON)
+    luaL_argerror(L, 3, "reason contains a control character");
+  if (bad == SIP_TU_BAD_EXTRA)
     luaL_argerror(L, 4, "header lines must end with CRLF");
-  if (!m->is_request)
+  switch (sip_tu_uas_can_reply(m, rx_state(r), (int)status)) {
+  case SIP_TU_NOREPLY_RESPONSE:
     return luaL_error(L, "reply: a response cannot be answered");
-  if (is_ack(m)) { /* a no-op, counted: a script answering every request
-                       alike must not fail (or log) once per stray ACK */
+  case SIP_TU_NOREPLY_ACK: /* a no-op, counted: a script answering every
+                              request alike must not fail (or log) once per
+                              stray ACK */
     r->srv->st.ack_replies++;
     return sip__lua_fail(L, SIP_EINVAL,
                          "reply: an ACK is not answered (§17.1.1.3)");
-  }
-  if (r->cancelled)
+  case SIP_TU_NOREPLY_CANCELLED:
     return sip__lua_fail(L, SIP_EINVAL,
                          "reply: the request was cancelled (487 sent)");
-  if (r->final_status)
+  case SIP_TU_NOREPLY_ANSWERED:
     return luaL_error(L, "reply: the request was already answered with %d",
                       (int)r->final_status);
-  if (r->px && sip_proxy_final_sent(r->px) && status >= 200)
+  case SIP_TU_NOREPLY_RELAYED:
     return sip__lua_fail(L, SIP_EINVAL,
                          "reply: a final response was relayed already");
-  if (!r->srv->tp)
+  case SIP_TU_NOREPLY_CLOSED:
     return sip__lua_fail(L, UV_ECANCELED, "reply: the server is closed");
+  }
   int rc = sip__lua_rx_reply(r, (int)status, reason, extra, body);
   if (rc < 0)
     return sip__lua_fail(L, rc, "reply: %s", sip_tp_strerror(rc));
@@ -1029,8 +979,8 @@ static int msg_drop(lua_State *L) {
 /* msg:handled() -> true once a final reply was sent or drop() was called */
 static int msg_handled(lua_State *L) {
   sip_lua_rx *r = sip__lua_check_received(L, 1, "handled");
-  lua_pushboolean(L, r->final_status != 0 || r->dropped ||
-                         (r->px && sip_proxy_final_sent(r->px)));
+  lua_pushboolean(L, (rx_state(r) & (SIP_TU_UAS_FINAL | SIP_TU_UAS_DROPPED |
+                                     SIP_TU_UAS_RELAYED)) != 0);
   return 1;
 }
 

@@ -307,6 +307,187 @@ static void test_reject(void) {
   env_close(&e);
 }
 
+static void parse(sip_msg *m, const char *text) {
+  sip_msg_init(m, NULL);
+  CHECK(sip_msg_parse(m, text, strlen(text), SIP_MODE_DATAGRAM) >= 0);
+}
+
+typedef struct tracked {
+  sip_tu_client c;
+  int nresp, status, ended;
+} tracked;
+
+static void tracked_response(sip_tu_client *c, int status, sip_msg *m,
+                             sip_rxbuf *rx) {
+  tracked *k = (tracked *)c;
+  (void)m;
+  (void)rx;
+  k->nresp++;
+  k->status = status;
+}
+
+static void tracked_end(sip_tu_client *c) { ((tracked *)c)->ended++; }
+
+/* Client transactions the TU keeps track of: listed until they end (Timer
+ * F here: the peer never answers), found by branch, and ended by
+ * sip_tu_close */
+static void test_tracked_clients(void) {
+  env e;
+  env_open(&e);
+  int pport, ps = peer_open(&pport);
+  char text[1024];
+  snprintf(text, sizeof text,
+           "OPTIONS sip:carol@127.0.0.1:%d SIP/2.0\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:c@x>\r\n"
+           "Call-ID: tr@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+           pport);
+  sip_msg m;
+  parse(&m, text);
+  tracked a = {.c = {.on_response = tracked_response, .on_end = tracked_end}};
+  tracked b = a;
+  char ba[SIP_TXN_BRANCH_SIZE], bb[SIP_TXN_BRANCH_SIZE];
+  CHECK_INT(sip_tu_client_start(&e.tu, &a.c, &m, NULL, ba), 0);
+  CHECK_INT(sip_tu_client_start(&e.tu, &b.c, &m, NULL, bb), 0);
+  CHECK(e.tu.clients == &b.c && b.c.next == &a.c && a.c.prev == &b.c);
+  CHECK_INT(a.c.transport, SIP_TP_UDP);
+  CHECK(sip_tu_client_find(&e.tu, ba, strlen(ba)) == &a.c);
+  CHECK(sip_tu_client_find(&e.tu, bb, strlen(bb)) == &b.c);
+  CHECK(sip_tu_client_find(&e.tu, bb, strlen(bb) - 1) == NULL);
+  CHECK(sip_tu_client_find(&e.tu, "z9hG4bKnone", 11) == NULL);
+  /* an ACK is not sent over a client transaction: not listed */
+  sip_msg ack;
+  char atext[1024];
+  snprintf(atext, sizeof atext,
+           "ACK sip:carol@127.0.0.1:%d SIP/2.0\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:c@x>\r\n"
+           "Call-ID: tr@x\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+           pport);
+  parse(&ack, atext);
+  tracked x = a;
+  CHECK(sip_tu_client_start(&e.tu, &x.c, &ack, NULL, ba) < 0);
+  CHECK(e.tu.clients == &b.c);
+  sip_msg_free(&ack);
+  /* no answer: Timer F (64*T1) gives a 408, then the end */
+  double d = now_ms() + 64 * T1 + 2000;
+  while (!(a.ended && b.ended) && now_ms() < d)
+    step();
+  CHECK_INT(a.nresp, 1);
+  CHECK_INT(a.status, 408);
+  CHECK_INT(a.ended, 1);
+  CHECK_INT(b.ended, 1);
+  CHECK(e.tu.clients == NULL && a.c.t == NULL);
+  /* one still running when the TU closes: ended there, once */
+  tracked c = {.c = {.on_response = tracked_response, .on_end = tracked_end}};
+  CHECK_INT(sip_tu_client_start(&e.tu, &c.c, &m, NULL, ba), 0);
+  sip_tu_close(&e.tu);
+  CHECK_INT(c.ended, 1);
+  CHECK_INT(c.nresp, 0);
+  CHECK(e.tu.clients == NULL);
+  sip_tu_init(&e.tu, e.tp, e.txl); /* for env_close */
+  sip_msg_free(&m);
+  close(ps);
+  env_close(&e);
+  CHECK_INT(c.ended, 1); /* no event after the close */
+}
+
+/* The UAS decisions: the 500 of a failed handler, the 487 of §9.2, and
+ * when a reply may go */
+static void test_uas_decisions(void) {
+  char inv[1024], ack[1024],
+      res[] = "SIP/2.0 200 OK\r\n"
+              "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKr\r\n"
+              "From: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\n"
+              "Call-ID: r1\r\nCSeq: 1 INVITE\r\n"
+              "Content-Length: 0\r\n\r\n";
+  request(inv, sizeof inv, "INVITE", 5070, "d1", "d1@test",
+          "<sip:bob@127.0.0.1>", NULL);
+  request(ack, sizeof ack, "ACK", 5070, "d2", "d1@test", "<sip:bob@127.0.0.1>",
+          NULL);
+  sip_msg mi, ma, mr, mc;
+  parse(&mi, inv);
+  parse(&ma, ack);
+  parse(&mr, res);
+  char cancel[1024];
+  request(cancel, sizeof cancel, "CANCEL", 5070, "d1", "d1@test",
+          "<sip:bob@127.0.0.1>", NULL);
+  parse(&mc, cancel);
+  CHECK_INT(sip_tu_is_ack(&ma), 1);
+  CHECK_INT(sip_tu_is_ack(&mi), 0);
+  CHECK_INT(sip_tu_is_ack(&mr), 0);
+  CHECK_INT(sip_tu_is_method(&mi, "INVITE"), 1);
+  CHECK_INT(sip_tu_is_method(&mi, "INVIT"), 0);
+  CHECK_INT(sip_tu_is_method(&mi, "invite"), 0); /* case-sensitive */
+  CHECK_INT(sip_tu_is_method(&mc, "CANCEL"), 1);
+  CHECK_INT(sip_tu_is_method(&mr, "INVITE"), 0); /* a response */
+
+  /* 500: an open request nobody answered, never an ACK or a response */
+  CHECK_INT(sip_tu_uas_failed(&mi, 0), 1);
+  CHECK_INT(sip_tu_uas_failed(&ma, 0), 0);
+  CHECK_INT(sip_tu_uas_failed(&mr, 0), 0);
+  CHECK_INT(sip_tu_uas_failed(NULL, 0), 0);
+  static const unsigned bits[] = {SIP_TU_UAS_FINAL, SIP_TU_UAS_DROPPED,
+                                  SIP_TU_UAS_CANCELLED, SIP_TU_UAS_RELAYED,
+                                  SIP_TU_UAS_CLOSED};
+  for (int i = 0; i < 5; i++)
+    CHECK_MSG(sip_tu_uas_failed(&mi, bits[i]) == 0, "state %u", bits[i]);
+
+  /* 487: only while nobody answered, dropped or relayed */
+  CHECK_INT(sip_tu_uas_cancels(0), 1);
+  for (int i = 0; i < 5; i++)
+    CHECK_MSG(sip_tu_uas_cancels(bits[i]) == 0, "state %u", bits[i]);
+
+  /* the parts of a reply */
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_LIT("Not\tHere"), SIP_STR_NULL), 0);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_LIT("a\r\nX: y"), SIP_STR_NULL),
+            SIP_TU_BAD_REASON);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_LIT("a\x7f"), SIP_STR_NULL), 0);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_NULL, SIP_STR_LIT("X: 1\r\n")), 0);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_NULL, SIP_STR_LIT("X: 1")),
+            SIP_TU_BAD_EXTRA);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_NULL, SIP_STR_LIT("\n")),
+            SIP_TU_BAD_EXTRA);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_NULL, SIP_STR_LIT("X: 1\n")),
+            SIP_TU_BAD_EXTRA);
+
+  /* where a UAC request goes: the spec, else the next hop */
+  sip_dest d;
+  char name[64];
+  CHECK_INT(sip_tu_request_dest(&mi, "tls:127.0.0.1:5071", "example.com", &d,
+                                name, sizeof name),
+            0);
+  CHECK_INT(d.transport, SIP_TP_TLS);
+  CHECK_INT(sip_tp_addr_port(&d.addr), 5071);
+  CHECK(d.tls_name && strcmp(d.tls_name, "example.com") == 0);
+  CHECK_INT(
+      sip_tu_request_dest(&mi, "tcp:127.0.0.1:5072", "", &d, name, sizeof name),
+      0);
+  CHECK(d.transport == SIP_TP_TCP && d.tls_name == NULL);
+  CHECK(sip_tu_request_dest(&mi, "bogus", NULL, &d, name, sizeof name) < 0);
+  CHECK_INT(sip_tu_request_dest(&mi, NULL, NULL, &d, name, sizeof name), 0);
+  CHECK_INT(d.transport, SIP_TP_UDP); /* sip:bob@127.0.0.1 */
+  CHECK_INT(sip_tp_addr_port(&d.addr), 5060);
+
+  /* replies */
+  CHECK_INT(sip_tu_uas_can_reply(&mi, 0, 200), 0);
+  CHECK_INT(sip_tu_uas_can_reply(&mi, SIP_TU_UAS_DROPPED, 200), 0);
+  CHECK_INT(sip_tu_uas_can_reply(&mr, 0, 200), SIP_TU_NOREPLY_RESPONSE);
+  CHECK_INT(sip_tu_uas_can_reply(&ma, 0, 200), SIP_TU_NOREPLY_ACK);
+  CHECK_INT(
+      sip_tu_uas_can_reply(&mi, SIP_TU_UAS_CANCELLED | SIP_TU_UAS_FINAL, 200),
+      SIP_TU_NOREPLY_CANCELLED);
+  CHECK_INT(sip_tu_uas_can_reply(&mi, SIP_TU_UAS_FINAL, 180),
+            SIP_TU_NOREPLY_ANSWERED);
+  CHECK_INT(sip_tu_uas_can_reply(&mi, SIP_TU_UAS_RELAYED, 200),
+            SIP_TU_NOREPLY_RELAYED);
+  CHECK_INT(sip_tu_uas_can_reply(&mi, SIP_TU_UAS_RELAYED, 183), 0);
+  CHECK_INT(sip_tu_uas_can_reply(&mi, SIP_TU_UAS_CLOSED, 200),
+            SIP_TU_NOREPLY_CLOSED);
+  sip_msg_free(&mi);
+  sip_msg_free(&ma);
+  sip_msg_free(&mr);
+  sip_msg_free(&mc);
+}
+
 /* core.server's options: defaults, ranges, types, the sanity checks by
  * name, the header values and what reaches the TU */
 static void test_config(void) {
@@ -614,6 +795,8 @@ int main(void) {
   test_cancel();
   test_reject();
   test_config();
+  test_uas_decisions();
+  test_tracked_clients();
   test_uac();
   test_force_rport();
   test_next_hop_dest();
