@@ -98,6 +98,13 @@ int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
 /* The same with sip_tu_reply flags (SIP_TU_RELIABLE: a reliable 1xx). */
 int sip__lua_rx_reply_flags(sip_lua_rx *r, int status, sip_str reason,
                             sip_str extra, sip_str body, int flags);
+/* What became of r (SIP_TU_UAS_* bits), for csrc/tu's decisions. */
+unsigned sip__lua_rx_state(const sip_lua_rx *r);
+/* received.c: { [hostk] = "127.0.0.1", [portk] = 5060 } of sa into the
+ * table on top; the methods of received messages (core on top). */
+void sip__lua_push_addr(lua_State *L, const struct sockaddr_storage *sa,
+                        const char *hostk, const char *portk);
+void sip__lua_open_received(lua_State *L);
 /* lua_pcall with a traceback; errors are logged and counted. */
 int sip__lua_srv_pcall(lua_State *L, int srvidx, int nargs);
 /* The received message at idx (raises otherwise). */

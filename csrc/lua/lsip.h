@@ -25,8 +25,8 @@ typedef struct sip_lua_loop {
   uv_loop_t loop;
   lua_State *L; /* the thread inside core.run/step; NULL when not running */
   int initialized;
-  uv_timer_t trim;  /* loop.c: gives freed heap memory back (unref'd) */
-  sip_mem_trim mem; /* its policy (csrc/runtime/sip_mem.h) */
+  uv_timer_t trim;        /* loop.c: gives freed heap memory back (unref'd) */
+  sip_mem_trim mem;       /* its policy (csrc/runtime/sip_mem.h) */
   uint64_t script_errors; /* errors caught by sip__lua_pcall */
 } sip_lua_loop;
 
@@ -126,6 +126,8 @@ sip_lua_msg *sip__lua_message_check(lua_State *L, int idx);
 void sip__lua_open_message(lua_State *L);
 void sip__lua_open_uri(lua_State *L);
 void sip__lua_open_loop(lua_State *L);
+/* memory.c: the state's memory limit and budgets (from open_loop) */
+void sip__lua_open_memory(lua_State *L);
 void sip__lua_open_events(lua_State *L);
 void sip__lua_open_server(lua_State *L);
 /* registrar.c: the registrar's text, the binding codec, the location clock */

@@ -3,14 +3,16 @@
  * the luasip loop, configured from Lua options, and the delivery of what
  * they hand up to Lua. The protocol work (dispatch and sanity rejects,
  * §8.2.6 replies, §9.2 CANCEL, the 2xx retransmission, next hop and Via of
- * srv:request) is csrc/tu's; this file decides only what Lua sees.
+ * srv:request, the client transactions, the 500 and 487 rules, the
+ * options and counters) is csrc/tu's; this file decides only what Lua
+ * sees. The methods of the received messages are received.c's.
  *
  * Path of a request: transport -> on_message -> sip_tu_receive -> the
  * transaction layer -> txl_on_request -> the Lua request handler with a
  * luasip.Request that wraps the received buffer (zero-copy: the message
  * keeps a reference on the sip_rxbuf). Every entry into Lua runs under the
- * one protected call (sip__lua_pcall); a script error is answered 500 by
- * entry_failed, the one place that decides it.
+ * one protected call (sip__lua_pcall); after a script error entry_failed
+ * answers 500 by csrc/tu's one rule (sip_tu_uas_failed).
  *
  * A server stays alive while it is open, even when the script drops every
  * reference to it: an open listener must not vanish with a garbage
@@ -86,8 +88,7 @@ static void answer_plain(sip_lua_server *s, sip_txn *t, sip_msg *m,
                sip_tu_new_tag(tag), SIP_STR_NULL, SIP_STR_NULL, 0);
 }
 
-/* What became of r, for csrc/tu's decisions (sip_tu_uas_*). */
-static unsigned rx_state(const sip_lua_rx *r) {
+unsigned sip__lua_rx_state(const sip_lua_rx *r) {
   return (r->final_status ? SIP_TU_UAS_FINAL : 0) |
          (r->dropped ? SIP_TU_UAS_DROPPED : 0) |
          (r->cancelled ? SIP_TU_UAS_CANCELLED : 0) |
@@ -132,7 +133,7 @@ static int entry_body(lua_State *L);
  * when csrc/tu's one rule says so (sip_tu_uas_failed). */
 static void rx_failed(sip_lua_rx *r) {
   r->srv->st.script_errors++;
-  if (sip_tu_uas_failed(r->base.m, rx_state(r)))
+  if (sip_tu_uas_failed(r->base.m, sip__lua_rx_state(r)))
     sip__lua_rx_reply(r, 500, (sip_str){NULL, 0}, (sip_str){NULL, 0},
                       (sip_str){NULL, 0});
 }
@@ -211,7 +212,7 @@ static void auto_cancel(sip_lua_server *s, sip_txn *t, sip_msg *msg,
    * ends the round and goes upstream */
   if (r && r->px && sip_proxy_cancel(r->px))
     return;
-  if (r && sip_tu_uas_cancels(rx_state(r))) {
+  if (r && sip_tu_uas_cancels(sip__lua_rx_state(r))) {
     r->cancelled = 1; /* over inv: r's transaction */
     sip__lua_rx_reply_flags(r, 487, SIP_STR_NULL, SIP_STR_NULL, SIP_STR_NULL,
                             0);
@@ -775,16 +776,6 @@ static int srv_listen(lua_State *L) {
   return 1;
 }
 
-static void push_addr(lua_State *L, const struct sockaddr_storage *sa,
-                      const char *hostk, const char *portk) {
-  char host[64];
-  sip_tp_addr_host(sa, host, sizeof host);
-  lua_pushstring(L, host);
-  lua_setfield(L, -2, hostk);
-  lua_pushinteger(L, sip_tp_addr_port(sa));
-  lua_setfield(L, -2, portk);
-}
-
 /* server:listener(id) -> { transport = "UDP", host = "127.0.0.1",
  * port = 5060 } or nil when there is no such listener. */
 static int srv_listener(lua_State *L) {
@@ -799,7 +790,7 @@ static int srv_listener(lua_State *L) {
   lua_createtable(L, 0, 3);
   lua_pushstring(L, sip_tp_transport_name(tr));
   lua_setfield(L, -2, "transport");
-  push_addr(L, &sa, "host", "port");
+  sip__lua_push_addr(L, &sa, "host", "port");
   return 1;
 }
 
@@ -875,153 +866,11 @@ sip_lua_rx *sip__lua_check_received(lua_State *L, int idx, const char *what) {
   return (sip_lua_rx *)u;
 }
 
-static sip_str opt_slice(lua_State *L, int idx) {
-  size_t n;
-  const char *p = luaL_optlstring(L, idx, NULL, &n);
-  return (sip_str){p, p ? n : 0};
-}
-
-/* Send a reply to a received request whose checks (msg_reply's) passed:
- * the To tag chosen once per request, the final status recorded, a 2xx to
- * an INVITE over UDP kept for retransmission. Returns 0 or a negative code. */
-int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
-                      sip_str body) {
-  return sip__lua_rx_reply_flags(r, status, reason, extra, body,
-                                 SIP_TU_RETRANSMIT);
-}
-
-int sip__lua_rx_reply_flags(sip_lua_rx *r, int status, sip_str reason,
-                            sip_str extra, sip_str body, int flags) {
-  if (!r->has_tag) {
-    sip_tu_new_tag(r->to_tag);
-    r->has_tag = 1;
-  }
-  if (status >= 200)
-    r->final_status = (uint16_t)status;
-  /* a 2xx to INVITE is re-sent until its ACK (§13.3.1.4, csrc/tu) */
-  return sip_tu_reply(&r->srv->tu, r->txn, r->base.m, &r->src, status, reason,
-                      (sip_str){r->to_tag, sizeof r->to_tag}, extra, body,
-                      flags);
-}
-
-/* req:reply(status[, reason[, extra[, body]]]) -> true, or nil, err, name.
- * Stateless: builds the response (§8.2.6) and sends it per §18.2.2. extra:
- * complete header lines, each ending with CRLF. One final response per
- * request: a second one raises. On an ACK nothing is sent: nil, err
- * (counted as ack_replies). */
-static int msg_reply(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "reply");
-  sip_msg *m = r->base.m;
-  lua_Integer status = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, status >= 100 && status <= 699, 2, "status 100..699");
-  sip_str reason = opt_slice(L, 3), extra = opt_slice(L, 4),
-          body = opt_slice(L, 5);
-  int bad = sip_tu_reply_parts(reason, extra);
-  if (bad == SIP_TU_BAD_REASON)
-    luaL_argerror(L, 3, "reason contains a control character");
-  if (bad == SIP_TU_BAD_EXTRA)
-    luaL_argerror(L, 4, "header lines must end with CRLF");
-  switch (sip_tu_uas_can_reply(m, rx_state(r), (int)status)) {
-  case SIP_TU_NOREPLY_RESPONSE:
-    return luaL_error(L, "reply: a response cannot be answered");
-  case SIP_TU_NOREPLY_ACK: /* a no-op, counted: a script answering every
-                              request alike must not fail (or log) once per
-                              stray ACK */
-    r->srv->st.ack_replies++;
-    return sip__lua_fail(L, SIP_EINVAL,
-                         "reply: an ACK is not answered (§17.1.1.3)");
-  case SIP_TU_NOREPLY_CANCELLED:
-    return sip__lua_fail(L, SIP_EINVAL,
-                         "reply: the request was cancelled (487 sent)");
-  case SIP_TU_NOREPLY_ANSWERED:
-    return luaL_error(L, "reply: the request was already answered with %d",
-                      (int)r->final_status);
-  case SIP_TU_NOREPLY_RELAYED:
-    return sip__lua_fail(L, SIP_EINVAL,
-                         "reply: a final response was relayed already");
-  case SIP_TU_NOREPLY_CLOSED:
-    return sip__lua_fail(L, UV_ECANCELED, "reply: the server is closed");
-  }
-  int rc = sip__lua_rx_reply(r, (int)status, reason, extra, body);
-  if (rc < 0)
-    return sip__lua_fail(L, rc, "reply: %s", sip_tp_strerror(rc));
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* msg:answered() -> the final status sent for this request, or false */
-static int msg_answered(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "answered");
-  if (r->final_status)
-    lua_pushinteger(L, r->final_status);
-  else
-    lua_pushboolean(L, 0);
-  return 1;
-}
-
-/* msg:is_cancelled() -> true once a CANCEL ended this INVITE (the core
- * answered 487) */
-static int msg_is_cancelled(lua_State *L) {
-  lua_pushboolean(L, sip__lua_check_received(L, 1, "is_cancelled")->cancelled);
-  return 1;
-}
-
-/* msg:drop(): the script deliberately leaves this request unanswered (no
- * default 500 when its handler ends). */
-static int msg_drop(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "drop");
-  r->dropped = 1;
-  if (r->txn && !r->final_status)
-    sip_txn_abandon(r->txn);
-  return 0;
-}
-
-/* msg:handled() -> true once a final reply was sent or drop() was called */
-static int msg_handled(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "handled");
-  lua_pushboolean(L, (rx_state(r) & (SIP_TU_UAS_FINAL | SIP_TU_UAS_DROPPED |
-                                     SIP_TU_UAS_RELAYED)) != 0);
-  return 1;
-}
-
-/* msg:transport() -> "UDP", "TCP", "TLS", "WS" or "WSS": what the message
- * came over (nil as for source()); msg:source()'s transport without
- * building its table, for tests made on every message */
-static int msg_transport(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "transport");
-  if (r->src.peer.ss_family == 0)
-    lua_pushnil(L);
-  else
-    lua_pushstring(L, sip_tp_transport_name(r->src.transport));
-  return 1;
-}
-
 /* core.script_failed(req): a received request whose script failed (the
  * error already went to core.script_error): rx_failed's 500 decision. */
 static int l_script_failed(lua_State *L) {
   rx_failed(sip__lua_check_received(L, 1, "script_failed"));
   return 0;
-}
-
-/* msg:source() -> { transport = "UDP", host =, port =, local_host =,
- * local_port =, conn_id = (TCP/TLS) } */
-static int msg_source(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "source");
-  if (r->src.peer.ss_family == 0) { /* a response to a client transaction */
-    lua_pushnil(L);
-    return 1;
-  }
-  lua_createtable(L, 0, 6);
-  lua_pushstring(L, sip_tp_transport_name(r->src.transport));
-  lua_setfield(L, -2, "transport");
-  push_addr(L, &r->src.peer, "host", "port");
-  if (r->src.transport == SIP_TP_UDP) {
-    push_addr(L, &r->src.local, "local_host", "local_port");
-  } else {
-    lua_pushinteger(L, (lua_Integer)r->src.conn_id);
-    lua_setfield(L, -2, "conn_id");
-  }
-  return 1;
 }
 
 static const luaL_Reg srv_methods[] = {
@@ -1046,17 +895,6 @@ static const luaL_Reg srv_meta[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg received_methods[] = {
-    {"reply", msg_reply},
-    {"answered", msg_answered},
-    {"drop", msg_drop},
-    {"handled", msg_handled},
-    {"is_cancelled", msg_is_cancelled},
-    {"source", msg_source},
-    {"transport", msg_transport},
-    {NULL, NULL},
-};
-
 void sip__lua_open_server(lua_State *L) {
   /* stack: core */
   luaL_newmetatable(L, SIP_LUA_SERVER);
@@ -1066,19 +904,13 @@ void sip__lua_open_server(lua_State *L) {
   lua_setfield(L, -4, "Server"); /* core.Server: extensible by the Lua layer */
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  sip__lua_open_received(L);
   lua_getfield(L, -1, "Request");
-  luaL_setfuncs(L, received_methods, 0);
   sip__lua_open_proxy(L);
   lua_pop(L, 1);
   sip__lua_open_flood(L);
   sip__lua_open_keepalive(L);
   sip__lua_open_dialog(L);
-  lua_getfield(L, -1, "Response"); /* a received response: where from */
-  lua_pushcfunction(L, msg_source);
-  lua_setfield(L, -2, "source");
-  lua_pushcfunction(L, msg_transport);
-  lua_setfield(L, -2, "transport");
-  lua_pop(L, 1);
   lua_pushcfunction(L, l_server);
   lua_setfield(L, -2, "server");
   lua_pushcfunction(L, l_script_failed);
