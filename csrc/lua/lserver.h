@@ -85,7 +85,7 @@ typedef struct sip_lua_rx {
   sip_proxy_ctx *px;  /* response context (a reference), NULL until relay */
 } sip_lua_rx;
 
-/* server.c, for proxy.c */
+/* received.c (the received message), for server.c, proxy.c and the rest */
 /* Push a received message (request with its transaction t, or a response:
  * t NULL) for server s whose userdata is at srvidx. */
 sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
@@ -100,7 +100,7 @@ int sip__lua_rx_reply_flags(sip_lua_rx *r, int status, sip_str reason,
                             sip_str extra, sip_str body, int flags);
 /* What became of r (SIP_TU_UAS_* bits), for csrc/tu's decisions. */
 unsigned sip__lua_rx_state(const sip_lua_rx *r);
-/* received.c: { [hostk] = "127.0.0.1", [portk] = 5060 } of sa into the
+/* { [hostk] = "127.0.0.1", [portk] = 5060 } of sa into the
  * table on top; the methods of received messages (core on top). */
 void sip__lua_push_addr(lua_State *L, const struct sockaddr_storage *sa,
                         const char *hostk, const char *portk);

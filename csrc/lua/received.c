@@ -1,11 +1,72 @@
-/* The methods of a received message (luasip.Request / luasip.Response
- * made by server.c's sip__lua_push_received), the binding: reply, drop,
+/* A received message (luasip.Request / luasip.Response over the receive
+ * buffer, with its transaction and source), the binding: made by
+ * sip__lua_push_received for server.c, and its methods reply, drop,
  * answered, handled, is_cancelled, source, transport. Whether a reply may
  * go, and what it is, are csrc/tu's (sip_tu_uas_can_reply,
  * sip_tu_reply_parts, sip_tu_reply). */
 #include <string.h>
 
 #include "lserver.h"
+
+/* owner: the sip_lua_rx itself (a userdata: it does not move) */
+static void rx_release(void *owner) {
+  sip_lua_rx *r = owner;
+  if (r->px) {
+    sip_proxy_ctx *c = r->px;
+    r->px = NULL;
+    sip_proxy_ctx_unref(c);
+  }
+  if (r->txn) {
+    if (!r->final_status) /* collected unanswered: nobody will answer */
+      sip_txn_abandon(r->txn);
+    if (sip_txn_udata(r->txn) == r)
+      sip_txn_set_udata(r->txn, NULL);
+    sip_txn_unref(r->txn);
+    r->txn = NULL;
+  }
+  sip_rxbuf_unref(r->rx);
+}
+
+unsigned sip__lua_rx_state(const sip_lua_rx *r) {
+  return (r->final_status ? SIP_TU_UAS_FINAL : 0) |
+         (r->dropped ? SIP_TU_UAS_DROPPED : 0) |
+         (r->cancelled ? SIP_TU_UAS_CANCELLED : 0) |
+         (r->px && sip_proxy_final_sent(r->px) ? SIP_TU_UAS_RELAYED : 0) |
+         (!r->base.live || !r->srv->tp ? SIP_TU_UAS_CLOSED : 0);
+}
+
+sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
+                                   sip_rxbuf *rx, const sip_src *src,
+                                   sip_txn *t) {
+  sip_lua_rx *r = (sip_lua_rx *)sip__lua_message_push(
+      L, &rx->msg, sizeof(sip_lua_rx) - sizeof(sip_lua_msg), rx_release, NULL,
+      rx->msg.is_request ? SIP_LUA_REQUEST : SIP_LUA_RESPONSE);
+  /* the receive buffer (about 7 KB with its parsed message) is memory the
+   * collector does not see: let it work as if it had been allocated, so
+   * that garbage requests give their buffers back at the pace they come */
+  lua_gc(L, LUA_GCSTEP, (int)((sizeof(*rx) + rx->len) >> 10));
+  r->base.owner = r;
+  sip_rxbuf_ref(rx);
+  r->rx = rx;
+  r->srv = s;
+  if (src)
+    r->src = *src;
+  if (t) {
+    sip_txn_ref(t);
+    r->txn = t;
+    sip_txn_set_udata(t, r);
+  }
+  lua_pushvalue(L, srvidx);
+  lua_setiuservalue(L, -2, SIP_LUA_MSG_UV_OWNER);
+  return r;
+}
+
+sip_lua_rx *sip__lua_check_received(lua_State *L, int idx, const char *what) {
+  sip_lua_msg *u = sip__lua_message_check(L, idx);
+  if (u->release != rx_release)
+    luaL_error(L, "%s: not a message received by a luasip server", what);
+  return (sip_lua_rx *)u;
+}
 
 void sip__lua_push_addr(lua_State *L, const struct sockaddr_storage *sa,
                         const char *hostk, const char *portk) {

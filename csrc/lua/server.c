@@ -25,25 +25,6 @@
 #include "sip_reply.h"
 #include "sip_tu_config.h"
 
-/* owner: the sip_lua_rx itself (a userdata: it does not move) */
-static void rx_release(void *owner) {
-  sip_lua_rx *r = owner;
-  if (r->px) {
-    sip_proxy_ctx *c = r->px;
-    r->px = NULL;
-    sip_proxy_ctx_unref(c);
-  }
-  if (r->txn) {
-    if (!r->final_status) /* collected unanswered: nobody will answer */
-      sip_txn_abandon(r->txn);
-    if (sip_txn_udata(r->txn) == r)
-      sip_txn_set_udata(r->txn, NULL);
-    sip_txn_unref(r->txn);
-    r->txn = NULL;
-  }
-  sip_rxbuf_unref(r->rx);
-}
-
 /* ---- logging and the protected call ------------------------------------ */
 
 /* A line through the server's own sink (srv:set_log_handler), else the
@@ -86,14 +67,6 @@ static void answer_plain(sip_lua_server *s, sip_txn *t, sip_msg *m,
   sip_tu_reply(&s->tu, t, m, src, status,
                (sip_str){reason, reason ? strlen(reason) : 0},
                sip_tu_new_tag(tag), SIP_STR_NULL, SIP_STR_NULL, 0);
-}
-
-unsigned sip__lua_rx_state(const sip_lua_rx *r) {
-  return (r->final_status ? SIP_TU_UAS_FINAL : 0) |
-         (r->dropped ? SIP_TU_UAS_DROPPED : 0) |
-         (r->cancelled ? SIP_TU_UAS_CANCELLED : 0) |
-         (r->px && sip_proxy_final_sent(r->px) ? SIP_TU_UAS_RELAYED : 0) |
-         (!r->base.live || !r->srv->tp ? SIP_TU_UAS_CLOSED : 0);
 }
 
 /* ---- transport callbacks ------------------------------------------------- */
@@ -172,32 +145,6 @@ static void run_entry(entry *e) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, e);
   }
   lua_settop(L, top);
-}
-
-sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
-                                   sip_rxbuf *rx, const sip_src *src,
-                                   sip_txn *t) {
-  sip_lua_rx *r = (sip_lua_rx *)sip__lua_message_push(
-      L, &rx->msg, sizeof(sip_lua_rx) - sizeof(sip_lua_msg), rx_release, NULL,
-      rx->msg.is_request ? SIP_LUA_REQUEST : SIP_LUA_RESPONSE);
-  /* the receive buffer (about 7 KB with its parsed message) is memory the
-   * collector does not see: let it work as if it had been allocated, so
-   * that garbage requests give their buffers back at the pace they come */
-  lua_gc(L, LUA_GCSTEP, (int)((sizeof(*rx) + rx->len) >> 10));
-  r->base.owner = r;
-  sip_rxbuf_ref(rx);
-  r->rx = rx;
-  r->srv = s;
-  if (src)
-    r->src = *src;
-  if (t) {
-    sip_txn_ref(t);
-    r->txn = t;
-    sip_txn_set_udata(t, r);
-  }
-  lua_pushvalue(L, srvidx);
-  lua_setiuservalue(L, -2, SIP_LUA_MSG_UV_OWNER);
-  return r;
 }
 
 /* §9.2 for a UAS: the CANCEL gets 200 (481 when it matches nothing), and an
@@ -858,13 +805,6 @@ static int srv_tostring(lua_State *L) {
 
 /* ---- methods of received messages ------------------------------------------
  */
-
-sip_lua_rx *sip__lua_check_received(lua_State *L, int idx, const char *what) {
-  sip_lua_msg *u = sip__lua_message_check(L, idx);
-  if (u->release != rx_release)
-    luaL_error(L, "%s: not a message received by a luasip server", what);
-  return (sip_lua_rx *)u;
-}
 
 /* core.script_failed(req): a received request whose script failed (the
  * error already went to core.script_error): rx_failed's 500 decision. */
