@@ -99,7 +99,7 @@ endif
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 $(CFLAGS) $(WARNFLAGS) -fPIC \
-  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/tu -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -Icsrc/auth -Icsrc/sdp -Icsrc/dialog -Icsrc/location -MMD -MP
+  -Icsrc -Icsrc/parse -Icsrc/transport -Icsrc/txn -Icsrc/tu -Icsrc/runtime -Icsrc/proxy -Icsrc/registrar -Icsrc/dns -Icsrc/auth -Icsrc/sdp -Icsrc/dialog -Icsrc/location -MMD -MP
 # -std=c11 hides POSIX declarations, and uv.h needs them: everything but the
 # parser (pure C11) is compiled with _GNU_SOURCE, as libuv itself is. Files
 # outside csrc/parse must not define _GNU_SOURCE themselves.
@@ -116,7 +116,7 @@ BASE_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
 # --- sources ----------------------------------------------------------------
 PARSE_SRC := $(sort $(wildcard csrc/parse/*.c csrc/sdp/*.c))
 LUA_SRC := $(sort $(wildcard csrc/lua/*.c))
-CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/tu/*.c csrc/proxy/*.c \
+CORE_SRC := $(sort $(wildcard csrc/transport/*.c csrc/txn/*.c csrc/tu/*.c csrc/runtime/*.c csrc/proxy/*.c \
   csrc/registrar/*.c csrc/dns/*.c csrc/auth/*.c csrc/dialog/*.c csrc/location/*.c))
 # C tests: csrc/test/test_*.c, and each layer's own csrc/<layer>/tests/*_test.c
 TEST_SRC := $(sort $(wildcard csrc/test/test_*.c)) \

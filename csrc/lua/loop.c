@@ -11,57 +11,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
-#define HAVE_MALLINFO2 1
-#endif
-#endif
 
 #include "lsip.h"
+#include "sip_mem.h"
 #include "sip_tu.h"
 
 static const char loop_key = 0;
 
 /* ---- giving memory back ---------------------------------------------------
  *
- * After a peak (100,000 registrations that expired, a burst of
- * transactions) the live state is small again but the process keeps its
- * size: the Lua collector works only when Lua allocates, so an idle server
- * keeps its garbage, and glibc keeps what the process freed in its arenas.
- * Once a second an unref'd timer (it keeps no loop alive) does two things:
- *  - when the server is idle (fewer than IDLE_CALLS callbacks into Lua,
- *    and the Lua heap changed by less than IDLE_KB, since the last tick)
- *    and the Lua heap grew by half (and 1 MiB) since the last such
- *    collection, a full collection, if the heap is at most FULL_GC_MAX_KB
- *    (a few tens of milliseconds, once per episode; a larger heap is left
- *    to the collector's own pace). State that a peak left behind often dies
- *    after that collection (registrations expiring seconds later) and adds
- *    too little to the heap to start another one: so after a collection
- *    that freed a quarter of the heap (and 1 MiB), idle ones follow 2, 4,
- *    8... seconds apart, then every GC_GAP_MAX_S seconds (back to 2 after
- *    one that frees a quarter again);
- *  - when the server is idle, and the free part of the C heap is at least
- *    TRIM_MIN_FREE and half of what is in use, and either that much was
- *    freed since the lowest point after the last trim, or what is in use
- *    moved by TRIM_MOVED since the last trim, malloc_trim(0) hands the
- *    free pages back. The
- *    second case matters: the pages freed by a trim still count as free,
- *    and the state that dies after it (what pinned pages then) frees less
- *    than TRIM_MIN_FREE. In a steady state freed memory is reused and
- *    nothing is trimmed. */
-#define TRIM_INTERVAL_MS 1000
-#define TRIM_MIN_FREE ((size_t)8 << 20)
-#define TRIM_MOVED ((size_t)1 << 20)
-#define IDLE_KB 256
-#define FULL_GC_MAX_KB ((size_t)64 << 10)
-#define GC_GAP_MAX_S 32
+ * Once a second an unref'd timer (it keeps no loop alive) runs the trim
+ * policy of csrc/runtime (sip_mem.h): a full collection of an idle state
+ * whose heap grew, and malloc_trim for an idle process whose C heap holds
+ * much free memory. */
 
-/* Calls from C into Lua (sip__lua_pcall), for telling an idle server:
- * fewer than IDLE_CALLS in a tick. Per thread, not per state: a thread
- * with several busy states only looks busier. */
-#define IDLE_CALLS 16
+/* Calls from C into Lua (sip__lua_pcall), for telling an idle server. Per
+ * thread, not per state: a thread with several busy states only looks
+ * busier. */
 static _Thread_local uint64_t calls_into_lua;
 
 static int gc_full(lua_State *L) {
@@ -72,69 +38,17 @@ static int gc_full(lua_State *L) {
 static void trim_tick(uv_timer_t *t) {
   sip_lua_loop *lp = t->data;
   lua_State *L = lp->L;
-  int idle = calls_into_lua - lp->calls_at_tick < IDLE_CALLS;
-  lp->calls_at_tick = calls_into_lua;
-  if (L && lua_checkstack(L, 2)) {
-    size_t kb = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
-    size_t diff = kb > lp->lua_kb ? kb - lp->lua_kb : lp->lua_kb - kb;
-    idle = idle && diff < IDLE_KB;
-    int grew = kb > lp->lua_full_kb + lp->lua_full_kb / 2 + 1024;
-    int follow_up = lp->gc_gap_s && ++lp->gc_wait_s >= lp->gc_gap_s;
-    if (idle && kb <= FULL_GC_MAX_KB && (grew || follow_up)) {
-      size_t before = kb;
-      lua_pushcfunction(L, gc_full);
-      if (lua_pcall(L, 0, 0, 0) != LUA_OK)
-        lua_pop(L, 1);
-      kb = (size_t)lua_gc(L, LUA_GCCOUNT, 0);
-      lp->lua_full_kb = kb;
-      lp->gc_wait_s = 0;
-      if (before > kb + 1024 && before - kb >= before / 4)
-        lp->gc_gap_s = 2;
-      else if (lp->gc_gap_s)
-        lp->gc_gap_s =
-            lp->gc_gap_s < GC_GAP_MAX_S / 2 ? lp->gc_gap_s * 2 : GC_GAP_MAX_S;
-    }
-    lp->lua_kb = kb;
+  int have = L && lua_checkstack(L, 2);
+  size_t kb = have ? (size_t)lua_gc(L, LUA_GCCOUNT, 0) : 0;
+  int what = sip_mem_tick(&lp->mem, calls_into_lua, kb, have);
+  if (what & SIP_MEM_FULL_GC) {
+    lua_pushcfunction(L, gc_full);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+      lua_pop(L, 1);
+    sip_mem_gc_done(&lp->mem, kb, (size_t)lua_gc(L, LUA_GCCOUNT, 0));
   }
-#ifdef HAVE_MALLINFO2
-  /* mallinfo2 walks every free chunk of the heap: under load (thousands of
-   * transactions' worth of freed chunks) that is milliseconds a call, and a
-   * trim then would only hand back pages the next second's load faults in
-   * again. So the C heap is looked at only when the server is idle. */
-  if (!idle)
-    return;
-  struct mallinfo2 mi = mallinfo2();
-  if (mi.fordblks < lp->free_low)
-    lp->free_low = mi.fordblks;
-  size_t used = mi.uordblks;
-  size_t moved = used > lp->used_at_trim ? used - lp->used_at_trim
-                                         : lp->used_at_trim - used;
-  if (mi.fordblks >= TRIM_MIN_FREE && mi.fordblks >= used / 2 &&
-      (mi.fordblks >= lp->free_low + TRIM_MIN_FREE || moved >= TRIM_MOVED)) {
-    malloc_trim(0);
-    lp->trims++;
-    lp->free_low = mallinfo2().fordblks;
-    lp->used_at_trim = used;
-  }
-#else
-  (void)idle;
-#endif
-}
-
-/* core.malloc_info() -> bytes in use and free in the C heap (-1 when the C
- * library does not tell), and the trims made so far */
-static int l_malloc_info(lua_State *L) {
-  sip_lua_loop *lp = sip__lua_loop(L);
-#ifdef HAVE_MALLINFO2
-  struct mallinfo2 mi = mallinfo2();
-  lua_pushinteger(L, (lua_Integer)(mi.uordblks + mi.hblkhd));
-  lua_pushinteger(L, (lua_Integer)mi.fordblks);
-#else
-  lua_pushinteger(L, -1);
-  lua_pushinteger(L, -1);
-#endif
-  lua_pushinteger(L, (lua_Integer)lp->trims);
-  return 3;
+  if (what & SIP_MEM_IDLE)
+    sip_mem_heap_step(&lp->mem);
 }
 
 static void walk_close(uv_handle_t *h, void *arg) {
@@ -174,7 +88,7 @@ sip_lua_loop *sip__lua_loop(lua_State *L) {
   lp->initialized = 1;
   if (uv_timer_init(&lp->loop, &lp->trim) == 0) {
     lp->trim.data = lp;
-    uv_timer_start(&lp->trim, trim_tick, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
+    uv_timer_start(&lp->trim, trim_tick, SIP_MEM_TICK_MS, SIP_MEM_TICK_MS);
     uv_unref((uv_handle_t *)&lp->trim);
   }
   lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
@@ -405,21 +319,7 @@ static int l_random_hex(lua_State *L) {
   return 1;
 }
 
-static int l_set_memory_limit(lua_State *L);
-static int l_set_handler_memory(lua_State *L);
-static int l_handler_enter(lua_State *L);
-static int l_handler_leave(lua_State *L);
-static int l_memory_refusals(lua_State *L);
-static int l_memory(lua_State *L);
-
 static const luaL_Reg loop_funcs[] = {
-    {"set_memory_limit", l_set_memory_limit},
-    {"set_handler_memory", l_set_handler_memory},
-    {"handler_enter", l_handler_enter},
-    {"handler_leave", l_handler_leave},
-    {"memory_refusals", l_memory_refusals},
-    {"memory", l_memory},
-    {"malloc_info", l_malloc_info},
     {"run", l_run},
     {"step", l_step},
     {"stop", l_stop},
@@ -442,168 +342,5 @@ void sip__lua_open_loop(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_setfuncs(L, loop_funcs, 0);
-}
-
-/* ---- the memory limit of the state ---------------------------------------
- *
- * A script must not take the whole machine: the state's allocator is
- * wrapped so that growth beyond the limit fails. Lua then collects garbage
- * and retries, and if that is not enough raises "not enough memory" where
- * the script allocated: inside a handler that is a 500 for that request
- * (every entry from C is protected, see server.c), never a crash. The
- * wrapper stays installed until the state closes, so its bookkeeping lives
- * in static storage, for the first state that asks (one per process). */
-/* Next to the state's limit, a handler's budget: a handler (a coroutine
- * resumed by luasip.server, between two waits) may grow the state by
- * `budget` bytes, measured from where it was resumed. A runaway handler
- * then fails within a few tens of milliseconds with "not enough memory"
- * (the emergency collection Lua runs first frees its garbage: only what it
- * keeps counts), instead of growing the process to the state's limit while
- * the loop waits. ceiling is 0 outside handlers. */
-static struct {
-  lua_State *owner;
-  lua_Alloc orig;
-  void *orig_ud;
-  size_t used, limit;
-  size_t budget, ceiling;
-  int slack_used;        /* the ceiling was raised once for error handling */
-  uint64_t ceiling_hits; /* allocations refused by a handler's budget */
-} mem;
-
-/* After the first refusal the ceiling rises this much, once per resume, so
- * that the error can still be handled (a traceback, a log line, the 500). */
-#define HANDLER_SLACK (1u << 20)
-
-static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  (void)ud;
-  size_t old = ptr ? osize : 0;
-  if (nsize > old && mem.limit && mem.used + (nsize - old) > mem.limit)
-    return NULL;
-  if (nsize > old && mem.ceiling && mem.used + (nsize - old) > mem.ceiling) {
-    mem.ceiling_hits++;
-    if (!mem.slack_used) {
-      mem.slack_used = 1;
-      mem.ceiling = mem.used + HANDLER_SLACK;
-    }
-    return NULL;
-  }
-  void *p = mem.orig(mem.orig_ud, ptr, osize, nsize);
-  if (nsize == 0 || p) {
-    size_t now = nsize;
-    mem.used = mem.used + now >= old ? mem.used + now - old : 0;
-  }
-  return p;
-}
-
-/* The wrapper is code in this module, which lua_close unloads before it
- * frees the last objects: a sentinel finalized before that (it is created
- * after the package library's table of loaded modules) puts the original
- * allocator back. */
-static int restore_alloc(lua_State *L) {
-  if (mem.owner) {
-    lua_setallocf(L, mem.orig, mem.orig_ud);
-    mem.owner = NULL;
-    mem.limit = 0;
-    mem.budget = mem.ceiling = 0;
-  }
-  return 0;
-}
-
-static const char sentinel_key = 0;
-
-/* Install the counting allocator on L's state (once). 0, or nil + err
- * pushed (another state has it) and returns the number of results. */
-static int install_alloc(lua_State *L, const char *what) {
-  lua_State *main;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  main = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  if (mem.owner && mem.owner != main)
-    return sip__lua_fail(L, SIP_EINVAL, "%s: another Lua state has the limit",
-                         what);
-  if (!mem.owner) {
-    mem.owner = main;
-    mem.orig = lua_getallocf(L, &mem.orig_ud);
-    mem.used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
-               (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
-    lua_newuserdatauv(L, 1, 0);
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, restore_alloc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
-    lua_setallocf(L, limited_alloc, NULL);
-  }
-  return 0;
-}
-
-/* core.set_memory_limit(bytes) -> true, or nil, err: 0 removes the limit.
- * A limit below what the state uses now is refused. */
-static int l_set_memory_limit(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 0, 1, "bytes >= 0");
-  int nres = install_alloc(L, "set_memory_limit");
-  if (nres)
-    return nres;
-  if (n > 0 && (size_t)n < mem.used)
-    return sip__lua_fail(L, SIP_EINVAL,
-                         "set_memory_limit: %I bytes are in use already",
-                         (lua_Integer)mem.used);
-  mem.limit = (size_t)n;
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* core.set_handler_memory(bytes) -> true, or nil, err: the budget of a
- * handler between two waits (0: none). */
-static int l_set_handler_memory(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 0, 1, "bytes >= 0");
-  int nres = install_alloc(L, "set_handler_memory");
-  if (nres)
-    return nres;
-  mem.budget = (size_t)n;
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* core.handler_enter() -> mark: a handler is resumed; its budget starts
- * from what the state uses now. The mark (the ceiling before: resumes
- * nest) goes back to handler_leave when the handler waits or ends. */
-static int l_handler_enter(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)mem.ceiling);
-  lua_pushboolean(L, mem.slack_used);
-  if (mem.owner && mem.budget) {
-    mem.ceiling = mem.used + mem.budget;
-    mem.slack_used = 0;
-  }
-  return 2;
-}
-
-/* core.handler_leave(mark, slack_used) */
-static int l_handler_leave(lua_State *L) {
-  lua_Integer c = luaL_checkinteger(L, 1);
-  mem.ceiling = (size_t)c;
-  mem.slack_used = lua_toboolean(L, 2);
-  return 0;
-}
-
-/* core.memory_refusals() -> allocations refused by handler budgets so far
- * (compare two readings to tell a budget's "not enough memory" from the
- * state limit's) */
-static int l_memory_refusals(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)mem.ceiling_hits);
-  return 1;
-}
-
-/* core.memory() -> bytes in use, limit (0: none), handler budget (0:
- * none) */
-static int l_memory(lua_State *L) {
-  size_t used = mem.owner ? mem.used
-                          : (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
-                                (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
-  lua_pushinteger(L, (lua_Integer)used);
-  lua_pushinteger(L, (lua_Integer)mem.limit);
-  lua_pushinteger(L, (lua_Integer)mem.budget);
-  return 3;
+  sip__lua_open_memory(L);
 }

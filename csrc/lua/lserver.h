@@ -38,20 +38,18 @@ typedef struct srv_bridge {
   struct sip_lua_server *srv; /* NULL once the server is closed */
 } srv_bridge;
 
-/* A client transaction started from Lua: the function that gets its
- * responses (a registry reference) until the transaction terminates. */
+/* A client transaction started from Lua (tracked by csrc/tu): the
+ * function that gets its responses (a registry reference) until the
+ * transaction terminates. */
 typedef struct client_ctx {
-  struct client_ctx *prev, *next;
+  sip_tu_client base; /* first: in tu.clients */
   struct sip_lua_server *srv;
   int fn_ref;
-  int transport;
-  sip_txn *t; /* valid while in the list (freed when it terminates) */
 } client_ctx;
 
 typedef struct sip_lua_server {
   sip_tp *tp;
-  client_ctx *clients; /* live client transactions started from Lua */
-  sip_txl *txl;        /* NULL: stateless (transactions = false) */
+  sip_txl *txl; /* NULL: stateless (transactions = false) */
   int auto_cancel;
   int closing; /* inside close(): no second one */
   sip_lua_loop *lp;
@@ -87,7 +85,7 @@ typedef struct sip_lua_rx {
   sip_proxy_ctx *px;  /* response context (a reference), NULL until relay */
 } sip_lua_rx;
 
-/* server.c, for proxy.c */
+/* received.c (the received message), for server.c, proxy.c and the rest */
 /* Push a received message (request with its transaction t, or a response:
  * t NULL) for server s whose userdata is at srvidx. */
 sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
@@ -100,6 +98,13 @@ int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
 /* The same with sip_tu_reply flags (SIP_TU_RELIABLE: a reliable 1xx). */
 int sip__lua_rx_reply_flags(sip_lua_rx *r, int status, sip_str reason,
                             sip_str extra, sip_str body, int flags);
+/* What became of r (SIP_TU_UAS_* bits), for csrc/tu's decisions. */
+unsigned sip__lua_rx_state(const sip_lua_rx *r);
+/* { [hostk] = "127.0.0.1", [portk] = 5060 } of sa into the
+ * table on top; the methods of received messages (core on top). */
+void sip__lua_push_addr(lua_State *L, const struct sockaddr_storage *sa,
+                        const char *hostk, const char *portk);
+void sip__lua_open_received(lua_State *L);
 /* lua_pcall with a traceback; errors are logged and counted. */
 int sip__lua_srv_pcall(lua_State *L, int srvidx, int nargs);
 /* The received message at idx (raises otherwise). */

@@ -10,6 +10,7 @@
 #include <lua.h>
 #include <uv.h>
 
+#include "sip_mem.h"
 #include "sip_msg.h"
 
 #define SIP_LUA_MESSAGE "luasip.Message"
@@ -24,16 +25,9 @@ typedef struct sip_lua_loop {
   uv_loop_t loop;
   lua_State *L; /* the thread inside core.run/step; NULL when not running */
   int initialized;
-  uv_timer_t trim;     /* loop.c: gives freed heap memory back (unref'd) */
-  uint64_t trims;      /* malloc_trim calls made by it */
-  size_t free_low;     /* the least free heap seen since the last trim */
-  size_t used_at_trim; /* the C heap in use at the last trim */
-  size_t lua_kb;       /* the Lua heap at the previous tick */
-  size_t lua_full_kb;  /* the Lua heap after the last idle collection */
-  unsigned gc_gap_s;   /* seconds to the next follow-up collection (0: none) */
-  unsigned gc_wait_s;  /* seconds waited towards it */
+  uv_timer_t trim;        /* loop.c: gives freed heap memory back (unref'd) */
+  sip_mem_trim mem;       /* its policy (csrc/runtime/sip_mem.h) */
   uint64_t script_errors; /* errors caught by sip__lua_pcall */
-  uint64_t calls_at_tick; /* calls into Lua counted at the last trim tick */
 } sip_lua_loop;
 
 /* The state's loop, created on first use. */
@@ -132,6 +126,8 @@ sip_lua_msg *sip__lua_message_check(lua_State *L, int idx);
 void sip__lua_open_message(lua_State *L);
 void sip__lua_open_uri(lua_State *L);
 void sip__lua_open_loop(lua_State *L);
+/* memory.c: the state's memory limit and budgets (from open_loop) */
+void sip__lua_open_memory(lua_State *L);
 void sip__lua_open_events(lua_State *L);
 void sip__lua_open_server(lua_State *L);
 /* registrar.c: the registrar's text, the binding codec, the location clock */

@@ -3,14 +3,16 @@
  * the luasip loop, configured from Lua options, and the delivery of what
  * they hand up to Lua. The protocol work (dispatch and sanity rejects,
  * §8.2.6 replies, §9.2 CANCEL, the 2xx retransmission, next hop and Via of
- * srv:request) is csrc/tu's; this file decides only what Lua sees.
+ * srv:request, the client transactions, the 500 and 487 rules, the
+ * options and counters) is csrc/tu's; this file decides only what Lua
+ * sees. The methods of the received messages are received.c's.
  *
  * Path of a request: transport -> on_message -> sip_tu_receive -> the
  * transaction layer -> txl_on_request -> the Lua request handler with a
  * luasip.Request that wraps the received buffer (zero-copy: the message
  * keeps a reference on the sip_rxbuf). Every entry into Lua runs under the
- * one protected call (sip__lua_pcall); a script error is answered 500 by
- * entry_failed, the one place that decides it.
+ * one protected call (sip__lua_pcall); after a script error entry_failed
+ * answers 500 by csrc/tu's one rule (sip_tu_uas_failed).
  *
  * A server stays alive while it is open, even when the script drops every
  * reference to it: an open listener must not vanish with a garbage
@@ -21,25 +23,7 @@
 
 #include "lserver.h"
 #include "sip_reply.h"
-
-/* owner: the sip_lua_rx itself (a userdata: it does not move) */
-static void rx_release(void *owner) {
-  sip_lua_rx *r = owner;
-  if (r->px) {
-    sip_proxy_ctx *c = r->px;
-    r->px = NULL;
-    sip_proxy_ctx_unref(c);
-  }
-  if (r->txn) {
-    if (!r->final_status) /* collected unanswered: nobody will answer */
-      sip_txn_abandon(r->txn);
-    if (sip_txn_udata(r->txn) == r)
-      sip_txn_set_udata(r->txn, NULL);
-    sip_txn_unref(r->txn);
-    r->txn = NULL;
-  }
-  sip_rxbuf_unref(r->rx);
-}
+#include "sip_tu_config.h"
 
 /* ---- logging and the protected call ------------------------------------ */
 
@@ -76,29 +60,13 @@ int sip__lua_srv_pcall(lua_State *L, int srvidx, int nargs) {
 
 /* ---- replies: the TU layer's (csrc/tu) ---------------------------------- */
 
-static sip_str tag_for(sip_lua_server *s, char tag[SIP_TU_TAG_LEN]) {
-  (void)s;
-  return sip_tu_new_tag(tag);
-}
-
-static int send_reply(sip_lua_server *s, sip_txn *t, sip_msg *req,
-                      const sip_src *src, int status, sip_str reason,
-                      sip_str to_tag, sip_str extra, sip_str body) {
-  return sip_tu_reply(&s->tu, t, req, src, status, reason, to_tag, extra, body,
-                      0);
-}
-
+/* A request no script saw answered from C (a new To tag). */
 static void answer_plain(sip_lua_server *s, sip_txn *t, sip_msg *m,
                          const sip_src *src, int status, const char *reason) {
   char tag[SIP_TU_TAG_LEN];
-  send_reply(s, t, m, src, status,
-             (sip_str){reason, reason ? strlen(reason) : 0}, tag_for(s, tag),
-             (sip_str){NULL, 0}, (sip_str){NULL, 0});
-}
-
-static int is_ack(const sip_msg *m) {
-  return m->is_request && m->method.len == 3 &&
-         memcmp(m->method.p, "ACK", 3) == 0;
+  sip_tu_reply(&s->tu, t, m, src, status,
+               (sip_str){reason, reason ? strlen(reason) : 0},
+               sip_tu_new_tag(tag), SIP_STR_NULL, SIP_STR_NULL, 0);
 }
 
 /* ---- transport callbacks ------------------------------------------------- */
@@ -132,22 +100,15 @@ typedef struct entry {
 
 static int entry_body(lua_State *L);
 
-/* The one "script error -> 500" decision, for a received request whose
- * script failed (an entry from C: entry_failed; a handler coroutine or a
- * Lua-side xpcall: core.script_failed): counted for the server, and a
- * request other than ACK that is still open and that nobody answered
- * (a reply, a relayed final response, drop(), a CANCEL's 487) gets 500,
- * with the To tag of its other replies. */
+/* A received request whose script failed (an entry from C: entry_failed;
+ * a handler coroutine or a Lua-side xpcall: core.script_failed): counted
+ * for the server, and answered 500 (with the To tag of its other replies)
+ * when csrc/tu's one rule says so (sip_tu_uas_failed). */
 static void rx_failed(sip_lua_rx *r) {
-  sip_lua_server *s = r->srv;
-  sip_msg *m = r->base.m;
-  s->st.script_errors++;
-  if (!r->base.live || !m || !m->is_request || is_ack(m) || !s->tp ||
-      r->final_status || r->dropped || r->cancelled ||
-      (r->px && sip_proxy_final_sent(r->px)))
-    return;
-  sip__lua_rx_reply(r, 500, (sip_str){NULL, 0}, (sip_str){NULL, 0},
-                    (sip_str){NULL, 0});
+  r->srv->st.script_errors++;
+  if (sip_tu_uas_failed(r->base.m, sip__lua_rx_state(r)))
+    sip__lua_rx_reply(r, 500, (sip_str){NULL, 0}, (sip_str){NULL, 0},
+                      (sip_str){NULL, 0});
 }
 
 /* An entry from C whose protected call failed (the error was logged, with
@@ -163,13 +124,9 @@ static void entry_failed(lua_State *L, entry *e) {
     return;
   }
   s->st.script_errors++;
-  if (!m || !m->is_request || is_ack(m) || e->kind == ENTRY_CLIENT || !s->tp)
-    return;
-  if (!e->handler_called) {
-    char tag[SIP_TU_TAG_LEN];
-    send_reply(s, e->t, m, e->src, 500, (sip_str){NULL, 0}, tag_for(s, tag),
-               (sip_str){NULL, 0}, (sip_str){NULL, 0});
-  }
+  if (e->kind != ENTRY_CLIENT && !e->handler_called &&
+      sip_tu_uas_failed(m, s->tp ? 0 : SIP_TU_UAS_CLOSED))
+    answer_plain(s, e->t, m, e->src, 500, NULL);
 }
 
 static void run_entry(entry *e) {
@@ -190,32 +147,6 @@ static void run_entry(entry *e) {
   lua_settop(L, top);
 }
 
-sip_lua_rx *sip__lua_push_received(lua_State *L, int srvidx, sip_lua_server *s,
-                                   sip_rxbuf *rx, const sip_src *src,
-                                   sip_txn *t) {
-  sip_lua_rx *r = (sip_lua_rx *)sip__lua_message_push(
-      L, &rx->msg, sizeof(sip_lua_rx) - sizeof(sip_lua_msg), rx_release, NULL,
-      rx->msg.is_request ? SIP_LUA_REQUEST : SIP_LUA_RESPONSE);
-  /* the receive buffer (about 7 KB with its parsed message) is memory the
-   * collector does not see: let it work as if it had been allocated, so
-   * that garbage requests give their buffers back at the pace they come */
-  lua_gc(L, LUA_GCSTEP, (int)((sizeof(*rx) + rx->len) >> 10));
-  r->base.owner = r;
-  sip_rxbuf_ref(rx);
-  r->rx = rx;
-  r->srv = s;
-  if (src)
-    r->src = *src;
-  if (t) {
-    sip_txn_ref(t);
-    r->txn = t;
-    sip_txn_set_udata(t, r);
-  }
-  lua_pushvalue(L, srvidx);
-  lua_setiuservalue(L, -2, SIP_LUA_MSG_UV_OWNER);
-  return r;
-}
-
 /* §9.2 for a UAS: the CANCEL gets 200 (481 when it matches nothing), and an
  * INVITE still without a final response gets 487. */
 static void auto_cancel(sip_lua_server *s, sip_txn *t, sip_msg *msg,
@@ -228,17 +159,10 @@ static void auto_cancel(sip_lua_server *s, sip_txn *t, sip_msg *msg,
    * ends the round and goes upstream */
   if (r && r->px && sip_proxy_cancel(r->px))
     return;
-  if (r && r->base.live && !r->final_status && !r->dropped &&
-      !(r->px && sip_proxy_final_sent(r->px))) {
-    r->final_status = 487;
-    r->cancelled = 1;
-    if (!r->has_tag) {
-      tag_for(s, r->to_tag);
-      r->has_tag = 1;
-    }
-    send_reply(s, inv, r->base.m, &r->src, 487, (sip_str){NULL, 0},
-               (sip_str){r->to_tag, sizeof r->to_tag}, (sip_str){NULL, 0},
-               (sip_str){NULL, 0});
+  if (r && sip_tu_uas_cancels(sip__lua_rx_state(r))) {
+    r->cancelled = 1; /* over inv: r's transaction */
+    sip__lua_rx_reply_flags(r, 487, SIP_STR_NULL, SIP_STR_NULL, SIP_STR_NULL,
+                            0);
   }
 }
 
@@ -254,7 +178,7 @@ static void deliver(lua_State *L, int top, sip_lua_server *s, entry *e,
     e->handler_called = 1; /* answered here */
     if (!msg->is_request)
       s->st.responses_dropped++;
-    else if (!is_ack(msg))
+    else if (!sip_tu_is_ack(msg))
       answer_plain(s, t, msg, src, 503,
                    "Service Unavailable (no request handler)");
     return;
@@ -364,20 +288,6 @@ static sip_lua_server *check_server(lua_State *L, int idx) {
   return s;
 }
 
-static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def,
-                           lua_Integer lo, lua_Integer hi) {
-  int isnum;
-  if (lua_getfield(L, t, k) == LUA_TNIL) {
-    lua_pop(L, 1);
-    return def;
-  }
-  lua_Integer v = lua_tointegerx(L, -1, &isnum);
-  if (!isnum || v < lo || v > hi)
-    luaL_error(L, "option %s must be an integer in %I..%I", k, lo, hi);
-  lua_pop(L, 1);
-  return v;
-}
-
 static const char *opt_str(lua_State *L, int t, const char *k) {
   if (lua_getfield(L, t, k) == LUA_TNIL) {
     lua_pop(L, 1);
@@ -399,28 +309,32 @@ static int opt_bool(lua_State *L, int t, const char *k, int def) {
   return v;
 }
 
-static const struct {
-  const char *name;
-  unsigned bit;
-} sanity_names[] = {
-    {"version", SIP_SANITY_VERSION},
-    {"required", SIP_SANITY_REQUIRED},
-    {"cseq", SIP_SANITY_CSEQ},
-    {"content_length", SIP_SANITY_CLEN},
-    {"scheme", SIP_SANITY_SCHEME},
-    {"require", SIP_SANITY_REQUIRE},
-    {"proxy_require", SIP_SANITY_PROXY_REQUIRE},
-    {"max_forwards", SIP_SANITY_MAX_FORWARDS},
-    {"fields", SIP_SANITY_FIELDS},
-};
+/* Option o (csrc/tu: sip_tu_config.h) from the table at t into cfg when
+ * present; raises when it is not of its type or range. */
+static void read_option(lua_State *L, int t, const sip_tu_option *o,
+                        sip_tu_config *cfg) {
+  int ty = lua_getfield(L, t, o->name), isnum;
+  if (ty != LUA_TNIL && o->kind == SIP_TU_OPT_INT) {
+    lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || sip_tu_config_set(cfg, o, v) < 0)
+      luaL_error(L, "option %s must be an integer in %I..%I", o->name,
+                 (lua_Integer)o->lo, (lua_Integer)o->hi);
+  } else if (ty != LUA_TNIL) {
+    if (ty != LUA_TBOOLEAN)
+      luaL_error(L, "option %s must be a boolean", o->name);
+    sip_tu_config_set(cfg, o, lua_toboolean(L, -1));
+  }
+  lua_pop(L, 1);
+}
 
 /* A list of strings into out[] (NULL-terminated); the strings are kept
- * alive in the table at keep (they are interned Lua strings). */
-static void string_list(lua_State *L, int t, const char *k, const char **out,
-                        int keep) {
+ * alive in the table at keep (they are interned Lua strings). Returns 0
+ * when there is no such list. */
+static int string_list(lua_State *L, int t, const char *k, const char **out,
+                       int keep) {
   if (lua_getfield(L, t, k) == LUA_TNIL) {
     lua_pop(L, 1);
-    return;
+    return 0;
   }
   luaL_argexpected(L, lua_istable(L, -1), 1, "a list of strings");
   int n = (int)luaL_len(L, -1);
@@ -436,76 +350,59 @@ static void string_list(lua_State *L, int t, const char *k, const char **out,
   }
   out[n] = NULL;
   lua_pop(L, 1);
+  return 1;
 }
 
 /* sanity = false | { version = bool, ..., supported = {...},
  * schemes = {...} } */
-static void configure_sanity(lua_State *L, int opts, sip_lua_server *s,
-                             int keep) {
-  sip_sanity_config_init(&s->tu.sanity);
-  int ty = lua_getfield(L, opts, "sanity");
-  if (ty == LUA_TNIL) {
-    lua_pop(L, 1);
-    return;
-  }
-  if (ty == LUA_TBOOLEAN) {
-    if (!lua_toboolean(L, -1))
-      s->tu.sanity.checks = 0;
-    lua_pop(L, 1);
-    return;
-  }
-  if (ty != LUA_TTABLE)
+static void configure_sanity(lua_State *L, sip_lua_server *s,
+                             sip_tu_config *cfg, int keep) {
+  int ty = lua_getfield(L, 1, "sanity");
+  if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    cfg->sanity.checks = 0;
+  else if (ty != LUA_TNIL && ty != LUA_TBOOLEAN && ty != LUA_TTABLE)
     luaL_error(L, "option sanity must be a table or a boolean");
-  int t = lua_gettop(L);
-  for (size_t i = 0; i < sizeof sanity_names / sizeof sanity_names[0]; i++) {
-    unsigned bit = sanity_names[i].bit;
-    int on =
-        opt_bool(L, t, sanity_names[i].name, (s->tu.sanity.checks & bit) != 0);
-    s->tu.sanity.checks =
-        on ? (s->tu.sanity.checks | bit) : (s->tu.sanity.checks & ~bit);
-  }
-  if (lua_getfield(L, t, "supported") != LUA_TNIL) {
-    string_list(L, t, "supported", s->supported, keep);
-    s->tu.sanity.supported = s->supported;
-  }
-  lua_pop(L, 1);
-  if (lua_getfield(L, t, "schemes") != LUA_TNIL) {
-    string_list(L, t, "schemes", s->schemes, keep);
-    s->tu.sanity.schemes = s->schemes;
-  }
-  lua_pop(L, 2);
-}
-
-/* A header option of opts (index 1): a string value, or nil / false for
- * none. Writes "Name: value\r\n" into line and returns its length (0 for
- * none); raises for a value with control characters, empty or longer
- * than SIP_TXL_SERVER_MAX. */
-static size_t header_option(lua_State *L, const char *k, const char *name,
-                            char *line, size_t cap) {
-  int ty = lua_getfield(L, 1, k);
-  if (ty == LUA_TNIL || (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+  if (ty != LUA_TTABLE) {
     lua_pop(L, 1);
-    return 0;
+    return;
   }
-  size_t n;
-  const char *v = ty == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-  if (!v || n == 0 || n > SIP_TXL_SERVER_MAX)
-    luaL_error(L, "option %s must be false or a string of 1 to %d bytes", k,
-               SIP_TXL_SERVER_MAX);
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-      luaL_error(L, "option %s: control characters are not allowed", k);
-  int len = snprintf(line, cap, "%s: %s\r\n", name, v);
+  int t = lua_gettop(L);
+  const sip_tu_option *o;
+  for (int i = 0; (o = sip_tu_option_at(i)); i++)
+    if (o->kind == SIP_TU_OPT_CHECK)
+      read_option(L, t, o, cfg);
+  if (string_list(L, t, "supported", s->supported, keep))
+    cfg->sanity.supported = s->supported;
+  if (string_list(L, t, "schemes", s->schemes, keep))
+    cfg->sanity.schemes = s->schemes;
   lua_pop(L, 1);
-  return (size_t)len;
 }
 
-/* core.server(opts) -> server, or nil, err, name. opts: max_size,
- * max_headers, max_line, max_connections, max_conn_buffer, max_write_queue,
- * idle_timeout, partial_timeout, connect_timeout (ms), udp_rcvbuf,
- * tcp_accept_aliases,
- * tls = { cert, key, ca, verify_peer, verify_client }, sanity (see
- * configure_sanity). Listeners are added with server:listen(). */
+/* A header option (which: 'S' Server, 'U' User-Agent) of opts (index 1):
+ * a string, or nil / false for none; raises when csrc/tu refuses it. */
+static void header_option(lua_State *L, const char *k, int which,
+                          sip_tu_config *cfg) {
+  int ty = lua_getfield(L, 1, k), rc = 0;
+  size_t n = 0;
+  const char *v = ty == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+  if (v)
+    rc = sip_tu_config_header(cfg, which, v, n);
+  else if (ty != LUA_TNIL && (ty != LUA_TBOOLEAN || lua_toboolean(L, -1)))
+    rc = SIP_ERANGE;
+  if (rc == SIP_EINVAL)
+    luaL_error(L, "option %s: control characters are not allowed", k);
+  if (rc < 0)
+    luaL_error(L, "option %s must be false or a string of 1 to %d bytes", k,
+               SIP_TU_HEADER_MAX);
+  lua_pop(L, 1);
+}
+
+/* core.server(opts) -> server, or nil, err, name. opts: the options of
+ * csrc/tu's sip_tu_config (limits, timers, transactions, auto_cancel,
+ * force_rport, sanity: see configure_sanity), ws_origins, http_root,
+ * server_header, user_agent, tls = { cert, key, ca, verify_peer,
+ * verify_client }, flood (flood.c). Listeners are added with
+ * server:listen(). */
 static int l_server(lua_State *L) {
   if (lua_isnoneornil(L, 1)) {
     lua_settop(L, 0);
@@ -515,59 +412,32 @@ static int l_server(lua_State *L) {
   lua_settop(L, 1);
   sip_lua_loop *lp = sip__lua_loop(L);
 
-  sip_tp_config cfg;
-  sip_tp_config_init(&cfg);
-  cfg.limits.max_size =
-      (uint32_t)opt_int(L, 1, "max_size", cfg.limits.max_size, 256, 1 << 26);
-  cfg.limits.max_headers = (uint32_t)opt_int(
-      L, 1, "max_headers", cfg.limits.max_headers, 8, 1 << 16);
-  cfg.limits.max_line =
-      (uint32_t)opt_int(L, 1, "max_line", cfg.limits.max_line, 64, 1 << 26);
-  cfg.max_connections = (uint32_t)opt_int(L, 1, "max_connections",
-                                          cfg.max_connections, 0, 1 << 24);
-  cfg.max_conn_buffer = (uint32_t)opt_int(L, 1, "max_conn_buffer",
-                                          cfg.max_conn_buffer, 1024, 1 << 28);
-  cfg.max_write_queue = (uint32_t)opt_int(L, 1, "max_write_queue",
-                                          cfg.max_write_queue, 1024, 1 << 30);
-  cfg.idle_timeout_ms =
-      (uint32_t)opt_int(L, 1, "idle_timeout", cfg.idle_timeout_ms, 1, 1 << 30);
-  cfg.partial_message_timeout_ms = (uint32_t)opt_int(
-      L, 1, "partial_timeout", cfg.partial_message_timeout_ms, 1, 1 << 30);
-  cfg.connect_timeout_ms = (uint32_t)opt_int(
-      L, 1, "connect_timeout", cfg.connect_timeout_ms, 1, 1 << 30);
-  cfg.udp_rcvbuf = (int)opt_int(L, 1, "udp_rcvbuf", cfg.udp_rcvbuf, 0, 1 << 30);
-  cfg.tcp_accept_aliases = opt_bool(L, 1, "tcp_accept_aliases", 0);
-  cfg.ws_origins = opt_str(L, 1, "ws_origins"); /* WebSocket (ws.c) */
-  cfg.http_root = opt_str(L, 1, "http_root");
-  cfg.ws_ping_interval_ms = (uint32_t)opt_int(
-      L, 1, "ws_ping_interval", cfg.ws_ping_interval_ms, 0, 1 << 30);
-  cfg.max_conn_per_source =
-      (uint32_t)opt_int(L, 1, "max_conn_per_source", 0, 0, 1 << 24);
+  sip_tu_config cfg;
+  sip_tu_config_init(&cfg);
+  const sip_tu_option *o;
+  for (int i = 0; (o = sip_tu_option_at(i)); i++)
+    if (o->kind != SIP_TU_OPT_CHECK)
+      read_option(L, 1, o, &cfg);
+  cfg.tp.ws_origins = opt_str(L, 1, "ws_origins"); /* WebSocket (ws.c) */
+  cfg.tp.http_root = opt_str(L, 1, "http_root");
   if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
     luaL_argexpected(L, lua_istable(L, -1), 1, "opts.tls: a table");
     int t = lua_gettop(L);
-    cfg.tls_cert_file = opt_str(L, t, "cert");
-    cfg.tls_key_file = opt_str(L, t, "key");
-    cfg.tls_ca_file = opt_str(L, t, "ca");
-    cfg.tls_verify_peer = opt_bool(L, t, "verify_peer", cfg.tls_verify_peer);
-    cfg.tls_verify_client =
-        opt_bool(L, t, "verify_client", cfg.tls_verify_client);
+    cfg.tp.tls_cert_file = opt_str(L, t, "cert");
+    cfg.tp.tls_key_file = opt_str(L, t, "key");
+    cfg.tp.tls_ca_file = opt_str(L, t, "ca");
+    cfg.tp.tls_verify_peer =
+        opt_bool(L, t, "verify_peer", cfg.tp.tls_verify_peer);
+    cfg.tp.tls_verify_client =
+        opt_bool(L, t, "verify_client", cfg.tp.tls_verify_client);
   }
   lua_pop(L, 1); /* the tls table stays referenced by opts (index 1) */
-  char server_line[sizeof((sip_tu *)0)->server_line];
-  char ua_line[sizeof((sip_tu *)0)->ua_line];
-  size_t server_len = header_option(L, "server_header", "Server", server_line,
-                                    sizeof server_line);
-  size_t ua_len =
-      header_option(L, "user_agent", "User-Agent", ua_line, sizeof ua_line);
+  header_option(L, "server_header", 'S', &cfg);
+  header_option(L, "user_agent", 'U', &cfg);
 
   sip_lua_server *s = lua_newuserdatauv(L, sizeof(*s), SRV_NUV);
   memset(s, 0, sizeof(*s));
   sip_tu_init(&s->tu, NULL, NULL); /* tp and txl once they exist */
-  memcpy(s->tu.server_line, server_line, server_len);
-  s->tu.server_len = server_len;
-  memcpy(s->tu.ua_line, ua_line, ua_len);
-  s->tu.ua_len = ua_len;
   s->self_ref = LUA_NOREF;
   s->lp = lp;
   luaL_setmetatable(L, SIP_LUA_SERVER);
@@ -575,19 +445,18 @@ static int l_server(lua_State *L) {
   sip__lua_push_loop(L);
   lua_setiuservalue(L, sidx, SRV_UV_LOOP);
   lua_newtable(L);
-  int keep = lua_gettop(L);
-  configure_sanity(L, 1, s, keep);
+  configure_sanity(L, s, &cfg, lua_gettop(L));
   lua_setiuservalue(L, sidx, SRV_UV_SANITY);
 
   s->bridge = calloc(1, sizeof(*s->bridge));
   if (!s->bridge)
     return luaL_error(L, "not enough memory");
-  cfg.ud = s->bridge;
-  cfg.on_message = on_message;
-  cfg.on_bad = on_bad;
-  cfg.on_conn = on_conn;
+  cfg.tp.ud = s->bridge;
+  cfg.tp.on_message = on_message;
+  cfg.tp.on_bad = on_bad;
+  cfg.tp.on_conn = on_conn;
   char err[256] = "";
-  int rc = sip_tp_new(&lp->loop, &cfg, &s->tp, err, sizeof err);
+  int rc = sip_tp_new(&lp->loop, &cfg.tp, &s->tp, err, sizeof err);
   if (rc < 0) {
     free(s->bridge);
     s->bridge = NULL;
@@ -596,41 +465,23 @@ static int l_server(lua_State *L) {
                          err[0] ? ": " : "", err);
   }
   sip__lua_dns_attach(lp, s->tp); /* responses to a Via host name */
-  if (opt_bool(L, 1, "transactions", 1)) {
-    sip_txl_config tc;
-    sip_txl_config_init(&tc);
-    tc.t1_ms = (uint32_t)opt_int(L, 1, "t1", tc.t1_ms, 1, 1 << 24);
-    tc.t2_ms = (uint32_t)opt_int(L, 1, "t2", tc.t2_ms, 1, 1 << 24);
-    tc.t4_ms = (uint32_t)opt_int(L, 1, "t4", tc.t4_ms, 1, 1 << 24);
-    tc.timer_d_ms =
-        (uint32_t)opt_int(L, 1, "timer_d", tc.timer_d_ms, 1, 1 << 24);
-    lua_Integer trying =
-        opt_int(L, 1, "trying_delay", tc.trying_delay_ms, -1, 1 << 24);
-    tc.trying_delay_ms = trying < 0 ? SIP_TXN_NO_TRYING : (uint32_t)trying;
-    tc.max_transactions = (uint32_t)opt_int(L, 1, "max_transactions",
-                                            tc.max_transactions, 1, 1 << 26);
-    tc.ud = s->bridge;
-    tc.on_request = txl_on_request;
-    tc.on_ack = txl_on_ack;
-    tc.on_stray_response = txl_on_stray;
-    rc = sip_txl_new(&lp->loop, s->tp, &tc, &s->txl);
+  if (cfg.transactions) {
+    cfg.txl.ud = s->bridge;
+    cfg.txl.on_request = txl_on_request;
+    cfg.txl.on_ack = txl_on_ack;
+    cfg.txl.on_stray_response = txl_on_stray;
+    rc = sip_txl_new(&lp->loop, s->tp, &cfg.txl, &s->txl);
     if (rc < 0) {
       sip_tp_close(s->tp, bridge_free, s->bridge);
       s->tp = NULL;
       s->bridge = NULL;
       return sip__lua_fail(L, rc, "transactions: %s", sip_tp_strerror(rc));
     }
-    s->auto_cancel = opt_bool(L, 1, "auto_cancel", 1);
+    s->auto_cancel = cfg.auto_cancel;
   }
   s->tu.tp = s->tp;
   s->tu.txl = s->txl;
-  s->tu.force_rport = opt_bool(L, 1, "force_rport", 0);
-  if (s->txl && s->tu.server_len) {
-    char *line = s->tu.server_line;
-    line[s->tu.server_len - 2] = '\0'; /* the value alone */
-    sip_txl_set_server(s->txl, line + strlen("Server: "));
-    line[s->tu.server_len - 2] = '\r';
-  }
+  sip_tu_configure(&s->tu, &cfg);
   if (sip_proxy_new(&lp->loop, s->tp, s->txl, &s->px) < 0) {
     if (s->txl)
       sip_txl_close(s->txl, NULL, NULL);
@@ -651,40 +502,26 @@ static int l_server(lua_State *L) {
 /* ---- client transactions ---------------------------------------------------
  */
 
-static void client_free(lua_State *L, client_ctx *c) {
-  sip_lua_server *s = c->srv;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    s->clients = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
+/* csrc/tu is done with c (its transaction ended, or the server closed:
+ * then server_close dropped the reference already) */
+static void client_end(sip_tu_client *base) {
+  client_ctx *c = (client_ctx *)base;
+  lua_State *L = c->srv->lp->L;
   if (L)
     luaL_unref(L, LUA_REGISTRYINDEX, c->fn_ref);
   free(c);
 }
 
-static void on_client_event(void *arg, sip_txn *t, int event, int err) {
-  (void)t;
-  (void)err;
-  client_ctx *c = arg;
-  if (event == SIP_TXN_EV_TERMINATED)
-    client_free(c->srv->lp->L, c);
-}
-
 /* fn(status, response or nil) for every response the transaction reports;
  * nil with 408 / 503 when the layer made the status up. */
-static void on_client_response(void *arg, sip_txn *t, int status, sip_msg *msg,
+static void on_client_response(sip_tu_client *base, int status, sip_msg *msg,
                                sip_rxbuf *rx) {
-  client_ctx *c = arg;
-  sip_dest d; /* (after a §18.1.1 fallback from TCP: UDP) */
-  if (sip_txn_dest(t, &d) == 0)
-    c->transport = d.transport;
+  client_ctx *c = (client_ctx *)base;
   entry e = {.kind = ENTRY_CLIENT,
              .s = c->srv,
              .msg = msg,
              .rx = rx,
-             .t = t,
+             .t = base->t,
              .client = c,
              .status = status};
   run_entry(&e);
@@ -699,8 +536,7 @@ static int entry_body(lua_State *L) {
   int top = lua_gettop(L);
   switch (e->kind) {
   case ENTRY_REQUEST:
-    if (s->auto_cancel && e->msg->method.len == 6 &&
-        memcmp(e->msg->method.p, "CANCEL", 6) == 0) {
+    if (s->auto_cancel && sip_tu_is_method(e->msg, "CANCEL")) {
       e->handler_called = 1; /* answered here, in C */
       auto_cancel(s, e->t, e->msg, e->src);
       break;
@@ -718,7 +554,7 @@ static int entry_body(lua_State *L) {
     lua_pushinteger(L, e->status);
     if (e->rx) {
       sip_lua_rx *r = sip__lua_push_received(L, top, s, e->rx, NULL, NULL);
-      r->src.transport = c->transport;
+      r->src.transport = c->base.transport;
     } else {
       lua_pushnil(L);
     }
@@ -755,28 +591,26 @@ static int srv_request(lua_State *L) {
   if (!s->txl)
     return luaL_error(L, "request: the server has no transaction layer "
                          "(created with transactions = false)");
-  if (!m->is_request || is_ack(m))
+  if (!m->is_request || sip_tu_is_ack(m))
     return luaL_error(L, "request: needs a request other than ACK");
   sip_dest d;
   char name[256];
-  int rc;
-  if (spec) {
-    if ((rc = sip_tu_dest_spec(spec, strlen(spec), &d)) < 0)
-      return sip__lua_fail(L, rc, "request: bad destination %s", spec);
-    d.tls_name = tls_name && tls_name[0] ? tls_name : NULL;
-  } else if ((rc = sip_tu_next_hop(m, 0, &d, name, sizeof name)) < 0) {
+  int rc = sip_tu_request_dest(m, spec, tls_name, &d, name, sizeof name);
+  if (rc < 0 && spec)
+    return sip__lua_fail(L, rc, "request: bad destination %s", spec);
+  if (rc < 0)
     return sip__lua_fail(
         L, rc, "request: no next hop: %s%s", sip_tp_strerror(rc),
         rc == UV_EAI_NONAME ? " (a host name: no DNS yet)" : "");
-  }
   client_ctx *c = calloc(1, sizeof(*c));
   if (!c)
     return luaL_error(L, "not enough memory");
   char branch[SIP_TXN_BRANCH_SIZE];
-  sip_txn *t;
-  int transport;
-  rc = sip_tu_request(&s->tu, m, &d, on_client_response, c, branch, &t,
-                      &transport);
+  c->base.on_response = on_client_response;
+  c->base.on_end = client_end;
+  c->srv = s;
+  c->fn_ref = LUA_NOREF;
+  rc = sip_tu_client_start(&s->tu, &c->base, m, &d, branch);
   if (rc < 0)
     free(c);
   if (rc == UV_EAFNOSUPPORT)
@@ -791,14 +625,6 @@ static int srv_request(lua_State *L) {
     return sip__lua_fail(L, rc, "request: %s", sip_tp_strerror(rc));
   lua_pushvalue(L, 4);
   c->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  c->srv = s;
-  c->transport = transport;
-  c->next = s->clients;
-  if (s->clients)
-    s->clients->prev = c;
-  s->clients = c;
-  c->t = t;
-  sip_txn_set_event_cb(t, on_client_event, c);
   lua_pushstring(L, branch);
   return 1;
 }
@@ -811,20 +637,17 @@ static int srv_cancel(lua_State *L) {
   sip_lua_server *s = check_server(L, 1);
   sip_msg *m = sip__lua_message_check(L, 2)->m;
   const char *branch = luaL_checkstring(L, 3);
-  if (!m->is_request || m->method.len != 6 ||
-      memcmp(m->method.p, "INVITE", 6) != 0)
+  if (!sip_tu_is_method(m, "INVITE"))
     return luaL_error(L, "cancel: needs the INVITE that was sent");
-  for (client_ctx *c = s->clients; c; c = c->next) {
-    sip_str b = sip_txn_branch(c->t);
-    if (b.len != strlen(branch) || memcmp(b.p, branch, b.len) != 0)
-      continue;
-    int rc = sip_tu_cancel_request(&s->tu, c->t, m, branch);
-    if (rc < 0)
-      return sip__lua_fail(L, rc, "cancel: %s", sip_tp_strerror(rc));
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  return sip__lua_fail(L, SIP_ENOTFOUND, "cancel: no such INVITE in progress");
+  sip_tu_client *c = sip_tu_client_find(&s->tu, branch, strlen(branch));
+  if (!c)
+    return sip__lua_fail(L, SIP_ENOTFOUND,
+                         "cancel: no such INVITE in progress");
+  int rc = sip_tu_cancel_request(&s->tu, c->t, m, branch);
+  if (rc < 0)
+    return sip__lua_fail(L, rc, "cancel: %s", sip_tp_strerror(rc));
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 static void server_close(lua_State *L, sip_lua_server *s) {
@@ -835,12 +658,14 @@ static void server_close(lua_State *L, sip_lua_server *s) {
     sip_proxy_close(s->px); /* before the transactions it references */
   s->px = NULL;
   sip__lua_dialogs_close(L, s);
-  sip_tu_close(&s->tu); /* while its transactions are alive */
+  for (sip_tu_client *c = s->tu.clients; c; c = c->next) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ((client_ctx *)c)->fn_ref);
+    ((client_ctx *)c)->fn_ref = LUA_NOREF;
+  }
+  sip_tu_close(&s->tu); /* while its transactions are alive; client_end */
   if (s->txl)
     sip_txl_close(s->txl, NULL, NULL); /* silent: no more callbacks */
   s->txl = NULL;
-  while (s->clients)
-    client_free(L, s->clients);
   sip_tp_close(s->tp, bridge_free, s->bridge);
   s->tp = NULL;
   s->bridge = NULL;
@@ -858,8 +683,8 @@ static int srv_close(lua_State *L) {
    * gone) before the transaction layer closes silently */
   s->closing = 1;
   lua_settop(L, 1);
-  for (client_ctx *c = s->clients; c; c = c->next) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
+  for (sip_tu_client *c = s->tu.clients; c; c = c->next) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ((client_ctx *)c)->fn_ref);
     lua_pushinteger(L, 503);
     lua_pushnil(L);
     protected_call(L, 1, 2);
@@ -898,25 +723,6 @@ static int srv_listen(lua_State *L) {
   return 1;
 }
 
-static void push_addr(lua_State *L, const struct sockaddr_storage *sa,
-                      const char *hostk, const char *portk) {
-  char text[64];
-  sip_tp_addr_str(sa, text, sizeof text);
-  /* "host:port" or "[v6]:port": split at the last colon */
-  char *colon = strrchr(text, ':');
-  if (colon)
-    *colon = 0;
-  char *host = text;
-  if (host[0] == '[') {
-    host++;
-    host[strlen(host) - 1] = 0;
-  }
-  lua_pushstring(L, host);
-  lua_setfield(L, -2, hostk);
-  lua_pushinteger(L, sip_tp_addr_port(sa));
-  lua_setfield(L, -2, portk);
-}
-
 /* server:listener(id) -> { transport = "UDP", host = "127.0.0.1",
  * port = 5060 } or nil when there is no such listener. */
 static int srv_listener(lua_State *L) {
@@ -931,7 +737,7 @@ static int srv_listener(lua_State *L) {
   lua_createtable(L, 0, 3);
   lua_pushstring(L, sip_tp_transport_name(tr));
   lua_setfield(L, -2, "transport");
-  push_addr(L, &sa, "host", "port");
+  sip__lua_push_addr(L, &sa, "host", "port");
   return 1;
 }
 
@@ -967,98 +773,21 @@ static int srv_set_log_handler(lua_State *L) {
     lua_setfield(L, -2, name);                                                 \
   } while (0)
 
-/* server:stats() -> table of counters (transport and server). */
+/* server:stats() -> table of counters: every layer's (csrc/tu:
+ * sip_tu_stats), the proxy's, the flood guard's and the binding's. */
 static int srv_stats(lua_State *L) {
   sip_lua_server *s = check_server(L, 1);
-  sip_tp_counters c;
-  sip_tp_stats(s->tp, &c);
-  lua_createtable(L, 0, 40);
-  SET_COUNTER("rx_msgs", c.rx_msgs);
-  SET_COUNTER("rx_bytes", c.rx_bytes);
-  SET_COUNTER("tx_msgs", c.tx_msgs);
-  SET_COUNTER("tx_bytes", c.tx_bytes);
-  SET_COUNTER("tx_errors", c.tx_errors);
-  SET_COUNTER("parse_errors", c.parse_errors);
-  SET_COUNTER("dropped", c.dropped);
-  SET_COUNTER("keepalives", c.keepalives);
-  SET_COUNTER("conn_opened", c.conn_opened);
-  SET_COUNTER("conn_closed", c.conn_closed);
-  SET_COUNTER("conn_refused", c.conn_refused);
-  SET_COUNTER("conn_timeouts", c.conn_timeouts);
-  SET_COUNTER("tls_failures", c.tls_failures);
-  SET_COUNTER("ws_upgrades", c.ws_upgrades);
-  SET_COUNTER("ws_rejected", c.ws_rejected);
-  SET_COUNTER("ws_errors", c.ws_errors);
-  SET_COUNTER("tls_verify_failures", c.tls_verify_failures);
-  SET_COUNTER("aliases", c.aliases);
-  SET_COUNTER("aliases_refused", c.aliases_refused);
-  SET_COUNTER("clen_fixed", c.clen_fixed);
-  SET_COUNTER("responses_resolved", c.responses_resolved);
-  SET_COUNTER("connections", sip_tp_conn_count(s->tp));
-  {
-    static const char *const sent[] = {
-        "responses_sent_1xx", "responses_sent_2xx", "responses_sent_3xx",
-        "responses_sent_4xx", "responses_sent_5xx", "responses_sent_6xx"};
-    static const char *const rcvd[] = {
-        "responses_received_1xx", "responses_received_2xx",
-        "responses_received_3xx", "responses_received_4xx",
-        "responses_received_5xx", "responses_received_6xx"};
-    for (int i = 0; i < 6; i++) {
-      SET_COUNTER(sent[i], c.tx_responses[i]);
-      SET_COUNTER(rcvd[i], c.rx_responses[i]);
-    }
-    /* UDP has no connections: 0, listed so that every transport has its
-     * series (luasip_open_connections{transport="udp"}) */
-    SET_COUNTER("connections_udp", sip_tp_conn_count_by(s->tp, SIP_TP_UDP));
-    SET_COUNTER("connections_tcp", sip_tp_conn_count_by(s->tp, SIP_TP_TCP));
-    SET_COUNTER("connections_tls", sip_tp_conn_count_by(s->tp, SIP_TP_TLS));
-    SET_COUNTER("connections_ws", sip_tp_conn_count_by(s->tp, SIP_TP_WS));
-    SET_COUNTER("connections_wss", sip_tp_conn_count_by(s->tp, SIP_TP_WSS));
-  }
-  SET_COUNTER("requests", s->tu.st.requests);
-  SET_COUNTER("responses", s->tu.st.responses);
-  SET_COUNTER("rejected", s->tu.st.rejected);
-  static const char *const by[] = {
-      "rejected_400", "rejected_405", "rejected_416",  "rejected_420",
-      "rejected_505", "rejected_483", "rejected_other"};
-  for (int i = 0; i < 7; i++)
-    SET_COUNTER(by[i], s->tu.st.rejected_by[i]);
-  SET_COUNTER("dropped_sanity", s->tu.st.dropped_sanity);
-  SET_COUNTER("bad_answered", s->tu.st.bad_answered);
-  SET_COUNTER("responses_dropped", s->st.responses_dropped);
-  SET_COUNTER("script_errors", s->st.script_errors);
-  if (s->txl) {
-    sip_txl_counters x;
-    sip_txl_stats(s->txl, &x);
-    SET_COUNTER("txn_live", x.live_total);
-    SET_COUNTER("txn_live_ict", x.live[SIP_TXN_ICT]);
-    SET_COUNTER("txn_live_nict", x.live[SIP_TXN_NICT]);
-    SET_COUNTER("txn_live_ist", x.live[SIP_TXN_IST]);
-    SET_COUNTER("txn_live_nist", x.live[SIP_TXN_NIST]);
-    SET_COUNTER("txn_created",
-                x.created[0] + x.created[1] + x.created[2] + x.created[3]);
-    SET_COUNTER("txn_timeouts", x.timeouts);
-    SET_COUNTER("txn_retransmissions", x.retransmissions);
-    SET_COUNTER("txn_absorbed", x.absorbed);
-    SET_COUNTER("txn_stray_responses", x.stray_responses);
-    SET_COUNTER("txn_stray_acks", x.stray_acks);
-    SET_COUNTER("txn_transport_errors", x.transport_errors);
-    SET_COUNTER("txn_udp_fallbacks", x.udp_fallbacks);
-    SET_COUNTER("txn_rejected", x.rejected);
-    SET_COUNTER("txn_trying_sent", x.trying_sent);
-    SET_COUNTER("txn_mem_bytes", x.mem_bytes);
-  }
+  sip_tu_stat st[SIP_TU_STATS_MAX];
+  int n = sip_tu_stats(&s->tu, st, SIP_TU_STATS_MAX);
+  lua_createtable(L, 0, n + 24);
+  for (int i = 0; i < n; i++)
+    SET_COUNTER(st[i].name, st[i].value);
   if (s->px)
     sip__lua_proxy_stats(L, s);
   sip__lua_flood_stats(L, s);
-  sip_txl_counters tx = {0};
-  if (s->txl)
-    sip_txl_stats(s->txl, &tx);
-  SET_COUNTER("retx_2xx", tx.retx_2xx);
-  SET_COUNTER("unacked_2xx", tx.unacked_2xx);
+  SET_COUNTER("responses_dropped", s->st.responses_dropped);
+  SET_COUNTER("script_errors", s->st.script_errors);
   SET_COUNTER("ack_replies", s->st.ack_replies);
-  SET_COUNTER("replies", s->tu.st.replies);
-  SET_COUNTER("reply_errors", s->tu.st.reply_errors);
   return 1;
 }
 
@@ -1077,159 +806,11 @@ static int srv_tostring(lua_State *L) {
 /* ---- methods of received messages ------------------------------------------
  */
 
-sip_lua_rx *sip__lua_check_received(lua_State *L, int idx, const char *what) {
-  sip_lua_msg *u = sip__lua_message_check(L, idx);
-  if (u->release != rx_release)
-    luaL_error(L, "%s: not a message received by a luasip server", what);
-  return (sip_lua_rx *)u;
-}
-
-static sip_str opt_slice(lua_State *L, int idx) {
-  size_t n;
-  const char *p = luaL_optlstring(L, idx, NULL, &n);
-  return (sip_str){p, p ? n : 0};
-}
-
-/* Send a reply to a received request whose checks (msg_reply's) passed:
- * the To tag chosen once per request, the final status recorded, a 2xx to
- * an INVITE over UDP kept for retransmission. Returns 0 or a negative code. */
-int sip__lua_rx_reply(sip_lua_rx *r, int status, sip_str reason, sip_str extra,
-                      sip_str body) {
-  return sip__lua_rx_reply_flags(r, status, reason, extra, body,
-                                 SIP_TU_RETRANSMIT);
-}
-
-int sip__lua_rx_reply_flags(sip_lua_rx *r, int status, sip_str reason,
-                            sip_str extra, sip_str body, int flags) {
-  if (!r->has_tag) {
-    tag_for(r->srv, r->to_tag);
-    r->has_tag = 1;
-  }
-  if (status >= 200)
-    r->final_status = (uint16_t)status;
-  /* a 2xx to INVITE is re-sent until its ACK (§13.3.1.4, csrc/tu) */
-  return sip_tu_reply(&r->srv->tu, r->txn, r->base.m, &r->src, status, reason,
-                      (sip_str){r->to_tag, sizeof r->to_tag}, extra, body,
-                      flags);
-}
-
-/* req:reply(status[, reason[, extra[, body]]]) -> true, or nil, err, name.
- * Stateless: builds the response (§8.2.6) and sends it per §18.2.2. extra:
- * complete header lines, each ending with CRLF. One final response per
- * request: a second one raises. On an ACK nothing is sent: nil, err
- * (counted as ack_replies). */
-static int msg_reply(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "reply");
-  sip_msg *m = r->base.m;
-  lua_Integer status = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, status >= 100 && status <= 699, 2, "status 100..699");
-  sip_str reason = opt_slice(L, 3), extra = opt_slice(L, 4),
-          body = opt_slice(L, 5);
-  for (size_t i = 0; i < reason.len; i++)
-    if ((unsigned char)reason.p[i] < 0x20 && reason.p[i] != '\t')
-      luaL_argerror(L, 3, "reason contains a control character");
-  if (extra.len && (extra.len < 2 || extra.p[extra.len - 2] != '\r' ||
-                    extra.p[extra.len - 1] != '\n'))
-    luaL_argerror(L, 4, "header lines must end with CRLF");
-  if (!m->is_request)
-    return luaL_error(L, "reply: a response cannot be answered");
-  if (is_ack(m)) { /* a no-op, counted: a script answering every request
-                       alike must not fail (or log) once per stray ACK */
-    r->srv->st.ack_replies++;
-    return sip__lua_fail(L, SIP_EINVAL,
-                         "reply: an ACK is not answered (§17.1.1.3)");
-  }
-  if (r->cancelled)
-    return sip__lua_fail(L, SIP_EINVAL,
-                         "reply: the request was cancelled (487 sent)");
-  if (r->final_status)
-    return luaL_error(L, "reply: the request was already answered with %d",
-                      (int)r->final_status);
-  if (r->px && sip_proxy_final_sent(r->px) && status >= 200)
-    return sip__lua_fail(L, SIP_EINVAL,
-                         "reply: a final response was relayed already");
-  if (!r->srv->tp)
-    return sip__lua_fail(L, UV_ECANCELED, "reply: the server is closed");
-  int rc = sip__lua_rx_reply(r, (int)status, reason, extra, body);
-  if (rc < 0)
-    return sip__lua_fail(L, rc, "reply: %s", sip_tp_strerror(rc));
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* msg:answered() -> the final status sent for this request, or false */
-static int msg_answered(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "answered");
-  if (r->final_status)
-    lua_pushinteger(L, r->final_status);
-  else
-    lua_pushboolean(L, 0);
-  return 1;
-}
-
-/* msg:is_cancelled() -> true once a CANCEL ended this INVITE (the core
- * answered 487) */
-static int msg_is_cancelled(lua_State *L) {
-  lua_pushboolean(L, sip__lua_check_received(L, 1, "is_cancelled")->cancelled);
-  return 1;
-}
-
-/* msg:drop(): the script deliberately leaves this request unanswered (no
- * default 500 when its handler ends). */
-static int msg_drop(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "drop");
-  r->dropped = 1;
-  if (r->txn && !r->final_status)
-    sip_txn_abandon(r->txn);
-  return 0;
-}
-
-/* msg:handled() -> true once a final reply was sent or drop() was called */
-static int msg_handled(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "handled");
-  lua_pushboolean(L, r->final_status != 0 || r->dropped ||
-                         (r->px && sip_proxy_final_sent(r->px)));
-  return 1;
-}
-
-/* msg:transport() -> "UDP", "TCP", "TLS", "WS" or "WSS": what the message
- * came over (nil as for source()); msg:source()'s transport without
- * building its table, for tests made on every message */
-static int msg_transport(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "transport");
-  if (r->src.peer.ss_family == 0)
-    lua_pushnil(L);
-  else
-    lua_pushstring(L, sip_tp_transport_name(r->src.transport));
-  return 1;
-}
-
 /* core.script_failed(req): a received request whose script failed (the
  * error already went to core.script_error): rx_failed's 500 decision. */
 static int l_script_failed(lua_State *L) {
   rx_failed(sip__lua_check_received(L, 1, "script_failed"));
   return 0;
-}
-
-/* msg:source() -> { transport = "UDP", host =, port =, local_host =,
- * local_port =, conn_id = (TCP/TLS) } */
-static int msg_source(lua_State *L) {
-  sip_lua_rx *r = sip__lua_check_received(L, 1, "source");
-  if (r->src.peer.ss_family == 0) { /* a response to a client transaction */
-    lua_pushnil(L);
-    return 1;
-  }
-  lua_createtable(L, 0, 6);
-  lua_pushstring(L, sip_tp_transport_name(r->src.transport));
-  lua_setfield(L, -2, "transport");
-  push_addr(L, &r->src.peer, "host", "port");
-  if (r->src.transport == SIP_TP_UDP) {
-    push_addr(L, &r->src.local, "local_host", "local_port");
-  } else {
-    lua_pushinteger(L, (lua_Integer)r->src.conn_id);
-    lua_setfield(L, -2, "conn_id");
-  }
-  return 1;
 }
 
 static const luaL_Reg srv_methods[] = {
@@ -1254,17 +835,6 @@ static const luaL_Reg srv_meta[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg received_methods[] = {
-    {"reply", msg_reply},
-    {"answered", msg_answered},
-    {"drop", msg_drop},
-    {"handled", msg_handled},
-    {"is_cancelled", msg_is_cancelled},
-    {"source", msg_source},
-    {"transport", msg_transport},
-    {NULL, NULL},
-};
-
 void sip__lua_open_server(lua_State *L) {
   /* stack: core */
   luaL_newmetatable(L, SIP_LUA_SERVER);
@@ -1274,19 +844,13 @@ void sip__lua_open_server(lua_State *L) {
   lua_setfield(L, -4, "Server"); /* core.Server: extensible by the Lua layer */
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  sip__lua_open_received(L);
   lua_getfield(L, -1, "Request");
-  luaL_setfuncs(L, received_methods, 0);
   sip__lua_open_proxy(L);
   lua_pop(L, 1);
   sip__lua_open_flood(L);
   sip__lua_open_keepalive(L);
   sip__lua_open_dialog(L);
-  lua_getfield(L, -1, "Response"); /* a received response: where from */
-  lua_pushcfunction(L, msg_source);
-  lua_setfield(L, -2, "source");
-  lua_pushcfunction(L, msg_transport);
-  lua_setfield(L, -2, "transport");
-  lua_pop(L, 1);
   lua_pushcfunction(L, l_server);
   lua_setfield(L, -2, "server");
   lua_pushcfunction(L, l_script_failed);

@@ -131,6 +131,13 @@ void sip_tp_addr_str(const struct sockaddr_storage *sa, char *out, size_t cap) {
     snprintf(out, cap, "%s:%d", ip, sip_tp_addr_port(sa));
 }
 
+void sip_tp_addr_host(const struct sockaddr_storage *sa, char *out,
+                      size_t cap) {
+  if (cap == 0)
+    return;
+  addr_ip(sa, out, cap);
+}
+
 socklen_t sip__tp_addr_len(const struct sockaddr_storage *a) {
   return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                   : sizeof(struct sockaddr_in);

@@ -49,10 +49,29 @@ typedef struct sip_tu_counters {
 /* A 2xx waiting for its ACK (sip_tu_reply with SIP_TU_RETRANSMIT). */
 typedef struct sip_tu_ackwait sip_tu_ackwait;
 
+/* A client transaction the element keeps track of (sip_tu_client_start)
+ * until it ends: its owner embeds this struct, sets the callbacks, and
+ * frees it in on_end. */
+typedef struct sip_tu_client sip_tu_client;
+struct sip_tu_client {
+  sip_tu_client *prev, *next; /* the TU's list */
+  struct sip_tu *tu;
+  sip_txn *t;    /* the transaction, valid while listed (else NULL) */
+  int transport; /* the one used: UDP after a §18.1.1 fallback */
+  /* every response the transaction reports: msg / rx NULL when the layer
+   * made the status up (408, 503); c->transport is up to date */
+  void (*on_response)(sip_tu_client *c, int status, sip_msg *msg,
+                      sip_rxbuf *rx);
+  /* c left the list: its transaction ended (SIP_TXN_EV_TERMINATED) or the
+   * TU closed (sip_tu_close); c is not used again */
+  void (*on_end)(sip_tu_client *c);
+};
+
 typedef struct sip_tu {
   sip_tp *tp;
   sip_txl *txl; /* NULL: a stateless element */
   sip_tu_ackwait *acks;
+  sip_tu_client *clients; /* sip_tu_client_start's, until they end */
   sip_sanity_config sanity;
   int force_rport; /* RFC 3581 rport forced on UDP requests */
   /* "Server: x\r\n" / "User-Agent: x\r\n"; length 0: none */
@@ -64,8 +83,9 @@ typedef struct sip_tu {
 /* Set up tu over tp and txl (NULL: stateless): no headers, every sanity
  * check of sip_sanity_config_init, counters zero. Allocates nothing. */
 void sip_tu_init(sip_tu *tu, sip_tp *tp, sip_txl *txl);
-/* Forget the 2xx waiting for ACKs (before the transaction layer closes) and
- * stop using tp and txl. tu may be initialized again. */
+/* Forget the 2xx waiting for ACKs and the client transactions (each
+ * one's on_end runs; do this before the transaction layer closes) and stop
+ * using tp and txl. tu may be initialized again. */
 void sip_tu_close(sip_tu *tu);
 
 /* The Server (which = 'S') or User-Agent ('U') header of what tu
@@ -79,6 +99,45 @@ int sip_tu_set_header(sip_tu *tu, int which, const char *value, size_t len);
 sip_str sip_tu_new_tag(char out[SIP_TU_TAG_LEN]);
 
 /* ---- the UAS side ------------------------------------------------------ */
+
+/* 1 when m is a request with method name (case-sensitive, §7.1), else 0.
+ * sip_tu_is_ack(m): sip_tu_is_method(m, "ACK"). */
+int sip_tu_is_method(const sip_msg *m, const char *name);
+int sip_tu_is_ack(const sip_msg *m);
+
+/* What became of a received request, for the decisions below. */
+enum {
+  SIP_TU_UAS_FINAL = 1,     /* a final response was sent for it */
+  SIP_TU_UAS_DROPPED = 2,   /* its handler chose not to answer it */
+  SIP_TU_UAS_CANCELLED = 4, /* a CANCEL ended it (487 sent) */
+  SIP_TU_UAS_RELAYED = 8,   /* a proxy relayed a final response for it */
+  SIP_TU_UAS_CLOSED = 16,   /* the element is closed, or the request gone */
+};
+
+/* The one "handler failed -> 500" rule (a script error, an out-of-memory
+ * in the handler): 1 when request m, in state (SIP_TU_UAS_* bits), is
+ * still to be answered 500 by the element -- a request other than ACK (an
+ * ACK is never answered, §17.1.1.3) that is open and that nobody answered
+ * --, else 0. */
+int sip_tu_uas_failed(const sip_msg *m, unsigned state);
+
+/* §9.2: the INVITE that sip_tu_cancel matched, in state: 1 when the UAS
+ * core answers it 487 now (nobody answered, dropped or relayed a final
+ * response yet), else 0. (A proxied INVITE's branches are the proxy's.) */
+int sip_tu_uas_cancels(unsigned state);
+
+/* Why a reply with status to request m in state cannot be sent: 0 when it
+ * can, else SIP_TU_NOREPLY_* (an ACK; a cancelled request; one answered
+ * already; a final response after a relayed one; a response). */
+enum {
+  SIP_TU_NOREPLY_RESPONSE = 1,
+  SIP_TU_NOREPLY_ACK,
+  SIP_TU_NOREPLY_CANCELLED,
+  SIP_TU_NOREPLY_ANSWERED,
+  SIP_TU_NOREPLY_RELAYED,
+  SIP_TU_NOREPLY_CLOSED,
+};
+int sip_tu_uas_can_reply(const sip_msg *m, unsigned state, int status);
 
 /* Receive a message from the transport (sip_tp_config.on_message): count
  * it, check it (tu->sanity; a failing request other than ACK is answered
@@ -126,6 +185,13 @@ enum {
 int sip_tu_reply(sip_tu *tu, sip_txn *t, sip_msg *req, const sip_src *src,
                  int status, sip_str reason, sip_str to_tag, sip_str extra,
                  sip_str body, int flags);
+
+/* The parts of a reply its caller writes (sip_tu_reply's reason and
+ * extra) checked: 0 when usable, SIP_TU_BAD_REASON when reason has a
+ * control character other than HTAB, SIP_TU_BAD_EXTRA when extra is not
+ * empty and does not end with CRLF (complete header lines). */
+enum { SIP_TU_BAD_REASON = 1, SIP_TU_BAD_EXTRA };
+int sip_tu_reply_parts(sip_str reason, sip_str extra);
 
 /* An ACK reached the TU (txl on_ack; t as given there): when it
  * acknowledges a 2xx being re-sent, the re-sending stops. Returns 1 when
@@ -201,6 +267,26 @@ int sip_tu_request(sip_tu *tu, sip_msg *m, const sip_dest *dest,
                    sip_txn_response_cb cb, void *arg,
                    char branch[SIP_TXN_BRANCH_SIZE], sip_txn **out,
                    int *transport);
+
+/* The destination of a request m a UAC sends: the listen-style spec
+ * (sip_tu_dest_spec; NUL-terminated) with tls_name (for TLS: the name the
+ * certificate must carry, RFC 5922; NULL or "": its address is verified;
+ * d points to it), or without spec m's next hop (sip_tu_next_hop; name /
+ * cap receive a host name). Returns 0, or sip_tu_dest_spec's /
+ * sip_tu_next_hop's code. */
+int sip_tu_request_dest(sip_msg *m, const char *spec, const char *tls_name,
+                        sip_dest *d, char *name, size_t cap);
+
+/* sip_tu_request (m, dest, branch as there) with c tracked: c is listed
+ * in tu->clients until its transaction ends, c->on_response gets its
+ * responses and c->on_end its end. Returns 0, or sip_tu_request's code
+ * (then c is not listed and no callback comes). */
+int sip_tu_client_start(sip_tu *tu, sip_tu_client *c, sip_msg *m,
+                        const sip_dest *dest, char branch[SIP_TXN_BRANCH_SIZE]);
+
+/* The listed client transaction whose branch is branch (len bytes), or
+ * NULL. */
+sip_tu_client *sip_tu_client_find(sip_tu *tu, const char *branch, size_t len);
 
 /* §9.1: CANCEL the INVITE client transaction ict, started by
  * sip_tu_request for invite (the request as given there) with branch: the

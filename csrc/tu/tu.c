@@ -46,7 +46,26 @@ static void on_ist_event(void *arg, sip_txn *t, int event, int err) {
     }
 }
 
+static void client_unlist(sip_tu_client *c) {
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    c->tu->clients = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  c->t = NULL;
+}
+
 void sip_tu_close(sip_tu *tu) {
+  while (tu->clients) {
+    sip_tu_client *c = tu->clients;
+    if (tu->txl)
+      sip_txn_set_event_cb(c->t, NULL, NULL);
+    client_unlist(c);
+    if (c->on_end)
+      c->on_end(c);
+  }
   while (tu->acks) {
     sip_tu_ackwait *a = tu->acks;
     tu->acks = a->next;
@@ -91,9 +110,34 @@ sip_str sip_tu_new_tag(char out[SIP_TU_TAG_LEN]) {
   return (sip_str){out, SIP_TU_TAG_LEN};
 }
 
-static int is_ack(const sip_msg *m) {
-  return m->is_request && m->method.len == 3 &&
-         memcmp(m->method.p, "ACK", 3) == 0;
+int sip_tu_is_method(const sip_msg *m, const char *name) {
+  size_t n = strlen(name);
+  return m->is_request && m->method.len == n &&
+         memcmp(m->method.p, name, n) == 0;
+}
+
+int sip_tu_is_ack(const sip_msg *m) { return sip_tu_is_method(m, "ACK"); }
+
+int sip_tu_uas_failed(const sip_msg *m, unsigned state) {
+  return m && m->is_request && !sip_tu_is_ack(m) && state == 0;
+}
+
+int sip_tu_uas_cancels(unsigned state) { return state == 0; }
+
+int sip_tu_uas_can_reply(const sip_msg *m, unsigned state, int status) {
+  if (!m->is_request)
+    return SIP_TU_NOREPLY_RESPONSE;
+  if (sip_tu_is_ack(m))
+    return SIP_TU_NOREPLY_ACK;
+  if (state & SIP_TU_UAS_CANCELLED)
+    return SIP_TU_NOREPLY_CANCELLED;
+  if (state & SIP_TU_UAS_FINAL)
+    return SIP_TU_NOREPLY_ANSWERED;
+  if ((state & SIP_TU_UAS_RELAYED) && status >= 200)
+    return SIP_TU_NOREPLY_RELAYED;
+  if (state & SIP_TU_UAS_CLOSED)
+    return SIP_TU_NOREPLY_CLOSED;
+  return 0;
 }
 
 /* ---- responses ----------------------------------------------------------- */
@@ -296,7 +340,7 @@ int sip_tu_receive(sip_tu *tu, sip_msg *msg, sip_rxbuf *rx,
     tu->st.responses++;
   sip_sanity_result res;
   if (sip_sanity_check(msg, &tu->sanity, &res) != 0) {
-    if (msg->is_request && !is_ack(msg))
+    if (msg->is_request && !sip_tu_is_ack(msg))
       reject(tu, msg, src, res.status, res.reason, res.unsupported);
     else
       tu->st.dropped_sanity++;
@@ -307,7 +351,7 @@ int sip_tu_receive(sip_tu *tu, sip_msg *msg, sip_rxbuf *rx,
   if (!tu->txl)
     return 1;
   int rc = sip_txl_receive(tu->txl, msg, rx, src);
-  if (rc < 0 && msg->is_request && !is_ack(msg))
+  if (rc < 0 && msg->is_request && !sip_tu_is_ack(msg))
     reject(tu, msg, src, 400, "Bad Request (unmatchable)", NULL);
   return 0;
 }
@@ -567,7 +611,7 @@ int sip_tu_request(sip_tu *tu, sip_msg *m, const sip_dest *dest,
                    int *transport) {
   sip_dest d;
   int rc;
-  if (!tu->txl || !m->is_request || is_ack(m))
+  if (!tu->txl || !m->is_request || sip_tu_is_ack(m))
     return SIP_EINVAL;
   if (dest)
     d = *dest;
@@ -634,4 +678,76 @@ int sip_tu_cancel_request(sip_tu *tu, sip_txn *ict, sip_msg *invite,
   if (rc >= 0) /* §9.1: no final in 64*T1 ends the INVITE (408) */
     (void)sip_txn_cancel_sent(ict);
   return rc;
+}
+
+/* ---- tracked client transactions ----------------------------------------- */
+
+static void on_client_event(void *arg, sip_txn *t, int event, int err) {
+  (void)t;
+  (void)err;
+  sip_tu_client *c = arg;
+  if (event != SIP_TXN_EV_TERMINATED)
+    return;
+  client_unlist(c);
+  if (c->on_end)
+    c->on_end(c);
+}
+
+static void on_client_response(void *arg, sip_txn *t, int status, sip_msg *msg,
+                               sip_rxbuf *rx) {
+  sip_tu_client *c = arg;
+  sip_dest d;
+  if (sip_txn_dest(t, &d) == 0)
+    c->transport = d.transport;
+  if (c->on_response)
+    c->on_response(c, status, msg, rx);
+}
+
+int sip_tu_client_start(sip_tu *tu, sip_tu_client *c, sip_msg *m,
+                        const sip_dest *dest,
+                        char branch[SIP_TXN_BRANCH_SIZE]) {
+  sip_txn *t;
+  c->tu = tu;
+  c->prev = c->next = NULL;
+  c->t = NULL;
+  int rc = sip_tu_request(tu, m, dest, on_client_response, c, branch, &t,
+                          &c->transport);
+  if (rc < 0)
+    return rc;
+  c->t = t;
+  c->next = tu->clients;
+  if (tu->clients)
+    tu->clients->prev = c;
+  tu->clients = c;
+  sip_txn_set_event_cb(t, on_client_event, c);
+  return 0;
+}
+
+sip_tu_client *sip_tu_client_find(sip_tu *tu, const char *branch, size_t len) {
+  for (sip_tu_client *c = tu->clients; c; c = c->next) {
+    sip_str b = sip_txn_branch(c->t);
+    if (b.len == len && memcmp(b.p, branch, len) == 0)
+      return c;
+  }
+  return NULL;
+}
+
+int sip_tu_request_dest(sip_msg *m, const char *spec, const char *tls_name,
+                        sip_dest *d, char *name, size_t cap) {
+  if (!spec)
+    return sip_tu_next_hop(m, 0, d, name, cap);
+  int rc = sip_tu_dest_spec(spec, strlen(spec), d);
+  if (rc == 0)
+    d->tls_name = tls_name && tls_name[0] ? tls_name : NULL;
+  return rc;
+}
+
+int sip_tu_reply_parts(sip_str reason, sip_str extra) {
+  for (size_t i = 0; i < reason.len; i++)
+    if ((unsigned char)reason.p[i] < 0x20 && reason.p[i] != '\t')
+      return SIP_TU_BAD_REASON;
+  if (extra.len && (extra.len < 2 || extra.p[extra.len - 2] != '\r' ||
+                    extra.p[extra.len - 1] != '\n'))
+    return SIP_TU_BAD_EXTRA;
+  return 0;
 }

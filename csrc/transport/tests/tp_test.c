@@ -297,6 +297,19 @@ static void test_names(void) {
   CHECK_INT(sip_tp_addr(&sa, "[::1]", 5, 5060), 0);
   sip_tp_addr_str(&sa, buf, sizeof(buf));
   CHECK(strcmp(buf, "[::1]:5060") == 0);
+  sip_tp_addr_host(&sa, buf, sizeof(buf));
+  CHECK(strcmp(buf, "::1") == 0);
+  CHECK_INT(sip_tp_addr(&sa, "::ffff:192.0.2.7", 16, 5060), 0);
+  sip_tp_addr_host(&sa, buf, sizeof(buf));
+  CHECK(strcmp(buf, "192.0.2.7") == 0);
+  CHECK_INT(sip_tp_addr(&sa, "127.0.0.1", 9, 5060), 0);
+  sip_tp_addr_host(&sa, buf, sizeof(buf));
+  CHECK(strcmp(buf, "127.0.0.1") == 0);
+  sip_tp_addr_host(&sa, buf, 4); /* too small: empty, not cut */
+  CHECK(strcmp(buf, "") == 0);
+  memset(&sa, 0, sizeof sa);
+  sip_tp_addr_host(&sa, buf, sizeof(buf));
+  CHECK(strcmp(buf, "") == 0);
   CHECK_INT(sip_tp_addr(&sa, "example.com", 11, 5060), SIP_EINVAL);
 }
 

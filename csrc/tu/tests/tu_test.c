@@ -16,6 +16,7 @@
 #include "sip_error.h"
 #include "sip_reply.h"
 #include "sip_tu.h"
+#include "sip_tu_config.h"
 #include "test/check.h"
 #include "test/udp_peer.h"
 
@@ -253,6 +254,14 @@ static void test_cancel(void) {
   env_close(&e);
 }
 
+/* The value of counter name in st[0..n), -1 when absent. */
+static long long stat_of(const sip_tu_stat *st, int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(st[i].name, name) == 0)
+      return (long long)st[i].value;
+  return -1;
+}
+
 static void test_reject(void) {
   env e;
   env_open(&e);
@@ -267,7 +276,297 @@ static void test_reject(void) {
   CHECK_INT(e.tu.st.requests, 1);
   CHECK_INT(e.tu.st.rejected, 1);
   CHECK_INT(e.tu.st.rejected_by[3], 1);
+  /* the counters of every layer by name */
+  sip_tu_stat st[SIP_TU_STATS_MAX];
+  int n = sip_tu_stats(&e.tu, st, SIP_TU_STATS_MAX);
+  CHECK(n > 60 && n < SIP_TU_STATS_MAX);
+  CHECK_INT(stat_of(st, n, "requests"), 1);
+  CHECK_INT(stat_of(st, n, "rejected"), 1);
+  CHECK_INT(stat_of(st, n, "rejected_420"), 1);
+  CHECK_INT(stat_of(st, n, "rx_msgs"), 1);
+  CHECK_INT(stat_of(st, n, "tx_msgs"), 1);
+  CHECK_INT(stat_of(st, n, "responses_sent_4xx"), 1);
+  CHECK_INT(stat_of(st, n, "connections_udp"), 0);
+  CHECK_INT(stat_of(st, n, "txn_live"), 0);
+  CHECK_INT(stat_of(st, n, "unacked_2xx"), 0);
+  int twice = 0; /* each name once */
+  for (int i = 0; i < n; i++)
+    for (int j = i + 1; j < n; j++)
+      twice += strcmp(st[i].name, st[j].name) == 0;
+  CHECK_INT(twice, 0);
+  CHECK_INT(sip_tu_stats(&e.tu, st, 5), 5); /* cut at cap */
+  /* a stateless element: no txn_ names, the 2xx counters still */
+  sip_txl *txl = e.tu.txl;
+  e.tu.txl = NULL;
+  int m = sip_tu_stats(&e.tu, st, SIP_TU_STATS_MAX);
+  CHECK_INT(m, n - 16);
+  CHECK_INT(stat_of(st, m, "txn_live"), -1);
+  CHECK_INT(stat_of(st, m, "retx_2xx"), 0);
+  e.tu.txl = txl;
   close(ps);
+  env_close(&e);
+}
+
+static void parse(sip_msg *m, const char *text) {
+  sip_msg_init(m, NULL);
+  CHECK(sip_msg_parse(m, text, strlen(text), SIP_MODE_DATAGRAM) >= 0);
+}
+
+typedef struct tracked {
+  sip_tu_client c;
+  int nresp, status, ended;
+} tracked;
+
+static void tracked_response(sip_tu_client *c, int status, sip_msg *m,
+                             sip_rxbuf *rx) {
+  tracked *k = (tracked *)c;
+  (void)m;
+  (void)rx;
+  k->nresp++;
+  k->status = status;
+}
+
+static void tracked_end(sip_tu_client *c) { ((tracked *)c)->ended++; }
+
+/* Client transactions the TU keeps track of: listed until they end (Timer
+ * F here: the peer never answers), found by branch, and ended by
+ * sip_tu_close */
+static void test_tracked_clients(void) {
+  env e;
+  env_open(&e);
+  int pport, ps = peer_open(&pport);
+  char text[1024];
+  snprintf(text, sizeof text,
+           "OPTIONS sip:carol@127.0.0.1:%d SIP/2.0\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:c@x>\r\n"
+           "Call-ID: tr@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+           pport);
+  sip_msg m;
+  parse(&m, text);
+  tracked a = {.c = {.on_response = tracked_response, .on_end = tracked_end}};
+  tracked b = a;
+  char ba[SIP_TXN_BRANCH_SIZE], bb[SIP_TXN_BRANCH_SIZE];
+  CHECK_INT(sip_tu_client_start(&e.tu, &a.c, &m, NULL, ba), 0);
+  CHECK_INT(sip_tu_client_start(&e.tu, &b.c, &m, NULL, bb), 0);
+  CHECK(e.tu.clients == &b.c && b.c.next == &a.c && a.c.prev == &b.c);
+  CHECK_INT(a.c.transport, SIP_TP_UDP);
+  CHECK(sip_tu_client_find(&e.tu, ba, strlen(ba)) == &a.c);
+  CHECK(sip_tu_client_find(&e.tu, bb, strlen(bb)) == &b.c);
+  CHECK(sip_tu_client_find(&e.tu, bb, strlen(bb) - 1) == NULL);
+  CHECK(sip_tu_client_find(&e.tu, "z9hG4bKnone", 11) == NULL);
+  /* an ACK is not sent over a client transaction: not listed */
+  sip_msg ack;
+  char atext[1024];
+  snprintf(atext, sizeof atext,
+           "ACK sip:carol@127.0.0.1:%d SIP/2.0\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:c@x>\r\n"
+           "Call-ID: tr@x\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+           pport);
+  parse(&ack, atext);
+  tracked x = a;
+  CHECK(sip_tu_client_start(&e.tu, &x.c, &ack, NULL, ba) < 0);
+  CHECK(e.tu.clients == &b.c);
+  sip_msg_free(&ack);
+  /* no answer: Timer F (64*T1) gives a 408, then the end */
+  double d = now_ms() + 64 * T1 + 2000;
+  while (!(a.ended && b.ended) && now_ms() < d)
+    step();
+  CHECK_INT(a.nresp, 1);
+  CHECK_INT(a.status, 408);
+  CHECK_INT(a.ended, 1);
+  CHECK_INT(b.ended, 1);
+  CHECK(e.tu.clients == NULL && a.c.t == NULL);
+  /* one still running when the TU closes: ended there, once */
+  tracked c = {.c = {.on_response = tracked_response, .on_end = tracked_end}};
+  CHECK_INT(sip_tu_client_start(&e.tu, &c.c, &m, NULL, ba), 0);
+  sip_tu_close(&e.tu);
+  CHECK_INT(c.ended, 1);
+  CHECK_INT(c.nresp, 0);
+  CHECK(e.tu.clients == NULL);
+  sip_tu_init(&e.tu, e.tp, e.txl); /* for env_close */
+  sip_msg_free(&m);
+  close(ps);
+  env_close(&e);
+  CHECK_INT(c.ended, 1); /* no event after the close */
+}
+
+/* The UAS decisions: the 500 of a failed handler, the 487 of §9.2, and
+ * when a reply may go */
+static void test_uas_decisions(void) {
+  char inv[1024], ack[1024],
+      res[] = "SIP/2.0 200 OK\r\n"
+              "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKr\r\n"
+              "From: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\n"
+              "Call-ID: r1\r\nCSeq: 1 INVITE\r\n"
+              "Content-Length: 0\r\n\r\n";
+  request(inv, sizeof inv, "INVITE", 5070, "d1", "d1@test",
+          "<sip:bob@127.0.0.1>", NULL);
+  request(ack, sizeof ack, "ACK", 5070, "d2", "d1@test", "<sip:bob@127.0.0.1>",
+          NULL);
+  sip_msg mi, ma, mr, mc;
+  parse(&mi, inv);
+  parse(&ma, ack);
+  parse(&mr, res);
+  char cancel[1024];
+  request(cancel, sizeof cancel, "CANCEL", 5070, "d1", "d1@test",
+          "<sip:bob@127.0.0.1>", NULL);
+  parse(&mc, cancel);
+  CHECK_INT(sip_tu_is_ack(&ma), 1);
+  CHECK_INT(sip_tu_is_ack(&mi), 0);
+  CHECK_INT(sip_tu_is_ack(&mr), 0);
+  CHECK_INT(sip_tu_is_method(&mi, "INVITE"), 1);
+  CHECK_INT(sip_tu_is_method(&mi, "INVIT"), 0);
+  CHECK_INT(sip_tu_is_method(&mi, "invite"), 0); /* case-sensitive */
+  CHECK_INT(sip_tu_is_method(&mc, "CANCEL"), 1);
+  CHECK_INT(sip_tu_is_method(&mr, "INVITE"), 0); /* a response */
+
+  /* 500: an open request nobody answered, never an ACK or a response */
+  CHECK_INT(sip_tu_uas_failed(&mi, 0), 1);
+  CHECK_INT(sip_tu_uas_failed(&ma, 0), 0);
+  CHECK_INT(sip_tu_uas_failed(&mr, 0), 0);
+  CHECK_INT(sip_tu_uas_failed(NULL, 0), 0);
+  static const unsigned bits[] = {SIP_TU_UAS_FINAL, SIP_TU_UAS_DROPPED,
+                                  SIP_TU_UAS_CANCELLED, SIP_TU_UAS_RELAYED,
+                                  SIP_TU_UAS_CLOSED};
+  for (int i = 0; i < 5; i++)
+    CHECK_MSG(sip_tu_uas_failed(&mi, bits[i]) == 0, "state %u", bits[i]);
+
+  /* 487: only while nobody answered, dropped or relayed */
+  CHECK_INT(sip_tu_uas_cancels(0), 1);
+  for (int i = 0; i < 5; i++)
+    CHECK_MSG(sip_tu_uas_cancels(bits[i]) == 0, "state %u", bits[i]);
+
+  /* the parts of a reply */
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_LIT("Not\tHere"), SIP_STR_NULL), 0);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_LIT("a\r\nX: y"), SIP_STR_NULL),
+            SIP_TU_BAD_REASON);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_LIT("a\x7f"), SIP_STR_NULL), 0);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_NULL, SIP_STR_LIT("X: 1\r\n")), 0);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_NULL, SIP_STR_LIT("X: 1")),
+            SIP_TU_BAD_EXTRA);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_NULL, SIP_STR_LIT("\n")),
+            SIP_TU_BAD_EXTRA);
+  CHECK_INT(sip_tu_reply_parts(SIP_STR_NULL, SIP_STR_LIT("X: 1\n")),
+            SIP_TU_BAD_EXTRA);
+
+  /* where a UAC request goes: the spec, else the next hop */
+  sip_dest d;
+  char name[64];
+  CHECK_INT(sip_tu_request_dest(&mi, "tls:127.0.0.1:5071", "example.com", &d,
+                                name, sizeof name),
+            0);
+  CHECK_INT(d.transport, SIP_TP_TLS);
+  CHECK_INT(sip_tp_addr_port(&d.addr), 5071);
+  CHECK(d.tls_name && strcmp(d.tls_name, "example.com") == 0);
+  CHECK_INT(
+      sip_tu_request_dest(&mi, "tcp:127.0.0.1:5072", "", &d, name, sizeof name),
+      0);
+  CHECK(d.transport == SIP_TP_TCP && d.tls_name == NULL);
+  CHECK(sip_tu_request_dest(&mi, "bogus", NULL, &d, name, sizeof name) < 0);
+  CHECK_INT(sip_tu_request_dest(&mi, NULL, NULL, &d, name, sizeof name), 0);
+  CHECK_INT(d.transport, SIP_TP_UDP); /* sip:bob@127.0.0.1 */
+  CHECK_INT(sip_tp_addr_port(&d.addr), 5060);
+
+  /* replies */
+  CHECK_INT(sip_tu_uas_can_reply(&mi, 0, 200), 0);
+  CHECK_INT(sip_tu_uas_can_reply(&mi, SIP_TU_UAS_DROPPED, 200), 0);
+  CHECK_INT(sip_tu_uas_can_reply(&mr, 0, 200), SIP_TU_NOREPLY_RESPONSE);
+  CHECK_INT(sip_tu_uas_can_reply(&ma, 0, 200), SIP_TU_NOREPLY_ACK);
+  CHECK_INT(
+      sip_tu_uas_can_reply(&mi, SIP_TU_UAS_CANCELLED | SIP_TU_UAS_FINAL, 200),
+      SIP_TU_NOREPLY_CANCELLED);
+  CHECK_INT(sip_tu_uas_can_reply(&mi, SIP_TU_UAS_FINAL, 180),
+            SIP_TU_NOREPLY_ANSWERED);
+  CHECK_INT(sip_tu_uas_can_reply(&mi, SIP_TU_UAS_RELAYED, 200),
+            SIP_TU_NOREPLY_RELAYED);
+  CHECK_INT(sip_tu_uas_can_reply(&mi, SIP_TU_UAS_RELAYED, 183), 0);
+  CHECK_INT(sip_tu_uas_can_reply(&mi, SIP_TU_UAS_CLOSED, 200),
+            SIP_TU_NOREPLY_CLOSED);
+  sip_msg_free(&mi);
+  sip_msg_free(&ma);
+  sip_msg_free(&mr);
+  sip_msg_free(&mc);
+}
+
+/* core.server's options: defaults, ranges, types, the sanity checks by
+ * name, the header values and what reaches the TU */
+static void test_config(void) {
+  sip_tu_config c;
+  sip_tu_config_init(&c);
+  sip_tp_config tp;
+  sip_tp_config_init(&tp);
+  CHECK_INT(c.tp.limits.max_size, tp.limits.max_size);
+  CHECK_INT(c.tp.max_conn_per_source, 0);
+  CHECK_INT(c.transactions, 1);
+  CHECK_INT(c.auto_cancel, 1);
+  CHECK_INT(c.force_rport, 0);
+  CHECK_INT(c.server_len + c.ua_len, 0);
+  int n = 0;
+  while (sip_tu_option_at(n))
+    n++;
+  CHECK_INT(n, 31);
+  CHECK(sip_tu_option_at(-1) == NULL);
+  const sip_tu_option *o = sip_tu_option_find("max_size");
+  CHECK(o && o->kind == SIP_TU_OPT_INT && o->lo == 256 && o->hi == 1 << 26);
+  CHECK_INT(sip_tu_config_set(&c, o, 255), SIP_ERANGE);
+  CHECK_INT(c.tp.limits.max_size, tp.limits.max_size); /* unchanged */
+  CHECK_INT(sip_tu_config_set(&c, o, 4096), 0);
+  CHECK_INT(c.tp.limits.max_size, 4096);
+  CHECK_INT(sip_tu_config_set(&c, sip_tu_option_find("udp_rcvbuf"), 0), 0);
+  CHECK_INT(c.tp.udp_rcvbuf, 0);
+  CHECK_INT(sip_tu_config_set(&c, sip_tu_option_find("t1"), 40), 0);
+  CHECK_INT(c.txl.t1_ms, 40);
+  o = sip_tu_option_find("trying_delay");
+  CHECK_INT(sip_tu_config_set(&c, o, -2), SIP_ERANGE);
+  CHECK_INT(sip_tu_config_set(&c, o, -1), 0);
+  CHECK_INT(c.txl.trying_delay_ms, SIP_TXN_NO_TRYING);
+  CHECK_INT(sip_tu_config_set(&c, o, 50), 0);
+  CHECK_INT(c.txl.trying_delay_ms, 50);
+  o = sip_tu_option_find("transactions");
+  CHECK(o && o->kind == SIP_TU_OPT_BOOL);
+  CHECK_INT(sip_tu_config_set(&c, o, 2), SIP_ERANGE);
+  CHECK_INT(sip_tu_config_set(&c, o, 0), 0);
+  CHECK_INT(c.transactions, 0);
+  CHECK_INT(sip_tu_config_set(&c, sip_tu_option_find("force_rport"), 1), 0);
+  CHECK_INT(c.force_rport, 1);
+  CHECK(sip_tu_option_find("nonesuch") == NULL);
+  /* the sanity checks */
+  o = sip_tu_option_find("require");
+  CHECK(o && o->kind == SIP_TU_OPT_CHECK);
+  CHECK(c.sanity.checks & SIP_SANITY_REQUIRE);
+  CHECK_INT(sip_tu_config_set(&c, o, 0), 0);
+  CHECK(!(c.sanity.checks & SIP_SANITY_REQUIRE));
+  CHECK(c.sanity.checks & SIP_SANITY_VERSION);
+  CHECK_INT(sip_tu_config_set(&c, sip_tu_option_find("proxy_require"), 1), 0);
+  CHECK(c.sanity.checks & SIP_SANITY_PROXY_REQUIRE);
+  /* the headers */
+  char big[SIP_TU_HEADER_MAX + 1];
+  memset(big, 'x', sizeof big);
+  CHECK_INT(sip_tu_config_header(&c, 'S', big, sizeof big), SIP_ERANGE);
+  CHECK_INT(sip_tu_config_header(&c, 'S', big, sizeof big - 1), 0);
+  CHECK_INT(c.server_len, SIP_TU_HEADER_MAX + 10);
+  CHECK_INT(sip_tu_config_header(&c, 'S', "", 0), SIP_ERANGE);
+  CHECK_INT(sip_tu_config_header(&c, 'S', "a\tb", 3), SIP_EINVAL);
+  CHECK_INT(sip_tu_config_header(&c, 'U', "a\x7f", 2), SIP_EINVAL);
+  CHECK_INT(sip_tu_config_header(&c, 'X', "a", 1), SIP_EINVAL);
+  CHECK_INT(sip_tu_config_header(&c, 'S', "srv 1.0", 7), 0);
+  CHECK_INT(sip_tu_config_header(&c, 'U', "ua 2", 4), 0);
+  CHECK(strncmp(c.ua_line, "User-Agent: ua 2\r\n", c.ua_len) == 0);
+  /* into a TU with a transaction layer: the Server value reaches it */
+  env e;
+  env_open(&e);
+  sip_tu_configure(&e.tu, &c);
+  CHECK_INT(e.tu.force_rport, 1);
+  CHECK_INT(e.tu.sanity.checks, c.sanity.checks);
+  CHECK(e.tu.server_len == 17 &&
+        memcmp(e.tu.server_line, "Server: srv 1.0\r\n", 17) == 0);
+  CHECK(e.tu.ua_len == 18 &&
+        memcmp(e.tu.ua_line, "User-Agent: ua 2\r\n", 18) == 0);
+  CHECK_STR(sip_txl_server_line(e.txl), "Server: srv 1.0\r\n");
+  CHECK_INT(sip_tu_config_header(&c, 'S', NULL, 0), 0);
+  sip_tu_configure(&e.tu, &c);
+  CHECK_INT(e.tu.server_len, 0);
+  CHECK_INT(sip_txl_server_line(e.txl).len, 0);
   env_close(&e);
 }
 
@@ -495,6 +794,9 @@ int main(void) {
   test_2xx_no_ack();
   test_cancel();
   test_reject();
+  test_config();
+  test_uas_decisions();
+  test_tracked_clients();
   test_uac();
   test_force_rport();
   test_next_hop_dest();
