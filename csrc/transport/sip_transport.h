@@ -119,8 +119,7 @@ void sip_tp_addr_str(const struct sockaddr_storage *sa, char *out, size_t cap);
 /* The address alone, without brackets or port ("127.0.0.1", "::1"; a
  * v4-mapped IPv6 address as IPv4; "" for another family or when cap is too
  * small) into out (NUL-terminated, cap > 0). */
-void sip_tp_addr_host(const struct sockaddr_storage *sa, char *out,
-                      size_t cap);
+void sip_tp_addr_host(const struct sockaddr_storage *sa, char *out, size_t cap);
 /* Port of a sockaddr, host byte order. */
 int sip_tp_addr_port(const struct sockaddr_storage *sa);
 
