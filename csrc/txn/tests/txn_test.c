@@ -25,7 +25,7 @@
 
 static uv_loop_t loop;
 static int T1 = 10; /* ms; larger under valgrind */
-static int slow;    /* under valgrind or a sanitizer: see timers_are_slow */
+static int slow;    /* under valgrind or ASan: see check_timers_slow */
 
 static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
 
@@ -1857,22 +1857,8 @@ static void test_receive_errors(void) {
   env_close(&e);
 }
 
-/* Valgrind and ASan both slow every callback several-fold, and the
- * suites run them on a machine shared with other work: a 10 ms T1 then sees
- * scheduling jitter of the same size (a CI run under ASan measured a 17 ms
- * first retransmission interval), so both use the 40 ms T1 and the wider
- * tolerance. */
-static int timers_are_slow(void) {
-#if defined(__SANITIZE_ADDRESS__)
-  return 1;
-#else
-  const char *p = getenv("LD_PRELOAD");
-  return p && strstr(p, "vgpreload") != NULL;
-#endif
-}
-
 int main(void) {
-  slow = timers_are_slow();
+  slow = check_timers_slow();
   if (slow)
     T1 = 40;
   uv_loop_init(&loop);
