@@ -119,7 +119,11 @@ describe("luasip.b2bua", function()
     local early = {}
     local d, res = run(function()
       return alice:invite { to = x.uri, sdp = OFFER, on_provisional = function(r)
-        early[#early + 1] = { r.status, r:header("RSeq") ~= nil, r:header("Require"), r.body }
+        -- (a 100 is hop by hop: the B2BUA's transaction sends one when
+        -- the answer takes over 200 ms, as on a loaded machine)
+        if r.status > 100 then
+          early[#early + 1] = { r.status, r:header("RSeq") ~= nil, r:header("Require"), r.body }
+        end
       end }
     end)
     assert.is_truthy(d, "not answered")

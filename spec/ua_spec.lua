@@ -470,6 +470,47 @@ describe("luasip.ua: session timers (RFC 4028)", function()
   end)
 end)
 
+describe("luasip.ua: a reliable 1xx re-sent before its PRACK arrived (RFC 3262 §4)", function()
+  after_each(N.cleanup)
+
+  it("is PRACKed once and reaches on_provisional once", function()
+    local alice = ua.new(server())
+    local peer = N.udp()
+    local seen = {}
+    alice:call { to = "sip:bob@127.0.0.1:" .. peer.port, sdp = OFFER, timeout = 2,
+      on_provisional = function(r) seen[#seen + 1] = r.status .. " " .. tostring(r:header("RSeq")) end }
+    local inv = assert(peer:recv(2), "no INVITE")
+    local function hdr(name)
+      return assert(inv:match("\r\n(" .. name .. ":[^\r\n]*)"), name)
+    end
+    local progress = table.concat({ "SIP/2.0 183 Session Progress", hdr("Via"), hdr("From"),
+      hdr("To") .. ";tag=peer1", hdr("Call%-ID"), hdr("CSeq"), "Contact: <sip:bob@127.0.0.1:" .. peer.port .. ">",
+      "Require: 100rel", "RSeq: 7", "Content-Length: 0", "", "" }, "\r\n")
+    local port = tonumber(inv:match("Via: SIP/2.0/UDP [%d.]+:(%d+)"))
+    -- the UAS's first 183 and its retransmission (T1 later, the PRACK
+    -- still on its way)
+    peer:send(progress, "127.0.0.1", port)
+    peer:send(progress, "127.0.0.1", port)
+    N.pump_for(0.3)
+    -- the CSeqs of the PRACKs (the unanswered PRACK's own retransmissions
+    -- share one)
+    local pracks, seen_cseq = {}, {}
+    peer:poll()
+    for _, d in ipairs(peer.queue) do
+      if d.data:match("^PRACK ") then
+        assert.matches("\r\nRAck: 7 %d+ INVITE\r\n", d.data)
+        local cseq = assert(d.data:match("\r\nCSeq: (%d+) PRACK\r\n"))
+        if not seen_cseq[cseq] then
+          seen_cseq[cseq] = true
+          pracks[#pracks + 1] = cseq
+        end
+      end
+    end
+    assert.equal(1, #pracks)
+    assert.same({ "183 7" }, seen)
+  end)
+end)
+
 describe("luasip.ua: a CANCEL that gets no final response (§9.1)", function()
   after_each(N.cleanup)
 

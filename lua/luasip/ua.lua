@@ -850,6 +850,11 @@ local function do_invite(self, t, c)
             c.early_sdp = res.body
           end
           sip.spawn(send_prack, self, dlg, rack, dest)
+        elseif res:header("RSeq") and srv:has_option(res, "100rel", true) then
+          -- RFC 3262 §4: a reliable 1xx already acknowledged (re-sent
+          -- before our PRACK reached the UAS) or out of order is
+          -- discarded, not handed to the caller again
+          return
         end
       end
     end
