@@ -221,297 +221,85 @@ static int l_sdp_parse(lua_State *L) {
 
 /* --- write ---------------------------------------------------------------- */
 
-/* The lines being built: a userdata array that grows, and an anchor table
- * that keeps every string the lines point into alive. */
-typedef struct wstate {
+#define SDP_BUILD "luasip.SdpBuild"
+
+/* The reader sip_sdp_build walks the table with: the current table is at
+ * the top of the stack; strings read are kept in the anchor table. */
+typedef struct reader {
   lua_State *L;
-  int anchor; /* stack index of the anchor table */
-  int box;    /* stack index of the userdata holding lines */
-  sip_sdp_line *lines;
-  uint32_t n, cap;
-  const char *err; /* the field that failed, for the message */
-} wstate;
+  int anchor;
+} reader;
 
-static sip_sdp_line *new_line(wstate *w, char type) {
-  if (w->n == w->cap) {
-    uint32_t cap = w->cap ? w->cap * 2 : 32;
-    sip_sdp_line *nl = lua_newuserdatauv(w->L, cap * sizeof *nl, 0);
-    if (w->n)
-      memcpy(nl, w->lines, w->n * sizeof *nl);
-    lua_replace(w->L, w->box);
-    w->lines = nl;
-    w->cap = cap;
+static void rd_get(void *ud, const char *k, size_t i, sip_sdp_val *v) {
+  reader *r = ud;
+  lua_State *L = r->L;
+  int t = k ? lua_getfield(L, -1, k) : lua_rawgeti(L, -1, (lua_Integer)i);
+  v->kind = SIP_SDP_V_OTHER;
+  if (t == LUA_TTABLE) {
+    v->kind = SIP_SDP_V_TABLE;
+    v->len = lua_rawlen(L, -1);
+    return; /* the current table until rd_close */
   }
-  sip_sdp_line *l = &w->lines[w->n++];
-  memset(l, 0, sizeof *l);
-  l->type = type;
-  return l;
-}
-
-/* Anchor the string at the top of the stack (popped) and return it. */
-static sip_str anchor(wstate *w) {
-  size_t len;
-  const char *s = lua_tolstring(w->L, -1, &len);
-  lua_rawseti(w->L, w->anchor, (lua_Integer)lua_rawlen(w->L, w->anchor) + 1);
-  return (sip_str){s, len};
-}
-
-/* Field k of the table at index t: a string, or an integer written in
- * decimal (numbers only when num). Absent when nil; *ok = 0 for any other
- * type. */
-static sip_str field(wstate *w, int t, const char *k, int num, int *ok) {
-  lua_State *L = w->L;
-  int ty = lua_getfield(L, t, k);
-  if (ty == LUA_TNIL) {
-    lua_pop(L, 1);
-    return SIP_STR_NULL;
-  }
-  if (ty == LUA_TSTRING)
-    return anchor(w);
-  if (num && ty == LUA_TNUMBER && lua_isinteger(L, -1) &&
-      lua_tointeger(L, -1) >= 0) {
-    char buf[24];
-    int n = snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, -1));
-    lua_pop(L, 1);
-    lua_pushlstring(L, buf, (size_t)n);
-    return anchor(w);
-  }
-  lua_pop(L, 1);
-  *ok = 0;
-  w->err = k;
-  return SIP_STR_NULL;
-}
-
-/* Required field: present, else *ok = 0. */
-static sip_str need(wstate *w, int t, const char *k, int num, int *ok) {
-  sip_str s = field(w, t, k, num, ok);
-  if (!s.p && *ok) {
-    *ok = 0;
-    w->err = k;
-  }
-  return s;
-}
-
-/* When the item keeps the text it was parsed from and its fields still
- * equal that text's, write the text as it was. */
-static void keep_raw(wstate *w, int t, sip_sdp_line *l) {
-  lua_State *L = w->L;
-  if (lua_getfield(L, t, "_raw") != LUA_TSTRING) {
-    lua_pop(L, 1);
+  if (t == LUA_TSTRING) {
+    v->kind = SIP_SDP_V_STR;
+    v->s.p = lua_tolstring(L, -1, &v->s.len);
+    lua_rawseti(L, r->anchor, (lua_Integer)lua_rawlen(L, r->anchor) + 1);
     return;
   }
-  sip_str raw = anchor(w);
-  sip_sdp_line r;
-  const char *what;
-  if (sip_sdp_parse_line(l->type, raw.p, raw.len, &r, &what) == 0 &&
-      sip_sdp_line_equal(l, &r))
-    l->value = raw;
-}
-
-/* One item table at t (absolute index) as a line of type. Returns 1, or 0
- * with w->err naming the field. */
-static int item_line(wstate *w, int t, char type) {
-  lua_State *L = w->L;
-  int ok = 1;
-  if (!lua_istable(L, t)) {
-    w->err = "(not a table)";
-    return 0;
-  }
-  sip_sdp_line *l = new_line(w, type);
-  switch (type) {
-  case 'o':
-    l->u.o.username = need(w, t, "username", 0, &ok);
-    l->u.o.sess_id = need(w, t, "sess_id", 1, &ok);
-    l->u.o.sess_version = need(w, t, "sess_version", 1, &ok);
-    l->u.o.nettype = need(w, t, "nettype", 0, &ok);
-    l->u.o.addrtype = need(w, t, "addrtype", 0, &ok);
-    l->u.o.address = need(w, t, "address", 0, &ok);
-    break;
-  case 'c':
-    l->u.c.nettype = need(w, t, "nettype", 0, &ok);
-    l->u.c.addrtype = need(w, t, "addrtype", 0, &ok);
-    l->u.c.address = need(w, t, "address", 0, &ok);
-    break;
-  case 'b':
-    l->u.b.bwtype = need(w, t, "type", 0, &ok);
-    l->u.b.bandwidth = need(w, t, "value", 1, &ok);
-    break;
-  case 't':
-    l->u.t.start = need(w, t, "start", 1, &ok);
-    l->u.t.stop = need(w, t, "stop", 1, &ok);
-    break;
-  case 'm': {
-    l->u.m.media = need(w, t, "media", 0, &ok);
-    l->u.m.port = need(w, t, "port", 1, &ok);
-    l->u.m.nports = field(w, t, "nports", 1, &ok);
-    l->u.m.proto = need(w, t, "proto", 0, &ok);
-    if (lua_getfield(L, t, "fmts") == LUA_TTABLE) {
-      int ft = lua_gettop(L);
-      lua_Integer n = (lua_Integer)lua_rawlen(L, ft);
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (lua_Integer i = 1; i <= n; i++) {
-        if (i > 1)
-          luaL_addchar(&b, ' ');
-        if (lua_rawgeti(L, ft, i) != LUA_TSTRING) {
-          lua_pop(L, 1);
-          ok = 0;
-          w->err = "fmts";
-          continue;
-        }
-        luaL_addvalue(&b);
-      }
-      luaL_pushresult(&b);
-      if (n > 0) {
-        l->u.m.fmts = anchor(w);
-      } else {
-        lua_pop(L, 1);
-      }
-    } else if (!lua_isnil(L, -1)) {
-      ok = 0;
-      w->err = "fmts";
-    }
-    lua_pop(L, 1);
-    break;
-  }
-  case 'a':
-    l->u.a.name = need(w, t, "name", 0, &ok);
-    l->u.a.value = field(w, t, "value", 1, &ok);
-    break;
-  default:
-    break;
-  }
-  if (ok)
-    keep_raw(w, t, l);
-  return ok;
-}
-
-/* A text line from field k of t (optional unless req). */
-static int text_line(wstate *w, int t, const char *k, char type, int req) {
-  int ok = 1;
-  sip_str s = req ? need(w, t, k, 0, &ok) : field(w, t, k, 0, &ok);
-  if (ok && s.p)
-    new_line(w, type)->value = s;
-  return ok;
-}
-
-/* Each element of list t[k] (items when type is not a text type). */
-static int list_lines(wstate *w, int t, const char *k, char type) {
-  lua_State *L = w->L;
-  int ty = lua_getfield(L, t, k), ok = 1;
-  if (ty == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 1;
-  }
-  if (ty != LUA_TTABLE) {
-    lua_pop(L, 1);
-    w->err = k;
-    return 0;
-  }
-  int lt = lua_gettop(L);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, lt);
-  for (lua_Integer i = 1; ok && i <= n; i++) {
-    lua_rawgeti(L, lt, i);
-    if (strchr("epr", type)) {
-      if (lua_type(L, -1) == LUA_TSTRING) {
-        new_line(w, type)->value = anchor(w);
-        continue;
-      }
-      w->err = k;
-      ok = 0;
-    } else {
-      ok = item_line(w, lua_gettop(L), type);
-      if (ok && type == 't')
-        ok = list_lines(w, lua_gettop(L), "repeats", 'r');
-    }
-    lua_pop(L, 1);
+  if (t == LUA_TNIL)
+    v->kind = SIP_SDP_V_NIL;
+  else if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    v->kind = SIP_SDP_V_FALSE;
+  else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0) {
+    v->kind = SIP_SDP_V_UINT;
+    v->n = (uint64_t)lua_tointeger(L, -1);
   }
   lua_pop(L, 1);
-  return ok;
 }
 
-static int section(wstate *w, int t, int media) {
-  lua_State *L = w->L;
-  if (media) {
-    if (!item_line(w, t, 'm') || !text_line(w, t, "info", 'i', 0) ||
-        !list_lines(w, t, "connections", 'c') ||
-        !list_lines(w, t, "bandwidths", 'b') || !text_line(w, t, "key", 'k', 0))
-      return 0;
-    return list_lines(w, t, "attributes", 'a');
-  }
-  int ok = 1;
-  sip_sdp_line *v = new_line(w, 'v');
-  v->value = field(w, t, "version", 1, &ok);
-  if (!v->value.p)
-    v->value = SIP_STR_LIT("0");
-  if (lua_getfield(L, t, "_raw_version") == LUA_TSTRING) {
-    sip_str raw = anchor(w);
-    sip_sdp_line a = {.type = 'v', .value = raw};
-    if (sip_sdp_line_equal(v, &a))
-      v->value = raw;
-  } else {
-    lua_pop(L, 1);
-  }
-  if (!ok)
-    return 0;
-  if (lua_getfield(L, t, "origin") == LUA_TNIL) {
-    w->err = "origin";
-    lua_pop(L, 1);
-    return 0;
-  }
-  ok = item_line(w, lua_gettop(L), 'o');
-  lua_pop(L, 1);
-  if (!ok || !text_line(w, t, "name", 's', 1) ||
-      !text_line(w, t, "info", 'i', 0) || !text_line(w, t, "uri", 'u', 0) ||
-      !list_lines(w, t, "emails", 'e') || !list_lines(w, t, "phones", 'p'))
-    return 0;
-  if (lua_getfield(L, t, "connection") != LUA_TNIL)
-    ok = item_line(w, lua_gettop(L), 'c');
-  lua_pop(L, 1);
-  return ok && list_lines(w, t, "bandwidths", 'b') &&
-         list_lines(w, t, "times", 't') && text_line(w, t, "zone", 'z', 0) &&
-         text_line(w, t, "key", 'k', 0) && list_lines(w, t, "attributes", 'a');
+static void rd_close(void *ud) { lua_pop(((reader *)ud)->L, 1); }
+
+static int build_gc(lua_State *L) {
+  sip_sdp_builder_free(luaL_checkudata(L, 1, SDP_BUILD));
+  return 0;
 }
 
 /* core.sdp_write(table) -> text, or nil, "SDP: ...", "INVAL" */
 static int l_sdp_write(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lua_newtable(L); /* 2: anchor */
-  lua_pushnil(L);  /* 3: the lines' userdata */
-  wstate w = {L, 2, 3, NULL, 0, 0, NULL};
-  if (!section(&w, 1, 0))
-    return sip__lua_fail(L, SIP_EINVAL, "SDP: session: bad or missing %s",
-                         w.err);
-  int mt = lua_getfield(L, 1, "media");
-  if (mt == LUA_TTABLE) {
-    lua_Integer n = (lua_Integer)lua_rawlen(L, 4);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, 4, i);
-      if (!section(&w, 5, 1))
-        return sip__lua_fail(L, SIP_EINVAL, "SDP: media[%d]: bad or missing %s",
-                             (int)i, w.err);
-      lua_pop(L, 1);
-    }
-  } else if (mt != LUA_TNIL) {
-    return sip__lua_fail(L, SIP_EINVAL, "SDP: media is not a list");
-  }
-  lua_getfield(L, 1, "lf");
-  int lf = lua_toboolean(L, -1);
-  lua_getfield(L, 1, "no_final_eol");
-  int eol = !lua_toboolean(L, -1);
-  lua_pop(L, 2);
+  lua_newtable(L);                                         /* 2: anchor */
+  sip_sdp_builder *b = lua_newuserdatauv(L, sizeof *b, 0); /* 3 */
+  memset(b, 0, sizeof *b);
+  luaL_setmetatable(L, SDP_BUILD);
+  lua_pushvalue(L, 1); /* the reader's current table */
+  reader r = {L, 2};
+  sip_sdp_reader rd = {&r, rd_get, rd_close};
+  int rc = sip_sdp_build(b, &rd);
+  if (rc == SIP_ENOMEM)
+    return luaL_error(L, "not enough memory");
+  if (rc < 0 && b->err_where < 0)
+    return sip__lua_fail(L, rc, "SDP: media is not a list");
+  if (rc < 0 && b->err_where > 0)
+    return sip__lua_fail(L, rc, "SDP: media[%d]: bad or missing %s",
+                         b->err_where, b->err_field);
+  if (rc < 0)
+    return sip__lua_fail(L, rc, "SDP: session: bad or missing %s",
+                         b->err_field);
   uint32_t bad = 0;
-  int need = sip_sdp_write(w.lines, w.n, lf, eol, NULL, 0, &bad);
+  int need =
+      sip_sdp_write(b->lines, b->n, b->lf_only, b->last_eol, NULL, 0, &bad);
   if (need < 0)
     return sip__lua_fail(L, need,
                          "SDP: line %d (%c=): a field holds a CR, LF or NUL, "
                          "a space in a token, or a non-number",
-                         (int)bad + 1, w.lines[bad].type);
-  luaL_Buffer b;
-  char *out = luaL_buffinitsize(L, &b, (size_t)need);
-  sip_sdp_write(w.lines, w.n, lf, eol, out, (size_t)need, NULL);
-  luaL_pushresultsize(&b, (size_t)need);
+                         (int)bad + 1, b->lines[bad].type);
+  luaL_Buffer lb;
+  char *out = luaL_buffinitsize(L, &lb, (size_t)need);
+  sip_sdp_write(b->lines, b->n, b->lf_only, b->last_eol, out, (size_t)need,
+                NULL);
+  luaL_pushresultsize(&lb, (size_t)need);
+  sip_sdp_builder_free(b); /* now rather than at __gc */
   return 1;
 }
 
@@ -596,4 +384,10 @@ static const luaL_Reg sdp_funcs[] = {
     {NULL, NULL},
 };
 
-void sip__lua_open_sdp(lua_State *L) { luaL_setfuncs(L, sdp_funcs, 0); }
+void sip__lua_open_sdp(lua_State *L) {
+  luaL_newmetatable(L, SDP_BUILD);
+  lua_pushcfunction(L, build_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, sdp_funcs, 0);
+}

@@ -146,4 +146,64 @@ int sip_sdp_answer(const sip_sdp *offer, const sip_sdp *caps,
                    const sip_sdp_answer_opts *opts, char *buf, size_t cap,
                    uint32_t *accepted);
 
+/* ---- building from a tree of values (build.c) ---------------------------- */
+
+/* A description given as a tree (the table shape lua/luasip/sdp.lua
+ * documents: version, origin, name, info, uri, emails, phones, connection,
+ * bandwidths, times (each with repeats), zone, key, attributes, media (each
+ * media, port, nports, proto, fmts, info, connections, bandwidths, key,
+ * attributes), lf, no_final_eol, and an item's _raw / the session's
+ * _raw_version). The builder walks it in RFC 8866 §5 order and makes the
+ * lines sip_sdp_write writes; a binding supplies the tree through a reader
+ * and keeps no SDP rule of its own. */
+enum sip_sdp_vkind {
+  SIP_SDP_V_NIL = 0, /* absent */
+  SIP_SDP_V_STR,     /* s (the reader keeps its bytes alive until the
+                        builder is freed) */
+  SIP_SDP_V_UINT,    /* n: an integer >= 0 (written in decimal) */
+  SIP_SDP_V_FALSE,   /* false: the one value besides nil that is not true */
+  SIP_SDP_V_TABLE,   /* an object or a list of len elements: it becomes the
+                        reader's current table until close */
+  SIP_SDP_V_OTHER,   /* anything else (true, a negative or fractional
+                        number, a function...) */
+};
+
+typedef struct sip_sdp_val {
+  int kind; /* enum sip_sdp_vkind */
+  sip_str s;
+  uint64_t n;
+  size_t len;
+} sip_sdp_val;
+
+/* The tree, seen from its current table (at first the root). get: the field
+ * key of the current table (key NULL: its element i, 1-based) into *v; a
+ * TABLE value becomes the current table, and close returns to the one
+ * before. get never fails (anything unusable is SIP_SDP_V_OTHER). */
+typedef struct sip_sdp_reader {
+  void *ud;
+  void (*get)(void *ud, const char *key, size_t i, sip_sdp_val *v);
+  void (*close)(void *ud);
+} sip_sdp_reader;
+
+typedef struct sip_sdp_builder {
+  sip_sdp_line *lines;
+  uint32_t n, cap;
+  int lf_only, last_eol;
+  /* on SIP_EINVAL: where (0 the session, i the i-th media, -1 media is not
+   * a list) and the field that is bad or missing ("(not a table)": an item
+   * that is not a table) */
+  int err_where;
+  const char *err_field;
+  struct sip_sdp_blk *blks; /* numbers and joined formats written here */
+} sip_sdp_builder;
+
+/* Build the lines of the tree r reads into b (initialised here: free it
+ * with sip_sdp_builder_free whatever this returns). Returns 0, SIP_EINVAL
+ * (b->err_* say where) or SIP_ENOMEM. The field values are not checked
+ * here: sip_sdp_write refuses a line it cannot write. */
+int sip_sdp_build(sip_sdp_builder *b, const sip_sdp_reader *r);
+
+/* Free what b holds (twice is safe). */
+void sip_sdp_builder_free(sip_sdp_builder *b);
+
 #endif

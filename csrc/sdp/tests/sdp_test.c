@@ -1,6 +1,7 @@
-/* SDP parser and writer (csrc/sdp). Every input is copied to a malloc'd block
- * of exactly its length (no NUL after it), so ASan flags any read past the
- * end. The real-world descriptions are read from spec/fixtures/sdp. */
+/* SDP parser, writer and builder (csrc/sdp). Every input is copied to a
+ * malloc'd block of exactly its length (no NUL after it), so ASan flags any
+ * read past the end. The real-world descriptions are read from
+ * spec/fixtures/sdp. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -426,6 +427,233 @@ static void test_answer(void) {
   CHECK(!sip_sdp_static_pt(2, &name, &rate, &ch));
   CHECK(!sip_sdp_static_pt(35, &name, &rate, &ch));
 }
+/* ---- the builder (sip_sdp_build) over a tree of test nodes ---- */
+
+typedef struct tnode {
+  const char *key; /* in an object; NULL in a list */
+  int kind;
+  const char *s;
+  uint64_t n;
+  const struct tnode *kids;
+  size_t nkids;
+} tnode;
+
+#define TS(k, v)                                                               \
+  { .key = k, .kind = SIP_SDP_V_STR, .s = v }
+#define TN(k, v)                                                               \
+  { .key = k, .kind = SIP_SDP_V_UINT, .n = v }
+#define TX(k, kd)                                                              \
+  { .key = k, .kind = kd }
+#define TT(k, ...)                                                             \
+  {                                                                            \
+    .key = k, .kind = SIP_SDP_V_TABLE, .kids = (const tnode[]){__VA_ARGS__},   \
+    .nkids = sizeof((const tnode[]){__VA_ARGS__}) / sizeof(tnode)              \
+  }
+#define TE(k)                                                                  \
+  { .key = k, .kind = SIP_SDP_V_TABLE }
+
+typedef struct treader {
+  const tnode *stack[16];
+  int top, opens, closes;
+} treader;
+
+static void t_get(void *ud, const char *key, size_t i, sip_sdp_val *v) {
+  treader *r = ud;
+  const tnode *t = r->stack[r->top], *x = NULL;
+  if (key) {
+    for (size_t j = 0; j < t->nkids; j++)
+      if (t->kids[j].key && !strcmp(t->kids[j].key, key))
+        x = &t->kids[j];
+  } else if (i >= 1 && i <= t->nkids && !t->kids[i - 1].key) {
+    x = &t->kids[i - 1];
+  }
+  if (!x)
+    return; /* nil */
+  v->kind = x->kind;
+  v->n = x->n;
+  if (x->s)
+    v->s = (sip_str){x->s, strlen(x->s)};
+  if (x->kind == SIP_SDP_V_TABLE) {
+    size_t len = 0; /* the list part: elements without a key */
+    while (len < x->nkids && !x->kids[len].key)
+      len++;
+    v->len = len;
+    r->stack[++r->top] = x;
+    r->opens++;
+  }
+}
+
+static void t_close(void *ud) {
+  treader *r = ud;
+  r->top--;
+  r->closes++;
+}
+
+/* Build and write root; the text (static buffer) or NULL, *rc the build's
+ * or the write's code. */
+static const char *build(const tnode *root, sip_sdp_builder *b, int *rc) {
+  static char out[1024];
+  treader r = {.stack = {root}};
+  sip_sdp_reader rd = {&r, t_get, t_close};
+  *rc = sip_sdp_build(b, &rd);
+  CHECK_INT(r.opens, r.closes); /* every table it opened, closed */
+  CHECK_INT(r.top, 0);
+  if (*rc < 0)
+    return NULL;
+  int n = sip_sdp_write(b->lines, b->n, b->lf_only, b->last_eol, out,
+                        sizeof out - 1, NULL);
+  *rc = n;
+  if (n < 0 || (size_t)n >= sizeof out)
+    return NULL;
+  out[n] = 0;
+  return out;
+}
+
+#define ORIGIN                                                                 \
+  TT("origin", TS("username", "-"), TN("sess_id", 42),                         \
+     TS("sess_version", "7"), TS("nettype", "IN"), TS("addrtype", "IP4"),      \
+     TS("address", "127.0.0.1"))
+
+static void check_build_fails(const tnode *root, int where, const char *what) {
+  sip_sdp_builder b;
+  int rc;
+  CHECK(build(root, &b, &rc) == NULL);
+  CHECK_INT(rc, SIP_EINVAL);
+  CHECK_INT(b.err_where, where);
+  CHECK_MSG(b.err_field && !strcmp(b.err_field, what), "field %s, want %s",
+            b.err_field ? b.err_field : "(none)", what);
+  sip_sdp_builder_free(&b);
+}
+
+static void test_build(void) {
+  sip_sdp_builder b;
+  int rc;
+  /* every part, in RFC 8866 order whatever the tree's order */
+  const tnode full =
+      TT(NULL,
+         TT("media",
+            TT(NULL,
+               TT("attributes",
+                  TT(NULL, TS("name", "rtpmap"), TS("value", "0 PCMU/8000")),
+                  TT(NULL, TS("name", "sendrecv"))),
+               TS("media", "audio"), TN("port", 49170), TS("proto", "RTP/AVP"),
+               TT("fmts", TS(NULL, "0"), TS(NULL, "8")), TS("info", "voice"),
+               TS("key", "prompt"),
+               TT("connections",
+                  TT(NULL, TS("nettype", "IN"), TS("addrtype", "IP4"),
+                     TS("address", "127.0.0.2"))),
+               TT("bandwidths", TT(NULL, TS("type", "AS"), TN("value", 64)))),
+            TT(NULL, TS("media", "video"), TN("port", 0), TN("nports", 2),
+               TS("proto", "RTP/AVP"))),
+         TT("attributes", TT(NULL, TS("name", "tool"), TS("value", "t"))),
+         TS("key", "clear:x"), TS("zone", "0 0"),
+         TT("times", TT(NULL, TN("start", 0), TN("stop", 0),
+                        TT("repeats", TS(NULL, "7d 1h 0 25h")))),
+         TT("bandwidths", TT(NULL, TS("type", "CT"), TN("value", 128))),
+         TT("connection", TS("nettype", "IN"), TS("addrtype", "IP4"),
+            TS("address", "127.0.0.1")),
+         TT("phones", TS(NULL, "+1 555")), TT("emails", TS(NULL, "a@b.test")),
+         TS("uri", "http://x.test/"), TS("info", "about"), TS("name", "call"),
+         ORIGIN);
+  const char *want =
+      "v=0\r\no=- 42 7 IN IP4 127.0.0.1\r\ns=call\r\ni=about\r\n"
+      "u=http://x.test/\r\ne=a@b.test\r\np=+1 555\r\nc=IN IP4 127.0.0.1\r\n"
+      "b=CT:128\r\nt=0 0\r\nr=7d 1h 0 25h\r\nz=0 0\r\nk=clear:x\r\n"
+      "a=tool:t\r\nm=audio 49170 RTP/AVP 0 8\r\ni=voice\r\n"
+      "c=IN IP4 127.0.0.2\r\nb=AS:64\r\nk=prompt\r\na=rtpmap:0 PCMU/8000\r\n"
+      "a=sendrecv\r\nm=video 0/2 RTP/AVP\r\n";
+  const char *got = build(&full, &b, &rc);
+  CHECK_MSG(got && !strcmp(got, want), "got %s", got ? got : "(null)");
+  /* the parser reads it back */
+  sip_sdp s;
+  CHECK(got && parse(&s, got) == 22);
+  sip_sdp_builder_free(&b);
+  sip_sdp_builder_free(&b); /* twice is safe */
+
+  /* line endings: lf, no_final_eol; a version given; no media */
+  const tnode lf =
+      TT(NULL, TS("version", "0"), ORIGIN, TS("name", "-"),
+         TX("lf", SIP_SDP_V_OTHER), TS("no_final_eol", "yes"), TE("media"));
+  got = build(&lf, &b, &rc);
+  CHECK_MSG(got && !strcmp(got, "v=0\no=- 42 7 IN IP4 127.0.0.1\ns=-"),
+            "got %s", got ? got : "(null)");
+  sip_sdp_builder_free(&b);
+  const tnode nolf =
+      TT(NULL, ORIGIN, TS("name", "-"), TX("lf", SIP_SDP_V_FALSE));
+  got = build(&nolf, &b, &rc);
+  CHECK(got && !strcmp(got, "v=0\r\no=- 42 7 IN IP4 127.0.0.1\r\ns=-\r\n"));
+  sip_sdp_builder_free(&b);
+
+  /* _raw: written as it was while the fields equal it */
+  const tnode raw =
+      TT(NULL, TS("_raw_version", "00"), TN("version", 0),
+         TT("origin", TS("username", "-"), TS("sess_id", "042"),
+            TS("sess_version", "7"), TS("nettype", "IN"), TS("addrtype", "IP4"),
+            TS("address", "h"), TS("_raw", "-  042 7 IN IP4 h")),
+         TS("name", "-"),
+         TT("media", TT(NULL, TS("media", "audio"), TN("port", 9),
+                        TS("proto", "RTP/AVP"), TT("fmts", TS(NULL, "0")),
+                        TS("_raw", "audio 10 RTP/AVP 0"))));
+  got = build(&raw, &b, &rc);
+  CHECK_MSG(got && !strcmp(got, "v=00\r\no=-  042 7 IN IP4 h\r\ns=-\r\n"
+                                "m=audio 9 RTP/AVP 0\r\n"),
+            "got %s", got ? got : "(null)");
+  sip_sdp_builder_free(&b);
+
+  /* what is bad or missing, and where */
+  const tnode no_origin = TT(NULL, TS("name", "-"));
+  check_build_fails(&no_origin, 0, "origin");
+  const tnode no_name = TT(NULL, ORIGIN);
+  check_build_fails(&no_name, 0, "name");
+  const tnode num_name = TT(NULL, ORIGIN, TN("name", 1));
+  check_build_fails(&num_name, 0, "name");
+  const tnode origin_str = TT(NULL, TS("origin", "x"), TS("name", "-"));
+  check_build_fails(&origin_str, 0, "(not a table)");
+  const tnode bad_ver =
+      TT(NULL, TX("version", SIP_SDP_V_OTHER), ORIGIN, TS("name", "-"));
+  check_build_fails(&bad_ver, 0, "version");
+  const tnode no_user =
+      TT(NULL, TT("origin", TS("address", "h")), TS("name", "-"));
+  check_build_fails(&no_user, 0, "username");
+  const tnode bad_email =
+      TT(NULL, ORIGIN, TS("name", "-"), TT("emails", TN(NULL, 1)));
+  check_build_fails(&bad_email, 0, "emails");
+  const tnode bad_times = TT(NULL, ORIGIN, TS("name", "-"), TS("times", "0"));
+  check_build_fails(&bad_times, 0, "times");
+  const tnode bad_repeat =
+      TT(NULL, ORIGIN, TS("name", "-"),
+         TT("times",
+            TT(NULL, TN("start", 0), TN("stop", 0), TT("repeats", TE(NULL)))));
+  check_build_fails(&bad_repeat, 0, "repeats");
+  const tnode media_str = TT(NULL, ORIGIN, TS("name", "-"), TS("media", "x"));
+  check_build_fails(&media_str, -1, "media");
+  const tnode bad_fmt = TT(
+      NULL, ORIGIN, TS("name", "-"),
+      TT("media",
+         TT(NULL, TS("media", "audio"), TN("port", 1), TS("proto", "RTP/AVP")),
+         TT(NULL, TS("media", "audio"), TN("port", 1), TS("proto", "RTP/AVP"),
+            TT("fmts", TS(NULL, "0"), TN(NULL, 8)))));
+  check_build_fails(&bad_fmt, 2, "fmts");
+  const tnode media_item =
+      TT(NULL, ORIGIN, TS("name", "-"), TT("media", TS(NULL, "audio")));
+  check_build_fails(&media_item, 1, "(not a table)");
+  const tnode bad_attr =
+      TT(NULL, ORIGIN, TS("name", "-"),
+         TT("media", TT(NULL, TS("media", "audio"), TN("port", 1),
+                        TS("proto", "RTP/AVP"),
+                        TT("attributes", TT(NULL, TS("value", "v"))))));
+  check_build_fails(&bad_attr, 1, "name");
+
+  /* a field the writer refuses: built, then sip_sdp_write says which line */
+  const tnode crlf = TT(NULL, ORIGIN, TS("name", "-\r\nm=x"));
+  CHECK(build(&crlf, &b, &rc) == NULL);
+  CHECK_INT(rc, SIP_EINVAL);
+  uint32_t bad = 0;
+  CHECK_INT(sip_sdp_write(b.lines, b.n, 0, 1, NULL, 0, &bad), SIP_EINVAL);
+  CHECK_INT(bad, 2);
+  sip_sdp_builder_free(&b);
+}
+
 int main(void) {
   test_fixtures();
   test_fields();
@@ -433,6 +661,7 @@ int main(void) {
   test_malformed();
   test_write_refuses();
   test_answer();
+  test_build();
   for (int i = 0; i < ncopies; i++)
     free(copies[i]);
   return check_summary("sdp_test");

@@ -1,0 +1,361 @@
+/* SDP lines from a tree of values (sip_sdp_build, see sip_sdp.h): the
+ * table shape of lua/luasip/sdp.lua walked in RFC 8866 §5 order.
+ *
+ * Byte-exact output: an item that keeps the text it was parsed from (_raw)
+ * is written as that text while its fields still equal the fields parsed
+ * from it (sip_sdp_line_equal); the session's _raw_version likewise. Text
+ * lines (s i u e p k z r) and attributes are written as they are. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sip_sdp.h"
+
+/* A block of bytes the lines point into (numbers, joined formats). */
+struct sip_sdp_blk {
+  struct sip_sdp_blk *next;
+  char data[];
+};
+
+typedef struct walk {
+  sip_sdp_builder *b;
+  const sip_sdp_reader *r;
+  int nomem;
+} walk;
+
+static void get(walk *w, const char *k, size_t i, sip_sdp_val *v) {
+  memset(v, 0, sizeof *v);
+  w->r->get(w->r->ud, k, i, v);
+}
+
+static void close_table(walk *w) { w->r->close(w->r->ud); }
+
+static sip_str keep(walk *w, const char *p, size_t len) {
+  struct sip_sdp_blk *k = malloc(sizeof *k + len + 1);
+  if (!k) {
+    w->nomem = 1;
+    return SIP_STR_NULL;
+  }
+  memcpy(k->data, p, len);
+  k->data[len] = 0;
+  k->next = w->b->blks;
+  w->b->blks = k;
+  return (sip_str){k->data, len};
+}
+
+static sip_sdp_line *new_line(walk *w, char type) {
+  sip_sdp_builder *b = w->b;
+  if (b->n == b->cap) {
+    uint32_t cap = b->cap ? b->cap * 2 : 32;
+    sip_sdp_line *nl = realloc(b->lines, cap * sizeof *nl);
+    if (!nl) {
+      w->nomem = 1;
+      return NULL;
+    }
+    b->lines = nl;
+    b->cap = cap;
+  }
+  sip_sdp_line *l = &b->lines[b->n++];
+  memset(l, 0, sizeof *l);
+  l->type = type;
+  return l;
+}
+
+/* Field k of the current table: a string, or (num) an integer >= 0 in
+ * decimal. Absent when nil; *ok = 0 for any other value. */
+static sip_str field(walk *w, const char *k, int num, int *ok) {
+  sip_sdp_val v;
+  get(w, k, 0, &v);
+  if (v.kind == SIP_SDP_V_NIL)
+    return SIP_STR_NULL;
+  if (v.kind == SIP_SDP_V_STR)
+    return v.s;
+  if (v.kind == SIP_SDP_V_TABLE)
+    close_table(w);
+  if (num && v.kind == SIP_SDP_V_UINT) {
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%llu", (unsigned long long)v.n);
+    return keep(w, buf, (size_t)n);
+  }
+  *ok = 0;
+  w->b->err_field = k;
+  return SIP_STR_NULL;
+}
+
+/* A required field: present, else *ok = 0 (the first missing one named,
+ * unless a later field is of a wrong type). */
+static sip_str need(walk *w, const char *k, int num, int *ok) {
+  sip_str s = field(w, k, num, ok);
+  if (!s.p && *ok) {
+    *ok = 0;
+    w->b->err_field = k;
+  }
+  return s;
+}
+
+/* The item (the current table) keeps the text it was parsed from: written
+ * as it was while its fields still equal that text's. */
+static void keep_raw(walk *w, sip_sdp_line *l) {
+  sip_sdp_val v;
+  get(w, "_raw", 0, &v);
+  if (v.kind == SIP_SDP_V_TABLE)
+    close_table(w);
+  if (v.kind != SIP_SDP_V_STR)
+    return;
+  sip_sdp_line r;
+  const char *what;
+  if (sip_sdp_parse_line(l->type, v.s.p, v.s.len, &r, &what) == 0 &&
+      sip_sdp_line_equal(l, &r))
+    l->value = v.s;
+}
+
+/* m= formats: the list fmts of the current table, joined with spaces. */
+static sip_str fmts(walk *w, int *ok) {
+  sip_sdp_val v;
+  get(w, "fmts", 0, &v);
+  if (v.kind == SIP_SDP_V_NIL)
+    return SIP_STR_NULL;
+  if (v.kind != SIP_SDP_V_TABLE) {
+    *ok = 0;
+    w->b->err_field = "fmts";
+    return SIP_STR_NULL;
+  }
+  size_t total = 0;
+  for (size_t i = 1; i <= v.len; i++) {
+    sip_sdp_val e;
+    get(w, NULL, i, &e);
+    if (e.kind == SIP_SDP_V_TABLE)
+      close_table(w);
+    if (e.kind != SIP_SDP_V_STR) {
+      *ok = 0;
+      w->b->err_field = "fmts";
+      continue;
+    }
+    total += e.s.len + 1;
+  }
+  sip_str out = SIP_STR_NULL;
+  char *buf = *ok && v.len ? malloc(total) : NULL;
+  if (*ok && v.len && !buf)
+    w->nomem = 1;
+  if (buf) {
+    size_t n = 0;
+    for (size_t i = 1; i <= v.len; i++) {
+      sip_sdp_val e;
+      get(w, NULL, i, &e);
+      if (i > 1)
+        buf[n++] = ' ';
+      memcpy(buf + n, e.s.p, e.s.len);
+      n += e.s.len;
+    }
+    out = keep(w, buf, n);
+    free(buf);
+  }
+  close_table(w);
+  return out;
+}
+
+/* The current table as a line of type. 1, or 0 with err_field set. */
+static int item_line(walk *w, char type) {
+  int ok = 1;
+  sip_sdp_line *l = new_line(w, type);
+  if (!l)
+    return 0;
+  switch (type) {
+  case 'o':
+    l->u.o.username = need(w, "username", 0, &ok);
+    l->u.o.sess_id = need(w, "sess_id", 1, &ok);
+    l->u.o.sess_version = need(w, "sess_version", 1, &ok);
+    l->u.o.nettype = need(w, "nettype", 0, &ok);
+    l->u.o.addrtype = need(w, "addrtype", 0, &ok);
+    l->u.o.address = need(w, "address", 0, &ok);
+    break;
+  case 'c':
+    l->u.c.nettype = need(w, "nettype", 0, &ok);
+    l->u.c.addrtype = need(w, "addrtype", 0, &ok);
+    l->u.c.address = need(w, "address", 0, &ok);
+    break;
+  case 'b':
+    l->u.b.bwtype = need(w, "type", 0, &ok);
+    l->u.b.bandwidth = need(w, "value", 1, &ok);
+    break;
+  case 't':
+    l->u.t.start = need(w, "start", 1, &ok);
+    l->u.t.stop = need(w, "stop", 1, &ok);
+    break;
+  case 'm':
+    l->u.m.media = need(w, "media", 0, &ok);
+    l->u.m.port = need(w, "port", 1, &ok);
+    l->u.m.nports = field(w, "nports", 1, &ok);
+    l->u.m.proto = need(w, "proto", 0, &ok);
+    l->u.m.fmts = fmts(w, &ok);
+    break;
+  case 'a':
+    l->u.a.name = need(w, "name", 0, &ok);
+    l->u.a.value = field(w, "value", 1, &ok);
+    break;
+  default:
+    break;
+  }
+  if (ok && !w->nomem)
+    keep_raw(w, l);
+  return ok && !w->nomem;
+}
+
+/* A text line from field k (optional unless req). */
+static int text_line(walk *w, const char *k, char type, int req) {
+  int ok = 1;
+  sip_str s = req ? need(w, k, 0, &ok) : field(w, k, 0, &ok);
+  if (ok && s.p) {
+    sip_sdp_line *l = new_line(w, type);
+    if (!l)
+      return 0;
+    l->value = s;
+  }
+  return ok;
+}
+
+/* Each element of the list k: text lines for e p r, items otherwise. */
+static int list_lines(walk *w, const char *k, char type) {
+  sip_sdp_val v;
+  get(w, k, 0, &v);
+  if (v.kind == SIP_SDP_V_NIL)
+    return 1;
+  if (v.kind != SIP_SDP_V_TABLE) {
+    w->b->err_field = k;
+    return 0;
+  }
+  int ok = 1;
+  for (size_t i = 1; ok && i <= v.len; i++) {
+    sip_sdp_val e;
+    get(w, NULL, i, &e);
+    if (strchr("epr", type)) {
+      if (e.kind == SIP_SDP_V_TABLE)
+        close_table(w);
+      sip_sdp_line *l = e.kind == SIP_SDP_V_STR ? new_line(w, type) : NULL;
+      if (l)
+        l->value = e.s;
+      else if (!w->nomem)
+        w->b->err_field = k;
+      ok = l != NULL;
+      continue;
+    }
+    if (e.kind != SIP_SDP_V_TABLE) {
+      w->b->err_field = "(not a table)";
+      ok = 0;
+      continue;
+    }
+    ok = item_line(w, type);
+    if (ok && type == 't')
+      ok = list_lines(w, "repeats", 'r');
+    close_table(w);
+  }
+  close_table(w);
+  return ok;
+}
+
+/* An optional item k of the current table. */
+static int opt_item(walk *w, const char *k, char type, int req) {
+  sip_sdp_val v;
+  get(w, k, 0, &v);
+  if (v.kind == SIP_SDP_V_NIL) {
+    if (req)
+      w->b->err_field = k;
+    return !req;
+  }
+  if (v.kind != SIP_SDP_V_TABLE) {
+    w->b->err_field = "(not a table)";
+    return 0;
+  }
+  int ok = item_line(w, type);
+  close_table(w);
+  return ok;
+}
+
+static int media_section(walk *w) {
+  return item_line(w, 'm') && text_line(w, "info", 'i', 0) &&
+         list_lines(w, "connections", 'c') &&
+         list_lines(w, "bandwidths", 'b') && text_line(w, "key", 'k', 0) &&
+         list_lines(w, "attributes", 'a');
+}
+
+static int session(walk *w) {
+  int ok = 1;
+  sip_sdp_line *v = new_line(w, 'v');
+  if (!v)
+    return 0;
+  v->value = field(w, "version", 1, &ok);
+  if (!v->value.p)
+    v->value = SIP_STR_LIT("0");
+  sip_sdp_val raw;
+  get(w, "_raw_version", 0, &raw);
+  if (raw.kind == SIP_SDP_V_TABLE)
+    close_table(w);
+  if (raw.kind == SIP_SDP_V_STR) {
+    sip_sdp_line a = {.type = 'v', .value = raw.s};
+    if (sip_sdp_line_equal(v, &a))
+      v->value = raw.s;
+  }
+  return ok && opt_item(w, "origin", 'o', 1) && text_line(w, "name", 's', 1) &&
+         text_line(w, "info", 'i', 0) && text_line(w, "uri", 'u', 0) &&
+         list_lines(w, "emails", 'e') && list_lines(w, "phones", 'p') &&
+         opt_item(w, "connection", 'c', 0) &&
+         list_lines(w, "bandwidths", 'b') && list_lines(w, "times", 't') &&
+         text_line(w, "zone", 'z', 0) && text_line(w, "key", 'k', 0) &&
+         list_lines(w, "attributes", 'a');
+}
+
+static int truthy(walk *w, const char *k) {
+  sip_sdp_val v;
+  get(w, k, 0, &v);
+  if (v.kind == SIP_SDP_V_TABLE)
+    close_table(w);
+  return v.kind != SIP_SDP_V_NIL && v.kind != SIP_SDP_V_FALSE;
+}
+
+int sip_sdp_build(sip_sdp_builder *b, const sip_sdp_reader *r) {
+  memset(b, 0, sizeof *b);
+  walk w = {b, r, 0};
+  int ok = session(&w);
+  if (ok) {
+    sip_sdp_val v;
+    get(&w, "media", 0, &v);
+    if (v.kind == SIP_SDP_V_TABLE) {
+      for (size_t i = 1; ok && i <= v.len; i++) {
+        sip_sdp_val m;
+        get(&w, NULL, i, &m);
+        b->err_where = (int)i;
+        if (m.kind != SIP_SDP_V_TABLE) {
+          b->err_field = "(not a table)";
+          ok = 0;
+          continue;
+        }
+        ok = media_section(&w);
+        close_table(&w);
+      }
+      close_table(&w);
+    } else if (v.kind != SIP_SDP_V_NIL) {
+      b->err_where = -1;
+      b->err_field = "media";
+      ok = 0;
+    }
+  }
+  if (w.nomem)
+    return SIP_ENOMEM;
+  if (!ok)
+    return SIP_EINVAL;
+  b->err_where = 0;
+  b->lf_only = truthy(&w, "lf");
+  b->last_eol = !truthy(&w, "no_final_eol");
+  return 0;
+}
+
+void sip_sdp_builder_free(sip_sdp_builder *b) {
+  free(b->lines);
+  b->lines = NULL;
+  b->n = b->cap = 0;
+  while (b->blks) {
+    struct sip_sdp_blk *k = b->blks;
+    b->blks = k->next;
+    free(k);
+  }
+}
