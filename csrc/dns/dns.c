@@ -851,3 +851,58 @@ void sip_dns_stats(const sip_dns *d, sip_dns_counters *out) {
   *out = d->st;
   out->cache_entries = sip__dns_cache_count(d->cache);
 }
+
+/* ---- for the bindings ---------------------------------------------------- */
+
+const char *sip_dns_strerror(int status) {
+  switch (status) {
+  case UV_EAI_NONAME:
+    return "no such domain or no SIP server for it";
+  case UV_ETIMEDOUT:
+    return "no answer from the DNS servers in time";
+  case UV_EAI_AGAIN:
+    return "the DNS servers failed";
+  case UV_ECANCELED:
+    return "the resolver was closed";
+  }
+  return uv_strerror(status);
+}
+
+int sip_dns_target_text(const sip_dns_target *t, char ip[SIP_DNS_IP_MAX],
+                        char *dest, size_t cap) {
+  const struct sockaddr_storage *a = &t->addr;
+  const char *tr = t->transport == SIP_TP_TLS   ? "tls"
+                   : t->transport == SIP_TP_TCP ? "tcp"
+                                                : "udp";
+  int six = a->ss_family == AF_INET6;
+  if (six)
+    uv_ip6_name((const struct sockaddr_in6 *)a, ip, SIP_DNS_IP_MAX);
+  else
+    uv_ip4_name((const struct sockaddr_in *)a, ip, SIP_DNS_IP_MAX);
+  int n = snprintf(dest, cap, six ? "%s:[%s]:%d" : "%s:%s:%d", tr, ip, t->port);
+  return n < 0 || (size_t)n >= cap ? SIP_ERANGE : n;
+}
+
+/* §5: a response goes to the first target (the next ones only after a
+ * failure of a connection, which this does not try). */
+static void on_response_resolved(void *arg, int status, const sip_dns_target *t,
+                                 int n) {
+  sip_tp_resolving *r = arg;
+  if (status < 0 || n < 1) {
+    sip_tp_resolved(r, status < 0 ? status : UV_EAI_NONAME, NULL, NULL);
+    return;
+  }
+  sip_tp_resolved(r, 0, &t[0].addr,
+                  t[0].transport == SIP_TP_TLS ? t[0].host : NULL);
+}
+
+int sip_dns_resolve_response(sip_dns *d, sip_tp_resolving *r, int transport,
+                             const char *host, int port) {
+  sip_dns_query q = {.host = host,
+                     .host_len = strlen(host),
+                     .port = port,
+                     .transport = transport,
+                     .secure = transport == SIP_TP_TLS};
+  int rc = sip_dns_resolve(d, &q, on_response_resolved, r);
+  return rc < 0 ? rc : 0;
+}

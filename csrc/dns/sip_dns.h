@@ -154,4 +154,27 @@ typedef struct sip_dns_counters {
 
 void sip_dns_stats(const sip_dns *d, sip_dns_counters *out);
 
+/* ---- for the bindings ---------------------------------------------------- */
+
+/* What a resolution status means, for a message ("no such domain or no SIP
+ * server for it"); libuv's text for other codes. Never NULL. */
+const char *sip_dns_strerror(int status);
+
+/* Room for a target's address as text (an IPv6 address, NUL). */
+#define SIP_DNS_IP_MAX 64
+
+/* t as text: its address (no brackets) into ip, and its destination spec
+ * (sip_tp_parse_spec's form) "udp:IP:PORT", "tcp:[IPv6]:PORT" (transport
+ * in lower case: udp, tcp, tls) into dest[0..cap). Returns the spec's
+ * length, or SIP_ERANGE when cap is too small. */
+int sip_dns_target_text(const sip_dns_target *t, char ip[SIP_DNS_IP_MAX],
+                        char *dest, size_t cap);
+
+/* A sip_tp_resolve_fn over d (RFC 3263 §5): locate host (a Via sent-by or
+ * maddr; port 0 when it has none) for a response and answer r with the
+ * first target (its host as the TLS name over TLS). Returns 0 (r answered
+ * now or later) or a negative code (r not answered). */
+int sip_dns_resolve_response(sip_dns *d, sip_tp_resolving *r, int transport,
+                             const char *host, int port);
+
 #endif

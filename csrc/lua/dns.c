@@ -79,21 +79,13 @@ static ldns *get_dns(lua_State *L, int create) {
   return x;
 }
 
-static const char *tp_lower(int t) {
-  return t == SIP_TP_TLS ? "tls" : t == SIP_TP_TCP ? "tcp" : "udp";
-}
-
 static void push_targets(lua_State *L, const sip_dns_target *t, int n) {
   lua_createtable(L, n, 0);
   for (int i = 0; i < n; i++) {
-    char ip[64];
-    const struct sockaddr_storage *a = &t[i].addr;
-    if (a->ss_family == AF_INET6)
-      uv_ip6_name((const struct sockaddr_in6 *)a, ip, sizeof ip);
-    else
-      uv_ip4_name((const struct sockaddr_in *)a, ip, sizeof ip);
+    char ip[SIP_DNS_IP_MAX], dest[128];
+    int dn = sip_dns_target_text(&t[i], ip, dest, sizeof dest);
     lua_createtable(L, 0, 5);
-    lua_pushstring(L, tp_lower(t[i].transport));
+    lua_pushlstring(L, dest, (size_t)(dn > 0 ? strcspn(dest, ":") : 0));
     lua_setfield(L, -2, "transport");
     lua_pushstring(L, t[i].host);
     lua_setfield(L, -2, "host");
@@ -101,33 +93,16 @@ static void push_targets(lua_State *L, const sip_dns_target *t, int n) {
     lua_setfield(L, -2, "port");
     lua_pushstring(L, ip);
     lua_setfield(L, -2, "addr");
-    if (a->ss_family == AF_INET6)
-      lua_pushfstring(L, "%s:[%s]:%d", tp_lower(t[i].transport), ip, t[i].port);
-    else
-      lua_pushfstring(L, "%s:%s:%d", tp_lower(t[i].transport), ip, t[i].port);
+    lua_pushlstring(L, dest, dn > 0 ? (size_t)dn : 0);
     lua_setfield(L, -2, "dest");
     lua_rawseti(L, -2, i + 1);
   }
 }
 
-static const char *why(int status) {
-  switch (status) {
-  case UV_EAI_NONAME:
-    return "no such domain or no SIP server for it";
-  case UV_ETIMEDOUT:
-    return "no answer from the DNS servers in time";
-  case UV_EAI_AGAIN:
-    return "the DNS servers failed";
-  case UV_ECANCELED:
-    return "the resolver was closed";
-  }
-  return uv_strerror(status);
-}
-
 /* nil, "NAME: why", "NAME" */
 static int push_error(lua_State *L, int status) {
   lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", uv_err_name(status), why(status));
+  lua_pushfstring(L, "%s: %s", uv_err_name(status), sip_dns_strerror(status));
   lua_pushstring(L, uv_err_name(status));
   return 3;
 }
@@ -433,21 +408,7 @@ static const luaL_Reg funcs[] = {
     {"dns_next_hop", l_next_hop}, {NULL, NULL},
 };
 
-/* ---- responses to a Via host name (RFC 3263 §5) ---------------------------
- */
-
-static void on_response_resolved(void *arg, int status, const sip_dns_target *t,
-                                 int n) {
-  sip_tp_resolving *r = arg;
-  if (status < 0 || n < 1) {
-    sip_tp_resolved(r, status < 0 ? status : UV_EAI_NONAME, NULL, NULL);
-    return;
-  }
-  /* the first target (§5: the next ones only after a failure of a
-   * connection, which this does not try) */
-  sip_tp_resolved(r, 0, &t[0].addr,
-                  t[0].transport == SIP_TP_TLS ? t[0].host : NULL);
-}
+/* ---- responses to a Via host name (RFC 3263 §5: sip_dns_resolve_response) */
 
 static int p_get_dns(lua_State *L) {
   lua_pushlightuserdata(L, get_dns(L, 1));
@@ -467,13 +428,7 @@ static int resolve_response(void *ud, sip_tp_resolving *r, int transport,
   lua_settop(L, top);
   if (!x || !x->d)
     return UV_EAI_AGAIN;
-  sip_dns_query q = {.host = host,
-                     .host_len = strlen(host),
-                     .port = port,
-                     .transport = transport,
-                     .secure = transport == SIP_TP_TLS};
-  int rc = sip_dns_resolve(x->d, &q, on_response_resolved, r);
-  return rc < 0 ? rc : 0;
+  return sip_dns_resolve_response(x->d, r, transport, host, port);
 }
 
 void sip__lua_dns_attach(sip_lua_loop *lp, sip_tp *tp) {

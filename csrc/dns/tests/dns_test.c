@@ -594,11 +594,39 @@ static void test_units(void) {
   CHECK(sip__dns_parse(loopmsg, 18, SIP__DNS_A) == NULL);
 }
 
+/* The binding's text of a target, and of a failure. */
+static void test_text(void) {
+  sip_dns_target t;
+  char ip[SIP_DNS_IP_MAX], dest[64];
+  memset(&t, 0, sizeof t);
+  t.transport = SIP_TP_TCP;
+  t.port = 5070;
+  CHECK_INT(uv_ip4_addr("127.0.0.9", 5070, (struct sockaddr_in *)&t.addr), 0);
+  CHECK_INT(sip_dns_target_text(&t, ip, dest, sizeof dest), 18);
+  CHECK(!strcmp(ip, "127.0.0.9") && !strcmp(dest, "tcp:127.0.0.9:5070"));
+  CHECK_INT(sip_dns_target_text(&t, ip, dest, 18), SIP_ERANGE);
+  t.transport = SIP_TP_TLS;
+  t.port = 5061;
+  CHECK_INT(uv_ip6_addr("::1", 5061, (struct sockaddr_in6 *)&t.addr), 0);
+  CHECK_INT(sip_dns_target_text(&t, ip, dest, sizeof dest), 14);
+  CHECK(!strcmp(ip, "::1") && !strcmp(dest, "tls:[::1]:5061"));
+  t.transport = SIP_TP_UDP;
+  CHECK(sip_dns_target_text(&t, ip, dest, sizeof dest) > 0 &&
+        !strncmp(dest, "udp:", 4));
+  CHECK(!strcmp(sip_dns_strerror(UV_EAI_NONAME),
+                "no such domain or no SIP server for it"));
+  CHECK(!strcmp(sip_dns_strerror(UV_ETIMEDOUT),
+                "no answer from the DNS servers in time"));
+  CHECK(
+      !strcmp(sip_dns_strerror(UV_ECONNREFUSED), uv_strerror(UV_ECONNREFUSED)));
+}
+
 int main(void) {
   static uv_loop_t l;
   loop = &l;
   uv_loop_init(loop);
   test_units();
+  test_text();
   start_server(loop);
   sip_dns_config cfg;
   sip_dns_config_init(&cfg);
