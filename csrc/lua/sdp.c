@@ -1,13 +1,8 @@
 /* SDP binding: core.sdp_parse(text) -> table, core.sdp_write(table) ->
- * text. The grammar, the order rules and the writing are csrc/sdp's; this
- * file only moves fields between sip_sdp_line and Lua tables (the table
- * shape is documented in lua/luasip/sdp.lua).
- *
- * Byte-exact output: a line whose fields, written back, would not give its
- * bytes (extra spaces, leading zeros) keeps its text in the item's `_raw`;
- * the writer uses `_raw` while the item's fields still equal the fields
- * parsed from it (sip_sdp_line_equal). Text lines (s i u e p k z r) and
- * attributes always write back as they were. */
+ * text, core.sdp_answer, core.sdp_static. The grammar, the table shape
+ * (documented in lua/luasip/sdp.lua), the order rules, _raw and the
+ * writing are csrc/sdp's (sip_sdp_emit, sip_sdp_build): this file only
+ * reads and makes Lua values for them. */
 #include <stdio.h>
 #include <string.h>
 
@@ -16,206 +11,58 @@
 
 /* --- parse ---------------------------------------------------------------- */
 
-/* A digit slice as an integer when it fits, else as the string. */
-static void push_num(lua_State *L, sip_str s) {
-  if (s.len <= 18) {
-    lua_Integer v = 0;
-    for (size_t i = 0; i < s.len; i++)
-      v = v * 10 + (s.p[i] - '0');
-    lua_pushinteger(L, v);
-  } else {
-    lua_pushlstring(L, s.p, s.len);
-  }
-}
-
-static void set_num(lua_State *L, const char *k, sip_str s) {
-  push_num(L, s);
-  lua_setfield(L, -2, k);
-}
-
-/* t[key] (a list at the top's table), created on first use; appends the
- * value at the top of the stack. */
-static void append(lua_State *L, int t, const char *key) {
-  if (lua_getfield(L, t, key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, t, key);
-  }
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  lua_pop(L, 1);
-}
-
-static void push_item(lua_State *L, const sip_sdp_line *l) {
-  lua_createtable(L, 0, 6);
-  switch (l->type) {
-  case 'o':
-    sip__lua_set_str(L, "username", l->u.o.username);
-    sip__lua_set_str(L, "sess_id", l->u.o.sess_id);
-    sip__lua_set_str(L, "sess_version", l->u.o.sess_version);
-    sip__lua_set_str(L, "nettype", l->u.o.nettype);
-    sip__lua_set_str(L, "addrtype", l->u.o.addrtype);
-    sip__lua_set_str(L, "address", l->u.o.address);
-    break;
-  case 'c':
-    sip__lua_set_str(L, "nettype", l->u.c.nettype);
-    sip__lua_set_str(L, "addrtype", l->u.c.addrtype);
-    sip__lua_set_str(L, "address", l->u.c.address);
-    break;
-  case 'b':
-    sip__lua_set_str(L, "type", l->u.b.bwtype);
-    set_num(L, "value", l->u.b.bandwidth);
-    break;
-  case 't':
-    sip__lua_set_str(L, "start", l->u.t.start);
-    sip__lua_set_str(L, "stop", l->u.t.stop);
-    break;
-  case 'm': {
-    sip__lua_set_str(L, "media", l->u.m.media);
-    set_num(L, "port", l->u.m.port);
-    if (l->u.m.nports.p)
-      set_num(L, "nports", l->u.m.nports);
-    sip__lua_set_str(L, "proto", l->u.m.proto);
-    lua_newtable(L);
-    const char *p = l->u.m.fmts.p, *end = p + l->u.m.fmts.len;
-    lua_Integer i = 0;
-    while (p && p < end) {
-      while (p < end && *p == ' ')
-        p++;
-      const char *s = p;
-      while (p < end && *p != ' ')
-        p++;
-      if (p > s) {
-        lua_pushlstring(L, s, (size_t)(p - s));
-        lua_rawseti(L, -2, ++i);
-      }
-    }
-    lua_setfield(L, -2, "fmts");
-    break;
-  }
-  case 'a':
-    sip__lua_set_str(L, "name", l->u.a.name);
-    sip__lua_set_str(L, "value", l->u.a.value);
-    return; /* always canonical */
-  default:
-    break;
-  }
-  if (!sip_sdp_line_canonical(l)) {
-    sip__lua_push_str(L, l->value);
-    lua_setfield(L, -2, "_raw");
-  }
-}
-
-/* core.sdp_parse(text) -> table, or nil, "SDP: line N: why", "SDP" */
-static int l_sdp_parse(lua_State *L) {
-  size_t len;
-  const char *text = luaL_checklstring(L, 1, &len);
+/* Parse text into a userdata of lines left on the stack. Returns 0, or
+ * pushes nil, err, name and returns 3. */
+static int parse_into(lua_State *L, const char *text, size_t len, sip_sdp *s) {
   /* one line needs at least 2 bytes plus a line ending */
   size_t max = len / 3 + 2;
   if (max > 65536)
     max = 65536;
   sip_sdp_line *lines = lua_newuserdatauv(L, max * sizeof *lines, 0);
-  sip_sdp sdp;
-  int rc = sip_sdp_parse(&sdp, text, len, lines, (uint32_t)max);
-  if (rc < 0) {
-    if (rc == SIP_ESDP)
-      return sip__lua_fail(L, rc, "SDP: line %d: %s", (int)sdp.err_line,
-                           sdp.err_what);
+  int rc = sip_sdp_parse(s, text, len, lines, (uint32_t)max);
+  if (rc == SIP_ESDP)
+    return sip__lua_fail(L, rc, "SDP: line %d: %s", (int)s->err_line,
+                         s->err_what);
+  if (rc < 0)
     return sip__lua_fail(L, rc, "SDP: %s", sip_strerror(rc));
-  }
-  lua_createtable(L, 0, 8);
-  int top = lua_gettop(L), sect = top;
-  for (uint32_t i = 0; i < sdp.nlines; i++) {
-    const sip_sdp_line *l = &lines[i];
-    switch (l->type) {
-    case 'v':
-      sip__lua_set_str(L, "version", l->value);
-      if (!sip_sdp_line_canonical(l)) {
-        sip__lua_push_str(L, l->value);
-        lua_setfield(L, top, "_raw_version");
-      }
-      break;
-    case 's':
-      sip__lua_set_str(L, "name", l->value);
-      break;
-    case 'i':
-      sip__lua_set_str(L, "info", l->value);
-      break;
-    case 'u':
-      sip__lua_set_str(L, "uri", l->value);
-      break;
-    case 'k':
-      sip__lua_set_str(L, "key", l->value);
-      break;
-    case 'z':
-      sip__lua_set_str(L, "zone", l->value);
-      break;
-    case 'e':
-      sip__lua_push_str(L, l->value);
-      append(L, sect, "emails");
-      break;
-    case 'p':
-      sip__lua_push_str(L, l->value);
-      append(L, sect, "phones");
-      break;
-    case 'r': { /* the repeats of the last t= */
-      lua_getfield(L, sect, "times");
-      lua_rawgeti(L, -1, (lua_Integer)lua_rawlen(L, -1));
-      sip__lua_push_str(L, l->value);
-      append(L, lua_gettop(L) - 1, "repeats");
-      lua_pop(L, 2);
-      break;
-    }
-    case 'o':
-      push_item(L, l);
-      lua_setfield(L, sect, "origin");
-      break;
-    case 'c':
-      push_item(L, l);
-      if (sect == top)
-        lua_setfield(L, sect, "connection");
-      else
-        append(L, sect, "connections");
-      break;
-    case 'b':
-      push_item(L, l);
-      append(L, sect, "bandwidths");
-      break;
-    case 't':
-      push_item(L, l);
-      append(L, sect, "times");
-      break;
-    case 'a':
-      push_item(L, l);
-      append(L, sect, "attributes");
-      break;
-    case 'm':
-      if (sect != top)
-        lua_pop(L, 1); /* the previous media table */
-      push_item(L, l);
-      lua_pushvalue(L, -1);
-      append(L, top, "media");
-      sect = lua_gettop(L);
-      break;
-    default:
-      break;
-    }
-  }
-  lua_settop(L, top);
-  if (sdp.lf_only) {
-    lua_pushboolean(L, 1);
-    lua_setfield(L, top, "lf");
-  }
-  if (!sdp.last_eol) {
-    lua_pushboolean(L, 1);
-    lua_setfield(L, top, "no_final_eol");
-  }
-  if (lua_getfield(L, top, "media") == LUA_TNIL) {
+  return 0;
+}
+
+/* The emitter sip_sdp_emit makes the table with: the current table is at
+ * the top of the stack. */
+static void em_put(void *ud, const char *k, const sip_sdp_val *v) {
+  lua_State *L = ud;
+  if (v->kind == SIP_SDP_V_TABLE)
     lua_newtable(L);
-    lua_setfield(L, top, "media");
-  }
-  lua_pop(L, 1);
+  else if (v->kind == SIP_SDP_V_UINT)
+    lua_pushinteger(L, (lua_Integer)v->n);
+  else if (v->kind == SIP_SDP_V_TRUE)
+    lua_pushboolean(L, 1);
+  else
+    lua_pushlstring(L, v->s.p, v->s.len);
+  if (v->kind == SIP_SDP_V_TABLE)
+    lua_pushvalue(L, -1); /* it stays on the top: the current table */
+  int t = v->kind == SIP_SDP_V_TABLE ? -3 : -2;
+  if (k)
+    lua_setfield(L, t, k);
+  else
+    lua_rawseti(L, t, (lua_Integer)lua_rawlen(L, t) + 1);
+}
+
+static void em_close(void *ud) { lua_pop((lua_State *)ud, 1); }
+
+/* core.sdp_parse(text) -> table, or nil, "SDP: line N: why", "SDP" */
+static int l_sdp_parse(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  sip_sdp sdp;
+  int rc = parse_into(L, text, len, &sdp);
+  if (rc)
+    return rc;
+  luaL_checkstack(L, 16, "sdp_parse");
+  lua_createtable(L, 0, 8);
+  sip_sdp_emitter em = {L, em_put, em_close};
+  sip_sdp_emit(&sdp, &em);
   return 1;
 }
 
@@ -248,8 +95,8 @@ static void rd_get(void *ud, const char *k, size_t i, sip_sdp_val *v) {
   }
   if (t == LUA_TNIL)
     v->kind = SIP_SDP_V_NIL;
-  else if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))
-    v->kind = SIP_SDP_V_FALSE;
+  else if (t == LUA_TBOOLEAN)
+    v->kind = lua_toboolean(L, -1) ? SIP_SDP_V_TRUE : SIP_SDP_V_FALSE;
   else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0) {
     v->kind = SIP_SDP_V_UINT;
     v->n = (uint64_t)lua_tointeger(L, -1);
@@ -304,22 +151,6 @@ static int l_sdp_write(lua_State *L) {
 }
 
 /* --- offer/answer --------------------------------------------------------- */
-
-/* Parse text into a userdata of lines left on the stack. Returns 0, or
- * pushes nil, err, name and returns 3. */
-static int parse_into(lua_State *L, const char *text, size_t len, sip_sdp *s) {
-  size_t max = len / 3 + 2;
-  if (max > 65536)
-    max = 65536;
-  sip_sdp_line *lines = lua_newuserdatauv(L, max * sizeof *lines, 0);
-  int rc = sip_sdp_parse(s, text, len, lines, (uint32_t)max);
-  if (rc == SIP_ESDP)
-    return sip__lua_fail(L, rc, "SDP: line %d: %s", (int)s->err_line,
-                         s->err_what);
-  if (rc < 0)
-    return sip__lua_fail(L, rc, "SDP: %s", sip_strerror(rc));
-  return 0;
-}
 
 /* core.sdp_answer(offer, caps[, direction[, prefer_local]]) -> text,
  * accepted | nil, "SDP: line N: why", "SDP" (offer or caps does not parse)

@@ -1,4 +1,5 @@
-/* SDP lines from a tree of values (sip_sdp_build, see sip_sdp.h): the
+/* SDP lines from a tree of values (sip_sdp_build) and the tree of parsed
+ * lines (sip_sdp_emit), see sip_sdp.h: the
  * table shape of lua/luasip/sdp.lua walked in RFC 8866 §5 order.
  *
  * Byte-exact output: an item that keeps the text it was parsed from (_raw)
@@ -358,4 +359,200 @@ void sip_sdp_builder_free(sip_sdp_builder *b) {
     b->blks = k->next;
     free(k);
   }
+}
+
+/* ---- the tree of parsed lines (sip_sdp_emit) ------------------------------
+ */
+
+typedef struct emit {
+  const sip_sdp_emitter *e;
+} emit;
+
+static void put(const emit *m, const char *k, int kind, sip_str s) {
+  sip_sdp_val v = {.kind = kind, .s = s};
+  m->e->put(m->e->ud, k, &v);
+}
+
+static void put_str(const emit *m, const char *k, sip_str s) {
+  if (s.p)
+    put(m, k, SIP_SDP_V_STR, s);
+}
+
+/* A number field (digits): an integer when it has at most 18 digits, else
+ * its text. */
+static void put_num(const emit *m, const char *k, sip_str s) {
+  if (!s.p)
+    return;
+  if (s.len > 18) {
+    put(m, k, SIP_SDP_V_STR, s);
+    return;
+  }
+  sip_sdp_val v = {.kind = SIP_SDP_V_UINT};
+  for (size_t i = 0; i < s.len; i++)
+    v.n = v.n * 10 + (uint64_t)(s.p[i] - '0');
+  m->e->put(m->e->ud, k, &v);
+}
+
+static void open_table(const emit *m, const char *k) {
+  put(m, k, SIP_SDP_V_TABLE, SIP_STR_NULL);
+}
+
+static void close_emit(const emit *m) { m->e->close(m->e->ud); }
+
+/* The fields of an item line into the current table. */
+static void item_fields(const emit *m, const sip_sdp_line *l) {
+  switch (l->type) {
+  case 'o':
+    put_str(m, "username", l->u.o.username);
+    put_str(m, "sess_id", l->u.o.sess_id);
+    put_str(m, "sess_version", l->u.o.sess_version);
+    put_str(m, "nettype", l->u.o.nettype);
+    put_str(m, "addrtype", l->u.o.addrtype);
+    put_str(m, "address", l->u.o.address);
+    break;
+  case 'c':
+    put_str(m, "nettype", l->u.c.nettype);
+    put_str(m, "addrtype", l->u.c.addrtype);
+    put_str(m, "address", l->u.c.address);
+    break;
+  case 'b':
+    put_str(m, "type", l->u.b.bwtype);
+    put_num(m, "value", l->u.b.bandwidth);
+    break;
+  case 't':
+    put_str(m, "start", l->u.t.start);
+    put_str(m, "stop", l->u.t.stop);
+    break;
+  case 'm': {
+    put_str(m, "media", l->u.m.media);
+    put_num(m, "port", l->u.m.port);
+    put_num(m, "nports", l->u.m.nports);
+    put_str(m, "proto", l->u.m.proto);
+    open_table(m, "fmts");
+    const char *p = l->u.m.fmts.p, *end = p + l->u.m.fmts.len;
+    while (p && p < end) {
+      while (p < end && *p == ' ')
+        p++;
+      const char *s = p;
+      while (p < end && *p != ' ')
+        p++;
+      if (p > s)
+        put(m, NULL, SIP_SDP_V_STR, (sip_str){s, (size_t)(p - s)});
+    }
+    close_emit(m);
+    break;
+  }
+  case 'a':
+    put_str(m, "name", l->u.a.name);
+    put_str(m, "value", l->u.a.value);
+    return; /* always canonical */
+  default:
+    break;
+  }
+  if (!sip_sdp_line_canonical(l))
+    put_str(m, "_raw", l->value);
+}
+
+/* The list a run of lines of type goes into (NULL: not a list). */
+static const char *list_key(char type, int media) {
+  switch (type) {
+  case 'e':
+    return "emails";
+  case 'p':
+    return "phones";
+  case 'b':
+    return "bandwidths";
+  case 't':
+    return "times";
+  case 'a':
+    return "attributes";
+  case 'c':
+    return media ? "connections" : NULL;
+  default:
+    return NULL;
+  }
+}
+
+/* Lines [i, end) of one section into the current table. */
+static void emit_section(const emit *m, const sip_sdp_line *l, uint32_t i,
+                         uint32_t end, int media) {
+  while (i < end) {
+    char type = l[i].type;
+    const char *key = list_key(type, media);
+    if (key) {
+      open_table(m, key);
+      for (; i < end && l[i].type == type; i++) {
+        if (type == 'e' || type == 'p') {
+          put(m, NULL, SIP_SDP_V_STR, l[i].value);
+          continue;
+        }
+        open_table(m, NULL);
+        item_fields(m, &l[i]);
+        if (type == 't' && i + 1 < end && l[i + 1].type == 'r') {
+          open_table(m, "repeats");
+          for (; i + 1 < end && l[i + 1].type == 'r'; i++)
+            put(m, NULL, SIP_SDP_V_STR, l[i + 1].value);
+          close_emit(m);
+        }
+        close_emit(m);
+      }
+      close_emit(m);
+      continue;
+    }
+    switch (type) {
+    case 'v':
+      put_str(m, "version", l[i].value);
+      if (!sip_sdp_line_canonical(&l[i]))
+        put_str(m, "_raw_version", l[i].value);
+      break;
+    case 'o':
+    case 'c':
+      open_table(m, type == 'o' ? "origin" : "connection");
+      item_fields(m, &l[i]);
+      close_emit(m);
+      break;
+    case 's':
+      put_str(m, "name", l[i].value);
+      break;
+    case 'i':
+      put_str(m, "info", l[i].value);
+      break;
+    case 'u':
+      put_str(m, "uri", l[i].value);
+      break;
+    case 'k':
+      put_str(m, "key", l[i].value);
+      break;
+    case 'z':
+      put_str(m, "zone", l[i].value);
+      break;
+    default:
+      break;
+    }
+    i++;
+  }
+}
+
+void sip_sdp_emit(const sip_sdp *sdp, const sip_sdp_emitter *e) {
+  emit m = {e};
+  const sip_sdp_line *l = sdp->lines;
+  uint32_t first =
+      sdp->first_media < sdp->nlines ? sdp->first_media : sdp->nlines;
+  emit_section(&m, l, 0, first, 0);
+  if (sdp->lf_only)
+    put(&m, "lf", SIP_SDP_V_TRUE, SIP_STR_NULL);
+  if (!sdp->last_eol)
+    put(&m, "no_final_eol", SIP_SDP_V_TRUE, SIP_STR_NULL);
+  open_table(&m, "media");
+  for (uint32_t i = first; i < sdp->nlines;) {
+    uint32_t end = i + 1;
+    while (end < sdp->nlines && l[end].type != 'm')
+      end++;
+    open_table(&m, NULL);
+    item_fields(&m, &l[i]);
+    emit_section(&m, l, i + 1, end, 1);
+    close_emit(&m);
+    i = end;
+  }
+  close_emit(&m);
 }

@@ -162,6 +162,7 @@ enum sip_sdp_vkind {
                         builder is freed) */
   SIP_SDP_V_UINT,    /* n: an integer >= 0 (written in decimal) */
   SIP_SDP_V_FALSE,   /* false: the one value besides nil that is not true */
+  SIP_SDP_V_TRUE,    /* true */
   SIP_SDP_V_TABLE,   /* an object or a list of len elements: it becomes the
                         reader's current table until close */
   SIP_SDP_V_OTHER,   /* anything else (true, a negative or fractional
@@ -205,5 +206,19 @@ int sip_sdp_build(sip_sdp_builder *b, const sip_sdp_reader *r);
 
 /* Free what b holds (twice is safe). */
 void sip_sdp_builder_free(sip_sdp_builder *b);
+
+/* The other way: a parsed description (sip_sdp_parse) as the same tree,
+ * given to an emitter. put: v (STR; UINT: a number field of at most 18
+ * digits, longer ones are STR; TRUE; TABLE: a new empty table, the
+ * current one until close) as the field key of the current table (at
+ * first the root), or appended to it as a list (key NULL). Absent fields
+ * are not put; media is always put (an empty list without m= lines). */
+typedef struct sip_sdp_emitter {
+  void *ud;
+  void (*put)(void *ud, const char *key, const sip_sdp_val *v);
+  void (*close)(void *ud);
+} sip_sdp_emitter;
+
+void sip_sdp_emit(const sip_sdp *sdp, const sip_sdp_emitter *e);
 
 #endif
