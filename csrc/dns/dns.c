@@ -906,3 +906,13 @@ int sip_dns_resolve_response(sip_dns *d, sip_tp_resolving *r, int transport,
   int rc = sip_dns_resolve(d, &q, on_response_resolved, r);
   return rc < 0 ? rc : 0;
 }
+
+int sip_dns_uri_target(const sip_uri *u, sip_str *host) {
+  if (!u->maddr.p) {
+    *host = u->host;
+    return u->host_type != SIP_HOST_NAME;
+  }
+  struct sockaddr_storage ss;
+  *host = u->maddr;
+  return sip_tp_addr(&ss, u->maddr.p, u->maddr.len, 0) == 0;
+}

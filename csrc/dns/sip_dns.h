@@ -177,4 +177,9 @@ int sip_dns_target_text(const sip_dns_target *t, char ip[SIP_DNS_IP_MAX],
 int sip_dns_resolve_response(sip_dns *d, sip_tp_resolving *r, int transport,
                              const char *host, int port);
 
+/* §4: the host a request to the sip/sips URI u is resolved from (its maddr
+ * when present, else its host, as written) into *host; 1 when that host
+ * is a numeric address (no DNS), 0 when it is a name. */
+int sip_dns_uri_target(const sip_uri *u, sip_str *host);
+
 #endif

@@ -390,12 +390,11 @@ static int l_next_hop(lua_State *L) {
     sip_arena_free(&a);
     return sip__lua_fail(L, rc, "next hop: %s", sip_strerror(rc));
   }
-  sip_str host = hop->maddr.p ? hop->maddr : hop->host;
+  sip_str host;
+  int numeric = sip_dns_uri_target(hop, &host);
   lua_pushlstring(L, hop->raw.p, hop->raw.len);
   lua_pushlstring(L, host.p, host.len);
-  struct sockaddr_storage ss;
-  lua_pushboolean(L, hop->maddr.p ? sip_tp_addr(&ss, host.p, host.len, 0) == 0
-                                  : hop->host_type != SIP_HOST_NAME);
+  lua_pushboolean(L, numeric);
   sip_arena_free(&a);
   return 3;
 }

@@ -621,12 +621,33 @@ static void test_text(void) {
       !strcmp(sip_dns_strerror(UV_ECONNREFUSED), uv_strerror(UV_ECONNREFUSED)));
 }
 
+/* §4: the host of a URI's resolution, and whether it is numeric. */
+static void check_uri_target(const char *text, const char *want, int numeric) {
+  sip_msg m;
+  sip_msg_init(&m, NULL);
+  sip_uri u;
+  sip_str host = SIP_STR_NULL;
+  CHECK_INT(sip_uri_parse(&m.arena, text, strlen(text), &u), 0);
+  CHECK_INT(sip_dns_uri_target(&u, &host), numeric);
+  CHECK_STR(host, want);
+  sip_msg_free(&m);
+}
+
+static void test_uri_target(void) {
+  check_uri_target("sip:bob@127.0.0.1:5070", "127.0.0.1", 1);
+  check_uri_target("sip:bob@[::1]", "[::1]", 1);
+  check_uri_target("sips:bob@example.test;transport=tcp", "example.test", 0);
+  check_uri_target("sip:bob@example.test;maddr=127.0.0.2", "127.0.0.2", 1);
+  check_uri_target("sip:bob@127.0.0.1;maddr=proxy.test", "proxy.test", 0);
+}
+
 int main(void) {
   static uv_loop_t l;
   loop = &l;
   uv_loop_init(loop);
   test_units();
   test_text();
+  test_uri_target();
   start_server(loop);
   sip_dns_config cfg;
   sip_dns_config_init(&cfg);
