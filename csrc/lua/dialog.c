@@ -399,17 +399,6 @@ static int dlg_info(lua_State *L) {
   return 1;
 }
 
-static int dlg_gc(lua_State *L) {
-  lua_dialog *u = luaL_checkudata(L, 1, SIP_LUA_DIALOG);
-  if (u->d) {
-    if (u->srv && u->srv->dialogs.buckets)
-      sip_dialogs_remove(&u->srv->dialogs, u->d);
-    sip_dialog_free(u->d);
-    u->d = NULL;
-  }
-  return 0;
-}
-
 static int dlg_tostring(lua_State *L) {
   lua_dialog *u = luaL_checkudata(L, 1, SIP_LUA_DIALOG);
   if (!u->d)
@@ -437,7 +426,8 @@ static const luaL_Reg dlg_methods[] = {
 };
 
 static const luaL_Reg dlg_meta[] = {
-    {"__gc", dlg_gc},
+    {"__gc", dlg_close},
+    {"__close", dlg_close},
     {"__tostring", dlg_tostring},
     {NULL, NULL},
 };
