@@ -3,10 +3,10 @@
  * (documented in lua/luasip/sdp.lua), the order rules, _raw and the
  * writing are csrc/sdp's (sip_sdp_emit, sip_sdp_build): this file only
  * reads and makes Lua values for them. */
-#include <stdio.h>
 #include <string.h>
 
 #include "lsip.h"
+#include "ltree.h"
 #include "sip_sdp.h"
 
 /* --- parse ---------------------------------------------------------------- */
@@ -28,29 +28,6 @@ static int parse_into(lua_State *L, const char *text, size_t len, sip_sdp *s) {
   return 0;
 }
 
-/* The emitter sip_sdp_emit makes the table with: the current table is at
- * the top of the stack. */
-static void em_put(void *ud, const char *k, const sip_sdp_val *v) {
-  lua_State *L = ud;
-  if (v->kind == SIP_SDP_V_TABLE)
-    lua_newtable(L);
-  else if (v->kind == SIP_SDP_V_UINT)
-    lua_pushinteger(L, (lua_Integer)v->n);
-  else if (v->kind == SIP_SDP_V_TRUE)
-    lua_pushboolean(L, 1);
-  else
-    lua_pushlstring(L, v->s.p, v->s.len);
-  if (v->kind == SIP_SDP_V_TABLE)
-    lua_pushvalue(L, -1); /* it stays on the top: the current table */
-  int t = v->kind == SIP_SDP_V_TABLE ? -3 : -2;
-  if (k)
-    lua_setfield(L, t, k);
-  else
-    lua_rawseti(L, t, (lua_Integer)lua_rawlen(L, t) + 1);
-}
-
-static void em_close(void *ud) { lua_pop((lua_State *)ud, 1); }
-
 /* core.sdp_parse(text) -> table, or nil, "SDP: line N: why", "SDP" */
 static int l_sdp_parse(lua_State *L) {
   size_t len;
@@ -61,7 +38,8 @@ static int l_sdp_parse(lua_State *L) {
     return rc;
   luaL_checkstack(L, 16, "sdp_parse");
   lua_createtable(L, 0, 8);
-  sip_sdp_emitter em = {L, em_put, em_close};
+  sip_tree_emitter em;
+  sip__lua_tree_emitter(&em, L);
   sip_sdp_emit(&sdp, &em);
   return 1;
 }
@@ -69,42 +47,6 @@ static int l_sdp_parse(lua_State *L) {
 /* --- write ---------------------------------------------------------------- */
 
 #define SDP_BUILD "luasip.SdpBuild"
-
-/* The reader sip_sdp_build walks the table with: the current table is at
- * the top of the stack; strings read are kept in the anchor table. */
-typedef struct reader {
-  lua_State *L;
-  int anchor;
-} reader;
-
-static void rd_get(void *ud, const char *k, size_t i, sip_sdp_val *v) {
-  reader *r = ud;
-  lua_State *L = r->L;
-  int t = k ? lua_getfield(L, -1, k) : lua_rawgeti(L, -1, (lua_Integer)i);
-  v->kind = SIP_SDP_V_OTHER;
-  if (t == LUA_TTABLE) {
-    v->kind = SIP_SDP_V_TABLE;
-    v->len = lua_rawlen(L, -1);
-    return; /* the current table until rd_close */
-  }
-  if (t == LUA_TSTRING) {
-    v->kind = SIP_SDP_V_STR;
-    v->s.p = lua_tolstring(L, -1, &v->s.len);
-    lua_rawseti(L, r->anchor, (lua_Integer)lua_rawlen(L, r->anchor) + 1);
-    return;
-  }
-  if (t == LUA_TNIL)
-    v->kind = SIP_SDP_V_NIL;
-  else if (t == LUA_TBOOLEAN)
-    v->kind = lua_toboolean(L, -1) ? SIP_SDP_V_TRUE : SIP_SDP_V_FALSE;
-  else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0) {
-    v->kind = SIP_SDP_V_UINT;
-    v->n = (uint64_t)lua_tointeger(L, -1);
-  }
-  lua_pop(L, 1);
-}
-
-static void rd_close(void *ud) { lua_pop(((reader *)ud)->L, 1); }
 
 static int build_gc(lua_State *L) {
   sip_sdp_builder_free(luaL_checkudata(L, 1, SDP_BUILD));
@@ -120,8 +62,9 @@ static int l_sdp_write(lua_State *L) {
   memset(b, 0, sizeof *b);
   luaL_setmetatable(L, SDP_BUILD);
   lua_pushvalue(L, 1); /* the reader's current table */
-  reader r = {L, 2};
-  sip_sdp_reader rd = {&r, rd_get, rd_close};
+  sip_lua_tree t;
+  sip_tree_reader rd;
+  sip__lua_tree_reader(&t, &rd, L, 2);
   int rc = sip_sdp_build(b, &rd);
   if (rc == SIP_ENOMEM)
     return luaL_error(L, "not enough memory");

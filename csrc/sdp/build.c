@@ -20,11 +20,11 @@ struct sip_sdp_blk {
 
 typedef struct walk {
   sip_sdp_builder *b;
-  const sip_sdp_reader *r;
+  const sip_tree_reader *r;
   int nomem;
 } walk;
 
-static void get(walk *w, const char *k, size_t i, sip_sdp_val *v) {
+static void get(walk *w, const char *k, size_t i, sip_tree_val *v) {
   memset(v, 0, sizeof *v);
   w->r->get(w->r->ud, k, i, v);
 }
@@ -65,15 +65,15 @@ static sip_sdp_line *new_line(walk *w, char type) {
 /* Field k of the current table: a string, or (num) an integer >= 0 in
  * decimal. Absent when nil; *ok = 0 for any other value. */
 static sip_str field(walk *w, const char *k, int num, int *ok) {
-  sip_sdp_val v;
+  sip_tree_val v;
   get(w, k, 0, &v);
-  if (v.kind == SIP_SDP_V_NIL)
+  if (v.kind == SIP_TREE_NIL)
     return SIP_STR_NULL;
-  if (v.kind == SIP_SDP_V_STR)
+  if (v.kind == SIP_TREE_STR)
     return v.s;
-  if (v.kind == SIP_SDP_V_TABLE)
+  if (v.kind == SIP_TREE_TABLE)
     close_table(w);
-  if (num && v.kind == SIP_SDP_V_UINT) {
+  if (num && v.kind == SIP_TREE_UINT) {
     char buf[24];
     int n = snprintf(buf, sizeof buf, "%llu", (unsigned long long)v.n);
     return keep(w, buf, (size_t)n);
@@ -97,11 +97,11 @@ static sip_str need(walk *w, const char *k, int num, int *ok) {
 /* The item (the current table) keeps the text it was parsed from: written
  * as it was while its fields still equal that text's. */
 static void keep_raw(walk *w, sip_sdp_line *l) {
-  sip_sdp_val v;
+  sip_tree_val v;
   get(w, "_raw", 0, &v);
-  if (v.kind == SIP_SDP_V_TABLE)
+  if (v.kind == SIP_TREE_TABLE)
     close_table(w);
-  if (v.kind != SIP_SDP_V_STR)
+  if (v.kind != SIP_TREE_STR)
     return;
   sip_sdp_line r;
   const char *what;
@@ -112,22 +112,22 @@ static void keep_raw(walk *w, sip_sdp_line *l) {
 
 /* m= formats: the list fmts of the current table, joined with spaces. */
 static sip_str fmts(walk *w, int *ok) {
-  sip_sdp_val v;
+  sip_tree_val v;
   get(w, "fmts", 0, &v);
-  if (v.kind == SIP_SDP_V_NIL)
+  if (v.kind == SIP_TREE_NIL)
     return SIP_STR_NULL;
-  if (v.kind != SIP_SDP_V_TABLE) {
+  if (v.kind != SIP_TREE_TABLE) {
     *ok = 0;
     w->b->err_field = "fmts";
     return SIP_STR_NULL;
   }
   size_t total = 0;
   for (size_t i = 1; i <= v.len; i++) {
-    sip_sdp_val e;
+    sip_tree_val e;
     get(w, NULL, i, &e);
-    if (e.kind == SIP_SDP_V_TABLE)
+    if (e.kind == SIP_TREE_TABLE)
       close_table(w);
-    if (e.kind != SIP_SDP_V_STR) {
+    if (e.kind != SIP_TREE_STR) {
       *ok = 0;
       w->b->err_field = "fmts";
       continue;
@@ -141,7 +141,7 @@ static sip_str fmts(walk *w, int *ok) {
   if (buf) {
     size_t n = 0;
     for (size_t i = 1; i <= v.len; i++) {
-      sip_sdp_val e;
+      sip_tree_val e;
       get(w, NULL, i, &e);
       if (i > 1)
         buf[n++] = ' ';
@@ -217,22 +217,22 @@ static int text_line(walk *w, const char *k, char type, int req) {
 
 /* Each element of the list k: text lines for e p r, items otherwise. */
 static int list_lines(walk *w, const char *k, char type) {
-  sip_sdp_val v;
+  sip_tree_val v;
   get(w, k, 0, &v);
-  if (v.kind == SIP_SDP_V_NIL)
+  if (v.kind == SIP_TREE_NIL)
     return 1;
-  if (v.kind != SIP_SDP_V_TABLE) {
+  if (v.kind != SIP_TREE_TABLE) {
     w->b->err_field = k;
     return 0;
   }
   int ok = 1;
   for (size_t i = 1; ok && i <= v.len; i++) {
-    sip_sdp_val e;
+    sip_tree_val e;
     get(w, NULL, i, &e);
     if (strchr("epr", type)) {
-      if (e.kind == SIP_SDP_V_TABLE)
+      if (e.kind == SIP_TREE_TABLE)
         close_table(w);
-      sip_sdp_line *l = e.kind == SIP_SDP_V_STR ? new_line(w, type) : NULL;
+      sip_sdp_line *l = e.kind == SIP_TREE_STR ? new_line(w, type) : NULL;
       if (l)
         l->value = e.s;
       else if (!w->nomem)
@@ -240,7 +240,7 @@ static int list_lines(walk *w, const char *k, char type) {
       ok = l != NULL;
       continue;
     }
-    if (e.kind != SIP_SDP_V_TABLE) {
+    if (e.kind != SIP_TREE_TABLE) {
       w->b->err_field = "(not a table)";
       ok = 0;
       continue;
@@ -256,14 +256,14 @@ static int list_lines(walk *w, const char *k, char type) {
 
 /* An optional item k of the current table. */
 static int opt_item(walk *w, const char *k, char type, int req) {
-  sip_sdp_val v;
+  sip_tree_val v;
   get(w, k, 0, &v);
-  if (v.kind == SIP_SDP_V_NIL) {
+  if (v.kind == SIP_TREE_NIL) {
     if (req)
       w->b->err_field = k;
     return !req;
   }
-  if (v.kind != SIP_SDP_V_TABLE) {
+  if (v.kind != SIP_TREE_TABLE) {
     w->b->err_field = "(not a table)";
     return 0;
   }
@@ -287,11 +287,11 @@ static int session(walk *w) {
   v->value = field(w, "version", 1, &ok);
   if (!v->value.p)
     v->value = SIP_STR_LIT("0");
-  sip_sdp_val raw;
+  sip_tree_val raw;
   get(w, "_raw_version", 0, &raw);
-  if (raw.kind == SIP_SDP_V_TABLE)
+  if (raw.kind == SIP_TREE_TABLE)
     close_table(w);
-  if (raw.kind == SIP_SDP_V_STR) {
+  if (raw.kind == SIP_TREE_STR) {
     sip_sdp_line a = {.type = 'v', .value = raw.s};
     if (sip_sdp_line_equal(v, &a))
       v->value = raw.s;
@@ -306,26 +306,26 @@ static int session(walk *w) {
 }
 
 static int truthy(walk *w, const char *k) {
-  sip_sdp_val v;
+  sip_tree_val v;
   get(w, k, 0, &v);
-  if (v.kind == SIP_SDP_V_TABLE)
+  if (v.kind == SIP_TREE_TABLE)
     close_table(w);
-  return v.kind != SIP_SDP_V_NIL && v.kind != SIP_SDP_V_FALSE;
+  return v.kind != SIP_TREE_NIL && v.kind != SIP_TREE_FALSE;
 }
 
-int sip_sdp_build(sip_sdp_builder *b, const sip_sdp_reader *r) {
+int sip_sdp_build(sip_sdp_builder *b, const sip_tree_reader *r) {
   memset(b, 0, sizeof *b);
   walk w = {b, r, 0};
   int ok = session(&w);
   if (ok) {
-    sip_sdp_val v;
+    sip_tree_val v;
     get(&w, "media", 0, &v);
-    if (v.kind == SIP_SDP_V_TABLE) {
+    if (v.kind == SIP_TREE_TABLE) {
       for (size_t i = 1; ok && i <= v.len; i++) {
-        sip_sdp_val m;
+        sip_tree_val m;
         get(&w, NULL, i, &m);
         b->err_where = (int)i;
-        if (m.kind != SIP_SDP_V_TABLE) {
+        if (m.kind != SIP_TREE_TABLE) {
           b->err_field = "(not a table)";
           ok = 0;
           continue;
@@ -334,7 +334,7 @@ int sip_sdp_build(sip_sdp_builder *b, const sip_sdp_reader *r) {
         close_table(&w);
       }
       close_table(&w);
-    } else if (v.kind != SIP_SDP_V_NIL) {
+    } else if (v.kind != SIP_TREE_NIL) {
       b->err_where = -1;
       b->err_field = "media";
       ok = 0;
@@ -365,17 +365,17 @@ void sip_sdp_builder_free(sip_sdp_builder *b) {
  */
 
 typedef struct emit {
-  const sip_sdp_emitter *e;
+  const sip_tree_emitter *e;
 } emit;
 
 static void put(const emit *m, const char *k, int kind, sip_str s) {
-  sip_sdp_val v = {.kind = kind, .s = s};
+  sip_tree_val v = {.kind = kind, .s = s};
   m->e->put(m->e->ud, k, &v);
 }
 
 static void put_str(const emit *m, const char *k, sip_str s) {
   if (s.p)
-    put(m, k, SIP_SDP_V_STR, s);
+    put(m, k, SIP_TREE_STR, s);
 }
 
 /* A number field (digits): an integer when it has at most 18 digits, else
@@ -384,17 +384,17 @@ static void put_num(const emit *m, const char *k, sip_str s) {
   if (!s.p)
     return;
   if (s.len > 18) {
-    put(m, k, SIP_SDP_V_STR, s);
+    put(m, k, SIP_TREE_STR, s);
     return;
   }
-  sip_sdp_val v = {.kind = SIP_SDP_V_UINT};
+  sip_tree_val v = {.kind = SIP_TREE_UINT};
   for (size_t i = 0; i < s.len; i++)
     v.n = v.n * 10 + (uint64_t)(s.p[i] - '0');
   m->e->put(m->e->ud, k, &v);
 }
 
 static void open_table(const emit *m, const char *k) {
-  put(m, k, SIP_SDP_V_TABLE, SIP_STR_NULL);
+  put(m, k, SIP_TREE_TABLE, SIP_STR_NULL);
 }
 
 static void close_emit(const emit *m) { m->e->close(m->e->ud); }
@@ -437,7 +437,7 @@ static void item_fields(const emit *m, const sip_sdp_line *l) {
       while (p < end && *p != ' ')
         p++;
       if (p > s)
-        put(m, NULL, SIP_SDP_V_STR, (sip_str){s, (size_t)(p - s)});
+        put(m, NULL, SIP_TREE_STR, (sip_str){s, (size_t)(p - s)});
     }
     close_emit(m);
     break;
@@ -483,7 +483,7 @@ static void emit_section(const emit *m, const sip_sdp_line *l, uint32_t i,
       open_table(m, key);
       for (; i < end && l[i].type == type; i++) {
         if (type == 'e' || type == 'p') {
-          put(m, NULL, SIP_SDP_V_STR, l[i].value);
+          put(m, NULL, SIP_TREE_STR, l[i].value);
           continue;
         }
         open_table(m, NULL);
@@ -491,7 +491,7 @@ static void emit_section(const emit *m, const sip_sdp_line *l, uint32_t i,
         if (type == 't' && i + 1 < end && l[i + 1].type == 'r') {
           open_table(m, "repeats");
           for (; i + 1 < end && l[i + 1].type == 'r'; i++)
-            put(m, NULL, SIP_SDP_V_STR, l[i + 1].value);
+            put(m, NULL, SIP_TREE_STR, l[i + 1].value);
           close_emit(m);
         }
         close_emit(m);
@@ -533,16 +533,16 @@ static void emit_section(const emit *m, const sip_sdp_line *l, uint32_t i,
   }
 }
 
-void sip_sdp_emit(const sip_sdp *sdp, const sip_sdp_emitter *e) {
+void sip_sdp_emit(const sip_sdp *sdp, const sip_tree_emitter *e) {
   emit m = {e};
   const sip_sdp_line *l = sdp->lines;
   uint32_t first =
       sdp->first_media < sdp->nlines ? sdp->first_media : sdp->nlines;
   emit_section(&m, l, 0, first, 0);
   if (sdp->lf_only)
-    put(&m, "lf", SIP_SDP_V_TRUE, SIP_STR_NULL);
+    put(&m, "lf", SIP_TREE_TRUE, SIP_STR_NULL);
   if (!sdp->last_eol)
-    put(&m, "no_final_eol", SIP_SDP_V_TRUE, SIP_STR_NULL);
+    put(&m, "no_final_eol", SIP_TREE_TRUE, SIP_STR_NULL);
   open_table(&m, "media");
   for (uint32_t i = first; i < sdp->nlines;) {
     uint32_t end = i + 1;

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sip_tree.h"
 #include "sip_types.h"
 
 /* One line "<type>=<value>". The union member that matches type holds the
@@ -155,36 +156,7 @@ int sip_sdp_answer(const sip_sdp *offer, const sip_sdp *caps,
  * attributes), lf, no_final_eol, and an item's _raw / the session's
  * _raw_version). The builder walks it in RFC 8866 §5 order and makes the
  * lines sip_sdp_write writes; a binding supplies the tree through a reader
- * and keeps no SDP rule of its own. */
-enum sip_sdp_vkind {
-  SIP_SDP_V_NIL = 0, /* absent */
-  SIP_SDP_V_STR,     /* s (the reader keeps its bytes alive until the
-                        builder is freed) */
-  SIP_SDP_V_UINT,    /* n: an integer >= 0 (written in decimal) */
-  SIP_SDP_V_FALSE,   /* false: the one value besides nil that is not true */
-  SIP_SDP_V_TRUE,    /* true */
-  SIP_SDP_V_TABLE,   /* an object or a list of len elements: it becomes the
-                        reader's current table until close */
-  SIP_SDP_V_OTHER,   /* anything else (true, a negative or fractional
-                        number, a function...) */
-};
-
-typedef struct sip_sdp_val {
-  int kind; /* enum sip_sdp_vkind */
-  sip_str s;
-  uint64_t n;
-  size_t len;
-} sip_sdp_val;
-
-/* The tree, seen from its current table (at first the root). get: the field
- * key of the current table (key NULL: its element i, 1-based) into *v; a
- * TABLE value becomes the current table, and close returns to the one
- * before. get never fails (anything unusable is SIP_SDP_V_OTHER). */
-typedef struct sip_sdp_reader {
-  void *ud;
-  void (*get)(void *ud, const char *key, size_t i, sip_sdp_val *v);
-  void (*close)(void *ud);
-} sip_sdp_reader;
+ * (sip_tree.h) and keeps no SDP rule of its own. */
 
 typedef struct sip_sdp_builder {
   sip_sdp_line *lines;
@@ -202,23 +174,16 @@ typedef struct sip_sdp_builder {
  * with sip_sdp_builder_free whatever this returns). Returns 0, SIP_EINVAL
  * (b->err_* say where) or SIP_ENOMEM. The field values are not checked
  * here: sip_sdp_write refuses a line it cannot write. */
-int sip_sdp_build(sip_sdp_builder *b, const sip_sdp_reader *r);
+int sip_sdp_build(sip_sdp_builder *b, const sip_tree_reader *r);
 
 /* Free what b holds (twice is safe). */
 void sip_sdp_builder_free(sip_sdp_builder *b);
 
 /* The other way: a parsed description (sip_sdp_parse) as the same tree,
- * given to an emitter. put: v (STR; UINT: a number field of at most 18
- * digits, longer ones are STR; TRUE; TABLE: a new empty table, the
- * current one until close) as the field key of the current table (at
- * first the root), or appended to it as a list (key NULL). Absent fields
- * are not put; media is always put (an empty list without m= lines). */
-typedef struct sip_sdp_emitter {
-  void *ud;
-  void (*put)(void *ud, const char *key, const sip_sdp_val *v);
-  void (*close)(void *ud);
-} sip_sdp_emitter;
+ * made through e: number fields of at most 18 digits as UINT (longer ones
+ * as STR), lf / no_final_eol as TRUE. Absent fields are not put; media is
+ * always put (an empty list without m= lines). */
 
-void sip_sdp_emit(const sip_sdp *sdp, const sip_sdp_emitter *e);
+void sip_sdp_emit(const sip_sdp *sdp, const sip_tree_emitter *e);
 
 #endif

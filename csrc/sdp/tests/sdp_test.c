@@ -439,25 +439,25 @@ typedef struct tnode {
 } tnode;
 
 #define TS(k, v)                                                               \
-  { .key = k, .kind = SIP_SDP_V_STR, .s = v }
+  { .key = k, .kind = SIP_TREE_STR, .s = v }
 #define TN(k, v)                                                               \
-  { .key = k, .kind = SIP_SDP_V_UINT, .n = v }
+  { .key = k, .kind = SIP_TREE_UINT, .n = v }
 #define TX(k, kd)                                                              \
   { .key = k, .kind = kd }
 #define TT(k, ...)                                                             \
   {                                                                            \
-    .key = k, .kind = SIP_SDP_V_TABLE, .kids = (const tnode[]){__VA_ARGS__},   \
+    .key = k, .kind = SIP_TREE_TABLE, .kids = (const tnode[]){__VA_ARGS__},    \
     .nkids = sizeof((const tnode[]){__VA_ARGS__}) / sizeof(tnode)              \
   }
 #define TE(k)                                                                  \
-  { .key = k, .kind = SIP_SDP_V_TABLE }
+  { .key = k, .kind = SIP_TREE_TABLE }
 
 typedef struct treader {
   const tnode *stack[16];
   int top, opens, closes;
 } treader;
 
-static void t_get(void *ud, const char *key, size_t i, sip_sdp_val *v) {
+static void t_get(void *ud, const char *key, size_t i, sip_tree_val *v) {
   treader *r = ud;
   const tnode *t = r->stack[r->top], *x = NULL;
   if (key) {
@@ -473,7 +473,7 @@ static void t_get(void *ud, const char *key, size_t i, sip_sdp_val *v) {
   v->n = x->n;
   if (x->s)
     v->s = (sip_str){x->s, strlen(x->s)};
-  if (x->kind == SIP_SDP_V_TABLE) {
+  if (x->kind == SIP_TREE_TABLE) {
     size_t len = 0; /* the list part: elements without a key */
     while (len < x->nkids && !x->kids[len].key)
       len++;
@@ -494,7 +494,7 @@ static void t_close(void *ud) {
 static const char *build(const tnode *root, sip_sdp_builder *b, int *rc) {
   static char out[16384];
   treader r = {.stack = {root}};
-  sip_sdp_reader rd = {&r, t_get, t_close};
+  sip_tree_reader rd = {&r, t_get, t_close, NULL};
   *rc = sip_sdp_build(b, &rd);
   CHECK_INT(r.opens, r.closes); /* every table it opened, closed */
   CHECK_INT(r.top, 0);
@@ -573,13 +573,13 @@ static void test_build(void) {
   /* line endings: lf, no_final_eol; a version given; no media */
   const tnode lf =
       TT(NULL, TS("version", "0"), ORIGIN, TS("name", "-"),
-         TX("lf", SIP_SDP_V_OTHER), TS("no_final_eol", "yes"), TE("media"));
+         TX("lf", SIP_TREE_OTHER), TS("no_final_eol", "yes"), TE("media"));
   got = build(&lf, &b, &rc);
   CHECK_MSG(got && !strcmp(got, "v=0\no=- 42 7 IN IP4 127.0.0.1\ns=-"),
             "got %s", got ? got : "(null)");
   sip_sdp_builder_free(&b);
   const tnode nolf =
-      TT(NULL, ORIGIN, TS("name", "-"), TX("lf", SIP_SDP_V_FALSE));
+      TT(NULL, ORIGIN, TS("name", "-"), TX("lf", SIP_TREE_FALSE));
   got = build(&nolf, &b, &rc);
   CHECK(got && !strcmp(got, "v=0\r\no=- 42 7 IN IP4 127.0.0.1\r\ns=-\r\n"));
   sip_sdp_builder_free(&b);
@@ -610,7 +610,7 @@ static void test_build(void) {
   const tnode origin_str = TT(NULL, TS("origin", "x"), TS("name", "-"));
   check_build_fails(&origin_str, 0, "(not a table)");
   const tnode bad_ver =
-      TT(NULL, TX("version", SIP_SDP_V_OTHER), ORIGIN, TS("name", "-"));
+      TT(NULL, TX("version", SIP_TREE_OTHER), ORIGIN, TS("name", "-"));
   check_build_fails(&bad_ver, 0, "version");
   const tnode no_user =
       TT(NULL, TT("origin", TS("address", "h")), TS("name", "-"));
@@ -664,7 +664,7 @@ typedef struct temit {
   int top, opens, closes;
 } temit;
 
-static void e_put(void *ud, const char *key, const sip_sdp_val *v) {
+static void e_put(void *ud, const char *key, const sip_tree_val *v) {
   temit *e = ud;
   tnode *t = e->stack[e->top];
   tnode *kids = realloc((void *)t->kids, (t->nkids + 1) * sizeof *kids);
@@ -675,7 +675,7 @@ static void e_put(void *ud, const char *key, const sip_sdp_val *v) {
   x->key = key;
   x->kind = v->kind;
   x->n = v->n;
-  if (v->kind == SIP_SDP_V_STR) {
+  if (v->kind == SIP_TREE_STR) {
     char *s = malloc(v->s.len + 1);
     memcpy(s, v->s.p, v->s.len);
     s[v->s.len] = 0;
@@ -683,7 +683,7 @@ static void e_put(void *ud, const char *key, const sip_sdp_val *v) {
   }
   t->kids = kids;
   t->nkids++;
-  if (v->kind == SIP_SDP_V_TABLE) {
+  if (v->kind == SIP_TREE_TABLE) {
     e->stack[++e->top] = x;
     e->opens++;
   }
@@ -713,11 +713,11 @@ static const tnode *tfield(const tnode *t, const char *key) {
 static int tree_roundtrip(const char *text, size_t len, temit *e) {
   sip_sdp s;
   memset(e, 0, sizeof *e);
-  e->root.kind = SIP_SDP_V_TABLE;
+  e->root.kind = SIP_TREE_TABLE;
   e->stack[0] = &e->root;
   if (parse_n(&s, text, len) <= 0)
     return 0;
-  sip_sdp_emitter em = {e, e_put, e_close};
+  sip_tree_emitter em = {e, e_put, e_close};
   sip_sdp_emit(&s, &em);
   CHECK_INT(e->opens, e->closes);
   CHECK_INT(e->top, 0);
@@ -762,9 +762,9 @@ static void test_emit(void) {
   if (bw && bw->nkids == 2) {
     const tnode *v1 = tfield(&bw->kids[0], "value");
     const tnode *v2 = tfield(&bw->kids[1], "value");
-    CHECK(v1 && v1->kind == SIP_SDP_V_STR &&
+    CHECK(v1 && v1->kind == SIP_TREE_STR &&
           !strcmp(v1->s, "12345678901234567890"));
-    CHECK(v2 && v2->kind == SIP_SDP_V_UINT && v2->n == 7);
+    CHECK(v2 && v2->kind == SIP_TREE_UINT && v2->n == 7);
     CHECK(!tfield(&bw->kids[0], "_raw"));
   }
   const tnode *tm = tfield(&e.root, "times");
@@ -778,9 +778,9 @@ static void test_emit(void) {
   }
   const tnode *lf = tfield(&e.root, "lf"),
               *ne = tfield(&e.root, "no_final_eol");
-  CHECK(lf && lf->kind == SIP_SDP_V_TRUE && ne && ne->kind == SIP_SDP_V_TRUE);
+  CHECK(lf && lf->kind == SIP_TREE_TRUE && ne && ne->kind == SIP_TREE_TRUE);
   const tnode *md = tfield(&e.root, "media");
-  CHECK(md && md->kind == SIP_SDP_V_TABLE && md->nkids == 0);
+  CHECK(md && md->kind == SIP_TREE_TABLE && md->nkids == 0);
   CHECK(!tfield(&e.root, "connection") && !tfield(&e.root, "_raw_version"));
   tnode_free(&e.root);
 }
