@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "lserver.h"
+#include "ltree.h"
 
 #define MAX_TARGETS 32
 
@@ -163,100 +164,29 @@ static int do_route(sip_lua_rx *r) {
   return r->route_flags;
 }
 
-static sip_str field_str(lua_State *L, int t, const char *k) {
-  size_t n;
-  sip_str out = {NULL, 0};
-  if (lua_getfield(L, t, k) == LUA_TSTRING) {
-    out.p = lua_tolstring(L, -1, &n);
-    out.len = n;
-  }
-  lua_pop(L, 1); /* still referenced by the table */
-  return out;
-}
-
-/* One target from the value at idx (a string, or a table: uri / contact,
- * dest / received, path (list) / route (string), q). Strings built here
- * are left on the stack (kept alive until the call returns). */
-static void read_target(lua_State *L, int idx, sip_proxy_target *t) {
-  memset(t, 0, sizeof(*t));
-  t->q = -1;
+/* The target(s) at idx (sip_proxy_read_target(s): the shape is csrc/proxy's)
+ * into t[]: the count (0: nil), or SIP_ENOTFOUND (an empty list); raises
+ * for a bad value. Leaves one table on the stack that keeps the strings t
+ * points to alive. */
+static int read_targets(lua_State *L, int idx, sip_proxy_target *t, int one) {
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    size_t n;
-    t->uri.p = lua_tolstring(L, idx, &n);
-    t->uri.len = n;
-    return;
-  }
-  if (lua_type(L, idx) != LUA_TTABLE)
+  lua_newtable(L);
+  sip_lua_tree tr;
+  sip_tree_reader rd;
+  sip__lua_tree_reader(&tr, &rd, L, -1);
+  lua_pushvalue(L, idx);
+  sip_tree_val v;
+  memset(&v, 0, sizeof v);
+  sip__lua_tree_value(&tr, &v);
+  int n = one ? sip_proxy_read_target(&rd, &v, t)
+              : sip_proxy_read_targets(&rd, &v, t, MAX_TARGETS);
+  if (n == SIP_EINVAL)
     luaL_error(L, "relay: a target must be a URI string or a table");
-  t->uri = field_str(L, idx, "uri");
-  if (!t->uri.p)
-    t->uri = field_str(L, idx, "contact");
-  t->dest = field_str(L, idx, "dest");
-  if (!t->dest.p)
-    t->dest = field_str(L, idx, "received");
-  t->route = field_str(L, idx, "route");
-  t->alt = field_str(L, idx, "alt");
-  t->tls_name = field_str(L, idx, "tls_name");
-  if (!t->route.p && lua_getfield(L, idx, "path") == LUA_TTABLE) {
-    int pt = lua_gettop(L);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    lua_Integer n = luaL_len(L, pt);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, pt, i);
-      if (i > 1)
-        luaL_addstring(&b, ", ");
-      luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b);
-    size_t len;
-    t->route.p = lua_tolstring(L, -1, &len);
-    t->route.len = len;
-    if (!len)
-      t->route.p = NULL;
-    /* leave path table and string on the stack */
-  } else {
-    lua_pop(L, 1);
-  }
-  if (lua_getfield(L, idx, "q") == LUA_TNUMBER) {
-    lua_Number q = lua_tonumber(L, -1);
-    t->q = q < 0 ? 0 : q > 1 ? 1000 : (int)(q * 1000 + 0.5);
-  }
-  lua_pop(L, 1);
-}
-
-static int is_single_target(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TTABLE)
-    return 1;
-  int single = lua_getfield(L, idx, "contact") == LUA_TSTRING;
-  lua_pop(L, 1);
-  if (!single) {
-    single = lua_getfield(L, idx, "uri") == LUA_TSTRING;
-    lua_pop(L, 1);
-  }
-  return single;
-}
-
-/* targets at idx -> t[], returns the count (0 for nil) */
-static int read_targets(lua_State *L, int idx, sip_proxy_target *t) {
-  if (lua_isnoneornil(L, idx))
-    return 0;
-  luaL_checkstack(L, 3 * MAX_TARGETS + 10, "relay targets");
-  if (is_single_target(L, idx)) {
-    read_target(L, idx, &t[0]);
-    return 1;
-  }
-  lua_Integer n = luaL_len(L, idx);
-  if (n > MAX_TARGETS)
+  if (n == SIP_ETOOMANY)
     luaL_error(L, "relay: at most %d targets", MAX_TARGETS);
-  if (n == 0)
-    return -1;
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i); /* stays on the stack */
-    read_target(L, -1, &t[i - 1]);
-  }
-  return (int)n;
+  if (n == SIP_ENOMEM)
+    luaL_error(L, "not enough memory");
+  return one ? 1 : n;
 }
 
 static uint32_t opt_ms(lua_State *L, int t, const char *k) {
@@ -358,11 +288,7 @@ static int forward_stateless(lua_State *L, sip_lua_rx *r,
 static int m_forward(lua_State *L) {
   sip_lua_rx *r = check_request(L, "forward");
   sip_proxy_target t[1];
-  int n = 0;
-  if (!lua_isnoneornil(L, 2)) {
-    read_target(L, 2, &t[0]);
-    n = 1;
-  }
+  int n = lua_isnoneornil(L, 2) ? 0 : read_targets(L, 2, t, 1);
   return forward_stateless(L, r, n ? t : NULL);
 }
 
@@ -372,7 +298,7 @@ static int m_relay(lua_State *L) {
   sip_msg *m = r->base.m;
   lua_settop(L, 3);
   sip_proxy_target t[MAX_TARGETS];
-  int n = read_targets(L, 2, t);
+  int n = read_targets(L, 2, t, 0);
   if (n < 0)
     return sip__lua_fail(L, SIP_EINVAL, "relay: no targets");
   if (is_method(m, "ACK"))

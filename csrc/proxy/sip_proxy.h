@@ -32,6 +32,7 @@
 
 #include "sip_msg.h"
 #include "sip_transport.h"
+#include "sip_tree.h"
 #include "sip_txn.h"
 
 /* ---- "myself": the addresses and names this proxy answers to ---------- */
@@ -199,6 +200,23 @@ typedef struct sip_proxy_target {
                        carry (RFC 5922: the domain of the URI the DNS
                        targets came from); absent: the address is verified */
 } sip_proxy_target;
+
+/* The target v (just got from the tree r: a URI string, or a table of uri
+ * (else contact), dest (else received), route (else path: a list of Path
+ * values joined as one Route set), alt, tls_name, q (0..1, clamped) --
+ * the shape lua/luasip/proxy.lua documents) into *t; a table is closed
+ * here. Strings point into the tree (the joined path: r->keep). Returns
+ * 0, SIP_EINVAL (neither a string nor a table) or SIP_ENOMEM. */
+int sip_proxy_read_target(const sip_tree_reader *r, const sip_tree_val *v,
+                          sip_proxy_target *t);
+
+/* The targets of a relay: v nil (none: 0), one target (a string, or a
+ * table with a uri or contact string), or a list of targets, into
+ * t[0..max). Returns the count, SIP_ENOTFOUND (an empty list),
+ * SIP_ETOOMANY (more than max), or sip_proxy_read_target's error. A table
+ * v is closed here. */
+int sip_proxy_read_targets(const sip_tree_reader *r, const sip_tree_val *v,
+                           sip_proxy_target *t, int max);
 
 enum sip_proxy_fork {
   SIP_PROXY_PARALLEL = 0,

@@ -7,6 +7,7 @@
 
 #include "../../test/check.h"
 #include "sip_sdp.h"
+#include "test/tree.h"
 
 #define MAXL 256
 static sip_sdp_line lines[MAXL];
@@ -429,73 +430,15 @@ static void test_answer(void) {
 }
 /* ---- the builder (sip_sdp_build) over a tree of test nodes ---- */
 
-typedef struct tnode {
-  const char *key; /* in an object; NULL in a list */
-  int kind;
-  const char *s;
-  uint64_t n;
-  const struct tnode *kids;
-  size_t nkids;
-} tnode;
-
-#define TS(k, v)                                                               \
-  { .key = k, .kind = SIP_TREE_STR, .s = v }
-#define TN(k, v)                                                               \
-  { .key = k, .kind = SIP_TREE_UINT, .n = v }
-#define TX(k, kd)                                                              \
-  { .key = k, .kind = kd }
-#define TT(k, ...)                                                             \
-  {                                                                            \
-    .key = k, .kind = SIP_TREE_TABLE, .kids = (const tnode[]){__VA_ARGS__},    \
-    .nkids = sizeof((const tnode[]){__VA_ARGS__}) / sizeof(tnode)              \
-  }
-#define TE(k)                                                                  \
-  { .key = k, .kind = SIP_TREE_TABLE }
-
-typedef struct treader {
-  const tnode *stack[16];
-  int top, opens, closes;
-} treader;
-
-static void t_get(void *ud, const char *key, size_t i, sip_tree_val *v) {
-  treader *r = ud;
-  const tnode *t = r->stack[r->top], *x = NULL;
-  if (key) {
-    for (size_t j = 0; j < t->nkids; j++)
-      if (t->kids[j].key && !strcmp(t->kids[j].key, key))
-        x = &t->kids[j];
-  } else if (i >= 1 && i <= t->nkids && !t->kids[i - 1].key) {
-    x = &t->kids[i - 1];
-  }
-  if (!x)
-    return; /* nil */
-  v->kind = x->kind;
-  v->n = x->n;
-  if (x->s)
-    v->s = (sip_str){x->s, strlen(x->s)};
-  if (x->kind == SIP_TREE_TABLE) {
-    size_t len = 0; /* the list part: elements without a key */
-    while (len < x->nkids && !x->kids[len].key)
-      len++;
-    v->len = len;
-    r->stack[++r->top] = x;
-    r->opens++;
-  }
-}
-
-static void t_close(void *ud) {
-  treader *r = ud;
-  r->top--;
-  r->closes++;
-}
-
 /* Build and write root; the text (static buffer) or NULL, *rc the build's
  * or the write's code. */
 static const char *build(const tnode *root, sip_sdp_builder *b, int *rc) {
   static char out[16384];
-  treader r = {.stack = {root}};
-  sip_tree_reader rd = {&r, t_get, t_close, NULL};
+  treader r;
+  sip_tree_reader rd;
+  treader_init(&r, &rd, root);
   *rc = sip_sdp_build(b, &rd);
+  treader_free(&r);
   CHECK_INT(r.opens, r.closes); /* every table it opened, closed */
   CHECK_INT(r.top, 0);
   if (*rc < 0)

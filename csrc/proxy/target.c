@@ -1,0 +1,116 @@
+/* The targets of a relay or a forward from a tree: the shape of the Lua
+ * API (lua/luasip/proxy.lua), read here so that the binding only moves
+ * values (see sip_proxy.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sip_proxy.h"
+
+static void get(const sip_tree_reader *r, const char *k, size_t i,
+                sip_tree_val *v) {
+  memset(v, 0, sizeof *v);
+  r->get(r->ud, k, i, v);
+}
+
+/* Field k when it is a string, else absent. */
+static sip_str str_field(const sip_tree_reader *r, const char *k) {
+  sip_tree_val v;
+  get(r, k, 0, &v);
+  if (v.kind == SIP_TREE_TABLE)
+    r->close(r->ud);
+  return v.kind == SIP_TREE_STR ? v.s : SIP_STR_NULL;
+}
+
+/* The list path (Path values, RFC 3327) as one Route set: the values
+ * joined with ", " (a value that is not a string counts as empty). */
+static int path_route(const sip_tree_reader *r, sip_str *out) {
+  sip_tree_val v;
+  get(r, "path", 0, &v);
+  if (v.kind != SIP_TREE_TABLE)
+    return 0;
+  size_t total = 0;
+  for (size_t i = 1; i <= v.len; i++) {
+    sip_tree_val e;
+    get(r, NULL, i, &e);
+    if (e.kind == SIP_TREE_TABLE)
+      r->close(r->ud);
+    total += (e.kind == SIP_TREE_STR ? e.s.len : 0) + 2;
+  }
+  char *buf = total ? malloc(total) : NULL;
+  if (total && !buf) {
+    r->close(r->ud);
+    return SIP_ENOMEM;
+  }
+  size_t n = 0;
+  for (size_t i = 1; i <= v.len; i++) {
+    sip_tree_val e;
+    get(r, NULL, i, &e);
+    if (e.kind == SIP_TREE_TABLE)
+      r->close(r->ud);
+    if (i > 1) {
+      memcpy(buf + n, ", ", 2);
+      n += 2;
+    }
+    if (e.kind == SIP_TREE_STR) {
+      memcpy(buf + n, e.s.p, e.s.len);
+      n += e.s.len;
+    }
+  }
+  r->close(r->ud);
+  if (n)
+    *out = r->keep(r->ud, buf, n);
+  free(buf);
+  return 0;
+}
+
+int sip_proxy_read_target(const sip_tree_reader *r, const sip_tree_val *v,
+                          sip_proxy_target *t) {
+  memset(t, 0, sizeof *t);
+  t->q = -1;
+  if (v->kind == SIP_TREE_STR) {
+    t->uri = v->s;
+    return 0;
+  }
+  if (v->kind != SIP_TREE_TABLE)
+    return SIP_EINVAL;
+  t->uri = str_field(r, "uri");
+  if (!t->uri.p)
+    t->uri = str_field(r, "contact");
+  t->dest = str_field(r, "dest");
+  if (!t->dest.p)
+    t->dest = str_field(r, "received");
+  t->route = str_field(r, "route");
+  t->alt = str_field(r, "alt");
+  t->tls_name = str_field(r, "tls_name");
+  int rc = t->route.p ? 0 : path_route(r, &t->route);
+  sip_tree_val q;
+  get(r, "q", 0, &q);
+  if (q.kind == SIP_TREE_TABLE)
+    r->close(r->ud);
+  if (q.kind == SIP_TREE_UINT || q.kind == SIP_TREE_NUM)
+    t->q = q.d < 0 ? 0 : q.d > 1 ? 1000 : (int)(q.d * 1000 + 0.5);
+  r->close(r->ud);
+  return rc;
+}
+
+int sip_proxy_read_targets(const sip_tree_reader *r, const sip_tree_val *v,
+                           sip_proxy_target *t, int max) {
+  if (v->kind == SIP_TREE_NIL)
+    return 0;
+  int single = v->kind != SIP_TREE_TABLE || str_field(r, "contact").p ||
+               str_field(r, "uri").p;
+  if (single) {
+    int rc = sip_proxy_read_target(r, v, &t[0]);
+    return rc < 0 ? rc : 1;
+  }
+  int rc = v->len > (size_t)max ? SIP_ETOOMANY
+           : v->len == 0        ? SIP_ENOTFOUND
+                                : 0;
+  for (size_t i = 1; rc == 0 && i <= v->len; i++) {
+    sip_tree_val e;
+    get(r, NULL, i, &e);
+    rc = sip_proxy_read_target(r, &e, &t[i - 1]);
+  }
+  r->close(r->ud);
+  return rc < 0 ? rc : (int)v->len;
+}
