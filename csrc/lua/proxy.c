@@ -189,18 +189,6 @@ static int read_targets(lua_State *L, int idx, sip_proxy_target *t, int one) {
   return one ? 1 : n;
 }
 
-static uint32_t opt_ms(lua_State *L, int t, const char *k) {
-  uint32_t v = 0;
-  if (lua_getfield(L, t, k) != LUA_TNIL) {
-    lua_Number s = luaL_checknumber(L, -1);
-    if (s < 0 || s > 86400 * 7)
-      luaL_error(L, "relay: option %s out of range", k);
-    v = (uint32_t)(s * 1000 + 0.5);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
 static int opt_fn(lua_State *L, int t, const char *k) {
   if (lua_getfield(L, t, k) == LUA_TNIL) {
     lua_pop(L, 1);
@@ -316,30 +304,19 @@ static int m_relay(lua_State *L) {
   uint16_t failover[17] = {0};
   int prov = LUA_NOREF, fin = LUA_NOREF;
   if (lua_istable(L, 3)) {
-    if (lua_getfield(L, 3, "fork") == LUA_TSTRING) {
-      const char *f = lua_tostring(L, -1);
-      if (!strcmp(f, "serial"))
-        o.fork = SIP_PROXY_SERIAL;
-      else if (strcmp(f, "parallel"))
-        luaL_error(L, "relay: fork must be \"parallel\" or \"serial\"");
-    }
+    sip_lua_tree tr;
+    sip_tree_reader rd;
+    const char *bad;
+    sip__lua_tree_reader(&tr, &rd, L, lua_gettop(L)); /* the targets' */
+    lua_pushvalue(L, 3);
+    int rc = sip_proxy_read_opts(&rd, &o, failover, &bad);
     lua_pop(L, 1);
-    o.timeout_ms = opt_ms(L, 3, "timeout");
-    o.branch_timeout_ms = opt_ms(L, 3, "branch_timeout");
-    o.timer_c_ms = opt_ms(L, 3, "timer_c");
-    lua_getfield(L, 3, "recurse");
-    o.recurse = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (lua_getfield(L, 3, "failover") == LUA_TTABLE) {
-      lua_Integer k = luaL_len(L, -1);
-      for (lua_Integer i = 1; i <= k && i <= 16; i++) {
-        lua_rawgeti(L, -1, i);
-        failover[i - 1] = (uint16_t)luaL_checkinteger(L, -1);
-        lua_pop(L, 1);
-      }
-      o.failover = failover;
-    }
-    lua_pop(L, 1);
+    if (rc == SIP_EINVAL && !strcmp(bad, "fork"))
+      luaL_error(L, "relay: fork must be \"parallel\" or \"serial\"");
+    if (rc == SIP_EINVAL)
+      luaL_error(L, "relay: option %s: a number expected", bad);
+    if (rc < 0)
+      luaL_error(L, "relay: option %s out of range", bad);
     prov = opt_fn(L, 3, "on_provisional");
     fin = opt_fn(L, 3, "on_response");
   }

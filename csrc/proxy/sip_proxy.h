@@ -240,6 +240,16 @@ typedef struct sip_proxy_opts {
   int routed;                 /* §16.4 done by the caller already */
 } sip_proxy_opts;
 
+/* The options of a relay from the tree r, its current table (left open):
+ * fork ("parallel" | "serial"), timeout, branch_timeout, timer_c (seconds,
+ * 0..7 days, a number or a string of one), recurse, failover (a list of
+ * statuses; the first 16 count) into *o (failover: into failover[17],
+ * 0-terminated). The shape lua/luasip/proxy.lua documents. Returns 0,
+ * SIP_EINVAL (not a value of the option's kind) or SIP_ERANGE (seconds
+ * out of range), *bad naming the option. */
+int sip_proxy_read_opts(const sip_tree_reader *r, sip_proxy_opts *o,
+                        uint16_t failover[17], const char **bad);
+
 /* Events of the context callback. */
 enum sip_proxy_event {
   /* a provisional response (101-199) on branch `branch`; msg/rx are it.

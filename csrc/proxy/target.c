@@ -114,3 +114,80 @@ int sip_proxy_read_targets(const sip_tree_reader *r, const sip_tree_val *v,
   r->close(r->ud);
   return rc < 0 ? rc : (int)v->len;
 }
+
+/* A number option in seconds (a string of a number too) as ms; 0 when
+ * absent. */
+static int opt_ms(const sip_tree_reader *r, const char *k, uint32_t *ms) {
+  sip_tree_val v;
+  get(r, k, 0, &v);
+  if (v.kind == SIP_TREE_TABLE)
+    r->close(r->ud);
+  double s = v.d;
+  if (v.kind == SIP_TREE_STR) {
+    char buf[64], *end;
+    if (v.s.len == 0 || v.s.len >= sizeof buf)
+      return SIP_EINVAL;
+    memcpy(buf, v.s.p, v.s.len);
+    buf[v.s.len] = 0;
+    s = strtod(buf, &end);
+    if (*end)
+      return SIP_EINVAL;
+  } else if (v.kind == SIP_TREE_NIL) {
+    *ms = 0;
+    return 0;
+  } else if (v.kind != SIP_TREE_UINT && v.kind != SIP_TREE_NUM) {
+    return SIP_EINVAL;
+  }
+  if (!(s >= 0 && s <= 86400 * 7))
+    return SIP_ERANGE;
+  *ms = (uint32_t)(s * 1000 + 0.5);
+  return 0;
+}
+
+int sip_proxy_read_opts(const sip_tree_reader *r, sip_proxy_opts *o,
+                        uint16_t failover[17], const char **bad) {
+  sip_tree_val v;
+  get(r, "fork", 0, &v);
+  if (v.kind == SIP_TREE_TABLE)
+    r->close(r->ud);
+  *bad = "fork";
+  if (v.kind == SIP_TREE_STR) {
+    if (v.s.len == 6 && !memcmp(v.s.p, "serial", 6))
+      o->fork = SIP_PROXY_SERIAL;
+    else if (v.s.len != 8 || memcmp(v.s.p, "parallel", 8))
+      return SIP_EINVAL;
+  }
+  static const char *const ms_names[] = {"timeout", "branch_timeout",
+                                         "timer_c"};
+  uint32_t *ms[] = {&o->timeout_ms, &o->branch_timeout_ms, &o->timer_c_ms};
+  for (int i = 0; i < 3; i++) {
+    int rc = opt_ms(r, ms_names[i], ms[i]);
+    *bad = ms_names[i];
+    if (rc < 0)
+      return rc;
+  }
+  get(r, "recurse", 0, &v);
+  if (v.kind == SIP_TREE_TABLE)
+    r->close(r->ud);
+  o->recurse = v.kind != SIP_TREE_NIL && v.kind != SIP_TREE_FALSE;
+  get(r, "failover", 0, &v);
+  if (v.kind != SIP_TREE_TABLE)
+    return 0;
+  int rc = 0;
+  memset(failover, 0, 17 * sizeof *failover);
+  *bad = "failover";
+  for (size_t i = 1; rc == 0 && i <= v.len && i <= 16; i++) {
+    sip_tree_val e;
+    get(r, NULL, i, &e);
+    if (e.kind == SIP_TREE_TABLE)
+      r->close(r->ud);
+    if (e.kind == SIP_TREE_UINT || (e.kind == SIP_TREE_NUM && e.d > -1e9 &&
+                                    e.d < 1e9 && e.d == (double)(long long)e.d))
+      failover[i - 1] = (uint16_t)(long long)e.d;
+    else
+      rc = SIP_EINVAL;
+  }
+  r->close(r->ud);
+  o->failover = failover;
+  return rc;
+}

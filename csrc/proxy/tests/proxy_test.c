@@ -373,6 +373,60 @@ static void test_targets(void) {
   treader_free(&r);
 }
 
+/* A relay's options (sip_proxy_read_opts): the root stays open. */
+static int read_opts(const tnode *root, sip_proxy_opts *o, uint16_t fo[17],
+                     const char **bad) {
+  treader r;
+  sip_tree_reader rd;
+  treader_init(&r, &rd, root);
+  memset(o, 0, sizeof *o);
+  *bad = NULL;
+  int rc = sip_proxy_read_opts(&rd, o, fo, bad);
+  CHECK_INT(r.opens, r.closes);
+  CHECK_INT(r.top, 0);
+  return rc;
+}
+
+static void test_opts(void) {
+  sip_proxy_opts o;
+  uint16_t fo[17];
+  const char *bad;
+  const tnode none = TE(NULL);
+  CHECK_INT(read_opts(&none, &o, fo, &bad), 0);
+  CHECK(o.fork == SIP_PROXY_PARALLEL && !o.timeout_ms && !o.recurse &&
+        !o.failover);
+  const tnode all = TT(NULL, TS("fork", "serial"), TD("timeout", 1.5),
+                       TN("branch_timeout", 2), TS("timer_c", "180"),
+                       TX("recurse", SIP_TREE_TRUE),
+                       TT("failover", TN(NULL, 486), TD(NULL, 503)));
+  CHECK_INT(read_opts(&all, &o, fo, &bad), 0);
+  CHECK_INT(o.fork, SIP_PROXY_SERIAL);
+  CHECK_INT(o.timeout_ms, 1500);
+  CHECK_INT(o.branch_timeout_ms, 2000);
+  CHECK_INT(o.timer_c_ms, 180000);
+  CHECK_INT(o.recurse, 1);
+  CHECK(o.failover == fo && fo[0] == 486 && fo[1] == 503 && fo[2] == 0);
+  const tnode par =
+      TT(NULL, TS("fork", "parallel"), TX("recurse", SIP_TREE_FALSE));
+  CHECK_INT(read_opts(&par, &o, fo, &bad), 0);
+  CHECK(o.fork == SIP_PROXY_PARALLEL && !o.recurse);
+  const tnode fork = TT(NULL, TS("fork", "both"));
+  CHECK_INT(read_opts(&fork, &o, fo, &bad), SIP_EINVAL);
+  CHECK(bad && !strcmp(bad, "fork"));
+  const tnode big = TT(NULL, TN("timeout", 86400 * 8));
+  CHECK_INT(read_opts(&big, &o, fo, &bad), SIP_ERANGE);
+  CHECK(bad && !strcmp(bad, "timeout"));
+  const tnode neg = TT(NULL, TD("timer_c", -1));
+  CHECK_INT(read_opts(&neg, &o, fo, &bad), SIP_ERANGE);
+  CHECK(bad && !strcmp(bad, "timer_c"));
+  const tnode word = TT(NULL, TS("branch_timeout", "soon"));
+  CHECK_INT(read_opts(&word, &o, fo, &bad), SIP_EINVAL);
+  CHECK(bad && !strcmp(bad, "branch_timeout"));
+  const tnode frac = TT(NULL, TT("failover", TD(NULL, 4.5)));
+  CHECK_INT(read_opts(&frac, &o, fo, &bad), SIP_EINVAL);
+  CHECK(bad && !strcmp(bad, "failover"));
+}
+
 int main(void) {
   add_self(SIP_TP_UDP, "127.0.0.1", 5070);
   add_self(SIP_TP_TCP, "127.0.0.1", 5070);
@@ -388,5 +442,6 @@ int main(void) {
   test_response();
   test_proxy_require();
   test_targets();
+  test_opts();
   return check_summary("proxy_test");
 }
