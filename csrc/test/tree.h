@@ -2,7 +2,8 @@
  * the C tests of the layers that read a Lua API's table shape (sdp_test,
  * proxy_test): TT(key, ...) a table, TS a string, TN a number >= 0, TX
  * another kind, TE an empty table; key NULL: a list element. The reader
- * counts the tables it opened and closed. */
+ * counts the tables it opened and closed. temit: an emitter
+ * (sip_tree_emitter) that makes such a tree (sdp_test, dialog_test). */
 #ifndef LUASIP_TEST_TREE_H
 #define LUASIP_TEST_TREE_H
 
@@ -44,7 +45,7 @@ typedef struct treader {
   int nkept;
 } treader;
 
-static void t_get(void *ud, const char *key, size_t i, sip_tree_val *v) {
+static inline void t_get(void *ud, const char *key, size_t i, sip_tree_val *v) {
   treader *r = ud;
   const tnode *t = r->stack[r->top], *x = NULL;
   if (key) {
@@ -71,13 +72,13 @@ static void t_get(void *ud, const char *key, size_t i, sip_tree_val *v) {
   }
 }
 
-static void t_close(void *ud) {
+static inline void t_close(void *ud) {
   treader *r = ud;
   r->top--;
   r->closes++;
 }
 
-static sip_str t_keep(void *ud, const char *p, size_t len) {
+static inline sip_str t_keep(void *ud, const char *p, size_t len) {
   treader *r = ud;
   char *c = malloc(len + 1);
   if (!c || r->nkept == 16)
@@ -89,16 +90,78 @@ static sip_str t_keep(void *ud, const char *p, size_t len) {
 }
 
 /* A reader of root into *rd (r: its state). */
-static void treader_init(treader *r, sip_tree_reader *rd, const tnode *root) {
+static inline void treader_init(treader *r, sip_tree_reader *rd,
+                                const tnode *root) {
   memset(r, 0, sizeof *r);
   r->stack[0] = root;
   *rd = (sip_tree_reader){r, t_get, t_close, t_keep};
 }
 
-static void treader_free(treader *r) {
+static inline void treader_free(treader *r) {
   for (int i = 0; i < r->nkept; i++)
     free(r->kept[i]);
   r->nkept = 0;
+}
+
+/* An emitter that builds tnodes (kids malloc'd); the stack holds the open
+ * tables (a table's kids grow only while it is the top). */
+typedef struct temit {
+  tnode root;
+  tnode *stack[16];
+  int top, opens, closes;
+} temit;
+
+static inline void e_put(void *ud, const char *key, const sip_tree_val *v) {
+  temit *e = ud;
+  tnode *t = e->stack[e->top];
+  tnode *kids = realloc((void *)t->kids, (t->nkids + 1) * sizeof *kids);
+  if (!kids)
+    abort();
+  tnode *x = &kids[t->nkids];
+  memset(x, 0, sizeof *x);
+  x->key = key;
+  x->kind = v->kind;
+  x->n = v->n;
+  if (v->kind == SIP_TREE_STR) {
+    char *s = malloc(v->s.len + 1);
+    memcpy(s, v->s.p, v->s.len);
+    s[v->s.len] = 0;
+    x->s = s;
+  }
+  t->kids = kids;
+  t->nkids++;
+  if (v->kind == SIP_TREE_TABLE) {
+    e->stack[++e->top] = x;
+    e->opens++;
+  }
+}
+
+static inline void e_close(void *ud) {
+  temit *e = ud;
+  e->top--;
+  e->closes++;
+}
+
+/* An empty root table, the emitter's current one, and em over e. */
+static inline void temit_init(temit *e, sip_tree_emitter *em) {
+  memset(e, 0, sizeof *e);
+  e->root.kind = SIP_TREE_TABLE;
+  e->stack[0] = &e->root;
+  *em = (sip_tree_emitter){e, e_put, e_close};
+}
+
+static inline void tnode_free(tnode *t) {
+  for (size_t i = 0; i < t->nkids; i++)
+    tnode_free((tnode *)&t->kids[i]);
+  free((void *)t->kids);
+  free((void *)t->s);
+}
+
+static inline const tnode *tfield(const tnode *t, const char *key) {
+  for (size_t i = 0; t && i < t->nkids; i++)
+    if (t->kids[i].key && !strcmp(t->kids[i].key, key))
+      return &t->kids[i];
+  return NULL;
 }
 
 #endif

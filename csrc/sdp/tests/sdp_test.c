@@ -599,59 +599,6 @@ static void test_build(void) {
 
 /* ---- the tree of a parsed description (sip_sdp_emit) ---- */
 
-/* An emitter that builds tnodes (kids malloc'd); the stack holds the open
- * tables (a table's kids grow only while it is the top). */
-typedef struct temit {
-  tnode root;
-  tnode *stack[16];
-  int top, opens, closes;
-} temit;
-
-static void e_put(void *ud, const char *key, const sip_tree_val *v) {
-  temit *e = ud;
-  tnode *t = e->stack[e->top];
-  tnode *kids = realloc((void *)t->kids, (t->nkids + 1) * sizeof *kids);
-  if (!kids)
-    abort();
-  tnode *x = &kids[t->nkids];
-  memset(x, 0, sizeof *x);
-  x->key = key;
-  x->kind = v->kind;
-  x->n = v->n;
-  if (v->kind == SIP_TREE_STR) {
-    char *s = malloc(v->s.len + 1);
-    memcpy(s, v->s.p, v->s.len);
-    s[v->s.len] = 0;
-    x->s = s;
-  }
-  t->kids = kids;
-  t->nkids++;
-  if (v->kind == SIP_TREE_TABLE) {
-    e->stack[++e->top] = x;
-    e->opens++;
-  }
-}
-
-static void e_close(void *ud) {
-  temit *e = ud;
-  e->top--;
-  e->closes++;
-}
-
-static void tnode_free(tnode *t) {
-  for (size_t i = 0; i < t->nkids; i++)
-    tnode_free((tnode *)&t->kids[i]);
-  free((void *)t->kids);
-  free((void *)t->s);
-}
-
-static const tnode *tfield(const tnode *t, const char *key) {
-  for (size_t i = 0; t && i < t->nkids; i++)
-    if (t->kids[i].key && !strcmp(t->kids[i].key, key))
-      return &t->kids[i];
-  return NULL;
-}
-
 /* parse -> emit -> build -> write gives the text back, byte for byte. */
 static int tree_roundtrip(const char *text, size_t len, temit *e) {
   sip_sdp s;
