@@ -50,6 +50,7 @@
 #include <uv.h>
 
 #include "sip_transport.h"
+#include "sip_tree.h"
 #include "sip_uri.h"
 
 /* At most this many targets come back from one resolution. */
@@ -181,5 +182,21 @@ int sip_dns_resolve_response(sip_dns *d, sip_tp_resolving *r, int transport,
  * when present, else its host, as written) into *host; 1 when that host
  * is a numeric address (no DNS), 0 when it is a name. */
 int sip_dns_uri_target(const sip_uri *u, sip_str *host);
+
+/* The Lua API's tables (lua/luasip/dns.lua), read or made through
+ * sip_tree.h. sip_dns_read_config: the current table's servers (a string,
+ * or a list joined with commas), timeout (seconds), tries, cache_size,
+ * max_ttl, neg_ttl (numbers >= 0) and ipv6 (a boolean) over the defaults.
+ * sip_dns_read_query: its host (a string), port (0..65535), transport
+ * (udp, tcp, tls...) and secure (a boolean), a Via sent-by (§5); q points
+ * into the tree. Both return 0, or SIP_EINVAL with *bad naming the field
+ * (SIP_ENOMEM). sip_dns_emit_targets: t[0..n) appended to e's current
+ * table, each { transport ("udp"), host, port, addr, dest } in order. */
+int sip_dns_read_config(const sip_tree_reader *r, sip_dns_config *cfg,
+                        const char **bad);
+int sip_dns_read_query(const sip_tree_reader *r, sip_dns_query *q,
+                       const char **bad);
+void sip_dns_emit_targets(const sip_dns_target *t, int n,
+                          const sip_tree_emitter *e);
 
 #endif

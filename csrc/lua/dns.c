@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "lsip.h"
+#include "ltree.h"
 #include "sip_dns.h"
 #include "sip_error.h"
 #include "sip_proxy.h"
@@ -81,22 +82,9 @@ static ldns *get_dns(lua_State *L, int create) {
 
 static void push_targets(lua_State *L, const sip_dns_target *t, int n) {
   lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    char ip[SIP_DNS_IP_MAX], dest[128];
-    int dn = sip_dns_target_text(&t[i], ip, dest, sizeof dest);
-    lua_createtable(L, 0, 5);
-    lua_pushlstring(L, dest, (size_t)(dn > 0 ? strcspn(dest, ":") : 0));
-    lua_setfield(L, -2, "transport");
-    lua_pushstring(L, t[i].host);
-    lua_setfield(L, -2, "host");
-    lua_pushinteger(L, t[i].port);
-    lua_setfield(L, -2, "port");
-    lua_pushstring(L, ip);
-    lua_setfield(L, -2, "addr");
-    lua_pushlstring(L, dest, dn > 0 ? (size_t)dn : 0);
-    lua_setfield(L, -2, "dest");
-    lua_rawseti(L, -2, i + 1);
-  }
+  sip_tree_emitter e;
+  sip__lua_tree_emitter(&e, L);
+  sip_dns_emit_targets(t, n, &e);
 }
 
 /* nil, "NAME: why", "NAME" */
@@ -147,6 +135,20 @@ static void on_resolved(void *arg, int status, const sip_dns_target *t, int n) {
   lua_settop(L, top);
 }
 
+/* A reader of the table at idx (left on the stack, over the table that
+ * keeps its strings): the reader state lives in a userdata there too. */
+static sip_tree_reader *reader_of(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  struct {
+    sip_lua_tree t;
+    sip_tree_reader rd;
+  } *x = lua_newuserdatauv(L, sizeof *x, 0);
+  sip__lua_tree_reader(&x->t, &x->rd, L, -2);
+  lua_pushvalue(L, idx);
+  return &x->rd;
+}
+
 static int transport_of(lua_State *L, int idx, const char *s) {
   if (!s)
     return 0;
@@ -166,16 +168,9 @@ static int l_resolve(lua_State *L) {
   int have_msg = 0, rc;
   memset(&q, 0, sizeof q);
   if (lua_istable(L, 1)) {
-    lua_getfield(L, 1, "host");
-    q.host = luaL_checklstring(L, -1, &q.host_len); /* stays on the stack */
-    lua_getfield(L, 1, "port");
-    q.port = (int)luaL_optinteger(L, -1, 0);
-    lua_getfield(L, 1, "transport");
-    q.transport = transport_of(L, 1, luaL_optstring(L, -1, NULL));
-    lua_getfield(L, 1, "secure");
-    q.secure = lua_toboolean(L, -1);
-    lua_pop(L, 3);
-    luaL_argcheck(L, q.port >= 0 && q.port <= 65535, 1, "port 0..65535");
+    const char *bad;
+    if (sip_dns_read_query(reader_of(L, 1), &q, &bad) < 0)
+      return luaL_argerror(L, 1, lua_pushfstring(L, "bad %s", bad));
   } else {
     size_t n;
     const char *s = luaL_tolstring(L, 1, &n);
@@ -221,53 +216,22 @@ static int l_resolve(lua_State *L) {
   return 1;
 }
 
-static unsigned opt_uint(lua_State *L, const char *k, unsigned def,
-                         double scale) {
-  lua_getfield(L, 1, k);
-  unsigned v = def;
-  if (!lua_isnil(L, -1)) {
-    lua_Number n = luaL_checknumber(L, -1);
-    if (!(n >= 0) || n * scale > 4e9)
-      luaL_error(L, "dns option %s: a number >= 0 expected", k);
-    v = (unsigned)(n * scale + 0.5);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
 /* core.dns_config{ servers =, timeout =, tries =, cache_size =, max_ttl =,
  * neg_ttl =, ipv6 = } */
 static int l_config(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   sip_dns_config cfg;
-  sip_dns_config_init(&cfg);
-  luaL_Buffer b;
-  lua_getfield(L, 1, "servers");
-  if (lua_istable(L, -1)) { /* a list: joined with commas */
-    int t = lua_gettop(L);
-    luaL_buffinit(L, &b);
-    for (lua_Integer i = 1; lua_rawgeti(L, t, i) != LUA_TNIL; i++) {
-      if (i > 1)
-        luaL_addchar(&b, ',');
-      luaL_addvalue(&b);
-    }
-    lua_pop(L, 1);
-    luaL_pushresult(&b);
-    lua_replace(L, t);
-  }
-  cfg.servers = luaL_optstring(L, -1, NULL); /* stays on the stack */
-  cfg.timeout_ms = opt_uint(L, "timeout", cfg.timeout_ms, 1000);
-  cfg.tries = opt_uint(L, "tries", cfg.tries, 1);
-  cfg.cache_size = opt_uint(L, "cache_size", cfg.cache_size, 1);
-  cfg.max_ttl = opt_uint(L, "max_ttl", cfg.max_ttl, 1);
-  cfg.neg_ttl = opt_uint(L, "neg_ttl", cfg.neg_ttl, 1);
-  lua_getfield(L, 1, "ipv6");
-  if (!lua_isnil(L, -1))
-    cfg.ipv6 = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  const char *bad;
+  int rc = sip_dns_read_config(reader_of(L, 1), &cfg, &bad);
+  if (rc == SIP_ENOMEM)
+    return luaL_error(L, "not enough memory");
+  if (rc < 0)
+    return luaL_error(L, "dns option %s: %s", bad,
+                      strcmp(bad, "servers") ? "a number >= 0 expected"
+                                             : "a string or a list of strings");
   sip_lua_loop *lp = sip__lua_loop(L);
   sip_dns *d;
-  int rc = sip_dns_new(&lp->loop, &cfg, &d);
+  rc = sip_dns_new(&lp->loop, &cfg, &d);
   if (rc < 0) {
     if (rc == SIP_EINVAL)
       return sip__lua_fail(L, rc, "dns: bad options (servers \"%s\")",
