@@ -1057,3 +1057,31 @@ void sip_dns_emit_targets(const sip_dns_target *t, int n,
     e->close(e->ud);
   }
 }
+
+void sip_dns_emit_stats(const sip_dns *d, const sip_tree_emitter *e) {
+  sip_dns_counters c;
+  memset(&c, 0, sizeof c);
+  if (d)
+    sip_dns_stats(d, &c);
+  const struct {
+    const char *name;
+    uint64_t v;
+  } f[] = {
+      {"lookups", c.lookups},
+      {"numeric", c.numeric},
+      {"cache_hits", c.cache_hits},
+      {"cache_misses", c.cache_misses},
+      {"negative_hits", c.negative_hits},
+      {"failures", c.failures},
+      {"timeouts", c.timeouts},
+      {"failovers", c.failovers},
+      {"avoided", c.avoided},
+      {"cache_entries", c.cache_entries},
+      {"evictions", c.evictions},
+      {"pending", c.pending},
+  };
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    sip_tree_val v = {.kind = SIP_TREE_UINT, .n = f[i].v};
+    e->put(e->ud, f[i].name, &v);
+  }
+}

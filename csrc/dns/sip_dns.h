@@ -198,5 +198,8 @@ int sip_dns_read_query(const sip_tree_reader *r, sip_dns_query *q,
                        const char **bad);
 void sip_dns_emit_targets(const sip_dns_target *t, int n,
                           const sip_tree_emitter *e);
+/* d's counters (zeros when d is NULL) as fields of e's current table, named
+ * as in sip_dns_counters (core.dns_stats()). */
+void sip_dns_emit_stats(const sip_dns *d, const sip_tree_emitter *e);
 
 #endif

@@ -306,27 +306,10 @@ static int l_flush(lua_State *L) {
  * resolver's first use) */
 static int l_stats(lua_State *L) {
   ldns *x = get_dns(L, 0);
-  sip_dns_counters c;
-  memset(&c, 0, sizeof c);
-  if (x && x->d)
-    sip_dns_stats(x->d, &c);
   lua_createtable(L, 0, 12);
-#define F(name)                                                                \
-  lua_pushinteger(L, (lua_Integer)c.name);                                     \
-  lua_setfield(L, -2, #name)
-  F(lookups);
-  F(numeric);
-  F(cache_hits);
-  F(cache_misses);
-  F(negative_hits);
-  F(failures);
-  F(timeouts);
-  F(failovers);
-  F(avoided);
-  F(cache_entries);
-  F(evictions);
-  F(pending);
-#undef F
+  sip_tree_emitter e;
+  sip__lua_tree_emitter(&e, L);
+  sip_dns_emit_stats(x ? x->d : NULL, &e);
   return 1;
 }
 

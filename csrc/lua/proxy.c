@@ -407,26 +407,10 @@ static int l_set_timer_c(lua_State *L) {
   return 0;
 }
 
-#define SET_COUNTER(name, value)                                               \
-  do {                                                                         \
-    lua_pushinteger(L, (lua_Integer)(value));                                  \
-    lua_setfield(L, -2, name);                                                 \
-  } while (0)
-
 void sip__lua_proxy_stats(lua_State *L, sip_lua_server *s) {
-  sip_proxy_counters c;
-  sip_proxy_stats(s->px, &c);
-  SET_COUNTER("proxy_relayed", c.relayed);
-  SET_COUNTER("proxy_branches", c.branches);
-  SET_COUNTER("proxy_forwarded_stateless", c.forwarded_stateless);
-  SET_COUNTER("proxy_responses_forwarded", c.responses_forwarded);
-  SET_COUNTER("proxy_strays_forwarded", c.strays_forwarded);
-  SET_COUNTER("proxy_cancels_sent", c.cancels_sent);
-  SET_COUNTER("proxy_loops", c.loops);
-  SET_COUNTER("proxy_too_many_hops", c.too_many_hops);
-  SET_COUNTER("proxy_timer_c", c.timer_c);
-  SET_COUNTER("proxy_live_ctx", c.live_ctx);
-  SET_COUNTER("proxy_ctx_bytes", c.ctx_bytes);
+  sip_tree_emitter e;
+  sip__lua_tree_emitter(&e, L);
+  sip_proxy_emit_stats(s->px, &e);
 }
 
 static const luaL_Reg methods[] = {

@@ -181,6 +181,9 @@ void sip_proxy_update_listeners(sip_proxy *p);
 int sip_proxy_add_alias(sip_proxy *p, const char *host, size_t len);
 const sip_proxy_self *sip_proxy_get_self(const sip_proxy *p);
 void sip_proxy_stats(const sip_proxy *p, sip_proxy_counters *out);
+/* The counters as fields of e's current table: proxy_relayed,
+ * proxy_branches, ... (the names srv:stats() shows). */
+void sip_proxy_emit_stats(const sip_proxy *p, const sip_tree_emitter *e);
 /* Timer C (ms, default 180000). */
 void sip_proxy_set_timer_c(sip_proxy *p, uint32_t ms);
 

@@ -1,6 +1,6 @@
-/* The targets of a relay or a forward from a tree: the shape of the Lua
- * API (lua/luasip/proxy.lua), read here so that the binding only moves
- * values (see sip_proxy.h). */
+/* The shapes of the Lua API (lua/luasip/proxy.lua) through sip_tree.h: the
+ * targets of a relay or a forward, a relay's options, the counters; read
+ * and made here so that the binding only moves values (see sip_proxy.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,4 +190,29 @@ int sip_proxy_read_opts(const sip_tree_reader *r, sip_proxy_opts *o,
   r->close(r->ud);
   o->failover = failover;
   return rc;
+}
+
+void sip_proxy_emit_stats(const sip_proxy *p, const sip_tree_emitter *e) {
+  sip_proxy_counters c;
+  sip_proxy_stats(p, &c);
+  const struct {
+    const char *name;
+    uint64_t v;
+  } f[] = {
+      {"proxy_relayed", c.relayed},
+      {"proxy_branches", c.branches},
+      {"proxy_forwarded_stateless", c.forwarded_stateless},
+      {"proxy_responses_forwarded", c.responses_forwarded},
+      {"proxy_strays_forwarded", c.strays_forwarded},
+      {"proxy_cancels_sent", c.cancels_sent},
+      {"proxy_loops", c.loops},
+      {"proxy_too_many_hops", c.too_many_hops},
+      {"proxy_timer_c", c.timer_c},
+      {"proxy_live_ctx", c.live_ctx},
+      {"proxy_ctx_bytes", c.ctx_bytes},
+  };
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    sip_tree_val v = {.kind = SIP_TREE_UINT, .n = f[i].v};
+    e->put(e->ud, f[i].name, &v);
+  }
 }

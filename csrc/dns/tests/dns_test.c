@@ -724,6 +724,25 @@ static void test_tree(void) {
   tnode_free(&e.root);
 }
 
+/* core.dns_stats()'s table: every counter, by its name. */
+static void check_emit_stats(const sip_dns *d, const sip_dns_counters *c) {
+  temit e;
+  sip_tree_emitter em;
+  temit_init(&e, &em);
+  sip_dns_emit_stats(d, &em);
+  CHECK_INT((int)e.root.nkids, 12);
+  const tnode *l = tfield(&e.root, "lookups"),
+              *h = tfield(&e.root, "cache_hits");
+  CHECK(l && l->kind == SIP_TREE_UINT && l->n == c->lookups);
+  CHECK(h && h->n == c->cache_hits);
+  CHECK(tfield(&e.root, "pending") && tfield(&e.root, "evictions"));
+  tnode_free(&e.root);
+  temit_init(&e, &em);
+  sip_dns_emit_stats(NULL, &em); /* before the resolver's first use */
+  CHECK(e.root.nkids == 12 && e.root.kids[0].n == 0);
+  tnode_free(&e.root);
+}
+
 int main(void) {
   static uv_loop_t l;
   loop = &l;
@@ -753,6 +772,7 @@ int main(void) {
     sip_dns_counters c;
     sip_dns_stats(dns, &c);
     CHECK(c.lookups > 4000 && c.cache_hits > 4000 && c.numeric >= 4);
+    check_emit_stats(dns, &c);
     test_close_pending();
   }
   uv_close((uv_handle_t *)&server, NULL);
