@@ -21,7 +21,6 @@
  *
  * The resolver is made with the defaults (servers of /etc/resolv.conf) on
  * first use when core.dns_config was not called. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -19,7 +19,6 @@
  *   req:forward([target])       stateless (§16.11); true or nil, err
  *   req:finish()                forward the best response of the context;
  *                               true when something was sent */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
