@@ -399,6 +399,13 @@ static void open_table(const emit *m, const char *k) {
 
 static void close_emit(const emit *m) { m->e->close(m->e->ud); }
 
+/* A number field written with leading zeros ("007"): put as an integer
+ * (put_num), it would be written back without them, so its line keeps its
+ * text although the line is canonical. */
+static int zero_led(sip_str s) {
+  return s.p && s.len > 1 && s.len <= 18 && s.p[0] == '0';
+}
+
 /* The fields of an item line into the current table. */
 static void item_fields(const emit *m, const sip_sdp_line *l) {
   switch (l->type) {
@@ -449,7 +456,10 @@ static void item_fields(const emit *m, const sip_sdp_line *l) {
   default:
     break;
   }
-  if (!sip_sdp_line_canonical(l))
+  int lost = l->type == 'b'   ? zero_led(l->u.b.bandwidth)
+             : l->type == 'm' ? zero_led(l->u.m.port) || zero_led(l->u.m.nports)
+                              : 0;
+  if (lost || !sip_sdp_line_canonical(l))
     put_str(m, "_raw", l->value);
 }
 

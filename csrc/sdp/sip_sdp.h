@@ -181,8 +181,9 @@ void sip_sdp_builder_free(sip_sdp_builder *b);
 
 /* The other way: a parsed description (sip_sdp_parse) as the same tree,
  * made through e: number fields of at most 18 digits as UINT (longer ones
- * as STR), lf / no_final_eol as TRUE. Absent fields are not put; media is
- * always put (an empty list without m= lines). */
+ * as STR; an item keeps its text as _raw when it is not canonical or a
+ * number of it has leading zeros), lf / no_final_eol as TRUE. Absent fields are
+ * not put; media is always put (an empty list without m= lines). */
 
 void sip_sdp_emit(const sip_sdp *sdp, const sip_tree_emitter *e);
 

@@ -645,6 +645,17 @@ static void test_emit(void) {
                   "b=AS:12345678901234567890\nb=CT:7\nt=0 0\nr=1 2 3\n"
                   "r=4 5 6\nt=1  2";
   CHECK(tree_roundtrip(t, strlen(t), &e));
+  tnode_free(&e.root);
+  /* regression: a number with leading zeros is an integer in the tree, so
+   * its line keeps its text (_raw) to be written back as it was */
+  t = "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nb=CT:007\r\nt=0 0\r\n"
+      "m=audio 09/02 RTP/AVP 0\r\n";
+  CHECK(tree_roundtrip(t, strlen(t), &e));
+  tnode_free(&e.root);
+  t = "v=0\no=- 1 1 IN IP4 h\ns=-\ne=a@b\ne=c@d\n"
+      "b=AS:12345678901234567890\nb=CT:7\nt=0 0\nr=1 2 3\n"
+      "r=4 5 6\nt=1  2";
+  CHECK(tree_roundtrip(t, strlen(t), &e));
   const tnode *em = tfield(&e.root, "emails");
   CHECK(em && em->nkids == 2 && !strcmp(em->kids[1].s, "c@d"));
   const tnode *bw = tfield(&e.root, "bandwidths");
