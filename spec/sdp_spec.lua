@@ -33,6 +33,21 @@ describe("sdp.parse / sdp.serialize", function()
     end)
   end
 
+  it("writes back a number with leading zeros (b= value, m= port) as it was", function()
+    -- regression: such a line counted as canonical, so the parsed integer
+    -- (7) was written instead of its text (007)
+    local text = "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nb=CT:007\r\nt=0 0\r\nm=audio 09/2 RTP/AVP 0\r\n"
+    local s = assert(sdp.parse(text))
+    assert.equal(7, s.bandwidths[1].value)
+    assert.equal(9, s.media[1].port)
+    assert.equal(text, sdp.serialize(s))
+    s.bandwidths[1].value = 8
+    s.media[1].port = 10
+    local out = sdp.serialize(s)
+    assert.truthy(out:find("b=CT:8\r\n", 1, true))
+    assert.truthy(out:find("m=audio 10/2 RTP/AVP 0\r\n", 1, true))
+  end)
+
   it("gives the fields as tables", function()
     local s = assert(sdp.parse(fixture("baresip.sdp")))
     assert.equal("0", s.version)

@@ -920,3 +920,46 @@ uint64_t sip_dialog_session_due_ms(uint32_t expires, int we_refresh) {
   uint32_t margin = expires / 3 < 32 ? expires / 3 : 32;
   return (uint64_t)(expires - margin) * 1000;
 }
+
+/* ---- for the bindings ---------------------------------------------------- */
+
+const char *sip_dialog_state_name(const sip_dialog *d) {
+  static const char *const names[] = {"?", "early", "confirmed", "terminated"};
+  return d && d->state <= SIP_DLG_TERMINATED ? names[d->state] : "terminated";
+}
+
+static void info_str(const sip_tree_emitter *e, const char *k, sip_str s) {
+  sip_tree_val v = {.kind = SIP_TREE_STR, .s = s};
+  if (!v.s.p)
+    v.s = SIP_STR_LIT("");
+  e->put(e->ud, k, &v);
+}
+
+static void info_num(const sip_tree_emitter *e, const char *k, uint32_t n) {
+  sip_tree_val v = {.kind = SIP_TREE_UINT, .n = n};
+  e->put(e->ud, k, &v);
+}
+
+void sip_dialog_info(const sip_dialog *d, const sip_tree_emitter *e) {
+  const char *role = d->role == SIP_DLG_UAC ? "uac" : "uas";
+  const char *state = sip_dialog_state_name(d);
+  info_str(e, "role", (sip_str){role, 3});
+  info_str(e, "state", (sip_str){state, strlen(state)});
+  info_str(e, "call_id", d->call_id);
+  info_str(e, "local_tag", d->local_tag);
+  info_str(e, "remote_tag", d->remote_tag);
+  info_str(e, "local_uri", d->local_uri);
+  info_str(e, "remote_uri", d->remote_uri);
+  info_str(e, "remote_target", d->remote_target);
+  info_str(e, "local_contact", d->local_contact);
+  if (d->has_local_cseq)
+    info_num(e, "local_cseq", d->local_cseq);
+  if (d->has_remote_cseq)
+    info_num(e, "remote_cseq", d->remote_cseq);
+  info_num(e, "invite_cseq", d->invite_cseq);
+  sip_tree_val t = {.kind = SIP_TREE_TABLE};
+  e->put(e->ud, "routes", &t);
+  for (uint32_t i = 0; i < d->nroutes; i++)
+    info_str(e, NULL, d->routes[i]);
+  e->close(e->ud);
+}

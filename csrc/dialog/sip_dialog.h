@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "sip_msg.h"
+#include "sip_tree.h"
 #include "sip_tu.h"
 
 enum sip_dialog_role { SIP_DLG_UAC = 0, SIP_DLG_UAS = 1 };
@@ -270,5 +271,17 @@ int sip_dialogs_uac_response(sip_dialogs *s, sip_msg *req, sip_msg *resp,
  * after a failure. Returns how many. */
 size_t sip_dialogs_end_early(sip_dialogs *s, sip_str call_id,
                              sip_str local_tag);
+
+/* ---- for the bindings ---------------------------------------------------- */
+
+/* "early", "confirmed" or "terminated" (d NULL: a closed dialog). */
+const char *sip_dialog_state_name(const sip_dialog *d);
+
+/* d as a tree (the table dlg:info() returns, lua/luasip/ua.lua): role
+ * ("uac" | "uas"), state, call_id, local_tag, remote_tag, local_uri,
+ * remote_uri, remote_target, local_contact (strings, "" when absent),
+ * local_cseq and remote_cseq (when known), invite_cseq, routes (a list),
+ * put into e's current table. */
+void sip_dialog_info(const sip_dialog *d, const sip_tree_emitter *e);
 
 #endif

@@ -851,3 +851,237 @@ void sip_dns_stats(const sip_dns *d, sip_dns_counters *out) {
   *out = d->st;
   out->cache_entries = sip__dns_cache_count(d->cache);
 }
+
+/* ---- for the bindings ---------------------------------------------------- */
+
+const char *sip_dns_strerror(int status) {
+  switch (status) {
+  case UV_EAI_NONAME:
+    return "no such domain or no SIP server for it";
+  case UV_ETIMEDOUT:
+    return "no answer from the DNS servers in time";
+  case UV_EAI_AGAIN:
+    return "the DNS servers failed";
+  case UV_ECANCELED:
+    return "the resolver was closed";
+  }
+  return uv_strerror(status);
+}
+
+int sip_dns_target_text(const sip_dns_target *t, char ip[SIP_DNS_IP_MAX],
+                        char *dest, size_t cap) {
+  const struct sockaddr_storage *a = &t->addr;
+  const char *tr = t->transport == SIP_TP_TLS   ? "tls"
+                   : t->transport == SIP_TP_TCP ? "tcp"
+                                                : "udp";
+  int six = a->ss_family == AF_INET6;
+  if (six)
+    uv_ip6_name((const struct sockaddr_in6 *)a, ip, SIP_DNS_IP_MAX);
+  else
+    uv_ip4_name((const struct sockaddr_in *)a, ip, SIP_DNS_IP_MAX);
+  int n = snprintf(dest, cap, six ? "%s:[%s]:%d" : "%s:%s:%d", tr, ip, t->port);
+  return n < 0 || (size_t)n >= cap ? SIP_ERANGE : n;
+}
+
+/* §5: a response goes to the first target (the next ones only after a
+ * failure of a connection, which this does not try). */
+static void on_response_resolved(void *arg, int status, const sip_dns_target *t,
+                                 int n) {
+  sip_tp_resolving *r = arg;
+  if (status < 0 || n < 1) {
+    sip_tp_resolved(r, status < 0 ? status : UV_EAI_NONAME, NULL, NULL);
+    return;
+  }
+  sip_tp_resolved(r, 0, &t[0].addr,
+                  t[0].transport == SIP_TP_TLS ? t[0].host : NULL);
+}
+
+int sip_dns_resolve_response(sip_dns *d, sip_tp_resolving *r, int transport,
+                             const char *host, int port) {
+  sip_dns_query q = {.host = host,
+                     .host_len = strlen(host),
+                     .port = port,
+                     .transport = transport,
+                     .secure = transport == SIP_TP_TLS};
+  int rc = sip_dns_resolve(d, &q, on_response_resolved, r);
+  return rc < 0 ? rc : 0;
+}
+
+int sip_dns_uri_target(const sip_uri *u, sip_str *host) {
+  if (!u->maddr.p) {
+    *host = u->host;
+    return u->host_type != SIP_HOST_NAME;
+  }
+  struct sockaddr_storage ss;
+  *host = u->maddr;
+  return sip_tp_addr(&ss, u->maddr.p, u->maddr.len, 0) == 0;
+}
+
+static void tget(const sip_tree_reader *r, const char *k, size_t i,
+                 sip_tree_val *v) {
+  memset(v, 0, sizeof *v);
+  r->get(r->ud, k, i, v);
+  if (v->kind == SIP_TREE_TABLE && (!k || strcmp(k, "servers"))) {
+    r->close(r->ud);
+    v->kind = SIP_TREE_OTHER;
+  }
+}
+
+/* A number option >= 0 (scale: its unit in the config's) into *out. */
+static int opt_uint(const sip_tree_reader *r, const char *k, double scale,
+                    unsigned *out) {
+  sip_tree_val v;
+  tget(r, k, 0, &v);
+  double n = v.d;
+  if (v.kind == SIP_TREE_NIL)
+    return 0;
+  if (v.kind == SIP_TREE_STR) {
+    char buf[64], *end;
+    if (v.s.len == 0 || v.s.len >= sizeof buf)
+      return SIP_EINVAL;
+    memcpy(buf, v.s.p, v.s.len);
+    buf[v.s.len] = 0;
+    n = strtod(buf, &end);
+    if (*end)
+      return SIP_EINVAL;
+  } else if (v.kind != SIP_TREE_UINT && v.kind != SIP_TREE_NUM) {
+    return SIP_EINVAL;
+  }
+  if (!(n >= 0) || n * scale > 4e9)
+    return SIP_EINVAL;
+  *out = (unsigned)(n * scale + 0.5);
+  return 0;
+}
+
+int sip_dns_read_config(const sip_tree_reader *r, sip_dns_config *cfg,
+                        const char **bad) {
+  sip_dns_config_init(cfg);
+  sip_tree_val v;
+  *bad = "servers";
+  tget(r, "servers", 0, &v);
+  if (v.kind == SIP_TREE_TABLE) { /* a list: joined with commas */
+    size_t total = 1;
+    int ok = 1;
+    for (size_t i = 1; i <= v.len; i++) {
+      sip_tree_val e;
+      tget(r, NULL, i, &e);
+      ok &= e.kind == SIP_TREE_STR;
+      total += e.s.len + 1;
+    }
+    char *buf = ok ? malloc(total) : NULL;
+    size_t n = 0;
+    for (size_t i = 1; buf && i <= v.len; i++) {
+      sip_tree_val e;
+      tget(r, NULL, i, &e);
+      if (i > 1)
+        buf[n++] = ',';
+      memcpy(buf + n, e.s.p, e.s.len);
+      n += e.s.len;
+    }
+    r->close(r->ud);
+    if (!ok)
+      return SIP_EINVAL;
+    if (!buf)
+      return SIP_ENOMEM;
+    cfg->servers = r->keep(r->ud, buf, n).p;
+    free(buf);
+  } else if (v.kind == SIP_TREE_STR) {
+    cfg->servers = r->keep(r->ud, v.s.p, v.s.len).p; /* NUL-terminated */
+  } else if (v.kind != SIP_TREE_NIL) {
+    return SIP_EINVAL;
+  }
+  static const char *const names[] = {"timeout", "tries", "cache_size",
+                                      "max_ttl", "neg_ttl"};
+  unsigned *dst[] = {&cfg->timeout_ms, &cfg->tries, &cfg->cache_size,
+                     &cfg->max_ttl, &cfg->neg_ttl};
+  for (int i = 0; i < 5; i++) {
+    *bad = names[i];
+    int rc = opt_uint(r, names[i], i == 0 ? 1000 : 1, dst[i]);
+    if (rc < 0)
+      return rc;
+  }
+  tget(r, "ipv6", 0, &v);
+  if (v.kind != SIP_TREE_NIL)
+    cfg->ipv6 = v.kind != SIP_TREE_FALSE;
+  return 0;
+}
+
+int sip_dns_read_query(const sip_tree_reader *r, sip_dns_query *q,
+                       const char **bad) {
+  memset(q, 0, sizeof *q);
+  sip_tree_val v;
+  *bad = "host";
+  tget(r, "host", 0, &v);
+  if (v.kind != SIP_TREE_STR)
+    return SIP_EINVAL;
+  q->host = v.s.p;
+  q->host_len = v.s.len;
+  *bad = "port";
+  tget(r, "port", 0, &v);
+  if (v.kind == SIP_TREE_UINT && v.n <= 65535)
+    q->port = (int)v.n;
+  else if (v.kind != SIP_TREE_NIL)
+    return SIP_EINVAL;
+  *bad = "transport";
+  tget(r, "transport", 0, &v);
+  if (v.kind == SIP_TREE_STR) {
+    q->transport = sip_tp_transport_from(v.s);
+    if (!q->transport)
+      return SIP_EINVAL;
+  } else if (v.kind != SIP_TREE_NIL) {
+    return SIP_EINVAL;
+  }
+  tget(r, "secure", 0, &v);
+  q->secure = v.kind != SIP_TREE_NIL && v.kind != SIP_TREE_FALSE;
+  return 0;
+}
+
+void sip_dns_emit_targets(const sip_dns_target *t, int n,
+                          const sip_tree_emitter *e) {
+  for (int i = 0; i < n; i++) {
+    char ip[SIP_DNS_IP_MAX], dest[128];
+    int dn = sip_dns_target_text(&t[i], ip, dest, sizeof dest);
+    sip_tree_val v = {.kind = SIP_TREE_TABLE};
+    e->put(e->ud, NULL, &v);
+    v = (sip_tree_val){.kind = SIP_TREE_STR};
+    v.s = (sip_str){dest, dn > 0 ? strcspn(dest, ":") : 0};
+    e->put(e->ud, "transport", &v);
+    v.s = (sip_str){t[i].host, strlen(t[i].host)};
+    e->put(e->ud, "host", &v);
+    v.s = (sip_str){ip, strlen(ip)};
+    e->put(e->ud, "addr", &v);
+    v.s = (sip_str){dest, dn > 0 ? (size_t)dn : 0};
+    e->put(e->ud, "dest", &v);
+    v = (sip_tree_val){.kind = SIP_TREE_UINT, .n = (uint64_t)t[i].port};
+    e->put(e->ud, "port", &v);
+    e->close(e->ud);
+  }
+}
+
+void sip_dns_emit_stats(const sip_dns *d, const sip_tree_emitter *e) {
+  sip_dns_counters c;
+  memset(&c, 0, sizeof c);
+  if (d)
+    sip_dns_stats(d, &c);
+  const struct {
+    const char *name;
+    uint64_t v;
+  } f[] = {
+      {"lookups", c.lookups},
+      {"numeric", c.numeric},
+      {"cache_hits", c.cache_hits},
+      {"cache_misses", c.cache_misses},
+      {"negative_hits", c.negative_hits},
+      {"failures", c.failures},
+      {"timeouts", c.timeouts},
+      {"failovers", c.failovers},
+      {"avoided", c.avoided},
+      {"cache_entries", c.cache_entries},
+      {"evictions", c.evictions},
+      {"pending", c.pending},
+  };
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    sip_tree_val v = {.kind = SIP_TREE_UINT, .n = f[i].v};
+    e->put(e->ud, f[i].name, &v);
+  }
+}

@@ -50,6 +50,7 @@
 #include <uv.h>
 
 #include "sip_transport.h"
+#include "sip_tree.h"
 #include "sip_uri.h"
 
 /* At most this many targets come back from one resolution. */
@@ -153,5 +154,52 @@ typedef struct sip_dns_counters {
 } sip_dns_counters;
 
 void sip_dns_stats(const sip_dns *d, sip_dns_counters *out);
+
+/* ---- for the bindings ---------------------------------------------------- */
+
+/* What a resolution status means, for a message ("no such domain or no SIP
+ * server for it"); libuv's text for other codes. Never NULL. */
+const char *sip_dns_strerror(int status);
+
+/* Room for a target's address as text (an IPv6 address, NUL). */
+#define SIP_DNS_IP_MAX 64
+
+/* t as text: its address (no brackets) into ip, and its destination spec
+ * (sip_tp_parse_spec's form) "udp:IP:PORT", "tcp:[IPv6]:PORT" (transport
+ * in lower case: udp, tcp, tls) into dest[0..cap). Returns the spec's
+ * length, or SIP_ERANGE when cap is too small. */
+int sip_dns_target_text(const sip_dns_target *t, char ip[SIP_DNS_IP_MAX],
+                        char *dest, size_t cap);
+
+/* A sip_tp_resolve_fn over d (RFC 3263 §5): locate host (a Via sent-by or
+ * maddr; port 0 when it has none) for a response and answer r with the
+ * first target (its host as the TLS name over TLS). Returns 0 (r answered
+ * now or later) or a negative code (r not answered). */
+int sip_dns_resolve_response(sip_dns *d, sip_tp_resolving *r, int transport,
+                             const char *host, int port);
+
+/* §4: the host a request to the sip/sips URI u is resolved from (its maddr
+ * when present, else its host, as written) into *host; 1 when that host
+ * is a numeric address (no DNS), 0 when it is a name. */
+int sip_dns_uri_target(const sip_uri *u, sip_str *host);
+
+/* The Lua API's tables (lua/luasip/dns.lua), read or made through
+ * sip_tree.h. sip_dns_read_config: the current table's servers (a string,
+ * or a list joined with commas), timeout (seconds), tries, cache_size,
+ * max_ttl, neg_ttl (numbers >= 0) and ipv6 (a boolean) over the defaults.
+ * sip_dns_read_query: its host (a string), port (0..65535), transport
+ * (udp, tcp, tls...) and secure (a boolean), a Via sent-by (§5); q points
+ * into the tree. Both return 0, or SIP_EINVAL with *bad naming the field
+ * (SIP_ENOMEM). sip_dns_emit_targets: t[0..n) appended to e's current
+ * table, each { transport ("udp"), host, port, addr, dest } in order. */
+int sip_dns_read_config(const sip_tree_reader *r, sip_dns_config *cfg,
+                        const char **bad);
+int sip_dns_read_query(const sip_tree_reader *r, sip_dns_query *q,
+                       const char **bad);
+void sip_dns_emit_targets(const sip_dns_target *t, int n,
+                          const sip_tree_emitter *e);
+/* d's counters (zeros when d is NULL) as fields of e's current table, named
+ * as in sip_dns_counters (core.dns_stats()). */
+void sip_dns_emit_stats(const sip_dns *d, const sip_tree_emitter *e);
 
 #endif

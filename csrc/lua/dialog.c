@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "lserver.h"
+#include "ltree.h"
 #include "sip_dialog.h"
 #include "sip_error.h"
 
@@ -340,8 +341,7 @@ static int dlg_confirm(lua_State *L) {
 
 static int dlg_state(lua_State *L) {
   lua_dialog *u = luaL_checkudata(L, 1, SIP_LUA_DIALOG);
-  static const char *const names[] = {"?", "early", "confirmed", "terminated"};
-  lua_pushstring(L, u->d ? names[u->d->state] : "terminated");
+  lua_pushstring(L, sip_dialog_state_name(u->d));
   return 1;
 }
 
@@ -357,57 +357,14 @@ static int dlg_close(lua_State *L) {
   return 0;
 }
 
-static void set_str(lua_State *L, const char *k, sip_str v) {
-  lua_pushlstring(L, v.p ? v.p : "", v.len);
-  lua_setfield(L, -2, k);
-}
-
-/* dlg:info() -> { role, state, call_id, local_tag, remote_tag, local_uri,
- * remote_uri, remote_target, local_contact, local_cseq, remote_cseq,
- * invite_cseq, routes = {...} } */
+/* dlg:info() -> the table of sip_dialog_info */
 static int dlg_info(lua_State *L) {
   lua_dialog *u = check_dialog(L, 1);
-  sip_dialog *d = u->d;
   lua_createtable(L, 0, 13);
-  lua_pushstring(L, d->role == SIP_DLG_UAC ? "uac" : "uas");
-  lua_setfield(L, -2, "role");
-  dlg_state(L);
-  lua_setfield(L, -2, "state");
-  set_str(L, "call_id", d->call_id);
-  set_str(L, "local_tag", d->local_tag);
-  set_str(L, "remote_tag", d->remote_tag);
-  set_str(L, "local_uri", d->local_uri);
-  set_str(L, "remote_uri", d->remote_uri);
-  set_str(L, "remote_target", d->remote_target);
-  set_str(L, "local_contact", d->local_contact);
-  if (d->has_local_cseq) {
-    lua_pushinteger(L, d->local_cseq);
-    lua_setfield(L, -2, "local_cseq");
-  }
-  if (d->has_remote_cseq) {
-    lua_pushinteger(L, d->remote_cseq);
-    lua_setfield(L, -2, "remote_cseq");
-  }
-  lua_pushinteger(L, d->invite_cseq);
-  lua_setfield(L, -2, "invite_cseq");
-  lua_createtable(L, (int)d->nroutes, 0);
-  for (uint32_t i = 0; i < d->nroutes; i++) {
-    lua_pushlstring(L, d->routes[i].p, d->routes[i].len);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  lua_setfield(L, -2, "routes");
+  sip_tree_emitter e;
+  sip__lua_tree_emitter(&e, L);
+  sip_dialog_info(u->d, &e);
   return 1;
-}
-
-static int dlg_gc(lua_State *L) {
-  lua_dialog *u = luaL_checkudata(L, 1, SIP_LUA_DIALOG);
-  if (u->d) {
-    if (u->srv && u->srv->dialogs.buckets)
-      sip_dialogs_remove(&u->srv->dialogs, u->d);
-    sip_dialog_free(u->d);
-    u->d = NULL;
-  }
-  return 0;
 }
 
 static int dlg_tostring(lua_State *L) {
@@ -437,7 +394,8 @@ static const luaL_Reg dlg_methods[] = {
 };
 
 static const luaL_Reg dlg_meta[] = {
-    {"__gc", dlg_gc},
+    {"__gc", dlg_close},
+    {"__close", dlg_close},
     {"__tostring", dlg_tostring},
     {NULL, NULL},
 };

@@ -21,11 +21,11 @@
  *
  * The resolver is made with the defaults (servers of /etc/resolv.conf) on
  * first use when core.dns_config was not called. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lsip.h"
+#include "ltree.h"
 #include "sip_dns.h"
 #include "sip_error.h"
 #include "sip_proxy.h"
@@ -79,55 +79,17 @@ static ldns *get_dns(lua_State *L, int create) {
   return x;
 }
 
-static const char *tp_lower(int t) {
-  return t == SIP_TP_TLS ? "tls" : t == SIP_TP_TCP ? "tcp" : "udp";
-}
-
 static void push_targets(lua_State *L, const sip_dns_target *t, int n) {
   lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    char ip[64];
-    const struct sockaddr_storage *a = &t[i].addr;
-    if (a->ss_family == AF_INET6)
-      uv_ip6_name((const struct sockaddr_in6 *)a, ip, sizeof ip);
-    else
-      uv_ip4_name((const struct sockaddr_in *)a, ip, sizeof ip);
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, tp_lower(t[i].transport));
-    lua_setfield(L, -2, "transport");
-    lua_pushstring(L, t[i].host);
-    lua_setfield(L, -2, "host");
-    lua_pushinteger(L, t[i].port);
-    lua_setfield(L, -2, "port");
-    lua_pushstring(L, ip);
-    lua_setfield(L, -2, "addr");
-    if (a->ss_family == AF_INET6)
-      lua_pushfstring(L, "%s:[%s]:%d", tp_lower(t[i].transport), ip, t[i].port);
-    else
-      lua_pushfstring(L, "%s:%s:%d", tp_lower(t[i].transport), ip, t[i].port);
-    lua_setfield(L, -2, "dest");
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
-static const char *why(int status) {
-  switch (status) {
-  case UV_EAI_NONAME:
-    return "no such domain or no SIP server for it";
-  case UV_ETIMEDOUT:
-    return "no answer from the DNS servers in time";
-  case UV_EAI_AGAIN:
-    return "the DNS servers failed";
-  case UV_ECANCELED:
-    return "the resolver was closed";
-  }
-  return uv_strerror(status);
+  sip_tree_emitter e;
+  sip__lua_tree_emitter(&e, L);
+  sip_dns_emit_targets(t, n, &e);
 }
 
 /* nil, "NAME: why", "NAME" */
 static int push_error(lua_State *L, int status) {
   lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", uv_err_name(status), why(status));
+  lua_pushfstring(L, "%s: %s", uv_err_name(status), sip_dns_strerror(status));
   lua_pushstring(L, uv_err_name(status));
   return 3;
 }
@@ -172,6 +134,20 @@ static void on_resolved(void *arg, int status, const sip_dns_target *t, int n) {
   lua_settop(L, top);
 }
 
+/* A reader of the table at idx (left on the stack, over the table that
+ * keeps its strings): the reader state lives in a userdata there too. */
+static sip_tree_reader *reader_of(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  struct {
+    sip_lua_tree t;
+    sip_tree_reader rd;
+  } *x = lua_newuserdatauv(L, sizeof *x, 0);
+  sip__lua_tree_reader(&x->t, &x->rd, L, -2);
+  lua_pushvalue(L, idx);
+  return &x->rd;
+}
+
 static int transport_of(lua_State *L, int idx, const char *s) {
   if (!s)
     return 0;
@@ -191,16 +167,9 @@ static int l_resolve(lua_State *L) {
   int have_msg = 0, rc;
   memset(&q, 0, sizeof q);
   if (lua_istable(L, 1)) {
-    lua_getfield(L, 1, "host");
-    q.host = luaL_checklstring(L, -1, &q.host_len); /* stays on the stack */
-    lua_getfield(L, 1, "port");
-    q.port = (int)luaL_optinteger(L, -1, 0);
-    lua_getfield(L, 1, "transport");
-    q.transport = transport_of(L, 1, luaL_optstring(L, -1, NULL));
-    lua_getfield(L, 1, "secure");
-    q.secure = lua_toboolean(L, -1);
-    lua_pop(L, 3);
-    luaL_argcheck(L, q.port >= 0 && q.port <= 65535, 1, "port 0..65535");
+    const char *bad;
+    if (sip_dns_read_query(reader_of(L, 1), &q, &bad) < 0)
+      return luaL_argerror(L, 1, lua_pushfstring(L, "bad %s", bad));
   } else {
     size_t n;
     const char *s = luaL_tolstring(L, 1, &n);
@@ -246,53 +215,22 @@ static int l_resolve(lua_State *L) {
   return 1;
 }
 
-static unsigned opt_uint(lua_State *L, const char *k, unsigned def,
-                         double scale) {
-  lua_getfield(L, 1, k);
-  unsigned v = def;
-  if (!lua_isnil(L, -1)) {
-    lua_Number n = luaL_checknumber(L, -1);
-    if (!(n >= 0) || n * scale > 4e9)
-      luaL_error(L, "dns option %s: a number >= 0 expected", k);
-    v = (unsigned)(n * scale + 0.5);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
 /* core.dns_config{ servers =, timeout =, tries =, cache_size =, max_ttl =,
  * neg_ttl =, ipv6 = } */
 static int l_config(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   sip_dns_config cfg;
-  sip_dns_config_init(&cfg);
-  luaL_Buffer b;
-  lua_getfield(L, 1, "servers");
-  if (lua_istable(L, -1)) { /* a list: joined with commas */
-    int t = lua_gettop(L);
-    luaL_buffinit(L, &b);
-    for (lua_Integer i = 1; lua_rawgeti(L, t, i) != LUA_TNIL; i++) {
-      if (i > 1)
-        luaL_addchar(&b, ',');
-      luaL_addvalue(&b);
-    }
-    lua_pop(L, 1);
-    luaL_pushresult(&b);
-    lua_replace(L, t);
-  }
-  cfg.servers = luaL_optstring(L, -1, NULL); /* stays on the stack */
-  cfg.timeout_ms = opt_uint(L, "timeout", cfg.timeout_ms, 1000);
-  cfg.tries = opt_uint(L, "tries", cfg.tries, 1);
-  cfg.cache_size = opt_uint(L, "cache_size", cfg.cache_size, 1);
-  cfg.max_ttl = opt_uint(L, "max_ttl", cfg.max_ttl, 1);
-  cfg.neg_ttl = opt_uint(L, "neg_ttl", cfg.neg_ttl, 1);
-  lua_getfield(L, 1, "ipv6");
-  if (!lua_isnil(L, -1))
-    cfg.ipv6 = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  const char *bad;
+  int rc = sip_dns_read_config(reader_of(L, 1), &cfg, &bad);
+  if (rc == SIP_ENOMEM)
+    return luaL_error(L, "not enough memory");
+  if (rc < 0)
+    return luaL_error(L, "dns option %s: %s", bad,
+                      strcmp(bad, "servers") ? "a number >= 0 expected"
+                                             : "a string or a list of strings");
   sip_lua_loop *lp = sip__lua_loop(L);
   sip_dns *d;
-  int rc = sip_dns_new(&lp->loop, &cfg, &d);
+  rc = sip_dns_new(&lp->loop, &cfg, &d);
   if (rc < 0) {
     if (rc == SIP_EINVAL)
       return sip__lua_fail(L, rc, "dns: bad options (servers \"%s\")",
@@ -367,27 +305,10 @@ static int l_flush(lua_State *L) {
  * resolver's first use) */
 static int l_stats(lua_State *L) {
   ldns *x = get_dns(L, 0);
-  sip_dns_counters c;
-  memset(&c, 0, sizeof c);
-  if (x && x->d)
-    sip_dns_stats(x->d, &c);
   lua_createtable(L, 0, 12);
-#define F(name)                                                                \
-  lua_pushinteger(L, (lua_Integer)c.name);                                     \
-  lua_setfield(L, -2, #name)
-  F(lookups);
-  F(numeric);
-  F(cache_hits);
-  F(cache_misses);
-  F(negative_hits);
-  F(failures);
-  F(timeouts);
-  F(failovers);
-  F(avoided);
-  F(cache_entries);
-  F(evictions);
-  F(pending);
-#undef F
+  sip_tree_emitter e;
+  sip__lua_tree_emitter(&e, L);
+  sip_dns_emit_stats(x ? x->d : NULL, &e);
   return 1;
 }
 
@@ -415,12 +336,11 @@ static int l_next_hop(lua_State *L) {
     sip_arena_free(&a);
     return sip__lua_fail(L, rc, "next hop: %s", sip_strerror(rc));
   }
-  sip_str host = hop->maddr.p ? hop->maddr : hop->host;
+  sip_str host;
+  int numeric = sip_dns_uri_target(hop, &host);
   lua_pushlstring(L, hop->raw.p, hop->raw.len);
   lua_pushlstring(L, host.p, host.len);
-  struct sockaddr_storage ss;
-  lua_pushboolean(L, hop->maddr.p ? sip_tp_addr(&ss, host.p, host.len, 0) == 0
-                                  : hop->host_type != SIP_HOST_NAME);
+  lua_pushboolean(L, numeric);
   sip_arena_free(&a);
   return 3;
 }
@@ -433,21 +353,7 @@ static const luaL_Reg funcs[] = {
     {"dns_next_hop", l_next_hop}, {NULL, NULL},
 };
 
-/* ---- responses to a Via host name (RFC 3263 §5) ---------------------------
- */
-
-static void on_response_resolved(void *arg, int status, const sip_dns_target *t,
-                                 int n) {
-  sip_tp_resolving *r = arg;
-  if (status < 0 || n < 1) {
-    sip_tp_resolved(r, status < 0 ? status : UV_EAI_NONAME, NULL, NULL);
-    return;
-  }
-  /* the first target (§5: the next ones only after a failure of a
-   * connection, which this does not try) */
-  sip_tp_resolved(r, 0, &t[0].addr,
-                  t[0].transport == SIP_TP_TLS ? t[0].host : NULL);
-}
+/* ---- responses to a Via host name (RFC 3263 §5: sip_dns_resolve_response) */
 
 static int p_get_dns(lua_State *L) {
   lua_pushlightuserdata(L, get_dns(L, 1));
@@ -467,13 +373,7 @@ static int resolve_response(void *ud, sip_tp_resolving *r, int transport,
   lua_settop(L, top);
   if (!x || !x->d)
     return UV_EAI_AGAIN;
-  sip_dns_query q = {.host = host,
-                     .host_len = strlen(host),
-                     .port = port,
-                     .transport = transport,
-                     .secure = transport == SIP_TP_TLS};
-  int rc = sip_dns_resolve(x->d, &q, on_response_resolved, r);
-  return rc < 0 ? rc : 0;
+  return sip_dns_resolve_response(x->d, r, transport, host, port);
 }
 
 void sip__lua_dns_attach(sip_lua_loop *lp, sip_tp *tp) {

@@ -19,11 +19,11 @@
  *   req:forward([target])       stateless (§16.11); true or nil, err
  *   req:finish()                forward the best response of the context;
  *                               true when something was sent */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lserver.h"
+#include "ltree.h"
 
 #define MAX_TARGETS 32
 
@@ -163,112 +163,29 @@ static int do_route(sip_lua_rx *r) {
   return r->route_flags;
 }
 
-static sip_str field_str(lua_State *L, int t, const char *k) {
-  size_t n;
-  sip_str out = {NULL, 0};
-  if (lua_getfield(L, t, k) == LUA_TSTRING) {
-    out.p = lua_tolstring(L, -1, &n);
-    out.len = n;
-  }
-  lua_pop(L, 1); /* still referenced by the table */
-  return out;
-}
-
-/* One target from the value at idx (a string, or a table: uri / contact,
- * dest / received, path (list) / route (string), q). Strings built here
- * are left on the stack (kept alive until the call returns). */
-static void read_target(lua_State *L, int idx, sip_proxy_target *t) {
-  memset(t, 0, sizeof(*t));
-  t->q = -1;
+/* The target(s) at idx (sip_proxy_read_target(s): the shape is csrc/proxy's)
+ * into t[]: the count (0: nil), or SIP_ENOTFOUND (an empty list); raises
+ * for a bad value. Leaves one table on the stack that keeps the strings t
+ * points to alive. */
+static int read_targets(lua_State *L, int idx, sip_proxy_target *t, int one) {
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    size_t n;
-    t->uri.p = lua_tolstring(L, idx, &n);
-    t->uri.len = n;
-    return;
-  }
-  if (lua_type(L, idx) != LUA_TTABLE)
+  lua_newtable(L);
+  sip_lua_tree tr;
+  sip_tree_reader rd;
+  sip__lua_tree_reader(&tr, &rd, L, -1);
+  lua_pushvalue(L, idx);
+  sip_tree_val v;
+  memset(&v, 0, sizeof v);
+  sip__lua_tree_value(&tr, &v);
+  int n = one ? sip_proxy_read_target(&rd, &v, t)
+              : sip_proxy_read_targets(&rd, &v, t, MAX_TARGETS);
+  if (n == SIP_EINVAL)
     luaL_error(L, "relay: a target must be a URI string or a table");
-  t->uri = field_str(L, idx, "uri");
-  if (!t->uri.p)
-    t->uri = field_str(L, idx, "contact");
-  t->dest = field_str(L, idx, "dest");
-  if (!t->dest.p)
-    t->dest = field_str(L, idx, "received");
-  t->route = field_str(L, idx, "route");
-  t->alt = field_str(L, idx, "alt");
-  t->tls_name = field_str(L, idx, "tls_name");
-  if (!t->route.p && lua_getfield(L, idx, "path") == LUA_TTABLE) {
-    int pt = lua_gettop(L);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    lua_Integer n = luaL_len(L, pt);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, pt, i);
-      if (i > 1)
-        luaL_addstring(&b, ", ");
-      luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b);
-    size_t len;
-    t->route.p = lua_tolstring(L, -1, &len);
-    t->route.len = len;
-    if (!len)
-      t->route.p = NULL;
-    /* leave path table and string on the stack */
-  } else {
-    lua_pop(L, 1);
-  }
-  if (lua_getfield(L, idx, "q") == LUA_TNUMBER) {
-    lua_Number q = lua_tonumber(L, -1);
-    t->q = q < 0 ? 0 : q > 1 ? 1000 : (int)(q * 1000 + 0.5);
-  }
-  lua_pop(L, 1);
-}
-
-static int is_single_target(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TTABLE)
-    return 1;
-  int single = lua_getfield(L, idx, "contact") == LUA_TSTRING;
-  lua_pop(L, 1);
-  if (!single) {
-    single = lua_getfield(L, idx, "uri") == LUA_TSTRING;
-    lua_pop(L, 1);
-  }
-  return single;
-}
-
-/* targets at idx -> t[], returns the count (0 for nil) */
-static int read_targets(lua_State *L, int idx, sip_proxy_target *t) {
-  if (lua_isnoneornil(L, idx))
-    return 0;
-  luaL_checkstack(L, 3 * MAX_TARGETS + 10, "relay targets");
-  if (is_single_target(L, idx)) {
-    read_target(L, idx, &t[0]);
-    return 1;
-  }
-  lua_Integer n = luaL_len(L, idx);
-  if (n > MAX_TARGETS)
+  if (n == SIP_ETOOMANY)
     luaL_error(L, "relay: at most %d targets", MAX_TARGETS);
-  if (n == 0)
-    return -1;
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i); /* stays on the stack */
-    read_target(L, -1, &t[i - 1]);
-  }
-  return (int)n;
-}
-
-static uint32_t opt_ms(lua_State *L, int t, const char *k) {
-  uint32_t v = 0;
-  if (lua_getfield(L, t, k) != LUA_TNIL) {
-    lua_Number s = luaL_checknumber(L, -1);
-    if (s < 0 || s > 86400 * 7)
-      luaL_error(L, "relay: option %s out of range", k);
-    v = (uint32_t)(s * 1000 + 0.5);
-  }
-  lua_pop(L, 1);
-  return v;
+  if (n == SIP_ENOMEM)
+    luaL_error(L, "not enough memory");
+  return one ? 1 : n;
 }
 
 static int opt_fn(lua_State *L, int t, const char *k) {
@@ -358,11 +275,7 @@ static int forward_stateless(lua_State *L, sip_lua_rx *r,
 static int m_forward(lua_State *L) {
   sip_lua_rx *r = check_request(L, "forward");
   sip_proxy_target t[1];
-  int n = 0;
-  if (!lua_isnoneornil(L, 2)) {
-    read_target(L, 2, &t[0]);
-    n = 1;
-  }
+  int n = lua_isnoneornil(L, 2) ? 0 : read_targets(L, 2, t, 1);
   return forward_stateless(L, r, n ? t : NULL);
 }
 
@@ -372,7 +285,7 @@ static int m_relay(lua_State *L) {
   sip_msg *m = r->base.m;
   lua_settop(L, 3);
   sip_proxy_target t[MAX_TARGETS];
-  int n = read_targets(L, 2, t);
+  int n = read_targets(L, 2, t, 0);
   if (n < 0)
     return sip__lua_fail(L, SIP_EINVAL, "relay: no targets");
   if (is_method(m, "ACK"))
@@ -390,30 +303,19 @@ static int m_relay(lua_State *L) {
   uint16_t failover[17] = {0};
   int prov = LUA_NOREF, fin = LUA_NOREF;
   if (lua_istable(L, 3)) {
-    if (lua_getfield(L, 3, "fork") == LUA_TSTRING) {
-      const char *f = lua_tostring(L, -1);
-      if (!strcmp(f, "serial"))
-        o.fork = SIP_PROXY_SERIAL;
-      else if (strcmp(f, "parallel"))
-        luaL_error(L, "relay: fork must be \"parallel\" or \"serial\"");
-    }
+    sip_lua_tree tr;
+    sip_tree_reader rd;
+    const char *bad;
+    sip__lua_tree_reader(&tr, &rd, L, lua_gettop(L)); /* the targets' */
+    lua_pushvalue(L, 3);
+    int rc = sip_proxy_read_opts(&rd, &o, failover, &bad);
     lua_pop(L, 1);
-    o.timeout_ms = opt_ms(L, 3, "timeout");
-    o.branch_timeout_ms = opt_ms(L, 3, "branch_timeout");
-    o.timer_c_ms = opt_ms(L, 3, "timer_c");
-    lua_getfield(L, 3, "recurse");
-    o.recurse = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (lua_getfield(L, 3, "failover") == LUA_TTABLE) {
-      lua_Integer k = luaL_len(L, -1);
-      for (lua_Integer i = 1; i <= k && i <= 16; i++) {
-        lua_rawgeti(L, -1, i);
-        failover[i - 1] = (uint16_t)luaL_checkinteger(L, -1);
-        lua_pop(L, 1);
-      }
-      o.failover = failover;
-    }
-    lua_pop(L, 1);
+    if (rc == SIP_EINVAL && !strcmp(bad, "fork"))
+      luaL_error(L, "relay: fork must be \"parallel\" or \"serial\"");
+    if (rc == SIP_EINVAL)
+      luaL_error(L, "relay: option %s: a number expected", bad);
+    if (rc < 0)
+      luaL_error(L, "relay: option %s out of range", bad);
     prov = opt_fn(L, 3, "on_provisional");
     fin = opt_fn(L, 3, "on_response");
   }
@@ -504,26 +406,10 @@ static int l_set_timer_c(lua_State *L) {
   return 0;
 }
 
-#define SET_COUNTER(name, value)                                               \
-  do {                                                                         \
-    lua_pushinteger(L, (lua_Integer)(value));                                  \
-    lua_setfield(L, -2, name);                                                 \
-  } while (0)
-
 void sip__lua_proxy_stats(lua_State *L, sip_lua_server *s) {
-  sip_proxy_counters c;
-  sip_proxy_stats(s->px, &c);
-  SET_COUNTER("proxy_relayed", c.relayed);
-  SET_COUNTER("proxy_branches", c.branches);
-  SET_COUNTER("proxy_forwarded_stateless", c.forwarded_stateless);
-  SET_COUNTER("proxy_responses_forwarded", c.responses_forwarded);
-  SET_COUNTER("proxy_strays_forwarded", c.strays_forwarded);
-  SET_COUNTER("proxy_cancels_sent", c.cancels_sent);
-  SET_COUNTER("proxy_loops", c.loops);
-  SET_COUNTER("proxy_too_many_hops", c.too_many_hops);
-  SET_COUNTER("proxy_timer_c", c.timer_c);
-  SET_COUNTER("proxy_live_ctx", c.live_ctx);
-  SET_COUNTER("proxy_ctx_bytes", c.ctx_bytes);
+  sip_tree_emitter e;
+  sip__lua_tree_emitter(&e, L);
+  sip_proxy_emit_stats(s->px, &e);
 }
 
 static const luaL_Reg methods[] = {

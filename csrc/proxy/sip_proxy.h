@@ -32,6 +32,7 @@
 
 #include "sip_msg.h"
 #include "sip_transport.h"
+#include "sip_tree.h"
 #include "sip_txn.h"
 
 /* ---- "myself": the addresses and names this proxy answers to ---------- */
@@ -180,6 +181,9 @@ void sip_proxy_update_listeners(sip_proxy *p);
 int sip_proxy_add_alias(sip_proxy *p, const char *host, size_t len);
 const sip_proxy_self *sip_proxy_get_self(const sip_proxy *p);
 void sip_proxy_stats(const sip_proxy *p, sip_proxy_counters *out);
+/* The counters as fields of e's current table: proxy_relayed,
+ * proxy_branches, ... (the names srv:stats() shows). */
+void sip_proxy_emit_stats(const sip_proxy *p, const sip_tree_emitter *e);
 /* Timer C (ms, default 180000). */
 void sip_proxy_set_timer_c(sip_proxy *p, uint32_t ms);
 
@@ -199,6 +203,23 @@ typedef struct sip_proxy_target {
                        carry (RFC 5922: the domain of the URI the DNS
                        targets came from); absent: the address is verified */
 } sip_proxy_target;
+
+/* The target v (just got from the tree r: a URI string, or a table of uri
+ * (else contact), dest (else received), route (else path: a list of Path
+ * values joined as one Route set), alt, tls_name, q (0..1, clamped) --
+ * the shape lua/luasip/proxy.lua documents) into *t; a table is closed
+ * here. Strings point into the tree (the joined path: r->keep). Returns
+ * 0, SIP_EINVAL (neither a string nor a table) or SIP_ENOMEM. */
+int sip_proxy_read_target(const sip_tree_reader *r, const sip_tree_val *v,
+                          sip_proxy_target *t);
+
+/* The targets of a relay: v nil (none: 0), one target (a string, or a
+ * table with a uri or contact string), or a list of targets, into
+ * t[0..max). Returns the count, SIP_ENOTFOUND (an empty list),
+ * SIP_ETOOMANY (more than max), or sip_proxy_read_target's error. A table
+ * v is closed here. */
+int sip_proxy_read_targets(const sip_tree_reader *r, const sip_tree_val *v,
+                           sip_proxy_target *t, int max);
 
 enum sip_proxy_fork {
   SIP_PROXY_PARALLEL = 0,
@@ -221,6 +242,16 @@ typedef struct sip_proxy_opts {
                                  (0-terminated); NULL: any 3xx-5xx */
   int routed;                 /* §16.4 done by the caller already */
 } sip_proxy_opts;
+
+/* The options of a relay from the tree r, its current table (left open):
+ * fork ("parallel" | "serial"), timeout, branch_timeout, timer_c (seconds,
+ * 0..7 days, a number or a string of one), recurse, failover (a list of
+ * statuses; the first 16 count) into *o (failover: into failover[17],
+ * 0-terminated). The shape lua/luasip/proxy.lua documents. Returns 0,
+ * SIP_EINVAL (not a value of the option's kind) or SIP_ERANGE (seconds
+ * out of range), *bad naming the option. */
+int sip_proxy_read_opts(const sip_tree_reader *r, sip_proxy_opts *o,
+                        uint16_t failover[17], const char **bad);
 
 /* Events of the context callback. */
 enum sip_proxy_event {

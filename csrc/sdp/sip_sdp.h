@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sip_tree.h"
 #include "sip_types.h"
 
 /* One line "<type>=<value>". The union member that matches type holds the
@@ -145,5 +146,45 @@ int sip_sdp_static_pt(unsigned pt, const char **name, unsigned *rate,
 int sip_sdp_answer(const sip_sdp *offer, const sip_sdp *caps,
                    const sip_sdp_answer_opts *opts, char *buf, size_t cap,
                    uint32_t *accepted);
+
+/* ---- building from a tree of values (build.c) ---------------------------- */
+
+/* A description given as a tree (the table shape lua/luasip/sdp.lua
+ * documents: version, origin, name, info, uri, emails, phones, connection,
+ * bandwidths, times (each with repeats), zone, key, attributes, media (each
+ * media, port, nports, proto, fmts, info, connections, bandwidths, key,
+ * attributes), lf, no_final_eol, and an item's _raw / the session's
+ * _raw_version). The builder walks it in RFC 8866 §5 order and makes the
+ * lines sip_sdp_write writes; a binding supplies the tree through a reader
+ * (sip_tree.h) and keeps no SDP rule of its own. */
+
+typedef struct sip_sdp_builder {
+  sip_sdp_line *lines;
+  uint32_t n, cap;
+  int lf_only, last_eol;
+  /* on SIP_EINVAL: where (0 the session, i the i-th media, -1 media is not
+   * a list) and the field that is bad or missing ("(not a table)": an item
+   * that is not a table) */
+  int err_where;
+  const char *err_field;
+  struct sip_sdp_blk *blks; /* numbers and joined formats written here */
+} sip_sdp_builder;
+
+/* Build the lines of the tree r reads into b (initialised here: free it
+ * with sip_sdp_builder_free whatever this returns). Returns 0, SIP_EINVAL
+ * (b->err_* say where) or SIP_ENOMEM. The field values are not checked
+ * here: sip_sdp_write refuses a line it cannot write. */
+int sip_sdp_build(sip_sdp_builder *b, const sip_tree_reader *r);
+
+/* Free what b holds (twice is safe). */
+void sip_sdp_builder_free(sip_sdp_builder *b);
+
+/* The other way: a parsed description (sip_sdp_parse) as the same tree,
+ * made through e: number fields of at most 18 digits as UINT (longer ones
+ * as STR; an item keeps its text as _raw when it is not canonical or a
+ * number of it has leading zeros), lf / no_final_eol as TRUE. Absent fields are
+ * not put; media is always put (an empty list without m= lines). */
+
+void sip_sdp_emit(const sip_sdp *sdp, const sip_tree_emitter *e);
 
 #endif

@@ -16,6 +16,7 @@
 #include "sip_error.h"
 #include "sip_reply.h"
 #include "test/check.h"
+#include "test/tree.h"
 #include "test/udp_peer.h"
 
 /* A parsed message over a copy of text (freed by msg_free). */
@@ -62,8 +63,8 @@ static void response(char *out, size_t cap, int status, const char *tag,
            "CSeq: 10 INVITE\r\n"
            "%s%s%s"
            "Content-Length: 0\r\n\r\n",
-           status, rr, tag, contact ? "Contact: <" : "",
-           contact ? contact : "", contact ? ">\r\n" : "");
+           status, rr, tag, contact ? "Contact: <" : "", contact ? contact : "",
+           contact ? ">\r\n" : "");
 }
 
 static int has(const char *text, const char *part) {
@@ -77,8 +78,9 @@ static void test_uac_dialog(void) {
   tmsg req, r180, r200;
   char text[2048];
   msg_parse(&req, INVITE);
-  response(text, sizeof text, 180, "B1", "sip:bob@10.0.0.2",
-           "Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\r\n");
+  response(
+      text, sizeof text, 180, "B1", "sip:bob@10.0.0.2",
+      "Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\r\n");
   msg_parse(&r180, text);
   sip_dialog *d;
   CHECK_INT(sip_dialog_uac_new(&req.m, &r180.m, &d), 0);
@@ -118,8 +120,7 @@ static void test_uac_dialog(void) {
   if (n > 0) {
     CHECK(strncmp(bye, "BYE sip:bob@10.0.0.3:5070 SIP/2.0\r\n", 35) == 0);
     CHECK(has(bye, "\r\nTo: <sip:bob@example.com>;tag=B1\r\n"));
-    CHECK(has(bye,
-              "\r\nFrom: \"Alice\" <sip:alice@example.com>;tag=A1\r\n"));
+    CHECK(has(bye, "\r\nFrom: \"Alice\" <sip:alice@example.com>;tag=A1\r\n"));
     CHECK(has(bye, "\r\nCall-ID: call1@test\r\n"));
     CHECK(has(bye, "\r\nCSeq: 11 BYE\r\n"));
     CHECK(has(bye, "\r\nRoute: <sip:p3.example.com;lr>\r\n"));
@@ -158,9 +159,9 @@ static void test_uac_dialog(void) {
             SIP_EINVAL);
   CHECK_INT(sip_dialog_request(d, "B YE", 0, SIP_STR_NULL, SIP_STR_NULL, &ack),
             SIP_EINVAL);
-  CHECK_INT(sip_dialog_request(d, "INFO", 0, SIP_STR_LIT("X: y"), SIP_STR_NULL,
-                               &ack),
-            SIP_EINVAL);
+  CHECK_INT(
+      sip_dialog_request(d, "INFO", 0, SIP_STR_LIT("X: y"), SIP_STR_NULL, &ack),
+      SIP_EINVAL);
   /* a 481 to a request within the dialog ends it (§12.2.1.2) */
   tmsg r481;
   snprintf(text, sizeof text,
@@ -252,9 +253,46 @@ static void uas_req(char *out, size_t cap, const char *method, int cseq,
            "CSeq: %d %s\r\n"
            "%s%s%s"
            "Content-Length: 0\r\n\r\n",
-           method, method, cseq, totag ? ";tag=" : "", totag ? totag : "",
-           cseq, method, contact ? "Contact: <" : "", contact ? contact : "",
+           method, method, cseq, totag ? ";tag=" : "", totag ? totag : "", cseq,
+           method, contact ? "Contact: <" : "", contact ? contact : "",
            contact ? ">\r\n" : "");
+}
+
+/* The tree of dlg:info() (sip_dialog_info) of test_uas's dialog. */
+static void check_info(const sip_dialog *d) {
+  temit e;
+  sip_tree_emitter em;
+  temit_init(&e, &em);
+  sip_dialog_info(d, &em);
+  CHECK_INT(e.opens, e.closes);
+  CHECK_INT(e.top, 0);
+  static const char *const want[][2] = {
+      {"role", "uas"},
+      {"state", "confirmed"},
+      {"call_id", "call2@test"},
+      {"local_tag", "B2"},
+      {"remote_tag", "A1"},
+      {"local_uri", "<sip:bob@example.com>"},
+      {"remote_uri", "<sip:alice@example.com>"},
+      {"remote_target", "sip:alice@10.1.1.1"},
+      {"local_contact", "<sip:bob@127.0.0.1:5062>"},
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    const tnode *f = tfield(&e.root, want[i][0]);
+    CHECK_MSG(f && f->kind == SIP_TREE_STR && !strcmp(f->s, want[i][1]),
+              "%s: got %s", want[i][0], f && f->s ? f->s : "(none)");
+  }
+  const tnode *rc = tfield(&e.root, "remote_cseq");
+  CHECK(rc && rc->kind == SIP_TREE_UINT && rc->n == 5);
+  CHECK(!tfield(&e.root, "local_cseq")); /* no request sent yet */
+  const tnode *ic = tfield(&e.root, "invite_cseq");
+  CHECK(ic && ic->kind == SIP_TREE_UINT);
+  const tnode *rt = tfield(&e.root, "routes");
+  CHECK(rt && rt->nkids == 2 &&
+        !strcmp(rt->kids[0].s, "<sip:p1.example.com;lr>") &&
+        !strcmp(rt->kids[1].s, "<sip:p2.example.com;lr>"));
+  tnode_free(&e.root);
+  CHECK(!strcmp(sip_dialog_state_name(NULL), "terminated"));
 }
 
 static void test_uas(void) {
@@ -293,6 +331,7 @@ static void test_uas(void) {
     CHECK_STR(d->routes[0], "<sip:p1.example.com;lr>");
     CHECK_STR(d->routes[1], "<sip:p2.example.com;lr>");
   }
+  check_info(d);
   sip_dialogs_add(&s, d);
   /* the UAS's own BYE: CSeq starts at 1, routes in order */
   char *bye;
@@ -341,8 +380,8 @@ static void test_uas(void) {
   uas_req(text, sizeof text, "INVITE", 1, NULL, NULL);
   msg_parse(&nc, text);
   CHECK_INT(sip_dialog_uas_new(&nc.m, SIP_STR_LIT("B3"),
-                               SIP_STR_LIT("<sip:b@127.0.0.1>"),
-                               SIP_DLG_EARLY, &x),
+                               SIP_STR_LIT("<sip:b@127.0.0.1>"), SIP_DLG_EARLY,
+                               &x),
             SIP_EINVAL);
   msg_free(&nc);
   sip_dialogs_free(&s);
@@ -369,7 +408,8 @@ static void test_strict_route(void) {
   int n = sip_dialog_request(d, "BYE", 0, SIP_STR_NULL, SIP_STR_NULL, &bye);
   /* §12.2.1.1: the strict router is the Request-URI, the remote target
    * goes last in the Route */
-  CHECK(n > 0 && strncmp(bye, "BYE sip:strict.example.com SIP/2.0\r\n", 36) == 0);
+  CHECK(n > 0 &&
+        strncmp(bye, "BYE sip:strict.example.com SIP/2.0\r\n", 36) == 0);
   CHECK(n > 0 && has(bye, "Route: <sip:p2.example.com;lr>\r\n"
                           "Route: <sip:bob@10.0.0.5>\r\n"));
   CHECK(n > 0 && strstr(bye, "Route: <sip:strict") == NULL);
@@ -491,8 +531,8 @@ static void test_ack_and_bye(void) {
   tmsg bye;
   msg_parse(&bye, got);
   char out[4096];
-  int n = sip_reply_write(&bye.m, 200, SIP_STR_NULL, SIP_STR_NULL,
-                          SIP_STR_NULL, SIP_STR_NULL, out, sizeof out);
+  int n = sip_reply_write(&bye.m, 200, SIP_STR_NULL, SIP_STR_NULL, SIP_STR_NULL,
+                          SIP_STR_NULL, out, sizeof out);
   CHECK(n > 0);
   struct sockaddr_storage sa;
   sip_tp_addr(&sa, "127.0.0.1", 9, e.port);
@@ -519,9 +559,9 @@ static void test_ack_and_bye(void) {
   msg_parse(&inv, inv_text);
   sip_txn *ict = NULL;
   e.nresp = 0;
-  CHECK_INT(sip_tu_request(&e.tu, &inv.m, NULL, on_response, &e, branch, &ict,
-                           NULL),
-            0);
+  CHECK_INT(
+      sip_tu_request(&e.tu, &inv.m, NULL, on_response, &e, branch, &ict, NULL),
+      0);
   CHECK(peer_count(ps, 30, "INVITE ", got, sizeof got) >= 1);
   tmsg sent;
   msg_parse(&sent, got);
@@ -595,7 +635,7 @@ static void test_100rel(void) {
   msg_parse(&r, text);
   sip_dialog *d;
   CHECK_INT(sip_dialog_uac_new(&req.m, &r.m, &d), 0);
-  CHECK_INT(sip_dialog_rack(d, &r.m, out, sizeof out), 0); /* unreliable */
+  CHECK_INT(sip_dialog_rack(d, &r.m, out, sizeof out), 0);  /* unreliable */
   CHECK_INT(rack_of(d, "RSeq: 5\r\n", out, sizeof out), 0); /* no Require */
   int n = rack_of(d, "Require: 100rel\r\nRSeq: 5\r\n", out, sizeof out);
   CHECK_INT(n, (int)strlen("RAck: 5 10 INVITE\r\n"));
@@ -613,9 +653,9 @@ static void test_100rel(void) {
             SIP_EVALUE);
   CHECK_INT(rack_of(d, "Require: 100rel\r\nRSeq: 0\r\n", out, sizeof out),
             SIP_EVALUE);
-  CHECK_INT(rack_of(d, "Require: 100rel\r\nRSeq: 2147483648\r\n", out,
-                    sizeof out),
-            SIP_EVALUE);
+  CHECK_INT(
+      rack_of(d, "Require: 100rel\r\nRSeq: 2147483648\r\n", out, sizeof out),
+      SIP_EVALUE);
   CHECK_INT(rack_of(d, "Require: 100rel\r\nRSeq: 7 8\r\n", out, sizeof out),
             SIP_EVALUE);
   CHECK_INT(d->rseq_remote, 6);
@@ -648,8 +688,7 @@ static void test_100rel(void) {
   sip_txn *fake = (sip_txn *)&u; /* never dereferenced: refused before */
   CHECK_INT(sip_dialog_reliable(u, &req.m, fake, out, sizeof out),
             SIP_ENOTFOUND);
-  CHECK_INT(sip_dialog_reliable(u, &req.m, NULL, out, sizeof out),
-            SIP_EINVAL);
+  CHECK_INT(sip_dialog_reliable(u, &req.m, NULL, out, sizeof out), SIP_EINVAL);
   static const char *const pracks[][2] = {
       {"RAck: 1 10 INVITE\r\n", "N"}, {"", "V"},
       {"RAck: 1 x INVITE\r\n", "V"},  {"RAck: 1 10\r\n", "V"},
@@ -732,10 +771,11 @@ static void test_session_timers(void) {
   }
   /* the UAC's view of a 2xx */
   tmsg r;
-  msg_parse(&r, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\n"
-                "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c\r\n"
-                "CSeq: 1 INVITE\r\nSession-Expires: 120\r\n"
-                "Content-Length: 0\r\n\r\n");
+  msg_parse(&r,
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\n"
+            "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c\r\n"
+            "CSeq: 1 INVITE\r\nSession-Expires: 120\r\n"
+            "Content-Length: 0\r\n\r\n");
   uint32_t e = 0;
   int who = 0;
   CHECK_INT(sip_dialog_session_uac(&r.m, &e, &who), 1);

@@ -12,6 +12,7 @@
 #include "sip_error.h"
 #include "sip_msg.h"
 #include "test/check.h"
+#include "test/tree.h"
 
 /* ---- DNS message building ---------------------------------------------- */
 
@@ -594,11 +595,162 @@ static void test_units(void) {
   CHECK(sip__dns_parse(loopmsg, 18, SIP__DNS_A) == NULL);
 }
 
+/* The binding's text of a target, and of a failure. */
+static void test_text(void) {
+  sip_dns_target t;
+  char ip[SIP_DNS_IP_MAX], dest[64];
+  memset(&t, 0, sizeof t);
+  t.transport = SIP_TP_TCP;
+  t.port = 5070;
+  CHECK_INT(uv_ip4_addr("127.0.0.9", 5070, (struct sockaddr_in *)&t.addr), 0);
+  CHECK_INT(sip_dns_target_text(&t, ip, dest, sizeof dest), 18);
+  CHECK(!strcmp(ip, "127.0.0.9") && !strcmp(dest, "tcp:127.0.0.9:5070"));
+  CHECK_INT(sip_dns_target_text(&t, ip, dest, 18), SIP_ERANGE);
+  t.transport = SIP_TP_TLS;
+  t.port = 5061;
+  CHECK_INT(uv_ip6_addr("::1", 5061, (struct sockaddr_in6 *)&t.addr), 0);
+  CHECK_INT(sip_dns_target_text(&t, ip, dest, sizeof dest), 14);
+  CHECK(!strcmp(ip, "::1") && !strcmp(dest, "tls:[::1]:5061"));
+  t.transport = SIP_TP_UDP;
+  CHECK(sip_dns_target_text(&t, ip, dest, sizeof dest) > 0 &&
+        !strncmp(dest, "udp:", 4));
+  CHECK(!strcmp(sip_dns_strerror(UV_EAI_NONAME),
+                "no such domain or no SIP server for it"));
+  CHECK(!strcmp(sip_dns_strerror(UV_ETIMEDOUT),
+                "no answer from the DNS servers in time"));
+  CHECK(
+      !strcmp(sip_dns_strerror(UV_ECONNREFUSED), uv_strerror(UV_ECONNREFUSED)));
+}
+
+/* §4: the host of a URI's resolution, and whether it is numeric. */
+static void check_uri_target(const char *text, const char *want, int numeric) {
+  sip_msg m;
+  sip_msg_init(&m, NULL);
+  sip_uri u;
+  sip_str host = SIP_STR_NULL;
+  CHECK_INT(sip_uri_parse(&m.arena, text, strlen(text), &u), 0);
+  CHECK_INT(sip_dns_uri_target(&u, &host), numeric);
+  CHECK_STR(host, want);
+  sip_msg_free(&m);
+}
+
+static void test_uri_target(void) {
+  check_uri_target("sip:bob@127.0.0.1:5070", "127.0.0.1", 1);
+  check_uri_target("sip:bob@[::1]", "[::1]", 1);
+  check_uri_target("sips:bob@example.test;transport=tcp", "example.test", 0);
+  check_uri_target("sip:bob@example.test;maddr=127.0.0.2", "127.0.0.2", 1);
+  check_uri_target("sip:bob@127.0.0.1;maddr=proxy.test", "proxy.test", 0);
+}
+
+/* The Lua API's tables: options, a sent-by query, the targets. */
+static void test_tree(void) {
+  treader r;
+  sip_tree_reader rd;
+  sip_dns_config cfg;
+  const char *bad = NULL;
+  const tnode opts =
+      TT(NULL, TT("servers", TS(NULL, "127.0.0.1:5353"), TS(NULL, "[::1]:53")),
+         TD("timeout", 0.25), TN("tries", 3), TS("cache_size", "10"),
+         TN("max_ttl", 60), TN("neg_ttl", 5), TX("ipv6", SIP_TREE_FALSE));
+  treader_init(&r, &rd, &opts);
+  CHECK_INT(sip_dns_read_config(&rd, &cfg, &bad), 0);
+  CHECK(cfg.servers && !strcmp(cfg.servers, "127.0.0.1:5353,[::1]:53"));
+  CHECK(cfg.timeout_ms == 250 && cfg.tries == 3 && cfg.cache_size == 10 &&
+        cfg.max_ttl == 60 && cfg.neg_ttl == 5 && cfg.ipv6 == 0);
+  CHECK_INT(r.opens, r.closes); /* the root (not counted) stays open */
+  treader_free(&r);
+  const tnode dflt = TE(NULL);
+  sip_dns_config d0;
+  sip_dns_config_init(&d0);
+  treader_init(&r, &rd, &dflt);
+  CHECK_INT(sip_dns_read_config(&rd, &cfg, &bad), 0);
+  CHECK(!cfg.servers && cfg.timeout_ms == d0.timeout_ms && cfg.ipv6 == d0.ipv6);
+  const tnode neg = TT(NULL, TD("tries", -1));
+  treader_init(&r, &rd, &neg);
+  CHECK_INT(sip_dns_read_config(&rd, &cfg, &bad), SIP_EINVAL);
+  CHECK(bad && !strcmp(bad, "tries"));
+  const tnode srv = TT(NULL, TT("servers", TS(NULL, "a"), TE(NULL)));
+  treader_init(&r, &rd, &srv);
+  CHECK_INT(sip_dns_read_config(&rd, &cfg, &bad), SIP_EINVAL);
+  CHECK(bad && !strcmp(bad, "servers"));
+  CHECK_INT(r.opens, r.closes);
+
+  sip_dns_query q;
+  const tnode via = TT(NULL, TS("host", "h.test"), TN("port", 5070),
+                       TS("transport", "TCP"), TX("secure", SIP_TREE_TRUE));
+  treader_init(&r, &rd, &via);
+  CHECK_INT(sip_dns_read_query(&rd, &q, &bad), 0);
+  CHECK_STR(((sip_str){q.host, q.host_len}), "h.test");
+  CHECK(q.port == 5070 && q.transport == SIP_TP_TCP && q.secure == 1);
+  const tnode nohost = TT(NULL, TN("port", 5070));
+  treader_init(&r, &rd, &nohost);
+  CHECK_INT(sip_dns_read_query(&rd, &q, &bad), SIP_EINVAL);
+  CHECK(bad && !strcmp(bad, "host"));
+  const tnode bigport = TT(NULL, TS("host", "h"), TN("port", 65536));
+  treader_init(&r, &rd, &bigport);
+  CHECK_INT(sip_dns_read_query(&rd, &q, &bad), SIP_EINVAL);
+  CHECK(bad && !strcmp(bad, "port"));
+  const tnode badtp = TT(NULL, TS("host", "h"), TS("transport", "sctp"));
+  treader_init(&r, &rd, &badtp);
+  CHECK_INT(sip_dns_read_query(&rd, &q, &bad), SIP_EINVAL);
+  CHECK(bad && !strcmp(bad, "transport"));
+
+  sip_dns_target t[2];
+  memset(t, 0, sizeof t);
+  t[0].transport = SIP_TP_UDP;
+  t[0].port = 5060;
+  uv_ip4_addr("127.0.0.3", 5060, (struct sockaddr_in *)&t[0].addr);
+  snprintf(t[0].host, sizeof t[0].host, "a.test");
+  t[1].transport = SIP_TP_TLS;
+  t[1].port = 5061;
+  uv_ip6_addr("::1", 5061, (struct sockaddr_in6 *)&t[1].addr);
+  snprintf(t[1].host, sizeof t[1].host, "b.test");
+  temit e;
+  sip_tree_emitter em;
+  temit_init(&e, &em);
+  sip_dns_emit_targets(t, 2, &em);
+  CHECK_INT(e.opens, e.closes);
+  CHECK_INT((int)e.root.nkids, 2);
+  if (e.root.nkids == 2) {
+    const tnode *a = &e.root.kids[0], *b = &e.root.kids[1];
+    CHECK(!strcmp(tfield(a, "transport")->s, "udp"));
+    CHECK(!strcmp(tfield(a, "host")->s, "a.test"));
+    CHECK(!strcmp(tfield(a, "addr")->s, "127.0.0.3"));
+    CHECK(!strcmp(tfield(a, "dest")->s, "udp:127.0.0.3:5060"));
+    CHECK(tfield(a, "port")->n == 5060);
+    CHECK(!strcmp(tfield(b, "transport")->s, "tls"));
+    CHECK(!strcmp(tfield(b, "dest")->s, "tls:[::1]:5061"));
+  }
+  tnode_free(&e.root);
+}
+
+/* core.dns_stats()'s table: every counter, by its name. */
+static void check_emit_stats(const sip_dns *d, const sip_dns_counters *c) {
+  temit e;
+  sip_tree_emitter em;
+  temit_init(&e, &em);
+  sip_dns_emit_stats(d, &em);
+  CHECK_INT((int)e.root.nkids, 12);
+  const tnode *l = tfield(&e.root, "lookups"),
+              *h = tfield(&e.root, "cache_hits");
+  CHECK(l && l->kind == SIP_TREE_UINT && l->n == c->lookups);
+  CHECK(h && h->n == c->cache_hits);
+  CHECK(tfield(&e.root, "pending") && tfield(&e.root, "evictions"));
+  tnode_free(&e.root);
+  temit_init(&e, &em);
+  sip_dns_emit_stats(NULL, &em); /* before the resolver's first use */
+  CHECK(e.root.nkids == 12 && e.root.kids[0].n == 0);
+  tnode_free(&e.root);
+}
+
 int main(void) {
   static uv_loop_t l;
   loop = &l;
   uv_loop_init(loop);
   test_units();
+  test_text();
+  test_uri_target();
+  test_tree();
   start_server(loop);
   sip_dns_config cfg;
   sip_dns_config_init(&cfg);
@@ -620,6 +772,7 @@ int main(void) {
     sip_dns_counters c;
     sip_dns_stats(dns, &c);
     CHECK(c.lookups > 4000 && c.cache_hits > 4000 && c.numeric >= 4);
+    check_emit_stats(dns, &c);
     test_close_pending();
   }
   uv_close((uv_handle_t *)&server, NULL);

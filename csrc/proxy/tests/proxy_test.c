@@ -1,7 +1,8 @@
 /* The proxy's message functions (csrc/proxy/proxy_msg.c): "myself", loop
  * hash and detection, Route preprocessing and strict routing, Max-Forwards,
  * the forwarded request, the CANCEL of a branch, best response selection,
- * the forwarded response, Proxy-Require, force rport. No sockets. Prints
+ * the forwarded response, Proxy-Require, force rport, the targets of the
+ * Lua API's shape. No sockets. Prints
  * "proxy_test: N passed, N failed". */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "sip_proxy.h"
 #include "test/check.h"
+#include "test/tree.h"
 
 static sip_proxy_self self;
 
@@ -294,6 +296,137 @@ static void test_proxy_require(void) {
   sip_msg_free(&m);
 }
 
+/* The targets of the Lua API's shape (sip_proxy_read_target(s)). */
+static int read_targets(const tnode *root, sip_proxy_target *t, int max,
+                        treader *r) {
+  sip_tree_reader rd;
+  treader_init(r, &rd, root);
+  sip_tree_val v;
+  memset(&v, 0, sizeof v);
+  /* the root as the value: a table becomes the current one */
+  v.kind = root->kind;
+  v.s = root->s ? (sip_str){root->s, strlen(root->s)} : SIP_STR_NULL;
+  v.d = root->d;
+  if (root->kind == SIP_TREE_TABLE) {
+    while (v.len < root->nkids && !root->kids[v.len].key)
+      v.len++;
+    r->opens++; /* the caller's get opened it */
+  } else {
+    r->top = -1; /* nothing open */
+  }
+  int n = sip_proxy_read_targets(&rd, &v, t, max);
+  CHECK_INT(r->opens, r->closes);
+  return n;
+}
+
+static void test_targets(void) {
+  sip_proxy_target t[4];
+  treader r;
+  const tnode s = TS(NULL, "sip:bob@127.0.0.1");
+  CHECK_INT(read_targets(&s, t, 4, &r), 1);
+  CHECK_STR(t[0].uri, "sip:bob@127.0.0.1");
+  CHECK(!t[0].dest.p && !t[0].route.p && t[0].q == -1);
+  const tnode nil = TX(NULL, SIP_TREE_NIL);
+  CHECK_INT(read_targets(&nil, t, 4, &r), 0);
+  const tnode num = TN(NULL, 5);
+  CHECK_INT(read_targets(&num, t, 4, &r), SIP_EINVAL);
+  /* one table: contact, received, path joined as one Route set, q */
+  const tnode one = TT(NULL, TS("contact", "sip:a@127.0.0.2"),
+                       TS("received", "udp:127.0.0.2:5080"),
+                       TT("path", TS(NULL, "<sip:p1@127.0.0.3;lr>"),
+                          TS(NULL, "<sip:p2@127.0.0.4;lr>")),
+                       TD("q", 0.4), TS("alt", "tcp:127.0.0.2:5080"),
+                       TS("tls_name", "a.test"));
+  CHECK_INT(read_targets(&one, t, 4, &r), 1);
+  CHECK_STR(t[0].uri, "sip:a@127.0.0.2");
+  CHECK_STR(t[0].dest, "udp:127.0.0.2:5080");
+  CHECK_STR(t[0].route, "<sip:p1@127.0.0.3;lr>, <sip:p2@127.0.0.4;lr>");
+  CHECK_STR(t[0].alt, "tcp:127.0.0.2:5080");
+  CHECK_STR(t[0].tls_name, "a.test");
+  CHECK_INT(t[0].q, 400);
+  treader_free(&r);
+  /* uri and dest win over contact and received; route over path; q
+   * clamped */
+  const tnode both = TT(NULL, TS("uri", "sip:u@h"), TS("contact", "sip:c@h"),
+                        TS("dest", "udp:127.0.0.1:1"), TS("received", "x"),
+                        TS("route", "<sip:r@h;lr>"),
+                        TT("path", TS(NULL, "<sip:p@h;lr>")), TN("q", 2));
+  CHECK_INT(read_targets(&both, t, 4, &r), 1);
+  CHECK_STR(t[0].uri, "sip:u@h");
+  CHECK_STR(t[0].dest, "udp:127.0.0.1:1");
+  CHECK_STR(t[0].route, "<sip:r@h;lr>");
+  CHECK_INT(t[0].q, 1000);
+  /* a list: strings and tables; a non-string uri is absent */
+  const tnode list = TT(NULL, TS(NULL, "sip:x@127.0.0.1"),
+                        TT(NULL, TS("contact", "sip:y@127.0.0.1"), TD("q", -1)),
+                        TT(NULL, TN("uri", 7), TT("path", TE(NULL))));
+  CHECK_INT(read_targets(&list, t, 4, &r), 3);
+  CHECK_STR(t[0].uri, "sip:x@127.0.0.1");
+  CHECK_STR(t[1].uri, "sip:y@127.0.0.1");
+  CHECK_INT(t[1].q, 0);
+  CHECK(!t[2].uri.p && !t[2].route.p && t[2].q == -1);
+  CHECK_INT(read_targets(&list, t, 2, &r), SIP_ETOOMANY);
+  const tnode empty = TE(NULL);
+  CHECK_INT(read_targets(&empty, t, 4, &r), SIP_ENOTFOUND);
+  const tnode bad = TT(NULL, TS(NULL, "sip:x@h"), TX(NULL, SIP_TREE_TRUE));
+  CHECK_INT(read_targets(&bad, t, 4, &r), SIP_EINVAL);
+  treader_free(&r);
+}
+
+/* A relay's options (sip_proxy_read_opts): the root stays open. */
+static int read_opts(const tnode *root, sip_proxy_opts *o, uint16_t fo[17],
+                     const char **bad) {
+  treader r;
+  sip_tree_reader rd;
+  treader_init(&r, &rd, root);
+  memset(o, 0, sizeof *o);
+  *bad = NULL;
+  int rc = sip_proxy_read_opts(&rd, o, fo, bad);
+  CHECK_INT(r.opens, r.closes);
+  CHECK_INT(r.top, 0);
+  return rc;
+}
+
+static void test_opts(void) {
+  sip_proxy_opts o;
+  uint16_t fo[17];
+  const char *bad;
+  const tnode none = TE(NULL);
+  CHECK_INT(read_opts(&none, &o, fo, &bad), 0);
+  CHECK(o.fork == SIP_PROXY_PARALLEL && !o.timeout_ms && !o.recurse &&
+        !o.failover);
+  const tnode all = TT(NULL, TS("fork", "serial"), TD("timeout", 1.5),
+                       TN("branch_timeout", 2), TS("timer_c", "180"),
+                       TX("recurse", SIP_TREE_TRUE),
+                       TT("failover", TN(NULL, 486), TD(NULL, 503)));
+  CHECK_INT(read_opts(&all, &o, fo, &bad), 0);
+  CHECK_INT(o.fork, SIP_PROXY_SERIAL);
+  CHECK_INT(o.timeout_ms, 1500);
+  CHECK_INT(o.branch_timeout_ms, 2000);
+  CHECK_INT(o.timer_c_ms, 180000);
+  CHECK_INT(o.recurse, 1);
+  CHECK(o.failover == fo && fo[0] == 486 && fo[1] == 503 && fo[2] == 0);
+  const tnode par =
+      TT(NULL, TS("fork", "parallel"), TX("recurse", SIP_TREE_FALSE));
+  CHECK_INT(read_opts(&par, &o, fo, &bad), 0);
+  CHECK(o.fork == SIP_PROXY_PARALLEL && !o.recurse);
+  const tnode fork = TT(NULL, TS("fork", "both"));
+  CHECK_INT(read_opts(&fork, &o, fo, &bad), SIP_EINVAL);
+  CHECK(bad && !strcmp(bad, "fork"));
+  const tnode big = TT(NULL, TN("timeout", 86400 * 8));
+  CHECK_INT(read_opts(&big, &o, fo, &bad), SIP_ERANGE);
+  CHECK(bad && !strcmp(bad, "timeout"));
+  const tnode neg = TT(NULL, TD("timer_c", -1));
+  CHECK_INT(read_opts(&neg, &o, fo, &bad), SIP_ERANGE);
+  CHECK(bad && !strcmp(bad, "timer_c"));
+  const tnode word = TT(NULL, TS("branch_timeout", "soon"));
+  CHECK_INT(read_opts(&word, &o, fo, &bad), SIP_EINVAL);
+  CHECK(bad && !strcmp(bad, "branch_timeout"));
+  const tnode frac = TT(NULL, TT("failover", TD(NULL, 4.5)));
+  CHECK_INT(read_opts(&frac, &o, fo, &bad), SIP_EINVAL);
+  CHECK(bad && !strcmp(bad, "failover"));
+}
+
 int main(void) {
   add_self(SIP_TP_UDP, "127.0.0.1", 5070);
   add_self(SIP_TP_TCP, "127.0.0.1", 5070);
@@ -308,5 +441,7 @@ int main(void) {
   test_cancel();
   test_response();
   test_proxy_require();
+  test_targets();
+  test_opts();
   return check_summary("proxy_test");
 }

@@ -1,11 +1,13 @@
-/* SDP parser and writer (csrc/sdp). Every input is copied to a malloc'd block
- * of exactly its length (no NUL after it), so ASan flags any read past the
- * end. The real-world descriptions are read from spec/fixtures/sdp. */
+/* SDP parser, writer and builder (csrc/sdp). Every input is copied to a
+ * malloc'd block of exactly its length (no NUL after it), so ASan flags any
+ * read past the end. The real-world descriptions are read from
+ * spec/fixtures/sdp. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../test/check.h"
 #include "sip_sdp.h"
+#include "test/tree.h"
 
 #define MAXL 256
 static sip_sdp_line lines[MAXL];
@@ -426,6 +428,264 @@ static void test_answer(void) {
   CHECK(!sip_sdp_static_pt(2, &name, &rate, &ch));
   CHECK(!sip_sdp_static_pt(35, &name, &rate, &ch));
 }
+/* ---- the builder (sip_sdp_build) over a tree of test nodes ---- */
+
+/* Build and write root; the text (static buffer) or NULL, *rc the build's
+ * or the write's code. */
+static const char *build(const tnode *root, sip_sdp_builder *b, int *rc) {
+  static char out[16384];
+  treader r;
+  sip_tree_reader rd;
+  treader_init(&r, &rd, root);
+  *rc = sip_sdp_build(b, &rd);
+  treader_free(&r);
+  CHECK_INT(r.opens, r.closes); /* every table it opened, closed */
+  CHECK_INT(r.top, 0);
+  if (*rc < 0)
+    return NULL;
+  int n = sip_sdp_write(b->lines, b->n, b->lf_only, b->last_eol, out,
+                        sizeof out - 1, NULL);
+  *rc = n;
+  if (n < 0 || (size_t)n >= sizeof out)
+    return NULL;
+  out[n] = 0;
+  return out;
+}
+
+#define ORIGIN                                                                 \
+  TT("origin", TS("username", "-"), TN("sess_id", 42),                         \
+     TS("sess_version", "7"), TS("nettype", "IN"), TS("addrtype", "IP4"),      \
+     TS("address", "127.0.0.1"))
+
+static void check_build_fails(const tnode *root, int where, const char *what) {
+  sip_sdp_builder b;
+  int rc;
+  CHECK(build(root, &b, &rc) == NULL);
+  CHECK_INT(rc, SIP_EINVAL);
+  CHECK_INT(b.err_where, where);
+  CHECK_MSG(b.err_field && !strcmp(b.err_field, what), "field %s, want %s",
+            b.err_field ? b.err_field : "(none)", what);
+  sip_sdp_builder_free(&b);
+}
+
+static void test_build(void) {
+  sip_sdp_builder b;
+  int rc;
+  /* every part, in RFC 8866 order whatever the tree's order */
+  const tnode full =
+      TT(NULL,
+         TT("media",
+            TT(NULL,
+               TT("attributes",
+                  TT(NULL, TS("name", "rtpmap"), TS("value", "0 PCMU/8000")),
+                  TT(NULL, TS("name", "sendrecv"))),
+               TS("media", "audio"), TN("port", 49170), TS("proto", "RTP/AVP"),
+               TT("fmts", TS(NULL, "0"), TS(NULL, "8")), TS("info", "voice"),
+               TS("key", "prompt"),
+               TT("connections",
+                  TT(NULL, TS("nettype", "IN"), TS("addrtype", "IP4"),
+                     TS("address", "127.0.0.2"))),
+               TT("bandwidths", TT(NULL, TS("type", "AS"), TN("value", 64)))),
+            TT(NULL, TS("media", "video"), TN("port", 0), TN("nports", 2),
+               TS("proto", "RTP/AVP"))),
+         TT("attributes", TT(NULL, TS("name", "tool"), TS("value", "t"))),
+         TS("key", "clear:x"), TS("zone", "0 0"),
+         TT("times", TT(NULL, TN("start", 0), TN("stop", 0),
+                        TT("repeats", TS(NULL, "7d 1h 0 25h")))),
+         TT("bandwidths", TT(NULL, TS("type", "CT"), TN("value", 128))),
+         TT("connection", TS("nettype", "IN"), TS("addrtype", "IP4"),
+            TS("address", "127.0.0.1")),
+         TT("phones", TS(NULL, "+1 555")), TT("emails", TS(NULL, "a@b.test")),
+         TS("uri", "http://x.test/"), TS("info", "about"), TS("name", "call"),
+         ORIGIN);
+  const char *want =
+      "v=0\r\no=- 42 7 IN IP4 127.0.0.1\r\ns=call\r\ni=about\r\n"
+      "u=http://x.test/\r\ne=a@b.test\r\np=+1 555\r\nc=IN IP4 127.0.0.1\r\n"
+      "b=CT:128\r\nt=0 0\r\nr=7d 1h 0 25h\r\nz=0 0\r\nk=clear:x\r\n"
+      "a=tool:t\r\nm=audio 49170 RTP/AVP 0 8\r\ni=voice\r\n"
+      "c=IN IP4 127.0.0.2\r\nb=AS:64\r\nk=prompt\r\na=rtpmap:0 PCMU/8000\r\n"
+      "a=sendrecv\r\nm=video 0/2 RTP/AVP\r\n";
+  const char *got = build(&full, &b, &rc);
+  CHECK_MSG(got && !strcmp(got, want), "got %s", got ? got : "(null)");
+  /* the parser reads it back */
+  sip_sdp s;
+  CHECK(got && parse(&s, got) == 22);
+  sip_sdp_builder_free(&b);
+  sip_sdp_builder_free(&b); /* twice is safe */
+
+  /* line endings: lf, no_final_eol; a version given; no media */
+  const tnode lf =
+      TT(NULL, TS("version", "0"), ORIGIN, TS("name", "-"),
+         TX("lf", SIP_TREE_OTHER), TS("no_final_eol", "yes"), TE("media"));
+  got = build(&lf, &b, &rc);
+  CHECK_MSG(got && !strcmp(got, "v=0\no=- 42 7 IN IP4 127.0.0.1\ns=-"),
+            "got %s", got ? got : "(null)");
+  sip_sdp_builder_free(&b);
+  const tnode nolf =
+      TT(NULL, ORIGIN, TS("name", "-"), TX("lf", SIP_TREE_FALSE));
+  got = build(&nolf, &b, &rc);
+  CHECK(got && !strcmp(got, "v=0\r\no=- 42 7 IN IP4 127.0.0.1\r\ns=-\r\n"));
+  sip_sdp_builder_free(&b);
+
+  /* _raw: written as it was while the fields equal it */
+  const tnode raw =
+      TT(NULL, TS("_raw_version", "00"), TN("version", 0),
+         TT("origin", TS("username", "-"), TS("sess_id", "042"),
+            TS("sess_version", "7"), TS("nettype", "IN"), TS("addrtype", "IP4"),
+            TS("address", "h"), TS("_raw", "-  042 7 IN IP4 h")),
+         TS("name", "-"),
+         TT("media", TT(NULL, TS("media", "audio"), TN("port", 9),
+                        TS("proto", "RTP/AVP"), TT("fmts", TS(NULL, "0")),
+                        TS("_raw", "audio 10 RTP/AVP 0"))));
+  got = build(&raw, &b, &rc);
+  CHECK_MSG(got && !strcmp(got, "v=00\r\no=-  042 7 IN IP4 h\r\ns=-\r\n"
+                                "m=audio 9 RTP/AVP 0\r\n"),
+            "got %s", got ? got : "(null)");
+  sip_sdp_builder_free(&b);
+
+  /* what is bad or missing, and where */
+  const tnode no_origin = TT(NULL, TS("name", "-"));
+  check_build_fails(&no_origin, 0, "origin");
+  const tnode no_name = TT(NULL, ORIGIN);
+  check_build_fails(&no_name, 0, "name");
+  const tnode num_name = TT(NULL, ORIGIN, TN("name", 1));
+  check_build_fails(&num_name, 0, "name");
+  const tnode origin_str = TT(NULL, TS("origin", "x"), TS("name", "-"));
+  check_build_fails(&origin_str, 0, "(not a table)");
+  const tnode bad_ver =
+      TT(NULL, TX("version", SIP_TREE_OTHER), ORIGIN, TS("name", "-"));
+  check_build_fails(&bad_ver, 0, "version");
+  const tnode no_user =
+      TT(NULL, TT("origin", TS("address", "h")), TS("name", "-"));
+  check_build_fails(&no_user, 0, "username");
+  const tnode bad_email =
+      TT(NULL, ORIGIN, TS("name", "-"), TT("emails", TN(NULL, 1)));
+  check_build_fails(&bad_email, 0, "emails");
+  const tnode bad_times = TT(NULL, ORIGIN, TS("name", "-"), TS("times", "0"));
+  check_build_fails(&bad_times, 0, "times");
+  const tnode bad_repeat =
+      TT(NULL, ORIGIN, TS("name", "-"),
+         TT("times",
+            TT(NULL, TN("start", 0), TN("stop", 0), TT("repeats", TE(NULL)))));
+  check_build_fails(&bad_repeat, 0, "repeats");
+  const tnode media_str = TT(NULL, ORIGIN, TS("name", "-"), TS("media", "x"));
+  check_build_fails(&media_str, -1, "media");
+  const tnode bad_fmt = TT(
+      NULL, ORIGIN, TS("name", "-"),
+      TT("media",
+         TT(NULL, TS("media", "audio"), TN("port", 1), TS("proto", "RTP/AVP")),
+         TT(NULL, TS("media", "audio"), TN("port", 1), TS("proto", "RTP/AVP"),
+            TT("fmts", TS(NULL, "0"), TN(NULL, 8)))));
+  check_build_fails(&bad_fmt, 2, "fmts");
+  const tnode media_item =
+      TT(NULL, ORIGIN, TS("name", "-"), TT("media", TS(NULL, "audio")));
+  check_build_fails(&media_item, 1, "(not a table)");
+  const tnode bad_attr =
+      TT(NULL, ORIGIN, TS("name", "-"),
+         TT("media", TT(NULL, TS("media", "audio"), TN("port", 1),
+                        TS("proto", "RTP/AVP"),
+                        TT("attributes", TT(NULL, TS("value", "v"))))));
+  check_build_fails(&bad_attr, 1, "name");
+
+  /* a field the writer refuses: built, then sip_sdp_write says which line */
+  const tnode crlf = TT(NULL, ORIGIN, TS("name", "-\r\nm=x"));
+  CHECK(build(&crlf, &b, &rc) == NULL);
+  CHECK_INT(rc, SIP_EINVAL);
+  uint32_t bad = 0;
+  CHECK_INT(sip_sdp_write(b.lines, b.n, 0, 1, NULL, 0, &bad), SIP_EINVAL);
+  CHECK_INT(bad, 2);
+  sip_sdp_builder_free(&b);
+}
+
+/* ---- the tree of a parsed description (sip_sdp_emit) ---- */
+
+/* parse -> emit -> build -> write gives the text back, byte for byte. */
+static int tree_roundtrip(const char *text, size_t len, temit *e) {
+  sip_sdp s;
+  memset(e, 0, sizeof *e);
+  e->root.kind = SIP_TREE_TABLE;
+  e->stack[0] = &e->root;
+  if (parse_n(&s, text, len) <= 0)
+    return 0;
+  sip_tree_emitter em = {e, e_put, e_close};
+  sip_sdp_emit(&s, &em);
+  CHECK_INT(e->opens, e->closes);
+  CHECK_INT(e->top, 0);
+  sip_sdp_builder b;
+  int rc;
+  const char *got = build(&e->root, &b, &rc);
+  int ok = got && (size_t)rc == len && memcmp(got, text, len) == 0;
+  if (!ok)
+    fprintf(stderr, "tree_roundtrip: got [%s]\n", got ? got : "(null)");
+  sip_sdp_builder_free(&b);
+  return ok;
+}
+
+static void test_emit(void) {
+  static const char *const names[] = {"sipp_uac.sdp", "baresip.sdp",
+                                      "chrome_webrtc.sdp", "rfc8866_lf.sdp",
+                                      "repeat_noeol.sdp"};
+  temit e;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/../fixtures/sdp/%s", LUASIP_VECTORS_DIR,
+             names[i]);
+    size_t len;
+    char *text = slurp(path, &len);
+    CHECK_MSG(text != NULL, "cannot read %s", path);
+    if (!text)
+      continue;
+    CHECK_MSG(tree_roundtrip(text, len, &e), "%s", names[i]);
+    tnode_free(&e.root);
+    free(text);
+  }
+  /* the shape: numbers, lists, _raw of a line that is not canonical, the
+   * flags, repeats under their time, media always there */
+  const char *t = "v=0\no=- 1 1 IN IP4 h\ns=-\ne=a@b\ne=c@d\n"
+                  "b=AS:12345678901234567890\nb=CT:7\nt=0 0\nr=1 2 3\n"
+                  "r=4 5 6\nt=1  2";
+  CHECK(tree_roundtrip(t, strlen(t), &e));
+  tnode_free(&e.root);
+  /* regression: a number with leading zeros is an integer in the tree, so
+   * its line keeps its text (_raw) to be written back as it was */
+  t = "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nb=CT:007\r\nt=0 0\r\n"
+      "m=audio 09/02 RTP/AVP 0\r\n";
+  CHECK(tree_roundtrip(t, strlen(t), &e));
+  tnode_free(&e.root);
+  t = "v=0\no=- 1 1 IN IP4 h\ns=-\ne=a@b\ne=c@d\n"
+      "b=AS:12345678901234567890\nb=CT:7\nt=0 0\nr=1 2 3\n"
+      "r=4 5 6\nt=1  2";
+  CHECK(tree_roundtrip(t, strlen(t), &e));
+  const tnode *em = tfield(&e.root, "emails");
+  CHECK(em && em->nkids == 2 && !strcmp(em->kids[1].s, "c@d"));
+  const tnode *bw = tfield(&e.root, "bandwidths");
+  CHECK(bw && bw->nkids == 2);
+  if (bw && bw->nkids == 2) {
+    const tnode *v1 = tfield(&bw->kids[0], "value");
+    const tnode *v2 = tfield(&bw->kids[1], "value");
+    CHECK(v1 && v1->kind == SIP_TREE_STR &&
+          !strcmp(v1->s, "12345678901234567890"));
+    CHECK(v2 && v2->kind == SIP_TREE_UINT && v2->n == 7);
+    CHECK(!tfield(&bw->kids[0], "_raw"));
+  }
+  const tnode *tm = tfield(&e.root, "times");
+  CHECK(tm && tm->nkids == 2);
+  if (tm && tm->nkids == 2) {
+    const tnode *rp = tfield(&tm->kids[0], "repeats");
+    CHECK(rp && rp->nkids == 2 && !strcmp(rp->kids[1].s, "4 5 6"));
+    CHECK(!tfield(&tm->kids[1], "repeats"));
+    const tnode *raw = tfield(&tm->kids[1], "_raw");
+    CHECK(raw && !strcmp(raw->s, "1  2"));
+  }
+  const tnode *lf = tfield(&e.root, "lf"),
+              *ne = tfield(&e.root, "no_final_eol");
+  CHECK(lf && lf->kind == SIP_TREE_TRUE && ne && ne->kind == SIP_TREE_TRUE);
+  const tnode *md = tfield(&e.root, "media");
+  CHECK(md && md->kind == SIP_TREE_TABLE && md->nkids == 0);
+  CHECK(!tfield(&e.root, "connection") && !tfield(&e.root, "_raw_version"));
+  tnode_free(&e.root);
+}
+
 int main(void) {
   test_fixtures();
   test_fields();
@@ -433,6 +693,8 @@ int main(void) {
   test_malformed();
   test_write_refuses();
   test_answer();
+  test_build();
+  test_emit();
   for (int i = 0; i < ncopies; i++)
     free(copies[i]);
   return check_summary("sdp_test");

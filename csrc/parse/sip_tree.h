@@ -1,0 +1,58 @@
+/* A tree of values (a Lua table, a test's nodes) seen from C through
+ * callbacks, so that a C layer can read or make the table shape of a Lua
+ * API (the SDP tables of luasip.sdp, a proxy's targets) and the binding
+ * only moves values: sip_sdp_build / sip_sdp_emit, sip_proxy_read_target.
+ * No Lua here: the bindings implement the callbacks (csrc/lua/ltree.c). */
+#ifndef SIP_TREE_H
+#define SIP_TREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sip_types.h"
+
+enum sip_tree_kind {
+  SIP_TREE_NIL = 0, /* absent */
+  SIP_TREE_STR,     /* s (the reader keeps its bytes alive as long as the
+                       tree) */
+  SIP_TREE_UINT,    /* n: an integer >= 0 (d too) */
+  SIP_TREE_FALSE,   /* false: the one value besides nil that is not true */
+  SIP_TREE_TRUE,    /* true */
+  SIP_TREE_TABLE,   /* an object or a list of len elements: it becomes the
+                       reader's current table until close */
+  SIP_TREE_NUM,     /* d: any other number (negative, fractional) */
+  SIP_TREE_OTHER,   /* anything else (a function, a userdata...) */
+};
+
+typedef struct sip_tree_val {
+  int kind; /* enum sip_tree_kind */
+  sip_str s;
+  uint64_t n;
+  double d;
+  size_t len;
+} sip_tree_val;
+
+/* A tree, seen from its current table (at first the root). get: the field
+ * key of the current table (key NULL: its element i, 1-based) into *v
+ * (zeroed by the caller); a TABLE value becomes the current table, and
+ * close returns to the one before. get never fails. keep (may be NULL
+ * when the reader's user needs none): bytes the caller made (a joined
+ * list), copied and kept alive as long as the tree. */
+typedef struct sip_tree_reader {
+  void *ud;
+  void (*get)(void *ud, const char *key, size_t i, sip_tree_val *v);
+  void (*close)(void *ud);
+  sip_str (*keep)(void *ud, const char *p, size_t len);
+} sip_tree_reader;
+
+/* The other way, a tree made from C. put: v (STR, UINT, TRUE; TABLE: a new
+ * empty table, the current one until close) as the field key of the
+ * current table (at first the root), or appended to it as a list element
+ * (key NULL). */
+typedef struct sip_tree_emitter {
+  void *ud;
+  void (*put)(void *ud, const char *key, const sip_tree_val *v);
+  void (*close)(void *ud);
+} sip_tree_emitter;
+
+#endif
