@@ -1,8 +1,12 @@
-/* The registrar's text and the location binding codec, for
+/* The registrar's steps, text and the location binding codec, for
  * lua/luasip/registrar.lua and the location backends: the one copy of each
- * is in csrc/registrar/ (the qvalue: the Contact parser), this file only
- * converts. And the registrar's fast path (below), which uses them too.
+ * is in csrc/registrar/ (the flow: plan.c; the qvalue: the Contact parser),
+ * this file only converts. And the registrar's fast path (below), which
+ * chains the same steps.
  *
+ *   core.registrar_check(req, opts, defaults) -> aor
+ *   core.registrar_contacts(req, opts, defaults) -> changes, star, outbound
+ *       (both: | nil, status, reason[, header name, header value])
  *   core.registrar_aor(uri) -> aor, host | nil, why
  *   core.registrar_contact(uri) -> key, host, gr | nil, why
  *   core.registrar_kept_params(params_raw) -> string
@@ -13,23 +17,23 @@
  *   core.location_clock() -> seconds since the epoch (float, microseconds)
  *   core.registrar_save(req, memstore, opts, defaults, now, saved)
  *     -> 200, list     done: stored, answered
- *     -> false         not a common case: the caller runs registrar.save's
+ *     -> status, reason  a step's answer (sent)
+ *     -> false         not a case it takes: the caller runs registrar.save's
  *                      Lua flow
  *
  * `uri` is a string or a luasip.URI. Misuse (a wrong argument type, a
- * binding that cannot be stored, a corrupt record) raises.
+ * binding that cannot be stored, a corrupt record) raises; so does an
+ * error of an opts.domains function (raised again after the step).
  *
- * registrar_save does RFC 3261 §10.3 for a REGISTER whose every step ends
- * well and needs no extension: R-URI and To served, no Require, no Path, each
- * Contact a SIP/SIPS URI without +sip.instance, reg-id or gr, an expiry of 0
- * or within the limits, CSeq in order, max_contacts kept. The store is the
- * memory backend's C store (a luasip.MemStore, csrc/registrar/memstore.c:
- * it keeps the count and schedules the expiry). It decides everything
- * before it writes or answers, and writes in one all-or-nothing update, so
- * "false" leaves no trace. `now` is os.time(), `saved` the store's clock
- * (location_clock). It is kept for speed (CPU per REGISTER: see README,
- * "Registrar"); every other case, and every other store, goes through the Lua
- * flow.
+ * registrar_save runs steps A and B (csrc/registrar/plan.c) and, for a
+ * REGISTER that needs no extension (no Path, `*`, +sip.instance or
+ * reg-id), §10.3 steps 7 and 8 on the memory backend's C store (a
+ * luasip.MemStore, csrc/registrar/memstore.c: it keeps the count and
+ * schedules the expiry). It decides everything before it writes or
+ * answers, and writes in one all-or-nothing update, so "false" leaves no
+ * trace. `now` is os.time(), `saved` the store's clock (location_clock).
+ * It is kept for speed (CPU per REGISTER: see README, "Registrar"); every
+ * other case, and every other store, goes through the Lua flow.
  */
 #include <math.h>
 #include <stdint.h>
@@ -42,6 +46,7 @@
 #include "lserver.h"
 #include "sip_binding.h"
 #include "sip_memstore.h"
+#include "sip_reg_plan.h"
 #include "sip_registrar.h"
 
 /* A parsed URI: the text at idx (a string, or a URI through __tostring)
@@ -299,16 +304,6 @@ static int l_binding_encode(lua_State *L) {
 #define MAX_CURRENT 64 /* stored bindings of one AOR */
 #define MAX_U32 4294967295LL
 
-typedef struct change {
-  sip_str contact; /* the URI as written */
-  sip_str key;     /* in the scratch buffer */
-  sip_str params;  /* kept contact parameters, in the scratch buffer */
-  int64_t expires; /* seconds from now; 0 removes */
-  double q;
-  int q_integral;
-  int old; /* index of the live stored binding with this key, or -1 */
-} change;
-
 typedef struct stored {
   sip_breader rd;
   int live;
@@ -341,75 +336,224 @@ static int streq(sip_str a, sip_str b) {
   return a.len == b.len && (a.len == 0 || !memcmp(a.p, b.p, a.len));
 }
 
-/* opts[name], else defaults[name], as an integer; 0 when neither is one */
-static int opt_int(lua_State *L, int opts, int defaults, const char *name,
-                   lua_Integer *out) {
-  int isnum;
+/* ---- the flow's steps (csrc/registrar/plan.c) ------------------------ */
+
+#define MAX_TAGS 32 /* opts.supported */
+
+/* The options of registrar.save as a sip_reg_conf, and what its domains
+ * callback needs: opts.domains (a list or a function(host, req)) at index
+ * `domains` (0: every domain is served), the request at `req`. */
+typedef struct reg_ctx {
+  lua_State *L;
+  int domains, req;
+  int failed; /* the domains function raised: its error is on the stack */
+  sip_str tags[MAX_TAGS];
+  sip_reg_conf conf;
+} reg_ctx;
+
+static int serves_cb(void *ud, sip_str host) {
+  reg_ctx *x = ud;
+  lua_State *L = x->L;
+  luaL_checkstack(L, 4, "registrar domains");
+  if (lua_type(L, x->domains) == LUA_TFUNCTION) {
+    lua_pushvalue(L, x->domains);
+    luaL_Buffer lb;
+    char *d = luaL_buffinitsize(L, &lb, host.len);
+    for (size_t i = 0; i < host.len; i++)
+      d[i] = sip__lua_lower(host.p[i]);
+    luaL_pushresultsize(&lb, host.len);
+    lua_pushvalue(L, x->req);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+      x->failed = 1;
+      return SIP_EINVAL;
+    }
+    int r = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return r;
+  }
+  for (lua_Integer i = 1;; i++) {
+    int t = lua_rawgeti(L, x->domains, i);
+    if (t == LUA_TNIL) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    size_t n;
+    const char *name = t == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    int found = name && sip_str_ieq(host, (sip_str){name, n});
+    lua_pop(L, 1);
+    if (found)
+      return 1;
+  }
+}
+
+/* opts[name], else defaults[name]: an integer (a float is clamped). */
+static int64_t opt_int(lua_State *L, int opts, int defaults, const char *name) {
   if (lua_getfield(L, opts, name) == LUA_TNIL) {
     lua_pop(L, 1);
     lua_getfield(L, defaults, name);
   }
-  *out = lua_tointegerx(L, -1, &isnum);
+  int isint;
+  lua_Integer i = lua_tointegerx(L, -1, &isint);
+  if (!isint && lua_type(L, -1) != LUA_TNUMBER)
+    luaL_error(L, "registrar: option %s must be a number", name);
+  double d = (double)lua_tonumber(L, -1);
   lua_pop(L, 1);
-  return isnum;
+  if (isint)
+    return (int64_t)i;
+  return d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : (int64_t)d;
 }
 
-/* Is host served by opts.domains (a list; nil serves every host)? Returns
- * 1 / 0, or -1 when only the general path can tell (a function, or a list
- * of something else than strings). */
-static int served(lua_State *L, int opts, sip_str host) {
-  int t = lua_getfield(L, opts, "domains");
-  if (t == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 1;
-  }
-  if (t != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return -1;
-  }
-  int found = 0;
-  for (lua_Integer i = 1;; i++) {
-    int it = lua_rawgeti(L, -1, i);
-    if (it == LUA_TNIL) {
+/* opts[name] ~= false */
+static int opt_on(lua_State *L, int opts, const char *name) {
+  lua_getfield(L, opts, name);
+  int on = !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  return on;
+}
+
+/* Fill x from opts and defaults; pushes opts.domains (kept on the stack
+ * for the callback). */
+static void read_conf(lua_State *L, int req, int opts, int defaults,
+                      reg_ctx *x) {
+  memset(x, 0, sizeof *x);
+  x->L = L;
+  x->req = req;
+  sip_reg_conf *c = &x->conf;
+  c->default_expires = opt_int(L, opts, defaults, "default_expires");
+  c->min_expires = opt_int(L, opts, defaults, "min_expires");
+  c->max_expires = opt_int(L, opts, defaults, "max_expires");
+  c->max_contacts = opt_int(L, opts, defaults, "max_contacts");
+  c->max_contact_size = opt_int(L, opts, defaults, "max_contact_size");
+  c->path = opt_on(L, opts, "path");
+  c->outbound = opt_on(L, opts, "outbound");
+  c->gruu = opt_on(L, opts, "gruu");
+  if (lua_getfield(L, opts, "supported") == LUA_TTABLE) {
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+      if (c->nsupported == MAX_TAGS)
+        luaL_error(L, "registrar: opts.supported: at most %d tags", MAX_TAGS);
+      size_t n;
+      const char *s = lua_tolstring(L, -1, &n); /* kept alive by opts */
+      x->tags[c->nsupported++] = (sip_str){s, n};
       lua_pop(L, 1);
-      break;
     }
-    if (it != LUA_TSTRING) {
-      lua_pop(L, 2);
-      return -1;
-    }
-    size_t n;
-    const char *name = lua_tolstring(L, -1, &n);
-    if (!found && sip_str_ieq(host, (sip_str){name, n}))
-      found = 1;
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  return found;
-}
-
-static int has_header(sip_msg *m, int id) {
-  return sip_msg_find(m, id, NULL, 0, 0) >= 0;
-}
-
-/* The Expires header: 1 and *out (digits beyond 2^32-1 give 2^32-1), 0 when
- * absent, -1 when it is not plain digits. */
-static int header_expires(sip_msg *m, int64_t *out) {
-  int i = sip_msg_find(m, SIP_H_EXPIRES, NULL, 0, 0);
-  if (i < 0)
-    return 0;
-  sip_str v = m->hdr[i].value;
-  if (v.len == 0)
-    return -1;
-  int64_t n = 0;
-  for (size_t k = 0; k < v.len; k++) {
-    if (v.p[k] < '0' || v.p[k] > '9')
-      return -1;
-    if (n <= MAX_U32)
-      n = n * 10 + (v.p[k] - '0');
+  c->supported = x->tags;
+  int t = lua_getfield(L, opts, "domains");
+  if (t == LUA_TTABLE || t == LUA_TFUNCTION) {
+    x->domains = lua_gettop(L);
+    c->serves = serves_cb;
+    c->ud = x;
+  } else if (t != LUA_TNIL) {
+    luaL_error(L, "registrar: opts.domains must be a list or a function");
   }
-  *out = v.len > 10 || n > MAX_U32 ? MAX_U32 : n;
+}
+
+/* A step's negative result: the domains function's error is raised again;
+ * SIP_ENOMEM (a buffer too small) is the caller's to handle. */
+static int step_failed(lua_State *L, reg_ctx *x, int rc) {
+  if (x->failed)
+    return lua_error(L);
+  return rc;
+}
+
+/* nil, status, reason, header name, header value */
+static int push_answer(lua_State *L, const sip_reg_answer *ans) {
+  lua_pushnil(L);
+  lua_pushinteger(L, ans->status);
+  lua_pushstring(L, ans->reason);
+  if (!ans->hname)
+    return 3;
+  lua_pushstring(L, ans->hname);
+  lua_pushstring(L, ans->hvalue);
+  return 5;
+}
+
+/* core.registrar_check(req, opts, defaults) -> aor
+ *   | nil, status, reason[, header name, header value] */
+static int l_check(lua_State *L) {
+  sip_msg *m = sip__lua_message_check(L, 1)->m;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  reg_ctx x;
+  read_conf(L, 1, 2, 3, &x);
+  size_t cap = 3 * m->len + 64;
+  char *mem = lua_newuserdatauv(L, cap, 0);
+  sip_obuf text;
+  sip_obuf_init(&text, mem, cap);
+  sip_reg_req rq;
+  sip_reg_answer ans;
+  int rc = sip_reg_check(m, &x.conf, &text, &rq, &ans);
+  if (rc < 0)
+    return luaL_error(L, "registrar: %s", sip_strerror(step_failed(L, &x, rc)));
+  if (rc > 0)
+    return push_answer(L, &ans);
+  sip__lua_push_str(L, rq.aor);
   return 1;
+}
+
+/* core.registrar_contacts(req, opts, defaults) -> changes, star, outbound
+ *   | nil, status, reason[, header name, header value]
+ * changes: { key =, contact =, expires =, q =, instance =, reg_id =,
+ * params = } in the order of the Contacts. */
+static int l_contacts(lua_State *L) {
+  sip_msg *m = sip__lua_message_check(L, 1)->m;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  reg_ctx x;
+  read_conf(L, 1, 2, 3, &x);
+  size_t max = sip_reg_contacts_max(m);
+  sip_reg_contacts cs = {
+      lua_newuserdatauv(L, (max ? max : 1) * sizeof(sip_reg_change), 0), 0, max,
+      0, 0};
+  size_t cap = 4 * m->len + 64 * max + 64;
+  char *mem = lua_newuserdatauv(L, cap, 0);
+  sip_obuf text;
+  sip_obuf_init(&text, mem, cap);
+  /* the arena holds the Contacts re-read when an expires is too large: in
+   * a userdata as big as that copy can need, so that a raise below leaves
+   * nothing malloc'd */
+  size_t acap = 8 * m->len + 4096;
+  sip_arena a;
+  sip_arena_init(&a, lua_newuserdatauv(L, acap, 0), acap);
+  sip_reg_answer ans;
+  int rc = sip_reg_contacts_plan(m, &x.conf, &a, &text, &cs, &ans);
+  if (rc < 0) {
+    sip_arena_free(&a);
+    return luaL_error(L, "registrar: %s", sip_strerror(step_failed(L, &x, rc)));
+  }
+  if (rc > 0) {
+    sip_arena_free(&a);
+    return push_answer(L, &ans);
+  }
+  lua_createtable(L, (int)cs.n, 0);
+  for (size_t i = 0; i < cs.n; i++) {
+    const sip_reg_change *ch = &cs.ch[i];
+    lua_createtable(L, 0, 7);
+    sip__lua_set_str(L, "key", ch->key);
+    sip__lua_set_str(L, "contact", ch->contact);
+    lua_pushinteger(L, ch->expires);
+    lua_setfield(L, -2, "expires");
+    if (ch->q == 0 || ch->q == 1000)
+      lua_pushinteger(L, ch->q / 1000);
+    else
+      lua_pushnumber(L, ch->q / 1000.0);
+    lua_setfield(L, -2, "q");
+    sip__lua_set_str(L, "instance", ch->instance);
+    if (ch->reg_id) {
+      lua_pushinteger(L, ch->reg_id);
+      lua_setfield(L, -2, "reg_id");
+    }
+    sip__lua_set_str(L, "params", ch->params);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  sip_arena_free(&a);
+  lua_pushboolean(L, cs.star);
+  lua_pushboolean(L, cs.outbound);
+  return 3;
 }
 
 static int has_byte(sip_str s, const char *set) {
@@ -600,90 +744,58 @@ static void put_transport_addr(sip_obuf *b, int transport,
 
 /* Everything the fast path reads from the request, decided before writing. */
 typedef struct reg_plan {
-  sip_str aor, call_id, user_agent, received, socket;
-  uint32_t cseq;
-  change ch[MAX_CHANGES];
+  sip_reg_req rq;
+  sip_str user_agent, received, socket;
+  sip_reg_change ch[MAX_CHANGES];
+  int old[MAX_CHANGES]; /* the live stored binding of each change, or -1 */
   int nch;
   stored cur[MAX_CURRENT];
   int ncur;
-  lua_Integer max_contacts;
+  int64_t max_contacts;
   /* copies of the AOR's stored records (cur[].rd reads them): Lua runs
    * between the reading and the writing (allocations, a collection's
    * finalizers), the store's own bytes could change under it */
   char recmem[16384];
 } reg_plan;
 
-/* Steps 1-6 of §10.3 on the request: 1 when the fast path applies. */
-static int plan_request(lua_State *L, sip_lua_rx *r, int opts, int defaults,
-                        reg_plan *pl, sip_obuf *text) {
+/* Steps A and B on the request: 1 when the fast path goes on, 0 when the
+ * Lua flow takes it (an extension: Path, `*`, +sip.instance, reg-id; a
+ * buffer too small), 2 when a step decided an answer (in *ans). */
+static int plan_request(lua_State *L, sip_lua_rx *r, reg_ctx *x, reg_plan *pl,
+                        sip_obuf *text, sip_reg_answer *ans) {
   sip_msg *m = r->base.m;
-  const sip_uri *ru;
-  if (sip_msg_get_ruri(m, &ru) < 0 ||
-      (ru->kind != SIP_URI_SIP && ru->kind != SIP_URI_SIPS))
+  int rc = sip_reg_check(m, &x->conf, text, &pl->rq, ans);
+  if (rc < 0)
+    return step_failed(L, x, rc), 0;
+  if (rc > 0)
+    return 2;
+  if (pl->rq.paths)
     return 0;
-  if (served(L, opts, ru->host) != 1)
+  uint64_t inl[1024 / 8]; /* the arena is only used by a Contact whose
+                             expires is beyond 2^32-1: rare */
+  sip_arena a;
+  sip_arena_init(&a, inl, sizeof inl);
+  const char *start = a.cur;
+  sip_reg_contacts cs = {pl->ch, 0, MAX_CHANGES, 0, 0};
+  rc = sip_reg_contacts_plan(m, &x->conf, &a, text, &cs, ans);
+  int ext = cs.star || cs.outbound;
+  for (size_t k = 0; rc == 0 && k < cs.n; k++)
+    ext |= pl->ch[k].instance.p != NULL;
+  /* a slice into the arena (a Contact re-read): the Lua flow takes it */
+  int reread = a.cur != start || a.chunks != NULL;
+  sip_arena_free(&a);
+  if (rc < 0)
+    return step_failed(L, x, rc), 0;
+  if (rc > 0)
+    return 2;
+  if (ext || reread)
     return 0;
-  if (has_header(m, SIP_H_REQUIRE) || has_header(m, SIP_H_PATH))
-    return 0;
-  const sip_addr *to;
-  if (sip_msg_get_addr(m, SIP_H_TO, &to) < 0)
-    return 0;
-  size_t at = text->len;
-  if (sip_reg_aor(&to->uri, text) < 0 || served(L, opts, to->uri.host) != 1)
-    return 0;
-  pl->aor = (sip_str){text->p + at, text->len - at};
-  const sip_addr *c;
-  if (sip_msg_get_addrs(m, SIP_H_CONTACT, &c) < 0)
-    return 0; /* a query (no Contact) or a malformed one */
-  int64_t hexp = -1;
-  int hx = header_expires(m, &hexp);
-  if (hx < 0)
-    return 0;
-  lua_Integer min_e, max_e, def_e, max_cs;
-  if (!opt_int(L, opts, defaults, "min_expires", &min_e) ||
-      !opt_int(L, opts, defaults, "max_expires", &max_e) ||
-      !opt_int(L, opts, defaults, "default_expires", &def_e) ||
-      !opt_int(L, opts, defaults, "max_contact_size", &max_cs) ||
-      !opt_int(L, opts, defaults, "max_contacts", &pl->max_contacts))
-    return 0;
-  for (pl->nch = 0; c; c = c->next) {
-    if (c->star || pl->nch == MAX_CHANGES || (lua_Integer)c->raw.len > max_cs)
-      return 0; /* a Contact too long: the general path's 400 */
-    change *ch = &pl->ch[pl->nch++];
-    const sip_uri *u = &c->uri;
-    if (has_byte(c->display, "<>") || has_byte(c->params_raw, "\r\n") ||
-        sip_params_get(&u->params, "gr") ||
-        sip_params_get(&c->params, "+sip.instance") ||
-        sip_params_get(&c->params, "reg-id"))
-      return 0;
-    /* the qvalue as the Contact parser read it (thousandths, -1: none);
-     * 0 and 1 are stored as integers, as the Lua path does */
-    ch->q_integral = c->q < 0 || c->q == 0 || c->q == 1000;
-    ch->q = c->q < 0 ? 1 : c->q / 1000.0;
-    int64_t e = c->expires >= 0 ? c->expires : hx ? hexp : def_e;
-    if (e > 0 && e < min_e)
-      return 0; /* 423 */
-    if (e > max_e)
-      e = max_e;
-    ch->expires = e;
-    ch->contact = u->raw;
-    at = text->len;
-    if (sip_reg_contact_key(u, text) < 0)
-      return 0;
-    ch->key = (sip_str){text->p + at, text->len - at};
-    at = text->len;
-    sip_reg_kept_params(c->params_raw, text);
-    ch->params = (sip_str){text->p + at, text->len - at};
-    for (int k = 0; k < pl->nch - 1; k++)
-      if (streq(pl->ch[k].key, ch->key))
+  pl->nch = (int)cs.n;
+  pl->max_contacts = x->conf.max_contacts;
+  for (int k = 0; k < pl->nch; k++)
+    for (int j = 0; j < k; j++)
+      if (streq(pl->ch[j].key, pl->ch[k].key))
         return 0;
-  }
-  if (text->overflow)
-    return 0;
-  const sip_cseq *cs;
-  if (sip_msg_get_call_id(m, &pl->call_id) < 0 || sip_msg_get_cseq(m, &cs) < 0)
-    return 0;
-  pl->cseq = cs->num;
   int ua = sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0);
   pl->user_agent = SIP_STR_NULL;
   if (ua >= 0) {
@@ -691,7 +803,7 @@ static int plan_request(lua_State *L, sip_lua_rx *r, int opts, int defaults,
     if (has_byte(pl->user_agent, "\r\n"))
       return 0; /* folded: the general path unfolds it */
   }
-  at = text->len;
+  size_t at = text->len;
   put_transport_addr(text, r->src.transport, &r->src.peer);
   pl->received = (sip_str){text->p + at, text->len - at};
   pl->socket = SIP_STR_NULL;
@@ -707,7 +819,7 @@ static int plan_request(lua_State *L, sip_lua_rx *r, int opts, int defaults,
  * applies. */
 static int plan_store(const sip_memstore *ms, reg_plan *pl, double t) {
   sip_str recs[MAX_CURRENT];
-  size_t n = sip_memstore_records(ms, pl->aor, recs, MAX_CURRENT);
+  size_t n = sip_memstore_records(ms, pl->rq.aor, recs, MAX_CURRENT);
   if (n > MAX_CURRENT)
     return 0;
   pl->ncur = (int)n;
@@ -731,17 +843,17 @@ static int plan_store(const sip_memstore *ms, reg_plan *pl, double t) {
   for (int i = 0; i < pl->ncur; i++)
     live += pl->cur[i].live;
   for (int k = 0; k < pl->nch; k++) {
-    change *ch = &pl->ch[k];
-    ch->old = -1;
+    sip_reg_change *ch = &pl->ch[k];
+    pl->old[k] = -1;
     for (int i = 0; i < pl->ncur; i++)
       if (pl->cur[i].live && streq(pl->cur[i].rd.key, ch->key)) {
-        ch->old = i;
+        pl->old[k] = i;
         break;
       }
-    if (ch->old >= 0) {
-      stored *o = &pl->cur[ch->old];
-      if (o->call_id.p && streq(o->call_id, pl->call_id) &&
-          (o->has_cseq ? o->cseq : -1) >= (double)pl->cseq)
+    if (pl->old[k] >= 0) {
+      stored *o = &pl->cur[pl->old[k]];
+      if (o->call_id.p && streq(o->call_id, pl->rq.call_id) &&
+          (o->has_cseq ? o->cseq : -1) >= (double)pl->rq.cseq)
         return 0; /* 500: CSeq out of order */
       o->replaced = 1;
       live--;
@@ -783,15 +895,27 @@ static int l_registrar_save(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
+  reg_ctx x;
+  read_conf(L, 1, 3, 4, &x);
   reg_plan pl;
   char textmem[8192];
   sip_obuf text;
   sip_obuf_init(&text, textmem, sizeof textmem);
-  if (!plan_request(L, r, 3, 4, &pl, &text)) {
-    lua_pushboolean(L, 0);
-    return 1;
+  sip_reg_answer ans;
+  int go = plan_request(L, r, &x, &pl, &text, &ans);
+  if (go == 2) { /* a step's answer, as the Lua flow gives it */
+    char hdr[300];
+    int n = ans.hname
+                ? snprintf(hdr, sizeof hdr, "%s: %s\r\n", ans.hname, ans.hvalue)
+                : 0;
+    (void)sip__lua_rx_reply(r, ans.status,
+                            (sip_str){ans.reason, strlen(ans.reason)},
+                            (sip_str){hdr, (size_t)n}, SIP_STR_NULL);
+    lua_pushinteger(L, ans.status);
+    lua_pushstring(L, ans.reason);
+    return 2;
   }
-  if (!plan_store(sip__lua_memstore_check(L, 2), &pl, t)) {
+  if (!go || !plan_store(sip__lua_memstore_check(L, 2), &pl, t)) {
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -799,9 +923,10 @@ static int l_registrar_save(lua_State *L) {
   /* Decided: write. The new records (7 .. 6+nch; nil for removals), the
    * list, its tables and the results. */
   luaL_checkstack(L, pl.nch + 24, "registrar_save");
+  int first_new = lua_gettop(L) + 1;
   char blobmem[4096];
   for (int k = 0; k < pl.nch; k++) {
-    change *ch = &pl.ch[k];
+    sip_reg_change *ch = &pl.ch[k];
     if (ch->expires == 0) {
       lua_pushnil(L);
       continue;
@@ -813,12 +938,13 @@ static int l_registrar_save(lua_State *L) {
       sip_binding_put_key(&b, SIP_BF_CONTACT, NULL);
     else
       sip_binding_put_str(&b, SIP_BF_CONTACT, NULL, ch->contact);
-    if (ch->q_integral)
-      sip_binding_put_int(&b, SIP_BF_Q, NULL, (int64_t)ch->q);
+    /* 0 and 1 are stored as integers, as the Lua flow does */
+    if (ch->q == 0 || ch->q == 1000)
+      sip_binding_put_int(&b, SIP_BF_Q, NULL, ch->q / 1000);
     else
-      sip_binding_put_double(&b, SIP_BF_Q, NULL, ch->q);
-    sip_binding_put_str(&b, SIP_BF_CALL_ID, NULL, pl.call_id);
-    sip_binding_put_int(&b, SIP_BF_CSEQ, NULL, pl.cseq);
+      sip_binding_put_double(&b, SIP_BF_Q, NULL, ch->q / 1000.0);
+    sip_binding_put_str(&b, SIP_BF_CALL_ID, NULL, pl.rq.call_id);
+    sip_binding_put_int(&b, SIP_BF_CSEQ, NULL, pl.rq.cseq);
     sip_binding_put_str(&b, SIP_BF_RECEIVED, NULL, pl.received);
     if (pl.socket.p)
       sip_binding_put_str(&b, SIP_BF_SOCKET, NULL, pl.socket);
@@ -834,7 +960,6 @@ static int l_registrar_save(lua_State *L) {
     }
     lua_pushlstring(L, b.p, b.len);
   }
-  int first_new = 7;
 
   /* Step 8: the 200 with every current binding. */
   listed items[MAX_CURRENT + MAX_CHANGES];
@@ -844,15 +969,16 @@ static int l_registrar_save(lua_State *L) {
       items[ni++] = (listed){pl.cur[i].q, pl.cur[i].updated, -1, i};
   for (int k = 0; k < pl.nch; k++)
     if (pl.ch[k].expires > 0)
-      items[ni++] = (listed){pl.ch[k].q, (double)now, k, -1};
+      items[ni++] = (listed){pl.ch[k].q / 1000.0, (double)now, k, -1};
   qsort(items, (size_t)ni, sizeof *items, cmp_listed);
   char extramem[8192];
   sip_obuf extra;
   sip_obuf_init(&extra, extramem, sizeof extramem);
   for (int i = 0; i < ni; i++) {
     if (items[i].from_change >= 0) {
-      change *ch = &pl.ch[items[i].from_change];
-      put_contact_line(&extra, ch->contact, ch->expires, ch->q, ch->params);
+      sip_reg_change *ch = &pl.ch[items[i].from_change];
+      put_contact_line(&extra, ch->contact, ch->expires, ch->q / 1000.0,
+                       ch->params);
     } else {
       stored *s = &pl.cur[items[i].from_stored];
       put_contact_line(&extra, s->contact, s->expires - now, s->q, s->params);
@@ -893,16 +1019,16 @@ static int l_registrar_save(lua_State *L) {
   sip_memstore_op ops[MAX_CHANGES];
   size_t nops = 0;
   for (int k = 0; k < pl.nch; k++) {
-    change *ch = &pl.ch[k];
+    sip_reg_change *ch = &pl.ch[k];
     if (ch->expires > 0) {
       size_t len;
       const char *p = lua_tolstring(L, first_new + k, &len);
       ops[nops++] = (sip_memstore_op){{p, len}, SIP_STR_NULL};
-    } else if (ch->old >= 0) {
+    } else if (pl.old[k] >= 0) {
       ops[nops++] = (sip_memstore_op){SIP_STR_NULL, ch->key};
     }
   }
-  if (sip_memstore_update(sip__lua_memstore_check(L, 2), pl.aor, ops, nops) <
+  if (sip_memstore_update(sip__lua_memstore_check(L, 2), pl.rq.aor, ops, nops) <
       0) {
     lua_pushboolean(L, 0);
     return 1;
@@ -928,6 +1054,8 @@ void sip__lua_open_registrar(lua_State *L) {
       {"binding_times", l_binding_times},
       {"binding_key", l_binding_key},
       {"location_clock", l_clock},
+      {"registrar_check", l_check},
+      {"registrar_contacts", l_contacts},
       {"registrar_save", l_registrar_save},
       {NULL, NULL},
   };

@@ -47,9 +47,9 @@ local log = require "luasip.log"
 
 local format, lower = string.format, string.lower
 local concat, sort = table.concat, table.sort
-local type, tostring, tonumber, ipairs, pairs, next = type, tostring, tonumber, ipairs, pairs, next
+local type, tostring, ipairs, pairs, next = type, tostring, ipairs, pairs, next
 local time, date = os.time, os.date
-local c_aor, c_contact, c_kept_params = core.registrar_aor, core.registrar_contact, core.registrar_kept_params
+local c_aor, c_check, c_contacts = core.registrar_aor, core.registrar_check, core.registrar_contacts
 local clock = core.location_clock
 local fast_save = core.registrar_save
 
@@ -79,8 +79,6 @@ M.defaults = {
 -- `sanity.supported` so that the C layer lets them through.
 M.supported = { "path", "outbound", "gruu" }
 
-local MAX_U32 = 4294967295
-
 -- ---------------------------------------------------------------------------
 -- URIs and AORs
 -- ---------------------------------------------------------------------------
@@ -109,16 +107,6 @@ M.aor = c_aor
 -- Helpers
 -- ---------------------------------------------------------------------------
 
-local function set_of(list)
-  local s = {}
-  for _, v in ipairs(list or {}) do
-    s[lower(v)] = true
-  end
-  return s
-end
-
-local default_supported = set_of(M.supported)
-
 -- Does opts.domains serve host? (no domains: every host is served)
 local function serves(opts, host, req)
   local d = opts.domains
@@ -142,50 +130,6 @@ end
 -- @treturn string e.g. `Sat, 13 Nov 2010 23:29:00 GMT`
 function M.http_date(t)
   return date("!%a, %d %b %Y %H:%M:%S GMT", t)
-end
-
--- The request's contacts; a Contact whose expires is beyond 2^32-1 makes
--- the parser reject the whole field: such values are taken as 2^32-1 (and
--- clamped to max_expires later) by reading a copy where they are.
-local function get_contacts(req)
-  local cs, err, code = req:get("contacts")
-  if cs or code ~= "RANGE" then
-    return cs, err
-  end
-  local lines = { "REGISTER sip:x SIP/2.0" }
-  for _, v in ipairs(req:headers("Contact", false)) do
-    v = v:gsub("(;%s*[Ee][Xx][Pp][Ii][Rr][Ee][Ss]%s*=%s*)(%d+)", function(p, d)
-      if #d > 10 or tonumber(d) > MAX_U32 then
-        return p .. MAX_U32
-      end
-      return p .. d
-    end)
-    lines[#lines + 1] = "Contact: " .. v
-  end
-  lines[#lines + 1] = "\r\n"
-  local m = sip.parse(concat(lines, "\r\n"))
-  if not m then
-    return nil, err
-  end
-  cs, err = m:get("contacts")
-  return cs, err
-end
-
--- The Expires header: nil when absent, a number (2^32-1 for larger digit
--- strings), or false when malformed.
-local function header_expires(req)
-  local v = req:header("Expires")
-  if v == nil then
-    return nil
-  end
-  v = v:match("^%s*(%d+)%s*$")
-  if not v then
-    return false
-  end
-  if #v > 10 or tonumber(v) > MAX_U32 then
-    return MAX_U32
-  end
-  return tonumber(v)
 end
 
 local function has_tag(req, header, tag)
@@ -303,19 +247,6 @@ local function by_q(a, b)
   return (a.updated or 0) > (b.updated or 0)
 end
 
--- A field of the request that must be there and parse: the value, or nil
--- and the reason of a 400 naming it and why (every field the registrar
--- reads goes through here or has its own check: a malformed one is the
--- client's error, never a script error).
-local function field(req, name, what)
-  local v, err = req:get(name)
-  if v == nil then
-    return nil, format("Bad Request (%s %s)", err and "malformed" or "missing",
-      what .. (err and (": " .. tostring(err):gsub("[%c]", " ")) or ""))
-  end
-  return v
-end
-
 -- How many saves each path handled (see M.stats).
 local handled = { fast = 0, general = 0 }
 -- REGISTERs answered 200 (both paths): registrations, refreshes, removals.
@@ -324,50 +255,11 @@ local registered = 0
 -- Every step of §10.3, for every store.
 local function save(req, opts)
   handled.general = handled.general + 1
-  -- 1. The Request-URI's domain.
-  local ruri, rerr = field(req, "ruri", "Request-URI")
-  if not ruri then
-    return fail(req, 400, rerr)
-  end
-  local rscheme = lower(ruri.scheme or "")
-  if rscheme ~= "sip" and rscheme ~= "sips" then
-    return fail(req, 416, "Unsupported URI Scheme")
-  end
-  if not serves(opts, ruri.host, req) then
-    return fail(req, 404, "Domain Not Served Here")
-  end
-
-  -- 2. Require (§8.2.2.3).
-  local extra = opts.supported and set_of(opts.supported)
-  local unsupported = {}
-  for _, tag in ipairs(req:headers("Require")) do
-    local t = lower(tag)
-    if not default_supported[t] and not (extra and extra[t]) then
-      unsupported[#unsupported + 1] = tag
-    end
-  end
-  if #unsupported > 0 then
-    return fail(req, 420, "Bad Extension", { { "Unsupported", concat(unsupported, ", ") } })
-  end
-
-  -- The other fields read below.
-  local call_id, cerr0 = field(req, "call_id", "Call-ID")
-  local cseq, serr0 = field(req, "cseq", "CSeq")
-  local vias, verr0 = field(req, "via", "Via")
-  local to, terr0 = field(req, "to", "To")
-  local plist, perr0 = field(req, "paths", "Path")
-  local bad = cerr0 or serr0 or verr0 or terr0 or perr0
-  if bad then
-    return fail(req, 400, bad)
-  end
-
-  -- 5. The address-of-record (before 3-4: the hook is given it).
-  local aor, to_host = c_aor(to.uri)
+  -- 1, 2 and 5 (in C: csrc/registrar/plan.c): the Request-URI's domain,
+  -- Require, the fields read below, the address-of-record.
+  local aor, code, reason, hname, hvalue = c_check(req, opts, M.defaults)
   if not aor then
-    return fail(req, 400, "Bad Request (To must be a SIP or SIPS URI)")
-  end
-  if not serves(opts, to_host, req) then
-    return fail(req, 404, "Not Found (domain of To not served here)")
+    return fail(req, code, reason, hname and { { hname, hvalue } })
   end
 
   -- 3-4. Authentication and authorization.
@@ -381,109 +273,28 @@ local function save(req, opts)
     end
   end
 
-  -- 6. The Contact header field.
-  local contacts, cerr = get_contacts(req)
-  if not contacts then
-    return fail(req, 400, "Bad Request (malformed Contact" .. (cerr and (": " .. cerr) or "") .. ")")
+  -- 6. The Contact header field (in C): the changes asked for, validated
+  -- before anything is written.
+  local changes, star, used_outbound
+  changes, star, used_outbound, hname, hvalue = c_contacts(req, opts, M.defaults)
+  if not changes then
+    return fail(req, star, used_outbound, hname and { { hname, hvalue } })
   end
-  local hexp = header_expires(req)
-  if hexp == false then
-    return fail(req, 400, "Bad Request (malformed Expires)")
-  end
-  local star = contacts.star
-  if star then
-    if #contacts > 0 or #req:headers("Contact") > 1 then
-      return fail(req, 400, "Bad Request (Contact * must be the only Contact)")
-    end
-    if hexp ~= 0 then
-      return fail(req, 400, "Bad Request (Contact * needs Expires: 0)")
-    end
-  end
-
+  local call_id, cseq = req:get("call_id"), req:get("cseq")
   local now = time()
-  local default_expires = opt(opts, "default_expires")
-  local min_expires, max_expires = opt(opts, "min_expires"), opt(opts, "max_expires")
-  local use_path = opts.path ~= false
-  local use_outbound = opts.outbound ~= false and has_tag(req, "Supported", "outbound")
   local use_gruu = opts.gruu ~= false and has_tag(req, "Supported", "gruu")
   local src = req:source() or {}
   local received = src.host and transport_addr(src.transport, src.host, src.port)
   local socket = src.local_host and transport_addr(src.transport, src.local_host, src.local_port)
   local paths
-  if use_path and #plist > 0 then
+  local plist = opts.path ~= false and req:get("paths")
+  if plist and #plist > 0 then
     paths = {}
     for i, p in ipairs(plist) do
       paths[i] = tostring(p.raw)
     end
   end
   local ua = req:header("User-Agent")
-
-  -- The requested changes, validated before anything is written.
-  local changes, reg_ids, used_outbound = {}, 0, false
-  local max_size = opt(opts, "max_contact_size")
-  for _, c in ipairs(contacts) do
-    local size = #tostring(c.raw)
-    if size > max_size then
-      return fail(req, 400, format("Bad Request (Contact too long: %d bytes, at most %d)", size, max_size))
-    end
-    -- the binding key, and the host and gr of a SIP/SIPS URI
-    local ckey, chost, gr = c_contact(c.uri)
-    if not ckey then
-      return fail(req, 400, "Bad Request (malformed Contact URI)")
-    end
-    local cp = c.params or {}
-    local q = c.q -- a qvalue, checked by the parser (nil when absent)
-    if q == nil or q == 1 then
-      q = 1
-    elseif q == 0 then
-      q = 0
-    end
-    local e = c.expires or hexp or default_expires
-    if e > 0 and e < min_expires then
-      return fail(req, 423, "Interval Too Brief", { { "Min-Expires", tostring(min_expires) } })
-    end
-    if e > max_expires then
-      e = max_expires
-    end
-    if gr and chost and chost ~= "" and serves(opts, chost, req) then
-      return fail(req, 403, "Forbidden (Contact is a GRUU)")
-    end
-    local instance = cp["+sip.instance"]
-    local reg_id = cp["reg-id"]
-    if instance == true then
-      instance = nil
-    end
-    local key
-    if reg_id ~= nil and use_outbound then
-      reg_id = tonumber(reg_id)
-      if not instance or not reg_id or reg_id < 1 or reg_id > MAX_U32 or reg_id % 1 ~= 0 then
-        return fail(req, 400, "Bad Request (reg-id needs +sip.instance and a number 1 to 2^32-1)")
-      end
-      reg_ids = reg_ids + 1
-      key = instance .. ";" .. reg_id
-      used_outbound = true
-    elseif instance then
-      reg_id = nil
-      key = instance
-    else
-      reg_id = nil
-      key = ckey
-    end
-    changes[#changes + 1] = {
-      key = key, contact = tostring(c.uri), expires = e, q = q, instance = instance,
-      reg_id = reg_id, params = c_kept_params(c.params_raw),
-    }
-  end
-  if reg_ids > 1 then
-    return fail(req, 400, "Bad Request (reg-id on more than one Contact)")
-  end
-  if used_outbound and #vias > 1 then
-    local first = plist[1]
-    local fu = first and sip.uri(first.uri)
-    if not (fu and fu.params and fu.params.ob ~= nil) then
-      return fail(req, 439, "First Hop Lacks Outbound Support")
-    end
-  end
 
   -- 6-7. The current bindings; Call-ID / CSeq ordering.
   local store = store_of(opts)
@@ -542,9 +353,9 @@ local function save(req, opts)
         b.temp_gruu = temp_gruu(aor, base, n)
       end
       if opts.on_binding then
-        local r, code, reason = opts.on_binding(req, b)
-        if r == nil and code then
-          return fail(req, code, reason)
+        local r, hcode, hreason = opts.on_binding(req, b)
+        if r == nil and hcode then
+          return fail(req, hcode, hreason)
         elseif type(r) == "table" then
           b = r
         end

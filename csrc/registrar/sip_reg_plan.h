@@ -1,0 +1,88 @@
+/* The registrar's flow (RFC 3261 §10.3), the one copy: the Lua registrar
+ * (lua/luasip/registrar.lua, through csrc/lua/registrar.c) and its C fast
+ * path call these steps, and keep only hooks and store I/O between them.
+ *
+ *   step A  sip_reg_check     §10.3 steps 1, 2 and 5 and the fields the
+ *                             flow reads: the address-of-record
+ *   step B  sip_reg_contacts  step 6: the Contacts as validated changes
+ *
+ * A step returns 0 (go on), 1 when the request is to be answered with
+ * *ans (nothing decided is kept), or a negative code: SIP_ENOMEM when
+ * `text` (a caller-owned buffer for the derived text: AOR, keys, kept
+ * parameters) or the change array is too small, or the negative value the
+ * `serves` callback returned (the caller's own failure, passed through).
+ * Nothing here allocates but the RANGE re-reading of step B (in the
+ * caller's arena), and nothing here logs. */
+#ifndef SIP_REG_PLAN_H
+#define SIP_REG_PLAN_H
+
+#include <stdint.h>
+
+#include "sip_fields.h"
+#include "sip_msg.h"
+#include "sip_registrar.h"
+
+/* What a registrar serves and allows (registrar.save's options). */
+typedef struct sip_reg_conf {
+  int64_t default_expires, min_expires, max_expires;
+  int64_t max_contacts, max_contact_size;
+  int path, outbound, gruu; /* RFC 3327, 5626, 5627 on */
+  /* Require option tags accepted beside path, outbound and gruu */
+  const sip_str *supported;
+  size_t nsupported;
+  /* Is host (as written) a served domain? 1 / 0, or a negative code that
+   * stops the step. NULL serves every domain. */
+  int (*serves)(void *ud, sip_str host);
+  void *ud;
+} sip_reg_conf;
+
+/* An answer a step decided: the status, its reason phrase and at most one
+ * extra header (Unsupported, Min-Expires). */
+typedef struct sip_reg_answer {
+  int status;
+  char reason[256];
+  const char *hname; /* NULL: none */
+  char hvalue[256];
+} sip_reg_answer;
+
+/* What step A read. Slices into the message, the AOR into `text`. */
+typedef struct sip_reg_req {
+  sip_str aor;
+  sip_str call_id;
+  uint32_t cseq;
+  int nvias;
+  const sip_addr *paths; /* the Path values, NULL when none */
+} sip_reg_req;
+
+/* Step A. */
+int sip_reg_check(sip_msg *m, const sip_reg_conf *c, sip_obuf *text,
+                  sip_reg_req *out, sip_reg_answer *ans);
+
+/* One requested change of a binding. */
+typedef struct sip_reg_change {
+  sip_str key;      /* instance;reg-id, instance, or the Contact key (text) */
+  sip_str contact;  /* the Contact URI as written */
+  sip_str params;   /* the kept contact parameters (text) */
+  sip_str instance; /* +sip.instance (unquoted); absent when none */
+  int64_t expires;  /* seconds, 0 removes; within min/max */
+  int32_t q;        /* thousandths, 1000 when absent */
+  uint32_t reg_id;  /* 0: none */
+} sip_reg_change;
+
+typedef struct sip_reg_contacts {
+  sip_reg_change *ch; /* caller-owned, cap entries */
+  size_t n, cap;
+  int star;     /* "Contact: *" (with Expires: 0): remove every binding */
+  int outbound; /* a reg-id was used (RFC 5626): Require: outbound */
+} sip_reg_contacts;
+
+/* An upper bound of the number of Contact values (for out->cap). */
+size_t sip_reg_contacts_max(const sip_msg *m);
+
+/* Step B (after step A: the fields it read parse). a: for re-reading Contacts
+ * whose expires is beyond 2^32-1 (taken as 2^32-1); the caller frees it. */
+int sip_reg_contacts_plan(sip_msg *m, const sip_reg_conf *c, sip_arena *a,
+                          sip_obuf *text, sip_reg_contacts *out,
+                          sip_reg_answer *ans);
+
+#endif

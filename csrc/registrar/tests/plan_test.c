@@ -1,0 +1,319 @@
+/* The registrar's flow (csrc/registrar/plan.c): step A (Request-URI,
+ * Require, the fields read, the AOR) and step B (the Contacts as changes),
+ * each answer it chooses and its reason. Prints "plan_test: N passed, N
+ * failed". */
+#include <stdio.h>
+#include <string.h>
+
+#include "sip_error.h"
+#include "sip_reg_plan.h"
+#include "test/check.h"
+
+#define CHECK_CSTR(got, want)                                                  \
+  CHECK_MSG(strcmp((got), (want)) == 0, "got '%s', want '%s'", (got), (want))
+
+static char wire[4096];
+static sip_msg msg;
+static char textmem[4096];
+static sip_obuf text;
+static sip_reg_answer ans;
+
+/* A REGISTER to ruri with these header lines (each ending in CRLF); the
+ * Via, Call-ID, CSeq, From and To given unless the lines start with "!" */
+static sip_msg *reg(const char *ruri, const char *lines) {
+  int own = lines[0] == '!';
+  snprintf(wire, sizeof wire, "REGISTER %s SIP/2.0\r\n%s%s\r\n", ruri,
+           own ? ""
+               : "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
+                 "Call-ID: c1@127.0.0.1\r\nCSeq: 7 REGISTER\r\n"
+                 "From: <sip:alice@example.com>;tag=1\r\n"
+                 "To: <sip:%61lice@Example.COM:5060>\r\n",
+           own ? lines + 1 : lines);
+  sip_msg_free(&msg);
+  sip_msg_init(&msg, NULL);
+  int rc = sip_msg_parse(&msg, wire, strlen(wire), SIP_MODE_DATAGRAM);
+  CHECK_MSG(rc > 0, "parse: %d", rc);
+  sip_obuf_init(&text, textmem, sizeof textmem);
+  memset(&ans, 0, sizeof ans);
+  return &msg;
+}
+
+/* serves: "example.com" only; counts its calls; -99 when told to fail */
+static int calls, fail_serves;
+static int serves_example(void *ud, sip_str host) {
+  (void)ud;
+  calls++;
+  if (fail_serves)
+    return -99;
+  return sip_str_ieq_cstr(host, "example.com");
+}
+
+static sip_reg_conf conf(void) {
+  sip_reg_conf c = {0};
+  c.default_expires = 3600;
+  c.min_expires = 60;
+  c.max_expires = 7200;
+  c.max_contacts = 10;
+  c.max_contact_size = 1024;
+  c.path = c.outbound = c.gruu = 1;
+  c.serves = serves_example;
+  return c;
+}
+
+static int check_a(const char *ruri, const char *lines, const sip_reg_conf *c,
+                   sip_reg_req *rq) {
+  return sip_reg_check(reg(ruri, lines), c, &text, rq, &ans);
+}
+
+static void test_check(void) {
+  sip_reg_conf c = conf();
+  sip_reg_req rq;
+  calls = 0;
+  CHECK_INT(check_a("sip:example.com", "", &c, &rq), 0);
+  CHECK_STR(rq.aor, "sip:alice@example.com");
+  CHECK_STR(rq.call_id, "c1@127.0.0.1");
+  CHECK_INT(rq.cseq, 7);
+  CHECK_INT(rq.nvias, 1);
+  CHECK(rq.paths == NULL);
+  CHECK_INT(calls, 2); /* the Request-URI's host, then the To's */
+
+  /* 1: scheme and domain */
+  CHECK_INT(check_a("tel:+123", "", &c, &rq), 1);
+  CHECK_INT(ans.status, 416);
+  CHECK_CSTR(ans.reason, "Unsupported URI Scheme");
+  CHECK_INT(check_a("sip:other.org", "", &c, &rq), 1);
+  CHECK_INT(ans.status, 404);
+  CHECK_CSTR(ans.reason, "Domain Not Served Here");
+  sip_reg_conf all = c;
+  all.serves = NULL;
+  CHECK_INT(check_a("sip:other.org", "", &all, &rq), 0);
+
+  /* 2: Require: every tag not implemented, as written */
+  CHECK_INT(check_a("sip:example.com",
+                    "Require: Path, foo\r\nRequire: gruu,bar , outbound\r\n",
+                    &c, &rq),
+            1);
+  CHECK_INT(ans.status, 420);
+  CHECK_CSTR(ans.reason, "Bad Extension");
+  CHECK(ans.hname && !strcmp(ans.hname, "Unsupported"));
+  CHECK_CSTR(ans.hvalue, "foo, bar");
+  sip_str extra[] = {SIP_STR_LIT("FOO"), SIP_STR_LIT("bar")};
+  sip_reg_conf more = c;
+  more.supported = extra;
+  more.nsupported = 2;
+  CHECK_INT(
+      check_a("sip:example.com", "Require: path, foo, bar\r\n", &more, &rq), 0);
+
+  /* the fields read: missing or malformed, in the flow's order */
+  CHECK_INT(check_a("sip:example.com",
+                    "!Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK2\r\n"
+                    "CSeq: 1 REGISTER\r\nTo: <sip:a@example.com>\r\n",
+                    &c, &rq),
+            1);
+  CHECK_INT(ans.status, 400);
+  CHECK_CSTR(ans.reason, "Bad Request (missing Call-ID)");
+  CHECK_INT(check_a("sip:example.com",
+                    "!Call-ID: x\r\nCSeq: one REGISTER\r\n"
+                    "To: <sip:a@example.com>\r\n",
+                    &c, &rq),
+            1);
+  CHECK_INT(ans.status, 400);
+  CHECK_MSG(
+      !strncmp(ans.reason, "Bad Request (malformed CSeq: PARSE: CSeq", 40),
+      "reason '%s'", ans.reason);
+  CHECK_INT(check_a("sip:example.com", "!Call-ID: x\r\nCSeq: 1 REGISTER\r\n",
+                    &c, &rq),
+            1);
+  CHECK_CSTR(ans.reason, "Bad Request (missing To)");
+  CHECK_INT(
+      check_a("sip:example.com", "Path: <sip:p1.example.com;lr\r\n", &c, &rq),
+      1);
+  CHECK_MSG(!strncmp(ans.reason, "Bad Request (malformed Path: ", 29),
+            "reason '%s'", ans.reason);
+
+  /* 5: the AOR */
+  CHECK_INT(check_a("sip:example.com",
+                    "!Call-ID: x\r\nCSeq: 1 REGISTER\r\nTo: <tel:+1234>\r\n",
+                    &c, &rq),
+            1);
+  CHECK_INT(ans.status, 400);
+  CHECK_CSTR(ans.reason, "Bad Request (To must be a SIP or SIPS URI)");
+  CHECK_INT(check_a("sip:example.com",
+                    "!Call-ID: x\r\nCSeq: 1 REGISTER\r\n"
+                    "To: <sip:bob@other.org>\r\n",
+                    &c, &rq),
+            1);
+  CHECK_INT(ans.status, 404);
+  CHECK_CSTR(ans.reason, "Not Found (domain of To not served here)");
+
+  /* the callback's failure passes through; a text buffer too small */
+  fail_serves = 1;
+  CHECK_INT(check_a("sip:example.com", "", &c, &rq), -99);
+  fail_serves = 0;
+  reg("sip:example.com", "");
+  sip_obuf_init(&text, textmem, 5);
+  CHECK_INT(sip_reg_check(&msg, &c, &text, &rq, &ans), SIP_ENOMEM);
+}
+
+static sip_reg_change changes[8];
+static sip_reg_contacts cs;
+static sip_arena arena;
+
+static int check_b(const char *lines, const sip_reg_conf *c) {
+  reg("sip:example.com", lines);
+  cs = (sip_reg_contacts){changes, 0, 8, 0, 0};
+  sip_arena_free(&arena);
+  return sip_reg_contacts_plan(&msg, c, &arena, &text, &cs, &ans);
+}
+
+static void test_contacts(void) {
+  sip_reg_conf c = conf();
+  /* expiry: the contact's, else the header's, else the default; q */
+  CHECK_INT(check_b("Contact: <sip:a@192.0.2.1;Transport=TCP>;expires=120;"
+                    "q=0.5;+foo=\"x\", \"A\" <sip:b@192.0.2.2>\r\n"
+                    "Contact: sip:c@192.0.2.3;q=0\r\nExpires: 300\r\n",
+                    &c),
+            0);
+  CHECK_INT(cs.n, 3);
+  CHECK_STR(changes[0].key, "sip:a@192.0.2.1;transport=tcp");
+  CHECK_STR(changes[0].contact, "sip:a@192.0.2.1;Transport=TCP");
+  CHECK_INT(changes[0].expires, 120);
+  CHECK_INT(changes[0].q, 500);
+  CHECK_STR(changes[0].params, ";+foo=\"x\"");
+  CHECK_INT(changes[1].expires, 300);
+  CHECK_INT(changes[1].q, 1000);
+  CHECK_INT(changes[2].q, 0);
+  CHECK(!cs.star && !cs.outbound);
+  CHECK_INT(check_b("Contact: <sip:a@192.0.2.1>\r\n", &c), 0);
+  CHECK_INT(changes[0].expires, 3600);
+  /* beyond max_expires: shortened; beyond 2^32-1: taken as 2^32-1 */
+  CHECK_INT(check_b("Contact: <sip:a@192.0.2.1>;expires=99999999999\r\n", &c),
+            0);
+  CHECK_INT(cs.n, 1);
+  CHECK_INT(changes[0].expires, 7200);
+  CHECK_STR(changes[0].key, "sip:a@192.0.2.1");
+  CHECK_INT(
+      check_b("Contact: <sip:a@192.0.2.1>\r\nExpires: 99999999999\r\n", &c), 0);
+  CHECK_INT(changes[0].expires, 7200);
+
+  /* 423 (0 still removes) */
+  CHECK_INT(check_b("Contact: <sip:a@192.0.2.1>;expires=30\r\n", &c), 1);
+  CHECK_INT(ans.status, 423);
+  CHECK_CSTR(ans.reason, "Interval Too Brief");
+  CHECK(ans.hname && !strcmp(ans.hname, "Min-Expires"));
+  CHECK_CSTR(ans.hvalue, "60");
+  CHECK_INT(check_b("Contact: <sip:a@192.0.2.1>;expires=0\r\n", &c), 0);
+  CHECK_INT(changes[0].expires, 0);
+
+  /* malformed */
+  CHECK_INT(check_b("Contact: <sip:a@192.0.2.1>\r\nExpires: soon\r\n", &c), 1);
+  CHECK_CSTR(ans.reason, "Bad Request (malformed Expires)");
+  CHECK_INT(check_b("Contact: <sip:a@192.0.2.1>;q=2\r\n", &c), 1);
+  CHECK_INT(ans.status, 400);
+  CHECK_MSG(!strncmp(ans.reason, "Bad Request (malformed Contact: PARSE:", 38),
+            "reason '%s'", ans.reason);
+
+  /* star */
+  CHECK_INT(check_b("Contact: *\r\nExpires: 0\r\n", &c), 0);
+  CHECK(cs.star);
+  CHECK_INT(cs.n, 0);
+  CHECK_INT(check_b("Contact: *\r\n", &c), 1);
+  CHECK_CSTR(ans.reason, "Bad Request (Contact * needs Expires: 0)");
+  CHECK_INT(check_b("Contact: *\r\nExpires: 10\r\n", &c), 1);
+  CHECK_CSTR(ans.reason, "Bad Request (Contact * needs Expires: 0)");
+  CHECK_INT(check_b("Contact: *\r\nContact: <sip:a@192.0.2.1>\r\n"
+                    "Expires: 0\r\n",
+                    &c),
+            1);
+  CHECK_CSTR(ans.reason, "Bad Request (Contact * must be the only Contact)");
+
+  /* max_contact_size */
+  sip_reg_conf small = c;
+  small.max_contact_size = 20;
+  CHECK_INT(check_b("Contact: <sip:a@192.0.2.1>;expires=100\r\n", &small), 1);
+  CHECK_INT(ans.status, 400);
+  CHECK_CSTR(ans.reason,
+             "Bad Request (Contact too long: 29 bytes, at most 20)");
+
+  /* a GRUU of ours as a Contact: 403; another domain's: a binding */
+  CHECK_INT(check_b("Contact: <sip:alice@example.com;gr=urn:x>\r\n", &c), 1);
+  CHECK_INT(ans.status, 403);
+  CHECK_CSTR(ans.reason, "Forbidden (Contact is a GRUU)");
+  CHECK_INT(check_b("Contact: <sip:alice@other.org;gr=urn:x>\r\n", &c), 0);
+  CHECK_INT(cs.n, 1);
+
+  /* RFC 5626: instance and reg-id */
+  const char *inst = ";+sip.instance=\"<urn:uuid:1>\"";
+  char lines[512];
+  snprintf(lines, sizeof lines,
+           "Supported: path, outbound\r\n"
+           "Contact: <sip:a@192.0.2.1;ob>%s;reg-id=2\r\n",
+           inst);
+  CHECK_INT(check_b(lines, &c), 0);
+  CHECK_STR(changes[0].key, "<urn:uuid:1>;2");
+  CHECK_STR(changes[0].instance, "<urn:uuid:1>");
+  CHECK_INT(changes[0].reg_id, 2);
+  CHECK(cs.outbound);
+  /* without Supported: outbound the reg-id is not used */
+  snprintf(lines, sizeof lines, "Contact: <sip:a@192.0.2.1>%s;reg-id=2\r\n",
+           inst);
+  CHECK_INT(check_b(lines, &c), 0);
+  CHECK_STR(changes[0].key, "<urn:uuid:1>");
+  CHECK_INT(changes[0].reg_id, 0);
+  CHECK(!cs.outbound);
+  const char *bad[] = {";reg-id=1", ";+sip.instance=\"<urn:uuid:1>\";reg-id=0",
+                       ";+sip.instance=\"<urn:uuid:1>\";reg-id=4294967296",
+                       ";+sip.instance=\"<urn:uuid:1>\";reg-id=x",
+                       ";+sip.instance=\"<urn:uuid:1>\";reg-id"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    snprintf(lines, sizeof lines,
+             "Supported: outbound\r\nContact: <sip:a@192.0.2.1>%s\r\n", bad[i]);
+    CHECK_INT(check_b(lines, &c), 1);
+    CHECK_CSTR(ans.reason, "Bad Request (reg-id needs +sip.instance and a "
+                           "number 1 to 2^32-1)");
+  }
+  snprintf(lines, sizeof lines,
+           "Supported: outbound\r\nContact: <sip:a@192.0.2.1>%s;reg-id=1, "
+           "<sip:a@192.0.2.2>%s;reg-id=2\r\n",
+           inst, inst);
+  CHECK_INT(check_b(lines, &c), 1);
+  CHECK_CSTR(ans.reason, "Bad Request (reg-id on more than one Contact)");
+  /* through a proxy: the first hop's Path must have "ob" */
+  snprintf(lines, sizeof lines,
+           "Via: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK9\r\n"
+           "Supported: outbound\r\nContact: <sip:a@192.0.2.1>%s;reg-id=1\r\n",
+           inst);
+  CHECK_INT(check_b(lines, &c), 1);
+  CHECK_INT(ans.status, 439);
+  CHECK_CSTR(ans.reason, "First Hop Lacks Outbound Support");
+  snprintf(lines, sizeof lines,
+           "Via: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK9\r\n"
+           "Path: <sip:p.example.com;lr;ob>\r\n"
+           "Supported: outbound\r\nContact: <sip:a@192.0.2.1>%s;reg-id=1\r\n",
+           inst);
+  CHECK_INT(check_b(lines, &c), 0);
+
+  /* the callback's failure, an array or a text buffer too small */
+  fail_serves = 1;
+  CHECK_INT(check_b("Contact: <sip:alice@example.com;gr>\r\n", &c), -99);
+  fail_serves = 0;
+  reg("sip:example.com", "Contact: <sip:a@192.0.2.1>, <sip:b@192.0.2.1>\r\n");
+  CHECK_INT(sip_reg_contacts_max(&msg), 2);
+  cs = (sip_reg_contacts){changes, 0, 1, 0, 0};
+  CHECK_INT(sip_reg_contacts_plan(&msg, &c, &arena, &text, &cs, &ans),
+            SIP_ENOMEM);
+  sip_obuf_init(&text, textmem, 8);
+  cs = (sip_reg_contacts){changes, 0, 8, 0, 0};
+  CHECK_INT(sip_reg_contacts_plan(&msg, &c, &arena, &text, &cs, &ans),
+            SIP_ENOMEM);
+}
+
+int main(void) {
+  sip_msg_init(&msg, NULL);
+  sip_arena_init(&arena, NULL, 0);
+  test_check();
+  test_contacts();
+  sip_arena_free(&arena);
+  sip_msg_free(&msg);
+  return check_summary("plan_test");
+}
