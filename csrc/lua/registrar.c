@@ -316,22 +316,6 @@ typedef struct stored {
   int replaced;    /* a change has its key */
 } stored;
 
-/* An item of the 200: q, then the most recently updated first. */
-typedef struct listed {
-  double q, updated;
-  int from_change; /* index into changes, or -1 */
-  int from_stored; /* index into stored, or -1 */
-} listed;
-
-static int cmp_listed(const void *a, const void *b) {
-  const listed *x = a, *y = b;
-  if (x->q != y->q)
-    return x->q > y->q ? -1 : 1;
-  if (x->updated != y->updated)
-    return x->updated > y->updated ? -1 : 1;
-  return 0;
-}
-
 static int streq(sip_str a, sip_str b) {
   return a.len == b.len && (a.len == 0 || !memcmp(a.p, b.p, a.len));
 }
@@ -554,6 +538,100 @@ static int l_contacts(lua_State *L) {
   lua_pushboolean(L, cs.star);
   lua_pushboolean(L, cs.outbound);
   return 3;
+}
+
+/* The binding table at idx as a sip_reg_binding (its strings stay owned by
+ * the table). */
+static void read_binding(lua_State *L, int idx, double now,
+                         sip_reg_binding *v) {
+  static const char *const strs[] = {"contact", "params", "pub_gruu",
+                                     "temp_gruu"};
+  sip_str *dst[] = {&v->contact, &v->params, &v->pub_gruu, &v->temp_gruu};
+  for (int i = 0; i < 4; i++) {
+    *dst[i] = SIP_STR_NULL;
+    if (lua_getfield(L, idx, strs[i]) == LUA_TSTRING) {
+      size_t n;
+      const char *p = lua_tolstring(L, -1, &n);
+      *dst[i] = (sip_str){p, n};
+    } else if (i == 0) {
+      luaL_error(L, "registrar: a binding without a contact string");
+    }
+    lua_pop(L, 1); /* a string stays referenced by the table */
+  }
+  lua_getfield(L, idx, "expires");
+  v->expires = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : now;
+  lua_getfield(L, idx, "q");
+  v->q = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : 1;
+  lua_getfield(L, idx, "updated");
+  v->updated = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : 0;
+  lua_pop(L, 3);
+}
+
+/* core.registrar_ok_headers(req, list, now, opts, defaults, outbound)
+ *   -> the 200's header lines; list is sorted in place (step D) */
+static int l_ok_headers(lua_State *L) {
+  sip_msg *m = sip__lua_message_check(L, 1)->m;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer now = luaL_checkinteger(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  int outbound = lua_toboolean(L, 6);
+  lua_settop(L, 5);
+  reg_ctx x;
+  read_conf(L, 1, 4, 5, &x);
+  lua_Integer n = luaL_len(L, 2);
+  if (n < 0 || n > 65535)
+    return luaL_error(L, "registrar: too many bindings");
+  sip_reg_binding *v = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *v, 0);
+  size_t need = 128;
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i); /* kept on the stack: its strings are read */
+    luaL_checktype(L, -1, LUA_TTABLE);
+    read_binding(L, lua_gettop(L), (double)now, &v[i - 1]);
+    v[i - 1].idx = (int)i;
+    need += 120 + v[i - 1].contact.len + v[i - 1].params.len +
+            v[i - 1].pub_gruu.len + v[i - 1].temp_gruu.len;
+    lua_pop(L, 1);
+  }
+  sip_reg_sort(v, (size_t)n);
+  lua_createtable(L, (int)n, 0); /* the items in the new order */
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, v[i].idx);
+    lua_rawseti(L, -2, i + 1);
+  }
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, 2, i);
+  }
+  lua_pop(L, 1);
+  need += m->len; /* Path values echoed */
+  luaL_Buffer lb;
+  char *mem = luaL_buffinitsize(L, &lb, need);
+  sip_obuf out;
+  sip_obuf_init(&out, mem, need);
+  if (sip_reg_ok_headers(m, &x.conf, v, (size_t)n, (int64_t)now, outbound,
+                         &out) < 0)
+    return luaL_error(L, "registrar: the 200's headers exceed %d bytes",
+                      (int)need);
+  luaL_pushresultsize(&lb, out.len);
+  return 1;
+}
+
+/* core.registrar_contact_value(binding, now) -> the Contact value of a
+ * binding (no GRUUs) */
+static int l_contact_value(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  double now = (double)luaL_checknumber(L, 2);
+  sip_reg_binding v;
+  read_binding(L, 1, now, &v);
+  size_t need = 128 + v.contact.len + v.params.len;
+  luaL_Buffer lb;
+  char *mem = luaL_buffinitsize(L, &lb, need);
+  sip_obuf out;
+  sip_obuf_init(&out, mem, need);
+  sip_reg_contact_value(&out, &v, now, 0);
+  luaL_pushresultsize(&lb, out.len);
+  return 1;
 }
 
 static int has_byte(sip_str s, const char *set) {
@@ -866,21 +944,6 @@ static int plan_store(const sip_memstore *ms, reg_plan *pl, double t) {
   return 1;
 }
 
-static void put_contact_line(sip_obuf *b, sip_str contact, int64_t left,
-                             double q, sip_str params) {
-  char num[48];
-  sip_obuf_puts(b, "Contact: <");
-  sip_obuf_put(b, contact.p, contact.len);
-  snprintf(num, sizeof num, ">;expires=%lld", (long long)(left < 0 ? 0 : left));
-  sip_obuf_puts(b, num);
-  if (q != 1) {
-    snprintf(num, sizeof num, ";q=%g", q);
-    sip_obuf_puts(b, num);
-  }
-  sip_obuf_put(b, params.p, params.len);
-  sip_obuf_puts(b, "\r\n");
-}
-
 /* core.registrar_save(req, memstore, opts, defaults, now, saved) */
 static int l_registrar_save(lua_State *L) {
   sip_lua_rx *r = sip__lua_check_received(L, 1, "registrar_save");
@@ -961,36 +1024,36 @@ static int l_registrar_save(lua_State *L) {
     lua_pushlstring(L, b.p, b.len);
   }
 
-  /* Step 8: the 200 with every current binding. */
-  listed items[MAX_CURRENT + MAX_CHANGES];
+  /* Step D: the 200 with every current binding (idx: a change k, or the
+   * stored binding -1 - i). */
+  sip_reg_binding items[MAX_CURRENT + MAX_CHANGES];
   int ni = 0;
-  for (int i = 0; i < pl.ncur; i++)
-    if (pl.cur[i].live && !pl.cur[i].replaced)
-      items[ni++] = (listed){pl.cur[i].q, pl.cur[i].updated, -1, i};
-  for (int k = 0; k < pl.nch; k++)
-    if (pl.ch[k].expires > 0)
-      items[ni++] = (listed){pl.ch[k].q / 1000.0, (double)now, k, -1};
-  qsort(items, (size_t)ni, sizeof *items, cmp_listed);
+  for (int i = 0; i < pl.ncur; i++) {
+    stored *s = &pl.cur[i];
+    if (s->live && !s->replaced)
+      items[ni++] = (sip_reg_binding){
+          s->contact,         s->params, SIP_STR_NULL, SIP_STR_NULL,
+          (double)s->expires, s->q,      s->updated,   -1 - i};
+  }
+  for (int k = 0; k < pl.nch; k++) {
+    sip_reg_change *ch = &pl.ch[k];
+    if (ch->expires > 0)
+      items[ni++] = (sip_reg_binding){ch->contact,
+                                      ch->params,
+                                      SIP_STR_NULL,
+                                      SIP_STR_NULL,
+                                      (double)(now + ch->expires),
+                                      ch->q / 1000.0,
+                                      (double)now,
+                                      k};
+  }
+  sip_reg_sort(items, (size_t)ni);
   char extramem[8192];
   sip_obuf extra;
   sip_obuf_init(&extra, extramem, sizeof extramem);
-  for (int i = 0; i < ni; i++) {
-    if (items[i].from_change >= 0) {
-      sip_reg_change *ch = &pl.ch[items[i].from_change];
-      put_contact_line(&extra, ch->contact, ch->expires, ch->q / 1000.0,
-                       ch->params);
-    } else {
-      stored *s = &pl.cur[items[i].from_stored];
-      put_contact_line(&extra, s->contact, s->expires - now, s->q, s->params);
-    }
-  }
-  char date[64];
-  time_t tt = (time_t)now;
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-  sip_obuf_puts(&extra, date);
-  if (extra.overflow) { /* nothing written yet: the general path takes it */
+  if (sip_reg_ok_headers(r->base.m, &x.conf, items, (size_t)ni, now, 0,
+                         &extra) < 0) {
+    /* nothing written yet: the general path takes it */
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -1001,10 +1064,10 @@ static int l_registrar_save(lua_State *L) {
   for (int i = 0; i < ni; i++) {
     size_t len;
     const char *p;
-    if (items[i].from_change >= 0) {
-      p = lua_tolstring(L, first_new + items[i].from_change, &len);
+    if (items[i].idx >= 0) {
+      p = lua_tolstring(L, first_new + items[i].idx, &len);
     } else {
-      stored *s = &pl.cur[items[i].from_stored];
+      stored *s = &pl.cur[-1 - items[i].idx];
       p = s->rd.p;
       len = s->rd.len;
     }
@@ -1056,6 +1119,8 @@ void sip__lua_open_registrar(lua_State *L) {
       {"location_clock", l_clock},
       {"registrar_check", l_check},
       {"registrar_contacts", l_contacts},
+      {"registrar_ok_headers", l_ok_headers},
+      {"registrar_contact_value", l_contact_value},
       {"registrar_save", l_registrar_save},
       {NULL, NULL},
   };

@@ -1,6 +1,8 @@
 /* The registrar's flow (RFC 3261 §10.3): see sip_reg_plan.h. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sip_error.h"
 #include "sip_reg_plan.h"
@@ -467,4 +469,83 @@ int sip_reg_contacts_plan(sip_msg *m, const sip_reg_conf *c, sip_arena *a,
     return 1;
   }
   return 0;
+}
+
+/* ---- step D ------------------------------------------------------------ */
+
+static int cmp_binding(const void *a, const void *b) {
+  const sip_reg_binding *x = a, *y = b;
+  if (x->q != y->q)
+    return x->q > y->q ? -1 : 1;
+  if (x->updated != y->updated)
+    return x->updated > y->updated ? -1 : 1;
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+void sip_reg_sort(sip_reg_binding *b, size_t n) {
+  if (n > 1)
+    qsort(b, n, sizeof *b, cmp_binding);
+}
+
+/* A number as Lua's tostring writes it for an integer, or %.14g */
+static void put_num(sip_obuf *out, double v) {
+  char num[40];
+  if (v == (double)(long long)v && v > -9e15 && v < 9e15)
+    snprintf(num, sizeof num, "%lld", (long long)v);
+  else
+    snprintf(num, sizeof num, "%.14g", v);
+  sip_obuf_puts(out, num);
+}
+
+void sip_reg_contact_value(sip_obuf *out, const sip_reg_binding *b, double now,
+                           int gruu) {
+  sip_obuf_puts(out, "<");
+  sip_obuf_put(out, b->contact.p, b->contact.len);
+  sip_obuf_puts(out, ">;expires=");
+  double left = b->expires - now;
+  put_num(out, left < 0 ? 0 : left);
+  if (b->q != 1) {
+    char num[40];
+    snprintf(num, sizeof num, ";q=%g", b->q);
+    sip_obuf_puts(out, num);
+  }
+  sip_obuf_put(out, b->params.p, b->params.len);
+  if (gruu && b->pub_gruu.p) {
+    sip_obuf_puts(out, ";pub-gruu=\"");
+    sip_obuf_put(out, b->pub_gruu.p, b->pub_gruu.len);
+    sip_obuf_puts(out, "\"");
+    if (b->temp_gruu.p) {
+      sip_obuf_puts(out, ";temp-gruu=\"");
+      sip_obuf_put(out, b->temp_gruu.p, b->temp_gruu.len);
+      sip_obuf_puts(out, "\"");
+    }
+  }
+}
+
+int sip_reg_ok_headers(sip_msg *m, const sip_reg_conf *c,
+                       const sip_reg_binding *b, size_t n, int64_t now,
+                       int outbound, sip_obuf *out) {
+  int gruu = c->gruu && has_tag(m, SIP_H_SUPPORTED, "gruu");
+  for (size_t i = 0; i < n; i++) {
+    sip_obuf_puts(out, "Contact: ");
+    sip_reg_contact_value(out, &b[i], (double)now, gruu);
+    sip_obuf_puts(out, "\r\n");
+  }
+  const sip_addr *p = NULL;
+  if (c->path && sip_msg_get_addrs(m, SIP_H_PATH, &p) >= 0 &&
+      has_tag(m, SIP_H_SUPPORTED, "path"))
+    for (; p; p = p->next) {
+      sip_obuf_puts(out, "Path: ");
+      sip_obuf_put(out, p->raw.p, p->raw.len);
+      sip_obuf_puts(out, "\r\n");
+    }
+  if (outbound)
+    sip_obuf_puts(out, "Require: outbound\r\n");
+  char date[64];
+  time_t tt = (time_t)now;
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+  sip_obuf_puts(out, date);
+  return out->overflow ? SIP_ENOMEM : 0;
 }

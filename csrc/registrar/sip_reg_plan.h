@@ -85,4 +85,35 @@ int sip_reg_contacts_plan(sip_msg *m, const sip_reg_conf *c, sip_arena *a,
                           sip_obuf *text, sip_reg_contacts *out,
                           sip_reg_answer *ans);
 
+/* ---- step D: the 200 (§10.3 step 8) -------------------------------------
+ * What the 200 lists of a binding. */
+typedef struct sip_reg_binding {
+  sip_str contact, params; /* params: the kept contact parameters */
+  sip_str pub_gruu, temp_gruu;
+  double expires; /* absolute, on the clock of `now` */
+  double q;       /* 1 when the binding has none */
+  double updated; /* 0 when the binding has none */
+  int idx;        /* the caller's */
+} sip_reg_binding;
+
+/* Sort the 200's list: q high first, then the most recently updated. */
+void sip_reg_sort(sip_reg_binding *b, size_t n);
+
+/* A Contact value for b: "<uri>;expires=N[;q=Q]params[;pub-gruu="..."
+ * [;temp-gruu="..."]]", N the seconds left at `now` (not below 0), Q
+ * printed with %g when not 1, the GRUUs when `gruu` (the UA supports
+ * gruu). Overflow: out->overflow. */
+void sip_reg_contact_value(sip_obuf *out, const sip_reg_binding *b, double now,
+                           int gruu);
+
+/* The header lines of the 200 (each ending in CRLF): a Contact per binding
+ * in the order given (sip_reg_sort), the Path values again when Path is on
+ * (c->path), the request has Path and supports path (RFC 3327 §5.3),
+ * Require: outbound when `outbound` (RFC 5626 §6), and Date (RFC 1123
+ * form of `now`, GMT). pub-gruu/temp-gruu when GRUU is on and the UA
+ * supports gruu. Returns 0, or SIP_ENOMEM when out is too small. */
+int sip_reg_ok_headers(sip_msg *m, const sip_reg_conf *c,
+                       const sip_reg_binding *b, size_t n, int64_t now,
+                       int outbound, sip_obuf *out);
+
 #endif

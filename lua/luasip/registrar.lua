@@ -46,10 +46,10 @@ local core = require "luasip.core"
 local log = require "luasip.log"
 
 local format, lower = string.format, string.lower
-local concat, sort = table.concat, table.sort
 local type, tostring, ipairs, pairs, next = type, tostring, ipairs, pairs, next
 local time, date = os.time, os.date
 local c_aor, c_check, c_contacts = core.registrar_aor, core.registrar_check, core.registrar_contacts
+local c_ok_headers, c_contact_value = core.registrar_ok_headers, core.registrar_contact_value
 local clock = core.location_clock
 local fast_save = core.registrar_save
 
@@ -132,15 +132,6 @@ function M.http_date(t)
   return date("!%a, %d %b %Y %H:%M:%S GMT", t)
 end
 
-local function has_tag(req, header, tag)
-  for _, v in ipairs(req:headers(header)) do
-    if lower(v) == tag then
-      return true
-    end
-  end
-  return false
-end
-
 local function transport_addr(transport, host, port)
   if host and host:find(":", 1, true) and not host:find("^%[") then
     host = "[" .. host .. "]"
@@ -217,36 +208,6 @@ end
 -- save
 -- ---------------------------------------------------------------------------
 
--- Contact header value for a binding in a 200 / 3xx.
-local function contact_value(b, now, gruu)
-  local t = { "<", b.contact, ">" }
-  local left = (b.expires or now) - now
-  if left < 0 then
-    left = 0
-  end
-  t[#t + 1] = ";expires=" .. left
-  if b.q and b.q ~= 1 then
-    t[#t + 1] = ";q=" .. format("%g", b.q)
-  end
-  if b.params and b.params ~= "" then
-    t[#t + 1] = b.params
-  end
-  if gruu and b.pub_gruu then
-    t[#t + 1] = ';pub-gruu="' .. b.pub_gruu .. '"'
-    if b.temp_gruu then
-      t[#t + 1] = ';temp-gruu="' .. b.temp_gruu .. '"'
-    end
-  end
-  return concat(t)
-end
-
-local function by_q(a, b)
-  if a.q ~= b.q then
-    return (a.q or 1) > (b.q or 1)
-  end
-  return (a.updated or 0) > (b.updated or 0)
-end
-
 -- How many saves each path handled (see M.stats).
 local handled = { fast = 0, general = 0 }
 -- REGISTERs answered 200 (both paths): registrations, refreshes, removals.
@@ -282,7 +243,6 @@ local function save(req, opts)
   end
   local call_id, cseq = req:get("call_id"), req:get("cseq")
   local now = time()
-  local use_gruu = opts.gruu ~= false and has_tag(req, "Supported", "gruu")
   local src = req:source() or {}
   local received = src.host and transport_addr(src.transport, src.host, src.port)
   local socket = src.local_host and transport_addr(src.transport, src.local_host, src.local_port)
@@ -412,26 +372,12 @@ local function save(req, opts)
     done[#done + 1] = { key = k, old = by_key[k], removed = true }
   end
 
-  -- 8. The 200: every current binding.
+  -- 8. The 200: every current binding, sorted by q (in C, step D).
   local list = {}
   for _, b in pairs(final) do
     list[#list + 1] = b
   end
-  sort(list, by_q)
-  local headers = {}
-  for _, b in ipairs(list) do
-    headers[#headers + 1] = { "Contact", contact_value(b, now, use_gruu) }
-  end
-  if paths and has_tag(req, "Supported", "path") then
-    for _, p in ipairs(paths) do
-      headers[#headers + 1] = { "Path", p }
-    end
-  end
-  if used_outbound then
-    headers[#headers + 1] = { "Require", "outbound" }
-  end
-  headers[#headers + 1] = { "Date", M.http_date(now) }
-  req:reply(200, nil, headers)
+  req:reply(200, nil, c_ok_headers(req, list, now, opts, M.defaults, used_outbound))
   if used_outbound and src.conn_id and req.keep_flow then
     -- RFC 5626 §5.2: a registered flow; its connection is evicted last
     -- when the connection slots run short
@@ -651,7 +597,7 @@ end
 -- @tparam[opt] number now default `os.time()`
 -- @treturn string
 function M.contact_value(binding, now)
-  return contact_value(binding, now or time(), false)
+  return c_contact_value(binding, now or time())
 end
 
 return M

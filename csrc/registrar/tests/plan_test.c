@@ -1,7 +1,7 @@
 /* The registrar's flow (csrc/registrar/plan.c): step A (Request-URI,
  * Require, the fields read, the AOR) and step B (the Contacts as changes),
- * each answer it chooses and its reason. Prints "plan_test: N passed, N
- * failed". */
+ * step D (the 200's header lines), each answer it chooses and its reason.
+ * Prints "plan_test: N passed, N failed". */
 #include <stdio.h>
 #include <string.h>
 
@@ -308,11 +308,67 @@ static void test_contacts(void) {
             SIP_ENOMEM);
 }
 
+static void test_ok(void) {
+  sip_reg_conf c = conf();
+  sip_reg_binding b[3] = {
+      {SIP_STR_LIT("sip:a@192.0.2.1"), SIP_STR_LIT(";+foo"), SIP_STR_NULL,
+       SIP_STR_NULL, 1000.0, 0.5, 10, 0},
+      {SIP_STR_LIT("sip:b@192.0.2.2"), SIP_STR_LIT(""),
+       SIP_STR_LIT("sip:alice@example.com;gr=urn:uuid:1"),
+       SIP_STR_LIT("sip:tgruu.ab.2@example.com;gr"), 1500.5, 1, 5, 1},
+      {SIP_STR_LIT("sip:c@192.0.2.3"), SIP_STR_LIT(""), SIP_STR_NULL,
+       SIP_STR_NULL, 900, 1, 20, 2},
+  };
+  /* q high first, then the most recently updated */
+  sip_reg_sort(b, 3);
+  CHECK_INT(b[0].idx, 2);
+  CHECK_INT(b[1].idx, 1);
+  CHECK_INT(b[2].idx, 0);
+
+  char mem[1024];
+  sip_obuf out;
+  sip_obuf_init(&out, mem, sizeof mem - 1);
+  reg("sip:example.com",
+      "Supported: path, gruu\r\nPath: <sip:p1.example.com;lr>, "
+      "<sip:p2.example.com;lr>\r\nContact: <sip:b@192.0.2.2>\r\n");
+  CHECK_INT(sip_reg_ok_headers(&msg, &c, b, 3, 1000, 1, &out), 0);
+  mem[out.len] = 0;
+  CHECK_CSTR(mem, "Contact: <sip:c@192.0.2.3>;expires=0\r\n"
+                  "Contact: <sip:b@192.0.2.2>;expires=500.5;"
+                  "pub-gruu=\"sip:alice@example.com;gr=urn:uuid:1\";"
+                  "temp-gruu=\"sip:tgruu.ab.2@example.com;gr\"\r\n"
+                  "Contact: <sip:a@192.0.2.1>;expires=0;q=0.5;+foo\r\n"
+                  "Path: <sip:p1.example.com;lr>\r\n"
+                  "Path: <sip:p2.example.com;lr>\r\n"
+                  "Require: outbound\r\n"
+                  "Date: Thu, 01 Jan 1970 00:16:40 GMT\r\n");
+  /* no Supported: path, gruu: neither Path nor the GRUUs */
+  reg("sip:example.com", "Path: <sip:p1.example.com;lr>\r\n");
+  sip_obuf_init(&out, mem, sizeof mem - 1);
+  CHECK_INT(sip_reg_ok_headers(&msg, &c, b + 1, 1, 1000, 0, &out), 0);
+  mem[out.len] = 0;
+  CHECK_CSTR(mem, "Contact: <sip:b@192.0.2.2>;expires=500.5\r\n"
+                  "Date: Thu, 01 Jan 1970 00:16:40 GMT\r\n");
+  /* GRUU and Path off */
+  reg("sip:example.com",
+      "Supported: path, gruu\r\nPath: <sip:p1.example.com;lr>\r\n");
+  sip_reg_conf off = c;
+  off.path = off.gruu = 0;
+  sip_obuf_init(&out, mem, sizeof mem - 1);
+  CHECK_INT(sip_reg_ok_headers(&msg, &off, b + 1, 1, 1000, 0, &out), 0);
+  mem[out.len] = 0;
+  CHECK_CSTR(mem, "Contact: <sip:b@192.0.2.2>;expires=500.5\r\n"
+                  "Date: Thu, 01 Jan 1970 00:16:40 GMT\r\n");
+  sip_obuf_init(&out, mem, 40);
+  CHECK_INT(sip_reg_ok_headers(&msg, &c, b, 3, 1000, 0, &out), SIP_ENOMEM);
+}
+
 int main(void) {
   sip_msg_init(&msg, NULL);
   sip_arena_init(&arena, NULL, 0);
   test_check();
   test_contacts();
+  test_ok();
   sip_arena_free(&arena);
   sip_msg_free(&msg);
   return check_summary("plan_test");
