@@ -540,6 +540,129 @@ static int l_contacts(lua_State *L) {
   return 3;
 }
 
+/* t[k] as a string slice (kept alive by t at idx), or absent */
+static sip_str field_str(lua_State *L, int idx, const char *k) {
+  sip_str s = SIP_STR_NULL;
+  if (lua_getfield(L, idx, k) == LUA_TSTRING)
+    s.p = lua_tolstring(L, -1, &s.len);
+  lua_pop(L, 1);
+  return s;
+}
+
+static double field_num(lua_State *L, int idx, const char *k, double dflt) {
+  lua_getfield(L, idx, k);
+  double v = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : dflt;
+  lua_pop(L, 1);
+  return v;
+}
+
+/* core.registrar_update(req, changes, current, star, opts, defaults)
+ *   -> removes, kept | nil, status, reason
+ * Step C: changes from registrar_contacts (each gets `old`, the index in
+ * current of its binding, and `tgruu_n`), current from the store's lookup;
+ * removes: the keys to remove, kept: the current bindings still bound and
+ * unchanged. */
+static int l_update(lua_State *L) {
+  sip_msg *m = sip__lua_message_check(L, 1)->m;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int star = lua_toboolean(L, 4);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  lua_settop(L, 6);
+  reg_ctx x;
+  read_conf(L, 1, 5, 6, &x);
+  sip_str call_id;
+  const sip_cseq *cseq;
+  if (sip_msg_get_call_id(m, &call_id) < 0 || sip_msg_get_cseq(m, &cseq) < 0)
+    return luaL_error(L, "registrar_update: Call-ID and CSeq first "
+                         "(registrar_check)");
+  lua_Integer nch = luaL_len(L, 2), ncur = luaL_len(L, 3);
+  if (nch < 0 || ncur < 0 || nch > 65535 || ncur > 65535)
+    return luaL_error(L, "registrar_update: too many bindings");
+  sip_reg_contacts cs = {
+      lua_newuserdatauv(L, (size_t)(nch ? nch : 1) * sizeof(sip_reg_change), 0),
+      (size_t)nch, (size_t)nch, star, 0};
+  sip_reg_current *cur = lua_newuserdatauv(
+      L, (size_t)(ncur ? ncur : 1) * sizeof(sip_reg_current), 0);
+  for (lua_Integer k = 1; k <= nch; k++) {
+    lua_rawgeti(L, 2, k);
+    int t = lua_gettop(L);
+    luaL_checktype(L, t, LUA_TTABLE);
+    sip_reg_change *ch = &cs.ch[k - 1];
+    memset(ch, 0, sizeof *ch);
+    ch->key = field_str(L, t, "key");
+    ch->instance = field_str(L, t, "instance");
+    ch->expires = (int64_t)field_num(L, t, "expires", 0);
+    if (!ch->key.p)
+      return luaL_error(L, "registrar_update: a change without a key");
+    lua_pop(L, 1);
+  }
+  for (lua_Integer i = 1; i <= ncur; i++) {
+    lua_rawgeti(L, 3, i);
+    int t = lua_gettop(L);
+    luaL_checktype(L, t, LUA_TTABLE);
+    sip_reg_current *b = &cur[i - 1];
+    memset(b, 0, sizeof *b);
+    b->key = field_str(L, t, "key");
+    b->call_id = field_str(L, t, "call_id");
+    b->tgruu_base = field_str(L, t, "tgruu_base");
+    b->cseq = field_num(L, t, "cseq", -1);
+    b->tgruu_n = (int64_t)field_num(L, t, "tgruu_n", 0);
+    lua_pop(L, 1);
+  }
+  sip_reg_answer ans;
+  if (sip_reg_update(&x.conf, call_id, cseq->num, &cs, cur, (size_t)ncur, &ans))
+    return push_answer(L, &ans);
+  for (lua_Integer k = 1; k <= nch; k++) {
+    lua_rawgeti(L, 2, k);
+    const sip_reg_change *ch = &cs.ch[k - 1];
+    if (ch->old >= 0) {
+      lua_pushinteger(L, ch->old + 1);
+      lua_setfield(L, -2, "old");
+    }
+    if (ch->tgruu_n) {
+      lua_pushinteger(L, ch->tgruu_n);
+      lua_setfield(L, -2, "tgruu_n");
+    }
+    lua_pop(L, 1);
+  }
+  lua_newtable(L);
+  lua_newtable(L);
+  int nr = 0, nk = 0;
+  for (lua_Integer i = 1; i <= ncur; i++) {
+    if (cur[i - 1].remove) {
+      sip__lua_push_str(L, cur[i - 1].key);
+      lua_rawseti(L, -3, ++nr);
+    }
+    if (cur[i - 1].keep) {
+      lua_rawgeti(L, 3, i);
+      lua_rawseti(L, -2, ++nk);
+    }
+  }
+  return 2;
+}
+
+/* core.registrar_gruus(aor, instance, base, n) -> pub-gruu, temp-gruu */
+static int l_gruus(lua_State *L) {
+  size_t alen, ilen, blen;
+  const char *aor = luaL_checklstring(L, 1, &alen);
+  const char *inst = luaL_checklstring(L, 2, &ilen);
+  const char *base = luaL_checklstring(L, 3, &blen);
+  lua_Integer n = luaL_checkinteger(L, 4);
+  size_t cap = 2 * alen + ilen + blen + 64;
+  char *mem = lua_newuserdatauv(L, cap, 0);
+  sip_obuf out;
+  sip_obuf_init(&out, mem, cap);
+  sip_reg_pub_gruu(&out, (sip_str){aor, alen}, (sip_str){inst, ilen});
+  lua_pushlstring(L, out.p, out.len);
+  sip_obuf_init(&out, mem, cap);
+  sip_reg_temp_gruu(&out, (sip_str){aor, alen}, (sip_str){base, blen},
+                    (int64_t)n);
+  lua_pushlstring(L, out.p, out.len);
+  return 2;
+}
+
 /* The binding table at idx as a sip_reg_binding (its strings stay owned by
  * the table). */
 static void read_binding(lua_State *L, int idx, double now,
@@ -829,7 +952,6 @@ typedef struct reg_plan {
   int nch;
   stored cur[MAX_CURRENT];
   int ncur;
-  int64_t max_contacts;
   /* copies of the AOR's stored records (cur[].rd reads them): Lua runs
    * between the reading and the writing (allocations, a collection's
    * finalizers), the store's own bytes could change under it */
@@ -869,7 +991,6 @@ static int plan_request(lua_State *L, sip_lua_rx *r, reg_ctx *x, reg_plan *pl,
   if (ext || reread)
     return 0;
   pl->nch = (int)cs.n;
-  pl->max_contacts = x->conf.max_contacts;
   for (int k = 0; k < pl->nch; k++)
     for (int j = 0; j < k; j++)
       if (streq(pl->ch[j].key, pl->ch[k].key))
@@ -895,7 +1016,8 @@ static int plan_request(lua_State *L, sip_lua_rx *r, reg_ctx *x, reg_plan *pl,
 
 /* Steps 6-7 against the AOR's stored records: 1 when the fast path
  * applies. */
-static int plan_store(const sip_memstore *ms, reg_plan *pl, double t) {
+static int plan_store(const sip_memstore *ms, reg_plan *pl, double t,
+                      const sip_reg_conf *c, sip_reg_answer *ans) {
   sip_str recs[MAX_CURRENT];
   size_t n = sip_memstore_records(ms, pl->rq.aor, recs, MAX_CURRENT);
   if (n > MAX_CURRENT)
@@ -917,30 +1039,26 @@ static int plan_store(const sip_memstore *ms, reg_plan *pl, double t) {
       return 0;
     sip_binding_open(&s->rd, p, len); /* rewound for the writes */
   }
-  int live = 0, saves = 0;
-  for (int i = 0; i < pl->ncur; i++)
-    live += pl->cur[i].live;
-  for (int k = 0; k < pl->nch; k++) {
-    sip_reg_change *ch = &pl->ch[k];
-    pl->old[k] = -1;
-    for (int i = 0; i < pl->ncur; i++)
-      if (pl->cur[i].live && streq(pl->cur[i].rd.key, ch->key)) {
-        pl->old[k] = i;
-        break;
-      }
-    if (pl->old[k] >= 0) {
-      stored *o = &pl->cur[pl->old[k]];
-      if (o->call_id.p && streq(o->call_id, pl->rq.call_id) &&
-          (o->has_cseq ? o->cseq : -1) >= (double)pl->rq.cseq)
-        return 0; /* 500: CSeq out of order */
-      o->replaced = 1;
-      live--;
-    }
-    if (ch->expires > 0)
-      saves++;
+  /* step C on the live bindings */
+  sip_reg_current cur[MAX_CURRENT];
+  int map[MAX_CURRENT], nlive = 0;
+  for (int i = 0; i < pl->ncur; i++) {
+    stored *s = &pl->cur[i];
+    if (!s->live)
+      continue;
+    map[nlive] = i;
+    cur[nlive++] = (sip_reg_current){
+        s->rd.key, s->call_id, SIP_STR_NULL, s->has_cseq ? s->cseq : -1, 0,
+        0,         0};
   }
-  if (saves > 0 && live + saves > pl->max_contacts)
-    return 0; /* 503 */
+  sip_reg_contacts cs = {pl->ch, (size_t)pl->nch, MAX_CHANGES, 0, 0};
+  if (sip_reg_update(c, pl->rq.call_id, pl->rq.cseq, &cs, cur, (size_t)nlive,
+                     ans))
+    return 2;
+  for (int j = 0; j < nlive; j++)
+    pl->cur[map[j]].replaced = !cur[j].keep;
+  for (int k = 0; k < pl->nch; k++)
+    pl->old[k] = pl->ch[k].old >= 0 ? map[pl->ch[k].old] : -1;
   return 1;
 }
 
@@ -966,6 +1084,8 @@ static int l_registrar_save(lua_State *L) {
   sip_obuf_init(&text, textmem, sizeof textmem);
   sip_reg_answer ans;
   int go = plan_request(L, r, &x, &pl, &text, &ans);
+  if (go == 1)
+    go = plan_store(sip__lua_memstore_check(L, 2), &pl, t, &x.conf, &ans);
   if (go == 2) { /* a step's answer, as the Lua flow gives it */
     char hdr[300];
     int n = ans.hname
@@ -978,7 +1098,7 @@ static int l_registrar_save(lua_State *L) {
     lua_pushstring(L, ans.reason);
     return 2;
   }
-  if (!go || !plan_store(sip__lua_memstore_check(L, 2), &pl, t)) {
+  if (!go) {
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -1119,6 +1239,8 @@ void sip__lua_open_registrar(lua_State *L) {
       {"location_clock", l_clock},
       {"registrar_check", l_check},
       {"registrar_contacts", l_contacts},
+      {"registrar_update", l_update},
+      {"registrar_gruus", l_gruus},
       {"registrar_ok_headers", l_ok_headers},
       {"registrar_contact_value", l_contact_value},
       {"registrar_save", l_registrar_save},

@@ -471,6 +471,101 @@ int sip_reg_contacts_plan(sip_msg *m, const sip_reg_conf *c, sip_arena *a,
   return 0;
 }
 
+/* ---- step C ------------------------------------------------------------ */
+
+static int same(sip_str a, sip_str b) {
+  return a.p && b.p && a.len == b.len && (!a.len || !memcmp(a.p, b.p, a.len));
+}
+
+/* §10.3 step 7: a binding of this Call-ID must have a lower CSeq */
+static int in_order(const sip_reg_current *b, sip_str call_id, uint32_t cseq) {
+  return !same(b->call_id, call_id) || b->cseq < (double)cseq;
+}
+
+int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
+                   sip_reg_contacts *cs, sip_reg_current *cur, size_t ncur,
+                   sip_reg_answer *ans) {
+  ans->status = 0;
+  for (size_t i = 0; i < ncur; i++) {
+    cur[i].remove = cs->star;
+    cur[i].keep = !cs->star;
+    if (cs->star && !in_order(&cur[i], call_id, cseq))
+      goto out_of_order;
+  }
+  size_t saves = 0, count = 0;
+  for (size_t k = 0; k < cs->n; k++) {
+    sip_reg_change *ch = &cs->ch[k];
+    ch->old = -1;
+    ch->tgruu_n = 0;
+    for (size_t i = 0; i < ncur; i++)
+      if (same(cur[i].key, ch->key)) {
+        ch->old = (int)i;
+        break;
+      }
+    sip_reg_current *old = ch->old >= 0 ? &cur[ch->old] : NULL;
+    if (old && !in_order(old, call_id, cseq))
+      goto out_of_order;
+    if (old) {
+      old->keep = 0; /* removed, or listed as the change */
+      old->remove |= ch->expires == 0;
+    }
+    if (ch->expires == 0)
+      continue;
+    saves++;
+    if (ch->instance.p && c->gruu)
+      ch->tgruu_n = old && same(old->call_id, call_id) && old->tgruu_base.p
+                        ? old->tgruu_n + 1
+                        : 1;
+  }
+  /* the bindings after the request: the current ones kept, and each key
+   * whose last change saves it */
+  for (size_t i = 0; i < ncur; i++)
+    count += cur[i].keep;
+  for (size_t k = 0; k < cs->n; k++) {
+    int last = 1;
+    for (size_t j = k + 1; j < cs->n; j++)
+      last &= !same(cs->ch[j].key, cs->ch[k].key);
+    count += last && cs->ch[k].expires > 0;
+  }
+  if (saves > 0 && (int64_t)count > c->max_contacts) {
+    answer(ans, 503, "Too Many Registered Contacts");
+    return 1;
+  }
+  return 0;
+out_of_order:
+  answer(ans, 500, "Server Internal Error (CSeq out of order)");
+  return 1;
+}
+
+void sip_reg_pub_gruu(sip_obuf *out, sip_str aor, sip_str instance) {
+  if (instance.len >= 2 && instance.p[0] == '<' &&
+      instance.p[instance.len - 1] == '>') {
+    instance.p++;
+    instance.len -= 2;
+  }
+  sip_obuf_put(out, aor.p, aor.len);
+  sip_obuf_puts(out, ";gr=");
+  sip_obuf_put(out, instance.p, instance.len);
+}
+
+void sip_reg_temp_gruu(sip_obuf *out, sip_str aor, sip_str base, int64_t n) {
+  size_t colon = 0, host = 0;
+  while (colon < aor.len && aor.p[colon] != ':')
+    colon++;
+  host = colon < aor.len ? colon + 1 : 0;
+  for (size_t i = host; i < aor.len; i++)
+    if (aor.p[i] == '@')
+      host = i + 1;
+  char num[24];
+  snprintf(num, sizeof num, ".%lld@", (long long)n);
+  sip_obuf_put(out, aor.p, colon);
+  sip_obuf_puts(out, ":tgruu.");
+  sip_obuf_put(out, base.p, base.len);
+  sip_obuf_puts(out, num);
+  sip_obuf_put(out, aor.p + host, aor.len - host);
+  sip_obuf_puts(out, ";gr");
+}
+
 /* ---- step D ------------------------------------------------------------ */
 
 static int cmp_binding(const void *a, const void *b) {

@@ -4,7 +4,12 @@
  *
  *   step A  sip_reg_check     §10.3 steps 1, 2 and 5 and the fields the
  *                             flow reads: the address-of-record
- *   step B  sip_reg_contacts  step 6: the Contacts as validated changes
+ *   step B  sip_reg_contacts_plan  step 6: the Contacts as validated
+ *                             changes
+ *   step C  sip_reg_update    step 7: the changes against the current
+ *                             bindings: what is saved, removed, kept; the
+ *                             CSeq order, max_contacts, temp-GRUU numbers
+ *   step D  sip_reg_ok_headers  step 8: the 200's header lines
  *
  * A step returns 0 (go on), 1 when the request is to be answered with
  * *ans (nothing decided is kept), or a negative code: SIP_ENOMEM when
@@ -67,6 +72,11 @@ typedef struct sip_reg_change {
   int64_t expires;  /* seconds, 0 removes; within min/max */
   int32_t q;        /* thousandths, 1000 when absent */
   uint32_t reg_id;  /* 0: none */
+  /* set by step C */
+  int old;         /* the current binding with this key, or -1 */
+  int64_t tgruu_n; /* a save with an instance, GRUU on: the temp-GRUU
+                      number (1: a new base; above: the old base's next);
+                      0 otherwise */
 } sip_reg_change;
 
 typedef struct sip_reg_contacts {
@@ -84,6 +94,36 @@ size_t sip_reg_contacts_max(const sip_msg *m);
 int sip_reg_contacts_plan(sip_msg *m, const sip_reg_conf *c, sip_arena *a,
                           sip_obuf *text, sip_reg_contacts *out,
                           sip_reg_answer *ans);
+
+/* ---- step C: the update (§10.3 step 7) ----------------------------------
+ * A current (live) binding of the AOR, as step C reads it. */
+typedef struct sip_reg_current {
+  sip_str key;
+  sip_str call_id;    /* absent when none */
+  sip_str tgruu_base; /* absent when none */
+  double cseq;        /* -1 when none */
+  int64_t tgruu_n;
+  /* set by step C */
+  int remove; /* removed from the store: `*`, or a change to 0 */
+  int keep;   /* still bound, unchanged: listed in the 200 */
+} sip_reg_current;
+
+/* Step C: each change's old binding and temp-GRUU number; each current
+ * binding's fate. 1 and *ans for "500 Server Internal Error (CSeq out of
+ * order)" (a binding of this Call-ID with a CSeq not lower: §10.3 step 7,
+ * nothing changes) or "503 Too Many Registered Contacts" (more than
+ * max_contacts bindings after a request that saves any). call_id, cseq:
+ * the request's. */
+int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
+                   sip_reg_contacts *cs, sip_reg_current *cur, size_t ncur,
+                   sip_reg_answer *ans);
+
+/* The GRUUs of RFC 5627 for an AOR ("sip:alice@example.com"): the public
+ * one, aor;gr=<instance without its angle brackets> (§3.1), and a
+ * temporary one, sip:tgruu.<base>.<n>@host;gr (its base random, made once
+ * per registration and Call-ID; n the number of step C). */
+void sip_reg_pub_gruu(sip_obuf *out, sip_str aor, sip_str instance);
+void sip_reg_temp_gruu(sip_obuf *out, sip_str aor, sip_str base, int64_t n);
 
 /* ---- step D: the 200 (§10.3 step 8) -------------------------------------
  * What the 200 lists of a binding. */

@@ -45,10 +45,11 @@ local sip = require "luasip"
 local core = require "luasip.core"
 local log = require "luasip.log"
 
-local format, lower = string.format, string.lower
+local lower = string.lower
 local type, tostring, ipairs, pairs, next = type, tostring, ipairs, pairs, next
 local time, date = os.time, os.date
 local c_aor, c_check, c_contacts = core.registrar_aor, core.registrar_check, core.registrar_contacts
+local c_update, c_gruus = core.registrar_update, core.registrar_gruus
 local c_ok_headers, c_contact_value = core.registrar_ok_headers, core.registrar_contact_value
 local clock = core.location_clock
 local fast_save = core.registrar_save
@@ -175,15 +176,6 @@ end
 -- GRUU (RFC 5627)
 -- ---------------------------------------------------------------------------
 
--- The instance URN without its angle brackets.
-local function urn(instance)
-  return (instance:gsub("^<(.*)>$", "%1"))
-end
-
-local function pub_gruu(aor, instance)
-  return aor .. ";gr=" .. urn(instance)
-end
-
 local TGRUU = "tgruu:" -- prefix of the store AOR holding a temp GRUU's target
 
 -- The stores this process's registrar issues GRUUs from, with the save
@@ -191,7 +183,8 @@ local TGRUU = "tgruu:" -- prefix of the store AOR holding a temp GRUU's target
 -- routes requests to them (M.resolve_gruu, proxy.relay).
 local issuers = setmetatable({}, { __mode = "k" })
 
--- A temporary GRUU: sip:tgruu.<base>.<n>@host;gr. The base is random and
+-- A temporary GRUU (written in C: core.registrar_gruus, with the public
+-- one, aor;gr=urn): sip:tgruu.<base>.<n>@host;gr. The base is random and
 -- made once per (binding, Call-ID): the store keeps "tgruu:<base>" ->
 -- { contact = aor, instance, call_id } with the binding's expiry, so that
 -- every temp GRUU handed out during this registration resolves until it
@@ -199,10 +192,6 @@ local issuers = setmetatable({}, { __mode = "k" })
 -- 5627). n changes on every refresh, so each 200 carries a new one. The
 -- AOR cannot be read from it (the base is random), but temp GRUUs of the
 -- same registration share the base.
-local function temp_gruu(aor, base, n)
-  local scheme, host = aor:match("^(sips?):.-([^@]+)$")
-  return format("%s:tgruu.%s.%d@%s;gr", scheme, base, n, host)
-end
 
 -- ---------------------------------------------------------------------------
 -- save
@@ -262,55 +251,32 @@ local function save(req, opts)
   if not current then
     return store_failed(req, store, opts, "lookup " .. aor, lerr)
   end
+  -- 7 (in C, step C): Call-ID / CSeq ordering, max_contacts, what is
+  -- saved, removed and kept.
+  local removes, kept, why = c_update(req, changes, current, star, opts, M.defaults)
+  if not removes then
+    return fail(req, kept, why)
+  end
   local by_key = {}
   for _, b in ipairs(current) do
     by_key[b.key] = b
   end
-  local function in_order(b)
-    return not b or b.call_id ~= call_id or (b.cseq or -1) < cseq
-  end
-  local removes, saves = {}, {}
-  if star then
-    for _, b in ipairs(current) do
-      if not in_order(b) then
-        return fail(req, 500, "Server Internal Error (CSeq out of order)")
-      end
-      removes[#removes + 1] = b.key
-    end
-  end
-  local final = {}
-  if not star then
-    for k, b in pairs(by_key) do
-      final[k] = b
-    end
-  end
+  local saves = {}
   for _, ch in ipairs(changes) do
-    local old = by_key[ch.key]
-    if not in_order(old) then
-      return fail(req, 500, "Server Internal Error (CSeq out of order)")
-    end
-    if ch.expires == 0 then
-      if old then
-        removes[#removes + 1] = ch.key
-      end
-      final[ch.key] = nil
-    else
+    if ch.expires > 0 then
       local b = {
         key = ch.key, contact = ch.contact, expires = now + ch.expires, q = ch.q,
         call_id = call_id, cseq = cseq, path = paths, received = received,
         socket = socket, conn_id = src.conn_id, instance = ch.instance,
         reg_id = ch.reg_id, user_agent = ua, updated = now, params = ch.params,
       }
-      if ch.instance and opts.gruu ~= false then
-        b.pub_gruu = pub_gruu(aor, ch.instance)
-        local base, n = old and old.call_id == call_id and old.tgruu_base, 1
-        if base then
-          n = (old.tgruu_n or 0) + 1
-        else
-          base = sip.new_tag() .. sip.new_tag()
-        end
+      local n = ch.tgruu_n
+      if n then
+        -- the base of the registration's temp GRUUs: kept while the
+        -- Call-ID is (step C's n > 1), else a new random one
+        local base = n > 1 and current[ch.old].tgruu_base or (sip.new_tag() .. sip.new_tag())
         b.tgruu_base, b.tgruu_n = base, n
-        b.temp_gruu = temp_gruu(aor, base, n)
+        b.pub_gruu, b.temp_gruu = c_gruus(aor, ch.instance, base, n)
       end
       if opts.on_binding then
         local r, hcode, hreason = opts.on_binding(req, b)
@@ -321,16 +287,7 @@ local function save(req, opts)
         end
       end
       saves[#saves + 1] = b
-      final[ch.key] = nil
-      final[b.key] = b
     end
-  end
-  local count = 0
-  for _ in pairs(final) do
-    count = count + 1
-  end
-  if count > opt(opts, "max_contacts") and #saves > 0 then
-    return fail(req, 503, "Too Many Registered Contacts")
   end
 
   -- Write everything, or undo what was written (§10.3 step 7).
@@ -373,8 +330,8 @@ local function save(req, opts)
   end
 
   -- 8. The 200: every current binding, sorted by q (in C, step D).
-  local list = {}
-  for _, b in pairs(final) do
+  local list = kept
+  for _, b in ipairs(saves) do
     list[#list + 1] = b
   end
   req:reply(200, nil, c_ok_headers(req, list, now, opts, M.defaults, used_outbound))

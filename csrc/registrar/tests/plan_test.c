@@ -1,6 +1,7 @@
 /* The registrar's flow (csrc/registrar/plan.c): step A (Request-URI,
  * Require, the fields read, the AOR) and step B (the Contacts as changes),
- * step D (the 200's header lines), each answer it chooses and its reason.
+ * step C (the update: CSeq order, max_contacts, temp-GRUU numbers), step D
+ * (the 200's header lines), each answer it chooses and its reason.
  * Prints "plan_test: N passed, N failed". */
 #include <stdio.h>
 #include <string.h>
@@ -363,11 +364,101 @@ static void test_ok(void) {
   CHECK_INT(sip_reg_ok_headers(&msg, &c, b, 3, 1000, 0, &out), SIP_ENOMEM);
 }
 
+static void test_update(void) {
+  sip_reg_conf c = conf();
+  c.max_contacts = 3;
+  sip_str cid = SIP_STR_LIT("c1"), other = SIP_STR_LIT("c2");
+  sip_reg_current cur[3] = {
+      {SIP_STR_LIT("k1"), cid, SIP_STR_NULL, 5, 0, 0, 0},
+      {SIP_STR_LIT("<urn:1>"), cid, SIP_STR_LIT("base"), 5, 4, 0, 0},
+      {SIP_STR_LIT("k3"), other, SIP_STR_NULL, 100, 0, 0, 0},
+  };
+  sip_reg_change ch[3];
+  memset(ch, 0, sizeof ch);
+  ch[0].key = (sip_str)SIP_STR_LIT("k1");
+  ch[0].expires = 0;
+  ch[1].key = (sip_str)SIP_STR_LIT("<urn:1>");
+  ch[1].instance = ch[1].key;
+  ch[1].expires = 60;
+  ch[2].key = (sip_str)SIP_STR_LIT("k4");
+  ch[2].expires = 60;
+  sip_reg_contacts cs = {ch, 3, 3, 0, 0};
+  /* CSeq 6 on Call-ID c1: in order; k3 (another Call-ID, CSeq 100) too */
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  CHECK_INT(ch[0].old, 0);
+  CHECK_INT(ch[1].old, 1);
+  CHECK_INT(ch[2].old, -1);
+  CHECK(cur[0].remove && !cur[0].keep);
+  CHECK(!cur[1].remove && !cur[1].keep); /* replaced: listed as ch[1] */
+  CHECK(!cur[2].remove && cur[2].keep);
+  CHECK_INT(ch[1].tgruu_n, 5); /* same Call-ID: the base's next number */
+  CHECK_INT(ch[2].tgruu_n, 0); /* no instance */
+  /* another Call-ID: a new base */
+  CHECK_INT(sip_reg_update(&c, other, 101, &cs, cur, 3, &ans), 0);
+  CHECK_INT(ch[1].tgruu_n, 1);
+  sip_reg_conf nogruu = c;
+  nogruu.gruu = 0;
+  CHECK_INT(sip_reg_update(&nogruu, cid, 6, &cs, cur, 3, &ans), 0);
+  CHECK_INT(ch[1].tgruu_n, 0);
+  /* CSeq not higher on the same Call-ID: 500, for a removal too */
+  CHECK_INT(sip_reg_update(&c, cid, 5, &cs, cur, 3, &ans), 1);
+  CHECK_INT(ans.status, 500);
+  CHECK_CSTR(ans.reason, "Server Internal Error (CSeq out of order)");
+  /* max_contacts: k3, <urn:1>, k4 is 3; one more key is 503 */
+  c.max_contacts = 2;
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 1);
+  CHECK_INT(ans.status, 503);
+  CHECK_CSTR(ans.reason, "Too Many Registered Contacts");
+  /* removals only: never 503 */
+  c.max_contacts = 0;
+  cs.n = 1;
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  /* a key given twice counts once; its last change decides (k1, k3,
+   * <urn:1> and k4 are 4) */
+  c.max_contacts = 4;
+  ch[0].key = ch[2].key;
+  ch[0].expires = 60;
+  cs.n = 3;
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  ch[2].expires = 0; /* k4 saved, then removed: 3 */
+  c.max_contacts = 2;
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 1);
+  c.max_contacts = 3;
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  /* `*`: every binding removed, each in CSeq order */
+  sip_reg_contacts star = {ch, 0, 3, 1, 0};
+  CHECK_INT(sip_reg_update(&c, cid, 6, &star, cur, 3, &ans), 0);
+  for (int i = 0; i < 3; i++)
+    CHECK(cur[i].remove && !cur[i].keep);
+  CHECK_INT(sip_reg_update(&c, other, 100, &star, cur, 3, &ans), 1);
+  CHECK_INT(ans.status, 500);
+
+  /* the GRUUs' text */
+  char mem[128];
+  sip_obuf out;
+  sip_obuf_init(&out, mem, sizeof mem - 1);
+  sip_reg_pub_gruu(&out, (sip_str)SIP_STR_LIT("sip:alice@example.com"),
+                   (sip_str)SIP_STR_LIT("<urn:uuid:1>"));
+  mem[out.len] = 0;
+  CHECK_CSTR(mem, "sip:alice@example.com;gr=urn:uuid:1");
+  sip_obuf_init(&out, mem, sizeof mem - 1);
+  sip_reg_temp_gruu(&out, (sip_str)SIP_STR_LIT("sips:alice@example.com"),
+                    (sip_str)SIP_STR_LIT("ab12"), 7);
+  mem[out.len] = 0;
+  CHECK_CSTR(mem, "sips:tgruu.ab12.7@example.com;gr");
+  sip_obuf_init(&out, mem, sizeof mem - 1);
+  sip_reg_temp_gruu(&out, (sip_str)SIP_STR_LIT("sip:example.com"),
+                    (sip_str)SIP_STR_LIT("ab"), 1);
+  mem[out.len] = 0;
+  CHECK_CSTR(mem, "sip:tgruu.ab.1@example.com;gr");
+}
+
 int main(void) {
   sip_msg_init(&msg, NULL);
   sip_arena_init(&arena, NULL, 0);
   test_check();
   test_contacts();
+  test_update();
   test_ok();
   sip_arena_free(&arena);
   sip_msg_free(&msg);
