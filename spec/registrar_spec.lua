@@ -518,6 +518,21 @@ describe("registrar (fast = " .. tostring(fast) .. ")", function()
       assert.are.equal(400, r.status)
     end)
 
+    -- Regression: the Lua flow read reg-id with tonumber, so 0x10, 1e1 and
+    -- 1.0 were taken (keys "...;16", "...;10.0"); RFC 5626 §13: reg-id is
+    -- 1*10DIGIT.
+    it("a reg-id that is not decimal digits: 400, nothing stored", function()
+      local env = setup()
+      for _, bad in ipairs { "0x10", "1e1", "1.0", "+1", "00000000001" } do
+        local u = user()
+        local r = register(env, { user = u, headers = { "Supported: outbound" },
+          contacts = { "<sip:a@192.0.2.1;ob>;" .. inst .. ";reg-id=" .. bad } })
+        assert.are.equal(400, r.status, "reg-id=" .. bad)
+        assert.matches("reg-id", r.reason, 1, true)
+        assert.are.equal(0, #bindings(u), "reg-id=" .. bad)
+      end
+    end)
+
     it("through an edge proxy that added no Path with ob: 439", function()
       local env = setup()
       local two_vias = "SIP/2.0/UDP 127.0.0.1:" .. env.peer.port .. ";branch=z9hG4bK" .. user()
