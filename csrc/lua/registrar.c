@@ -46,6 +46,7 @@
 #include "lserver.h"
 #include "sip_binding.h"
 #include "sip_memstore.h"
+#include "sip_reg_memsave.h"
 #include "sip_reg_plan.h"
 #include "sip_registrar.h"
 
@@ -298,26 +299,6 @@ static int l_binding_encode(lua_State *L) {
                       (int)b.len);
   luaL_pushresultsize(&lb, b.len);
   return 1;
-}
-
-#define MAX_CHANGES 16 /* Contacts in one request */
-#define MAX_CURRENT 64 /* stored bindings of one AOR */
-#define MAX_U32 4294967295LL
-
-typedef struct stored {
-  sip_breader rd;
-  int live;
-  sip_str call_id, contact, params;
-  int has_cseq;
-  double cseq;
-  double q;
-  double updated;
-  int64_t expires; /* integral (checked) */
-  int replaced;    /* a change has its key */
-} stored;
-
-static int streq(sip_str a, sip_str b) {
-  return a.len == b.len && (a.len == 0 || !memcmp(a.p, b.p, a.len));
 }
 
 /* ---- the flow's steps (csrc/registrar/plan.c) ------------------------ */
@@ -757,78 +738,6 @@ static int l_contact_value(lua_State *L) {
   return 1;
 }
 
-static int has_byte(sip_str s, const char *set) {
-  for (size_t i = 0; i < s.len; i++)
-    if (strchr(set, s.p[i]) && s.p[i])
-      return 1;
-  return 0;
-}
-
-/* Read what the 200 and the ordering checks need from a stored binding.
- * Returns 0, or -1 when the general path must handle this AOR (a binding
- * with an instance or GRUU, a missing q, a fractional expiry, a corrupt
- * record). */
-static int read_stored(stored *s, double t) {
-  s->live = s->rd.expires > t;
-  if (!s->live)
-    return 0;
-  if (s->rd.expires != floor(s->rd.expires) || fabs(s->rd.expires) > 9e15)
-    return -1;
-  s->expires = (int64_t)s->rd.expires;
-  int has_q = 0, has_contact = 0;
-  sip_bfield f;
-  int rc;
-  while ((rc = sip_binding_next(&s->rd, &f)) == 1) {
-    int is_str =
-        f.type == SIP_BT_STR || f.type == SIP_BT_LSTR || f.type == SIP_BT_KEY;
-    int is_num =
-        f.type == SIP_BT_I32 || f.type == SIP_BT_I64 || f.type == SIP_BT_DBL;
-    double num = f.type == SIP_BT_DBL ? f.d : (double)f.i;
-    switch (f.id) {
-    case SIP_BF_INSTANCE:
-    case SIP_BF_PUB_GRUU:
-    case SIP_BF_TEMP_GRUU:
-      return -1;
-    case SIP_BF_CONTACT:
-      if (!is_str)
-        return -1;
-      s->contact = f.str;
-      has_contact = 1;
-      break;
-    case SIP_BF_PARAMS:
-      if (!is_str)
-        return -1;
-      s->params = f.str;
-      break;
-    case SIP_BF_CALL_ID:
-      if (!is_str)
-        return -1;
-      s->call_id = f.str;
-      break;
-    case SIP_BF_CSEQ:
-      if (!is_num)
-        return -1;
-      s->cseq = num;
-      s->has_cseq = 1;
-      break;
-    case SIP_BF_Q:
-      if (!is_num)
-        return -1;
-      s->q = num;
-      has_q = 1;
-      break;
-    case SIP_BF_UPDATED:
-      if (!is_num)
-        return -1;
-      s->updated = num;
-      break;
-    default:
-      break;
-    }
-  }
-  return rc < 0 || !has_q || !has_contact ? -1 : 0;
-}
-
 /* Push binding record p as a table; -1 when it is corrupt. */
 static int push_binding(lua_State *L, const char *p, size_t len) {
   sip_breader rd;
@@ -943,125 +852,6 @@ static void put_transport_addr(sip_obuf *b, int transport,
   sip_obuf_puts(b, text);
 }
 
-/* Everything the fast path reads from the request, decided before writing. */
-typedef struct reg_plan {
-  sip_reg_req rq;
-  sip_str user_agent, received, socket;
-  sip_reg_change ch[MAX_CHANGES];
-  int old[MAX_CHANGES]; /* the live stored binding of each change, or -1 */
-  int nch;
-  stored cur[MAX_CURRENT];
-  int ncur;
-  /* copies of the AOR's stored records (cur[].rd reads them): Lua runs
-   * between the reading and the writing (allocations, a collection's
-   * finalizers), the store's own bytes could change under it */
-  char recmem[16384];
-} reg_plan;
-
-/* Steps A and B on the request: 1 when the fast path goes on, 0 when the
- * Lua flow takes it (an extension: Path, `*`, +sip.instance, reg-id; a
- * buffer too small), 2 when a step decided an answer (in *ans). */
-static int plan_request(lua_State *L, sip_lua_rx *r, reg_ctx *x, reg_plan *pl,
-                        sip_obuf *text, sip_reg_answer *ans) {
-  sip_msg *m = r->base.m;
-  int rc = sip_reg_check(m, &x->conf, text, &pl->rq, ans);
-  if (rc < 0)
-    return step_failed(L, x, rc), 0;
-  if (rc > 0)
-    return 2;
-  if (pl->rq.paths)
-    return 0;
-  uint64_t inl[1024 / 8]; /* the arena is only used by a Contact whose
-                             expires is beyond 2^32-1: rare */
-  sip_arena a;
-  sip_arena_init(&a, inl, sizeof inl);
-  const char *start = a.cur;
-  sip_reg_contacts cs = {pl->ch, 0, MAX_CHANGES, 0, 0};
-  rc = sip_reg_contacts_plan(m, &x->conf, &a, text, &cs, ans);
-  int ext = cs.star || cs.outbound;
-  for (size_t k = 0; rc == 0 && k < cs.n; k++)
-    ext |= pl->ch[k].instance.p != NULL;
-  /* a slice into the arena (a Contact re-read): the Lua flow takes it */
-  int reread = a.cur != start || a.chunks != NULL;
-  sip_arena_free(&a);
-  if (rc < 0)
-    return step_failed(L, x, rc), 0;
-  if (rc > 0)
-    return 2;
-  if (ext || reread)
-    return 0;
-  pl->nch = (int)cs.n;
-  for (int k = 0; k < pl->nch; k++)
-    for (int j = 0; j < k; j++)
-      if (streq(pl->ch[j].key, pl->ch[k].key))
-        return 0;
-  int ua = sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0);
-  pl->user_agent = SIP_STR_NULL;
-  if (ua >= 0) {
-    pl->user_agent = m->hdr[ua].value;
-    if (has_byte(pl->user_agent, "\r\n"))
-      return 0; /* folded: the general path unfolds it */
-  }
-  size_t at = text->len;
-  put_transport_addr(text, r->src.transport, &r->src.peer);
-  pl->received = (sip_str){text->p + at, text->len - at};
-  pl->socket = SIP_STR_NULL;
-  if (r->src.transport == SIP_TP_UDP) {
-    at = text->len;
-    put_transport_addr(text, r->src.transport, &r->src.local);
-    pl->socket = (sip_str){text->p + at, text->len - at};
-  }
-  return !text->overflow;
-}
-
-/* Steps 6-7 against the AOR's stored records: 1 when the fast path
- * applies. */
-static int plan_store(const sip_memstore *ms, reg_plan *pl, double t,
-                      const sip_reg_conf *c, sip_reg_answer *ans) {
-  sip_str recs[MAX_CURRENT];
-  size_t n = sip_memstore_records(ms, pl->rq.aor, recs, MAX_CURRENT);
-  if (n > MAX_CURRENT)
-    return 0;
-  pl->ncur = (int)n;
-  size_t used = 0;
-  for (int i = 0; i < pl->ncur; i++) {
-    stored *s = &pl->cur[i];
-    memset(s, 0, sizeof *s);
-    size_t len = recs[i].len;
-    if (len > sizeof pl->recmem - used)
-      return 0;
-    char *p = pl->recmem + used;
-    memcpy(p, recs[i].p, len);
-    used += len;
-    if (sip_binding_open(&s->rd, p, len) < 0)
-      return 0;
-    if (read_stored(s, t) < 0)
-      return 0;
-    sip_binding_open(&s->rd, p, len); /* rewound for the writes */
-  }
-  /* step C on the live bindings */
-  sip_reg_current cur[MAX_CURRENT];
-  int map[MAX_CURRENT], nlive = 0;
-  for (int i = 0; i < pl->ncur; i++) {
-    stored *s = &pl->cur[i];
-    if (!s->live)
-      continue;
-    map[nlive] = i;
-    cur[nlive++] = (sip_reg_current){
-        s->rd.key, s->call_id, SIP_STR_NULL, s->has_cseq ? s->cseq : -1, 0,
-        0,         0};
-  }
-  sip_reg_contacts cs = {pl->ch, (size_t)pl->nch, MAX_CHANGES, 0, 0};
-  if (sip_reg_update(c, pl->rq.call_id, pl->rq.cseq, &cs, cur, (size_t)nlive,
-                     ans))
-    return 2;
-  for (int j = 0; j < nlive; j++)
-    pl->cur[map[j]].replaced = !cur[j].keep;
-  for (int k = 0; k < pl->nch; k++)
-    pl->old[k] = pl->ch[k].old >= 0 ? map[pl->ch[k].old] : -1;
-  return 1;
-}
-
 /* core.registrar_save(req, memstore, opts, defaults, now, saved) */
 static int l_registrar_save(lua_State *L) {
   sip_lua_rx *r = sip__lua_check_received(L, 1, "registrar_save");
@@ -1078,15 +868,26 @@ static int l_registrar_save(lua_State *L) {
   }
   reg_ctx x;
   read_conf(L, 1, 3, 4, &x);
-  reg_plan pl;
-  char textmem[8192];
-  sip_obuf text;
-  sip_obuf_init(&text, textmem, sizeof textmem);
+  char addrs[160];
+  sip_obuf a;
+  sip_obuf_init(&a, addrs, sizeof addrs);
+  put_transport_addr(&a, r->src.transport, &r->src.peer);
+  sip_str received = {a.p, a.len}, socket = SIP_STR_NULL;
+  if (r->src.transport == SIP_TP_UDP) {
+    put_transport_addr(&a, r->src.transport, &r->src.local);
+    socket = (sip_str){a.p + received.len, a.len - received.len};
+  }
+  sip_reg_mem fm; /* on the C stack: nothing in it needs freeing */
+  sip_reg_mem *f = &fm;
   sip_reg_answer ans;
-  int go = plan_request(L, r, &x, &pl, &text, &ans);
-  if (go == 1)
-    go = plan_store(sip__lua_memstore_check(L, 2), &pl, t, &x.conf, &ans);
-  if (go == 2) { /* a step's answer, as the Lua flow gives it */
+  int rc = a.overflow ? 0
+                      : sip_reg_mem_plan(f, r->base.m, &x.conf,
+                                         sip__lua_memstore_check(L, 2),
+                                         received, socket,
+                                         (int64_t)r->src.conn_id, now, t, &ans);
+  if (rc < 0)
+    step_failed(L, &x, rc); /* raises the domains function's error */
+  if (rc == 2) {            /* a step's answer, as the Lua flow gives it */
     char hdr[300];
     int n = ans.hname
                 ? snprintf(hdr, sizeof hdr, "%s: %s\r\n", ans.hname, ans.hvalue)
@@ -1098,132 +899,31 @@ static int l_registrar_save(lua_State *L) {
     lua_pushstring(L, ans.reason);
     return 2;
   }
-  if (!go) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-
-  /* Decided: write. The new records (7 .. 6+nch; nil for removals), the
-   * list, its tables and the results. */
-  luaL_checkstack(L, pl.nch + 24, "registrar_save");
-  int first_new = lua_gettop(L) + 1;
-  char blobmem[4096];
-  for (int k = 0; k < pl.nch; k++) {
-    sip_reg_change *ch = &pl.ch[k];
-    if (ch->expires == 0) {
-      lua_pushnil(L);
-      continue;
-    }
-    sip_obuf b;
-    sip_obuf_init(&b, blobmem, sizeof blobmem);
-    sip_binding_begin(&b, (double)(now + ch->expires), t, ch->key);
-    if (streq(ch->contact, ch->key))
-      sip_binding_put_key(&b, SIP_BF_CONTACT, NULL);
-    else
-      sip_binding_put_str(&b, SIP_BF_CONTACT, NULL, ch->contact);
-    /* 0 and 1 are stored as integers, as the Lua flow does */
-    if (ch->q == 0 || ch->q == 1000)
-      sip_binding_put_int(&b, SIP_BF_Q, NULL, ch->q / 1000);
-    else
-      sip_binding_put_double(&b, SIP_BF_Q, NULL, ch->q / 1000.0);
-    sip_binding_put_str(&b, SIP_BF_CALL_ID, NULL, pl.rq.call_id);
-    sip_binding_put_int(&b, SIP_BF_CSEQ, NULL, pl.rq.cseq);
-    sip_binding_put_str(&b, SIP_BF_RECEIVED, NULL, pl.received);
-    if (pl.socket.p)
-      sip_binding_put_str(&b, SIP_BF_SOCKET, NULL, pl.socket);
-    else
-      sip_binding_put_int(&b, SIP_BF_OTHER, "conn_id", (int64_t)r->src.conn_id);
-    if (pl.user_agent.p)
-      sip_binding_put_str(&b, SIP_BF_USER_AGENT, NULL, pl.user_agent);
-    sip_binding_put_int(&b, SIP_BF_UPDATED, NULL, now);
-    sip_binding_put_str(&b, SIP_BF_PARAMS, NULL, ch->params);
-    if (b.overflow) { /* nothing written yet: the general path takes it */
-      lua_pushboolean(L, 0);
-      return 1;
-    }
-    lua_pushlstring(L, b.p, b.len);
-  }
-
-  /* Step D: the 200 with every current binding (idx: a change k, or the
-   * stored binding -1 - i). */
-  sip_reg_binding items[MAX_CURRENT + MAX_CHANGES];
-  int ni = 0;
-  for (int i = 0; i < pl.ncur; i++) {
-    stored *s = &pl.cur[i];
-    if (s->live && !s->replaced)
-      items[ni++] = (sip_reg_binding){
-          s->contact,         s->params, SIP_STR_NULL, SIP_STR_NULL,
-          (double)s->expires, s->q,      s->updated,   -1 - i};
-  }
-  for (int k = 0; k < pl.nch; k++) {
-    sip_reg_change *ch = &pl.ch[k];
-    if (ch->expires > 0)
-      items[ni++] = (sip_reg_binding){ch->contact,
-                                      ch->params,
-                                      SIP_STR_NULL,
-                                      SIP_STR_NULL,
-                                      (double)(now + ch->expires),
-                                      ch->q / 1000.0,
-                                      (double)now,
-                                      k};
-  }
-  sip_reg_sort(items, (size_t)ni);
-  char extramem[8192];
-  sip_obuf extra;
-  sip_obuf_init(&extra, extramem, sizeof extramem);
-  if (sip_reg_ok_headers(r->base.m, &x.conf, items, (size_t)ni, now, 0,
-                         &extra) < 0) {
-    /* nothing written yet: the general path takes it */
+  if (rc != 1) {
     lua_pushboolean(L, 0);
     return 1;
   }
   /* The list returned (the bindings of the 200). Every allocation comes
    * before the one write into the store: a memory error leaves no trace. */
-  lua_createtable(L, ni, 0);
-  int list = lua_gettop(L);
-  for (int i = 0; i < ni; i++) {
-    size_t len;
-    const char *p;
-    if (items[i].idx >= 0) {
-      p = lua_tolstring(L, first_new + items[i].idx, &len);
-    } else {
-      stored *s = &pl.cur[-1 - items[i].idx];
-      p = s->rd.p;
-      len = s->rd.len;
-    }
-    if (push_binding(L, p, len) < 0)
+  lua_createtable(L, (int)f->nlist, 0);
+  for (size_t i = 0; i < f->nlist; i++) {
+    if (push_binding(L, f->list[i].p, f->list[i].len) < 0)
       return luaL_error(L, "location: corrupt binding record");
     lua_pop(L, 1); /* saved */
-    lua_rawseti(L, -2, i + 1);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
-  /* The one write: every save and the removal of each live binding, all
-   * or nothing (a failure leaves the store as it was, and the general path
-   * takes the request). The store is fetched again: Lua ran since. */
-  sip_memstore_op ops[MAX_CHANGES];
-  size_t nops = 0;
-  for (int k = 0; k < pl.nch; k++) {
-    sip_reg_change *ch = &pl.ch[k];
-    if (ch->expires > 0) {
-      size_t len;
-      const char *p = lua_tolstring(L, first_new + k, &len);
-      ops[nops++] = (sip_memstore_op){{p, len}, SIP_STR_NULL};
-    } else if (pl.old[k] >= 0) {
-      ops[nops++] = (sip_memstore_op){SIP_STR_NULL, ch->key};
-    }
-  }
-  if (sip_memstore_update(sip__lua_memstore_check(L, 2), pl.rq.aor, ops, nops) <
-      0) {
+  /* The one write, all or nothing (a failure leaves the store as it was,
+   * and the general flow takes the request). The store is fetched again:
+   * Lua ran since. */
+  if (sip_reg_mem_commit(f, sip__lua_memstore_check(L, 2)) < 0) {
     lua_pushboolean(L, 0);
     return 1;
   }
-
   /* stored: a send that fails (counted by the server) changes nothing
-   * here, as for the Lua path, which does not look at req:reply's result */
-  (void)sip__lua_rx_reply(r, 200, SIP_STR_NULL, (sip_str){extra.p, extra.len},
-                          SIP_STR_NULL);
-
+   * here, as for the Lua flow, which does not look at req:reply's result */
+  (void)sip__lua_rx_reply(r, 200, SIP_STR_NULL, f->headers, SIP_STR_NULL);
   lua_pushinteger(L, 200);
-  lua_pushvalue(L, list);
+  lua_insert(L, -2);
   return 2;
 }
 
