@@ -368,8 +368,9 @@ end
 -- - `authorize`: `function(req, aor)` -> true to go on; anything else
 --   stops here: the hook answered (e.g. 401), or the registrar answers 403
 -- - `on_binding`: `function(req, binding)` called for every binding about
---   to be saved (not for removals): return nothing or true to keep it, a
---   table to save instead, or `nil, code, reason` to refuse the whole
+--   to be saved (not for removals; after the CSeq-order and max_contacts
+--   checks): return nothing or true to keep it, a table to save instead
+--   (with the same key), or `nil, code, reason` to refuse the whole
 --   request with that answer
 -- - `default_expires` (3600), `min_expires` (60; 0 turns the 423 off),
 --   `max_expires` (7200), `max_contacts` (10), `retry_after` (5),
@@ -387,14 +388,15 @@ end
 -- instances: two REGISTERs for one AOR at the same time can overshoot
 -- `max_contacts` (RFC 3261 §10.2 has a UA wait for each answer).
 --
--- The text of a binding (AOR, key, kept contact parameters) and its
--- stored form come from C (`csrc/registrar/`), the qvalue from the
--- Contact parser; the flow is Lua, except for the fast path: with the
--- memory store and neither `authorize` nor `on_binding`, a REGISTER that
--- ends in a 200 without extensions (no Require, Path, `+sip.instance`,
--- `reg-id` or GRUU, served domains given as a list) is handled by C
--- (`core.registrar_save`) from parse to answer, on the same C text and
--- codec. `opts.fast = false` turns it off.
+-- The flow's decisions are made in C, once (`csrc/registrar/plan.c`: the
+-- checks, the Contacts, the update against the current bindings, the 200),
+-- and so are the text of a binding and its stored form; this function
+-- runs the hooks, the store's I/O and the undo between those steps. The
+-- fast path: with the memory store and neither `authorize` nor
+-- `on_binding`, the same C steps run with no Lua between them
+-- (`core.registrar_save`): every error answer, and the 200 of a REGISTER
+-- without Path, `*`, `+sip.instance` or `reg-id`. `opts.fast = false`
+-- turns it off.
 -- @tparam Message req a received REGISTER
 -- @tparam[opt] table opts
 -- @treturn integer the status code sent
