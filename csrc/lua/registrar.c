@@ -7,8 +7,6 @@
  *   core.registrar_contacts(req, opts, defaults) -> changes, star, outbound
  *       (both: | nil, status, reason[, header name, header value])
  *   core.registrar_aor(uri) -> aor, host | nil, why
- *   core.registrar_contact(uri) -> key, host, gr | nil, why
- *   core.registrar_kept_params(params_raw) -> string
  *   core.registrar_update(req, changes, current, star, opts, defaults)
  *     -> removes, kept | nil, status, reason
  *   core.registrar_gruus(aor, instance, base, n) -> pub-gruu, temp-gruu
@@ -102,45 +100,6 @@ static int l_aor(lua_State *L) {
   sip__lua_push_str(L, u.host);
   sip_arena_free(&a);
   return 2;
-}
-
-/* core.registrar_contact(uri) -> key, host (nil unless SIP/SIPS), gr (the
- * URI has a gr parameter) | nil, why */
-static int l_contact(lua_State *L) {
-  lua_settop(L, 1);
-  uint64_t inl[512 / 8];
-  sip_arena a;
-  sip_arena_init(&a, inl, sizeof inl);
-  sip_uri u;
-  if (parse_uri_arg(L, 1, &a, &u) < 0) {
-    sip_arena_free(&a);
-    lua_pushnil(L);
-    lua_pushliteral(L, "malformed URI");
-    return 2;
-  }
-  push_text(L, sip_reg_contact_key, &u, text_cap(&u));
-  if (is_sip(&u)) {
-    sip__lua_push_str(L, u.host);
-    lua_pushboolean(L, sip_params_get(&u.params, "gr") != NULL);
-  } else {
-    lua_pushnil(L);
-    lua_pushboolean(L, 0);
-  }
-  sip_arena_free(&a);
-  return 3;
-}
-
-/* core.registrar_kept_params(params_raw) -> string (nil gives "") */
-static int l_kept_params(lua_State *L) {
-  size_t len = 0;
-  const char *s = luaL_optlstring(L, 1, "", &len);
-  luaL_Buffer lb;
-  char *mem = luaL_buffinitsize(L, &lb, len + 1);
-  sip_obuf out;
-  sip_obuf_init(&out, mem, len + 1); /* never longer than the input */
-  sip_reg_kept_params((sip_str){s, len}, &out);
-  luaL_pushresultsize(&lb, out.len);
-  return 1;
 }
 
 /* ---- the flow's steps (csrc/registrar/plan.c) ------------------------ */
@@ -669,8 +628,6 @@ static int l_registrar_save(lua_State *L) {
 void sip__lua_open_registrar(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"registrar_aor", l_aor},
-      {"registrar_contact", l_contact},
-      {"registrar_kept_params", l_kept_params},
       {"registrar_check", l_check},
       {"registrar_contacts", l_contacts},
       {"registrar_update", l_update},
