@@ -184,6 +184,25 @@ describe("registrar (fast = " .. tostring(fast) .. ")", function()
       assert.are.equal("nope.example", seen)
     end)
 
+    -- The C steps call a domains function in a protected call and raise
+    -- its error again: the handler's error (500), nothing stored, and the
+    -- server goes on.
+    it("a domains function that raises: 500, nothing stored", function()
+      local env = setup { domains = function(host)
+        if host == "example.com" then
+          error("domains broke")
+        end
+        return true
+      end }
+      local u = user()
+      local r = register(env, { user = u, contacts = { "<sip:a@192.0.2.1>" } })
+      assert.are.equal(500, r.status)
+      assert.are.equal(0, #bindings(u))
+      r = register(env, { user = u, uri = "sip:other.example", to = "<sip:" .. u .. "@other.example>",
+        contacts = { "<sip:a@192.0.2.1>" } })
+      assert.are.equal(200, r.status)
+    end)
+
     it("answers 416 for a tel: Request-URI", function()
       local env = setup()
       local r = register(env, { user = user(), uri = "tel:+15551234", contacts = { "<sip:a@192.0.2.1>" } })

@@ -117,11 +117,24 @@ typedef struct reg_ctx {
   sip_reg_conf conf;
 } reg_ctx;
 
+/* The message handler of the domains function's call: its error with the
+ * traceback where it was raised (the error is raised again after the
+ * step, whose own traceback starts at the step). */
+static int add_traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg)
+    return 1; /* not a string: as it is */
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
 static int serves_cb(void *ud, sip_str host) {
   reg_ctx *x = ud;
   lua_State *L = x->L;
-  luaL_checkstack(L, 4, "registrar domains");
+  luaL_checkstack(L, 5, "registrar domains");
   if (lua_type(L, x->domains) == LUA_TFUNCTION) {
+    lua_pushcfunction(L, add_traceback);
+    int msgh = lua_gettop(L);
     lua_pushvalue(L, x->domains);
     luaL_Buffer lb;
     char *d = luaL_buffinitsize(L, &lb, host.len);
@@ -129,12 +142,13 @@ static int serves_cb(void *ud, sip_str host) {
       d[i] = sip__lua_lower(host.p[i]);
     luaL_pushresultsize(&lb, host.len);
     lua_pushvalue(L, x->req);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    if (lua_pcall(L, 2, 1, msgh) != LUA_OK) {
+      lua_remove(L, msgh); /* the error stays on top */
       x->failed = 1;
       return SIP_EINVAL;
     }
     int r = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    lua_pop(L, 2);
     return r;
   }
   for (lua_Integer i = 1;; i++) {
