@@ -9,7 +9,8 @@
  *   core.registrar_aor(uri) -> aor, host | nil, why
  *   core.registrar_update(req, changes, current, star, opts, defaults)
  *     -> removes, kept | nil, status, reason
- *   core.registrar_gruus(aor, instance, base, n) -> pub-gruu, temp-gruu
+ *   core.registrar_binding(req, change, aor, now, opts, defaults[, base])
+ *     -> the binding table of a save
  *   core.registrar_ok_headers(req, list, now, opts, defaults, outbound)
  *     -> the 200's header lines (list sorted in place)
  *   core.registrar_contact_value(binding, now) -> Contact value
@@ -439,26 +440,6 @@ static int l_update(lua_State *L) {
   return 2;
 }
 
-/* core.registrar_gruus(aor, instance, base, n) -> pub-gruu, temp-gruu */
-static int l_gruus(lua_State *L) {
-  size_t alen, ilen, blen;
-  const char *aor = luaL_checklstring(L, 1, &alen);
-  const char *inst = luaL_checklstring(L, 2, &ilen);
-  const char *base = luaL_checklstring(L, 3, &blen);
-  lua_Integer n = luaL_checkinteger(L, 4);
-  size_t cap = 2 * alen + ilen + blen + 64;
-  char *mem = lua_newuserdatauv(L, cap, 0);
-  sip_obuf out;
-  sip_obuf_init(&out, mem, cap);
-  sip_reg_pub_gruu(&out, (sip_str){aor, alen}, (sip_str){inst, ilen});
-  lua_pushlstring(L, out.p, out.len);
-  sip_obuf_init(&out, mem, cap);
-  sip_reg_temp_gruu(&out, (sip_str){aor, alen}, (sip_str){base, blen},
-                    (int64_t)n);
-  lua_pushlstring(L, out.p, out.len);
-  return 2;
-}
-
 /* The binding table at idx as a sip_reg_binding (its strings stay owned by
  * the table). */
 static void read_binding(lua_State *L, int idx, double now,
@@ -564,6 +545,81 @@ static void put_transport_addr(sip_obuf *b, int transport,
   sip_obuf_puts(b, text);
 }
 
+/* "udp:192.0.2.1:5060" and, for UDP, the local address: what a binding
+ * stores of where the REGISTER came from. */
+static void source_addrs(const sip_lua_rx *r, sip_obuf *a, sip_str *received,
+                         sip_str *socket) {
+  put_transport_addr(a, r->src.transport, &r->src.peer);
+  *received = (sip_str){a->p, a->len};
+  *socket = SIP_STR_NULL;
+  if (r->src.transport == SIP_TP_UDP) {
+    put_transport_addr(a, r->src.transport, &r->src.local);
+    *socket = (sip_str){a->p + received->len, a->len - received->len};
+  }
+}
+
+/* core.registrar_binding(req, change, aor, now, opts, defaults[, base])
+ *   -> the binding table of a save (the change of registrar_contacts with
+ *   `tgruu_n` of registrar_update; base: the temp GRUUs' random base) */
+static int l_binding_new(lua_State *L) {
+  sip_lua_rx *r = sip__lua_check_received(L, 1, "registrar_binding");
+  sip_msg *m = r->base.m;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t alen;
+  const char *aor = luaL_checklstring(L, 3, &alen);
+  lua_Integer now = luaL_checkinteger(L, 4);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  size_t blen = 0;
+  const char *base = luaL_optlstring(L, 7, NULL, &blen);
+  lua_settop(L, 7);
+  reg_ctx x;
+  read_conf(L, 1, 5, 6, &x);
+  sip_reg_change ch;
+  memset(&ch, 0, sizeof ch);
+  ch.key = field_str(L, 2, "key");
+  ch.contact = field_str(L, 2, "contact");
+  ch.params = field_str(L, 2, "params");
+  ch.instance = field_str(L, 2, "instance");
+  ch.expires = (int64_t)field_num(L, 2, "expires", 0);
+  ch.q = (int32_t)(field_num(L, 2, "q", 1) * 1000 + 0.5);
+  ch.reg_id = (uint32_t)field_num(L, 2, "reg_id", 0);
+  ch.tgruu_n = (int64_t)field_num(L, 2, "tgruu_n", 0);
+  if (!ch.key.p || !ch.contact.p || !ch.params.p)
+    return luaL_error(L, "registrar_binding: not a change");
+  sip_reg_new nb;
+  memset(&nb, 0, sizeof nb);
+  nb.ch = &ch;
+  nb.aor = (sip_str){aor, alen};
+  const sip_cseq *cs;
+  if (sip_msg_get_call_id(m, &nb.call_id) < 0 || sip_msg_get_cseq(m, &cs) < 0)
+    return luaL_error(L, "registrar_binding: Call-ID and CSeq first "
+                         "(registrar_check)");
+  nb.cseq = cs->num;
+  if (!x.conf.path || sip_msg_get_addrs(m, SIP_H_PATH, &nb.paths) < 0)
+    nb.paths = NULL;
+  char addrs[160];
+  sip_obuf a;
+  sip_obuf_init(&a, addrs, sizeof addrs);
+  source_addrs(r, &a, &nb.received, &nb.socket);
+  nb.conn_id = (int64_t)r->src.conn_id;
+  if (sip_reg_user_agent(m, &nb.user_agent) < 0)
+    return luaL_error(L, "registrar_binding: out of memory");
+  nb.tgruu_base = base ? (sip_str){base, blen} : SIP_STR_NULL;
+  nb.now = now;
+  size_t cap = 4096 + m->len + 2 * alen + blen;
+  char *mem = lua_newuserdatauv(L, cap, 0);
+  sip_obuf out;
+  sip_obuf_init(&out, mem, cap);
+  if (a.overflow || sip_reg_record(&out, &nb) < 0)
+    return luaL_error(L, "registrar_binding: a binding over %d bytes",
+                      (int)cap);
+  if (sip__lua_push_binding(L, out.p, out.len) < 0)
+    return luaL_error(L, "location: corrupt binding record");
+  lua_pop(L, 1); /* saved */
+  return 1;
+}
+
 /* core.registrar_save(req, memstore, opts, defaults, now, saved) */
 static int l_registrar_save(lua_State *L) {
   sip_lua_rx *r = sip__lua_check_received(L, 1, "registrar_save");
@@ -583,12 +639,8 @@ static int l_registrar_save(lua_State *L) {
   char addrs[160];
   sip_obuf a;
   sip_obuf_init(&a, addrs, sizeof addrs);
-  put_transport_addr(&a, r->src.transport, &r->src.peer);
-  sip_str received = {a.p, a.len}, socket = SIP_STR_NULL;
-  if (r->src.transport == SIP_TP_UDP) {
-    put_transport_addr(&a, r->src.transport, &r->src.local);
-    socket = (sip_str){a.p + received.len, a.len - received.len};
-  }
+  sip_str received, socket;
+  source_addrs(r, &a, &received, &socket);
   sip_reg_mem fm; /* on the C stack: nothing in it needs freeing */
   sip_reg_mem *f = &fm;
   sip_reg_answer ans;
@@ -645,7 +697,7 @@ void sip__lua_open_registrar(lua_State *L) {
       {"registrar_check", l_check},
       {"registrar_contacts", l_contacts},
       {"registrar_update", l_update},
-      {"registrar_gruus", l_gruus},
+      {"registrar_binding", l_binding_new},
       {"registrar_ok_headers", l_ok_headers},
       {"registrar_contact_value", l_contact_value},
       {"registrar_save", l_registrar_save},

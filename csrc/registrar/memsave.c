@@ -9,13 +9,6 @@ static int streq(sip_str a, sip_str b) {
   return a.len == b.len && (a.len == 0 || !memcmp(a.p, b.p, a.len));
 }
 
-static int has_crlf(sip_str s) {
-  for (size_t i = 0; i < s.len; i++)
-    if (s.p[i] == '\r' || s.p[i] == '\n')
-      return 1;
-  return 0;
-}
-
 /* What the 200 and step C need from a stored binding. Returns 0, or -1
  * when the general flow must handle this AOR (an instance or GRUU, no q, a
  * fractional expiry, a corrupt record). */
@@ -98,10 +91,8 @@ static int plan_request(sip_reg_mem *f, sip_msg *m, const sip_reg_conf *c,
       if (streq(f->ch[j].key, f->ch[k].key))
         return 0;
   }
-  int ua = sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0);
-  f->user_agent = ua >= 0 ? m->hdr[ua].value : SIP_STR_NULL;
-  if (has_crlf(f->user_agent))
-    return 0; /* folded: the general flow unfolds it */
+  if (sip_reg_user_agent(m, &f->user_agent) < 0)
+    return 0;
   return 1;
 }
 
@@ -145,35 +136,6 @@ static int plan_store(sip_reg_mem *f, const sip_memstore *ms,
   return 1;
 }
 
-/* The record of a save, as the general flow writes it (field order aside:
- * the codec reads by name). 0, or -1 when it does not fit. */
-static int put_record(sip_reg_mem *f, const sip_reg_change *ch, sip_obuf *b,
-                      sip_str received, sip_str socket, int64_t conn_id,
-                      int64_t now, double t) {
-  sip_binding_begin(b, (double)(now + ch->expires), t, ch->key);
-  if (streq(ch->contact, ch->key))
-    sip_binding_put_key(b, SIP_BF_CONTACT, NULL);
-  else
-    sip_binding_put_str(b, SIP_BF_CONTACT, NULL, ch->contact);
-  /* 0 and 1 as integers, as the general flow stores them */
-  if (ch->q == 0 || ch->q == 1000)
-    sip_binding_put_int(b, SIP_BF_Q, NULL, ch->q / 1000);
-  else
-    sip_binding_put_double(b, SIP_BF_Q, NULL, ch->q / 1000.0);
-  sip_binding_put_str(b, SIP_BF_CALL_ID, NULL, f->rq.call_id);
-  sip_binding_put_int(b, SIP_BF_CSEQ, NULL, f->rq.cseq);
-  sip_binding_put_str(b, SIP_BF_RECEIVED, NULL, received);
-  if (socket.p)
-    sip_binding_put_str(b, SIP_BF_SOCKET, NULL, socket);
-  else
-    sip_binding_put_int(b, SIP_BF_OTHER, "conn_id", conn_id);
-  if (f->user_agent.p)
-    sip_binding_put_str(b, SIP_BF_USER_AGENT, NULL, f->user_agent);
-  sip_binding_put_int(b, SIP_BF_UPDATED, NULL, now);
-  sip_binding_put_str(b, SIP_BF_PARAMS, NULL, ch->params);
-  return b->overflow ? -1 : 0;
-}
-
 int sip_reg_mem_plan(sip_reg_mem *f, sip_msg *m, const sip_reg_conf *c,
                      const sip_memstore *ms, sip_str received, sip_str socket,
                      int64_t conn_id, int64_t now, double t,
@@ -200,7 +162,10 @@ int sip_reg_mem_plan(sip_reg_mem *f, sip_msg *m, const sip_reg_conf *c,
       continue;
     }
     size_t at = recs.len;
-    if (put_record(f, ch, &recs, received, socket, conn_id, now, t) < 0)
+    sip_reg_new nb = {
+        ch,     f->rq.aor, f->rq.call_id, f->rq.cseq,   NULL, received,
+        socket, conn_id,   f->user_agent, SIP_STR_NULL, now,  t};
+    if (sip_reg_record(&recs, &nb) < 0)
       return 0;
     f->rec[k] = (sip_str){recs.p + at, recs.len - at};
     f->ops[f->nops++] = (sip_memstore_op){f->rec[k], SIP_STR_NULL};

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sip_binding.h"
 #include "sip_error.h"
 #include "sip_reg_plan.h"
 
@@ -564,6 +565,70 @@ void sip_reg_temp_gruu(sip_obuf *out, sip_str aor, sip_str base, int64_t n) {
   sip_obuf_puts(out, num);
   sip_obuf_put(out, aor.p + host, aor.len - host);
   sip_obuf_puts(out, ";gr");
+}
+
+int sip_reg_record(sip_obuf *b, const sip_reg_new *n) {
+  const sip_reg_change *ch = n->ch;
+  sip_binding_begin(b, (double)(n->now + ch->expires), n->saved, ch->key);
+  if (same(ch->contact, ch->key))
+    sip_binding_put_key(b, SIP_BF_CONTACT, NULL);
+  else
+    sip_binding_put_str(b, SIP_BF_CONTACT, NULL, ch->contact);
+  if (ch->q == 0 || ch->q == 1000)
+    sip_binding_put_int(b, SIP_BF_Q, NULL, ch->q / 1000);
+  else
+    sip_binding_put_double(b, SIP_BF_Q, NULL, ch->q / 1000.0);
+  sip_binding_put_str(b, SIP_BF_CALL_ID, NULL, n->call_id);
+  sip_binding_put_int(b, SIP_BF_CSEQ, NULL, n->cseq);
+  if (n->paths) {
+    size_t np = 0;
+    for (const sip_addr *p = n->paths; p; p = p->next)
+      np++;
+    sip_binding_put_array(b, SIP_BF_PATH, NULL, np);
+    for (const sip_addr *p = n->paths; p; p = p->next)
+      sip_binding_put_item(b, p->raw);
+  }
+  sip_binding_put_str(b, SIP_BF_RECEIVED, NULL, n->received);
+  if (n->socket.p)
+    sip_binding_put_str(b, SIP_BF_SOCKET, NULL, n->socket);
+  else
+    sip_binding_put_int(b, SIP_BF_OTHER, "conn_id", n->conn_id);
+  if (ch->instance.p)
+    sip_binding_put_str(b, SIP_BF_INSTANCE, NULL, ch->instance);
+  if (ch->reg_id)
+    sip_binding_put_int(b, SIP_BF_REG_ID, NULL, ch->reg_id);
+  if (n->user_agent.p)
+    sip_binding_put_str(b, SIP_BF_USER_AGENT, NULL, n->user_agent);
+  sip_binding_put_int(b, SIP_BF_UPDATED, NULL, n->now);
+  sip_binding_put_str(b, SIP_BF_PARAMS, NULL, ch->params);
+  if (ch->tgruu_n && ch->instance.p && n->tgruu_base.p) {
+    char mem[1024];
+    sip_obuf g;
+    sip_obuf_init(&g, mem, sizeof mem);
+    sip_reg_pub_gruu(&g, n->aor, ch->instance);
+    size_t at = g.len;
+    sip_reg_temp_gruu(&g, n->aor, n->tgruu_base, ch->tgruu_n);
+    if (g.overflow)
+      return SIP_ENOMEM;
+    sip_binding_put_str(b, SIP_BF_PUB_GRUU, NULL, (sip_str){g.p, at});
+    sip_binding_put_str(b, SIP_BF_TEMP_GRUU, NULL,
+                        (sip_str){g.p + at, g.len - at});
+    sip_binding_put_str(b, SIP_BF_OTHER, "tgruu_base", n->tgruu_base);
+    sip_binding_put_int(b, SIP_BF_OTHER, "tgruu_n", ch->tgruu_n);
+  }
+  return b->overflow ? SIP_ENOMEM : 0;
+}
+
+int sip_reg_user_agent(sip_msg *m, sip_str *out) {
+  *out = SIP_STR_NULL;
+  int i = sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0);
+  if (i < 0)
+    return 0;
+  if (sip_msg_unfolded(m, &m->hdr[i], out) < 0)
+    return SIP_ENOMEM;
+  if (!out->p)
+    out->p = "";
+  return 0;
 }
 
 /* ---- step D ------------------------------------------------------------ */

@@ -125,6 +125,32 @@ int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
 void sip_reg_pub_gruu(sip_obuf *out, sip_str aor, sip_str instance);
 void sip_reg_temp_gruu(sip_obuf *out, sip_str aor, sip_str base, int64_t n);
 
+/* A new binding as stored (the codec of sip_binding.h), one writer for
+ * both flows: a save of step C and what the request tells of the UA. */
+typedef struct sip_reg_new {
+  const sip_reg_change *ch;
+  sip_str aor;
+  sip_str call_id;
+  uint32_t cseq;
+  const sip_addr *paths; /* stored (each value) when not NULL */
+  sip_str received;      /* "udp:192.0.2.1:5060" */
+  sip_str socket;        /* the local address (UDP); absent: conn_id */
+  int64_t conn_id;
+  sip_str user_agent; /* absent when none */
+  sip_str tgruu_base; /* with ch->tgruu_n: the GRUUs are stored */
+  int64_t now;        /* updated; the expiry is now + ch->expires */
+  double saved;       /* the store's clock */
+} sip_reg_new;
+
+/* Write the record of n: key, expiry, contact, q (0 and 1 as integers),
+ * call_id, cseq, path, received, socket or conn_id, instance, reg_id,
+ * user_agent, updated, params, and pub_gruu, temp_gruu, tgruu_base,
+ * tgruu_n. Returns 0, or SIP_ENOMEM when out is too small. */
+int sip_reg_record(sip_obuf *out, const sip_reg_new *n);
+
+/* The User-Agent header, unfolded (absent when none). 0 or SIP_ENOMEM. */
+int sip_reg_user_agent(sip_msg *m, sip_str *out);
+
 /* ---- step D: the 200 (§10.3 step 8) -------------------------------------
  * What the 200 lists of a binding. */
 typedef struct sip_reg_binding {

@@ -49,7 +49,7 @@ local lower = string.lower
 local type, tostring, ipairs, pairs, next = type, tostring, ipairs, pairs, next
 local time, date = os.time, os.date
 local c_aor, c_check, c_contacts = core.registrar_aor, core.registrar_check, core.registrar_contacts
-local c_update, c_gruus = core.registrar_update, core.registrar_gruus
+local c_update, c_binding = core.registrar_update, core.registrar_binding
 local c_ok_headers, c_contact_value = core.registrar_ok_headers, core.registrar_contact_value
 local clock = core.location_clock
 local fast_save = core.registrar_save
@@ -131,13 +131,6 @@ end
 -- @treturn string e.g. `Sat, 13 Nov 2010 23:29:00 GMT`
 function M.http_date(t)
   return date("!%a, %d %b %Y %H:%M:%S GMT", t)
-end
-
-local function transport_addr(transport, host, port)
-  if host and host:find(":", 1, true) and not host:find("^%[") then
-    host = "[" .. host .. "]"
-  end
-  return lower(transport) .. ":" .. tostring(host) .. ":" .. tostring(port)
 end
 
 local function store_of(opts)
@@ -230,20 +223,7 @@ local function save(req, opts)
   if not changes then
     return fail(req, star, used_outbound, hname and { { hname, hvalue } })
   end
-  local call_id, cseq = req:get("call_id"), req:get("cseq")
   local now = time()
-  local src = req:source() or {}
-  local received = src.host and transport_addr(src.transport, src.host, src.port)
-  local socket = src.local_host and transport_addr(src.transport, src.local_host, src.local_port)
-  local paths
-  local plist = opts.path ~= false and req:get("paths")
-  if plist and #plist > 0 then
-    paths = {}
-    for i, p in ipairs(plist) do
-      paths[i] = tostring(p.raw)
-    end
-  end
-  local ua = req:header("User-Agent")
 
   -- 6-7. The current bindings; Call-ID / CSeq ordering.
   local store = store_of(opts)
@@ -264,20 +244,14 @@ local function save(req, opts)
   local saves = {}
   for _, ch in ipairs(changes) do
     if ch.expires > 0 then
-      local b = {
-        key = ch.key, contact = ch.contact, expires = now + ch.expires, q = ch.q,
-        call_id = call_id, cseq = cseq, path = paths, received = received,
-        socket = socket, conn_id = src.conn_id, instance = ch.instance,
-        reg_id = ch.reg_id, user_agent = ua, updated = now, params = ch.params,
-      }
-      local n = ch.tgruu_n
+      -- the base of the registration's temp GRUUs: kept while the
+      -- Call-ID is (step C's tgruu_n > 1), else a new random one
+      local n, base = ch.tgruu_n, nil
       if n then
-        -- the base of the registration's temp GRUUs: kept while the
-        -- Call-ID is (step C's n > 1), else a new random one
-        local base = n > 1 and current[ch.old].tgruu_base or (sip.new_tag() .. sip.new_tag())
-        b.tgruu_base, b.tgruu_n = base, n
-        b.pub_gruu, b.temp_gruu = c_gruus(aor, ch.instance, base, n)
+        base = n > 1 and current[ch.old].tgruu_base or (sip.new_tag() .. sip.new_tag())
       end
+      -- the binding as stored (in C: the same record as the fast path's)
+      local b = c_binding(req, ch, aor, now, opts, M.defaults, base)
       if opts.on_binding then
         local r, hcode, hreason = opts.on_binding(req, b)
         if r == nil and hcode then
@@ -335,7 +309,8 @@ local function save(req, opts)
     list[#list + 1] = b
   end
   req:reply(200, nil, c_ok_headers(req, list, now, opts, M.defaults, used_outbound))
-  if used_outbound and src.conn_id and req.keep_flow then
+  local tp = used_outbound and req:transport()
+  if tp and tp ~= "UDP" and req.keep_flow then
     -- RFC 5626 §5.2: a registered flow; its connection is evicted last
     -- when the connection slots run short
     req:keep_flow()

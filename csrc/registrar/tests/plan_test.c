@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sip_binding.h"
 #include "sip_error.h"
 #include "sip_reg_plan.h"
 #include "test/check.h"
@@ -453,12 +454,79 @@ static void test_update(void) {
   CHECK_CSTR(mem, "sip:tgruu.ab.1@example.com;gr");
 }
 
+/* the record of a save: every field, read back */
+static void test_record(void) {
+  reg("sip:example.com", "Path: <sip:p1.example.com;lr;ob>, <sip:p2;lr>\r\n"
+                         "User-Agent: phone\r\n 2.0\r\n");
+  sip_reg_change ch = {0};
+  ch.key = (sip_str)SIP_STR_LIT("<urn:uuid:1>;2");
+  ch.contact = (sip_str)SIP_STR_LIT("sip:a@192.0.2.1;ob");
+  ch.params = (sip_str)SIP_STR_LIT(";+x");
+  ch.instance = (sip_str)SIP_STR_LIT("<urn:uuid:1>");
+  ch.expires = 600;
+  ch.q = 250;
+  ch.reg_id = 2;
+  ch.tgruu_n = 3;
+  const sip_addr *paths = NULL;
+  CHECK_INT(sip_msg_get_addrs(&msg, SIP_H_PATH, &paths), 0);
+  sip_reg_new n = {&ch,
+                   SIP_STR_LIT("sip:alice@example.com"),
+                   SIP_STR_LIT("c1"),
+                   7,
+                   paths,
+                   SIP_STR_LIT("tcp:127.0.0.1:5070"),
+                   SIP_STR_NULL,
+                   42,
+                   SIP_STR_NULL,
+                   SIP_STR_LIT("ab"),
+                   1000,
+                   999.5};
+  CHECK_INT(sip_reg_user_agent(&msg, &n.user_agent), 0);
+  CHECK_STR(n.user_agent, "phone 2.0");
+  char mem[1024];
+  sip_obuf out;
+  sip_obuf_init(&out, mem, sizeof mem);
+  CHECK_INT(sip_reg_record(&out, &n), 0);
+  sip_breader rd;
+  CHECK_INT(sip_binding_open(&rd, out.p, out.len), 0);
+  CHECK(rd.expires == 1600 && rd.saved == 999.5);
+  CHECK_STR(rd.key, "<urn:uuid:1>;2");
+  char seen[400] = "";
+  sip_bfield f;
+  while (sip_binding_next(&rd, &f) == 1) {
+    char item[200];
+    const char *name = f.id ? sip_binding_field_name(f.id) : "?";
+    if (f.type == SIP_BT_STR || f.type == SIP_BT_KEY)
+      snprintf(item, sizeof item, "%s=%.*s|", f.id ? name : "", (int)f.str.len,
+               f.str.p);
+    else if (f.type == SIP_BT_DBL)
+      snprintf(item, sizeof item, "%s=%g|", name, f.d);
+    else if (f.type == SIP_BT_ARRAY)
+      snprintf(item, sizeof item, "%s=[%lld]|", name, (long long)f.i);
+    else
+      snprintf(item, sizeof item, "%s=%lld|", f.id ? name : "", (long long)f.i);
+    if (!f.id)
+      snprintf(item, sizeof item, "%.*s|", (int)f.name.len, f.name.p);
+    strncat(seen, item, sizeof seen - strlen(seen) - 1);
+  }
+  CHECK_CSTR(seen, "contact=sip:a@192.0.2.1;ob|q=0.25|call_id=c1|cseq=7|"
+                   "path=[2]|received=tcp:127.0.0.1:5070|conn_id|"
+                   "instance=<urn:uuid:1>|reg_id=2|user_agent=phone 2.0|"
+                   "updated=1000|params=;+x|"
+                   "pub_gruu=sip:alice@example.com;gr=urn:uuid:1|"
+                   "temp_gruu=sip:tgruu.ab.3@example.com;gr|tgruu_base|"
+                   "tgruu_n|");
+  sip_obuf_init(&out, mem, 30);
+  CHECK_INT(sip_reg_record(&out, &n), SIP_ENOMEM);
+}
+
 int main(void) {
   sip_msg_init(&msg, NULL);
   sip_arena_init(&arena, NULL, 0);
   test_check();
   test_contacts();
   test_update();
+  test_record();
   test_ok();
   sip_arena_free(&arena);
   sip_msg_free(&msg);
