@@ -220,12 +220,12 @@ local function save(req, opts)
   -- before anything is written.
   local changes, star, used_outbound
   changes, star, used_outbound, hname, hvalue = c_contacts(req, opts, M.defaults)
-  if not changes then
+  if not changes then -- star and used_outbound are the status and reason
     return fail(req, star, used_outbound, hname and { { hname, hvalue } })
   end
   local now = time()
 
-  -- 6-7. The current bindings; Call-ID / CSeq ordering.
+  -- The current bindings.
   local store = store_of(opts)
   local current, lerr = store:lookup(aor)
   if not current then
