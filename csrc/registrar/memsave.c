@@ -67,8 +67,6 @@ static int plan_request(sip_reg_mem *f, sip_msg *m, const sip_reg_conf *c,
   int rc = sip_reg_check(m, c, text, &f->rq, ans);
   if (rc != 0)
     return rc < 0 ? (rc == SIP_ENOMEM ? 0 : rc) : 2;
-  if (f->rq.paths)
-    return 0;
   uint64_t inl[1024 / 8]; /* used only by a Contact whose expires is beyond
                              2^32-1: rare */
   sip_arena a;
@@ -162,9 +160,18 @@ int sip_reg_mem_plan(sip_reg_mem *f, sip_msg *m, const sip_reg_conf *c,
       continue;
     }
     size_t at = recs.len;
-    sip_reg_new nb = {
-        ch,     f->rq.aor, f->rq.call_id, f->rq.cseq,   NULL, received,
-        socket, conn_id,   f->user_agent, SIP_STR_NULL, now,  t};
+    sip_reg_new nb = {ch,
+                      f->rq.aor,
+                      f->rq.call_id,
+                      f->rq.cseq,
+                      c->path ? f->rq.paths : NULL,
+                      received,
+                      socket,
+                      conn_id,
+                      f->user_agent,
+                      SIP_STR_NULL,
+                      now,
+                      t};
     if (sip_reg_record(&recs, &nb) < 0)
       return 0;
     f->rec[k] = (sip_str){recs.p + at, recs.len - at};

@@ -1,7 +1,7 @@
 /* The registrar's fast path: the flow of sip_reg_plan.h (steps A to D) on
  * the C memory store (sip_memstore.h), with no hook between its steps, for
- * the common REGISTER: no Path, `*`, +sip.instance or reg-id; every stored
- * binding of the AOR a plain one (no instance or GRUU). Everything is
+ * the common REGISTER (Path included): no `*`, +sip.instance or reg-id; every
+ * stored binding of the AOR a plain one (no instance or GRUU). Everything is
  * decided first (sip_reg_mem_plan), then written in one all-or-nothing
  * update (sip_reg_mem_commit): a plan that is not committed leaves no
  * trace. The caller (csrc/lua/registrar.c) sends the answer. */

@@ -1,6 +1,6 @@
 /* The registrar's fast path on the memory store (csrc/registrar/memsave.c):
  * a REGISTER planned then committed, the 200's lines and list, a step's
- * answer with nothing written, the cases left to the general flow. Prints
+ * answer with nothing written, Path, the cases left to the general flow. Prints
  * "memsave_test: N passed, N failed". */
 #include <stdio.h>
 #include <string.h>
@@ -107,12 +107,25 @@ static void test_flow(void) {
   CHECK_INT(ans.status, 400);
   CHECK_INT(stored(), 1);
 
-  /* left to the general flow: Path, `*`, an instance, outbound */
+  /* Path: stored, and echoed to a UA that supports path */
   CHECK_INT(plan(5,
-                 "Path: <sip:p.example.com;lr>\r\n"
+                 "Path: <sip:p.example.com;lr>\r\nSupported: path\r\n"
                  "Contact: <sip:c@192.0.2.3>\r\n",
                  &c),
-            0);
+            1);
+  CHECK(has(f.headers, "\r\nPath: <sip:p.example.com;lr>\r\n"));
+  sip_breader rd;
+  sip_bfield fl;
+  int path_items = -1;
+  for (size_t i = 0; i < f.nlist; i++) { /* the new binding's record */
+    CHECK_INT(sip_binding_open(&rd, f.list[i].p, f.list[i].len), 0);
+    while (sip_binding_next(&rd, &fl) == 1)
+      if (fl.id == SIP_BF_PATH)
+        path_items = (int)fl.i;
+  }
+  CHECK_INT(path_items, 1);
+
+  /* left to the general flow: `*`, an instance, outbound */
   CHECK_INT(plan(5, "Contact: *\r\nExpires: 0\r\n", &c), 0);
   CHECK_INT(
       plan(5, "Contact: <sip:c@192.0.2.3>;+sip.instance=\"<urn:x>\"\r\n", &c),
