@@ -184,6 +184,25 @@ describe("registrar (fast = " .. tostring(fast) .. ")", function()
       assert.are.equal("nope.example", seen)
     end)
 
+    -- The C steps call a domains function in a protected call and raise
+    -- its error again: the handler's error (500), nothing stored, and the
+    -- server goes on.
+    it("a domains function that raises: 500, nothing stored", function()
+      local env = setup { domains = function(host)
+        if host == "example.com" then
+          error("domains broke")
+        end
+        return true
+      end }
+      local u = user()
+      local r = register(env, { user = u, contacts = { "<sip:a@192.0.2.1>" } })
+      assert.are.equal(500, r.status)
+      assert.are.equal(0, #bindings(u))
+      r = register(env, { user = u, uri = "sip:other.example", to = "<sip:" .. u .. "@other.example>",
+        contacts = { "<sip:a@192.0.2.1>" } })
+      assert.are.equal(200, r.status)
+    end)
+
     it("answers 416 for a tel: Request-URI", function()
       local env = setup()
       local r = register(env, { user = user(), uri = "tel:+15551234", contacts = { "<sip:a@192.0.2.1>" } })
@@ -516,6 +535,21 @@ describe("registrar (fast = " .. tostring(fast) .. ")", function()
       r = register(env, { user = user(), headers = { "Supported: outbound" },
         contacts = { "<sip:a@192.0.2.1>;" .. inst .. ";reg-id=1", "<sip:b@192.0.2.1>;" .. inst .. ";reg-id=2" } })
       assert.are.equal(400, r.status)
+    end)
+
+    -- Regression: the Lua flow read reg-id with tonumber, so 0x10, 1e1 and
+    -- 1.0 were taken (keys "...;16", "...;10.0"); RFC 5626 §13: reg-id is
+    -- 1*10DIGIT.
+    it("a reg-id that is not decimal digits: 400, nothing stored", function()
+      local env = setup()
+      for _, bad in ipairs { "0x10", "1e1", "1.0", "+1", "00000000001" } do
+        local u = user()
+        local r = register(env, { user = u, headers = { "Supported: outbound" },
+          contacts = { "<sip:a@192.0.2.1;ob>;" .. inst .. ";reg-id=" .. bad } })
+        assert.are.equal(400, r.status, "reg-id=" .. bad)
+        assert.matches("reg-id", r.reason, 1, true)
+        assert.are.equal(0, #bindings(u), "reg-id=" .. bad)
+      end
     end)
 
     it("through an edge proxy that added no Path with ob: 439", function()

@@ -1,47 +1,43 @@
-/* The registrar's text and the location binding codec, for
- * lua/luasip/registrar.lua and the location backends: the one copy of each
- * is in csrc/registrar/ (the qvalue: the Contact parser), this file only
- * converts. And the registrar's fast path (below), which uses them too.
+/* The registrar's steps and text for lua/luasip/registrar.lua: the one
+ * copy of each is in csrc/registrar/ (the flow: plan.c, its fast path on
+ * the memory store: memsave.c; the qvalue: the Contact parser), this file
+ * only converts (the binding codec: binding.c).
  *
+ *   core.registrar_check(req, opts, defaults) -> aor
+ *   core.registrar_contacts(req, opts, defaults) -> changes, star, outbound
+ *       (both: | nil, status, reason[, header name, header value])
  *   core.registrar_aor(uri) -> aor, host | nil, why
- *   core.registrar_contact(uri) -> key, host, gr | nil, why
- *   core.registrar_kept_params(params_raw) -> string
- *   core.binding_encode(b, saved) -> string
- *   core.binding_decode(s) -> binding table, saved
- *   core.binding_times(s) -> expires, saved
- *   core.binding_key(s) -> key
- *   core.location_clock() -> seconds since the epoch (float, microseconds)
+ *   core.registrar_update(req, changes, current, star, opts, defaults)
+ *     -> removes, kept | nil, status, reason
+ *   core.registrar_binding(req, change, aor, now, opts, defaults[, base])
+ *     -> the binding table of a save
+ *   core.registrar_ok_headers(req, list, now, opts, defaults, outbound)
+ *     -> the 200's header lines (list sorted in place)
+ *   core.registrar_contact_value(binding, now) -> Contact value
  *   core.registrar_save(req, memstore, opts, defaults, now, saved)
- *     -> 200, list     done: stored, answered
- *     -> false         not a common case: the caller runs registrar.save's
- *                      Lua flow
+ *     -> 200, list       done: stored, answered
+ *     -> status, reason  a step's answer (sent)
+ *     -> false           not a case it takes: the caller runs
+ *                        registrar.save's Lua flow
  *
- * `uri` is a string or a luasip.URI. Misuse (a wrong argument type, a
- * binding that cannot be stored, a corrupt record) raises.
- *
- * registrar_save does RFC 3261 §10.3 for a REGISTER whose every step ends
- * well and needs no extension: R-URI and To served, no Require, no Path, each
- * Contact a SIP/SIPS URI without +sip.instance, reg-id or gr, an expiry of 0
- * or within the limits, CSeq in order, max_contacts kept. The store is the
- * memory backend's C store (a luasip.MemStore, csrc/registrar/memstore.c:
- * it keeps the count and schedules the expiry). It decides everything
- * before it writes or answers, and writes in one all-or-nothing update, so
- * "false" leaves no trace. `now` is os.time(), `saved` the store's clock
- * (location_clock). It is kept for speed (CPU per REGISTER: see README,
- * "Registrar"); every other case, and every other store, goes through the Lua
- * flow.
+ * `uri` is a string or a luasip.URI. Misuse (a wrong argument type)
+ * raises; so does an error of an opts.domains function (raised again
+ * after the step). registrar_save is csrc/registrar/memsave.c on a
+ * luasip.MemStore (the memory backend's C store: it keeps the count and
+ * schedules the expiry); "false" leaves no trace. `now` is os.time(),
+ * `saved` the store's clock (location_clock). It is kept for speed (CPU
+ * per REGISTER: see README, "Registrar").
  */
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
+#include "lbinding.h"
 #include "lserver.h"
 #include "sip_binding.h"
 #include "sip_memstore.h"
+#include "sip_reg_memsave.h"
+#include "sip_reg_plan.h"
 #include "sip_registrar.h"
 
 /* A parsed URI: the text at idx (a string, or a URI through __tostring)
@@ -107,483 +103,434 @@ static int l_aor(lua_State *L) {
   return 2;
 }
 
-/* core.registrar_contact(uri) -> key, host (nil unless SIP/SIPS), gr (the
- * URI has a gr parameter) | nil, why */
-static int l_contact(lua_State *L) {
-  lua_settop(L, 1);
-  uint64_t inl[512 / 8];
-  sip_arena a;
-  sip_arena_init(&a, inl, sizeof inl);
-  sip_uri u;
-  if (parse_uri_arg(L, 1, &a, &u) < 0) {
-    sip_arena_free(&a);
-    lua_pushnil(L);
-    lua_pushliteral(L, "malformed URI");
-    return 2;
-  }
-  push_text(L, sip_reg_contact_key, &u, text_cap(&u));
-  if (is_sip(&u)) {
-    sip__lua_push_str(L, u.host);
-    lua_pushboolean(L, sip_params_get(&u.params, "gr") != NULL);
-  } else {
-    lua_pushnil(L);
-    lua_pushboolean(L, 0);
-  }
-  sip_arena_free(&a);
-  return 3;
-}
+/* ---- the flow's steps (csrc/registrar/plan.c) ------------------------ */
 
-/* core.registrar_kept_params(params_raw) -> string (nil gives "") */
-static int l_kept_params(lua_State *L) {
-  size_t len = 0;
-  const char *s = luaL_optlstring(L, 1, "", &len);
-  luaL_Buffer lb;
-  char *mem = luaL_buffinitsize(L, &lb, len + 1);
-  sip_obuf out;
-  sip_obuf_init(&out, mem, len + 1); /* never longer than the input */
-  sip_reg_kept_params((sip_str){s, len}, &out);
-  luaL_pushresultsize(&lb, out.len);
+#define MAX_TAGS 32 /* opts.supported */
+
+/* The options of registrar.save as a sip_reg_conf, and what its domains
+ * callback needs: opts.domains (a list or a function(host, req)) at index
+ * `domains` (0: every domain is served), the request at `req`. */
+typedef struct reg_ctx {
+  lua_State *L;
+  int domains, req;
+  int failed; /* the domains function raised: its error is on the stack */
+  sip_str tags[MAX_TAGS];
+  sip_reg_conf conf;
+} reg_ctx;
+
+/* The message handler of the domains function's call: its error with the
+ * traceback where it was raised (the error is raised again after the
+ * step, whose own traceback starts at the step). */
+static int add_traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg)
+    return 1; /* not a string: as it is */
+  luaL_traceback(L, L, msg, 1);
   return 1;
 }
 
-/* ---- the binding codec ---------------------------------------------- */
-
-#define MAX_U16 0xffffu
-
-/* The field at the top of the stack (value) under the name at -2: checks it
- * and adds its encoded size to *size. Raises for what cannot be stored. */
-static void size_field(lua_State *L, int key_idx, size_t *size) {
-  size_t nlen;
-  const char *name = lua_tolstring(L, -2, &nlen);
-  *size += sip_binding_field_id(name, nlen) == SIP_BF_OTHER ? 2 + nlen : 1;
-  *size += 1; /* type */
-  switch (lua_type(L, -1)) {
-  case LUA_TSTRING: {
-    size_t n;
-    lua_tolstring(L, -1, &n);
-    if (!strcmp(name, "contact") && lua_rawequal(L, -1, key_idx))
-      break; /* KEY: nothing stored */
-    *size += (n <= MAX_U16 ? 2 : 4) + n;
-    break;
-  }
-  case LUA_TNUMBER:
-    if (lua_isinteger(L, -1)) {
-      lua_Integer i = lua_tointeger(L, -1);
-      *size += i >= INT32_MIN && i <= INT32_MAX ? 4 : 8;
-    } else {
-      *size += 8;
+static int serves_cb(void *ud, sip_str host) {
+  reg_ctx *x = ud;
+  lua_State *L = x->L;
+  luaL_checkstack(L, 5, "registrar domains");
+  if (lua_type(L, x->domains) == LUA_TFUNCTION) {
+    lua_pushcfunction(L, add_traceback);
+    int msgh = lua_gettop(L);
+    lua_pushvalue(L, x->domains);
+    luaL_Buffer lb;
+    char *d = luaL_buffinitsize(L, &lb, host.len);
+    for (size_t i = 0; i < host.len; i++)
+      d[i] = sip__lua_lower(host.p[i]);
+    luaL_pushresultsize(&lb, host.len);
+    lua_pushvalue(L, x->req);
+    if (lua_pcall(L, 2, 1, msgh) != LUA_OK) {
+      lua_remove(L, msgh); /* the error stays on top */
+      x->failed = 1;
+      return SIP_EINVAL;
     }
-    break;
-  case LUA_TBOOLEAN:
-    break;
-  case LUA_TTABLE: {
-    lua_Integer m = luaL_len(L, -1);
-    if (m < 0 || m > (lua_Integer)MAX_U16)
-      luaL_error(L, "binding.%s: at most %d items", name, (int)MAX_U16);
-    *size += 2;
-    for (lua_Integer i = 1; i <= m; i++) {
-      size_t n;
-      if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
-        luaL_error(L, "binding.%s must be an array of strings", name);
-      lua_tolstring(L, -1, &n);
-      if (n > MAX_U16)
-        luaL_error(L, "binding.%s: an item longer than %d bytes", name,
-                   (int)MAX_U16);
-      *size += 2 + n;
+    int r = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    return r;
+  }
+  for (lua_Integer i = 1;; i++) {
+    int t = lua_rawgeti(L, x->domains, i);
+    if (t == LUA_TNIL) {
       lua_pop(L, 1);
+      return 0;
     }
-    break;
-  }
-  default:
-    luaL_error(L, "binding.%s: unsupported value type %s", name,
-               luaL_typename(L, -1));
-  }
-}
-
-static void put_field(lua_State *L, int key_idx, sip_obuf *b) {
-  size_t nlen;
-  const char *name = lua_tolstring(L, -2, &nlen);
-  int id = sip_binding_field_id(name, nlen);
-  const char *other = id == SIP_BF_OTHER ? name : NULL;
-  switch (lua_type(L, -1)) {
-  case LUA_TSTRING: {
     size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
-    if (id == SIP_BF_CONTACT && lua_rawequal(L, -1, key_idx))
-      sip_binding_put_key(b, id, other);
-    else
-      sip_binding_put_str(b, id, other, (sip_str){s, n});
-    break;
-  }
-  case LUA_TNUMBER:
-    if (lua_isinteger(L, -1))
-      sip_binding_put_int(b, id, other, (int64_t)lua_tointeger(L, -1));
-    else
-      sip_binding_put_double(b, id, other, (double)lua_tonumber(L, -1));
-    break;
-  case LUA_TBOOLEAN:
-    sip_binding_put_bool(b, id, other, lua_toboolean(L, -1));
-    break;
-  case LUA_TTABLE: {
-    lua_Integer m = luaL_len(L, -1);
-    sip_binding_put_array(b, id, other, (size_t)m);
-    for (lua_Integer i = 1; i <= m; i++) {
-      size_t n;
-      lua_rawgeti(L, -1, i);
-      const char *s = lua_tolstring(L, -1, &n);
-      sip_binding_put_item(b, (sip_str){s, n});
-      lua_pop(L, 1);
-    }
-    break;
-  }
-  }
-}
-
-/* Is the key at -2 one of the fields the record header holds? */
-static int header_field(lua_State *L) {
-  size_t n;
-  const char *k = lua_tolstring(L, -2, &n);
-  return (n == 3 && !memcmp(k, "key", 3)) ||
-         (n == 7 && !memcmp(k, "expires", 7));
-}
-
-/* core.binding_encode(b, saved) -> string: b.key (string), b.expires
- * (number) and any fields named by strings of at most 255 bytes whose
- * values are strings, numbers, booleans or arrays of strings. */
-static int l_binding_encode(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  double saved = (double)luaL_checknumber(L, 2);
-  lua_settop(L, 2);
-  if (lua_getfield(L, 1, "key") != LUA_TSTRING) /* 3 */
-    return luaL_error(L, "binding.key must be a string");
-  size_t klen;
-  const char *key = lua_tolstring(L, 3, &klen);
-  if (klen > MAX_U16)
-    return luaL_error(L, "binding.key: longer than %d bytes", (int)MAX_U16);
-  if (lua_getfield(L, 1, "expires") != LUA_TNUMBER) /* 4 */
-    return luaL_error(L, "binding.expires must be a number");
-  double expires = (double)lua_tonumber(L, 4);
-  size_t size = 18 + klen;
-  lua_pushnil(L);
-  while (lua_next(L, 1)) {
-    if (lua_type(L, -2) != LUA_TSTRING || lua_rawlen(L, -2) > 255) {
-      lua_pushvalue(L, -2);
-      return luaL_error(L,
-                        "binding field names must be strings of at most 255 "
-                        "bytes, got %s",
-                        luaL_tolstring(L, -1, NULL));
-    }
-    if (!header_field(L))
-      size_field(L, 3, &size);
+    const char *name = t == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    int found = name && sip_str_ieq(host, (sip_str){name, n});
     lua_pop(L, 1);
+    if (found)
+      return 1;
   }
-  luaL_Buffer lb;
-  char *mem = luaL_buffinitsize(L, &lb, size);
-  sip_obuf b;
-  sip_obuf_init(&b, mem, size);
-  sip_binding_begin(&b, expires, saved, (sip_str){key, klen});
-  lua_pushnil(L);
-  while (lua_next(L, 1)) {
-    if (!header_field(L))
-      put_field(L, 3, &b);
-    lua_pop(L, 1);
-  }
-  if (b.overflow || b.len != size)
-    return luaL_error(L, "binding_encode: size %d, wrote %d", (int)size,
-                      (int)b.len);
-  luaL_pushresultsize(&lb, b.len);
-  return 1;
 }
 
-#define MAX_CHANGES 16 /* Contacts in one request */
-#define MAX_CURRENT 64 /* stored bindings of one AOR */
-#define MAX_U32 4294967295LL
-
-typedef struct change {
-  sip_str contact; /* the URI as written */
-  sip_str key;     /* in the scratch buffer */
-  sip_str params;  /* kept contact parameters, in the scratch buffer */
-  int64_t expires; /* seconds from now; 0 removes */
-  double q;
-  int q_integral;
-  int old; /* index of the live stored binding with this key, or -1 */
-} change;
-
-typedef struct stored {
-  sip_breader rd;
-  int live;
-  sip_str call_id, contact, params;
-  int has_cseq;
-  double cseq;
-  double q;
-  double updated;
-  int64_t expires; /* integral (checked) */
-  int replaced;    /* a change has its key */
-} stored;
-
-/* An item of the 200: q, then the most recently updated first. */
-typedef struct listed {
-  double q, updated;
-  int from_change; /* index into changes, or -1 */
-  int from_stored; /* index into stored, or -1 */
-} listed;
-
-static int cmp_listed(const void *a, const void *b) {
-  const listed *x = a, *y = b;
-  if (x->q != y->q)
-    return x->q > y->q ? -1 : 1;
-  if (x->updated != y->updated)
-    return x->updated > y->updated ? -1 : 1;
-  return 0;
-}
-
-static int streq(sip_str a, sip_str b) {
-  return a.len == b.len && (a.len == 0 || !memcmp(a.p, b.p, a.len));
-}
-
-/* opts[name], else defaults[name], as an integer; 0 when neither is one */
-static int opt_int(lua_State *L, int opts, int defaults, const char *name,
-                   lua_Integer *out) {
-  int isnum;
+/* opts[name], else defaults[name]: an integer (a float is clamped). */
+static int64_t opt_int(lua_State *L, int opts, int defaults, const char *name) {
   if (lua_getfield(L, opts, name) == LUA_TNIL) {
     lua_pop(L, 1);
     lua_getfield(L, defaults, name);
   }
-  *out = lua_tointegerx(L, -1, &isnum);
+  int isint;
+  lua_Integer i = lua_tointegerx(L, -1, &isint);
+  if (!isint && lua_type(L, -1) != LUA_TNUMBER)
+    luaL_error(L, "registrar: option %s must be a number", name);
+  double d = (double)lua_tonumber(L, -1);
   lua_pop(L, 1);
-  return isnum;
+  if (isint)
+    return (int64_t)i;
+  return d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : (int64_t)d;
 }
 
-/* Is host served by opts.domains (a list; nil serves every host)? Returns
- * 1 / 0, or -1 when only the general path can tell (a function, or a list
- * of something else than strings). */
-static int served(lua_State *L, int opts, sip_str host) {
-  int t = lua_getfield(L, opts, "domains");
-  if (t == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 1;
-  }
-  if (t != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return -1;
-  }
-  int found = 0;
-  for (lua_Integer i = 1;; i++) {
-    int it = lua_rawgeti(L, -1, i);
-    if (it == LUA_TNIL) {
+/* opts[name] ~= false */
+static int opt_on(lua_State *L, int opts, const char *name) {
+  lua_getfield(L, opts, name);
+  int on = !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  return on;
+}
+
+/* Fill x from opts and defaults; pushes opts.domains (kept on the stack
+ * for the callback). */
+static void read_conf(lua_State *L, int req, int opts, int defaults,
+                      reg_ctx *x) {
+  memset(x, 0, sizeof *x);
+  x->L = L;
+  x->req = req;
+  sip_reg_conf *c = &x->conf;
+  c->default_expires = opt_int(L, opts, defaults, "default_expires");
+  c->min_expires = opt_int(L, opts, defaults, "min_expires");
+  c->max_expires = opt_int(L, opts, defaults, "max_expires");
+  c->max_contacts = opt_int(L, opts, defaults, "max_contacts");
+  c->max_contact_size = opt_int(L, opts, defaults, "max_contact_size");
+  c->path = opt_on(L, opts, "path");
+  c->outbound = opt_on(L, opts, "outbound");
+  c->gruu = opt_on(L, opts, "gruu");
+  if (lua_getfield(L, opts, "supported") == LUA_TTABLE) {
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+      if (c->nsupported == MAX_TAGS)
+        luaL_error(L, "registrar: opts.supported: at most %d tags", MAX_TAGS);
+      size_t n;
+      const char *s = lua_tolstring(L, -1, &n); /* kept alive by opts */
+      x->tags[c->nsupported++] = (sip_str){s, n};
       lua_pop(L, 1);
-      break;
     }
-    if (it != LUA_TSTRING) {
-      lua_pop(L, 2);
-      return -1;
-    }
-    size_t n;
-    const char *name = lua_tolstring(L, -1, &n);
-    if (!found && sip_str_ieq(host, (sip_str){name, n}))
-      found = 1;
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  return found;
-}
-
-static int has_header(sip_msg *m, int id) {
-  return sip_msg_find(m, id, NULL, 0, 0) >= 0;
-}
-
-/* The Expires header: 1 and *out (digits beyond 2^32-1 give 2^32-1), 0 when
- * absent, -1 when it is not plain digits. */
-static int header_expires(sip_msg *m, int64_t *out) {
-  int i = sip_msg_find(m, SIP_H_EXPIRES, NULL, 0, 0);
-  if (i < 0)
-    return 0;
-  sip_str v = m->hdr[i].value;
-  if (v.len == 0)
-    return -1;
-  int64_t n = 0;
-  for (size_t k = 0; k < v.len; k++) {
-    if (v.p[k] < '0' || v.p[k] > '9')
-      return -1;
-    if (n <= MAX_U32)
-      n = n * 10 + (v.p[k] - '0');
+  c->supported = x->tags;
+  int t = lua_getfield(L, opts, "domains");
+  if (t == LUA_TTABLE || t == LUA_TFUNCTION) {
+    x->domains = lua_gettop(L);
+    c->serves = serves_cb;
+    c->ud = x;
+  } else if (t != LUA_TNIL) {
+    luaL_error(L, "registrar: opts.domains must be a list or a function");
   }
-  *out = v.len > 10 || n > MAX_U32 ? MAX_U32 : n;
+}
+
+/* A step's negative result: the domains function's error is raised again;
+ * SIP_ENOMEM (a buffer too small) is the caller's to handle. */
+static int step_failed(lua_State *L, reg_ctx *x, int rc) {
+  if (x->failed)
+    return lua_error(L);
+  return rc;
+}
+
+/* nil, status, reason, header name, header value */
+static int push_answer(lua_State *L, const sip_reg_answer *ans) {
+  lua_pushnil(L);
+  lua_pushinteger(L, ans->status);
+  lua_pushstring(L, ans->reason);
+  if (!ans->hname)
+    return 3;
+  lua_pushstring(L, ans->hname);
+  lua_pushstring(L, ans->hvalue);
+  return 5;
+}
+
+/* core.registrar_check(req, opts, defaults) -> aor
+ *   | nil, status, reason[, header name, header value] */
+static int l_check(lua_State *L) {
+  sip_msg *m = sip__lua_message_check(L, 1)->m;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  reg_ctx x;
+  read_conf(L, 1, 2, 3, &x);
+  size_t cap = 3 * m->len + 64;
+  char *mem = lua_newuserdatauv(L, cap, 0);
+  sip_obuf text;
+  sip_obuf_init(&text, mem, cap);
+  sip_reg_req rq;
+  sip_reg_answer ans;
+  int rc = sip_reg_check(m, &x.conf, &text, &rq, &ans);
+  if (rc < 0)
+    return luaL_error(L, "registrar: %s", sip_strerror(step_failed(L, &x, rc)));
+  if (rc > 0)
+    return push_answer(L, &ans);
+  sip__lua_push_str(L, rq.aor);
   return 1;
 }
 
-static int has_byte(sip_str s, const char *set) {
-  for (size_t i = 0; i < s.len; i++)
-    if (strchr(set, s.p[i]) && s.p[i])
-      return 1;
-  return 0;
-}
-
-/* Read what the 200 and the ordering checks need from a stored binding.
- * Returns 0, or -1 when the general path must handle this AOR (a binding
- * with an instance or GRUU, a missing q, a fractional expiry, a corrupt
- * record). */
-static int read_stored(stored *s, double t) {
-  s->live = s->rd.expires > t;
-  if (!s->live)
-    return 0;
-  if (s->rd.expires != floor(s->rd.expires) || fabs(s->rd.expires) > 9e15)
-    return -1;
-  s->expires = (int64_t)s->rd.expires;
-  int has_q = 0, has_contact = 0;
-  sip_bfield f;
-  int rc;
-  while ((rc = sip_binding_next(&s->rd, &f)) == 1) {
-    int is_str =
-        f.type == SIP_BT_STR || f.type == SIP_BT_LSTR || f.type == SIP_BT_KEY;
-    int is_num =
-        f.type == SIP_BT_I32 || f.type == SIP_BT_I64 || f.type == SIP_BT_DBL;
-    double num = f.type == SIP_BT_DBL ? f.d : (double)f.i;
-    switch (f.id) {
-    case SIP_BF_INSTANCE:
-    case SIP_BF_PUB_GRUU:
-    case SIP_BF_TEMP_GRUU:
-      return -1;
-    case SIP_BF_CONTACT:
-      if (!is_str)
-        return -1;
-      s->contact = f.str;
-      has_contact = 1;
-      break;
-    case SIP_BF_PARAMS:
-      if (!is_str)
-        return -1;
-      s->params = f.str;
-      break;
-    case SIP_BF_CALL_ID:
-      if (!is_str)
-        return -1;
-      s->call_id = f.str;
-      break;
-    case SIP_BF_CSEQ:
-      if (!is_num)
-        return -1;
-      s->cseq = num;
-      s->has_cseq = 1;
-      break;
-    case SIP_BF_Q:
-      if (!is_num)
-        return -1;
-      s->q = num;
-      has_q = 1;
-      break;
-    case SIP_BF_UPDATED:
-      if (!is_num)
-        return -1;
-      s->updated = num;
-      break;
-    default:
-      break;
-    }
-  }
-  return rc < 0 || !has_q || !has_contact ? -1 : 0;
-}
-
-/* Push binding record p as a table; -1 when it is corrupt. */
-static int push_binding(lua_State *L, const char *p, size_t len) {
-  sip_breader rd;
-  if (sip_binding_open(&rd, p, len) < 0)
-    return -1;
-  lua_createtable(L, 0, 16);
-  lua_pushlstring(L, rd.key.p, rd.key.len);
-  lua_setfield(L, -2, "key");
-  lua_Integer whole;
-  if (rd.expires == floor(rd.expires) &&
-      lua_numbertointeger(rd.expires, &whole))
-    lua_pushinteger(L, whole);
-  else
-    lua_pushnumber(L, rd.expires);
-  lua_setfield(L, -2, "expires");
-  sip_bfield f;
-  int rc;
-  while ((rc = sip_binding_next(&rd, &f)) == 1) {
-    if (f.id == SIP_BF_OTHER)
-      lua_pushlstring(L, f.name.p, f.name.len);
-    else
-      lua_pushstring(L, sip_binding_field_name(f.id));
-    switch (f.type) {
-    case SIP_BT_STR:
-    case SIP_BT_LSTR:
-    case SIP_BT_KEY:
-      lua_pushlstring(L, f.str.p, f.str.len);
-      break;
-    case SIP_BT_I32:
-    case SIP_BT_I64:
-      lua_pushinteger(L, (lua_Integer)f.i);
-      break;
-    case SIP_BT_DBL:
-      lua_pushnumber(L, f.d);
-      break;
-    case SIP_BT_TRUE:
-    case SIP_BT_FALSE:
-      lua_pushboolean(L, f.type == SIP_BT_TRUE);
-      break;
-    case SIP_BT_ARRAY: {
-      lua_createtable(L, (int)f.i, 0);
-      sip_str rest = f.str, item;
-      for (lua_Integer k = 1; k <= f.i; k++) {
-        if (sip_binding_item(&rest, &item) < 0)
-          return -1;
-        lua_pushlstring(L, item.p, item.len);
-        lua_rawseti(L, -2, k);
-      }
-      break;
-    }
-    }
-    lua_rawset(L, -3);
-  }
+/* core.registrar_contacts(req, opts, defaults) -> changes, star, outbound
+ *   | nil, status, reason[, header name, header value]
+ * changes: { key =, contact =, expires =, q =, instance =, reg_id =,
+ * params = } in the order of the Contacts. */
+static int l_contacts(lua_State *L) {
+  sip_msg *m = sip__lua_message_check(L, 1)->m;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  reg_ctx x;
+  read_conf(L, 1, 2, 3, &x);
+  size_t max = sip_reg_contacts_max(m);
+  sip_reg_contacts cs = {
+      lua_newuserdatauv(L, (max ? max : 1) * sizeof(sip_reg_change), 0), 0, max,
+      0, 0};
+  size_t cap = 4 * m->len + 64 * max + 64;
+  char *mem = lua_newuserdatauv(L, cap, 0);
+  sip_obuf text;
+  sip_obuf_init(&text, mem, cap);
+  /* the arena holds the Contacts re-read when an expires is too large: in
+   * a userdata as big as that copy can need, so that a raise below leaves
+   * nothing malloc'd */
+  size_t acap = 8 * m->len + 4096;
+  sip_arena a;
+  sip_arena_init(&a, lua_newuserdatauv(L, acap, 0), acap);
+  sip_reg_answer ans;
+  int rc = sip_reg_contacts_plan(m, &x.conf, &a, &text, &cs, &ans);
   if (rc < 0) {
-    lua_pop(L, 1);
-    return -1;
+    sip_arena_free(&a);
+    return luaL_error(L, "registrar: %s", sip_strerror(step_failed(L, &x, rc)));
   }
-  lua_pushnumber(L, rd.saved);
-  return 0;
+  if (rc > 0) {
+    sip_arena_free(&a);
+    return push_answer(L, &ans);
+  }
+  lua_createtable(L, (int)cs.n, 0);
+  for (size_t i = 0; i < cs.n; i++) {
+    const sip_reg_change *ch = &cs.ch[i];
+    lua_createtable(L, 0, 7);
+    sip__lua_set_str(L, "key", ch->key);
+    sip__lua_set_str(L, "contact", ch->contact);
+    lua_pushinteger(L, ch->expires);
+    lua_setfield(L, -2, "expires");
+    if (ch->q == 0 || ch->q == 1000)
+      lua_pushinteger(L, ch->q / 1000);
+    else
+      lua_pushnumber(L, ch->q / 1000.0);
+    lua_setfield(L, -2, "q");
+    sip__lua_set_str(L, "instance", ch->instance);
+    if (ch->reg_id) {
+      lua_pushinteger(L, ch->reg_id);
+      lua_setfield(L, -2, "reg_id");
+    }
+    sip__lua_set_str(L, "params", ch->params);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  sip_arena_free(&a);
+  lua_pushboolean(L, cs.star);
+  lua_pushboolean(L, cs.outbound);
+  return 3;
 }
 
-static sip_breader check_record(lua_State *L, int idx) {
-  size_t len;
-  const char *p = luaL_checklstring(L, idx, &len);
-  sip_breader rd;
-  if (sip_binding_open(&rd, p, len) < 0)
-    luaL_error(L, "location: corrupt binding record");
-  return rd;
+/* t[k] as a string slice (kept alive by t at idx), or absent */
+static sip_str field_str(lua_State *L, int idx, const char *k) {
+  sip_str s = SIP_STR_NULL;
+  if (lua_getfield(L, idx, k) == LUA_TSTRING)
+    s.p = lua_tolstring(L, -1, &s.len);
+  lua_pop(L, 1);
+  return s;
 }
 
-/* core.binding_decode(s) -> binding, saved */
-static int l_binding_decode(lua_State *L) {
-  size_t len;
-  const char *p = luaL_checklstring(L, 1, &len);
-  if (push_binding(L, p, len) < 0)
-    return luaL_error(L, "location: corrupt binding record");
+static double field_num(lua_State *L, int idx, const char *k, double dflt) {
+  lua_getfield(L, idx, k);
+  double v = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : dflt;
+  lua_pop(L, 1);
+  return v;
+}
+
+/* core.registrar_update(req, changes, current, star, opts, defaults)
+ *   -> removes, kept | nil, status, reason
+ * Step C: changes from registrar_contacts (each gets `old`, the index in
+ * current of its binding, and `tgruu_n`), current from the store's lookup;
+ * removes: the keys to remove, kept: the current bindings still bound and
+ * unchanged. */
+static int l_update(lua_State *L) {
+  sip_msg *m = sip__lua_message_check(L, 1)->m;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int star = lua_toboolean(L, 4);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  lua_settop(L, 6);
+  reg_ctx x;
+  read_conf(L, 1, 5, 6, &x);
+  sip_str call_id;
+  const sip_cseq *cseq;
+  if (sip_msg_get_call_id(m, &call_id) < 0 || sip_msg_get_cseq(m, &cseq) < 0)
+    return luaL_error(L, "registrar_update: Call-ID and CSeq first "
+                         "(registrar_check)");
+  lua_Integer nch = luaL_len(L, 2), ncur = luaL_len(L, 3);
+  if (nch < 0 || ncur < 0 || nch > 65535 || ncur > 65535)
+    return luaL_error(L, "registrar_update: too many bindings");
+  sip_reg_contacts cs = {
+      lua_newuserdatauv(L, (size_t)(nch ? nch : 1) * sizeof(sip_reg_change), 0),
+      (size_t)nch, (size_t)nch, star, 0};
+  sip_reg_current *cur = lua_newuserdatauv(
+      L, (size_t)(ncur ? ncur : 1) * sizeof(sip_reg_current), 0);
+  for (lua_Integer k = 1; k <= nch; k++) {
+    lua_rawgeti(L, 2, k);
+    int t = lua_gettop(L);
+    luaL_checktype(L, t, LUA_TTABLE);
+    sip_reg_change *ch = &cs.ch[k - 1];
+    memset(ch, 0, sizeof *ch);
+    ch->key = field_str(L, t, "key");
+    ch->instance = field_str(L, t, "instance");
+    ch->expires = (int64_t)field_num(L, t, "expires", 0);
+    if (!ch->key.p)
+      return luaL_error(L, "registrar_update: a change without a key");
+    lua_pop(L, 1);
+  }
+  for (lua_Integer i = 1; i <= ncur; i++) {
+    lua_rawgeti(L, 3, i);
+    int t = lua_gettop(L);
+    luaL_checktype(L, t, LUA_TTABLE);
+    sip_reg_current *b = &cur[i - 1];
+    memset(b, 0, sizeof *b);
+    b->key = field_str(L, t, "key");
+    b->call_id = field_str(L, t, "call_id");
+    b->tgruu_base = field_str(L, t, "tgruu_base");
+    b->cseq = field_num(L, t, "cseq", -1);
+    b->tgruu_n = (int64_t)field_num(L, t, "tgruu_n", 0);
+    lua_pop(L, 1);
+  }
+  sip_reg_answer ans;
+  if (sip_reg_update(&x.conf, call_id, cseq->num, &cs, cur, (size_t)ncur, &ans))
+    return push_answer(L, &ans);
+  for (lua_Integer k = 1; k <= nch; k++) {
+    lua_rawgeti(L, 2, k);
+    const sip_reg_change *ch = &cs.ch[k - 1];
+    if (ch->old >= 0) {
+      lua_pushinteger(L, ch->old + 1);
+      lua_setfield(L, -2, "old");
+    }
+    if (ch->tgruu_n) {
+      lua_pushinteger(L, ch->tgruu_n);
+      lua_setfield(L, -2, "tgruu_n");
+    }
+    lua_pop(L, 1);
+  }
+  lua_newtable(L);
+  lua_newtable(L);
+  int nr = 0, nk = 0;
+  for (lua_Integer i = 1; i <= ncur; i++) {
+    if (cur[i - 1].remove) {
+      sip__lua_push_str(L, cur[i - 1].key);
+      lua_rawseti(L, -3, ++nr);
+    }
+    if (cur[i - 1].keep) {
+      lua_rawgeti(L, 3, i);
+      lua_rawseti(L, -2, ++nk);
+    }
+  }
   return 2;
 }
 
-/* core.binding_times(s) -> expires, saved (without decoding the rest) */
-static int l_binding_times(lua_State *L) {
-  sip_breader rd = check_record(L, 1);
-  lua_pushnumber(L, rd.expires);
-  lua_pushnumber(L, rd.saved);
-  return 2;
+/* The binding table at idx as a sip_reg_binding (its strings stay owned by
+ * the table). */
+static void read_binding(lua_State *L, int idx, double now,
+                         sip_reg_binding *v) {
+  static const char *const strs[] = {"contact", "params", "pub_gruu",
+                                     "temp_gruu"};
+  sip_str *dst[] = {&v->contact, &v->params, &v->pub_gruu, &v->temp_gruu};
+  for (int i = 0; i < 4; i++) {
+    *dst[i] = SIP_STR_NULL;
+    if (lua_getfield(L, idx, strs[i]) == LUA_TSTRING) {
+      size_t n;
+      const char *p = lua_tolstring(L, -1, &n);
+      *dst[i] = (sip_str){p, n};
+    } else if (i == 0) {
+      luaL_error(L, "registrar: a binding without a contact string");
+    }
+    lua_pop(L, 1); /* a string stays referenced by the table */
+  }
+  lua_getfield(L, idx, "expires");
+  v->expires = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : now;
+  lua_getfield(L, idx, "q");
+  v->q = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : 1;
+  lua_getfield(L, idx, "updated");
+  v->updated = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : 0;
+  lua_pop(L, 3);
 }
 
-/* core.binding_key(s) -> key */
-static int l_binding_key(lua_State *L) {
-  sip_breader rd = check_record(L, 1);
-  lua_pushlstring(L, rd.key.p, rd.key.len);
+/* core.registrar_ok_headers(req, list, now, opts, defaults, outbound)
+ *   -> the 200's header lines; list is sorted in place (step D) */
+static int l_ok_headers(lua_State *L) {
+  sip_msg *m = sip__lua_message_check(L, 1)->m;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer now = luaL_checkinteger(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  int outbound = lua_toboolean(L, 6);
+  lua_settop(L, 5);
+  reg_ctx x;
+  read_conf(L, 1, 4, 5, &x);
+  lua_Integer n = luaL_len(L, 2);
+  if (n < 0 || n > 65535)
+    return luaL_error(L, "registrar: too many bindings");
+  sip_reg_binding *v = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *v, 0);
+  size_t need = 128;
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i); /* kept on the stack: its strings are read */
+    luaL_checktype(L, -1, LUA_TTABLE);
+    read_binding(L, lua_gettop(L), (double)now, &v[i - 1]);
+    v[i - 1].idx = (int)i;
+    need += 120 + v[i - 1].contact.len + v[i - 1].params.len +
+            v[i - 1].pub_gruu.len + v[i - 1].temp_gruu.len;
+    lua_pop(L, 1);
+  }
+  sip_reg_sort(v, (size_t)n);
+  lua_createtable(L, (int)n, 0); /* the items in the new order */
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, v[i].idx);
+    lua_rawseti(L, -2, i + 1);
+  }
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, 2, i);
+  }
+  lua_pop(L, 1);
+  need += m->len; /* Path values echoed */
+  luaL_Buffer lb;
+  char *mem = luaL_buffinitsize(L, &lb, need);
+  sip_obuf out;
+  sip_obuf_init(&out, mem, need);
+  if (sip_reg_ok_headers(m, &x.conf, v, (size_t)n, (int64_t)now, outbound,
+                         &out) < 0)
+    return luaL_error(L, "registrar: the 200's headers exceed %d bytes",
+                      (int)need);
+  luaL_pushresultsize(&lb, out.len);
   return 1;
 }
 
-/* core.location_clock() -> seconds since the epoch: the clock binding
- * expiry times are compared with */
-static int l_clock(lua_State *L) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  lua_pushnumber(L, (lua_Number)tv.tv_sec + (lua_Number)tv.tv_usec / 1e6);
+/* core.registrar_contact_value(binding, now) -> the Contact value of a
+ * binding (no GRUUs) */
+static int l_contact_value(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  double now = (double)luaL_checknumber(L, 2);
+  sip_reg_binding v;
+  read_binding(L, 1, now, &v);
+  size_t need = 128 + v.contact.len + v.params.len;
+  luaL_Buffer lb;
+  char *mem = luaL_buffinitsize(L, &lb, need);
+  sip_obuf out;
+  sip_obuf_init(&out, mem, need);
+  sip_reg_contact_value(&out, &v, now, 0);
+  luaL_pushresultsize(&lb, out.len);
   return 1;
 }
 
@@ -598,175 +545,79 @@ static void put_transport_addr(sip_obuf *b, int transport,
   sip_obuf_puts(b, text);
 }
 
-/* Everything the fast path reads from the request, decided before writing. */
-typedef struct reg_plan {
-  sip_str aor, call_id, user_agent, received, socket;
-  uint32_t cseq;
-  change ch[MAX_CHANGES];
-  int nch;
-  stored cur[MAX_CURRENT];
-  int ncur;
-  lua_Integer max_contacts;
-  /* copies of the AOR's stored records (cur[].rd reads them): Lua runs
-   * between the reading and the writing (allocations, a collection's
-   * finalizers), the store's own bytes could change under it */
-  char recmem[16384];
-} reg_plan;
-
-/* Steps 1-6 of §10.3 on the request: 1 when the fast path applies. */
-static int plan_request(lua_State *L, sip_lua_rx *r, int opts, int defaults,
-                        reg_plan *pl, sip_obuf *text) {
-  sip_msg *m = r->base.m;
-  const sip_uri *ru;
-  if (sip_msg_get_ruri(m, &ru) < 0 ||
-      (ru->kind != SIP_URI_SIP && ru->kind != SIP_URI_SIPS))
-    return 0;
-  if (served(L, opts, ru->host) != 1)
-    return 0;
-  if (has_header(m, SIP_H_REQUIRE) || has_header(m, SIP_H_PATH))
-    return 0;
-  const sip_addr *to;
-  if (sip_msg_get_addr(m, SIP_H_TO, &to) < 0)
-    return 0;
-  size_t at = text->len;
-  if (sip_reg_aor(&to->uri, text) < 0 || served(L, opts, to->uri.host) != 1)
-    return 0;
-  pl->aor = (sip_str){text->p + at, text->len - at};
-  const sip_addr *c;
-  if (sip_msg_get_addrs(m, SIP_H_CONTACT, &c) < 0)
-    return 0; /* a query (no Contact) or a malformed one */
-  int64_t hexp = -1;
-  int hx = header_expires(m, &hexp);
-  if (hx < 0)
-    return 0;
-  lua_Integer min_e, max_e, def_e, max_cs;
-  if (!opt_int(L, opts, defaults, "min_expires", &min_e) ||
-      !opt_int(L, opts, defaults, "max_expires", &max_e) ||
-      !opt_int(L, opts, defaults, "default_expires", &def_e) ||
-      !opt_int(L, opts, defaults, "max_contact_size", &max_cs) ||
-      !opt_int(L, opts, defaults, "max_contacts", &pl->max_contacts))
-    return 0;
-  for (pl->nch = 0; c; c = c->next) {
-    if (c->star || pl->nch == MAX_CHANGES || (lua_Integer)c->raw.len > max_cs)
-      return 0; /* a Contact too long: the general path's 400 */
-    change *ch = &pl->ch[pl->nch++];
-    const sip_uri *u = &c->uri;
-    if (has_byte(c->display, "<>") || has_byte(c->params_raw, "\r\n") ||
-        sip_params_get(&u->params, "gr") ||
-        sip_params_get(&c->params, "+sip.instance") ||
-        sip_params_get(&c->params, "reg-id"))
-      return 0;
-    /* the qvalue as the Contact parser read it (thousandths, -1: none);
-     * 0 and 1 are stored as integers, as the Lua path does */
-    ch->q_integral = c->q < 0 || c->q == 0 || c->q == 1000;
-    ch->q = c->q < 0 ? 1 : c->q / 1000.0;
-    int64_t e = c->expires >= 0 ? c->expires : hx ? hexp : def_e;
-    if (e > 0 && e < min_e)
-      return 0; /* 423 */
-    if (e > max_e)
-      e = max_e;
-    ch->expires = e;
-    ch->contact = u->raw;
-    at = text->len;
-    if (sip_reg_contact_key(u, text) < 0)
-      return 0;
-    ch->key = (sip_str){text->p + at, text->len - at};
-    at = text->len;
-    sip_reg_kept_params(c->params_raw, text);
-    ch->params = (sip_str){text->p + at, text->len - at};
-    for (int k = 0; k < pl->nch - 1; k++)
-      if (streq(pl->ch[k].key, ch->key))
-        return 0;
-  }
-  if (text->overflow)
-    return 0;
-  const sip_cseq *cs;
-  if (sip_msg_get_call_id(m, &pl->call_id) < 0 || sip_msg_get_cseq(m, &cs) < 0)
-    return 0;
-  pl->cseq = cs->num;
-  int ua = sip_msg_find(m, SIP_H_USER_AGENT, NULL, 0, 0);
-  pl->user_agent = SIP_STR_NULL;
-  if (ua >= 0) {
-    pl->user_agent = m->hdr[ua].value;
-    if (has_byte(pl->user_agent, "\r\n"))
-      return 0; /* folded: the general path unfolds it */
-  }
-  at = text->len;
-  put_transport_addr(text, r->src.transport, &r->src.peer);
-  pl->received = (sip_str){text->p + at, text->len - at};
-  pl->socket = SIP_STR_NULL;
+/* "udp:192.0.2.1:5060" and, for UDP, the local address: what a binding
+ * stores of where the REGISTER came from. */
+static void source_addrs(const sip_lua_rx *r, sip_obuf *a, sip_str *received,
+                         sip_str *socket) {
+  put_transport_addr(a, r->src.transport, &r->src.peer);
+  *received = (sip_str){a->p, a->len};
+  *socket = SIP_STR_NULL;
   if (r->src.transport == SIP_TP_UDP) {
-    at = text->len;
-    put_transport_addr(text, r->src.transport, &r->src.local);
-    pl->socket = (sip_str){text->p + at, text->len - at};
+    put_transport_addr(a, r->src.transport, &r->src.local);
+    *socket = (sip_str){a->p + received->len, a->len - received->len};
   }
-  return !text->overflow;
 }
 
-/* Steps 6-7 against the AOR's stored records: 1 when the fast path
- * applies. */
-static int plan_store(const sip_memstore *ms, reg_plan *pl, double t) {
-  sip_str recs[MAX_CURRENT];
-  size_t n = sip_memstore_records(ms, pl->aor, recs, MAX_CURRENT);
-  if (n > MAX_CURRENT)
-    return 0;
-  pl->ncur = (int)n;
-  size_t used = 0;
-  for (int i = 0; i < pl->ncur; i++) {
-    stored *s = &pl->cur[i];
-    memset(s, 0, sizeof *s);
-    size_t len = recs[i].len;
-    if (len > sizeof pl->recmem - used)
-      return 0;
-    char *p = pl->recmem + used;
-    memcpy(p, recs[i].p, len);
-    used += len;
-    if (sip_binding_open(&s->rd, p, len) < 0)
-      return 0;
-    if (read_stored(s, t) < 0)
-      return 0;
-    sip_binding_open(&s->rd, p, len); /* rewound for the writes */
-  }
-  int live = 0, saves = 0;
-  for (int i = 0; i < pl->ncur; i++)
-    live += pl->cur[i].live;
-  for (int k = 0; k < pl->nch; k++) {
-    change *ch = &pl->ch[k];
-    ch->old = -1;
-    for (int i = 0; i < pl->ncur; i++)
-      if (pl->cur[i].live && streq(pl->cur[i].rd.key, ch->key)) {
-        ch->old = i;
-        break;
-      }
-    if (ch->old >= 0) {
-      stored *o = &pl->cur[ch->old];
-      if (o->call_id.p && streq(o->call_id, pl->call_id) &&
-          (o->has_cseq ? o->cseq : -1) >= (double)pl->cseq)
-        return 0; /* 500: CSeq out of order */
-      o->replaced = 1;
-      live--;
-    }
-    if (ch->expires > 0)
-      saves++;
-  }
-  if (saves > 0 && live + saves > pl->max_contacts)
-    return 0; /* 503 */
+/* core.registrar_binding(req, change, aor, now, opts, defaults[, base])
+ *   -> the binding table of a save (the change of registrar_contacts with
+ *   `tgruu_n` of registrar_update; base: the temp GRUUs' random base) */
+static int l_binding_new(lua_State *L) {
+  sip_lua_rx *r = sip__lua_check_received(L, 1, "registrar_binding");
+  sip_msg *m = r->base.m;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t alen;
+  const char *aor = luaL_checklstring(L, 3, &alen);
+  lua_Integer now = luaL_checkinteger(L, 4);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  size_t blen = 0;
+  const char *base = luaL_optlstring(L, 7, NULL, &blen);
+  lua_settop(L, 7);
+  reg_ctx x;
+  read_conf(L, 1, 5, 6, &x);
+  sip_reg_change ch;
+  memset(&ch, 0, sizeof ch);
+  ch.key = field_str(L, 2, "key");
+  ch.contact = field_str(L, 2, "contact");
+  ch.params = field_str(L, 2, "params");
+  ch.instance = field_str(L, 2, "instance");
+  ch.expires = (int64_t)field_num(L, 2, "expires", 0);
+  ch.q = (int32_t)(field_num(L, 2, "q", 1) * 1000 + 0.5);
+  ch.reg_id = (uint32_t)field_num(L, 2, "reg_id", 0);
+  ch.tgruu_n = (int64_t)field_num(L, 2, "tgruu_n", 0);
+  if (!ch.key.p || !ch.contact.p || !ch.params.p)
+    return luaL_error(L, "registrar_binding: not a change");
+  sip_reg_new nb;
+  memset(&nb, 0, sizeof nb);
+  nb.ch = &ch;
+  nb.aor = (sip_str){aor, alen};
+  const sip_cseq *cs;
+  if (sip_msg_get_call_id(m, &nb.call_id) < 0 || sip_msg_get_cseq(m, &cs) < 0)
+    return luaL_error(L, "registrar_binding: Call-ID and CSeq first "
+                         "(registrar_check)");
+  nb.cseq = cs->num;
+  if (!x.conf.path || sip_msg_get_addrs(m, SIP_H_PATH, &nb.paths) < 0)
+    nb.paths = NULL;
+  char addrs[160];
+  sip_obuf a;
+  sip_obuf_init(&a, addrs, sizeof addrs);
+  source_addrs(r, &a, &nb.received, &nb.socket);
+  nb.conn_id = (int64_t)r->src.conn_id;
+  if (sip_reg_user_agent(m, &nb.user_agent) < 0)
+    return luaL_error(L, "registrar_binding: out of memory");
+  nb.tgruu_base = base ? (sip_str){base, blen} : SIP_STR_NULL;
+  nb.now = now;
+  size_t cap = 4096 + m->len + 2 * alen + blen;
+  char *mem = lua_newuserdatauv(L, cap, 0);
+  sip_obuf out;
+  sip_obuf_init(&out, mem, cap);
+  if (a.overflow || sip_reg_record(&out, &nb) < 0)
+    return luaL_error(L, "registrar_binding: a binding over %d bytes",
+                      (int)cap);
+  if (sip__lua_push_binding(L, out.p, out.len) < 0)
+    return luaL_error(L, "location: corrupt binding record");
+  lua_pop(L, 1); /* saved */
   return 1;
-}
-
-static void put_contact_line(sip_obuf *b, sip_str contact, int64_t left,
-                             double q, sip_str params) {
-  char num[48];
-  sip_obuf_puts(b, "Contact: <");
-  sip_obuf_put(b, contact.p, contact.len);
-  snprintf(num, sizeof num, ">;expires=%lld", (long long)(left < 0 ? 0 : left));
-  sip_obuf_puts(b, num);
-  if (q != 1) {
-    snprintf(num, sizeof num, ";q=%g", q);
-    sip_obuf_puts(b, num);
-  }
-  sip_obuf_put(b, params.p, params.len);
-  sip_obuf_puts(b, "\r\n");
 }
 
 /* core.registrar_save(req, memstore, opts, defaults, now, saved) */
@@ -783,153 +634,75 @@ static int l_registrar_save(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  reg_plan pl;
-  char textmem[8192];
-  sip_obuf text;
-  sip_obuf_init(&text, textmem, sizeof textmem);
-  if (!plan_request(L, r, 3, 4, &pl, &text)) {
-    lua_pushboolean(L, 0);
-    return 1;
+  reg_ctx x;
+  read_conf(L, 1, 3, 4, &x);
+  char addrs[160];
+  sip_obuf a;
+  sip_obuf_init(&a, addrs, sizeof addrs);
+  sip_str received, socket;
+  source_addrs(r, &a, &received, &socket);
+  sip_reg_mem fm; /* on the C stack: nothing in it needs freeing */
+  sip_reg_mem *f = &fm;
+  sip_reg_answer ans;
+  int rc = a.overflow ? 0
+                      : sip_reg_mem_plan(f, r->base.m, &x.conf,
+                                         sip__lua_memstore_check(L, 2),
+                                         received, socket,
+                                         (int64_t)r->src.conn_id, now, t, &ans);
+  if (rc < 0)
+    step_failed(L, &x, rc); /* raises the domains function's error */
+  if (rc == 2) {            /* a step's answer, as the Lua flow gives it */
+    char hdr[300];
+    int n = ans.hname
+                ? snprintf(hdr, sizeof hdr, "%s: %s\r\n", ans.hname, ans.hvalue)
+                : 0;
+    (void)sip__lua_rx_reply(r, ans.status,
+                            (sip_str){ans.reason, strlen(ans.reason)},
+                            (sip_str){hdr, (size_t)n}, SIP_STR_NULL);
+    lua_pushinteger(L, ans.status);
+    lua_pushstring(L, ans.reason);
+    return 2;
   }
-  if (!plan_store(sip__lua_memstore_check(L, 2), &pl, t)) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-
-  /* Decided: write. The new records (7 .. 6+nch; nil for removals), the
-   * list, its tables and the results. */
-  luaL_checkstack(L, pl.nch + 24, "registrar_save");
-  char blobmem[4096];
-  for (int k = 0; k < pl.nch; k++) {
-    change *ch = &pl.ch[k];
-    if (ch->expires == 0) {
-      lua_pushnil(L);
-      continue;
-    }
-    sip_obuf b;
-    sip_obuf_init(&b, blobmem, sizeof blobmem);
-    sip_binding_begin(&b, (double)(now + ch->expires), t, ch->key);
-    if (streq(ch->contact, ch->key))
-      sip_binding_put_key(&b, SIP_BF_CONTACT, NULL);
-    else
-      sip_binding_put_str(&b, SIP_BF_CONTACT, NULL, ch->contact);
-    if (ch->q_integral)
-      sip_binding_put_int(&b, SIP_BF_Q, NULL, (int64_t)ch->q);
-    else
-      sip_binding_put_double(&b, SIP_BF_Q, NULL, ch->q);
-    sip_binding_put_str(&b, SIP_BF_CALL_ID, NULL, pl.call_id);
-    sip_binding_put_int(&b, SIP_BF_CSEQ, NULL, pl.cseq);
-    sip_binding_put_str(&b, SIP_BF_RECEIVED, NULL, pl.received);
-    if (pl.socket.p)
-      sip_binding_put_str(&b, SIP_BF_SOCKET, NULL, pl.socket);
-    else
-      sip_binding_put_int(&b, SIP_BF_OTHER, "conn_id", (int64_t)r->src.conn_id);
-    if (pl.user_agent.p)
-      sip_binding_put_str(&b, SIP_BF_USER_AGENT, NULL, pl.user_agent);
-    sip_binding_put_int(&b, SIP_BF_UPDATED, NULL, now);
-    sip_binding_put_str(&b, SIP_BF_PARAMS, NULL, ch->params);
-    if (b.overflow) { /* nothing written yet: the general path takes it */
-      lua_pushboolean(L, 0);
-      return 1;
-    }
-    lua_pushlstring(L, b.p, b.len);
-  }
-  int first_new = 7;
-
-  /* Step 8: the 200 with every current binding. */
-  listed items[MAX_CURRENT + MAX_CHANGES];
-  int ni = 0;
-  for (int i = 0; i < pl.ncur; i++)
-    if (pl.cur[i].live && !pl.cur[i].replaced)
-      items[ni++] = (listed){pl.cur[i].q, pl.cur[i].updated, -1, i};
-  for (int k = 0; k < pl.nch; k++)
-    if (pl.ch[k].expires > 0)
-      items[ni++] = (listed){pl.ch[k].q, (double)now, k, -1};
-  qsort(items, (size_t)ni, sizeof *items, cmp_listed);
-  char extramem[8192];
-  sip_obuf extra;
-  sip_obuf_init(&extra, extramem, sizeof extramem);
-  for (int i = 0; i < ni; i++) {
-    if (items[i].from_change >= 0) {
-      change *ch = &pl.ch[items[i].from_change];
-      put_contact_line(&extra, ch->contact, ch->expires, ch->q, ch->params);
-    } else {
-      stored *s = &pl.cur[items[i].from_stored];
-      put_contact_line(&extra, s->contact, s->expires - now, s->q, s->params);
-    }
-  }
-  char date[64];
-  time_t tt = (time_t)now;
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-  sip_obuf_puts(&extra, date);
-  if (extra.overflow) { /* nothing written yet: the general path takes it */
+  if (rc != 1) {
     lua_pushboolean(L, 0);
     return 1;
   }
   /* The list returned (the bindings of the 200). Every allocation comes
    * before the one write into the store: a memory error leaves no trace. */
-  lua_createtable(L, ni, 0);
-  int list = lua_gettop(L);
-  for (int i = 0; i < ni; i++) {
-    size_t len;
-    const char *p;
-    if (items[i].from_change >= 0) {
-      p = lua_tolstring(L, first_new + items[i].from_change, &len);
-    } else {
-      stored *s = &pl.cur[items[i].from_stored];
-      p = s->rd.p;
-      len = s->rd.len;
-    }
-    if (push_binding(L, p, len) < 0)
+  lua_createtable(L, (int)f->nlist, 0);
+  for (size_t i = 0; i < f->nlist; i++) {
+    if (sip__lua_push_binding(L, f->list[i].p, f->list[i].len) < 0)
       return luaL_error(L, "location: corrupt binding record");
     lua_pop(L, 1); /* saved */
-    lua_rawseti(L, -2, i + 1);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
-  /* The one write: every save and the removal of each live binding, all
-   * or nothing (a failure leaves the store as it was, and the general path
-   * takes the request). The store is fetched again: Lua ran since. */
-  sip_memstore_op ops[MAX_CHANGES];
-  size_t nops = 0;
-  for (int k = 0; k < pl.nch; k++) {
-    change *ch = &pl.ch[k];
-    if (ch->expires > 0) {
-      size_t len;
-      const char *p = lua_tolstring(L, first_new + k, &len);
-      ops[nops++] = (sip_memstore_op){{p, len}, SIP_STR_NULL};
-    } else if (ch->old >= 0) {
-      ops[nops++] = (sip_memstore_op){SIP_STR_NULL, ch->key};
-    }
-  }
-  if (sip_memstore_update(sip__lua_memstore_check(L, 2), pl.aor, ops, nops) <
-      0) {
+  /* The one write, all or nothing (a failure leaves the store as it was,
+   * and the general flow takes the request). The store is fetched again:
+   * Lua ran since. */
+  if (sip_reg_mem_commit(f, sip__lua_memstore_check(L, 2)) < 0) {
     lua_pushboolean(L, 0);
     return 1;
   }
-
   /* stored: a send that fails (counted by the server) changes nothing
-   * here, as for the Lua path, which does not look at req:reply's result */
-  (void)sip__lua_rx_reply(r, 200, SIP_STR_NULL, (sip_str){extra.p, extra.len},
-                          SIP_STR_NULL);
-
+   * here, as for the Lua flow, which does not look at req:reply's result */
+  (void)sip__lua_rx_reply(r, 200, SIP_STR_NULL, f->headers, SIP_STR_NULL);
   lua_pushinteger(L, 200);
-  lua_pushvalue(L, list);
+  lua_insert(L, -2);
   return 2;
 }
 
 void sip__lua_open_registrar(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"registrar_aor", l_aor},
-      {"registrar_contact", l_contact},
-      {"registrar_kept_params", l_kept_params},
-      {"binding_encode", l_binding_encode},
-      {"binding_decode", l_binding_decode},
-      {"binding_times", l_binding_times},
-      {"binding_key", l_binding_key},
-      {"location_clock", l_clock},
+      {"registrar_check", l_check},
+      {"registrar_contacts", l_contacts},
+      {"registrar_update", l_update},
+      {"registrar_binding", l_binding_new},
+      {"registrar_ok_headers", l_ok_headers},
+      {"registrar_contact_value", l_contact_value},
       {"registrar_save", l_registrar_save},
       {NULL, NULL},
   };
   luaL_setfuncs(L, fns, 0);
+  sip__lua_open_binding(L);
 }

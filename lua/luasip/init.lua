@@ -467,17 +467,21 @@ local reply_c = Request.reply
 -- @function Request:reply
 -- @tparam integer code 100..699
 -- @tparam[opt] string reason default phrase of the code
--- @tparam[opt] table headers `{ {name, value}, ... }` in order, or
---   `{ name = value or {values} }`
+-- @tparam[opt] table|string headers `{ {name, value}, ... }` in order, or
+--   `{ name = value or {values} }`, or complete header lines, each ending
+--   with CRLF (as the registrar's C steps write them)
 -- @tparam[opt] string body (give its Content-Type in `headers`)
 -- @treturn[1] boolean true once handed to the transport
 -- @return[2] nil
 -- @treturn[2] string error message (the server is closed, ...)
 -- @treturn[2] string error code name
 function Request.reply(self, code, reason, headers, body)
+  if type(headers) == "string" then
+    return reply_c(self, code, reason, headers, body)
+  end
   if headers ~= nil then
     if type(headers) ~= "table" then
-      error("bad argument #3 to 'reply' (table expected, got " .. type(headers) .. ")", 2)
+      error("bad argument #3 to 'reply' (table or string expected, got " .. type(headers) .. ")", 2)
     end
     local lines = add_header_lines({}, headers, 1)
     lines[#lines + 1] = ""

@@ -45,11 +45,12 @@ local sip = require "luasip"
 local core = require "luasip.core"
 local log = require "luasip.log"
 
-local format, lower = string.format, string.lower
-local concat, sort = table.concat, table.sort
-local type, tostring, tonumber, ipairs, pairs, next = type, tostring, tonumber, ipairs, pairs, next
+local lower = string.lower
+local type, tostring, ipairs, pairs, next = type, tostring, ipairs, pairs, next
 local time, date = os.time, os.date
-local c_aor, c_contact, c_kept_params = core.registrar_aor, core.registrar_contact, core.registrar_kept_params
+local c_aor, c_check, c_contacts = core.registrar_aor, core.registrar_check, core.registrar_contacts
+local c_update, c_binding = core.registrar_update, core.registrar_binding
+local c_ok_headers, c_contact_value = core.registrar_ok_headers, core.registrar_contact_value
 local clock = core.location_clock
 local fast_save = core.registrar_save
 
@@ -79,8 +80,6 @@ M.defaults = {
 -- `sanity.supported` so that the C layer lets them through.
 M.supported = { "path", "outbound", "gruu" }
 
-local MAX_U32 = 4294967295
-
 -- ---------------------------------------------------------------------------
 -- URIs and AORs
 -- ---------------------------------------------------------------------------
@@ -109,16 +108,6 @@ M.aor = c_aor
 -- Helpers
 -- ---------------------------------------------------------------------------
 
-local function set_of(list)
-  local s = {}
-  for _, v in ipairs(list or {}) do
-    s[lower(v)] = true
-  end
-  return s
-end
-
-local default_supported = set_of(M.supported)
-
 -- Does opts.domains serve host? (no domains: every host is served)
 local function serves(opts, host, req)
   local d = opts.domains
@@ -142,66 +131,6 @@ end
 -- @treturn string e.g. `Sat, 13 Nov 2010 23:29:00 GMT`
 function M.http_date(t)
   return date("!%a, %d %b %Y %H:%M:%S GMT", t)
-end
-
--- The request's contacts; a Contact whose expires is beyond 2^32-1 makes
--- the parser reject the whole field: such values are taken as 2^32-1 (and
--- clamped to max_expires later) by reading a copy where they are.
-local function get_contacts(req)
-  local cs, err, code = req:get("contacts")
-  if cs or code ~= "RANGE" then
-    return cs, err
-  end
-  local lines = { "REGISTER sip:x SIP/2.0" }
-  for _, v in ipairs(req:headers("Contact", false)) do
-    v = v:gsub("(;%s*[Ee][Xx][Pp][Ii][Rr][Ee][Ss]%s*=%s*)(%d+)", function(p, d)
-      if #d > 10 or tonumber(d) > MAX_U32 then
-        return p .. MAX_U32
-      end
-      return p .. d
-    end)
-    lines[#lines + 1] = "Contact: " .. v
-  end
-  lines[#lines + 1] = "\r\n"
-  local m = sip.parse(concat(lines, "\r\n"))
-  if not m then
-    return nil, err
-  end
-  cs, err = m:get("contacts")
-  return cs, err
-end
-
--- The Expires header: nil when absent, a number (2^32-1 for larger digit
--- strings), or false when malformed.
-local function header_expires(req)
-  local v = req:header("Expires")
-  if v == nil then
-    return nil
-  end
-  v = v:match("^%s*(%d+)%s*$")
-  if not v then
-    return false
-  end
-  if #v > 10 or tonumber(v) > MAX_U32 then
-    return MAX_U32
-  end
-  return tonumber(v)
-end
-
-local function has_tag(req, header, tag)
-  for _, v in ipairs(req:headers(header)) do
-    if lower(v) == tag then
-      return true
-    end
-  end
-  return false
-end
-
-local function transport_addr(transport, host, port)
-  if host and host:find(":", 1, true) and not host:find("^%[") then
-    host = "[" .. host .. "]"
-  end
-  return lower(transport) .. ":" .. tostring(host) .. ":" .. tostring(port)
 end
 
 local function store_of(opts)
@@ -240,15 +169,6 @@ end
 -- GRUU (RFC 5627)
 -- ---------------------------------------------------------------------------
 
--- The instance URN without its angle brackets.
-local function urn(instance)
-  return (instance:gsub("^<(.*)>$", "%1"))
-end
-
-local function pub_gruu(aor, instance)
-  return aor .. ";gr=" .. urn(instance)
-end
-
 local TGRUU = "tgruu:" -- prefix of the store AOR holding a temp GRUU's target
 
 -- The stores this process's registrar issues GRUUs from, with the save
@@ -256,7 +176,8 @@ local TGRUU = "tgruu:" -- prefix of the store AOR holding a temp GRUU's target
 -- routes requests to them (M.resolve_gruu, proxy.relay).
 local issuers = setmetatable({}, { __mode = "k" })
 
--- A temporary GRUU: sip:tgruu.<base>.<n>@host;gr. The base is random and
+-- A temporary GRUU (written in C: core.registrar_gruus, with the public
+-- one, aor;gr=urn): sip:tgruu.<base>.<n>@host;gr. The base is random and
 -- made once per (binding, Call-ID): the store keeps "tgruu:<base>" ->
 -- { contact = aor, instance, call_id } with the binding's expiry, so that
 -- every temp GRUU handed out during this registration resolves until it
@@ -264,57 +185,10 @@ local issuers = setmetatable({}, { __mode = "k" })
 -- 5627). n changes on every refresh, so each 200 carries a new one. The
 -- AOR cannot be read from it (the base is random), but temp GRUUs of the
 -- same registration share the base.
-local function temp_gruu(aor, base, n)
-  local scheme, host = aor:match("^(sips?):.-([^@]+)$")
-  return format("%s:tgruu.%s.%d@%s;gr", scheme, base, n, host)
-end
 
 -- ---------------------------------------------------------------------------
 -- save
 -- ---------------------------------------------------------------------------
-
--- Contact header value for a binding in a 200 / 3xx.
-local function contact_value(b, now, gruu)
-  local t = { "<", b.contact, ">" }
-  local left = (b.expires or now) - now
-  if left < 0 then
-    left = 0
-  end
-  t[#t + 1] = ";expires=" .. left
-  if b.q and b.q ~= 1 then
-    t[#t + 1] = ";q=" .. format("%g", b.q)
-  end
-  if b.params and b.params ~= "" then
-    t[#t + 1] = b.params
-  end
-  if gruu and b.pub_gruu then
-    t[#t + 1] = ';pub-gruu="' .. b.pub_gruu .. '"'
-    if b.temp_gruu then
-      t[#t + 1] = ';temp-gruu="' .. b.temp_gruu .. '"'
-    end
-  end
-  return concat(t)
-end
-
-local function by_q(a, b)
-  if a.q ~= b.q then
-    return (a.q or 1) > (b.q or 1)
-  end
-  return (a.updated or 0) > (b.updated or 0)
-end
-
--- A field of the request that must be there and parse: the value, or nil
--- and the reason of a 400 naming it and why (every field the registrar
--- reads goes through here or has its own check: a malformed one is the
--- client's error, never a script error).
-local function field(req, name, what)
-  local v, err = req:get(name)
-  if v == nil then
-    return nil, format("Bad Request (%s %s)", err and "malformed" or "missing",
-      what .. (err and (": " .. tostring(err):gsub("[%c]", " ")) or ""))
-  end
-  return v
-end
 
 -- How many saves each path handled (see M.stats).
 local handled = { fast = 0, general = 0 }
@@ -324,50 +198,11 @@ local registered = 0
 -- Every step of §10.3, for every store.
 local function save(req, opts)
   handled.general = handled.general + 1
-  -- 1. The Request-URI's domain.
-  local ruri, rerr = field(req, "ruri", "Request-URI")
-  if not ruri then
-    return fail(req, 400, rerr)
-  end
-  local rscheme = lower(ruri.scheme or "")
-  if rscheme ~= "sip" and rscheme ~= "sips" then
-    return fail(req, 416, "Unsupported URI Scheme")
-  end
-  if not serves(opts, ruri.host, req) then
-    return fail(req, 404, "Domain Not Served Here")
-  end
-
-  -- 2. Require (§8.2.2.3).
-  local extra = opts.supported and set_of(opts.supported)
-  local unsupported = {}
-  for _, tag in ipairs(req:headers("Require")) do
-    local t = lower(tag)
-    if not default_supported[t] and not (extra and extra[t]) then
-      unsupported[#unsupported + 1] = tag
-    end
-  end
-  if #unsupported > 0 then
-    return fail(req, 420, "Bad Extension", { { "Unsupported", concat(unsupported, ", ") } })
-  end
-
-  -- The other fields read below.
-  local call_id, cerr0 = field(req, "call_id", "Call-ID")
-  local cseq, serr0 = field(req, "cseq", "CSeq")
-  local vias, verr0 = field(req, "via", "Via")
-  local to, terr0 = field(req, "to", "To")
-  local plist, perr0 = field(req, "paths", "Path")
-  local bad = cerr0 or serr0 or verr0 or terr0 or perr0
-  if bad then
-    return fail(req, 400, bad)
-  end
-
-  -- 5. The address-of-record (before 3-4: the hook is given it).
-  local aor, to_host = c_aor(to.uri)
+  -- 1, 2 and 5 (in C: csrc/registrar/plan.c): the Request-URI's domain,
+  -- Require, the fields read below, the address-of-record.
+  local aor, code, reason, hname, hvalue = c_check(req, opts, M.defaults)
   if not aor then
-    return fail(req, 400, "Bad Request (To must be a SIP or SIPS URI)")
-  end
-  if not serves(opts, to_host, req) then
-    return fail(req, 404, "Not Found (domain of To not served here)")
+    return fail(req, code, reason, hname and { { hname, hvalue } })
   end
 
   -- 3-4. Authentication and authorization.
@@ -381,185 +216,52 @@ local function save(req, opts)
     end
   end
 
-  -- 6. The Contact header field.
-  local contacts, cerr = get_contacts(req)
-  if not contacts then
-    return fail(req, 400, "Bad Request (malformed Contact" .. (cerr and (": " .. cerr) or "") .. ")")
+  -- 6. The Contact header field (in C): the changes asked for, validated
+  -- before anything is written.
+  local changes, star, used_outbound
+  changes, star, used_outbound, hname, hvalue = c_contacts(req, opts, M.defaults)
+  if not changes then -- star and used_outbound are the status and reason
+    return fail(req, star, used_outbound, hname and { { hname, hvalue } })
   end
-  local hexp = header_expires(req)
-  if hexp == false then
-    return fail(req, 400, "Bad Request (malformed Expires)")
-  end
-  local star = contacts.star
-  if star then
-    if #contacts > 0 or #req:headers("Contact") > 1 then
-      return fail(req, 400, "Bad Request (Contact * must be the only Contact)")
-    end
-    if hexp ~= 0 then
-      return fail(req, 400, "Bad Request (Contact * needs Expires: 0)")
-    end
-  end
-
   local now = time()
-  local default_expires = opt(opts, "default_expires")
-  local min_expires, max_expires = opt(opts, "min_expires"), opt(opts, "max_expires")
-  local use_path = opts.path ~= false
-  local use_outbound = opts.outbound ~= false and has_tag(req, "Supported", "outbound")
-  local use_gruu = opts.gruu ~= false and has_tag(req, "Supported", "gruu")
-  local src = req:source() or {}
-  local received = src.host and transport_addr(src.transport, src.host, src.port)
-  local socket = src.local_host and transport_addr(src.transport, src.local_host, src.local_port)
-  local paths
-  if use_path and #plist > 0 then
-    paths = {}
-    for i, p in ipairs(plist) do
-      paths[i] = tostring(p.raw)
-    end
-  end
-  local ua = req:header("User-Agent")
 
-  -- The requested changes, validated before anything is written.
-  local changes, reg_ids, used_outbound = {}, 0, false
-  local max_size = opt(opts, "max_contact_size")
-  for _, c in ipairs(contacts) do
-    local size = #tostring(c.raw)
-    if size > max_size then
-      return fail(req, 400, format("Bad Request (Contact too long: %d bytes, at most %d)", size, max_size))
-    end
-    -- the binding key, and the host and gr of a SIP/SIPS URI
-    local ckey, chost, gr = c_contact(c.uri)
-    if not ckey then
-      return fail(req, 400, "Bad Request (malformed Contact URI)")
-    end
-    local cp = c.params or {}
-    local q = c.q -- a qvalue, checked by the parser (nil when absent)
-    if q == nil or q == 1 then
-      q = 1
-    elseif q == 0 then
-      q = 0
-    end
-    local e = c.expires or hexp or default_expires
-    if e > 0 and e < min_expires then
-      return fail(req, 423, "Interval Too Brief", { { "Min-Expires", tostring(min_expires) } })
-    end
-    if e > max_expires then
-      e = max_expires
-    end
-    if gr and chost and chost ~= "" and serves(opts, chost, req) then
-      return fail(req, 403, "Forbidden (Contact is a GRUU)")
-    end
-    local instance = cp["+sip.instance"]
-    local reg_id = cp["reg-id"]
-    if instance == true then
-      instance = nil
-    end
-    local key
-    if reg_id ~= nil and use_outbound then
-      reg_id = tonumber(reg_id)
-      if not instance or not reg_id or reg_id < 1 or reg_id > MAX_U32 or reg_id % 1 ~= 0 then
-        return fail(req, 400, "Bad Request (reg-id needs +sip.instance and a number 1 to 2^32-1)")
-      end
-      reg_ids = reg_ids + 1
-      key = instance .. ";" .. reg_id
-      used_outbound = true
-    elseif instance then
-      reg_id = nil
-      key = instance
-    else
-      reg_id = nil
-      key = ckey
-    end
-    changes[#changes + 1] = {
-      key = key, contact = tostring(c.uri), expires = e, q = q, instance = instance,
-      reg_id = reg_id, params = c_kept_params(c.params_raw),
-    }
-  end
-  if reg_ids > 1 then
-    return fail(req, 400, "Bad Request (reg-id on more than one Contact)")
-  end
-  if used_outbound and #vias > 1 then
-    local first = plist[1]
-    local fu = first and sip.uri(first.uri)
-    if not (fu and fu.params and fu.params.ob ~= nil) then
-      return fail(req, 439, "First Hop Lacks Outbound Support")
-    end
-  end
-
-  -- 6-7. The current bindings; Call-ID / CSeq ordering.
+  -- The current bindings.
   local store = store_of(opts)
   local current, lerr = store:lookup(aor)
   if not current then
     return store_failed(req, store, opts, "lookup " .. aor, lerr)
   end
+  -- 7 (in C, step C): Call-ID / CSeq ordering, max_contacts, what is
+  -- saved, removed and kept.
+  local removes, kept, why = c_update(req, changes, current, star, opts, M.defaults)
+  if not removes then
+    return fail(req, kept, why)
+  end
   local by_key = {}
   for _, b in ipairs(current) do
     by_key[b.key] = b
   end
-  local function in_order(b)
-    return not b or b.call_id ~= call_id or (b.cseq or -1) < cseq
-  end
-  local removes, saves = {}, {}
-  if star then
-    for _, b in ipairs(current) do
-      if not in_order(b) then
-        return fail(req, 500, "Server Internal Error (CSeq out of order)")
-      end
-      removes[#removes + 1] = b.key
-    end
-  end
-  local final = {}
-  if not star then
-    for k, b in pairs(by_key) do
-      final[k] = b
-    end
-  end
+  local saves = {}
   for _, ch in ipairs(changes) do
-    local old = by_key[ch.key]
-    if not in_order(old) then
-      return fail(req, 500, "Server Internal Error (CSeq out of order)")
-    end
-    if ch.expires == 0 then
-      if old then
-        removes[#removes + 1] = ch.key
+    if ch.expires > 0 then
+      -- the base of the registration's temp GRUUs: kept while the
+      -- Call-ID is (step C's tgruu_n > 1), else a new random one
+      local n, base = ch.tgruu_n, nil
+      if n then
+        base = n > 1 and current[ch.old].tgruu_base or (sip.new_tag() .. sip.new_tag())
       end
-      final[ch.key] = nil
-    else
-      local b = {
-        key = ch.key, contact = ch.contact, expires = now + ch.expires, q = ch.q,
-        call_id = call_id, cseq = cseq, path = paths, received = received,
-        socket = socket, conn_id = src.conn_id, instance = ch.instance,
-        reg_id = ch.reg_id, user_agent = ua, updated = now, params = ch.params,
-      }
-      if ch.instance and opts.gruu ~= false then
-        b.pub_gruu = pub_gruu(aor, ch.instance)
-        local base, n = old and old.call_id == call_id and old.tgruu_base, 1
-        if base then
-          n = (old.tgruu_n or 0) + 1
-        else
-          base = sip.new_tag() .. sip.new_tag()
-        end
-        b.tgruu_base, b.tgruu_n = base, n
-        b.temp_gruu = temp_gruu(aor, base, n)
-      end
+      -- the binding as stored (in C: the same record as the fast path's)
+      local b = c_binding(req, ch, aor, now, opts, M.defaults, base)
       if opts.on_binding then
-        local r, code, reason = opts.on_binding(req, b)
-        if r == nil and code then
-          return fail(req, code, reason)
+        local r, hcode, hreason = opts.on_binding(req, b)
+        if r == nil and hcode then
+          return fail(req, hcode, hreason)
         elseif type(r) == "table" then
           b = r
         end
       end
       saves[#saves + 1] = b
-      final[ch.key] = nil
-      final[b.key] = b
     end
-  end
-  local count = 0
-  for _ in pairs(final) do
-    count = count + 1
-  end
-  if count > opt(opts, "max_contacts") and #saves > 0 then
-    return fail(req, 503, "Too Many Registered Contacts")
   end
 
   -- Write everything, or undo what was written (§10.3 step 7).
@@ -601,27 +303,14 @@ local function save(req, opts)
     done[#done + 1] = { key = k, old = by_key[k], removed = true }
   end
 
-  -- 8. The 200: every current binding.
-  local list = {}
-  for _, b in pairs(final) do
+  -- 8. The 200: every current binding, sorted by q (in C, step D).
+  local list = kept
+  for _, b in ipairs(saves) do
     list[#list + 1] = b
   end
-  sort(list, by_q)
-  local headers = {}
-  for _, b in ipairs(list) do
-    headers[#headers + 1] = { "Contact", contact_value(b, now, use_gruu) }
-  end
-  if paths and has_tag(req, "Supported", "path") then
-    for _, p in ipairs(paths) do
-      headers[#headers + 1] = { "Path", p }
-    end
-  end
-  if used_outbound then
-    headers[#headers + 1] = { "Require", "outbound" }
-  end
-  headers[#headers + 1] = { "Date", M.http_date(now) }
-  req:reply(200, nil, headers)
-  if used_outbound and src.conn_id and req.keep_flow then
+  req:reply(200, nil, c_ok_headers(req, list, now, opts, M.defaults, used_outbound))
+  local tp = used_outbound and req:transport()
+  if tp and tp ~= "UDP" and req.keep_flow then
     -- RFC 5626 §5.2: a registered flow; its connection is evicted last
     -- when the connection slots run short
     req:keep_flow()
@@ -654,8 +343,9 @@ end
 -- - `authorize`: `function(req, aor)` -> true to go on; anything else
 --   stops here: the hook answered (e.g. 401), or the registrar answers 403
 -- - `on_binding`: `function(req, binding)` called for every binding about
---   to be saved (not for removals): return nothing or true to keep it, a
---   table to save instead, or `nil, code, reason` to refuse the whole
+--   to be saved (not for removals; after the CSeq-order and max_contacts
+--   checks): return nothing or true to keep it, a table to save instead
+--   (with the same key), or `nil, code, reason` to refuse the whole
 --   request with that answer
 -- - `default_expires` (3600), `min_expires` (60; 0 turns the 423 off),
 --   `max_expires` (7200), `max_contacts` (10), `retry_after` (5),
@@ -673,14 +363,15 @@ end
 -- instances: two REGISTERs for one AOR at the same time can overshoot
 -- `max_contacts` (RFC 3261 §10.2 has a UA wait for each answer).
 --
--- The text of a binding (AOR, key, kept contact parameters) and its
--- stored form come from C (`csrc/registrar/`), the qvalue from the
--- Contact parser; the flow is Lua, except for the fast path: with the
--- memory store and neither `authorize` nor `on_binding`, a REGISTER that
--- ends in a 200 without extensions (no Require, Path, `+sip.instance`,
--- `reg-id` or GRUU, served domains given as a list) is handled by C
--- (`core.registrar_save`) from parse to answer, on the same C text and
--- codec. `opts.fast = false` turns it off.
+-- The flow's decisions are made in C, once (`csrc/registrar/plan.c`: the
+-- checks, the Contacts, the update against the current bindings, the 200),
+-- and so are the text of a binding and its stored form; this function
+-- runs the hooks, the store's I/O and the undo between those steps. The
+-- fast path: with the memory store and neither `authorize` nor
+-- `on_binding`, the same C steps run with no Lua between them
+-- (`core.registrar_save`): every error answer, and the 200 of a REGISTER
+-- without `*`, `+sip.instance` or `reg-id` (Path too). `opts.fast = false`
+-- turns it off.
 -- @tparam Message req a received REGISTER
 -- @tparam[opt] table opts
 -- @treturn integer the status code sent
@@ -840,7 +531,7 @@ end
 -- @tparam[opt] number now default `os.time()`
 -- @treturn string
 function M.contact_value(binding, now)
-  return contact_value(binding, now or time(), false)
+  return c_contact_value(binding, now or time())
 end
 
 return M
