@@ -1063,10 +1063,7 @@ void sip_dns_emit_stats(const sip_dns *d, const sip_tree_emitter *e) {
   memset(&c, 0, sizeof c);
   if (d)
     sip_dns_stats(d, &c);
-  const struct {
-    const char *name;
-    uint64_t v;
-  } f[] = {
+  const sip_tree_counter f[] = {
       {"lookups", c.lookups},
       {"numeric", c.numeric},
       {"cache_hits", c.cache_hits},
@@ -1080,8 +1077,5 @@ void sip_dns_emit_stats(const sip_dns *d, const sip_tree_emitter *e) {
       {"evictions", c.evictions},
       {"pending", c.pending},
   };
-  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-    sip_tree_val v = {.kind = SIP_TREE_UINT, .n = f[i].v};
-    e->put(e->ud, f[i].name, &v);
-  }
+  sip_tree_put_counters(e, f, sizeof f / sizeof f[0]);
 }

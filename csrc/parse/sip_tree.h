@@ -55,4 +55,16 @@ typedef struct sip_tree_emitter {
   void (*close)(void *ud);
 } sip_tree_emitter;
 
+/* A named counter, for sip_tree_put_counters. */
+typedef struct sip_tree_counter {
+  const char *name;
+  uint64_t v;
+} sip_tree_counter;
+
+/* Puts the n counters c[i] into the current table of e, each as the UINT
+ * field c[i].name (a stats call's table shape). Returns nothing: put
+ * cannot fail. */
+void sip_tree_put_counters(const sip_tree_emitter *e, const sip_tree_counter *c,
+                           size_t n);
+
 #endif

@@ -195,10 +195,7 @@ int sip_proxy_read_opts(const sip_tree_reader *r, sip_proxy_opts *o,
 void sip_proxy_emit_stats(const sip_proxy *p, const sip_tree_emitter *e) {
   sip_proxy_counters c;
   sip_proxy_stats(p, &c);
-  const struct {
-    const char *name;
-    uint64_t v;
-  } f[] = {
+  const sip_tree_counter f[] = {
       {"proxy_relayed", c.relayed},
       {"proxy_branches", c.branches},
       {"proxy_forwarded_stateless", c.forwarded_stateless},
@@ -211,8 +208,5 @@ void sip_proxy_emit_stats(const sip_proxy *p, const sip_tree_emitter *e) {
       {"proxy_live_ctx", c.live_ctx},
       {"proxy_ctx_bytes", c.ctx_bytes},
   };
-  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-    sip_tree_val v = {.kind = SIP_TREE_UINT, .n = f[i].v};
-    e->put(e->ud, f[i].name, &v);
-  }
+  sip_tree_put_counters(e, f, sizeof f / sizeof f[0]);
 }
