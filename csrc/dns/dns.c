@@ -919,8 +919,7 @@ int sip_dns_uri_target(const sip_uri *u, sip_str *host) {
 
 static void tget(const sip_tree_reader *r, const char *k, size_t i,
                  sip_tree_val *v) {
-  memset(v, 0, sizeof *v);
-  r->get(r->ud, k, i, v);
+  sip_tree_get(r, k, i, v);
   if (v->kind == SIP_TREE_TABLE && (!k || strcmp(k, "servers"))) {
     r->close(r->ud);
     v->kind = SIP_TREE_OTHER;
@@ -960,29 +959,12 @@ int sip_dns_read_config(const sip_tree_reader *r, sip_dns_config *cfg,
   *bad = "servers";
   tget(r, "servers", 0, &v);
   if (v.kind == SIP_TREE_TABLE) { /* a list: joined with commas */
-    size_t total = 1;
-    int ok = 1;
-    for (size_t i = 1; i <= v.len; i++) {
-      sip_tree_val e;
-      tget(r, NULL, i, &e);
-      ok &= e.kind == SIP_TREE_STR;
-      total += e.s.len + 1;
-    }
-    char *buf = ok ? malloc(total) : NULL;
-    size_t n = 0;
-    for (size_t i = 1; buf && i <= v.len; i++) {
-      sip_tree_val e;
-      tget(r, NULL, i, &e);
-      if (i > 1)
-        buf[n++] = ',';
-      memcpy(buf + n, e.s.p, e.s.len);
-      n += e.s.len;
-    }
+    char *buf;
+    size_t n;
+    int rc = sip_tree_join(r, v.len, ",", 1, &buf, &n);
     r->close(r->ud);
-    if (!ok)
-      return SIP_EINVAL;
-    if (!buf)
-      return SIP_ENOMEM;
+    if (rc < 0)
+      return rc;
     cfg->servers = r->keep(r->ud, buf, n).p;
     free(buf);
   } else if (v.kind == SIP_TREE_STR) {

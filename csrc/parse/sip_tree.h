@@ -55,6 +55,20 @@ typedef struct sip_tree_emitter {
   void (*close)(void *ud);
 } sip_tree_emitter;
 
+/* Zeroes *v, then reads field k of the current table of r (k NULL: its
+ * element i) into it, as r->get does. */
+void sip_tree_get(const sip_tree_reader *r, const char *k, size_t i,
+                  sip_tree_val *v);
+
+/* The len elements of the current table of r (a list, just read as a TABLE
+ * value; the caller closes it) joined with sep, into *out: a malloc'd,
+ * NUL-terminated buffer of *n bytes, for the caller to free. An element
+ * that is a table is closed. An element that is not a string counts as
+ * empty, or, when strict, makes the call fail. Returns 0 (*out set),
+ * SIP_EINVAL (strict, an element not a string; *out NULL) or SIP_ENOMEM. */
+int sip_tree_join(const sip_tree_reader *r, size_t len, const char *sep,
+                  int strict, char **out, size_t *n);
+
 /* A named counter, for sip_tree_put_counters. */
 typedef struct sip_tree_counter {
   const char *name;

@@ -6,16 +6,10 @@
 
 #include "sip_proxy.h"
 
-static void get(const sip_tree_reader *r, const char *k, size_t i,
-                sip_tree_val *v) {
-  memset(v, 0, sizeof *v);
-  r->get(r->ud, k, i, v);
-}
-
 /* Field k when it is a string, else absent. */
 static sip_str str_field(const sip_tree_reader *r, const char *k) {
   sip_tree_val v;
-  get(r, k, 0, &v);
+  sip_tree_get(r, k, 0, &v);
   if (v.kind == SIP_TREE_TABLE)
     r->close(r->ud);
   return v.kind == SIP_TREE_STR ? v.s : SIP_STR_NULL;
@@ -25,38 +19,15 @@ static sip_str str_field(const sip_tree_reader *r, const char *k) {
  * joined with ", " (a value that is not a string counts as empty). */
 static int path_route(const sip_tree_reader *r, sip_str *out) {
   sip_tree_val v;
-  get(r, "path", 0, &v);
+  sip_tree_get(r, "path", 0, &v);
   if (v.kind != SIP_TREE_TABLE)
     return 0;
-  size_t total = 0;
-  for (size_t i = 1; i <= v.len; i++) {
-    sip_tree_val e;
-    get(r, NULL, i, &e);
-    if (e.kind == SIP_TREE_TABLE)
-      r->close(r->ud);
-    total += (e.kind == SIP_TREE_STR ? e.s.len : 0) + 2;
-  }
-  char *buf = total ? malloc(total) : NULL;
-  if (total && !buf) {
-    r->close(r->ud);
-    return SIP_ENOMEM;
-  }
-  size_t n = 0;
-  for (size_t i = 1; i <= v.len; i++) {
-    sip_tree_val e;
-    get(r, NULL, i, &e);
-    if (e.kind == SIP_TREE_TABLE)
-      r->close(r->ud);
-    if (i > 1) {
-      memcpy(buf + n, ", ", 2);
-      n += 2;
-    }
-    if (e.kind == SIP_TREE_STR) {
-      memcpy(buf + n, e.s.p, e.s.len);
-      n += e.s.len;
-    }
-  }
+  char *buf;
+  size_t n;
+  int rc = sip_tree_join(r, v.len, ", ", 0, &buf, &n);
   r->close(r->ud);
+  if (rc < 0)
+    return rc;
   if (n)
     *out = r->keep(r->ud, buf, n);
   free(buf);
@@ -84,7 +55,7 @@ int sip_proxy_read_target(const sip_tree_reader *r, const sip_tree_val *v,
   t->tls_name = str_field(r, "tls_name");
   int rc = t->route.p ? 0 : path_route(r, &t->route);
   sip_tree_val q;
-  get(r, "q", 0, &q);
+  sip_tree_get(r, "q", 0, &q);
   if (q.kind == SIP_TREE_TABLE)
     r->close(r->ud);
   if (q.kind == SIP_TREE_UINT || q.kind == SIP_TREE_NUM)
@@ -108,7 +79,7 @@ int sip_proxy_read_targets(const sip_tree_reader *r, const sip_tree_val *v,
                                 : 0;
   for (size_t i = 1; rc == 0 && i <= v->len; i++) {
     sip_tree_val e;
-    get(r, NULL, i, &e);
+    sip_tree_get(r, NULL, i, &e);
     rc = sip_proxy_read_target(r, &e, &t[i - 1]);
   }
   r->close(r->ud);
@@ -119,7 +90,7 @@ int sip_proxy_read_targets(const sip_tree_reader *r, const sip_tree_val *v,
  * absent. */
 static int opt_ms(const sip_tree_reader *r, const char *k, uint32_t *ms) {
   sip_tree_val v;
-  get(r, k, 0, &v);
+  sip_tree_get(r, k, 0, &v);
   if (v.kind == SIP_TREE_TABLE)
     r->close(r->ud);
   double s = v.d;
@@ -147,7 +118,7 @@ static int opt_ms(const sip_tree_reader *r, const char *k, uint32_t *ms) {
 int sip_proxy_read_opts(const sip_tree_reader *r, sip_proxy_opts *o,
                         uint16_t failover[17], const char **bad) {
   sip_tree_val v;
-  get(r, "fork", 0, &v);
+  sip_tree_get(r, "fork", 0, &v);
   if (v.kind == SIP_TREE_TABLE)
     r->close(r->ud);
   *bad = "fork";
@@ -166,11 +137,11 @@ int sip_proxy_read_opts(const sip_tree_reader *r, sip_proxy_opts *o,
     if (rc < 0)
       return rc;
   }
-  get(r, "recurse", 0, &v);
+  sip_tree_get(r, "recurse", 0, &v);
   if (v.kind == SIP_TREE_TABLE)
     r->close(r->ud);
   o->recurse = v.kind != SIP_TREE_NIL && v.kind != SIP_TREE_FALSE;
-  get(r, "failover", 0, &v);
+  sip_tree_get(r, "failover", 0, &v);
   if (v.kind != SIP_TREE_TABLE)
     return 0;
   int rc = 0;
@@ -178,7 +149,7 @@ int sip_proxy_read_opts(const sip_tree_reader *r, sip_proxy_opts *o,
   *bad = "failover";
   for (size_t i = 1; rc == 0 && i <= v.len && i <= 16; i++) {
     sip_tree_val e;
-    get(r, NULL, i, &e);
+    sip_tree_get(r, NULL, i, &e);
     if (e.kind == SIP_TREE_TABLE)
       r->close(r->ud);
     if (e.kind == SIP_TREE_UINT || (e.kind == SIP_TREE_NUM && e.d > -1e9 &&

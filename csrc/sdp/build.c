@@ -25,8 +25,7 @@ typedef struct walk {
 } walk;
 
 static void get(walk *w, const char *k, size_t i, sip_tree_val *v) {
-  memset(v, 0, sizeof *v);
-  w->r->get(w->r->ud, k, i, v);
+  sip_tree_get(w->r, k, i, v);
 }
 
 static void close_table(walk *w) { w->r->close(w->r->ud); }
@@ -121,36 +120,20 @@ static sip_str fmts(walk *w, int *ok) {
     w->b->err_field = "fmts";
     return SIP_STR_NULL;
   }
-  size_t total = 0;
-  for (size_t i = 1; i <= v.len; i++) {
-    sip_tree_val e;
-    get(w, NULL, i, &e);
-    if (e.kind == SIP_TREE_TABLE)
-      close_table(w);
-    if (e.kind != SIP_TREE_STR) {
-      *ok = 0;
-      w->b->err_field = "fmts";
-      continue;
-    }
-    total += e.s.len + 1;
-  }
+  char *buf;
+  size_t n;
+  int rc = sip_tree_join(w->r, v.len, " ", 1, &buf, &n);
   sip_str out = SIP_STR_NULL;
-  char *buf = *ok && v.len ? malloc(total) : NULL;
-  if (*ok && v.len && !buf)
-    w->nomem = 1;
-  if (buf) {
-    size_t n = 0;
-    for (size_t i = 1; i <= v.len; i++) {
-      sip_tree_val e;
-      get(w, NULL, i, &e);
-      if (i > 1)
-        buf[n++] = ' ';
-      memcpy(buf + n, e.s.p, e.s.len);
-      n += e.s.len;
-    }
-    out = keep(w, buf, n);
-    free(buf);
+  if (rc == SIP_EINVAL) {
+    *ok = 0;
+    w->b->err_field = "fmts";
+  } else if (*ok && v.len) {
+    if (rc < 0)
+      w->nomem = 1;
+    else
+      out = keep(w, buf, n);
   }
+  free(buf);
   close_table(w);
   return out;
 }
