@@ -239,6 +239,18 @@ static int step_failed(lua_State *L, reg_ctx *x, int rc) {
   return rc;
 }
 
+/* The start of a step called as (req, opts, defaults): checks them, reads
+ * the configuration into *x (opts.domains is left on the stack at 4) and
+ * returns the request's message. */
+static sip_msg *step_args(lua_State *L, reg_ctx *x) {
+  sip_msg *m = sip__lua_message_check(L, 1)->m;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  read_conf(L, 1, 2, 3, x);
+  return m;
+}
+
 /* nil, status, reason, header name, header value */
 static int push_answer(lua_State *L, const sip_reg_answer *ans) {
   lua_pushnil(L);
@@ -254,12 +266,8 @@ static int push_answer(lua_State *L, const sip_reg_answer *ans) {
 /* core.registrar_check(req, opts, defaults) -> aor
  *   | nil, status, reason[, header name, header value] */
 static int l_check(lua_State *L) {
-  sip_msg *m = sip__lua_message_check(L, 1)->m;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 3);
   reg_ctx x;
-  read_conf(L, 1, 2, 3, &x);
+  sip_msg *m = step_args(L, &x);
   size_t cap = 3 * m->len + 64;
   char *mem = lua_newuserdatauv(L, cap, 0);
   sip_obuf text;
@@ -280,12 +288,8 @@ static int l_check(lua_State *L) {
  * changes: { key =, contact =, expires =, q =, instance =, reg_id =,
  * params = } in the order of the Contacts. */
 static int l_contacts(lua_State *L) {
-  sip_msg *m = sip__lua_message_check(L, 1)->m;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 3);
   reg_ctx x;
-  read_conf(L, 1, 2, 3, &x);
+  sip_msg *m = step_args(L, &x);
   size_t max = sip_reg_contacts_max(m);
   sip_reg_contacts cs = {
       lua_newuserdatauv(L, (max ? max : 1) * sizeof(sip_reg_change), 0), 0, max,
