@@ -81,15 +81,23 @@ static int install_alloc(lua_State *L, const char *what) {
   return 0;
 }
 
+/* The argument of a setter what(bytes), checked (>= 0) into *n; then the
+ * allocator is installed. Returns install_alloc's result. */
+static int limit_arg(lua_State *L, const char *what, size_t *n) {
+  lua_Integer b = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, b >= 0, 1, "bytes >= 0");
+  *n = (size_t)b;
+  return install_alloc(L, what);
+}
+
 /* core.set_memory_limit(bytes) -> true, or nil, err: 0 removes the limit.
  * A limit below what the state uses now is refused. */
 static int l_set_memory_limit(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 0, 1, "bytes >= 0");
-  int nres = install_alloc(L, "set_memory_limit");
+  size_t n;
+  int nres = limit_arg(L, "set_memory_limit", &n);
   if (nres)
     return nres;
-  if (sip_mem_set_limit(&mem.b, (size_t)n) < 0)
+  if (sip_mem_set_limit(&mem.b, n) < 0)
     return sip__lua_fail(L, SIP_EINVAL,
                          "set_memory_limit: %I bytes are in use already",
                          (lua_Integer)mem.b.used);
@@ -100,12 +108,11 @@ static int l_set_memory_limit(lua_State *L) {
 /* core.set_handler_memory(bytes) -> true, or nil, err: the budget of a
  * handler between two waits (0: none). */
 static int l_set_handler_memory(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 0, 1, "bytes >= 0");
-  int nres = install_alloc(L, "set_handler_memory");
+  size_t n;
+  int nres = limit_arg(L, "set_handler_memory", &n);
   if (nres)
     return nres;
-  mem.b.budget = (size_t)n;
+  mem.b.budget = n;
   lua_pushboolean(L, 1);
   return 1;
 }
