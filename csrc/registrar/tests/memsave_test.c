@@ -6,6 +6,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "reg_conf.h"
 #include "sip_reg_memsave.h"
 #include "test/check.h"
 
@@ -21,16 +22,7 @@ static double test_clock(void *ud) {
   return 1000;
 }
 
-static sip_reg_conf conf(void) {
-  sip_reg_conf c = {0};
-  c.default_expires = 3600;
-  c.min_expires = 60;
-  c.max_expires = 7200;
-  c.max_contacts = 3;
-  c.max_contact_size = 1024;
-  c.path = c.outbound = c.gruu = 1;
-  return c;
-}
+static sip_reg_conf conf(void) { return reg_test_conf(3, NULL); }
 
 /* Plan a REGISTER of alice (Call-ID c1, this CSeq) with these lines. */
 static int plan(int cseq, const char *lines, const sip_reg_conf *c) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "reg_conf.h"
 #include "sip_binding.h"
 #include "sip_error.h"
 #include "sip_reg_plan.h"
@@ -50,17 +51,7 @@ static int serves_example(void *ud, sip_str host) {
   return sip_str_ieq_cstr(host, "example.com");
 }
 
-static sip_reg_conf conf(void) {
-  sip_reg_conf c = {0};
-  c.default_expires = 3600;
-  c.min_expires = 60;
-  c.max_expires = 7200;
-  c.max_contacts = 10;
-  c.max_contact_size = 1024;
-  c.path = c.outbound = c.gruu = 1;
-  c.serves = serves_example;
-  return c;
-}
+static sip_reg_conf conf(void) { return reg_test_conf(10, serves_example); }
 
 static int check_a(const char *ruri, const char *lines, const sip_reg_conf *c,
                    sip_reg_req *rq) {
