@@ -56,6 +56,14 @@ static int has(sip_str s, const char *needle) {
   return 0;
 }
 
+/* A step's answer, with nothing planned: plan (CSeq cseq, these lines, the
+ * configuration at cp) returns 2 and ans has status want. */
+#define CHECK_ANSWER(cseq, lines, cp, want)                                    \
+  do {                                                                         \
+    CHECK_INT(plan((cseq), (lines), (cp)), 2);                                 \
+    CHECK_INT(ans.status, (want));                                             \
+  } while (0)
+
 static void test_flow(void) {
   sip_reg_conf c = conf();
   CHECK_INT(plan(1,
@@ -72,8 +80,7 @@ static void test_flow(void) {
   CHECK_INT(stored(), 2);
 
   /* the same CSeq again: 500, nothing changes */
-  CHECK_INT(plan(1, "Contact: <sip:a@192.0.2.1>;expires=0\r\n", &c), 2);
-  CHECK_INT(ans.status, 500);
+  CHECK_ANSWER(1, "Contact: <sip:a@192.0.2.1>;expires=0\r\n", &c, 500);
   CHECK_INT(stored(), 2);
   /* a removal and a refresh */
   CHECK_INT(plan(2,
@@ -86,17 +93,13 @@ static void test_flow(void) {
   CHECK_INT(sip_reg_mem_commit(&f, store), 0);
   CHECK_INT(stored(), 1);
   /* max_contacts 3: two more is 503 */
-  CHECK_INT(plan(3,
-                 "Contact: <sip:c@192.0.2.3>, <sip:d@192.0.2.4>, "
-                 "<sip:e@192.0.2.5>\r\n",
-                 &c),
-            2);
-  CHECK_INT(ans.status, 503);
+  CHECK_ANSWER(3,
+               "Contact: <sip:c@192.0.2.3>, <sip:d@192.0.2.4>, "
+               "<sip:e@192.0.2.5>\r\n",
+               &c, 503);
   /* a step's answer: 423, 400 */
-  CHECK_INT(plan(4, "Contact: <sip:c@192.0.2.3>;expires=5\r\n", &c), 2);
-  CHECK_INT(ans.status, 423);
-  CHECK_INT(plan(4, "Contact: <sip:c@192.0.2.3>\r\nExpires: x\r\n", &c), 2);
-  CHECK_INT(ans.status, 400);
+  CHECK_ANSWER(4, "Contact: <sip:c@192.0.2.3>;expires=5\r\n", &c, 423);
+  CHECK_ANSWER(4, "Contact: <sip:c@192.0.2.3>\r\nExpires: x\r\n", &c, 400);
   CHECK_INT(stored(), 1);
 
   /* Path: stored, and echoed to a UA that supports path */
