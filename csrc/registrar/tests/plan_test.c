@@ -58,6 +58,15 @@ static int check_a(const char *ruri, const char *lines, const sip_reg_conf *c,
   return sip_reg_check(reg(ruri, lines), c, &text, rq, &ans);
 }
 
+/* Step A answers (ruri, these lines, the configuration at cp) with this
+ * status and reason; rq is the sip_reg_req in scope. */
+#define CHECK_REJECT_A(ruri, lines, cp, want, why)                             \
+  do {                                                                         \
+    CHECK_INT(check_a((ruri), (lines), (cp), &rq), 1);                         \
+    CHECK_INT(ans.status, (want));                                             \
+    CHECK_CSTR(ans.reason, (why));                                             \
+  } while (0)
+
 static void test_check(void) {
   sip_reg_conf c = conf();
   sip_reg_req rq;
@@ -71,23 +80,16 @@ static void test_check(void) {
   CHECK_INT(calls, 2); /* the Request-URI's host, then the To's */
 
   /* 1: scheme and domain */
-  CHECK_INT(check_a("tel:+123", "", &c, &rq), 1);
-  CHECK_INT(ans.status, 416);
-  CHECK_CSTR(ans.reason, "Unsupported URI Scheme");
-  CHECK_INT(check_a("sip:other.org", "", &c, &rq), 1);
-  CHECK_INT(ans.status, 404);
-  CHECK_CSTR(ans.reason, "Domain Not Served Here");
+  CHECK_REJECT_A("tel:+123", "", &c, 416, "Unsupported URI Scheme");
+  CHECK_REJECT_A("sip:other.org", "", &c, 404, "Domain Not Served Here");
   sip_reg_conf all = c;
   all.serves = NULL;
   CHECK_INT(check_a("sip:other.org", "", &all, &rq), 0);
 
   /* 2: Require: every tag not implemented, as written */
-  CHECK_INT(check_a("sip:example.com",
-                    "Require: Path, foo\r\nRequire: gruu,bar , outbound\r\n",
-                    &c, &rq),
-            1);
-  CHECK_INT(ans.status, 420);
-  CHECK_CSTR(ans.reason, "Bad Extension");
+  CHECK_REJECT_A("sip:example.com",
+                 "Require: Path, foo\r\nRequire: gruu,bar , outbound\r\n", &c,
+                 420, "Bad Extension");
   CHECK(ans.hname && !strcmp(ans.hname, "Unsupported"));
   CHECK_CSTR(ans.hvalue, "foo, bar");
   sip_str extra[] = {SIP_STR_LIT("FOO"), SIP_STR_LIT("bar")};
@@ -98,13 +100,10 @@ static void test_check(void) {
       check_a("sip:example.com", "Require: path, foo, bar\r\n", &more, &rq), 0);
 
   /* the fields read: missing or malformed, in the flow's order */
-  CHECK_INT(check_a("sip:example.com",
-                    "!Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK2\r\n"
-                    "CSeq: 1 REGISTER\r\nTo: <sip:a@example.com>\r\n",
-                    &c, &rq),
-            1);
-  CHECK_INT(ans.status, 400);
-  CHECK_CSTR(ans.reason, "Bad Request (missing Call-ID)");
+  CHECK_REJECT_A("sip:example.com",
+                 "!Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK2\r\n"
+                 "CSeq: 1 REGISTER\r\nTo: <sip:a@example.com>\r\n",
+                 &c, 400, "Bad Request (missing Call-ID)");
   CHECK_INT(check_a("sip:example.com",
                     "!Call-ID: x\r\nCSeq: one REGISTER\r\n"
                     "To: <sip:a@example.com>\r\n",
@@ -125,19 +124,13 @@ static void test_check(void) {
             "reason '%s'", ans.reason);
 
   /* 5: the AOR */
-  CHECK_INT(check_a("sip:example.com",
-                    "!Call-ID: x\r\nCSeq: 1 REGISTER\r\nTo: <tel:+1234>\r\n",
-                    &c, &rq),
-            1);
-  CHECK_INT(ans.status, 400);
-  CHECK_CSTR(ans.reason, "Bad Request (To must be a SIP or SIPS URI)");
-  CHECK_INT(check_a("sip:example.com",
-                    "!Call-ID: x\r\nCSeq: 1 REGISTER\r\n"
-                    "To: <sip:bob@other.org>\r\n",
-                    &c, &rq),
-            1);
-  CHECK_INT(ans.status, 404);
-  CHECK_CSTR(ans.reason, "Not Found (domain of To not served here)");
+  CHECK_REJECT_A("sip:example.com",
+                 "!Call-ID: x\r\nCSeq: 1 REGISTER\r\nTo: <tel:+1234>\r\n", &c,
+                 400, "Bad Request (To must be a SIP or SIPS URI)");
+  CHECK_REJECT_A("sip:example.com",
+                 "!Call-ID: x\r\nCSeq: 1 REGISTER\r\n"
+                 "To: <sip:bob@other.org>\r\n",
+                 &c, 404, "Not Found (domain of To not served here)");
 
   /* the callback's failure passes through; a text buffer too small */
   fail_serves = 1;
@@ -158,6 +151,15 @@ static int check_b(const char *lines, const sip_reg_conf *c) {
   sip_arena_free(&arena);
   return sip_reg_contacts_plan(&msg, c, &arena, &text, &cs, &ans);
 }
+
+/* Step B answers (these lines, the configuration at cp) with this status
+ * and reason. */
+#define CHECK_REJECT_B(lines, cp, want, why)                                   \
+  do {                                                                         \
+    CHECK_INT(check_b((lines), (cp)), 1);                                      \
+    CHECK_INT(ans.status, (want));                                             \
+    CHECK_CSTR(ans.reason, (why));                                             \
+  } while (0)
 
 static void test_contacts(void) {
   sip_reg_conf c = conf();
@@ -190,9 +192,8 @@ static void test_contacts(void) {
   CHECK_INT(changes[0].expires, 7200);
 
   /* 423 (0 still removes) */
-  CHECK_INT(check_b("Contact: <sip:a@192.0.2.1>;expires=30\r\n", &c), 1);
-  CHECK_INT(ans.status, 423);
-  CHECK_CSTR(ans.reason, "Interval Too Brief");
+  CHECK_REJECT_B("Contact: <sip:a@192.0.2.1>;expires=30\r\n", &c, 423,
+                 "Interval Too Brief");
   CHECK(ans.hname && !strcmp(ans.hname, "Min-Expires"));
   CHECK_CSTR(ans.hvalue, "60");
   CHECK_INT(check_b("Contact: <sip:a@192.0.2.1>;expires=0\r\n", &c), 0);
@@ -223,15 +224,12 @@ static void test_contacts(void) {
   /* max_contact_size */
   sip_reg_conf small = c;
   small.max_contact_size = 20;
-  CHECK_INT(check_b("Contact: <sip:a@192.0.2.1>;expires=100\r\n", &small), 1);
-  CHECK_INT(ans.status, 400);
-  CHECK_CSTR(ans.reason,
-             "Bad Request (Contact too long: 29 bytes, at most 20)");
+  CHECK_REJECT_B("Contact: <sip:a@192.0.2.1>;expires=100\r\n", &small, 400,
+                 "Bad Request (Contact too long: 29 bytes, at most 20)");
 
   /* a GRUU of ours as a Contact: 403; another domain's: a binding */
-  CHECK_INT(check_b("Contact: <sip:alice@example.com;gr=urn:x>\r\n", &c), 1);
-  CHECK_INT(ans.status, 403);
-  CHECK_CSTR(ans.reason, "Forbidden (Contact is a GRUU)");
+  CHECK_REJECT_B("Contact: <sip:alice@example.com;gr=urn:x>\r\n", &c, 403,
+                 "Forbidden (Contact is a GRUU)");
   CHECK_INT(check_b("Contact: <sip:alice@other.org;gr=urn:x>\r\n", &c), 0);
   CHECK_INT(cs.n, 1);
 
@@ -276,9 +274,7 @@ static void test_contacts(void) {
            "Via: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK9\r\n"
            "Supported: outbound\r\nContact: <sip:a@192.0.2.1>%s;reg-id=1\r\n",
            inst);
-  CHECK_INT(check_b(lines, &c), 1);
-  CHECK_INT(ans.status, 439);
-  CHECK_CSTR(ans.reason, "First Hop Lacks Outbound Support");
+  CHECK_REJECT_B(lines, &c, 439, "First Hop Lacks Outbound Support");
   snprintf(lines, sizeof lines,
            "Via: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK9\r\n"
            "Path: <sip:p.example.com;lr;ob>\r\n"
