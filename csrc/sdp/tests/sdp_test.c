@@ -63,20 +63,31 @@ static int roundtrip_exact(const char *text, size_t len) {
   return ok;
 }
 
+/* The SDP fixtures both round trips read (spec/fixtures/sdp). */
+static const char *const fixtures[] = {"sipp_uac.sdp", "baresip.sdp",
+                                       "chrome_webrtc.sdp", "rfc8866_lf.sdp",
+                                       "repeat_noeol.sdp"};
+#define NFIXTURES (sizeof fixtures / sizeof fixtures[0])
+
+/* Fixture i's text, malloc'd (*len bytes), or NULL when it cannot be read
+ * (a failed check). */
+static char *fixture(size_t i, size_t *len) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/../fixtures/sdp/%s", LUASIP_VECTORS_DIR,
+           fixtures[i]);
+  char *text = slurp(path, len);
+  CHECK_MSG(text != NULL, "cannot read %s", path);
+  return text;
+}
+
 static void test_fixtures(void) {
-  static const char *const names[] = {"sipp_uac.sdp", "baresip.sdp",
-                                      "chrome_webrtc.sdp", "rfc8866_lf.sdp",
-                                      "repeat_noeol.sdp"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/../fixtures/sdp/%s", LUASIP_VECTORS_DIR,
-             names[i]);
+  for (size_t i = 0; i < NFIXTURES; i++) {
     size_t len;
-    char *text = slurp(path, &len);
-    CHECK_MSG(text != NULL, "cannot read %s", path);
+    char *text = fixture(i, &len);
     if (!text)
       continue;
-    CHECK_MSG(roundtrip_exact(text, len), "%s does not round-trip", names[i]);
+    CHECK_MSG(roundtrip_exact(text, len), "%s does not round-trip",
+              fixtures[i]);
     free(text);
   }
 }
@@ -622,20 +633,13 @@ static int tree_roundtrip(const char *text, size_t len, temit *e) {
 }
 
 static void test_emit(void) {
-  static const char *const names[] = {"sipp_uac.sdp", "baresip.sdp",
-                                      "chrome_webrtc.sdp", "rfc8866_lf.sdp",
-                                      "repeat_noeol.sdp"};
   temit e;
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/../fixtures/sdp/%s", LUASIP_VECTORS_DIR,
-             names[i]);
+  for (size_t i = 0; i < NFIXTURES; i++) {
     size_t len;
-    char *text = slurp(path, &len);
-    CHECK_MSG(text != NULL, "cannot read %s", path);
+    char *text = fixture(i, &len);
     if (!text)
       continue;
-    CHECK_MSG(tree_roundtrip(text, len, &e), "%s", names[i]);
+    CHECK_MSG(tree_roundtrip(text, len, &e), "%s", fixtures[i]);
     tnode_free(&e.root);
     free(text);
   }
