@@ -62,6 +62,19 @@ static void test_names(void) {
   CHECK(strcmp(sip_msg_field_what(SIP_F_CONTENT_TYPE), "Content-Type") == 0);
 }
 
+/* Message field id of m reads into v with no error, as absent (NONE) or
+ * as the string want. */
+#define CHECK_FIELD_NONE(m, id, v)                                             \
+  do {                                                                         \
+    CHECK_INT(sip_msg_field((m), (id), (v)), 0);                               \
+    CHECK_INT((v)->type, SIP_V_NONE);                                          \
+  } while (0)
+#define CHECK_FIELD_STR(m, id, v, want)                                        \
+  do {                                                                         \
+    CHECK_INT(sip_msg_field((m), (id), (v)), 0);                               \
+    CHECK_STR((v)->s, (want));                                                 \
+  } while (0)
+
 static void test_msg_fields(void) {
   sip_msg m;
   sip_value v;
@@ -69,27 +82,21 @@ static void test_msg_fields(void) {
   CHECK_INT(sip_msg_field(&m, SIP_F_METHOD, &v), 0);
   CHECK_INT(v.type, SIP_V_STR);
   CHECK_STR(v.s, "INVITE");
-  CHECK_INT(sip_msg_field(&m, SIP_F_URI, &v), 0);
-  CHECK_STR(v.s, "sip:bob@biloxi.example.com");
+  CHECK_FIELD_STR(&m, SIP_F_URI, &v, "sip:bob@biloxi.example.com");
   CHECK_INT(sip_msg_field(&m, SIP_F_RURI, &v), 0);
   CHECK_INT(v.type, SIP_V_URI);
   CHECK_STR(((const sip_uri *)v.p)->host, "biloxi.example.com");
-  CHECK_INT(sip_msg_field(&m, SIP_F_STATUS, &v), 0);
-  CHECK_INT(v.type, SIP_V_NONE);
-  CHECK_INT(sip_msg_field(&m, SIP_F_REASON, &v), 0);
-  CHECK_INT(v.type, SIP_V_NONE);
+  CHECK_FIELD_NONE(&m, SIP_F_STATUS, &v);
+  CHECK_FIELD_NONE(&m, SIP_F_REASON, &v);
   CHECK_INT(sip_msg_field(&m, SIP_F_IS_REQUEST, &v), 0);
   CHECK(v.type == SIP_V_BOOL && v.i == 1);
-  CHECK_INT(sip_msg_field(&m, SIP_F_START_LINE, &v), 0);
-  CHECK_STR(v.s, "INVITE sip:bob@biloxi.example.com SIP/2.0");
-  CHECK_INT(sip_msg_field(&m, SIP_F_VERSION, &v), 0);
-  CHECK_STR(v.s, "SIP/2.0");
-  CHECK_INT(sip_msg_field(&m, SIP_F_CALL_ID, &v), 0);
-  CHECK_STR(v.s, "a84b4c76e66710");
+  CHECK_FIELD_STR(&m, SIP_F_START_LINE, &v,
+                  "INVITE sip:bob@biloxi.example.com SIP/2.0");
+  CHECK_FIELD_STR(&m, SIP_F_VERSION, &v, "SIP/2.0");
+  CHECK_FIELD_STR(&m, SIP_F_CALL_ID, &v, "a84b4c76e66710");
   CHECK_INT(sip_msg_field(&m, SIP_F_CSEQ, &v), 0);
   CHECK(v.type == SIP_V_INT && v.i == 314159);
-  CHECK_INT(sip_msg_field(&m, SIP_F_CSEQ_METHOD, &v), 0);
-  CHECK_STR(v.s, "INVITE");
+  CHECK_FIELD_STR(&m, SIP_F_CSEQ_METHOD, &v, "INVITE");
   CHECK_INT(sip_msg_field(&m, SIP_F_MAX_FORWARDS, &v), 0);
   CHECK(v.type == SIP_V_INT && v.i == 70);
   CHECK_INT(sip_msg_field(&m, SIP_F_EXPIRES, &v), 0);
@@ -117,10 +124,8 @@ static void test_msg_fields(void) {
   CHECK_INT(v.type, SIP_V_NONE);
   /* an edit shows */
   CHECK_INT(sip_msg_set_ruri(&m, "sip:c@d", 7), 0);
-  CHECK_INT(sip_msg_field(&m, SIP_F_START_LINE, &v), 0);
-  CHECK_STR(v.s, "INVITE sip:c@d SIP/2.0");
-  CHECK_INT(sip_msg_field(&m, SIP_F_URI, &v), 0);
-  CHECK_STR(v.s, "sip:c@d");
+  CHECK_FIELD_STR(&m, SIP_F_START_LINE, &v, "INVITE sip:c@d SIP/2.0");
+  CHECK_FIELD_STR(&m, SIP_F_URI, &v, "sip:c@d");
   sip_msg_free(&m);
 
   /* a response; absent and malformed headers */
@@ -128,26 +133,20 @@ static void test_msg_fields(void) {
                   "CSeq: x INVITE\r\n"
                   "To: <bad\r\n"
                   "Content-Length: 2\r\n\r\nab") > 0);
-  CHECK_INT(sip_msg_field(&m, SIP_F_METHOD, &v), 0);
-  CHECK_INT(v.type, SIP_V_NONE);
-  CHECK_INT(sip_msg_field(&m, SIP_F_RURI, &v), 0);
-  CHECK_INT(v.type, SIP_V_NONE);
+  CHECK_FIELD_NONE(&m, SIP_F_METHOD, &v);
+  CHECK_FIELD_NONE(&m, SIP_F_RURI, &v);
   CHECK_INT(sip_msg_field(&m, SIP_F_STATUS, &v), 0);
   CHECK(v.type == SIP_V_INT && v.i == 486);
-  CHECK_INT(sip_msg_field(&m, SIP_F_REASON, &v), 0);
-  CHECK_STR(v.s, "Busy Here");
-  CHECK_INT(sip_msg_field(&m, SIP_F_CALL_ID, &v), 0);
-  CHECK_INT(v.type, SIP_V_NONE);
-  CHECK_INT(sip_msg_field(&m, SIP_F_FROM, &v), 0);
-  CHECK_INT(v.type, SIP_V_NONE);
+  CHECK_FIELD_STR(&m, SIP_F_REASON, &v, "Busy Here");
+  CHECK_FIELD_NONE(&m, SIP_F_CALL_ID, &v);
+  CHECK_FIELD_NONE(&m, SIP_F_FROM, &v);
   CHECK_INT(sip_msg_field(&m, SIP_F_VIA, &v), 0);
   CHECK(v.type == SIP_V_VIAS && v.p == NULL);
   CHECK_INT(sip_msg_field(&m, SIP_F_CSEQ, &v), SIP_ECSEQ);
   CHECK_INT(v.type, SIP_V_NONE);
   CHECK(sip_msg_field(&m, SIP_F_TO, &v) < 0);
   CHECK_INT(v.type, SIP_V_NONE);
-  CHECK_INT(sip_msg_field(&m, SIP_F_BODY, &v), 0);
-  CHECK_STR(v.s, "ab");
+  CHECK_FIELD_STR(&m, SIP_F_BODY, &v, "ab");
   CHECK_INT(sip_msg_field(&m, SIP_F_HAS_CONTENT_LENGTH, &v), 0);
   CHECK(v.type == SIP_V_BOOL && v.i == 1);
   /* the error texts of message fields: the first line of the header */
