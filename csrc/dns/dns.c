@@ -931,21 +931,11 @@ static int opt_uint(const sip_tree_reader *r, const char *k, double scale,
                     unsigned *out) {
   sip_tree_val v;
   tget(r, k, 0, &v);
-  double n = v.d;
   if (v.kind == SIP_TREE_NIL)
     return 0;
-  if (v.kind == SIP_TREE_STR) {
-    char buf[64], *end;
-    if (v.s.len == 0 || v.s.len >= sizeof buf)
-      return SIP_EINVAL;
-    memcpy(buf, v.s.p, v.s.len);
-    buf[v.s.len] = 0;
-    n = strtod(buf, &end);
-    if (*end)
-      return SIP_EINVAL;
-  } else if (v.kind != SIP_TREE_UINT && v.kind != SIP_TREE_NUM) {
+  double n;
+  if (sip_tree_number(&v, &n) < 0)
     return SIP_EINVAL;
-  }
   if (!(n >= 0) || n * scale > 4e9)
     return SIP_EINVAL;
   *out = (unsigned)(n * scale + 0.5);

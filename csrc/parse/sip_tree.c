@@ -13,6 +13,25 @@ void sip_tree_get(const sip_tree_reader *r, const char *k, size_t i,
   r->get(r->ud, k, i, v);
 }
 
+int sip_tree_number(const sip_tree_val *v, double *out) {
+  if (v->kind == SIP_TREE_UINT || v->kind == SIP_TREE_NUM) {
+    *out = v->d;
+    return 0;
+  }
+  if (v->kind != SIP_TREE_STR)
+    return SIP_EINVAL;
+  char buf[64], *end;
+  if (v->s.len == 0 || v->s.len >= sizeof buf)
+    return SIP_EINVAL;
+  memcpy(buf, v->s.p, v->s.len);
+  buf[v->s.len] = 0;
+  double d = strtod(buf, &end);
+  if (*end)
+    return SIP_EINVAL;
+  *out = d;
+  return 0;
+}
+
 /* Element i of the list: its string, or empty (*ok cleared) when it is
  * anything else; a table element is closed at once. */
 static sip_str element(const sip_tree_reader *r, size_t i, int *ok) {

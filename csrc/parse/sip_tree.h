@@ -60,6 +60,11 @@ typedef struct sip_tree_emitter {
 void sip_tree_get(const sip_tree_reader *r, const char *k, size_t i,
                   sip_tree_val *v);
 
+/* The number v holds: a UINT or NUM value's d, or a string that is a
+ * number as a whole (strtod's syntax, at most 63 bytes: a setting written
+ * as text). Returns 0 (*out set) or SIP_EINVAL (anything else). */
+int sip_tree_number(const sip_tree_val *v, double *out);
+
 /* The len elements of the current table of r (a list, just read as a TABLE
  * value; the caller closes it) joined with sep, into *out: a malloc'd,
  * NUL-terminated buffer of *n bytes, for the caller to free. An element

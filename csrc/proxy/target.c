@@ -93,22 +93,13 @@ static int opt_ms(const sip_tree_reader *r, const char *k, uint32_t *ms) {
   sip_tree_get(r, k, 0, &v);
   if (v.kind == SIP_TREE_TABLE)
     r->close(r->ud);
-  double s = v.d;
-  if (v.kind == SIP_TREE_STR) {
-    char buf[64], *end;
-    if (v.s.len == 0 || v.s.len >= sizeof buf)
-      return SIP_EINVAL;
-    memcpy(buf, v.s.p, v.s.len);
-    buf[v.s.len] = 0;
-    s = strtod(buf, &end);
-    if (*end)
-      return SIP_EINVAL;
-  } else if (v.kind == SIP_TREE_NIL) {
+  if (v.kind == SIP_TREE_NIL) {
     *ms = 0;
     return 0;
-  } else if (v.kind != SIP_TREE_UINT && v.kind != SIP_TREE_NUM) {
-    return SIP_EINVAL;
   }
+  double s;
+  if (sip_tree_number(&v, &s) < 0)
+    return SIP_EINVAL;
   if (!(s >= 0 && s <= 86400 * 7))
     return SIP_ERANGE;
   *ms = (uint32_t)(s * 1000 + 0.5);
