@@ -139,4 +139,43 @@ if [ -z "${TPS+x}" ] || [ -n "${TPS// /}" ]; then auth_call; fi
 B_ARGS=(-max_retrans 12)
 bridged lost udp udp b2bua_uac_call.xml b2bua_uas_lossy.xml "$CALLS" -r 10 -lost 10 -max_retrans 12 -d 3000
 
+# sipp_of PID: the sipp process under the background job PID (through its
+# subshells and timeout), by /proc's children lists
+sipp_of() {
+  local p=$1 c _
+  for _ in 1 2 3 4 5 6; do
+    if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = sipp ]; then
+      echo "$p"
+      return 0
+    fi
+    c=$(cat /proc/"$p"/task/*/children 2>/dev/null | awk '{ print $1; exit }')
+    [ -n "$c" ] || return 1
+    p=$c
+  done
+  return 1
+}
+
+# stalled-b: B stopped (SIGSTOP, by PID) for 1.2 s while 2 INVITEs reach
+# it: each one's Timer A retransmission (0.5 s) waits in B's socket behind
+# it, and B reads it after sending its answer (what a loaded machine does
+# to the lost case now and then); a UAS absorbs it and the calls go on.
+stalled_b() {
+  local name=stalled-b pa=$((port + 1)) pb=$((port + 2)) rc=0 bpid sp
+  port=$((port + 10))
+  sipp_bg "$name-b" -sf "$DIR/b2bua_uas_lossy.xml" -i 127.0.0.1 -p $pb -m 2 -timeout 80s
+  bpid=$BG
+  sleep 0.3
+  register "$name" $pb udp 1.0
+  sp=$(sipp_of "$bpid") || { echo "  (no sipp under $bpid)"; result "$name" 1; return; }
+  kill -STOP "$sp"
+  (sleep 1.2; kill -CONT "$sp") &
+  sipp_stat "$name-a" 90 127.0.0.1:5060 -sf "$DIR/b2bua_uac_call.xml" -s "$name" \
+    -i 127.0.0.1 -p $pa -m 2 -cid_str "aside-%u-%p@%s" -timeout 60s -d 500
+  wait "$bpid"
+  expect "$name-a" 2 || rc=1
+  expect "$name-b" 2 || rc=1
+  result "$name" $rc
+}
+stalled_b
+
 suite_end
