@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: csrc/bench/b2bua_mem.sh          (as root; from anywhere; needs sipp)
 # Memory per call in flight through examples/b2bua.lua: SIPp A places
-# $COUNT calls (10000) at $RATE calls/s (1000; at most $LIMIT in flight,
+# $COUNT calls (10000) at $RATE calls/s (500; at most $LIMIT in flight,
 # 2000), each INVITE/200/ACK then BYE at once, to SIPp B registered as
 # "bob"; the calls end within seconds while their transactions wait out
 # 64*T1 (32 s). The server is csrc/bench/b2bua_mem.lua (the example plus
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/../.." || exit 1
 . spec/sipp/lib.sh
 suite_init b2bua-mem b2bua-mem
 COUNT=${COUNT:-10000}
-RATE=${RATE:-1000}
+RATE=${RATE:-500}
 LIMIT=${LIMIT:-2000}
 DIR=$(pwd)/spec/sipp
 ns_setup "a UA sends where messages say"
