@@ -13,7 +13,9 @@
 #     per call in flight at the peak (its live INVITE client transactions,
 #     one a B leg): rss B, heap B, txn_mem B (live txns T)
 #
-# B2BUA_CENSUS_AT=S: the server also writes a census of its Lua heap at
+# UAS=FILE: B's scenario in spec/sipp/ (b2bua_uas_call.xml; e.g.
+# b2bua_uas_busy.xml: every call fails, its INVITE transaction waits out
+# Timer D). B2BUA_CENSUS_AT=S: the server also writes a census of its Lua heap at
 # second S (csrc/bench/heap_census.lua) into its log (kept with KEEP=1).
 # Numbers only (no assertions). Loopback only, in a network namespace (a
 # UA sends where the messages say); bounded (timeouts, PIDs stopped).
@@ -32,7 +34,7 @@ LUASIP_TIMEOUT=300 luasip_start "$work/server.log" serving csrc/bench/b2bua_mem.
   --listen udp:127.0.0.1:5060 || exit 1
 sleep 1.5
 base=$(grep '^mem: ' "$work/server.log" | tail -n 1)
-ns_sipp_bg b 200 -sf "$DIR/b2bua_uas_call.xml" -i 127.0.0.1 -p 5090 -m "$COUNT" -timeout 150s
+ns_sipp_bg b 200 -sf "$DIR/${UAS:-b2bua_uas_call.xml}" -i 127.0.0.1 -p 5090 -m "$COUNT" -timeout 150s
 sleep 0.3
 sipp_register 5060 bob 5090 5091
 sipp_stat a 200 127.0.0.1:5060 -sf "$DIR/b2bua_uac_call.xml" -s bob -i 127.0.0.1 -p 5092 \
