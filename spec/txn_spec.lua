@@ -958,6 +958,48 @@ describe("client transactions through srv:send (T1 = 10 ms)", function()
     assert.are.equal(0, #gather(u, 0.03))
   end)
 
+  it("holds neither the request, its coroutine nor on_provisional once a 2xx is in, only on_2xx", function()
+    -- the transaction keeps its callback 64*T1 after a 2xx (for on_2xx):
+    -- what a caller's coroutine and 1xx hook hold (a B2BUA's call) must
+    -- not live that long
+    local srv = server()
+    local u = N.udp()
+    local held = setmetatable({}, { __mode = "k" })
+    local res
+    local extra = {}
+    do
+      local req = options("sip:bob@127.0.0.1:" .. u.port, { method = "INVITE" })
+      local function prov() end
+      local co = sip.spawn(function()
+        res = srv:send(req, "udp:127.0.0.1:" .. u.port, { on_provisional = prov, on_2xx = function(r)
+          extra[#extra + 1] = r.status
+        end })
+      end)
+      held[req], held[co], held[prov] = "request", "coroutine", "on_provisional"
+    end
+    local got = assert(recv_timed(u, 1), "no INVITE")
+    local ok = respond(got.data, 200, "OK", "x200")
+    u:send(ok, got.ip, got.port)
+    N.pump_until(function()
+      return res
+    end, 1)
+    assert.are.equal(200, res and res.status)
+    collectgarbage()
+    collectgarbage()
+    assert.are.equal(1, srv:stats().txn_live_ict, "the transaction waits out 64*T1")
+    local left = {}
+    for _, what in pairs(held) do
+      left[#left + 1] = what
+    end
+    table.sort(left)
+    assert.are.same({}, left)
+    u:send(ok, got.ip, got.port) -- on_2xx still comes
+    N.pump_until(function()
+      return #extra > 0
+    end, 1)
+    assert.are.same({ 200 }, extra)
+  end)
+
   it("gives 503 promptly for TCP to a closed port", function()
     local srv = server { listen = { "udp:127.0.0.1:0", "tcp:127.0.0.1:0" } }
     local probe = assert(socket.bind(V4, 0))

@@ -544,6 +544,74 @@ describe("luasip.ua: a CANCEL that gets no final response (§9.1)", function()
   end)
 end)
 
+describe("luasip.ua: a 2xx after the call is up (§13.2.2.4)", function()
+  after_each(N.cleanup)
+
+  it("ACKs a retransmitted 2xx again and a fork's 2xx with ACK then BYE; the hook keeps no parsed INVITE", function()
+    local sa = server()
+    local alice = U.ua(sa)
+    local peer = N.udp()
+    -- the on_2xx hook the transaction keeps (64*T1): caught on its way in
+    local methods = getmetatable(sa).__index
+    local send, hook = methods.send, nil
+    methods.send = function(srv, req, dest, opts)
+      hook = opts and opts.on_2xx or hook
+      return send(srv, req, dest, opts)
+    end
+    local call = alice:call { to = "sip:bob@127.0.0.1:" .. peer.port, sdp = OFFER }
+    methods.send = send
+    local inv, ip, port = peer:recv(2)
+    assert.is_truthy(inv, "no INVITE")
+    local function hdr(name)
+      return assert(inv:match("\r\n(" .. name .. ":[^\r\n]*)"), name)
+    end
+    local function ok(tag)
+      return table.concat({ "SIP/2.0 200 OK", hdr("Via"), hdr("From"), hdr("To") .. ";tag=" .. tag,
+        hdr("Call%-ID"), hdr("CSeq"), "Contact: <sip:bob@127.0.0.1:" .. peer.port .. ">",
+        "Content-Type: application/sdp", "Content-Length: " .. #CAPS, "", CAPS }, "\r\n")
+    end
+    -- the next request of method m to the peer (skipping others), or nil
+    local function next_request(m)
+      while true do
+        local got = peer:recv(1)
+        if not got then
+          return nil
+        end
+        if got:match("^" .. m .. " ") then
+          return got
+        end
+      end
+    end
+    peer:send(ok("peer1"), ip, port)
+    local d = run(function()
+      return call:wait()
+    end)
+    assert.is_truthy(d, "no dialog")
+    assert.is_truthy(next_request("ACK"), "no ACK for the 2xx")
+    collectgarbage()
+    local i, kept = 1, {}
+    while debug.getupvalue(hook, i) do
+      local name, v = debug.getupvalue(hook, i)
+      local mt = type(v) == "userdata" and getmetatable(v)
+      if mt and mt.__name and mt.__name:find("Message", 1, true) then
+        kept[#kept + 1] = name
+      end
+      i = i + 1
+    end
+    assert.are.same({}, kept)
+    peer:send(ok("peer1"), ip, port) -- the 2xx again: the same ACK again
+    local ack = next_request("ACK")
+    assert.is_truthy(ack, "no ACK for the retransmitted 2xx")
+    assert.is_truthy(ack:find("tag=peer1", 1, true))
+    peer:send(ok("peer2"), ip, port) -- another fork's 2xx: ACK, then BYE
+    local ack2 = next_request("ACK")
+    assert.is_truthy(ack2 and ack2:find("tag=peer2", 1, true), "no ACK for the fork's 2xx")
+    local bye = next_request("BYE")
+    assert.is_truthy(bye and bye:find("tag=peer2", 1, true), "no BYE for the fork's dialog")
+    assert.equal("confirmed", d:state())
+  end)
+end)
+
 describe("luasip.ua: the non-dialog half", function()
   it("is reachable from luasip.ua (register, message)", function()
     assert.equal(require("luasip.ua.register").register, ua.register)

@@ -331,15 +331,20 @@ end
 local function send_one(self, co, req, dest, opts, tls_name)
   local on_provisional = opts and opts.on_provisional
   local on_2xx = opts and opts.on_2xx
-  local waiting = true
+  local waiter, sent = co, req
+  -- the transaction keeps this callback until it ends (an INVITE's 64*T1
+  -- after a 2xx, for on_2xx): once the final response is in, it lets go
+  -- of the waiting coroutine, the request and the 1xx hook (and what they
+  -- hold: a caller's per-call state)
   local branch, err, name = self:request(req, dest, function(status, res)
     if status < 200 then
       if on_provisional then
         on_provisional(res)
       end
-    elseif waiting then
-      waiting = false
-      resume(co, res or req:response(status), res == nil)
+    elseif waiter then
+      local w, r = waiter, sent
+      waiter, sent, on_provisional = nil, nil, nil
+      resume(w, res or r:response(status), res == nil)
     elseif on_2xx and status < 300 then
       on_2xx(res)
     end

@@ -863,9 +863,13 @@ local function do_invite(self, t, c)
     end
   end
   -- a further 2xx: the same one again (ACK again), or another fork's
-  -- (ACK, then BYE: one call is enough)
+  -- (ACK, then BYE: one call is enough). The transaction keeps this hook
+  -- 64*T1 after the 2xx: once the call is settled it holds the INVITE as
+  -- its text (raw), parsed again for such a 2xx, not as a parsed message
+  -- (about 6 KB a call in flight).
+  local raw
   local function on_2xx(res)
-    local dlg, new = srv:dialog_uac(req, res)
+    local dlg, new = srv:dialog_uac(req or assert(sip.parse(raw)), res)
     if not dlg then
       return
     end
@@ -927,6 +931,7 @@ local function do_invite(self, t, c)
       dlg:close()
     end
   end
+  raw, req = tostring(req), nil -- for on_2xx (above)
   if d and c.cancelled then
     -- the CANCEL/200 race: the 2xx won; ACK sent, now BYE
     d:bye()
