@@ -17,7 +17,8 @@
 # was acknowledged); for (d) that every OPTIONS got 200 and the SIPp UAS had
 # no failed call; and that the server survived. Prints "sipp-txn: N passed,
 # N failed". Ports: $PORT (5072, the luasip UAS), $SIPP_PORT (5083, SIPp UAC),
-# $SIPP_UAS_PORT (5084). Every process is bounded by timeout(1); the server
+# $SIPP_UAS_PORT (5084), in a loopback-only network namespace of its own
+# (as root). Every process is bounded by timeout(1); the server
 # is stopped by PID. Needs `make` first (uses $BUILD, default build/).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -35,9 +36,14 @@ SUITE=sipp-txn
 . spec/sipp/lib.sh
 
 work=$(mktemp -d /tmp/luasip-txn-loss.XXXXXX)
-trap 'stop_server; rm -rf "$work"' EXIT
+# its own loopback-only namespace: the ports above are fixed, and another
+# run of a suite on the machine (a second checkout's) must not hold them
+NS=luasip-txn-loss-$$
+ns_made=
+trap 'stop_server; if [ -n "$ns_made" ]; then ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null; ip netns delete "$NS" 2>/dev/null; fi; rm -rf "$work"' EXIT
 
 need_sipp_and_build
+ns_setup "fixed ports, apart from other runs on the machine"
 
 # SuccessfulCall FailedCall Retransmissions from a -trace_stat file
 sipp_counts() {
@@ -50,10 +56,10 @@ sipp_counts() {
 
 # stat NAME: one counter of the running server
 stat() {
-  timeout 10 "$LUA" spec/sipp/stats.lua "$PORT" 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'
+  "${NSX[@]}" timeout 10 "$LUA" spec/sipp/stats.lua "$PORT" 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'
 }
 
-"$LUA" examples/uas200.lua --listen "udp:127.0.0.1:$PORT" --t1 100 --t2 1000 >"$work/server.log" 2>&1 &
+"${NSX[@]}" "$LUA" examples/uas200.lua --listen "udp:127.0.0.1:$PORT" --t1 100 --t2 1000 >"$work/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do
   grep -qs '^listening on ' "$work/server.log" && break
@@ -72,7 +78,7 @@ run_uac() { # run_uac NAME SCENARIO CALLS RATE SERVICE
   mkdir -p "$dir"
   local t0 rc
   t0=$(date +%s.%N)
-  (cd "$dir" && timeout -k 5 90 sipp "127.0.0.1:$PORT" -sf "$OLDPWD/$sf" -t u1 -s "$service" \
+  (cd "$dir" && "${NSX[@]}" timeout -k 5 90 sipp "127.0.0.1:$PORT" -sf "$OLDPWD/$sf" -t u1 -s "$service" \
     -i 127.0.0.1 -p "$SIPP_PORT" -m "$calls" -r "$rate" -lost "$LOST" -max_retrans 12 \
     -timeout 80s -nostdin -trace_stat -stf stat.csv -trace_err -error_file err.log >sipp.out 2>&1)
   rc=$?
@@ -110,12 +116,12 @@ check "busy Timer H expiries (unacknowledged 486)" "$((${h1:-0} - ${h0:-0}))" 0
 # (d) luasip UAC -> SIPp UAS
 dir=$work/uac
 mkdir -p "$dir"
-(cd "$dir" && exec timeout -k 5 90 sipp -sf "$OLDPWD/spec/sipp/options_uas.xml" -t u1 -i 127.0.0.1 \
+(cd "$dir" && exec "${NSX[@]}" timeout -k 5 90 sipp -sf "$OLDPWD/spec/sipp/options_uas.xml" -t u1 -i 127.0.0.1 \
   -p "$SIPP_UAS_PORT" -m "$UAC_COUNT" -lost "$LOST" -timeout 80s -nostdin -trace_stat -stf stat.csv \
   -trace_err -error_file err.log >sipp.out 2>&1) &
 uas_pid=$!
 wait_bound "$SIPP_UAS_PORT"
-out=$(timeout -k 5 60 "$LUA" spec/sipp/uac_options.lua "$SIPP_UAS_PORT" "$UAC_COUNT" 10 2>&1)
+out=$("${NSX[@]}" timeout -k 5 60 "$LUA" spec/sipp/uac_options.lua "$SIPP_UAS_PORT" "$UAC_COUNT" 10 2>&1)
 echo "$out" | tail -n 5
 got=$(echo "$out" | sed -n 's/^uac-options: [0-9]* sent, \([0-9]*\) got 200.*/\1/p' | tail -n 1)
 check "luasip UAC OPTIONS answered 200" "${got:-none}" "$UAC_COUNT"
