@@ -14,6 +14,7 @@
  *   core.registrar_ok_headers(req, list, now, opts, defaults, outbound)
  *     -> the 200's header lines (list sorted in place)
  *   core.registrar_contact_value(binding, now) -> Contact value
+ *   core.registrar_http_date(t) -> "Sat, 13 Nov 2010 23:29:00 GMT"
  *   core.registrar_save(req, memstore, opts, defaults, now, saved)
  *     -> 200, list       done: stored, answered
  *     -> status, reason  a step's answer (sent)
@@ -521,6 +522,19 @@ static int l_ok_headers(lua_State *L) {
   return 1;
 }
 
+/* core.registrar_http_date(t) -> the Date header's form of t (step D's
+ * writer); a t gmtime cannot represent raises, as os.date does */
+static int l_http_date(lua_State *L) {
+  lua_Integer t = luaL_checkinteger(L, 1);
+  char mem[64];
+  sip_obuf out;
+  sip_obuf_init(&out, mem, sizeof mem);
+  if (sip_reg_http_date(&out, (int64_t)t) < 0)
+    return luaL_error(L, "registrar: time %I out of range", t);
+  lua_pushlstring(L, out.p, out.len);
+  return 1;
+}
+
 /* core.registrar_contact_value(binding, now) -> the Contact value of a
  * binding (no GRUUs) */
 static int l_contact_value(lua_State *L) {
@@ -704,6 +718,7 @@ void sip__lua_open_registrar(lua_State *L) {
       {"registrar_binding", l_binding_new},
       {"registrar_ok_headers", l_ok_headers},
       {"registrar_contact_value", l_contact_value},
+      {"registrar_http_date", l_http_date},
       {"registrar_save", l_registrar_save},
       {NULL, NULL},
   };

@@ -682,6 +682,25 @@ void sip_reg_contact_value(sip_obuf *out, const sip_reg_binding *b, double now,
   }
 }
 
+int sip_reg_http_date(sip_obuf *out, int64_t t) {
+  /* English names whatever the locale (strftime's %a and %b are not) */
+  static const char days[] = "SunMonTueWedThuFriSat";
+  static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  time_t tt = (time_t)t;
+  struct tm tm;
+  if ((int64_t)tt != t || !gmtime_r(&tt, &tm) || tm.tm_wday < 0 ||
+      tm.tm_wday > 6 || tm.tm_mon < 0 || tm.tm_mon > 11)
+    return SIP_ERANGE;
+  char date[64];
+  int len = snprintf(date, sizeof date, "%.3s, %02d %.3s %lld %02d:%02d:%02d GMT",
+                     days + 3 * tm.tm_wday, tm.tm_mday, months + 3 * tm.tm_mon,
+                     (long long)tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  if (len < 0 || (size_t)len >= sizeof date)
+    return SIP_ERANGE;
+  sip_obuf_put(out, date, (size_t)len);
+  return out->overflow ? SIP_ENOMEM : 0;
+}
+
 int sip_reg_ok_headers(sip_msg *m, const sip_reg_conf *c,
                        const sip_reg_binding *b, size_t n, int64_t now,
                        int outbound, sip_obuf *out) {
@@ -701,11 +720,10 @@ int sip_reg_ok_headers(sip_msg *m, const sip_reg_conf *c,
     }
   if (outbound)
     sip_obuf_puts(out, "Require: outbound\r\n");
-  char date[64];
-  time_t tt = (time_t)now;
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-  sip_obuf_puts(out, date);
+  sip_obuf_puts(out, "Date: ");
+  int rc = sip_reg_http_date(out, now);
+  if (rc < 0)
+    return rc;
+  sip_obuf_puts(out, "\r\n");
   return out->overflow ? SIP_ENOMEM : 0;
 }

@@ -172,12 +172,20 @@ void sip_reg_sort(sip_reg_binding *b, size_t n);
 void sip_reg_contact_value(sip_obuf *out, const sip_reg_binding *b, double now,
                            int gruu);
 
+/* The date t (seconds since the epoch) as RFC 1123 writes it in GMT, the
+ * form of the Date header (RFC 3261 §20.17): "Sat, 13 Nov 2010 23:29:00
+ * GMT", English names whatever the locale. The one writer of the 200's Date
+ * (step D) and of registrar.http_date. Returns 0, SIP_ENOMEM when out is too
+ * small, or SIP_ERANGE (nothing written) for a t gmtime cannot represent. */
+int sip_reg_http_date(sip_obuf *out, int64_t t);
+
 /* The header lines of the 200 (each ending in CRLF): a Contact per binding
  * in the order given (sip_reg_sort), the Path values again when Path is on
  * (c->path), the request has Path and supports path (RFC 3327 §5.3),
  * Require: outbound when `outbound` (RFC 5626 §6), and Date (RFC 1123
- * form of `now`, GMT). pub-gruu/temp-gruu when GRUU is on and the UA
- * supports gruu. Returns 0, or SIP_ENOMEM when out is too small. */
+ * form of `now`, GMT: sip_reg_http_date). pub-gruu/temp-gruu when GRUU is on
+ * and the UA supports gruu. Returns 0, SIP_ENOMEM when out is too small, or
+ * SIP_ERANGE for a `now` sip_reg_http_date cannot write. */
 int sip_reg_ok_headers(sip_msg *m, const sip_reg_conf *c,
                        const sip_reg_binding *b, size_t n, int64_t now,
                        int outbound, sip_obuf *out);

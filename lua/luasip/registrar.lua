@@ -47,10 +47,11 @@ local log = require "luasip.log"
 
 local lower = string.lower
 local type, tostring, ipairs, pairs, next = type, tostring, ipairs, pairs, next
-local time, date = os.time, os.date
+local time = os.time
 local c_aor, c_check, c_contacts = core.registrar_aor, core.registrar_check, core.registrar_contacts
 local c_update, c_binding = core.registrar_update, core.registrar_binding
 local c_ok_headers, c_contact_value = core.registrar_ok_headers, core.registrar_contact_value
+local c_http_date = core.registrar_http_date
 local clock = core.location_clock
 local fast_save = core.registrar_save
 
@@ -126,11 +127,12 @@ local function serves(opts, host, req)
   return false
 end
 
---- The current time as an HTTP date (RFC 1123, GMT), for the Date header.
+--- The current time as an HTTP date (RFC 1123, GMT), for the Date header
+-- (in C: the writer of the 200's Date, `csrc/registrar/plan.c`).
 -- @tparam[opt] number t seconds since the epoch (default now)
 -- @treturn string e.g. `Sat, 13 Nov 2010 23:29:00 GMT`
 function M.http_date(t)
-  return date("!%a, %d %b %Y %H:%M:%S GMT", t)
+  return c_http_date(t or time())
 end
 
 local function store_of(opts)

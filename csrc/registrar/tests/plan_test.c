@@ -441,6 +441,35 @@ static void test_update(void) {
   CHECK_CSTR(mem, "sip:tgruu.ab.1@example.com;gr");
 }
 
+/* the Date's text (RFC 1123, GMT): step D's writer, registrar.http_date */
+static void test_http_date(void) {
+  static const struct {
+    int64_t t;
+    const char *want;
+  } cases[] = {
+      {0, "Thu, 01 Jan 1970 00:00:00 GMT"},
+      {1289690940, "Sat, 13 Nov 2010 23:29:00 GMT"},
+      {951782400, "Tue, 29 Feb 2000 00:00:00 GMT"},
+      {-1, "Wed, 31 Dec 1969 23:59:59 GMT"},
+  };
+  char mem[64];
+  sip_obuf out;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    sip_obuf_init(&out, mem, sizeof mem - 1);
+    CHECK_INT(sip_reg_http_date(&out, cases[i].t), 0);
+    mem[out.len] = 0;
+    CHECK_CSTR(mem, cases[i].want);
+  }
+  /* too small: the error, never past the buffer */
+  sip_obuf_init(&out, mem, 10);
+  CHECK_INT(sip_reg_http_date(&out, 0), SIP_ENOMEM);
+  CHECK(out.len <= 10);
+  /* a year gmtime cannot hold: nothing written */
+  sip_obuf_init(&out, mem, sizeof mem - 1);
+  CHECK_INT(sip_reg_http_date(&out, INT64_MAX), SIP_ERANGE);
+  CHECK_INT((int)out.len, 0);
+}
+
 /* the record of a save: every field, read back */
 static void test_record(void) {
   reg("sip:example.com", "Path: <sip:p1.example.com;lr;ob>, <sip:p2;lr>\r\n"
@@ -515,6 +544,7 @@ int main(void) {
   test_update();
   test_record();
   test_ok();
+  test_http_date();
   sip_arena_free(&arena);
   sip_msg_free(&msg);
   return check_summary("plan_test");
