@@ -8,6 +8,7 @@ local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") o
 local N = dofile(here .. "/support/net.lua")
 local H = dofile(here .. "/support/helpers.lua")
 local log = require "luasip.log"
+local sip = require "luasip"
 local registrar = require "luasip.registrar"
 local location = require "luasip.location"
 
@@ -613,6 +614,34 @@ describe("registrar (fast = " .. tostring(fast) .. ")", function()
       assert.are.same({}, lookup(t2, { location = store }))
       assert.are.equal(1, #lookup(t3, { location = store }))
       assert.are.equal(1, #lookup(pub, { location = store }))
+    end)
+
+    it("lookup reads a temp GRUU as its writer wrote it (in C), and nothing else", function()
+      local env = setup()
+      local u = user()
+      local r = register(env, { user = u, headers = { "Supported: gruu" },
+        contacts = { "<sip:a@192.0.2.1>;" .. inst } })
+      local t = contacts_of(r)[1].params:match(';temp%-gruu="([^"]+)"')
+      local base, n = t:match("^sip:tgruu%.(%w+)%.(%d+)@example%.com;gr$")
+      assert.truthy(base)
+      local function found(g)
+        return #assert(lookup(g, { location = store }))
+      end
+      assert.are.equal(1, found(t))
+      assert.are.equal(1, found(sip.uri(t)))
+      -- escaped, another number, another host: the base decides
+      assert.are.equal(1, found("sip:tgruu%2e" .. base .. "." .. n .. "@example.com;gr"))
+      assert.are.equal(1, found("sip:tgruu." .. base .. ".99@other.example;gr"))
+      for _, g in ipairs {
+        "sip:tgruu." .. base .. "x." .. n .. "@example.com;gr",
+        "sip:tgruu." .. base .. ".@example.com;gr",
+        "sip:tgruu." .. base .. "@example.com;gr",
+        "sip:tgruu." .. base .. ".1x@example.com;gr",
+        "sip:TGRUU." .. base .. "." .. n .. "@example.com;gr",
+        "sip:tgruu.-" .. base .. "." .. n .. "@example.com;gr",
+      } do
+        assert.are.equal(0, found(g), g)
+      end
     end)
 
     it("no GRUU without Supported: gruu; a Contact that is our GRUU: 403", function()

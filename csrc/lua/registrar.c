@@ -15,6 +15,7 @@
  *     -> the 200's header lines (list sorted in place)
  *   core.registrar_contact_value(binding, now) -> Contact value
  *   core.registrar_http_date(t) -> "Sat, 13 Nov 2010 23:29:00 GMT"
+ *   core.registrar_temp_gruu(uri) -> base, n, or nil: not a temporary GRUU
  *   core.registrar_save(req, memstore, opts, defaults, now, saved)
  *     -> 200, list       done: stored, answered
  *     -> status, reason  a step's answer (sent)
@@ -100,6 +101,28 @@ static int l_aor(lua_State *L) {
   }
   push_text(L, sip_reg_aor, &u, text_cap(&u));
   sip__lua_push_str(L, u.host);
+  sip_arena_free(&a);
+  return 2;
+}
+
+/* core.registrar_temp_gruu(uri) -> base, n | nil: the parts of a temporary
+ * GRUU (sip_reg_temp_gruu_parse, the inverse of its writer) */
+static int l_temp_gruu(lua_State *L) {
+  lua_settop(L, 1);
+  uint64_t inl[512 / 8];
+  sip_arena a;
+  sip_arena_init(&a, inl, sizeof inl);
+  sip_uri u;
+  sip_str base;
+  int64_t n;
+  if (parse_uri_arg(L, 1, &a, &u) < 0 ||
+      !sip_reg_temp_gruu_parse(&u, &base, &n)) {
+    sip_arena_free(&a);
+    lua_pushnil(L);
+    return 1;
+  }
+  sip__lua_push_str(L, base);
+  lua_pushinteger(L, (lua_Integer)n);
   sip_arena_free(&a);
   return 2;
 }
@@ -719,6 +742,7 @@ void sip__lua_open_registrar(lua_State *L) {
       {"registrar_ok_headers", l_ok_headers},
       {"registrar_contact_value", l_contact_value},
       {"registrar_http_date", l_http_date},
+      {"registrar_temp_gruu", l_temp_gruu},
       {"registrar_save", l_registrar_save},
       {NULL, NULL},
   };

@@ -567,6 +567,39 @@ void sip_reg_temp_gruu(sip_obuf *out, sip_str aor, sip_str base, int64_t n) {
   sip_obuf_puts(out, ";gr");
 }
 
+static int is_alnum(char ch) {
+  return is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+int sip_reg_temp_gruu_parse(const sip_uri *u, sip_str *base, int64_t *n) {
+  static const char prefix[] = "tgruu.";
+  const size_t plen = sizeof prefix - 1;
+  if (u->kind != SIP_URI_SIP && u->kind != SIP_URI_SIPS)
+    return 0;
+  const sip_param *gr = sip_params_get(&u->params, "gr");
+  if (!gr || gr->value.p)
+    return 0;
+  sip_str user = u->user_dec.p ? u->user_dec : u->user;
+  if (!user.p || user.len <= plen || memcmp(user.p, prefix, plen))
+    return 0;
+  size_t b = plen, e = plen;
+  while (e < user.len && is_alnum(user.p[e]))
+    e++;
+  size_t d = e + 1;
+  if (e == b || e >= user.len || user.p[e] != '.' || d >= user.len)
+    return 0;
+  int64_t v = 0;
+  for (size_t k = d; k < user.len; k++) {
+    if (!is_digit(user.p[k]))
+      return 0;
+    v = v > (INT64_MAX - 9) / 10 ? INT64_MAX : v * 10 + (user.p[k] - '0');
+  }
+  *base = (sip_str){user.p + b, e - b};
+  if (n)
+    *n = v;
+  return 1;
+}
+
 int sip_reg_record(sip_obuf *b, const sip_reg_new *n) {
   const sip_reg_change *ch = n->ch;
   sip_binding_begin(b, (double)(n->now + ch->expires), n->saved, ch->key);

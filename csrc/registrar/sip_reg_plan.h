@@ -125,6 +125,13 @@ int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
 void sip_reg_pub_gruu(sip_obuf *out, sip_str aor, sip_str instance);
 void sip_reg_temp_gruu(sip_obuf *out, sip_str aor, sip_str base, int64_t n);
 
+/* The inverse of sip_reg_temp_gruu: is u a temporary GRUU, a sip or sips
+ * URI with a `gr` parameter without a value and the user (decoded)
+ * "tgruu.<base>.<n>", base letters and digits, n digits? 1 and *base (a
+ * slice of u) and *n (when n is not NULL; 2^63-1 for more digits than it
+ * holds), else 0. */
+int sip_reg_temp_gruu_parse(const sip_uri *u, sip_str *base, int64_t *n);
+
 /* A new binding as stored (the codec of sip_binding.h), one writer for
  * both flows: a save of step C and what the request tells of the UA. */
 typedef struct sip_reg_new {

@@ -51,7 +51,7 @@ local time = os.time
 local c_aor, c_check, c_contacts = core.registrar_aor, core.registrar_check, core.registrar_contacts
 local c_update, c_binding = core.registrar_update, core.registrar_binding
 local c_ok_headers, c_contact_value = core.registrar_ok_headers, core.registrar_contact_value
-local c_http_date = core.registrar_http_date
+local c_http_date, c_temp_gruu = core.registrar_http_date, core.registrar_temp_gruu
 local clock = core.location_clock
 local fast_save = core.registrar_save
 
@@ -178,8 +178,8 @@ local TGRUU = "tgruu:" -- prefix of the store AOR holding a temp GRUU's target
 -- routes requests to them (M.resolve_gruu, proxy.relay).
 local issuers = setmetatable({}, { __mode = "k" })
 
--- A temporary GRUU (written in C: core.registrar_gruus, with the public
--- one, aor;gr=urn): sip:tgruu.<base>.<n>@host;gr. The base is random and
+-- A temporary GRUU (written and read in C, csrc/registrar/plan.c, with the
+-- public one, aor;gr=urn): sip:tgruu.<base>.<n>@host;gr. The base is random and
 -- made once per (binding, Call-ID): the store keeps "tgruu:<base>" ->
 -- { contact = aor, instance, call_id } with the binding's expiry, so that
 -- every temp GRUU handed out during this registration resolves until it
@@ -444,7 +444,7 @@ function M.lookup(uri, opts)
   end
   local want_instance, want_call_id
   if gr == true then
-    local base = u.user and u.user:match("^tgruu%.([%w]+)%.%d+$")
+    local base = c_temp_gruu(u)
     if not base then
       return {}
     end

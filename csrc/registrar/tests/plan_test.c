@@ -470,6 +470,65 @@ static void test_http_date(void) {
   CHECK_INT((int)out.len, 0);
 }
 
+/* a temporary GRUU read back (sip_reg_temp_gruu_parse): base, n or 0 */
+static int tgruu(const char *s, char *base, int64_t *n) {
+  sip_uri u;
+  sip_str b = SIP_STR_NULL;
+  base[0] = 0;
+  *n = -1;
+  if (sip_uri_parse(&arena, s, strlen(s), &u) < 0)
+    return -1;
+  int rc = sip_reg_temp_gruu_parse(&u, &b, n);
+  if (rc == 1) {
+    memcpy(base, b.p, b.len);
+    base[b.len] = 0;
+  }
+  return rc;
+}
+
+/* the inverse of the temp-GRUU writer: what it writes reads back, and
+ * nothing else is a temporary GRUU */
+static void test_temp_gruu_parse(void) {
+  char mem[128], base[128];
+  int64_t n;
+  sip_obuf out;
+  sip_obuf_init(&out, mem, sizeof mem - 1);
+  sip_reg_temp_gruu(&out, (sip_str)SIP_STR_LIT("sips:alice@example.com"),
+                    (sip_str)SIP_STR_LIT("ab12CD"), 7);
+  mem[out.len] = 0;
+  CHECK_INT(tgruu(mem, base, &n), 1);
+  CHECK_CSTR(base, "ab12CD");
+  CHECK_INT(n, 7);
+  CHECK_INT(tgruu("sip:tgruu.x.123456789012@example.com;lr;gr", base, &n), 1);
+  CHECK_CSTR(base, "x");
+  CHECK_INT(n, 123456789012LL);
+  /* escapes are read decoded (%2e is '.') */
+  CHECK_INT(tgruu("sip:tgruu%2eab%2e3@example.com;gr", base, &n), 1);
+  CHECK_CSTR(base, "ab");
+  CHECK_INT(n, 3);
+  /* more digits than 2^63-1 holds: still one, n saturated */
+  CHECK_INT(tgruu("sip:tgruu.ab.99999999999999999999999@h;gr", base, &n), 1);
+  CHECK(n == INT64_MAX);
+  static const char *const nots[] = {
+      "sip:tgruu.ab.1@example.com",        /* no gr */
+      "sip:tgruu.ab.1@example.com;gr=urn", /* a public GRUU's gr */
+      "tel:+1234;gr",
+      "sip:example.com;gr",          /* no user */
+      "sip:tgruu.@example.com;gr",   /* no base */
+      "sip:tgruu..1@example.com;gr", /* empty base */
+      "sip:tgruu.ab.@example.com;gr",  /* no number */
+      "sip:tgruu.ab@example.com;gr",   /* no second dot */
+      "sip:tgruu.a-b.1@example.com;gr", /* base not letters and digits */
+      "sip:tgruu.ab.1x@example.com;gr", /* n not digits */
+      "sip:tgruu.ab.1.2@example.com;gr",
+      "sip:TGRUU.ab.1@example.com;gr", /* the prefix as written */
+      "sip:xtgruu.ab.1@example.com;gr",
+      "sip:alice@example.com;gr",
+  };
+  for (size_t i = 0; i < sizeof nots / sizeof *nots; i++)
+    CHECK_MSG(tgruu(nots[i], base, &n) == 0, "%s", nots[i]);
+}
+
 /* the record of a save: every field, read back */
 static void test_record(void) {
   reg("sip:example.com", "Path: <sip:p1.example.com;lr;ob>, <sip:p2;lr>\r\n"
@@ -545,6 +604,7 @@ int main(void) {
   test_record();
   test_ok();
   test_http_date();
+  test_temp_gruu_parse();
   sip_arena_free(&arena);
   sip_msg_free(&msg);
   return check_summary("plan_test");
