@@ -311,6 +311,40 @@ describe("registrar (fast = " .. tostring(fast) .. ")", function()
       assert.are.equal(0, #bindings(u))
     end)
 
+    -- Regression: the writes took every change of a key given twice (a
+    -- removal of any of them removed the binding, each save was listed),
+    -- while step C counted only the last one. §10.3 step 7 processes the
+    -- Contacts in order: the last change of a key decides.
+    it("a key given twice: its last Contact decides what is stored and listed", function()
+      local env = setup()
+      local u = user()
+      -- bound, then removed and bound again in one request: bound
+      register(env, { user = u, contacts = { "<sip:a@192.0.2.1>" } })
+      local r = register(env, { user = u, call_id = "dup1-" .. u,
+        contacts = { "<sip:a@192.0.2.1>;expires=0", "<sip:a@192.0.2.1>;expires=300" } })
+      assert.are.equal(200, r.status)
+      local cs = contacts_of(r)
+      assert.are.equal(1, #cs)
+      assert.are.equal(300, cs[1].expires)
+      assert.are.equal(1, #bindings(u))
+      -- bound then removed in one request: not bound, not listed
+      u = user()
+      r = register(env, { user = u, contacts = { "<sip:a@192.0.2.1>", "<sip:a@192.0.2.1>;expires=0" } })
+      assert.are.equal(200, r.status)
+      assert.are.equal(0, #r:all("Contact"))
+      assert.are.equal(0, #bindings(u))
+      -- saved twice: listed once, with the last expiry
+      r = register(env, { user = u, call_id = "dup3-" .. u,
+        contacts = { "<sip:a@192.0.2.1>;expires=100", "<sip:a@192.0.2.1>;expires=300", "<sip:b@192.0.2.2>" } })
+      assert.are.equal(200, r.status)
+      cs = contacts_of(r)
+      assert.are.equal(2, #cs)
+      for _, c in ipairs(cs) do
+        assert.are.equal(c.uri == "sip:a@192.0.2.1" and 300 or 3600, c.expires)
+      end
+      assert.are.equal(2, #bindings(u))
+    end)
+
     it("* without Expires, with Expires other than 0, or with other Contacts: 400", function()
       local env = setup()
       local u = user()

@@ -384,7 +384,8 @@ static double field_num(lua_State *L, int idx, const char *k, double dflt) {
 /* core.registrar_update(req, changes, current, star, opts, defaults)
  *   -> removes, kept | nil, status, reason
  * Step C: changes from registrar_contacts (each gets `old`, the index in
- * current of its binding, and `tgruu_n`), current from the store's lookup;
+ * current of its binding, `tgruu_n`, and `superseded` when a later change
+ * has its key), current from the store's lookup;
  * removes: the keys to remove, kept: the current bindings still bound and
  * unchanged. */
 static int l_update(lua_State *L) {
@@ -449,6 +450,10 @@ static int l_update(lua_State *L) {
     if (ch->tgruu_n) {
       lua_pushinteger(L, ch->tgruu_n);
       lua_setfield(L, -2, "tgruu_n");
+    }
+    if (ch->superseded) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "superseded");
     }
     lua_pop(L, 1);
   }

@@ -498,6 +498,9 @@ int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
     sip_reg_change *ch = &cs->ch[k];
     ch->old = -1;
     ch->tgruu_n = 0;
+    ch->superseded = 0;
+    for (size_t j = k + 1; j < cs->n && !ch->superseded; j++)
+      ch->superseded = same(cs->ch[j].key, ch->key);
     for (size_t i = 0; i < ncur; i++)
       if (same(cur[i].key, ch->key)) {
         ch->old = (int)i;
@@ -506,9 +509,11 @@ int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
     sip_reg_current *old = ch->old >= 0 ? &cur[ch->old] : NULL;
     if (old && !in_order(old, call_id, cseq))
       goto out_of_order;
+    if (ch->superseded)
+      continue;
     if (old) {
       old->keep = 0; /* removed, or listed as the change */
-      old->remove |= ch->expires == 0;
+      old->remove = ch->expires == 0;
     }
     if (ch->expires == 0)
       continue;
@@ -522,12 +527,8 @@ int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
    * whose last change saves it */
   for (size_t i = 0; i < ncur; i++)
     count += cur[i].keep;
-  for (size_t k = 0; k < cs->n; k++) {
-    int last = 1;
-    for (size_t j = k + 1; j < cs->n; j++)
-      last &= !same(cs->ch[j].key, cs->ch[k].key);
-    count += last && cs->ch[k].expires > 0;
-  }
+  for (size_t k = 0; k < cs->n; k++)
+    count += !cs->ch[k].superseded && cs->ch[k].expires > 0;
   if (saves > 0 && (int64_t)count > c->max_contacts) {
     answer(ans, 503, "Too Many Registered Contacts");
     return 1;

@@ -74,6 +74,8 @@ typedef struct sip_reg_change {
   uint32_t reg_id;  /* 0: none */
   /* set by step C */
   int old;         /* the current binding with this key, or -1 */
+  int superseded;  /* a later Contact has the same key: this one changes
+                      nothing (§10.3 step 7 takes the Contacts in order) */
   int64_t tgruu_n; /* a save with an instance, GRUU on: the temp-GRUU
                       number (1: a new base; above: the old base's next);
                       0 otherwise */
@@ -109,7 +111,9 @@ typedef struct sip_reg_current {
 } sip_reg_current;
 
 /* Step C: each change's old binding and temp-GRUU number; each current
- * binding's fate. 1 and *ans for "500 Server Internal Error (CSeq out of
+ * binding's fate. Of the changes of one key only the last counts: the
+ * others are `superseded` (neither saved nor listed), and a current
+ * binding is removed when its key's last change is to 0. 1 and *ans for "500 Server Internal Error (CSeq out of
  * order)" (a binding of this Call-ID with a CSeq not lower: §10.3 step 7,
  * nothing changes) or "503 Too Many Registered Contacts" (more than
  * max_contacts bindings after a request that saves any). call_id, cseq:

@@ -245,7 +245,8 @@ local function save(req, opts)
   end
   local saves = {}
   for _, ch in ipairs(changes) do
-    if ch.expires > 0 then
+    -- of a key given twice, the last change decides (step C)
+    if ch.expires > 0 and not ch.superseded then
       -- the base of the registration's temp GRUUs: kept while the
       -- Call-ID is (step C's tgruu_n > 1), else a new random one
       local n, base = ch.tgruu_n, nil

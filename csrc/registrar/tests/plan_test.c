@@ -413,6 +413,28 @@ static void test_update(void) {
   CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 1);
   c.max_contacts = 3;
   CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  CHECK(ch[0].superseded && !ch[1].superseded && !ch[2].superseded);
+  /* regression: a current key removed, then saved again (k1): bound,
+   * listed as the save; saved, then removed: removed */
+  ch[0].key = ch[2].key = (sip_str)SIP_STR_LIT("k1");
+  ch[0].expires = 0;
+  ch[2].expires = 60;
+  c.max_contacts = 10;
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  CHECK(ch[0].superseded && !ch[2].superseded);
+  CHECK(!cur[0].remove && !cur[0].keep);
+  ch[0].expires = 60;
+  ch[2].expires = 0;
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  CHECK(cur[0].remove && !cur[0].keep);
+  /* saved then removed is no save: never 503 */
+  ch[0].key = ch[2].key = (sip_str)SIP_STR_LIT("k9");
+  cs.n = 3;
+  ch[1].expires = 0;
+  c.max_contacts = 0;
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  ch[1].expires = 60;
+  c.max_contacts = 3;
   /* `*`: every binding removed, each in CSeq order */
   sip_reg_contacts star = {ch, 0, 3, 1, 0};
   CHECK_INT(sip_reg_update(&c, cid, 6, &star, cur, 3, &ans), 0);
