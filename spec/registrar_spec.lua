@@ -930,6 +930,24 @@ describe("registrar: the C fast path and the memory store", function()
     assert.are.equal(0, on_own("count"))
     assert.are.equal(0, #on_own("lookup", aor))
   end)
+
+  it("takes `*` and a key given twice too (was: left to the Lua flow)", function()
+    fast_mode = true
+    local env = setup()
+    local u = user()
+    local fast0, general0 = registrar.stats().fast, registrar.stats().general
+    local r = register(env, { user = u, call_id = "ft-" .. u, cseq = 1,
+      contacts = { "<sip:a@192.0.2.1>;expires=100", "<sip:a@192.0.2.1>", "<sip:b@192.0.2.2>" } })
+    assert.are.equal(200, r.status)
+    assert.are.equal(2, #contacts_of(r))
+    assert.are.equal(2, #bindings(u))
+    r = register(env, { user = u, call_id = "ft-" .. u, cseq = 2, contacts = { "*" }, expires = 0 })
+    assert.are.equal(200, r.status)
+    assert.are.equal(0, #r:all("Contact"))
+    assert.are.equal(0, #bindings(u))
+    assert.are.equal(fast0 + 2, registrar.stats().fast)
+    assert.are.equal(general0, registrar.stats().general)
+  end)
 end)
 
 describe("registrar.http_date (the writer of the 200's Date, in C)", function()

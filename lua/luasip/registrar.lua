@@ -373,7 +373,8 @@ end
 -- fast path: with the memory store and neither `authorize` nor
 -- `on_binding`, the same C steps run with no Lua between them
 -- (`core.registrar_save`): every error answer, and the 200 of a REGISTER
--- without `*`, `+sip.instance` or `reg-id` (Path too). `opts.fast = false`
+-- without `+sip.instance` or `reg-id` (Path, `*` and a key given twice
+-- too). `opts.fast = false`
 -- turns it off.
 -- @tparam Message req a received REGISTER
 -- @tparam[opt] table opts
