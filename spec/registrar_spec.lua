@@ -964,6 +964,9 @@ describe("registrar.http_date (the writer of the 200's Date, in C)", function()
     local t1 = os.time()
     assert.is_true(s == registrar.http_date(t0) or s == registrar.http_date(t1))
     assert.are.equal(os.date("!%a, %d %b %Y %H:%M:%S GMT", t0), registrar.http_date(t0))
+    for _, t in ipairs { -30610224001, -30610224000, 253402300799, 253402300800, 4102444800, -1 } do
+      assert.are.equal(os.date("!%a, %d %b %Y %H:%M:%S GMT", t), registrar.http_date(t))
+    end
   end)
 
   it("raises for a time that is not an integer or out of range, as os.date", function()

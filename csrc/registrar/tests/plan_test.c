@@ -473,6 +473,12 @@ static void test_http_date(void) {
       {1289690940, "Sat, 13 Nov 2010 23:29:00 GMT"},
       {951782400, "Tue, 29 Feb 2000 00:00:00 GMT"},
       {-1, "Wed, 31 Dec 1969 23:59:59 GMT"},
+      /* the year as os.date's %Y writes it */
+      {-30610224001LL, "Tue, 31 Dec 999 23:59:59 GMT"},
+      {-30610224000LL, "Wed, 01 Jan 1000 00:00:00 GMT"},
+      {253402300799LL, "Fri, 31 Dec 9999 23:59:59 GMT"},
+      {253402300800LL, "Sat, 01 Jan 10000 00:00:00 GMT"},
+      {-62167305600LL, "Fri, 31 Dec -1 00:00:00 GMT"},
   };
   char mem[64];
   sip_obuf out;
