@@ -8,6 +8,7 @@ local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") o
 local N = dofile(here .. "/support/net.lua")
 local H = dofile(here .. "/support/helpers.lua")
 local log = require "luasip.log"
+local sip = require "luasip"
 local registrar = require "luasip.registrar"
 local location = require "luasip.location"
 
@@ -308,6 +309,40 @@ describe("registrar (fast = " .. tostring(fast) .. ")", function()
       assert.are.equal(200, r.status)
       assert.are.equal(0, #r:all("Contact"))
       assert.are.equal(0, #bindings(u))
+    end)
+
+    -- Regression: the writes took every change of a key given twice (a
+    -- removal of any of them removed the binding, each save was listed),
+    -- while step C counted only the last one. §10.3 step 7 processes the
+    -- Contacts in order: the last change of a key decides.
+    it("a key given twice: its last Contact decides what is stored and listed", function()
+      local env = setup()
+      local u = user()
+      -- bound, then removed and bound again in one request: bound
+      register(env, { user = u, contacts = { "<sip:a@192.0.2.1>" } })
+      local r = register(env, { user = u, call_id = "dup1-" .. u,
+        contacts = { "<sip:a@192.0.2.1>;expires=0", "<sip:a@192.0.2.1>;expires=300" } })
+      assert.are.equal(200, r.status)
+      local cs = contacts_of(r)
+      assert.are.equal(1, #cs)
+      assert.are.equal(300, cs[1].expires)
+      assert.are.equal(1, #bindings(u))
+      -- bound then removed in one request: not bound, not listed
+      u = user()
+      r = register(env, { user = u, contacts = { "<sip:a@192.0.2.1>", "<sip:a@192.0.2.1>;expires=0" } })
+      assert.are.equal(200, r.status)
+      assert.are.equal(0, #r:all("Contact"))
+      assert.are.equal(0, #bindings(u))
+      -- saved twice: listed once, with the last expiry
+      r = register(env, { user = u, call_id = "dup3-" .. u,
+        contacts = { "<sip:a@192.0.2.1>;expires=100", "<sip:a@192.0.2.1>;expires=300", "<sip:b@192.0.2.2>" } })
+      assert.are.equal(200, r.status)
+      cs = contacts_of(r)
+      assert.are.equal(2, #cs)
+      for _, c in ipairs(cs) do
+        assert.are.equal(c.uri == "sip:a@192.0.2.1" and 300 or 3600, c.expires)
+      end
+      assert.are.equal(2, #bindings(u))
     end)
 
     it("* without Expires, with Expires other than 0, or with other Contacts: 400", function()
@@ -615,6 +650,34 @@ describe("registrar (fast = " .. tostring(fast) .. ")", function()
       assert.are.equal(1, #lookup(pub, { location = store }))
     end)
 
+    it("lookup reads a temp GRUU as its writer wrote it (in C), and nothing else", function()
+      local env = setup()
+      local u = user()
+      local r = register(env, { user = u, headers = { "Supported: gruu" },
+        contacts = { "<sip:a@192.0.2.1>;" .. inst } })
+      local t = contacts_of(r)[1].params:match(';temp%-gruu="([^"]+)"')
+      local base, n = t:match("^sip:tgruu%.(%w+)%.(%d+)@example%.com;gr$")
+      assert.truthy(base)
+      local function found(g)
+        return #assert(lookup(g, { location = store }))
+      end
+      assert.are.equal(1, found(t))
+      assert.are.equal(1, found(sip.uri(t)))
+      -- escaped, another number, another host: the base decides
+      assert.are.equal(1, found("sip:tgruu%2e" .. base .. "." .. n .. "@example.com;gr"))
+      assert.are.equal(1, found("sip:tgruu." .. base .. ".99@other.example;gr"))
+      for _, g in ipairs {
+        "sip:tgruu." .. base .. "x." .. n .. "@example.com;gr",
+        "sip:tgruu." .. base .. ".@example.com;gr",
+        "sip:tgruu." .. base .. "@example.com;gr",
+        "sip:tgruu." .. base .. ".1x@example.com;gr",
+        "sip:TGRUU." .. base .. "." .. n .. "@example.com;gr",
+        "sip:tgruu.-" .. base .. "." .. n .. "@example.com;gr",
+      } do
+        assert.are.equal(0, found(g), g)
+      end
+    end)
+
     it("no GRUU without Supported: gruu; a Contact that is our GRUU: 403", function()
       local env = setup()
       local u = user()
@@ -866,5 +929,49 @@ describe("registrar: the C fast path and the memory store", function()
     assert.are.same({ aor .. " sip:a@192.0.2.1" }, expired)
     assert.are.equal(0, on_own("count"))
     assert.are.equal(0, #on_own("lookup", aor))
+  end)
+
+  it("takes `*` and a key given twice too (was: left to the Lua flow)", function()
+    fast_mode = true
+    local env = setup()
+    local u = user()
+    local fast0, general0 = registrar.stats().fast, registrar.stats().general
+    local r = register(env, { user = u, call_id = "ft-" .. u, cseq = 1,
+      contacts = { "<sip:a@192.0.2.1>;expires=100", "<sip:a@192.0.2.1>", "<sip:b@192.0.2.2>" } })
+    assert.are.equal(200, r.status)
+    assert.are.equal(2, #contacts_of(r))
+    assert.are.equal(2, #bindings(u))
+    r = register(env, { user = u, call_id = "ft-" .. u, cseq = 2, contacts = { "*" }, expires = 0 })
+    assert.are.equal(200, r.status)
+    assert.are.equal(0, #r:all("Contact"))
+    assert.are.equal(0, #bindings(u))
+    assert.are.equal(fast0 + 2, registrar.stats().fast)
+    assert.are.equal(general0, registrar.stats().general)
+  end)
+end)
+
+describe("registrar.http_date (the writer of the 200's Date, in C)", function()
+  it("writes RFC 1123 in GMT, English names", function()
+    assert.are.equal("Thu, 01 Jan 1970 00:00:00 GMT", registrar.http_date(0))
+    assert.are.equal("Sat, 13 Nov 2010 23:29:00 GMT", registrar.http_date(1289690940))
+    assert.are.equal("Tue, 29 Feb 2000 00:00:00 GMT", registrar.http_date(951782400))
+    assert.are.equal("Sat, 13 Nov 2010 23:29:00 GMT", registrar.http_date(1289690940.0))
+  end)
+
+  it("defaults to now; the same text as the 200's Date", function()
+    local t0 = os.time()
+    local s = registrar.http_date()
+    local t1 = os.time()
+    assert.is_true(s == registrar.http_date(t0) or s == registrar.http_date(t1))
+    assert.are.equal(os.date("!%a, %d %b %Y %H:%M:%S GMT", t0), registrar.http_date(t0))
+    for _, t in ipairs { -30610224001, -30610224000, 253402300799, 253402300800, 4102444800, -1 } do
+      assert.are.equal(os.date("!%a, %d %b %Y %H:%M:%S GMT", t), registrar.http_date(t))
+    end
+  end)
+
+  it("raises for a time that is not an integer or out of range, as os.date", function()
+    assert.has_error(function() registrar.http_date(1.5) end)
+    assert.has_error(function() registrar.http_date(math.maxinteger) end)
+    assert.has_error(function() registrar.http_date("x") end)
   end)
 end)

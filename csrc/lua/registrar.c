@@ -14,6 +14,8 @@
  *   core.registrar_ok_headers(req, list, now, opts, defaults, outbound)
  *     -> the 200's header lines (list sorted in place)
  *   core.registrar_contact_value(binding, now) -> Contact value
+ *   core.registrar_http_date(t) -> "Sat, 13 Nov 2010 23:29:00 GMT"
+ *   core.registrar_temp_gruu(uri) -> base, n, or nil: not a temporary GRUU
  *   core.registrar_save(req, memstore, opts, defaults, now, saved)
  *     -> 200, list       done: stored, answered
  *     -> status, reason  a step's answer (sent)
@@ -99,6 +101,28 @@ static int l_aor(lua_State *L) {
   }
   push_text(L, sip_reg_aor, &u, text_cap(&u));
   sip__lua_push_str(L, u.host);
+  sip_arena_free(&a);
+  return 2;
+}
+
+/* core.registrar_temp_gruu(uri) -> base, n | nil: the parts of a temporary
+ * GRUU (sip_reg_temp_gruu_parse, the inverse of its writer) */
+static int l_temp_gruu(lua_State *L) {
+  lua_settop(L, 1);
+  uint64_t inl[512 / 8];
+  sip_arena a;
+  sip_arena_init(&a, inl, sizeof inl);
+  sip_uri u;
+  sip_str base;
+  int64_t n;
+  if (parse_uri_arg(L, 1, &a, &u) < 0 ||
+      !sip_reg_temp_gruu_parse(&u, &base, &n)) {
+    sip_arena_free(&a);
+    lua_pushnil(L);
+    return 1;
+  }
+  sip__lua_push_str(L, base);
+  lua_pushinteger(L, (lua_Integer)n);
   sip_arena_free(&a);
   return 2;
 }
@@ -360,7 +384,8 @@ static double field_num(lua_State *L, int idx, const char *k, double dflt) {
 /* core.registrar_update(req, changes, current, star, opts, defaults)
  *   -> removes, kept | nil, status, reason
  * Step C: changes from registrar_contacts (each gets `old`, the index in
- * current of its binding, and `tgruu_n`), current from the store's lookup;
+ * current of its binding, `tgruu_n`, and `superseded` when a later change
+ * has its key), current from the store's lookup;
  * removes: the keys to remove, kept: the current bindings still bound and
  * unchanged. */
 static int l_update(lua_State *L) {
@@ -425,6 +450,10 @@ static int l_update(lua_State *L) {
     if (ch->tgruu_n) {
       lua_pushinteger(L, ch->tgruu_n);
       lua_setfield(L, -2, "tgruu_n");
+    }
+    if (ch->superseded) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "superseded");
     }
     lua_pop(L, 1);
   }
@@ -518,6 +547,19 @@ static int l_ok_headers(lua_State *L) {
     return luaL_error(L, "registrar: the 200's headers exceed %d bytes",
                       (int)need);
   luaL_pushresultsize(&lb, out.len);
+  return 1;
+}
+
+/* core.registrar_http_date(t) -> the Date header's form of t (step D's
+ * writer); a t gmtime cannot represent raises, as os.date does */
+static int l_http_date(lua_State *L) {
+  lua_Integer t = luaL_checkinteger(L, 1);
+  char mem[64];
+  sip_obuf out;
+  sip_obuf_init(&out, mem, sizeof mem);
+  if (sip_reg_http_date(&out, (int64_t)t) < 0)
+    return luaL_error(L, "registrar: time %I out of range", t);
+  lua_pushlstring(L, out.p, out.len);
   return 1;
 }
 
@@ -704,6 +746,8 @@ void sip__lua_open_registrar(lua_State *L) {
       {"registrar_binding", l_binding_new},
       {"registrar_ok_headers", l_ok_headers},
       {"registrar_contact_value", l_contact_value},
+      {"registrar_http_date", l_http_date},
+      {"registrar_temp_gruu", l_temp_gruu},
       {"registrar_save", l_registrar_save},
       {NULL, NULL},
   };

@@ -5,10 +5,6 @@
 #include "sip_error.h"
 #include "sip_reg_memsave.h"
 
-static int streq(sip_str a, sip_str b) {
-  return a.len == b.len && (a.len == 0 || !memcmp(a.p, b.p, a.len));
-}
-
 /* What the 200 and step C need from a stored binding. Returns 0, or -1
  * when the general flow must handle this AOR (an instance or GRUU, no q, a
  * fractional expiry, a corrupt record). */
@@ -79,16 +75,13 @@ static int plan_request(sip_reg_mem *f, sip_msg *m, const sip_reg_conf *c,
   sip_arena_free(&a);
   if (rc != 0)
     return rc < 0 ? (rc == SIP_ENOMEM ? 0 : rc) : 2;
-  if (cs.star || cs.outbound || reread)
+  if (cs.outbound || reread)
     return 0;
   f->nch = cs.n;
-  for (size_t k = 0; k < f->nch; k++) {
+  f->star = cs.star;
+  for (size_t k = 0; k < f->nch; k++)
     if (f->ch[k].instance.p)
       return 0;
-    for (size_t j = 0; j < k; j++)
-      if (streq(f->ch[j].key, f->ch[k].key))
-        return 0;
-  }
   if (sip_reg_user_agent(m, &f->user_agent) < 0)
     return 0;
   return 1;
@@ -123,11 +116,13 @@ static int plan_store(sip_reg_mem *f, const sip_memstore *ms,
     cur[nlive++] = (sip_reg_current){
         s->rd.key, s->call_id, SIP_STR_NULL, s->cseq, 0, 0, 0};
   }
-  sip_reg_contacts cs = {f->ch, f->nch, SIP_REG_MEM_CHANGES, 0, 0};
+  sip_reg_contacts cs = {f->ch, f->nch, SIP_REG_MEM_CHANGES, f->star, 0};
   if (sip_reg_update(c, f->rq.call_id, f->rq.cseq, &cs, cur, nlive, ans))
     return 2;
-  for (size_t j = 0; j < nlive; j++)
+  for (size_t j = 0; j < nlive; j++) {
     f->cur[map[j]].listed = cur[j].keep;
+    f->cur[map[j]].remove = cur[j].remove;
+  }
   for (size_t k = 0; k < f->nch; k++) /* old: an index into f->cur */
     if (f->ch[k].old >= 0)
       f->ch[k].old = (int)map[f->ch[k].old];
@@ -146,19 +141,17 @@ int sip_reg_mem_plan(sip_reg_mem *f, sip_msg *m, const sip_reg_conf *c,
   if (rc != 1)
     return rc;
 
-  /* the new records, and the one update: saves, and removals of live
-   * bindings */
+  /* the new records, and the one update: the saves in the order of the
+   * Contacts, then the removals step C decided (`*`, a change to 0), as
+   * the general flow writes them (a key given twice ends the same) */
   sip_obuf recs;
   sip_obuf_init(&recs, f->newmem, sizeof f->newmem);
   f->nops = 0;
   for (size_t k = 0; k < f->nch; k++) {
     const sip_reg_change *ch = &f->ch[k];
     f->rec[k] = SIP_STR_NULL;
-    if (ch->expires == 0) {
-      if (ch->old >= 0)
-        f->ops[f->nops++] = (sip_memstore_op){SIP_STR_NULL, ch->key};
+    if (ch->expires == 0 || ch->superseded)
       continue;
-    }
     size_t at = recs.len;
     sip_reg_new nb = {ch,
                       f->rq.aor,
@@ -177,6 +170,9 @@ int sip_reg_mem_plan(sip_reg_mem *f, sip_msg *m, const sip_reg_conf *c,
     f->rec[k] = (sip_str){recs.p + at, recs.len - at};
     f->ops[f->nops++] = (sip_memstore_op){f->rec[k], SIP_STR_NULL};
   }
+  for (size_t i = 0; i < f->ncur; i++)
+    if (f->cur[i].live && f->cur[i].remove)
+      f->ops[f->nops++] = (sip_memstore_op){SIP_STR_NULL, f->cur[i].rd.key};
 
   /* Step D: the 200 lists every binding (idx: a change k, or the stored
    * binding -1 - i) */
@@ -191,7 +187,7 @@ int sip_reg_mem_plan(sip_reg_mem *f, sip_msg *m, const sip_reg_conf *c,
   }
   for (size_t k = 0; k < f->nch; k++) {
     const sip_reg_change *ch = &f->ch[k];
-    if (ch->expires > 0)
+    if (ch->expires > 0 && !ch->superseded)
       items[ni++] = (sip_reg_binding){ch->contact,
                                       ch->params,
                                       SIP_STR_NULL,

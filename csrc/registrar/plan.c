@@ -498,6 +498,9 @@ int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
     sip_reg_change *ch = &cs->ch[k];
     ch->old = -1;
     ch->tgruu_n = 0;
+    ch->superseded = 0;
+    for (size_t j = k + 1; j < cs->n && !ch->superseded; j++)
+      ch->superseded = same(cs->ch[j].key, ch->key);
     for (size_t i = 0; i < ncur; i++)
       if (same(cur[i].key, ch->key)) {
         ch->old = (int)i;
@@ -506,9 +509,11 @@ int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
     sip_reg_current *old = ch->old >= 0 ? &cur[ch->old] : NULL;
     if (old && !in_order(old, call_id, cseq))
       goto out_of_order;
+    if (ch->superseded)
+      continue;
     if (old) {
       old->keep = 0; /* removed, or listed as the change */
-      old->remove |= ch->expires == 0;
+      old->remove = ch->expires == 0;
     }
     if (ch->expires == 0)
       continue;
@@ -522,12 +527,8 @@ int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
    * whose last change saves it */
   for (size_t i = 0; i < ncur; i++)
     count += cur[i].keep;
-  for (size_t k = 0; k < cs->n; k++) {
-    int last = 1;
-    for (size_t j = k + 1; j < cs->n; j++)
-      last &= !same(cs->ch[j].key, cs->ch[k].key);
-    count += last && cs->ch[k].expires > 0;
-  }
+  for (size_t k = 0; k < cs->n; k++)
+    count += !cs->ch[k].superseded && cs->ch[k].expires > 0;
   if (saves > 0 && (int64_t)count > c->max_contacts) {
     answer(ans, 503, "Too Many Registered Contacts");
     return 1;
@@ -565,6 +566,39 @@ void sip_reg_temp_gruu(sip_obuf *out, sip_str aor, sip_str base, int64_t n) {
   sip_obuf_puts(out, num);
   sip_obuf_put(out, aor.p + host, aor.len - host);
   sip_obuf_puts(out, ";gr");
+}
+
+static int is_alnum(char ch) {
+  return is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+int sip_reg_temp_gruu_parse(const sip_uri *u, sip_str *base, int64_t *n) {
+  static const char prefix[] = "tgruu.";
+  const size_t plen = sizeof prefix - 1;
+  if (u->kind != SIP_URI_SIP && u->kind != SIP_URI_SIPS)
+    return 0;
+  const sip_param *gr = sip_params_get(&u->params, "gr");
+  if (!gr || gr->value.p)
+    return 0;
+  sip_str user = u->user_dec.p ? u->user_dec : u->user;
+  if (!user.p || user.len <= plen || memcmp(user.p, prefix, plen))
+    return 0;
+  size_t b = plen, e = plen;
+  while (e < user.len && is_alnum(user.p[e]))
+    e++;
+  size_t d = e + 1;
+  if (e == b || e >= user.len || user.p[e] != '.' || d >= user.len)
+    return 0;
+  int64_t v = 0;
+  for (size_t k = d; k < user.len; k++) {
+    if (!is_digit(user.p[k]))
+      return 0;
+    v = v > (INT64_MAX - 9) / 10 ? INT64_MAX : v * 10 + (user.p[k] - '0');
+  }
+  *base = (sip_str){user.p + b, e - b};
+  if (n)
+    *n = v;
+  return 1;
 }
 
 int sip_reg_record(sip_obuf *b, const sip_reg_new *n) {
@@ -682,6 +716,47 @@ void sip_reg_contact_value(sip_obuf *out, const sip_reg_binding *b, double now,
   }
 }
 
+/* sep, then v (0 to 99) in two digits: the end */
+static char *put2(char *p, const char *sep, int v) {
+  while (*sep)
+    *p++ = *sep++;
+  *p++ = (char)('0' + v / 10 % 10);
+  *p++ = (char)('0' + v % 10);
+  return p;
+}
+
+int sip_reg_http_date(sip_obuf *out, int64_t t) {
+  /* English names whatever the locale (strftime's %a and %b are not) */
+  static const char days[] = "SunMonTueWedThuFriSat";
+  static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  time_t tt = (time_t)t;
+  struct tm tm;
+  if ((int64_t)tt != t || !gmtime_r(&tt, &tm) || tm.tm_wday < 0 ||
+      tm.tm_wday > 6 || tm.tm_mon < 0 || tm.tm_mon > 11)
+    return SIP_ERANGE;
+  /* by hand: snprintf cost more than the rest of the 200's headers */
+  long long year = (long long)tm.tm_year + 1900;
+  char date[64], *p = date;
+  memcpy(p, days + 3 * tm.tm_wday, 3);
+  p = put2(p + 3, ", ", tm.tm_mday);
+  *p++ = ' ';
+  memcpy(p, months + 3 * tm.tm_mon, 3);
+  p += 3;
+  *p++ = ' ';
+  if (year >= 1000 && year <= 9999) {
+    p = put2(p, "", (int)(year / 100));
+    p = put2(p, "", (int)(year % 100));
+  } else {
+    p += snprintf(p, 24, "%lld", year);
+  }
+  p = put2(p, " ", tm.tm_hour);
+  p = put2(p, ":", tm.tm_min);
+  p = put2(p, ":", tm.tm_sec);
+  memcpy(p, " GMT", 4);
+  sip_obuf_put(out, date, (size_t)(p + 4 - date));
+  return out->overflow ? SIP_ENOMEM : 0;
+}
+
 int sip_reg_ok_headers(sip_msg *m, const sip_reg_conf *c,
                        const sip_reg_binding *b, size_t n, int64_t now,
                        int outbound, sip_obuf *out) {
@@ -701,11 +776,10 @@ int sip_reg_ok_headers(sip_msg *m, const sip_reg_conf *c,
     }
   if (outbound)
     sip_obuf_puts(out, "Require: outbound\r\n");
-  char date[64];
-  time_t tt = (time_t)now;
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-  sip_obuf_puts(out, date);
+  sip_obuf_puts(out, "Date: ");
+  int rc = sip_reg_http_date(out, now);
+  if (rc < 0)
+    return rc;
+  sip_obuf_puts(out, "\r\n");
   return out->overflow ? SIP_ENOMEM : 0;
 }

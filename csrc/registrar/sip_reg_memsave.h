@@ -1,7 +1,8 @@
 /* The registrar's fast path: the flow of sip_reg_plan.h (steps A to D) on
  * the C memory store (sip_memstore.h), with no hook between its steps, for
- * the common REGISTER (Path included): no `*`, +sip.instance or reg-id; every
- * stored binding of the AOR a plain one (no instance or GRUU). Everything is
+ * the common REGISTER (Path, `*` and a key given twice included): no
+ * +sip.instance or reg-id; every stored binding of the AOR a plain one (no
+ * instance or GRUU). Everything is
  * decided first (sip_reg_mem_plan), then written in one all-or-nothing
  * update (sip_reg_mem_commit): a plan that is not committed leaves no
  * trace. The caller (csrc/lua/registrar.c) sends the answer. */
@@ -24,6 +25,7 @@ typedef struct sip_reg_stored {
   double q, updated;
   int64_t expires; /* integral (checked) */
   int listed;      /* live and unchanged: in the 200 */
+  int remove;      /* live and removed (step C) */
 } sip_reg_stored;
 
 typedef struct sip_reg_mem {
@@ -31,6 +33,7 @@ typedef struct sip_reg_mem {
   sip_str user_agent;
   sip_reg_change ch[SIP_REG_MEM_CHANGES];
   size_t nch;
+  int star; /* "Contact: *": every binding removed */
   sip_reg_stored cur[SIP_REG_MEM_CURRENT];
   size_t ncur;
   sip_str rec[SIP_REG_MEM_CHANGES]; /* the record of each save; absent
@@ -39,7 +42,8 @@ typedef struct sip_reg_mem {
                                        the 200 lists, in its order */
   size_t nlist;
   sip_str headers; /* the 200's header lines */
-  sip_memstore_op ops[SIP_REG_MEM_CHANGES];
+  sip_memstore_op ops[SIP_REG_MEM_CHANGES + SIP_REG_MEM_CURRENT]; /* the
+                                       saves, then the removals */
   size_t nops;
   char text[8192];    /* AOR, keys, kept parameters */
   char recmem[16384]; /* copies of the stored records: the store may

@@ -74,6 +74,8 @@ typedef struct sip_reg_change {
   uint32_t reg_id;  /* 0: none */
   /* set by step C */
   int old;         /* the current binding with this key, or -1 */
+  int superseded;  /* a later Contact has the same key: this one changes
+                      nothing (§10.3 step 7 takes the Contacts in order) */
   int64_t tgruu_n; /* a save with an instance, GRUU on: the temp-GRUU
                       number (1: a new base; above: the old base's next);
                       0 otherwise */
@@ -109,7 +111,9 @@ typedef struct sip_reg_current {
 } sip_reg_current;
 
 /* Step C: each change's old binding and temp-GRUU number; each current
- * binding's fate. 1 and *ans for "500 Server Internal Error (CSeq out of
+ * binding's fate. Of the changes of one key only the last counts: the
+ * others are `superseded` (neither saved nor listed), and a current
+ * binding is removed when its key's last change is to 0. 1 and *ans for "500 Server Internal Error (CSeq out of
  * order)" (a binding of this Call-ID with a CSeq not lower: §10.3 step 7,
  * nothing changes) or "503 Too Many Registered Contacts" (more than
  * max_contacts bindings after a request that saves any). call_id, cseq:
@@ -124,6 +128,13 @@ int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
  * per registration and Call-ID; n the number of step C). */
 void sip_reg_pub_gruu(sip_obuf *out, sip_str aor, sip_str instance);
 void sip_reg_temp_gruu(sip_obuf *out, sip_str aor, sip_str base, int64_t n);
+
+/* The inverse of sip_reg_temp_gruu: is u a temporary GRUU, a sip or sips
+ * URI with a `gr` parameter without a value and the user (decoded)
+ * "tgruu.<base>.<n>", base letters and digits, n digits? 1 and *base (a
+ * slice of u) and *n (when n is not NULL; 2^63-1 for more digits than it
+ * holds), else 0. */
+int sip_reg_temp_gruu_parse(const sip_uri *u, sip_str *base, int64_t *n);
 
 /* A new binding as stored (the codec of sip_binding.h), one writer for
  * both flows: a save of step C and what the request tells of the UA. */
@@ -172,12 +183,20 @@ void sip_reg_sort(sip_reg_binding *b, size_t n);
 void sip_reg_contact_value(sip_obuf *out, const sip_reg_binding *b, double now,
                            int gruu);
 
+/* The date t (seconds since the epoch) as RFC 1123 writes it in GMT, the
+ * form of the Date header (RFC 3261 §20.17): "Sat, 13 Nov 2010 23:29:00
+ * GMT", English names whatever the locale. The one writer of the 200's Date
+ * (step D) and of registrar.http_date. Returns 0, SIP_ENOMEM when out is too
+ * small, or SIP_ERANGE (nothing written) for a t gmtime cannot represent. */
+int sip_reg_http_date(sip_obuf *out, int64_t t);
+
 /* The header lines of the 200 (each ending in CRLF): a Contact per binding
  * in the order given (sip_reg_sort), the Path values again when Path is on
  * (c->path), the request has Path and supports path (RFC 3327 §5.3),
  * Require: outbound when `outbound` (RFC 5626 §6), and Date (RFC 1123
- * form of `now`, GMT). pub-gruu/temp-gruu when GRUU is on and the UA
- * supports gruu. Returns 0, or SIP_ENOMEM when out is too small. */
+ * form of `now`, GMT: sip_reg_http_date). pub-gruu/temp-gruu when GRUU is on
+ * and the UA supports gruu. Returns 0, SIP_ENOMEM when out is too small, or
+ * SIP_ERANGE for a `now` sip_reg_http_date cannot write. */
 int sip_reg_ok_headers(sip_msg *m, const sip_reg_conf *c,
                        const sip_reg_binding *b, size_t n, int64_t now,
                        int outbound, sip_obuf *out);

@@ -47,10 +47,11 @@ local log = require "luasip.log"
 
 local lower = string.lower
 local type, tostring, ipairs, pairs, next = type, tostring, ipairs, pairs, next
-local time, date = os.time, os.date
+local time = os.time
 local c_aor, c_check, c_contacts = core.registrar_aor, core.registrar_check, core.registrar_contacts
 local c_update, c_binding = core.registrar_update, core.registrar_binding
 local c_ok_headers, c_contact_value = core.registrar_ok_headers, core.registrar_contact_value
+local c_http_date, c_temp_gruu = core.registrar_http_date, core.registrar_temp_gruu
 local clock = core.location_clock
 local fast_save = core.registrar_save
 
@@ -126,11 +127,12 @@ local function serves(opts, host, req)
   return false
 end
 
---- The current time as an HTTP date (RFC 1123, GMT), for the Date header.
+--- The current time as an HTTP date (RFC 1123, GMT), for the Date header
+-- (in C: the writer of the 200's Date, `csrc/registrar/plan.c`).
 -- @tparam[opt] number t seconds since the epoch (default now)
 -- @treturn string e.g. `Sat, 13 Nov 2010 23:29:00 GMT`
 function M.http_date(t)
-  return date("!%a, %d %b %Y %H:%M:%S GMT", t)
+  return c_http_date(t or time())
 end
 
 local function store_of(opts)
@@ -176,8 +178,8 @@ local TGRUU = "tgruu:" -- prefix of the store AOR holding a temp GRUU's target
 -- routes requests to them (M.resolve_gruu, proxy.relay).
 local issuers = setmetatable({}, { __mode = "k" })
 
--- A temporary GRUU (written in C: core.registrar_gruus, with the public
--- one, aor;gr=urn): sip:tgruu.<base>.<n>@host;gr. The base is random and
+-- A temporary GRUU (written and read in C, csrc/registrar/plan.c, with the
+-- public one, aor;gr=urn): sip:tgruu.<base>.<n>@host;gr. The base is random and
 -- made once per (binding, Call-ID): the store keeps "tgruu:<base>" ->
 -- { contact = aor, instance, call_id } with the binding's expiry, so that
 -- every temp GRUU handed out during this registration resolves until it
@@ -243,7 +245,8 @@ local function save(req, opts)
   end
   local saves = {}
   for _, ch in ipairs(changes) do
-    if ch.expires > 0 then
+    -- of a key given twice, the last change decides (step C)
+    if ch.expires > 0 and not ch.superseded then
       -- the base of the registration's temp GRUUs: kept while the
       -- Call-ID is (step C's tgruu_n > 1), else a new random one
       local n, base = ch.tgruu_n, nil
@@ -370,7 +373,8 @@ end
 -- fast path: with the memory store and neither `authorize` nor
 -- `on_binding`, the same C steps run with no Lua between them
 -- (`core.registrar_save`): every error answer, and the 200 of a REGISTER
--- without `*`, `+sip.instance` or `reg-id` (Path too). `opts.fast = false`
+-- without `+sip.instance` or `reg-id` (Path, `*` and a key given twice
+-- too). `opts.fast = false`
 -- turns it off.
 -- @tparam Message req a received REGISTER
 -- @tparam[opt] table opts
@@ -442,7 +446,7 @@ function M.lookup(uri, opts)
   end
   local want_instance, want_call_id
   if gr == true then
-    local base = u.user and u.user:match("^tgruu%.([%w]+)%.%d+$")
+    local base = c_temp_gruu(u)
     if not base then
       return {}
     end

@@ -120,16 +120,78 @@ static void test_flow(void) {
   }
   CHECK_INT(path_items, 1);
 
-  /* left to the general flow: `*`, an instance, outbound */
-  CHECK_INT(plan(5, "Contact: *\r\nExpires: 0\r\n", &c), 0);
+  /* left to the general flow: an instance, outbound */
   CHECK_INT(
       plan(5, "Contact: <sip:c@192.0.2.3>;+sip.instance=\"<urn:x>\"\r\n", &c),
       0);
+  CHECK_INT(plan(5,
+                 "Supported: outbound\r\n"
+                 "Contact: <sip:c@192.0.2.3>;+sip.instance=\"<urn:x>\";"
+                 "reg-id=1\r\n",
+                 &c),
+            0);
   CHECK_INT(plan(5, "Contact: <sip:c@192.0.2.3>, <sip:C@192.0.2.3>\r\n", &c),
             1);
-  CHECK_INT(plan(5, "Contact: <sip:c@192.0.2.3>, <sip:c@192.0.2.3>\r\n", &c),
-            0); /* a key twice */
   CHECK_INT(stored(), 1);
+}
+
+/* a key given twice, and `*`: taken, with the general flow's outcome (the
+ * last change of a key decides; step C's removals after the saves) */
+static void test_twice_star(void) {
+  sip_reg_conf c = conf();
+  /* saved, then removed: nothing written, only b listed */
+  CHECK_INT(plan(5,
+                 "Contact: <sip:c@192.0.2.3>, <sip:c@192.0.2.3>;expires=0\r\n",
+                 &c),
+            1);
+  CHECK_INT(f.nlist, 1);
+  CHECK_INT(f.nops, 0);
+  CHECK(!has(f.headers, "sip:c@"));
+  /* saved twice: one save, the last */
+  CHECK_INT(plan(5,
+                 "Contact: <sip:c@192.0.2.3>;expires=100, "
+                 "<sip:c@192.0.2.3>;expires=200\r\n",
+                 &c),
+            1);
+  CHECK_INT(f.nlist, 2);
+  CHECK_INT(f.nops, 1);
+  CHECK(has(f.headers, "Contact: <sip:c@192.0.2.3>;expires=200\r\n"));
+  CHECK(!has(f.headers, "<sip:c@192.0.2.3>;expires=100"));
+  CHECK_INT(sip_reg_mem_commit(&f, store), 0);
+  CHECK_INT(stored(), 2);
+  /* a current one removed, then saved: a save; saved, then removed: a
+   * removal */
+  CHECK_INT(plan(6,
+                 "Contact: <sip:c@192.0.2.3>;expires=0, "
+                 "<sip:c@192.0.2.3>;expires=300\r\n",
+                 &c),
+            1);
+  CHECK_INT(f.nops, 1);
+  CHECK(f.ops[0].blob.p != NULL);
+  CHECK(has(f.headers, "Contact: <sip:c@192.0.2.3>;expires=300\r\n"));
+  CHECK_INT(plan(6,
+                 "Contact: <sip:c@192.0.2.3>;expires=300, "
+                 "<sip:c@192.0.2.3>;expires=0\r\n",
+                 &c),
+            1);
+  CHECK_INT(f.nops, 1);
+  CHECK(f.ops[0].blob.p == NULL);
+  CHECK_INT(f.nlist, 1);
+  CHECK_INT(sip_reg_mem_commit(&f, store), 0);
+  CHECK_INT(stored(), 1);
+
+  /* `*`: a CSeq not higher is 500; else every binding removed */
+  CHECK_ANSWER(1, "Contact: *\r\nExpires: 0\r\n", &c, 500);
+  CHECK_ANSWER(7, "Contact: *\r\n", &c, 400); /* without Expires: 0 */
+  CHECK_INT(plan(7, "Contact: *\r\nExpires: 0\r\n", &c), 1);
+  CHECK_INT(f.nlist, 0);
+  CHECK(!has(f.headers, "Contact:"));
+  CHECK_INT(stored(), 1);
+  CHECK_INT(sip_reg_mem_commit(&f, store), 0);
+  CHECK_INT(stored(), 0);
+  /* `*` with nothing bound: a 200, nothing to write */
+  CHECK_INT(plan(8, "Contact: *\r\nExpires: 0\r\n", &c), 1);
+  CHECK_INT(f.nops, 0);
 }
 
 int main(void) {
@@ -139,6 +201,7 @@ int main(void) {
   CHECK_INT(sip_memstore_new(&loop, &store), 0);
   sip_memstore_set_clock(store, test_clock, NULL);
   test_flow();
+  test_twice_star();
   sip_memstore_close(store);
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK_INT(uv_loop_close(&loop), 0);

@@ -413,6 +413,28 @@ static void test_update(void) {
   CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 1);
   c.max_contacts = 3;
   CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  CHECK(ch[0].superseded && !ch[1].superseded && !ch[2].superseded);
+  /* regression: a current key removed, then saved again (k1): bound,
+   * listed as the save; saved, then removed: removed */
+  ch[0].key = ch[2].key = (sip_str)SIP_STR_LIT("k1");
+  ch[0].expires = 0;
+  ch[2].expires = 60;
+  c.max_contacts = 10;
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  CHECK(ch[0].superseded && !ch[2].superseded);
+  CHECK(!cur[0].remove && !cur[0].keep);
+  ch[0].expires = 60;
+  ch[2].expires = 0;
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  CHECK(cur[0].remove && !cur[0].keep);
+  /* saved then removed is no save: never 503 */
+  ch[0].key = ch[2].key = (sip_str)SIP_STR_LIT("k9");
+  cs.n = 3;
+  ch[1].expires = 0;
+  c.max_contacts = 0;
+  CHECK_INT(sip_reg_update(&c, cid, 6, &cs, cur, 3, &ans), 0);
+  ch[1].expires = 60;
+  c.max_contacts = 3;
   /* `*`: every binding removed, each in CSeq order */
   sip_reg_contacts star = {ch, 0, 3, 1, 0};
   CHECK_INT(sip_reg_update(&c, cid, 6, &star, cur, 3, &ans), 0);
@@ -439,6 +461,100 @@ static void test_update(void) {
                     (sip_str)SIP_STR_LIT("ab"), 1);
   mem[out.len] = 0;
   CHECK_CSTR(mem, "sip:tgruu.ab.1@example.com;gr");
+}
+
+/* the Date's text (RFC 1123, GMT): step D's writer, registrar.http_date */
+static void test_http_date(void) {
+  static const struct {
+    int64_t t;
+    const char *want;
+  } cases[] = {
+      {0, "Thu, 01 Jan 1970 00:00:00 GMT"},
+      {1289690940, "Sat, 13 Nov 2010 23:29:00 GMT"},
+      {951782400, "Tue, 29 Feb 2000 00:00:00 GMT"},
+      {-1, "Wed, 31 Dec 1969 23:59:59 GMT"},
+      /* the year as os.date's %Y writes it */
+      {-30610224001LL, "Tue, 31 Dec 999 23:59:59 GMT"},
+      {-30610224000LL, "Wed, 01 Jan 1000 00:00:00 GMT"},
+      {253402300799LL, "Fri, 31 Dec 9999 23:59:59 GMT"},
+      {253402300800LL, "Sat, 01 Jan 10000 00:00:00 GMT"},
+      {-62167305600LL, "Fri, 31 Dec -1 00:00:00 GMT"},
+  };
+  char mem[64];
+  sip_obuf out;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    sip_obuf_init(&out, mem, sizeof mem - 1);
+    CHECK_INT(sip_reg_http_date(&out, cases[i].t), 0);
+    mem[out.len] = 0;
+    CHECK_CSTR(mem, cases[i].want);
+  }
+  /* too small: the error, never past the buffer */
+  sip_obuf_init(&out, mem, 10);
+  CHECK_INT(sip_reg_http_date(&out, 0), SIP_ENOMEM);
+  CHECK(out.len <= 10);
+  /* a year gmtime cannot hold: nothing written */
+  sip_obuf_init(&out, mem, sizeof mem - 1);
+  CHECK_INT(sip_reg_http_date(&out, INT64_MAX), SIP_ERANGE);
+  CHECK_INT((int)out.len, 0);
+}
+
+/* a temporary GRUU read back (sip_reg_temp_gruu_parse): base, n or 0 */
+static int tgruu(const char *s, char *base, int64_t *n) {
+  sip_uri u;
+  sip_str b = SIP_STR_NULL;
+  base[0] = 0;
+  *n = -1;
+  if (sip_uri_parse(&arena, s, strlen(s), &u) < 0)
+    return -1;
+  int rc = sip_reg_temp_gruu_parse(&u, &b, n);
+  if (rc == 1) {
+    memcpy(base, b.p, b.len);
+    base[b.len] = 0;
+  }
+  return rc;
+}
+
+/* the inverse of the temp-GRUU writer: what it writes reads back, and
+ * nothing else is a temporary GRUU */
+static void test_temp_gruu_parse(void) {
+  char mem[128], base[128];
+  int64_t n;
+  sip_obuf out;
+  sip_obuf_init(&out, mem, sizeof mem - 1);
+  sip_reg_temp_gruu(&out, (sip_str)SIP_STR_LIT("sips:alice@example.com"),
+                    (sip_str)SIP_STR_LIT("ab12CD"), 7);
+  mem[out.len] = 0;
+  CHECK_INT(tgruu(mem, base, &n), 1);
+  CHECK_CSTR(base, "ab12CD");
+  CHECK_INT(n, 7);
+  CHECK_INT(tgruu("sip:tgruu.x.123456789012@example.com;lr;gr", base, &n), 1);
+  CHECK_CSTR(base, "x");
+  CHECK_INT(n, 123456789012LL);
+  /* escapes are read decoded (%2e is '.') */
+  CHECK_INT(tgruu("sip:tgruu%2eab%2e3@example.com;gr", base, &n), 1);
+  CHECK_CSTR(base, "ab");
+  CHECK_INT(n, 3);
+  /* more digits than 2^63-1 holds: still one, n saturated */
+  CHECK_INT(tgruu("sip:tgruu.ab.99999999999999999999999@h;gr", base, &n), 1);
+  CHECK(n == INT64_MAX);
+  static const char *const nots[] = {
+      "sip:tgruu.ab.1@example.com",        /* no gr */
+      "sip:tgruu.ab.1@example.com;gr=urn", /* a public GRUU's gr */
+      "tel:+1234;gr",
+      "sip:example.com;gr",          /* no user */
+      "sip:tgruu.@example.com;gr",   /* no base */
+      "sip:tgruu..1@example.com;gr", /* empty base */
+      "sip:tgruu.ab.@example.com;gr",  /* no number */
+      "sip:tgruu.ab@example.com;gr",   /* no second dot */
+      "sip:tgruu.a-b.1@example.com;gr", /* base not letters and digits */
+      "sip:tgruu.ab.1x@example.com;gr", /* n not digits */
+      "sip:tgruu.ab.1.2@example.com;gr",
+      "sip:TGRUU.ab.1@example.com;gr", /* the prefix as written */
+      "sip:xtgruu.ab.1@example.com;gr",
+      "sip:alice@example.com;gr",
+  };
+  for (size_t i = 0; i < sizeof nots / sizeof *nots; i++)
+    CHECK_MSG(tgruu(nots[i], base, &n) == 0, "%s", nots[i]);
 }
 
 /* the record of a save: every field, read back */
@@ -515,6 +631,8 @@ int main(void) {
   test_update();
   test_record();
   test_ok();
+  test_http_date();
+  test_temp_gruu_parse();
   sip_arena_free(&arena);
   sip_msg_free(&msg);
   return check_summary("plan_test");
