@@ -40,6 +40,12 @@
 #   fork-early-dialogs     call.lua -> proxy.lua -> two SIPp UASes (one AOR,
 #                          parallel fork): two 180s with different To tags,
 #                          one 200, the other cancelled (487); one call
+#   late-2xx-ua, -txn      (no luasip) ua_uac_call.xml, invite_uac.xml
+#                          against late_2xx_uas.xml: the INVITE's 2xx sent
+#                          again after the BYE gets the ACK again, the
+#                          BYE waits for its own 200 (each side 1 call)
+#   late-2xx-reinvite      (no luasip) ua_uac_reinvite.xml, the same 2xx
+#                          after the re-INVITE (late_2xx_reinvite_uas.xml)
 # Checks: SIPp's SuccessfulCall / FailedCall (-trace_stat), call.lua's
 # outcome line. Prints "sipp-ua: N passed, N failed".
 # $BUILD (build), $LUA (lua5.4), $LUASIP_PRELOAD (preloaded into luasip).
@@ -200,5 +206,26 @@ else
   result fork-early-dialogs 1 "(call.lua said '$got'; 180 To tags $tags; SIPp rc $rc_ok/$rc_cancel)"
   tail -n 5 "$work/fork/"err-*.log 2>/dev/null | sed 's/^/  | /'
 fi
+
+# --- the caller scenarios themselves: a late INVITE 2xx ----------------------------
+# late_2xx NAME UAC.xml PORT [PEER.xml]: the peer (late_2xx_uas.xml, on
+# PORT) sends the INVITE's 2xx again after the BYE (late_2xx_reinvite_uas:
+# after the re-INVITE) and wants the ACK again before it answers; the
+# caller (UAC.xml, on PORT+1) matches the answer by transaction, ACKs
+# that 2xx again and waits. No luasip here: what SIPp
+# does with a retransmitted 2xx that a stalled or lossy server sends.
+late_2xx() {
+  local name=$1 uac=$2 pp=$3 peer=${4:-late_2xx_uas.xml} bg
+  sipp_stat "$name-peer" 30 -sf "$DIR/$peer" -i 127.0.0.1 -p "$pp" -m 1 -timeout 15s &
+  bg=$!
+  wait_bound "$pp"
+  sipp_run "$name" "127.0.0.1:$pp" -sf "$DIR/$uac" -s peer -i 127.0.0.1 -p $((pp + 1)) -m 1 -timeout 15s
+  wait "$bg"
+  expect_calls "$name" "$name" 1
+  expect_calls "$name-peer" "$name-peer" 1
+}
+late_2xx late-2xx-ua ua_uac_call.xml 5190
+late_2xx late-2xx-txn invite_uac.xml 5192
+late_2xx late-2xx-reinvite ua_uac_reinvite.xml 5194 late_2xx_reinvite_uas.xml
 
 suite_end
