@@ -113,11 +113,11 @@ typedef struct sip_reg_current {
 /* Step C: each change's old binding and temp-GRUU number; each current
  * binding's fate. Of the changes of one key only the last counts: the
  * others are `superseded` (neither saved nor listed), and a current
- * binding is removed when its key's last change is to 0. 1 and *ans for "500 Server Internal Error (CSeq out of
- * order)" (a binding of this Call-ID with a CSeq not lower: §10.3 step 7,
- * nothing changes) or "503 Too Many Registered Contacts" (more than
- * max_contacts bindings after a request that saves any). call_id, cseq:
- * the request's. */
+ * binding is removed when its key's last change is to 0. 1 and *ans for "500
+ * Server Internal Error (CSeq out of order)" (a binding of this Call-ID with a
+ * CSeq not lower: §10.3 step 7, nothing changes) or "503 Too Many Registered
+ * Contacts" (more than max_contacts bindings after a request that saves any).
+ * call_id, cseq: the request's. */
 int sip_reg_update(const sip_reg_conf *c, sip_str call_id, uint32_t cseq,
                    sip_reg_contacts *cs, sip_reg_current *cur, size_t ncur,
                    sip_reg_answer *ans);
