@@ -180,19 +180,12 @@ static int codecs(const sip_sdp *s, uint32_t from, uint32_t to, codec *out,
   const sip_sdp_line *m = &s->lines[from];
   int rtp = is_rtp(m->u.m.proto), n = 0;
   const char *p = m->u.m.fmts.p, *end = p ? p + m->u.m.fmts.len : NULL;
-  while (p && p < end) {
-    while (p < end && *p == ' ')
-      p++;
-    const char *t = p;
-    while (p < end && *p != ' ')
-      p++;
-    if (p == t)
-      break;
+  for (sip_str pt; p && (pt = sip_sdp_next_token(&p, end)).p;) {
     if (n == max)
       return SIP_ETOOMANY;
     codec *c = &out[n];
     memset(c, 0, sizeof *c);
-    c->pt = (sip_str){t, (size_t)(p - t)};
+    c->pt = pt;
     c->idx = (size_t)n;
     n++;
     if (!rtp)
@@ -465,16 +458,9 @@ int sip_sdp_answer(const sip_sdp *offer, const sip_sdp *caps,
     puts_(&o, " 0 ");
     put_str(&o, om->u.m.proto);
     const char *p = om->u.m.fmts.p, *end = p ? p + om->u.m.fmts.len : NULL;
-    while (p && p < end) {
-      while (p < end && *p == ' ')
-        p++;
-      const char *t = p;
-      while (p < end && *p != ' ')
-        p++;
-      if (p > t) {
-        put(&o, " ", 1);
-        put(&o, t, (size_t)(p - t));
-      }
+    for (sip_str fmt; p && (fmt = sip_sdp_next_token(&p, end)).p;) {
+      put(&o, " ", 1);
+      put(&o, fmt.p, fmt.len);
     }
     puts_(&o, o.eol);
   }

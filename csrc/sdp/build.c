@@ -420,15 +420,8 @@ static void item_fields(const emit *m, const sip_sdp_line *l) {
     put_str(m, "proto", l->u.m.proto);
     open_table(m, "fmts");
     const char *p = l->u.m.fmts.p, *end = p + l->u.m.fmts.len;
-    while (p && p < end) {
-      while (p < end && *p == ' ')
-        p++;
-      const char *s = p;
-      while (p < end && *p != ' ')
-        p++;
-      if (p > s)
-        put(m, NULL, SIP_TREE_STR, (sip_str){s, (size_t)(p - s)});
-    }
+    for (sip_str fmt; p && (fmt = sip_sdp_next_token(&p, end)).p;)
+      put(m, NULL, SIP_TREE_STR, fmt);
     close_emit(m);
     break;
   }

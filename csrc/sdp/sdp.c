@@ -54,8 +54,7 @@ static int is_text(sip_str s) {
   return 1;
 }
 
-/* Next space-separated token of [*p, end): skips spaces before it. */
-static sip_str next_tok(const char **p, const char *end) {
+sip_str sip_sdp_next_token(const char **p, const char *end) {
   const char *s = *p;
   while (s < end && *s == ' ')
     s++;
@@ -106,7 +105,7 @@ int sip_sdp_parse_line(char type, const char *value, size_t len,
     sip_str *f[] = {&l->u.o.username, &l->u.o.sess_id,  &l->u.o.sess_version,
                     &l->u.o.nettype,  &l->u.o.addrtype, &l->u.o.address};
     for (size_t i = 0; i < 6; i++) {
-      *f[i] = next_tok(&p, end);
+      *f[i] = sip_sdp_next_token(&p, end);
       if (!all_of(*f[i], C_VCHAR))
         FAIL("o= line: fewer than 6 fields");
     }
@@ -120,7 +119,7 @@ int sip_sdp_parse_line(char type, const char *value, size_t len,
   case 'c': {
     sip_str *f[] = {&l->u.c.nettype, &l->u.c.addrtype, &l->u.c.address};
     for (size_t i = 0; i < 3; i++) {
-      *f[i] = next_tok(&p, end);
+      *f[i] = sip_sdp_next_token(&p, end);
       if (!all_of(*f[i], C_VCHAR))
         FAIL("c= line: fewer than 3 fields");
     }
@@ -129,7 +128,7 @@ int sip_sdp_parse_line(char type, const char *value, size_t len,
     return 0;
   }
   case 'b': {
-    sip_str all = next_tok(&p, end);
+    sip_str all = sip_sdp_next_token(&p, end);
     if (!only_spaces(p, end) || !all.p)
       FAIL("b= line: not <bwtype>:<bandwidth>");
     const char *colon = memchr(all.p, ':', all.len);
@@ -145,17 +144,17 @@ int sip_sdp_parse_line(char type, const char *value, size_t len,
     return 0;
   }
   case 't':
-    l->u.t.start = next_tok(&p, end);
-    l->u.t.stop = next_tok(&p, end);
+    l->u.t.start = sip_sdp_next_token(&p, end);
+    l->u.t.stop = sip_sdp_next_token(&p, end);
     if (!all_of(l->u.t.start, C_DIGIT) || !all_of(l->u.t.stop, C_DIGIT) ||
         !only_spaces(p, end))
       FAIL("t= line: not <start> <stop>");
     return 0;
   case 'm': {
-    l->u.m.media = next_tok(&p, end);
+    l->u.m.media = sip_sdp_next_token(&p, end);
     if (!all_of(l->u.m.media, C_TOKEN))
       FAIL("m= line: media is not a token");
-    sip_str port = next_tok(&p, end);
+    sip_str port = sip_sdp_next_token(&p, end);
     if (!port.p)
       FAIL("m= line: no port");
     const char *slash = memchr(port.p, '/', port.len);
@@ -173,14 +172,14 @@ int sip_sdp_parse_line(char type, const char *value, size_t len,
     if (l->u.m.port.len > 5 ||
         (l->u.m.port.len == 5 && memcmp(l->u.m.port.p, "65535", 5) > 0))
       FAIL("m= line: port out of range");
-    l->u.m.proto = next_tok(&p, end);
+    l->u.m.proto = sip_sdp_next_token(&p, end);
     if (!is_proto(l->u.m.proto))
       FAIL("m= line: no transport protocol");
-    sip_str f = next_tok(&p, end);
+    sip_str f = sip_sdp_next_token(&p, end);
     if (f.p) {
       const char *last_end = f.p + f.len;
       l->u.m.fmts.p = f.p;
-      for (; f.p; f = next_tok(&p, end)) {
+      for (; f.p; f = sip_sdp_next_token(&p, end)) {
         if (!all_of(f, C_VCHAR))
           FAIL("m= line: malformed format");
         last_end = f.p + f.len;
@@ -497,7 +496,7 @@ static int toks_eq(sip_str a, sip_str b) {
   const char *pa = a.p ? a.p : "", *ea = pa + a.len;
   const char *pb = b.p ? b.p : "", *eb = pb + b.len;
   for (;;) {
-    sip_str ta = next_tok(&pa, ea), tb = next_tok(&pb, eb);
+    sip_str ta = sip_sdp_next_token(&pa, ea), tb = sip_sdp_next_token(&pb, eb);
     if (!ta.p || !tb.p)
       return !ta.p && !tb.p;
     if (!str_eq(ta, tb))

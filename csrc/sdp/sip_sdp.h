@@ -77,6 +77,11 @@ int sip_sdp_parse(sip_sdp *sdp, const char *buf, size_t len,
 
 /* Parse one line's value (without "x=" and the line ending) for type into
  * *l. Returns 0, or SIP_ESDP with *what set to a static reason. */
+/* The next space-separated token of [*p, end) (an m= line's formats, an
+ * o= field...), spaces before it skipped, *p moved past it; a null slice
+ * (.p NULL) when only spaces are left. */
+sip_str sip_sdp_next_token(const char **p, const char *end);
+
 int sip_sdp_parse_line(char type, const char *value, size_t len,
                        sip_sdp_line *l, const char **what);
 
